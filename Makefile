@@ -1,0 +1,36 @@
+PY ?= .venv/bin/python
+export PATH := $(abspath .venv/bin):$(PATH)
+PROTOS := proto/joblet/api/joblet.proto
+
+.PHONY: install proto proto-check lint typecheck test bench clean dist
+
+install:
+	python3 -m venv .venv
+	$(PY) -m pip install -q -e '.[dev]'
+
+proto:
+	$(PY) -m grpc_tools.protoc -Iproto --python_out=src --grpc_python_out=src --mypy_out=src $(PROTOS)
+
+# Fails when the committed generated code differs from what the protos give.
+proto-check:
+	@tmp=$$(mktemp -d) && $(PY) -m grpc_tools.protoc -Iproto --python_out=$$tmp --grpc_python_out=$$tmp --mypy_out=$$tmp $(PROTOS) \
+	 && diff -r -x __init__.py -x __pycache__ -x py.typed $$tmp/joblet/api src/joblet/api && echo "generated code is current"
+
+lint:
+	$(PY) -m ruff check src tests bench
+
+typecheck:
+	$(PY) -m mypy src
+
+test:
+	$(PY) -m pytest
+
+bench:
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache
+	find . -name __pycache__ -prune -exec rm -rf {} +
+
+dist:
+	$(PY) -m pip wheel --no-deps -w dist .

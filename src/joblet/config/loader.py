@@ -1,0 +1,138 @@
+"""Read joblet-config.yml into a `DaemonConfig`, failing once with a clear message.
+
+The file's shape (camelCase keys, like the reference's):
+
+    server:   {address: 0.0.0.0, port: 50051, nodeId: ""}
+    joblet:   {root: /opt/joblet, maxConcurrentJobs: 0, jobTimeout: "0s",
+               stopGracePeriod: "5s", maxUploadSize: "256MB", maxLogSize: "4GB",
+               runAsUser: null, runAsGroup: null}
+    security: {serverCert: PEM, serverKey: PEM, caCert: PEM}
+    filesystem: {allowedMounts: [...], tmpSize: "256MB"}
+    cgroup:   {mountRoot: /sys/fs/cgroup, parent: joblet,
+               defaults: {maxCpu: 0, maxMemory: 0, maxIobps: 0, maxPids: 1024}}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from joblet.config.model import (
+    CgroupConfig,
+    DaemonConfig,
+    FilesystemConfig,
+    JobsConfig,
+    LimitDefaults,
+    RootLayout,
+    SecurityConfig,
+    ServerConfig,
+)
+from joblet.config.units import parse_duration_s, parse_size_bytes
+from joblet.errors import ConfigError
+
+
+def load_daemon_config(path: Path) -> DaemonConfig:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config {path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"config {path} must be a mapping")
+    try:
+        return parse_daemon_config(raw)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ConfigError(f"config {path}: {exc}") from exc
+
+
+def _section(raw: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    value = raw.get(name) or {}
+    if not isinstance(value, Mapping):
+        raise ValueError(f"section {name!r} must be a mapping")
+    return value
+
+
+def parse_daemon_config(raw: Mapping[str, Any]) -> DaemonConfig:
+    server = _section(raw, "server")
+    joblet = _section(raw, "joblet")
+    security = _section(raw, "security")
+    filesystem = _section(raw, "filesystem")
+    cgroup = _section(raw, "cgroup")
+    for key in ("serverCert", "serverKey", "caCert"):
+        if not security.get(key):
+            raise ValueError(f"security.{key} is missing (run `joblet setup`)")
+    return DaemonConfig(
+        layout=RootLayout(Path(joblet.get("root", "/opt/joblet"))),
+        security=SecurityConfig(
+            server_cert=security["serverCert"],
+            server_key=security["serverKey"],
+            ca_cert=security["caCert"],
+        ),
+        server=_server(server),
+        jobs=_jobs(joblet),
+        filesystem=_filesystem(filesystem),
+        cgroup=_cgroup(cgroup),
+    )
+
+
+def _server(raw: Mapping[str, Any]) -> ServerConfig:
+    port = int(raw.get("port", 50051))
+    if not 0 <= port <= 65535:
+        raise ValueError(f"server.port {port} is out of range")
+    return ServerConfig(
+        address=str(raw.get("address", "0.0.0.0")),
+        port=port,
+        node_id=str(raw.get("nodeId", "") or ""),
+    )
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None or value == "" else int(value)
+
+
+def _jobs(raw: Mapping[str, Any]) -> JobsConfig:
+    defaults = JobsConfig()
+    max_jobs = int(raw.get("maxConcurrentJobs", 0))
+    if max_jobs < 0:
+        raise ValueError("joblet.maxConcurrentJobs must be >= 0")
+    return JobsConfig(
+        max_concurrent_jobs=max_jobs,
+        job_timeout_s=parse_duration_s(raw.get("jobTimeout", 0)),
+        stop_grace_s=parse_duration_s(raw.get("stopGracePeriod", defaults.stop_grace_s)),
+        max_upload_bytes=parse_size_bytes(raw.get("maxUploadSize", defaults.max_upload_bytes)),
+        max_log_bytes=parse_size_bytes(raw.get("maxLogSize", defaults.max_log_bytes)),
+        run_as_uid=_optional_int(raw.get("runAsUser")),
+        run_as_gid=_optional_int(raw.get("runAsGroup")),
+    )
+
+
+def _filesystem(raw: Mapping[str, Any]) -> FilesystemConfig:
+    defaults = FilesystemConfig()
+    mounts = raw.get("allowedMounts", defaults.allowed_mounts)
+    if not all(isinstance(m, str) and m.startswith("/") for m in mounts):
+        raise ValueError("filesystem.allowedMounts must be absolute paths")
+    return FilesystemConfig(
+        allowed_mounts=tuple(mounts),
+        tmp_size_bytes=parse_size_bytes(raw.get("tmpSize", defaults.tmp_size_bytes)),
+    )
+
+
+def _cgroup(raw: Mapping[str, Any]) -> CgroupConfig:
+    limits = raw.get("defaults") or {}
+    parent = str(raw.get("parent", "joblet"))
+    if not parent or ".." in parent.split("/") or parent.startswith("/"):
+        raise ValueError("cgroup.parent must be a relative path without '..'")
+    return CgroupConfig(
+        mount_root=Path(raw.get("mountRoot", "/sys/fs/cgroup")),
+        parent=parent,
+        defaults=LimitDefaults(
+            max_cpu=int(limits.get("maxCpu", 0)),
+            max_memory_mb=int(limits.get("maxMemory", 0)),
+            max_iobps=int(limits.get("maxIobps", 0)),
+            max_pids=int(limits.get("maxPids", 1024)),
+        ),
+    )

@@ -1,0 +1,155 @@
+"""The daemon's configuration: frozen dataclasses, validated once at start-up.
+
+Every path the daemon uses derives from `RootLayout`, so two daemons with
+different roots, ports and cgroup parents can run side by side on one host.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_ROOT = Path("/opt/joblet")
+
+# Read-only host paths a job sees by default: enough for sh, coreutils and python3.
+DEFAULT_ALLOWED_MOUNTS: tuple[str, ...] = (
+    "/bin",
+    "/sbin",
+    "/usr",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/etc/alternatives",
+    "/etc/ssl",
+    "/etc/ca-certificates",
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/nsswitch.conf",
+    "/etc/ld.so.cache",
+    "/etc/localtime",
+    "/root/.pyenv",
+)
+
+
+@dataclass(frozen=True)
+class RootLayout:
+    """The on-disk layout under one daemon's root directory."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config"
+
+    @property
+    def run(self) -> Path:
+        return self.root / "run"
+
+    @property
+    def jobs(self) -> Path:
+        return self.root / "jobs"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics"
+
+    @property
+    def volumes(self) -> Path:
+        return self.root / "volumes"
+
+    @property
+    def network(self) -> Path:
+        return self.root / "network"
+
+    @property
+    def runtimes(self) -> Path:
+        return self.root / "runtimes"
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def launcher_socket(self) -> Path:
+        return self.run / "launcher.sock"
+
+    def all_dirs(self) -> tuple[Path, ...]:
+        return (
+            self.config,
+            self.run,
+            self.jobs,
+            self.logs,
+            self.metrics,
+            self.volumes,
+            self.network,
+            self.runtimes,
+            self.state,
+        )
+
+    def job_dir(self, job_id: str) -> Path:
+        return self.jobs / job_id
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    address: str = "0.0.0.0"
+    port: int = 50051
+    node_id: str = ""
+
+
+@dataclass(frozen=True)
+class SecurityConfig:
+    """PEM text of the server's certificate and key and of the CA that signs clients."""
+
+    server_cert: str
+    server_key: str
+    ca_cert: str
+
+
+@dataclass(frozen=True)
+class JobsConfig:
+    max_concurrent_jobs: int = 0  # 0 = unlimited
+    job_timeout_s: float = 0.0  # 0 = none
+    stop_grace_s: float = 5.0
+    max_upload_bytes: int = 256 * 1024 * 1024
+    max_log_bytes: int = 4 * 1024 * 1024 * 1024  # per job, on disk
+    run_as_uid: int | None = None  # None = root inside the job's namespaces
+    run_as_gid: int | None = None
+
+
+@dataclass(frozen=True)
+class FilesystemConfig:
+    allowed_mounts: tuple[str, ...] = DEFAULT_ALLOWED_MOUNTS
+    tmp_size_bytes: int = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class LimitDefaults:
+    """Limits applied when a job asks for none (0 = unlimited)."""
+
+    max_cpu: int = 0
+    max_memory_mb: int = 0
+    max_iobps: int = 0
+    max_pids: int = 1024
+
+
+@dataclass(frozen=True)
+class CgroupConfig:
+    mount_root: Path = Path("/sys/fs/cgroup")
+    parent: str = "joblet"  # one parent group per daemon, under every hierarchy
+    defaults: LimitDefaults = field(default_factory=LimitDefaults)
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    layout: RootLayout
+    security: SecurityConfig
+    server: ServerConfig = field(default_factory=ServerConfig)
+    jobs: JobsConfig = field(default_factory=JobsConfig)
+    filesystem: FilesystemConfig = field(default_factory=FilesystemConfig)
+    cgroup: CgroupConfig = field(default_factory=CgroupConfig)

@@ -1,0 +1,61 @@
+"""What the daemon asks the launcher for: plain data, JSON-serialisable.
+
+This is the seam between the job manager and the isolation layer. The daemon
+prepares the job directory (workspace with uploads) and the cgroup with its
+limits, then hands a `LaunchSpec` to the launcher, which builds the namespaces
+and root filesystem, joins the cgroup, hardens the process and execs the
+command. The launcher is a separate long-lived process (not in the daemon's
+process group) so that jobs outlive a daemon crash.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    job_id: str
+    argv: tuple[str, ...]  # argv[0] is resolved with the job's PATH inside the job root
+    env: dict[str, str]  # exactly the job's environment; nothing is inherited
+    hostname: str
+    job_dir: str  # host directory owned by this job: DIR/jobs/<id>
+    workspace: str  # host directory mounted read-write at /work
+    log_path: str  # host file the launcher appends framed output records to
+    cgroup_procs: tuple[str, ...]  # cgroup.procs files the job joins before exec
+    allowed_mounts: tuple[str, ...]  # host paths bind-mounted read-only
+    workdir: str = "/work"  # the command's working directory inside the job
+    tmp_size_bytes: int = 256 * 1024 * 1024
+    max_log_bytes: int = 4 * 1024 * 1024 * 1024
+    uid: int = 0
+    gid: int = 0
+    extra_hosts: dict[str, str] = field(default_factory=dict)  # name -> address
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> LaunchSpec:
+        raw = json.loads(text)
+        for key in ("argv", "cgroup_procs", "allowed_mounts"):
+            raw[key] = tuple(raw[key])
+        return cls(**raw)
+
+
+@dataclass(frozen=True)
+class JobExit:
+    """How a job's init ended, as the launcher saw it through waitpid."""
+
+    job_id: str
+    exit_code: int  # the command's exit code, or 128 + signal
+    signal: int  # 0 when it exited normally
+    ended_at_ns: int
+    lost: bool = False  # the launcher did not see the end (it was restarted)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> JobExit:
+        return cls(**json.loads(text))

@@ -1,0 +1,79 @@
+"""The job record: a frozen dataclass changed only through the state machine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class JobStatus(StrEnum):
+    INITIALIZING = "INITIALIZING"
+    QUEUED = "QUEUED"
+    SCHEDULED = "SCHEDULED"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    STOPPED = "STOPPED"
+    CANCELED = "CANCELED"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATUSES
+
+    @property
+    def is_waiting(self) -> bool:
+        return self in (JobStatus.INITIALIZING, JobStatus.QUEUED, JobStatus.SCHEDULED)
+
+
+FINAL_STATUSES = frozenset(
+    {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
+)
+
+
+@dataclass(frozen=True)
+class Upload:
+    path: str  # relative to the workspace
+    content: bytes
+    mode: int
+    is_directory: bool
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What the user asked for, validated."""
+
+    command: str
+    args: tuple[str, ...] = ()
+    name: str = ""
+    max_cpu: int = 0
+    cpu_cores: str = ""
+    max_memory_mb: int = 0
+    max_iobps: int = 0
+    environment: dict[str, str] = field(default_factory=dict)
+    secret_environment: dict[str, str] = field(default_factory=dict)
+    uploads: tuple[Upload, ...] = ()
+    schedule: str = ""
+    network: str = ""
+    volumes: tuple[str, ...] = ()
+    runtime: str = ""
+    workdir: str = ""
+    gpu_count: int = 0
+    gpu_memory_mb: int = 0
+    workflow_uuid: str = ""
+    dependencies: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    spec: JobSpec
+    status: JobStatus
+    node_id: str = ""
+    created_at: float = 0.0  # unix seconds
+    scheduled_at: float = 0.0  # 0 = not scheduled
+    started_at: float = 0.0
+    ended_at: float = 0.0
+    exit_code: int = 0
+    end_reason: str = ""  # why it ended: "exit code 3", "timeout", "out of memory", ...
+    pid: int = 0  # host pid of the job's init while it runs
+    upload_names: tuple[str, ...] = ()

@@ -1,0 +1,134 @@
+"""The job lifecycle as a pure function: `transition(job, event) -> job`.
+
+An event that is not allowed from the job's current status raises
+`IllegalTransition`: two racing writers (a stop and a natural exit, say) cannot
+both win; the second one is rejected and the caller decides what that means.
+"""
+
+from __future__ import annotations
+
+import signal as signal_module
+from dataclasses import dataclass, replace
+
+from joblet.errors import FailedPrecondition
+from joblet.jobs.model import Job, JobStatus
+
+S = JobStatus
+
+
+class IllegalTransition(FailedPrecondition):
+    pass
+
+
+@dataclass(frozen=True)
+class Queued:
+    pass
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    at: float
+
+
+@dataclass(frozen=True)
+class Started:
+    pid: int
+    at: float
+
+
+@dataclass(frozen=True)
+class Exited:
+    """The job's init ended. `stopped_by` is set when a user asked for the stop;
+    `timed_out` and `oom_killed` when the system ended it."""
+
+    exit_code: int
+    signal: int
+    at: float
+    stopped_by: str = ""
+    timed_out: bool = False
+    oom_killed: bool = False
+    lost: str = ""  # why the end was not observed (supervisor gone, ...)
+
+
+@dataclass(frozen=True)
+class Canceled:
+    by: str
+    at: float
+
+
+@dataclass(frozen=True)
+class LaunchFailed:
+    reason: str
+    at: float
+
+
+Event = Queued | Scheduled | Started | Exited | Canceled | LaunchFailed
+
+_ALLOWED: dict[type, frozenset[JobStatus]] = {
+    Queued: frozenset({S.INITIALIZING, S.SCHEDULED}),
+    Scheduled: frozenset({S.INITIALIZING}),
+    Started: frozenset({S.INITIALIZING, S.QUEUED, S.SCHEDULED}),
+    Exited: frozenset({S.RUNNING}),
+    Canceled: frozenset({S.SCHEDULED, S.QUEUED}),
+    LaunchFailed: frozenset({S.INITIALIZING, S.QUEUED, S.SCHEDULED}),
+}
+
+
+def transition(job: Job, event: Event) -> Job:
+    allowed = _ALLOWED[type(event)]
+    if job.status not in allowed:
+        raise IllegalTransition(
+            f"job {job.id} is {job.status}: cannot apply {type(event).__name__.lower()}"
+        )
+    match event:
+        case Queued():
+            return replace(job, status=S.QUEUED)
+        case Scheduled(at=at):
+            return replace(job, status=S.SCHEDULED, scheduled_at=at)
+        case Started(pid=pid, at=at):
+            return replace(job, status=S.RUNNING, pid=pid, started_at=at)
+        case Exited():
+            return _exited(job, event)
+        case Canceled(by=by, at=at):
+            return replace(job, status=S.CANCELED, ended_at=at, end_reason=f"canceled by {by}")
+        case LaunchFailed(reason=reason, at=at):
+            return replace(job, status=S.FAILED, ended_at=at, exit_code=-1, end_reason=reason)
+    raise AssertionError(f"unhandled event {event!r}")  # pragma: no cover
+
+
+def _exited(job: Job, event: Exited) -> Job:
+    status, reason = exit_outcome(event)
+    return replace(
+        job,
+        status=status,
+        ended_at=event.at,
+        exit_code=event.exit_code,
+        end_reason=reason,
+        pid=0,
+    )
+
+
+def exit_outcome(event: Exited) -> tuple[JobStatus, str]:
+    """Which final status an exit means, and the reason recorded with it.
+    Priority: an out-of-memory kill or a timeout explains a signal better than
+    the signal itself; a user's stop explains it better than its exit code."""
+    if event.lost:
+        return S.FAILED, event.lost
+    if event.oom_killed:
+        return S.FAILED, "out of memory"
+    if event.timed_out:
+        return S.FAILED, "timeout"
+    if event.stopped_by:
+        return S.STOPPED, f"stopped by {event.stopped_by}"
+    if event.signal:
+        return S.FAILED, f"killed by signal {event.signal} ({_signal_name(event.signal)})"
+    if event.exit_code == 0:
+        return S.COMPLETED, "exit code 0"
+    return S.FAILED, f"exit code {event.exit_code}"
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal_module.Signals(signum).name
+    except ValueError:
+        return "unknown"
