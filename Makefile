@@ -2,11 +2,20 @@ PY ?= .venv/bin/python
 export PATH := $(abspath .venv/bin):$(PATH)
 PROTOS := proto/joblet/api/joblet.proto
 
-.PHONY: install proto proto-check lint typecheck test bench clean dist
+.PHONY: deps install demo proto proto-check lint typecheck test bench clean dist
+
+# Debian packages the daemon needs (tini, libseccomp2, ...); needs root.
+deps:
+	bash scripts/deps.sh
 
 install:
 	python3 -m venv .venv
+	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
+
+# Sets up a root under /tmp/joblet-demo, starts the daemon, runs a job through rnx.
+demo:
+	bash scripts/demo.sh
 
 proto:
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=src --grpc_python_out=src --mypy_out=src $(PROTOS)
@@ -23,7 +32,7 @@ typecheck:
 	$(PY) -m mypy src
 
 test:
-	$(PY) -m pytest
+	$(PY) -m pytest -p no:cacheprovider
 
 bench:
 	$(PY) bench/run_all.py

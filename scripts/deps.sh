@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Debian packages the daemon and its tests need on the host.
+set -euo pipefail
+packages=(tini libseccomp2 util-linux procps iproute2 python3-venv)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+echo "host packages present: ${packages[*]}"

@@ -1,0 +1,189 @@
+"""A mutual-TLS channel to a joblet daemon, a typed client over the generated
+stubs, and the one place where gRPC failures become one-line messages.
+
+The synchronous grpc API is used on purpose: a CLI makes one or two calls and
+the asyncio machinery would only add start-up time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import grpc
+
+from joblet.api import joblet_pb2 as pb
+from joblet.api import joblet_pb2_grpc as pb_grpc
+from joblet.client.config import NodeConfig
+from joblet.client.errors import CliError
+
+ChannelFactory = Callable[[NodeConfig], grpc.Channel]
+_Res = TypeVar("_Res")
+
+UNARY_TIMEOUT_S = 30.0
+# Job lists and uploads can be larger than grpc's 4 MiB default.
+MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+
+_HINT = "is the daemon running? is the CA right?"
+
+# (substring of grpc's details text, likely cause), checked in order.
+_TRANSPORT_CAUSES = (
+    (
+        "CERTIFICATE_VERIFY_FAILED",
+        "TLS handshake failed: the server certificate is not signed by the configured CA"
+        " (wrong CA?)",
+    ),
+    (
+        "Hostname Verification",
+        "TLS handshake failed: the server certificate does not name this host"
+        " (set serverName in the node config?)",
+    ),
+    (
+        "Socket closed",
+        "the server closed the connection during the TLS handshake: it likely rejected"
+        " the client certificate (wrong certificate, or one from another CA?)",
+    ),
+    (
+        "Connection reset",
+        "the connection was reset: the server likely rejected the client certificate"
+        " (wrong certificate?) or does not speak TLS",
+    ),
+    ("Connection refused", "connection refused (is the daemon running?)"),
+    ("errors resolving", "cannot resolve the host name"),
+    ("handshake", "TLS handshake failed (wrong client certificate or wrong CA?)"),
+    ("SSL", "TLS handshake failed (wrong client certificate or wrong CA?)"),
+)
+
+# Codes whose details are already a message meant for the user.
+_USER_FACING = frozenset(
+    {
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.ALREADY_EXISTS,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.OUT_OF_RANGE,
+    }
+)
+
+
+def channel_options(node: NodeConfig) -> list[tuple[str, str | int]]:
+    options: list[tuple[str, str | int]] = [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ]
+    if node.server_name:
+        options.append(("grpc.ssl_target_name_override", node.server_name))
+    return options
+
+
+def open_secure_channel(node: NodeConfig) -> grpc.Channel:
+    """A channel that presents the node's client certificate and trusts only its CA."""
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=node.ca.encode(),
+        private_key=node.key.encode(),
+        certificate_chain=node.cert.encode(),
+    )
+    return grpc.secure_channel(node.address, credentials, options=channel_options(node))
+
+
+def describe_transport_failure(details: str) -> str | None:
+    """Name the likely cause of an UNAVAILABLE status, or None if unrecognised."""
+    for needle, cause in _TRANSPORT_CAUSES:
+        if needle in details:
+            return cause
+    return None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def unavailable_message(address: str, details: str) -> str:
+    cause = describe_transport_failure(details)
+    if cause is None:
+        return f"cannot reach joblet at {address}: {_one_line(details)} ({_HINT})"
+    if "?" in cause:  # the cause already names what to check
+        return f"cannot reach joblet at {address}: {cause}"
+    return f"cannot reach joblet at {address}: {cause} ({_HINT})"
+
+
+def rpc_error_message(code: grpc.StatusCode, details: str, address: str) -> str:
+    """The one line shown to the user for a failed call."""
+    details = _one_line(details)
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return unavailable_message(address, details)
+    if code in _USER_FACING:
+        return details or code.name.lower().replace("_", " ")
+    if code == grpc.StatusCode.PERMISSION_DENIED:
+        return f"permission denied: {details}" if details else "permission denied"
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return f"joblet at {address} did not accept this client: {details}"
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return f"joblet at {address} did not answer in time"
+    if code == grpc.StatusCode.UNIMPLEMENTED:
+        return f"joblet at {address} does not support this operation: {details}"
+    if code == grpc.StatusCode.CANCELLED:
+        return "the call was cancelled"
+    return f"joblet at {address} failed ({code.name}): {details}"
+
+
+def translate_rpc_error(exc: grpc.RpcError, address: str) -> CliError:
+    if isinstance(exc, grpc.Call):
+        code, details = exc.code(), exc.details() or ""
+    else:  # an RpcError that carries no status: should not happen, stay readable
+        code, details = grpc.StatusCode.UNKNOWN, str(exc)
+    return CliError(rpc_error_message(code, details, address))
+
+
+class JobClient:
+    """JobService calls with typed results; failures raise `CliError`."""
+
+    def __init__(self, channel: grpc.Channel, address: str) -> None:
+        # The generated stub is untyped; `_unary` checks each response's type instead.
+        self._stub = pb_grpc.JobServiceStub(channel)  # type: ignore[no-untyped-call]
+        self.address = address
+
+    def run_job(self, request: pb.RunJobRequest) -> pb.RunJobResponse:
+        return self._unary(self._stub.RunJob, request, pb.RunJobResponse)
+
+    def get_job_status(self, uuid: str) -> pb.GetJobStatusRes:
+        return self._unary(
+            self._stub.GetJobStatus, pb.GetJobStatusReq(uuid=uuid), pb.GetJobStatusRes
+        )
+
+    def stop_job(self, uuid: str) -> pb.StopJobRes:
+        return self._unary(self._stub.StopJob, pb.StopJobReq(uuid=uuid), pb.StopJobRes)
+
+    def cancel_job(self, uuid: str) -> pb.CancelJobRes:
+        return self._unary(self._stub.CancelJob, pb.CancelJobReq(uuid=uuid), pb.CancelJobRes)
+
+    def delete_job(self, uuid: str) -> pb.DeleteJobRes:
+        return self._unary(self._stub.DeleteJob, pb.DeleteJobReq(uuid=uuid), pb.DeleteJobRes)
+
+    def delete_all_jobs(self) -> pb.DeleteAllJobsRes:
+        return self._unary(self._stub.DeleteAllJobs, pb.DeleteAllJobsReq(), pb.DeleteAllJobsRes)
+
+    def list_jobs(self) -> pb.Jobs:
+        return self._unary(self._stub.ListJobs, pb.EmptyRequest(), pb.Jobs)
+
+    def get_job_logs(self, uuid: str) -> Iterator[pb.DataChunk]:
+        """The job's output so far, then live output until the job ends."""
+        call = self._stub.GetJobLogs(pb.GetJobLogsReq(uuid=uuid))
+        try:
+            for chunk in call:
+                if isinstance(chunk, pb.DataChunk):
+                    yield chunk
+        except grpc.RpcError as exc:
+            raise translate_rpc_error(exc, self.address) from exc
+        finally:
+            call.cancel()  # no-op once finished; ends the stream if the reader stopped early
+
+    def _unary(self, method: Callable[..., Any], request: object, result: type[_Res]) -> _Res:
+        try:
+            response = method(request, timeout=UNARY_TIMEOUT_S)
+        except grpc.RpcError as exc:
+            raise translate_rpc_error(exc, self.address) from exc
+        if not isinstance(response, result):
+            raise CliError(f"joblet at {self.address} sent an unexpected {type(response).__name__}")
+        return response

@@ -1,0 +1,26 @@
+"""Errors the client side raises: a one-line message plus the process exit code.
+
+Kept free of grpc imports so that the CLI can start without loading grpc.
+"""
+
+from __future__ import annotations
+
+# Exit codes shared by every rnx command.
+EXIT_FAILURE = 1  # the operation failed (daemon unreachable, job not found, ...)
+EXIT_USAGE = 2  # bad command line or bad client configuration
+
+
+class CliError(Exception):
+    """A failure to report as `rnx: error: <message>` with `exit_code`."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_FAILURE) -> None:
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code
+
+
+class ClientConfigError(CliError):
+    """The rnx config is missing, unreadable or malformed (exit code 2)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, EXIT_USAGE)

@@ -1,0 +1,51 @@
+"""Domain errors to gRPC status, in one place for every servicer method."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+
+from joblet.errors import JobletError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: BaseException) -> None:
+    if isinstance(exc, JobletError):
+        await context.abort(exc.code, str(exc))
+    log.exception("unexpected error in RPC", exc_info=exc)
+    await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
+
+
+def unary(
+    method: Callable[[Any, Any, Any], Awaitable[T]],
+) -> Callable[[Any, Any, Any], Awaitable[T]]:
+    @functools.wraps(method)
+    async def wrapper(self: Any, request: Any, context: Any) -> T:
+        try:
+            return await method(self, request, context)
+        except (JobletError, OSError, ValueError) as exc:
+            await _abort(context, exc)
+            raise AssertionError("abort returned") from exc  # pragma: no cover
+
+    return wrapper
+
+
+def streaming(
+    method: Callable[[Any, Any, Any], AsyncIterator[T]],
+) -> Callable[[Any, Any, Any], AsyncIterator[T]]:
+    @functools.wraps(method)
+    async def wrapper(self: Any, request: Any, context: Any) -> AsyncIterator[T]:
+        try:
+            async for item in method(self, request, context):
+                yield item
+        except (JobletError, OSError, ValueError) as exc:
+            await _abort(context, exc)
+
+    return wrapper

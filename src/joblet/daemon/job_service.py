@@ -1,0 +1,104 @@
+"""JobService: the public job RPCs. RPCs of later features keep the generated
+base class's UNIMPLEMENTED answer."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from joblet.api import joblet_pb2 as pb
+from joblet.api import joblet_pb2_grpc as pb_grpc
+from joblet.config.model import DaemonConfig
+from joblet.daemon import mappers
+from joblet.daemon.errors import streaming, unary
+from joblet.errors import InvalidArgument
+from joblet.jobs.manager import JobManager
+from joblet.jobs.schedule import parse_schedule
+from joblet.jobs.validation import validate_run_request
+from joblet.security.interceptor import current_caller
+
+Context = Any  # grpc.aio.ServicerContext
+
+
+def _caller_name() -> str:
+    caller = current_caller.get(None)
+    return caller.name if caller is not None else "unknown"
+
+
+class JobService(pb_grpc.JobServiceServicer):
+    def __init__(self, manager: JobManager, config: DaemonConfig) -> None:
+        self._manager = manager
+        self._config = config
+        self._host_cpus = os.cpu_count() or 1
+
+    @unary
+    async def RunJob(self, request: pb.RunJobRequest, context: Context) -> pb.RunJobResponse:
+        spec = validate_run_request(
+            request, self._host_cpus, self._config.jobs.max_upload_bytes
+        )
+        _refuse_later_features(request)
+        scheduled_at = parse_schedule(spec.schedule, time.time()) if spec.schedule else 0.0
+        job = await self._manager.submit(spec, scheduled_at)
+        return mappers.run_response(job)
+
+    @unary
+    async def GetJobStatus(
+        self, request: pb.GetJobStatusReq, context: Context
+    ) -> pb.GetJobStatusRes:
+        return mappers.status_message(self._manager.get(request.uuid))
+
+    @unary
+    async def StopJob(self, request: pb.StopJobReq, context: Context) -> pb.StopJobRes:
+        job = await self._manager.stop(request.uuid, _caller_name())
+        return mappers.stop_response(job)
+
+    @unary
+    async def CancelJob(self, request: pb.CancelJobReq, context: Context) -> pb.CancelJobRes:
+        job = await self._manager.cancel(request.uuid, _caller_name())
+        return mappers.cancel_response(job)
+
+    @unary
+    async def DeleteJob(self, request: pb.DeleteJobReq, context: Context) -> pb.DeleteJobRes:
+        job = self._manager.delete(request.uuid)
+        return pb.DeleteJobRes(uuid=job.id, success=True, message=f"job {job.id} deleted")
+
+    @unary
+    async def DeleteAllJobs(
+        self, request: pb.DeleteAllJobsReq, context: Context
+    ) -> pb.DeleteAllJobsRes:
+        deleted, skipped = self._manager.delete_all()
+        message = f"deleted {deleted} finished job(s)"
+        if skipped:
+            message += f", skipped {skipped} job(s) still running or waiting"
+        return pb.DeleteAllJobsRes(
+            success=True, message=message, deleted_count=deleted, skipped_count=skipped
+        )
+
+    @unary
+    async def ListJobs(self, request: pb.EmptyRequest, context: Context) -> pb.Jobs:
+        return pb.Jobs(jobs=[mappers.job_message(j) for j in self._manager.list()])
+
+    @streaming
+    async def GetJobLogs(
+        self, request: pb.GetJobLogsReq, context: Context
+    ) -> AsyncIterator[pb.DataChunk]:
+        job = self._manager.get(request.uuid)
+        async for chunk in self._manager.follow_logs(job.id):
+            yield pb.DataChunk(payload=chunk)
+
+
+def _refuse_later_features(request: pb.RunJobRequest) -> None:
+    """Fields whose features this node does not offer yet: refuse rather than ignore."""
+    unsupported = {
+        "network": request.network not in ("", "none"),
+        "volumes": bool(request.volumes),
+        "runtime": bool(request.runtime),
+        "gpu_count": request.gpu_count > 0,
+        "requirements": bool(request.requirements),
+        "workflowUuid": bool(request.workflowUuid),
+    }
+    names = [name for name, asked in unsupported.items() if asked]
+    if names:
+        raise InvalidArgument(f"not supported on this node yet: {', '.join(names)}")

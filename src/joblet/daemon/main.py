@@ -1,0 +1,106 @@
+"""The `joblet` command: setup, serve, certs issue.
+
+Errors end as one line on stderr and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from joblet.config.model import DEFAULT_ROOT
+from joblet.errors import JobletError
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="joblet", description="Joblet daemon: run isolated, resource-limited jobs."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    setup = sub.add_parser("setup", help="create the root layout, certificates and configs")
+    setup.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="default: %(default)s")
+    setup.add_argument("--address", default="0.0.0.0", help="listen address (%(default)s)")
+    setup.add_argument("--port", type=int, default=50051, help="listen port (%(default)s)")
+    setup.add_argument(
+        "--server-name",
+        action="append",
+        default=[],
+        dest="server_names",
+        metavar="NAME",
+        help="a DNS name or IP clients use to reach this node (repeatable)",
+    )
+    setup.add_argument("--force", action="store_true", help="overwrite existing keys and configs")
+
+    serve = sub.add_parser("serve", help="run the daemon in the foreground")
+    serve.add_argument(
+        "--config",
+        type=Path,
+        default=DEFAULT_ROOT / "config" / "joblet-config.yml",
+        help="default: %(default)s",
+    )
+    serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
+
+    certs = sub.add_parser("certs", help="manage client certificates")
+    certs_sub = certs.add_subparsers(dest="certs_command", required=True, metavar="COMMAND")
+    issue = certs_sub.add_parser("issue", help="issue a client certificate signed by the CA")
+    issue.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="default: %(default)s")
+    issue.add_argument("--role", required=True, choices=["admin", "viewer"])
+    issue.add_argument("--name", required=True, help="the client's name (certificate CN)")
+    return parser
+
+
+def _cmd_setup(args: argparse.Namespace) -> int:
+    from joblet.setup.command import run_setup
+
+    result = run_setup(args.root, args.address, args.port, args.server_names, args.force)
+    print(result.summary())
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from joblet.config.loader import load_daemon_config
+    from joblet.daemon.server import Daemon
+
+    logging.basicConfig(
+        level=args.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    config = load_daemon_config(args.config)
+    asyncio.run(Daemon(config).run_until_signal())
+    return 0
+
+
+def _cmd_certs_issue(args: argparse.Namespace) -> int:
+    from joblet.setup.command import issue_cert, node_entry_yaml
+
+    cert, key = issue_cert(args.root, args.role, args.name)
+    print(node_entry_yaml(args.root, args.name, cert, key), end="")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handlers = {"setup": _cmd_setup, "serve": _cmd_serve, "certs": _cmd_certs_issue}
+    try:
+        return handlers[args.command](args)
+    except JobletError as exc:
+        print(f"joblet: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except PermissionError as exc:
+        print(f"joblet: error: {exc.strerror}: {exc.filename} (run as root)", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

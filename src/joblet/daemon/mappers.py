@@ -1,0 +1,99 @@
+"""Job records to protobuf messages. Proto messages stop here: nothing below
+the servicers sees them. Secret values never leave: they go out as '***'."""
+
+from __future__ import annotations
+
+from joblet.api import joblet_pb2 as pb
+from joblet.jobs.environment import mask_secrets
+from joblet.jobs.model import Job
+from joblet.jobs.schedule import format_rfc3339
+
+
+def _ts(value: float) -> str:
+    return format_rfc3339(value) if value else ""
+
+
+def job_message(job: Job) -> pb.Job:
+    spec = job.spec
+    return pb.Job(
+        uuid=job.id,
+        name=spec.name,
+        command=spec.command,
+        args=list(spec.args),
+        maxCPU=spec.max_cpu,
+        cpuCores=spec.cpu_cores,
+        maxMemory=spec.max_memory_mb,
+        maxIOBPS=spec.max_iobps,
+        status=job.status.value,
+        startTime=_ts(job.started_at),
+        endTime=_ts(job.ended_at),
+        exitCode=job.exit_code,
+        scheduledTime=_ts(job.scheduled_at),
+        runtime=spec.runtime,
+        environment=dict(spec.environment),
+        secret_environment=mask_secrets(spec.secret_environment),
+        gpu_count=spec.gpu_count,
+        gpu_memory_mb=spec.gpu_memory_mb,
+        nodeId=job.node_id,
+        endReason=job.end_reason,
+    )
+
+
+def status_message(job: Job) -> pb.GetJobStatusRes:
+    spec = job.spec
+    return pb.GetJobStatusRes(
+        uuid=job.id,
+        name=spec.name,
+        command=spec.command,
+        args=list(spec.args),
+        maxCPU=spec.max_cpu,
+        cpuCores=spec.cpu_cores,
+        maxMemory=spec.max_memory_mb,
+        maxIOBPS=spec.max_iobps,
+        status=job.status.value,
+        startTime=_ts(job.started_at),
+        endTime=_ts(job.ended_at),
+        exitCode=job.exit_code,
+        scheduledTime=_ts(job.scheduled_at),
+        environment=dict(spec.environment),
+        secret_environment=mask_secrets(spec.secret_environment),
+        network=spec.network,
+        volumes=list(spec.volumes),
+        runtime=spec.runtime,
+        workDir=spec.workdir or "/work",
+        uploads=list(job.upload_names),
+        dependencies=list(spec.dependencies),
+        workflowUuid=spec.workflow_uuid,
+        gpu_count=spec.gpu_count,
+        gpu_memory_mb=spec.gpu_memory_mb,
+        nodeId=job.node_id,
+        endReason=job.end_reason,
+    )
+
+
+def run_response(job: Job) -> pb.RunJobResponse:
+    spec = job.spec
+    return pb.RunJobResponse(
+        jobUuid=job.id,
+        status=job.status.value,
+        command=spec.command,
+        args=list(spec.args),
+        maxCpu=spec.max_cpu,
+        cpuCores=spec.cpu_cores,
+        maxMemory=spec.max_memory_mb,
+        maxIobps=spec.max_iobps,
+        startTime=_ts(job.started_at),
+        endTime=_ts(job.ended_at),
+        exitCode=job.exit_code,
+        scheduledTime=_ts(job.scheduled_at),
+    )
+
+
+def stop_response(job: Job) -> pb.StopJobRes:
+    return pb.StopJobRes(
+        uuid=job.id, status=job.status.value, endTime=_ts(job.ended_at), exitCode=job.exit_code
+    )
+
+
+def cancel_response(job: Job) -> pb.CancelJobRes:
+    return pb.CancelJobRes(uuid=job.id, status=job.status.value)

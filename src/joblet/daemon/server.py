@@ -1,0 +1,138 @@
+"""The composition root: builds every part of the daemon from its config and
+runs the gRPC server until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import uuid
+from pathlib import Path
+
+import grpc
+
+from joblet.api import joblet_pb2_grpc as pb_grpc
+from joblet.config.model import DaemonConfig
+from joblet.daemon.job_service import JobService
+from joblet.isolation.client import LauncherClient, ensure_launcher
+from joblet.jobs.manager import JobManager
+from joblet.logs.follow import LogHub
+from joblet.resources.detect import create_cgroup_manager
+from joblet.resources.interface import CgroupManager
+from joblet.security.interceptor import AuthInterceptor
+from joblet.security.tls import server_credentials
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE_S = 5.0
+
+
+def load_or_create_node_id(path: Path) -> str:
+    """A stable node id, generated once and kept under the root."""
+    try:
+        node_id = path.read_text().strip()
+        if node_id:
+            return node_id
+    except FileNotFoundError:
+        pass
+    node_id = str(uuid.uuid4())
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(node_id + "\n")
+    tmp.replace(path)
+    return node_id
+
+
+def _grpc_options(config: DaemonConfig) -> list[tuple[str, int]]:
+    # Uploads travel inside RunJobRequest: allow them plus room for the rest.
+    limit = config.jobs.max_upload_bytes + 16 * 1024 * 1024
+    return [
+        ("grpc.max_receive_message_length", limit),
+        ("grpc.max_send_message_length", 64 * 1024 * 1024),
+        ("grpc.so_reuseport", 0),
+    ]
+
+
+def clean_leftovers(cgroups: CgroupManager, running: set[str]) -> None:
+    """Remove job cgroups of a previous run whose job is no longer alive."""
+    for job_id in cgroups.leftover_job_ids():
+        if job_id in running:
+            continue
+        cgroup = cgroups.open(job_id)
+        if cgroup is None:
+            continue
+        try:
+            cgroup.kill_all()
+            cgroup.remove()
+            log.info("removed leftover cgroup of job %s", job_id)
+        except OSError:
+            log.exception("could not remove leftover cgroup of job %s", job_id)
+
+
+class Daemon:
+    def __init__(self, config: DaemonConfig) -> None:
+        self.config = config
+        self.server: grpc.aio.Server | None = None
+        self.manager: JobManager | None = None
+        self.bound_port = 0
+
+    async def start(self) -> None:
+        config = self.config
+        layout = config.layout
+        for directory in layout.all_dirs():
+            directory.mkdir(parents=True, exist_ok=True)
+        layout.run.chmod(0o700)
+        node_id = config.server.node_id or load_or_create_node_id(layout.state / "node-id")
+        cgroups = create_cgroup_manager(config.cgroup.mount_root, config.cgroup.parent)
+        log.info("cgroups: %s", cgroups.version)
+        await ensure_launcher(layout.launcher_socket, layout.run / "launcher")
+        self._launcher = await LauncherClient.connect(layout.launcher_socket)
+        clean_leftovers(cgroups, set(await self._launcher.running()))
+        self._logs = LogHub()
+        self._logs.start()
+        self.manager = JobManager(config, cgroups, self._launcher, self._logs, node_id)
+        self._launcher.on_exit(self.manager.on_exit)
+
+        server = grpc.aio.server(
+            interceptors=[AuthInterceptor()], options=_grpc_options(config)
+        )
+        pb_grpc.add_JobServiceServicer_to_server(JobService(self.manager, config), server)
+        for add in (
+            pb_grpc.add_NetworkServiceServicer_to_server,
+            pb_grpc.add_VolumeServiceServicer_to_server,
+            pb_grpc.add_MonitoringServiceServicer_to_server,
+            pb_grpc.add_RuntimeServiceServicer_to_server,
+        ):
+            _add_unimplemented(add, server)
+        address = f"{config.server.address}:{config.server.port}"
+        self.bound_port = server.add_secure_port(address, server_credentials(config.security))
+        await server.start()
+        self.server = server
+        log.info("joblet listening on %s:%d (node %s)", config.server.address,
+                 self.bound_port, node_id)
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            await self.server.stop(SHUTDOWN_GRACE_S)
+        if self.manager is not None:
+            await self.manager.shutdown()
+        self._logs.close()
+        await self._launcher.close()
+
+    async def run_until_signal(self) -> None:
+        await self.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        log.info("shutting down")
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.stop()
+
+
+def _add_unimplemented(add: object, server: grpc.aio.Server) -> None:
+    """Register a service whose RPCs answer UNIMPLEMENTED (the generated base)."""
+    name = add.__name__.removeprefix("add_").removesuffix("_to_server")  # type: ignore[attr-defined]
+    base = getattr(pb_grpc, name)
+    add(base(), server)  # type: ignore[operator]

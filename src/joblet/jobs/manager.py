@@ -1,0 +1,399 @@
+"""The job manager: the async shell around the registry and the state machine.
+
+It decides with pure code (validation, transitions, the queue) and then acts:
+writes the workspace, creates the cgroup, asks the launcher to start the job,
+arms schedule and timeout timers, and stops jobs. No lock is held across I/O:
+everything runs on the daemon's event loop and each decision is applied to
+the registry before the next await.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Protocol
+
+from joblet.config.model import DaemonConfig
+from joblet.errors import FailedPrecondition, JobletError
+from joblet.isolation.spec import JobExit, LaunchSpec
+from joblet.jobs.environment import job_environment
+from joblet.jobs.ids import new_job_id
+from joblet.jobs.model import Job, JobSpec, JobStatus
+from joblet.jobs.registry import JobRegistry
+from joblet.jobs.state_machine import (
+    Canceled,
+    Exited,
+    IllegalTransition,
+    LaunchFailed,
+    Queued,
+    Scheduled,
+    Started,
+)
+from joblet.jobs.uploads import write_uploads
+from joblet.logs.follow import LogHub
+from joblet.resources.interface import CgroupManager, JobCgroup, Limits
+
+log = logging.getLogger(__name__)
+
+LOG_FILE = "output.log"
+KILL_SETTLE_S = 10.0
+
+
+class Launcher(Protocol):
+    async def launch(self, spec: LaunchSpec) -> int: ...
+
+
+@dataclass
+class _Runtime:
+    """What the manager holds for a job while it is alive (not part of the record)."""
+
+    cgroup: JobCgroup | None = None
+    timers: list[asyncio.TimerHandle] = field(default_factory=list)
+    stopped_by: str = ""
+    timed_out: bool = False
+    exited: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def cancel_timers(self) -> None:
+        for timer in self.timers:
+            timer.cancel()
+        self.timers.clear()
+
+
+class JobManager:
+    def __init__(
+        self,
+        config: DaemonConfig,
+        cgroups: CgroupManager,
+        launcher: Launcher,
+        logs: LogHub,
+        node_id: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._config = config
+        self._cgroups = cgroups
+        self._launcher = launcher
+        self._logs = logs
+        self._node_id = node_id
+        self._clock = clock
+        self._registry = JobRegistry()
+        self._runtime: dict[str, _Runtime] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # ---- queries -------------------------------------------------------
+
+    def get(self, prefix: str) -> Job:
+        return self._registry.resolve(prefix)
+
+    def list(self) -> list[Job]:
+        return self._registry.all()
+
+    def log_path(self, job_id: str) -> Path:
+        return self._config.layout.job_dir(job_id) / LOG_FILE
+
+    def follow_logs(self, job_id: str) -> AsyncIterator[bytes]:
+        return self._logs.follow(job_id)
+
+    # ---- commands ------------------------------------------------------
+
+    async def submit(self, spec: JobSpec, scheduled_at: float = 0.0) -> Job:
+        """Accept a validated job: write its workspace, then start, queue or schedule it."""
+        job_id = new_job_id()
+        job = Job(
+            id=job_id,
+            spec=spec,
+            status=JobStatus.INITIALIZING,
+            node_id=self._node_id,
+            created_at=self._clock(),
+        )
+        names = await asyncio.to_thread(self._prepare_dir, job_id, spec)
+        job = replace(job, upload_names=names)
+        self._registry.add(job)
+        self._runtime[job_id] = _Runtime()
+        self._logs.track(job_id, self.log_path(job_id))
+        if scheduled_at:
+            job = self._registry.apply(job_id, Scheduled(at=scheduled_at))
+            self._arm_schedule(job_id, scheduled_at)
+        elif self._registry.has_slot(self._config.jobs.max_concurrent_jobs):
+            job = await self._start(job_id)
+        else:
+            job = self._registry.apply(job_id, Queued())
+            self._registry.enqueue(job_id)
+        return job
+
+    async def stop(self, prefix: str, caller: str) -> Job:
+        job = self._registry.resolve(prefix)
+        if job.status.is_waiting:
+            return self._cancel(job.id, caller)
+        if job.status is not JobStatus.RUNNING:
+            raise FailedPrecondition(f"job {job.id} is {job.status}: it is not running")
+        rt = self._runtime[job.id]
+        if not rt.stopped_by and not rt.timed_out:
+            rt.stopped_by = caller
+        await self._terminate(job.id)
+        return self._registry.get(job.id)
+
+    async def cancel(self, prefix: str, caller: str) -> Job:
+        job = self._registry.resolve(prefix)
+        if job.status not in (JobStatus.SCHEDULED, JobStatus.QUEUED):
+            raise FailedPrecondition(
+                f"job {job.id} is {job.status}: only scheduled or queued jobs can be canceled"
+            )
+        return self._cancel(job.id, caller)
+
+    def delete(self, prefix: str) -> Job:
+        job = self._registry.resolve(prefix)
+        if not job.status.is_final:
+            raise FailedPrecondition(
+                f"job {job.id} is {job.status}: stop or cancel it before deleting it"
+            )
+        self._delete(job.id)
+        return job
+
+    def delete_all(self) -> tuple[int, int]:
+        deleted = skipped = 0
+        for job in self._registry.all():
+            if job.status.is_final:
+                self._delete(job.id)
+                deleted += 1
+            else:
+                skipped += 1
+        return deleted, skipped
+
+    async def shutdown(self) -> None:
+        """Stop every running job and cancel waiting ones (daemon shutdown)."""
+        for job in self._registry.all():
+            if job.status.is_waiting:
+                self._cancel(job.id, "daemon shutdown")
+        running = [j.id for j in self._registry.all() if j.status is JobStatus.RUNNING]
+        for job_id in running:
+            self._runtime[job_id].stopped_by = self._runtime[job_id].stopped_by or "shutdown"
+        await asyncio.gather(*(self._terminate(j) for j in running), return_exceptions=True)
+        for task in list(self._tasks):
+            task.cancel()
+
+    # ---- launcher events -----------------------------------------------
+
+    def on_exit(self, event: JobExit) -> None:
+        """Called by the launcher client when a job's init has ended."""
+        job_id = event.job_id
+        rt = self._runtime.get(job_id)
+        try:
+            job = self._registry.get(job_id)
+        except KeyError:
+            return
+        if job.status is not JobStatus.RUNNING or rt is None:
+            return
+        oom = False
+        if rt.cgroup is not None:
+            try:
+                oom = rt.cgroup.oom_killed()
+            except OSError:
+                log.exception("reading OOM state of job %s", job_id)
+        exited = Exited(
+            exit_code=event.exit_code,
+            signal=event.signal,
+            at=event.ended_at_ns / 1e9,
+            stopped_by=rt.stopped_by,
+            timed_out=rt.timed_out,
+            oom_killed=oom,
+            lost="supervisor lost the job" if event.lost else "",
+        )
+        job = self._registry.apply(job_id, exited)
+        log.info("job %s %s (%s)", job_id, job.status, job.end_reason)
+        rt.exited.set()
+        self._release(job_id)
+
+    # ---- internals -----------------------------------------------------
+
+    def _spawn(self, coro: object) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _arm_schedule(self, job_id: str, at: float) -> None:
+        delay = max(0.0, at - self._clock())
+        loop = asyncio.get_running_loop()
+        handle = loop.call_later(delay, lambda: self._spawn(self._scheduled_due(job_id)))
+        self._runtime[job_id].timers.append(handle)
+
+    async def _scheduled_due(self, job_id: str) -> None:
+        try:
+            job = self._registry.get(job_id)
+        except KeyError:
+            return
+        if job.status is not JobStatus.SCHEDULED:
+            return
+        if self._registry.has_slot(self._config.jobs.max_concurrent_jobs):
+            await self._start(job_id)
+        else:
+            self._registry.apply(job_id, Queued())
+            self._registry.enqueue(job_id)
+
+    def _prepare_dir(self, job_id: str, spec: JobSpec) -> tuple[str, ...]:
+        """Create the job's directory with its workspace and uploads; all or nothing."""
+        job_dir = self._config.layout.job_dir(job_id)
+        try:
+            workspace = job_dir / "work"
+            workspace.mkdir(parents=True, mode=0o755)
+            names = write_uploads(workspace, spec.uploads)
+            self.log_path(job_id).touch()
+        except BaseException:
+            shutil.rmtree(job_dir, ignore_errors=True)
+            raise
+        return names
+
+    def _cancel(self, job_id: str, caller: str) -> Job:
+        job = self._registry.apply(job_id, Canceled(by=caller, at=self._clock()))
+        self._release(job_id)
+        return job
+
+    def _limits(self, spec: JobSpec) -> Limits:
+        d = self._config.cgroup.defaults
+        return Limits(
+            max_cpu_percent=spec.max_cpu or d.max_cpu,
+            cpu_cores=spec.cpu_cores,
+            max_memory_bytes=(spec.max_memory_mb or d.max_memory_mb) * 1024 * 1024,
+            max_io_bps=spec.max_iobps or d.max_iobps,
+            max_pids=d.max_pids,
+            io_devices=self._io_devices(),
+        )
+
+    def _io_devices(self) -> tuple[str, ...]:
+        from joblet.resources.devices import block_devices_for
+
+        try:
+            return block_devices_for(self._config.layout.jobs)
+        except OSError:
+            return ()
+
+    def _launch_spec(self, job: Job, cgroup: JobCgroup) -> LaunchSpec:
+        job_dir = self._config.layout.job_dir(job.id)
+        jobs_cfg = self._config.jobs
+        return LaunchSpec(
+            job_id=job.id,
+            argv=(job.spec.command, *job.spec.args),
+            env=job_environment(job.spec, job.id, job.spec.name),
+            hostname=job.spec.name or job.id[:8],
+            job_dir=str(job_dir),
+            workspace=str(job_dir / "work"),
+            log_path=str(self.log_path(job.id)),
+            cgroup_procs=tuple(str(p) for p in cgroup.procs_files()),
+            allowed_mounts=self._config.filesystem.allowed_mounts,
+            workdir=job.spec.workdir or "/work",
+            tmp_size_bytes=self._config.filesystem.tmp_size_bytes,
+            max_log_bytes=jobs_cfg.max_log_bytes,
+            uid=jobs_cfg.run_as_uid or 0,
+            gid=jobs_cfg.run_as_gid or 0,
+        )
+
+    async def _start(self, job_id: str) -> Job:
+        job = self._registry.get(job_id)
+        rt = self._runtime[job_id]
+        self._registry.starting += 1
+        try:
+            rt.cgroup = self._cgroups.create(job_id, self._limits(job.spec))
+            pid = await self._launcher.launch(self._launch_spec(job, rt.cgroup))
+        except (JobletError, OSError) as exc:
+            reason = f"launch failed: {exc}"
+            log.warning("job %s %s", job_id, reason)
+            self._registry.starting -= 1
+            job = self._registry.apply(job_id, LaunchFailed(reason=reason, at=self._clock()))
+            self._release(job_id)
+            return job
+        self._registry.starting -= 1
+        job = self._registry.apply(job_id, Started(pid=pid, at=self._clock()))
+        timeout = self._config.jobs.job_timeout_s
+        if timeout > 0:
+            loop = asyncio.get_running_loop()
+            rt.timers.append(loop.call_later(timeout, self._on_timeout, job_id))
+        return job
+
+    def _on_timeout(self, job_id: str) -> None:
+        rt = self._runtime.get(job_id)
+        if rt is None or rt.exited.is_set():
+            return
+        rt.timed_out = True
+        self._spawn(self._terminate(job_id))
+
+    async def _terminate(self, job_id: str) -> None:
+        """SIGTERM to every process of the job, a grace period, then kill what is left."""
+        rt = self._runtime.get(job_id)
+        if rt is None or rt.cgroup is None:
+            return
+        cgroup = rt.cgroup
+        for pid in _safe_pids(cgroup):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        try:
+            await asyncio.wait_for(rt.exited.wait(), self._config.jobs.stop_grace_s)
+        except TimeoutError:
+            await asyncio.to_thread(cgroup.kill_all)
+            # The launcher reports the exit once init is reaped; if it is gone
+            # the supervisor-lost path settles the job instead.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(rt.exited.wait(), KILL_SETTLE_S)
+
+    def _release(self, job_id: str) -> None:
+        """The job reached a final status: free its resources and its slot."""
+        rt = self._runtime.get(job_id)
+        if rt is not None:
+            rt.cancel_timers()
+            if rt.cgroup is not None:
+                cgroup, rt.cgroup = rt.cgroup, None
+                self._spawn(self._remove_cgroup(cgroup))
+        self._logs.finish(job_id)
+        self._start_queued()
+
+    async def _remove_cgroup(self, cgroup: JobCgroup) -> None:
+        try:
+            await asyncio.to_thread(_kill_and_remove, cgroup)
+        except OSError:
+            log.exception("removing cgroup of job %s", cgroup.job_id)
+
+    def _start_queued(self) -> None:
+        limit = self._config.jobs.max_concurrent_jobs
+        while (job_id := self._registry.next_queued(limit)) is not None:
+            self._registry.starting += 1  # reserve the slot until _start runs
+            self._spawn(self._start_reserved(job_id))
+
+    async def _start_reserved(self, job_id: str) -> None:
+        self._registry.starting -= 1
+        try:
+            job = self._registry.get(job_id)
+        except KeyError:
+            return
+        if job.status is JobStatus.QUEUED:
+            await self._start(job_id)
+
+    def _delete(self, job_id: str) -> None:
+        self._registry.remove(job_id)
+        rt = self._runtime.pop(job_id, None)
+        if rt is not None:
+            rt.cancel_timers()
+        self._logs.forget(job_id)
+        shutil.rmtree(self._config.layout.job_dir(job_id), ignore_errors=True)
+
+
+def _safe_pids(cgroup: JobCgroup) -> list[int]:
+    try:
+        return cgroup.pids()
+    except OSError:
+        return []
+
+
+def _kill_and_remove(cgroup: JobCgroup) -> None:
+    cgroup.kill_all()
+    cgroup.remove()
+
+
+__all__ = ["IllegalTransition", "JobManager", "Launcher"]

@@ -1,0 +1,63 @@
+"""The in-memory table of jobs and the FIFO of jobs waiting for a slot.
+
+Plain code, no I/O: the manager decides with it, then acts.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from joblet.jobs.ids import resolve_prefix
+from joblet.jobs.model import Job, JobStatus
+from joblet.jobs.state_machine import Event, transition
+
+
+class JobRegistry:
+    def __init__(self) -> None:
+        self._jobs: dict[str, Job] = {}
+        self._queue: deque[str] = deque()
+        self.starting = 0  # launches in flight, counted against the limit
+
+    def add(self, job: Job) -> None:
+        self._jobs[job.id] = job
+
+    def get(self, job_id: str) -> Job:
+        return self._jobs[job_id]
+
+    def resolve(self, prefix: str) -> Job:
+        return self._jobs[resolve_prefix(prefix, self._jobs)]
+
+    def apply(self, job_id: str, event: Event) -> Job:
+        """Apply a lifecycle event; raises IllegalTransition if it does not fit."""
+        job = transition(self._jobs[job_id], event)
+        self._jobs[job_id] = job
+        if job.status is not JobStatus.QUEUED and job_id in self._queue:
+            self._queue.remove(job_id)
+        return job
+
+    def remove(self, job_id: str) -> Job:
+        if job_id in self._queue:
+            self._queue.remove(job_id)
+        return self._jobs.pop(job_id)
+
+    def all(self) -> list[Job]:
+        return sorted(self._jobs.values(), key=lambda j: (j.created_at, j.id))
+
+    def enqueue(self, job_id: str) -> None:
+        self._queue.append(job_id)
+
+    def running_count(self) -> int:
+        running = sum(1 for j in self._jobs.values() if j.status is JobStatus.RUNNING)
+        return running + self.starting
+
+    def has_slot(self, limit: int) -> bool:
+        return limit <= 0 or self.running_count() < limit
+
+    def next_queued(self, limit: int) -> str | None:
+        """The oldest queued job if a slot is free, else None."""
+        if self._queue and self.has_slot(limit):
+            return self._queue.popleft()
+        return None
+
+    def __len__(self) -> int:
+        return len(self._jobs)

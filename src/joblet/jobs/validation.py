@@ -1,0 +1,307 @@
+"""Checking a RunJob request field by field, before anything is created.
+
+`validate_run_request` turns the wire message into a `JobSpec` or raises
+InvalidArgument naming the field and what a user can do about it. It is pure:
+the host's CPU count, the upload cap and the clock come in as arguments.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Protocol
+
+from joblet.errors import InvalidArgument
+from joblet.jobs.ids import is_job_id
+from joblet.jobs.model import JobSpec, Upload
+from joblet.jobs.schedule import parse_schedule
+from joblet.jobs.uploads import normalize_upload_path
+
+WORKSPACE = "/work"
+MAX_MODE = 0o7777
+
+# Names become hostnames and path components: no "/", no leading ".", no "..".
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_NAME_RULE = "1-64 letters, digits, '_', '.', '-', starting with a letter or digit, no '..'"
+
+
+class FileUploadLike(Protocol):
+    @property
+    def path(self) -> str: ...
+    @property
+    def content(self) -> bytes: ...
+    @property
+    def mode(self) -> int: ...
+    @property
+    def isDirectory(self) -> bool: ...
+
+
+class JobRequirementLike(Protocol):
+    @property
+    def jobUuid(self) -> str: ...
+
+
+class RunJobRequestLike(Protocol):
+    """The fields of `joblet_pb2.RunJobRequest` that validation reads."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def command(self) -> str: ...
+    @property
+    def args(self) -> Sequence[str]: ...
+    @property
+    def maxCpu(self) -> int: ...
+    @property
+    def cpuCores(self) -> str: ...
+    @property
+    def maxMemory(self) -> int: ...
+    @property
+    def maxIobps(self) -> int: ...
+    @property
+    def uploads(self) -> Sequence[FileUploadLike]: ...
+    @property
+    def schedule(self) -> str: ...
+    @property
+    def network(self) -> str: ...
+    @property
+    def volumes(self) -> Sequence[str]: ...
+    @property
+    def runtime(self) -> str: ...
+    @property
+    def workDir(self) -> str: ...
+    @property
+    def environment(self) -> Mapping[str, str]: ...
+    @property
+    def secret_environment(self) -> Mapping[str, str]: ...
+    @property
+    def workflowUuid(self) -> str: ...
+    @property
+    def requirements(self) -> Sequence[JobRequirementLike]: ...
+    @property
+    def gpu_count(self) -> int: ...
+    @property
+    def gpu_memory_mb(self) -> int: ...
+
+
+def validate_run_request(
+    req: RunJobRequestLike, host_cpus: int, max_upload_bytes: int, *, now: float | None = None
+) -> JobSpec:
+    """The request as a validated JobSpec, or InvalidArgument for the first bad
+    field. `now` (default: the clock) is what a relative schedule counts from;
+    pass the same value to `parse_schedule(spec.schedule, now)` afterwards."""
+    if host_cpus < 1:
+        raise ValueError(f"host_cpus must be at least 1, got {host_cpus}")
+    parse_schedule(req.schedule, time.time() if now is None else now)
+    environment = check_environment("environment", req.environment)
+    secrets = check_environment("secret_environment", req.secret_environment)
+    check_disjoint(environment, secrets)
+    return JobSpec(
+        command=check_command(req.command),
+        args=check_args(req.args),
+        name=check_name("name", req.name),
+        max_cpu=check_max_cpu(req.maxCpu, host_cpus),
+        cpu_cores=format_cpuset(parse_cpuset(req.cpuCores, host_cpus)),
+        max_memory_mb=check_not_negative("maxMemory", req.maxMemory, "MB"),
+        max_iobps=check_not_negative("maxIobps", req.maxIobps, "bytes per second"),
+        environment=environment,
+        secret_environment=secrets,
+        uploads=check_uploads(req.uploads, max_upload_bytes),
+        schedule=req.schedule.strip(),
+        network=check_name("network", req.network),
+        volumes=check_volumes(req.volumes),
+        runtime=check_name("runtime", req.runtime),
+        workdir=check_workdir(req.workDir),
+        gpu_count=check_not_negative("gpu_count", req.gpu_count, "GPUs"),
+        gpu_memory_mb=check_not_negative("gpu_memory_mb", req.gpu_memory_mb, "MB"),
+        workflow_uuid=check_workflow_uuid(req.workflowUuid),
+        dependencies=check_dependencies(req.requirements),
+    )
+
+
+def check_command(command: str) -> str:
+    if not command.strip():
+        raise InvalidArgument("command is required: give the program to run")
+    if "\0" in command:
+        raise InvalidArgument("command contains a NUL byte")
+    return command
+
+
+def check_args(args: Iterable[str]) -> tuple[str, ...]:
+    checked = tuple(args)
+    for index, arg in enumerate(checked):
+        if "\0" in arg:
+            raise InvalidArgument(f"args[{index}] contains a NUL byte")
+    return checked
+
+
+def check_name(field: str, value: str) -> str:
+    """An optional name (job, network, runtime, volume): "" or allowlisted."""
+    if value and (_NAME.fullmatch(value) is None or ".." in value):
+        raise InvalidArgument(f"{field} {value!r} is not allowed: use {_NAME_RULE}")
+    return value
+
+
+def check_max_cpu(value: int, host_cpus: int) -> int:
+    top = 100 * host_cpus
+    if not 0 <= value <= top:
+        raise InvalidArgument(
+            f"maxCpu {value} is out of range 0..{top}"
+            f" (100 = one core, 0 = unlimited; this host has {host_cpus} CPUs)"
+        )
+    return value
+
+
+def check_not_negative(field: str, value: int, unit: str) -> int:
+    if value < 0:
+        raise InvalidArgument(f"{field} {value} must not be negative ({unit}, 0 = none)")
+    return value
+
+
+def parse_cpuset(text: str, host_cpus: int) -> tuple[int, ...]:
+    """A cpuset list ("0-3", "1,3", "0-1,4") as sorted unique CPU numbers, all
+    below `host_cpus`. Empty text means no pinning: ()."""
+    if not text.strip():
+        return ()
+    cpus: set[int] = set()
+    for item in text.split(","):
+        low, high = _cpuset_item(text, item.strip())
+        if high >= host_cpus:
+            raise InvalidArgument(
+                f"cpuCores {text!r} names CPU {high}, but this host has CPUs 0-{host_cpus - 1}"
+            )
+        cpus.update(range(low, high + 1))
+    return tuple(sorted(cpus))
+
+
+def _cpuset_item(text: str, item: str) -> tuple[int, int]:
+    bounds = item.split("-")
+    if len(bounds) > 2 or not all(b.isascii() and b.isdigit() for b in bounds):
+        raise InvalidArgument(
+            f"cpuCores {text!r} is not a CPU list: use numbers and ranges like 0-3 or 1,3 or 0-1,4"
+        )
+    low, high = int(bounds[0]), int(bounds[-1])
+    if low > high:
+        raise InvalidArgument(f"cpuCores {text!r} has a range {item!r} that runs backwards")
+    return low, high
+
+
+def format_cpuset(cpus: Sequence[int]) -> str:
+    """Sorted CPU numbers in the kernel's cpuset list form: (0, 1, 2, 5) -> "0-2,5"."""
+    ranges: list[list[int]] = []
+    for cpu in cpus:
+        if ranges and cpu == ranges[-1][1] + 1:
+            ranges[-1][1] = cpu
+        else:
+            ranges.append([cpu, cpu])
+    return ",".join(f"{a}" if a == b else f"{a}-{b}" for a, b in ranges)
+
+
+def check_environment(field: str, env: Mapping[str, str]) -> dict[str, str]:
+    for key, value in env.items():
+        if _ENV_KEY.fullmatch(key) is None:
+            raise InvalidArgument(
+                f"{field} key {key!r} is not a valid variable name:"
+                " use letters, digits and '_', not starting with a digit"
+            )
+        if "\0" in value:
+            raise InvalidArgument(f"{field} value of {key} contains a NUL byte")
+    return dict(env)
+
+
+def check_disjoint(environment: Mapping[str, str], secrets: Mapping[str, str]) -> None:
+    both = sorted(environment.keys() & secrets.keys())
+    if both:
+        raise InvalidArgument(
+            f"{', '.join(both)} given in both environment and secret_environment: keep one"
+        )
+
+
+def check_workdir(workdir: str) -> str:
+    """An empty string (the default, /work) or a normalised absolute path inside /work."""
+    if not workdir:
+        return ""
+    if "\0" in workdir:
+        raise InvalidArgument("workDir contains a NUL byte")
+    # "//work" is kept as is by normpath (POSIX leaves a leading "//" alone).
+    joined = posixpath.join(WORKSPACE, workdir).lstrip("/")
+    normal = posixpath.normpath("/" + joined)
+    if normal != WORKSPACE and not normal.startswith(WORKSPACE + "/"):
+        raise InvalidArgument(
+            f"workDir {workdir!r} is outside the job's workspace: use a path under /work"
+            " or one relative to it"
+        )
+    return normal
+
+
+def check_uploads(uploads: Iterable[FileUploadLike], max_bytes: int) -> tuple[Upload, ...]:
+    checked = tuple(_check_upload(index, u) for index, u in enumerate(uploads))
+    total = sum(len(u.content) for u in checked)
+    if total > max_bytes:
+        raise InvalidArgument(
+            f"uploads total {total} bytes, over this server's limit of {max_bytes} bytes:"
+            " upload less, or use a volume for large data"
+        )
+    _check_upload_paths(checked)
+    return checked
+
+
+def _check_upload(index: int, upload: FileUploadLike) -> Upload:
+    try:
+        path = normalize_upload_path(upload.path)
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"uploads[{index}]: {exc}") from exc
+    if not 0 <= upload.mode <= MAX_MODE:
+        raise InvalidArgument(
+            f"uploads[{index}] {path!r}: mode {upload.mode:#o} is out of range 0..0o7777"
+        )
+    if upload.isDirectory and upload.content:
+        raise InvalidArgument(f"uploads[{index}] {path!r} is a directory but carries content")
+    return Upload(path, bytes(upload.content), upload.mode, upload.isDirectory)
+
+
+def _check_upload_paths(uploads: Sequence[Upload]) -> None:
+    """No path twice, and no file used as another upload's parent directory."""
+    seen: set[str] = set()
+    files: set[str] = set()
+    for upload in uploads:
+        if upload.path in seen:
+            raise InvalidArgument(f"upload path {upload.path!r} is given more than once")
+        seen.add(upload.path)
+        if not upload.is_directory:
+            files.add(upload.path)
+    for upload in uploads:
+        parts = upload.path.split("/")
+        for depth in range(1, len(parts)):
+            parent = "/".join(parts[:depth])
+            if parent in files:
+                raise InvalidArgument(
+                    f"upload {upload.path!r} is inside {parent!r}, which is uploaded as a file"
+                )
+
+
+def check_volumes(volumes: Iterable[str]) -> tuple[str, ...]:
+    checked = tuple(check_name("volume", v) for v in volumes)
+    if "" in checked:
+        raise InvalidArgument("volume names must not be empty")
+    duplicates = sorted({v for v in checked if checked.count(v) > 1})
+    if duplicates:
+        raise InvalidArgument(f"volume {duplicates[0]!r} is given more than once")
+    return checked
+
+
+def check_workflow_uuid(value: str) -> str:
+    if value and not is_job_id(value):
+        raise InvalidArgument(f"workflowUuid {value!r} is not a UUID")
+    return value
+
+
+def check_dependencies(requirements: Iterable[JobRequirementLike]) -> tuple[str, ...]:
+    deps = tuple(r.jobUuid for r in requirements)
+    for index, dep in enumerate(deps):
+        if not is_job_id(dep):
+            raise InvalidArgument(f"requirements[{index}].jobUuid {dep!r} is not a job UUID")
+    return deps

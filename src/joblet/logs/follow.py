@@ -1,0 +1,133 @@
+"""Follow jobs' log files: everything so far, then live output, then the end.
+
+The launcher appends to one file per job; the file is the log's only copy on
+the daemon's side, so the daemon's memory per job stays constant however much
+a job prints, and any number of followers, joining at any time, each read the
+whole log in order with nothing lost or duplicated.
+
+Followers learn of new data from inotify (one descriptor for the daemon) and
+of the job's end from `finish()`. The launcher writes a job's exit record only
+after it has drained the job's pipes, so once a job is finished its log file is
+complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from joblet.isolation.libc import IN_CLOSE_WRITE, IN_MODIFY, Inotify
+from joblet.logs.reader import LogCursor, coalesce
+
+log = logging.getLogger(__name__)
+
+
+class _Watch:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.finished = False
+        self.wd = -1
+        self._changed = asyncio.Event()
+
+    def changed(self) -> asyncio.Event:
+        return self._changed
+
+    def notify(self) -> None:
+        # Swap the event so a follower that grabbed the old one before reading
+        # is woken by any write that lands after its read.
+        old, self._changed = self._changed, asyncio.Event()
+        old.set()
+
+
+class LogHub:
+    """Owns the inotify descriptor and the per-job watches."""
+
+    def __init__(self) -> None:
+        self._watches: dict[str, _Watch] = {}
+        self._by_wd: dict[int, _Watch] = {}
+        self._inotify: Inotify | None = None
+
+    def start(self) -> None:
+        self._inotify = Inotify()
+        asyncio.get_running_loop().add_reader(self._inotify.fileno(), self._on_inotify)
+
+    def close(self) -> None:
+        if self._inotify is not None:
+            with contextlib.suppress(RuntimeError):
+                asyncio.get_running_loop().remove_reader(self._inotify.fileno())
+            self._inotify.close()
+            self._inotify = None
+        for watch in self._watches.values():
+            watch.notify()
+
+    def track(self, job_id: str, path: Path, finished: bool = False) -> None:
+        """Start watching a job's log file (created empty if missing)."""
+        if job_id in self._watches:
+            return
+        watch = _Watch(path)
+        watch.finished = finished
+        self._watches[job_id] = watch
+        if not finished and self._inotify is not None:
+            path.touch(exist_ok=True)
+            watch.wd = self._inotify.add_watch(str(path), IN_MODIFY | IN_CLOSE_WRITE)
+            self._by_wd[watch.wd] = watch
+
+    def finish(self, job_id: str) -> None:
+        """The job ended and its log is complete: release followers at EOF."""
+        watch = self._watches.get(job_id)
+        if watch is None:
+            return
+        watch.finished = True
+        self._unwatch(watch)
+        watch.notify()
+
+    def forget(self, job_id: str) -> None:
+        watch = self._watches.pop(job_id, None)
+        if watch is not None:
+            watch.finished = True
+            self._unwatch(watch)
+            watch.notify()
+
+    def _unwatch(self, watch: _Watch) -> None:
+        if watch.wd >= 0:
+            self._by_wd.pop(watch.wd, None)
+            if self._inotify is not None:
+                with contextlib.suppress(OSError):
+                    self._inotify.rm_watch(watch.wd)
+            watch.wd = -1
+
+    def _on_inotify(self) -> None:
+        assert self._inotify is not None
+        for wd, _mask, _name in self._inotify.read_events():
+            watch = self._by_wd.get(wd)
+            if watch is not None:
+                watch.notify()
+
+    async def follow(self, job_id: str) -> AsyncIterator[bytes]:
+        """Yield the job's output in chunks of up to 64 KiB until its end."""
+        watch = self._watches.get(job_id)
+        if watch is None:
+            return
+        try:
+            fd = os.open(watch.path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return
+        try:
+            cursor = LogCursor()
+            while True:
+                changed = watch.changed()
+                finished = watch.finished
+                chunks = coalesce(cursor.read(fd))
+                for chunk in chunks:
+                    yield chunk
+                if chunks:
+                    continue
+                if finished or self._watches.get(job_id) is not watch:
+                    return
+                await changed.wait()
+        finally:
+            os.close(fd)

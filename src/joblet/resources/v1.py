@@ -1,0 +1,154 @@
+"""cgroup v1 backend: one group per controller hierarchy,
+<hierarchy>/<parent>/job-<id>; co-mounted controllers ("cpu,cpuacct") share one."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from joblet.errors import IsolationError
+from joblet.resources import _fs
+from joblet.resources._names import job_dir_name, job_ids_under, parent_path
+from joblet.resources.detect import V1_REQUIRED
+from joblet.resources.interface import CgroupStats, Limits
+from joblet.resources.limits import v1_limit_writes
+from joblet.resources.stats import parse_flat_keyed, v1_stats
+
+_STAT_FILES = {
+    "cpu": ("cpu.stat",),
+    "cpuacct": ("cpuacct.usage", "cpuacct.stat"),
+    "memory": (
+        "memory.usage_in_bytes", "memory.limit_in_bytes",
+        "memory.max_usage_in_bytes", "memory.oom_control",
+    ),
+    "pids": ("pids.current", "pids.max"),
+    "blkio": ("blkio.throttle.io_service_bytes_recursive",),
+}  # fmt: skip
+
+
+class V1JobCgroup:
+    def __init__(self, job_id: str, dirs: Mapping[str, Path], kill_timeout_s: float = 5.0) -> None:
+        self.job_id = job_id
+        self.dirs = dict(dirs)  # controller -> the job's group in its hierarchy
+        self._kill_timeout_s = kill_timeout_s
+
+    def hierarchies(self) -> list[Path]:
+        return sorted(set(self.dirs.values()))
+
+    def procs_files(self) -> tuple[Path, ...]:
+        return tuple(d / "cgroup.procs" for d in self.hierarchies())
+
+    def pids(self) -> list[int]:
+        return sorted(self._all_pids())
+
+    def read_stats(self) -> CgroupStats:
+        texts: dict[str, str] = {}
+        for controller, names in _STAT_FILES.items():
+            for name in names:
+                text = _fs.read_text(self.dirs[controller] / name)
+                if text is not None:
+                    texts[name] = text
+        return v1_stats(texts)
+
+    def oom_killed(self) -> bool:
+        # oom_kill in memory.oom_control exists since Linux 4.13; failcnt is no
+        # substitute (it counts every time reclaim hit the limit).
+        text = _fs.read_text(self.dirs["memory"] / "memory.oom_control") or ""
+        return parse_flat_keyed(text).get("oom_kill", 0) > 0
+
+    def kill_all(self) -> None:
+        """Freeze, SIGKILL everything, thaw, until every hierarchy is empty.
+
+        Frozen v1 tasks cannot die, and a frozen parent stops forks racing the
+        kill; every sub-group is thawed too, since a group the job froze itself
+        stays frozen when its parent thaws.
+        """
+        deadline = time.monotonic() + self._kill_timeout_s
+        while self._all_pids():
+            if time.monotonic() > deadline:
+                raise IsolationError(f"processes of job {self.job_id} survived kill: {self.pids()}")
+            self._set_freezer("FROZEN")
+            _fs.kill_pids(self._all_pids())
+            self._set_freezer("THAWED")
+            _fs.wait_for(lambda: not self._all_pids(), 0.2)
+
+    def remove(self) -> None:
+        for hierarchy in self.hierarchies():
+            _fs.remove_tree(hierarchy)
+
+    def _all_pids(self) -> set[int]:
+        pids: set[int] = set()
+        for hierarchy in self.hierarchies():
+            pids |= _fs.read_pids(hierarchy)
+        return pids
+
+    def _set_freezer(self, state: str) -> None:
+        freezer = self.dirs.get("freezer")
+        if freezer is None or not freezer.is_dir():
+            return
+        if state == "THAWED":
+            for group in reversed(_fs.walk_groups(freezer)):
+                _fs.write_value(group / "freezer.state", state)
+            return
+        _fs.write_value(freezer / "freezer.state", state)
+        # FREEZING -> FROZEN is asynchronous; kill anyway after the wait (a task
+        # in uninterruptible sleep can hold it), the outer loop retries.
+        _fs.wait_for(lambda: (_fs.read_text(freezer / "freezer.state") or "").strip() == state, 1.0)
+
+
+class V1CgroupManager:
+    version = "v1"
+
+    def __init__(self, mounts: Mapping[str, Path], parent: str) -> None:
+        missing = V1_REQUIRED - mounts.keys()
+        if missing:
+            raise IsolationError(f"v1 controllers not mounted: {sorted(missing)}")
+        self._parent = parent_path(parent)
+        self.parent_dirs = {c: mounts[c] / self._parent for c in sorted(V1_REQUIRED)}
+        self._cpuset_root = mounts["cpuset"]
+
+    def create(self, job_id: str, limits: Limits) -> V1JobCgroup:
+        self._prepare_parent()
+        cpuset_parent = self.parent_dirs["cpuset"]
+        writes = v1_limit_writes(
+            limits,
+            parent_cpus=(_fs.read_text(cpuset_parent / "cpuset.cpus") or "").strip(),
+            parent_mems=(_fs.read_text(cpuset_parent / "cpuset.mems") or "").strip(),
+        )
+        name = job_dir_name(job_id)
+        job = V1JobCgroup(job_id, {c: d / name for c, d in self.parent_dirs.items()})
+        try:
+            for hierarchy in job.hierarchies():
+                _fs.make_dir(hierarchy)
+            for w in writes:
+                target = job.dirs[w.controller] / w.filename
+                if w.required or target.exists():
+                    _fs.write_value(target, w.value)
+        except IsolationError:
+            job.remove()
+            raise
+        return job
+
+    def open(self, job_id: str) -> V1JobCgroup | None:
+        name = job_dir_name(job_id)
+        dirs = {c: d / name for c, d in self.parent_dirs.items()}
+        return V1JobCgroup(job_id, dirs) if any(d.is_dir() for d in dirs.values()) else None
+
+    def leftover_job_ids(self) -> list[str]:
+        found: set[str] = set()
+        for parent in set(self.parent_dirs.values()):
+            found |= job_ids_under(parent)
+        return sorted(found)
+
+    def _prepare_parent(self) -> None:
+        for parent in set(self.parent_dirs.values()):
+            _fs.make_dir(parent)
+        # v1 creates cpuset groups with empty cpus/mems: copy them down each level.
+        group = self._cpuset_root
+        for part in self._parent.parts:
+            child = group / part
+            for name in ("cpuset.cpus", "cpuset.mems"):
+                if not (_fs.read_text(child / name) or "").strip():
+                    _fs.write_value(child / name, (_fs.read_text(group / name) or "").strip())
+            group = child

@@ -1,0 +1,112 @@
+"""Who a caller is and what it may call: roles read from the client
+certificate's subject, and the pure table of RPCs a viewer may use.
+
+No gRPC imports here: the interceptor hands in the auth context as a plain
+mapping, so all of this is testable with certificates alone.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+# The key gRPC's TLS transport uses for the peer's leaf certificate in auth_context().
+PEER_CERT_KEY = "x509_pem_cert"
+
+
+class Role(enum.StrEnum):
+    ADMIN = "admin"
+    VIEWER = "viewer"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The authenticated peer of one RPC: CN of its certificate and its role."""
+
+    name: str
+    role: Role
+
+
+def _methods(service: str, *names: str) -> frozenset[str]:
+    return frozenset(f"/joblet.{service}/{name}" for name in names)
+
+
+# Read-only RPCs of the public API (v1.0.9), by full gRPC method name.
+VIEWER_METHODS: frozenset[str] = (
+    _methods(
+        "JobService",
+        "GetJobStatus",
+        "ListJobs",
+        "GetJobLogs",
+        "StreamJobMetrics",
+        "GetJobMetricsHistory",
+        "GetJobMetricsSummary",
+        "GetWorkflowStatus",
+        "ListWorkflows",
+        "GetWorkflowJobs",
+    )
+    | _methods("NetworkService", "ListNetworks")
+    | _methods("VolumeService", "ListVolumes")
+    | _methods("MonitoringService", "GetSystemStatus", "StreamSystemMetrics")
+    | _methods("RuntimeService", "ListRuntimes", "GetRuntimeInfo", "ValidateRuntimeSpec")
+)
+
+
+def is_allowed(role: Role | None, method: str) -> bool:
+    """Admin may call anything; viewer only `VIEWER_METHODS`; no role nothing."""
+    if role is Role.ADMIN:
+        return True
+    if role is Role.VIEWER:
+        return method in VIEWER_METHODS
+    return False
+
+
+def parse_role(text: str) -> Role | None:
+    """The role named exactly by `text`, or None for anything else."""
+    try:
+        return Role(text)
+    except ValueError:
+        return None
+
+
+def caller_from_cert_pem(pem: str | bytes) -> Caller | None:
+    """The caller a certificate names, or None when its OU is not exactly one known role."""
+    data = pem.encode() if isinstance(pem, str) else pem
+    try:
+        subject = x509.load_pem_x509_certificate(data).subject
+    except ValueError:
+        return None
+    units = _attribute_values(subject, NameOID.ORGANIZATIONAL_UNIT_NAME)
+    # Several OUs would make the role ambiguous: deny rather than pick one.
+    if len(units) != 1:
+        return None
+    role = parse_role(units[0])
+    if role is None:
+        return None
+    names = _attribute_values(subject, NameOID.COMMON_NAME)
+    return Caller(name=names[0] if names else "", role=role)
+
+
+def role_from_cert_pem(pem: str | bytes) -> Role | None:
+    caller = caller_from_cert_pem(pem)
+    return caller.role if caller else None
+
+
+def caller_from_auth_context(auth_context: Mapping[str, Iterable[bytes]]) -> Caller | None:
+    """The caller of a gRPC call, from `ServicerContext.auth_context()`."""
+    # Without require_client_auth there may be no peer certificate at all.
+    first = next(iter(auth_context.get(PEER_CERT_KEY) or ()), None)
+    return None if first is None else caller_from_cert_pem(first)
+
+
+def role_from_auth_context(auth_context: Mapping[str, Iterable[bytes]]) -> Role | None:
+    caller = caller_from_auth_context(auth_context)
+    return caller.role if caller else None
+
+
+def _attribute_values(name: x509.Name, oid: x509.ObjectIdentifier) -> list[str]:
+    return [str(attr.value) for attr in name.get_attributes_for_oid(oid)]

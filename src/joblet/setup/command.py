@@ -1,0 +1,194 @@
+"""What `joblet setup` and `joblet certs issue` do, as functions the CLI calls.
+
+`run_setup` decides everything (names, addresses, which files it would
+replace) before it writes anything, so a refused set-up leaves no trace.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from joblet.config.loader import load_daemon_config
+from joblet.config.model import RootLayout, SecurityConfig
+from joblet.errors import ConfigError
+from joblet.security import certs
+from joblet.security.roles import Role, parse_role
+from joblet.setup.config_files import (
+    WILDCARD_ADDRESSES,
+    NodeEntry,
+    client_address,
+    parse_rnx_nodes,
+    render_daemon_config,
+    render_node_snippet,
+    render_rnx_config,
+    render_rnx_nodes,
+)
+from joblet.setup.layout import (
+    PRIVATE_MODE,
+    PUBLIC_MODE,
+    SetupError,
+    create_layout,
+    read_text,
+    refuse_existing,
+    write_file,
+)
+
+SETUP_HELP = (
+    "Create the directory layout under --root, a CA, a server certificate and admin "
+    "and viewer client certificates, and write config/joblet-config.yml (daemon) and "
+    "config/rnx-config.yml (client; nodes 'default' = admin, 'viewer' = viewer). "
+    "Existing keys and configs are kept unless --force is given."
+)
+CERTS_ISSUE_HELP = (
+    "Issue a client certificate signed by the CA under --root and print it as an "
+    "rnx-config.yml node entry (paste it under 'nodes:')."
+)
+RUN_SETUP_HINT = "run `joblet setup` first"
+
+
+@dataclass(frozen=True)
+class SetupFiles:
+    """Where set-up writes, all under the layout's config directory."""
+
+    ca_cert: Path
+    ca_key: Path
+    daemon_config: Path
+    rnx_config: Path
+
+    @classmethod
+    def of(cls, layout: RootLayout) -> SetupFiles:
+        c = layout.config
+        return cls(
+            c / "ca-cert.pem", c / "ca-key.pem", c / "joblet-config.yml", c / "rnx-config.yml"
+        )
+
+    def all(self) -> tuple[Path, ...]:
+        return (self.ca_key, self.ca_cert, self.daemon_config, self.rnx_config)
+
+
+@dataclass(frozen=True)
+class SetupResult:
+    layout: RootLayout
+    files: SetupFiles
+    server_names: tuple[str, ...]  # SANs of the server certificate
+    client_address: str  # what rnx-config.yml's nodes dial
+    created_dirs: tuple[Path, ...]
+
+    def summary(self) -> str:
+        """A few lines for the CLI to print."""
+        return "\n".join(
+            [
+                f"joblet set up under {self.layout.root}",
+                f"  daemon config: {self.files.daemon_config}",
+                f"  rnx config:    {self.files.rnx_config} (nodes: default, viewer)",
+                f"  server names:  {', '.join(self.server_names)}",
+                f"  clients dial:  {self.client_address}",
+            ]
+        )
+
+
+def run_setup(
+    root: Path, address: str, port: int, server_names: list[str], force: bool
+) -> SetupResult:
+    """Create `root`'s layout, certificates and both config files."""
+    if not 1 <= port <= 65535:
+        raise SetupError(f"port {port} is out of range 1-65535")
+    layout = RootLayout(root)
+    files = SetupFiles.of(layout)
+    sans = _server_names(address, server_names)
+    refuse_existing(files.all(), force)
+    created = create_layout(layout)
+    ca = certs.generate_ca()
+    server = certs.issue_server_cert(ca.cert_pem, ca.key_pem, sans)
+    dial = client_address(address, port, server_names)
+    security = SecurityConfig(server.cert_pem, server.key_pem, ca.cert_pem)
+    nodes = {
+        "default": _node(ca, Role.ADMIN, "admin", dial),
+        "viewer": _node(ca, Role.VIEWER, "viewer", dial),
+    }
+    write_file(files.ca_key, ca.key_pem, PRIVATE_MODE)
+    write_file(files.ca_cert, ca.cert_pem, PUBLIC_MODE)
+    write_file(
+        files.daemon_config, render_daemon_config(root, address, port, security), PRIVATE_MODE
+    )
+    write_file(files.rnx_config, render_rnx_config(nodes), PRIVATE_MODE)
+    return SetupResult(layout, files, tuple(sans), dial, tuple(created))
+
+
+def _server_names(address: str, server_names: list[str]) -> list[str]:
+    # A daemon bound to one specific address must be reachable (and verifiable) by it.
+    extra = [] if address in WILDCARD_ADDRESSES else [address.strip("[]")]
+    try:
+        return certs.server_san_names([*server_names, *extra])
+    except ValueError as exc:
+        raise SetupError(str(exc)) from exc
+
+
+def _node(ca: certs.CertKeyPair, role: Role, name: str, address: str) -> NodeEntry:
+    cert, key = certs.issue_client_cert(ca.cert_pem, ca.key_pem, role, name)
+    return NodeEntry(address=address, cert=cert, key=key, ca=ca.cert_pem)
+
+
+def issue_cert(root: Path, role: Role | str, name: str) -> tuple[str, str]:
+    """A new client certificate (cert_pem, key_pem) from the CA kept under `root`."""
+    known = parse_role(str(role))
+    if known is None:
+        raise SetupError(f"role {role!r} is not one of: {', '.join(r.value for r in Role)}")
+    files = SetupFiles.of(RootLayout(root))
+    ca_cert = read_text(files.ca_cert, RUN_SETUP_HINT)
+    ca_key = read_text(files.ca_key, RUN_SETUP_HINT)
+    try:
+        return certs.issue_client_cert(ca_cert, ca_key, known, name)
+    except ValueError as exc:
+        raise SetupError(str(exc)) from exc
+
+
+def issue_node_entry(
+    root: Path, role: Role | str, name: str, address: str | None = None
+) -> NodeEntry:
+    """A ready rnx node entry for a new client certificate.
+
+    Without `address`, use the one set-up gave the `default` node, else the
+    daemon config's listen address.
+    """
+    cert, key = issue_cert(root, role, name)
+    files = SetupFiles.of(RootLayout(root))
+    dial = address or _default_address(files)
+    return NodeEntry(address=dial, cert=cert, key=key, ca=read_text(files.ca_cert, RUN_SETUP_HINT))
+
+
+def node_snippet(name: str, entry: NodeEntry) -> str:
+    """What `joblet certs issue` prints: the entry under `name`, ready to paste."""
+    return render_node_snippet(name, entry)
+
+
+def _default_address(files: SetupFiles) -> str:
+    if files.rnx_config.exists():
+        try:
+            default = parse_rnx_nodes(files.rnx_config.read_text()).get("default", {})
+        except (OSError, ValueError):
+            default = {}
+        if isinstance(default.get("address"), str):
+            return str(default["address"])
+    try:
+        server = load_daemon_config(files.daemon_config).server
+    except ConfigError as exc:
+        raise SetupError(f"cannot tell the daemon's address ({exc}); pass an address") from exc
+    return client_address(server.address, server.port, [])
+
+
+def add_node(rnx_config: Path, name: str, entry: NodeEntry, force: bool) -> None:
+    """Add (or with `force` replace) node `name` in an rnx-config.yml, creating it if needed."""
+    if not name.strip():
+        raise SetupError("node name must not be empty")
+    nodes: dict[str, dict[str, object]] = {}
+    if rnx_config.exists():
+        try:
+            nodes = parse_rnx_nodes(read_text(rnx_config, ""))
+        except ValueError as exc:
+            raise SetupError(f"{rnx_config} is not a valid rnx config: {exc}") from exc
+    if name in nodes and not force:
+        raise SetupError(f"node {name!r} already exists in {rnx_config}; use --force to replace it")
+    nodes[name] = dict(entry.as_yaml_mapping())
+    write_file(rnx_config, render_rnx_nodes(nodes), PRIVATE_MODE)
