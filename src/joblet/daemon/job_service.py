@@ -31,15 +31,16 @@ class JobService(pb_grpc.JobServiceServicer):
     def __init__(self, manager: JobManager, config: DaemonConfig) -> None:
         self._manager = manager
         self._config = config
-        self._host_cpus = os.cpu_count() or 1
+        self._host_cpus = os.cpu_count() or 1  # cpuset numbers are host CPU ids
 
     @unary
     async def RunJob(self, request: pb.RunJobRequest, context: Context) -> pb.RunJobResponse:
+        now = time.time()
         spec = validate_run_request(
-            request, self._host_cpus, self._config.jobs.max_upload_bytes
+            request, self._host_cpus, self._config.jobs.max_upload_bytes, now=now
         )
         _refuse_later_features(request)
-        scheduled_at = parse_schedule(spec.schedule, time.time()) if spec.schedule else 0.0
+        scheduled_at = parse_schedule(spec.schedule, now) if spec.schedule else 0.0
         job = await self._manager.submit(spec, scheduled_at)
         return mappers.run_response(job)
 

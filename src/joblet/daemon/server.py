@@ -96,7 +96,9 @@ class Daemon:
         server = grpc.aio.server(
             interceptors=[AuthInterceptor()], options=_grpc_options(config)
         )
-        pb_grpc.add_JobServiceServicer_to_server(JobService(self.manager, config), server)
+        pb_grpc.add_JobServiceServicer_to_server(  # type: ignore[no-untyped-call]
+            JobService(self.manager, config), server
+        )
         for add in (
             pb_grpc.add_NetworkServiceServicer_to_server,
             pb_grpc.add_VolumeServiceServicer_to_server,

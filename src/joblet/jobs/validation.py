@@ -95,12 +95,13 @@ def validate_run_request(
     pass the same value to `parse_schedule(spec.schedule, now)` afterwards."""
     if host_cpus < 1:
         raise ValueError(f"host_cpus must be at least 1, got {host_cpus}")
+    command = check_command(req.command)
     parse_schedule(req.schedule, time.time() if now is None else now)
     environment = check_environment("environment", req.environment)
     secrets = check_environment("secret_environment", req.secret_environment)
     check_disjoint(environment, secrets)
     return JobSpec(
-        command=check_command(req.command),
+        command=command,
         args=check_args(req.args),
         name=check_name("name", req.name),
         max_cpu=check_max_cpu(req.maxCpu, host_cpus),

@@ -28,7 +28,7 @@ current_caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar(
 )
 
 Behaviour = Callable[..., Any]
-_HandlerFactory = Callable[..., grpc.RpcMethodHandler[Any, Any]]
+_HandlerFactory = Callable[..., "grpc.RpcMethodHandler[Any, Any]"]  # stubs-only generic
 
 NO_ROLE_MESSAGE = "client certificate has no known role (OU)"
 

@@ -68,7 +68,7 @@ def test_rfc3339_times(text: str, expected: datetime) -> None:
         ("20260102T160000Z", "not understood"),
         ("2026-13-02T16:00:00Z", "not a valid time"),
         ("2026-01-02T16:00:00+25:00", "not a valid time"),
-        ("2026-01-02T16:00:00Z\n", "not understood"),
+        ("2026-01-02T16:00:00Z x", "not understood"),
         ("2026-01-02T15:04:04Z", "in the past (the server's time is 2026-01-02T15:04:05Z)"),
         ("2020-01-01T00:00:00Z", "in the past"),
     ],

@@ -1,0 +1,73 @@
+"""What every command handler receives: parsed arguments, streams, and a way to
+reach the selected node. grpc is imported only when a handler connects."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from joblet.cli.output import message_to_json
+from joblet.client.config import (
+    DEFAULT_NODE,
+    NodeConfig,
+    RnxConfig,
+    find_config_path,
+    load_rnx_config,
+)
+
+if TYPE_CHECKING:
+    from google.protobuf.message import Message
+
+    from joblet.client.connection import ChannelFactory, JobClient
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    args: argparse.Namespace
+    out: TextIO
+    err: TextIO
+    env: Mapping[str, str]
+    cwd: Path
+    home: Path
+    channel_factory: ChannelFactory | None = None  # None: mutual TLS from the config
+
+    @property
+    def json(self) -> bool:
+        return bool(getattr(self.args, "json", False))
+
+    @property
+    def node_name(self) -> str:
+        return getattr(self.args, "node", None) or DEFAULT_NODE
+
+    def load_config(self) -> RnxConfig:
+        path = find_config_path(getattr(self.args, "config", None), self.env, self.cwd, self.home)
+        return load_rnx_config(path)
+
+    def node(self) -> NodeConfig:
+        return self.load_config().node(self.node_name)
+
+    @contextmanager
+    def job_client(self) -> Iterator[JobClient]:
+        """A client for the selected node; the channel is closed on exit."""
+        from joblet.client.connection import JobClient, open_secure_channel
+
+        node = self.node()
+        factory = self.channel_factory or open_secure_channel
+        channel = factory(node)
+        try:
+            yield JobClient(channel, node.address)
+        finally:
+            channel.close()
+
+    def print(self, text: str = "") -> None:
+        print(text, file=self.out)
+
+    def print_json(self, message: Message) -> None:
+        print(message_to_json(message), file=self.out, flush=True)
+
+
+Handler = Callable[[CommandContext], int]

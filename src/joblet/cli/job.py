@@ -1,0 +1,191 @@
+"""`rnx job ...`: run, list, status, log, stop, cancel, delete, delete-all.
+
+Handlers are thin: call the client, then render with `job_view` or as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from joblet.cli.context import CommandContext, Handler
+from joblet.cli.job_args import add_run_arguments, build_run_request, split_command_line
+from joblet.cli.job_view import (
+    FINAL_STATUSES,
+    job_exit_code,
+    render_job_table,
+    render_run,
+    render_status,
+)
+from joblet.cli.output import write_bytes
+from joblet.cli.parser import RnxArgumentParser
+from joblet.client.errors import CliError
+from joblet.client.uploads import collect_uploads
+
+if TYPE_CHECKING:
+    from joblet.api import joblet_pb2 as pb
+    from joblet.cli.parser import Subparsers
+    from joblet.client.connection import JobClient
+
+# After the log stream closes the daemon may take a moment to record the end.
+FINAL_STATUS_WAIT_S = 5.0
+FINAL_STATUS_POLL_S = 0.05
+
+SHORTCUTS = ("run", "list", "status", "log", "stop")
+
+
+def run(ctx: CommandContext) -> int:
+    args = ctx.args
+    split_command_line(args.command_line)  # a usage error before reading any upload
+    request = build_run_request(args, collect_uploads(args.upload, args.upload_dir))
+    with ctx.job_client() as client:
+        res = client.run_job(request)
+        if ctx.json:
+            ctx.print_json(res)
+        else:
+            # With --follow stdout carries only the job's output, like `docker run`.
+            stream = ctx.err if args.follow else ctx.out
+            print("\n".join(render_run(res)), file=stream, flush=True)
+        return follow(ctx, client, res.jobUuid) if args.follow else 0
+
+
+def follow(ctx: CommandContext, client: JobClient, uuid: str) -> int:
+    """Stream the job's output, then exit with its own exit code."""
+    stream_logs(ctx, client, uuid)
+    final = wait_until_final(client, uuid)
+    if ctx.json:
+        ctx.print_json(final)
+    return job_exit_code(final.status, final.exitCode)
+
+
+def wait_until_final(
+    client: JobClient,
+    uuid: str,
+    timeout_s: float = FINAL_STATUS_WAIT_S,
+    sleep: Callable[[float], None] = time.sleep,
+) -> pb.GetJobStatusRes:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = client.get_job_status(uuid)
+        if status.status in FINAL_STATUSES:
+            return status
+        if time.monotonic() >= deadline:
+            raise CliError(f"job {uuid} is still {status.status} after its output ended")
+        sleep(FINAL_STATUS_POLL_S)
+
+
+def stream_logs(ctx: CommandContext, client: JobClient, uuid: str) -> None:
+    for chunk in client.get_job_logs(uuid):
+        if ctx.json:
+            ctx.print_json(chunk)
+        else:
+            write_bytes(ctx.out, chunk.payload)
+
+
+def log(ctx: CommandContext) -> int:
+    with ctx.job_client() as client:
+        stream_logs(ctx, client, ctx.args.uuid)
+    return 0
+
+
+def status(ctx: CommandContext) -> int:
+    with ctx.job_client() as client:
+        res = client.get_job_status(ctx.args.uuid)
+    if ctx.json:
+        ctx.print_json(res)
+    else:
+        ctx.print("\n".join(render_status(res, datetime.now(UTC))))
+    return 0
+
+
+def list_jobs(ctx: CommandContext) -> int:
+    with ctx.job_client() as client:
+        res = client.list_jobs()
+    if ctx.json:
+        ctx.print_json(res)
+    else:
+        ctx.print(render_job_table(res.jobs, datetime.now(UTC)))
+    return 0
+
+
+def stop(ctx: CommandContext) -> int:
+    with ctx.job_client() as client:
+        res = client.stop_job(ctx.args.uuid)
+    if ctx.json:
+        ctx.print_json(res)
+        return 0
+    ctx.print(f"Job ID: {res.uuid}\nStatus: {res.status}")
+    if res.status in FINAL_STATUSES:
+        ctx.print(f"Exit Code: {res.exitCode}")
+    return 0
+
+
+def cancel(ctx: CommandContext) -> int:
+    with ctx.job_client() as client:
+        res = client.cancel_job(ctx.args.uuid)
+    if ctx.json:
+        ctx.print_json(res)
+    else:
+        ctx.print(f"Job ID: {res.uuid}\nStatus: {res.status}")
+    return 0
+
+
+def delete(ctx: CommandContext) -> int:
+    with ctx.job_client() as client:
+        res = client.delete_job(ctx.args.uuid)
+    if ctx.json:
+        ctx.print_json(res)
+    elif res.success:
+        ctx.print(res.message or f"Deleted job {res.uuid}")
+    else:
+        raise CliError(res.message or f"job {res.uuid} was not deleted")
+    return 0 if res.success else 1
+
+
+def delete_all(ctx: CommandContext) -> int:
+    with ctx.job_client() as client:
+        res = client.delete_all_jobs()
+    if ctx.json:
+        ctx.print_json(res)
+        return 0 if res.success else 1
+    if res.message:
+        ctx.print(res.message)
+    ctx.print(f"Deleted: {res.deleted_count}, skipped (still running): {res.skipped_count}")
+    return 0 if res.success else 1
+
+
+def _add_uuid(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("uuid", metavar="JOB_ID", help="job ID (a unique prefix is enough)")
+
+
+def _no_arguments(parser: argparse.ArgumentParser) -> None:
+    del parser
+
+
+# name -> (handler, help, how to add its arguments)
+COMMANDS: dict[str, tuple[Handler, str, Callable[[argparse.ArgumentParser], None]]] = {
+    "run": (run, "run a command as a job", add_run_arguments),
+    "list": (list_jobs, "list jobs", _no_arguments),
+    "status": (status, "show a job's status", _add_uuid),
+    "log": (log, "print a job's output (live until it ends)", _add_uuid),
+    "stop": (stop, "stop a running job", _add_uuid),
+    "cancel": (cancel, "cancel a scheduled job", _add_uuid),
+    "delete": (delete, "delete a finished job and its logs", _add_uuid),
+    "delete-all": (delete_all, "delete every finished job", _no_arguments),
+}
+
+
+def add_commands(
+    subparsers: Subparsers,
+    parents: list[RnxArgumentParser],
+    names: tuple[str, ...] = tuple(COMMANDS),
+) -> None:
+    """Register job commands (all, or the top-level shortcuts) on `subparsers`."""
+    for name in names:
+        handler, help_text, add_arguments = COMMANDS[name]
+        parser = subparsers.add_parser(name, help=help_text, description=help_text, parents=parents)
+        add_arguments(parser)
+        parser.set_defaults(handler=handler)

@@ -1,0 +1,53 @@
+"""`rnx nodes`: the nodes of the client config and which one is selected."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from joblet.cli.context import CommandContext
+from joblet.cli.output import format_table
+from joblet.cli.parser import RnxArgumentParser
+from joblet.client.config import RnxConfig
+
+if TYPE_CHECKING:
+    from joblet.cli.parser import Subparsers
+
+
+def render_nodes(config: RnxConfig, selected: str) -> str:
+    rows = [
+        ["*" if name == selected else "", name, node.address, node.server_name or "-"]
+        for name, node in sorted(config.nodes.items())
+    ]
+    table = format_table(["", "NAME", "ADDRESS", "SERVER NAME"], rows)
+    return f"Config: {config.path}\n{table}"
+
+
+def nodes_json(config: RnxConfig, selected: str) -> str:
+    nodes = [
+        {
+            "name": name,
+            "address": node.address,
+            "serverName": node.server_name,
+            "selected": name == selected,
+        }
+        for name, node in sorted(config.nodes.items())
+    ]
+    return json.dumps({"config": str(config.path), "selected": selected, "nodes": nodes})
+
+
+def list_nodes(ctx: CommandContext) -> int:
+    config = ctx.load_config()
+    ctx.print(
+        nodes_json(config, ctx.node_name) if ctx.json else render_nodes(config, ctx.node_name)
+    )
+    return 0
+
+
+def add_commands(
+    subparsers: Subparsers,
+    parents: list[RnxArgumentParser],
+) -> None:
+    help_text = "list the configured nodes (* marks the selected one)"
+    parser = subparsers.add_parser("nodes", help=help_text, description=help_text, parents=parents)
+    parser.set_defaults(handler=list_nodes)

@@ -1,0 +1,107 @@
+"""Formatting shared by the rnx commands: times, durations, tables, JSON.
+
+Pure functions on plain values; the only I/O helper is `write_bytes`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime, tzinfo
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from google.protobuf.message import Message
+
+MISSING = "-"
+LOCAL_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def parse_time(text: str) -> datetime | None:
+    """An RFC3339 timestamp as an aware datetime; None when empty or unparseable."""
+    if not text:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def format_local_time(text: str, tz: tzinfo | None = None) -> str:
+    """An RFC3339 timestamp shown in local time (or `tz`); `-` when absent."""
+    parsed = parse_time(text)
+    if parsed is None:
+        return text or MISSING
+    return parsed.astimezone(tz).strftime(LOCAL_TIME_FORMAT)
+
+
+def format_duration(seconds: float) -> str:
+    """`0.25s`, `12.0s`, `3m05s`, `2h03m`... precise where it is short."""
+    if seconds < 0:
+        seconds = 0.0
+    if seconds < 10:
+        return f"{seconds:.2f}s"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    whole = int(seconds)
+    minutes, secs = divmod(whole, 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d{hours:02d}h{minutes:02d}m"
+    if hours:
+        return f"{hours}h{minutes:02d}m{secs:02d}s"
+    return f"{minutes}m{secs:02d}s"
+
+
+def job_duration(start: str, end: str, now: datetime) -> str:
+    """How long a job ran (or has been running, if it has no end yet)."""
+    started = parse_time(start)
+    if started is None:
+        return MISSING
+    ended = parse_time(end) or now
+    return format_duration((ended - started).total_seconds())
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Left-aligned columns separated by two spaces; the last column is not padded."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        for index, cell in enumerate(row):
+            widths[index] = max(widths[index], len(cell))
+
+    def line(cells: Sequence[str]) -> str:
+        padded = [cell.ljust(width) for cell, width in zip(cells[:-1], widths, strict=False)]
+        return "  ".join([*padded, cells[-1]]).rstrip()
+
+    return "\n".join(line(row) for row in [list(headers), *rows])
+
+
+def message_to_json(message: Message) -> str:
+    """One line of protobuf's JSON mapping, with the proto's own field names.
+
+    Every field is printed, defaults included, in declaration order: a script
+    can rely on `exitCode` being present even when it is 0.
+    """
+    from google.protobuf import json_format
+
+    as_dict = json_format.MessageToDict(
+        message,
+        preserving_proto_field_name=True,
+        always_print_fields_with_no_presence=True,
+    )
+    ordered = {f.name: as_dict[f.name] for f in message.DESCRIPTOR.fields if f.name in as_dict}
+    return json.dumps(ordered)
+
+
+def write_bytes(out: TextIO, data: bytes) -> None:
+    """Write raw bytes to a text stream's binary buffer and flush them."""
+    out.flush()  # keep order with anything written as text before
+    buffer = getattr(out, "buffer", None)
+    if buffer is None:  # a stream without a binary layer (rare: an embedding host)
+        out.write(data.decode("utf-8", errors="replace"))
+        out.flush()
+        return
+    buffer.write(data)
+    buffer.flush()

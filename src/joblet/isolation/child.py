@@ -1,0 +1,167 @@
+"""What runs between fork and exec: the two forked halves of a job launch.
+
+The launcher prepares everything (`Prepared`) before it forks, so these
+functions only make system calls. Neither returns: they exec or `_exit`.
+
+  A (forked by the launcher): joins the job's cgroups, unshares the
+    namespaces, forks B, sends B's host pid on `pid_w` and exits. B is then
+    reparented to the launcher, a child subreaper, which reaps it.
+  B (PID 1 of the new pid namespace): builds the root, pivots into it,
+    hardens itself and execs tini, which runs the user's command.
+
+A setup failure in either is written to `err_w` (close-on-exec); an exec that
+succeeds closes it empty.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import socket
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+from joblet.isolation import libc
+from joblet.isolation.paths import resolve_command
+from joblet.isolation.rootfs import Op, apply_plan
+
+SIOCGIFFLAGS = 0x8913
+SIOCSIFFLAGS = 0x8914
+IFF_UP = 0x1
+_IFREQ = struct.Struct("16sH14x")
+TINI_ARGS = ("tini", "-g", "--")
+PID_FORMAT = struct.Struct("i")
+
+
+class CommandNotFound(Exception):
+    pass
+
+
+@dataclass
+class Prepared:
+    """Everything a launch needs after fork, computed by the launcher."""
+
+    job_id: str
+    root: str
+    ops: list[Op]
+    hostname: str
+    argv: tuple[str, ...]
+    env: dict[str, str]
+    workdir: str
+    cgroup_procs: tuple[str, ...]
+    uid: int
+    gid: int
+    unshare_flags: int
+    caps_to_drop: tuple[int, ...]
+    caps_keep_mask: int
+    seccomp_filter: Any
+    tini_fd: int
+    stdout_w: int
+    stderr_w: int
+    err_w: int
+    pid_w: int
+    keep_fds: list[int] = field(default_factory=list)
+
+
+def run_a(prep: Prepared) -> None:
+    try:
+        pid = str(os.getpid()).encode()
+        for procs in prep.cgroup_procs:
+            fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, pid)
+            finally:
+                os.close(fd)
+        libc.unshare(prep.unshare_flags)
+        child = os.fork()
+        if child == 0:
+            run_b(prep)
+        os.write(prep.pid_w, PID_FORMAT.pack(child))
+        os._exit(0)
+    except BaseException as exc:
+        _fail(prep.err_w, f"launch: {exc}", 126)
+
+
+def run_b(prep: Prepared) -> None:
+    try:
+        os.setsid()
+        _build_root(prep)
+        command = _find_command(prep)
+        os.chdir(prep.workdir)
+        _setup_fds(prep)
+        _drop_privileges(prep)
+        prep.seccomp_filter.load()
+        os.execve(prep.tini_fd, [*TINI_ARGS, command, *prep.argv[1:]], prep.env)
+    except CommandNotFound as exc:
+        _fail(prep.err_w, f"command not found: {exc}", 127)
+    except BaseException as exc:
+        _fail(prep.err_w, f"job setup: {exc}", 126)
+
+
+def _fail(err_w: int, message: str, code: int) -> None:
+    try:
+        os.write(err_w, message.encode(errors="replace")[:4000])
+    finally:
+        os._exit(code)
+
+
+def _build_root(prep: Prepared) -> None:
+    apply_plan(prep.ops)
+    libc.sethostname(prep.hostname)
+    # pivot_root(".", ".") stacks the old root under the new one; detaching
+    # "." then removes it (pivot_root(2), NOTES) without needing a put_old dir.
+    os.chdir(prep.root)
+    libc.pivot_root(".", ".")
+    libc.umount2(".", libc.MNT_DETACH)
+    os.chdir("/")
+    libc.mount_setattr("/", libc.MOUNT_ATTR_RDONLY | libc.MOUNT_ATTR_NOSUID, recursive=False)
+    loopback_up()
+
+
+def loopback_up() -> None:
+    """Set IFF_UP on `lo` of the current network namespace (netdevice(7))."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        req = _IFREQ.pack(b"lo", 0)
+        flags = _IFREQ.unpack(fcntl.ioctl(sock, SIOCGIFFLAGS, req))[1]
+        fcntl.ioctl(sock, SIOCSIFFLAGS, _IFREQ.pack(b"lo", flags | IFF_UP))
+
+
+def _is_executable(path: str) -> bool:
+    return os.path.isfile(path) and os.access(path, os.X_OK)
+
+
+def _find_command(prep: Prepared) -> str:
+    found = resolve_command(prep.argv[0], prep.env.get("PATH"), _is_executable)
+    if found is None:
+        raise CommandNotFound(prep.argv[0])
+    return found
+
+
+def _setup_fds(prep: Prepared) -> None:
+    devnull = os.open("/dev/null", os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(prep.stdout_w, 1)
+    os.dup2(prep.stderr_w, 2)
+    low = 3
+    for fd in sorted(prep.keep_fds):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, 1 << 20)
+    # Python ignores SIGPIPE and SIGXFSZ; ignored signals survive exec.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+
+
+def _drop_privileges(prep: Prepared) -> None:
+    for cap in prep.caps_to_drop:
+        libc.capbset_drop(cap)
+    libc.cap_ambient_clear_all()
+    if prep.gid or prep.uid:
+        os.setgroups([])
+        os.setgid(prep.gid)
+        os.setuid(prep.uid)  # a non-zero uid loses every capability here
+    if prep.uid == 0:
+        libc.capset(prep.caps_keep_mask, prep.caps_keep_mask, 0)
+    libc.set_no_new_privs()

@@ -1,0 +1,166 @@
+"""The daemon's side of the launcher: an asyncio client and a starter."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from joblet.errors import IsolationError, Unavailable
+from joblet.isolation.spec import JobExit, LaunchSpec
+
+ExitCallback = Callable[[JobExit], None]
+START_TIMEOUT_S = 10.0
+LINE_LIMIT = 1 << 20
+
+
+class LauncherClient:
+    """One connection to the launcher. Requests may overlap; answers are
+    matched by id. Exit events go to every `on_exit` callback."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._ids = itertools.count(1)
+        self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._callbacks: list[ExitCallback] = []
+        self._task = asyncio.get_running_loop().create_task(self._read_loop())
+
+    @classmethod
+    async def connect(cls, socket_path: str) -> LauncherClient:
+        try:
+            reader, writer = await asyncio.open_unix_connection(socket_path, limit=LINE_LIMIT)
+        except OSError as exc:
+            raise Unavailable(f"launcher socket {socket_path}: {exc.strerror or exc}") from exc
+        return cls(reader, writer)
+
+    async def __aenter__(self) -> LauncherClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def on_exit(self, callback: ExitCallback) -> None:
+        self._callbacks.append(callback)
+
+    async def ping(self) -> int:
+        """The launcher's pid."""
+        return int((await self._request({"op": "ping"}))["pid"])
+
+    async def launch(self, spec: LaunchSpec) -> int:
+        """Start a job; returns the host pid of its init once the command exec'd."""
+        answer = await self._request({"op": "launch", "spec": json.loads(spec.to_json())})
+        return int(answer["pid"])
+
+    async def running(self) -> dict[str, int]:
+        answer = await self._request({"op": "list"})
+        return {str(k): int(v) for k, v in answer["jobs"].items()}
+
+    async def signal(self, job_id: str, signum: int) -> None:
+        await self._request({"op": "signal", "job_id": job_id, "signal": signum})
+
+    async def close(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._writer.close()
+        with contextlib.suppress(OSError):
+            await self._writer.wait_closed()
+
+    async def _request(self, body: dict[str, Any]) -> dict[str, Any]:
+        if self._task.done():
+            raise Unavailable("the connection to the launcher is closed")
+        rid = next(self._ids)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiting[rid] = future
+        try:
+            self._writer.write(json.dumps({"id": rid, **body}).encode() + b"\n")
+            await self._writer.drain()
+            answer = await future
+        except OSError as exc:
+            raise Unavailable(f"launcher connection failed: {exc}") from exc
+        finally:
+            self._waiting.pop(rid, None)
+        if not answer.get("ok"):
+            raise IsolationError(str(answer.get("error", "launcher refused the request")))
+        return answer
+
+    async def _read_loop(self) -> None:
+        try:
+            while line := await self._reader.readline():
+                self._dispatch(json.loads(line))
+        except (OSError, ValueError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            for future in self._waiting.values():
+                if not future.done():
+                    future.set_exception(Unavailable("the launcher closed the connection"))
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        if message.get("event") == "exit":
+            exit_ = JobExit(**{k: v for k, v in message.items() if k != "event"})
+            for callback in self._callbacks:
+                callback(exit_)
+            return
+        future = self._waiting.get(message.get("id", -1))
+        if future is not None and not future.done():
+            future.set_result(message)
+
+
+async def _try_ping(socket_path: str) -> bool:
+    try:
+        client = await LauncherClient.connect(socket_path)
+    except Unavailable:
+        return False
+    try:
+        await asyncio.wait_for(client.ping(), 2.0)
+        return True
+    except (Unavailable, IsolationError, TimeoutError):
+        return False
+    finally:
+        await client.close()
+
+
+def spawn_launcher(socket_path: str, state_dir: str, python: str = sys.executable) -> int:
+    """Start a launcher in a session of its own (it outlives the daemon)."""
+    os.makedirs(state_dir, mode=0o700, exist_ok=True)
+    log = os.path.join(state_dir, "launcher.log")
+    argv = [
+        python,
+        "-m",
+        "joblet.isolation.launcher",
+        "--socket",
+        socket_path,
+        "--state-dir",
+        state_dir,
+    ]
+    actions = [
+        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 2, log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
+    ]
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": ":".join(sys.path)}
+    return os.posix_spawn(python, argv, env, file_actions=actions, setsid=True)
+
+
+async def ensure_launcher(socket_path: str, state_dir: str, python: str = sys.executable) -> None:
+    """Connect to a running launcher, or start one and wait until it answers."""
+    if await _try_ping(socket_path):
+        return
+    pid = spawn_launcher(socket_path, state_dir, python)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if await _try_ping(socket_path):
+            return
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done:
+            log = os.path.join(state_dir, "launcher.log")
+            raise IsolationError(f"the launcher exited at start; see {log}")
+        await asyncio.sleep(0.02)
+    raise Unavailable(f"the launcher did not answer on {socket_path} within {START_TIMEOUT_S}s")

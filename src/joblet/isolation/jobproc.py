@@ -1,0 +1,144 @@
+"""One job as the launcher tracks it, from fork to its exit record."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import select
+import selectors
+import time
+from typing import TYPE_CHECKING, Any
+
+from joblet.isolation import records
+from joblet.isolation.child import PID_FORMAT, Prepared
+from joblet.isolation.prepare import ParentEnds, close_child_ends
+from joblet.isolation.relay import LogRelay
+from joblet.isolation.spec import LaunchSpec
+from joblet.isolation.wire import Connection
+from joblet.logs.format import Stream
+
+if TYPE_CHECKING:
+    from joblet.isolation.launcher import Launcher
+
+# After the init exits the kernel kills the whole pid namespace, so the pipes
+# reach end of file at once; this only bounds a pathological case.
+DRAIN_LIMIT_S = 1.0
+
+
+class JobProc:
+    def __init__(self, spec: LaunchSpec, ends: ParentEnds, conn: Connection, rid: Any) -> None:
+        self.spec = spec
+        self.job_id = spec.job_id
+        self.relay = LogRelay(spec.log_path, spec.max_log_bytes)
+        self.streams = {ends.stdout_r: Stream.STDOUT, ends.stderr_r: Stream.STDERR}
+        self.err_r = ends.err_r
+        self.pid_r = ends.pid_r
+        self.error = b""
+        self.conn: Connection | None = conn
+        self.rid = rid
+        self.pid = 0  # the job's init (tini), as a host pid; -1 if it never started
+        self.err_closed = False
+        self.launched = False
+        self.status: int | None = None
+        self.ended_at_ns = 0
+        self.deadline = 0.0
+        self.done = False
+
+    def close_child_ends(self, prep: Prepared) -> None:
+        close_child_ends(prep)
+
+    def watch(self, launcher: Launcher) -> None:
+        read = selectors.EVENT_READ
+        for fd in self.streams:
+            launcher.sel.register(fd, read, functools.partial(self._on_stream, launcher, fd))
+        launcher.sel.register(self.err_r, read, functools.partial(self._on_err, launcher))
+        launcher.sel.register(self.pid_r, read, functools.partial(self._on_pid, launcher))
+
+    def _on_pid(self, launcher: Launcher) -> None:
+        data = os.read(self.pid_r, PID_FORMAT.size)
+        launcher.unwatch(self.pid_r)
+        os.close(self.pid_r)
+        if len(data) == PID_FORMAT.size:
+            self.pid = PID_FORMAT.unpack(data)[0]
+            launcher.learned_pid(self)
+        else:
+            self.pid = -1  # the first child failed before forking the init
+        self._decide(launcher)
+
+    def _on_err(self, launcher: Launcher) -> None:
+        data = os.read(self.err_r, 4096)
+        if data:
+            self.error += data
+            return
+        launcher.unwatch(self.err_r)
+        os.close(self.err_r)
+        self.err_closed = True
+        self._decide(launcher)
+
+    def _decide(self, launcher: Launcher) -> None:
+        """Answer the launch once exec succeeded (error pipe closed empty) or failed."""
+        if not self.err_closed or self.pid == 0 or self.conn is None:
+            return
+        conn, self.conn = self.conn, None
+        if self.error or self.pid < 0:
+            message = self.error.decode(errors="replace") or "launch failed"
+            launcher.reply(conn, self.rid, {"ok": False, "error": message})
+            if self.pid < 0:
+                self.status = -1
+        else:
+            self.launched = True
+            ticks = records.read_start_ticks(self.pid, launcher.host.procfs) or 0
+            record = records.RunningRecord(self.job_id, self.pid, ticks, self.spec.job_dir)
+            records.save_running(launcher.state_dir, record)
+            launcher.reply(conn, self.rid, {"ok": True, "pid": self.pid})
+        self.maybe_finish(launcher)
+
+    def exited(self, status: int) -> None:
+        self.status = status
+        self.ended_at_ns = time.time_ns()
+        self.deadline = time.monotonic() + DRAIN_LIMIT_S
+
+    def _on_stream(self, launcher: Launcher, fd: int) -> None:
+        if not self.relay.pump(fd, self.streams[fd]):
+            self._close_stream(launcher, fd)
+            self.maybe_finish(launcher)
+
+    def _close_stream(self, launcher: Launcher, fd: int) -> None:
+        launcher.unwatch(fd)
+        os.close(fd)
+        del self.streams[fd]
+
+    def maybe_finish(self, launcher: Launcher) -> None:
+        if self.done or self.conn is not None or self.status is None:
+            return
+        if self.streams and time.monotonic() < self.deadline:
+            return
+        self._finish(launcher)
+
+    def _finish(self, launcher: Launcher) -> None:
+        self.done = True
+        for fd in list(self.streams):
+            while self.relay.pump(fd, self.streams[fd]):
+                if not _readable(fd):
+                    break
+            self._close_stream(launcher, fd)
+        self.relay.close()
+        _remove_root(self.spec.job_dir)
+        if self.launched and self.status is not None:
+            exit_ = records.exit_from_status(self.job_id, self.status, self.ended_at_ns)
+            records.write_exit(self.spec.job_dir, exit_)
+            records.drop_running(launcher.state_dir, self.job_id)
+            launcher.broadcast({"event": "exit", **exit_.__dict__})
+        launcher.forget(self)
+
+
+def _readable(fd: int) -> bool:
+    return bool(select.select([fd], [], [], 0)[0])
+
+
+def _remove_root(job_dir: str) -> None:
+    # The root's mounts lived only in the job's mount namespace, which died
+    # with its last process: on the host it is an empty directory.
+    with contextlib.suppress(OSError):
+        os.rmdir(os.path.join(job_dir, "root"))

@@ -1,0 +1,302 @@
+"""The launcher ("zygote"): a single-threaded, pre-started process that forks jobs.
+
+    python -m joblet.isolation.launcher --socket PATH --state-dir DIR
+
+The daemon starts it in a session of its own, so killing the daemon (or its
+process group) leaves the launcher and every job running. The launcher is a
+child subreaper: each job's init is reparented to it and reaped here, and it
+copies the jobs' output into their log files. A launcher restarted while jobs
+run cannot reap them (they were reparented elsewhere): it reports them in
+"list" and, when their pid disappears, writes their exit.json with lost=true.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import selectors
+import signal
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+from joblet.isolation import child, libc, records
+from joblet.isolation.jobproc import JobProc
+from joblet.isolation.prepare import HostFacts, load_host_facts, prepare
+from joblet.isolation.spec import JobExit, LaunchSpec
+from joblet.isolation.wire import Connection
+
+Handler = Callable[[], None]
+LOST_CHECK_S = 1.0
+INIT_READY_S = 0.2
+
+
+class Launcher:
+    def __init__(self, socket_path: str, state_dir: str, host: HostFacts) -> None:
+        self.socket_path = socket_path
+        self.state_dir = state_dir
+        self.host = host
+        self.sel = selectors.DefaultSelector()
+        self.clients: set[Connection] = set()
+        self.jobs: dict[str, JobProc] = {}
+        self.by_pid: dict[int, JobProc] = {}
+        self.early: dict[int, int] = {}  # statuses reaped before the pid was known
+        self.forkers: set[int] = set()  # pids of the short-lived first children
+        self.adopted: dict[str, records.RunningRecord] = {}
+        self._next_lost_check = 0.0
+        self.listener = _listen(socket_path)
+        self._watch(self.listener.fileno(), self._accept)
+        self._wakeup_r = self._install_sigchld()
+
+    # --- plumbing ---------------------------------------------------------
+
+    def _watch(self, fd: int, handler: Handler, events: int = selectors.EVENT_READ) -> None:
+        self.sel.register(fd, events, handler)
+
+    def unwatch(self, fd: int) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self.sel.unregister(fd)
+
+    def _install_sigchld(self) -> int:
+        read_end, write_end = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        signal.set_wakeup_fd(write_end)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        self._watch(read_end, self._on_sigchld)
+        return read_end
+
+    def serve_forever(self) -> None:
+        self._adopt_previous()
+        self._reap()  # children may have ended before the handler was set
+        while True:
+            for key, _ in self.sel.select(self._timeout()):
+                handler: Handler = key.data
+                handler()
+            self._tick()
+
+    def _timeout(self) -> float | None:
+        deadlines = [job.deadline for job in self.jobs.values() if job.deadline]
+        if self.adopted:
+            deadlines.append(self._next_lost_check)
+        if not deadlines:
+            return None
+        return max(0.0, min(deadlines) - time.monotonic())
+
+    def _tick(self) -> None:
+        for job in list(self.jobs.values()):
+            job.maybe_finish(self)
+        if self.adopted and time.monotonic() >= self._next_lost_check:
+            self._check_adopted()
+
+    # --- clients ------------------------------------------------------------
+
+    def _accept(self) -> None:
+        try:
+            sock, _ = self.listener.accept()
+        except BlockingIOError:
+            return
+        conn = Connection(sock)
+        self.clients.add(conn)
+        self._watch(conn.fileno(), lambda: self._on_client(conn))
+
+    def _on_client(self, conn: Connection) -> None:
+        requests = conn.receive()
+        if requests is None:
+            self.drop(conn)
+            return
+        for request in requests:
+            self._handle(conn, request)
+
+    def drop(self, conn: Connection) -> None:
+        if not conn.closed:
+            self.clients.discard(conn)
+            self.unwatch(conn.fileno())
+            conn.close()
+
+    def reply(self, conn: Connection, request_id: Any, body: dict[str, Any]) -> None:
+        if conn.closed:
+            return
+        if request_id is not None:
+            body = {"id": request_id, **body}
+        if not conn.queue(body):
+            self.drop(conn)
+        elif conn.outbuf:
+            self.sel.modify(
+                conn.fileno(),
+                selectors.EVENT_READ | selectors.EVENT_WRITE,
+                lambda: self._on_client_io(conn),
+            )
+
+    def _on_client_io(self, conn: Connection) -> None:
+        if not conn.flush():
+            self.drop(conn)
+            return
+        if not conn.outbuf:
+            self.sel.modify(conn.fileno(), selectors.EVENT_READ, lambda: self._on_client(conn))
+        self._on_client(conn)
+
+    def broadcast(self, message: dict[str, Any]) -> None:
+        for conn in list(self.clients):
+            self.reply(conn, None, message)
+
+    def _handle(self, conn: Connection, request: dict[str, Any]) -> None:
+        rid = request.get("id")
+        op = request.get("op")
+        try:
+            if op == "launch":
+                self._launch(conn, rid, _parse_spec(request["spec"]))
+            elif op == "ping":
+                self.reply(conn, rid, {"ok": True, "pid": os.getpid()})
+            elif op == "list":
+                self.reply(conn, rid, {"ok": True, "jobs": self.running()})
+            elif op == "signal":
+                self._signal(str(request["job_id"]), int(request["signal"]))
+                self.reply(conn, rid, {"ok": True})
+            else:
+                self.reply(conn, rid, {"ok": False, "error": f"unknown op: {op!r}"})
+        except (KeyError, TypeError, ValueError, OSError) as exc:
+            self.reply(conn, rid, {"ok": False, "error": f"{op}: {exc}"})
+
+    def running(self) -> dict[str, int]:
+        jobs = {j.job_id: j.pid for j in self.jobs.values() if j.launched and j.status is None}
+        jobs.update({rec.job_id: rec.pid for rec in self.adopted.values()})
+        return jobs
+
+    def _signal(self, job_id: str, signum: int) -> None:
+        pid = self.running().get(job_id)
+        if pid is None:
+            raise KeyError(f"no running job {job_id}")
+        deadline = time.monotonic() + INIT_READY_S
+        while (
+            signum != signal.SIGKILL
+            and not records.init_blocks(pid, signum, self.host.procfs)
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.001)
+        os.kill(pid, signum)
+
+    # --- launching and reaping ---------------------------------------------------
+
+    def _launch(self, conn: Connection, rid: Any, spec: LaunchSpec) -> None:
+        if spec.job_id in self.jobs or spec.job_id in self.adopted:
+            raise ValueError(f"job {spec.job_id} is already running")
+        prep, ends = prepare(spec, self.host)
+        job = JobProc(spec, ends, conn, rid)
+        self.jobs[spec.job_id] = job
+        pid = os.fork()
+        if pid == 0:
+            child.run_a(prep)  # never returns
+        self.forkers.add(pid)
+        job.close_child_ends(prep)
+        job.watch(self)
+
+    def learned_pid(self, job: JobProc) -> None:
+        self.by_pid[job.pid] = job
+        status = self.early.pop(job.pid, None)
+        if status is not None:
+            job.exited(status)
+
+    def _on_sigchld(self) -> None:
+        try:
+            while os.read(self._wakeup_r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+        self._reap()
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if pid in self.forkers:
+                self.forkers.discard(pid)
+            elif pid in self.by_pid:
+                self.by_pid.pop(pid).exited(status)
+            else:
+                self.early[pid] = status
+
+    def forget(self, job: JobProc) -> None:
+        self.jobs.pop(job.job_id, None)
+
+    # --- jobs of a previous launcher ---------------------------------------------
+
+    def _adopt_previous(self) -> None:
+        for rec in records.load_running(self.state_dir):
+            self.adopted[rec.job_id] = rec
+        self._check_adopted()
+
+    def _check_adopted(self) -> None:
+        self._next_lost_check = time.monotonic() + LOST_CHECK_S
+        for rec in list(self.adopted.values()):
+            if records.read_start_ticks(rec.pid, self.host.procfs) == rec.start_ticks:
+                continue
+            del self.adopted[rec.job_id]
+            lost = JobExit(rec.job_id, -1, 0, time.time_ns(), lost=True)
+            if not os.path.exists(os.path.join(rec.job_dir, records.EXIT_FILE)):
+                records.write_exit(rec.job_dir, lost)
+            records.drop_running(self.state_dir, rec.job_id)
+            self.broadcast({"event": "exit", **lost.__dict__})
+
+
+def _parse_spec(raw: object) -> LaunchSpec:
+    return LaunchSpec.from_json(raw if isinstance(raw, str) else json.dumps(raw))
+
+
+def _listen(socket_path: str) -> socket.socket:
+    if os.path.exists(socket_path):
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(socket_path)
+        except OSError:
+            os.unlink(socket_path)  # stale: nobody listens
+        else:
+            raise RuntimeError(f"a launcher already listens on {socket_path}")
+        finally:
+            probe.close()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o177)  # the socket is created 0600: no window with wider modes
+    try:
+        sock.bind(socket_path)
+    finally:
+        os.umask(old)
+    sock.listen(64)
+    sock.setblocking(False)
+    return sock
+
+
+def _ensure_std_fds() -> None:
+    """Keep fds 0-2 taken, so no pipe of a job lands on them."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            os.open("/dev/null", os.O_RDWR)
+
+
+def serve(socket_path: str, state_dir: str) -> None:
+    """Run the launcher until it is killed."""
+    _ensure_std_fds()
+    os.makedirs(state_dir, mode=0o700, exist_ok=True)
+    libc.set_child_subreaper()
+    # Inherited by every forked child: nobody can ptrace or read the memory of
+    # a job's setup process; exec of the job's init makes it dumpable again.
+    libc.set_dumpable(False)
+    Launcher(socket_path, state_dir, load_host_facts()).serve_forever()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="joblet-launcher")
+    parser.add_argument("--socket", required=True)
+    parser.add_argument("--state-dir", required=True)
+    args = parser.parse_args(argv)
+    serve(args.socket, args.state_dir)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""Launcher-side preparation of a launch: everything computed before fork."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from joblet.isolation import caps, etcfiles, libc, rootfs, seccomp
+from joblet.isolation.child import Prepared
+from joblet.isolation.spec import LaunchSpec
+
+PIPE_SIZE = 1 << 20
+TINI_PATHS = ("/usr/bin/tini-static", "/usr/bin/tini")
+BASE_NAMESPACES = (
+    libc.CLONE_NEWNS | libc.CLONE_NEWUTS | libc.CLONE_NEWIPC | libc.CLONE_NEWNET | libc.CLONE_NEWPID
+)
+
+
+@dataclass
+class HostFacts:
+    """Facts about the host the launcher reads once at start."""
+
+    tini_fd: int
+    seccomp_filter: Any
+    caps_to_drop: tuple[int, ...]
+    caps_keep_mask: int
+    unshare_flags: int
+    procfs: str = "/proc"
+    resolv_conf: str = "/etc/resolv.conf"
+
+
+@dataclass
+class ParentEnds:
+    """The launcher's ends of a launch's pipes."""
+
+    stdout_r: int
+    stderr_r: int
+    err_r: int
+    pid_r: int
+
+
+def find_tini(candidates: tuple[str, ...] = TINI_PATHS) -> str:
+    for path in candidates:
+        if os.access(path, os.X_OK):
+            return path
+    raise FileNotFoundError("tini is not installed (apt-get install tini)")
+
+
+def load_host_facts(procfs: str = "/proc") -> HostFacts:
+    # tini-static needs no loader or libraries inside the job root; it is
+    # exec'd through this fd (fexecve), so the root need not contain it.
+    tini_fd = os.open(find_tini(), os.O_RDONLY | os.O_CLOEXEC)
+    with open(f"{procfs}/sys/kernel/cap_last_cap") as f:
+        last_cap = caps.parse_last_cap(f.read())
+    flags = BASE_NAMESPACES
+    if os.path.exists(f"{procfs}/self/ns/cgroup"):
+        flags |= libc.CLONE_NEWCGROUP
+    return HostFacts(
+        tini_fd=tini_fd,
+        seccomp_filter=seccomp.build_filter(),
+        caps_to_drop=caps.caps_to_drop(caps.DEFAULT_CAPS, last_cap),
+        caps_keep_mask=caps.caps_mask(caps.DEFAULT_CAPS),
+        unshare_flags=flags,
+        procfs=procfs,
+    )
+
+
+def _read_text(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def write_etc_files(spec: LaunchSpec, etc_dir: str, host_resolv: str) -> None:
+    os.makedirs(etc_dir, exist_ok=True)
+    texts = {
+        "hostname": etcfiles.render_hostname(spec.hostname),
+        "hosts": etcfiles.render_hosts(spec.hostname, spec.extra_hosts),
+        "resolv.conf": etcfiles.render_resolv_conf(host_resolv),
+    }
+    for name, text in texts.items():
+        with open(os.path.join(etc_dir, name), "w") as f:
+            f.write(text)
+
+
+def _job_pipe() -> tuple[int, int]:
+    read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    # Above /proc/sys/fs/pipe-max-size (unprivileged): keep the default size.
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(read_end, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+    os.set_blocking(read_end, False)
+    return read_end, write_end
+
+
+def prepare(spec: LaunchSpec, host: HostFacts) -> tuple[Prepared, ParentEnds]:
+    """Build the plan and the pipes of one launch. Raises OSError/ValueError."""
+    if not spec.argv:
+        raise ValueError("empty command")
+    root = os.path.join(spec.job_dir, "root")
+    etc_dir = os.path.join(spec.job_dir, "etc")
+    os.makedirs(root, exist_ok=True)
+    write_etc_files(spec, etc_dir, _read_text(host.resolv_conf))
+    inputs = rootfs.RootInputs(
+        root=root,
+        allowed=rootfs.probe_host(spec.allowed_mounts),
+        workspace=os.path.realpath(spec.workspace),
+        etc_dir=etc_dir,
+        tmp_size_bytes=spec.tmp_size_bytes,
+    )
+    ops = rootfs.plan_root(inputs)
+    stdout_r, stdout_w = _job_pipe()
+    stderr_r, stderr_w = _job_pipe()
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
+    prep = Prepared(
+        job_id=spec.job_id,
+        root=root,
+        ops=ops,
+        hostname=spec.hostname,
+        argv=spec.argv,
+        env=dict(spec.env),
+        workdir=spec.workdir,
+        cgroup_procs=spec.cgroup_procs,
+        uid=spec.uid,
+        gid=spec.gid,
+        unshare_flags=host.unshare_flags,
+        caps_to_drop=host.caps_to_drop,
+        caps_keep_mask=host.caps_keep_mask,
+        seccomp_filter=host.seccomp_filter,
+        tini_fd=host.tini_fd,
+        stdout_w=stdout_w,
+        stderr_w=stderr_w,
+        err_w=err_w,
+        pid_w=pid_w,
+        keep_fds=[err_w, host.tini_fd],
+    )
+    return prep, ParentEnds(stdout_r, stderr_r, err_r, pid_r)
+
+
+def close_child_ends(prep: Prepared) -> None:
+    for fd in (prep.stdout_w, prep.stderr_w, prep.err_w, prep.pid_w):
+        os.close(fd)

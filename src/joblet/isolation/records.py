@@ -1,0 +1,107 @@
+"""The launcher's small on-disk records: running jobs and how they ended.
+
+A running job's record (state_dir/<job_id>.json) lets a restarted launcher
+report jobs it can no longer reap; when such a job's pid disappears the
+launcher writes its exit.json with `lost=true`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from dataclasses import asdict, dataclass
+
+from joblet.isolation.spec import JobExit
+
+EXIT_FILE = "exit.json"
+
+
+@dataclass(frozen=True)
+class RunningRecord:
+    job_id: str
+    pid: int
+    start_ticks: int  # field 22 of /proc/<pid>/stat: tells a reused pid apart
+    job_dir: str
+
+
+def parse_start_ticks(stat_text: str) -> tuple[str, int]:
+    """(state, starttime) from /proc/<pid>/stat; the comm field may hold spaces
+    and parentheses, so split after its last ')'."""
+    fields = stat_text[stat_text.rindex(")") + 2 :].split()
+    return fields[0], int(fields[19])
+
+
+def read_start_ticks(pid: int, procfs: str = "/proc") -> int | None:
+    """The pid's start time, or None when it is gone or a zombie."""
+    try:
+        with open(f"{procfs}/{pid}/stat") as f:
+            state, ticks = parse_start_ticks(f.read())
+    except (OSError, ValueError, IndexError):
+        return None
+    return None if state in ("Z", "X") else ticks
+
+
+def parse_blocked_signals(status_text: str) -> int:
+    """The SigBlk mask of /proc/<pid>/status (0 when absent)."""
+    for line in status_text.splitlines():
+        if line.startswith("SigBlk:"):
+            return int(line.split()[1], 16)
+    return 0
+
+
+def init_blocks(pid: int, signum: int, procfs: str = "/proc") -> bool:
+    """Whether the job's init has blocked `signum`, i.e. tini is ready to take it.
+
+    The kernel drops a signal sent from an ancestor pid namespace to a
+    namespace's init while it has the default handler and does not block it
+    (signal(7), SIGNAL_UNKILLABLE), which is tini's state in its first moments.
+    """
+    try:
+        with open(f"{procfs}/{pid}/status") as f:
+            mask = parse_blocked_signals(f.read())
+    except OSError:
+        return True
+    return bool(mask >> (signum - 1) & 1)
+
+
+def write_atomic(path: str, text: str) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def save_running(state_dir: str, record: RunningRecord) -> None:
+    write_atomic(os.path.join(state_dir, f"{record.job_id}.json"), json.dumps(asdict(record)))
+
+
+def drop_running(state_dir: str, job_id: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(state_dir, f"{job_id}.json"))
+
+
+def load_running(state_dir: str) -> list[RunningRecord]:
+    records: list[RunningRecord] = []
+    for name in sorted(os.listdir(state_dir)):
+        if not name.endswith(".json"):
+            continue
+        try:
+            with open(os.path.join(state_dir, name)) as f:
+                records.append(RunningRecord(**json.load(f)))
+        except (OSError, ValueError, TypeError):
+            continue
+    return records
+
+
+def write_exit(job_dir: str, exit_: JobExit) -> None:
+    write_atomic(os.path.join(job_dir, EXIT_FILE), exit_.to_json())
+
+
+def exit_from_status(job_id: str, status: int, ended_at_ns: int) -> JobExit:
+    """A JobExit from a waitpid status. tini reports a command killed by a
+    signal as exit code 128+signal; `signal` is set when the init itself was."""
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        return JobExit(job_id, 128 + sig, sig, ended_at_ns)
+    return JobExit(job_id, os.waitstatus_to_exitcode(status), 0, ended_at_ns)

@@ -1,0 +1,272 @@
+"""The job's root filesystem as a plan of mount operations.
+
+`plan_root` is pure: the launcher computes the plan before it forks, so the
+job process only executes it (`apply_plan`). Every target lies lexically under
+the new root, and the executor refuses to create or mount through a symlink:
+the root is a fresh tmpfs only this process can write, so a checked path
+cannot change under it.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+from joblet.isolation import libc
+from joblet.isolation.paths import UnsafePath, components, join_under
+
+DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+DEV_LINKS = (
+    ("pts/ptmx", "ptmx"),
+    ("/proc/self/fd", "fd"),
+    ("/proc/self/fd/0", "stdin"),
+    ("/proc/self/fd/1", "stdout"),
+    ("/proc/self/fd/2", "stderr"),
+)
+MASKED_PROC_FILES = ("kcore", "sysrq-trigger", "keys", "timer_list", "sched_debug")
+READONLY_PROC_DIRS = ("sys", "bus", "fs", "irq")
+GENERATED_ETC = ("hostname", "hosts", "resolv.conf")
+ROOT_TMPFS = "mode=0755,size=1m"
+RO_ATTRS = libc.MOUNT_ATTR_RDONLY | libc.MOUNT_ATTR_NOSUID | libc.MOUNT_ATTR_NODEV
+
+
+class Kind(Enum):
+    DIR = "dir"
+    FILE = "file"
+    SYMLINK = "symlink"
+    MISSING = "missing"
+
+
+@dataclass(frozen=True)
+class HostEntry:
+    kind: Kind
+    link: str = ""  # the symlink's text when kind is SYMLINK
+
+
+@dataclass(frozen=True)
+class MakeDir:
+    path: str
+
+
+@dataclass(frozen=True)
+class MakeFile:
+    path: str
+
+
+@dataclass(frozen=True)
+class MakeSymlink:
+    link: str
+    path: str
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: str | None
+    target: str
+    fstype: str | None
+    flags: int
+    data: str | None = None
+    optional: bool = False  # skip when the target does not exist (kernel-dependent /proc files)
+
+
+@dataclass(frozen=True)
+class Protect:
+    """Set mount attributes (read-only, nosuid...) on a mount and its submounts."""
+
+    target: str
+    attrs: int
+    optional: bool = False
+
+
+Op = MakeDir | MakeFile | MakeSymlink | Mount | Protect
+
+
+@dataclass(frozen=True)
+class RootInputs:
+    root: str  # host directory the job root is mounted on
+    allowed: Mapping[str, HostEntry]  # allowed mount path -> what it is on the host
+    workspace: str  # host path (already resolved) mounted read-write at /work
+    etc_dir: str  # host directory holding the generated /etc files
+    tmp_size_bytes: int
+
+
+class _Planner:
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.ops: list[Op] = []
+        self.made: set[str] = {root}
+        self.links: set[str] = set()
+
+    def target(self, path: str) -> str:
+        return join_under(self.root, path)
+
+    def under_link(self, path: str) -> bool:
+        parts = components(path)
+        return any(
+            join_under(self.root, "/".join(parts[:i])) in self.links
+            for i in range(1, len(parts) + 1)
+        )
+
+    def dirs(self, target: str) -> None:
+        """MakeDir for `target` and each missing ancestor, outermost first."""
+        rel = components(target[len(self.root) :])
+        for i in range(1, len(rel) + 1):
+            path = join_under(self.root, "/".join(rel[:i]))
+            if path not in self.made:
+                self.made.add(path)
+                self.ops.append(MakeDir(path))
+
+    def file(self, target: str) -> None:
+        self.dirs(os.path.dirname(target))
+        if target not in self.made:
+            self.made.add(target)
+            self.ops.append(MakeFile(target))
+
+    def bind_ro(self, source: str, target: str, is_dir: bool) -> None:
+        if is_dir:
+            self.dirs(target)
+        else:
+            self.file(target)
+        self.ops.append(Mount(source, target, None, libc.MS_BIND | libc.MS_REC))
+        self.ops.append(Protect(target, RO_ATTRS))
+
+
+def plan_root(inputs: RootInputs) -> list[Op]:
+    p = _Planner(inputs.root)
+    p.ops.append(Mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE))
+    p.ops.append(Mount("tmpfs", inputs.root, "tmpfs", libc.MS_NOSUID | libc.MS_NODEV, ROOT_TMPFS))
+    _plan_allowed(p, inputs.allowed)
+    _plan_proc(p)
+    _plan_dev(p)
+    tmp = p.target("/tmp")
+    p.dirs(tmp)
+    size = f"mode=1777,size={inputs.tmp_size_bytes}"
+    p.ops.append(Mount("tmpfs", tmp, "tmpfs", libc.MS_NOSUID | libc.MS_NODEV, size))
+    work = p.target("/work")
+    p.dirs(work)
+    p.ops.append(Mount(inputs.workspace, work, None, libc.MS_BIND | libc.MS_REC))
+    p.ops.append(Protect(work, libc.MOUNT_ATTR_NOSUID | libc.MOUNT_ATTR_NODEV))
+    if not p.under_link("/etc"):
+        for name in GENERATED_ETC:
+            p.bind_ro(os.path.join(inputs.etc_dir, name), p.target("/etc/" + name), False)
+    return p.ops
+
+
+def _plan_allowed(p: _Planner, allowed: Mapping[str, HostEntry]) -> None:
+    for path in sorted(allowed):
+        entry = allowed[path]
+        if entry.kind is Kind.MISSING or not components(path) or p.under_link(path):
+            continue
+        target = p.target(path)
+        if entry.kind is Kind.SYMLINK:
+            # Recreate the link (merged-/usr hosts: /bin -> usr/bin); it resolves
+            # inside the job root, never on the host.
+            p.dirs(os.path.dirname(target))
+            p.links.add(target)
+            p.ops.append(MakeSymlink(entry.link, target))
+        else:
+            p.bind_ro(path, target, entry.kind is Kind.DIR)
+
+
+def _plan_proc(p: _Planner) -> None:
+    proc = p.target("/proc")
+    p.dirs(proc)
+    flags = libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC
+    p.ops.append(Mount("proc", proc, "proc", flags))
+    for name in MASKED_PROC_FILES:
+        p.ops.append(Mount("/dev/null", f"{proc}/{name}", None, libc.MS_BIND, optional=True))
+    for name in READONLY_PROC_DIRS:
+        path = f"{proc}/{name}"
+        p.ops.append(Mount(path, path, None, libc.MS_BIND | libc.MS_REC, optional=True))
+        p.ops.append(Protect(path, RO_ATTRS | libc.MOUNT_ATTR_NOEXEC, optional=True))
+
+
+def _plan_dev(p: _Planner) -> None:
+    dev = p.target("/dev")
+    p.dirs(dev)
+    # nodev on the tmpfs: a node a job creates with mknod does not work; the
+    # bind-mounted host nodes below are separate mounts and do.
+    tmpfs_flags = libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC
+    p.ops.append(Mount("tmpfs", dev, "tmpfs", tmpfs_flags, "mode=0755,size=64k"))
+    for name in DEVICES:
+        p.file(f"{dev}/{name}")
+        p.ops.append(Mount(f"/dev/{name}", f"{dev}/{name}", None, libc.MS_BIND))
+    pts = f"{dev}/pts"
+    p.dirs(pts)
+    pts_flags = libc.MS_NOSUID | libc.MS_NOEXEC
+    p.ops.append(Mount("devpts", pts, "devpts", pts_flags, "newinstance,ptmxmode=0666,mode=0620"))
+    shm = f"{dev}/shm"
+    p.dirs(shm)
+    p.ops.append(Mount("tmpfs", shm, "tmpfs", tmpfs_flags, "mode=1777,size=64m"))
+    for link, name in DEV_LINKS:
+        p.ops.append(MakeSymlink(link, f"{dev}/{name}"))
+
+
+def probe_host(paths: Sequence[str]) -> dict[str, HostEntry]:
+    """What each allowed path is on the host (lstat: symlinks are not followed)."""
+    found: dict[str, HostEntry] = {}
+    for path in paths:
+        try:
+            st = os.lstat(path)
+        except OSError:
+            found[path] = HostEntry(Kind.MISSING)
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            found[path] = HostEntry(Kind.SYMLINK, os.readlink(path))
+        elif stat.S_ISDIR(st.st_mode):
+            found[path] = HostEntry(Kind.DIR)
+        else:
+            found[path] = HostEntry(Kind.FILE)
+    return found
+
+
+def _ensure_not_link(path: str, want_dir: bool) -> None:
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode) or stat.S_ISDIR(st.st_mode) != want_dir:
+        raise UnsafePath(f"unexpected file type at mount target {path}")
+
+
+def _make_dir(path: str) -> None:
+    try:
+        os.mkdir(path, 0o755)
+    except FileExistsError:
+        _ensure_not_link(path, True)
+
+
+def _make_file(path: str) -> None:
+    flags = os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    os.close(os.open(path, flags, 0o644))
+
+
+def _mount(op: Mount) -> None:
+    try:
+        libc.mount(op.source, op.target, op.fstype, op.flags, op.data)
+    except FileNotFoundError:
+        if not op.optional:
+            raise
+
+
+def _protect(op: Protect) -> None:
+    try:
+        libc.mount_setattr(op.target, op.attrs)
+    except FileNotFoundError:
+        if not op.optional:
+            raise
+
+
+def apply_plan(ops: Sequence[Op]) -> None:
+    """Execute a plan; runs in the job process, in its own mount namespace."""
+    for op in ops:
+        if isinstance(op, Mount):
+            _mount(op)
+        elif isinstance(op, Protect):
+            _protect(op)
+        elif isinstance(op, MakeDir):
+            _make_dir(op.path)
+        elif isinstance(op, MakeFile):
+            _make_file(op.path)
+        else:
+            os.symlink(op.link, op.path)

@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+import signal
+from dataclasses import replace
+
+import grpc
+import pytest
+
+from joblet.errors import FailedPrecondition
+from joblet.jobs.model import FINAL_STATUSES, Job, JobSpec, JobStatus
+from joblet.jobs.state_machine import (
+    Canceled,
+    Event,
+    Exited,
+    IllegalTransition,
+    LaunchFailed,
+    Queued,
+    Scheduled,
+    Started,
+    exit_outcome,
+    transition,
+)
+
+S = JobStatus
+JOB = Job(
+    id="0a1b2c3d-0000-4000-8000-000000000001",
+    spec=JobSpec(command="true"),
+    status=S.INITIALIZING,
+    created_at=1.0,
+)
+
+EVENTS: dict[str, Event] = {
+    "queued": Queued(),
+    "scheduled": Scheduled(at=100.0),
+    "started": Started(pid=42, at=5.0),
+    "exited": Exited(exit_code=0, signal=0, at=9.0),
+    "canceled": Canceled(by="admin", at=7.0),
+    "launch_failed": LaunchFailed(reason="launcher unavailable", at=6.0),
+}
+
+# (from status, event name) -> resulting status; every other pair is illegal.
+LEGAL: dict[tuple[JobStatus, str], JobStatus] = {
+    (S.INITIALIZING, "queued"): S.QUEUED,
+    (S.SCHEDULED, "queued"): S.QUEUED,
+    (S.INITIALIZING, "scheduled"): S.SCHEDULED,
+    (S.INITIALIZING, "started"): S.RUNNING,
+    (S.QUEUED, "started"): S.RUNNING,
+    (S.SCHEDULED, "started"): S.RUNNING,
+    (S.RUNNING, "exited"): S.COMPLETED,
+    (S.SCHEDULED, "canceled"): S.CANCELED,
+    (S.QUEUED, "canceled"): S.CANCELED,
+    (S.INITIALIZING, "launch_failed"): S.FAILED,
+    (S.QUEUED, "launch_failed"): S.FAILED,
+    (S.SCHEDULED, "launch_failed"): S.FAILED,
+}
+
+ALL_PAIRS = [(status, name) for status in JobStatus for name in EVENTS]
+
+
+@pytest.mark.parametrize(("status", "name"), [p for p in ALL_PAIRS if p in LEGAL])
+def test_legal_transitions(status: JobStatus, name: str) -> None:
+    job = replace(JOB, status=status)
+    after = transition(job, EVENTS[name])
+    assert after.status == LEGAL[(status, name)]
+    assert job.status == status  # the input is untouched: jobs are immutable values
+    assert after.id == job.id
+    assert after.spec is job.spec
+
+
+@pytest.mark.parametrize(("status", "name"), [p for p in ALL_PAIRS if p not in LEGAL])
+def test_illegal_transitions_are_rejected(status: JobStatus, name: str) -> None:
+    job = replace(JOB, status=status)
+    with pytest.raises(IllegalTransition) as info:
+        transition(job, EVENTS[name])
+    assert job.id in str(info.value)
+    assert str(status) in str(info.value)
+
+
+def test_illegal_transition_is_a_failed_precondition() -> None:
+    assert issubclass(IllegalTransition, FailedPrecondition)
+    assert IllegalTransition.code == grpc.StatusCode.FAILED_PRECONDITION
+
+
+@pytest.mark.parametrize("status", sorted(FINAL_STATUSES))
+def test_final_statuses_accept_nothing(status: JobStatus) -> None:
+    job = replace(JOB, status=status)
+    for event in EVENTS.values():
+        with pytest.raises(IllegalTransition):
+            transition(job, event)
+
+
+def test_second_writer_loses() -> None:
+    running = transition(JOB, Started(pid=42, at=5.0))
+    stopped = transition(running, Exited(exit_code=143, signal=15, at=8.0, stopped_by="admin"))
+    with pytest.raises(IllegalTransition):
+        transition(stopped, Exited(exit_code=0, signal=0, at=9.0))
+    assert stopped.status == S.STOPPED
+
+
+def test_fields_recorded_along_the_way() -> None:
+    scheduled = transition(JOB, Scheduled(at=100.0))
+    assert scheduled.scheduled_at == 100.0
+    running = transition(scheduled, Started(pid=42, at=101.0))
+    assert (running.pid, running.started_at) == (42, 101.0)
+    done = transition(running, Exited(exit_code=3, signal=0, at=110.0))
+    assert (done.status, done.exit_code, done.ended_at, done.pid) == (S.FAILED, 3, 110.0, 0)
+    assert done.end_reason == "exit code 3"
+    assert done.started_at == 101.0
+
+
+def test_cancel_records_who_and_when() -> None:
+    canceled = transition(transition(JOB, Scheduled(at=100.0)), Canceled(by="alice", at=50.0))
+    assert (canceled.status, canceled.ended_at) == (S.CANCELED, 50.0)
+    assert canceled.end_reason == "canceled by alice"
+
+
+def test_launch_failure_records_reason() -> None:
+    failed = transition(JOB, LaunchFailed(reason="no such command", at=2.0))
+    assert (failed.status, failed.exit_code, failed.ended_at) == (S.FAILED, -1, 2.0)
+    assert failed.end_reason == "no such command"
+
+
+@pytest.mark.parametrize(
+    ("event", "status", "reason"),
+    [
+        (Exited(0, 0, 1.0), S.COMPLETED, "exit code 0"),
+        (Exited(1, 0, 1.0), S.FAILED, "exit code 1"),
+        (Exited(255, 0, 1.0), S.FAILED, "exit code 255"),
+        (Exited(137, 9, 1.0), S.FAILED, "killed by signal 9 (SIGKILL)"),
+        (Exited(139, 11, 1.0), S.FAILED, "killed by signal 11 (SIGSEGV)"),
+        (Exited(128 + 99, 99, 1.0), S.FAILED, "killed by signal 99 (unknown)"),
+        (Exited(143, 15, 1.0, stopped_by="bob"), S.STOPPED, "stopped by bob"),
+        (Exited(0, 0, 1.0, stopped_by="bob"), S.STOPPED, "stopped by bob"),
+        (Exited(137, 9, 1.0, timed_out=True), S.FAILED, "timeout"),
+        (Exited(137, 9, 1.0, timed_out=True, stopped_by="bob"), S.FAILED, "timeout"),
+        (Exited(137, 9, 1.0, oom_killed=True), S.FAILED, "out of memory"),
+        (Exited(137, 9, 1.0, oom_killed=True, timed_out=True), S.FAILED, "out of memory"),
+        (Exited(0, 0, 1.0, oom_killed=True, lost="supervisor gone"), S.FAILED, "supervisor gone"),
+    ],
+)
+def test_exit_outcomes(event: Exited, status: JobStatus, reason: str) -> None:
+    assert exit_outcome(event) == (status, reason)
+    running = replace(JOB, status=S.RUNNING, pid=42)
+    after = transition(running, event)
+    assert (after.status, after.end_reason, after.exit_code) == (status, reason, event.exit_code)
+
+
+def test_signal_names_come_from_the_platform() -> None:
+    outcome = exit_outcome(Exited(128 + signal.SIGTERM, signal.SIGTERM, 1.0))
+    assert outcome == (S.FAILED, f"killed by signal {int(signal.SIGTERM)} (SIGTERM)")
