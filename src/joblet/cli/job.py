@@ -138,11 +138,11 @@ def delete(ctx: CommandContext) -> int:
         res = client.delete_job(ctx.args.uuid)
     if ctx.json:
         ctx.print_json(res)
-    elif res.success:
-        ctx.print(res.message or f"Deleted job {res.uuid}")
-    else:
+        return 0 if res.success else 1
+    if not res.success:
         raise CliError(res.message or f"job {res.uuid} was not deleted")
-    return 0 if res.success else 1
+    ctx.print(res.message or f"Deleted job {res.uuid}")
+    return 0
 
 
 def delete_all(ctx: CommandContext) -> int:

@@ -40,95 +40,69 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def _number(parser: argparse.ArgumentParser, flag: str, metavar: str, help_text: str) -> None:
+    parser.add_argument(flag, type=non_negative_int, default=0, metavar=metavar, help=help_text)
+
+
+def _repeated(
+    parser: argparse.ArgumentParser, *flags: str, metavar: str, help_text: str, kv: bool = False
+) -> None:
+    parser.add_argument(
+        *flags,
+        type=key_value if kv else str,
+        action="append",
+        default=[],
+        metavar=metavar,
+        help=f"{help_text} (repeatable)",
+    )
+
+
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.usage = "%(prog)s [options] CMD [ARGS...]"
-    add = parser.add_argument
-    add("--name", default="", help="a name for the job (also its hostname)")
-    add(
-        "--max-cpu",
-        type=non_negative_int,
-        default=0,
-        metavar="PCT",
-        help="CPU limit in percent of one core (100 = one core; 0 = no limit)",
-    )
-    add(
-        "--max-memory",
-        type=non_negative_int,
-        default=0,
-        metavar="MB",
-        help="memory limit in MB (0 = no limit)",
-    )
-    add(
-        "--max-iobps",
-        type=non_negative_int,
-        default=0,
-        metavar="BYTES",
-        help="IO bandwidth limit in bytes per second (0 = no limit)",
-    )
-    add("--cpu-cores", default="", metavar="LIST", help='CPUs to run on, e.g. "0-3" or "1,3"')
-    add(
-        "-e",
-        "--env",
-        type=key_value,
-        action="append",
-        default=[],
-        metavar="K=V",
-        help="environment variable for the job (repeatable)",
-    )
-    add(
+    text = parser.add_argument
+    text("--name", default="", help="a name for the job (also its hostname)")
+    _number(parser, "--max-cpu", "PCT", "CPU limit, percent of one core (100 = one core)")
+    _number(parser, "--max-memory", "MB", "memory limit in MB (0 = no limit)")
+    _number(parser, "--max-iobps", "BYTES", "IO limit in bytes per second (0 = no limit)")
+    text("--cpu-cores", default="", metavar="LIST", help='CPUs to run on, e.g. "0-3" or "1,3"')
+    _repeated(parser, "-e", "--env", metavar="K=V", help_text="environment variable", kv=True)
+    _repeated(
+        parser,
         "-s",
         "--secret-env",
-        type=key_value,
-        action="append",
-        default=[],
         metavar="K=V",
-        help="secret environment variable, shown as *** everywhere (repeatable)",
+        kv=True,
+        help_text="secret environment variable, shown as *** everywhere",
     )
-    add("--workdir", default="", help="working directory inside the job")
-    add(
-        "--upload",
-        action="append",
-        default=[],
-        metavar="PATH",
-        help="upload a file into the workspace as its base name (repeatable)",
-    )
-    add(
+    text("--workdir", default="", help="working directory inside the job")
+    _repeated(parser, "--upload", metavar="PATH", help_text="file to put in the workspace")
+    _repeated(
+        parser,
         "--upload-dir",
-        action="append",
-        default=[],
         metavar="DIR",
-        help="upload a directory tree into the workspace under its base name (repeatable)",
+        help_text="directory tree to put in the workspace under its base name",
     )
-    add(
+    text(
         "--schedule",
         default="",
         metavar="WHEN",
         help='run later: a delay ("30s", "5m", "1h30m") or an RFC3339 time',
     )
-    add("--network", default="", help="network to attach the job to")
-    add(
-        "--volume", action="append", default=[], metavar="NAME", help="volume to mount (repeatable)"
-    )
-    add("--runtime", default="", help="runtime to run the job in")
-    add("--gpu", type=non_negative_int, default=0, metavar="N", help="number of GPUs")
-    add(
-        "--gpu-memory",
-        type=non_negative_int,
-        default=0,
-        metavar="MB",
-        help="GPU memory needed per GPU, in MB",
-    )
-    add(
+    text("--network", default="", help="network to attach the job to")
+    _repeated(parser, "--volume", metavar="NAME", help_text="volume to mount")
+    text("--runtime", default="", help="runtime to run the job in")
+    _number(parser, "--gpu", "N", "number of GPUs")
+    _number(parser, "--gpu-memory", "MB", "GPU memory needed per GPU, in MB")
+    text(
         "-f",
         "--follow",
         action="store_true",
-        help="stream the output and exit with the job's exit code (the job's ID and"
-        " status go to stderr)",
+        help="stream output, exit with the job's code (ID, status to stderr)",
     )
     # CMD and everything after it, options included, belong to the job. One
     # REMAINDER positional keeps a `--` among the job's arguments intact (with a
     # separate CMD positional, argparse would drop a `--` right after CMD).
-    add(
+    text(
         "command_line",
         nargs=argparse.REMAINDER,
         metavar="CMD [ARGS...]",

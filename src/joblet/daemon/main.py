@@ -54,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     issue.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="default: %(default)s")
     issue.add_argument("--role", required=True, choices=["admin", "viewer"])
     issue.add_argument("--name", required=True, help="the client's name (certificate CN)")
+    issue.add_argument("--address", help="HOST:PORT clients dial (default: from rnx-config.yml)")
     return parser
 
 
@@ -80,10 +81,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_certs_issue(args: argparse.Namespace) -> int:
-    from joblet.setup.command import issue_cert, node_entry_yaml
+    from joblet.setup.command import issue_node_entry, node_snippet
 
-    cert, key = issue_cert(args.root, args.role, args.name)
-    print(node_entry_yaml(args.root, args.name, cert, key), end="")
+    entry = issue_node_entry(args.root, args.role, args.name, args.address)
+    print(node_snippet(args.name, entry), end="")
     return 0
 
 

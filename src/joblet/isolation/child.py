@@ -16,12 +16,12 @@ succeeds closes it empty.
 from __future__ import annotations
 
 import fcntl
+import gc
 import os
 import signal
 import socket
 import struct
 from dataclasses import dataclass, field
-from typing import Any
 
 from joblet.isolation import libc
 from joblet.isolation.paths import resolve_command
@@ -56,7 +56,7 @@ class Prepared:
     unshare_flags: int
     caps_to_drop: tuple[int, ...]
     caps_keep_mask: int
-    seccomp_filter: Any
+    seccomp_program: libc.BpfProgram
     tini_fd: int
     stdout_w: int
     stderr_w: int
@@ -66,6 +66,7 @@ class Prepared:
 
 
 def run_a(prep: Prepared) -> None:
+    gc.disable()  # a collection would touch (copy-on-write) every object page
     try:
         pid = str(os.getpid()).encode()
         for procs in prep.cgroup_procs:
@@ -92,7 +93,7 @@ def run_b(prep: Prepared) -> None:
         os.chdir(prep.workdir)
         _setup_fds(prep)
         _drop_privileges(prep)
-        prep.seccomp_filter.load()
+        prep.seccomp_program.install()
         os.execve(prep.tini_fd, [*TINI_ARGS, command, *prep.argv[1:]], prep.env)
     except CommandNotFound as exc:
         _fail(prep.err_w, f"command not found: {exc}", 127)

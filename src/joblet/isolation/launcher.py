@@ -13,6 +13,7 @@ run cannot reap them (they were reparented elsewhere): it reports them in
 from __future__ import annotations
 
 import argparse
+import gc
 import contextlib
 import json
 import os
@@ -287,7 +288,11 @@ def serve(socket_path: str, state_dir: str) -> None:
     # Inherited by every forked child: nobody can ptrace or read the memory of
     # a job's setup process; exec of the job's init makes it dumpable again.
     libc.set_dumpable(False)
-    Launcher(socket_path, state_dir, load_host_facts()).serve_forever()
+    launcher = Launcher(socket_path, state_dir, load_host_facts())
+    # Objects made so far live forever: keep the collector away from their
+    # pages so forked children share them instead of copying them.
+    gc.freeze()
+    launcher.serve_forever()
 
 
 def main(argv: list[str] | None = None) -> None:

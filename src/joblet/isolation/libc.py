@@ -45,6 +45,8 @@ PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
 PR_SET_CHILD_SUBREAPER = 36
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
@@ -99,6 +101,25 @@ class _MountAttr(ctypes.Structure):
         ("propagation", ctypes.c_uint64),
         ("userns_fd", ctypes.c_uint64),
     ]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+class BpfProgram:
+    """A compiled seccomp program (an array of struct sock_filter), kept in C
+    memory so that installing it after fork is one prctl(2)."""
+
+    def __init__(self, code: bytes) -> None:
+        if not code or len(code) % 8:
+            raise ValueError("a BPF program is a non-empty array of 8-byte instructions")
+        self._buf = ctypes.create_string_buffer(code, len(code))
+        self._prog = _SockFprog(len(code) // 8, ctypes.addressof(self._buf))
+
+    def install(self) -> None:
+        """Install as this thread's seccomp filter; needs no_new_privs or CAP_SYS_ADMIN."""
+        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(self._prog))
 
 
 def _check(result: int, name: str, detail: str = "") -> int:

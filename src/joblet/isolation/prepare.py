@@ -6,7 +6,6 @@ import contextlib
 import fcntl
 import os
 from dataclasses import dataclass
-from typing import Any
 
 from joblet.isolation import caps, etcfiles, libc, rootfs, seccomp
 from joblet.isolation.child import Prepared
@@ -24,7 +23,7 @@ class HostFacts:
     """Facts about the host the launcher reads once at start."""
 
     tini_fd: int
-    seccomp_filter: Any
+    seccomp_program: libc.BpfProgram
     caps_to_drop: tuple[int, ...]
     caps_keep_mask: int
     unshare_flags: int
@@ -60,7 +59,7 @@ def load_host_facts(procfs: str = "/proc") -> HostFacts:
         flags |= libc.CLONE_NEWCGROUP
     return HostFacts(
         tini_fd=tini_fd,
-        seccomp_filter=seccomp.build_filter(),
+        seccomp_program=seccomp.compile_filter(),
         caps_to_drop=caps.caps_to_drop(caps.DEFAULT_CAPS, last_cap),
         caps_keep_mask=caps.caps_mask(caps.DEFAULT_CAPS),
         unshare_flags=flags,
@@ -131,7 +130,7 @@ def prepare(spec: LaunchSpec, host: HostFacts) -> tuple[Prepared, ParentEnds]:
         unshare_flags=host.unshare_flags,
         caps_to_drop=host.caps_to_drop,
         caps_keep_mask=host.caps_keep_mask,
-        seccomp_filter=host.seccomp_filter,
+        seccomp_program=host.seccomp_program,
         tini_fd=host.tini_fd,
         stdout_w=stdout_w,
         stderr_w=stderr_w,

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import grpc
 import grpc.aio
 import pytest
-from conftest import Pki
 
 from joblet.security.interceptor import NO_ROLE_MESSAGE, get_caller
+
+if TYPE_CHECKING:  # conftest is pytest's to import; only its type is needed here
+    from conftest import Pki
 
 TIMEOUT = 10
 

@@ -8,14 +8,17 @@ import ssl
 import threading
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 import grpc.aio
 import pytest
-from conftest import Pki
 
 from joblet.security import certs
 from joblet.security.tls import channel_credentials
+
+if TYPE_CHECKING:  # conftest is pytest's to import; only its type is needed here
+    from conftest import Pki
 
 LIST_JOBS = "/joblet.JobService/ListJobs"
 

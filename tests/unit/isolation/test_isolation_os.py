@@ -1,0 +1,98 @@
+"""Unprivileged OS-facing parts: inotify, the log relay, the root plan on a temp tree."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from joblet.isolation import libc, rootfs
+from joblet.isolation.relay import LogRelay
+from joblet.logs.format import Stream, decode_records
+
+
+def test_inotify_reports_writes(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    log.write_bytes(b"")
+    with libc.Inotify() as ino:
+        wd = ino.add_watch(str(log), libc.IN_MODIFY)
+        assert ino.read_events() == []
+        with log.open("ab") as f:
+            f.write(b"x")
+        assert (wd, libc.IN_MODIFY, "") in ino.read_events()
+        ino.rm_watch(wd)
+
+
+def test_relay_frames_and_truncates(tmp_path: Path) -> None:
+    log = tmp_path / "out.log"
+    relay = LogRelay(str(log), max_bytes=10)
+    read_end, write_end = os.pipe()
+    os.write(write_end, b"hello")
+    assert relay.pump(read_end, Stream.STDOUT)
+    relay.record(Stream.STDERR, b"0123456789")
+    relay.record(Stream.STDOUT, b"dropped")
+    os.close(write_end)
+    assert not relay.pump(read_end, Stream.STDOUT)
+    relay.close()
+    os.close(read_end)
+    recs, used = decode_records(log.read_bytes())
+    assert used == log.stat().st_size
+    assert [(r.stream, r.data) for r in recs[:2]] == [
+        (Stream.STDOUT, b"hello"),
+        (Stream.STDERR, b"01234"),
+    ]
+    assert recs[2].stream is Stream.SYSTEM and len(recs) == 3
+
+
+def test_probe_host_tells_kinds_apart(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "f").write_text("x")
+    (tmp_path / "l").symlink_to("d")
+    found = rootfs.probe_host([str(tmp_path / n) for n in ("d", "f", "l", "none")])
+    kinds = [found[str(tmp_path / n)].kind for n in ("d", "f", "l", "none")]
+    assert kinds == [rootfs.Kind.DIR, rootfs.Kind.FILE, rootfs.Kind.SYMLINK, rootfs.Kind.MISSING]
+    assert found[str(tmp_path / "l")].link == "d"
+
+
+def _plan(allowed: dict[str, rootfs.HostEntry]) -> list[rootfs.Op]:
+    inputs = rootfs.RootInputs("/j/root", allowed, "/j/work", "/j/etc", 1 << 20)
+    return rootfs.plan_root(inputs)
+
+
+def test_plan_binds_read_only_and_recreates_symlinks() -> None:
+    d, f = rootfs.HostEntry(rootfs.Kind.DIR), rootfs.HostEntry(rootfs.Kind.FILE)
+    ops = _plan(
+        {
+            "/usr": d,
+            "/bin": rootfs.HostEntry(rootfs.Kind.SYMLINK, "usr/bin"),
+            "/bin/extra": d,  # below a symlink: skipped, never mounted through it
+            "/etc/passwd": f,
+            "/nope": rootfs.HostEntry(rootfs.Kind.MISSING),
+        }
+    )
+    assert rootfs.MakeSymlink("usr/bin", "/j/root/bin") in ops
+    mounts = [op for op in ops if isinstance(op, rootfs.Mount)]
+    targets = [m.target for m in mounts]
+    assert "/j/root/usr" in targets and "/j/root/etc/passwd" in targets
+    assert not any("extra" in t or "nope" in t for t in targets)
+    usr = targets.index("/j/root/usr")
+    assert rootfs.Protect("/j/root/usr", rootfs.RO_ATTRS) == ops[ops.index(mounts[usr]) + 1]
+    assert ops.index(rootfs.MakeFile("/j/root/etc/passwd")) < ops.index(
+        rootfs.Mount("/etc/passwd", "/j/root/etc/passwd", None, libc.MS_BIND | libc.MS_REC)
+    )
+    for op in ops:
+        target = str(getattr(op, "target", None) or getattr(op, "path", "/j/root"))
+        assert target == "/" or target.startswith("/j/root")
+
+
+def test_plan_builds_proc_dev_tmp_work_and_etc() -> None:
+    ops = _plan({})
+    by_target = {op.target: op for op in ops if isinstance(op, rootfs.Mount)}
+    assert by_target["/j/root/proc"].fstype == "proc"
+    assert by_target["/j/root/proc/kcore"].source == "/dev/null"
+    assert by_target["/j/root/tmp"].data == "mode=1777,size=1048576"
+    assert by_target["/j/root/work"].source == "/j/work"
+    assert by_target["/j/root/dev/pts"].fstype == "devpts"
+    assert by_target["/j/root/etc/hosts"].source == "/j/etc/hosts"
+    assert by_target["/j/root/dev/null"].source == "/dev/null"
+    assert "/j/root/sys" not in by_target
+    assert ops[0] == rootfs.Mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE)
