@@ -10,7 +10,6 @@ import argparse
 import contextlib
 import os
 import sys
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -71,6 +70,8 @@ def main(
         return exc.code if isinstance(exc.code, int) else EXIT_FAILURE
     except Exception as exc:
         if os.environ.get(DEBUG_ENV):
+            import traceback
+
             traceback.print_exc()
         return _report(f"unexpected {type(exc).__name__}: {exc}", EXIT_FAILURE)
 

@@ -57,6 +57,8 @@ def directory_upload(root: Path) -> list[UploadEntry]:
     if not root.is_dir():
         raise _fail(f"cannot upload directory {root}: not a directory")
     base = root.resolve().name
+    if not base:
+        raise _fail(f"cannot upload directory {root}: it has no name to put it under")
     return list(_walk(root, base))
 
 

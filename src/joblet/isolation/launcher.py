@@ -13,8 +13,8 @@ run cannot reap them (they were reparented elsewhere): it reports them in
 from __future__ import annotations
 
 import argparse
-import gc
 import contextlib
+import gc
 import json
 import os
 import selectors

@@ -22,10 +22,10 @@ async def launcher(tmp_path: Path) -> AsyncIterator[Harness]:
     client = await LauncherClient.connect(socket_path)
     harness = Harness(tmp_path, socket_path, client)
     client.on_exit(harness._on_exit)
-    launcher_pid = await client.ping()
     try:
         yield harness
     finally:
-        await client.close()
+        launcher_pid = await harness.client.ping()  # a test may have replaced it
+        await harness.client.close()
         os.kill(launcher_pid, signal.SIGTERM)
         os.waitpid(launcher_pid, 0)

@@ -14,7 +14,7 @@ import pytest
 from isolation_harness import Harness, sh
 
 from joblet.errors import IsolationError
-from joblet.isolation.client import LauncherClient
+from joblet.isolation.client import LauncherClient, ensure_launcher
 from joblet.logs.format import Stream, decode_records
 
 pytestmark = pytest.mark.privileged
@@ -141,3 +141,23 @@ async def test_job_joins_its_cgroup_and_forks_stay_bounded(
     assert pid in [int(p) for p in (pids_cgroup / "cgroup.procs").read_text().split()]
     result = await launcher.wait(spec)
     assert 0 < int(result.stdout) < 50
+
+
+async def test_restarted_launcher_reports_orphaned_job_as_lost(launcher: Harness) -> None:
+    spec = launcher.spec(["sleep", "0.8"])
+    pid = await launcher.start(spec)
+    old = await launcher.client.ping()
+    await launcher.client.close()
+    os.kill(old, signal.SIGKILL)
+    os.waitpid(old, 0)
+    state_dir = str(launcher.base / "state")
+    await ensure_launcher(launcher.socket, state_dir)
+    launcher.client = await LauncherClient.connect(launcher.socket)
+    assert (await launcher.client.running()) == {spec.job_id: pid}
+    exit_file = Path(spec.job_dir, "exit.json")
+    for _ in range(60):
+        if exit_file.exists():
+            break
+        await asyncio.sleep(0.05)
+    assert json.loads(exit_file.read_text())["lost"] is True
+    assert await launcher.client.running() == {}
