@@ -85,8 +85,12 @@ class Daemon:
         node_id = config.server.node_id or load_or_create_node_id(layout.state / "node-id")
         cgroups = create_cgroup_manager(config.cgroup.mount_root, config.cgroup.parent)
         log.info("cgroups: %s", cgroups.version)
-        await ensure_launcher(layout.launcher_socket, layout.run / "launcher")
-        self._launcher = await LauncherClient.connect(layout.launcher_socket)
+        launcher_dir = layout.run / "launcher"
+        await ensure_launcher(str(layout.launcher_socket), str(launcher_dir))
+        self._launcher = await LauncherClient.connect(str(layout.launcher_socket))
+        # The launcher outlives the daemon on purpose; its pid lets an operator
+        # (or a test) end it once no job runs.
+        (launcher_dir / "launcher.pid").write_text(f"{await self._launcher.ping()}\n")
         clean_leftovers(cgroups, set(await self._launcher.running()))
         self._logs = LogHub()
         self._logs.start()
