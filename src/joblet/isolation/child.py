@@ -89,8 +89,9 @@ def run_b(prep: Prepared) -> None:
     try:
         os.setsid()
         _build_root(prep)
-        command = _find_command(prep)
+        # Relative commands ("./run.sh") are looked up from the working directory.
         os.chdir(prep.workdir)
+        command = _find_command(prep)
         _setup_fds(prep)
         _drop_privileges(prep)
         prep.seccomp_program.install()
