@@ -27,6 +27,7 @@ proto-check:
 
 lint:
 	$(PY) -m ruff check src tests bench
+	$(PY) -m ruff format --check src tests bench
 
 typecheck:
 	$(PY) -m mypy src

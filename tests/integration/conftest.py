@@ -69,7 +69,9 @@ class RunningDaemon:
     def jobs(self, node: str = "default") -> pb_grpc.JobServiceStub:
         return pb_grpc.JobServiceStub(self.channel(node))
 
-    def rnx(self, *args: str, timeout: float = 60, node: str = "default") -> subprocess.CompletedProcess[bytes]:
+    def rnx(
+        self, *args: str, timeout: float = 60, node: str = "default"
+    ) -> subprocess.CompletedProcess[bytes]:
         cmd = [sys.executable, "-m", "joblet.cli.main", "--config", str(self.rnx_config)]
         if node != "default":
             cmd += ["--node", node]
@@ -110,9 +112,20 @@ def start_daemon(tmp: Path, **joblet_overrides: Any) -> RunningDaemon:
     root = tmp / "root"
     port = free_port()
     subprocess.run(
-        [sys.executable, "-m", "joblet.daemon.main", "setup", "--root", str(root),
-         "--address", "127.0.0.1", "--port", str(port)],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "joblet.daemon.main",
+            "setup",
+            "--root",
+            str(root),
+            "--address",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        check=True,
+        capture_output=True,
     )
     config_path = root / "config" / "joblet-config.yml"
     config = yaml.safe_load(config_path.read_text())
@@ -122,12 +135,22 @@ def start_daemon(tmp: Path, **joblet_overrides: Any) -> RunningDaemon:
     log_path = tmp / "daemon.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "joblet.daemon.main", "serve", "--config", str(config_path),
-             "--log-level", "DEBUG"],
-            stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "joblet.daemon.main",
+                "serve",
+                "--config",
+                str(config_path),
+                "--log-level",
+                "DEBUG",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
-    daemon = RunningDaemon(root, port, config_path, root / "config" / "rnx-config.yml",
-                           proc, log_path)
+    daemon = RunningDaemon(
+        root, port, config_path, root / "config" / "rnx-config.yml", proc, log_path
+    )
     try:
         _wait_for_port(port, proc, log_path)
     except BaseException:
@@ -162,8 +185,9 @@ def make_daemon(tmp_path: Path) -> Iterator[Callable[..., RunningDaemon]]:
         running.stop()
 
 
-def wait_status(stub: pb_grpc.JobServiceStub, job_id: str, statuses: set[str],
-                timeout: float = 20) -> Any:
+def wait_status(
+    stub: pb_grpc.JobServiceStub, job_id: str, statuses: set[str], timeout: float = 20
+) -> Any:
     from joblet.api import joblet_pb2 as pb
 
     deadline = time.monotonic() + timeout

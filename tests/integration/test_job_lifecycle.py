@@ -15,7 +15,9 @@ from .conftest import RunningDaemon, wait_status
 FINAL = {"COMPLETED", "FAILED", "STOPPED", "CANCELED"}
 
 
-def run(stub: pb_grpc.JobServiceStub, command: str, *args: str, **fields: object) -> pb.RunJobResponse:
+def run(
+    stub: pb_grpc.JobServiceStub, command: str, *args: str, **fields: object
+) -> pb.RunJobResponse:
     return stub.RunJob(pb.RunJobRequest(command=command, args=list(args), **fields))
 
 

@@ -97,9 +97,7 @@ class Daemon:
         self.manager = JobManager(config, cgroups, self._launcher, self._logs, node_id)
         self._launcher.on_exit(self.manager.on_exit)
 
-        server = grpc.aio.server(
-            interceptors=[AuthInterceptor()], options=_grpc_options(config)
-        )
+        server = grpc.aio.server(interceptors=[AuthInterceptor()], options=_grpc_options(config))
         pb_grpc.add_JobServiceServicer_to_server(  # type: ignore[no-untyped-call]
             JobService(self.manager, config), server
         )
@@ -114,8 +112,9 @@ class Daemon:
         self.bound_port = server.add_secure_port(address, server_credentials(config.security))
         await server.start()
         self.server = server
-        log.info("joblet listening on %s:%d (node %s)", config.server.address,
-                 self.bound_port, node_id)
+        log.info(
+            "joblet listening on %s:%d (node %s)", config.server.address, self.bound_port, node_id
+        )
 
     async def stop(self) -> None:
         if self.server is not None:

@@ -75,6 +75,7 @@ class JobManager:
         launcher: Launcher,
         logs: LogHub,
         node_id: str,
+        *,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._config = config
@@ -330,10 +331,8 @@ class JobManager:
             return
         cgroup = rt.cgroup
         for pid in _safe_pids(cgroup):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
         try:
             await asyncio.wait_for(rt.exited.wait(), self._config.jobs.stop_grace_s)
         except TimeoutError:
