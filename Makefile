@@ -1,6 +1,6 @@
 PY ?= .venv/bin/python
 export PATH := $(abspath .venv/bin):$(PATH)
-PROTOS := proto/joblet/api/joblet.proto
+PROTOS := $(sort $(wildcard proto/joblet/*/*.proto))
 
 .PHONY: deps install demo proto proto-check lint typecheck test bench clean dist
 
@@ -23,7 +23,7 @@ proto:
 # Fails when the committed generated code differs from what the protos give.
 proto-check:
 	@tmp=$$(mktemp -d) && $(PY) -m grpc_tools.protoc -Iproto --python_out=$$tmp --grpc_python_out=$$tmp --mypy_out=$$tmp $(PROTOS) \
-	 && diff -r -x __init__.py -x __pycache__ -x py.typed $$tmp/joblet/api src/joblet/api && echo "generated code is current"
+	 && for d in $$(cd $$tmp/joblet && ls); do diff -r -x __init__.py -x __pycache__ -x py.typed $$tmp/joblet/$$d src/joblet/$$d || exit 1; done && echo "generated code is current"
 
 lint:
 	$(PY) -m ruff check src tests bench

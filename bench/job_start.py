@@ -1,0 +1,82 @@
+"""Job start latency: RunJob sent -> first output byte received by a follower.
+
+    .venv/bin/python bench/job_start.py [--quick]
+
+For `echo hi`, sequentially: RunJob, then GetJobLogs on the same mTLS
+channel; the clock stops at the first DataChunk. Baselines from this same
+process: `unshare --pid --fork --mount-proc --uts --ipc --mount echo hi` and a
+bare fork+exec of echo, each timed from spawn to the first byte on a pipe.
+Target: p50 <= 15 ms, p99 <= 50 ms.
+"""
+
+from __future__ import annotations
+
+import time
+
+from common import (
+    Report,
+    describe_ms,
+    p50,
+    p99,
+    parse_args,
+    running_daemon,
+    time_first_byte,
+    unshare_argv,
+)
+
+from joblet.api import joblet_pb2 as pb
+from joblet.api import joblet_pb2_grpc as pb_grpc
+
+WARMUP = 5
+
+
+def one_start(stub: pb_grpc.JobServiceStub) -> tuple[float, bytes]:
+    """Seconds from RunJob to the first chunk, and the whole output."""
+    start = time.perf_counter()
+    job = stub.RunJob(pb.RunJobRequest(command="echo", args=["hi"]))
+    chunks = stub.GetJobLogs(pb.GetJobLogsReq(uuid=job.jobUuid))
+    first = next(chunks).payload
+    elapsed = time.perf_counter() - start
+    rest = b"".join(c.payload for c in chunks)  # the stream ends with the job
+    stub.DeleteJob(pb.DeleteJobReq(uuid=job.jobUuid))
+    return elapsed, first + rest
+
+
+def measure(stub: pb_grpc.JobServiceStub, runs: int) -> list[float]:
+    for _ in range(WARMUP):
+        one_start(stub)
+    samples = []
+    for _ in range(runs):
+        elapsed, output = one_start(stub)
+        if output != b"hi\n":
+            raise AssertionError(f"job printed {output!r}")
+        samples.append(elapsed)
+    return samples
+
+
+def main() -> None:
+    args = parse_args(__doc__ or "")
+    runs = 50 if args.quick else 300
+    report = Report("job_start", args.quick)
+    with running_daemon() as daemon:
+        samples = measure(daemon.jobs(), runs)
+    bare_unshare = time_first_byte(unshare_argv("echo", "hi"), runs)
+    bare_exec = time_first_byte(["echo", "hi"], runs)
+    print("joblet  ", describe_ms(samples))
+    print("unshare ", describe_ms(bare_unshare))
+    print("fork+exec", describe_ms(bare_exec))
+    report.figures = {"p50_ms": p50(samples) * 1e3, "p99_ms": p99(samples) * 1e3}
+    report.baselines = {
+        "unshare_p50_ms": p50(bare_unshare) * 1e3,
+        "unshare_p99_ms": p99(bare_unshare) * 1e3,
+        "fork_exec_p50_ms": p50(bare_exec) * 1e3,
+        "fork_exec_p99_ms": p99(bare_exec) * 1e3,
+    }
+    report.figures["p50_vs_unshare_x"] = p50(samples) / p50(bare_unshare)
+    report.check("p50", p50(samples) <= 0.015, "<= 15 ms")
+    report.check("p99", p99(samples) <= 0.050, "<= 50 ms")
+    report.emit()
+
+
+if __name__ == "__main__":
+    main()
