@@ -232,3 +232,24 @@ def test_later_features_answer_unimplemented(daemon: RunningDaemon) -> None:
     with pytest.raises(grpc.RpcError) as err:
         stub.ListNetworks(pb.EmptyRequest())
     assert err.value.code() is grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_run_as_unprivileged_user(daemon: RunningDaemon) -> None:
+    stub = daemon.jobs()
+    uploads = [pb.FileUpload(path="mine.txt", content=b"x", mode=0o644)]
+    res = run(
+        stub,
+        "sh",
+        "-c",
+        "id -u; id -g; echo ok > /work/new.txt && echo wrote",
+        user="1000:1000",
+        uploads=uploads,
+    )
+    assert logs(stub, res.jobUuid) == b"1000\n1000\nwrote\n"
+    status = stub.GetJobStatus(pb.GetJobStatusReq(uuid=res.jobUuid))
+    assert status.user == "1000:1000"
+    root_job = run(stub, "id", "-u")
+    assert logs(stub, root_job.jobUuid) == b"0\n"
+    with pytest.raises(grpc.RpcError) as err:
+        run(stub, "true", user="no-such-user-xyz")
+    assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT

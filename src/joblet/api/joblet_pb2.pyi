@@ -112,6 +112,7 @@ class Job(_message.Message):
     GPU_MEMORY_MB_FIELD_NUMBER: _builtins.int
     NODEID_FIELD_NUMBER: _builtins.int
     ENDREASON_FIELD_NUMBER: _builtins.int
+    USER_FIELD_NUMBER: _builtins.int
     uuid: _builtins.str
     name: _builtins.str
     command: _builtins.str
@@ -132,6 +133,8 @@ class Job(_message.Message):
     """Additions (100+): why the job ended, e.g. "exit code 3", "killed by signal 9",
     "stopped by admin", "timeout", "out of memory". Empty while it runs.
     """
+    user: _builtins.str
+    """The uid:gid the job runs as inside its namespaces ("0:0" = root)."""
     @_builtins.property
     def args(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -164,10 +167,11 @@ class Job(_message.Message):
         gpu_memory_mb: _builtins.int = ...,
         nodeId: _builtins.str = ...,
         endReason: _builtins.str = ...,
+        user: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "cpuCores", b"cpuCores", "endReason", b"endReason", "endTime", b"endTime", "environment", b"environment", "exitCode", b"exitCode", "gpu_count", b"gpu_count", "gpu_indices", b"gpu_indices", "gpu_memory_mb", b"gpu_memory_mb", "maxCPU", b"maxCPU", "maxIOBPS", b"maxIOBPS", "maxMemory", b"maxMemory", "name", b"name", "nodeId", b"nodeId", "runtime", b"runtime", "scheduledTime", b"scheduledTime", "secret_environment", b"secret_environment", "startTime", b"startTime", "status", b"status", "uuid", b"uuid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "cpuCores", b"cpuCores", "endReason", b"endReason", "endTime", b"endTime", "environment", b"environment", "exitCode", b"exitCode", "gpu_count", b"gpu_count", "gpu_indices", b"gpu_indices", "gpu_memory_mb", b"gpu_memory_mb", "maxCPU", b"maxCPU", "maxIOBPS", b"maxIOBPS", "maxMemory", b"maxMemory", "name", b"name", "nodeId", b"nodeId", "runtime", b"runtime", "scheduledTime", b"scheduledTime", "secret_environment", b"secret_environment", "startTime", b"startTime", "status", b"status", "user", b"user", "uuid", b"uuid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -306,6 +310,7 @@ class GetJobStatusRes(_message.Message):
     GPU_MEMORY_MB_FIELD_NUMBER: _builtins.int
     NODEID_FIELD_NUMBER: _builtins.int
     ENDREASON_FIELD_NUMBER: _builtins.int
+    USER_FIELD_NUMBER: _builtins.int
     uuid: _builtins.str
     name: _builtins.str
     command: _builtins.str
@@ -329,6 +334,8 @@ class GetJobStatusRes(_message.Message):
     """Additions (100+): why the job ended, e.g. "exit code 3", "killed by signal 9",
     "stopped by admin", "timeout", "out of memory". Empty while it runs.
     """
+    user: _builtins.str
+    """The uid:gid the job runs as inside its namespaces ("0:0" = root)."""
     @_builtins.property
     def args(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -373,10 +380,11 @@ class GetJobStatusRes(_message.Message):
         gpu_memory_mb: _builtins.int = ...,
         nodeId: _builtins.str = ...,
         endReason: _builtins.str = ...,
+        user: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "cpuCores", b"cpuCores", "dependencies", b"dependencies", "endReason", b"endReason", "endTime", b"endTime", "environment", b"environment", "exitCode", b"exitCode", "gpu_count", b"gpu_count", "gpu_indices", b"gpu_indices", "gpu_memory_mb", b"gpu_memory_mb", "maxCPU", b"maxCPU", "maxIOBPS", b"maxIOBPS", "maxMemory", b"maxMemory", "name", b"name", "network", b"network", "nodeId", b"nodeId", "runtime", b"runtime", "scheduledTime", b"scheduledTime", "secret_environment", b"secret_environment", "startTime", b"startTime", "status", b"status", "uploads", b"uploads", "uuid", b"uuid", "volumes", b"volumes", "workDir", b"workDir", "workflowUuid", b"workflowUuid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "cpuCores", b"cpuCores", "dependencies", b"dependencies", "endReason", b"endReason", "endTime", b"endTime", "environment", b"environment", "exitCode", b"exitCode", "gpu_count", b"gpu_count", "gpu_indices", b"gpu_indices", "gpu_memory_mb", b"gpu_memory_mb", "maxCPU", b"maxCPU", "maxIOBPS", b"maxIOBPS", "maxMemory", b"maxMemory", "name", b"name", "network", b"network", "nodeId", b"nodeId", "runtime", b"runtime", "scheduledTime", b"scheduledTime", "secret_environment", b"secret_environment", "startTime", b"startTime", "status", b"status", "uploads", b"uploads", "user", b"user", "uuid", b"uuid", "volumes", b"volumes", "workDir", b"workDir", "workflowUuid", b"workflowUuid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1880,6 +1888,7 @@ class RunJobRequest(_message.Message):
     REQUIREMENTS_FIELD_NUMBER: _builtins.int
     GPU_COUNT_FIELD_NUMBER: _builtins.int
     GPU_MEMORY_MB_FIELD_NUMBER: _builtins.int
+    USER_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     command: _builtins.str
     maxCpu: _builtins.int
@@ -1894,6 +1903,10 @@ class RunJobRequest(_message.Message):
     jobUuid: _builtins.str
     gpu_count: _builtins.int
     gpu_memory_mb: _builtins.int
+    user: _builtins.str
+    """Additions (100+). Who the job runs as inside its namespaces: "" for the
+    node's default, "root", a user name known to the host, "UID" or "UID:GID".
+    """
     @_builtins.property
     def args(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -1929,10 +1942,11 @@ class RunJobRequest(_message.Message):
         requirements: _abc.Iterable[Global___JobRequirement] | None = ...,
         gpu_count: _builtins.int = ...,
         gpu_memory_mb: _builtins.int = ...,
+        user: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "cpuCores", b"cpuCores", "environment", b"environment", "gpu_count", b"gpu_count", "gpu_memory_mb", b"gpu_memory_mb", "jobUuid", b"jobUuid", "maxCpu", b"maxCpu", "maxIobps", b"maxIobps", "maxMemory", b"maxMemory", "name", b"name", "network", b"network", "requirements", b"requirements", "runtime", b"runtime", "schedule", b"schedule", "secret_environment", b"secret_environment", "uploads", b"uploads", "volumes", b"volumes", "workDir", b"workDir", "workflowUuid", b"workflowUuid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "cpuCores", b"cpuCores", "environment", b"environment", "gpu_count", b"gpu_count", "gpu_memory_mb", b"gpu_memory_mb", "jobUuid", b"jobUuid", "maxCpu", b"maxCpu", "maxIobps", b"maxIobps", "maxMemory", b"maxMemory", "name", b"name", "network", b"network", "requirements", b"requirements", "runtime", b"runtime", "schedule", b"schedule", "secret_environment", b"secret_environment", "uploads", b"uploads", "user", b"user", "volumes", b"volumes", "workDir", b"workDir", "workflowUuid", b"workflowUuid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

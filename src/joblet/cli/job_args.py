@@ -75,6 +75,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help_text="secret environment variable, shown as *** everywhere",
     )
     text("--workdir", default="", help="working directory inside the job")
+    text(
+        "--user",
+        default="",
+        metavar="USER",
+        help='run as this user inside the job: "root", a name, "UID" or "UID:GID"',
+    )
     _repeated(parser, "--upload", metavar="PATH", help_text="file to put in the workspace")
     _repeated(
         parser,
@@ -144,4 +150,5 @@ def build_run_request(args: argparse.Namespace, uploads: list[UploadEntry]) -> p
         secret_environment=dict(args.secret_env),
         gpu_count=args.gpu,
         gpu_memory_mb=args.gpu_memory,
+        user=args.user,
     )

@@ -71,6 +71,7 @@ def render_status(res: pb.GetJobStatusRes, now: datetime, tz: tzinfo | None = No
     lines.append(f"Duration: {job_duration(res.startTime, res.endTime, now)}")
     lines.append(f"Limits: {limits_line(res.maxCPU, res.cpuCores, res.maxMemory, res.maxIOBPS)}")
     lines += _optional("Work Dir", res.workDir)
+    lines += _optional("User", res.user)
     lines += _optional("Network", res.network)
     lines += _optional("Volumes", ", ".join(res.volumes))
     lines += _optional("Runtime", res.runtime)

@@ -9,6 +9,11 @@ from joblet.jobs.model import Job
 from joblet.jobs.schedule import format_rfc3339
 
 
+def _user(job: Job) -> str:
+    uid, gid = job.run_as
+    return f"{uid}:{gid}"
+
+
 def _ts(value: float) -> str:
     return format_rfc3339(value) if value else ""
 
@@ -36,6 +41,7 @@ def job_message(job: Job) -> pb.Job:
         gpu_memory_mb=spec.gpu_memory_mb,
         nodeId=job.node_id,
         endReason=job.end_reason,
+        user=_user(job),
     )
 
 
@@ -68,6 +74,7 @@ def status_message(job: Job) -> pb.GetJobStatusRes:
         gpu_memory_mb=spec.gpu_memory_mb,
         nodeId=job.node_id,
         endReason=job.end_reason,
+        user=_user(job),
     )
 
 

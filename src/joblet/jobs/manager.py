@@ -96,6 +96,14 @@ class JobManager:
     def list(self) -> list[Job]:
         return self._registry.all()
 
+    def run_as(self, spec: JobSpec) -> tuple[int, int]:
+        """The (uid, gid) a job runs as: its own choice, else the node's default."""
+        if spec.run_as is not None:
+            return spec.run_as
+        jobs = self._config.jobs
+        uid = jobs.run_as_uid or 0
+        return uid, jobs.run_as_gid if jobs.run_as_gid is not None else uid
+
     def log_path(self, job_id: str) -> Path:
         return self._config.layout.job_dir(job_id) / LOG_FILE
 
@@ -115,7 +123,7 @@ class JobManager:
             created_at=self._clock(),
         )
         names = await asyncio.to_thread(self._prepare_dir, job_id, spec)
-        job = replace(job, upload_names=names)
+        job = replace(job, upload_names=names, run_as=self.run_as(spec))
         self._registry.add(job)
         self._runtime[job_id] = _Runtime()
         self._logs.track(job_id, self.log_path(job_id))
@@ -244,7 +252,11 @@ class JobManager:
         try:
             workspace = job_dir / "work"
             workspace.mkdir(parents=True, mode=0o755)
-            names = write_uploads(workspace, spec.uploads)
+            uid, gid = self.run_as(spec)
+            owner = (uid, gid) if uid or gid else None
+            if owner is not None:
+                os.chown(workspace, uid, gid)
+            names = write_uploads(workspace, spec.uploads, owner=owner)
             self.log_path(job_id).touch()
         except BaseException:
             shutil.rmtree(job_dir, ignore_errors=True)
@@ -278,6 +290,7 @@ class JobManager:
     def _launch_spec(self, job: Job, cgroup: JobCgroup) -> LaunchSpec:
         job_dir = self._config.layout.job_dir(job.id)
         jobs_cfg = self._config.jobs
+        uid, gid = self.run_as(job.spec)
         return LaunchSpec(
             job_id=job.id,
             argv=(job.spec.command, *job.spec.args),
@@ -291,8 +304,8 @@ class JobManager:
             workdir=job.spec.workdir or "/work",
             tmp_size_bytes=self._config.filesystem.tmp_size_bytes,
             max_log_bytes=jobs_cfg.max_log_bytes,
-            uid=jobs_cfg.run_as_uid or 0,
-            gid=jobs_cfg.run_as_gid or 0,
+            uid=uid,
+            gid=gid,
         )
 
     async def _start(self, job_id: str) -> Job:

@@ -61,6 +61,7 @@ class JobSpec:
     gpu_memory_mb: int = 0
     workflow_uuid: str = ""
     dependencies: tuple[str, ...] = ()
+    run_as: tuple[int, int] | None = None  # (uid, gid); None = the node's default
 
 
 @dataclass(frozen=True)
@@ -77,3 +78,4 @@ class Job:
     end_reason: str = ""  # why it ended: "exit code 3", "timeout", "out of memory", ...
     pid: int = 0  # host pid of the job's init while it runs
     upload_names: tuple[str, ...] = ()
+    run_as: tuple[int, int] = (0, 0)  # the (uid, gid) it runs as, decided at submission

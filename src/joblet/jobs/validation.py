@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+import pwd
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
@@ -120,6 +121,7 @@ def validate_run_request(
         gpu_memory_mb=check_not_negative("gpu_memory_mb", req.gpu_memory_mb, "MB"),
         workflow_uuid=check_workflow_uuid(req.workflowUuid),
         dependencies=check_dependencies(req.requirements),
+        run_as=check_user(getattr(req, "user", "")),
     )
 
 
@@ -306,3 +308,34 @@ def check_dependencies(requirements: Iterable[JobRequirementLike]) -> tuple[str,
         if not is_job_id(dep):
             raise InvalidArgument(f"requirements[{index}].jobUuid {dep!r} is not a job UUID")
     return deps
+
+
+MAX_ID = 2**32 - 2  # (uid_t)-1 means "unchanged" to setuid(2)
+
+
+def check_user(text: str) -> tuple[int, int] | None:
+    """"" -> None (node default); "root" -> (0, 0); "NAME", "UID" or "UID:GID"."""
+    text = text.strip()
+    if not text:
+        return None
+    if "\0" in text:
+        raise InvalidArgument("user contains a NUL byte")
+    name, _, group = text.partition(":")
+    if name.isdigit():
+        uid = int(name)
+        gid = uid
+    else:
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            raise InvalidArgument(
+                f"user {name!r} is not known on this host (give a name, UID or UID:GID)"
+            ) from None
+        uid, gid = entry.pw_uid, entry.pw_gid
+    if group:
+        if not group.isdigit():
+            raise InvalidArgument(f"user group {group!r} must be a numeric GID")
+        gid = int(group)
+    if uid > MAX_ID or gid > MAX_ID:
+        raise InvalidArgument(f"user {text!r}: ids must be at most {MAX_ID}")
+    return uid, gid
