@@ -69,6 +69,20 @@ def clean_leftovers(cgroups: CgroupManager, running: set[str]) -> None:
             log.exception("could not remove leftover cgroup of job %s", job_id)
 
 
+def clean_leftover_roots(jobs_dir: Path, running: set[str]) -> None:
+    """Remove job root directories left by a launcher that died mid-job. Their
+    mounts lived only in the job's mount namespace, so only the directory is left;
+    rmdir (never rmtree) makes sure nothing under a live mount is touched."""
+    for root in jobs_dir.glob("*/root"):
+        if root.parent.name in running:
+            continue
+        try:
+            root.rmdir()
+            log.info("removed leftover root of job %s", root.parent.name)
+        except OSError as exc:
+            log.warning("leftover root %s not removed: %s", root, exc.strerror)
+
+
 class Daemon:
     def __init__(self, config: DaemonConfig) -> None:
         self.config = config
@@ -91,7 +105,9 @@ class Daemon:
         # The launcher outlives the daemon on purpose; its pid lets an operator
         # (or a test) end it once no job runs.
         (launcher_dir / "launcher.pid").write_text(f"{await self._launcher.ping()}\n")
-        clean_leftovers(cgroups, set(await self._launcher.running()))
+        running = set(await self._launcher.running())
+        clean_leftovers(cgroups, running)
+        clean_leftover_roots(layout.jobs, running)
         self._logs = LogHub()
         self._logs.start()
         self.manager = JobManager(config, cgroups, self._launcher, self._logs, node_id)

@@ -30,6 +30,7 @@ from joblet.jobs.model import Job, JobSpec, JobStatus
 from joblet.jobs.registry import JobRegistry
 from joblet.jobs.state_machine import (
     Canceled,
+    Event,
     Exited,
     IllegalTransition,
     LaunchFailed,
@@ -49,6 +50,15 @@ KILL_SETTLE_S = 10.0
 
 class Launcher(Protocol):
     async def launch(self, spec: LaunchSpec) -> int: ...
+
+
+class JobListener(Protocol):
+    """Told of every change to a job record (the state service's client).
+    Both calls must return at once: a job never waits on a listener."""
+
+    def changed(self, job: Job) -> None: ...
+
+    def deleted(self, job_id: str) -> None: ...
 
 
 @dataclass
@@ -76,8 +86,10 @@ class JobManager:
         logs: LogHub,
         node_id: str,
         *,
+        listener: JobListener | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self._listener = listener
         self._config = config
         self._cgroups = cgroups
         self._launcher = launcher
@@ -125,15 +137,16 @@ class JobManager:
         names = await asyncio.to_thread(self._prepare_dir, job_id, spec)
         job = replace(job, upload_names=names, run_as=self.run_as(spec))
         self._registry.add(job)
+        self._changed(job)
         self._runtime[job_id] = _Runtime()
         self._logs.track(job_id, self.log_path(job_id))
         if scheduled_at:
-            job = self._registry.apply(job_id, Scheduled(at=scheduled_at))
+            job = self._apply(job_id, Scheduled(at=scheduled_at))
             self._arm_schedule(job_id, scheduled_at)
         elif self._registry.has_slot(self._config.jobs.max_concurrent_jobs):
             job = await self._start(job_id)
         else:
-            job = self._registry.apply(job_id, Queued())
+            job = self._apply(job_id, Queued())
             self._registry.enqueue(job_id)
         return job
 
@@ -215,12 +228,21 @@ class JobManager:
             oom_killed=oom,
             lost="supervisor lost the job" if event.lost else "",
         )
-        job = self._registry.apply(job_id, exited)
+        job = self._apply(job_id, exited)
         log.info("job %s %s (%s)", job_id, job.status, job.end_reason)
         rt.exited.set()
         self._release(job_id)
 
     # ---- internals -----------------------------------------------------
+
+    def _apply(self, job_id: str, event: Event) -> Job:
+        job = self._registry.apply(job_id, event)
+        self._changed(job)
+        return job
+
+    def _changed(self, job: Job) -> None:
+        if self._listener is not None:
+            self._listener.changed(job)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -243,7 +265,7 @@ class JobManager:
         if self._registry.has_slot(self._config.jobs.max_concurrent_jobs):
             await self._start(job_id)
         else:
-            self._registry.apply(job_id, Queued())
+            self._apply(job_id, Queued())
             self._registry.enqueue(job_id)
 
     def _prepare_dir(self, job_id: str, spec: JobSpec) -> tuple[str, ...]:
@@ -264,7 +286,7 @@ class JobManager:
         return names
 
     def _cancel(self, job_id: str, caller: str) -> Job:
-        job = self._registry.apply(job_id, Canceled(by=caller, at=self._clock()))
+        job = self._apply(job_id, Canceled(by=caller, at=self._clock()))
         self._release(job_id)
         return job
 
@@ -319,11 +341,11 @@ class JobManager:
             reason = f"launch failed: {exc}"
             log.warning("job %s %s", job_id, reason)
             self._registry.starting -= 1
-            job = self._registry.apply(job_id, LaunchFailed(reason=reason, at=self._clock()))
+            job = self._apply(job_id, LaunchFailed(reason=reason, at=self._clock()))
             self._release(job_id)
             return job
         self._registry.starting -= 1
-        job = self._registry.apply(job_id, Started(pid=pid, at=self._clock()))
+        job = self._apply(job_id, Started(pid=pid, at=self._clock()))
         timeout = self._config.jobs.job_timeout_s
         if timeout > 0:
             loop = asyncio.get_running_loop()
@@ -389,6 +411,8 @@ class JobManager:
 
     def _delete(self, job_id: str) -> None:
         self._registry.remove(job_id)
+        if self._listener is not None:
+            self._listener.deleted(job_id)
         rt = self._runtime.pop(job_id, None)
         if rt is not None:
             rt.cancel_timers()

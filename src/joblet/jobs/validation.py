@@ -8,8 +8,8 @@ the host's CPU count, the upload cap and the clock come in as arguments.
 from __future__ import annotations
 
 import posixpath
-import re
 import pwd
+import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
@@ -314,7 +314,7 @@ MAX_ID = 2**32 - 2  # (uid_t)-1 means "unchanged" to setuid(2)
 
 
 def check_user(text: str) -> tuple[int, int] | None:
-    """"" -> None (node default); "root" -> (0, 0); "NAME", "UID" or "UID:GID"."""
+    """ "" -> None (node default); "root" -> (0, 0); "NAME", "UID" or "UID:GID"."""
     text = text.strip()
     if not text:
         return None
