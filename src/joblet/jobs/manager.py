@@ -70,6 +70,9 @@ class _Runtime:
     stopped_by: str = ""
     timed_out: bool = False
     exited: asyncio.Event = field(default_factory=asyncio.Event)
+    # Killing and removing the cgroup run in threads; they must not overlap
+    # (a removal under a running kill makes the kill fail with ENODEV).
+    cgroup_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def cancel_timers(self) -> None:
         for timer in self.timers:
@@ -362,7 +365,7 @@ class JobManager:
     async def _terminate(self, job_id: str) -> None:
         """SIGTERM to every process of the job, a grace period, then kill what is left."""
         rt = self._runtime.get(job_id)
-        if rt is None or rt.cgroup is None:
+        if rt is None or rt.cgroup is None or rt.exited.is_set():
             return
         cgroup = rt.cgroup
         for pid in _safe_pids(cgroup):
@@ -371,7 +374,11 @@ class JobManager:
         try:
             await asyncio.wait_for(rt.exited.wait(), self._config.jobs.stop_grace_s)
         except TimeoutError:
-            await asyncio.to_thread(cgroup.kill_all)
+            try:
+                async with rt.cgroup_lock:
+                    await asyncio.to_thread(cgroup.kill_all)
+            except (OSError, JobletError) as exc:
+                log.warning("killing job %s: %s", job_id, exc)
             # The launcher reports the exit once init is reaped; if it is gone
             # the supervisor-lost path settles the job instead.
             with contextlib.suppress(TimeoutError):
@@ -384,14 +391,15 @@ class JobManager:
             rt.cancel_timers()
             if rt.cgroup is not None:
                 cgroup, rt.cgroup = rt.cgroup, None
-                self._spawn(self._remove_cgroup(cgroup))
+                self._spawn(self._remove_cgroup(cgroup, rt.cgroup_lock))
         self._logs.finish(job_id)
         self._start_queued()
 
-    async def _remove_cgroup(self, cgroup: JobCgroup) -> None:
+    async def _remove_cgroup(self, cgroup: JobCgroup, lock: asyncio.Lock) -> None:
         try:
-            await asyncio.to_thread(_kill_and_remove, cgroup)
-        except OSError:
+            async with lock:
+                await asyncio.to_thread(_kill_and_remove, cgroup)
+        except (OSError, JobletError):
             log.exception("removing cgroup of job %s", cgroup.job_id)
 
     def _start_queued(self) -> None:
@@ -421,9 +429,10 @@ class JobManager:
 
 
 def _safe_pids(cgroup: JobCgroup) -> list[int]:
+    # The job may end (and its cgroup go) while we look: that is not an error.
     try:
         return cgroup.pids()
-    except OSError:
+    except (OSError, JobletError):
         return []
 
 
