@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from joblet.cli import job, nodes
+from joblet.cli import job, metrics, monitor, nodes
 from joblet.cli.context import CommandContext
 from joblet.cli.parser import RnxArgumentParser, add_global_options
 from joblet.client.errors import EXIT_FAILURE, CliError
@@ -39,8 +39,11 @@ def build_parser() -> RnxArgumentParser:
 
     commands = parser.add_subparsers(metavar="COMMAND", required=True)
     job_parser = commands.add_parser("job", help="run and manage jobs", parents=parents)
-    job.add_commands(job_parser.add_subparsers(metavar="ACTION", required=True), parents)
+    job_actions = job_parser.add_subparsers(metavar="ACTION", required=True)
+    job.add_commands(job_actions, parents)
+    metrics.add_commands(job_actions, parents)
     nodes.add_commands(commands, parents)
+    monitor.add_commands(commands, parents)
     job.add_commands(commands, parents, job.SHORTCUTS)
     return parser
 

@@ -32,6 +32,7 @@ from joblet.config.model import (
 )
 from joblet.config.units import parse_duration_s, parse_size_bytes
 from joblet.errors import ConfigError
+from joblet.metrics.config import parse_metrics_config
 
 
 def load_daemon_config(path: Path) -> DaemonConfig:
@@ -76,6 +77,7 @@ def parse_daemon_config(raw: Mapping[str, Any]) -> DaemonConfig:
         jobs=_jobs(joblet),
         filesystem=_filesystem(filesystem),
         cgroup=_cgroup(cgroup),
+        metrics=parse_metrics_config(_section(raw, "metrics")),
     )
 
 

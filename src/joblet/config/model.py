@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from joblet.metrics.config import MetricsConfig
+
 DEFAULT_ROOT = Path("/opt/joblet")
 
 # Read-only host paths a job sees by default: enough for sh, coreutils and python3.
@@ -153,3 +155,4 @@ class DaemonConfig:
     jobs: JobsConfig = field(default_factory=JobsConfig)
     filesystem: FilesystemConfig = field(default_factory=FilesystemConfig)
     cgroup: CgroupConfig = field(default_factory=CgroupConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)

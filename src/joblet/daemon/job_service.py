@@ -11,10 +11,12 @@ from typing import Any
 from joblet.api import joblet_pb2 as pb
 from joblet.api import joblet_pb2_grpc as pb_grpc
 from joblet.config.model import DaemonConfig
-from joblet.daemon import mappers
+from joblet.daemon import mappers, metrics_rpc
 from joblet.daemon.errors import streaming, unary
 from joblet.errors import InvalidArgument
 from joblet.jobs.manager import JobManager
+from joblet.jobs.model import JobStatus
+from joblet.metrics.hub import MetricsHub
 from joblet.jobs.schedule import parse_schedule
 from joblet.jobs.validation import validate_run_request
 from joblet.security.interceptor import current_caller
@@ -28,8 +30,9 @@ def _caller_name() -> str:
 
 
 class JobService(pb_grpc.JobServiceServicer):
-    def __init__(self, manager: JobManager, config: DaemonConfig) -> None:
+    def __init__(self, manager: JobManager, config: DaemonConfig, hub: MetricsHub) -> None:
         self._manager = manager
+        self._hub = hub
         self._config = config
         self._host_cpus = os.cpu_count() or 1  # cpuset numbers are host CPU ids
 
@@ -88,6 +91,29 @@ class JobService(pb_grpc.JobServiceServicer):
         job = self._manager.get(request.uuid)
         async for chunk in self._manager.follow_logs(job.id):
             yield pb.DataChunk(payload=chunk)
+
+    @streaming
+    async def StreamJobMetrics(
+        self, request: pb.JobMetricsRequest, context: Context
+    ) -> AsyncIterator[pb.JobMetricsSample]:
+        job = self._manager.get(request.uuid)
+        running = job.status is JobStatus.RUNNING
+        async for sample in metrics_rpc.stream_job_metrics(self._hub, job.id, running):
+            yield sample
+
+    @unary
+    async def GetJobMetricsHistory(
+        self, request: pb.JobMetricsHistoryRequest, context: Context
+    ) -> pb.JobMetricsHistoryResponse:
+        job = self._manager.get(request.uuid)
+        return await metrics_rpc.get_job_metrics_history(self._hub, job.id, request)
+
+    @unary
+    async def GetJobMetricsSummary(
+        self, request: pb.JobMetricsSummaryRequest, context: Context
+    ) -> pb.JobMetricsSummaryResponse:
+        job = self._manager.get(request.uuid)
+        return await metrics_rpc.get_job_metrics_summary(self._hub, job.id, request)
 
 
 def _refuse_later_features(request: pb.RunJobRequest) -> None:

@@ -15,9 +15,13 @@ import grpc
 from joblet.api import joblet_pb2_grpc as pb_grpc
 from joblet.config.model import DaemonConfig
 from joblet.daemon.job_service import JobService
+from joblet.daemon.monitoring_service import MonitoringService
 from joblet.isolation.client import LauncherClient, ensure_launcher
 from joblet.jobs.manager import JobManager
 from joblet.logs.follow import LogHub
+from joblet.metrics.cloud import detect_cloud
+from joblet.metrics.host import HostCollector
+from joblet.metrics.hub import MetricsHub
 from joblet.resources.detect import create_cgroup_manager
 from joblet.resources.interface import CgroupManager
 from joblet.security.interceptor import AuthInterceptor
@@ -89,6 +93,7 @@ class Daemon:
         self.server: grpc.aio.Server | None = None
         self.manager: JobManager | None = None
         self.bound_port = 0
+        self._stack = contextlib.AsyncExitStack()
 
     async def start(self) -> None:
         config = self.config
@@ -110,17 +115,23 @@ class Daemon:
         clean_leftover_roots(layout.jobs, running)
         self._logs = LogHub()
         self._logs.start()
-        self.manager = JobManager(config, cgroups, self._launcher, self._logs, node_id)
+        self._hub = await self._stack.enter_async_context(MetricsHub(config.metrics))
+        self.manager = JobManager(
+            config, cgroups, self._launcher, self._logs, node_id, metrics=self._hub
+        )
         self._launcher.on_exit(self.manager.on_exit)
+        collector = HostCollector(node_id, detect_cloud(ask_metadata=config.metrics.cloud_metadata))
 
         server = grpc.aio.server(interceptors=[AuthInterceptor()], options=_grpc_options(config))
         pb_grpc.add_JobServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            JobService(self.manager, config), server
+            JobService(self.manager, config, self._hub), server
+        )
+        pb_grpc.add_MonitoringServiceServicer_to_server(  # type: ignore[no-untyped-call]
+            MonitoringService(collector), server
         )
         for add in (
             pb_grpc.add_NetworkServiceServicer_to_server,
             pb_grpc.add_VolumeServiceServicer_to_server,
-            pb_grpc.add_MonitoringServiceServicer_to_server,
             pb_grpc.add_RuntimeServiceServicer_to_server,
         ):
             _add_unimplemented(add, server)
@@ -139,6 +150,7 @@ class Daemon:
             await self.manager.shutdown()
         self._logs.close()
         await self._launcher.close()
+        await self._stack.aclose()
 
     async def run_until_signal(self) -> None:
         await self.start()

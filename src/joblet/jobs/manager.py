@@ -52,6 +52,16 @@ class Launcher(Protocol):
     async def launch(self, spec: LaunchSpec) -> int: ...
 
 
+class JobMetrics(Protocol):
+    """Samples running jobs (the metrics hub)."""
+
+    def start_job(
+        self, job_id: str, cgroup: JobCgroup, limits: Limits, init_pid: int | None = None
+    ) -> object: ...
+
+    async def finish_job(self, job_id: str) -> object: ...
+
+
 class JobListener(Protocol):
     """Told of every change to a job record (the state service's client).
     Both calls must return at once: a job never waits on a listener."""
@@ -66,6 +76,7 @@ class _Runtime:
     """What the manager holds for a job while it is alive (not part of the record)."""
 
     cgroup: JobCgroup | None = None
+    limits: Limits | None = None
     timers: list[asyncio.TimerHandle] = field(default_factory=list)
     stopped_by: str = ""
     timed_out: bool = False
@@ -90,9 +101,11 @@ class JobManager:
         node_id: str,
         *,
         listener: JobListener | None = None,
+        metrics: JobMetrics | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._listener = listener
+        self._metrics = metrics
         self._config = config
         self._cgroups = cgroups
         self._launcher = launcher
@@ -338,7 +351,8 @@ class JobManager:
         rt = self._runtime[job_id]
         self._registry.starting += 1
         try:
-            rt.cgroup = self._cgroups.create(job_id, self._limits(job.spec))
+            rt.limits = self._limits(job.spec)
+            rt.cgroup = self._cgroups.create(job_id, rt.limits)
             pid = await self._launcher.launch(self._launch_spec(job, rt.cgroup))
         except (JobletError, OSError) as exc:
             reason = f"launch failed: {exc}"
@@ -349,6 +363,8 @@ class JobManager:
             return job
         self._registry.starting -= 1
         job = self._apply(job_id, Started(pid=pid, at=self._clock()))
+        if self._metrics is not None and rt.limits is not None:
+            self._metrics.start_job(job_id, rt.cgroup, rt.limits, init_pid=pid)
         timeout = self._config.jobs.job_timeout_s
         if timeout > 0:
             loop = asyncio.get_running_loop()
@@ -391,11 +407,17 @@ class JobManager:
             rt.cancel_timers()
             if rt.cgroup is not None:
                 cgroup, rt.cgroup = rt.cgroup, None
-                self._spawn(self._remove_cgroup(cgroup, rt.cgroup_lock))
+                self._spawn(self._remove_cgroup(job_id, cgroup, rt.cgroup_lock))
         self._logs.finish(job_id)
         self._start_queued()
 
-    async def _remove_cgroup(self, cgroup: JobCgroup, lock: asyncio.Lock) -> None:
+    async def _remove_cgroup(self, job_id: str, cgroup: JobCgroup, lock: asyncio.Lock) -> None:
+        if self._metrics is not None:
+            # The final sample reads the cgroup's totals, so it comes before removal.
+            try:
+                await self._metrics.finish_job(job_id)
+            except (OSError, JobletError):
+                log.exception("final metrics sample of job %s", job_id)
         try:
             async with lock:
                 await asyncio.to_thread(_kill_and_remove, cgroup)

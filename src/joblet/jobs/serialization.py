@@ -1,0 +1,187 @@
+"""A `Job` as a plain dict or JSON bytes and back: the record the state helper stores.
+
+The conversion is driven by the dataclasses' own type hints, so a field added to
+`Job` or `JobSpec` is stored without touching this module. Stable across
+versions:
+
+- unknown keys are ignored (a record written by a newer daemon still loads);
+- missing keys take the field's default (a record written by an older daemon
+  still loads); only fields without a default (`Job.id`, `Job.status`, ...) are
+  required.
+
+What is left out: the *content* of uploads. An upload is written into the job's
+workspace on disk when the job is submitted, so the record keeps each upload's
+path, mode, kind and size only; a loaded `Upload` has `content == b""`. This
+keeps records small (a 100 MB upload must not travel to Redis on every status
+change). Secret environment variables are kept, because a queued or scheduled
+job needs them to run after a restart: the state store is as sensitive as the
+config file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+from enum import Enum
+from functools import cache
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+from joblet.errors import JobletError
+from joblet.jobs.model import Job, Upload
+
+SCHEMA_VERSION = 1
+_VERSION_KEY = "_v"
+# (class, field) pairs never written to the record; see the module docstring.
+_EXCLUDED = frozenset({(Upload, "content")})
+_EXCLUDED_DEFAULTS: dict[tuple[type, str], Any] = {(Upload, "content"): b""}
+
+
+class SerializationError(JobletError):
+    """A stored record cannot be turned back into a `Job`."""
+
+
+def job_to_dict(job: Job) -> dict[str, Any]:
+    """`job` as JSON-compatible data (str keys; str, int, float, bool, list, dict, None)."""
+    data = _encode(job)
+    data[_VERSION_KEY] = SCHEMA_VERSION
+    return data  # type: ignore[no-any-return]
+
+
+def job_from_dict(data: dict[str, Any]) -> Job:
+    """The `Job` a `job_to_dict` result (of this or another version) describes."""
+    if not isinstance(data, dict):
+        raise SerializationError(f"a job record must be an object, not {type(data).__name__}")
+    job = _decode(data, Job, "job")
+    assert isinstance(job, Job)
+    return job
+
+
+def job_to_json(job: Job) -> bytes:
+    return json.dumps(job_to_dict(job), separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def job_from_json(blob: bytes) -> Job:
+    try:
+        data = json.loads(blob)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SerializationError(f"job record is not valid JSON: {exc}") from exc
+    return job_from_dict(data)
+
+
+@cache
+def _hints(cls: type) -> dict[str, Any]:
+    return get_type_hints(cls)
+
+
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
+@cache
+def _stored_fields(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls) if (cls, f.name) not in _EXCLUDED)
+
+
+def _encode(value: Any) -> Any:
+    # Exact-type check first: this runs once per field of every event.
+    if type(value) in _PLAIN:
+        return value
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, tuple | list):
+        return [_encode(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _encode(item) for key, item in value.items()}
+    if hasattr(type(value), "__dataclass_fields__"):
+        return _encode_dataclass(value)
+    if isinstance(value, bytes):
+        raise SerializationError("bytes fields are not storable; exclude them explicitly")
+    return value
+
+
+def _encode_dataclass(value: Any) -> dict[str, Any]:
+    cls = type(value)
+    out = {name: _encode(getattr(value, name)) for name in _stored_fields(cls)}
+    if cls is Upload:
+        out["content_size"] = len(value.content)
+    return out
+
+
+def _decode(raw: Any, hint: Any, where: str) -> Any:
+    origin = get_origin(hint)
+    if origin in (Union, types.UnionType):
+        return _decode_union(raw, get_args(hint), where)
+    if origin is tuple:
+        return _decode_tuple(raw, get_args(hint), where)
+    if origin is dict:
+        key_hint, value_hint = get_args(hint)
+        _expect(raw, dict, where)
+        return {
+            _decode(k, key_hint, where): _decode(v, value_hint, f"{where}.{k}")
+            for k, v in raw.items()
+        }
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return _decode_dataclass(raw, hint, where)
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        try:
+            return hint(raw)
+        except ValueError as exc:
+            raise SerializationError(f"{where}: unknown {hint.__name__} {raw!r}") from exc
+    return _decode_scalar(raw, hint, where)
+
+
+def _decode_union(raw: Any, options: tuple[Any, ...], where: str) -> Any:
+    if raw is None and type(None) in options:
+        return None
+    others = [option for option in options if option is not type(None)]
+    errors = []
+    for option in others:
+        try:
+            return _decode(raw, option, where)
+        except SerializationError as exc:
+            errors.append(str(exc))
+    raise SerializationError("; ".join(errors) or f"{where}: no type accepts {raw!r}")
+
+
+def _decode_tuple(raw: Any, args: tuple[Any, ...], where: str) -> tuple[Any, ...]:
+    _expect(raw, list, where)
+    if len(args) == 2 and args[1] is Ellipsis:
+        return tuple(_decode(item, args[0], f"{where}[{i}]") for i, item in enumerate(raw))
+    if len(raw) != len(args):
+        raise SerializationError(f"{where}: expected {len(args)} items, got {len(raw)}")
+    return tuple(
+        _decode(item, arg, f"{where}[{i}]")
+        for i, (item, arg) in enumerate(zip(raw, args, strict=True))
+    )
+
+
+def _decode_dataclass(raw: Any, cls: type, where: str) -> Any:
+    _expect(raw, dict, where)
+    hints = _hints(cls)
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if (cls, f.name) in _EXCLUDED:
+            kwargs[f.name] = _EXCLUDED_DEFAULTS[(cls, f.name)]
+        elif f.name in raw:
+            kwargs[f.name] = _decode(raw[f.name], hints[f.name], f"{where}.{f.name}")
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise SerializationError(f"{where}: required field {f.name!r} is missing")
+    return cls(**kwargs)
+
+
+def _decode_scalar(raw: Any, hint: Any, where: str) -> Any:
+    if hint is Any:
+        return raw
+    if hint is float and isinstance(raw, int | float) and not isinstance(raw, bool):
+        return float(raw)
+    if hint is int and isinstance(raw, bool):
+        raise SerializationError(f"{where}: expected int, got bool")
+    if isinstance(hint, type) and isinstance(raw, hint):
+        return raw
+    name = getattr(hint, "__name__", repr(hint))
+    raise SerializationError(f"{where}: expected {name}, got {type(raw).__name__}")
+
+
+def _expect(raw: Any, kind: type, where: str) -> None:
+    if not isinstance(raw, kind):
+        raise SerializationError(f"{where}: expected {kind.__name__}, got {type(raw).__name__}")

@@ -1,0 +1,1 @@
+"""Per-job metrics from cgroups and /proc, the live hub, summaries, host status."""

@@ -1,0 +1,217 @@
+"""MetricsHub: the recent samples of every job (bounded, in memory), the live
+subscribers of each job, the sink that sends samples to history, and the
+owner of every JobSampler's task.
+
+    async with MetricsHub(config, sink=persist.send_metric) as hub:
+        sampler = hub.start_job(job_id, cgroup, limits, init_pid)
+        ...
+        await hub.finish_job(job_id)   # final sample, subscribers see the end
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol
+
+from joblet.api import joblet_pb2 as pb
+from joblet.metrics.config import MetricsConfig
+from joblet.metrics.sampler import JobSampler
+from joblet.metrics.summary import Point, in_range, point
+from joblet.resources.interface import JobCgroup, Limits
+
+# sink(job_id, timestamp_ns, serialized JobMetricsSample); may return an awaitable.
+Sink = Callable[[str, int, bytes], Awaitable[object] | object]
+_log = logging.getLogger(__name__)
+SUBSCRIBER_QUEUE = 64  # a slower viewer loses its oldest samples, never blocks sampling
+MAX_JOBS = 1024  # jobs whose recent samples are kept (oldest ended ones dropped first)
+
+
+class HistorySource(Protocol):
+    async def history(self, job_id: str, from_ns: int, to_ns: int) -> list[pb.JobMetricsSample]:
+        """Samples of `job_id` with from_ns <= timestamp <= to_ns (0: unbounded)."""
+
+
+class MetricsHub:
+    def __init__(
+        self,
+        config: MetricsConfig | None = None,
+        *,
+        sink: Sink | None = None,
+        history_source: HistorySource | None = None,
+        procfs: Path = Path("/proc"),
+        max_jobs: int = MAX_JOBS,
+    ) -> None:
+        self.config = config or MetricsConfig()
+        self._sink = sink
+        self._source = history_source
+        self._procfs = procfs
+        self._max_jobs = max_jobs
+        self._recent: OrderedDict[str, deque[pb.JobMetricsSample]] = OrderedDict()
+        self._points: dict[str, deque[Point]] = {}  # per sample, for fast summaries
+        self._subscribers: dict[str, set[asyncio.Queue[pb.JobMetricsSample | None]]] = {}
+        self._samplers: dict[str, JobSampler] = {}
+        self._ended: set[str] = set()
+        self._group: asyncio.TaskGroup | None = None
+
+    async def __aenter__(self) -> MetricsHub:
+        self._group = asyncio.TaskGroup()
+        await self._group.__aenter__()
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        for sampler in list(self._samplers.values()):
+            sampler.cancel()
+        for job_id in list(self._subscribers):
+            self._close_subscribers(job_id)
+        group, self._group = self._group, None
+        if group is not None:
+            await group.__aexit__(et, e, tb)
+
+    def start_job(
+        self, job_id: str, cgroup: JobCgroup, limits: Limits, init_pid: int | None = None
+    ) -> JobSampler:
+        """Start sampling a running job every `config.interval_s`."""
+        if self._group is None:
+            raise RuntimeError("MetricsHub used outside 'async with'")
+        sampler = JobSampler(
+            job_id, cgroup, limits, interval_s=self.config.interval_s,
+            publish=self.publish, init_pid=init_pid, procfs=self._procfs,
+        )  # fmt: skip
+        self._ended.discard(job_id)
+        self._samplers[job_id] = sampler
+        sampler.attach(self._group.create_task(sampler.run(), name=f"metrics-{job_id}"))
+        return sampler
+
+    async def finish_job(self, job_id: str) -> pb.JobMetricsSample | None:
+        """Take the job's final sample (before its cgroup is removed) and end its streams."""
+        sampler = self._samplers.pop(job_id, None)
+        final = await sampler.final_sample() if sampler is not None else None
+        self.end(job_id)
+        return final
+
+    def publish(self, sample: pb.JobMetricsSample) -> None:
+        self._ring(sample.jobId).append(sample)
+        self._points[sample.jobId].append(point(sample))
+        for queue in self._subscribers.get(sample.jobId, ()):
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(sample)
+        if self._sink is not None:
+            try:
+                self._send(sample)
+            except Exception:
+                _log.exception("metrics sink failed")
+
+    def end(self, job_id: str) -> None:
+        """The job ended: its subscribers' streams finish after the samples they hold."""
+        self._ended.add(job_id)
+        self._close_subscribers(job_id)
+
+    def is_live(self, job_id: str) -> bool:
+        return job_id in self._samplers
+
+    def recent(self, job_id: str) -> list[pb.JobMetricsSample]:
+        return list(self._recent.get(job_id, ()))
+
+    async def summary_points(self, job_id: str) -> list[Point]:
+        """What a summary needs: from the in-memory points, or the history source."""
+        if self._source is not None:
+            return [point(s) for s in await self._source.history(job_id, 0, 0)]
+        return list(self._points.get(job_id, ()))
+
+    async def history(
+        self, job_id: str, from_ns: int = 0, to_ns: int = 0
+    ) -> list[pb.JobMetricsSample]:
+        if self._source is not None:
+            return await self._source.history(job_id, from_ns, to_ns)
+        return [s for s in self.recent(job_id) if in_range(s.timestamp, from_ns, to_ns)]
+
+    def subscribe(self, job_id: str) -> Subscription:
+        """Samples of `job_id` from now on, until the job ends (registered at once,
+        so nothing published after this call is missed). Close it when done."""
+        queue: asyncio.Queue[pb.JobMetricsSample | None] = asyncio.Queue(SUBSCRIBER_QUEUE + 1)
+        if job_id in self._ended:
+            queue.put_nowait(None)
+        else:
+            self._subscribers.setdefault(job_id, set()).add(queue)
+        return Subscription(self, job_id, queue)
+
+    def unsubscribe(self, job_id: str, queue: asyncio.Queue[pb.JobMetricsSample | None]) -> None:
+        self._subscribers.get(job_id, set()).discard(queue)
+
+    def subscriber_count(self, job_id: str) -> int:
+        return len(self._subscribers.get(job_id, ()))
+
+    def _ring(self, job_id: str) -> deque[pb.JobMetricsSample]:
+        ring = self._recent.get(job_id)
+        if ring is None:
+            ring = self._recent[job_id] = deque(maxlen=self.config.history_samples)
+            self._points[job_id] = deque(maxlen=self.config.history_samples)
+            self._evict()
+        return ring
+
+    def _evict(self) -> None:
+        # Oldest first, but never a job that is still being sampled.
+        for job_id in list(self._recent):
+            if len(self._recent) <= self._max_jobs:
+                return
+            if job_id not in self._samplers:
+                del self._recent[job_id]
+                self._points.pop(job_id, None)
+                self._ended.discard(job_id)
+
+    def _close_subscribers(self, job_id: str) -> None:
+        for queue in self._subscribers.pop(job_id, set()):
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(None)
+
+    def _send(self, sample: pb.JobMetricsSample) -> None:
+        assert self._sink is not None
+        result = self._sink(sample.jobId, sample.timestamp, sample.SerializeToString())
+        if inspect.isawaitable(result) and self._group is not None:
+            self._group.create_task(_await(result))
+
+
+class Subscription:
+    """An async iterator of one job's live samples; ends when the job ends."""
+
+    def __init__(
+        self, hub: MetricsHub, job_id: str, queue: asyncio.Queue[pb.JobMetricsSample | None]
+    ) -> None:
+        self._hub, self._job_id, self._queue = hub, job_id, queue
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> pb.JobMetricsSample:
+        sample = await self._queue.get()
+        if sample is None:
+            self._queue.put_nowait(None)  # stays ended for a later call
+            raise StopAsyncIteration
+        return sample
+
+    def close(self) -> None:
+        self._hub.unsubscribe(self._job_id, self._queue)
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+async def _await(result: Awaitable[object]) -> None:
+    # A failing sink must not take the hub's task group (every sampler) down.
+    try:
+        await result
+    except Exception:
+        _log.exception("metrics sink failed")

@@ -1,0 +1,147 @@
+"""The I/O half of sampling: read a job's cgroup files and its processes'
+/proc entries, and hand the texts to the pure builders in `snapshot`.
+
+Reads go to the files directly (not through `JobCgroup.read_stats`, which has
+only a few fields). A file that vanishes mid-read (the job just ended, a
+process exited) counts as absent: the sample keeps 0 there.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from pathlib import Path
+
+from joblet.errors import IsolationError
+from joblet.metrics.parsers import (
+    NetCounters,
+    parse_max_open_files,
+    parse_net_dev,
+    parse_proc_status,
+    state_counts,
+)
+from joblet.metrics.snapshot import CgroupReading, ProcessCounts, Snapshot, v1_reading, v2_reading
+from joblet.resources.interface import JobCgroup
+
+V1_FILES: Mapping[str, tuple[str, ...]] = {
+    "cpu": ("cpu.stat",),
+    "cpuacct": ("cpuacct.usage", "cpuacct.stat"),
+    "memory": (
+        "memory.usage_in_bytes", "memory.limit_in_bytes", "memory.stat",
+        "memory.oom_control", "memory.kmem.tcp.usage_in_bytes",
+    ),
+    "pids": ("pids.current", "pids.max", "pids.events"),
+    "blkio": (
+        "blkio.throttle.io_service_bytes_recursive",
+        "blkio.throttle.io_serviced_recursive",
+    ),
+}  # fmt: skip
+V2_FILES = (
+    "cpu.stat", "memory.current", "memory.max", "memory.stat", "memory.events",
+    "io.stat", "pids.current", "pids.max", "pids.events",
+    "cpu.pressure", "memory.pressure", "io.pressure",
+)  # fmt: skip
+
+
+def read_optional(path: Path) -> str | None:
+    """The file's text, or None when it is gone or unreadable (a sample keeps 0)."""
+    try:
+        with open(path, encoding="ascii", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def read_files(paths: Iterable[tuple[str, Path]]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, path in paths:
+        text = read_optional(path)
+        if text is not None:
+            out[name] = text
+    return out
+
+
+def cgroup_path(cgroup: JobCgroup) -> str:
+    """The job's cgroup directory (v1: its memory hierarchy's group), '' for null."""
+    dirs = getattr(cgroup, "dirs", None)
+    if isinstance(dirs, Mapping):
+        return str(dirs.get("memory", next(iter(dirs.values()), "")))
+    path = getattr(cgroup, "path", None)
+    return str(path) if isinstance(path, Path) else ""
+
+
+def read_cgroup(cgroup: JobCgroup) -> CgroupReading:
+    """v1 (`.dirs`), v2 (`.path`) or nothing (the null backend: all zero)."""
+    dirs = getattr(cgroup, "dirs", None)
+    if isinstance(dirs, Mapping):
+        pairs = [
+            (name, Path(dirs[ctl]) / name)
+            for ctl, names in V1_FILES.items()
+            if ctl in dirs
+            for name in names
+        ]
+        return v1_reading(read_files(pairs))
+    path = getattr(cgroup, "path", None)
+    if isinstance(path, Path):
+        return v2_reading(read_files((name, path / name) for name in V2_FILES))
+    return CgroupReading()
+
+
+def read_processes(pids: Iterable[int], procfs: Path) -> ProcessCounts:
+    states: list[str] = []
+    threads = fds = 0
+    for pid in pids:
+        text = read_optional(procfs / str(pid) / "status")
+        if text is None:
+            continue
+        status = parse_proc_status(text)
+        states.append(status.state)
+        threads += status.threads
+        fds += _count_fds(procfs / str(pid) / "fd")
+    return ProcessCounts(threads=threads, open_fds=fds, **state_counts(states))
+
+
+def _count_fds(fd_dir: Path) -> int:
+    try:
+        return len(os.listdir(fd_dir))
+    except OSError:
+        return 0
+
+
+def read_network(init_pid: int, procfs: Path) -> dict[str, NetCounters]:
+    """Counters of the job's own network namespace, read from the host through
+    /proc/<pid>/net/dev. A job sharing the host's namespace gets none: those
+    counters are the host's, not the job's."""
+    try:
+        job_ns = os.stat(procfs / str(init_pid) / "ns" / "net").st_ino
+        own_ns = os.stat(procfs / "self" / "ns" / "net").st_ino
+    except OSError:
+        return {}
+    if job_ns == own_ns:
+        return {}
+    return parse_net_dev(read_optional(procfs / str(init_pid) / "net" / "dev") or "")
+
+
+def read_snapshot(cgroup: JobCgroup, init_pid: int | None, procfs: Path) -> Snapshot:
+    reading = read_cgroup(cgroup)
+    pids = _pids(cgroup)
+    first = init_pid if init_pid else (pids[0] if pids else 0)
+    procs = read_processes(pids, procfs)
+    if first:
+        limits = read_optional(procfs / str(first) / "limits") or ""
+        procs = _with_max_fds(procs, parse_max_open_files(limits))
+    net = read_network(first, procfs) if first else {}
+    return Snapshot(time.time_ns(), time.monotonic_ns(), reading, net, procs)
+
+
+def _pids(cgroup: JobCgroup) -> list[int]:
+    try:
+        return cgroup.pids()
+    except (IsolationError, OSError):  # the group can vanish as the job ends
+        return []
+
+
+def _with_max_fds(procs: ProcessCounts, max_fds: int) -> ProcessCounts:
+    return replace(procs, max_fds=max_fds)

@@ -1,0 +1,135 @@
+"""MetricsHub: bounded recent samples, live subscribers, sink, history, and the
+job-metrics RPC functions on top of it."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from joblet.api import joblet_pb2 as pb
+from joblet.daemon import metrics_rpc
+from joblet.errors import InvalidArgument
+from joblet.metrics.config import MetricsConfig
+from joblet.metrics.hub import MetricsHub
+from joblet.resources.interface import Limits
+from joblet.resources.null import NullCgroupManager
+
+S = 1_000_000_000
+
+
+def sample(job: str, t: int, cpu: float = 0.0) -> pb.JobMetricsSample:
+    return pb.JobMetricsSample(jobId=job, timestamp=t * S, cpu=pb.JobCPUMetrics(usagePercent=cpu))
+
+
+async def test_ring_is_bounded_and_history_filters_by_time() -> None:
+    async with MetricsHub(MetricsConfig(history_samples=3)) as hub:
+        for t in range(1, 6):
+            hub.publish(sample("a", t))
+        assert [s.timestamp // S for s in hub.recent("a")] == [3, 4, 5]
+        assert [s.timestamp // S for s in await hub.history("a", 4 * S, 0)] == [4, 5]
+        assert [s.timestamp // S for s in await hub.history("a", 0, 3 * S)] == [3]
+
+
+async def test_subscribers_get_live_samples_until_the_end() -> None:
+    async with MetricsHub() as hub:
+        first, second = hub.subscribe("a"), hub.subscribe("a")
+        hub.publish(sample("a", 1))
+        hub.publish(sample("b", 1))  # another job's
+        hub.publish(sample("a", 2))
+        hub.end("a")
+        assert [s.timestamp // S async for s in first] == [1, 2]
+        assert [s.timestamp // S async for s in second] == [1, 2]
+        assert hub.subscriber_count("a") == 0
+        assert [s async for s in hub.subscribe("a")] == []  # already ended
+
+
+async def test_slow_subscriber_drops_oldest_not_the_sampler() -> None:
+    async with MetricsHub() as hub:
+        with hub.subscribe("a") as sub:
+            for t in range(200):
+                hub.publish(sample("a", t))
+            hub.end("a")
+            got = [s.timestamp // S async for s in sub]
+        assert got[-1] == 199 and len(got) <= 65
+
+
+async def test_sink_gets_every_sample_sync_or_async() -> None:
+    sent: list[tuple[str, int, bytes]] = []
+
+    async def async_sink(job: str, ts: int, data: bytes) -> None:
+        sent.append((job, ts, data))
+
+    async with MetricsHub(sink=async_sink) as hub:
+        hub.publish(sample("a", 7))
+        await asyncio.sleep(0)
+    assert sent == [("a", 7 * S, sample("a", 7).SerializeToString())]
+
+    def failing(job: str, ts: int, data: bytes) -> None:
+        raise OSError("persist is down")
+
+    async with MetricsHub(sink=failing) as hub:
+        hub.publish(sample("a", 8))  # logged, not raised: sampling goes on
+        assert len(hub.recent("a")) == 1
+
+
+class FakeHistory:
+    def __init__(self, samples: list[pb.JobMetricsSample]) -> None:
+        self.samples = samples
+
+    async def history(self, job_id: str, from_ns: int, to_ns: int) -> list[pb.JobMetricsSample]:
+        return [s for s in self.samples if s.jobId == job_id]
+
+
+async def test_history_rpc_uses_the_source_and_the_asked_range() -> None:
+    source = FakeHistory([sample("a", t) for t in (5, 1, 3)])
+    async with MetricsHub(history_source=source) as hub:
+        res = await metrics_rpc.get_job_metrics_history(
+            hub, "a", pb.JobMetricsHistoryRequest(uuid="a", fromTimestamp=2)
+        )
+        assert [s.timestamp // S for s in res.samples] == [3, 5]
+        with pytest.raises(InvalidArgument):
+            await metrics_rpc.get_job_metrics_history(
+                hub, "a", pb.JobMetricsHistoryRequest(fromTimestamp=9, toTimestamp=2)
+            )
+        summary = await metrics_rpc.get_job_metrics_summary(
+            hub, "a", pb.JobMetricsSummaryRequest(uuid="a")
+        )
+        assert summary.cpu.max == 0.0 and summary.memory.max == 0.0
+
+
+async def test_stream_of_a_finished_job_is_its_history() -> None:
+    async with MetricsHub() as hub:
+        for t in (1, 2):
+            hub.publish(sample("a", t))
+        hub.end("a")
+        got = [s async for s in metrics_rpc.stream_job_metrics(hub, "a", running=False)]
+        assert [s.timestamp // S for s in got] == [1, 2]
+
+
+async def test_stream_of_a_running_job_is_latest_then_live() -> None:
+    async with MetricsHub() as hub:
+        hub.publish(sample("a", 1))
+        hub.publish(sample("a", 2))
+        stream = metrics_rpc.stream_job_metrics(hub, "a", running=True)
+        assert (await anext(stream)).timestamp == 2 * S
+        reader = asyncio.ensure_future(anext(stream))
+        await asyncio.sleep(0.01)
+        hub.publish(sample("a", 3))
+        assert (await reader).timestamp == 3 * S
+        hub.end("a")
+        assert [s async for s in stream] == []
+
+
+async def test_sampler_task_and_final_sample(tmp_path: Path) -> None:
+    group = NullCgroupManager("test").create("job-x", Limits())
+    async with MetricsHub(MetricsConfig(interval_s=1.0)) as hub:
+        hub.start_job("job-x", group, Limits())
+        assert hub.is_live("job-x")
+        with hub.subscribe("job-x") as sub:
+            final = await hub.finish_job("job-x")
+            got = [s async for s in sub]
+        assert final is not None and got == [final]
+        assert not hub.is_live("job-x") and hub.recent("job-x") == [final]
+        assert await hub.finish_job("job-x") is None

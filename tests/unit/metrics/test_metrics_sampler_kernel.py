@@ -1,0 +1,131 @@
+"""JobSampler against real job cgroups on this host's kernel (v1 or v2)."""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from joblet.api import joblet_pb2 as pb
+from joblet.metrics.sampler import JobSampler
+from joblet.resources.interface import CgroupManager, JobCgroup, Limits
+
+pytestmark = pytest.mark.privileged
+MB = 1_000_000
+
+BURN = "import time\nend = time.time() + {s}\nwhile time.time() < end: pass\n"
+ALLOC = (
+    "import time\nb = bytearray({n})\nb[::4096] = b'x' * len(b[::4096])\n"
+    "print('ok', flush=True)\ntime.sleep(30)\n"
+)
+WRITE = """
+import mmap, os, sys
+path, total = sys.argv[1], int(sys.argv[2])
+buf = mmap.mmap(-1, 1 << 20)  # page aligned, as O_DIRECT wants
+buf.write(b"x" * (1 << 20))
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_DIRECT, 0o600)
+for _ in range(total >> 20):
+    os.write(fd, buf)
+os.fsync(fd)
+os.close(fd)
+"""
+
+
+def spawn_in(group: JobCgroup, *argv: str, **kwargs: Any) -> subprocess.Popen[bytes]:
+    """Start `argv` already inside the job's cgroup (a shell joins, then execs)."""
+    files = " ".join(shlex.quote(str(p)) for p in group.procs_files())
+    script = f'for f in {files}; do echo $$ > "$f"; done; exec "$@"'
+    return subprocess.Popen(["sh", "-c", script, "sh", *argv], **kwargs)
+
+
+@contextmanager
+def job(cgroups: CgroupManager, limits: Limits) -> Iterator[JobCgroup]:
+    group = cgroups.create(str(uuid.uuid4()), limits)
+    try:
+        yield group
+    finally:
+        group.kill_all()
+        group.remove()
+
+
+def sampler_for(group: JobCgroup, limits: Limits, pid: int | None = None) -> JobSampler:
+    return JobSampler(
+        group.job_id, group, limits, interval_s=1, publish=lambda s: None, init_pid=pid
+    )
+
+
+def test_cpu_at_half_a_core_shows_50_percent_and_throttling(cgroups: CgroupManager) -> None:
+    limits = Limits(max_cpu_percent=50)
+    with job(cgroups, limits) as group:
+        proc = spawn_in(group, sys.executable, "-c", BURN.format(s=3))
+        sampler = sampler_for(group, limits, proc.pid)
+        time.sleep(0.3)
+        sampler.baseline()
+        time.sleep(2.0)
+        sample = sampler.sample()
+        proc.wait(10)
+    assert 40 <= sample.cpu.usagePercent <= 60, sample.cpu
+    assert sample.cpu.nrThrottled > 0 and sample.cpu.throttledUsec > 0
+    assert sample.cpu.throttlePercent > 50
+    assert sample.cpu.userUsec + sample.cpu.systemUsec > 0
+    assert sample.limits.cpu == 50
+    assert group.job_id in sample.cgroupPath
+    assert sample.process.current >= 1 and sample.process.threads >= 1
+    assert sample.process.running + sample.process.sleeping >= 1
+    assert sample.process.openFDs >= 3 and sample.process.maxFDs > 0
+
+
+def test_memory_current_near_200_mb(cgroups: CgroupManager) -> None:
+    limits = Limits(max_memory_bytes=512 * 1024 * 1024)
+    with job(cgroups, limits) as group:
+        proc = spawn_in(
+            group, sys.executable, "-c", ALLOC.format(n=200 * MB), stdout=subprocess.PIPE
+        )
+        assert proc.stdout is not None and proc.stdout.readline() == b"ok\n"
+        sample = sampler_for(group, limits, proc.pid).sample()
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+    assert 195 * MB <= sample.memory.current <= 260 * MB, sample.memory
+    assert sample.memory.anon >= 195 * MB
+    assert sample.memory.max == 512 * 1024 * 1024
+    assert 35 < sample.memory.usagePercent < 50
+    assert sample.memory.pgFault > 40_000  # 200 MB / 4 KiB pages touched
+
+
+def test_direct_writes_of_50_mb_show_in_io_bytes(cgroups: CgroupManager, tmp_path: Path) -> None:
+    limits = Limits()
+    target = Path("/var/tmp") / f"joblet-metrics-{uuid.uuid4().hex}"
+    try:
+        with job(cgroups, limits) as group:
+            sampler = sampler_for(group, limits)
+            proc = spawn_in(group, sys.executable, "-c", WRITE, str(target), str(50 << 20))
+            assert proc.wait(30) == 0
+            sample = sampler.sample()
+    finally:
+        target.unlink(missing_ok=True)
+    assert 50 << 20 <= sample.io.totalWriteBytes <= 60 << 20, sample.io
+    assert sample.io.totalWriteOps >= 50
+    assert sum(d.writeBytes for d in sample.io.devices.values()) == sample.io.totalWriteBytes
+
+
+def test_short_job_has_cpu_time_in_final_sample(cgroups: CgroupManager) -> None:
+    limits = Limits()
+    with job(cgroups, limits) as group:
+        proc = spawn_in(group, sys.executable, "-c", BURN.format(s=0.2))
+        proc.wait(10)
+        published: list[pb.JobMetricsSample] = []
+        sampler = JobSampler(group.job_id, group, limits, interval_s=1, publish=published.append)
+        final = asyncio.run(sampler.final_sample())
+    assert published == [final]
+    assert final.cpu.usageUsec >= 50_000  # 0.2 s of busy loop; the host may be contended
+    assert final.timestamp > 0 and final.jobId == group.job_id
