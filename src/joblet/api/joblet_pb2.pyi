@@ -570,15 +570,34 @@ class GetJobLogsReq(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     UUID_FIELD_NUMBER: _builtins.int
+    TAIL_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    STREAM_FIELD_NUMBER: _builtins.int
+    NOFOLLOW_FIELD_NUMBER: _builtins.int
     uuid: _builtins.str
+    tail: _builtins.int
+    """Additions (100+). All optional: an unmodified v1.0.9 client gets the
+    whole log, live until the job ends.
+    only the last N lines of the output so far (0 = all)
+    """
+    since: _builtins.str
+    """RFC3339 time, or a duration back from now ("10m")"""
+    stream: _builtins.str
+    """"stdout", "stderr" or "" for both"""
+    noFollow: _builtins.bool
+    """stop at the output so far, even if the job still runs"""
     def __init__(
         self,
         *,
         uuid: _builtins.str = ...,
+        tail: _builtins.int = ...,
+        since: _builtins.str = ...,
+        stream: _builtins.str = ...,
+        noFollow: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["uuid", b"uuid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["noFollow", b"noFollow", "since", b"since", "stream", b"stream", "tail", b"tail", "uuid", b"uuid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

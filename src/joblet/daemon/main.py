@@ -48,6 +48,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
 
+    for name, what in (("persist", "log and metric history"), ("state", "job state")):
+        helper = sub.add_parser(name, help=f"run the {what} helper (the daemon starts it)")
+        helper.add_argument(
+            "--config",
+            type=Path,
+            default=DEFAULT_ROOT / "config" / "joblet-config.yml",
+            help="default: %(default)s",
+        )
+        helper.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
+        helper.add_argument(
+            "--exit-with-parent",
+            action="store_true",
+            help="exit when the daemon that started it dies",
+        )
+
     certs = sub.add_parser("certs", help="manage client certificates")
     certs_sub = certs.add_subparsers(dest="certs_command", required=True, metavar="COMMAND")
     issue = certs_sub.add_parser("issue", help="issue a client certificate signed by the CA")
@@ -88,9 +103,40 @@ def _cmd_certs_issue(args: argparse.Namespace) -> int:
     return 0
 
 
+def _exit_with_parent() -> None:
+    import os
+    import signal
+
+    from joblet.isolation.libc import set_pdeathsig
+
+    parent = os.getppid()
+    set_pdeathsig(signal.SIGTERM)
+    if os.getppid() != parent:  # the parent died before the request took effect
+        sys.exit(0)
+
+
+def _cmd_helper(args: argparse.Namespace) -> int:
+    if args.exit_with_parent:
+        _exit_with_parent()
+    helper_argv = ["--config", str(args.config), "--log-level", args.log_level]
+    if args.command == "persist":
+        from joblet.persist.service import main as persist_main
+
+        return persist_main(helper_argv)
+    from joblet.state.service import main as state_main
+
+    return state_main(helper_argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handlers = {"setup": _cmd_setup, "serve": _cmd_serve, "certs": _cmd_certs_issue}
+    handlers = {
+        "setup": _cmd_setup,
+        "serve": _cmd_serve,
+        "certs": _cmd_certs_issue,
+        "persist": _cmd_helper,
+        "state": _cmd_helper,
+    }
     try:
         return handlers[args.command](args)
     except JobletError as exc:

@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from joblet.isolation.libc import IN_CLOSE_WRITE, IN_MODIFY, Inotify
+from joblet.logs.format import LogRecord
 from joblet.logs.reader import LogCursor, coalesce
 
 log = logging.getLogger(__name__)
@@ -107,8 +108,20 @@ class LogHub:
             if watch is not None:
                 watch.notify()
 
+    def is_tracked(self, job_id: str) -> bool:
+        return job_id in self._watches
+
     async def follow(self, job_id: str) -> AsyncIterator[bytes]:
         """Yield the job's output in chunks of up to 64 KiB until its end."""
+        async for records in self.follow_records(job_id):
+            for chunk in coalesce(records):
+                yield chunk
+
+    async def follow_records(
+        self, job_id: str, live: bool = True
+    ) -> AsyncIterator[list[LogRecord]]:
+        """Yield batches of the job's records: all so far, then (if `live`) new
+        ones as they are written, until the job ends."""
         watch = self._watches.get(job_id)
         if watch is None:
             return
@@ -121,12 +134,11 @@ class LogHub:
             while True:
                 changed = watch.changed()
                 finished = watch.finished
-                chunks = coalesce(cursor.read(fd))
-                for chunk in chunks:
-                    yield chunk
-                if chunks:
+                records = cursor.read(fd)
+                if records:
+                    yield records
                     continue
-                if finished or self._watches.get(job_id) is not watch:
+                if finished or not live or self._watches.get(job_id) is not watch:
                     return
                 await changed.wait()
         finally:

@@ -1,0 +1,1 @@
+"""The persist helper: job log and metric history on disk, served over gRPC."""

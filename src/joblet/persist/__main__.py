@@ -1,0 +1,5 @@
+import sys
+
+from joblet.persist.service import main
+
+sys.exit(main())

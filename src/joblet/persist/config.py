@@ -1,0 +1,147 @@
+"""The `persist:` section of joblet-config.yml as a frozen dataclass.
+
+joblet:  {root: /opt/joblet}
+persist:
+  ipcSocket: ROOT/run/persist-ipc.sock
+  grpcSocket: ROOT/run/persist-grpc.sock
+  segmentSize: 16MB          # finish a segment after this much output
+  segmentTime: 30s           # ... or after it has been open this long
+  compressionLevel: 1        # gzip level, 1 (fast) to 9
+  clientBuffer: 64MB         # the daemon's buffer while persist is away
+  retention: {maxAge: 7d, maxTotalSize: 10GB, sweepInterval: 5m}
+  listen: ""                 # host:port for remote queries over mTLS; empty: off
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from joblet.config.units import parse_duration_s, parse_size_bytes
+from joblet.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    max_age_s: float = 7 * 86400.0  # 0: no age limit
+    max_total_bytes: int = 10 * 1000**3  # 0: no size limit
+    sweep_interval_s: float = 300.0
+
+
+@dataclass(frozen=True)
+class TlsListenConfig:
+    """Remote queries: gRPC over TCP with mutual TLS, using the daemon's PEMs."""
+
+    address: str
+    server_cert: str
+    server_key: str
+    ca_cert: str
+
+
+@dataclass(frozen=True)
+class PersistConfig:
+    root: Path
+    ipc_socket: Path
+    grpc_socket: Path
+    segment_bytes: int = 16 * 1000**2
+    segment_time_s: float = 30.0
+    compression_level: int = 1
+    client_buffer_bytes: int = 64 * 1000**2
+    retention: RetentionConfig = RetentionConfig()
+    listen: TlsListenConfig | None = None
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def metrics_dir(self) -> Path:
+        return self.root / "metrics"
+
+    @classmethod
+    def for_root(cls, root: Path, **overrides: Any) -> PersistConfig:
+        """Defaults under `root` (tests and benchmarks)."""
+        run = root / "run"
+        values: dict[str, Any] = {
+            "ipc_socket": run / "persist-ipc.sock",
+            "grpc_socket": run / "persist-grpc.sock",
+        }
+        values.update(overrides)
+        return cls(root=root, **values)
+
+
+def load_persist_config(path: Path) -> PersistConfig:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config {path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"config {path} must be a mapping")
+    try:
+        return parse_persist_config(raw)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ConfigError(f"config {path}: persist: {exc}") from exc
+
+
+def _mapping(raw: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    value = raw.get(name) or {}
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{name!r} must be a mapping")
+    return value
+
+
+def parse_persist_config(raw: Mapping[str, Any]) -> PersistConfig:
+    """Build from the whole config file's mapping (reads joblet.root and persist:)."""
+    root = Path(_mapping(raw, "joblet").get("root", "/opt/joblet"))
+    section = _mapping(raw, "persist")
+    level = int(section.get("compressionLevel", 1))
+    if not -5 <= level <= 19:
+        raise ValueError(f"compressionLevel {level} must be between -5 and 19")
+    segment_bytes = parse_size_bytes(section.get("segmentSize", "16MB"))
+    if segment_bytes < 1024:
+        raise ValueError("segmentSize must be at least 1KB")
+    segment_time = parse_duration_s(section.get("segmentTime", "30s"))
+    if segment_time <= 0:
+        raise ValueError("segmentTime must be positive")
+    return PersistConfig(
+        root=root,
+        ipc_socket=Path(section.get("ipcSocket", root / "run" / "persist-ipc.sock")),
+        grpc_socket=Path(section.get("grpcSocket", root / "run" / "persist-grpc.sock")),
+        segment_bytes=segment_bytes,
+        segment_time_s=segment_time,
+        compression_level=level,
+        client_buffer_bytes=parse_size_bytes(section.get("clientBuffer", "64MB")),
+        retention=_retention(_mapping(section, "retention")),
+        listen=_listen(section.get("listen") or "", _mapping(raw, "security")),
+    )
+
+
+def _retention(raw: Mapping[str, Any]) -> RetentionConfig:
+    sweep = parse_duration_s(raw.get("sweepInterval", "5m"))
+    if sweep <= 0:
+        raise ValueError("retention.sweepInterval must be positive")
+    return RetentionConfig(
+        max_age_s=parse_duration_s(raw.get("maxAge", "7d")),
+        max_total_bytes=parse_size_bytes(raw.get("maxTotalSize", "10GB")),
+        sweep_interval_s=sweep,
+    )
+
+
+def _listen(address: str, security: Mapping[str, Any]) -> TlsListenConfig | None:
+    if not address:
+        return None
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"listen {address!r} must be host:port")
+    missing = [k for k in ("serverCert", "serverKey", "caCert") if not security.get(k)]
+    if missing:
+        raise ValueError(f"listen needs security.{missing[0]} (mutual TLS)")
+    return TlsListenConfig(
+        address, security["serverCert"], security["serverKey"], security["caCert"]
+    )

@@ -1,0 +1,104 @@
+"""Historical queries against persist's gRPC socket (grpc.aio)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from joblet.api import persist_pb2 as pb
+from joblet.api import persist_pb2_grpc as pb_grpc
+from joblet.errors import InvalidArgument, JobletError, NotFound, Unavailable
+from joblet.logs.format import LogRecord, Stream
+
+
+@dataclass(frozen=True)
+class MetricSample:
+    timestamp_ns: int
+    payload: bytes  # a serialized joblet.JobMetricsSample
+
+
+@dataclass(frozen=True)
+class PersistStats:
+    jobs: int
+    log_bytes: int
+    metric_bytes: int
+    write_errors: int
+    batches_written: int
+    duplicates_skipped: int
+
+
+def _translate(exc: grpc.aio.AioRpcError) -> JobletError:
+    detail = exc.details() or str(exc.code())
+    if exc.code() == grpc.StatusCode.NOT_FOUND:
+        return NotFound(detail)
+    if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+        return InvalidArgument(detail)
+    return Unavailable(f"persist: {detail}")
+
+
+class PersistQueryClient:
+    """`NotFound` when a job has no history; `Unavailable` when persist is away."""
+
+    def __init__(self, socket_path: Path) -> None:
+        self._channel = grpc.aio.insecure_channel(f"unix:{socket_path}")
+        self._stub = pb_grpc.PersistQueryStub(self._channel)  # type: ignore[no-untyped-call]
+
+    async def __aenter__(self) -> PersistQueryClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._channel.close(None)
+
+    async def query_logs(
+        self,
+        job_id: str,
+        *,
+        since_ns: int = 0,
+        until_ns: int = 0,
+        stream: Stream | None = None,
+        tail: int = 0,
+    ) -> AsyncIterator[LogRecord]:
+        request = pb.QueryLogsRequest(
+            job_id=job_id,
+            since_ns=since_ns,
+            until_ns=until_ns,
+            stream=int(stream) if stream else 0,  # type: ignore[arg-type]
+            tail=tail,
+        )
+        try:
+            async for response in self._stub.QueryLogs(request):
+                for entry in response.entries:
+                    yield LogRecord(Stream(entry.stream), entry.timestamp_ns, entry.data)
+        except grpc.aio.AioRpcError as exc:
+            raise _translate(exc) from exc
+
+    async def query_metrics(
+        self, job_id: str, from_ns: int = 0, to_ns: int = 0
+    ) -> AsyncIterator[MetricSample]:
+        request = pb.QueryMetricsRequest(job_id=job_id, from_ns=from_ns, to_ns=to_ns)
+        try:
+            async for response in self._stub.QueryMetrics(request):
+                for sample in response.samples:
+                    yield MetricSample(sample.timestamp_ns, sample.payload)
+        except grpc.aio.AioRpcError as exc:
+            raise _translate(exc) from exc
+
+    async def stats(self) -> PersistStats:
+        try:
+            reply = await self._stub.Stats(pb.StatsRequest())
+        except grpc.aio.AioRpcError as exc:
+            raise _translate(exc) from exc
+        return PersistStats(
+            reply.jobs,
+            reply.log_bytes,
+            reply.metric_bytes,
+            reply.write_errors,
+            reply.batches_written,
+            reply.duplicates_skipped,
+        )

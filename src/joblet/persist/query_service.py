@@ -1,0 +1,103 @@
+"""The `PersistQuery` gRPC service: historical logs and metrics, streamed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from typing import TypeVar
+
+import grpc
+
+from joblet.api import persist_pb2 as pb
+from joblet.api import persist_pb2_grpc as pb_grpc
+from joblet.errors import InvalidArgument
+from joblet.persist.ingest import IngestStats
+from joblet.persist.store import (
+    HistoryStore,
+    LogFilter,
+    Record,
+    Snapshot,
+    check_job_id,
+    read_logs,
+    read_metrics,
+)
+
+T = TypeVar("T")
+
+
+def log_filter(request: pb.QueryLogsRequest) -> LogFilter:
+    if request.since_ns < 0 or request.until_ns < 0:
+        raise InvalidArgument("since_ns and until_ns must not be negative")
+    kinds = frozenset({int(request.stream)}) if request.stream else None
+    return LogFilter(request.since_ns, request.until_ns, kinds, request.tail)
+
+
+async def _chunks(chunks: Iterator[T]) -> AsyncIterator[T]:
+    """Run a blocking generator (file reads, inflate) off the event loop."""
+    done = object()
+    while (chunk := await asyncio.to_thread(next, chunks, done)) is not done:
+        yield chunk  # type: ignore[misc]
+
+
+def _log_entries(records: list[Record]) -> pb.QueryLogsResponse:
+    return pb.QueryLogsResponse(
+        entries=[
+            pb.LogEntry(stream=r.kind, timestamp_ns=r.timestamp_ns, data=r.data)  # type: ignore[arg-type]
+            for r in records
+        ]
+    )
+
+
+class PersistQueryServicer(pb_grpc.PersistQueryServicer):
+    def __init__(self, logs: HistoryStore, metrics: HistoryStore, stats: IngestStats) -> None:
+        self._logs = logs
+        self._metrics = metrics
+        self._stats = stats
+
+    async def QueryLogs(
+        self, request: pb.QueryLogsRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> AsyncIterator[pb.QueryLogsResponse]:
+        if request.follow:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "follow is not supported")
+        snapshot = await self._snapshot(self._logs, request.job_id, context)
+        try:
+            flt = log_filter(request)
+        except InvalidArgument as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        async for records in _chunks(read_logs(snapshot, flt)):
+            yield _log_entries(records)
+
+    async def QueryMetrics(
+        self, request: pb.QueryMetricsRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> AsyncIterator[pb.QueryMetricsResponse]:
+        snapshot = await self._snapshot(self._metrics, request.job_id, context)
+        async for records in _chunks(read_metrics(snapshot, request.from_ns, request.to_ns)):
+            samples = [
+                pb.MetricSample(timestamp_ns=r.timestamp_ns, payload=r.data) for r in records
+            ]
+            yield pb.QueryMetricsResponse(samples=samples)
+
+    async def Stats(
+        self, request: pb.StatsRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.StatsResponse:
+        log_usage = list(self._logs.usage())
+        metric_usage = list(self._metrics.usage())
+        return pb.StatsResponse(
+            jobs=len({u.job_id for u in [*log_usage, *metric_usage]}),
+            log_bytes=sum(u.stored_bytes for u in log_usage),
+            metric_bytes=sum(u.stored_bytes for u in metric_usage),
+            write_errors=self._stats.write_errors,
+            batches_written=self._stats.batches_written,
+            duplicates_skipped=self._stats.duplicates_skipped,
+        )
+
+    async def _snapshot(
+        self, store: HistoryStore, job_id: str, context: grpc.aio.ServicerContext[object, object]
+    ) -> Snapshot:
+        try:
+            snapshot = store.snapshot(check_job_id(job_id))
+        except InvalidArgument as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        if snapshot is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no history for job {job_id}")
+        return snapshot

@@ -1,0 +1,44 @@
+"""Retention: which job histories to delete, oldest last write first.
+
+A job's logs and metrics are one history: they are aged and deleted together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from joblet.persist.config import RetentionConfig
+from joblet.persist.store.store import JobUsage
+
+
+def merge_usage(*kinds: Iterable[JobUsage]) -> list[JobUsage]:
+    """One entry per job across logs and metrics: sizes summed, newest write kept."""
+    merged: dict[str, JobUsage] = {}
+    for usages in kinds:
+        for usage in usages:
+            seen = merged.get(usage.job_id)
+            merged[usage.job_id] = (
+                usage
+                if seen is None
+                else JobUsage(
+                    usage.job_id,
+                    max(seen.last_write, usage.last_write),
+                    seen.stored_bytes + usage.stored_bytes,
+                )
+            )
+    return list(merged.values())
+
+
+def plan_deletions(usages: Iterable[JobUsage], policy: RetentionConfig, now: float) -> list[str]:
+    """Jobs older than max_age, then the oldest others until the total fits."""
+    ordered = sorted(usages, key=lambda u: (u.last_write, u.job_id))
+    doomed: list[str] = []
+    total = sum(u.stored_bytes for u in ordered)
+    for usage in ordered:
+        too_old = bool(policy.max_age_s) and now - usage.last_write > policy.max_age_s
+        too_big = bool(policy.max_total_bytes) and total > policy.max_total_bytes
+        if not (too_old or too_big):
+            break  # sorted by age: nothing newer is too old, and the total fits
+        doomed.append(usage.job_id)
+        total -= usage.stored_bytes
+    return doomed

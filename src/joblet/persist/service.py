@@ -1,0 +1,150 @@
+"""The persist helper: IPC ingest, gRPC queries, segment rolling and retention.
+
+Run alone with `python -m joblet.persist --config FILE`; the daemon starts it as
+a child and restarts it when it dies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import grpc
+
+from joblet.api import persist_pb2_grpc as pb_grpc
+from joblet.errors import JobletError
+from joblet.persist.config import PersistConfig, TlsListenConfig, load_persist_config
+from joblet.persist.ingest import Ingest
+from joblet.persist.ipc_server import remove_stale_socket, start_ipc_server
+from joblet.persist.query_service import PersistQueryServicer
+from joblet.persist.retention import merge_usage, plan_deletions
+from joblet.persist.store import HistoryStore
+
+log = logging.getLogger(__name__)
+
+ROLL_CHECK_S = 1.0
+
+
+class PersistService:
+    """Owns the stores, both servers and the periodic tasks, from start to stop."""
+
+    def __init__(self, config: PersistConfig) -> None:
+        self.config = config
+        self.logs = HistoryStore(config.logs_dir, config.segment_bytes, config.compression_level)
+        self.metrics = HistoryStore(
+            config.metrics_dir, config.segment_bytes, config.compression_level
+        )
+        self.ingest = Ingest(self.logs, self.metrics)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        # One writer thread: requests from every connection are applied in the
+        # order they arrive, and compression runs outside the event loop.
+        writer_thread = ThreadPoolExecutor(1, thread_name_prefix="persist-writer")
+        ipc = await start_ipc_server(self.config.ipc_socket, self.ingest, writer_thread)
+        grpc_server = await self._start_grpc()
+        log.info(
+            "persist serving IPC on %s and queries on %s",
+            self.config.ipc_socket,
+            self.config.grpc_socket,
+        )
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(self._roll_loop()), group.create_task(self._sweeps())]
+                await stop.wait()
+                for task in tasks:
+                    task.cancel()
+        finally:
+            ipc.close()
+            await grpc_server.stop(grace=1.0)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(ipc.wait_closed(), 2.0)
+            writer_thread.shutdown(wait=True)
+            self.logs.close()
+            self.metrics.close()
+            log.info("persist stopped; open segments finished")
+
+    def sweep(self, now: float | None = None) -> list[str]:
+        """Apply retention once; returns the deleted job ids."""
+        usages = merge_usage(self.logs.usage(), self.metrics.usage())
+        doomed = plan_deletions(usages, self.config.retention, now or time.time())
+        for job_id in doomed:
+            self.logs.delete(job_id)
+            self.metrics.delete(job_id)
+        if doomed:
+            log.info("retention deleted the history of %d job(s): %s", len(doomed), doomed)
+        return doomed
+
+    async def _start_grpc(self) -> grpc.aio.Server:
+        server = grpc.aio.server()
+        pb_grpc.add_PersistQueryServicer_to_server(  # type: ignore[no-untyped-call]
+            PersistQueryServicer(self.logs, self.metrics, self.ingest.stats), server
+        )
+        remove_stale_socket(self.config.grpc_socket)
+        server.add_insecure_port(f"unix:{self.config.grpc_socket}")
+        if self.config.listen is not None:
+            server.add_secure_port(self.config.listen.address, _tls(self.config.listen))
+        await server.start()
+        os.chmod(self.config.grpc_socket, 0o600)
+        return server
+
+    async def _roll_loop(self) -> None:
+        while True:
+            await asyncio.sleep(min(ROLL_CHECK_S, self.config.segment_time_s))
+            self.logs.roll(self.config.segment_time_s)
+            self.metrics.roll(self.config.segment_time_s)
+
+    async def _sweeps(self) -> None:
+        while True:
+            try:
+                self.sweep()
+            except OSError as exc:
+                log.error("retention sweep failed: %s", exc)
+            await asyncio.sleep(self.config.retention.sweep_interval_s)
+
+
+def _tls(listen: TlsListenConfig) -> grpc.ServerCredentials:
+    return grpc.ssl_server_credentials(
+        [(listen.server_key.encode(), listen.server_cert.encode())],
+        root_certificates=listen.ca_cert.encode(),
+        require_client_auth=True,
+    )
+
+
+async def run_until_signal(config: PersistConfig) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await PersistService(config).run(stop)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="joblet persist", description="Joblet's log and metric history service."
+    )
+    parser.add_argument("--config", type=Path, required=True, help="joblet-config.yml")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level,
+        format="%(asctime)s %(levelname)s persist %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        asyncio.run(run_until_signal(load_persist_config(args.config)))
+    except JobletError as exc:
+        print(f"persist: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"persist: error: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,173 @@
+"""One job's history in one directory: segment files plus an index.
+
+    DIR/seg-00000001.zst ...  finished segments (complete zstd frames)
+    DIR/seg-0000000N.zst      the active one, if persist is writing
+    DIR/index.json            finished segments' SegmentInfo, and `sealed`
+
+The index is rewritten (atomically) when a segment is finished. A segment the
+index lacks (persist died while writing it, or the index write failed) is
+scanned and added when the history is next opened, so the index is only ever
+an accelerator, never the source of truth.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from joblet.persist.store.records import MARKER, Marker, Record, encode_batch
+from joblet.persist.store.segment import SegmentInfo, SegmentWriter, scan
+
+log = logging.getLogger(__name__)
+
+INDEX = "index.json"
+SEGMENT_PREFIX = "seg-"
+SEGMENT_SUFFIX = ".zst"
+
+
+@dataclass
+class JobIndex:
+    sealed: bool = False
+    segments: list[SegmentInfo] = field(default_factory=list)
+
+
+def segment_name(number: int) -> str:
+    return f"{SEGMENT_PREFIX}{number:08d}{SEGMENT_SUFFIX}"
+
+
+def segment_files(directory: Path) -> list[str]:
+    names = (p.name for p in directory.iterdir())
+    return sorted(n for n in names if n.startswith(SEGMENT_PREFIX) and n.endswith(SEGMENT_SUFFIX))
+
+
+def load_index(directory: Path) -> JobIndex:
+    """The index, completed from the segment files on disk."""
+    index = _read_index(directory / INDEX)
+    on_disk = segment_files(directory)
+    present = set(on_disk)
+    known = {info.name for info in index.segments}
+    index.segments = [info for info in index.segments if info.name in present]
+    for name in on_disk:
+        if name not in known:
+            log.info("indexing segment %s/%s (not in the index)", directory, name)
+            index.segments.append(scan(directory / name))
+    index.segments.sort(key=lambda info: info.name)
+    return index
+
+
+def _read_index(path: Path) -> JobIndex:
+    try:
+        raw = json.loads(path.read_text())
+        return JobIndex(
+            sealed=bool(raw["sealed"]),
+            segments=[SegmentInfo.from_json(item) for item in raw["segments"]],
+        )
+    except FileNotFoundError:
+        return JobIndex()
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("index %s is unreadable (%s); rebuilding it from the segments", path, exc)
+        return JobIndex()
+
+
+def save_index(directory: Path, index: JobIndex) -> None:
+    body = {"sealed": index.sealed, "segments": [info.to_json() for info in index.segments]}
+    tmp = directory / (INDEX + ".tmp")
+    tmp.write_text(json.dumps(body, separators=(",", ":")))
+    os.replace(tmp, directory / INDEX)
+
+
+class JobHistory:
+    """Appends batches to a job's segments; rolls them by size and age."""
+
+    def __init__(self, directory: Path, segment_bytes: int, level: int) -> None:
+        self.directory = directory
+        self._segment_bytes = segment_bytes
+        self._level = level
+        directory.mkdir(parents=True, exist_ok=True)
+        self._index = load_index(directory)
+        self._active: SegmentWriter | None = None
+        self.session, self.last_seq = _last_marker(self._index.segments)
+        self.last_write = time.time()
+
+    @property
+    def sealed(self) -> bool:
+        return self._index.sealed
+
+    def append(self, records: Sequence[Record], marker: Marker) -> bool:
+        """Write a batch; False when it is a replay of one already stored.
+        Raises OSError (ENOSPC, EIO) with nothing of the batch kept."""
+        if marker.session == self.session and marker.seq <= self.last_seq:
+            return False
+        writer = self._active or self._open_segment()
+        stats = [*records, Record(MARKER, marker.seq, marker.session.encode())]
+        try:
+            writer.append(encode_batch(records, marker), stats)
+        except OSError:
+            self._retire(writer.abandon())
+            raise
+        self.session, self.last_seq = marker.session, marker.seq
+        self.last_write = time.time()
+        if writer.info.raw_bytes >= self._segment_bytes:
+            self.finish_active()
+        return True
+
+    def finish_active(self) -> None:
+        writer, self._active = self._active, None
+        if writer is None:
+            return
+        try:
+            info = writer.finish()
+        except OSError as exc:
+            log.error("cannot finish segment %s: %s (kept without its trailer)", writer.path, exc)
+            info = writer.info
+        self._retire(info)
+
+    def roll_if_older(self, max_age_s: float, now: float) -> None:
+        if self._active is not None and now - self._active.opened_at >= max_age_s:
+            self.finish_active()
+
+    def seal(self) -> None:
+        self.finish_active()
+        self._index.sealed = True
+        self._save()
+
+    def snapshot(self) -> list[SegmentInfo]:
+        """Copies of every segment's info, the active one's included."""
+        infos = list(self._index.segments)
+        if self._active is not None:
+            infos.append(self._active.info)
+        return [copy.deepcopy(info) for info in infos]
+
+    def _open_segment(self) -> SegmentWriter:
+        names = [info.name for info in self._index.segments]
+        number = int(names[-1][len(SEGMENT_PREFIX) : -len(SEGMENT_SUFFIX)]) + 1 if names else 1
+        self._active = SegmentWriter(self.directory / segment_name(number), self._level)
+        return self._active
+
+    def _retire(self, info: SegmentInfo) -> None:
+        self._active = None
+        if info.stored_bytes == 0:  # nothing reached the file
+            (self.directory / info.name).unlink(missing_ok=True)
+            return
+        self._index.segments.append(info)
+        self._save()
+
+    def _save(self) -> None:
+        try:
+            save_index(self.directory, self._index)
+        except OSError as exc:
+            # Harmless: the next open scans the segments the index lacks.
+            log.error("cannot write the index of %s: %s", self.directory, exc)
+
+
+def _last_marker(segments: Sequence[SegmentInfo]) -> tuple[str, int]:
+    for info in reversed(segments):
+        if info.session:
+            return info.session, info.last_seq
+    return "", 0

@@ -1,0 +1,139 @@
+"""All jobs' histories of one kind (logs or metrics) under one directory."""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from joblet.errors import InvalidArgument
+from joblet.persist.store.history import JobHistory, load_index
+from joblet.persist.store.records import Marker, Record
+from joblet.persist.store.segment import SegmentInfo
+
+log = logging.getLogger(__name__)
+
+_JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+@dataclass(frozen=True)
+class JobUsage:
+    """What retention needs to know about one job's history."""
+
+    job_id: str
+    last_write: float
+    stored_bytes: int
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    directory: Path
+    segments: list[SegmentInfo]
+
+
+def check_job_id(job_id: str) -> str:
+    """A job id is a directory name: refuse anything that could leave the root."""
+    if not _JOB_ID.fullmatch(job_id):
+        raise InvalidArgument(f"invalid job id {job_id!r}")
+    return job_id
+
+
+class HistoryStore:
+    """ROOT/<kind>/<job_id>/: open histories stay in memory until sealed or idle.
+
+    Thread-safe: persist compresses on a worker thread while the event loop
+    takes snapshots for queries and runs retention.
+    """
+
+    def __init__(self, root: Path, segment_bytes: int, level: int) -> None:
+        self.root = root
+        self._segment_bytes = segment_bytes
+        self._level = level
+        self._open: dict[str, JobHistory] = {}
+        self._lock = threading.Lock()
+        root.mkdir(parents=True, exist_ok=True)
+
+    def append(self, job_id: str, records: Sequence[Record], marker: Marker) -> bool:
+        with self._lock:
+            return self._history(job_id).append(records, marker)
+
+    def seal(self, job_id: str) -> None:
+        with self._lock:
+            self._seal(job_id)
+
+    def _seal(self, job_id: str) -> None:
+        if check_job_id(job_id) not in self._open and not (self.root / job_id).is_dir():
+            return
+        self._history(job_id).seal()
+        del self._open[job_id]
+
+    def delete(self, job_id: str) -> bool:
+        with self._lock:
+            return self._delete(job_id)
+
+    def _delete(self, job_id: str) -> bool:
+        history = self._open.pop(check_job_id(job_id), None)
+        if history is not None:
+            history.finish_active()
+        directory = self.root / job_id
+        if not directory.exists():
+            return False
+        shutil.rmtree(directory, ignore_errors=True)
+        return True
+
+    def roll(self, max_age_s: float) -> None:
+        """Finish segments open longer than max_age_s; forget idle histories."""
+        now = time.monotonic()
+        with self._lock:
+            for job_id, history in list(self._open.items()):
+                history.roll_if_older(max_age_s, now)
+                if time.time() - history.last_write > max_age_s:
+                    history.finish_active()
+                    del self._open[job_id]
+
+    def close(self) -> None:
+        with self._lock:
+            for history in self._open.values():
+                history.finish_active()
+            self._open.clear()
+
+    def snapshot(self, job_id: str) -> Snapshot | None:
+        """The segments a query reads, or None when the job has no history."""
+        directory = self.root / check_job_id(job_id)
+        with self._lock:
+            history = self._open.get(job_id)
+            if history is not None:
+                return Snapshot(directory, history.snapshot())
+        if not directory.is_dir():
+            return None
+        return Snapshot(directory, load_index(directory).segments)
+
+    def usage(self) -> Iterator[JobUsage]:
+        for directory in self.root.iterdir():
+            if directory.is_dir():
+                yield _usage(directory)
+
+    def _history(self, job_id: str) -> JobHistory:
+        history = self._open.get(check_job_id(job_id))
+        if history is None:
+            history = JobHistory(self.root / job_id, self._segment_bytes, self._level)
+            self._open[job_id] = history
+        return history
+
+
+def _usage(directory: Path) -> JobUsage:
+    size = 0
+    newest = 0.0  # the newest file's mtime; the directory's own only if it is empty
+    for path in directory.iterdir():
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            continue
+        size += stat.st_size
+        newest = max(newest, stat.st_mtime)
+    return JobUsage(directory.name, newest or directory.stat().st_mtime, size)

@@ -1,0 +1,135 @@
+import logging
+from pathlib import Path
+
+import pytest
+import zstandard
+
+from joblet.errors import InvalidArgument
+from joblet.persist.store import HistoryStore, LogFilter, Marker, Record, read_logs
+from joblet.persist.store.history import INDEX, segment_files
+
+LINE = b"the quick brown fox jumps over the lazy dog %06d\n"
+
+
+def _fill(store: HistoryStore, job: str, batches: int, per_batch: int = 20) -> list[Record]:
+    written: list[Record] = []
+    for b in range(batches):
+        recs = [
+            Record(1 if i % 4 else 2, (b * per_batch + i + 1) * 1000, LINE % (b * per_batch + i))
+            for i in range(per_batch)
+        ]
+        assert store.append(job, recs, Marker("s", b + 1))
+        written.extend(recs)
+    return written
+
+
+def _read(store: HistoryStore, job: str, flt: LogFilter | None = None) -> list[Record]:
+    snap = store.snapshot(job)
+    assert snap is not None
+    return [r for chunk in read_logs(snap, flt or LogFilter()) for r in chunk]
+
+
+def test_segments_roll_and_are_compressed(tmp_path: Path) -> None:
+    store = HistoryStore(tmp_path, segment_bytes=4096, level=1)
+    written = _fill(store, "job1", 30)
+    store.seal("job1")
+    names = segment_files(tmp_path / "job1")
+    assert len(names) > 5
+    raw = sum(len(r.data) for r in written)
+    stored = sum((tmp_path / "job1" / n).stat().st_size for n in names)
+    assert stored < raw / 3
+    # each finished segment is a complete zstd frame on its own
+    inflater = zstandard.ZstdDecompressor().decompressobj()
+    assert inflater.decompress((tmp_path / "job1" / names[0]).read_bytes())
+    assert inflater.eof
+    assert _read(store, "job1") == written
+    assert (tmp_path / "job1" / INDEX).exists()
+
+
+def test_filters_since_until_stream(tmp_path: Path) -> None:
+    store = HistoryStore(tmp_path, segment_bytes=2048, level=1)
+    written = _fill(store, "j", 10)
+    got = _read(store, "j", LogFilter(since_ns=50_000, until_ns=120_000))
+    assert got == [r for r in written if 50_000 <= r.timestamp_ns <= 120_000]
+    got = _read(store, "j", LogFilter(kinds=frozenset({2})))
+    assert got == [r for r in written if r.kind == 2]
+    assert len(got) == 50
+
+
+@pytest.mark.parametrize("tail", [1, 7, 45, 150, 500])
+def test_tail_last_lines(tmp_path: Path, tail: int) -> None:
+    store = HistoryStore(tmp_path, segment_bytes=2048, level=1)
+    written = _fill(store, "j", 10)
+    got = _read(store, "j", LogFilter(tail=tail))
+    assert got == written[-tail:]
+    only_err = _read(store, "j", LogFilter(tail=3, kinds=frozenset({2})))
+    assert only_err == [r for r in written if r.kind == 2][-3:]
+
+
+def test_replayed_batches_are_skipped_after_reopen(tmp_path: Path) -> None:
+    store = HistoryStore(tmp_path, segment_bytes=1 << 20, level=1)
+    written = _fill(store, "j", 3)
+    store.close()
+    again = HistoryStore(tmp_path, segment_bytes=1 << 20, level=1)  # like a restart
+    assert not again.append("j", [Record(1, 1, b"dup\n")], Marker("s", 3))
+    assert again.append("j", [Record(1, 999_999, b"new\n")], Marker("s", 4))
+    assert again.append("j", [Record(1, 999_999, b"other\n")], Marker("s2", 1))
+    assert _read(again, "j") == [
+        *written,
+        Record(1, 999_999, b"new\n"),
+        Record(1, 999_999, b"other\n"),
+    ]
+
+
+def test_unfinished_segment_is_recovered_without_index(tmp_path: Path) -> None:
+    store = HistoryStore(tmp_path, segment_bytes=1 << 20, level=1)
+    written = _fill(store, "j", 5)
+    # no close(): the active segment has no frame end and is not in the index,
+    # like after a SIGKILL
+    assert not (tmp_path / "j" / INDEX).exists()
+    fresh = HistoryStore(tmp_path, segment_bytes=1 << 20, level=1)
+    assert _read(fresh, "j") == written
+    assert not fresh.append("j", [Record(1, 1, b"dup")], Marker("s", 5))
+
+
+def test_truncated_last_segment_serves_whole_records(tmp_path: Path) -> None:
+    store = HistoryStore(tmp_path, segment_bytes=4096, level=1)
+    written = _fill(store, "j", 10)
+    store.seal("j")
+    last = tmp_path / "j" / segment_files(tmp_path / "j")[-1]
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
+    got = _read(store, "j")
+    assert 0 < len(got) < len(written)
+    assert got == written[: len(got)]
+
+
+def test_corrupt_middle_segment_is_skipped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = HistoryStore(tmp_path, segment_bytes=4096, level=1)
+    written = _fill(store, "j", 20)
+    store.seal("j")
+    names = segment_files(tmp_path / "j")
+    middle = tmp_path / "j" / names[len(names) // 2]
+    data = bytearray(middle.read_bytes())
+    for i in range(40, len(data) - 20, 7):
+        data[i] ^= 0x5A
+    middle.write_bytes(bytes(data))
+    with caplog.at_level(logging.ERROR):
+        got = _read(store, "j")
+    assert "damaged segment" in caplog.text and middle.name in caplog.text
+    assert got[0] == written[0] and got[-1] == written[-1]
+    assert len(got) < len(written)
+    assert all(r in written for r in got)
+
+
+def test_delete_and_bad_ids(tmp_path: Path) -> None:
+    store = HistoryStore(tmp_path, segment_bytes=4096, level=1)
+    _fill(store, "j", 2)
+    assert store.delete("j")
+    assert store.snapshot("j") is None
+    assert not (tmp_path / "j").exists()
+    assert not store.delete("j")
+    for bad in ("../x", "a/b", "", ".hidden"):
+        with pytest.raises(InvalidArgument):
+            store.append(bad, [], Marker("s", 1))
