@@ -6,19 +6,23 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 from joblet.api import joblet_pb2 as pb
 from joblet.api import joblet_pb2_grpc as pb_grpc
 from joblet.config.model import DaemonConfig
+from joblet.config.units import parse_duration_s
 from joblet.daemon import mappers, metrics_rpc
 from joblet.daemon.errors import streaming, unary
 from joblet.errors import InvalidArgument
 from joblet.jobs.manager import JobManager
 from joblet.jobs.model import JobStatus
-from joblet.metrics.hub import MetricsHub
 from joblet.jobs.schedule import parse_schedule
 from joblet.jobs.validation import validate_run_request
+from joblet.logs.filters import LogFilter
+from joblet.logs.format import Stream
+from joblet.metrics.hub import MetricsHub
 from joblet.security.interceptor import current_caller
 
 Context = Any  # grpc.aio.ServicerContext
@@ -82,14 +86,15 @@ class JobService(pb_grpc.JobServiceServicer):
 
     @unary
     async def ListJobs(self, request: pb.EmptyRequest, context: Context) -> pb.Jobs:
-        return pb.Jobs(jobs=[mappers.job_message(j) for j in self._manager.list()])
+        return pb.Jobs(jobs=[mappers.job_message(j) for j in self._manager.list_jobs()])
 
     @streaming
     async def GetJobLogs(
         self, request: pb.GetJobLogsReq, context: Context
     ) -> AsyncIterator[pb.DataChunk]:
         job = self._manager.get(request.uuid)
-        async for chunk in self._manager.follow_logs(job.id):
+        log_filter = log_filter_from(request, time.time())
+        async for chunk in self._manager.read_logs(job.id, log_filter):
             yield pb.DataChunk(payload=chunk)
 
     @streaming
@@ -114,6 +119,39 @@ class JobService(pb_grpc.JobServiceServicer):
     ) -> pb.JobMetricsSummaryResponse:
         job = self._manager.get(request.uuid)
         return await metrics_rpc.get_job_metrics_summary(self._hub, job.id, request)
+
+
+def log_filter_from(request: pb.GetJobLogsReq, now: float) -> LogFilter:
+    """GetJobLogsReq's options (our additions; all unset = the whole log, live)."""
+    if request.tail < 0:
+        raise InvalidArgument("tail must be >= 0 (lines)")
+    streams = {"": None, "stdout": Stream.STDOUT, "stderr": Stream.STDERR}
+    if request.stream not in streams:
+        raise InvalidArgument(f"stream {request.stream!r}: use stdout, stderr or leave it empty")
+    return LogFilter(
+        stream=streams[request.stream],
+        since_ns=_since_ns(request.since.strip(), now),
+        tail_lines=request.tail,
+        follow=not request.noFollow,
+    )
+
+
+def _since_ns(text: str, now: float) -> int:
+    if not text:
+        return 0
+    try:
+        return int((now - parse_duration_s(text)) * 1e9)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidArgument(
+            f"since {text!r}: give an RFC3339 time or a duration such as 10m"
+        ) from None
+    if moment.tzinfo is None:
+        raise InvalidArgument(f"since {text!r}: an RFC3339 time needs a time zone")
+    return int(moment.timestamp() * 1e9)
 
 
 def _refuse_later_features(request: pb.RunJobRequest) -> None:

@@ -91,7 +91,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         stream=sys.stderr,
     )
     config = load_daemon_config(args.config)
-    asyncio.run(Daemon(config).run_until_signal())
+    asyncio.run(Daemon(config, args.config).run_until_signal())
     return 0
 
 

@@ -16,9 +16,16 @@ from joblet.api import joblet_pb2_grpc as pb_grpc
 from joblet.config.model import DaemonConfig
 from joblet.daemon.job_service import JobService
 from joblet.daemon.monitoring_service import MonitoringService
+from joblet.daemon.helpers import (
+    LOAD_TIMEOUT_S,
+    PersistMetricsHistory,
+    StateListener,
+    start_helpers,
+)
 from joblet.isolation.client import LauncherClient, ensure_launcher
-from joblet.jobs.manager import JobManager
+from joblet.jobs.manager import LOG_FILE, JobManager
 from joblet.logs.follow import LogHub
+from joblet.logs.service import JobLogs
 from joblet.metrics.cloud import detect_cloud
 from joblet.metrics.host import HostCollector
 from joblet.metrics.hub import MetricsHub
@@ -88,8 +95,9 @@ def clean_leftover_roots(jobs_dir: Path, running: set[str]) -> None:
 
 
 class Daemon:
-    def __init__(self, config: DaemonConfig) -> None:
+    def __init__(self, config: DaemonConfig, config_path: Path) -> None:
         self.config = config
+        self.config_path = config_path
         self.server: grpc.aio.Server | None = None
         self.manager: JobManager | None = None
         self.bound_port = 0
@@ -104,27 +112,52 @@ class Daemon:
         node_id = config.server.node_id or load_or_create_node_id(layout.state / "node-id")
         cgroups = create_cgroup_manager(config.cgroup.mount_root, config.cgroup.parent)
         log.info("cgroups: %s", cgroups.version)
+        helpers = await self._stack.enter_async_context(start_helpers(self.config_path, layout))
+        launcher = await self._start_launcher()
+        running = await launcher.running()
+        clean_leftovers(cgroups, set(running))
+        clean_leftover_roots(layout.jobs, set(running))
+        hub = LogHub()
+        hub.start()
+        self._stack.callback(hub.close)
+        logs = JobLogs(hub, lambda job_id: layout.job_dir(job_id) / LOG_FILE,
+                       helpers.persist, helpers.persist_query)  # fmt: skip
+        self._stack.push_async_callback(logs.close)
+        metrics = await self._stack.enter_async_context(
+            MetricsHub(
+                config.metrics,
+                sink=helpers.persist.send_metric,
+                history_source=PersistMetricsHistory(helpers.persist_query),
+            )
+        )
+        self.manager = JobManager(
+            config, cgroups, launcher, logs, node_id,
+            listener=StateListener(helpers.state), metrics=metrics,
+        )  # fmt: skip
+        launcher.on_exit(self.manager.on_exit)
+        jobs = await helpers.state.load_all(LOAD_TIMEOUT_S)
+        self.manager.restore(jobs, await launcher.running())
+        log.info("loaded %d job(s) from state (%s)", len(jobs), helpers.state_config.backend)
+        await self._serve(node_id, metrics)
+
+    async def _start_launcher(self) -> LauncherClient:
+        layout = self.config.layout
         launcher_dir = layout.run / "launcher"
         await ensure_launcher(str(layout.launcher_socket), str(launcher_dir))
-        self._launcher = await LauncherClient.connect(str(layout.launcher_socket))
+        launcher = await LauncherClient.connect(str(layout.launcher_socket))
+        self._stack.push_async_callback(launcher.close)
         # The launcher outlives the daemon on purpose; its pid lets an operator
         # (or a test) end it once no job runs.
-        (launcher_dir / "launcher.pid").write_text(f"{await self._launcher.ping()}\n")
-        running = set(await self._launcher.running())
-        clean_leftovers(cgroups, running)
-        clean_leftover_roots(layout.jobs, running)
-        self._logs = LogHub()
-        self._logs.start()
-        self._hub = await self._stack.enter_async_context(MetricsHub(config.metrics))
-        self.manager = JobManager(
-            config, cgroups, self._launcher, self._logs, node_id, metrics=self._hub
-        )
-        self._launcher.on_exit(self.manager.on_exit)
-        collector = HostCollector(node_id, detect_cloud(ask_metadata=config.metrics.cloud_metadata))
+        (launcher_dir / "launcher.pid").write_text(f"{await launcher.ping()}\n")
+        return launcher
 
+    async def _serve(self, node_id: str, metrics: MetricsHub) -> None:
+        assert self.manager is not None
+        config = self.config
+        collector = HostCollector(node_id, detect_cloud(ask_metadata=config.metrics.cloud_metadata))
         server = grpc.aio.server(interceptors=[AuthInterceptor()], options=_grpc_options(config))
         pb_grpc.add_JobServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            JobService(self.manager, config, self._hub), server
+            JobService(self.manager, config, metrics), server
         )
         pb_grpc.add_MonitoringServiceServicer_to_server(  # type: ignore[no-untyped-call]
             MonitoringService(collector), server
@@ -148,16 +181,14 @@ class Daemon:
             await self.server.stop(SHUTDOWN_GRACE_S)
         if self.manager is not None:
             await self.manager.shutdown()
-        self._logs.close()
-        await self._launcher.close()
         await self._stack.aclose()
 
     async def run_until_signal(self) -> None:
-        await self.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
+        await self.start()
         await stop.wait()
         log.info("shutting down")
         with contextlib.suppress(asyncio.CancelledError):

@@ -106,7 +106,9 @@ class LauncherClient:
         if message.get("event") == "exit":
             exit_ = JobExit(**{k: v for k, v in message.items() if k != "event"})
             for callback in self._callbacks:
-                callback(exit_)
+                # After the launch answer of the same read is handled: a job that
+                # ends at once must be seen as started first (call_soon is FIFO).
+                asyncio.get_running_loop().call_soon(callback, exit_)
             return
         future = self._waiting.get(message.get("id", -1))
         if future is not None and not future.done():

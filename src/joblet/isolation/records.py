@@ -98,6 +98,15 @@ def write_exit(job_dir: str, exit_: JobExit) -> None:
     write_atomic(os.path.join(job_dir, EXIT_FILE), exit_.to_json())
 
 
+def read_exit(job_dir: str) -> JobExit | None:
+    """The exit record the launcher left for a job, if any (None if unreadable)."""
+    try:
+        with open(os.path.join(job_dir, EXIT_FILE)) as f:
+            return JobExit.from_json(f.read())
+    except (OSError, ValueError, TypeError):
+        return None
+
+
 def exit_from_status(job_id: str, status: int, ended_at_ns: int) -> JobExit:
     """A JobExit from a waitpid status. tini reports a command killed by a
     signal as exit code 128+signal; `signal` is set when the init itself was."""

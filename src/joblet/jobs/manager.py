@@ -25,6 +25,8 @@ from joblet.config.model import DaemonConfig
 from joblet.errors import FailedPrecondition, JobletError
 from joblet.isolation.spec import JobExit, LaunchSpec
 from joblet.jobs.environment import job_environment
+from joblet.isolation.records import read_exit
+from joblet.jobs import recovery
 from joblet.jobs.ids import new_job_id
 from joblet.jobs.model import Job, JobSpec, JobStatus
 from joblet.jobs.registry import JobRegistry
@@ -39,7 +41,8 @@ from joblet.jobs.state_machine import (
     Started,
 )
 from joblet.jobs.uploads import write_uploads
-from joblet.logs.follow import LogHub
+from joblet.logs.filters import LogFilter
+from joblet.logs.service import JobLogs
 from joblet.resources.interface import CgroupManager, JobCgroup, Limits
 
 log = logging.getLogger(__name__)
@@ -97,7 +100,7 @@ class JobManager:
         config: DaemonConfig,
         cgroups: CgroupManager,
         launcher: Launcher,
-        logs: LogHub,
+        logs: JobLogs,
         node_id: str,
         *,
         listener: JobListener | None = None,
@@ -106,6 +109,7 @@ class JobManager:
     ) -> None:
         self._listener = listener
         self._metrics = metrics
+        self._closing = False  # shutting down: start nothing new
         self._config = config
         self._cgroups = cgroups
         self._launcher = launcher
@@ -121,7 +125,7 @@ class JobManager:
     def get(self, prefix: str) -> Job:
         return self._registry.resolve(prefix)
 
-    def list(self) -> list[Job]:
+    def list_jobs(self) -> list[Job]:
         return self._registry.all()
 
     def run_as(self, spec: JobSpec) -> tuple[int, int]:
@@ -135,8 +139,8 @@ class JobManager:
     def log_path(self, job_id: str) -> Path:
         return self._config.layout.job_dir(job_id) / LOG_FILE
 
-    def follow_logs(self, job_id: str) -> AsyncIterator[bytes]:
-        return self._logs.follow(job_id)
+    def read_logs(self, job_id: str, log_filter: LogFilter) -> AsyncIterator[bytes]:
+        return self._logs.read(job_id, log_filter)
 
     # ---- commands ------------------------------------------------------
 
@@ -155,7 +159,8 @@ class JobManager:
         self._registry.add(job)
         self._changed(job)
         self._runtime[job_id] = _Runtime()
-        self._logs.track(job_id, self.log_path(job_id))
+        self._logs.hub.track(job_id, self.log_path(job_id))
+        self._logs.start_copy(job_id)
         if scheduled_at:
             job = self._apply(job_id, Scheduled(at=scheduled_at))
             self._arm_schedule(job_id, scheduled_at)
@@ -206,16 +211,74 @@ class JobManager:
         return deleted, skipped
 
     async def shutdown(self) -> None:
-        """Stop every running job and cancel waiting ones (daemon shutdown)."""
-        for job in self._registry.all():
-            if job.status.is_waiting:
-                self._cancel(job.id, "daemon shutdown")
+        """Stop every running job (daemon shutdown). Scheduled and queued jobs stay
+        as they are in the state store and are taken up again at the next start."""
+        self._closing = True
+        for rt in self._runtime.values():
+            rt.cancel_timers()
         running = [j.id for j in self._registry.all() if j.status is JobStatus.RUNNING]
         for job_id in running:
             self._runtime[job_id].stopped_by = self._runtime[job_id].stopped_by or "shutdown"
         await asyncio.gather(*(self._terminate(j) for j in running), return_exceptions=True)
         for task in list(self._tasks):
             task.cancel()
+
+    # ---- restart -------------------------------------------------------
+
+    def restore(self, jobs: list[Job], running: dict[str, int]) -> None:
+        """Take over the jobs a previous daemon left (from the state store)."""
+        for job in sorted(jobs, key=lambda j: (j.created_at, j.id)):
+            if job.id in self._runtime:
+                continue
+            self._registry.add(job)
+            self._runtime[job.id] = _Runtime()
+            exit_record = read_exit(str(self._config.layout.job_dir(job.id)))
+            self._recover(job, recovery.decide(job, running.get(job.id), exit_record))
+        self._start_queued()
+
+    def _recover(self, job: Job, action: recovery.Recovery) -> None:
+        job_id = job.id
+        self._track_logs(job_id, finished=isinstance(action, recovery.Keep | recovery.Lost))
+        rt = self._runtime[job_id]
+        match action:
+            case recovery.Rearm():
+                self._arm_schedule(job_id, job.scheduled_at)
+            case recovery.Requeue():
+                self._registry.enqueue(job_id)
+            case recovery.Reattach(pid=pid):
+                self._reattach(job, pid)
+            case recovery.Ended(exit=exit_record):
+                rt.cgroup = self._cgroups.open(job_id)
+                if job.status is not JobStatus.RUNNING:
+                    self._apply(job_id, Started(pid=0, at=job.created_at))
+                self.on_exit(exit_record)
+            case recovery.Lost(reason=reason):
+                rt.cgroup = self._cgroups.open(job_id)
+                now = self._clock()
+                if job.status is JobStatus.RUNNING:
+                    self._apply(job_id, Exited(exit_code=-1, signal=0, at=now, lost=reason))
+                else:
+                    self._apply(job_id, LaunchFailed(reason=reason, at=now))
+                self._release(job_id)
+
+    def _track_logs(self, job_id: str, finished: bool) -> None:
+        path = self.log_path(job_id)
+        if path.exists():
+            self._logs.hub.track(job_id, path, finished=finished)
+            self._logs.start_copy(job_id)
+
+    def _reattach(self, job: Job, pid: int) -> None:
+        rt = self._runtime[job.id]
+        rt.cgroup = self._cgroups.open(job.id)
+        rt.limits = self._limits(job.spec)
+        log.info("re-attached to running job %s (pid %d)", job.id, pid)
+        if self._metrics is not None and rt.cgroup is not None:
+            self._metrics.start_job(job.id, rt.cgroup, rt.limits, init_pid=pid)
+        timeout = self._config.jobs.job_timeout_s
+        if timeout > 0:
+            left = max(0.0, job.started_at + timeout - self._clock())
+            loop = asyncio.get_running_loop()
+            rt.timers.append(loop.call_later(left, self._on_timeout, job.id))
 
     # ---- launcher events -----------------------------------------------
 
@@ -235,14 +298,16 @@ class JobManager:
                 oom = rt.cgroup.oom_killed()
             except OSError:
                 log.exception("reading OOM state of job %s", job_id)
+        # tini reports a command killed by signal N as exit code 128 + N.
+        signum = event.signal or (event.exit_code - 128 if 128 < event.exit_code < 160 else 0)
         exited = Exited(
             exit_code=event.exit_code,
-            signal=event.signal,
+            signal=signum,
             at=event.ended_at_ns / 1e9,
             stopped_by=rt.stopped_by,
             timed_out=rt.timed_out,
             oom_killed=oom,
-            lost="supervisor lost the job" if event.lost else "",
+            lost=recovery.LOST_REASON if event.lost else "",
         )
         job = self._apply(job_id, exited)
         log.info("job %s %s (%s)", job_id, job.status, job.end_reason)
@@ -408,7 +473,7 @@ class JobManager:
             if rt.cgroup is not None:
                 cgroup, rt.cgroup = rt.cgroup, None
                 self._spawn(self._remove_cgroup(job_id, cgroup, rt.cgroup_lock))
-        self._logs.finish(job_id)
+        self._logs.hub.finish(job_id)
         self._start_queued()
 
     async def _remove_cgroup(self, job_id: str, cgroup: JobCgroup, lock: asyncio.Lock) -> None:
@@ -425,6 +490,8 @@ class JobManager:
             log.exception("removing cgroup of job %s", cgroup.job_id)
 
     def _start_queued(self) -> None:
+        if self._closing:
+            return
         limit = self._config.jobs.max_concurrent_jobs
         while (job_id := self._registry.next_queued(limit)) is not None:
             self._registry.starting += 1  # reserve the slot until _start runs
@@ -446,7 +513,7 @@ class JobManager:
         rt = self._runtime.pop(job_id, None)
         if rt is not None:
             rt.cancel_timers()
-        self._logs.forget(job_id)
+        self._logs.delete(job_id)
         shutil.rmtree(self._config.layout.job_dir(job_id), ignore_errors=True)
 
 

@@ -100,7 +100,7 @@ def _encode(value: Any) -> Any:
 
 
 def _encode_dataclass(value: Any) -> dict[str, Any]:
-    cls = type(value)
+    cls: type = type(value)
     out = {name: _encode(getattr(value, name)) for name in _stored_fields(cls)}
     if cls is Upload:
         out["content_size"] = len(value.content)

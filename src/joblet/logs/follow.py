@@ -120,8 +120,9 @@ class LogHub:
     async def follow_records(
         self, job_id: str, live: bool = True
     ) -> AsyncIterator[list[LogRecord]]:
-        """Yield batches of the job's records: all so far, then (if `live`) new
-        ones as they are written, until the job ends."""
+        """Yield batches of the job's records: first everything so far (one
+        batch, possibly empty), then (if `live`) new ones as they are written,
+        until the job ends."""
         watch = self._watches.get(job_id)
         if watch is None:
             return
@@ -131,6 +132,7 @@ class LogHub:
             return
         try:
             cursor = LogCursor()
+            yield cursor.read(fd)
             while True:
                 changed = watch.changed()
                 finished = watch.finished

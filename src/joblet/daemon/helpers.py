@@ -1,0 +1,84 @@
+"""The daemon's two helper processes and its clients of them.
+
+`persist` keeps log and metric history, `state` keeps job records. The daemon
+starts and supervises both; its clients buffer while a helper is down and
+replay when it is back, so a job never waits on a helper.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from joblet.api import joblet_pb2 as pb
+from joblet.config.model import RootLayout
+from joblet.daemon.supervisor import HelperSupervisor
+from joblet.jobs.model import Job
+from joblet.persist.client import PersistClient
+from joblet.persist.config import PersistConfig, load_persist_config
+from joblet.persist.query_client import PersistQueryClient
+from joblet.state.client import StateClient
+from joblet.state.config import StateConfig, load_state_config
+
+log = logging.getLogger(__name__)
+
+LOAD_TIMEOUT_S = 30.0
+
+
+@dataclass
+class Helpers:
+    persist: PersistClient
+    persist_query: PersistQueryClient
+    state: StateClient
+    persist_config: PersistConfig
+    state_config: StateConfig
+    supervisors: tuple[HelperSupervisor, ...]
+
+
+@contextlib.asynccontextmanager
+async def start_helpers(config_path: Path, layout: RootLayout) -> AsyncIterator[Helpers]:
+    persist_config = load_persist_config(config_path)
+    state_config = load_state_config(config_path)
+    async with contextlib.AsyncExitStack() as stack:
+        supervisors = []
+        for name in ("state", "persist"):
+            supervisor = HelperSupervisor(name, config_path, layout.run / f"{name}.log")
+            supervisors.append(await stack.enter_async_context(supervisor))
+        persist = PersistClient(persist_config.ipc_socket, persist_config.client_buffer_bytes)
+        await stack.enter_async_context(persist)
+        query = PersistQueryClient(persist_config.grpc_socket)
+        stack.push_async_callback(query.close)
+        state = await StateClient.connect(state_config.socket, state_config.buffer_size)
+        stack.push_async_callback(state.close)
+        yield Helpers(persist, query, state, persist_config, state_config, tuple(supervisors))
+
+
+class StateListener:
+    """Hands every job change to the state client (which never blocks)."""
+
+    def __init__(self, state: StateClient) -> None:
+        self._state = state
+
+    def changed(self, job: Job) -> None:
+        self._state.put(job)
+
+    def deleted(self, job_id: str) -> None:
+        self._state.delete(job_id)
+
+
+class PersistMetricsHistory:
+    """Metric history from persist, for GetJobMetricsHistory and summaries."""
+
+    def __init__(self, query: PersistQueryClient) -> None:
+        self._query = query
+
+    async def history(self, job_id: str, from_ns: int, to_ns: int) -> list[pb.JobMetricsSample]:
+        samples: list[pb.JobMetricsSample] = []
+        async for item in self._query.query_metrics(job_id, from_ns, to_ns):
+            sample = pb.JobMetricsSample()
+            sample.ParseFromString(item.payload)
+            samples.append(sample)
+        return samples

@@ -1,0 +1,74 @@
+"""What a restarted daemon does with each job it loads from the state store.
+
+Pure: the decision takes the job, whether the launcher still runs it, and the
+exit record the launcher may have left; the manager carries it out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from joblet.isolation.spec import JobExit
+from joblet.jobs.model import Job, JobStatus
+
+LOST_REASON = (
+    "lost: its processes were gone when the daemon restarted "
+    "(host reboot or launcher killed); it was not re-run"
+)
+INTERRUPTED_REASON = "lost: the daemon restarted while the job was starting; it was not re-run"
+
+
+@dataclass(frozen=True)
+class Keep:
+    """A finished job: list it as it is."""
+
+
+@dataclass(frozen=True)
+class Rearm:
+    """A scheduled job: arm its timer again (a past time runs it at once, once)."""
+
+
+@dataclass(frozen=True)
+class Requeue:
+    """A queued job: back into the queue, in its original order."""
+
+
+@dataclass(frozen=True)
+class Reattach:
+    """Still running under the launcher: follow it again."""
+
+    pid: int
+
+
+@dataclass(frozen=True)
+class Ended:
+    """It ended while the daemon was away: record how."""
+
+    exit: JobExit
+
+
+@dataclass(frozen=True)
+class Lost:
+    """Its processes are gone and nobody saw them end."""
+
+    reason: str
+
+
+Recovery = Keep | Rearm | Requeue | Reattach | Ended | Lost
+
+
+def decide(job: Job, running_pid: int | None, exit_record: JobExit | None) -> Recovery:
+    if job.status.is_final:
+        return Keep()
+    if job.status is JobStatus.SCHEDULED:
+        return Rearm()
+    if job.status is JobStatus.QUEUED:
+        return Requeue()
+    # RUNNING, or INITIALIZING when the daemon died during the launch.
+    if exit_record is not None:
+        return Ended(exit_record)
+    if running_pid is not None:
+        return Reattach(running_pid)
+    if job.status is JobStatus.INITIALIZING:
+        return Lost(INTERRUPTED_REASON)
+    return Lost(LOST_REASON)

@@ -1,0 +1,155 @@
+"""A job's output for readers, wherever it lives, and its copy to persist.
+
+While a job's local log file exists (DIR/jobs/<id>/output.log, written by the
+launcher) readers follow it: history and live output come from one file, so
+there is no gap or duplicate between them. Each job's records are also sent to
+the persist helper as they are written; once a finished job's whole log is
+acknowledged there, the local file is removed and readers are served from
+persist instead, after a daemon restart too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine
+from pathlib import Path
+from typing import Any, Protocol
+
+from joblet.errors import JobletError, NotFound
+from joblet.logs.filters import LogFilter, last_lines, select
+from joblet.logs.follow import LogHub
+from joblet.logs.format import LogRecord
+from joblet.logs.reader import CHUNK_BYTES, coalesce
+
+log = logging.getLogger(__name__)
+
+PERSISTED_MARK = "output.persisted"
+FLUSH_TIMEOUT_S = 30.0
+
+
+class LogSink(Protocol):
+    """The persist client's sending side."""
+
+    def send_logs(self, job_id: str, records: list[LogRecord]) -> None: ...
+
+    def job_finished(self, job_id: str) -> None: ...
+
+    def delete(self, job_id: str) -> None: ...
+
+    async def flush(self, timeout: float) -> bool: ...
+
+
+class LogHistory(Protocol):
+    """The persist query client."""
+
+    def query_logs(
+        self, job_id: str, *, since_ns: int = 0, stream: Any = None, tail: int = 0
+    ) -> AsyncIterator[LogRecord]: ...
+
+
+class JobLogs:
+    def __init__(
+        self,
+        hub: LogHub,
+        log_path: Callable[[str], Path],
+        sink: LogSink | None = None,
+        history: LogHistory | None = None,
+    ) -> None:
+        self.hub = hub
+        self._log_path = log_path
+        self._sink = sink
+        self._history = history
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    # ---- reading -------------------------------------------------------
+
+    def read(self, job_id: str, log_filter: LogFilter) -> AsyncIterator[bytes]:
+        if self.hub.is_tracked(job_id) and self._log_path(job_id).exists():
+            return self._read_local(job_id, log_filter)
+        return self._read_history(job_id, log_filter)
+
+    async def _read_local(self, job_id: str, log_filter: LogFilter) -> AsyncIterator[bytes]:
+        batches = self.hub.follow_records(job_id, live=log_filter.follow)
+        first = True
+        async for batch in batches:
+            records = select(batch, log_filter)
+            if first:
+                records = last_lines(records, log_filter.tail_lines)
+                first = False
+            for chunk in coalesce(records):
+                yield chunk
+
+    async def _read_history(self, job_id: str, log_filter: LogFilter) -> AsyncIterator[bytes]:
+        if self._history is None:
+            return
+        records = self._history.query_logs(
+            job_id,
+            since_ns=log_filter.since_ns,
+            stream=log_filter.stream,
+            tail=log_filter.tail_lines,
+        )
+        pending: list[LogRecord] = []
+        size = 0
+        try:
+            async for record in records:
+                pending.append(record)
+                size += len(record.data)
+                if size >= CHUNK_BYTES:
+                    for chunk in coalesce(pending):
+                        yield chunk
+                    pending, size = [], 0
+        except NotFound:
+            return  # a job that never printed has no history
+        for chunk in coalesce(pending):
+            yield chunk
+
+    # ---- copying to persist --------------------------------------------
+
+    def start_copy(self, job_id: str) -> None:
+        """Copy the job's log to persist from its start (idempotent: the copy
+        first drops whatever an interrupted earlier copy left there)."""
+        log_dir = self._log_path(job_id).parent
+        if self._sink is None or job_id in self._tasks or (log_dir / PERSISTED_MARK).exists():
+            return
+        self._own(job_id, self._copy(job_id, self._sink))
+
+    def _own(self, job_id: str, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks[job_id] = task
+        task.add_done_callback(lambda _t: self._tasks.pop(job_id, None))
+
+    async def _copy(self, job_id: str, sink: LogSink) -> None:
+        sink.delete(job_id)
+        async for batch in self.hub.follow_records(job_id):
+            if batch:
+                sink.send_logs(job_id, batch)
+        sink.job_finished(job_id)
+        if await sink.flush(FLUSH_TIMEOUT_S):
+            self._drop_local(job_id)
+        else:
+            log.warning("persist did not confirm the log of job %s; keeping it locally", job_id)
+
+    def _drop_local(self, job_id: str) -> None:
+        path = self._log_path(job_id)
+        (path.parent / PERSISTED_MARK).touch()
+        self.hub.forget(job_id)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+    def delete(self, job_id: str) -> None:
+        task = self._tasks.pop(job_id, None)
+        if task is not None:
+            task.cancel()
+        self.hub.forget(job_id)
+        if self._sink is not None:
+            self._sink.delete(job_id)
+
+    async def close(self) -> None:
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, JobletError):
+                await task

@@ -1,0 +1,5 @@
+import sys
+
+from joblet.state.service import main
+
+sys.exit(main())

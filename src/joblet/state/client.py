@@ -1,0 +1,286 @@
+"""The daemon's side of the state helper: fire-and-forget writes that are never lost.
+
+`put(job)` and `delete(job_id)` only append to an `EventBuffer` and return at
+once; a task owned by the client sends the events in order over the helper's
+socket, pipelined, and drops each from the buffer when its ack arrives. When
+the helper is down or restarts, the client reconnects with backoff and replays
+every unacknowledged event in order (puts and deletes are idempotent, so an
+event the helper stored but could not ack yet is harmless to send twice).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+from typing import Protocol
+
+from joblet.api import state_pb2 as pb
+from joblet.errors import Unavailable
+from joblet.ipc.framing import FrameError, encode_frame, read_frame
+from joblet.jobs.model import Job
+from joblet.jobs.serialization import SerializationError, job_from_json, job_to_json
+from joblet.state.buffer import AddResult, BufferProtocolError, EventBuffer, StateEvent
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BUFFER_SIZE = 10_000
+DEFAULT_WINDOW = 256  # events sent but not yet acknowledged, per connection
+
+
+class StateUnavailable(Unavailable):
+    """The state helper could not be reached or answered with an error."""
+
+
+class _ConnectionLost(Exception):
+    pass
+
+
+class StateSink(Protocol):
+    """What the job manager needs from state; `StateClient` and the test fake have it."""
+
+    @property
+    def dropped(self) -> int: ...
+
+    def put(self, job: Job, ttl_s: float = 0.0) -> None: ...
+
+    def delete(self, job_id: str) -> None: ...
+
+    async def load_all(self, timeout: float) -> list[Job]: ...
+
+    async def close(self, timeout: float = 5.0) -> None: ...
+
+
+class StateClient:
+    def __init__(
+        self,
+        socket_path: Path,
+        buffer_size: int = DEFAULT_BUFFER_SIZE,
+        window: int = DEFAULT_WINDOW,
+        max_backoff_s: float = 2.0,
+    ) -> None:
+        self._socket_path = socket_path
+        self._buffer = EventBuffer(buffer_size)
+        self._window = window
+        self._max_backoff_s = max_backoff_s
+        self._work = asyncio.Event()  # new events to send or room in the window
+        self._progress = asyncio.Event()  # an ack arrived
+        self._task: asyncio.Task[None] | None = None
+        self._connected = False
+        self._warned_full = False
+        self._acked = 0
+
+    @classmethod
+    async def connect(
+        cls,
+        socket_path: Path,
+        buffer_size: int = DEFAULT_BUFFER_SIZE,
+        window: int = DEFAULT_WINDOW,
+        max_backoff_s: float = 2.0,
+    ) -> StateClient:
+        """A running client. Returns at once: the helper may come up later."""
+        client = cls(socket_path, buffer_size, window, max_backoff_s)
+        client._task = asyncio.create_task(client._run(), name="state-client")
+        return client
+
+    @property
+    def dropped(self) -> int:
+        """Events lost because the buffer overflowed even after coalescing."""
+        return self._buffer.dropped
+
+    @property
+    def pending(self) -> int:
+        """Events not yet acknowledged by the helper."""
+        return len(self._buffer)
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    def put(self, job: Job, ttl_s: float = 0.0) -> None:
+        """Record `job`'s current state; never blocks."""
+        self._add(job.id, job_to_json(job), ttl_s)
+
+    def delete(self, job_id: str) -> None:
+        """Forget `job_id`; never blocks."""
+        self._add(job_id, None, 0.0)
+
+    def _add(self, job_id: str, record: bytes | None, ttl_s: float) -> None:
+        if self._task is None or self._task.done():
+            log.error("state: client is closed; event for job %s not recorded", job_id)
+            self._buffer.dropped += 1
+            return
+        self._report(self._buffer.add(job_id, record, ttl_s))
+        self._work.set()
+
+    def _report(self, result: AddResult) -> None:
+        if result.coalesced and not self._warned_full:
+            self._warned_full = True
+            log.warning(
+                "state: buffer full (%d events) while the helper is away; keeping only "
+                "the latest event per job from now on",
+                self._buffer.capacity,
+            )
+        if result.dropped is not None:
+            log.error(
+                "state: buffer overflow: %d jobs waiting for the helper; dropped the "
+                "oldest event (job %s); %d events dropped so far",
+                len(self._buffer),
+                result.dropped.job_id,
+                self._buffer.dropped,
+            )
+
+    async def flush(self, timeout: float) -> bool:
+        """Wait until every event so far is acknowledged; False on timeout."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while len(self._buffer):
+                    self._progress.clear()
+                    await self._progress.wait()
+        return not len(self._buffer)
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Flush for up to `timeout` seconds, then stop; unsent events are logged."""
+        if self._task is None:
+            return
+        if not await self.flush(timeout):
+            log.error(
+                "state: closing with %d events the helper has not acknowledged",
+                len(self._buffer),
+            )
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def load_all(self, timeout: float) -> list[Job]:
+        """Every job the helper's backend holds; StateUnavailable after `timeout`."""
+        try:
+            async with asyncio.timeout(timeout):
+                records = await self._list_patiently()
+        except TimeoutError as exc:
+            raise StateUnavailable(
+                f"state helper at {self._socket_path} did not list jobs within {timeout:g}s"
+            ) from exc
+        return _decode_records(records)
+
+    async def _list_patiently(self) -> list[tuple[str, bytes]]:
+        delay = 0.05
+        while True:
+            try:
+                return await list_records(self._socket_path)
+            except (OSError, FrameError, _ConnectionLost) as exc:
+                log.info("state: listing jobs failed (%s); retrying", exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._max_backoff_s)
+
+    # ---- the sending task ------------------------------------------------
+
+    async def _run(self) -> None:
+        delay = 0.05
+        failures = 0
+        while True:
+            try:
+                reader, writer = await asyncio.open_unix_connection(str(self._socket_path))
+            except OSError as exc:
+                failures += 1
+                level = logging.WARNING if failures == 1 else logging.DEBUG
+                log.log(
+                    level,
+                    "state: helper unreachable at %s (%s); %d events buffered",
+                    self._socket_path,
+                    exc,
+                    len(self._buffer),
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._max_backoff_s)
+                continue
+            failures = 0
+            acked_before = self._acked
+            await self._serve_connection(reader, writer)
+            # A helper that fails every write must not be hammered: back off
+            # unless this connection got something stored.
+            delay = 0.05 if self._acked > acked_before else min(delay * 2, self._max_backoff_s)
+            await asyncio.sleep(delay)
+
+    async def _serve_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        log.info("state: connected to the helper; %d events to send", len(self._buffer))
+        self._connected, self._warned_full = True, False
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._send(writer))
+                group.create_task(self._receive(reader))
+        except* (OSError, FrameError, _ConnectionLost, BufferProtocolError) as errors:
+            log.warning("state: connection to the helper lost: %s", errors.exceptions[0])
+        finally:
+            self._connected = False
+            writer.close()
+            requeued = self._buffer.requeue_inflight()
+            if requeued:
+                log.info("state: %d unacknowledged events will be replayed", requeued)
+
+    async def _send(self, writer: asyncio.StreamWriter) -> None:
+        while True:
+            self._work.clear()
+            batch = self._buffer.take(self._window)
+            if not batch:
+                await self._work.wait()
+                continue
+            writer.write(b"".join(encode_frame(_request(event)) for event in batch))
+            await writer.drain()
+
+    async def _receive(self, reader: asyncio.StreamReader) -> None:
+        while True:
+            response = await read_frame(reader, pb.StateResponse)
+            if response is None:
+                raise _ConnectionLost("the helper closed the connection")
+            kind = response.WhichOneof("body")
+            if kind == "error":
+                raise _ConnectionLost(
+                    f"helper failed event {response.error.seq}: {response.error.message}"
+                )
+            if kind != "ack":
+                raise _ConnectionLost(f"unexpected {kind!r} answer to a write")
+            self._buffer.ack(response.ack.seq)
+            self._acked += 1
+            self._progress.set()
+            self._work.set()  # room in the window
+
+
+def _request(event: StateEvent) -> pb.StateRequest:
+    if event.record is None:
+        return pb.StateRequest(seq=event.seq, delete=pb.DeleteJob(job_id=event.job_id))
+    put = pb.PutJob(job_id=event.job_id, record_json=event.record, ttl_seconds=event.ttl_s)
+    return pb.StateRequest(seq=event.seq, put=put)
+
+
+async def list_records(socket_path: Path) -> list[tuple[str, bytes]]:
+    """Every (job id, record) the helper at `socket_path` holds, over a new connection."""
+    reader, writer = await asyncio.open_unix_connection(str(socket_path))
+    try:
+        writer.write(encode_frame(pb.StateRequest(seq=0, list=pb.ListJobs())))
+        await writer.drain()
+        records: list[tuple[str, bytes]] = []
+        while (response := await read_frame(reader, pb.StateResponse)) is not None:
+            kind = response.WhichOneof("body")
+            if kind == "record":
+                records.append((response.record.job_id, response.record.record_json))
+            elif kind == "end":
+                return records
+            elif kind == "error":
+                raise _ConnectionLost(f"helper could not list jobs: {response.error.message}")
+        raise _ConnectionLost("the helper closed the connection while listing")
+    finally:
+        writer.close()
+
+
+def _decode_records(records: list[tuple[str, bytes]]) -> list[Job]:
+    jobs: list[Job] = []
+    for job_id, blob in records:
+        try:
+            jobs.append(job_from_json(blob))
+        except SerializationError as exc:
+            log.error("state: skipping the unreadable record of job %s: %s", job_id, exc)
+    return jobs

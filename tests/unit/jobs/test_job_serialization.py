@@ -1,0 +1,121 @@
+import json
+
+import pytest
+
+from joblet.jobs.model import Job, JobSpec, JobStatus, Upload
+from joblet.jobs.serialization import (
+    SCHEMA_VERSION,
+    SerializationError,
+    job_from_dict,
+    job_from_json,
+    job_to_dict,
+    job_to_json,
+)
+
+
+def full_job() -> Job:
+    spec = JobSpec(
+        command="python3",
+        args=("-c", "print('héllo')"),
+        name="build ✓",
+        max_cpu=150,
+        cpu_cores="0-1",
+        max_memory_mb=512,
+        max_iobps=1000,
+        environment={"A": "1", "Ü": "ß"},
+        secret_environment={"TOKEN": "s3cret"},
+        uploads=(
+            Upload(path="src/main.py", content=b"print(1)\n", mode=0o644, is_directory=False),
+            Upload(path="src", content=b"", mode=0o755, is_directory=True),
+        ),
+        schedule="2030-01-01T00:00:00Z",
+        network="bridge",
+        volumes=("data", "cache"),
+        runtime="python-3.11",
+        workdir="/work",
+        gpu_count=1,
+        gpu_memory_mb=2048,
+        workflow_uuid="wf-1",
+        dependencies=("a", "b"),
+    )
+    return Job(
+        id="job-1",
+        spec=spec,
+        status=JobStatus.COMPLETED,
+        node_id="node-a",
+        created_at=1700000000.25,
+        scheduled_at=1700000100.0,
+        started_at=1700000101.5,
+        ended_at=1700000200.75,
+        exit_code=3,
+        end_reason="exit code 3",
+        pid=4242,
+        upload_names=("src/main.py",),
+    )
+
+
+def test_round_trip_keeps_everything_but_upload_content() -> None:
+    job = full_job()
+    loaded = job_from_json(job_to_json(job))
+    expected_uploads = tuple(Upload(u.path, b"", u.mode, u.is_directory) for u in job.spec.uploads)
+    assert loaded.spec.uploads == expected_uploads
+    assert loaded == Job(
+        **{**job.__dict__, "spec": JobSpec(**{**job.spec.__dict__, "uploads": expected_uploads})}
+    )
+
+
+def test_record_is_plain_json_with_version_and_upload_sizes() -> None:
+    data = json.loads(job_to_json(full_job()))
+    assert data["_v"] == SCHEMA_VERSION
+    assert data["status"] == "COMPLETED"
+    assert "content" not in data["spec"]["uploads"][0]
+    assert data["spec"]["uploads"][0]["content_size"] == 9
+    assert data["spec"]["args"] == ["-c", "print('héllo')"]
+
+
+def test_unknown_keys_are_ignored() -> None:
+    data = job_to_dict(full_job())
+    data["added_in_v9"] = {"x": 1}
+    data["spec"]["future_option"] = True
+    assert job_from_dict(data) == job_from_dict(job_to_dict(full_job()))
+
+
+def test_missing_keys_take_defaults() -> None:
+    job = job_from_dict({"id": "old", "status": "QUEUED", "spec": {"command": "true"}})
+    assert job == Job(id="old", spec=JobSpec(command="true"), status=JobStatus.QUEUED)
+
+
+def test_ints_stored_as_floats_accepted_for_float_fields() -> None:
+    data = job_to_dict(full_job())
+    data["created_at"] = 5
+    assert job_from_dict(data).created_at == 5.0
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"status": "QUEUED", "spec": {"command": "x"}}, "'id' is missing"),
+        ({"id": "j", "status": "NAPPING", "spec": {"command": "x"}}, "unknown JobStatus"),
+        ({"id": "j", "status": "QUEUED", "spec": {"command": 7}}, "expected str"),
+        ({"id": "j", "status": "QUEUED", "spec": {"command": "x", "args": "ls"}}, "list"),
+        ({"id": "j", "status": "QUEUED", "spec": {"command": "x"}, "pid": True}, "bool"),
+    ],
+)
+def test_bad_records_raise_serialization_error(data: dict[str, object], message: str) -> None:
+    with pytest.raises(SerializationError, match=message):
+        job_from_dict(data)
+
+
+def test_bad_json_raises_serialization_error() -> None:
+    with pytest.raises(SerializationError, match="not valid JSON"):
+        job_from_json(b"{not json")
+    with pytest.raises(SerializationError, match="must be an object"):
+        job_from_json(b"[1, 2]")
+
+
+def test_every_model_field_is_stored() -> None:
+    import dataclasses
+
+    data = job_to_dict(full_job())
+    assert {f.name for f in dataclasses.fields(Job)} <= data.keys()
+    assert {f.name for f in dataclasses.fields(JobSpec)} <= data["spec"].keys()
