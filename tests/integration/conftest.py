@@ -77,6 +77,24 @@ class RunningDaemon:
             cmd += ["--node", node]
         return subprocess.run([*cmd, *args], capture_output=True, timeout=timeout, check=False)
 
+    def kill9(self) -> None:
+        """SIGKILL the daemon process alone (helpers follow it; the launcher stays)."""
+        self.proc.kill()
+        self.proc.wait()
+
+    def restart(self) -> None:
+        """Start `joblet serve` again on the same root and config."""
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "joblet.daemon.main", "serve",
+                 "--config", str(self.config_path), "--log-level", "DEBUG"],
+                stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        _wait_for_port(self.port, self.proc, self.log_path)
+
+    def launcher_pid(self) -> int:
+        return int((self.root / "run" / "launcher" / "launcher.pid").read_text())
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)

@@ -7,6 +7,7 @@ replay when it is back, so a job never waits on a helper.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -47,6 +48,7 @@ async def start_helpers(config_path: Path, layout: RootLayout) -> AsyncIterator[
         for name in ("state", "persist"):
             supervisor = HelperSupervisor(name, config_path, layout.run / f"{name}.log")
             supervisors.append(await stack.enter_async_context(supervisor))
+        await _wait_for_sockets((state_config.socket, persist_config.ipc_socket))
         persist = PersistClient(persist_config.ipc_socket, persist_config.client_buffer_bytes)
         await stack.enter_async_context(persist)
         query = PersistQueryClient(persist_config.grpc_socket)
@@ -54,6 +56,15 @@ async def start_helpers(config_path: Path, layout: RootLayout) -> AsyncIterator[
         state = await StateClient.connect(state_config.socket, state_config.buffer_size)
         stack.push_async_callback(state.close)
         yield Helpers(persist, query, state, persist_config, state_config, tuple(supervisors))
+
+
+async def _wait_for_sockets(paths: tuple[Path, ...], timeout: float = 10.0) -> None:
+    """Give freshly started helpers a moment to listen; the clients buffer and
+    reconnect anyway, so this only keeps the start quiet and fast."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not all(p.exists() for p in paths) and loop.time() < deadline:
+        await asyncio.sleep(0.02)
 
 
 class StateListener:

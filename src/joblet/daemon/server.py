@@ -14,14 +14,14 @@ import grpc
 
 from joblet.api import joblet_pb2_grpc as pb_grpc
 from joblet.config.model import DaemonConfig
-from joblet.daemon.job_service import JobService
-from joblet.daemon.monitoring_service import MonitoringService
 from joblet.daemon.helpers import (
     LOAD_TIMEOUT_S,
     PersistMetricsHistory,
     StateListener,
     start_helpers,
 )
+from joblet.daemon.job_service import JobService
+from joblet.daemon.monitoring_service import MonitoringService
 from joblet.isolation.client import LauncherClient, ensure_launcher
 from joblet.jobs.manager import LOG_FILE, JobManager
 from joblet.logs.follow import LogHub
@@ -136,7 +136,7 @@ class Daemon:
         )  # fmt: skip
         launcher.on_exit(self.manager.on_exit)
         jobs = await helpers.state.load_all(LOAD_TIMEOUT_S)
-        self.manager.restore(jobs, await launcher.running())
+        self.manager.restore(jobs, *await launcher.running_detail())
         log.info("loaded %d job(s) from state (%s)", len(jobs), helpers.state_config.backend)
         await self._serve(node_id, metrics)
 

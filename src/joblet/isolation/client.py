@@ -59,8 +59,14 @@ class LauncherClient:
         return int(answer["pid"])
 
     async def running(self) -> dict[str, int]:
+        return (await self.running_detail())[0]
+
+    async def running_detail(self) -> tuple[dict[str, int], set[str]]:
+        """Running jobs {id: pid}, and which of them a previous launcher started
+        (their output pipes died with it)."""
         answer = await self._request({"op": "list"})
-        return {str(k): int(v) for k, v in answer["jobs"].items()}
+        jobs = {str(k): int(v) for k, v in answer["jobs"].items()}
+        return jobs, {str(j) for j in answer.get("adopted", ())}
 
     async def signal(self, job_id: str, signum: int) -> None:
         await self._request({"op": "signal", "job_id": job_id, "signal": signum})

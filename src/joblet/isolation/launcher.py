@@ -151,7 +151,8 @@ class Launcher:
             elif op == "ping":
                 self.reply(conn, rid, {"ok": True, "pid": os.getpid()})
             elif op == "list":
-                self.reply(conn, rid, {"ok": True, "jobs": self.running()})
+                adopted = sorted(self.adopted_ids())
+                self.reply(conn, rid, {"ok": True, "jobs": self.running(), "adopted": adopted})
             elif op == "signal":
                 self._signal(str(request["job_id"]), int(request["signal"]))
                 self.reply(conn, rid, {"ok": True})
@@ -164,6 +165,10 @@ class Launcher:
         jobs = {j.job_id: j.pid for j in self.jobs.values() if j.launched and j.status is None}
         jobs.update({rec.job_id: rec.pid for rec in self.adopted.values()})
         return jobs
+
+    def adopted_ids(self) -> set[str]:
+        """Jobs a previous launcher started: alive, but their output is lost."""
+        return {rec.job_id for rec in self.adopted.values()}
 
     def _signal(self, job_id: str, signum: int) -> None:
         pid = self.running().get(job_id)

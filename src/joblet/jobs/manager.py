@@ -17,16 +17,17 @@ import shutil
 import signal
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from joblet.config.model import DaemonConfig
 from joblet.errors import FailedPrecondition, JobletError
-from joblet.isolation.spec import JobExit, LaunchSpec
-from joblet.jobs.environment import job_environment
 from joblet.isolation.records import read_exit
+from joblet.isolation.spec import JobExit, LaunchSpec
 from joblet.jobs import recovery
+from joblet.jobs.environment import job_environment
 from joblet.jobs.ids import new_job_id
 from joblet.jobs.model import Job, JobSpec, JobStatus
 from joblet.jobs.registry import JobRegistry
@@ -225,7 +226,9 @@ class JobManager:
 
     # ---- restart -------------------------------------------------------
 
-    def restore(self, jobs: list[Job], running: dict[str, int]) -> None:
+    def restore(
+        self, jobs: list[Job], running: dict[str, int], orphaned: AbstractSet[str] = frozenset()
+    ) -> None:
         """Take over the jobs a previous daemon left (from the state store)."""
         for job in sorted(jobs, key=lambda j: (j.created_at, j.id)):
             if job.id in self._runtime:
@@ -233,7 +236,8 @@ class JobManager:
             self._registry.add(job)
             self._runtime[job.id] = _Runtime()
             exit_record = read_exit(str(self._config.layout.job_dir(job.id)))
-            self._recover(job, recovery.decide(job, running.get(job.id), exit_record))
+            action = recovery.decide(job, running.get(job.id), exit_record, job.id in orphaned)
+            self._recover(job, action)
         self._start_queued()
 
     def _recover(self, job: Job, action: recovery.Recovery) -> None:

@@ -15,6 +15,10 @@ LOST_REASON = (
     "lost: its processes were gone when the daemon restarted "
     "(host reboot or launcher killed); it was not re-run"
 )
+ORPHANED_REASON = (
+    "lost: its supervisor (the launcher) was killed, so its output could no longer "
+    "be recorded; it was stopped and not re-run"
+)
 INTERRUPTED_REASON = "lost: the daemon restarted while the job was starting; it was not re-run"
 
 
@@ -57,7 +61,10 @@ class Lost:
 Recovery = Keep | Rearm | Requeue | Reattach | Ended | Lost
 
 
-def decide(job: Job, running_pid: int | None, exit_record: JobExit | None) -> Recovery:
+def decide(
+    job: Job, running_pid: int | None, exit_record: JobExit | None, orphaned: bool = False
+) -> Recovery:
+    """`orphaned`: still alive, but started by a launcher that has since died."""
     if job.status.is_final:
         return Keep()
     if job.status is JobStatus.SCHEDULED:
@@ -68,7 +75,7 @@ def decide(job: Job, running_pid: int | None, exit_record: JobExit | None) -> Re
     if exit_record is not None:
         return Ended(exit_record)
     if running_pid is not None:
-        return Reattach(running_pid)
+        return Lost(ORPHANED_REASON) if orphaned else Reattach(running_pid)
     if job.status is JobStatus.INITIALIZING:
         return Lost(INTERRUPTED_REASON)
     return Lost(LOST_REASON)
