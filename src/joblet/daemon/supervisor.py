@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +22,26 @@ BACKOFF_START_S = 0.2
 BACKOFF_MAX_S = 10.0
 STABLE_AFTER_S = 30.0  # a helper that ran this long resets the backoff
 STOP_GRACE_S = 5.0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _previous_helper_pid(pid_path: Path, name: str) -> int | None:
+    """The pid in `pid_path` if it is still a `joblet <name>` helper process."""
+    try:
+        pid = int(pid_path.read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return None
+    wanted = [b"joblet.daemon.main", name.encode()]
+    is_helper = any(cmdline[i : i + 2] == wanted for i in range(len(cmdline)))
+    return pid if is_helper and _alive(pid) else None
 
 
 def backoff_delays(start: float = BACKOFF_START_S, cap: float = BACKOFF_MAX_S) -> list[float]:
@@ -36,6 +57,7 @@ class HelperSupervisor:
 
     def __init__(self, name: str, config_path: Path, log_path: Path) -> None:
         self.name = name
+        self._pid_path = log_path.with_suffix(".pid")
         self._argv: Sequence[str] = (
             sys.executable,
             "-m",
@@ -56,6 +78,7 @@ class HelperSupervisor:
         return self._proc.pid if self._proc is not None else None
 
     async def __aenter__(self) -> HelperSupervisor:
+        await self._end_previous()
         await self._spawn()
         self._task = asyncio.create_task(self._watch(), name=f"supervise-{self.name}")
         return self
@@ -78,7 +101,24 @@ class HelperSupervisor:
                 close_fds=True,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
+        self._pid_path.write_text(f"{self._proc.pid}\n")
         log.info("started %s helper (pid %d)", self.name, self._proc.pid)
+
+    async def _end_previous(self) -> None:
+        """A helper of a daemon that crashed gets SIGTERM from the kernel but may
+        still be closing; two helpers on one socket would unlink each other's."""
+        pid = _previous_helper_pid(self._pid_path, self.name)
+        if pid is None:
+            return
+        log.info("waiting for the previous %s helper (pid %d) to exit", self.name, pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STOP_GRACE_S
+        while _alive(pid) and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
     async def _watch(self) -> None:
         delays = backoff_delays()
