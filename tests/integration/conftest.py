@@ -95,6 +95,11 @@ class RunningDaemon:
     def launcher_pid(self) -> int:
         return int((self.root / "run" / "launcher" / "launcher.pid").read_text())
 
+    def stop_daemon_only(self) -> None:
+        """SIGTERM the daemon (a clean shutdown); the launcher stays."""
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=30)
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)

@@ -86,9 +86,31 @@ def stream_logs(ctx: CommandContext, client: JobClient, uuid: str) -> None:
 
 
 def log(ctx: CommandContext) -> int:
+    args = ctx.args
     with ctx.job_client() as client:
-        stream_logs(ctx, client, ctx.args.uuid)
+        chunks = client.get_job_logs(
+            args.uuid,
+            tail=args.tail,
+            since=args.since,
+            stream=args.stream or "",
+            no_follow=args.no_follow,
+        )
+        for chunk in chunks:
+            if ctx.json:
+                ctx.print_json(chunk)
+            else:
+                write_bytes(ctx.out, chunk.payload)
     return 0
+
+
+def _add_log_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_uuid(parser)
+    parser.add_argument("--tail", type=int, default=0, metavar="N", help="only the last N lines")
+    parser.add_argument(
+        "--since", default="", metavar="WHEN", help='output since an RFC3339 time or for "10m"'
+    )
+    parser.add_argument("--stream", choices=["stdout", "stderr"], help="one stream only")
+    parser.add_argument("--no-follow", action="store_true", help="print the output so far and exit")
 
 
 def status(ctx: CommandContext) -> int:
@@ -170,7 +192,7 @@ COMMANDS: dict[str, tuple[Handler, str, Callable[[argparse.ArgumentParser], None
     "run": (run, "run a command as a job", add_run_arguments),
     "list": (list_jobs, "list jobs", _no_arguments),
     "status": (status, "show a job's status", _add_uuid),
-    "log": (log, "print a job's output (live until it ends)", _add_uuid),
+    "log": (log, "print a job's output (live until it ends)", _add_log_arguments),
     "stop": (stop, "stop a running job", _add_uuid),
     "cancel": (cancel, "cancel a scheduled job", _add_uuid),
     "delete": (delete, "delete a finished job and its logs", _add_uuid),

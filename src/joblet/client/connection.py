@@ -167,9 +167,20 @@ class JobClient:
     def list_jobs(self) -> pb.Jobs:
         return self._unary(self._stub.ListJobs, pb.EmptyRequest(), pb.Jobs)
 
-    def get_job_logs(self, uuid: str) -> Iterator[pb.DataChunk]:
+    def get_job_logs(
+        self,
+        uuid: str,
+        *,
+        tail: int = 0,
+        since: str = "",
+        stream: str = "",
+        no_follow: bool = False,
+    ) -> Iterator[pb.DataChunk]:
         """The job's output so far, then live output until the job ends."""
-        call = self._stub.GetJobLogs(pb.GetJobLogsReq(uuid=uuid))
+        request = pb.GetJobLogsReq(
+            uuid=uuid, tail=tail, since=since, stream=stream, noFollow=no_follow
+        )
+        call = self._stub.GetJobLogs(request)
         try:
             for chunk in call:
                 if isinstance(chunk, pb.DataChunk):

@@ -121,6 +121,9 @@ class JobService(pb_grpc.JobServiceServicer):
         return await metrics_rpc.get_job_metrics_summary(self._hub, job.id, request)
 
 
+MAX_NS = 2**63 - 1
+
+
 def log_filter_from(request: pb.GetJobLogsReq, now: float) -> LogFilter:
     """GetJobLogsReq's options (our additions; all unset = the whole log, live)."""
     if request.tail < 0:
@@ -151,7 +154,7 @@ def _since_ns(text: str, now: float) -> int:
         ) from None
     if moment.tzinfo is None:
         raise InvalidArgument(f"since {text!r}: an RFC3339 time needs a time zone")
-    return int(moment.timestamp() * 1e9)
+    return min(int(moment.timestamp() * 1e9), MAX_NS)  # int64 nanoseconds end in 2262
 
 
 def _refuse_later_features(request: pb.RunJobRequest) -> None:

@@ -1,0 +1,153 @@
+"""Resource limits of a job (issue 3, "limits"), measured on the host from the
+kernel's own accounting while a real daemon runs the job."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from joblet.api import joblet_pb2 as pb
+
+from .conftest import ROOT_NEEDED, RunningDaemon, wait_status
+from .test_isolation_support import (
+    FINAL,
+    cgroup_parent,
+    cmdline,
+    host_pids,
+    job_group,
+    job_groups,
+    logs,
+    run,
+    run_sh,
+    start_isolation_daemon,
+    stop_isolation_daemon,
+    wait_for,
+    wait_gone,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.privileged]
+
+MAX_PIDS = 64
+# Other processes on a shared test host come and go while a test runs; a bomb
+# without a limit would add thousands.
+HOST_NOISE = 200
+DD_RATE = re.compile(r"^(\d+) bytes .* copied, ([\d.]+) s,", re.MULTILINE)
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDaemon]:
+    if os.geteuid() != 0:
+        pytest.skip(ROOT_NEEDED)
+    running = start_isolation_daemon(
+        tmp_path_factory.mktemp("limits"),
+        joblet={"stopGracePeriod": "1s"},
+        cgroup_defaults={"maxPids": MAX_PIDS},
+    )
+    yield running
+    stop_isolation_daemon(running)
+
+
+def _cpu_usage_ns(daemon: RunningDaemon, job_id: str) -> int:
+    return int((job_group(daemon, "cpuacct", job_id) / "cpuacct.usage").read_text())
+
+
+def test_max_cpu_50_uses_half_a_cpu(daemon: RunningDaemon) -> None:
+    stub = daemon.jobs()
+    job_id = run(stub, "sh", "-c", "while :; do :; done", maxCpu=50)
+    try:
+        wait_status(stub, job_id, {"RUNNING"})
+        time.sleep(0.3)  # past the first period, which may start with a full quota
+        used0, t0 = _cpu_usage_ns(daemon, job_id), time.monotonic()
+        time.sleep(3)
+        used1, t1 = _cpu_usage_ns(daemon, job_id), time.monotonic()
+    finally:
+        stub.StopJob(pb.StopJobReq(uuid=job_id))
+    rate = (used1 - used0) / 1e9 / (t1 - t0)
+    assert 0.4 <= rate <= 0.6, f"{rate:.3f} CPU-s/s"
+
+
+def test_cpu_cores_0_runs_only_on_cpu_0(daemon: RunningDaemon) -> None:
+    if os.cpu_count() == 1:
+        pytest.skip("a single-CPU host cannot tell a cpuset from no cpuset")
+    status, out = run_sh(daemon.jobs(), "grep Cpus_allowed_list /proc/self/status", cpuCores="0")
+    assert status.status == "COMPLETED"
+    assert out.split() == ["Cpus_allowed_list:", "0"]
+
+
+def test_allocating_past_max_memory_fails_out_of_memory(daemon: RunningDaemon) -> None:
+    stub = daemon.jobs()
+    script = "x = b'1' * (200 << 20); print('survived', len(x))"
+    job_id = run(stub, "python3", "-c", script, maxMemory=50)
+    status = wait_status(stub, job_id, FINAL, timeout=30)
+    assert (status.status, status.endReason, status.exitCode) == ("FAILED", "out of memory", 137)
+    assert "survived" not in logs(stub, job_id)
+
+
+_BOMB = """
+import os, time
+while True:  # {marker}
+    try:
+        os.fork()
+    except OSError:
+        time.sleep(0.01)
+"""
+
+
+def _limit_hits(pids_dir: Path) -> int:
+    """How often a fork failed on the group's pids.max ("max N" in pids.events)."""
+    return int((pids_dir / "pids.events").read_text().split()[1])
+
+
+def _peak_process_counts(marker: str, seconds: float) -> tuple[int, int]:
+    """The most processes seen on the host, and with `marker` in their argv."""
+    host_peak = marked_peak = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        pids = host_pids()
+        host_peak = max(host_peak, len(pids))
+        marked_peak = max(marked_peak, sum(marker in cmdline(p) for p in pids))
+        time.sleep(0.05)
+    return host_peak, marked_peak
+
+
+def test_fork_bomb_stays_inside_its_pids_limit(daemon: RunningDaemon) -> None:
+    stub = daemon.jobs()
+    marker = f"bomb-{uuid.uuid4().hex[:8]}"
+    before = len(host_pids())
+    job_id = run(stub, "python3", "-c", _BOMB.format(marker=marker), maxCpu=50)
+    pids_dir = job_group(daemon, "pids", job_id)
+    try:
+        wait_status(stub, job_id, {"RUNNING"})
+        wait_for(lambda: _limit_hits(pids_dir) > 10, 15, "the bomb to hit its pids limit")
+        host_peak, bomb_peak = _peak_process_counts(marker, 1.0)
+        assert int((pids_dir / "pids.current").read_text()) <= MAX_PIDS
+        # Every bomb process, in whatever cgroup, counts; unlimited it would reach pid_max.
+        assert bomb_peak <= MAX_PIDS
+        assert host_peak - before <= MAX_PIDS + HOST_NOISE
+    finally:
+        stopped = stub.StopJob(pb.StopJobReq(uuid=job_id))
+    assert stopped.status == "STOPPED"
+    wait_gone(job_groups(cgroup_parent(daemon)))
+    assert not [p for p in host_pids() if marker in cmdline(p)]
+    assert len(host_pids()) - before <= HOST_NOISE
+
+
+def test_max_iobps_throttles_direct_reads(daemon: RunningDaemon) -> None:
+    script = (
+        "dd if=/dev/urandom of=/work/f bs=1M count=8 2>/dev/null && sync && "
+        "dd if=/work/f of=/dev/null iflag=direct bs=64k"
+    )
+    status, out = run_sh(daemon.jobs(), script, timeout=40, maxIobps=1 << 20)
+    assert status.status == "COMPLETED", out
+    match = DD_RATE.search(out)
+    assert match, out
+    copied, seconds = int(match[1]), float(match[2])
+    assert copied == 8 << 20
+    rate = copied / seconds / (1 << 20)
+    assert 0.8 <= rate <= 1.2, f"{rate:.2f} MiB/s"

@@ -1,0 +1,241 @@
+"""Helpers of the isolation tests (issue 3): a daemon starter that also takes
+cgroup defaults and extra environment, host-side cgroup and /proc probes, and
+a cleanup that leaves no job process, cgroup or parent group behind.
+
+It holds no tests; it lives under a test_isolation_* name only because the
+isolation tests may add files there and nowhere else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from joblet.api import joblet_pb2 as pb
+from joblet.api import joblet_pb2_grpc as pb_grpc
+
+from .conftest import RunningDaemon, _wait_for_port, free_port, wait_status
+
+FINAL = {"COMPLETED", "FAILED", "STOPPED", "CANCELED"}
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+# ---- starting and stopping a daemon -------------------------------------------
+
+
+def _write_config(
+    root: Path, port: int, joblet: Mapping[str, Any], cgroup_defaults: Mapping[str, Any]
+) -> Path:
+    setup = ["setup", "--root", str(root), "--address", "127.0.0.1", "--port", str(port)]
+    subprocess.run(
+        [sys.executable, "-m", "joblet.daemon.main", *setup],
+        check=True,
+        capture_output=True,
+    )
+    config_path = root / "config" / "joblet-config.yml"
+    config = yaml.safe_load(config_path.read_text())
+    config.setdefault("joblet", {}).update(joblet)
+    cgroup = config.setdefault("cgroup", {})
+    cgroup["parent"] = f"joblet-test-{uuid.uuid4().hex[:8]}"
+    cgroup.setdefault("defaults", {}).update(cgroup_defaults)
+    config_path.write_text(yaml.safe_dump(config))
+    return config_path
+
+
+def start_isolation_daemon(
+    tmp: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    joblet: Mapping[str, Any] | None = None,
+    cgroup_defaults: Mapping[str, Any] | None = None,
+) -> RunningDaemon:
+    """`joblet serve` like conftest's start_daemon, plus cgroup defaults and env."""
+    root = tmp / "root"
+    port = free_port()
+    config_path = _write_config(root, port, joblet or {}, cgroup_defaults or {})
+    log_path = tmp / "daemon.log"
+    argv = [sys.executable, "-m", "joblet.daemon.main", "serve", "--config", str(config_path)]
+    argv += ["--log-level", "DEBUG"]
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
+    daemon = RunningDaemon(
+        root, port, config_path, root / "config" / "rnx-config.yml", proc, log_path
+    )
+    try:
+        _wait_for_port(port, proc, log_path)
+    except BaseException:
+        stop_isolation_daemon(daemon)
+        raise
+    return daemon
+
+
+def stop_isolation_daemon(daemon: RunningDaemon) -> None:
+    """Stop daemon and launcher, then kill and remove whatever a test left behind."""
+    daemon.stop()
+    parent = cgroup_parent(daemon)
+    for group in job_groups(parent):
+        kill_group(group)
+    for hierarchy in hierarchies():
+        _remove_tree(hierarchy / parent)
+
+
+def cgroup_parent(daemon: RunningDaemon) -> str:
+    return str(yaml.safe_load(daemon.config_path.read_text())["cgroup"]["parent"])
+
+
+# ---- host-side cgroup probes ---------------------------------------------------
+
+
+def hierarchies(mountinfo: str = "/proc/self/mountinfo") -> list[Path]:
+    """Mount points of every cgroup (v1) and cgroup2 filesystem of the host."""
+    found = []
+    for line in Path(mountinfo).read_text().splitlines():
+        left, _, right = line.partition(" - ")
+        if right.split()[0] in ("cgroup", "cgroup2"):
+            found.append(Path(left.split()[4]))
+    return found
+
+
+def job_groups(parent: str) -> list[Path]:
+    """Every job-* directory under the daemon's parent, in every hierarchy."""
+    groups: list[Path] = []
+    for hierarchy in hierarchies():
+        base = hierarchy / parent
+        if base.is_dir():
+            groups += [p for p in base.iterdir() if p.is_dir() and p.name.startswith("job-")]
+    return groups
+
+
+def group_pids(group: Path) -> set[int]:
+    pids: set[int] = set()
+    for procs in [group / "cgroup.procs", *group.rglob("*/cgroup.procs")]:
+        try:
+            pids |= {int(x) for x in procs.read_text().split()}
+        except FileNotFoundError:
+            continue
+    return pids
+
+
+def job_pids(daemon: RunningDaemon, job_id: str) -> set[int]:
+    """Host pids of a job, from its group in the pids hierarchy."""
+    return group_pids(CGROUP_ROOT / "pids" / cgroup_parent(daemon) / f"job-{job_id}")
+
+
+def job_group(daemon: RunningDaemon, controller: str, job_id: str) -> Path:
+    return CGROUP_ROOT / controller / cgroup_parent(daemon) / f"job-{job_id}"
+
+
+def kill_group(group: Path) -> None:
+    for _ in range(50):
+        pids = group_pids(group)
+        if not pids:
+            break
+        for pid in pids:
+            _kill(pid, signal.SIGKILL)
+        time.sleep(0.05)
+    _remove_tree(group)
+
+
+def _remove_tree(group: Path) -> None:
+    if not group.is_dir():
+        return
+    for sub in sorted((p for p in group.rglob("*") if p.is_dir()), reverse=True):
+        _rmdir(sub)
+    _rmdir(group)
+
+
+def _rmdir(path: Path) -> None:
+    for _ in range(20):
+        try:
+            path.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.05)  # EBUSY while the last task is still exiting
+
+
+def _kill(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signum)
+
+
+# ---- /proc probes -------------------------------------------------------------
+
+
+def host_pids() -> set[int]:
+    return {int(name) for name in os.listdir("/proc") if name.isdigit()}
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def status_field(pid: int, field: str) -> str:
+    """A field of /proc/<pid>/status ("" when the process or field is gone)."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return ""
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key == field:
+            return value.strip()
+    return ""
+
+
+def rss_kib(pid: int) -> int:
+    value = status_field(pid, "VmRSS")
+    return int(value.split()[0]) if value else 0
+
+
+def launcher_pid(daemon: RunningDaemon) -> int:
+    return int((daemon.root / "run" / "launcher" / "launcher.pid").read_text().strip())
+
+
+# ---- running jobs -------------------------------------------------------------
+
+
+def run(stub: pb_grpc.JobServiceStub, command: str, *args: str, **fields: Any) -> str:
+    return str(stub.RunJob(pb.RunJobRequest(command=command, args=list(args), **fields)).jobUuid)
+
+
+def logs(stub: pb_grpc.JobServiceStub, job_id: str) -> str:
+    return b"".join(c.payload for c in stub.GetJobLogs(pb.GetJobLogsReq(uuid=job_id))).decode()
+
+
+def run_sh(
+    stub: pb_grpc.JobServiceStub, script: str, timeout: float = 20, **fields: Any
+) -> tuple[Any, str]:
+    """Run `sh -c script` to its end; (final status, output)."""
+    job_id = run(stub, "sh", "-c", script, **fields)
+    output = logs(stub, job_id)
+    return wait_status(stub, job_id, FINAL, timeout=timeout), output
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def wait_gone(paths: Iterable[Path], timeout: float = 10) -> None:
+    left = list(paths)
+    wait_for(lambda: not any(p.exists() for p in left), timeout, f"removal of {left}")
