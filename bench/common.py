@@ -83,6 +83,9 @@ class Report:
     targets: dict[str, str] = field(default_factory=dict)
     passed: dict[str, bool] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # The 1-minute load average at start and end: this 2-core host is shared,
+    # and a load above 2 means the figures include waiting for a CPU.
+    load: list[float] = field(default_factory=lambda: [os.getloadavg()[0]])
 
     def check(self, label: str, ok: bool, target: str) -> None:
         self.targets[label] = target
@@ -96,6 +99,8 @@ class Report:
             print(f"  baseline {key:<25} {value:>12.3f}")
         for label, ok in self.passed.items():
             print(f"  target {label}: {self.targets[label]} -> {'PASS' if ok else 'FAIL'}")
+        self.load.append(os.getloadavg()[0])
+        print(f"  load average (1 min) at start/end: {self.load[0]:.2f} / {self.load[-1]:.2f}")
         for note in self.notes:
             print(f"  note: {note}")
         print(RESULT_PREFIX + json.dumps(self.__dict__), flush=True)
@@ -170,7 +175,8 @@ class Daemon:
         )
 
     def jobs(self) -> pb_grpc.JobServiceStub:
-        return pb_grpc.JobServiceStub(grpc.secure_channel(self.address, self.credentials()))
+        channel = grpc.secure_channel(self.address, self.credentials())
+        return pb_grpc.JobServiceStub(channel)  # type: ignore[no-untyped-call]
 
     def aio_channel(self) -> grpc.aio.Channel:
         return grpc.aio.secure_channel(self.address, self.credentials())
@@ -217,8 +223,17 @@ def stop_pid(pid: int) -> None:
 
 
 def remove_cgroup_parent(parent: str, cgroup_root: Path = CGROUP_ROOT) -> None:
-    """rmdir the (empty) parent group under every hierarchy; job groups are
-    removed by the daemon, so a non-empty parent is left for a person to see."""
+    """Kill and remove any job group left under `parent` (a daemon stopped
+    with jobs running leaves them), then rmdir the parent in every hierarchy."""
+    from joblet.resources.detect import create_cgroup_manager
+
+    cgroups = create_cgroup_manager(cgroup_root, parent)
+    for job_id in cgroups.leftover_job_ids():
+        cgroup = cgroups.open(job_id)
+        if cgroup is not None:
+            with contextlib.suppress(OSError):
+                cgroup.kill_all()
+                cgroup.remove()
     for hierarchy in cgroup_root.iterdir():
         target = hierarchy / parent
         if target.is_dir() and not target.is_symlink():

@@ -3,6 +3,7 @@ cgroup parent, started as `joblet serve` in a child process."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -109,6 +110,16 @@ class RunningDaemon:
                 self.proc.kill()
                 self.proc.wait()
         _stop_launcher(self.root)
+        parent = yaml.safe_load(self.config_path.read_text())["cgroup"]["parent"]
+        _remove_cgroup_parent(parent)
+
+
+def _remove_cgroup_parent(parent: str) -> None:
+    """rmdir the test daemon's (by now empty) cgroup parent in every hierarchy."""
+    for top in Path("/sys/fs/cgroup").glob(f"*/{parent}"):
+        for directory in sorted(top.glob("**/"), key=lambda p: len(p.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                directory.rmdir()
 
 
 def _stop_launcher(root: Path) -> None:

@@ -222,8 +222,9 @@ def logs(stub: pb_grpc.JobServiceStub, job_id: str) -> str:
 def run_sh(
     stub: pb_grpc.JobServiceStub, script: str, timeout: float = 20, **fields: Any
 ) -> tuple[Any, str]:
-    """Run `sh -c script` to its end; (final status, output)."""
-    job_id = run(stub, "sh", "-c", script, **fields)
+    """Run `sh -c script` to its end; (final status, output). stderr goes to
+    stdout: two pipes would not keep the order of the script's lines."""
+    job_id = run(stub, "sh", "-c", f"exec 2>&1; {script}", **fields)
     output = logs(stub, job_id)
     return wait_status(stub, job_id, FINAL, timeout=timeout), output
 

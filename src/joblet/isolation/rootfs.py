@@ -26,8 +26,10 @@ DEV_LINKS = (
     ("/proc/self/fd/1", "stdout"),
     ("/proc/self/fd/2", "stderr"),
 )
-MASKED_PROC_FILES = ("kcore", "sysrq-trigger", "keys", "timer_list", "sched_debug")
-READONLY_PROC_DIRS = ("sys", "bus", "fs", "irq")
+MASKED_PROC_FILES = ("kcore", "keys", "timer_list", "sched_debug")
+# Read-only binds of themselves: a write fails with EROFS instead of vanishing
+# into a /dev/null mask (sysrq-trigger must refuse, not pretend).
+READONLY_PROC_PATHS = ("sysrq-trigger", "sys", "bus", "fs", "irq")
 GENERATED_ETC = ("hostname", "hosts", "resolv.conf")
 ROOT_TMPFS = "mode=0755,size=1m"
 RO_ATTRS = libc.MOUNT_ATTR_RDONLY | libc.MOUNT_ATTR_NOSUID | libc.MOUNT_ATTR_NODEV
@@ -178,7 +180,7 @@ def _plan_proc(p: _Planner) -> None:
     p.ops.append(Mount("proc", proc, "proc", flags))
     for name in MASKED_PROC_FILES:
         p.ops.append(Mount("/dev/null", f"{proc}/{name}", None, libc.MS_BIND, optional=True))
-    for name in READONLY_PROC_DIRS:
+    for name in READONLY_PROC_PATHS:
         path = f"{proc}/{name}"
         p.ops.append(Mount(path, path, None, libc.MS_BIND | libc.MS_REC, optional=True))
         p.ops.append(Protect(path, RO_ATTRS | libc.MOUNT_ATTR_NOEXEC, optional=True))

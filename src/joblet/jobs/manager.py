@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 LOG_FILE = "output.log"
 KILL_SETTLE_S = 10.0
+SHUTDOWN_SETTLE_S = 10.0
 
 
 class Launcher(Protocol):
@@ -81,6 +82,7 @@ class _Runtime:
 
     cgroup: JobCgroup | None = None
     limits: Limits | None = None
+    early_exit: JobExit | None = None  # an exit that arrived before Started
     timers: list[asyncio.TimerHandle] = field(default_factory=list)
     stopped_by: str = ""
     timed_out: bool = False
@@ -221,6 +223,10 @@ class JobManager:
         for job_id in running:
             self._runtime[job_id].stopped_by = self._runtime[job_id].stopped_by or "shutdown"
         await asyncio.gather(*(self._terminate(j) for j in running), return_exceptions=True)
+        # Let cgroup removals (and final samples) finish: a cgroup left behind
+        # would only be cleaned at the next start.
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=SHUTDOWN_SETTLE_S)
         for task in list(self._tasks):
             task.cancel()
 
@@ -294,7 +300,12 @@ class JobManager:
             job = self._registry.get(job_id)
         except KeyError:
             return
-        if job.status is not JobStatus.RUNNING or rt is None:
+        if rt is None or job.status.is_final:
+            return
+        if job.status is not JobStatus.RUNNING:
+            # The exit can be read in the same batch as the launch reply, before
+            # _start has recorded Started: keep it for _start to apply.
+            rt.early_exit = event
             return
         oom = False
         if rt.cgroup is not None:
@@ -432,6 +443,9 @@ class JobManager:
             return job
         self._registry.starting -= 1
         job = self._apply(job_id, Started(pid=pid, at=self._clock()))
+        if rt.early_exit is not None:
+            self.on_exit(rt.early_exit)
+            return self._registry.get(job_id)
         if self._metrics is not None and rt.limits is not None:
             self._metrics.start_job(job_id, rt.cgroup, rt.limits, init_pid=pid)
         timeout = self._config.jobs.job_timeout_s
