@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,11 @@ class LaunchSpec:
     uid: int = 0
     gid: int = 0
     extra_hosts: dict[str, str] = field(default_factory=dict)  # name -> address
+    # (host path, name, read_only): mounted at /volumes/NAME inside the job.
+    volume_mounts: tuple[tuple[str, str, bool], ...] = ()
+    # How the job's network namespace is wired; empty = loopback only. The
+    # keys are defined by joblet.network (mode, addresses, veth names, rates).
+    network: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -40,6 +46,7 @@ class LaunchSpec:
         raw = json.loads(text)
         for key in ("argv", "cgroup_procs", "allowed_mounts"):
             raw[key] = tuple(raw[key])
+        raw["volume_mounts"] = tuple(tuple(m) for m in raw.get("volume_mounts", ()))
         return cls(**raw)
 
 
