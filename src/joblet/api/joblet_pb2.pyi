@@ -113,6 +113,8 @@ class Job(_message.Message):
     NODEID_FIELD_NUMBER: _builtins.int
     ENDREASON_FIELD_NUMBER: _builtins.int
     USER_FIELD_NUMBER: _builtins.int
+    MAXINGRESSBITSPERSEC_FIELD_NUMBER: _builtins.int
+    MAXEGRESSBITSPERSEC_FIELD_NUMBER: _builtins.int
     uuid: _builtins.str
     name: _builtins.str
     command: _builtins.str
@@ -135,6 +137,9 @@ class Job(_message.Message):
     """
     user: _builtins.str
     """The uid:gid the job runs as inside its namespaces ("0:0" = root)."""
+    maxIngressBitsPerSec: _builtins.int
+    """Bandwidth limits the job runs with, bits per second (0 = unlimited)."""
+    maxEgressBitsPerSec: _builtins.int
     @_builtins.property
     def args(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -168,10 +173,12 @@ class Job(_message.Message):
         nodeId: _builtins.str = ...,
         endReason: _builtins.str = ...,
         user: _builtins.str = ...,
+        maxIngressBitsPerSec: _builtins.int = ...,
+        maxEgressBitsPerSec: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "cpuCores", b"cpuCores", "endReason", b"endReason", "endTime", b"endTime", "environment", b"environment", "exitCode", b"exitCode", "gpu_count", b"gpu_count", "gpu_indices", b"gpu_indices", "gpu_memory_mb", b"gpu_memory_mb", "maxCPU", b"maxCPU", "maxIOBPS", b"maxIOBPS", "maxMemory", b"maxMemory", "name", b"name", "nodeId", b"nodeId", "runtime", b"runtime", "scheduledTime", b"scheduledTime", "secret_environment", b"secret_environment", "startTime", b"startTime", "status", b"status", "user", b"user", "uuid", b"uuid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "cpuCores", b"cpuCores", "endReason", b"endReason", "endTime", b"endTime", "environment", b"environment", "exitCode", b"exitCode", "gpu_count", b"gpu_count", "gpu_indices", b"gpu_indices", "gpu_memory_mb", b"gpu_memory_mb", "maxCPU", b"maxCPU", "maxEgressBitsPerSec", b"maxEgressBitsPerSec", "maxIOBPS", b"maxIOBPS", "maxIngressBitsPerSec", b"maxIngressBitsPerSec", "maxMemory", b"maxMemory", "name", b"name", "nodeId", b"nodeId", "runtime", b"runtime", "scheduledTime", b"scheduledTime", "secret_environment", b"secret_environment", "startTime", b"startTime", "status", b"status", "user", b"user", "uuid", b"uuid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -311,6 +318,8 @@ class GetJobStatusRes(_message.Message):
     NODEID_FIELD_NUMBER: _builtins.int
     ENDREASON_FIELD_NUMBER: _builtins.int
     USER_FIELD_NUMBER: _builtins.int
+    MAXINGRESSBITSPERSEC_FIELD_NUMBER: _builtins.int
+    MAXEGRESSBITSPERSEC_FIELD_NUMBER: _builtins.int
     uuid: _builtins.str
     name: _builtins.str
     command: _builtins.str
@@ -336,6 +345,9 @@ class GetJobStatusRes(_message.Message):
     """
     user: _builtins.str
     """The uid:gid the job runs as inside its namespaces ("0:0" = root)."""
+    maxIngressBitsPerSec: _builtins.int
+    """Bandwidth limits the job runs with, bits per second (0 = unlimited)."""
+    maxEgressBitsPerSec: _builtins.int
     @_builtins.property
     def args(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -381,10 +393,12 @@ class GetJobStatusRes(_message.Message):
         nodeId: _builtins.str = ...,
         endReason: _builtins.str = ...,
         user: _builtins.str = ...,
+        maxIngressBitsPerSec: _builtins.int = ...,
+        maxEgressBitsPerSec: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "cpuCores", b"cpuCores", "dependencies", b"dependencies", "endReason", b"endReason", "endTime", b"endTime", "environment", b"environment", "exitCode", b"exitCode", "gpu_count", b"gpu_count", "gpu_indices", b"gpu_indices", "gpu_memory_mb", b"gpu_memory_mb", "maxCPU", b"maxCPU", "maxIOBPS", b"maxIOBPS", "maxMemory", b"maxMemory", "name", b"name", "network", b"network", "nodeId", b"nodeId", "runtime", b"runtime", "scheduledTime", b"scheduledTime", "secret_environment", b"secret_environment", "startTime", b"startTime", "status", b"status", "uploads", b"uploads", "user", b"user", "uuid", b"uuid", "volumes", b"volumes", "workDir", b"workDir", "workflowUuid", b"workflowUuid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "cpuCores", b"cpuCores", "dependencies", b"dependencies", "endReason", b"endReason", "endTime", b"endTime", "environment", b"environment", "exitCode", b"exitCode", "gpu_count", b"gpu_count", "gpu_indices", b"gpu_indices", "gpu_memory_mb", b"gpu_memory_mb", "maxCPU", b"maxCPU", "maxEgressBitsPerSec", b"maxEgressBitsPerSec", "maxIOBPS", b"maxIOBPS", "maxIngressBitsPerSec", b"maxIngressBitsPerSec", "maxMemory", b"maxMemory", "name", b"name", "network", b"network", "nodeId", b"nodeId", "runtime", b"runtime", "scheduledTime", b"scheduledTime", "secret_environment", b"secret_environment", "startTime", b"startTime", "status", b"status", "uploads", b"uploads", "user", b"user", "uuid", b"uuid", "volumes", b"volumes", "workDir", b"workDir", "workflowUuid", b"workflowUuid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1908,6 +1922,8 @@ class RunJobRequest(_message.Message):
     GPU_COUNT_FIELD_NUMBER: _builtins.int
     GPU_MEMORY_MB_FIELD_NUMBER: _builtins.int
     USER_FIELD_NUMBER: _builtins.int
+    MAXINGRESSBITSPERSEC_FIELD_NUMBER: _builtins.int
+    MAXEGRESSBITSPERSEC_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     command: _builtins.str
     maxCpu: _builtins.int
@@ -1926,6 +1942,11 @@ class RunJobRequest(_message.Message):
     """Additions (100+). Who the job runs as inside its namespaces: "" for the
     node's default, "root", a user name known to the host, "UID" or "UID:GID".
     """
+    maxIngressBitsPerSec: _builtins.int
+    """Bandwidth limits in bits per second; 0 = the node default (unlimited
+    unless configured). Ingress is traffic into the job.
+    """
+    maxEgressBitsPerSec: _builtins.int
     @_builtins.property
     def args(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -1962,10 +1983,12 @@ class RunJobRequest(_message.Message):
         gpu_count: _builtins.int = ...,
         gpu_memory_mb: _builtins.int = ...,
         user: _builtins.str = ...,
+        maxIngressBitsPerSec: _builtins.int = ...,
+        maxEgressBitsPerSec: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "cpuCores", b"cpuCores", "environment", b"environment", "gpu_count", b"gpu_count", "gpu_memory_mb", b"gpu_memory_mb", "jobUuid", b"jobUuid", "maxCpu", b"maxCpu", "maxIobps", b"maxIobps", "maxMemory", b"maxMemory", "name", b"name", "network", b"network", "requirements", b"requirements", "runtime", b"runtime", "schedule", b"schedule", "secret_environment", b"secret_environment", "uploads", b"uploads", "user", b"user", "volumes", b"volumes", "workDir", b"workDir", "workflowUuid", b"workflowUuid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "cpuCores", b"cpuCores", "environment", b"environment", "gpu_count", b"gpu_count", "gpu_memory_mb", b"gpu_memory_mb", "jobUuid", b"jobUuid", "maxCpu", b"maxCpu", "maxEgressBitsPerSec", b"maxEgressBitsPerSec", "maxIngressBitsPerSec", b"maxIngressBitsPerSec", "maxIobps", b"maxIobps", "maxMemory", b"maxMemory", "name", b"name", "network", b"network", "requirements", b"requirements", "runtime", b"runtime", "schedule", b"schedule", "secret_environment", b"secret_environment", "uploads", b"uploads", "user", b"user", "volumes", b"volumes", "workDir", b"workDir", "workflowUuid", b"workflowUuid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -83,6 +83,7 @@ class _Runtime:
     cgroup: JobCgroup | None = None
     limits: Limits | None = None
     early_exit: JobExit | None = None  # an exit that arrived before Started
+    log_ready: asyncio.Event = field(default_factory=asyncio.Event)  # started or ended
     timers: list[asyncio.TimerHandle] = field(default_factory=list)
     stopped_by: str = ""
     timed_out: bool = False
@@ -142,8 +143,13 @@ class JobManager:
     def log_path(self, job_id: str) -> Path:
         return self._config.layout.job_dir(job_id) / LOG_FILE
 
-    def read_logs(self, job_id: str, log_filter: LogFilter) -> AsyncIterator[bytes]:
-        return self._logs.read(job_id, log_filter)
+    async def read_logs(self, job_id: str, log_filter: LogFilter) -> AsyncIterator[bytes]:
+        rt = self._runtime.get(job_id)
+        job = self._registry.get(job_id)
+        if rt is not None and job.status.is_waiting and log_filter.follow:
+            await rt.log_ready.wait()  # a scheduled or queued job has no output yet
+        async for chunk in self._logs.read(job_id, log_filter):
+            yield chunk
 
     # ---- commands ------------------------------------------------------
 
@@ -157,17 +163,17 @@ class JobManager:
             node_id=self._node_id,
             created_at=self._clock(),
         )
-        names = await asyncio.to_thread(self._prepare_dir, job_id, spec)
+        names: tuple[str, ...] = ()
+        if spec.uploads:  # written now, so bad uploads fail the call and leave nothing
+            names = await asyncio.to_thread(self._prepare_dir, job_id, spec)
         job = replace(job, upload_names=names, run_as=self.run_as(spec))
         self._registry.add(job)
-        self._changed(job)
         self._runtime[job_id] = _Runtime()
-        self._logs.hub.track(job_id, self.log_path(job_id))
-        self._logs.start_copy(job_id)
         if scheduled_at:
             job = self._apply(job_id, Scheduled(at=scheduled_at))
             self._arm_schedule(job_id, scheduled_at)
         elif self._registry.has_slot(self._config.jobs.max_concurrent_jobs):
+            self._changed(job)  # recorded before the launch, so a crash cannot orphan it
             job = await self._start(job_id)
         else:
             job = self._apply(job_id, Queued())
@@ -381,6 +387,16 @@ class JobManager:
             raise
         return names
 
+    def _open_logs(self, job: Job) -> None:
+        """Create the job's directory (if its submission did not need it yet) and
+        start following and copying its log. Deferred to the start so that
+        accepting a scheduled or queued job costs no file system work."""
+        if not self.log_path(job.id).exists():
+            self._prepare_dir(job.id, replace(job.spec, uploads=()))
+        self._logs.hub.track(job.id, self.log_path(job.id))
+        self._logs.start_copy(job.id)
+        self._runtime[job.id].log_ready.set()
+
     def _cancel(self, job_id: str, caller: str) -> Job:
         job = self._apply(job_id, Canceled(by=caller, at=self._clock()))
         self._release(job_id)
@@ -431,6 +447,7 @@ class JobManager:
         rt = self._runtime[job_id]
         self._registry.starting += 1
         try:
+            self._open_logs(job)
             rt.limits = self._limits(job.spec)
             rt.cgroup = self._cgroups.create(job_id, rt.limits)
             pid = await self._launcher.launch(self._launch_spec(job, rt.cgroup))
@@ -488,6 +505,7 @@ class JobManager:
         rt = self._runtime.get(job_id)
         if rt is not None:
             rt.cancel_timers()
+            rt.log_ready.set()
             if rt.cgroup is not None:
                 cgroup, rt.cgroup = rt.cgroup, None
                 self._spawn(self._remove_cgroup(job_id, cgroup, rt.cgroup_lock))

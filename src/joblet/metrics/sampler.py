@@ -16,7 +16,7 @@ from pathlib import Path
 from joblet.api import joblet_pb2 as pb
 from joblet.metrics.compute import SampleContext, build_sample
 from joblet.metrics.reader import cgroup_path, read_snapshot
-from joblet.metrics.snapshot import Snapshot
+from joblet.metrics.snapshot import Snapshot, with_final_network
 from joblet.resources.interface import JobCgroup, Limits
 
 Publish = Callable[[pb.JobMetricsSample], None]
@@ -48,10 +48,12 @@ class JobSampler:
         self._task: asyncio.Task[None] | None = None
         self._final: pb.JobMetricsSample | None = None
 
-    def sample(self) -> pb.JobMetricsSample:
+    def sample(self, *, final: bool = False) -> pb.JobMetricsSample:
         """Read the job now and compute rates against the previous reading (blocking)."""
         with self._lock:
             current = read_snapshot(self._cgroup, self._init_pid, self._procfs)
+            if final:
+                current = with_final_network(current, self._previous)
             sample = build_sample(self._context, current, self._previous)
             self._previous = current
             return sample
@@ -86,6 +88,6 @@ class JobSampler:
         if self._task is not None:
             self._task.cancel()
             await asyncio.wait([self._task])
-        self._final = await asyncio.to_thread(self.sample)
+        self._final = await asyncio.to_thread(self.sample, final=True)
         self._publish(self._final)
         return self._final

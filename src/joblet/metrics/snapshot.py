@@ -8,7 +8,7 @@ so the mapping to the wire stays one loop. What a host cannot give stays 0.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from joblet.metrics.parsers import NetCounters
 from joblet.resources.stats import (
@@ -173,3 +173,12 @@ def _pressure(files: Mapping[str, str]) -> dict[str, dict[str, Pressure]]:
 def _number(files: Mapping[str, str], name: str) -> int:
     text = files.get(name)
     return parse_limit(text) if text else 0
+
+
+def with_final_network(current: Snapshot, previous: Snapshot | None) -> Snapshot:
+    """The final reading of a job comes after its init exited, when its network
+    namespace (and the counters in it) is gone: its last known counters are its
+    final ones. A reading that has counters keeps them."""
+    if current.net or previous is None or not previous.net:
+        return current
+    return replace(current, net=previous.net)

@@ -8,6 +8,7 @@ mapping, so all of this is testable with certificates alone.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -75,7 +76,13 @@ def parse_role(text: str) -> Role | None:
 
 def caller_from_cert_pem(pem: str | bytes) -> Caller | None:
     """The caller a certificate names, or None when its OU is not exactly one known role."""
-    data = pem.encode() if isinstance(pem, str) else pem
+    return _caller_from_pem_bytes(pem.encode() if isinstance(pem, str) else pem)
+
+
+# Every call presents its peer's certificate; parsing it each time costs more
+# than the RPC itself. A certificate's bytes always name the same caller.
+@functools.lru_cache(maxsize=1024)
+def _caller_from_pem_bytes(data: bytes) -> Caller | None:
     try:
         subject = x509.load_pem_x509_certificate(data).subject
     except ValueError:

@@ -1,0 +1,1 @@
+"""Job networks: modes, custom networks, addresses, firewall and rate limits."""
