@@ -22,10 +22,12 @@ import signal
 import socket
 import struct
 from dataclasses import dataclass, field
+from typing import Any
 
 from joblet.isolation import libc
 from joblet.isolation.paths import resolve_command
 from joblet.isolation.rootfs import Op, apply_plan
+from joblet.network import jobside
 
 SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914
@@ -63,6 +65,8 @@ class Prepared:
     err_w: int
     pid_w: int
     keep_fds: list[int] = field(default_factory=list)
+    network: dict[str, Any] = field(default_factory=dict)  # LaunchSpec.network
+    host_netns_fd: int = -1  # the launcher's network namespace
 
 
 def run_a(prep: Prepared) -> None:
@@ -74,7 +78,12 @@ def run_a(prep: Prepared) -> None:
                 os.write(fd, b"0")  # "0": the writer itself (see prepare.attach_file)
             finally:
                 os.close(fd)
+        # Bound to the launcher's namespace: the job's veth peer lands there.
+        host_sock = jobside.open_host_socket() if jobside.needs_veth(prep.network) else None
         libc.unshare(prep.unshare_flags)
+        if host_sock is not None:
+            with host_sock:
+                jobside.setup(prep.network, prep.host_netns_fd, host_sock)
         child = os.fork()
         if child == 0:
             run_b(prep)

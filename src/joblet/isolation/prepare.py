@@ -29,6 +29,7 @@ class HostFacts:
     unshare_flags: int
     procfs: str = "/proc"
     resolv_conf: str = "/etc/resolv.conf"
+    host_netns_fd: int = -1  # the launcher's own network namespace
 
 
 @dataclass
@@ -64,6 +65,7 @@ def load_host_facts(procfs: str = "/proc") -> HostFacts:
         caps_keep_mask=caps.caps_mask(caps.DEFAULT_CAPS),
         unshare_flags=flags,
         procfs=procfs,
+        host_netns_fd=os.open(f"{procfs}/self/ns/net", os.O_RDONLY | os.O_CLOEXEC),
     )
 
 
@@ -82,9 +84,38 @@ def write_etc_files(spec: LaunchSpec, etc_dir: str, host_resolv: str) -> None:
         "hosts": etcfiles.render_hosts(spec.hostname, spec.extra_hosts),
         "resolv.conf": etcfiles.render_resolv_conf(host_resolv),
     }
+    if "nameservers" in spec.network:
+        texts["resolv.conf"] = render_job_resolv(spec.network["nameservers"], host_resolv)
     for name, text in texts.items():
         with open(os.path.join(etc_dir, name), "w") as f:
             f.write(text)
+    shared_hosts = spec.network.get("hosts_file")
+    if shared_hosts:
+        link_shared_hosts(shared_hosts, os.path.join(etc_dir, "hosts"))
+
+
+def render_job_resolv(nameservers: list[str], host_resolv: str) -> str:
+    """resolv.conf from the network's nameservers (none: an empty file)."""
+    lines = [f"nameserver {addr}" for addr in nameservers]
+    domains = etcfiles.search_domains(host_resolv)
+    if nameservers and domains:
+        lines.append("search " + " ".join(domains))
+    return "".join(line + "\n" for line in lines)
+
+
+def link_shared_hosts(shared: str, target: str) -> None:
+    """Make the job's hosts file the custom network's one (same inode), which
+    the daemon rewrites in place as jobs join and leave; the bind mount of
+    the job's /etc/hosts then follows. A copy if they sit on two filesystems."""
+    tmp = target + ".link"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    try:
+        os.link(shared, tmp)
+    except OSError:
+        with open(shared) as src, open(tmp, "w") as dst:
+            dst.write(src.read())
+    os.replace(tmp, target)
 
 
 def _job_pipe() -> tuple[int, int]:
@@ -127,7 +158,7 @@ def prepare(spec: LaunchSpec, host: HostFacts) -> tuple[Prepared, ParentEnds]:
         cgroup_procs=tuple(attach_file(p) for p in spec.cgroup_procs),
         uid=spec.uid,
         gid=spec.gid,
-        unshare_flags=host.unshare_flags,
+        unshare_flags=_unshare_flags(spec, host),
         caps_to_drop=host.caps_to_drop,
         caps_keep_mask=host.caps_keep_mask,
         seccomp_program=host.seccomp_program,
@@ -137,8 +168,16 @@ def prepare(spec: LaunchSpec, host: HostFacts) -> tuple[Prepared, ParentEnds]:
         err_w=err_w,
         pid_w=pid_w,
         keep_fds=[err_w, host.tini_fd],
+        network=dict(spec.network),
+        host_netns_fd=host.host_netns_fd,
     )
     return prep, ParentEnds(stdout_r, stderr_r, err_r, pid_r)
+
+
+def _unshare_flags(spec: LaunchSpec, host: HostFacts) -> int:
+    if spec.network.get("mode") == "host":  # allowed by the daemon (allowHost + admin)
+        return host.unshare_flags & ~libc.CLONE_NEWNET
+    return host.unshare_flags
 
 
 def close_child_ends(prep: Prepared) -> None:

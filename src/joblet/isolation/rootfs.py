@@ -31,6 +31,7 @@ MASKED_PROC_FILES = ("kcore", "keys", "timer_list", "sched_debug")
 # into a /dev/null mask (sysrq-trigger must refuse, not pretend).
 READONLY_PROC_PATHS = ("sysrq-trigger", "sys", "bus", "fs", "irq")
 GENERATED_ETC = ("hostname", "hosts", "resolv.conf")
+VOLUMES_DIR = "volumes"  # volumes are mounted at /volumes/NAME
 ROOT_TMPFS = "mode=0755,size=1m"
 RO_ATTRS = libc.MOUNT_ATTR_RDONLY | libc.MOUNT_ATTR_NOSUID | libc.MOUNT_ATTR_NODEV
 
@@ -93,6 +94,8 @@ class RootInputs:
     workspace: str  # host path (already resolved) mounted read-write at /work
     etc_dir: str  # host directory holding the generated /etc files
     tmp_size_bytes: int
+    # (host mount point, name, read_only): bound at /volumes/NAME.
+    volumes: Sequence[tuple[str, str, bool]] = ()
 
 
 class _Planner:
@@ -151,6 +154,7 @@ def plan_root(inputs: RootInputs) -> list[Op]:
     p.dirs(work)
     p.ops.append(Mount(inputs.workspace, work, None, libc.MS_BIND | libc.MS_REC))
     p.ops.append(Protect(work, libc.MOUNT_ATTR_NOSUID | libc.MOUNT_ATTR_NODEV))
+    _plan_volumes(p, inputs.volumes, inputs.allowed)
     if not p.under_link("/etc"):
         for name in GENERATED_ETC:
             p.bind_ro(os.path.join(inputs.etc_dir, name), p.target("/etc/" + name), False)
@@ -171,6 +175,31 @@ def _plan_allowed(p: _Planner, allowed: Mapping[str, HostEntry]) -> None:
             p.ops.append(MakeSymlink(entry.link, target))
         else:
             p.bind_ro(path, target, entry.kind is Kind.DIR)
+
+
+def _plan_volumes(
+    p: _Planner, volumes: Sequence[tuple[str, str, bool]], allowed: Mapping[str, HostEntry]
+) -> None:
+    """Each volume's host mount point bound at /volumes/NAME, nosuid and nodev.
+
+    The source is the mount point the daemon owns (ROOT/volumes/NAME/mnt), a
+    mount root the job cannot replace; the job's own symlinks inside a volume
+    are never resolved here. The targets are made in the fresh root tmpfs,
+    so /volumes must not come from the host."""
+    if not volumes:
+        return
+    clash = [path for path, e in allowed.items() if e.kind is not Kind.MISSING
+             and components(path)[:1] == [VOLUMES_DIR]]  # fmt: skip
+    if clash or p.under_link("/" + VOLUMES_DIR):
+        raise UnsafePath(f"/{VOLUMES_DIR} is an allowed host mount; volumes cannot go there")
+    for source, name, read_only in volumes:
+        if len(components(name)) != 1 or components(name)[0] != name:
+            raise UnsafePath(f"invalid volume name {name!r}")
+        target = p.target(f"/{VOLUMES_DIR}/{name}")
+        p.dirs(target)
+        p.ops.append(Mount(source, target, None, libc.MS_BIND))
+        attrs = libc.MOUNT_ATTR_NOSUID | libc.MOUNT_ATTR_NODEV
+        p.ops.append(Protect(target, attrs | (libc.MOUNT_ATTR_RDONLY if read_only else 0)))
 
 
 def _plan_proc(p: _Planner) -> None:

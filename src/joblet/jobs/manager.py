@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import shutil
@@ -410,10 +411,12 @@ class JobManager:
             max_memory_bytes=(spec.max_memory_mb or d.max_memory_mb) * 1024 * 1024,
             max_io_bps=spec.max_iobps or d.max_iobps,
             max_pids=d.max_pids,
-            io_devices=self._io_devices(),
+            io_devices=self._io_devices,
         )
 
+    @functools.cached_property
     def _io_devices(self) -> tuple[str, ...]:
+        """The block device(s) under the jobs' roots and workspaces (looked up once)."""
         from joblet.resources.devices import block_devices_for
 
         try:

@@ -16,7 +16,8 @@ BUILTIN_NAMES = frozenset({"bridge", "isolated", "none", "host", "default"})
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 IFNAMSIZ = 15  # usable characters of a Linux interface name
 ALLOWED_RANGES = tuple(
-    ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10")
+    ipaddress.IPv4Network(n)
+    for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10")
 )
 Net = ipaddress.IPv4Network
 

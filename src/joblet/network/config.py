@@ -1,17 +1,17 @@
 """The `network:` section of the daemon config (camelCase keys).
 
-    network:
-      bridgeCidr: 172.20.0.0/16     # the default `bridge` network
-      isolatedPool: 10.254.0.0/16   # split into one /30 per `isolated` job
-      defaultMode: bridge           # what an empty RunJobRequest.network means
-      dns: []                       # nameservers for jobs; empty = the host's
-      dnsFallback: []               # used when the host's are loopback-only
-      allowHost: false              # `host` mode (admin role only)
-      maxCustomNetworks: 32
-      mtu: 1500
-      maxBitsPerSec: 10000000000    # ceiling of the per-job rate fields
-      defaultIngressBitsPerSec: 0   # 0 = unlimited
-      defaultEgressBitsPerSec: 0
+network:
+  bridgeCidr: 172.20.0.0/16     # the default `bridge` network
+  isolatedPool: 10.254.0.0/16   # split into one /30 per `isolated` job
+  defaultMode: bridge           # what an empty RunJobRequest.network means
+  dns: []                       # nameservers for jobs; empty = the host's
+  dnsFallback: []               # used when the host's are loopback-only
+  allowHost: false              # `host` mode (admin role only)
+  maxCustomNetworks: 32
+  mtu: 1500
+  maxBitsPerSec: 10000000000    # ceiling of the per-job rate fields
+  defaultIngressBitsPerSec: 0   # 0 = unlimited
+  defaultEgressBitsPerSec: 0
 """
 
 from __future__ import annotations
@@ -74,8 +74,12 @@ def parse_network_config(section: Mapping[str, object] | None) -> NetworkConfig:
         default_egress_bps=_int(data.get("defaultEgressBitsPerSec", 0), "defaultEgress", 0),
     )
     if config.default_mode not in MODES or config.default_mode == "host":
-        raise ConfigError(f"network.defaultMode must be bridge, isolated or none, not {config.default_mode!r}")
-    if ipaddress.ip_network(config.bridge_cidr).overlaps(ipaddress.ip_network(config.isolated_pool)):
+        raise ConfigError(
+            f"network.defaultMode must be bridge, isolated or none, not {config.default_mode!r}"
+        )
+    if ipaddress.ip_network(config.bridge_cidr).overlaps(
+        ipaddress.ip_network(config.isolated_pool)
+    ):
         raise ConfigError("network.bridgeCidr overlaps network.isolatedPool")
     return config
 

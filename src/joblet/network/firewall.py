@@ -39,7 +39,12 @@ def render_ruleset(prefix: str, nets: list[FirewallNet]) -> str:
 
 
 def _chain(name: str, hook: str, rules: list[str]) -> list[str]:
-    return [f"  chain {name} {{", f"    type {hook}; policy accept;", *[f"    {r}" for r in rules], "  }"]
+    return [
+        f"  chain {name} {{",
+        f"    type {hook}; policy accept;",
+        *[f"    {r}" for r in rules],
+        "  }",
+    ]
 
 
 def _forward(ours: str, nets: list[FirewallNet]) -> list[str]:
@@ -80,7 +85,9 @@ def render_delete(prefix: str) -> str:
 def apply(text: str, nft: str = NFT) -> None:
     """Run one nft transaction; raises OSError with nft's message."""
     try:
-        proc = subprocess.run([nft, "-f", "-"], input=text, capture_output=True, text=True, timeout=10)
+        proc = subprocess.run(
+            [nft, "-f", "-"], check=False, input=text, capture_output=True, text=True, timeout=10
+        )
     except FileNotFoundError as exc:
         raise OSError(f"{nft} is not installed (apt-get install nftables)") from exc
     if proc.returncode != 0:

@@ -10,8 +10,8 @@ import contextlib
 import errno
 import os
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2 import IPRoute  # type: ignore[import-untyped]
+from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
 
 
 def write_sysctl(path: str, value: str, procfs: str = "/proc") -> None:

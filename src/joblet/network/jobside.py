@@ -19,13 +19,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from pyroute2 import IPRoute
+from pyroute2 import IPRoute  # type: ignore[import-untyped]
 
 from joblet.network.addressing import tbf_burst_bytes
 
 JOB_IFACE = "eth0"
 IN6_ADDR_GEN_MODE_NONE = 1
-_NO_IPV6 = {"attrs": [("AF_INET6", {"attrs": [("IFLA_INET6_ADDR_GEN_MODE", IN6_ADDR_GEN_MODE_NONE)]})]}
+_NO_IPV6 = {
+    "attrs": [("AF_INET6", {"attrs": [("IFLA_INET6_ADDR_GEN_MODE", IN6_ADDR_GEN_MODE_NONE)]})]
+}
 
 
 def needs_veth(plan: dict[str, Any]) -> bool:

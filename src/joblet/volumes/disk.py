@@ -29,12 +29,16 @@ def make_image(image: str, size: int, mkfs: str) -> None:
         # Preallocated, so the volume cannot hit ENOSPC of the host disk later.
         os.posix_fallocate(fd, 0, plan.image_bytes)
     except OSError as exc:
-        raise OSError(exc.errno, f"cannot preallocate {plan.image_bytes} bytes: {exc.strerror}")
+        raise OSError(
+            exc.errno, f"cannot preallocate {plan.image_bytes} bytes: {exc.strerror}"
+        ) from exc
     finally:
         os.close(fd)
     argv = ext4.mkfs_argv(mkfs, image, plan, os.path.basename(os.path.dirname(image)))
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=MKFS_TIMEOUT_S)
+        done = subprocess.run(
+            argv, check=False, capture_output=True, text=True, timeout=MKFS_TIMEOUT_S
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise OSError(errno.EIO, f"mkfs failed: {exc}") from exc
     if done.returncode != 0:
@@ -48,7 +52,9 @@ def mount_image(image: str, mnt: str, loop_control: str) -> str:
         try:
             libc.mount(device.path, mnt, "ext4", MOUNT_FLAGS, EXT4_OPTIONS)
         except OSError as exc:
-            raise OSError(exc.errno, f"cannot mount {image} ({device.path}): {exc.strerror}")
+            raise OSError(
+                exc.errno, f"cannot mount {image} ({device.path}): {exc.strerror}"
+            ) from exc
         return device.path
 
 

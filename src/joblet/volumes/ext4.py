@@ -57,9 +57,7 @@ def plan_image(size: int) -> Ext4Plan:
     image = _ceil_div(fixed * PARTS, PARTS - INODE_PARTS - BITMAP_PARTS - RESERVE_PARTS)
     if image * RESERVE_PARTS // PARTS >= RESERVED_BLOCKS_CAP:
         # Past the cap the reserve is a constant, not a share.
-        image = _ceil_div(
-            (fixed + RESERVED_BLOCKS_CAP) * PARTS, PARTS - INODE_PARTS - BITMAP_PARTS
-        )
+        image = _ceil_div((fixed + RESERVED_BLOCKS_CAP) * PARTS, PARTS - INODE_PARTS - BITMAP_PARTS)
     return Ext4Plan(_ceil_div(image, BLOCK) * BLOCK, journal)
 
 

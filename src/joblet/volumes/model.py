@@ -59,6 +59,18 @@ class VolumeRecord:
         return record
 
 
+@dataclass(frozen=True)
+class VolumeInfo:
+    record: VolumeRecord
+    path: str  # host mount point: the bind source of the jobs using it
+    device: str = ""  # MAJ:MIN of the loop device (filesystem volumes)
+    error: str = ""  # non-empty: unavailable (a broken image), kept for the operator
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+
 def check_name(name: str) -> str:
     """A volume name: 1-64 of [A-Za-z0-9_.-], starting alphanumeric, no `..`.
     No `/` can pass, so a name never leaves ROOT/volumes or /volumes."""
@@ -75,9 +87,7 @@ def parse_type(text: str) -> VolumeType:
     try:
         return VolumeType(text.strip().lower() or VolumeType.FILESYSTEM)
     except ValueError:
-        raise InvalidArgument(
-            f"invalid volume type {text!r}: use filesystem or memory"
-        ) from None
+        raise InvalidArgument(f"invalid volume type {text!r}: use filesystem or memory") from None
 
 
 def parse_size(text: str, max_bytes: int) -> int:
