@@ -7,7 +7,7 @@ import time
 
 from joblet.logs.format import Stream, encode_record
 
-READ_SIZE = 64 * 1024
+READ_SIZE = 1024 * 1024  # the pipe holds 1 MiB: one read per fill, not sixteen
 TRUNCATED_NOTE = b"output truncated: the job's log reached its size limit\n"
 
 

@@ -27,12 +27,17 @@ log = logging.getLogger(__name__)
 
 PERSISTED_MARK = "output.persisted"
 FLUSH_TIMEOUT_S = 30.0
+ROOM_POLL_S = 0.01
 
 
 class LogSink(Protocol):
     """The persist client's sending side."""
 
+    dropped_bytes: int
+
     def send_logs(self, job_id: str, records: list[LogRecord]) -> None: ...
+
+    def has_room(self) -> bool: ...
 
     def job_finished(self, job_id: str) -> None: ...
 
@@ -121,15 +126,20 @@ class JobLogs:
         task.add_done_callback(lambda _t: self._tasks.pop(job_id, None))
 
     async def _copy(self, job_id: str, sink: LogSink) -> None:
+        dropped = sink.dropped_bytes
         sink.delete(job_id)
         async for batch in self.hub.follow_records(job_id):
+            while not sink.has_room():  # persist is behind: wait, never overflow
+                await asyncio.sleep(ROOM_POLL_S)
             if batch:
                 sink.send_logs(job_id, batch)
         sink.job_finished(job_id)
-        if await sink.flush(FLUSH_TIMEOUT_S):
-            self._drop_local(job_id)
-        else:
+        if not await sink.flush(FLUSH_TIMEOUT_S):
             log.warning("persist did not confirm the log of job %s; keeping it locally", job_id)
+        elif sink.dropped_bytes != dropped:
+            log.warning("part of job %s's log missed persist; keeping it locally", job_id)
+        else:
+            self._drop_local(job_id)
 
     def _drop_local(self, job_id: str) -> None:
         path = self._log_path(job_id)

@@ -17,11 +17,12 @@ from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from joblet.api import joblet_pb2 as pb
 from joblet.metrics.config import MetricsConfig
 from joblet.metrics.sampler import JobSampler
+from joblet.metrics.history import decode_samples
 from joblet.metrics.summary import Point, in_range, point
 from joblet.resources.interface import JobCgroup, Limits
 
@@ -35,6 +36,12 @@ MAX_JOBS = 1024  # jobs whose recent samples are kept (oldest ended ones dropped
 class HistorySource(Protocol):
     async def history(self, job_id: str, from_ns: int, to_ns: int) -> list[pb.JobMetricsSample]:
         """Samples of `job_id` with from_ns <= timestamp <= to_ns (0: unbounded)."""
+
+
+@runtime_checkable
+class PayloadSource(Protocol):
+    async def payloads(self, job_id: str, from_ns: int, to_ns: int) -> list[bytes]:
+        """Serialized samples of `job_id` in the range, oldest first (0: unbounded)."""
 
 
 class MetricsHub:
@@ -52,8 +59,13 @@ class MetricsHub:
         self._source = history_source
         self._procfs = procfs
         self._max_jobs = max_jobs
-        self._recent: OrderedDict[str, deque[pb.JobMetricsSample]] = OrderedDict()
-        self._points: dict[str, deque[Point]] = {}  # per sample, for fast summaries
+        # Serialized samples (a tenth of a parsed one's memory, and what history
+        # responses are built from) and their summary points, per job.
+        self._recent: OrderedDict[str, deque[bytes]] = OrderedDict()
+        self._points: dict[str, deque[Point]] = {}
+        # Jobs whose ring holds every sample since they started (not re-attached
+        # after a restart, never overflowed): their history needs no persist.
+        self._complete: set[str] = set()
         self._subscribers: dict[str, set[asyncio.Queue[pb.JobMetricsSample | None]]] = {}
         self._samplers: dict[str, JobSampler] = {}
         self._ended: set[str] = set()
@@ -76,9 +88,16 @@ class MetricsHub:
             await group.__aexit__(et, e, tb)
 
     def start_job(
-        self, job_id: str, cgroup: JobCgroup, limits: Limits, init_pid: int | None = None
+        self,
+        job_id: str,
+        cgroup: JobCgroup,
+        limits: Limits,
+        init_pid: int | None = None,
+        *,
+        from_start: bool = False,
     ) -> JobSampler:
-        """Start sampling a running job every `config.interval_s`."""
+        """Start sampling a running job every `config.interval_s`. `from_start`: the
+        job starts now (not re-attached), so memory will hold all of its history."""
         if self._group is None:
             raise RuntimeError("MetricsHub used outside 'async with'")
         sampler = JobSampler(
@@ -86,6 +105,8 @@ class MetricsHub:
             publish=self.publish, init_pid=init_pid, procfs=self._procfs,
         )  # fmt: skip
         self._ended.discard(job_id)
+        if from_start and job_id not in self._recent:
+            self._complete.add(job_id)
         self._samplers[job_id] = sampler
         sampler.attach(self._group.create_task(sampler.run(), name=f"metrics-{job_id}"))
         return sampler
@@ -98,7 +119,11 @@ class MetricsHub:
         return final
 
     def publish(self, sample: pb.JobMetricsSample) -> None:
-        self._ring(sample.jobId).append(sample)
+        payload = sample.SerializeToString()
+        ring = self._ring(sample.jobId)
+        if len(ring) == ring.maxlen:
+            self._complete.discard(sample.jobId)
+        ring.append(payload)
         self._points[sample.jobId].append(point(sample))
         for queue in self._subscribers.get(sample.jobId, ()):
             if queue.full():
@@ -106,7 +131,7 @@ class MetricsHub:
             queue.put_nowait(sample)
         if self._sink is not None:
             try:
-                self._send(sample)
+                self._send(sample.jobId, sample.timestamp, payload)
             except Exception:
                 _log.exception("metrics sink failed")
 
@@ -118,21 +143,47 @@ class MetricsHub:
     def is_live(self, job_id: str) -> bool:
         return job_id in self._samplers
 
+    def live_jobs(self) -> list[str]:
+        """Ids of the jobs being sampled now."""
+        return list(self._samplers)
+
     def recent(self, job_id: str) -> list[pb.JobMetricsSample]:
-        return list(self._recent.get(job_id, ()))
+        return decode_samples(list(self._recent.get(job_id, ())))
+
+    def latest(self, job_id: str) -> pb.JobMetricsSample | None:
+        ring = self._recent.get(job_id)
+        return pb.JobMetricsSample.FromString(ring[-1]) if ring else None
 
     async def summary_points(self, job_id: str) -> list[Point]:
         """What a summary needs: from the in-memory points, or the history source."""
-        if self._source is not None:
-            return [point(s) for s in await self._source.history(job_id, 0, 0)]
-        return list(self._points.get(job_id, ()))
+        if self._source is None or job_id in self._complete:
+            return list(self._points.get(job_id, ()))
+        return [point(s) for s in await self._source.history(job_id, 0, 0)]
 
     async def history(
         self, job_id: str, from_ns: int = 0, to_ns: int = 0
     ) -> list[pb.JobMetricsSample]:
-        if self._source is not None:
-            return await self._source.history(job_id, from_ns, to_ns)
-        return [s for s in self.recent(job_id) if in_range(s.timestamp, from_ns, to_ns)]
+        return decode_samples(await self.history_payloads(job_id, from_ns, to_ns))
+
+    async def history_payloads(self, job_id: str, from_ns: int = 0, to_ns: int = 0) -> list[bytes]:
+        """Serialized samples in the range, oldest first: from memory when it holds
+        the job's whole history (or there is no source), else from the source."""
+        if self._source is None or job_id in self._complete:
+            return self._from_memory(job_id, from_ns, to_ns)
+        if isinstance(self._source, PayloadSource):
+            return await self._source.payloads(job_id, from_ns, to_ns)
+        # A parsing source may answer wider or out of order: keep the asked range.
+        samples = await self._source.history(job_id, from_ns, to_ns)
+        chosen = sorted(
+            (s for s in samples if in_range(s.timestamp, from_ns, to_ns)), key=lambda s: s.timestamp
+        )
+        return [s.SerializeToString() for s in chosen]
+
+    def _from_memory(self, job_id: str, from_ns: int, to_ns: int) -> list[bytes]:
+        ring, points = self._recent.get(job_id, ()), self._points.get(job_id, ())
+        if not from_ns and not to_ns:
+            return list(ring)
+        return [b for b, p in zip(ring, points, strict=True) if in_range(p[0], from_ns, to_ns)]
 
     def subscribe(self, job_id: str) -> Subscription:
         """Samples of `job_id` from now on, until the job ends (registered at once,
@@ -150,7 +201,7 @@ class MetricsHub:
     def subscriber_count(self, job_id: str) -> int:
         return len(self._subscribers.get(job_id, ()))
 
-    def _ring(self, job_id: str) -> deque[pb.JobMetricsSample]:
+    def _ring(self, job_id: str) -> deque[bytes]:
         ring = self._recent.get(job_id)
         if ring is None:
             ring = self._recent[job_id] = deque(maxlen=self.config.history_samples)
@@ -167,6 +218,7 @@ class MetricsHub:
                 del self._recent[job_id]
                 self._points.pop(job_id, None)
                 self._ended.discard(job_id)
+                self._complete.discard(job_id)
 
     def _close_subscribers(self, job_id: str) -> None:
         for queue in self._subscribers.pop(job_id, set()):
@@ -174,9 +226,9 @@ class MetricsHub:
                 queue.get_nowait()
             queue.put_nowait(None)
 
-    def _send(self, sample: pb.JobMetricsSample) -> None:
+    def _send(self, job_id: str, timestamp: int, payload: bytes) -> None:
         assert self._sink is not None
-        result = self._sink(sample.jobId, sample.timestamp, sample.SerializeToString())
+        result = self._sink(job_id, timestamp, payload)
         if inspect.isawaitable(result) and self._group is not None:
             self._group.create_task(_await(result))
 

@@ -25,6 +25,7 @@ from joblet.api import persist_pb2 as pb
 from joblet.ipc.framing import FrameError, encode_frame, read_frame
 from joblet.logs.format import LogRecord
 from joblet.persist.query_client import MetricSample, PersistQueryClient
+from joblet.persist.wire import log_batch_frame
 
 __all__ = ["MetricSample", "PersistClient", "PersistQueryClient"]
 
@@ -103,11 +104,13 @@ class PersistClient:
         return self._empty.is_set()
 
     def send_logs(self, job_id: str, records: Sequence[LogRecord]) -> None:
-        entries = [
-            pb.LogEntry(stream=int(r.stream), timestamp_ns=r.timestamp_ns, data=r.data)  # type: ignore[arg-type]
-            for r in records
-        ]
-        self._enqueue(pb.Request(logs=pb.LogBatch(job_id=job_id, entries=entries)), bounded=True)
+        self._seq += 1
+        self._enqueue_frame(self._seq, log_batch_frame(self._seq, job_id, records), bounded=True)
+
+    def has_room(self) -> bool:
+        """Whether the buffer is below half its bound: bulk senders wait for this
+        instead of overflowing it (which would drop data)."""
+        return self.buffered_bytes < self.max_buffer_bytes // 2
 
     def send_metric(self, job_id: str, timestamp_ns: int, payload: bytes) -> None:
         sample = pb.MetricSample(timestamp_ns=timestamp_ns, payload=payload)
@@ -125,11 +128,13 @@ class PersistClient:
         # against the bound.
         self._seq += 1
         request.seq = self._seq
-        frame = encode_frame(request)
+        self._enqueue_frame(self._seq, encode_frame(request), bounded=bounded)
+
+    def _enqueue_frame(self, seq: int, frame: bytes, *, bounded: bool) -> None:
         if bounded and self.buffered_bytes + len(frame) > self.max_buffer_bytes:
             self._drop(len(frame))
             return
-        self._queue.append(_Frame(self._seq, frame))
+        self._queue.append(_Frame(seq, frame))
         self.buffered_bytes += len(frame)
         self._empty.clear()
         self._wakeup.set()

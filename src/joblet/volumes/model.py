@@ -55,7 +55,10 @@ class VolumeRecord:
             created=str(raw["created"]),
             image=str(raw.get("image", "")),
         )
-        check_name(record.name)
+        try:
+            check_name(record.name)
+        except InvalidArgument as exc:
+            raise ValueError(str(exc)) from exc
         return record
 
 

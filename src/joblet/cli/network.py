@@ -1,0 +1,97 @@
+"""`rnx network create NAME --cidr CIDR`, `rnx network list`, `rnx network remove NAME`."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from joblet.cli.context import CommandContext
+from joblet.cli.metrics import call, open_channel
+from joblet.cli.output import format_table
+from joblet.cli.parser import RnxArgumentParser
+
+if TYPE_CHECKING:
+    from joblet.api import joblet_pb2 as pb
+    from joblet.cli.parser import Subparsers
+
+HEADERS = ("NAME", "CIDR", "BRIDGE", "JOBS")
+
+
+def render_networks(networks: pb.Networks) -> str:
+    rows = [[n.name, n.cidr or "-", n.bridge or "-", str(n.jobCount)] for n in networks.networks]
+    return format_table(HEADERS, rows)
+
+
+def networks_json(networks: pb.Networks) -> str:
+    items = [
+        {"name": n.name, "cidr": n.cidr, "bridge": n.bridge, "jobCount": n.jobCount}
+        for n in networks.networks
+    ]
+    return json.dumps({"networks": items})
+
+
+def create_network(ctx: CommandContext) -> int:
+    from joblet.api import joblet_pb2 as pb
+    from joblet.api import joblet_pb2_grpc as pb_grpc
+
+    request = pb.CreateNetworkReq(name=ctx.args.name, cidr=ctx.args.cidr)
+    with open_channel(ctx) as (channel, address):
+        res = call(
+            address,
+            pb_grpc.NetworkServiceStub(channel).CreateNetwork,  # type: ignore[no-untyped-call]
+            request,
+        )
+    if ctx.json:
+        print(json.dumps({"name": res.name, "cidr": res.cidr, "bridge": res.bridge}), file=ctx.out)
+    else:
+        print(f"network {res.name} created: {res.cidr} (bridge {res.bridge})", file=ctx.out)
+    return 0
+
+
+def list_networks(ctx: CommandContext) -> int:
+    from joblet.api import joblet_pb2 as pb
+    from joblet.api import joblet_pb2_grpc as pb_grpc
+
+    with open_channel(ctx) as (channel, address):
+        res = call(
+            address,
+            pb_grpc.NetworkServiceStub(channel).ListNetworks,  # type: ignore[no-untyped-call]
+            pb.EmptyRequest(),
+        )
+    print(networks_json(res) if ctx.json else render_networks(res), file=ctx.out)
+    return 0
+
+
+def remove_network(ctx: CommandContext) -> int:
+    from joblet.api import joblet_pb2 as pb
+    from joblet.api import joblet_pb2_grpc as pb_grpc
+
+    request = pb.RemoveNetworkReq(name=ctx.args.name)
+    with open_channel(ctx) as (channel, address):
+        res = call(
+            address,
+            pb_grpc.NetworkServiceStub(channel).RemoveNetwork,  # type: ignore[no-untyped-call]
+            request,
+        )
+    if ctx.json:
+        print(json.dumps({"success": res.success, "message": res.message}), file=ctx.out)
+    else:
+        print(res.message, file=ctx.out)
+    return 0
+
+
+def add_commands(subparsers: Subparsers, parents: list[RnxArgumentParser]) -> None:
+    """Register `rnx network` and its actions."""
+    parser = subparsers.add_parser("network", help="manage custom job networks", parents=parents)
+    actions = parser.add_subparsers(metavar="ACTION", required=True)
+    create = actions.add_parser("create", help="create a custom network", parents=parents)
+    create.add_argument("name", metavar="NAME", help="[a-z0-9][a-z0-9-]{0,31}")
+    create.add_argument("--cidr", required=True, help="IPv4 /16../29 in RFC 1918 or 100.64/10")
+    create.set_defaults(handler=create_network)
+    listing = actions.add_parser(
+        "list", help="list networks with their job counts", parents=parents
+    )
+    listing.set_defaults(handler=list_networks)
+    remove = actions.add_parser("remove", help="remove an unused custom network", parents=parents)
+    remove.add_argument("name", metavar="NAME")
+    remove.set_defaults(handler=remove_network)

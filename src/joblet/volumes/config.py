@@ -1,0 +1,65 @@
+"""The `volumes:` section of the daemon config (camelCase keys).
+
+    volumes:
+      maxSize: 100GB     # the largest volume CreateVolume accepts (units: 500MB, 1GiB)
+      maxCount: 0        # volumes on this node; 0: no limit
+
+Memory volumes are tmpfs: their data lives in RAM (and swap), counts against
+no job's memory limit, survives a daemon restart and is gone after a reboot
+(the volume is then recreated empty at start).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from joblet.config.units import parse_size_bytes
+from joblet.errors import ConfigError
+
+DEFAULT_MAX_SIZE = 100 * 1000**3
+KEYS = frozenset({"maxSize", "maxCount"})
+
+
+@dataclass(frozen=True)
+class VolumesConfig:
+    max_size_bytes: int = DEFAULT_MAX_SIZE
+    max_count: int = 0  # 0: no limit
+
+
+def parse_volumes_config(section: Mapping[str, object] | None) -> VolumesConfig:
+    """The `volumes:` mapping (None: all defaults); raises ConfigError."""
+    data = dict(section or {})
+    unknown = data.keys() - KEYS
+    if unknown:
+        raise ConfigError(f"volumes: unknown keys {sorted(unknown)}")
+    raw_size = data.get("maxSize", DEFAULT_MAX_SIZE)
+    if isinstance(raw_size, bool) or not isinstance(raw_size, str | int):
+        raise ConfigError(f"volumes.maxSize must be a size such as 100GB, not {raw_size!r}")
+    try:
+        max_size = parse_size_bytes(raw_size)
+    except ValueError as exc:
+        raise ConfigError(f"volumes.maxSize: {exc}") from exc
+    if max_size <= 0:
+        raise ConfigError("volumes.maxSize must be above 0")
+    count = data.get("maxCount", 0)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise ConfigError(f"volumes.maxCount must be a whole number >= 0, not {count!r}")
+    return VolumesConfig(max_size_bytes=max_size, max_count=count)
+
+
+def load_volumes_config(config_path: Path) -> VolumesConfig:
+    """The section from the daemon's YAML file (the rest is read elsewhere)."""
+    try:
+        raw = yaml.safe_load(config_path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read {config_path}: {exc}") from exc
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{config_path}: not a mapping")
+    section = raw.get("volumes")
+    if section is not None and not isinstance(section, Mapping):
+        raise ConfigError("volumes: must be a mapping")
+    return parse_volumes_config(section)
