@@ -12,11 +12,10 @@ import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from cryptography import x509
-from cryptography.x509.oid import NameOID
-
-# The key gRPC's TLS transport uses for the peer's leaf certificate in auth_context().
+# The keys gRPC's TLS transport uses in auth_context() for the peer's verified
+# leaf certificate and for its subject as an RFC 4514 string.
 PEER_CERT_KEY = "x509_pem_cert"
+PEER_SUBJECT_KEY = "x509_subject"
 
 
 class Role(enum.StrEnum):
@@ -83,19 +82,78 @@ def caller_from_cert_pem(pem: str | bytes) -> Caller | None:
 # than the RPC itself. A certificate's bytes always name the same caller.
 @functools.lru_cache(maxsize=1024)
 def _caller_from_pem_bytes(data: bytes) -> Caller | None:
+    # Imported here: the daemon reads the subject gRPC already parsed (see
+    # caller_from_auth_context) and so never pays for loading cryptography.
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
     try:
         subject = x509.load_pem_x509_certificate(data).subject
     except ValueError:
         return None
-    units = _attribute_values(subject, NameOID.ORGANIZATIONAL_UNIT_NAME)
+
+    def values(oid: x509.ObjectIdentifier) -> list[str]:
+        return [str(attr.value) for attr in subject.get_attributes_for_oid(oid)]
+
+    return _caller(values(NameOID.COMMON_NAME), values(NameOID.ORGANIZATIONAL_UNIT_NAME))
+
+
+def _caller(names: list[str], units: list[str]) -> Caller | None:
     # Several OUs would make the role ambiguous: deny rather than pick one.
     if len(units) != 1:
         return None
     role = parse_role(units[0])
     if role is None:
         return None
-    names = _attribute_values(subject, NameOID.COMMON_NAME)
     return Caller(name=names[0] if names else "", role=role)
+
+
+@functools.lru_cache(maxsize=1024)
+def caller_from_subject(subject: str) -> Caller | None:
+    """The caller an RFC 4514 subject ("CN=alice,OU=admin,O=joblet") names."""
+    try:
+        pairs = parse_subject(subject)
+    except ValueError:
+        return None
+    names = [value for key, value in pairs if key.upper() == "CN"]
+    units = [value for key, value in pairs if key.upper() == "OU"]
+    return _caller(names, units)
+
+
+def parse_subject(text: str) -> list[tuple[str, str]]:
+    """RFC 4514 distinguished name -> [(type, value)]; `+` (multi-valued RDNs)
+    and `,` both separate attributes; backslash escapes (`\\,` and `\\2C`) are
+    undone. Raises ValueError on malformed text."""
+    pairs: list[tuple[str, str]] = []
+    raw = bytearray()
+    key: str | None = None
+    i = 0
+    while i <= len(text):
+        ch = text[i] if i < len(text) else ","
+        if ch == "\\" and i + 1 < len(text):
+            i = _unescape(text, i, raw)
+            continue
+        if ch == "=" and key is None:
+            key, raw = raw.decode().strip(), bytearray()
+        elif ch in ",+":
+            if key is None:
+                raise ValueError(f"attribute without '=' in {text!r}")
+            pairs.append((key, raw.decode()))
+            key, raw = None, bytearray()
+        else:
+            raw += ch.encode()
+        i += 1
+    return pairs
+
+
+def _unescape(text: str, i: int, raw: bytearray) -> int:
+    """Append the character escaped at text[i] (a backslash); return the next index."""
+    pair = text[i + 1 : i + 3]
+    if len(pair) == 2 and all(c in "0123456789abcdefABCDEF" for c in pair):
+        raw.append(int(pair, 16))
+        return i + 3
+    raw += text[i + 1].encode()
+    return i + 2
 
 
 def role_from_cert_pem(pem: str | bytes) -> Role | None:
@@ -105,6 +163,9 @@ def role_from_cert_pem(pem: str | bytes) -> Role | None:
 
 def caller_from_auth_context(auth_context: Mapping[str, Iterable[bytes]]) -> Caller | None:
     """The caller of a gRPC call, from `ServicerContext.auth_context()`."""
+    subject = next(iter(auth_context.get(PEER_SUBJECT_KEY) or ()), None)
+    if subject is not None:
+        return caller_from_subject(subject.decode(errors="replace"))
     # Without require_client_auth there may be no peer certificate at all.
     first = next(iter(auth_context.get(PEER_CERT_KEY) or ()), None)
     return None if first is None else caller_from_cert_pem(first)
@@ -114,6 +175,3 @@ def role_from_auth_context(auth_context: Mapping[str, Iterable[bytes]]) -> Role 
     caller = caller_from_auth_context(auth_context)
     return caller.role if caller else None
 
-
-def _attribute_values(name: x509.Name, oid: x509.ObjectIdentifier) -> list[str]:
-    return [str(attr.value) for attr in name.get_attributes_for_oid(oid)]
