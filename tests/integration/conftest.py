@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -110,8 +111,22 @@ class RunningDaemon:
                 self.proc.kill()
                 self.proc.wait()
         _stop_launcher(self.root)
-        parent = yaml.safe_load(self.config_path.read_text())["cgroup"]["parent"]
-        _remove_cgroup_parent(parent)
+        raw = yaml.safe_load(self.config_path.read_text())
+        _remove_cgroup_parent(raw["cgroup"]["parent"])
+        _remove_networks(self.root, raw)
+
+
+def _remove_networks(root: Path, raw: dict[str, Any]) -> None:
+    """Drop the test daemon's bridges and nftables table."""
+    from joblet.network.config import parse_network_config
+    from joblet.network.manager import NetworkManager
+
+    try:
+        node_id = (root / "state" / "node-id").read_text().strip()
+    except FileNotFoundError:
+        return
+    config = parse_network_config(raw.get("network"))
+    NetworkManager(config, str(root / "network"), node_id).remove_all()
 
 
 def _remove_cgroup_parent(parent: str) -> None:
@@ -165,6 +180,11 @@ def start_daemon(tmp: Path, **joblet_overrides: Any) -> RunningDaemon:
     config = yaml.safe_load(config_path.read_text())
     config.setdefault("joblet", {}).update(joblet_overrides)
     config.setdefault("cgroup", {})["parent"] = f"joblet-test-{uuid.uuid4().hex[:8]}"
+    # Daemons of one test run may live side by side: each gets its own ranges.
+    octet = random.randrange(256)
+    config.setdefault("network", {}).update(
+        bridgeCidr=f"10.201.{octet}.0/24", isolatedPool=f"10.202.{octet}.0/24"
+    )
     config_path.write_text(yaml.safe_dump(config))
     log_path = tmp / "daemon.log"
     with log_path.open("wb") as log:

@@ -228,9 +228,9 @@ def test_client_without_certificate_cannot_connect(daemon: RunningDaemon) -> Non
 
 
 def test_later_features_answer_unimplemented(daemon: RunningDaemon) -> None:
-    stub = pb_grpc.NetworkServiceStub(daemon.channel())
+    stub = pb_grpc.RuntimeServiceStub(daemon.channel())
     with pytest.raises(grpc.RpcError) as err:
-        stub.ListNetworks(pb.EmptyRequest())
+        stub.ListRuntimes(pb.EmptyRequest())
     assert err.value.code() is grpc.StatusCode.UNIMPLEMENTED
 
 

@@ -94,7 +94,13 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="WHEN",
         help='run later: a delay ("30s", "5m", "1h30m") or an RFC3339 time',
     )
-    text("--network", default="", help="network to attach the job to")
+    text(
+        "--network",
+        default="",
+        help="bridge, isolated, none, host or a custom network (default: the node's)",
+    )
+    text("--max-ingress", default="", metavar="RATE", help='into the job: "10mbit", "1gbit"')
+    text("--max-egress", default="", metavar="RATE", help="out of the job, same units")
     _repeated(parser, "--volume", metavar="NAME", help_text="volume to mount")
     text("--runtime", default="", help="runtime to run the job in")
     _number(parser, "--gpu", "N", "number of GPUs")
@@ -151,4 +157,19 @@ def build_run_request(args: argparse.Namespace, uploads: list[UploadEntry]) -> p
         gpu_count=args.gpu,
         gpu_memory_mb=args.gpu_memory,
         user=args.user,
+        maxIngressBitsPerSec=_rate("--max-ingress", args.max_ingress),
+        maxEgressBitsPerSec=_rate("--max-egress", args.max_egress),
     )
+
+
+def _rate(flag: str, text: str) -> int:
+    """'10mbit', '1gbit', '500kbit' or a bare number of bit/s; '' = 0 (default)."""
+    if not text:
+        return 0
+    from joblet.errors import InvalidArgument
+    from joblet.network.addressing import parse_rate
+
+    try:
+        return parse_rate(text)
+    except (ValueError, InvalidArgument) as exc:
+        raise CliError(f"{flag}: {exc}", EXIT_USAGE) from None

@@ -140,12 +140,38 @@ def status(ctx: CommandContext) -> int:
 
 
 def top(ctx: CommandContext) -> int:
-    res = _system_status(ctx)
-    if ctx.json:
-        ctx.print_json(res.processes)
-    else:
-        ctx.print(render_top(res.processes))
+    """In a terminal: redraw every --interval seconds until interrupted. Piped,
+    with --json or --once: one reading, then exit (like `top -b -n 1`)."""
+    if ctx.json or ctx.args.once or not is_terminal(ctx):
+        res = _system_status(ctx)
+        if ctx.json:
+            ctx.print_json(res.processes)
+        else:
+            ctx.print(render_top(res.processes))
+        return 0
+    from joblet.api import joblet_pb2 as pb
+    from joblet.api import joblet_pb2_grpc as pb_grpc
+
+    request = pb.StreamMetricsReq(intervalSeconds=ctx.args.interval, metricTypes=TOP_TYPES)
+    with open_channel(ctx) as (channel, address):
+        stub = pb_grpc.MonitoringServiceStub(channel)  # type: ignore[no-untyped-call]
+        readings: Iterator[pb.SystemMetricsRes] = stream(address, stub.StreamSystemMetrics, request)
+        for m in readings:
+            print(CLEAR + render_top_screen(m), file=ctx.out, flush=True)
     return 0
+
+
+TOP_TYPES = ["cpu", "memory", "process"]
+
+
+def render_top_screen(m: pb.SystemMetricsRes) -> str:
+    c, mem = m.cpu, m.memory
+    load = " ".join(f"{x:.2f}" for x in c.loadAverage) or "-"
+    head = (
+        f"{m.host.hostname}  {m.timestamp}  cpu {c.usagePercent:.1f}% of {c.cores}  "
+        f"load {load}  mem {human_bytes(mem.usedBytes)} / {human_bytes(mem.totalBytes)}"
+    )
+    return head + "\n\n" + render_top(m.processes)
 
 
 def watch(ctx: CommandContext) -> int:
@@ -193,12 +219,14 @@ def add_commands(subparsers: Subparsers, parents: list[RnxArgumentParser]) -> No
     """Register `monitor` and its actions on the top-level commands."""
     monitor = subparsers.add_parser("monitor", help="host status and metrics", parents=parents)
     actions = monitor.add_subparsers(metavar="ACTION", required=True)
-    for name, handler, help_text in (
-        ("status", status, "show the host's status"),
-        ("top", top, "show the top processes by CPU and by memory"),
-    ):
-        parser = actions.add_parser(name, help=help_text, description=help_text, parents=parents)
-        parser.set_defaults(handler=handler)
+    help_text = "show the host's status"
+    parser = actions.add_parser("status", help=help_text, description=help_text, parents=parents)
+    parser.set_defaults(handler=status)
+    help_text = "top processes by CPU and by memory (refreshing in a terminal)"
+    parser = actions.add_parser("top", help=help_text, description=help_text, parents=parents)
+    parser.add_argument("--interval", type=_interval, default=2, metavar="N", help="seconds")
+    parser.add_argument("--once", action="store_true", help="one reading, then exit")
+    parser.set_defaults(handler=top)
     help_text = "watch host metrics (live)"
     parser = actions.add_parser("watch", help=help_text, description=help_text, parents=parents)
     parser.add_argument("--interval", type=_interval, default=5, metavar="N", help="seconds")

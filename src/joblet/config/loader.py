@@ -33,6 +33,7 @@ from joblet.config.model import (
 from joblet.config.units import parse_duration_s, parse_size_bytes
 from joblet.errors import ConfigError
 from joblet.metrics.config import parse_metrics_config
+from joblet.network.config import parse_network_config
 
 
 def load_daemon_config(path: Path) -> DaemonConfig:
@@ -78,6 +79,7 @@ def parse_daemon_config(raw: Mapping[str, Any]) -> DaemonConfig:
         filesystem=_filesystem(filesystem),
         cgroup=_cgroup(cgroup),
         metrics=parse_metrics_config(_section(raw, "metrics")),
+        network=parse_network_config(_section(raw, "network")),
     )
 
 

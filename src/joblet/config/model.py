@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from joblet.metrics.config import MetricsConfig
+from joblet.network.config import NetworkConfig
 
 DEFAULT_ROOT = Path("/opt/joblet")
 
@@ -156,3 +157,4 @@ class DaemonConfig:
     filesystem: FilesystemConfig = field(default_factory=FilesystemConfig)
     cgroup: CgroupConfig = field(default_factory=CgroupConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)

@@ -23,7 +23,9 @@ from joblet.jobs.validation import validate_run_request
 from joblet.logs.filters import LogFilter
 from joblet.logs.format import Stream
 from joblet.metrics.hub import MetricsHub
+from joblet.network.manager import NetworkManager
 from joblet.security.interceptor import current_caller
+from joblet.security.roles import Role
 
 Context = Any  # grpc.aio.ServicerContext
 
@@ -34,9 +36,16 @@ def _caller_name() -> str:
 
 
 class JobService(pb_grpc.JobServiceServicer):
-    def __init__(self, manager: JobManager, config: DaemonConfig, hub: MetricsHub) -> None:
+    def __init__(
+        self,
+        manager: JobManager,
+        config: DaemonConfig,
+        hub: MetricsHub,
+        networks: NetworkManager | None = None,
+    ) -> None:
         self._manager = manager
         self._hub = hub
+        self._networks = networks
         self._config = config
         self._host_cpus = os.cpu_count() or 1  # cpuset numbers are host CPU ids
 
@@ -47,6 +56,12 @@ class JobService(pb_grpc.JobServiceServicer):
             request, self._host_cpus, self._config.jobs.max_upload_bytes, now=now
         )
         _refuse_later_features(request)
+        if self._networks is not None:
+            caller = current_caller.get(None)
+            admin = caller is not None and caller.role is Role.ADMIN
+            self._networks.check_request(
+                spec.network, spec.max_ingress_bps, spec.max_egress_bps, admin=admin
+            )
         scheduled_at = parse_schedule(spec.schedule, now) if spec.schedule else 0.0
         job = await self._manager.submit(spec, scheduled_at)
         return mappers.run_response(job)
@@ -160,7 +175,6 @@ def _since_ns(text: str, now: float) -> int:
 def _refuse_later_features(request: pb.RunJobRequest) -> None:
     """Fields whose features this node does not offer yet: refuse rather than ignore."""
     unsupported = {
-        "network": request.network not in ("", "none"),
         "volumes": bool(request.volumes),
         "runtime": bool(request.runtime),
         "gpu_count": request.gpu_count > 0,

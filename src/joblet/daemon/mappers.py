@@ -42,6 +42,8 @@ def job_message(job: Job) -> pb.Job:
         nodeId=job.node_id,
         endReason=job.end_reason,
         user=_user(job),
+        maxIngressBitsPerSec=job.spec.max_ingress_bps,
+        maxEgressBitsPerSec=job.spec.max_egress_bps,
     )
 
 
@@ -75,6 +77,8 @@ def status_message(job: Job) -> pb.GetJobStatusRes:
         nodeId=job.node_id,
         endReason=job.end_reason,
         user=_user(job),
+        maxIngressBitsPerSec=job.spec.max_ingress_bps,
+        maxEgressBitsPerSec=job.spec.max_egress_bps,
     )
 
 

@@ -22,6 +22,7 @@ from joblet.daemon.helpers import (
 )
 from joblet.daemon.job_service import JobService
 from joblet.daemon.monitoring_service import MonitoringService
+from joblet.daemon.network_service import NetworkService
 from joblet.isolation.client import LauncherClient, ensure_launcher
 from joblet.jobs.manager import LOG_FILE, JobManager
 from joblet.logs.follow import LogHub
@@ -29,6 +30,7 @@ from joblet.logs.service import JobLogs
 from joblet.metrics.cloud import detect_cloud
 from joblet.metrics.host import HostCollector
 from joblet.metrics.hub import MetricsHub
+from joblet.network.manager import NetworkManager
 from joblet.resources.detect import create_cgroup_manager
 from joblet.resources.interface import CgroupManager
 from joblet.security.interceptor import AuthInterceptor
@@ -113,6 +115,8 @@ class Daemon:
         cgroups = create_cgroup_manager(config.cgroup.mount_root, config.cgroup.parent)
         log.info("cgroups: %s", cgroups.version)
         helpers = await self._stack.enter_async_context(start_helpers(self.config_path, layout))
+        self._networks = NetworkManager(config.network, str(layout.network), node_id)
+        await asyncio.to_thread(self._networks.start)
         launcher = await self._start_launcher()
         running = await launcher.running()
         clean_leftovers(cgroups, set(running))
@@ -132,11 +136,13 @@ class Daemon:
         )
         self.manager = JobManager(
             config, cgroups, launcher, logs, node_id,
-            listener=StateListener(helpers.state), metrics=metrics,
+            listener=StateListener(helpers.state), metrics=metrics, networks=self._networks,
         )  # fmt: skip
         launcher.on_exit(self.manager.on_exit)
         jobs = await helpers.state.load_all(LOAD_TIMEOUT_S)
-        self.manager.restore(jobs, *await launcher.running_detail())
+        running, orphaned = await launcher.running_detail()
+        self.manager.restore(jobs, running, orphaned)
+        self._networks.restore(j.id for j in self.manager.list_jobs() if not j.status.is_final)
         log.info("loaded %d job(s) from state (%s)", len(jobs), helpers.state_config.backend)
         await self._serve(node_id, metrics)
 
@@ -157,13 +163,15 @@ class Daemon:
         collector = HostCollector(node_id, detect_cloud(ask_metadata=config.metrics.cloud_metadata))
         server = grpc.aio.server(interceptors=[AuthInterceptor()], options=_grpc_options(config))
         pb_grpc.add_JobServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            JobService(self.manager, config, metrics), server
+            JobService(self.manager, config, metrics, self._networks), server
+        )
+        pb_grpc.add_NetworkServiceServicer_to_server(  # type: ignore[no-untyped-call]
+            NetworkService(self._networks, self._network_users), server
         )
         pb_grpc.add_MonitoringServiceServicer_to_server(  # type: ignore[no-untyped-call]
             MonitoringService(collector), server
         )
         for add in (
-            pb_grpc.add_NetworkServiceServicer_to_server,
             pb_grpc.add_VolumeServiceServicer_to_server,
             pb_grpc.add_RuntimeServiceServicer_to_server,
         ):
@@ -175,6 +183,16 @@ class Daemon:
         log.info(
             "joblet listening on %s:%d (node %s)", config.server.address, self.bound_port, node_id
         )
+
+    def _network_users(self, network: str) -> list[str]:
+        """Jobs that use or will use `network` (running, queued, scheduled)."""
+        assert self.manager is not None
+        default = self.config.network.default_mode
+        return [
+            j.id
+            for j in self.manager.list_jobs()
+            if not j.status.is_final and (j.spec.network or default) == network
+        ]
 
     async def stop(self) -> None:
         if self.server is not None:

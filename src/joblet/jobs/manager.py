@@ -68,6 +68,23 @@ class JobMetrics(Protocol):
     async def finish_job(self, job_id: str) -> object: ...
 
 
+class JobNetworks(Protocol):
+    """Addresses and wiring of job networks (joblet.network.NetworkManager)."""
+
+    def allocate(
+        self,
+        job_id: str,
+        network: str,
+        job_name: str = "",
+        *,
+        ingress_bps: int = 0,
+        egress_bps: int = 0,
+        admin: bool = False,
+    ) -> dict[str, Any]: ...
+
+    def release(self, job_id: str) -> None: ...
+
+
 class JobListener(Protocol):
     """Told of every change to a job record (the state service's client).
     Both calls must return at once: a job never waits on a listener."""
@@ -110,10 +127,12 @@ class JobManager:
         *,
         listener: JobListener | None = None,
         metrics: JobMetrics | None = None,
+        networks: JobNetworks | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._listener = listener
         self._metrics = metrics
+        self._networks = networks
         self._closing = False  # shutting down: start nothing new
         self._config = config
         self._cgroups = cgroups
@@ -424,7 +443,19 @@ class JobManager:
         except OSError:
             return ()
 
-    def _launch_spec(self, job: Job, cgroup: JobCgroup) -> LaunchSpec:
+    def _allocate_network(self, job: Job) -> dict[str, Any]:
+        if self._networks is None:
+            return {}
+        spec = job.spec
+        # Permission for `host` was checked with the caller's role at submission.
+        return self._networks.allocate(
+            job.id, spec.network, spec.name,
+            ingress_bps=spec.max_ingress_bps, egress_bps=spec.max_egress_bps, admin=True,
+        )  # fmt: skip
+
+    def _launch_spec(
+        self, job: Job, cgroup: JobCgroup, network: dict[str, Any] | None = None
+    ) -> LaunchSpec:
         job_dir = self._config.layout.job_dir(job.id)
         jobs_cfg = self._config.jobs
         uid, gid = self.run_as(job.spec)
@@ -443,6 +474,7 @@ class JobManager:
             max_log_bytes=jobs_cfg.max_log_bytes,
             uid=uid,
             gid=gid,
+            network=network or {},
         )
 
     async def _start(self, job_id: str) -> Job:
@@ -452,8 +484,9 @@ class JobManager:
         try:
             self._open_logs(job)
             rt.limits = self._limits(job.spec)
+            network = self._allocate_network(job)
             rt.cgroup = self._cgroups.create(job_id, rt.limits)
-            pid = await self._launcher.launch(self._launch_spec(job, rt.cgroup))
+            pid = await self._launcher.launch(self._launch_spec(job, rt.cgroup, network))
         except (JobletError, OSError) as exc:
             reason = f"launch failed: {exc}"
             log.warning("job %s %s", job_id, reason)
@@ -513,6 +546,11 @@ class JobManager:
                 cgroup, rt.cgroup = rt.cgroup, None
                 self._spawn(self._remove_cgroup(job_id, cgroup, rt.cgroup_lock))
         self._logs.hub.finish(job_id)
+        if self._networks is not None:
+            try:
+                self._networks.release(job_id)
+            except (OSError, JobletError):
+                log.exception("releasing the network of job %s", job_id)
         self._start_queued()
 
     async def _remove_cgroup(self, job_id: str, cgroup: JobCgroup, lock: asyncio.Lock) -> None:

@@ -62,6 +62,8 @@ class JobSpec:
     workflow_uuid: str = ""
     dependencies: tuple[str, ...] = ()
     run_as: tuple[int, int] | None = None  # (uid, gid); None = the node's default
+    max_ingress_bps: int = 0  # bits per second into the job; 0 = the node's default
+    max_egress_bps: int = 0
 
 
 @dataclass(frozen=True)

@@ -122,6 +122,12 @@ def validate_run_request(
         workflow_uuid=check_workflow_uuid(req.workflowUuid),
         dependencies=check_dependencies(req.requirements),
         run_as=check_user(getattr(req, "user", "")),
+        max_ingress_bps=check_not_negative(
+            "maxIngressBitsPerSec", getattr(req, "maxIngressBitsPerSec", 0), "bit/s"
+        ),
+        max_egress_bps=check_not_negative(
+            "maxEgressBitsPerSec", getattr(req, "maxEgressBitsPerSec", 0), "bit/s"
+        ),
     )
 
 

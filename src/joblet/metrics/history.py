@@ -23,8 +23,7 @@ import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from joblet.api import joblet_pb2 as pb
-from joblet.api import persist_pb2
-from joblet.api import persist_pb2_grpc
+from joblet.api import persist_pb2, persist_pb2_grpc
 from joblet.errors import InvalidArgument, Unavailable
 
 

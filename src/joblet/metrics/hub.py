@@ -21,8 +21,8 @@ from typing import Protocol, runtime_checkable
 
 from joblet.api import joblet_pb2 as pb
 from joblet.metrics.config import MetricsConfig
-from joblet.metrics.sampler import JobSampler
 from joblet.metrics.history import decode_samples
+from joblet.metrics.sampler import JobSampler
 from joblet.metrics.summary import Point, in_range, point
 from joblet.resources.interface import JobCgroup, Limits
 

@@ -130,6 +130,17 @@ class NetworkManager:
             self._write_hosts(mode)
         return self.plan(alloc)
 
+    def check_request(self, network: str, ingress_bps: int, egress_bps: int, *, admin: bool) -> str:
+        """Refuse at submission what allocate() would refuse at start (unknown
+        network, host mode without permission, bad rates); returns the mode."""
+        mode = network or self.config.default_mode
+        self._rates(mode, ingress_bps, egress_bps)
+        if mode == HOST:
+            self._host_mode("(request)", admin)
+        elif mode != NONE:
+            self._net(mode)
+        return mode
+
     def plan(self, alloc: Allocation) -> dict[str, Any]:
         isolated = alloc.network == ISOLATED
         plan: dict[str, Any] = {

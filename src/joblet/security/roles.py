@@ -174,4 +174,3 @@ def caller_from_auth_context(auth_context: Mapping[str, Iterable[bytes]]) -> Cal
 def role_from_auth_context(auth_context: Mapping[str, Iterable[bytes]]) -> Role | None:
     caller = caller_from_auth_context(auth_context)
     return caller.role if caller else None
-
