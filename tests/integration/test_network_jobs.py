@@ -1,0 +1,127 @@
+"""Job networks through the daemon: modes, custom networks with names, refusals.
+
+Every packet stays between jobs of the test daemon (its own bridges) or on
+loopback inside a job; nothing outside the host is addressed.
+"""
+
+from __future__ import annotations
+
+import os
+
+import grpc
+import pytest
+
+from joblet.api import joblet_pb2 as pb
+from joblet.api import joblet_pb2_grpc as pb_grpc
+
+from .conftest import RunningDaemon, wait_status
+
+pytestmark = [pytest.mark.integration, pytest.mark.privileged]
+
+FINAL = {"COMPLETED", "FAILED", "STOPPED", "CANCELED"}
+# A TCP server on port 8080 answering one connection with its hostname.
+SERVE = (
+    "import socket; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1);"
+    "s.bind(('0.0.0.0', 8080)); s.listen(); c,_=s.accept();"
+    "c.sendall(socket.gethostname().encode()); c.close()"
+)
+CONNECT = (
+    "import socket,sys,time\n"
+    "for _ in range(100):\n"
+    "    try:\n"
+    "        c=socket.create_connection((sys.argv[1], 8080), timeout=2); break\n"
+    "    except OSError: time.sleep(0.05)\n"
+    "print(c.recv(100).decode())\n"
+)
+
+
+def run(stub: pb_grpc.JobServiceStub, command: str, *args: str, **fields: object) -> str:
+    return str(stub.RunJob(pb.RunJobRequest(command=command, args=list(args), **fields)).jobUuid)
+
+
+def logs(stub: pb_grpc.JobServiceStub, job_id: str) -> str:
+    return b"".join(c.payload for c in stub.GetJobLogs(pb.GetJobLogsReq(uuid=job_id))).decode()
+
+
+def test_bridge_jobs_reach_each_other_by_address(daemon: RunningDaemon) -> None:
+    stub = daemon.jobs()
+    server = run(stub, "python3", "-c", SERVE, name="srv", network="bridge")
+    wait_status(stub, server, {"RUNNING"})
+    address = _own_address(server)
+    client = run(stub, "python3", "-c", CONNECT, address, network="bridge")
+    assert logs(stub, client).strip() == "srv"
+    assert wait_status(stub, server, FINAL).status == "COMPLETED"
+
+
+def test_custom_network_resolves_names_and_is_closed_to_bridge(daemon: RunningDaemon) -> None:
+    nets = pb_grpc.NetworkServiceStub(daemon.channel())
+    nets.CreateNetwork(pb.CreateNetworkReq(name="lab", cidr="10.203.7.0/24"))
+    stub = daemon.jobs()
+    server = run(stub, "python3", "-c", SERVE, name="db", network="lab")
+    wait_status(stub, server, {"RUNNING"})
+    client = run(stub, "python3", "-c", CONNECT, "db", network="lab")
+    assert logs(stub, client).strip() == "db"
+    listed = {n.name: n for n in nets.ListNetworks(pb.EmptyRequest()).networks}
+    assert listed["lab"].cidr == "10.203.7.0/24"
+    # From the default bridge the custom network is unreachable.
+    probe = (
+        "import socket\ntry:\n"
+        "    socket.create_connection(('10.203.7.2', 8080), timeout=1); print('reached')\n"
+        "except OSError: print('blocked')\n"
+    )
+    other = run(stub, "python3", "-c", SERVE, name="db2", network="lab")
+    wait_status(stub, other, {"RUNNING"})
+    outsider = run(stub, "python3", "-c", probe, network="bridge")
+    assert logs(stub, outsider).strip() == "blocked"
+    for job_id in (other,):
+        stub.StopJob(pb.StopJobReq(uuid=job_id))
+    with pytest.raises(grpc.RpcError) as err:
+        nets.CreateNetwork(pb.CreateNetworkReq(name="lab", cidr="10.203.8.0/24"))
+    assert err.value.code() is grpc.StatusCode.ALREADY_EXISTS
+
+
+def test_none_has_only_loopback_and_host_is_refused(daemon: RunningDaemon) -> None:
+    stub = daemon.jobs()
+    job = run(
+        stub, "sh", "-c", "cut -d: -f1 /proc/net/dev | tail -n +3 | tr -d ' '", network="none"
+    )
+    assert logs(stub, job).split() == ["lo"]
+    with pytest.raises(grpc.RpcError) as err:
+        run(stub, "true", network="host")
+    assert err.value.code() is grpc.StatusCode.PERMISSION_DENIED
+    assert "allowHost" in (err.value.details() or "")
+    with pytest.raises(grpc.RpcError) as err:
+        run(stub, "true", network="no-such-net")
+    assert err.value.code() is grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as err:
+        run(stub, "true", network="none", maxIngressBitsPerSec=1_000_000)
+    assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+
+
+def _own_address(job_id: str) -> str:
+    # /proc/<pid>/net/fib_trie of the job's init lists its addresses.
+    pid = _init_pid(job_id)
+    with open(f"/proc/{pid}/net/fib_trie") as f:
+        lines = f.read().splitlines()
+    for i, line in enumerate(lines):
+        if "/32 host LOCAL" in line:
+            address = lines[i - 1].split()[-1]
+            if not address.startswith("127."):
+                return address
+    raise AssertionError("job has no address")
+
+
+def _init_pid(job_id: str) -> int:
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cgroup") as f:
+                in_job = job_id in f.read()
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                is_tini = f.read().startswith(b"tini")
+        except OSError:
+            continue
+        if in_job and is_tini:
+            return int(entry)
+    raise AssertionError(f"no init process for job {job_id}")
