@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from joblet.cli import job, metrics, monitor, network, nodes
+from joblet.cli import job, metrics, monitor, network, nodes, volume
 from joblet.cli.context import CommandContext
 from joblet.cli.parser import RnxArgumentParser, add_global_options
 from joblet.client.errors import EXIT_FAILURE, CliError
@@ -44,6 +44,7 @@ def build_parser() -> RnxArgumentParser:
     metrics.add_commands(job_actions, parents)
     nodes.add_commands(commands, parents)
     network.add_commands(commands, parents)
+    volume.add_commands(commands, parents)
     monitor.add_commands(commands, parents)
     job.add_commands(commands, parents, job.SHORTCUTS)
     return parser

@@ -26,6 +26,7 @@ from joblet.metrics.hub import MetricsHub
 from joblet.network.manager import NetworkManager
 from joblet.security.interceptor import current_caller
 from joblet.security.roles import Role
+from joblet.volumes.manager import VolumeManager
 
 Context = Any  # grpc.aio.ServicerContext
 
@@ -42,7 +43,9 @@ class JobService(pb_grpc.JobServiceServicer):
         config: DaemonConfig,
         hub: MetricsHub,
         networks: NetworkManager | None = None,
+        volumes: VolumeManager | None = None,
     ) -> None:
+        self._volumes = volumes
         self._manager = manager
         self._hub = hub
         self._networks = networks
@@ -56,6 +59,8 @@ class JobService(pb_grpc.JobServiceServicer):
             request, self._host_cpus, self._config.jobs.max_upload_bytes, now=now
         )
         _refuse_later_features(request)
+        if self._volumes is not None and spec.volumes:
+            self._volumes.resolve_for_job(spec.volumes)  # unknown volume: NOT_FOUND now
         if self._networks is not None:
             caller = current_caller.get(None)
             admin = caller is not None and caller.role is Role.ADMIN
@@ -175,7 +180,6 @@ def _since_ns(text: str, now: float) -> int:
 def _refuse_later_features(request: pb.RunJobRequest) -> None:
     """Fields whose features this node does not offer yet: refuse rather than ignore."""
     unsupported = {
-        "volumes": bool(request.volumes),
         "runtime": bool(request.runtime),
         "gpu_count": request.gpu_count > 0,
         "requirements": bool(request.requirements),

@@ -23,6 +23,7 @@ from joblet.daemon.helpers import (
 from joblet.daemon.job_service import JobService
 from joblet.daemon.monitoring_service import MonitoringService
 from joblet.daemon.network_service import NetworkService
+from joblet.daemon.volume_service import VolumeService
 from joblet.isolation.client import LauncherClient, ensure_launcher
 from joblet.jobs.manager import LOG_FILE, JobManager
 from joblet.logs.follow import LogHub
@@ -35,6 +36,8 @@ from joblet.resources.detect import create_cgroup_manager
 from joblet.resources.interface import CgroupManager
 from joblet.security.interceptor import AuthInterceptor
 from joblet.security.tls import server_credentials
+from joblet.volumes.config import load_volumes_config
+from joblet.volumes.manager import VolumeManager, entry_names
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +120,9 @@ class Daemon:
         helpers = await self._stack.enter_async_context(start_helpers(self.config_path, layout))
         self._networks = NetworkManager(config.network, str(layout.network), node_id)
         await asyncio.to_thread(self._networks.start)
+        self._volumes = VolumeManager(layout.volumes, load_volumes_config(self.config_path))
+        for problem in await asyncio.to_thread(self._volumes.restore):
+            log.warning("volume: %s", problem)
         launcher = await self._start_launcher()
         running = await launcher.running()
         clean_leftovers(cgroups, set(running))
@@ -137,11 +143,13 @@ class Daemon:
         self.manager = JobManager(
             config, cgroups, launcher, logs, node_id,
             listener=StateListener(helpers.state), metrics=metrics, networks=self._networks,
+            volumes=self._volumes,
         )  # fmt: skip
         launcher.on_exit(self.manager.on_exit)
         jobs = await helpers.state.load_all(LOAD_TIMEOUT_S)
         running, orphaned = await launcher.running_detail()
         self.manager.restore(jobs, running, orphaned)
+        self._volumes.set_users_of(self._volume_users)
         self._networks.restore(j.id for j in self.manager.list_jobs() if not j.status.is_final)
         log.info("loaded %d job(s) from state (%s)", len(jobs), helpers.state_config.backend)
         await self._serve(node_id, metrics)
@@ -163,7 +171,10 @@ class Daemon:
         collector = HostCollector(node_id, detect_cloud(ask_metadata=config.metrics.cloud_metadata))
         server = grpc.aio.server(interceptors=[AuthInterceptor()], options=_grpc_options(config))
         pb_grpc.add_JobServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            JobService(self.manager, config, metrics, self._networks), server
+            JobService(self.manager, config, metrics, self._networks, self._volumes), server
+        )
+        pb_grpc.add_VolumeServiceServicer_to_server(  # type: ignore[no-untyped-call]
+            VolumeService(self._volumes), server
         )
         pb_grpc.add_NetworkServiceServicer_to_server(  # type: ignore[no-untyped-call]
             NetworkService(self._networks, self._network_users), server
@@ -171,10 +182,7 @@ class Daemon:
         pb_grpc.add_MonitoringServiceServicer_to_server(  # type: ignore[no-untyped-call]
             MonitoringService(collector), server
         )
-        for add in (
-            pb_grpc.add_VolumeServiceServicer_to_server,
-            pb_grpc.add_RuntimeServiceServicer_to_server,
-        ):
+        for add in (pb_grpc.add_RuntimeServiceServicer_to_server,):
             _add_unimplemented(add, server)
         address = f"{config.server.address}:{config.server.port}"
         self.bound_port = server.add_secure_port(address, server_credentials(config.security))
@@ -192,6 +200,15 @@ class Daemon:
             j.id
             for j in self.manager.list_jobs()
             if not j.status.is_final and (j.spec.network or default) == network
+        ]
+
+    def _volume_users(self, volume: str) -> list[str]:
+        """Jobs that use or will use `volume` (running, queued, scheduled)."""
+        assert self.manager is not None
+        return [
+            j.id
+            for j in self.manager.list_jobs()
+            if not j.status.is_final and volume in entry_names(j.spec.volumes)
         ]
 
     async def stop(self) -> None:

@@ -141,6 +141,7 @@ def prepare(spec: LaunchSpec, host: HostFacts) -> tuple[Prepared, ParentEnds]:
         workspace=os.path.realpath(spec.workspace),
         etc_dir=etc_dir,
         tmp_size_bytes=spec.tmp_size_bytes,
+        volumes=spec.volume_mounts,
     )
     ops = rootfs.plan_root(inputs)
     stdout_r, stdout_w = _job_pipe()

@@ -17,7 +17,7 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -85,6 +85,14 @@ class JobNetworks(Protocol):
     def release(self, job_id: str) -> None: ...
 
 
+class JobVolumes(Protocol):
+    """Named volumes (joblet.volumes.VolumeManager)."""
+
+    def resolve_for_job(self, entries: Sequence[str]) -> tuple[tuple[str, str, bool], ...]: ...
+
+    def block_devices(self, names_or_entries: Sequence[str]) -> tuple[str, ...]: ...
+
+
 class JobListener(Protocol):
     """Told of every change to a job record (the state service's client).
     Both calls must return at once: a job never waits on a listener."""
@@ -128,11 +136,13 @@ class JobManager:
         listener: JobListener | None = None,
         metrics: JobMetrics | None = None,
         networks: JobNetworks | None = None,
+        volumes: JobVolumes | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._listener = listener
         self._metrics = metrics
         self._networks = networks
+        self._volumes = volumes
         self._closing = False  # shutting down: start nothing new
         self._config = config
         self._cgroups = cgroups
@@ -424,13 +434,17 @@ class JobManager:
 
     def _limits(self, spec: JobSpec) -> Limits:
         d = self._config.cgroup.defaults
+        devices = self._io_devices
+        if self._volumes is not None and spec.volumes:
+            # maxIobps covers the volumes' loop devices too.
+            devices = tuple(dict.fromkeys(devices + self._volumes.block_devices(spec.volumes)))
         return Limits(
             max_cpu_percent=spec.max_cpu or d.max_cpu,
             cpu_cores=spec.cpu_cores,
             max_memory_bytes=(spec.max_memory_mb or d.max_memory_mb) * 1024 * 1024,
             max_io_bps=spec.max_iobps or d.max_iobps,
             max_pids=d.max_pids,
-            io_devices=self._io_devices,
+            io_devices=devices,
         )
 
     @functools.cached_property
@@ -475,6 +489,11 @@ class JobManager:
             uid=uid,
             gid=gid,
             network=network or {},
+            volume_mounts=(
+                self._volumes.resolve_for_job(job.spec.volumes)
+                if self._volumes is not None and job.spec.volumes
+                else ()
+            ),
         )
 
     async def _start(self, job_id: str) -> Job:

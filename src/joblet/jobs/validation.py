@@ -293,10 +293,15 @@ def _check_upload_paths(uploads: Sequence[Upload]) -> None:
 
 
 def check_volumes(volumes: Iterable[str]) -> tuple[str, ...]:
-    checked = tuple(check_name("volume", v) for v in volumes)
-    if "" in checked:
-        raise InvalidArgument("volume names must not be empty")
-    duplicates = sorted({v for v in checked if checked.count(v) > 1})
+    """`NAME` or `NAME:ro` entries; the names must differ."""
+    checked = tuple(volumes)
+    names = []
+    for entry in checked:
+        name = entry.removesuffix(":ro")
+        if not name:
+            raise InvalidArgument("volume names must not be empty")
+        names.append(check_name("volume", name))
+    duplicates = sorted({v for v in names if names.count(v) > 1})
     if duplicates:
         raise InvalidArgument(f"volume {duplicates[0]!r} is given more than once")
     return checked
