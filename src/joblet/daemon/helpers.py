@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from joblet.api import joblet_pb2 as pb
 from joblet.config.model import RootLayout
 from joblet.daemon.supervisor import HelperSupervisor
 from joblet.jobs.model import Job
@@ -78,18 +77,3 @@ class StateListener:
 
     def deleted(self, job_id: str) -> None:
         self._state.delete(job_id)
-
-
-class PersistMetricsHistory:
-    """Metric history from persist, for GetJobMetricsHistory and summaries."""
-
-    def __init__(self, query: PersistQueryClient) -> None:
-        self._query = query
-
-    async def history(self, job_id: str, from_ns: int, to_ns: int) -> list[pb.JobMetricsSample]:
-        samples: list[pb.JobMetricsSample] = []
-        async for item in self._query.query_metrics(job_id, from_ns, to_ns):
-            sample = pb.JobMetricsSample()
-            sample.ParseFromString(item.payload)
-            samples.append(sample)
-        return samples

@@ -98,6 +98,16 @@ def raw_history_handler(
     )
 
 
+def install_raw_history(
+    server: grpc.aio.Server, resolve: Callable[[str], str], hub: MetricsHub
+) -> None:
+    """Replace the registered GetJobMetricsHistory of JobService (call after
+    `add_JobServiceServicer_to_server`) with `raw_history_handler`."""
+    server.add_registered_method_handlers(  # type: ignore[attr-defined]  # grpc >= 1.62, not in grpc-stubs
+        "joblet.JobService", {"GetJobMetricsHistory": raw_history_handler(resolve, hub)}
+    )
+
+
 def _as_is(data: bytes) -> bytes:
     return data
 

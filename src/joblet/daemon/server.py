@@ -14,9 +14,9 @@ import grpc
 
 from joblet.api import joblet_pb2_grpc as pb_grpc
 from joblet.config.model import DaemonConfig
+from joblet.daemon import metrics_rpc
 from joblet.daemon.helpers import (
     LOAD_TIMEOUT_S,
-    PersistMetricsHistory,
     StateListener,
     start_helpers,
 )
@@ -29,8 +29,10 @@ from joblet.jobs.manager import LOG_FILE, JobManager
 from joblet.logs.follow import LogHub
 from joblet.logs.service import JobLogs
 from joblet.metrics.cloud import detect_cloud
+from joblet.metrics.history import PersistHistory
 from joblet.metrics.host import HostCollector
 from joblet.metrics.hub import MetricsHub
+from joblet.metrics.prometheus import PrometheusExporter
 from joblet.network.manager import NetworkManager
 from joblet.resources.detect import create_cgroup_manager
 from joblet.resources.interface import CgroupManager
@@ -133,12 +135,10 @@ class Daemon:
         logs = JobLogs(hub, lambda job_id: layout.job_dir(job_id) / LOG_FILE,
                        helpers.persist, helpers.persist_query)  # fmt: skip
         self._stack.push_async_callback(logs.close)
+        history = PersistHistory(helpers.persist_config.grpc_socket)
+        self._stack.push_async_callback(history.close)
         metrics = await self._stack.enter_async_context(
-            MetricsHub(
-                config.metrics,
-                sink=helpers.persist.send_metric,
-                history_source=PersistMetricsHistory(helpers.persist_query),
-            )
+            MetricsHub(config.metrics, sink=helpers.persist.send_metric, history_source=history)
         )
         self.manager = JobManager(
             config, cgroups, launcher, logs, node_id,
@@ -173,6 +173,14 @@ class Daemon:
         pb_grpc.add_JobServiceServicer_to_server(  # type: ignore[no-untyped-call]
             JobService(self.manager, config, metrics, self._networks, self._volumes), server
         )
+        manager = self.manager
+        # Sends stored samples' bytes as they are (24 h = 17,280 samples).
+        metrics_rpc.install_raw_history(server, lambda uuid: manager.get(uuid).id, metrics)
+        if config.metrics.prometheus.enabled:
+            await self._stack.enter_async_context(
+                PrometheusExporter(metrics, collector, config.metrics.prometheus,
+                                   job_name=lambda job_id: manager.get(job_id).spec.name)
+            )  # fmt: skip
         pb_grpc.add_VolumeServiceServicer_to_server(  # type: ignore[no-untyped-call]
             VolumeService(self._volumes), server
         )

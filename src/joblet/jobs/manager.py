@@ -62,7 +62,13 @@ class JobMetrics(Protocol):
     """Samples running jobs (the metrics hub)."""
 
     def start_job(
-        self, job_id: str, cgroup: JobCgroup, limits: Limits, init_pid: int | None = None
+        self,
+        job_id: str,
+        cgroup: JobCgroup,
+        limits: Limits,
+        init_pid: int | None = None,
+        *,
+        from_start: bool = False,
     ) -> object: ...
 
     async def finish_job(self, job_id: str) -> object: ...
@@ -519,7 +525,7 @@ class JobManager:
             self.on_exit(rt.early_exit)
             return self._registry.get(job_id)
         if self._metrics is not None and rt.limits is not None:
-            self._metrics.start_job(job_id, rt.cgroup, rt.limits, init_pid=pid)
+            self._metrics.start_job(job_id, rt.cgroup, rt.limits, init_pid=pid, from_start=True)
         timeout = self._config.jobs.job_timeout_s
         if timeout > 0:
             loop = asyncio.get_running_loop()

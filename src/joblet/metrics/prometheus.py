@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from types import TracebackType
 
 from joblet.api import joblet_pb2 as pb
+from joblet.errors import JobletError
 from joblet.metrics.config import PrometheusConfig
 from joblet.metrics.host import HostCollector
 from joblet.metrics.hub import MetricsHub
@@ -129,9 +130,15 @@ class PrometheusExporter:
         for job_id in self._hub.live_jobs():
             latest = self._hub.latest(job_id)
             if latest is not None:
-                samples.append((latest, self._job_name(job_id)))
+                samples.append((latest, self._name(job_id)))
         host = await asyncio.to_thread(self._collector.metrics, ("cpu", "memory"))
         return render_job(samples) + render_host(host)
+
+    def _name(self, job_id: str) -> str:
+        try:
+            return self._job_name(job_id)
+        except JobletError:  # deleted between the sample and now: the id still tells
+            return ""
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from joblet.metrics.compute import SampleContext, build_sample, delta, percent, rate
 from joblet.metrics.parsers import NetCounters
-from joblet.metrics.snapshot import CgroupReading, DeviceIO, ProcessCounts, Snapshot
+from joblet.metrics.snapshot import (
+    CgroupReading,
+    DeviceIO,
+    ProcessCounts,
+    Snapshot,
+    with_final_network,
+)
 from joblet.resources.interface import Limits
 from joblet.resources.stats import Pressure
 
@@ -58,3 +64,13 @@ def test_first_sample_has_totals_but_no_rates() -> None:
     s = build_sample(CTX, snap(1, 5_000_000, 10, 2, wbytes=4096, rx=100), None)
     assert s.cpu.usageUsec == 5_000_000 and s.cpu.usagePercent == 0.0
     assert s.io.writeBPS == 0.0 and s.network.rxBPS == 0.0
+
+
+def test_final_reading_keeps_the_last_network_counters() -> None:
+    lo = {"lo": NetCounters(rx_bytes=10, tx_bytes=10)}
+    before = Snapshot(1, 1, CgroupReading(), lo)
+    gone = Snapshot(2, 2, CgroupReading())  # the namespace ended with the job
+    assert with_final_network(gone, before).net == lo
+    assert with_final_network(gone, None).net == {}
+    fresh = Snapshot(2, 2, CgroupReading(), {"lo": NetCounters(rx_bytes=20)})
+    assert with_final_network(fresh, before) is fresh
