@@ -36,7 +36,9 @@ from joblet.metrics.config import parse_metrics_config
 from joblet.network.config import parse_network_config
 
 
-def load_daemon_config(path: Path) -> DaemonConfig:
+def read_config_file(path: Path) -> Mapping[str, Any]:
+    """The whole YAML file as a mapping; ConfigError naming the file otherwise.
+    Every part (daemon, persist, state, volumes) reads its section from this."""
     try:
         raw = yaml.safe_load(path.read_text())
     except OSError as exc:
@@ -45,6 +47,11 @@ def load_daemon_config(path: Path) -> DaemonConfig:
         raise ConfigError(f"config {path} is not valid YAML: {exc}") from exc
     if not isinstance(raw, Mapping):
         raise ConfigError(f"config {path} must be a mapping")
+    return raw
+
+
+def load_daemon_config(path: Path) -> DaemonConfig:
+    raw = read_config_file(path)
     try:
         return parse_daemon_config(raw)
     except (TypeError, ValueError, KeyError) as exc:

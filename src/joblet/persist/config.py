@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from joblet.config.units import parse_duration_s, parse_size_bytes
 from joblet.errors import ConfigError
 
@@ -75,14 +73,9 @@ class PersistConfig:
 
 
 def load_persist_config(path: Path) -> PersistConfig:
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config {path} is not valid YAML: {exc}") from exc
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"config {path} must be a mapping")
+    from joblet.config.loader import read_config_file
+
+    raw = read_config_file(path)
     try:
         return parse_persist_config(raw)
     except (TypeError, ValueError, KeyError) as exc:

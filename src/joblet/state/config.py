@@ -23,8 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from joblet.config.units import parse_duration_s
 from joblet.errors import ConfigError
 
@@ -88,14 +86,9 @@ class StateConfig:
 
 def load_state_config(path: Path) -> StateConfig:
     """The `state:` section of the config file at `path`; ConfigError when invalid."""
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config {path} is not valid YAML: {exc}") from exc
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"config {path} must be a mapping")
+    from joblet.config.loader import read_config_file
+
+    raw = read_config_file(path)
     try:
         return parse_state_config(raw)
     except (TypeError, ValueError, KeyError) as exc:

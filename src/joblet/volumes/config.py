@@ -15,8 +15,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from joblet.config.units import parse_size_bytes
 from joblet.errors import ConfigError
 
@@ -53,12 +51,9 @@ def parse_volumes_config(section: Mapping[str, object] | None) -> VolumesConfig:
 
 def load_volumes_config(config_path: Path) -> VolumesConfig:
     """The section from the daemon's YAML file (the rest is read elsewhere)."""
-    try:
-        raw = yaml.safe_load(config_path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read {config_path}: {exc}") from exc
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{config_path}: not a mapping")
+    from joblet.config.loader import read_config_file
+
+    raw = read_config_file(config_path)
     section = raw.get("volumes")
     if section is not None and not isinstance(section, Mapping):
         raise ConfigError("volumes: must be a mapping")
