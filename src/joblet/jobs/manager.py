@@ -17,11 +17,11 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from joblet.config.model import DaemonConfig
 from joblet.errors import FailedPrecondition, JobletError
@@ -31,6 +31,13 @@ from joblet.jobs import recovery
 from joblet.jobs.environment import job_environment
 from joblet.jobs.ids import new_job_id
 from joblet.jobs.model import Job, JobSpec, JobStatus
+from joblet.jobs.ports import (
+    JobListener,
+    JobMetrics,
+    JobNetworks,
+    JobVolumes,
+    Launcher,
+)
 from joblet.jobs.registry import JobRegistry
 from joblet.jobs.state_machine import (
     Canceled,
@@ -52,60 +59,6 @@ log = logging.getLogger(__name__)
 LOG_FILE = "output.log"
 KILL_SETTLE_S = 10.0
 SHUTDOWN_SETTLE_S = 10.0
-
-
-class Launcher(Protocol):
-    async def launch(self, spec: LaunchSpec) -> int: ...
-
-
-class JobMetrics(Protocol):
-    """Samples running jobs (the metrics hub)."""
-
-    def start_job(
-        self,
-        job_id: str,
-        cgroup: JobCgroup,
-        limits: Limits,
-        init_pid: int | None = None,
-        *,
-        from_start: bool = False,
-    ) -> object: ...
-
-    async def finish_job(self, job_id: str) -> object: ...
-
-
-class JobNetworks(Protocol):
-    """Addresses and wiring of job networks (joblet.network.NetworkManager)."""
-
-    def allocate(
-        self,
-        job_id: str,
-        network: str,
-        job_name: str = "",
-        *,
-        ingress_bps: int = 0,
-        egress_bps: int = 0,
-        admin: bool = False,
-    ) -> dict[str, Any]: ...
-
-    def release(self, job_id: str) -> None: ...
-
-
-class JobVolumes(Protocol):
-    """Named volumes (joblet.volumes.VolumeManager)."""
-
-    def resolve_for_job(self, entries: Sequence[str]) -> tuple[tuple[str, str, bool], ...]: ...
-
-    def block_devices(self, names_or_entries: Sequence[str]) -> tuple[str, ...]: ...
-
-
-class JobListener(Protocol):
-    """Told of every change to a job record (the state service's client).
-    Both calls must return at once: a job never waits on a listener."""
-
-    def changed(self, job: Job) -> None: ...
-
-    def deleted(self, job_id: str) -> None: ...
 
 
 @dataclass

@@ -1,0 +1,67 @@
+"""What the job manager needs from the rest of the daemon: small interfaces,
+so the manager is testable with fakes and the composition root picks the
+real parts (launcher client, metrics hub, network and volume managers, state
+client)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from joblet.isolation.spec import LaunchSpec
+from joblet.jobs.model import Job
+from joblet.resources.interface import JobCgroup, Limits
+
+
+class Launcher(Protocol):
+    async def launch(self, spec: LaunchSpec) -> int: ...
+
+
+class JobMetrics(Protocol):
+    """Samples running jobs (the metrics hub)."""
+
+    def start_job(
+        self,
+        job_id: str,
+        cgroup: JobCgroup,
+        limits: Limits,
+        init_pid: int | None = None,
+        *,
+        from_start: bool = False,
+    ) -> object: ...
+
+    async def finish_job(self, job_id: str) -> object: ...
+
+
+class JobNetworks(Protocol):
+    """Addresses and wiring of job networks (joblet.network.NetworkManager)."""
+
+    def allocate(
+        self,
+        job_id: str,
+        network: str,
+        job_name: str = "",
+        *,
+        ingress_bps: int = 0,
+        egress_bps: int = 0,
+        admin: bool = False,
+    ) -> dict[str, Any]: ...
+
+    def release(self, job_id: str) -> None: ...
+
+
+class JobVolumes(Protocol):
+    """Named volumes (joblet.volumes.VolumeManager)."""
+
+    def resolve_for_job(self, entries: Sequence[str]) -> tuple[tuple[str, str, bool], ...]: ...
+
+    def block_devices(self, names_or_entries: Sequence[str]) -> tuple[str, ...]: ...
+
+
+class JobListener(Protocol):
+    """Told of every change to a job record (the state service's client).
+    Both calls must return at once: a job never waits on a listener."""
+
+    def changed(self, job: Job) -> None: ...
+
+    def deleted(self, job_id: str) -> None: ...
