@@ -12,69 +12,68 @@ Call order in the child (see isolation.child.run_a):
      the /30 gateway), gets its ingress tbf and comes up, all before the
      command runs (it has no CAP_NET_ADMIN to undo any of it).
 
+Requests go over raw rtnetlink (network.netlink), batched: one round trip to
+create the pair, one per side to configure it, one to look up host indexes.
 `plan` is the LaunchSpec.network dict built by NetworkManager.allocate.
 """
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
-from pyroute2 import IPRoute  # type: ignore[import-untyped]
-
+from joblet.network import netlink as nl
 from joblet.network.addressing import tbf_burst_bytes
 
 JOB_IFACE = "eth0"
-IN6_ADDR_GEN_MODE_NONE = 1
-_NO_IPV6 = {
-    "attrs": [("AF_INET6", {"attrs": [("IFLA_INET6_ADDR_GEN_MODE", IN6_ADDR_GEN_MODE_NONE)]})]
-}
 
 
 def needs_veth(plan: dict[str, Any]) -> bool:
     return plan.get("mode") in ("bridge", "isolated")
 
 
-def open_host_socket() -> IPRoute:
-    return IPRoute()
+def open_host_socket() -> nl.RtNetlink:
+    return nl.RtNetlink()
 
 
-def setup(plan: dict[str, Any], host_ns_fd: int, host: IPRoute) -> None:
+def setup(plan: dict[str, Any], host_ns_fd: int, host: nl.RtNetlink) -> None:
     # New interfaces copy conf/default: eth0 is created without IPv6 while
     # lo, which already exists, keeps ::1.
     with open("/proc/sys/net/ipv6/conf/default/disable_ipv6", "w") as f:
         f.write("1")
-    with IPRoute() as job:
-        job.link(
-            "add",
-            ifname=JOB_IFACE,
-            kind="veth",
-            mtu=plan["mtu"],
-            peer={"ifname": plan["host_veth"], "net_ns_fd": host_ns_fd, "mtu": plan["mtu"]},
-        )
-        index = job.link_lookup(ifname=JOB_IFACE)[0]
-        job.addr("add", index=index, address=plan["address"], prefixlen=plan["prefixlen"])
-        if plan.get("egress_bps"):
-            _tbf(job, index, plan["egress_bps"], plan["mtu"])
-        job.link("set", index=index, state="up")
-        job.route("add", dst="0.0.0.0/0", gateway=plan["gateway"])
-    _host_side(plan, host)
+    with nl.RtNetlink() as job:
+        job.transact([nl.veth_create(JOB_IFACE, plan["mtu"], plan["host_veth"], host_ns_fd)])
+        job.transact(job_side_requests(plan, socket.if_nametoindex(JOB_IFACE)))
+    names = [plan["host_veth"]] + ([plan["bridge"]] if plan.get("bridge") else [])
+    indexes = host.link_indexes(*names)
+    host.transact(host_side_requests(plan, indexes[0], indexes[1] if len(indexes) > 1 else 0))
 
 
-def _host_side(plan: dict[str, Any], host: IPRoute) -> None:
-    index = host.link_lookup(ifname=plan["host_veth"])[0]
-    host.link("set", index=index, IFLA_AF_SPEC=_NO_IPV6)
-    if plan.get("bridge"):
-        master = host.link_lookup(ifname=plan["bridge"])[0]
-        host.link("set", index=index, master=master)
-    else:  # isolated: a point-to-point /30, the host side is the gateway
-        host.addr("add", index=index, address=plan["gateway"], prefixlen=plan["prefixlen"])
+def job_side_requests(plan: dict[str, Any], index: int) -> list[nl.Request]:
+    """Address, egress tbf, up, then the default route (needs the link up)."""
+    reqs = [nl.addr_add(index, plan["address"], plan["prefixlen"])]
+    if plan.get("egress_bps"):
+        reqs.append(_tbf(index, plan["egress_bps"], plan["mtu"]))
+    return [*reqs, nl.link_set(index, up=True), nl.default_route(plan["gateway"], index)]
+
+
+def host_side_requests(plan: dict[str, Any], index: int, bridge: int) -> list[nl.Request]:
+    """No IPv6 before it comes up; on the bridge, or (isolated: a
+    point-to-point /30) the gateway address; ingress tbf; up."""
+    if bridge:
+        reqs = [nl.link_set(index, master=bridge, no_ipv6=True)]
+    else:
+        reqs = [
+            nl.link_set(index, no_ipv6=True),
+            nl.addr_add(index, plan["gateway"], plan["prefixlen"]),
+        ]
     if plan.get("ingress_bps"):
-        _tbf(host, index, plan["ingress_bps"], plan["mtu"])
-    host.link("set", index=index, state="up")
+        reqs.append(_tbf(index, plan["ingress_bps"], plan["mtu"]))
+    return [*reqs, nl.link_set(index, up=True)]
 
 
-def _tbf(ipr: IPRoute, index: int, bits_per_sec: int, mtu: int) -> None:
+def _tbf(index: int, bits_per_sec: int, mtu: int) -> nl.Request:
     burst = tbf_burst_bytes(bits_per_sec, mtu)
     # limit: bytes queued beyond the bucket; ~50 ms worth keeps TCP happy.
     limit = max(burst, bits_per_sec // 8 // 20)
-    ipr.tc("add", "tbf", index, rate=bits_per_sec // 8, burst=burst, limit=limit)
+    return nl.tbf_add(index, bits_per_sec // 8, burst, limit)

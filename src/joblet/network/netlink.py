@@ -1,0 +1,214 @@
+"""A small rtnetlink client: just the requests a job's network set-up needs.
+
+Encoders are pure (they return a `Request`: message type, flags, body bytes);
+`RtNetlink` sends a batch of them in one sendmsg, each with NLM_F_ACK, and
+checks every ack. The kernel handles the messages of one datagram in order and
+answers each (netlink(7)), so a batch costs one round trip; a failed request
+is raised as OSError(errno) once the whole batch is answered.
+
+Layouts from include/uapi/linux/{netlink,rtnetlink,if_link,veth,pkt_sched}.h.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import struct
+from collections.abc import Sequence
+from types import TracebackType
+from typing import NamedTuple
+
+NETLINK_ROUTE = 0
+NLMSG_ERROR = 2
+NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE = 0x1, 0x4, 0x200, 0x400
+RTM_NEWLINK, RTM_GETLINK, RTM_NEWADDR, RTM_NEWROUTE, RTM_NEWQDISC = 16, 18, 20, 24, 36
+IFLA_IFNAME, IFLA_MTU, IFLA_MASTER, IFLA_LINKINFO, IFLA_AF_SPEC = 3, 4, 10, 18, 26
+IFLA_NET_NS_FD = 28
+IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 1, 2, 1
+IFLA_INET6_ADDR_GEN_MODE, IN6_ADDR_GEN_MODE_NONE = 8, 1
+IFF_UP = 0x1
+IFA_ADDRESS, IFA_LOCAL, IFA_BROADCAST = 1, 2, 4
+RTA_GATEWAY, RTA_OIF = 5, 4
+RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE, RTN_UNICAST = 254, 3, 0, 1
+TCA_KIND, TCA_OPTIONS = 1, 2
+TCA_TBF_PARMS, TCA_TBF_RATE64, TCA_TBF_BURST = 1, 4, 6
+TC_H_ROOT = 0xFFFFFFFF
+TC_LINKLAYER_ETHERNET = 1
+PSCHED_SHIFT = 6  # tc "ticks" are 64 ns (include/net/pkt_sched.h)
+
+_NLMSGHDR = struct.Struct("=IHHII")  # len, type, flags, seq, pid
+_NLMSGERR = struct.Struct("=i")  # error, then the offending request's header
+_IFINFOMSG = struct.Struct("=BxHiII")  # family, type, index, flags, change
+_IFADDRMSG = struct.Struct("=BBBBi")  # family, prefixlen, flags, scope, index
+# rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags
+_RTMSG = struct.Struct("=BBBBBBBBI")
+_TCMSG = struct.Struct("=BxxxiIII")  # family, ifindex, handle, parent, info
+_RATESPEC = struct.Struct("=BBHhHI")  # cell_log, linklayer, overhead, cell_align, mpu, rate
+_RTATTR = struct.Struct("=HH")  # len, type
+
+_CREATE = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL
+_CHANGE = NLM_F_REQUEST | NLM_F_ACK
+
+
+class Request(NamedTuple):
+    type: int
+    flags: int
+    body: bytes
+
+
+def _align(n: int) -> int:
+    return (n + 3) & ~3
+
+
+def attr(kind: int, payload: bytes) -> bytes:
+    """One rtattr, padded to 4 bytes."""
+    length = _RTATTR.size + len(payload)
+    return _RTATTR.pack(length, kind) + payload + b"\0" * (_align(length) - length)
+
+
+def _u32(kind: int, value: int) -> bytes:
+    return attr(kind, struct.pack("=I", value))
+
+
+def _name(kind: int, name: str) -> bytes:
+    return attr(kind, name.encode() + b"\0")
+
+
+def _ipv4(address: str) -> bytes:
+    return ipaddress.IPv4Address(address).packed
+
+
+def pack_message(req: Request, seq: int, pid: int = 0) -> bytes:
+    """nlmsghdr + body (bodies are always 4-byte aligned here)."""
+    return _NLMSGHDR.pack(_NLMSGHDR.size + len(req.body), req.type, req.flags, seq, pid) + req.body
+
+
+def veth_create(name: str, mtu: int, peer: str, peer_ns_fd: int) -> Request:
+    """`name` in the socket's namespace, its peer created in peer_ns_fd's."""
+    peer_msg = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
+    peer_msg += _name(IFLA_IFNAME, peer) + _u32(IFLA_MTU, mtu) + _u32(IFLA_NET_NS_FD, peer_ns_fd)
+    info = _name(IFLA_INFO_KIND, "veth") + attr(IFLA_INFO_DATA, attr(VETH_INFO_PEER, peer_msg))
+    body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
+    body += _name(IFLA_IFNAME, name) + _u32(IFLA_MTU, mtu) + attr(IFLA_LINKINFO, info)
+    return Request(RTM_NEWLINK, _CREATE, body)
+
+
+def link_get(name: str) -> Request:
+    """RTM_GETLINK by name; the reply's ifinfomsg carries the index."""
+    body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0) + _name(IFLA_IFNAME, name)
+    return Request(RTM_GETLINK, _CHANGE, body)
+
+
+def link_set(index: int, *, up: bool = False, master: int = 0, no_ipv6: bool = False) -> Request:
+    """Change a link: bring it up, enslave it, or stop IPv6 address generation
+    (IN6_ADDR_GEN_MODE_NONE: no link-local address when it comes up)."""
+    flags, change = (IFF_UP, IFF_UP) if up else (0, 0)
+    body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, index, flags, change)
+    if master:
+        body += _u32(IFLA_MASTER, master)
+    if no_ipv6:
+        inet6 = attr(IFLA_INET6_ADDR_GEN_MODE, bytes([IN6_ADDR_GEN_MODE_NONE]))
+        body += attr(IFLA_AF_SPEC, attr(socket.AF_INET6, inet6))
+    return Request(RTM_NEWLINK, _CHANGE, body)
+
+
+def addr_add(index: int, address: str, prefixlen: int) -> Request:
+    """An IPv4 address, with the subnet broadcast as `ip addr add ... brd +`."""
+    body = _IFADDRMSG.pack(socket.AF_INET, prefixlen, 0, RT_SCOPE_UNIVERSE, index)
+    body += attr(IFA_LOCAL, _ipv4(address)) + attr(IFA_ADDRESS, _ipv4(address))
+    if prefixlen < 31:
+        net = ipaddress.IPv4Network(f"{address}/{prefixlen}", strict=False)
+        body += attr(IFA_BROADCAST, net.broadcast_address.packed)
+    return Request(RTM_NEWADDR, _CREATE, body)
+
+
+def default_route(gateway: str, index: int) -> Request:
+    """0.0.0.0/0 via gateway out of interface `index`, main table."""
+    body = _RTMSG.pack(
+        socket.AF_INET, 0, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE, RTN_UNICAST, 0
+    )
+    body += attr(RTA_GATEWAY, _ipv4(gateway)) + _u32(RTA_OIF, index)
+    return Request(RTM_NEWROUTE, _CREATE, body)
+
+
+def tbf_add(index: int, rate_bytes: int, burst: int, limit: int) -> Request:
+    """A root tbf qdisc; rate in bytes per second, burst and limit in bytes.
+
+    The bucket is given as TCA_TBF_BURST (bytes), so no rate table is needed:
+    tbf_change() derives the buffer time from it (net/sched/sch_tbf.c)."""
+    rate32 = min(rate_bytes, 0xFFFFFFFF)
+    rate = _RATESPEC.pack(0, TC_LINKLAYER_ETHERNET, 0, -1, 0, rate32)
+    peak = _RATESPEC.pack(0, 0, 0, 0, 0, 0)
+    buffer_ticks = (burst * 1_000_000_000 // rate_bytes) >> PSCHED_SHIFT
+    parms = rate + peak + struct.pack("=III", limit, min(buffer_ticks, 0xFFFFFFFF), 0)
+    options = attr(TCA_TBF_PARMS, parms) + _u32(TCA_TBF_BURST, burst)
+    if rate_bytes >= 1 << 32:
+        options += attr(TCA_TBF_RATE64, struct.pack("=Q", rate_bytes))
+    body = _TCMSG.pack(socket.AF_UNSPEC, index, 0, TC_H_ROOT, 0)
+    body += _name(TCA_KIND, "tbf") + attr(TCA_OPTIONS, options)
+    return Request(RTM_NEWQDISC, _CREATE, body)
+
+
+def parse_replies(data: bytes) -> list[tuple[int, int, bytes]]:
+    """(type, seq, payload) of each message in one received datagram."""
+    out, offset = [], 0
+    while offset + _NLMSGHDR.size <= len(data):
+        length, kind, _flags, seq, _pid = _NLMSGHDR.unpack_from(data, offset)
+        if length < _NLMSGHDR.size:
+            break
+        out.append((kind, seq, data[offset + _NLMSGHDR.size : offset + length]))
+        offset += _align(length)
+    return out
+
+
+def reply_index(payload: bytes) -> int:
+    """The interface index of an RTM_NEWLINK reply."""
+    return int(_IFINFOMSG.unpack_from(payload)[2])
+
+
+class RtNetlink:
+    """A NETLINK_ROUTE socket in the namespace that was current when opened."""
+
+    def __init__(self) -> None:
+        self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
+        self._seq = 0
+
+    def __enter__(self) -> RtNetlink:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def transact(self, requests: Sequence[Request]) -> list[bytes]:
+        """Send all, wait for every ack; each request's reply payload (b"" if
+        it had none). The first failed request raises OSError(errno)."""
+        first = self._seq + 1
+        self._seq += len(requests)
+        self._sock.send(b"".join(pack_message(r, first + i) for i, r in enumerate(requests)))
+        replies = [b""] * len(requests)
+        errors = [0] * len(requests)
+        pending = len(requests)
+        while pending:
+            for kind, seq, payload in parse_replies(self._sock.recv(65536)):
+                slot = seq - first
+                if not 0 <= slot < len(requests):
+                    continue  # a stray answer to an earlier, abandoned batch
+                if kind == NLMSG_ERROR:
+                    errors[slot] = -_NLMSGERR.unpack_from(payload)[0]
+                    pending -= 1
+                else:
+                    replies[slot] = payload
+        for err in errors:
+            if err:
+                raise OSError(err, os.strerror(err))
+        return replies
+
+    def link_indexes(self, *names: str) -> list[int]:
+        """Interface indexes by name, one round trip."""
+        return [reply_index(p) for p in self.transact([link_get(n) for n in names])]
