@@ -231,19 +231,25 @@ class JobManager:
         self, jobs: list[Job], running: dict[str, int], orphaned: AbstractSet[str] = frozenset()
     ) -> None:
         """Take over the jobs a previous daemon left (from the state store)."""
+        # One listing instead of per-job lookups: most waiting jobs have no
+        # directory yet, and a restart may load tens of thousands of jobs.
+        with os.scandir(self._config.layout.jobs) as entries:
+            with_dirs = {entry.name for entry in entries}
         for job in sorted(jobs, key=lambda j: (j.created_at, j.id)):
             if job.id in self._runtime:
                 continue
             self._registry.add(job)
             self._runtime[job.id] = _Runtime()
-            exit_record = read_exit(str(self._config.layout.job_dir(job.id)))
+            has_dir = job.id in with_dirs
+            exit_record = read_exit(str(self._config.layout.job_dir(job.id))) if has_dir else None
             action = recovery.decide(job, running.get(job.id), exit_record, job.id in orphaned)
-            self._recover(job, action)
+            self._recover(job, action, has_dir)
         self._start_queued()
 
-    def _recover(self, job: Job, action: recovery.Recovery) -> None:
+    def _recover(self, job: Job, action: recovery.Recovery, has_dir: bool = True) -> None:
         job_id = job.id
-        self._track_logs(job_id, finished=isinstance(action, recovery.Keep | recovery.Lost))
+        if has_dir:
+            self._track_logs(job_id, finished=isinstance(action, recovery.Keep | recovery.Lost))
         rt = self._runtime[job_id]
         match action:
             case recovery.Rearm():

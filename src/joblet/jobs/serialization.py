@@ -107,22 +107,37 @@ def _encode_dataclass(value: Any) -> dict[str, Any]:
     return out
 
 
+@cache
+def _shape(hint: Any) -> tuple[Any, tuple[Any, ...], bool, bool]:
+    """A hint's origin and arguments, and whether it is a dataclass or an Enum:
+    worked out once per hint, not once per value (a restart decodes every job)."""
+    is_class = isinstance(hint, type)
+    return (
+        get_origin(hint),
+        get_args(hint),
+        is_class and dataclasses.is_dataclass(hint),
+        is_class and issubclass(hint, Enum),
+    )
+
+
 def _decode(raw: Any, hint: Any, where: str) -> Any:
-    origin = get_origin(hint)
+    if type(raw) is hint and hint in _PLAIN:  # the common case: a str, int, bool...
+        return raw
+    origin, args, is_dataclass, is_enum = _shape(hint)
     if origin in (Union, types.UnionType):
-        return _decode_union(raw, get_args(hint), where)
+        return _decode_union(raw, args, where)
     if origin is tuple:
-        return _decode_tuple(raw, get_args(hint), where)
+        return _decode_tuple(raw, args, where)
     if origin is dict:
-        key_hint, value_hint = get_args(hint)
+        key_hint, value_hint = args
         _expect(raw, dict, where)
         return {
             _decode(k, key_hint, where): _decode(v, value_hint, f"{where}.{k}")
             for k, v in raw.items()
         }
-    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+    if is_dataclass:
         return _decode_dataclass(raw, hint, where)
-    if isinstance(hint, type) and issubclass(hint, Enum):
+    if is_enum:
         try:
             return hint(raw)
         except ValueError as exc:
@@ -155,17 +170,31 @@ def _decode_tuple(raw: Any, args: tuple[Any, ...], where: str) -> tuple[Any, ...
     )
 
 
+@cache
+def _field_plan(cls: type) -> tuple[tuple[str, Any, bool, bool], ...]:
+    """Per field: name, type hint, excluded from storage, required."""
+    hints = _hints(cls)
+    return tuple(
+        (
+            f.name,
+            hints[f.name],
+            (cls, f.name) in _EXCLUDED,
+            f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
+        )
+        for f in dataclasses.fields(cls)
+    )
+
+
 def _decode_dataclass(raw: Any, cls: type, where: str) -> Any:
     _expect(raw, dict, where)
-    hints = _hints(cls)
     kwargs: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        if (cls, f.name) in _EXCLUDED:
-            kwargs[f.name] = _EXCLUDED_DEFAULTS[(cls, f.name)]
-        elif f.name in raw:
-            kwargs[f.name] = _decode(raw[f.name], hints[f.name], f"{where}.{f.name}")
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise SerializationError(f"{where}: required field {f.name!r} is missing")
+    for name, hint, excluded, required in _field_plan(cls):
+        if excluded:
+            kwargs[name] = _EXCLUDED_DEFAULTS[(cls, name)]
+        elif name in raw:
+            kwargs[name] = _decode(raw[name], hint, f"{where}.{name}")
+        elif required:
+            raise SerializationError(f"{where}: required field {name!r} is missing")
     return cls(**kwargs)
 
 
