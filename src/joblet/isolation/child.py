@@ -1,16 +1,15 @@
-"""What runs between fork and exec: the two forked halves of a job launch.
+"""What runs between clone and exec: the job's init before it becomes tini.
 
-The launcher prepares everything (`Prepared`) before it forks, so these
-functions only make system calls. Neither returns: they exec or `_exit`.
+The launcher prepares everything (`Prepared`) and then clones the child
+straight into its new pid, mount, uts, ipc and network namespaces (one
+process: no forker in between; the launcher, a child subreaper, reaps it).
+The child joins the job's cgroups, takes a cgroup namespace rooted there,
+wires its network, builds the root, pivots into it, hardens itself and execs
+tini, which runs the user's command. It only makes system calls and never
+returns: it execs or `_exit`s.
 
-  A (forked by the launcher): joins the job's cgroups, unshares the
-    namespaces, forks B, sends B's host pid on `pid_w` and exits. B is then
-    reparented to the launcher, a child subreaper, which reaps it.
-  B (PID 1 of the new pid namespace): builds the root, pivots into it,
-    hardens itself and execs tini, which runs the user's command.
-
-A setup failure in either is written to `err_w` (close-on-exec); an exec that
-succeeds closes it empty.
+A setup failure is written to `err_w` (close-on-exec); an exec that succeeds
+closes it empty.
 """
 
 from __future__ import annotations
@@ -69,8 +68,11 @@ class Prepared:
     host_netns_fd: int = -1  # the launcher's network namespace
 
 
-def run_a(prep: Prepared) -> None:
-    gc.disable()  # a collection would touch (copy-on-write) every object page
+def run_init(prep: Prepared, host_sock: Any) -> None:
+    """The job's init, cloned straight into its new namespaces by the launcher
+    (one process instead of a forker plus an init): join the cgroup, take a
+    cgroup namespace rooted there, wire the network, then as run_b."""
+    gc.disable()
     try:
         for procs in prep.cgroup_procs:
             fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
@@ -78,19 +80,14 @@ def run_a(prep: Prepared) -> None:
                 os.write(fd, b"0")  # "0": the writer itself (see prepare.attach_file)
             finally:
                 os.close(fd)
-        # Bound to the launcher's namespace: the job's veth peer lands there.
-        host_sock = jobside.open_host_socket() if jobside.needs_veth(prep.network) else None
-        libc.unshare(prep.unshare_flags)
+        if prep.unshare_flags & libc.CLONE_NEWCGROUP:
+            libc.unshare(libc.CLONE_NEWCGROUP)
         if host_sock is not None:
             with host_sock:
                 jobside.setup(prep.network, prep.host_netns_fd, host_sock)
-        child = os.fork()
-        if child == 0:
-            run_b(prep)
-        os.write(prep.pid_w, PID_FORMAT.pack(child))
-        os._exit(0)
     except BaseException as exc:
         _fail(prep.err_w, f"launch: {exc}", 126)
+    run_b(prep)
 
 
 def run_b(prep: Prepared) -> None:

@@ -25,10 +25,12 @@ from collections.abc import Callable
 from typing import Any
 
 from joblet.isolation import child, libc, records
+from joblet.isolation.child import PID_FORMAT
 from joblet.isolation.jobproc import JobProc
 from joblet.isolation.prepare import HostFacts, load_host_facts, prepare
 from joblet.isolation.spec import JobExit, LaunchSpec
 from joblet.isolation.wire import Connection
+from joblet.network import jobside
 
 Handler = Callable[[], None]
 LOST_CHECK_S = 1.0
@@ -45,7 +47,6 @@ class Launcher:
         self.jobs: dict[str, JobProc] = {}
         self.by_pid: dict[int, JobProc] = {}
         self.early: dict[int, int] = {}  # statuses reaped before the pid was known
-        self.forkers: set[int] = set()  # pids of the short-lived first children
         self.adopted: dict[str, records.RunningRecord] = {}
         self._next_lost_check = 0.0
         self.listener = _listen(socket_path)
@@ -191,10 +192,18 @@ class Launcher:
         prep, ends = prepare(spec, self.host)
         job = JobProc(spec, ends, conn, rid)
         self.jobs[spec.job_id] = job
-        pid = os.fork()
+        # Bound to the launcher's namespace: the job's veth peer lands there.
+        host_sock = jobside.open_host_socket() if jobside.needs_veth(prep.network) else None
+        pid = -1
+        try:
+            # The cgroup namespace comes after the child joined its cgroup.
+            pid = libc.clone_process(prep.unshare_flags & ~libc.CLONE_NEWCGROUP)
+        finally:
+            if host_sock is not None and pid != 0:
+                host_sock.close()
         if pid == 0:
-            child.run_a(prep)  # never returns
-        self.forkers.add(pid)
+            child.run_init(prep, host_sock)  # never returns
+        os.write(prep.pid_w, PID_FORMAT.pack(pid))  # the init's host pid, as a forker would
         job.close_child_ends(prep)
         job.watch(self)
 
@@ -220,9 +229,7 @@ class Launcher:
                 return
             if pid == 0:
                 return
-            if pid in self.forkers:
-                self.forkers.discard(pid)
-            elif pid in self.by_pid:
+            if pid in self.by_pid:
                 self.by_pid.pop(pid).exited(status)
             else:
                 self.early[pid] = status

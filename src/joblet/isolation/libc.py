@@ -8,8 +8,10 @@ listed per architecture (x86_64 and aarch64).
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import platform
+import signal
 import struct
 
 # Namespaces, from <linux/sched.h>.
@@ -168,6 +170,19 @@ def mount_setattr(target: str, attr_set: int, recursive: bool = True) -> None:
         ctypes.c_size_t(ctypes.sizeof(attr)),
     )
     _check(call, "mount_setattr", target)
+
+
+_SYS_CLONE = {"x86_64": 56, "aarch64": 220}.get(platform.machine(), -1)
+
+
+def clone_process(flags: int) -> int:
+    """fork(2) into new namespaces in one step: clone(2) with `flags` and no new
+    stack, so the child continues here like after fork, but without Python's
+    after-fork hooks. Only for a single-threaded caller whose child never
+    returns to the caller's loop (it execs or _exits). Returns 0 in the child."""
+    if _SYS_CLONE < 0:
+        raise OSError(errno.ENOSYS, f"clone is not wired for {platform.machine()}")
+    return _check(_libc.syscall(_SYS_CLONE, flags | signal.SIGCHLD, 0, 0, 0, 0), "clone")
 
 
 def sethostname(name: str) -> None:
