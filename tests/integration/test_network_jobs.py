@@ -125,3 +125,42 @@ def _init_pid(job_id: str) -> int:
         if in_job and is_tini:
             return int(entry)
     raise AssertionError(f"no init process for job {job_id}")
+
+
+RECEIVE = (
+    "import socket,time; s=socket.socket();"
+    "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1);"
+    "s.bind(('0.0.0.0', 8080)); s.listen(); c,_=s.accept(); n=0; t=None\n"
+    "while True:\n"
+    "    b=c.recv(1<<16)\n"
+    "    if not b: break\n"
+    "    t=t or time.monotonic(); n+=len(b)\n"
+    "print(n*8/(time.monotonic()-t))\n"
+)
+SEND = (
+    "import socket,sys,time\n"
+    "for _ in range(100):\n"
+    "    try:\n"
+    "        c=socket.create_connection((sys.argv[1], 8080), timeout=2); break\n"
+    "    except OSError: time.sleep(0.05)\n"
+    "end=time.monotonic()+3; buf=b'x'*65536\n"
+    "while time.monotonic()<end: c.sendall(buf)\n"
+    "c.close()\n"
+)
+
+
+@pytest.mark.parametrize("direction", ["egress", "ingress"])
+def test_bandwidth_limit_within_ten_percent(daemon: RunningDaemon, direction: str) -> None:
+    """10 Mbit/s on the sender's way out (egress) or the receiver's way in (ingress)."""
+    stub = daemon.jobs()
+    rate = 10_000_000
+    receiver_limit = {"maxIngressBitsPerSec": rate} if direction == "ingress" else {}
+    sender_limit = {"maxEgressBitsPerSec": rate} if direction == "egress" else {}
+    receiver = run(stub, "python3", "-c", RECEIVE, network="bridge", **receiver_limit)
+    wait_status(stub, receiver, {"RUNNING"})
+    sender = run(
+        stub, "python3", "-c", SEND, _own_address(receiver), network="bridge", **sender_limit
+    )
+    assert wait_status(stub, sender, FINAL, timeout=30).status == "COMPLETED"
+    measured = float(logs(stub, receiver).strip())
+    assert 0.9 * rate <= measured <= 1.1 * rate, f"{measured / 1e6:.2f} Mbit/s"
