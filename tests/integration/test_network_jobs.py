@@ -143,7 +143,7 @@ SEND = (
     "    try:\n"
     "        c=socket.create_connection((sys.argv[1], 8080), timeout=2); break\n"
     "    except OSError: time.sleep(0.05)\n"
-    "end=time.monotonic()+3; buf=b'x'*65536\n"
+    "end=time.monotonic()+5; buf=b'x'*65536\n"
     "while time.monotonic()<end: c.sendall(buf)\n"
     "c.close()\n"
 )

@@ -74,6 +74,6 @@ def host_side_requests(plan: dict[str, Any], index: int, bridge: int) -> list[nl
 
 def _tbf(index: int, bits_per_sec: int, mtu: int) -> nl.Request:
     burst = tbf_burst_bytes(bits_per_sec, mtu)
-    # limit: bytes queued beyond the bucket; ~50 ms worth keeps TCP happy.
-    limit = max(burst, bits_per_sec // 8 // 20)
+    # limit: bytes queued beyond the bucket; ~100 ms worth keeps TCP at the rate.
+    limit = max(burst, bits_per_sec // 8 // 10)
     return nl.tbf_add(index, bits_per_sec // 8, burst, limit)
