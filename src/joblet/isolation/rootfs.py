@@ -9,6 +9,7 @@ cannot change under it.
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 from collections.abc import Mapping, Sequence
@@ -140,16 +141,11 @@ class _Planner:
 
 
 def plan_root(inputs: RootInputs) -> list[Op]:
+    ops, made, links = _base_plan(tuple(sorted(inputs.allowed.items())), inputs.tmp_size_bytes)
     p = _Planner(inputs.root)
-    p.ops.append(Mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE))
-    p.ops.append(Mount("tmpfs", inputs.root, "tmpfs", libc.MS_NOSUID | libc.MS_NODEV, ROOT_TMPFS))
-    _plan_allowed(p, inputs.allowed)
-    _plan_proc(p)
-    _plan_dev(p)
-    tmp = p.target("/tmp")
-    p.dirs(tmp)
-    size = f"mode=1777,size={inputs.tmp_size_bytes}"
-    p.ops.append(Mount("tmpfs", tmp, "tmpfs", libc.MS_NOSUID | libc.MS_NODEV, size))
+    p.ops = [_relocate(op, inputs.root) for op in ops]
+    p.made = {_move(path, inputs.root) for path in made}
+    p.links = {_move(path, inputs.root) for path in links}
     work = p.target("/work")
     p.dirs(work)
     p.ops.append(Mount(inputs.workspace, work, None, libc.MS_BIND | libc.MS_REC))
@@ -159,6 +155,55 @@ def plan_root(inputs: RootInputs) -> list[Op]:
         for name in GENERATED_ETC:
             p.bind_ro(os.path.join(inputs.etc_dir, name), p.target("/etc/" + name), False)
     return p.ops
+
+
+# The part of every plan that depends only on the allowed mounts and the /tmp
+# size is planned once under this stand-in root and moved to each job's root:
+# planning it costs more than all the rest of a launch's preparation.
+_BASE_ROOT = "/.joblet-base-root"
+
+
+@functools.lru_cache(maxsize=16)
+def _base_plan(
+    allowed: tuple[tuple[str, HostEntry], ...], tmp_size_bytes: int
+) -> tuple[tuple[Op, ...], frozenset[str], frozenset[str]]:
+    p = _Planner(_BASE_ROOT)
+    p.ops.append(Mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE))
+    p.ops.append(Mount("tmpfs", _BASE_ROOT, "tmpfs", libc.MS_NOSUID | libc.MS_NODEV, ROOT_TMPFS))
+    _plan_allowed(p, dict(allowed))
+    _plan_proc(p)
+    _plan_dev(p)
+    tmp = p.target("/tmp")
+    p.dirs(tmp)
+    size = f"mode=1777,size={tmp_size_bytes}"
+    p.ops.append(Mount("tmpfs", tmp, "tmpfs", libc.MS_NOSUID | libc.MS_NODEV, size))
+    return tuple(p.ops), frozenset(p.made), frozenset(p.links)
+
+
+def _move(path: str, root: str) -> str:
+    """`path` planned under _BASE_ROOT, moved under `root` (others unchanged)."""
+    if path == _BASE_ROOT:
+        return root
+    if path.startswith(_BASE_ROOT + "/"):
+        return root + path[len(_BASE_ROOT) :]
+    return path
+
+
+def _relocate(op: Op, root: str) -> Op:
+    match op:
+        case MakeDir(path=path):
+            return MakeDir(_move(path, root))
+        case MakeFile(path=path):
+            return MakeFile(_move(path, root))
+        case MakeSymlink(link=link, path=path):
+            return MakeSymlink(link, _move(path, root))  # the link text stays the job's
+        case Mount():
+            source = None if op.source is None else _move(op.source, root)
+            return Mount(source, _move(op.target, root), op.fstype, op.flags, op.data,
+                         op.optional)  # fmt: skip
+        case Protect():
+            return Protect(_move(op.target, root), op.attrs, op.optional)
+    raise AssertionError(f"unknown op {op!r}")  # pragma: no cover
 
 
 def _plan_allowed(p: _Planner, allowed: Mapping[str, HostEntry]) -> None:
