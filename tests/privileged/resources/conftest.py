@@ -3,47 +3,24 @@ when a test fails."""
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from joblet.resources._fs import walk_groups
-from joblet.resources.cleanup import cleanup_leftovers
-from joblet.resources.detect import CgroupLayout, create_cgroup_manager, detect_layout
+from joblet.resources.detect import CgroupLayout
 from joblet.resources.interface import CgroupManager
-
-CGROUP_ROOT = Path("/sys/fs/cgroup")
+from joblet.testing.cgroups import scratch_manager, usable_layout
 
 
 @pytest.fixture(scope="session")
 def layout() -> CgroupLayout:
-    if os.geteuid() != 0:
-        pytest.skip("cgroup tests need root")
-    found = detect_layout(CGROUP_ROOT)
-    if found.version == "none":
-        pytest.skip(f"no usable cgroups on this host: {found.reason}")
-    probe = next(iter(found.controllers.values())) / f"joblet-probe-{uuid.uuid4().hex[:8]}"
-    try:
-        probe.mkdir()
-    except OSError as exc:
-        pytest.skip(f"cgroupfs is not writable here ({probe.parent}): {exc.strerror}")
-    probe.rmdir()
+    found = usable_layout()
+    if isinstance(found, str):
+        pytest.skip(f"cgroup tests: {found}")
     return found
 
 
 @pytest.fixture
 def manager(layout: CgroupLayout) -> Iterator[CgroupManager]:
-    parent = f"joblet-test-{uuid.uuid4().hex[:8]}"
-    made = create_cgroup_manager(CGROUP_ROOT, parent)
-    try:
+    with scratch_manager(layout, "joblet-test") as made:
         yield made
-    finally:
-        try:
-            cleanup_leftovers(made)
-        finally:
-            for hierarchy in sorted(set(layout.controllers.values())):
-                for group in reversed(walk_groups(hierarchy / parent)):
-                    group.rmdir()
