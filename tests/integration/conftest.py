@@ -157,6 +157,14 @@ def _stop_launcher(root: Path) -> None:
     os.kill(pid, signal.SIGKILL)
 
 
+def _free_octet() -> int:
+    taken = subprocess.run(
+        ["ip", "-4", "-o", "addr", "show"], capture_output=True, text=True, check=False
+    ).stdout
+    free = [n for n in range(256) if f"10.201.{n}." not in taken and f"10.202.{n}." not in taken]
+    return random.choice(free)
+
+
 def start_daemon(tmp: Path, **joblet_overrides: Any) -> RunningDaemon:
     root = tmp / "root"
     port = free_port()
@@ -180,8 +188,9 @@ def start_daemon(tmp: Path, **joblet_overrides: Any) -> RunningDaemon:
     config = yaml.safe_load(config_path.read_text())
     config.setdefault("joblet", {}).update(joblet_overrides)
     config.setdefault("cgroup", {})["parent"] = f"joblet-test-{uuid.uuid4().hex[:8]}"
-    # Daemons of one test run may live side by side: each gets its own ranges.
-    octet = random.randrange(256)
+    # Daemons of one test run may live side by side: each gets its own ranges,
+    # away from any address already on the host (a daemon refuses overlaps).
+    octet = _free_octet()
     config.setdefault("network", {}).update(
         bridgeCidr=f"10.201.{octet}.0/24", isolatedPool=f"10.202.{octet}.0/24"
     )
