@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -165,28 +165,17 @@ def _free_octet() -> int:
     return random.choice(free)
 
 
-def start_daemon(tmp: Path, **joblet_overrides: Any) -> RunningDaemon:
-    root = tmp / "root"
-    port = free_port()
+def write_test_config(
+    root: Path, port: int, sections: Mapping[str, Mapping[str, Any]] | None = None
+) -> Path:
+    """`joblet setup` into `root`, then the test daemon's own cgroup parent and
+    network ranges, and `sections` merged over the written config."""
+    setup = ["setup", "--root", str(root), "--address", "127.0.0.1", "--port", str(port)]
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "joblet.daemon.main",
-            "setup",
-            "--root",
-            str(root),
-            "--address",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        check=True,
-        capture_output=True,
+        [sys.executable, "-m", "joblet.daemon.main", *setup], check=True, capture_output=True
     )
     config_path = root / "config" / "joblet-config.yml"
     config = yaml.safe_load(config_path.read_text())
-    config.setdefault("joblet", {}).update(joblet_overrides)
     config.setdefault("cgroup", {})["parent"] = f"joblet-test-{uuid.uuid4().hex[:8]}"
     # Daemons of one test run may live side by side: each gets its own ranges,
     # away from any address already on the host (a daemon refuses overlaps).
@@ -194,7 +183,21 @@ def start_daemon(tmp: Path, **joblet_overrides: Any) -> RunningDaemon:
     config.setdefault("network", {}).update(
         bridgeCidr=f"10.201.{octet}.0/24", isolatedPool=f"10.202.{octet}.0/24"
     )
+    for name, values in (sections or {}).items():
+        section = config.setdefault(name, {})
+        for key, value in values.items():
+            if isinstance(value, Mapping) and isinstance(section.get(key), dict):
+                section[key].update(value)
+            else:
+                section[key] = value
     config_path.write_text(yaml.safe_dump(config))
+    return config_path
+
+
+def start_daemon(tmp: Path, **joblet_overrides: Any) -> RunningDaemon:
+    root = tmp / "root"
+    port = free_port()
+    config_path = write_test_config(root, port, {"joblet": joblet_overrides})
     log_path = tmp / "daemon.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(

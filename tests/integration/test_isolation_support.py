@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ import yaml
 from joblet.api import joblet_pb2 as pb
 from joblet.api import joblet_pb2_grpc as pb_grpc
 
-from .conftest import RunningDaemon, _wait_for_port, free_port, wait_status
+from .conftest import RunningDaemon, _wait_for_port, free_port, wait_status, write_test_config
 
 FINAL = {"COMPLETED", "FAILED", "STOPPED", "CANCELED"}
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -36,20 +35,8 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 def _write_config(
     root: Path, port: int, joblet: Mapping[str, Any], cgroup_defaults: Mapping[str, Any]
 ) -> Path:
-    setup = ["setup", "--root", str(root), "--address", "127.0.0.1", "--port", str(port)]
-    subprocess.run(
-        [sys.executable, "-m", "joblet.daemon.main", *setup],
-        check=True,
-        capture_output=True,
-    )
-    config_path = root / "config" / "joblet-config.yml"
-    config = yaml.safe_load(config_path.read_text())
-    config.setdefault("joblet", {}).update(joblet)
-    cgroup = config.setdefault("cgroup", {})
-    cgroup["parent"] = f"joblet-test-{uuid.uuid4().hex[:8]}"
-    cgroup.setdefault("defaults", {}).update(cgroup_defaults)
-    config_path.write_text(yaml.safe_dump(config))
-    return config_path
+    sections = {"joblet": joblet, "cgroup": {"defaults": dict(cgroup_defaults)}}
+    return write_test_config(root, port, sections)
 
 
 def start_isolation_daemon(

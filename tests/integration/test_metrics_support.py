@@ -11,18 +11,16 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
-import yaml
 
 from joblet.api import joblet_pb2 as pb
 from joblet.api import joblet_pb2_grpc as pb_grpc
 
-from .conftest import RunningDaemon, _wait_for_port, free_port
+from .conftest import RunningDaemon, _wait_for_port, free_port, write_test_config
 from .test_isolation_support import stop_isolation_daemon
 
 FINAL = {"COMPLETED", "FAILED", "STOPPED", "CANCELED"}
@@ -33,14 +31,7 @@ def start_metrics_daemon(tmp: Path, metrics: Mapping[str, Any]) -> RunningDaemon
     """`joblet serve` like conftest's start_daemon, with a `metrics:` section."""
     root = tmp / "root"
     port = free_port()
-    setup = ["setup", "--root", str(root), "--address", "127.0.0.1", "--port", str(port)]
-    subprocess.run([sys.executable, "-m", "joblet.daemon.main", *setup], check=True,
-                   capture_output=True)  # fmt: skip
-    config_path = root / "config" / "joblet-config.yml"
-    config = yaml.safe_load(config_path.read_text())
-    config["metrics"] = dict(metrics)
-    config.setdefault("cgroup", {})["parent"] = f"joblet-test-{uuid.uuid4().hex[:8]}"
-    config_path.write_text(yaml.safe_dump(config))
+    config_path = write_test_config(root, port, {"metrics": dict(metrics)})
     log_path = tmp / "daemon.log"
     argv = [sys.executable, "-m", "joblet.daemon.main", "serve", "--config", str(config_path)]
     with log_path.open("wb") as log:
