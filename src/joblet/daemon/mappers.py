@@ -3,6 +3,8 @@ the servicers sees them. Secret values never leave: they go out as '***'."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from joblet.api import joblet_pb2 as pb
 from joblet.jobs.environment import mask_secrets
 from joblet.jobs.model import Job
@@ -18,67 +20,50 @@ def _ts(value: float) -> str:
     return format_rfc3339(value) if value else ""
 
 
-def job_message(job: Job) -> pb.Job:
+def _shared_fields(job: Job) -> dict[str, Any]:
+    """The fields `Job` and `GetJobStatusRes` have in common (same names)."""
     spec = job.spec
-    return pb.Job(
-        uuid=job.id,
-        name=spec.name,
-        command=spec.command,
-        args=list(spec.args),
-        maxCPU=spec.max_cpu,
-        cpuCores=spec.cpu_cores,
-        maxMemory=spec.max_memory_mb,
-        maxIOBPS=spec.max_iobps,
-        status=job.status.value,
-        startTime=_ts(job.started_at),
-        endTime=_ts(job.ended_at),
-        exitCode=job.exit_code,
-        scheduledTime=_ts(job.scheduled_at),
-        runtime=spec.runtime,
-        environment=dict(spec.environment),
-        secret_environment=mask_secrets(spec.secret_environment),
-        gpu_count=spec.gpu_count,
-        gpu_memory_mb=spec.gpu_memory_mb,
-        nodeId=job.node_id,
-        endReason=job.end_reason,
-        user=_user(job),
-        maxIngressBitsPerSec=job.spec.max_ingress_bps,
-        maxEgressBitsPerSec=job.spec.max_egress_bps,
-    )
+    return {
+        "uuid": job.id,
+        "name": spec.name,
+        "command": spec.command,
+        "args": list(spec.args),
+        "maxCPU": spec.max_cpu,
+        "cpuCores": spec.cpu_cores,
+        "maxMemory": spec.max_memory_mb,
+        "maxIOBPS": spec.max_iobps,
+        "status": job.status.value,
+        "startTime": _ts(job.started_at),
+        "endTime": _ts(job.ended_at),
+        "exitCode": job.exit_code,
+        "scheduledTime": _ts(job.scheduled_at),
+        "runtime": spec.runtime,
+        "environment": dict(spec.environment),
+        "secret_environment": mask_secrets(spec.secret_environment),
+        "gpu_count": spec.gpu_count,
+        "gpu_memory_mb": spec.gpu_memory_mb,
+        "nodeId": job.node_id,
+        "endReason": job.end_reason,
+        "user": _user(job),
+        "maxIngressBitsPerSec": spec.max_ingress_bps,
+        "maxEgressBitsPerSec": spec.max_egress_bps,
+    }
+
+
+def job_message(job: Job) -> pb.Job:
+    return pb.Job(**_shared_fields(job))
 
 
 def status_message(job: Job) -> pb.GetJobStatusRes:
     spec = job.spec
     return pb.GetJobStatusRes(
-        uuid=job.id,
-        name=spec.name,
-        command=spec.command,
-        args=list(spec.args),
-        maxCPU=spec.max_cpu,
-        cpuCores=spec.cpu_cores,
-        maxMemory=spec.max_memory_mb,
-        maxIOBPS=spec.max_iobps,
-        status=job.status.value,
-        startTime=_ts(job.started_at),
-        endTime=_ts(job.ended_at),
-        exitCode=job.exit_code,
-        scheduledTime=_ts(job.scheduled_at),
-        environment=dict(spec.environment),
-        secret_environment=mask_secrets(spec.secret_environment),
+        **_shared_fields(job),
         network=spec.network,
         volumes=list(spec.volumes),
-        runtime=spec.runtime,
         workDir=spec.workdir or "/work",
         uploads=list(job.upload_names),
         dependencies=list(spec.dependencies),
         workflowUuid=spec.workflow_uuid,
-        gpu_count=spec.gpu_count,
-        gpu_memory_mb=spec.gpu_memory_mb,
-        nodeId=job.node_id,
-        endReason=job.end_reason,
-        user=_user(job),
-        maxIngressBitsPerSec=job.spec.max_ingress_bps,
-        maxEgressBitsPerSec=job.spec.max_egress_bps,
     )
 
 

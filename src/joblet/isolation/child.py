@@ -33,7 +33,6 @@ SIOCSIFFLAGS = 0x8914
 IFF_UP = 0x1
 _IFREQ = struct.Struct("16sH14x")
 TINI_ARGS = ("tini", "-g", "--")
-PID_FORMAT = struct.Struct("i")
 
 
 class CommandNotFound(Exception):
@@ -62,7 +61,6 @@ class Prepared:
     stdout_w: int
     stderr_w: int
     err_w: int
-    pid_w: int
     keep_fds: list[int] = field(default_factory=list)
     network: dict[str, Any] = field(default_factory=dict)  # LaunchSpec.network
     host_netns_fd: int = -1  # the launcher's network namespace

@@ -11,7 +11,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from joblet.isolation import records
-from joblet.isolation.child import PID_FORMAT, Prepared
+from joblet.isolation.child import Prepared
 from joblet.isolation.prepare import ParentEnds, close_child_ends
 from joblet.isolation.relay import LogRelay
 from joblet.isolation.spec import LaunchSpec
@@ -33,11 +33,10 @@ class JobProc:
         self.relay = LogRelay(spec.log_path, spec.max_log_bytes)
         self.streams = {ends.stdout_r: Stream.STDOUT, ends.stderr_r: Stream.STDERR}
         self.err_r = ends.err_r
-        self.pid_r = ends.pid_r
         self.error = b""
         self.conn: Connection | None = conn
         self.rid = rid
-        self.pid = 0  # the job's init (tini), as a host pid; -1 if it never started
+        self.pid = 0  # the job's init (tini), as a host pid, once cloned
         self.err_closed = False
         self.launched = False
         self.status: int | None = None
@@ -53,17 +52,11 @@ class JobProc:
         for fd in self.streams:
             launcher.sel.register(fd, read, functools.partial(self._on_stream, launcher, fd))
         launcher.sel.register(self.err_r, read, functools.partial(self._on_err, launcher))
-        launcher.sel.register(self.pid_r, read, functools.partial(self._on_pid, launcher))
 
-    def _on_pid(self, launcher: Launcher) -> None:
-        data = os.read(self.pid_r, PID_FORMAT.size)
-        launcher.unwatch(self.pid_r)
-        os.close(self.pid_r)
-        if len(data) == PID_FORMAT.size:
-            self.pid = PID_FORMAT.unpack(data)[0]
-            launcher.learned_pid(self)
-        else:
-            self.pid = -1  # the first child failed before forking the init
+    def started(self, launcher: Launcher, pid: int) -> None:
+        """The launcher cloned the job's init: `pid` is its host pid."""
+        self.pid = pid
+        launcher.learned_pid(self)
         self._decide(launcher)
 
     def _on_err(self, launcher: Launcher) -> None:
@@ -81,11 +74,9 @@ class JobProc:
         if not self.err_closed or self.pid == 0 or self.conn is None:
             return
         conn, self.conn = self.conn, None
-        if self.error or self.pid < 0:
-            message = self.error.decode(errors="replace") or "launch failed"
+        if self.error:
+            message = self.error.decode(errors="replace")
             launcher.reply(conn, self.rid, {"ok": False, "error": message})
-            if self.pid < 0:
-                self.status = -1
         else:
             self.launched = True
             ticks = records.read_start_ticks(self.pid, launcher.host.procfs) or 0

@@ -25,7 +25,6 @@ from collections.abc import Callable
 from typing import Any
 
 from joblet.isolation import child, libc, records
-from joblet.isolation.child import PID_FORMAT
 from joblet.isolation.jobproc import JobProc
 from joblet.isolation.prepare import HostFacts, load_host_facts, prepare
 from joblet.isolation.spec import JobExit, LaunchSpec
@@ -203,9 +202,9 @@ class Launcher:
                 host_sock.close()
         if pid == 0:
             child.run_init(prep, host_sock)  # never returns
-        os.write(prep.pid_w, PID_FORMAT.pack(pid))  # the init's host pid, as a forker would
         job.close_child_ends(prep)
         job.watch(self)
+        job.started(self, pid)
 
     def learned_pid(self, job: JobProc) -> None:
         self.by_pid[job.pid] = job

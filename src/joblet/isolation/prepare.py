@@ -39,7 +39,6 @@ class ParentEnds:
     stdout_r: int
     stderr_r: int
     err_r: int
-    pid_r: int
 
 
 def find_tini(candidates: tuple[str, ...] = TINI_PATHS) -> str:
@@ -147,7 +146,6 @@ def prepare(spec: LaunchSpec, host: HostFacts) -> tuple[Prepared, ParentEnds]:
     stdout_r, stdout_w = _job_pipe()
     stderr_r, stderr_w = _job_pipe()
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
-    pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
     prep = Prepared(
         job_id=spec.job_id,
         root=root,
@@ -167,12 +165,11 @@ def prepare(spec: LaunchSpec, host: HostFacts) -> tuple[Prepared, ParentEnds]:
         stdout_w=stdout_w,
         stderr_w=stderr_w,
         err_w=err_w,
-        pid_w=pid_w,
         keep_fds=[err_w, host.tini_fd],
         network=dict(spec.network),
         host_netns_fd=host.host_netns_fd,
     )
-    return prep, ParentEnds(stdout_r, stderr_r, err_r, pid_r)
+    return prep, ParentEnds(stdout_r, stderr_r, err_r)
 
 
 def _unshare_flags(spec: LaunchSpec, host: HostFacts) -> int:
@@ -182,7 +179,7 @@ def _unshare_flags(spec: LaunchSpec, host: HostFacts) -> int:
 
 
 def close_child_ends(prep: Prepared) -> None:
-    for fd in (prep.stdout_w, prep.stderr_w, prep.err_w, prep.pid_w):
+    for fd in (prep.stdout_w, prep.stderr_w, prep.err_w):
         os.close(fd)
 
 
