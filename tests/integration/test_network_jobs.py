@@ -1,12 +1,15 @@
 """Job networks through the daemon: modes, custom networks with names, refusals.
 
-Every packet stays between jobs of the test daemon (its own bridges) or on
-loopback inside a job; nothing outside the host is addressed.
+The daemon runs in a network namespace of the test's own (network_world.py):
+its bridges and rules never touch the host's, and every packet stays between
+its jobs or on loopback inside a job.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Iterator
 
 import grpc
 import pytest
@@ -14,7 +17,8 @@ import pytest
 from joblet.api import joblet_pb2 as pb
 from joblet.api import joblet_pb2_grpc as pb_grpc
 
-from .conftest import RunningDaemon, wait_status
+from .conftest import ROOT_NEEDED, RunningDaemon, wait_status
+from .network_world import netns_daemon
 
 pytestmark = [pytest.mark.integration, pytest.mark.privileged]
 
@@ -33,6 +37,16 @@ CONNECT = (
     "    except OSError: time.sleep(0.05)\n"
     "print(c.recv(100).decode())\n"
 )
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDaemon]:
+    if os.geteuid() != 0:
+        pytest.skip(ROOT_NEEDED)
+    if shutil.which("nft") is None:
+        pytest.skip("needs nft (apt-get install nftables)")
+    with netns_daemon(tmp_path_factory.mktemp("netjobs")) as running:
+        yield running
 
 
 def run(stub: pb_grpc.JobServiceStub, command: str, *args: str, **fields: object) -> str:

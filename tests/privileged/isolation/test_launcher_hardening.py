@@ -51,7 +51,7 @@ async def test_capabilities_are_the_default_set(launcher: Harness) -> None:
         sh("grep -E '^(CapEff|CapBnd|CapInh|CapAmb|NoNewPrivs|Seccomp):' /proc/self/status")
     )
     status = dict(line.split(":\t") for line in result.stdout.splitlines())
-    assert int(status["CapEff"], 16) == int(status["CapBnd"], 16) == 0xA80425FB
+    assert int(status["CapEff"], 16) == int(status["CapBnd"], 16) == 0xA80405FB
     assert int(status["CapInh"], 16) == int(status["CapAmb"], 16) == 0
     assert status["NoNewPrivs"] == "1"
     assert status["Seccomp"] == "2"

@@ -33,8 +33,8 @@ def test_resolve_command_follows_path_order() -> None:
 
 
 def test_capability_masks() -> None:
-    assert caps.caps_mask(caps.DEFAULT_CAPS) == 0xA80425FB
-    assert caps.caps_from_mask(0xA80425FB) == caps.DEFAULT_CAPS
+    assert caps.caps_mask(caps.DEFAULT_CAPS) == 0xA80405FB
+    assert caps.caps_from_mask(0xA80405FB) == caps.DEFAULT_CAPS
     dropped = caps.caps_to_drop(caps.DEFAULT_CAPS, 40)
     assert 21 in dropped  # CAP_SYS_ADMIN
     assert 16 in dropped and 19 in dropped  # SYS_MODULE, SYS_PTRACE
