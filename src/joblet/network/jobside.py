@@ -23,7 +23,7 @@ import socket
 from typing import Any
 
 from joblet.network import netlink as nl
-from joblet.network.addressing import tbf_burst_bytes
+from joblet.network.addressing import tbf_burst_bytes, tbf_limit_bytes
 
 JOB_IFACE = "eth0"
 
@@ -39,14 +39,21 @@ def open_host_socket() -> nl.RtNetlink:
 def setup(plan: dict[str, Any], host_ns_fd: int, host: nl.RtNetlink) -> None:
     # New interfaces copy conf/default: eth0 is created without IPv6 while
     # lo, which already exists, keeps ::1.
-    with open("/proc/sys/net/ipv6/conf/default/disable_ipv6", "w") as f:
-        f.write("1")
+    _write_sysctl("net/ipv6/conf/default/disable_ipv6", "1")
+    # Jobs have no CAP_NET_RAW (no forged sources); ICMP datagram sockets
+    # keep ping working for every group, in this namespace only.
+    _write_sysctl("net/ipv4/ping_group_range", "0 2147483647")
     with nl.RtNetlink() as job:
         job.transact([nl.veth_create(JOB_IFACE, plan["mtu"], plan["host_veth"], host_ns_fd)])
         job.transact(job_side_requests(plan, socket.if_nametoindex(JOB_IFACE)))
     names = [plan["host_veth"]] + ([plan["bridge"]] if plan.get("bridge") else [])
     indexes = host.link_indexes(*names)
     host.transact(host_side_requests(plan, indexes[0], indexes[1] if len(indexes) > 1 else 0))
+
+
+def _write_sysctl(name: str, value: str) -> None:
+    with open(f"/proc/sys/{name}", "w") as f:
+        f.write(value)
 
 
 def job_side_requests(plan: dict[str, Any], index: int) -> list[nl.Request]:
@@ -73,7 +80,5 @@ def host_side_requests(plan: dict[str, Any], index: int, bridge: int) -> list[nl
 
 
 def _tbf(index: int, bits_per_sec: int, mtu: int) -> nl.Request:
-    burst = tbf_burst_bytes(bits_per_sec, mtu)
-    # limit: bytes queued beyond the bucket; ~100 ms worth keeps TCP at the rate.
-    limit = max(burst, bits_per_sec // 8 // 10)
+    burst, limit = tbf_burst_bytes(bits_per_sec, mtu), tbf_limit_bytes(bits_per_sec, mtu)
     return nl.tbf_add(index, bits_per_sec // 8, burst, limit)

@@ -118,5 +118,11 @@ def test_parse_rate_refuses(text: str) -> None:
 
 
 def test_burst_grows_with_rate() -> None:
-    assert ad.tbf_burst_bytes(10**9) == 10**9 // 8 // 250
+    assert ad.tbf_burst_bytes(10**9) == 10**9 // 8 // 100  # 10 ms
     assert ad.tbf_burst_bytes(10**6) >= 4 * 1514
+
+
+def test_tbf_queue_is_100_ms_capped_and_never_below_the_bucket() -> None:
+    assert ad.tbf_limit_bytes(10**8) == 10**8 // 8 // 10
+    assert ad.tbf_limit_bytes(10**10) == 32 * 1024 * 1024
+    assert ad.tbf_limit_bytes(10**5) == ad.tbf_burst_bytes(10**5)
