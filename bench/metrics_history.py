@@ -1,33 +1,63 @@
-"""GetJobMetricsHistory and GetJobMetricsSummary p99 through a real daemon, for a
-job with 24 h of 5 s samples (17,280) stored in persist (issue 5). Target <= 50 ms.
+"""GetJobMetricsHistory and GetJobMetricsSummary p99 through a real daemon over
+mTLS, for jobs with 24 h of 5 s samples (17,280) (issue 5). Target <= 50 ms.
 
-A finished job's history is filled with realistic samples (every CPU and memory
-field set, one block device, `lo`; about 500 bytes each, 8.7 MB in all) sent to
-persist over its IPC socket, as the daemon's metrics sink does. Then a client
-times each RPC from call to the decoded response. Baseline, same run: the same
-bytes decoded as one JobMetricsHistoryResponse in this process (no RPC at all).
+    .venv/bin/python bench/metrics_history.py [--quick]
+
+Jobs run on the daemon: some finish (`true`; 4, --quick 2), one keeps running
+(`sleep`). The daemon is then restarted (SIGKILL, so that the running job
+survives; `joblet serve` on the same root and port), so no job is in its
+memory. Each job then gets 24 h of realistic samples (every CPU and memory
+field set, one block device, `lo`; about 500 bytes each, 8.6 MB in all) sent
+to persist over its IPC socket, the path the daemon's own metrics sink takes,
+and the finished jobs' histories are sealed again, as the daemon does when a
+job ends. A client times each RPC from the call to the decoded response, on
+one mTLS channel:
+
+* first reads: the first history (or summary) of each job, which the daemon
+  reads from persist (the finished ones from sealed segments, the running one
+  from its open segment), derives the summary's series from, and then keeps
+  (metrics.historyCacheBytes);
+* then `runs` calls each of history 24 h, history last 1 h and summary 24 h
+  of one finished job and of the running job (which gets a new sample every
+  5 s, so its history grows and its summary is recomputed meanwhile).
+
+Also printed: the CPU time the daemon and persist spent per call (psutil),
+and the client's own (its decode, TLS and HTTP/2 work; all its threads).
+Baselines, same run and channel: a GetJobStatus round trip (the transport's
+floor for one small message), and the client's own decode of the 24 h response
+(`JobMetricsHistoryResponse.FromString`, which every timed history call
+includes).
+
+A running job started by this daemon is answered from memory only while the
+hub's ring (`metrics.historySamples`, 720 by default) holds its whole history,
+so a 24 h history always comes from persist unless that is raised to 17,280;
+that path's server-side work (no gRPC) is timed in-process as a reference.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
+import contextlib
 import time
-from pathlib import Path
+from collections.abc import Callable
 
 import grpc
-from common import Report, describe_ms, p50, p99, parse_args, running_daemon
+import psutil
+from common import Daemon, Report, describe_ms, p50, p99, parse_args, running_daemon
+from metrics_stream_latency import start_daemon_again
 
 from joblet.api import joblet_pb2 as pb
 from joblet.api import joblet_pb2_grpc as pb_grpc
 from joblet.daemon import metrics_rpc
+from joblet.errors import JobletError
 from joblet.metrics.config import MetricsConfig
-from joblet.metrics.history import PersistHistory
 from joblet.metrics.hub import MetricsHub
-from joblet.persist.client import PersistClient
+from joblet.persist.client import PersistClient, PersistQueryClient
 
 DAY_SAMPLES = 24 * 3600 // 5
 NS = 1_000_000_000
+TARGET_MS = 50.0
+FINAL = ("COMPLETED", "FAILED", "STOPPED")
 
 
 def sample(job_id: str, i: int, start_ns: int) -> bytes:
@@ -47,12 +77,8 @@ def sample(job_id: str, i: int, start_ns: int) -> bytes:
             device="8:0", readBytes=1 << 30, writeBytes=1 << 29, readOps=i, writeOps=2 * i
         )
     )
-    s.io.totalReadBytes, s.io.totalWriteBytes, s.io.readBPS, s.io.writeBPS = (
-        1 << 30,
-        1 << 29,
-        float(i),
-        2.0,
-    )
+    s.io.totalReadBytes, s.io.totalWriteBytes = 1 << 30, 1 << 29
+    s.io.readBPS, s.io.writeBPS = float(i), 2.0
     s.network.interfaces["lo"].CopyFrom(
         pb.NetworkInterfaceMetrics(interface="lo", rxBytes=10 << 20, txBytes=10 << 20)
     )
@@ -61,145 +87,250 @@ def sample(job_id: str, i: int, start_ns: int) -> bytes:
     return s.SerializeToString()
 
 
-async def fill(socket_path: object, job_id: str, payloads: list[tuple[int, bytes]]) -> None:
-    async with PersistClient(socket_path) as client:  # type: ignore[arg-type]
-        for ts, payload in payloads:
-            client.send_metric(job_id, ts, payload)
-        await client.flush(60)
+def day_of_samples(job_id: str, end_ns: int) -> list[tuple[int, bytes]]:
+    """24 h of 5 s samples whose last one is 5 s before `end_ns`."""
+    start = end_ns - DAY_SAMPLES * 5 * NS
+    return [(start + i * 5 * NS, sample(job_id, i, start)) for i in range(DAY_SAMPLES)]
 
 
-def time_calls(call: object, request: object, runs: int) -> list[float]:
+async def fill(
+    daemon: Daemon, histories: dict[str, list[tuple[int, bytes]]], seal: list[str]
+) -> None:
+    """Send the samples over persist's IPC (as the daemon's sink does, one
+    sample a batch), then seal the finished jobs' histories again."""
+    async with PersistClient(daemon.root / "run" / "persist-ipc.sock") as client:
+        for job_id, payloads in histories.items():
+            for ts, payload in payloads:
+                client.send_metric(job_id, ts, payload)
+                if not client.has_room():
+                    await client.flush(60)
+        for job_id in seal:
+            client.job_finished(job_id)
+        if not await client.flush(120):
+            raise RuntimeError("persist did not store the samples")
+
+
+def wait_status(stub: pb_grpc.JobServiceStub, job_id: str, wanted: Callable[[str], bool]) -> None:
+    deadline = time.monotonic() + 30
+    while not wanted(status := stub.GetJobStatus(pb.GetJobStatusReq(uuid=job_id)).status):
+        if time.monotonic() > deadline:
+            detail = stub.GetJobStatus(pb.GetJobStatusReq(uuid=job_id))
+            raise RuntimeError(f"job {job_id} is {status}, not the wanted status: {detail}")
+        time.sleep(0.05)
+
+
+def restart(daemon: Daemon) -> Daemon:
+    # SIGKILL, as restart_time.py does: a SIGTERM would stop the running job.
+    daemon.proc.kill()
+    daemon.proc.wait(60)
+    return start_daemon_again(daemon)
+
+
+def time_calls(call: Callable[..., object], request: object, runs: int) -> list[float]:
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()
-        call(request, timeout=60)  # type: ignore[operator]
+        call(request, timeout=60)
         times.append(time.perf_counter() - t0)
     return times
 
 
-class RawServer:
-    """GetJobMetricsHistory through `metrics_rpc.raw_history_handler` on an
-    in-process grpc.aio server (its own thread and loop), over a hub whose
-    history source is persist (`PersistHistory`) or, with `memory`, the hub's
-    own complete ring: the path this issue adds, before server.py wires it."""
+def wait_history(stub: pb_grpc.JobServiceStub, job_id: str, count: int) -> list[int]:
+    """Timestamps of the job's history once it holds `count` samples (30 s at most)."""
+    request = pb.JobMetricsHistoryRequest(uuid=job_id)
+    deadline = time.monotonic() + 30
+    while len(samples := stub.GetJobMetricsHistory(request).samples) < count:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    return [s.timestamp for s in samples]
 
-    def __init__(self, persist_socket: Path | None, memory: list[bytes] | None = None) -> None:
-        self._persist, self._memory = persist_socket, memory
-        self._ready = threading.Event()
-        self._stop: asyncio.Event | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self.port = 0
-        self._thread = threading.Thread(target=asyncio.run, args=(self._serve(),), daemon=True)
-        self._thread.start()
-        self._ready.wait(30)
 
-    async def _serve(self) -> None:
-        source = PersistHistory(self._persist) if self._persist else None
-        async with MetricsHub(
-            MetricsConfig(history_samples=DAY_SAMPLES + 100), history_source=source
-        ) as hub:
-            for payload in self._memory or ():
-                hub.publish(pb.JobMetricsSample.FromString(payload))
-            server = grpc.aio.server(options=[("grpc.max_send_message_length", 64 << 20)])
-            pb_grpc.add_JobServiceServicer_to_server(pb_grpc.JobServiceServicer(), server)  # type: ignore[no-untyped-call]
-            handler = metrics_rpc.raw_history_handler(lambda uuid: uuid, hub)
-            server.add_registered_method_handlers(
-                "joblet.JobService", {"GetJobMetricsHistory": handler}
-            )
-            self.port = server.add_insecure_port("127.0.0.1:0")
-            await server.start()
-            self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-            self._ready.set()
-            await self._stop.wait()
-            await server.stop(None)
-            if source is not None:
-                await source.close()
-
-    def stub(self) -> pb_grpc.JobServiceStub:
-        channel = grpc.insecure_channel(
-            f"127.0.0.1:{self.port}", options=[("grpc.max_receive_message_length", 64 << 20)]
+def check_history(stub: pb_grpc.JobServiceStub, job_id: str, first_ts: int) -> int:
+    """The whole stored day comes back, oldest first."""
+    stamps = wait_history(stub, job_id, DAY_SAMPLES)
+    if stamps != sorted(stamps) or not stamps or stamps[0] != first_ts:
+        raise RuntimeError(
+            f"history of {job_id} is not the stored day, oldest first: {len(stamps)} samples,"
+            f" first {stamps[:1]} (wanted {first_ts}), sorted: {stamps == sorted(stamps)}"
         )
-        return pb_grpc.JobServiceStub(channel)  # type: ignore[no-untyped-call]
+    return len(stamps)
 
-    def close(self) -> None:
-        assert self._loop is not None and self._stop is not None
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(30)
+
+def server_cpu_s(daemon: Daemon) -> float:
+    """CPU seconds the daemon and persist have used so far."""
+    persist = int((daemon.root / "run" / "persist.pid").read_text().strip())
+    return sum(sum(psutil.Process(pid).cpu_times()[:2]) for pid in (daemon.proc.pid, persist))
+
+
+def measure_job(
+    report: Report,
+    stub: pb_grpc.JobServiceStub,
+    label: str,
+    job_id: str,
+    *,
+    daemon: Daemon,
+    start_s: int,
+    runs: int,
+) -> None:
+    cases: dict[str, tuple[Callable[..., object], object]] = {
+        "history 24 h": (stub.GetJobMetricsHistory, pb.JobMetricsHistoryRequest(uuid=job_id)),
+        "history last 1 h": (
+            stub.GetJobMetricsHistory,
+            pb.JobMetricsHistoryRequest(uuid=job_id, fromTimestamp=start_s + 23 * 3600),
+        ),
+        "summary 24 h": (stub.GetJobMetricsSummary, pb.JobMetricsSummaryRequest(uuid=job_id)),
+    }
+    for name, (call, request) in cases.items():
+        cpu, client = server_cpu_s(daemon), time.process_time()
+        times = time_calls(call, request, runs)
+        client_ms = 1000 * (time.process_time() - client) / runs
+        cpu_ms = 1000 * (server_cpu_s(daemon) - cpu) / runs
+        print(
+            f"{label}, {name}: {describe_ms(times)};"
+            f" CPU a call: server {cpu_ms:.1f} ms, client {client_ms:.1f} ms"
+        )
+        report.figures[f"{label} {name} server CPU ms a call"] = cpu_ms
+        report.figures[f"{label} {name} client CPU ms a call"] = client_ms
+        report.figures[f"{label} {name} p50 ms"] = 1000 * p50(times)
+        report.figures[f"{label} {name} p99 ms"] = 1000 * p99(times)
+        report.check(f"{label} {name} p99", 1000 * p99(times) <= TARGET_MS, f"<= {TARGET_MS} ms")
+
+
+async def memory_path(payloads: list[bytes], runs: int) -> tuple[list[float], list[float]]:
+    """Server-side work of history and summary from a hub whose ring holds the
+    whole day (in-process, no gRPC)."""
+    async with MetricsHub(MetricsConfig(history_samples=DAY_SAMPLES + 100)) as hub:
+        for payload in payloads:
+            hub.publish(pb.JobMetricsSample.FromString(payload))
+        job_id = pb.JobMetricsSample.FromString(payloads[0]).jobId
+        history, summary = [], []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            await metrics_rpc.job_metrics_history_bytes(
+                hub, job_id, pb.JobMetricsHistoryRequest(uuid=job_id)
+            )
+            t1 = time.perf_counter()
+            await metrics_rpc.get_job_metrics_summary(
+                hub, job_id, pb.JobMetricsSummaryRequest(uuid=job_id)
+            )
+            history.append(t1 - t0)
+            summary.append(time.perf_counter() - t1)
+        return history, summary
+
+
+async def persisted_count(daemon: Daemon, job_id: str) -> int:
+    """Samples persist holds for the job, asked directly (not through the daemon)."""
+    count = 0
+    async with PersistQueryClient(daemon.root / "run" / "persist-grpc.sock") as client:
+        with contextlib.suppress(JobletError):
+            async for _ in client.query_metrics(job_id):
+                count += 1
+    return count
+
+
+def wait_cleared(daemon: Daemon, job_id: str) -> None:
+    """The re-attached job's log copy starts by clearing what persist holds of
+    the job (its metrics too); its first sample stored after that says the
+    clearing is done, so what is filled next stays."""
+    deadline = time.monotonic() + 30
+    while asyncio.run(persisted_count(daemon, job_id)) < 1:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no sample of {job_id} reached persist")
+        time.sleep(0.2)
+
+
+def timed(call: Callable[..., object], request: object) -> float:
+    return time_calls(call, request, 1)[0]
+
+
+def start_jobs(daemon: Daemon, finished_count: int) -> tuple[list[str], str]:
+    stub = daemon.jobs()
+    finished = [
+        stub.RunJob(pb.RunJobRequest(command="true")).jobUuid for _ in range(finished_count)
+    ]
+    running = stub.RunJob(pb.RunJobRequest(command="sleep", args=["3600"])).jobUuid
+    for job_id in finished:
+        wait_status(stub, job_id, lambda s: s in FINAL)
+    wait_status(stub, running, lambda s: s == "RUNNING")
+    time.sleep(1.0)  # the state helper stores RUNNING asynchronously; SIGKILL comes next
+    return finished, running
+
+
+def first_reads(
+    report: Report, stub: pb_grpc.JobServiceStub, daemon: Daemon, finished: list[str], running: str
+) -> None:
+    """First reads: the daemon reads the job from persist. Half the finished
+    jobs are first asked for their history, half for their summary."""
+    history_req = {j: pb.JobMetricsHistoryRequest(uuid=j) for j in [*finished, running]}
+    summary_req = {j: pb.JobMetricsSummaryRequest(uuid=j) for j in finished}
+    cpu = server_cpu_s(daemon)
+    cold_history = [timed(stub.GetJobMetricsHistory, history_req[j]) for j in finished[::2]]
+    cold_history.append(timed(stub.GetJobMetricsHistory, history_req[running]))
+    cold_summary = [timed(stub.GetJobMetricsSummary, summary_req[j]) for j in finished[1::2]]
+    cpu_ms = 1000 * (server_cpu_s(daemon) - cpu) / (len(cold_history) + len(cold_summary))
+    print(f"first reads: server CPU {cpu_ms:.1f} ms a call")
+    report.figures["first reads server CPU ms a call"] = cpu_ms
+    for name, times in (("history", cold_history), ("summary", cold_summary)):
+        print(f"first {name} read of a job (from persist): {describe_ms(times)}")
+        report.figures[f"first {name} read p50 ms"] = 1000 * p50(times)
+        report.figures[f"first {name} read max ms"] = 1000 * max(times)
 
 
 def main() -> None:
     args = parse_args(__doc__ or "")
     runs = 10 if args.quick else 40
     report = Report("metrics_history", args.quick)
-    with running_daemon() as daemon:
-        # A 24 h history is ~8.6 MB: over gRPC's default 4 MiB receive limit.
+    with running_daemon() as first:
+        finished, running = start_jobs(first, 2 if args.quick else 4)
+        daemon = restart(first)
+        first.proc = daemon.proc  # `running_daemon` stops this one at the end
+        # A 24 h history is ~7.4 MB: over gRPC's default 4 MiB receive limit.
         channel = grpc.secure_channel(
             daemon.address,
             daemon.credentials(),
             options=[("grpc.max_receive_message_length", 64 << 20)],
         )
         stub = pb_grpc.JobServiceStub(channel)  # type: ignore[no-untyped-call]
-        job_id = stub.RunJob(pb.RunJobRequest(command="true")).jobUuid
-        while stub.GetJobStatus(pb.GetJobStatusReq(uuid=job_id)).status not in (
-            "COMPLETED",
-            "FAILED",
-        ):
-            time.sleep(0.05)
-        start = time.time_ns() - (DAY_SAMPLES + 10) * 5 * NS
-        payloads = [(start + i * 5 * NS, sample(job_id, i, start)) for i in range(DAY_SAMPLES)]
-        asyncio.run(fill(daemon.root / "run" / "persist-ipc.sock", job_id, payloads))
-        request = pb.JobMetricsHistoryRequest(uuid=job_id)
-        deadline = time.monotonic() + 60
-        while (
-            len(stub.GetJobMetricsHistory(request).samples) < DAY_SAMPLES
-            and time.monotonic() < deadline
-        ):
-            time.sleep(0.2)
-        got = len(stub.GetJobMetricsHistory(request).samples)
-        report.figures["samples returned"] = got
-        last_hour = pb.JobMetricsHistoryRequest(
-            uuid=job_id, fromTimestamp=(start // NS) + 23 * 3600
+        wait_status(stub, running, lambda s: s == "RUNNING")
+        wait_cleared(daemon, running)
+        now = time.time_ns()
+        days = {job_id: day_of_samples(job_id, now) for job_id in [*finished, running]}
+        t0 = time.perf_counter()
+        asyncio.run(fill(daemon, days, seal=finished))
+        report.notes.append(
+            f"{len(days)} x {DAY_SAMPLES} samples stored in {time.perf_counter() - t0:.1f} s"
         )
-        summary = pb.JobMetricsSummaryRequest(uuid=job_id)
-        cases = {
-            "history 24 h": (stub.GetJobMetricsHistory, request),
-            "history last 1 h": (stub.GetJobMetricsHistory, last_hour),
-            "summary 24 h": (stub.GetJobMetricsSummary, summary),
-        }
-        for name, (call, req) in cases.items():
-            times = time_calls(call, req, runs)
-            print(f"{name}: {describe_ms(times)}")
-            report.figures[f"{name} p50 ms"] = 1000 * p50(times)
-            report.figures[f"{name} p99 ms"] = 1000 * p99(times)
-            report.check(f"{name} p99", 1000 * p99(times) <= 50, "<= 50 ms")
-        for label, server in (
-            ("raw path, from persist", RawServer(daemon.root / "run" / "persist-grpc.sock")),
-            ("raw path, from memory", RawServer(None, [p for _, p in payloads])),
-        ):
-            try:
-                raw_stub = server.stub()
-                assert len(raw_stub.GetJobMetricsHistory(request).samples) >= DAY_SAMPLES
-                times = time_calls(raw_stub.GetJobMetricsHistory, request, runs)
-            finally:
-                server.close()
-            print(f"history 24 h, {label}: {describe_ms(times)}")
-            report.figures[f"history 24 h {label} p50 ms"] = 1000 * p50(times)
-            report.figures[f"history 24 h {label} p99 ms"] = 1000 * p99(times)
-            report.check(f"history 24 h {label} p99", 1000 * p99(times) <= 50, "<= 50 ms")
-        joined = b"".join(
-            pb.JobMetricsHistoryResponse(
-                samples=[pb.JobMetricsSample.FromString(p) for _, p in payloads]
-            ).SerializeToString()
-            for _ in range(1)
+        first_reads(report, stub, daemon, finished, running)
+        for label, job_id in (("finished", finished[0]), ("running", running)):
+            got = check_history(stub, job_id, days[job_id][0][0])
+            report.figures[f"{label} samples returned"] = got
+            report.check(f"{label}: all samples", got >= DAY_SAMPLES, f">= {DAY_SAMPLES}")
+        status = time_calls(stub.GetJobStatus, pb.GetJobStatusReq(uuid=running), runs * 5)
+        print(f"GetJobStatus round trip: {describe_ms(status)}")
+        report.baselines["GetJobStatus p50 ms"] = 1000 * p50(status)
+        report.baselines["GetJobStatus p99 ms"] = 1000 * p99(status)
+        start_s = days[running][0][0] // NS
+        measure_job(
+            report, stub, "finished", finished[0], daemon=daemon, start_s=start_s, runs=runs
         )
-        decode = []
-        for _ in range(runs):
-            t0 = time.perf_counter()
-            pb.JobMetricsHistoryResponse.FromString(joined)
-            decode.append(time.perf_counter() - t0)
-        report.baselines["decode 24 h response p50 ms"] = 1000 * p50(decode)
-        report.notes.append(f"24 h response is {len(joined) / 1e6:.1f} MB, {got} samples")
-    report.check("all samples returned", got >= DAY_SAMPLES, f">= {DAY_SAMPLES}")
+        measure_job(report, stub, "running", running, daemon=daemon, start_s=start_s, runs=runs)
+        raw = pb.JobMetricsHistoryResponse(
+            samples=[pb.JobMetricsSample.FromString(p) for _, p in days[running]]
+        ).SerializeToString()
+        decode = time_calls(
+            lambda data, timeout: pb.JobMetricsHistoryResponse.FromString(data), raw, runs
+        )
+        print(f"client decode of the 24 h response: {describe_ms(decode)}")
+        report.baselines["client decode 24 h p50 ms"] = 1000 * p50(decode)
+        report.notes.append(f"24 h response is {len(raw) / 1e6:.1f} MB")
+        stub.StopJob(pb.StopJobReq(uuid=running))
+        channel.close()
+    history, summary = asyncio.run(memory_path([p for _, p in days[running]], runs))
+    print(f"in-process hub from memory, history: {describe_ms(history)}")
+    print(f"in-process hub from memory, summary: {describe_ms(summary)}")
+    report.figures["memory path history p99 ms (in-process)"] = 1000 * p99(history)
+    report.figures["memory path summary p99 ms (in-process)"] = 1000 * p99(summary)
     report.emit()
 
 

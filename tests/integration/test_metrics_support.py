@@ -7,9 +7,7 @@ tests may add files there and nowhere else.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+import asyncio
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -19,9 +17,10 @@ import grpc
 
 from joblet.api import joblet_pb2 as pb
 from joblet.api import joblet_pb2_grpc as pb_grpc
+from joblet.errors import NotFound
+from joblet.persist.client import PersistQueryClient
 
-from .conftest import RunningDaemon, _wait_for_port, free_port, write_test_config
-from .test_isolation_support import stop_isolation_daemon
+from .conftest import RunningDaemon, launch_daemon
 
 FINAL = {"COMPLETED", "FAILED", "STOPPED", "CANCELED"}
 _T = TypeVar("_T")
@@ -29,27 +28,11 @@ _T = TypeVar("_T")
 
 def start_metrics_daemon(tmp: Path, metrics: Mapping[str, Any]) -> RunningDaemon:
     """`joblet serve` like conftest's start_daemon, with a `metrics:` section."""
-    root = tmp / "root"
-    port = free_port()
-    config_path = write_test_config(root, port, {"metrics": dict(metrics)})
-    log_path = tmp / "daemon.log"
-    argv = [sys.executable, "-m", "joblet.daemon.main", "serve", "--config", str(config_path)]
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen([*argv, "--log-level", "DEBUG"], stdout=log,
-                                stderr=subprocess.STDOUT, env=dict(os.environ))  # fmt: skip
-    daemon = RunningDaemon(
-        root, port, config_path, root / "config" / "rnx-config.yml", proc, log_path
-    )
-    try:
-        _wait_for_port(port, proc, log_path)
-    except BaseException:
-        stop_metrics_daemon(daemon)
-        raise
-    return daemon
+    return launch_daemon(tmp, {"metrics": dict(metrics)})
 
 
 def stop_metrics_daemon(daemon: RunningDaemon) -> None:
-    stop_isolation_daemon(daemon)
+    daemon.stop()
 
 
 def run_job(stub: pb_grpc.JobServiceStub, command: str, *args: str, **fields: Any) -> str:
@@ -92,3 +75,16 @@ def final_history(stub: pb_grpc.JobServiceStub, job_id: str) -> list[pb.JobMetri
     the last stored sample then shows no process left."""
     return eventually(lambda: history_or_none(stub, job_id),
                       lambda s: bool(s) and s[-1].process.current == 0)  # fmt: skip
+
+
+def persisted_count(daemon: RunningDaemon, job_id: str) -> int:
+    """Samples of the job that persist has stored, asked on its query socket."""
+
+    async def count() -> int:
+        async with PersistQueryClient(daemon.root / "run" / "persist-grpc.sock") as client:
+            try:
+                return len([s async for s in client.query_metrics(job_id)])
+            except NotFound:
+                return 0
+
+    return asyncio.run(count())

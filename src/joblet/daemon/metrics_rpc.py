@@ -19,9 +19,7 @@ import grpc
 
 from joblet.api import joblet_pb2 as pb
 from joblet.errors import InvalidArgument, JobletError
-from joblet.metrics.history import encode_history
 from joblet.metrics.hub import MetricsHub
-from joblet.metrics.summary import summarize_points
 
 NS = 1_000_000_000
 
@@ -66,10 +64,10 @@ async def job_metrics_history_bytes(
     hub: MetricsHub, job_id: str, request: pb.JobMetricsHistoryRequest
 ) -> bytes:
     """A serialized JobMetricsHistoryResponse, built from the stored samples'
-    bytes without parsing them (24 h of 5 s samples is 17,280 of them). The
-    sources answer the asked range exactly, oldest first."""
+    bytes without parsing them (24 h of 5 s samples is 17,280 of them), the
+    asked range exactly, oldest first."""
     from_ns, to_ns = history_range_ns(request)
-    return encode_history(await hub.history_payloads(job_id, from_ns, to_ns))
+    return await hub.history_bytes(job_id, from_ns, to_ns)
 
 
 def raw_history_handler(
@@ -118,4 +116,4 @@ async def get_job_metrics_summary(
     """Over the last `periodSeconds` up to the job's newest sample (0: all of it)."""
     if request.periodSeconds < 0:
         raise InvalidArgument("periodSeconds must be >= 0")
-    return summarize_points(await hub.summary_points(job_id), request.periodSeconds)
+    return await hub.summary(job_id, request.periodSeconds)

@@ -4,6 +4,7 @@ validated once at start-up into frozen dataclasses.
     metrics:
       interval: 5            # seconds between samples of a running job (>= 1)
       historySamples: 720    # samples kept in memory per job
+      historyCacheBytes: 67108864  # histories read back from persist, kept in memory
       cloudMetadata: false   # ask cloud metadata endpoints (169.254.169.254)
       prometheus:
         enabled: false
@@ -20,6 +21,7 @@ from joblet.errors import ConfigError
 MIN_INTERVAL_S = 1.0
 DEFAULT_INTERVAL_S = 5.0
 DEFAULT_HISTORY_SAMPLES = 720  # one hour at the default interval
+DEFAULT_HISTORY_CACHE_BYTES = 64 << 20  # about seven 24 h histories
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class PrometheusConfig:
 class MetricsConfig:
     interval_s: float = DEFAULT_INTERVAL_S
     history_samples: int = DEFAULT_HISTORY_SAMPLES
+    history_cache_bytes: int = DEFAULT_HISTORY_CACHE_BYTES
     cloud_metadata: bool = False
     prometheus: PrometheusConfig = field(default_factory=PrometheusConfig)
 
@@ -40,7 +43,8 @@ class MetricsConfig:
 def parse_metrics_config(section: Mapping[str, object] | None) -> MetricsConfig:
     """The `metrics:` mapping (None: all defaults); raises ConfigError."""
     data = dict(section or {})
-    unknown = data.keys() - {"interval", "historySamples", "cloudMetadata", "prometheus"}
+    known = {"interval", "historySamples", "historyCacheBytes", "cloudMetadata", "prometheus"}
+    unknown = data.keys() - known
     if unknown:
         raise ConfigError(f"metrics: unknown keys {sorted(unknown)}")
     interval = _number(data.get("interval", DEFAULT_INTERVAL_S), "metrics.interval")
@@ -49,9 +53,13 @@ def parse_metrics_config(section: Mapping[str, object] | None) -> MetricsConfig:
     history = int(_number(data.get("historySamples", DEFAULT_HISTORY_SAMPLES), "historySamples"))
     if history < 1:
         raise ConfigError("metrics.historySamples must be >= 1")
+    cache = _number(data.get("historyCacheBytes", DEFAULT_HISTORY_CACHE_BYTES), "historyCacheBytes")
+    if cache < 0 or cache != int(cache):
+        raise ConfigError("metrics.historyCacheBytes must be a whole number >= 0")
     return MetricsConfig(
         interval_s=interval,
         history_samples=history,
+        history_cache_bytes=int(cache),
         cloud_metadata=_bool(data.get("cloudMetadata", False), "metrics.cloudMetadata"),
         prometheus=_prometheus(data.get("prometheus")),
     )

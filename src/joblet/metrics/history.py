@@ -1,15 +1,14 @@
 """A job's metric history as serialized samples, and the response built from them
 without parsing a single sample.
 
-`JobMetricsHistoryResponse` has one field, `repeated JobMetricsSample samples = 1`.
-On the wire that is, per sample, the tag 0x0a, the length as a varint and the
-sample's bytes, which is also exactly how `repeated bytes samples = 1` encodes.
-So a message type with that one bytes field (built here at import, not part of
-the public API) serializes a list of stored samples into a valid response in C,
-and the daemon sends those bytes as they are (see `metrics_rpc`).
+`JobMetricsHistoryResponse` has one field, `repeated JobMetricsSample samples = 1`,
+whose wire form is also that of `repeated bytes samples = 1`; so a list of
+stored samples becomes a valid response in C (`encode_history`, see
+`views.RawSamples`), and the daemon sends those bytes as they are (see
+`metrics_rpc`). Summaries read only the fields they use (`summary_series`).
 
     history = PersistHistory(grpc_socket)       # persist's query socket
-    payloads = await history.payloads(job_id, from_ns, to_ns)
+    stamps, payloads = await history.timed_payloads(job_id)
     response_bytes = encode_history(payloads)
 """
 
@@ -17,42 +16,58 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import grpc
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from joblet.api import joblet_pb2 as pb
-from joblet.api import persist_pb2, persist_pb2_grpc
+from joblet.api import persist_pb2
 from joblet.errors import InvalidArgument, Unavailable
-
-
-def _raw_samples_class() -> Any:
-    field = descriptor_pb2.FieldDescriptorProto
-    proto = descriptor_pb2.FileDescriptorProto(
-        name="joblet/metrics/raw_samples.proto", package="joblet.metrics.raw", syntax="proto3"
-    )
-    message = proto.message_type.add(name="RawSamples")
-    message.field.add(name="samples", number=1, type=field.TYPE_BYTES, label=field.LABEL_REPEATED)
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(proto)
-    return message_factory.GetMessageClass(
-        pool.FindMessageTypeByName("joblet.metrics.raw.RawSamples")
-    )
-
-
-_RawSamples = _raw_samples_class()
+from joblet.metrics import views
+from joblet.metrics.summary import Point
 
 
 def encode_history(payloads: Sequence[bytes]) -> bytes:
     """A serialized JobMetricsHistoryResponse holding these serialized samples."""
-    data: bytes = _RawSamples(samples=payloads).SerializeToString()
+    data: bytes = views.RawSamples(samples=payloads).SerializeToString()
     return data
 
 
 def decode_samples(payloads: Sequence[bytes]) -> list[pb.JobMetricsSample]:
     """Parse many samples in one C call (faster than one ParseFromString each)."""
     return list(pb.JobMetricsHistoryResponse.FromString(encode_history(payloads)).samples)
+
+
+def summary_points(response: bytes) -> list[Point]:
+    """The summary points (summary.point) of the samples in a serialized
+    JobMetricsHistoryResponse, parsing only the fields they use."""
+    return [
+        (
+            s.timestamp,
+            s.cpu.usagePercent,
+            float(s.memory.current),
+            s.io.readBPS + s.io.writeBPS,
+            s.network.rxBPS + s.network.txBPS,
+        )
+        for s in views.HistoryView.FromString(response).samples
+    ]
+
+
+Series = tuple[list[float], list[float], list[float], list[float]]
+
+
+def summary_series(response: bytes, count: int) -> Series:
+    """cpu %, memory bytes, io B/s and network B/s (summary.point's series) of
+    the `count` samples in a serialized JobMetricsHistoryResponse, in no
+    particular order; one C parse, per-sample Python only for the sums."""
+    merged = views.MergedHistory.FromString(response).samples
+    cpu = list(merged.cpu.usagePercent)
+    memory = list(map(float, merged.memory.current))
+    io = [m.readBPS + m.writeBPS for m in merged.io]
+    network = [m.rxBPS + m.txBPS for m in merged.network]
+    cpu, memory, io, network = (  # with the zeros the wire leaves out
+        values + [0.0] * (count - len(values)) for values in (cpu, memory, io, network)
+    )
+    return cpu, memory, io, network
 
 
 class PersistHistory:
@@ -63,25 +78,45 @@ class PersistHistory:
         self._channel = grpc.aio.insecure_channel(
             f"unix:{grpc_socket}", options=[("grpc.max_receive_message_length", 256 << 20)]
         )
-        self._stub = persist_pb2_grpc.PersistQueryStub(self._channel)  # type: ignore[no-untyped-call]
+        self._query_metrics = self._channel.unary_stream(
+            f"/{persist_pb2.DESCRIPTOR.services_by_name['PersistQuery'].full_name}/QueryMetrics",
+            request_serializer=persist_pb2.QueryMetricsRequest.SerializeToString,
+            response_deserializer=views.StoredResponse.FromString,
+        )
 
     async def close(self) -> None:
         await self._channel.close(None)
 
     async def payloads(self, job_id: str, from_ns: int = 0, to_ns: int = 0) -> list[bytes]:
         """Serialized JobMetricsSamples with from_ns <= timestamp <= to_ns (0: open)."""
+        return (await self.timed_payloads(job_id, from_ns, to_ns))[1]
+
+    async def timed_payloads(
+        self, job_id: str, from_ns: int = 0, to_ns: int = 0
+    ) -> tuple[list[int], list[bytes]]:
+        """Timestamps and serialized samples in the range, oldest first (persist
+        keeps arrival order, which a wall clock set back would break)."""
         request = persist_pb2.QueryMetricsRequest(job_id=job_id, from_ns=from_ns, to_ns=to_ns)
-        out: list[bytes] = []
+        stamps: list[int] = []
+        payloads: list[bytes] = []
         try:
-            async for response in self._stub.QueryMetrics(request):
-                out += [s.payload for s in response.samples]
+            # Each response's samples come as two lists (views.StoredResponse):
+            # no Python object per sample but the payload itself.
+            async for response in self._query_metrics(request):
+                stamps += response.samples.timestamp_ns
+                payloads += response.samples.payload
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.NOT_FOUND:
-                return []
+                return [], []
             if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
                 raise InvalidArgument(exc.details() or "invalid range") from exc
             raise Unavailable(f"persist: {exc.details() or exc.code()}") from exc
-        return out
+        if len(stamps) != len(payloads):  # a zero timestamp or an empty sample
+            raise Unavailable("persist: a stored sample without a timestamp or content")
+        if stamps != sorted(stamps):
+            order = sorted(range(len(stamps)), key=stamps.__getitem__)
+            stamps, payloads = [stamps[i] for i in order], [payloads[i] for i in order]
+        return stamps, payloads
 
     async def history(self, job_id: str, from_ns: int, to_ns: int) -> list[pb.JobMetricsSample]:
         return decode_samples(await self.payloads(job_id, from_ns, to_ns))

@@ -1,6 +1,7 @@
 """MetricsHub: the recent samples of every job (bounded, in memory), the live
-subscribers of each job, the sink that sends samples to history, and the
-owner of every JobSampler's task.
+subscribers of each job, the sink that sends samples to history, the
+histories read back from there (history_cache), and the owner of every
+JobSampler's task.
 
     async with MetricsHub(config, sink=persist.send_metric) as hub:
         sampler = hub.start_job(job_id, cgroup, limits, init_pid)
@@ -21,9 +22,10 @@ from typing import Protocol, runtime_checkable
 
 from joblet.api import joblet_pb2 as pb
 from joblet.metrics.config import MetricsConfig
-from joblet.metrics.history import decode_samples
+from joblet.metrics.history import decode_samples, encode_history
+from joblet.metrics.history_cache import HistoryCache, StoredHistory
 from joblet.metrics.sampler import JobSampler
-from joblet.metrics.summary import Point, in_range, point
+from joblet.metrics.summary import Point, in_range, point, summarize_points
 from joblet.resources.interface import JobCgroup, Limits
 
 # sink(job_id, timestamp_ns, serialized JobMetricsSample); may return an awaitable.
@@ -39,9 +41,9 @@ class HistorySource(Protocol):
 
 
 @runtime_checkable
-class PayloadSource(Protocol):
-    async def payloads(self, job_id: str, from_ns: int, to_ns: int) -> list[bytes]:
-        """Serialized samples of `job_id` in the range, oldest first (0: unbounded)."""
+class TimedPayloadSource(Protocol):
+    async def timed_payloads(self, job_id: str) -> tuple[list[int], list[bytes]]:
+        """Timestamps and serialized samples of all of `job_id`, oldest first."""
 
 
 class MetricsHub:
@@ -66,6 +68,9 @@ class MetricsHub:
         # Jobs whose ring holds every sample since they started (not re-attached
         # after a restart, never overflowed): their history needs no persist.
         self._complete: set[str] = set()
+        self._stored = HistoryCache(self.config.history_cache_bytes)
+        self._loading: dict[str, asyncio.Future[StoredHistory]] = {}
+        self._summaries: dict[str, tuple[tuple[int, int, int], pb.JobMetricsSummaryResponse]] = {}
         self._subscribers: dict[str, set[asyncio.Queue[pb.JobMetricsSample | None]]] = {}
         self._samplers: dict[str, JobSampler] = {}
         self._ended: set[str] = set()
@@ -125,6 +130,7 @@ class MetricsHub:
             self._complete.discard(sample.jobId)
         ring.append(payload)
         self._points[sample.jobId].append(point(sample))
+        self._stored.add(sample.jobId, sample.timestamp, payload)
         for queue in self._subscribers.get(sample.jobId, ()):
             if queue.full():
                 queue.get_nowait()
@@ -155,35 +161,76 @@ class MetricsHub:
         return pb.JobMetricsSample.FromString(ring[-1]) if ring else None
 
     async def summary_points(self, job_id: str) -> list[Point]:
-        """What a summary needs: from the in-memory points, or the history source."""
-        if self._source is None or job_id in self._complete:
+        """What a summary needs: from the in-memory points, or the stored history."""
+        if self._from_memory(job_id):
             return list(self._points.get(job_id, ()))
-        return [point(s) for s in await self._source.history(job_id, 0, 0)]
+        return (await self._stored_history(job_id)).points()
+
+    async def summary(self, job_id: str, period_s: int = 0) -> pb.JobMetricsSummaryResponse:
+        """summarize_points over the job's samples (the last answer is kept
+        until the job has a new sample or another period is asked)."""
+        if not self._from_memory(job_id):
+            return (await self._stored_history(job_id)).summary(period_s)
+        points = self._points.get(job_id, ())
+        key = (period_s, len(points), points[-1][0] if points else 0)
+        known = self._summaries.get(job_id)
+        if known is None or known[0] != key:
+            known = self._summaries[job_id] = (key, summarize_points(list(points), period_s))
+        return known[1]
 
     async def history(
         self, job_id: str, from_ns: int = 0, to_ns: int = 0
     ) -> list[pb.JobMetricsSample]:
-        return decode_samples(await self.history_payloads(job_id, from_ns, to_ns))
+        response = await self.history_bytes(job_id, from_ns, to_ns)
+        return list(pb.JobMetricsHistoryResponse.FromString(response).samples)
 
-    async def history_payloads(self, job_id: str, from_ns: int = 0, to_ns: int = 0) -> list[bytes]:
-        """Serialized samples in the range, oldest first: from memory when it holds
-        the job's whole history (or there is no source), else from the source."""
-        if self._source is None or job_id in self._complete:
-            return self._from_memory(job_id, from_ns, to_ns)
-        if isinstance(self._source, PayloadSource):
-            return await self._source.payloads(job_id, from_ns, to_ns)
-        # A parsing source may answer wider or out of order: keep the asked range.
-        samples = await self._source.history(job_id, from_ns, to_ns)
-        chosen = sorted(
-            (s for s in samples if in_range(s.timestamp, from_ns, to_ns)), key=lambda s: s.timestamp
-        )
-        return [s.SerializeToString() for s in chosen]
+    async def history_bytes(self, job_id: str, from_ns: int = 0, to_ns: int = 0) -> bytes:
+        """A serialized JobMetricsHistoryResponse of the samples in the range,
+        oldest first: from memory when it holds the job's whole history (or
+        there is no source), else from the stored history (read once)."""
+        if self._from_memory(job_id):
+            ring, points = self._recent.get(job_id, ()), self._points.get(job_id, ())
+            if not from_ns and not to_ns:
+                return encode_history(list(ring))
+            chosen = zip(ring, points, strict=True)
+            return encode_history([b for b, p in chosen if in_range(p[0], from_ns, to_ns)])
+        return (await self._stored_history(job_id)).response(from_ns, to_ns)
 
-    def _from_memory(self, job_id: str, from_ns: int, to_ns: int) -> list[bytes]:
-        ring, points = self._recent.get(job_id, ()), self._points.get(job_id, ())
-        if not from_ns and not to_ns:
-            return list(ring)
-        return [b for b, p in zip(ring, points, strict=True) if in_range(p[0], from_ns, to_ns)]
+    def _from_memory(self, job_id: str) -> bool:
+        return self._source is None or job_id in self._complete
+
+    async def _stored_history(self, job_id: str) -> StoredHistory:
+        """The job's history from the source, read once and then kept current
+        by `publish`; concurrent first readers share one read."""
+        entry = self._stored.get(job_id)
+        if entry is not None:
+            return entry
+        loading = self._loading.get(job_id)
+        if loading is None:
+            loading = self._loading[job_id] = asyncio.ensure_future(self._load(job_id))
+            loading.add_done_callback(lambda _: self._loading.pop(job_id, None))
+        return await asyncio.shield(loading)
+
+    async def _load(self, job_id: str) -> StoredHistory:
+        assert self._source is not None
+        if isinstance(self._source, TimedPayloadSource):
+            stamps, payloads = await self._source.timed_payloads(job_id)
+        else:
+            samples = sorted(await self._source.history(job_id, 0, 0), key=lambda s: s.timestamp)
+            stamps = [s.timestamp for s in samples]
+            payloads = [s.SerializeToString() for s in samples]
+        entry = StoredHistory(stamps, payloads)
+        # Samples published while reading, or not yet stored by persist.
+        for payload, recent in zip(
+            self._recent.get(job_id, ()), self._points.get(job_id, ()), strict=True
+        ):
+            entry.add(recent[0], payload)
+        if not len(entry):  # nothing stored (yet: persist may still be starting): not kept
+            return entry
+        # Summaries come with histories (a viewer asks for both): their series
+        # are made now, as part of this read, rather than in a later call.
+        entry.summary(0)
+        return self._stored.put(job_id, entry)
 
     def subscribe(self, job_id: str) -> Subscription:
         """Samples of `job_id` from now on, until the job ends (registered at once,
@@ -219,6 +266,7 @@ class MetricsHub:
                 self._points.pop(job_id, None)
                 self._ended.discard(job_id)
                 self._complete.discard(job_id)
+                self._summaries.pop(job_id, None)
 
     def _close_subscribers(self, job_id: str) -> None:
         for queue in self._subscribers.pop(job_id, set()):

@@ -70,6 +70,13 @@ def summarize_points(points: Sequence[Point], period_s: int = 0) -> pb.JobMetric
         start = max(p[0] for p in points) - period_s * 1_000_000_000
         points = [p for p in points if p[0] >= start]
     _, cpu, memory, io, network = zip(*points, strict=True) if points else ((),) * 5
+    return summarize_series(cpu, memory, io, network)
+
+
+def summarize_series(
+    cpu: Sequence[float], memory: Sequence[float], io: Sequence[float], network: Sequence[float]
+) -> pb.JobMetricsSummaryResponse:
+    """The summary of the four series (any order within each)."""
     return pb.JobMetricsSummaryResponse(
         cpu=aggregate(cpu), memory=aggregate(memory), io=aggregate(io), network=aggregate(network)
     )

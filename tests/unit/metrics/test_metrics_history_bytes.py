@@ -63,12 +63,16 @@ async def test_memory_answers_only_for_a_job_it_sampled_from_the_start() -> None
         assert [s.timestamp // S for s in await hub.history("new")] == [3, 4]
         assert [s.timestamp // S for s in await hub.history("new", 4 * S)] == [4]
         assert stored.calls == 0
-        assert [s.timestamp // S for s in await hub.history("old")] == [1, 2]  # from the source
+        # The source's samples, then those published since (not stored yet here).
+        assert [s.timestamp // S for s in await hub.history("old")] == [1, 2, 3, 4]
+        assert stored.calls == 1
+        hub.publish(sample("old", 5))  # kept current without reading again
+        assert [s.timestamp // S for s in await hub.history("old", 2 * S, 5 * S)] == [2, 3, 4, 5]
         assert stored.calls == 1
         for t in (5, 6):  # the ring (3 samples) overflows: memory no longer has it all
             hub.publish(sample("new", t))
-        assert [s.timestamp // S for s in await hub.history("new")] == [9]
-        assert len(await hub.summary_points("new")) == 1
+        assert [s.timestamp // S for s in await hub.history("new")] == [4, 5, 6, 9]
+        assert len(await hub.summary_points("new")) == 4
         await hub.finish_job("new")
         await hub.finish_job("old")
 
