@@ -9,13 +9,17 @@ default limits, built like JobManager._launch_spec builds it. Only the
 launch round trip is timed; the cgroup creation is reported apart. Baselines
 from this process: `unshare` of the same namespaces running `true`, and a
 bare fork+exec of `true` (both timed to exit, which is a few microseconds
-past exec). Target: p50 <= 3x the bare unshare.
+past exec), each run right after every launch so that both see the same
+load. Also reported: the CPU time of the launcher and its jobs per launch
+(from /proc, so it includes reaping and the exit records) against the CPU
+time of one `unshare`. Target: p50 <= 3x the bare unshare.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import tempfile
 import time
@@ -102,20 +106,54 @@ class Bench:
         return created - start, launched - begun
 
 
-async def measure(root: Path, parent: str, runs: int) -> tuple[list[float], list[float]]:
+class Samples:
+    def __init__(self) -> None:
+        self.creates: list[float] = []
+        self.launches: list[float] = []
+        self.unshares: list[float] = []
+        self.execs: list[float] = []
+        self.launch_cpu = 0.0  # seconds per launch: the launcher and its jobs
+        self.unshare_cpu = 0.0  # seconds per bare unshare
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds of `pid` and of its reaped children (/proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu() -> float:
+    times = os.times()
+    return times.children_user + times.children_system
+
+
+async def measure(root: Path, parent: str, runs: int) -> Samples:
     socket_path, state_dir = str(root / "launcher.sock"), str(root / "launcher")
     await ensure_launcher(socket_path, state_dir)
     client = await LauncherClient.connect(socket_path)
     pid = await client.ping()
+    found = Samples()
+    unshare = unshare_argv("true", extra_ns=SAME_NS)
     try:
         bench = Bench(root, client, create_cgroup_manager(CGROUP_ROOT, parent))
         for _ in range(WARMUP):
             await bench.one()
-        pairs = [await bench.one() for _ in range(runs)]
+        launcher_cpu, unshare_cpu = process_cpu(pid), 0.0
+        for _ in range(runs):
+            create, launch = await bench.one()
+            found.creates.append(create)
+            found.launches.append(launch)
+            before = children_cpu()
+            found.unshares += time_command(unshare, 1)
+            unshare_cpu += children_cpu() - before
+            found.execs += time_command(["true"], 1)
+        found.launch_cpu = (process_cpu(pid) - launcher_cpu) / runs
+        found.unshare_cpu = unshare_cpu / runs
     finally:
         await client.close()
         stop_pid(pid)
-    return [c for c, _ in pairs], [launch for _, launch in pairs]
+    return found
 
 
 def main() -> None:
@@ -126,13 +164,13 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="joblet-bench-launcher-"))
     parent = f"joblet-bench-{uuid.uuid4().hex[:8]}"
     try:
-        creates, launches = asyncio.run(measure(root, parent, runs))
+        found = asyncio.run(measure(root, parent, runs))
     finally:
         remove_cgroup_parent(parent)
         with contextlib.suppress(OSError):
             shutil.rmtree(root)
-    bare_unshare = time_command(unshare_argv("true", extra_ns=SAME_NS), runs)
-    bare_exec = time_command(["true"], runs)
+    creates, launches = found.creates, found.launches
+    bare_unshare, bare_exec = found.unshares, found.execs
     print("launch     ", describe_ms(launches))
     print("cgroup     ", describe_ms(creates))
     print("unshare    ", describe_ms(bare_unshare))
@@ -143,12 +181,14 @@ def main() -> None:
         "launch_p99_ms": p99(launches) * 1e3,
         "cgroup_create_p50_ms": p50(creates) * 1e3,
         "launch_vs_unshare_p50_x": ratio,
+        "launch_cpu_ms": found.launch_cpu * 1e3,
     }
     report.baselines = {
         "unshare_p50_ms": p50(bare_unshare) * 1e3,
         "unshare_p99_ms": p99(bare_unshare) * 1e3,
         "fork_exec_p50_ms": p50(bare_exec) * 1e3,
         "fork_exec_p99_ms": p99(bare_exec) * 1e3,
+        "unshare_cpu_ms": found.unshare_cpu * 1e3,
     }
     report.check("p50 vs unshare", ratio <= 3.0, "<= 3x bare unshare at p50")
     report.emit()

@@ -1,31 +1,33 @@
 """What runs between clone and exec: the job's init before it becomes tini.
 
-The launcher prepares everything (`Prepared`) and then clones the child
-straight into its new pid, mount, uts, ipc and network namespaces (one
-process: no forker in between; the launcher, a child subreaper, reaps it).
-The child joins the job's cgroups, takes a cgroup namespace rooted there,
-wires its network, builds the root, pivots into it, hardens itself and execs
-tini, which runs the user's command. It only makes system calls and never
-returns: it execs or `_exit`s.
+The launcher clones the init straight into its new pid, mount, uts, ipc and
+network namespaces (one process: no forker in between; the launcher, a child
+subreaper, reaps it). The init first builds the part of the root every job
+with the same allowed mounts shares, then waits for its job (`JobOrder`) on a
+control socket, so that a launcher can keep one such "spare" init ready and a
+launch only does the job's own part: join the job's cgroups, take a cgroup
+namespace rooted there, wire the network, finish the root, pivot into it,
+harden itself and exec tini, which runs the user's command. The init only
+makes system calls and never returns: it execs or `_exit`s.
 
 A setup failure is written to `err_w` (close-on-exec); an exec that succeeds
-closes it empty.
+closes it empty. A spare whose control socket closes without a job exits.
 """
 
 from __future__ import annotations
 
 import fcntl
 import gc
+import marshal
 import os
 import signal
 import socket
 import struct
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NoReturn
 
-from joblet.isolation import libc
+from joblet.isolation import libc, mountprog
 from joblet.isolation.paths import resolve_command
-from joblet.isolation.rootfs import Op, apply_plan
 from joblet.network import jobside
 
 SIOCGIFFLAGS = 0x8913
@@ -33,6 +35,8 @@ SIOCSIFFLAGS = 0x8914
 IFF_UP = 0x1
 _IFREQ = struct.Struct("16sH14x")
 TINI_ARGS = ("tini", "-g", "--")
+MAX_ORDER = 16 << 20
+_LENGTH = struct.Struct("!I")
 
 
 class CommandNotFound(Exception):
@@ -41,18 +45,11 @@ class CommandNotFound(Exception):
 
 @dataclass
 class Prepared:
-    """Everything a launch needs after fork, computed by the launcher."""
+    """What an init is cloned with, computed by the launcher: the host's facts,
+    the shared part of the root, and the pipes of its job."""
 
-    job_id: str
     root: str
-    ops: list[Op]
-    hostname: str
-    argv: tuple[str, ...]
-    env: dict[str, str]
-    workdir: str
-    cgroup_procs: tuple[str, ...]
-    uid: int
-    gid: int
+    base_program: mountprog.Program
     unshare_flags: int
     caps_to_drop: tuple[int, ...]
     caps_keep_mask: int
@@ -61,18 +58,101 @@ class Prepared:
     stdout_w: int
     stderr_w: int
     err_w: int
-    keep_fds: list[int] = field(default_factory=list)
-    network: dict[str, Any] = field(default_factory=dict)  # LaunchSpec.network
+    ctl_fd: int  # the init's end of its control socket
     host_netns_fd: int = -1  # the launcher's network namespace
+    host_sock: Any = None  # a netlink socket in the launcher's namespace (veth jobs)
+
+    def inherited_fds(self) -> list[int]:
+        fds = [self.stdout_w, self.stderr_w, self.err_w, self.ctl_fd, self.tini_fd]
+        fds.append(self.host_netns_fd)
+        if self.host_sock is not None:
+            fds.append(self.host_sock.fileno())
+        return [fd for fd in fds if fd >= 0]
 
 
-def run_init(prep: Prepared, host_sock: Any) -> None:
-    """The job's init, cloned straight into its new namespaces by the launcher
-    (one process instead of a forker plus an init): join the cgroup, take a
-    cgroup namespace rooted there, wire the network, then as run_b."""
+@dataclass(frozen=True)
+class JobOrder:
+    """Everything that is a job's own, for its init: plain data, sent with marshal."""
+
+    job_id: str
+    steps: mountprog.Program  # the root's job part (compile_job_part)
+    hostname: str
+    argv: tuple[str, ...]
+    env: dict[str, str]
+    workdir: str
+    cgroup_procs: tuple[str, ...]
+    uid: int
+    gid: int
+    network: dict[str, Any]  # LaunchSpec.network
+
+    def encode(self) -> bytes:
+        fields = (self.job_id, self.steps, self.hostname, self.argv, self.env, self.workdir)
+        return marshal.dumps((*fields, self.cgroup_procs, self.uid, self.gid, self.network))
+
+    @classmethod
+    def decode(cls, data: bytes) -> JobOrder:
+        return cls(*marshal.loads(data))
+
+
+def run_init(prep: Prepared) -> NoReturn:
+    """The cloned init: the shared part of the root, then its job."""
     gc.disable()
+    # The launcher's wakeup fd is closed below and its number may be reused.
+    signal.set_wakeup_fd(-1)
     try:
-        for procs in prep.cgroup_procs:
+        _close_inherited(prep.inherited_fds())
+        os.setsid()
+        mountprog.run(prep.base_program, os.fsencode(prep.root))  # ends inside the root
+        loopback_up()
+    except BaseException as exc:
+        _fail(prep.err_w, f"job setup: {exc}", 126)
+    run_job(prep, _receive(prep.ctl_fd))
+
+
+def _close_inherited(keep: list[int]) -> None:
+    """Close what the launcher had open (its sockets, other jobs' pipes and
+    spares' control sockets): a spare must not keep any of them alive."""
+    low = 3
+    for fd in sorted(set(keep)):
+        if fd >= low:
+            os.closerange(low, fd)
+            low = fd + 1
+    os.closerange(low, 1 << 20)
+
+
+def _receive(ctl_fd: int) -> JobOrder:
+    """The job, framed as a 4-byte length and the order."""
+    data = b""
+    try:
+        data = _read_exactly(ctl_fd, _LENGTH.unpack(_read_exactly(ctl_fd, _LENGTH.size))[0])
+    except (OSError, EOFError, struct.error):
+        os._exit(0)  # dropped by the launcher, or the launcher is gone
+    finally:
+        os.close(ctl_fd)
+    return JobOrder.decode(data)
+
+
+def _read_exactly(fd: int, size: int) -> bytes:
+    if size > MAX_ORDER:
+        raise EOFError("order too large")
+    chunks = []
+    while size:
+        chunk = os.read(fd, size)
+        if not chunk:
+            raise EOFError("control socket closed")
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def frame_order(order: JobOrder) -> bytes:
+    data = order.encode()
+    return _LENGTH.pack(len(data)) + data
+
+
+def run_job(prep: Prepared, order: JobOrder) -> NoReturn:
+    try:
+        for procs in order.cgroup_procs:
             fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
             try:
                 os.write(fd, b"0")  # "0": the writer itself (see prepare.attach_file)
@@ -80,49 +160,42 @@ def run_init(prep: Prepared, host_sock: Any) -> None:
                 os.close(fd)
         if prep.unshare_flags & libc.CLONE_NEWCGROUP:
             libc.unshare(libc.CLONE_NEWCGROUP)
-        if host_sock is not None:
-            with host_sock:
-                jobside.setup(prep.network, prep.host_netns_fd, host_sock)
+        if prep.host_sock is not None:
+            with prep.host_sock:
+                jobside.setup(order.network, prep.host_netns_fd, prep.host_sock)
     except BaseException as exc:
         _fail(prep.err_w, f"launch: {exc}", 126)
-    run_b(prep)
-
-
-def run_b(prep: Prepared) -> None:
     try:
-        os.setsid()
-        _build_root(prep)
+        _finish_root(prep, order)
         # Relative commands ("./run.sh") are looked up from the working directory.
-        os.chdir(prep.workdir)
-        command = _find_command(prep)
+        os.chdir(order.workdir)
+        command = _find_command(order)
         _setup_fds(prep)
-        _drop_privileges(prep)
+        _drop_privileges(prep, order)
         prep.seccomp_program.install()
-        os.execve(prep.tini_fd, [*TINI_ARGS, command, *prep.argv[1:]], prep.env)
+        os.execve(prep.tini_fd, [*TINI_ARGS, command, *order.argv[1:]], order.env)
     except CommandNotFound as exc:
         _fail(prep.err_w, f"command not found: {exc}", 127)
     except BaseException as exc:
         _fail(prep.err_w, f"job setup: {exc}", 126)
 
 
-def _fail(err_w: int, message: str, code: int) -> None:
+def _fail(err_w: int, message: str, code: int) -> NoReturn:
     try:
         os.write(err_w, message.encode(errors="replace")[:4000])
     finally:
         os._exit(code)
 
 
-def _build_root(prep: Prepared) -> None:
-    apply_plan(prep.ops)
-    libc.sethostname(prep.hostname)
+def _finish_root(prep: Prepared, order: JobOrder) -> None:
+    mountprog.run(order.steps, os.fsencode(prep.root))  # relative to the root
+    libc.sethostname(order.hostname)
     # pivot_root(".", ".") stacks the old root under the new one; detaching
     # "." then removes it (pivot_root(2), NOTES) without needing a put_old dir.
-    os.chdir(prep.root)
     libc.pivot_root(".", ".")
     libc.umount2(".", libc.MNT_DETACH)
     os.chdir("/")
     libc.mount_setattr("/", libc.MOUNT_ATTR_RDONLY | libc.MOUNT_ATTR_NOSUID, recursive=False)
-    loopback_up()
 
 
 def loopback_up() -> None:
@@ -137,10 +210,10 @@ def _is_executable(path: str) -> bool:
     return os.path.isfile(path) and os.access(path, os.X_OK)
 
 
-def _find_command(prep: Prepared) -> str:
-    found = resolve_command(prep.argv[0], prep.env.get("PATH"), _is_executable)
+def _find_command(order: JobOrder) -> str:
+    found = resolve_command(order.argv[0], order.env.get("PATH"), _is_executable)
     if found is None:
-        raise CommandNotFound(prep.argv[0])
+        raise CommandNotFound(order.argv[0])
     return found
 
 
@@ -149,24 +222,19 @@ def _setup_fds(prep: Prepared) -> None:
     os.dup2(devnull, 0)
     os.dup2(prep.stdout_w, 1)
     os.dup2(prep.stderr_w, 2)
-    low = 3
-    for fd in sorted(prep.keep_fds):
-        os.closerange(low, fd)
-        low = fd + 1
-    os.closerange(low, 1 << 20)
+    _close_inherited([prep.err_w, prep.tini_fd])
     # Python ignores SIGPIPE and SIGXFSZ; ignored signals survive exec.
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
 
 
-def _drop_privileges(prep: Prepared) -> None:
-    for cap in prep.caps_to_drop:
-        libc.capbset_drop(cap)
+def _drop_privileges(prep: Prepared, order: JobOrder) -> None:
+    libc.capbset_drop_all(prep.caps_to_drop)
     libc.cap_ambient_clear_all()
-    if prep.gid or prep.uid:
+    if order.gid or order.uid:
         os.setgroups([])
-        os.setgid(prep.gid)
-        os.setuid(prep.uid)  # a non-zero uid loses every capability here
-    if prep.uid == 0:
+        os.setgid(order.gid)
+        os.setuid(order.uid)  # a non-zero uid loses every capability here
+    if order.uid == 0:
         libc.capset(prep.caps_keep_mask, prep.caps_keep_mask, 0)
     libc.set_no_new_privs()

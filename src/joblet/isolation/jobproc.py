@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import select
@@ -11,8 +10,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from joblet.isolation import records
-from joblet.isolation.child import Prepared
-from joblet.isolation.prepare import ParentEnds, close_child_ends
+from joblet.isolation.prepare import InitKey, ParentEnds
 from joblet.isolation.relay import LogRelay
 from joblet.isolation.spec import LaunchSpec
 from joblet.isolation.wire import Connection
@@ -27,8 +25,16 @@ DRAIN_LIMIT_S = 1.0
 
 
 class JobProc:
-    def __init__(self, spec: LaunchSpec, ends: ParentEnds, conn: Connection, rid: Any) -> None:
+    def __init__(
+        self,
+        spec: LaunchSpec,
+        ends: ParentEnds,
+        conn: Connection,
+        rid: Any,
+        spare_key: InitKey | None = None,
+    ) -> None:
         self.spec = spec
+        self.spare_key = spare_key  # launches like this one may use a spare init
         self.job_id = spec.job_id
         self.relay = LogRelay(spec.log_path, spec.max_log_bytes)
         self.streams = {ends.stdout_r: Stream.STDOUT, ends.stderr_r: Stream.STDERR}
@@ -43,9 +49,6 @@ class JobProc:
         self.ended_at_ns = 0
         self.deadline = 0.0
         self.done = False
-
-    def close_child_ends(self, prep: Prepared) -> None:
-        close_child_ends(prep)
 
     def watch(self, launcher: Launcher) -> None:
         read = selectors.EVENT_READ
@@ -79,10 +82,13 @@ class JobProc:
             launcher.reply(conn, self.rid, {"ok": False, "error": message})
         else:
             self.launched = True
+            # Answered first: the record only serves a restarted launcher.
+            launcher.reply(conn, self.rid, {"ok": True, "pid": self.pid})
             ticks = records.read_start_ticks(self.pid, launcher.host.procfs) or 0
             record = records.RunningRecord(self.job_id, self.pid, ticks, self.spec.job_dir)
             records.save_running(launcher.state_dir, record)
-            launcher.reply(conn, self.rid, {"ok": True, "pid": self.pid})
+            if self.spare_key is not None:
+                launcher.make_spare(self.spare_key)
         self.maybe_finish(launcher)
 
     def exited(self, status: int) -> None:
@@ -115,7 +121,6 @@ class JobProc:
                     break
             self._close_stream(launcher, fd)
         self.relay.close()
-        _remove_root(self.spec.job_dir)
         if self.launched and self.status is not None:
             exit_ = records.exit_from_status(self.job_id, self.status, self.ended_at_ns)
             records.write_exit(self.spec.job_dir, exit_)
@@ -126,10 +131,3 @@ class JobProc:
 
 def _readable(fd: int) -> bool:
     return bool(select.select([fd], [], [], 0)[0])
-
-
-def _remove_root(job_dir: str) -> None:
-    # The root's mounts lived only in the job's mount namespace, which died
-    # with its last process: on the host it is an empty directory.
-    with contextlib.suppress(OSError):
-        os.rmdir(os.path.join(job_dir, "root"))

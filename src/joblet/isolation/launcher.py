@@ -8,6 +8,9 @@ child subreaper: each job's init is reparented to it and reaped here, and it
 copies the jobs' output into their log files. A launcher restarted while jobs
 run cannot reap them (they were reparented elsewhere): it reports them in
 "list" and, when their pid disappears, writes their exit.json with lost=true.
+
+After answering a launch it clones the init of the next one like it ahead of
+time (see spares), so that a launch mostly sends the job's own part to it.
 """
 
 from __future__ import annotations
@@ -24,9 +27,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from joblet.isolation import child, libc, records
+from joblet.isolation import libc, records, spares
 from joblet.isolation.jobproc import JobProc
-from joblet.isolation.prepare import HostFacts, load_host_facts, prepare
+from joblet.isolation.prepare import HostFacts, InitKey, LaunchPlan, load_host_facts, plan_launch
 from joblet.isolation.spec import JobExit, LaunchSpec
 from joblet.isolation.wire import Connection
 from joblet.network import jobside
@@ -47,6 +50,7 @@ class Launcher:
         self.by_pid: dict[int, JobProc] = {}
         self.early: dict[int, int] = {}  # statuses reaped before the pid was known
         self.adopted: dict[str, records.RunningRecord] = {}
+        self.spares = spares.Spares()
         self._next_lost_check = 0.0
         self.listener = _listen(socket_path)
         self._watch(self.listener.fileno(), self._accept)
@@ -81,6 +85,9 @@ class Launcher:
         deadlines = [job.deadline for job in self.jobs.values() if job.deadline]
         if self.adopted:
             deadlines.append(self._next_lost_check)
+        spare_deadline = self.spares.next_deadline()
+        if spare_deadline is not None:
+            deadlines.append(spare_deadline)
         if not deadlines:
             return None
         return max(0.0, min(deadlines) - time.monotonic())
@@ -88,6 +95,7 @@ class Launcher:
     def _tick(self) -> None:
         for job in list(self.jobs.values()):
             job.maybe_finish(self)
+        self.spares.expire()
         if self.adopted and time.monotonic() >= self._next_lost_check:
             self._check_adopted()
 
@@ -188,23 +196,36 @@ class Launcher:
     def _launch(self, conn: Connection, rid: Any, spec: LaunchSpec) -> None:
         if spec.job_id in self.jobs or spec.job_id in self.adopted:
             raise ValueError(f"job {spec.job_id} is already running")
-        prep, ends = prepare(spec, self.host)
-        job = JobProc(spec, ends, conn, rid)
-        self.jobs[spec.job_id] = job
-        # Bound to the launcher's namespace: the job's veth peer lands there.
-        host_sock = jobside.open_host_socket() if jobside.needs_veth(prep.network) else None
-        pid = -1
+        plan = plan_launch(spec, self.host)
+        init = None if plan.needs_veth else self.spares.take(plan.key)
+        if init is None:
+            init = self._clone(plan)
         try:
-            # The cgroup namespace comes after the child joined its cgroup.
-            pid = libc.clone_process(prep.unshare_flags & ~libc.CLONE_NEWCGROUP)
-        finally:
-            if host_sock is not None and pid != 0:
-                host_sock.close()
-        if pid == 0:
-            child.run_init(prep, host_sock)  # never returns
-        job.close_child_ends(prep)
+            job = JobProc(spec, init.ends, conn, rid, None if plan.needs_veth else plan.key)
+        except BaseException:
+            self.spares.drop(init)
+            raise
+        self.jobs[spec.job_id] = job
+        init.send(plan.order)
         job.watch(self)
-        job.started(self, pid)
+        job.started(self, init.pid)
+
+    def _clone(self, plan: LaunchPlan) -> spares.Init:
+        # Bound to the launcher's namespace: the job's veth peer lands there.
+        host_sock = jobside.open_host_socket() if plan.needs_veth else None
+        try:
+            return spares.clone_init(plan.key, self.host, host_sock)
+        finally:
+            if host_sock is not None:
+                host_sock.close()  # the init has its own copy
+
+    def make_spare(self, key: InitKey) -> None:
+        """Clone the init for the next launch like the last one (see spares)."""
+        if key in self.spares.ready:
+            return
+        # On failure the next launch clones its own init, and reports why it cannot.
+        with contextlib.suppress(OSError):
+            self.spares.add(spares.clone_init(key, self.host))
 
     def learned_pid(self, job: JobProc) -> None:
         self.by_pid[job.pid] = job
@@ -228,6 +249,8 @@ class Launcher:
                 return
             if pid == 0:
                 return
+            if self.spares.reaped(pid, status):
+                continue
             if pid in self.by_pid:
                 self.by_pid.pop(pid).exited(status)
             else:
@@ -299,7 +322,9 @@ def serve(socket_path: str, state_dir: str) -> None:
     # Inherited by every forked child: nobody can ptrace or read the memory of
     # a job's setup process; exec of the job's init makes it dumpable again.
     libc.set_dumpable(False)
-    launcher = Launcher(socket_path, state_dir, load_host_facts())
+    job_root = os.path.join(state_dir, "root")
+    os.makedirs(job_root, mode=0o700, exist_ok=True)
+    launcher = Launcher(socket_path, state_dir, load_host_facts(job_root))
     # Objects made so far live forever: keep the collector away from their
     # pages so forked children share them instead of copying them.
     gc.freeze()

@@ -172,6 +172,38 @@ def mount_setattr(target: str, attr_set: int, recursive: bool = True) -> None:
     _check(call, "mount_setattr", target)
 
 
+# Prepared calls for the job's init, which runs a whole root plan between
+# clone and exec: they take arguments encoded in advance and return the errno
+# (0 on success) instead of raising, so the plan's loop stays small.
+
+
+def mount_raw(
+    source: bytes | None, target: bytes, fstype: bytes | None, flags: int, data: bytes | None
+) -> int:
+    """mount(2); 0 or the errno."""
+    return ctypes.get_errno() if _libc.mount(source, target, fstype, flags, data) < 0 else 0
+
+
+class MountAttrs:
+    """The fixed arguments of one mount_setattr(2) call, packed once."""
+
+    def __init__(self, attr_set: int, recursive: bool = True) -> None:
+        self._attr = _MountAttr(attr_set, 0, 0, 0)
+        self.ref = ctypes.byref(self._attr)
+        self.flags = ctypes.c_uint(AT_RECURSIVE if recursive else 0)
+
+
+_NR_MOUNT_SETATTR = ctypes.c_long(_NR["mount_setattr"])
+_CWD = ctypes.c_int(AT_FDCWD)
+_ATTR_SIZE = ctypes.c_size_t(ctypes.sizeof(_MountAttr))
+
+
+def mount_setattr_raw(target: bytes, attrs: MountAttrs) -> int:
+    """mount_setattr(2) on `target` (relative to the working directory); 0 or the errno."""
+    call = _libc.syscall(_NR_MOUNT_SETATTR, _CWD, target, attrs.flags, attrs.ref, _ATTR_SIZE)
+    return ctypes.get_errno() if call < 0 else 0
+
+
 _SYS_CLONE = {"x86_64": 56, "aarch64": 220}.get(platform.machine(), -1)
 
 
@@ -212,6 +244,14 @@ def set_pdeathsig(signum: int) -> None:
 
 def capbset_drop(cap: int) -> None:
     prctl(PR_CAPBSET_DROP, cap)
+
+
+def capbset_drop_all(caps: tuple[int, ...]) -> None:
+    """Drop each of `caps` from the bounding set (one prctl per capability)."""
+    drop = _libc.prctl
+    for cap in caps:
+        if drop(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0:
+            _check(-1, "prctl", f"PR_CAPBSET_DROP {cap}")
 
 
 def cap_ambient_clear_all() -> None:

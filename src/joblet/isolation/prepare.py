@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import socket
 from dataclasses import dataclass
+from typing import Any
 
-from joblet.isolation import caps, etcfiles, libc, rootfs, seccomp
-from joblet.isolation.child import Prepared
+from joblet.isolation import caps, etcfiles, libc, mountprog, rootfs, seccomp
+from joblet.isolation.child import JobOrder, Prepared
 from joblet.isolation.spec import LaunchSpec
+from joblet.network import jobside
 
 PIPE_SIZE = 1 << 20
 TINI_PATHS = ("/usr/bin/tini-static", "/usr/bin/tini")
@@ -30,6 +33,10 @@ class HostFacts:
     procfs: str = "/proc"
     resolv_conf: str = "/etc/resolv.conf"
     host_netns_fd: int = -1  # the launcher's own network namespace
+    # Where each job mounts its root before pivoting into it. One directory
+    # serves every job: each mounts it in its own private mount namespace, so
+    # a launch creates nothing on the host's file system.
+    job_root: str = ""
 
 
 @dataclass
@@ -48,7 +55,7 @@ def find_tini(candidates: tuple[str, ...] = TINI_PATHS) -> str:
     raise FileNotFoundError("tini is not installed (apt-get install tini)")
 
 
-def load_host_facts(procfs: str = "/proc") -> HostFacts:
+def load_host_facts(job_root: str, procfs: str = "/proc") -> HostFacts:
     # tini-static needs no loader or libraries inside the job root; it is
     # exec'd through this fd (fexecve), so the root need not contain it.
     tini_fd = os.open(find_tini(), os.O_RDONLY | os.O_CLOEXEC)
@@ -65,6 +72,7 @@ def load_host_facts(procfs: str = "/proc") -> HostFacts:
         unshare_flags=flags,
         procfs=procfs,
         host_netns_fd=os.open(f"{procfs}/self/ns/net", os.O_RDONLY | os.O_CLOEXEC),
+        job_root=job_root,
     )
 
 
@@ -76,21 +84,17 @@ def _read_text(path: str) -> str:
         return ""
 
 
-def write_etc_files(spec: LaunchSpec, etc_dir: str, host_resolv: str) -> None:
-    os.makedirs(etc_dir, exist_ok=True)
+def etc_files(spec: LaunchSpec, host_resolv: str) -> dict[str, bytes]:
+    """The job's generated /etc files: name -> content."""
+    resolv = etcfiles.render_resolv_conf(host_resolv)
+    if "nameservers" in spec.network:
+        resolv = render_job_resolv(spec.network["nameservers"], host_resolv)
     texts = {
         "hostname": etcfiles.render_hostname(spec.hostname),
         "hosts": etcfiles.render_hosts(spec.hostname, spec.extra_hosts),
-        "resolv.conf": etcfiles.render_resolv_conf(host_resolv),
+        "resolv.conf": resolv,
     }
-    if "nameservers" in spec.network:
-        texts["resolv.conf"] = render_job_resolv(spec.network["nameservers"], host_resolv)
-    for name, text in texts.items():
-        with open(os.path.join(etc_dir, name), "w") as f:
-            f.write(text)
-    shared_hosts = spec.network.get("hosts_file")
-    if shared_hosts:
-        link_shared_hosts(shared_hosts, os.path.join(etc_dir, "hosts"))
+    return {name: text.encode() for name, text in texts.items()}
 
 
 def render_job_resolv(nameservers: list[str], host_resolv: str) -> str:
@@ -102,21 +106,6 @@ def render_job_resolv(nameservers: list[str], host_resolv: str) -> str:
     return "".join(line + "\n" for line in lines)
 
 
-def link_shared_hosts(shared: str, target: str) -> None:
-    """Make the job's hosts file the custom network's one (same inode), which
-    the daemon rewrites in place as jobs join and leave; the bind mount of
-    the job's /etc/hosts then follows. A copy if they sit on two filesystems."""
-    tmp = target + ".link"
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(tmp)
-    try:
-        os.link(shared, tmp)
-    except OSError:
-        with open(shared) as src, open(tmp, "w") as dst:
-            dst.write(src.read())
-    os.replace(tmp, target)
-
-
 def _job_pipe() -> tuple[int, int]:
     read_end, write_end = os.pipe2(os.O_CLOEXEC)
     # Above /proc/sys/fs/pipe-max-size (unprivileged): keep the default size.
@@ -126,30 +115,37 @@ def _job_pipe() -> tuple[int, int]:
     return read_end, write_end
 
 
-def prepare(spec: LaunchSpec, host: HostFacts) -> tuple[Prepared, ParentEnds]:
-    """Build the plan and the pipes of one launch. Raises OSError/ValueError."""
+# What a spare init is built for: the namespaces to create and the shared
+# part of the root (see rootfs.base_key). Launches with the same key can use
+# the same spare.
+InitKey = tuple[int, rootfs.BaseKey]
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    order: JobOrder
+    key: InitKey
+    needs_veth: bool  # wired through a netlink socket the init inherits
+
+
+def plan_launch(spec: LaunchSpec, host: HostFacts) -> LaunchPlan:
+    """Everything a launch needs from its spec. Raises OSError/ValueError."""
     if not spec.argv:
         raise ValueError("empty command")
-    root = os.path.join(spec.job_dir, "root")
-    etc_dir = os.path.join(spec.job_dir, "etc")
-    os.makedirs(root, exist_ok=True)
-    write_etc_files(spec, etc_dir, _read_text(host.resolv_conf))
+    if not host.job_root:
+        raise ValueError("the launcher has no mount point for job roots")
     inputs = rootfs.RootInputs(
-        root=root,
+        root=host.job_root,
         allowed=rootfs.probe_host(spec.allowed_mounts),
         workspace=os.path.realpath(spec.workspace),
-        etc_dir=etc_dir,
+        etc_files=etc_files(spec, _read_text(host.resolv_conf)),
         tmp_size_bytes=spec.tmp_size_bytes,
         volumes=spec.volume_mounts,
+        hosts_file=str(spec.network.get("hosts_file") or ""),
     )
-    ops = rootfs.plan_root(inputs)
-    stdout_r, stdout_w = _job_pipe()
-    stderr_r, stderr_w = _job_pipe()
-    err_r, err_w = os.pipe2(os.O_CLOEXEC)
-    prep = Prepared(
+    order = JobOrder(
         job_id=spec.job_id,
-        root=root,
-        ops=ops,
+        steps=mountprog.compile_job_part(inputs),
         hostname=spec.hostname,
         argv=spec.argv,
         env=dict(spec.env),
@@ -157,7 +153,24 @@ def prepare(spec: LaunchSpec, host: HostFacts) -> tuple[Prepared, ParentEnds]:
         cgroup_procs=tuple(attach_file(p) for p in spec.cgroup_procs),
         uid=spec.uid,
         gid=spec.gid,
-        unshare_flags=_unshare_flags(spec, host),
+        network=dict(spec.network),
+    )
+    key = (_unshare_flags(spec, host), rootfs.base_key(inputs))
+    return LaunchPlan(order, key, jobside.needs_veth(spec.network))
+
+
+def prepare_init(
+    key: InitKey, host: HostFacts, host_sock: Any = None
+) -> tuple[Prepared, ParentEnds, socket.socket]:
+    """The pipes, the control socket and the shared root part of one init."""
+    stdout_r, stdout_w = _job_pipe()
+    stderr_r, stderr_w = _job_pipe()
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    ctl, init_ctl = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    prep = Prepared(
+        root=host.job_root,
+        base_program=mountprog.compiled_base(key[1]),
+        unshare_flags=key[0],
         caps_to_drop=host.caps_to_drop,
         caps_keep_mask=host.caps_keep_mask,
         seccomp_program=host.seccomp_program,
@@ -165,11 +178,11 @@ def prepare(spec: LaunchSpec, host: HostFacts) -> tuple[Prepared, ParentEnds]:
         stdout_w=stdout_w,
         stderr_w=stderr_w,
         err_w=err_w,
-        keep_fds=[err_w, host.tini_fd],
-        network=dict(spec.network),
+        ctl_fd=init_ctl.detach(),
         host_netns_fd=host.host_netns_fd,
+        host_sock=host_sock,
     )
-    return prep, ParentEnds(stdout_r, stderr_r, err_r)
+    return prep, ParentEnds(stdout_r, stderr_r, err_r), ctl
 
 
 def _unshare_flags(spec: LaunchSpec, host: HostFacts) -> int:
@@ -179,7 +192,7 @@ def _unshare_flags(spec: LaunchSpec, host: HostFacts) -> int:
 
 
 def close_child_ends(prep: Prepared) -> None:
-    for fd in (prep.stdout_w, prep.stderr_w, prep.err_w):
+    for fd in (prep.stdout_w, prep.stderr_w, prep.err_w, prep.ctl_fd):
         os.close(fd)
 
 

@@ -32,6 +32,7 @@ MASKED_PROC_FILES = ("kcore", "keys", "timer_list", "sched_debug")
 # into a /dev/null mask (sysrq-trigger must refuse, not pretend).
 READONLY_PROC_PATHS = ("sysrq-trigger", "sys", "bus", "fs", "irq")
 GENERATED_ETC = ("hostname", "hosts", "resolv.conf")
+_GENERATED_PATHS = frozenset("/etc/" + name for name in GENERATED_ETC)
 VOLUMES_DIR = "volumes"  # volumes are mounted at /volumes/NAME
 ROOT_TMPFS = "mode=0755,size=1m"
 RO_ATTRS = libc.MOUNT_ATTR_RDONLY | libc.MOUNT_ATTR_NOSUID | libc.MOUNT_ATTR_NODEV
@@ -85,7 +86,16 @@ class Protect:
     optional: bool = False
 
 
-Op = MakeDir | MakeFile | MakeSymlink | Mount | Protect
+@dataclass(frozen=True)
+class WriteFile:
+    """A new file with this content (the generated /etc files): written into
+    the root's tmpfs, read-only with the root once it is pivoted into."""
+
+    path: str
+    data: bytes
+
+
+Op = MakeDir | MakeFile | MakeSymlink | Mount | Protect | WriteFile
 
 
 @dataclass(frozen=True)
@@ -93,10 +103,13 @@ class RootInputs:
     root: str  # host directory the job root is mounted on
     allowed: Mapping[str, HostEntry]  # allowed mount path -> what it is on the host
     workspace: str  # host path (already resolved) mounted read-write at /work
-    etc_dir: str  # host directory holding the generated /etc files
+    etc_files: Mapping[str, bytes]  # generated /etc files: name -> content
     tmp_size_bytes: int
     # (host mount point, name, read_only): bound at /volumes/NAME.
     volumes: Sequence[tuple[str, str, bool]] = ()
+    # A custom network's shared hosts file, bound at /etc/hosts instead of the
+    # generated one: the daemon rewrites it in place as jobs join and leave.
+    hosts_file: str = ""
 
 
 class _Planner:
@@ -141,11 +154,22 @@ class _Planner:
 
 
 def plan_root(inputs: RootInputs) -> list[Op]:
-    ops, made, links = _base_plan(tuple(sorted(inputs.allowed.items())), inputs.tmp_size_bytes)
-    p = _Planner(inputs.root)
-    p.ops = [_relocate(op, inputs.root) for op in ops]
-    p.made = {_move(path, inputs.root) for path in made}
-    p.links = {_move(path, inputs.root) for path in links}
+    """The whole plan, under the job's root."""
+    base, job = plan_parts(inputs)
+    return [_relocate(op, inputs.root) for op in (*base, *job)]
+
+
+def base_key(inputs: RootInputs) -> BaseKey:
+    """What the shared part of a plan depends on (see base_plan)."""
+    return tuple(sorted(inputs.allowed.items())), inputs.tmp_size_bytes
+
+
+def plan_parts(inputs: RootInputs) -> tuple[tuple[Op, ...], list[Op]]:
+    """The plan under BASE_ROOT, in two parts: the one every job with the same
+    allowed mounts and /tmp size shares (cached), then this job's own ops."""
+    ops, made, links = base_plan(*base_key(inputs))
+    p = _Planner(BASE_ROOT)
+    p.made, p.links = set(made), set(links)
     work = p.target("/work")
     p.dirs(work)
     p.ops.append(Mount(inputs.workspace, work, None, libc.MS_BIND | libc.MS_REC))
@@ -153,23 +177,30 @@ def plan_root(inputs: RootInputs) -> list[Op]:
     _plan_volumes(p, inputs.volumes, inputs.allowed)
     if not p.under_link("/etc"):
         for name in GENERATED_ETC:
-            p.bind_ro(os.path.join(inputs.etc_dir, name), p.target("/etc/" + name), False)
-    return p.ops
+            target = p.target("/etc/" + name)
+            if name == "hosts" and inputs.hosts_file:
+                p.bind_ro(inputs.hosts_file, target, False)
+            elif name in inputs.etc_files:
+                p.dirs(os.path.dirname(target))
+                p.ops.append(WriteFile(target, inputs.etc_files[name]))
+    return ops, p.ops
 
 
-# The part of every plan that depends only on the allowed mounts and the /tmp
-# size is planned once under this stand-in root and moved to each job's root:
-# planning it costs more than all the rest of a launch's preparation.
-_BASE_ROOT = "/.joblet-base-root"
+# Plans are made under this stand-in root and moved to each job's root (or
+# compiled relative to it). The part that depends only on the allowed mounts
+# and the /tmp size is planned once: planning it costs more than all the rest
+# of a launch's preparation.
+BASE_ROOT = "/.joblet-base-root"
+BaseKey = tuple[tuple[tuple[str, HostEntry], ...], int]
 
 
 @functools.lru_cache(maxsize=16)
-def _base_plan(
+def base_plan(
     allowed: tuple[tuple[str, HostEntry], ...], tmp_size_bytes: int
 ) -> tuple[tuple[Op, ...], frozenset[str], frozenset[str]]:
-    p = _Planner(_BASE_ROOT)
+    p = _Planner(BASE_ROOT)
     p.ops.append(Mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE))
-    p.ops.append(Mount("tmpfs", _BASE_ROOT, "tmpfs", libc.MS_NOSUID | libc.MS_NODEV, ROOT_TMPFS))
+    p.ops.append(Mount("tmpfs", BASE_ROOT, "tmpfs", libc.MS_NOSUID | libc.MS_NODEV, ROOT_TMPFS))
     _plan_allowed(p, dict(allowed))
     _plan_proc(p)
     _plan_dev(p)
@@ -181,11 +212,11 @@ def _base_plan(
 
 
 def _move(path: str, root: str) -> str:
-    """`path` planned under _BASE_ROOT, moved under `root` (others unchanged)."""
-    if path == _BASE_ROOT:
+    """`path` planned under BASE_ROOT, moved under `root` (others unchanged)."""
+    if path == BASE_ROOT:
         return root
-    if path.startswith(_BASE_ROOT + "/"):
-        return root + path[len(_BASE_ROOT) :]
+    if path.startswith(BASE_ROOT + "/"):
+        return root + path[len(BASE_ROOT) :]
     return path
 
 
@@ -197,6 +228,8 @@ def _relocate(op: Op, root: str) -> Op:
             return MakeFile(_move(path, root))
         case MakeSymlink(link=link, path=path):
             return MakeSymlink(link, _move(path, root))  # the link text stays the job's
+        case WriteFile(path=path, data=data):
+            return WriteFile(_move(path, root), data)
         case Mount():
             source = None if op.source is None else _move(op.source, root)
             return Mount(source, _move(op.target, root), op.fstype, op.flags, op.data,
@@ -210,6 +243,8 @@ def _plan_allowed(p: _Planner, allowed: Mapping[str, HostEntry]) -> None:
     for path in sorted(allowed):
         entry = allowed[path]
         if entry.kind is Kind.MISSING or not components(path) or p.under_link(path):
+            continue
+        if path in _GENERATED_PATHS:  # the job's own file goes there
             continue
         target = p.target(path)
         if entry.kind is Kind.SYMLINK:
@@ -317,6 +352,15 @@ def _make_file(path: str) -> None:
     os.close(os.open(path, flags, 0o644))
 
 
+def write_new_file(path: str | bytes, data: bytes) -> None:
+    """Create `path` (never through a symlink, never an existing file) holding `data`."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
 def _mount(op: Mount) -> None:
     try:
         libc.mount(op.source, op.target, op.fstype, op.flags, op.data)
@@ -344,5 +388,7 @@ def apply_plan(ops: Sequence[Op]) -> None:
             _make_dir(op.path)
         elif isinstance(op, MakeFile):
             _make_file(op.path)
+        elif isinstance(op, WriteFile):
+            write_new_file(op.path, op.data)
         else:
             os.symlink(op.link, op.path)

@@ -20,9 +20,11 @@ from types import TracebackType
 from typing import NamedTuple
 
 NETLINK_ROUTE = 0
-NLMSG_ERROR = 2
+NLMSG_ERROR, NLMSG_DONE = 2, 3
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE = 0x1, 0x4, 0x200, 0x400
-RTM_NEWLINK, RTM_GETLINK, RTM_NEWADDR, RTM_NEWROUTE, RTM_NEWQDISC = 16, 18, 20, 24, 36
+NLM_F_DUMP = 0x300  # NLM_F_ROOT | NLM_F_MATCH
+RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
+RTM_NEWADDR, RTM_NEWROUTE, RTM_NEWQDISC = 20, 24, 36
 IFLA_IFNAME, IFLA_MTU, IFLA_MASTER, IFLA_LINKINFO, IFLA_AF_SPEC = 3, 4, 10, 18, 26
 IFLA_NET_NS_FD = 28
 IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 1, 2, 1
@@ -100,6 +102,18 @@ def link_get(name: str) -> Request:
     return Request(RTM_GETLINK, _CHANGE, body)
 
 
+def bridge_create(name: str, mtu: int) -> Request:
+    """A new bridge `name` (down, no address)."""
+    body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
+    body += _name(IFLA_IFNAME, name) + _u32(IFLA_MTU, mtu)
+    body += attr(IFLA_LINKINFO, _name(IFLA_INFO_KIND, "bridge"))
+    return Request(RTM_NEWLINK, _CREATE, body)
+
+
+def link_delete(index: int) -> Request:
+    return Request(RTM_DELLINK, _CHANGE, _IFINFOMSG.pack(socket.AF_UNSPEC, 0, index, 0, 0))
+
+
 def link_set(index: int, *, up: bool = False, master: int = 0, no_ipv6: bool = False) -> Request:
     """Change a link: bring it up, enslave it, or stop IPv6 address generation
     (IN6_ADDR_GEN_MODE_NONE: no link-local address when it comes up)."""
@@ -162,6 +176,20 @@ def parse_replies(data: bytes) -> list[tuple[int, int, bytes]]:
     return out
 
 
+def link_name(payload: bytes) -> str | None:
+    """IFLA_IFNAME of an RTM_NEWLINK payload, if it has one."""
+    offset = _IFINFOMSG.size
+    while offset + _RTATTR.size <= len(payload):
+        length, kind = _RTATTR.unpack_from(payload, offset)
+        if length < _RTATTR.size:
+            break
+        if kind == IFLA_IFNAME:
+            value = payload[offset + _RTATTR.size : offset + length]
+            return value.split(b"\0", 1)[0].decode()
+        offset += _align(length)
+    return None
+
+
 def reply_index(payload: bytes) -> int:
     """The interface index of an RTM_NEWLINK reply."""
     return int(_IFINFOMSG.unpack_from(payload)[2])
@@ -184,6 +212,9 @@ class RtNetlink:
 
     def close(self) -> None:
         self._sock.close()
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
 
     def transact(self, requests: Sequence[Request]) -> list[bytes]:
         """Send all, wait for every ack; each request's reply payload (b"" if
@@ -212,3 +243,23 @@ class RtNetlink:
     def link_indexes(self, *names: str) -> list[int]:
         """Interface indexes by name, one round trip."""
         return [reply_index(p) for p in self.transact([link_get(n) for n in names])]
+
+    def link_names(self) -> list[str]:
+        """The names of every link in the namespace (an RTM_GETLINK dump)."""
+        self._seq += 1
+        seq = self._seq
+        request = Request(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, _IFINFOMSG.pack(0, 0, 0, 0, 0))
+        self._sock.send(pack_message(request, seq))
+        names: list[str] = []
+        while True:
+            for kind, reply_seq, payload in parse_replies(self._sock.recv(65536)):
+                if reply_seq != seq:
+                    continue
+                if kind == NLMSG_DONE:
+                    return names
+                if kind == NLMSG_ERROR:
+                    err = -_NLMSGERR.unpack_from(payload)[0]
+                    raise OSError(err, os.strerror(err))
+                name = link_name(payload) if kind == RTM_NEWLINK else None
+                if name is not None:
+                    names.append(name)

@@ -71,7 +71,7 @@ async def test_volumes_are_bound_with_their_modes(manager: VolumeManager, tmp_pa
     for name in ("hostname", "hosts", "resolv.conf"):
         (job / "etc" / name).write_text("")
     mounts = manager.resolve_for_job(["rw", "ro:ro"])
-    inputs = RootInputs(str(job / "root"), {}, str(job / "work"), str(job / "etc"), 1 << 20, mounts)
+    inputs = RootInputs(str(job / "root"), {}, str(job / "work"), {}, 1 << 20, mounts)
     found = run_in_mount_ns(inputs)
     assert "error" not in found, found
     assert found["rw"] == "ok" and found["ro"] == "EROFS"

@@ -53,8 +53,11 @@ def test_probe_host_tells_kinds_apart(tmp_path: Path) -> None:
     assert found[str(tmp_path / "l")].link == "d"
 
 
+ETC_FILES = {"hostname": b"j\n", "hosts": b"127.0.0.1\tlocalhost\n", "resolv.conf": b""}
+
+
 def _plan(allowed: dict[str, rootfs.HostEntry]) -> list[rootfs.Op]:
-    inputs = rootfs.RootInputs("/j/root", allowed, "/j/work", "/j/etc", 1 << 20)
+    inputs = rootfs.RootInputs("/j/root", allowed, "/j/work", ETC_FILES, 1 << 20)
     return rootfs.plan_root(inputs)
 
 
@@ -92,7 +95,8 @@ def test_plan_builds_proc_dev_tmp_work_and_etc() -> None:
     assert by_target["/j/root/tmp"].data == "mode=1777,size=1048576"
     assert by_target["/j/root/work"].source == "/j/work"
     assert by_target["/j/root/dev/pts"].fstype == "devpts"
-    assert by_target["/j/root/etc/hosts"].source == "/j/etc/hosts"
+    assert rootfs.WriteFile("/j/root/etc/hosts", ETC_FILES["hosts"]) in ops
+    assert "/j/root/etc/hosts" not in by_target  # written into the root, not bound from the host
     assert by_target["/j/root/dev/null"].source == "/dev/null"
     assert "/j/root/sys" not in by_target
     assert ops[0] == rootfs.Mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE)

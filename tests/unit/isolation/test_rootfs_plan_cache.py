@@ -18,7 +18,7 @@ def _inputs(root: str) -> RootInputs:
         root=root,
         allowed=allowed,
         workspace=f"/host{root}/work",
-        etc_dir=f"/host{root}/etc",
+        etc_files={"hostname": b"job\n"},
         tmp_size_bytes=1 << 20,
         volumes=(("/vol/data/mnt", "data", True),),
     )

@@ -15,7 +15,7 @@ BASE = libc.MOUNT_ATTR_NOSUID | libc.MOUNT_ATTR_NODEV
 def inputs(
     volumes: tuple[tuple[str, str, bool], ...], allowed: dict[str, HostEntry] | None = None
 ) -> RootInputs:
-    return RootInputs(ROOT, allowed or {}, "/r/jobs/j1/work", "/r/jobs/j1/etc", 1 << 20, volumes)
+    return RootInputs(ROOT, allowed or {}, "/r/jobs/j1/work", {}, 1 << 20, volumes)
 
 
 def test_each_volume_is_bound_under_volumes_with_its_mode() -> None:
