@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 
 from joblet.api import joblet_pb2 as pb
 from joblet.api import joblet_pb2_grpc as pb_grpc
@@ -114,3 +116,76 @@ def test_state_killed_while_jobs_start_and_end(
 
 def _state_log_mentions(root: Path) -> bool:
     return "serving" in (root / "run" / "state.log").read_text()
+
+
+def _with_persist_settings(
+    make_daemon: Callable[..., RunningDaemon], **persist: object
+) -> RunningDaemon:
+    """A daemon of its own, stopped, its config given these persist settings;
+    the caller prepares the root and restarts it."""
+    daemon = make_daemon()
+    daemon.stop_daemon_only()
+    raw = yaml.safe_load(daemon.config_path.read_text())
+    raw.setdefault("persist", {}).update(persist)
+    daemon.config_path.write_text(yaml.safe_dump(raw))
+    return daemon
+
+
+def test_corrupt_segment_in_the_middle_of_a_log(
+    make_daemon: Callable[..., RunningDaemon],
+) -> None:
+    daemon = _with_persist_settings(make_daemon, segmentSize="16KB")
+    daemon.restart()
+    stub = daemon.jobs()
+    # output in pauses: the daemon sends it in several batches, so that the
+    # history has several segments
+    script = "for i in 0 1 2 3 4 5 6 7; do seq $((i*5000+1)) $((i*5000+5000)); sleep 0.1; done"
+    job_id = run(stub, "sh", "-c", script)
+    wait_status(stub, job_id, FINAL)
+    _wait_for(lambda: not (daemon.root / "jobs" / job_id / "output.log").exists())
+    expected = b"".join(b"%d\n" % i for i in range(1, 40001))
+    assert logs(stub, job_id) == expected
+    segments = sorted((daemon.root / "logs" / job_id).glob("seg-*"))
+    assert len(segments) >= 5
+    middle = segments[len(segments) // 2]
+    damaged = bytearray(middle.read_bytes())
+    for i in range(40, len(damaged) - 20, 7):
+        damaged[i] ^= 0x5A
+    middle.write_bytes(bytes(damaged))
+    persist_pid = _helper_pid(daemon, "persist")
+
+    served = logs(stub, job_id)
+    # one gap where the damaged segment was, everything around it intact
+    kept = next(i for i, (a, b) in enumerate(zip(served, expected, strict=False)) if a != b)
+    assert 0 < kept < len(served) < len(expected)
+    assert expected.endswith(served[kept:])
+    assert logs(stub, job_id, tail=2) == b"39999\n40000\n"
+    helper_log = (daemon.root / "run" / "persist.log").read_text()
+    assert "damaged segment" in helper_log and middle.name in helper_log
+    assert _helper_pid(daemon, "persist") == persist_pid  # no crash, no restart
+
+
+def test_persist_disk_full(make_daemon: Callable[..., RunningDaemon]) -> None:
+    daemon = _with_persist_settings(make_daemon)
+    history = daemon.root / "logs"
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(history)], check=True)
+    try:
+        ballast = history / "ballast"
+        ballast.write_bytes(os.urandom(900 * 1024))
+        daemon.restart()
+        stub = daemon.jobs()
+        persist_pid = _helper_pid(daemon, "persist")
+        job_id = run(stub, "head", "-c", "600000", "/dev/urandom")  # more than is free
+        wait_status(stub, job_id, FINAL)
+        _wait_for(lambda: "disk full" in daemon.log_path.read_text())
+        output = logs(stub, job_id)  # still served, from the daemon's own copy
+        assert len(output) == 600_000
+        assert "disk full" in (daemon.root / "run" / "persist.log").read_text()
+        assert _helper_pid(daemon, "persist") == persist_pid  # no crash loop
+        ballast.unlink()  # room again: the buffered log reaches persist
+        local = daemon.root / "jobs" / job_id / "output.log"
+        _wait_for(lambda: not local.exists(), timeout=40)
+        assert logs(stub, job_id) == output
+        assert _helper_pid(daemon, "persist") == persist_pid
+    finally:
+        subprocess.run(["umount", "-l", str(history)], check=True)

@@ -5,7 +5,8 @@ Internal protocol between the joblet daemon and its `persist` helper.
 
 Not part of the public API: the daemon and the helper ship together.
  * IPC (daemon -> persist): length-delimited `Request` frames on
-   ROOT/run/persist-ipc.sock, answered by one `Ack` frame per request, in order.
+   ROOT/run/persist-ipc.sock, answered by `Ack` frames in order; an Ack
+   answers its request and every earlier one on the connection.
  * Queries: the gRPC service `PersistQuery` on ROOT/run/persist-grpc.sock.
 """
 
@@ -77,7 +78,15 @@ class LogBatch(_message.Message):
 
     JOB_ID_FIELD_NUMBER: _builtins.int
     ENTRIES_FIELD_NUMBER: _builtins.int
+    PACKED_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
+    packed: _builtins.bytes
+    """The same kind of records, packed as the job's output.log and persist's
+    segments lay them out: per record {u8 stream; u64 timestamp_ns;
+    u32 length} (little endian), then `length` bytes. Persist checks the
+    headers and stores the bytes as they are (the daemon's fast path).
+    Entries and packed records may both be set: entries come first.
+    """
     @_builtins.property
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___LogEntry]: ...
     def __init__(
@@ -85,10 +94,11 @@ class LogBatch(_message.Message):
         *,
         job_id: _builtins.str = ...,
         entries: _abc.Iterable[Global___LogEntry] | None = ...,
+        packed: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "job_id", b"job_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "job_id", b"job_id", "packed", b"packed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

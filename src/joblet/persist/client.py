@@ -23,9 +23,9 @@ from pathlib import Path
 
 from joblet.api import persist_pb2 as pb
 from joblet.ipc.framing import FrameError, encode_frame, read_frame
-from joblet.logs.format import LogRecord
+from joblet.logs.format import Framed
 from joblet.persist.query_client import MetricSample, PersistQueryClient
-from joblet.persist.wire import log_batch_frame
+from joblet.persist.wire import log_batch_frame, packed_log_frame
 
 __all__ = ["MetricSample", "PersistClient", "PersistQueryClient"]
 
@@ -103,9 +103,16 @@ class PersistClient:
             await asyncio.wait_for(self._empty.wait(), timeout)
         return self._empty.is_set()
 
-    def send_logs(self, job_id: str, records: Sequence[LogRecord]) -> None:
+    def send_logs(self, job_id: str, records: Sequence[Framed]) -> None:
+        """Queue the records as one frame (their output is copied now)."""
         self._seq += 1
         self._enqueue_frame(self._seq, log_batch_frame(self._seq, job_id, records), bounded=True)
+
+    def send_packed_logs(self, job_id: str, packed: bytes | memoryview) -> None:
+        """Whole records in output.log's layout (joblet.logs.format), as read
+        from the file: persist checks them and stores them as they are."""
+        self._seq += 1
+        self._enqueue_frame(self._seq, packed_log_frame(self._seq, job_id, packed), bounded=True)
 
     def has_room(self) -> bool:
         """Whether the buffer is below half its bound: bulk senders wait for this

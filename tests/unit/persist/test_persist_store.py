@@ -1,4 +1,6 @@
+import json
 import logging
+import random
 from pathlib import Path
 
 import pytest
@@ -7,6 +9,7 @@ import zstandard
 from joblet.errors import InvalidArgument
 from joblet.persist.store import HistoryStore, LogFilter, Marker, Record, read_logs
 from joblet.persist.store.history import INDEX, segment_files
+from joblet.persist.store.records import PackedBatch, encode_batch
 
 LINE = b"the quick brown fox jumps over the lazy dog %06d\n"
 
@@ -38,10 +41,12 @@ def test_segments_roll_and_are_compressed(tmp_path: Path) -> None:
     raw = sum(len(r.data) for r in written)
     stored = sum((tmp_path / "job1" / n).stat().st_size for n in names)
     assert stored < raw / 3
-    # each finished segment is a complete zstd frame on its own
+    # a segment is whole zstd frames, one per write: the zstd tool reads it
     inflater = zstandard.ZstdDecompressor().decompressobj()
     assert inflater.decompress((tmp_path / "job1" / names[0]).read_bytes())
     assert inflater.eof
+    whole = zstandard.ZstdDecompressor().decompressobj(read_across_frames=True)
+    assert len(whole.decompress((tmp_path / "job1" / names[0]).read_bytes())) > 4096
     assert _read(store, "job1") == written
     assert (tmp_path / "job1" / INDEX).exists()
 
@@ -133,3 +138,77 @@ def test_delete_and_bad_ids(tmp_path: Path) -> None:
     for bad in ("../x", "a/b", "", ".hidden"):
         with pytest.raises(InvalidArgument):
             store.append(bad, [], Marker("s", 1))
+
+
+def test_active_segment_with_large_writes_reads_to_its_end(tmp_path: Path) -> None:
+    # Incompressible writes larger than the first read steps, in a frame that
+    # is not finished (the active segment): every record must come back.
+    store = HistoryStore(tmp_path, segment_bytes=64 << 20, level=1)
+    rng = random.Random(3)
+    written = [Record(1, i, rng.randbytes(70_000)) for i in range(12)]
+    for seq, record in enumerate(written, 1):
+        assert store.append("j", [record], Marker("s", seq))
+    assert _read(store, "j") == written
+    store.close()
+    assert _read(HistoryStore(tmp_path, segment_bytes=64 << 20, level=1), "j") == written
+
+
+def test_batches_sharing_one_marker(tmp_path: Path) -> None:
+    store = HistoryStore(tmp_path, segment_bytes=1 << 20, level=1)
+    batches = [PackedBatch.of_records(seq, [Record(1, seq, b"b%d\n" % seq)]) for seq in (3, 5, 9)]
+    assert store.append_packed("j", "s", batches) == 3
+    # a replay from seq 5 on: 5 and 9 are stored already, 11 is new
+    replay = [*batches[1:], PackedBatch.of_records(11, [Record(2, 11, b"b11\n")])]
+    assert store.append_packed("j", "s", replay) == 1
+    assert store.append_packed("j", "other", replay[:1]) == 1  # another sender
+    got = _read(store, "j")
+    assert [r.data for r in got] == [b"b3\n", b"b5\n", b"b9\n", b"b11\n", b"b5\n"]
+    snap = store.snapshot("j")
+    assert snap is not None
+    info = snap.segments[-1]
+    assert (info.records, info.first_ts, info.last_ts) == (5, 3, 11)
+    assert (info.session, info.last_seq) == ("other", 5)
+
+
+def test_index_of_an_older_version_still_loads(tmp_path: Path) -> None:
+    store = HistoryStore(tmp_path, segment_bytes=4096, level=1)
+    written = _fill(store, "j", 10)
+    store.seal("j")
+    index = json.loads((tmp_path / "j" / INDEX).read_text())
+    for info in index["segments"]:
+        info["lines"] = [0, 5, 2, 0]  # kept by older versions
+    (tmp_path / "j" / INDEX).write_text(json.dumps(index))
+    fresh = HistoryStore(tmp_path, segment_bytes=4096, level=1)
+    assert _read(fresh, "j") == written
+    assert _read(fresh, "j", LogFilter(tail=3)) == written[-3:]
+
+
+def _old_layout_segment(path: Path, batches: list[list[Record]], *, finished: bool) -> None:
+    """A segment as earlier versions wrote it: one streamed frame, flushed
+    after each batch, ended only when the segment was finished."""
+    stream = zstandard.ZstdCompressor(level=1, write_checksum=True).compressobj()
+    out = b""
+    for seq, records in enumerate(batches, 1):
+        out += stream.compress(encode_batch(records, Marker("old", seq)))
+        out += stream.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
+    if finished:
+        out += stream.flush(zstandard.COMPRESSOBJ_FLUSH_FINISH)
+    path.write_bytes(out)
+
+
+def test_segments_of_the_older_layout_are_read(tmp_path: Path) -> None:
+    rng = random.Random(5)
+    batches = [
+        [Record(1 + i % 2, seq * 10 + i, rng.randbytes(30_000)) for i in range(3)]
+        for seq in range(6)
+    ]
+    job = tmp_path / "j"
+    job.mkdir()
+    _old_layout_segment(job / "seg-00000001.zst", batches[:3], finished=True)
+    _old_layout_segment(job / "seg-00000002.zst", batches[3:], finished=False)
+    store = HistoryStore(tmp_path, segment_bytes=1 << 20, level=1)
+    assert _read(store, "j") == [r for batch in batches for r in batch]
+    # the sender's marker is recovered from the older layout too
+    assert not store.append("j", [Record(1, 1, b"dup")], Marker("old", 3))
+    assert store.append("j", [Record(1, 99, b"new")], Marker("old", 4))
+    assert _read(store, "j")[-1] == Record(1, 99, b"new")

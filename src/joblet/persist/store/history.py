@@ -21,8 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from joblet.persist.store.records import MARKER, Marker, Record, encode_batch
-from joblet.persist.store.segment import SegmentInfo, SegmentWriter, scan
+from joblet.persist.store.records import PackedBatch
+from joblet.persist.store.segment import CompressedWrite, SegmentInfo, SegmentWriter, scan
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +85,9 @@ def save_index(directory: Path, index: JobIndex) -> None:
 class JobHistory:
     """Appends batches to a job's segments; rolls them by size and age."""
 
-    def __init__(self, directory: Path, segment_bytes: int, level: int) -> None:
+    def __init__(self, directory: Path, segment_bytes: int) -> None:
         self.directory = directory
         self._segment_bytes = segment_bytes
-        self._level = level
         directory.mkdir(parents=True, exist_ok=True)
         self._index = load_index(directory)
         self._active: SegmentWriter | None = None
@@ -99,23 +98,26 @@ class JobHistory:
     def sealed(self) -> bool:
         return self._index.sealed
 
-    def append(self, records: Sequence[Record], marker: Marker) -> bool:
-        """Write a batch; False when it is a replay of one already stored.
-        Raises OSError (ENOSPC, EIO) with nothing of the batch kept."""
-        if marker.session == self.session and marker.seq <= self.last_seq:
-            return False
+    def unstored(self, session: str, batches: Sequence[PackedBatch]) -> list[PackedBatch]:
+        """The batches (seqs increasing) not stored yet: a replay after a
+        reconnect repeats batches this history's last marker covers."""
+        if session == self.session:
+            return [batch for batch in batches if batch.seq > self.last_seq]
+        return list(batches)
+
+    def append(self, write: CompressedWrite) -> None:
+        """Append a frame of `unstored` batches. Raises OSError (ENOSPC, EIO)
+        with nothing of it kept."""
         writer = self._active or self._open_segment()
-        stats = [*records, Record(MARKER, marker.seq, marker.session.encode())]
         try:
-            writer.append(encode_batch(records, marker), stats)
+            writer.append(write)
         except OSError:
             self._retire(writer.abandon())
             raise
-        self.session, self.last_seq = marker.session, marker.seq
+        self.session, self.last_seq = write.marker.session, write.marker.seq
         self.last_write = time.time()
         if writer.info.raw_bytes >= self._segment_bytes:
             self.finish_active()
-        return True
 
     def finish_active(self) -> None:
         writer, self._active = self._active, None
@@ -147,7 +149,7 @@ class JobHistory:
     def _open_segment(self) -> SegmentWriter:
         names = [info.name for info in self._index.segments]
         number = int(names[-1][len(SEGMENT_PREFIX) : -len(SEGMENT_SUFFIX)]) + 1 if names else 1
-        self._active = SegmentWriter(self.directory / segment_name(number), self._level)
+        self._active = SegmentWriter(self.directory / segment_name(number))
         return self._active
 
     def _retire(self, info: SegmentInfo) -> None:

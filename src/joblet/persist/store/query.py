@@ -35,42 +35,29 @@ def overlaps(info: SegmentInfo, since_ns: int, until_ns: int) -> bool:
     return not (until_ns and info.first_ts > until_ns)
 
 
-def inside(info: SegmentInfo, since_ns: int, until_ns: int) -> bool:
-    return (
-        bool(info.records)
-        and (not since_ns or info.first_ts >= since_ns)
-        and (not until_ns or info.last_ts <= until_ns)
-    )
-
-
-def tail_start(segments: Sequence[SegmentInfo], flt: LogFilter) -> int:
-    """Index of the first segment that can hold the last `flt.tail` lines.
-
-    Only segments wholly inside the window are counted, so the estimate never
-    starts too late; the exact cut happens on the records.
-    """
-    kinds = flt.kinds or frozenset({1, 2, 3})
-    newlines = 0
-    for index in range(len(segments) - 1, -1, -1):
-        info = segments[index]
-        if inside(info, flt.since_ns, flt.until_ns):
-            newlines += sum(info.lines[kind] for kind in kinds)
-        if newlines > flt.tail:  # tail lines + the final newline
-            return index
-    return 0
-
-
 def read_logs(snapshot: Snapshot, flt: LogFilter) -> Iterator[list[Record]]:
     segments = [s for s in snapshot.segments if overlaps(s, flt.since_ns, flt.until_ns)]
     if flt.tail:
-        kept: list[Record] = []
-        for chunk in _filtered(snapshot, segments[tail_start(segments, flt) :], flt):
-            kept.extend(chunk)
-        kept = tail_lines(kept, flt.tail)
+        kept = _tail(snapshot, segments, flt)
         for start in range(0, len(kept), YIELD_RECORDS):
             yield kept[start : start + YIELD_RECORDS]
         return
     yield from _filtered(snapshot, segments, flt)
+
+
+def _tail(snapshot: Snapshot, segments: Sequence[SegmentInfo], flt: LogFilter) -> list[Record]:
+    """The last `flt.tail` lines: segments are read from the newest back until
+    they hold more newlines than that (the tail lines and the one before)."""
+    newest_first: list[list[Record]] = []
+    newlines = 0
+    for info in reversed(segments):
+        records = [r for chunk in _filtered(snapshot, [info], flt) for r in chunk]
+        newest_first.append(records)
+        newlines += sum(r.data.count(b"\n") for r in records)
+        if newlines > flt.tail:
+            break
+    kept = [record for records in reversed(newest_first) for record in records]
+    return tail_lines(kept, flt.tail)
 
 
 def read_metrics(snapshot: Snapshot, from_ns: int, to_ns: int) -> Iterator[list[Record]]:

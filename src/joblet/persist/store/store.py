@@ -11,10 +11,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import zstandard
+
 from joblet.errors import InvalidArgument
 from joblet.persist.store.history import JobHistory, load_index
-from joblet.persist.store.records import Marker, Record
-from joblet.persist.store.segment import SegmentInfo
+from joblet.persist.store.records import Marker, PackedBatch, Record
+from joblet.persist.store.segment import SegmentInfo, compress_batches
 
 log = logging.getLogger(__name__)
 
@@ -46,21 +48,39 @@ def check_job_id(job_id: str) -> str:
 class HistoryStore:
     """ROOT/<kind>/<job_id>/: open histories stay in memory until sealed or idle.
 
-    Thread-safe: persist compresses on a worker thread while the event loop
-    takes snapshots for queries and runs retention.
+    Thread-safe: persist writes on a worker thread while the event loop takes
+    snapshots for queries, rolls segments and runs retention. Appends come
+    from one thread at a time; they compress outside the lock, so the event
+    loop never waits for compression.
     """
 
     def __init__(self, root: Path, segment_bytes: int, level: int) -> None:
         self.root = root
         self._segment_bytes = segment_bytes
-        self._level = level
+        self._zstd = zstandard.ZstdCompressor(level=level, write_checksum=True)
         self._open: dict[str, JobHistory] = {}
         self._lock = threading.Lock()
         root.mkdir(parents=True, exist_ok=True)
 
     def append(self, job_id: str, records: Sequence[Record], marker: Marker) -> bool:
+        """Write one batch; False when it is a replay of one already stored."""
+        batch = PackedBatch.of_records(marker.seq, records)
+        return bool(self.append_packed(job_id, marker.session, [batch]))
+
+    def append_packed(self, job_id: str, session: str, batches: Sequence[PackedBatch]) -> int:
+        """Write batches (seqs increasing) of one sender as one frame under one
+        marker; the ones already stored (a replay) are skipped. Returns how
+        many were written. Raises OSError (ENOSPC, EIO) with nothing of them
+        kept, InvalidArgument for a bad job id."""
         with self._lock:
-            return self._history(job_id).append(records, marker)
+            fresh = self._history(job_id).unstored(session, batches)
+        if not fresh:
+            return 0
+        write = compress_batches(self._zstd, session, fresh)
+        with self._lock:
+            # The history again: the roll may have put an idle one away meanwhile.
+            self._history(job_id).append(write)
+        return len(fresh)
 
     def seal(self, job_id: str) -> None:
         with self._lock:
@@ -121,7 +141,7 @@ class HistoryStore:
     def _history(self, job_id: str) -> JobHistory:
         history = self._open.get(check_job_id(job_id))
         if history is None:
-            history = JobHistory(self.root / job_id, self._segment_bytes, self._level)
+            history = JobHistory(self.root / job_id, self._segment_bytes)
             self._open[job_id] = history
         return history
 
