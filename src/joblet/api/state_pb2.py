@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16joblet/api/state.proto\x12\x15joblet.internal.state\"B\n\x06PutJob\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0brecord_json\x18\x02 \x01(\x0c\x12\x13\n\x0bttl_seconds\x18\x03 \x01(\x01\"\x1b\n\tDeleteJob\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\n\n\x08ListJobs\"\xb4\x01\n\x0cStateRequest\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12,\n\x03put\x18\x02 \x01(\x0b\x32\x1d.joblet.internal.state.PutJobH\x00\x12\x32\n\x06\x64\x65lete\x18\x03 \x01(\x0b\x32 .joblet.internal.state.DeleteJobH\x00\x12/\n\x04list\x18\x04 \x01(\x0b\x32\x1f.joblet.internal.state.ListJobsH\x00\x42\x04\n\x02op\"\x12\n\x03\x41\x63k\x12\x0b\n\x03seq\x18\x01 \x01(\x04\"%\n\x05\x45rror\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0f\n\x07message\x18\x02 \x01(\t\"0\n\tJobRecord\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0brecord_json\x18\x02 \x01(\x0c\"%\n\x07ListEnd\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\r\n\x05\x63ount\x18\x02 \x01(\x04\"\xd4\x01\n\rStateResponse\x12)\n\x03\x61\x63k\x18\x01 \x01(\x0b\x32\x1a.joblet.internal.state.AckH\x00\x12-\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x1c.joblet.internal.state.ErrorH\x00\x12\x32\n\x06record\x18\x03 \x01(\x0b\x32 .joblet.internal.state.JobRecordH\x00\x12-\n\x03\x65nd\x18\x04 \x01(\x0b\x32\x1e.joblet.internal.state.ListEndH\x00\x42\x06\n\x04\x62odyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16joblet/api/state.proto\x12\x15joblet.internal.state\"B\n\x06PutJob\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0brecord_json\x18\x02 \x01(\x0c\x12\x13\n\x0bttl_seconds\x18\x03 \x01(\x01\"\x1b\n\tDeleteJob\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\n\n\x08ListJobs\"\xe8\x01\n\x0cStateRequest\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12,\n\x03put\x18\x02 \x01(\x0b\x32\x1d.joblet.internal.state.PutJobH\x00\x12\x32\n\x06\x64\x65lete\x18\x03 \x01(\x0b\x32 .joblet.internal.state.DeleteJobH\x00\x12/\n\x04list\x18\x04 \x01(\x0b\x32\x1f.joblet.internal.state.ListJobsH\x00\x12\x32\n\x05\x62\x61tch\x18\x05 \x01(\x0b\x32!.joblet.internal.state.WriteBatchH\x00\x42\x04\n\x02op\"A\n\nWriteBatch\x12\x33\n\x06writes\x18\x01 \x03(\x0b\x32#.joblet.internal.state.StateRequest\"\x12\n\x03\x41\x63k\x12\x0b\n\x03seq\x18\x01 \x01(\x04\"%\n\x05\x45rror\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0f\n\x07message\x18\x02 \x01(\t\"0\n\tJobRecord\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0brecord_json\x18\x02 \x01(\x0c\"%\n\x07ListEnd\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\r\n\x05\x63ount\x18\x02 \x01(\x04\"\xd4\x01\n\rStateResponse\x12)\n\x03\x61\x63k\x18\x01 \x01(\x0b\x32\x1a.joblet.internal.state.AckH\x00\x12-\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x1c.joblet.internal.state.ErrorH\x00\x12\x32\n\x06record\x18\x03 \x01(\x0b\x32 .joblet.internal.state.JobRecordH\x00\x12-\n\x03\x65nd\x18\x04 \x01(\x0b\x32\x1e.joblet.internal.state.ListEndH\x00\x42\x06\n\x04\x62odyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,15 +38,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTJOBS']._serialized_start=146
   _globals['_LISTJOBS']._serialized_end=156
   _globals['_STATEREQUEST']._serialized_start=159
-  _globals['_STATEREQUEST']._serialized_end=339
-  _globals['_ACK']._serialized_start=341
-  _globals['_ACK']._serialized_end=359
-  _globals['_ERROR']._serialized_start=361
-  _globals['_ERROR']._serialized_end=398
-  _globals['_JOBRECORD']._serialized_start=400
-  _globals['_JOBRECORD']._serialized_end=448
-  _globals['_LISTEND']._serialized_start=450
-  _globals['_LISTEND']._serialized_end=487
-  _globals['_STATERESPONSE']._serialized_start=490
-  _globals['_STATERESPONSE']._serialized_end=702
+  _globals['_STATEREQUEST']._serialized_end=391
+  _globals['_WRITEBATCH']._serialized_start=393
+  _globals['_WRITEBATCH']._serialized_end=458
+  _globals['_ACK']._serialized_start=460
+  _globals['_ACK']._serialized_end=478
+  _globals['_ERROR']._serialized_start=480
+  _globals['_ERROR']._serialized_end=517
+  _globals['_JOBRECORD']._serialized_start=519
+  _globals['_JOBRECORD']._serialized_end=567
+  _globals['_LISTEND']._serialized_start=569
+  _globals['_LISTEND']._serialized_end=606
+  _globals['_STATERESPONSE']._serialized_start=609
+  _globals['_STATERESPONSE']._serialized_end=821
 # @@protoc_insertion_point(module_scope)

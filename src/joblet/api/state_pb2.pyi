@@ -15,12 +15,20 @@ write fails for good (after the helper's own timeout and retries) the helper
 answers Error and closes the connection without touching any later request,
 so the daemon replays everything unacknowledged, in order, on a new connection.
 
+Several pending writes may travel as one WriteBatch: the helper applies them
+in order as one unit (one transaction where the backend has them) and
+answers one Ack carrying the batch's last seq. An Ack acknowledges every
+write up to and including its seq; an Error for a batch carries the seq of
+its first write, and none of the batch counts as stored.
+
 Records are opaque JSON blobs (joblet.jobs.serialization), so the helper does
 not depend on the job model's evolution.
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf.internal import containers as _containers
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -102,6 +110,7 @@ class StateRequest(_message.Message):
     PUT_FIELD_NUMBER: _builtins.int
     DELETE_FIELD_NUMBER: _builtins.int
     LIST_FIELD_NUMBER: _builtins.int
+    BATCH_FIELD_NUMBER: _builtins.int
     seq: _builtins.int
     @_builtins.property
     def put(self) -> Global___PutJob: ...
@@ -109,6 +118,8 @@ class StateRequest(_message.Message):
     def delete(self) -> Global___DeleteJob: ...
     @_builtins.property
     def list(self) -> Global___ListJobs: ...
+    @_builtins.property
+    def batch(self) -> Global___WriteBatch: ...
     def __init__(
         self,
         *,
@@ -116,16 +127,41 @@ class StateRequest(_message.Message):
         put: Global___PutJob | None = ...,
         delete: Global___DeleteJob | None = ...,
         list: Global___ListJobs | None = ...,
+        batch: Global___WriteBatch | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["delete", b"delete", "list", b"list", "op", b"op", "put", b"put"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "delete", b"delete", "list", b"list", "op", b"op", "put", b"put"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["delete", b"delete", "list", b"list", "op", b"op", "put", b"put", "seq", b"seq"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "delete", b"delete", "list", b"list", "op", b"op", "put", b"put", "seq", b"seq"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_op: _TypeAlias = _typing.Literal["put", "delete", "list"]  # noqa: Y015
+    _WhichOneofReturnType_op: _TypeAlias = _typing.Literal["put", "delete", "list", "batch"]  # noqa: Y015
     _WhichOneofArgType_op: _TypeAlias = _typing.Literal["op", b"op"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_op) -> _WhichOneofReturnType_op | None: ...
 
 Global___StateRequest: _TypeAlias = StateRequest  # noqa: Y015
+
+@_typing.final
+class WriteBatch(_message.Message):
+    """Writes (each a put or a delete with its own seq), oldest first; the batch's
+    own seq is that of its last write.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WRITES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def writes(self) -> _containers.RepeatedCompositeFieldContainer[Global___StateRequest]: ...
+    def __init__(
+        self,
+        *,
+        writes: _abc.Iterable[Global___StateRequest] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["writes", b"writes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WriteBatch: _TypeAlias = WriteBatch  # noqa: Y015
 
 @_typing.final
 class Ack(_message.Message):

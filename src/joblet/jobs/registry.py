@@ -25,6 +25,9 @@ class JobRegistry:
         return self._jobs[job_id]
 
     def resolve(self, prefix: str) -> Job:
+        job = self._jobs.get(prefix)  # a full id, as clients send it: no scan
+        if job is not None:
+            return job
         return self._jobs[resolve_prefix(prefix, self._jobs)]
 
     def apply(self, job_id: str, event: Event) -> Job:

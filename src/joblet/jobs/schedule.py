@@ -8,6 +8,7 @@ allowed). Empty means "not scheduled". Times are unix seconds (float).
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime
 
@@ -39,16 +40,21 @@ def parse_schedule(text: str, now: float) -> float:
     text = text.strip()
     if not text:
         return NOT_SCHEDULED
-    if _RELATIVE.fullmatch(text):
-        return now + _relative_seconds(text)
+    seconds = _relative_seconds(text)
+    if seconds is not None:
+        return now + seconds
     if _RFC3339.fullmatch(text):
         return _absolute(text, now)
     raise InvalidArgument(f"schedule {text!r} is not understood: {_HINT}")
 
 
-def _relative_seconds(text: str) -> int:
+# Clients repeat the same few durations ("1h", "30s"): parse each once.
+@functools.lru_cache(maxsize=256)
+def _relative_seconds(text: str) -> int | None:
+    """Seconds of a relative duration, or None when `text` is not one."""
     match = _RELATIVE.fullmatch(text)
-    assert match is not None  # checked by the caller
+    if match is None:
+        return None
     seconds = sum(
         int(part) * unit for part, unit in zip(match.groups(), _UNIT_S, strict=True) if part
     )
@@ -81,4 +87,10 @@ def format_rfc3339(ts: float) -> str:
     Whole seconds, like the reference's Go `time.RFC3339` layout."""
     if ts == 0:
         return ""
-    return datetime.fromtimestamp(int(ts // 1), tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _format_whole_seconds(int(ts // 1))
+
+
+# Responses and listings format the same recent seconds over and over.
+@functools.lru_cache(maxsize=4096)
+def _format_whole_seconds(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import operator
 import types
+from collections.abc import Callable
 from enum import Enum
 from functools import cache
 from typing import Any, Union, get_args, get_origin, get_type_hints
@@ -43,9 +45,9 @@ class SerializationError(JobletError):
 
 def job_to_dict(job: Job) -> dict[str, Any]:
     """`job` as JSON-compatible data (str keys; str, int, float, bool, list, dict, None)."""
-    data = _encode(job)
+    data = _encode_dataclass(job)
     data[_VERSION_KEY] = SCHEMA_VERSION
-    return data  # type: ignore[no-any-return]
+    return data
 
 
 def job_from_dict(data: dict[str, Any]) -> Job:
@@ -57,8 +59,12 @@ def job_from_dict(data: dict[str, Any]) -> Job:
     return job
 
 
+# One encoder for every record: json.dumps with options builds a new one per call.
+_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def job_to_json(job: Job) -> bytes:
-    return json.dumps(job_to_dict(job), separators=(",", ":"), ensure_ascii=False).encode()
+    return _JSON.encode(job_to_dict(job)).encode()
 
 
 def job_from_json(blob: bytes) -> Job:
@@ -101,10 +107,70 @@ def _encode(value: Any) -> Any:
 
 def _encode_dataclass(value: Any) -> dict[str, Any]:
     cls: type = type(value)
-    out = {name: _encode(getattr(value, name)) for name in _stored_fields(cls)}
+    plan = _encoding_plan(cls)
+    values = plan.get_all(value)
+    out = dict(zip(plan.names, values, strict=True))
+    for index, name, convert in plan.conversions:
+        item = values[index]
+        if item is not None:
+            out[name] = convert(item)
     if cls is Upload:
         out["content_size"] = len(value.content)
     return out
+
+
+Convert = Callable[[Any], Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class _EncodingPlan:
+    names: tuple[str, ...]  # the stored fields, in order
+    get_all: Callable[[Any], tuple[Any, ...]]  # their values, read in one call
+    conversions: tuple[tuple[int, str, Convert], ...]  # fields not JSON data as they are
+
+
+@cache
+def _encoding_plan(cls: type) -> _EncodingPlan:
+    """How to encode a `cls`, worked out once from its type hints: a record is
+    written on every status change, so this runs per event."""
+    hints = _hints(cls)
+    names = _stored_fields(cls)
+    converters = [(index, name, _converter(hints[name])) for index, name in enumerate(names)]
+    return _EncodingPlan(
+        names=names,
+        get_all=_getter(names),
+        conversions=tuple((i, n, c) for i, n, c in converters if c is not None),
+    )
+
+
+def _getter(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
+    if len(names) == 1:  # attrgetter of one name returns the value, not a 1-tuple
+        return lambda value: (getattr(value, names[0]),)
+    return operator.attrgetter(*names)
+
+
+def _converter(hint: Any) -> Convert | None:
+    """How to encode a value of type `hint`; None when it is JSON data already.
+    A value that is None (an Optional field) is always kept as None."""
+    origin, args, is_dataclass, is_enum = _shape(hint)
+    if hint in _PLAIN:
+        return None
+    if origin in (Union, types.UnionType):
+        options = [option for option in args if option is not type(None)]
+        return _converter(options[0]) if len(options) == 1 else _encode
+    if origin is tuple and all(arg in _PLAIN or arg is Ellipsis for arg in args):
+        return list
+    if origin is dict and all(arg in _PLAIN for arg in args):
+        return dict
+    if is_dataclass:
+        return _encode_dataclass
+    if is_enum:
+        return _enum_value
+    return _encode  # anything else: the general, type-testing path
+
+
+def _enum_value(value: Enum) -> Any:
+    return value.value
 
 
 @cache
@@ -171,13 +237,18 @@ def _decode_tuple(raw: Any, args: tuple[Any, ...], where: str) -> tuple[Any, ...
 
 
 @cache
-def _field_plan(cls: type) -> tuple[tuple[str, Any, bool, bool], ...]:
-    """Per field: name, type hint, excluded from storage, required."""
+def _field_plan(
+    cls: type,
+) -> tuple[tuple[str, Any, Callable[[Any], Any] | None, bool, bool], ...]:
+    """Per field: name, type hint, its fast decoder (None for a plain type: the
+    value is taken as it is when its type is exactly the hint), excluded from
+    storage, required."""
     hints = _hints(cls)
     return tuple(
         (
             f.name,
             hints[f.name],
+            None if hints[f.name] in _PLAIN else _fast_decoder(hints[f.name]),
             (cls, f.name) in _EXCLUDED,
             f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
         )
@@ -188,14 +259,70 @@ def _field_plan(cls: type) -> tuple[tuple[str, Any, bool, bool], ...]:
 def _decode_dataclass(raw: Any, cls: type, where: str) -> Any:
     _expect(raw, dict, where)
     kwargs: dict[str, Any] = {}
-    for name, hint, excluded, required in _field_plan(cls):
+    for name, hint, fast, excluded, required in _field_plan(cls):
         if excluded:
             kwargs[name] = _EXCLUDED_DEFAULTS[(cls, name)]
         elif name in raw:
-            kwargs[name] = _decode(raw[name], hint, f"{where}.{name}")
+            value = raw[name]
+            if type(value) is not hint:
+                value = _UNDECIDED if fast is None else fast(value)
+                if value is _UNDECIDED:  # the general path, which also names what is wrong
+                    value = _decode(raw[name], hint, f"{where}.{name}")
+            kwargs[name] = value
         elif required:
             raise SerializationError(f"{where}: required field {name!r} is missing")
     return cls(**kwargs)
+
+
+# Loading every record at a daemon start runs the decoder ~40 times per job; a
+# fast decoder takes the common, well-formed value straight and leaves anything
+# else (conversions, errors and their messages) to `_decode`.
+_UNDECIDED = object()
+
+
+def _fast_decoder(hint: Any) -> Callable[[Any], Any]:
+    origin, args, is_dataclass, is_enum = _shape(hint)
+    if hint in _PLAIN:
+        return lambda raw: raw if type(raw) is hint else _UNDECIDED
+    if origin in (Union, types.UnionType) and len(args) == 2 and type(None) in args:
+        inner = _fast_decoder(args[0] if args[1] is type(None) else args[1])
+        return lambda raw: None if raw is None else inner(raw)
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis and args[0] in _PLAIN:
+        item = args[0]
+        return lambda raw: (
+            tuple(raw) if type(raw) is list and all(type(x) is item for x in raw) else _UNDECIDED
+        )
+    if origin is tuple and args and all(arg in _PLAIN for arg in args):
+        return lambda raw: (
+            tuple(raw)
+            if type(raw) is list
+            and len(raw) == len(args)
+            and all(type(x) is arg for x, arg in zip(raw, args, strict=True))
+            else _UNDECIDED
+        )
+    if origin is dict and args and all(arg in _PLAIN for arg in args):
+        key, value = args
+        return lambda raw: (
+            dict(raw)
+            if type(raw) is dict
+            and all(type(k) is key and type(v) is value for k, v in raw.items())
+            else _UNDECIDED
+        )
+    if is_enum:
+        members = {member.value: member for member in hint}
+        return lambda raw: members.get(raw, _UNDECIDED) if type(raw) in _PLAIN else _UNDECIDED
+    if is_dataclass:
+        return lambda raw: _fast_dataclass(raw, hint)
+    return lambda raw: _UNDECIDED
+
+
+def _fast_dataclass(raw: Any, cls: type) -> Any:
+    if type(raw) is not dict:
+        return _UNDECIDED
+    try:
+        return _decode_dataclass(raw, cls, "")
+    except SerializationError:
+        return _UNDECIDED  # decoded again on the general path, for a message with its path
 
 
 def _decode_scalar(raw: Any, hint: Any, where: str) -> Any:

@@ -97,30 +97,33 @@ def validate_run_request(
     if host_cpus < 1:
         raise ValueError(f"host_cpus must be at least 1, got {host_cpus}")
     command = check_command(req.command)
-    parse_schedule(req.schedule, time.time() if now is None else now)
+    if req.schedule:
+        parse_schedule(req.schedule, time.time() if now is None else now)
     environment = check_environment("environment", req.environment)
     secrets = check_environment("secret_environment", req.secret_environment)
-    check_disjoint(environment, secrets)
+    if environment and secrets:
+        check_disjoint(environment, secrets)
+    cpu_cores = req.cpuCores
     return JobSpec(
         command=command,
         args=check_args(req.args),
         name=check_name("name", req.name),
         max_cpu=check_max_cpu(req.maxCpu, host_cpus),
-        cpu_cores=format_cpuset(parse_cpuset(req.cpuCores, host_cpus)),
+        cpu_cores=format_cpuset(parse_cpuset(cpu_cores, host_cpus)) if cpu_cores else "",
         max_memory_mb=check_not_negative("maxMemory", req.maxMemory, "MB"),
         max_iobps=check_not_negative("maxIobps", req.maxIobps, "bytes per second"),
         environment=environment,
         secret_environment=secrets,
-        uploads=check_uploads(req.uploads, max_upload_bytes),
+        uploads=check_uploads(req.uploads, max_upload_bytes) if req.uploads else (),
         schedule=req.schedule.strip(),
         network=check_name("network", req.network),
-        volumes=check_volumes(req.volumes),
+        volumes=check_volumes(req.volumes) if req.volumes else (),
         runtime=check_name("runtime", req.runtime),
         workdir=check_workdir(req.workDir),
         gpu_count=check_not_negative("gpu_count", req.gpu_count, "GPUs"),
         gpu_memory_mb=check_not_negative("gpu_memory_mb", req.gpu_memory_mb, "MB"),
         workflow_uuid=check_workflow_uuid(req.workflowUuid),
-        dependencies=check_dependencies(req.requirements),
+        dependencies=check_dependencies(req.requirements) if req.requirements else (),
         run_as=check_user(getattr(req, "user", "")),
         max_ingress_bps=check_not_negative(
             "maxIngressBitsPerSec", getattr(req, "maxIngressBitsPerSec", 0), "bit/s"
@@ -141,6 +144,8 @@ def check_command(command: str) -> str:
 
 def check_args(args: Iterable[str]) -> tuple[str, ...]:
     checked = tuple(args)
+    if not checked:
+        return checked
     for index, arg in enumerate(checked):
         if "\0" in arg:
             raise InvalidArgument(f"args[{index}] contains a NUL byte")
@@ -210,6 +215,8 @@ def format_cpuset(cpus: Sequence[int]) -> str:
 
 
 def check_environment(field: str, env: Mapping[str, str]) -> dict[str, str]:
+    if not env:
+        return {}
     for key, value in env.items():
         if _ENV_KEY.fullmatch(key) is None:
             raise InvalidArgument(

@@ -5,6 +5,9 @@ decide in `intercept_service` itself: it returns the method's handler with its
 behaviour wrapped, and the wrapper checks `context.auth_context()` first. The
 wrapper keeps the original's kind (coroutine, async generator or plain
 function) because grpc.aio picks how to drive a handler by inspecting it.
+Each method's handler is wrapped once and reused; the check itself runs on
+every call, because a call carries no connection identity that could be
+trusted to stand for an earlier call's certificate.
 
 While the behaviour runs, `current_caller` holds who called, so servicers can
 record e.g. "stopped by <name>" without threading the context through.
@@ -55,6 +58,13 @@ async def authorize(context: grpc.aio.ServicerContext[Any, Any], method: str) ->
 class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Admits a call only if the peer certificate's role may use the method."""
 
+    def __init__(self) -> None:
+        # method -> (the server's handler, its guarded twin). Wrapping costs
+        # more than a small RPC; the server hands out the same handler object
+        # for a method on every call, so each is wrapped once. Only methods the
+        # server has a handler for get an entry, which bounds the table.
+        self._guarded: dict[str, tuple[Any, grpc.RpcMethodHandler[Any, Any]]] = {}
+
     async def intercept_service(
         self,
         continuation: Callable[
@@ -65,7 +75,13 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         handler = await continuation(handler_call_details)
         if handler is None:  # unknown method: let grpc answer UNIMPLEMENTED
             return handler
-        return wrap_handler(handler, handler_call_details.method)
+        method = handler_call_details.method
+        known = self._guarded.get(method)
+        if known is not None and known[0] is handler:
+            return known[1]
+        guarded = wrap_handler(handler, method)
+        self._guarded[method] = (handler, guarded)
+        return guarded
 
 
 def wrap_handler(

@@ -87,6 +87,19 @@ class EventBuffer:
             raise BufferProtocolError(f"ack for event {seq}, expected {expected}")
         return self._inflight.popleft()
 
+    def ack_through(self, seq: int) -> int:
+        """The helper stored every event in flight up to and including `seq` (one
+        ack answers a whole batch); returns how many were acknowledged."""
+        if not self._inflight or self._inflight[0].seq > seq or self._inflight[-1].seq < seq:
+            expected = self._inflight[0].seq if self._inflight else None
+            raise BufferProtocolError(f"ack for event {seq}, expected {expected} or later")
+        last, count = self._inflight.popleft(), 1
+        while self._inflight and self._inflight[0].seq <= seq:
+            last, count = self._inflight.popleft(), count + 1
+        if last.seq != seq:  # acks fall on batch boundaries, never between them
+            raise BufferProtocolError(f"ack for event {seq}, which was not sent")
+        return count
+
     def requeue_inflight(self) -> int:
         """The connection was lost: put events in flight back in front, in order."""
         count = len(self._inflight)

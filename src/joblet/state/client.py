@@ -2,7 +2,8 @@
 
 `put(job)` and `delete(job_id)` only append to an `EventBuffer` and return at
 once; a task owned by the client sends the events in order over the helper's
-socket, pipelined, and drops each from the buffer when its ack arrives. When
+socket, those that piled up since the last send as one WriteBatch (stored in
+one transaction), and drops them from the buffer when their ack arrives. When
 the helper is down or restarts, the client reconnects with backoff and replays
 every unacknowledged event in order (puts and deletes are idempotent, so an
 event the helper stored but could not ack yet is harmless to send twice).
@@ -18,7 +19,7 @@ from typing import Protocol
 
 from joblet.api import state_pb2 as pb
 from joblet.errors import Unavailable
-from joblet.ipc.framing import FrameError, encode_frame, read_frame
+from joblet.ipc.framing import FrameError, encode_frame, read_frame, split_frames
 from joblet.jobs.model import Job
 from joblet.jobs.serialization import SerializationError, job_from_json, job_to_json
 from joblet.state.buffer import AddResult, BufferProtocolError, EventBuffer, StateEvent
@@ -27,6 +28,13 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BUFFER_SIZE = 10_000
 DEFAULT_WINDOW = 256  # events sent but not yet acknowledged, per connection
+LIST_READ_BYTES = 1024 * 1024
+MAX_BATCH_BYTES = 1024 * 1024  # records per WriteBatch frame
+# Under a steady stream of events the sender waits LINGER_S before each batch,
+# so a few milliseconds of events share one frame, one transaction and one ack;
+# a lone event (nothing sent for BUSY_S) goes out at once.
+LINGER_S = 0.005
+BUSY_S = 0.05
 
 
 class StateUnavailable(Unavailable):
@@ -70,6 +78,7 @@ class StateClient:
         self._connected = False
         self._warned_full = False
         self._acked = 0
+        self._last_send = -BUSY_S  # loop time of the last batch sent
 
     @classmethod
     async def connect(
@@ -224,12 +233,24 @@ class StateClient:
     async def _send(self, writer: asyncio.StreamWriter) -> None:
         while True:
             self._work.clear()
-            batch = self._buffer.take(self._window)
-            if not batch:
+            # One batch in flight at a time: what arrives while the helper
+            # stores it goes out together next, so batches grow with the load
+            # and an event on an idle connection still goes out at once.
+            if self._buffer.inflight or not self._buffer.unsent:
                 await self._work.wait()
                 continue
-            writer.write(b"".join(encode_frame(_request(event)) for event in batch))
+            if self._busy() and self._buffer.unsent < self._window:
+                await asyncio.sleep(LINGER_S)  # let a busy stream fill the batch a little
+            batch = self._buffer.take(self._window)
+            self._last_send = asyncio.get_running_loop().time()
+            # One frame per batch (up to MAX_BATCH_BYTES): the helper stores it
+            # in one transaction and answers one ack, not a round of each per event.
+            writer.write(b"".join(encode_frame(_batch_request(part)) for part in _split(batch)))
             await writer.drain()
+
+    def _busy(self) -> bool:
+        """Whether events have been streaming in (a batch went out a moment ago)."""
+        return asyncio.get_running_loop().time() - self._last_send < BUSY_S
 
     async def _receive(self, reader: asyncio.StreamReader) -> None:
         while True:
@@ -243,10 +264,30 @@ class StateClient:
                 )
             if kind != "ack":
                 raise _ConnectionLost(f"unexpected {kind!r} answer to a write")
-            self._buffer.ack(response.ack.seq)
-            self._acked += 1
+            self._acked += self._buffer.ack_through(response.ack.seq)
             self._progress.set()
             self._work.set()  # room in the window
+
+
+def _split(events: list[StateEvent]) -> list[list[StateEvent]]:
+    """`events` in runs of at most MAX_BATCH_BYTES of records (at least one each)."""
+    parts: list[list[StateEvent]] = [[]]
+    size = 0
+    for event in events:
+        record = len(event.record or b"")
+        if parts[-1] and size + record > MAX_BATCH_BYTES:
+            parts.append([])
+            size = 0
+        parts[-1].append(event)
+        size += record
+    return parts
+
+
+def _batch_request(events: list[StateEvent]) -> pb.StateRequest:
+    if len(events) == 1:
+        return _request(events[0])
+    batch = pb.WriteBatch(writes=[_request(event) for event in events])
+    return pb.StateRequest(seq=events[-1].seq, batch=batch)
 
 
 def _request(event: StateEvent) -> pb.StateRequest:
@@ -263,14 +304,22 @@ async def list_records(socket_path: Path) -> list[tuple[str, bytes]]:
         writer.write(encode_frame(pb.StateRequest(seq=0, list=pb.ListJobs())))
         await writer.drain()
         records: list[tuple[str, bytes]] = []
-        while (response := await read_frame(reader, pb.StateResponse)) is not None:
-            kind = response.WhichOneof("body")
-            if kind == "record":
-                records.append((response.record.job_id, response.record.record_json))
-            elif kind == "end":
-                return records
-            elif kind == "error":
-                raise _ConnectionLost(f"helper could not list jobs: {response.error.message}")
+        pending = bytearray()
+        # A listing is one frame per job: read it in large pieces and parse the
+        # frames from the buffer (10,000 jobs at a daemon start).
+        while chunk := await reader.read(LIST_READ_BYTES):
+            pending += chunk
+            bodies, used = split_frames(pending)
+            del pending[:used]
+            for body in bodies:
+                response = pb.StateResponse.FromString(body)
+                kind = response.WhichOneof("body")
+                if kind == "record":
+                    records.append((response.record.job_id, response.record.record_json))
+                elif kind == "end":
+                    return records
+                elif kind == "error":
+                    raise _ConnectionLost(f"helper could not list jobs: {response.error.message}")
         raise _ConnectionLost("the helper closed the connection while listing")
     finally:
         writer.close()

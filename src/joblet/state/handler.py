@@ -15,7 +15,7 @@ import logging
 
 from joblet.api import state_pb2 as pb
 from joblet.ipc.framing import FrameError, encode_frame, read_frame
-from joblet.state.backends.base import StateBackend, StateBackendError
+from joblet.state.backends.base import BatchWriter, StateBackend, StateBackendError, Write
 from joblet.state.retry import WritePolicy, write_with_retry
 
 log = logging.getLogger(__name__)
@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 class RequestHandler:
     def __init__(self, backend: StateBackend, policy: WritePolicy) -> None:
         self._backend = backend
+        self._batch_writer = backend if isinstance(backend, BatchWriter) else None
         self._policy = policy
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -49,6 +50,8 @@ class RequestHandler:
                 await self._put(request.put)
             elif op == "delete":
                 await self._delete(request.delete.job_id)
+            elif op == "batch":
+                await self._write_batch(request.batch)
             elif op == "list":
                 await self._list(request.seq, writer)
                 return True
@@ -58,7 +61,10 @@ class RequestHandler:
             log.error(
                 "state: request %d (%s) failed, closing the connection: %s", request.seq, op, exc
             )
-            error = pb.Error(seq=request.seq, message=str(exc))
+            # The daemon replays a failed batch whole, from its first write
+            # (puts and deletes are idempotent, whatever part of it was stored).
+            first = request.batch.writes[0].seq if op == "batch" and request.batch.writes else 0
+            error = pb.Error(seq=first or request.seq, message=str(exc))
             writer.write(encode_frame(pb.StateResponse(error=error)))
             await writer.drain()
             return False
@@ -78,6 +84,19 @@ class RequestHandler:
             lambda: self._backend.delete(job_id), self._policy, f"delete {job_id}"
         )
 
+    async def _write_batch(self, batch: pb.WriteBatch) -> None:
+        writes = [_write_of(request) for request in batch.writes]
+        backend = self._batch_writer
+        if backend is not None:
+            what = f"batch of {len(writes)} writes"
+            await write_with_retry(lambda: backend.write_many(writes), self._policy, what)
+            return
+        for job_id, record, ttl in writes:  # puts and deletes are idempotent: a retry is safe
+            if record is None:
+                await self._delete(job_id)
+            else:
+                await self._put(pb.PutJob(job_id=job_id, record_json=record, ttl_seconds=ttl or 0))
+
     async def _list(self, seq: int, writer: asyncio.StreamWriter) -> None:
         # Reads get the same budget as a whole retried write: loading 10,000 jobs
         # at daemon start must not be cut short by a per-write timeout.
@@ -95,3 +114,13 @@ class RequestHandler:
         writer.write(encode_frame(pb.StateResponse(end=pb.ListEnd(seq=seq, count=len(records)))))
         await writer.drain()
         log.info("state: listed %d job records", len(records))
+
+
+def _write_of(request: pb.StateRequest) -> Write:
+    op = request.WhichOneof("op")
+    if op == "put":
+        put = request.put
+        return put.job_id, put.record_json, put.ttl_seconds if put.ttl_seconds > 0 else None
+    if op == "delete":
+        return request.delete.job_id, None, None
+    raise StateBackendError(f"a write batch holds only puts and deletes, not {op!r}")

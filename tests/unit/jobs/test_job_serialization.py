@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -119,3 +120,20 @@ def test_every_model_field_is_stored() -> None:
     data = job_to_dict(full_job())
     assert {f.name for f in dataclasses.fields(Job)} <= data.keys()
     assert {f.name for f in dataclasses.fields(JobSpec)} <= data["spec"].keys()
+
+
+def test_record_holds_only_json_data_and_shares_nothing_with_the_job() -> None:
+    job = replace(full_job(), run_as=(1000, 100))
+    job = replace(job, spec=replace(job.spec, run_as=(5, 6)))
+    data = job_to_dict(job)
+    assert data["run_as"] == [1000, 100]
+    assert data["spec"]["run_as"] == [5, 6]
+    assert data["upload_names"] == ["src/main.py"]
+    assert data["spec"]["volumes"] == ["data", "cache"]
+    assert data["spec"]["uploads"][1] == {
+        "path": "src", "mode": 0o755, "is_directory": True, "content_size": 0
+    }  # fmt: skip
+    assert json.loads(json.dumps(data)) == data  # lists and dicts only, no tuples or enums
+    data["spec"]["environment"]["A"] = "changed"
+    assert job.spec.environment["A"] == "1"
+    assert job_to_dict(replace(job, spec=replace(job.spec, run_as=None)))["spec"]["run_as"] is None

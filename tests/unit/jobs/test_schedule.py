@@ -100,3 +100,15 @@ def test_format_rfc3339(ts: float, text: str) -> None:
 def test_format_round_trips_through_parse() -> None:
     at = NOW + 3600
     assert parse_schedule(format_rfc3339(at), NOW) == at
+
+
+def test_repeated_durations_give_the_same_answer_and_refusals_repeat() -> None:
+    assert parse_schedule("1h", 100.0) == 3700.0
+    assert parse_schedule(" 1h ", 200.0) == 3800.0  # remembered seconds, counted from each now
+    for _ in range(2):
+        with pytest.raises(InvalidArgument, match="greater than zero"):
+            parse_schedule("0s", 100.0)
+
+
+def test_format_rfc3339_of_the_same_second_is_stable() -> None:
+    assert format_rfc3339(1700000000.2) == format_rfc3339(1700000000.9) == "2023-11-14T22:13:20Z"

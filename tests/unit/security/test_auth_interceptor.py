@@ -9,7 +9,7 @@ import grpc
 import grpc.aio
 import pytest
 
-from joblet.security.interceptor import NO_ROLE_MESSAGE, get_caller
+from joblet.security.interceptor import NO_ROLE_MESSAGE, AuthInterceptor, get_caller
 
 if TYPE_CHECKING:  # conftest is pytest's to import; only its type is needed here
     from conftest import Pki
@@ -125,3 +125,31 @@ async def test_unknown_method_stays_unimplemented(server_address: str, pki: Pki)
 
 def test_no_caller_outside_an_rpc() -> None:
     assert get_caller() is None
+
+
+class _Details:
+    def __init__(self, method: str) -> None:
+        self.method = method
+        self.invocation_metadata = ()
+
+
+async def test_each_handler_is_wrapped_once_and_a_new_one_again() -> None:
+    interceptor = AuthInterceptor()
+    first = grpc.unary_unary_rpc_method_handler(_echo)
+    second = grpc.unary_unary_rpc_method_handler(_echo)
+    current = [first]
+
+    async def continuation(details: object) -> grpc.RpcMethodHandler[bytes, bytes]:
+        return current[0]
+
+    method = _Details("/joblet.JobService/RunJob")
+    guarded = await interceptor.intercept_service(continuation, method)  # type: ignore[arg-type]
+    assert guarded is not first  # the guard is in place
+    assert await interceptor.intercept_service(continuation, method) is guarded  # type: ignore[arg-type]
+    current[0] = second  # the server now serves this method with another handler
+    regarded = await interceptor.intercept_service(continuation, method)  # type: ignore[arg-type]
+    assert regarded is not guarded and regarded is not second
+
+
+async def _echo(request: bytes, context: object) -> bytes:
+    return request

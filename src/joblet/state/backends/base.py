@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import Protocol
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
 
 from joblet.errors import JobletError
 
@@ -30,6 +31,19 @@ class StateBackend(Protocol):
     async def list_all(self) -> list[tuple[str, bytes]]: ...
 
     async def close(self) -> None: ...
+
+
+# One write of a batch: (job id, record or None to delete, ttl in seconds or None).
+Write = tuple[str, bytes | None, float | None]
+
+
+@runtime_checkable
+class BatchWriter(Protocol):
+    """A backend that can apply several writes, in order, as one unit (all or
+    none, such as one transaction); the helper uses it for a WriteBatch and
+    falls back to one write at a time for backends without it."""
+
+    async def write_many(self, writes: Sequence[Write]) -> None: ...
 
 
 def expiry(ttl_s: float | None, now: float | None = None) -> float | None:
