@@ -1,11 +1,13 @@
-"""A real daemon per test module: real TLS, a temp root, a free port, its own
-cgroup parent, started as `joblet serve` in a child process."""
+"""A real daemon per test module: real TLS, a temp root, its own cgroup
+parent, started as `joblet serve` in a child process inside a network
+namespace of its own (netns.py), reached through a relay on the host's
+loopback. Its bridges, veths and nftables table never touch the host's and go
+with the namespace."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import random
 import signal
 import socket
 import subprocess
@@ -22,28 +24,13 @@ import pytest
 import yaml
 
 from joblet.api import joblet_pb2_grpc as pb_grpc
+from joblet.network.addressing import daemon_prefix
+
+from .netns import Netns, Relay, in_netns
 
 pytestmark = pytest.mark.integration
 
 ROOT_NEEDED = "needs root (namespaces, cgroups, mounts)"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_for_port(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"daemon exited with {proc.returncode}:\n{log.read_text()}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"daemon did not listen on {port}:\n{log.read_text()}")
 
 
 @dataclass
@@ -54,6 +41,9 @@ class RunningDaemon:
     rnx_config: Path
     proc: subprocess.Popen[bytes]
     log_path: Path
+    world: Netns  # the network namespace `joblet serve` runs in
+    relay: Relay
+    env: Mapping[str, str] | None = None
 
     def node(self, name: str = "default") -> dict[str, str]:
         nodes: dict[str, dict[str, str]] = yaml.safe_load(self.rnx_config.read_text())["nodes"]
@@ -85,17 +75,22 @@ class RunningDaemon:
         self.proc.wait()
 
     def restart(self) -> None:
-        """Start `joblet serve` again on the same root and config."""
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "joblet.daemon.main", "serve",
-                 "--config", str(self.config_path), "--log-level", "DEBUG"],
-                stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        _wait_for_port(self.port, self.proc, self.log_path)
+        """Start `joblet serve` again on the same root, config and namespace."""
+        self.proc = _serve(self.world, self.config_path, self.log_path, self.env)
+        self.wait_listening()
+
+    def wait_listening(self) -> None:
+        _wait_listening(self.world, self.port, self.proc, self.log_path)
 
     def launcher_pid(self) -> int:
         return int((self.root / "run" / "launcher" / "launcher.pid").read_text())
+
+    def cgroup_parent(self) -> str:
+        return str(yaml.safe_load(self.config_path.read_text())["cgroup"]["parent"])
+
+    def prefix(self) -> str:
+        """The first characters of every interface this daemon makes."""
+        return daemon_prefix((self.root / "state" / "node-id").read_text().strip())
 
     def stop_daemon_only(self) -> None:
         """SIGTERM the daemon (a clean shutdown); the launcher stays."""
@@ -103,6 +98,9 @@ class RunningDaemon:
         self.proc.wait(timeout=30)
 
     def stop(self) -> None:
+        """Daemon, launcher, leftover job processes and cgroups, relay, then
+        the namespace with whatever network the daemon made in it. Safe to
+        call twice."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -111,30 +109,64 @@ class RunningDaemon:
                 self.proc.kill()
                 self.proc.wait()
         _stop_launcher(self.root)
-        raw = yaml.safe_load(self.config_path.read_text())
-        _remove_cgroup_parent(raw["cgroup"]["parent"])
-        _remove_networks(self.root, raw)
+        _clear_cgroup_parent(self.cgroup_parent())
+        self.relay.close()
+        self.world.close()
 
 
-def _remove_networks(root: Path, raw: dict[str, Any]) -> None:
-    """Drop the test daemon's bridges and nftables table."""
-    from joblet.network.config import parse_network_config
-    from joblet.network.manager import NetworkManager
-
-    try:
-        node_id = (root / "state" / "node-id").read_text().strip()
-    except FileNotFoundError:
-        return
-    config = parse_network_config(raw.get("network"))
-    NetworkManager(config, str(root / "network"), node_id).remove_all()
+def _serve(
+    world: Netns, config_path: Path, log_path: Path, env: Mapping[str, str] | None
+) -> subprocess.Popen[bytes]:
+    argv = [sys.executable, "-m", "joblet.daemon.main", "serve", "--config", str(config_path)]
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            ["nsenter", f"--net={world.netns}", *argv, "--log-level", "DEBUG"],
+            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+        )  # fmt: skip
 
 
-def _remove_cgroup_parent(parent: str) -> None:
-    """rmdir the test daemon's (by now empty) cgroup parent in every hierarchy."""
+def _wait_listening(world: Netns, port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+    """Until the daemon accepts on its port inside `world` (one thread there)."""
+
+    def wait() -> None:
+        deadline = time.monotonic() + 20
+        while True:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    return
+            if proc.poll() is not None:
+                raise RuntimeError(f"daemon exited with {proc.returncode}:\n{log.read_text()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"daemon did not listen on {port}:\n{log.read_text()}")
+            time.sleep(0.05)
+
+    in_netns(world.netns, wait)
+
+
+def _clear_cgroup_parent(parent: str) -> None:
+    """Kill what a test left in the daemon's cgroup parent (jobs outlive the
+    daemon on purpose), then rmdir it bottom-up in every hierarchy."""
     for top in Path("/sys/fs/cgroup").glob(f"*/{parent}"):
-        for directory in sorted(top.glob("**/"), key=lambda p: len(p.parts), reverse=True):
-            with contextlib.suppress(OSError):
-                directory.rmdir()
+        for group in sorted(top.glob("**/"), key=lambda p: len(p.parts), reverse=True):
+            for _ in range(50):
+                try:
+                    pids = (group / "cgroup.procs").read_text().split()
+                except OSError:
+                    break
+                if not pids:
+                    break
+                for pid in pids:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(int(pid), signal.SIGKILL)
+                time.sleep(0.05)
+            for _ in range(20):
+                try:
+                    group.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.05)  # EBUSY while the last task is still exiting
 
 
 def _stop_launcher(root: Path) -> None:
@@ -157,14 +189,6 @@ def _stop_launcher(root: Path) -> None:
     os.kill(pid, signal.SIGKILL)
 
 
-def _free_octet() -> int:
-    taken = subprocess.run(
-        ["ip", "-4", "-o", "addr", "show"], capture_output=True, text=True, check=False
-    ).stdout
-    free = [n for n in range(256) if f"10.201.{n}." not in taken and f"10.202.{n}." not in taken]
-    return random.choice(free)
-
-
 def write_test_config(
     root: Path, port: int, sections: Mapping[str, Mapping[str, Any]] | None = None
 ) -> Path:
@@ -177,11 +201,10 @@ def write_test_config(
     config_path = root / "config" / "joblet-config.yml"
     config = yaml.safe_load(config_path.read_text())
     config.setdefault("cgroup", {})["parent"] = f"joblet-test-{uuid.uuid4().hex[:8]}"
-    # Daemons of one test run may live side by side: each gets its own ranges,
-    # away from any address already on the host (a daemon refuses overlaps).
-    octet = _free_octet()
+    # Each daemon has a namespace of its own, so the same ranges serve all;
+    # tests name addresses around them.
     config.setdefault("network", {}).update(
-        bridgeCidr=f"10.201.{octet}.0/24", isolatedPool=f"10.202.{octet}.0/24"
+        bridgeCidr="10.201.0.0/24", isolatedPool="10.202.0.0/24"
     )
     for name, values in (sections or {}).items():
         section = config.setdefault(name, {})
@@ -194,35 +217,36 @@ def write_test_config(
     return config_path
 
 
-def start_daemon(tmp: Path, **joblet_overrides: Any) -> RunningDaemon:
-    root = tmp / "root"
-    port = free_port()
-    config_path = write_test_config(root, port, {"joblet": joblet_overrides})
-    log_path = tmp / "daemon.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "joblet.daemon.main",
-                "serve",
-                "--config",
-                str(config_path),
-                "--log-level",
-                "DEBUG",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    daemon = RunningDaemon(
-        root, port, config_path, root / "config" / "rnx-config.yml", proc, log_path
-    )
-    try:
-        _wait_for_port(port, proc, log_path)
-    except BaseException:
-        daemon.stop()
-        raise
+def launch_daemon(
+    tmp: Path,
+    sections: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    world: Netns | None = None,
+) -> RunningDaemon:
+    """`joblet setup` in `tmp`, then `joblet serve` inside `world` (a fresh
+    namespace when None), with `sections` over the config and `env` over the
+    environment. The daemon owns the namespace: `stop` closes it."""
+    root, log_path = tmp / "root", tmp / "daemon.log"
+    with contextlib.ExitStack() as undo:
+        world = world or Netns()
+        undo.callback(world.close)
+        relay = Relay(world.netns)
+        undo.callback(relay.close)
+        config_path = write_test_config(root, relay.port, sections)
+        proc = _serve(world, config_path, log_path, env)
+        daemon = RunningDaemon(
+            root, relay.port, config_path, root / "config" / "rnx-config.yml",
+            proc, log_path, world, relay, env,
+        )  # fmt: skip
+        undo.callback(daemon.stop)
+        daemon.wait_listening()
+        undo.pop_all()
     return daemon
+
+
+def start_daemon(tmp: Path, **joblet_overrides: Any) -> RunningDaemon:
+    return launch_daemon(tmp, {"joblet": joblet_overrides})
 
 
 @pytest.fixture(scope="module")

@@ -8,35 +8,22 @@ isolation tests may add files there and nowhere else.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from joblet.api import joblet_pb2 as pb
 from joblet.api import joblet_pb2_grpc as pb_grpc
 
-from .conftest import RunningDaemon, _wait_for_port, free_port, wait_status, write_test_config
+from .conftest import RunningDaemon, launch_daemon, wait_status
 
 FINAL = {"COMPLETED", "FAILED", "STOPPED", "CANCELED"}
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
 # ---- starting and stopping a daemon -------------------------------------------
-
-
-def _write_config(
-    root: Path, port: int, joblet: Mapping[str, Any], cgroup_defaults: Mapping[str, Any]
-) -> Path:
-    sections = {"joblet": joblet, "cgroup": {"defaults": dict(cgroup_defaults)}}
-    return write_test_config(root, port, sections)
 
 
 def start_isolation_daemon(
@@ -47,39 +34,17 @@ def start_isolation_daemon(
     cgroup_defaults: Mapping[str, Any] | None = None,
 ) -> RunningDaemon:
     """`joblet serve` like conftest's start_daemon, plus cgroup defaults and env."""
-    root = tmp / "root"
-    port = free_port()
-    config_path = _write_config(root, port, joblet or {}, cgroup_defaults or {})
-    log_path = tmp / "daemon.log"
-    argv = [sys.executable, "-m", "joblet.daemon.main", "serve", "--config", str(config_path)]
-    argv += ["--log-level", "DEBUG"]
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
-        )
-    daemon = RunningDaemon(
-        root, port, config_path, root / "config" / "rnx-config.yml", proc, log_path
-    )
-    try:
-        _wait_for_port(port, proc, log_path)
-    except BaseException:
-        stop_isolation_daemon(daemon)
-        raise
-    return daemon
+    sections = {"joblet": dict(joblet or {}), "cgroup": {"defaults": dict(cgroup_defaults or {})}}
+    return launch_daemon(tmp, sections, env=env)
 
 
 def stop_isolation_daemon(daemon: RunningDaemon) -> None:
-    """Stop daemon and launcher, then kill and remove whatever a test left behind."""
+    """Stop daemon and launcher; kill and remove whatever a test left behind."""
     daemon.stop()
-    parent = cgroup_parent(daemon)
-    for group in job_groups(parent):
-        kill_group(group)
-    for hierarchy in hierarchies():
-        _remove_tree(hierarchy / parent)
 
 
 def cgroup_parent(daemon: RunningDaemon) -> str:
-    return str(yaml.safe_load(daemon.config_path.read_text())["cgroup"]["parent"])
+    return daemon.cgroup_parent()
 
 
 # ---- host-side cgroup probes ---------------------------------------------------
@@ -122,41 +87,6 @@ def job_pids(daemon: RunningDaemon, job_id: str) -> set[int]:
 
 def job_group(daemon: RunningDaemon, controller: str, job_id: str) -> Path:
     return CGROUP_ROOT / controller / cgroup_parent(daemon) / f"job-{job_id}"
-
-
-def kill_group(group: Path) -> None:
-    for _ in range(50):
-        pids = group_pids(group)
-        if not pids:
-            break
-        for pid in pids:
-            _kill(pid, signal.SIGKILL)
-        time.sleep(0.05)
-    _remove_tree(group)
-
-
-def _remove_tree(group: Path) -> None:
-    if not group.is_dir():
-        return
-    for sub in sorted((p for p in group.rglob("*") if p.is_dir()), reverse=True):
-        _rmdir(sub)
-    _rmdir(group)
-
-
-def _rmdir(path: Path) -> None:
-    for _ in range(20):
-        try:
-            path.rmdir()
-            return
-        except FileNotFoundError:
-            return
-        except OSError:
-            time.sleep(0.05)  # EBUSY while the last task is still exiting
-
-
-def _kill(pid: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signum)
 
 
 # ---- /proc probes -------------------------------------------------------------
