@@ -55,6 +55,36 @@ def test_many_followers_get_the_same_full_log(daemon: RunningDaemon) -> None:
     assert logs(stub, res.jobUuid) == expected  # a late follower too
 
 
+def test_large_binary_output_arrives_whole_and_in_order(daemon: RunningDaemon) -> None:
+    stub = daemon.jobs()
+    block = "bytes([i % 251]) * 700_000 + bytes(range(256))"
+    script = f"import sys\nfor i in range(30):\n    sys.stdout.buffer.write({block})"
+    res = run(stub, "python3", "-c", script)
+    expected = b"".join(bytes([i % 251]) * 700_000 + bytes(range(256)) for i in range(30))
+    live = logs(stub, res.jobUuid)
+    assert len(live) == len(expected)
+    assert live == expected
+
+
+@pytest.mark.parametrize(
+    ("fields", "code"),
+    [
+        ({"uuid": "ffffffff"}, grpc.StatusCode.NOT_FOUND),
+        ({"tail": -1}, grpc.StatusCode.INVALID_ARGUMENT),
+        ({"stream": "both"}, grpc.StatusCode.INVALID_ARGUMENT),
+    ],
+)
+def test_bad_log_requests_fail_cleanly(
+    daemon: RunningDaemon, fields: dict[str, object], code: grpc.StatusCode
+) -> None:
+    stub = daemon.jobs()
+    job_id = run(stub, "echo", "x").jobUuid
+    request = pb.GetJobLogsReq(**{"uuid": job_id, **fields})  # type: ignore[arg-type]
+    with pytest.raises(grpc.RpcError) as err:
+        list(stub.GetJobLogs(request))
+    assert err.value.code() is code
+
+
 def test_job_environment_is_exactly_base_plus_requested(daemon: RunningDaemon) -> None:
     stub = daemon.jobs()
     res = run(stub, "env", environment={"GREETING": "hi"}, secret_environment={"TOKEN": "s3cr3t"})

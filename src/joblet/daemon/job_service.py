@@ -13,7 +13,7 @@ from joblet.api import joblet_pb2 as pb
 from joblet.api import joblet_pb2_grpc as pb_grpc
 from joblet.config.model import DaemonConfig
 from joblet.config.units import parse_duration_s
-from joblet.daemon import mappers, metrics_rpc
+from joblet.daemon import log_rpc, mappers, metrics_rpc
 from joblet.daemon.errors import streaming, unary
 from joblet.errors import InvalidArgument
 from joblet.jobs.manager import JobManager
@@ -22,6 +22,7 @@ from joblet.jobs.schedule import parse_schedule
 from joblet.jobs.validation import validate_run_request
 from joblet.logs.filters import LogFilter
 from joblet.logs.format import Stream
+from joblet.logs.reader import ChunkHead
 from joblet.metrics.hub import MetricsHub
 from joblet.network.manager import NetworkManager
 from joblet.security.interceptor import current_caller
@@ -112,10 +113,23 @@ class JobService(pb_grpc.JobServiceServicer):
     async def GetJobLogs(
         self, request: pb.GetJobLogsReq, context: Context
     ) -> AsyncIterator[pb.DataChunk]:
-        job = self._manager.get(request.uuid)
-        log_filter = log_filter_from(request, time.time())
-        async for chunk in self._manager.read_logs(job.id, log_filter):
+        async for chunk in self._log_chunks(request, None):
             yield pb.DataChunk(payload=chunk)
+
+    @streaming
+    async def get_job_logs_serialized(
+        self, request: pb.GetJobLogsReq, context: Context
+    ) -> AsyncIterator[bytes]:
+        """GetJobLogs yielding serialized DataChunks: what the server serves
+        (`log_rpc.install_serialized_logs`)."""
+        async for chunk in self._log_chunks(request, log_rpc.data_chunk_head):
+            yield chunk
+
+    def _log_chunks(
+        self, request: pb.GetJobLogsReq, head: ChunkHead | None
+    ) -> AsyncIterator[bytes]:
+        job = self._manager.get(request.uuid)
+        return self._manager.read_logs(job.id, log_filter_from(request, time.time()), head)
 
     @streaming
     async def StreamJobMetrics(
@@ -179,6 +193,8 @@ def _since_ns(text: str, now: float) -> int:
 
 def _refuse_later_features(request: pb.RunJobRequest) -> None:
     """Fields whose features this node does not offer yet: refuse rather than ignore."""
+    if not (request.runtime or request.gpu_count or request.requirements or request.workflowUuid):
+        return  # the usual request: nothing to refuse, nothing to build
     unsupported = {
         "runtime": bool(request.runtime),
         "gpu_count": request.gpu_count > 0,

@@ -37,6 +37,33 @@ def encode_frame(message: Message) -> bytes:
     return encode_varint(len(body)) + body
 
 
+def split_frames(data: bytes | bytearray) -> tuple[list[bytes], int]:
+    """The bodies of the complete frames at the start of `data`, and how many
+    bytes they take: a reader that receives many frames at once (a listing)
+    parses them from one buffer instead of awaiting each length and body."""
+    bodies: list[bytes] = []
+    offset = 0
+    while True:
+        length, shift, index = 0, 0, offset
+        while index < len(data) and index - offset < 10:
+            byte = data[index]
+            index += 1
+            length |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                break
+            shift += 7
+        else:
+            if index - offset >= 10:
+                raise FrameError("frame length varint is too long")
+            return bodies, offset  # the length itself is not complete yet
+        if length > MAX_FRAME:
+            raise FrameError(f"frame of {length} bytes exceeds the {MAX_FRAME} byte limit")
+        if index + length > len(data):
+            return bodies, offset
+        bodies.append(bytes(data[index : index + length]))
+        offset = index + length
+
+
 async def read_varint(reader: asyncio.StreamReader) -> int | None:
     """The next varint, or None at a clean end of stream."""
     shift = 0

@@ -51,6 +51,7 @@ from joblet.jobs.state_machine import (
 )
 from joblet.jobs.uploads import write_uploads
 from joblet.logs.filters import LogFilter
+from joblet.logs.reader import ChunkHead
 from joblet.logs.service import JobLogs
 from joblet.resources.interface import CgroupManager, JobCgroup, Limits
 
@@ -132,12 +133,14 @@ class JobManager:
     def log_path(self, job_id: str) -> Path:
         return self._config.layout.job_dir(job_id) / LOG_FILE
 
-    async def read_logs(self, job_id: str, log_filter: LogFilter) -> AsyncIterator[bytes]:
+    async def read_logs(
+        self, job_id: str, log_filter: LogFilter, head: ChunkHead | None = None
+    ) -> AsyncIterator[bytes]:
         rt = self._runtime.get(job_id)
         job = self._registry.get(job_id)
         if rt is not None and job.status.is_waiting and log_filter.follow:
             await rt.log_ready.wait()  # a scheduled or queued job has no output yet
-        async for chunk in self._logs.read(job_id, log_filter):
+        async for chunk in self._logs.read(job_id, log_filter, head):
             yield chunk
 
     # ---- commands ------------------------------------------------------
@@ -145,17 +148,19 @@ class JobManager:
     async def submit(self, spec: JobSpec, scheduled_at: float = 0.0) -> Job:
         """Accept a validated job: write its workspace, then start, queue or schedule it."""
         job_id = new_job_id()
+        created_at = self._clock()
+        names: tuple[str, ...] = ()
+        if spec.uploads:  # written now, so bad uploads fail the call and leave nothing
+            names = await asyncio.to_thread(self._prepare_dir, job_id, spec)
         job = Job(
             id=job_id,
             spec=spec,
             status=JobStatus.INITIALIZING,
             node_id=self._node_id,
-            created_at=self._clock(),
+            created_at=created_at,
+            upload_names=names,
+            run_as=self.run_as(spec),
         )
-        names: tuple[str, ...] = ()
-        if spec.uploads:  # written now, so bad uploads fail the call and leave nothing
-            names = await asyncio.to_thread(self._prepare_dir, job_id, spec)
-        job = replace(job, upload_names=names, run_as=self.run_as(spec))
         self._registry.add(job)
         self._runtime[job_id] = _Runtime()
         if scheduled_at:

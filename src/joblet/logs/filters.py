@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
-from joblet.logs.format import LogRecord, Stream
+from joblet.logs.format import Framed, LogRecord, Stream
+
+_Record = TypeVar("_Record", bound=Framed)
 
 
 @dataclass(frozen=True)
@@ -15,13 +18,15 @@ class LogFilter:
     tail_lines: int = 0  # 0 = everything
     follow: bool = True  # keep streaming a running job's new output
 
-    def admits(self, record: LogRecord) -> bool:
+    def admits(self, record: Framed) -> bool:
         if record.timestamp_ns < self.since_ns:
             return False
         return self.stream is None or record.stream in (self.stream, Stream.SYSTEM)
 
 
-def select(records: Iterable[LogRecord], log_filter: LogFilter) -> list[LogRecord]:
+def select(records: Iterable[_Record], log_filter: LogFilter) -> list[_Record]:
+    if log_filter.stream is None and not log_filter.since_ns:
+        return list(records)
     return [r for r in records if log_filter.admits(r)]
 
 

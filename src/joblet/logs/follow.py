@@ -21,8 +21,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from joblet.isolation.libc import IN_CLOSE_WRITE, IN_MODIFY, Inotify
-from joblet.logs.format import LogRecord
-from joblet.logs.reader import LogCursor, coalesce
+from joblet.logs.format import RecordView
+from joblet.logs.reader import LogCursor
 
 log = logging.getLogger(__name__)
 
@@ -111,18 +111,13 @@ class LogHub:
     def is_tracked(self, job_id: str) -> bool:
         return job_id in self._watches
 
-    async def follow(self, job_id: str) -> AsyncIterator[bytes]:
-        """Yield the job's output in chunks of up to 64 KiB until its end."""
-        async for records in self.follow_records(job_id):
-            for chunk in coalesce(records):
-                yield chunk
-
     async def follow_records(
         self, job_id: str, live: bool = True
-    ) -> AsyncIterator[list[LogRecord]]:
-        """Yield batches of the job's records: first everything so far (one
-        batch, possibly empty), then (if `live`) new ones as they are written,
-        until the job ends."""
+    ) -> AsyncIterator[list[RecordView]]:
+        """Yield batches of the job's records: first those already written,
+        then one empty batch (the reader caught up), then (if `live`) new ones
+        as they are written, until the job ends. A batch's views are valid
+        until the next one is asked for."""
         watch = self._watches.get(job_id)
         if watch is None:
             return
@@ -132,7 +127,7 @@ class LogHub:
             return
         try:
             cursor = LogCursor()
-            yield cursor.read(fd)
+            caught_up = False
             while True:
                 changed = watch.changed()
                 finished = watch.finished
@@ -140,6 +135,9 @@ class LogHub:
                 if records:
                     yield records
                     continue
+                if not caught_up:
+                    caught_up = True
+                    yield records
                 if finished or not live or self._watches.get(job_id) is not watch:
                     return
                 await changed.wait()

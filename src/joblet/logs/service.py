@@ -13,15 +13,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 from joblet.errors import JobletError, NotFound
 from joblet.logs.filters import LogFilter, last_lines, select
 from joblet.logs.follow import LogHub
-from joblet.logs.format import LogRecord
-from joblet.logs.reader import CHUNK_BYTES, coalesce
+from joblet.logs.format import Framed, LogRecord
+from joblet.logs.reader import CHUNK_BYTES, ChunkHead, coalesce
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,8 @@ class LogSink(Protocol):
 
     dropped_bytes: int
 
-    def send_logs(self, job_id: str, records: list[LogRecord]) -> None: ...
+    def send_logs(self, job_id: str, records: Sequence[Framed]) -> None:
+        """Queue the records; borrowed output must be copied before returning."""
 
     def has_room(self) -> bool: ...
 
@@ -70,23 +71,35 @@ class JobLogs:
 
     # ---- reading -------------------------------------------------------
 
-    def read(self, job_id: str, log_filter: LogFilter) -> AsyncIterator[bytes]:
+    def read(
+        self, job_id: str, log_filter: LogFilter, head: ChunkHead | None = None
+    ) -> AsyncIterator[bytes]:
+        """The job's output in chunks (see `coalesce` for `head`)."""
         if self.hub.is_tracked(job_id) and self._log_path(job_id).exists():
-            return self._read_local(job_id, log_filter)
-        return self._read_history(job_id, log_filter)
+            return self._read_local(job_id, log_filter, head)
+        return self._read_history(job_id, log_filter, head)
 
-    async def _read_local(self, job_id: str, log_filter: LogFilter) -> AsyncIterator[bytes]:
-        batches = self.hub.follow_records(job_id, live=log_filter.follow)
-        first = True
-        async for batch in batches:
-            records = select(batch, log_filter)
-            if first:
-                records = last_lines(records, log_filter.tail_lines)
-                first = False
-            for chunk in coalesce(records):
+    async def _read_local(
+        self, job_id: str, log_filter: LogFilter, head: ChunkHead | None
+    ) -> AsyncIterator[bytes]:
+        # With a tail, the history's last lines are kept (cut as they grow)
+        # until the reader catches up (the first empty batch), then sent.
+        tail = log_filter.tail_lines
+        history: list[LogRecord] | None = [] if tail > 0 else None
+        async for batch in self.hub.follow_records(job_id, live=log_filter.follow):
+            views = select(batch, log_filter)
+            records: Sequence[Framed] = views
+            if history is not None:
+                if batch:
+                    history = last_lines([*history, *(view.owned() for view in views)], tail)
+                    continue
+                records, history = history, None
+            for chunk in coalesce(records, head=head):
                 yield chunk
 
-    async def _read_history(self, job_id: str, log_filter: LogFilter) -> AsyncIterator[bytes]:
+    async def _read_history(
+        self, job_id: str, log_filter: LogFilter, head: ChunkHead | None
+    ) -> AsyncIterator[bytes]:
         if self._history is None:
             return
         records = self._history.query_logs(
@@ -102,12 +115,12 @@ class JobLogs:
                 pending.append(record)
                 size += len(record.data)
                 if size >= CHUNK_BYTES:
-                    for chunk in coalesce(pending):
+                    for chunk in coalesce(pending, head=head):
                         yield chunk
                     pending, size = [], 0
         except NotFound:
             return  # a job that never printed has no history
-        for chunk in coalesce(pending):
+        for chunk in coalesce(pending, head=head):
             yield chunk
 
     # ---- copying to persist --------------------------------------------
@@ -133,6 +146,7 @@ class JobLogs:
                 await asyncio.sleep(ROOM_POLL_S)
             if batch:
                 sink.send_logs(job_id, batch)
+                await asyncio.sleep(0)  # let other readers in while far behind the writer
         sink.job_finished(job_id)
         if not await sink.flush(FLUSH_TIMEOUT_S):
             log.warning("persist did not confirm the log of job %s; keeping it locally", job_id)

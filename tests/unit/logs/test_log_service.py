@@ -1,0 +1,122 @@
+"""JobLogs over a real log file: history, tail, live follow and the copy to
+persist, with the hub's inotify watch (no root needed)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+
+from joblet.logs.filters import LogFilter
+from joblet.logs.follow import LogHub
+from joblet.logs.format import Framed, Stream, encode_record
+from joblet.logs.service import JobLogs
+
+JOB = "job-1"
+
+
+class RecordingSink:
+    """A LogSink that keeps copies of what it was sent (as persist would)."""
+
+    def __init__(self) -> None:
+        self.dropped_bytes = 0
+        self.records: list[tuple[Stream, int, bytes]] = []
+        self.finished: list[str] = []
+
+    def send_logs(self, job_id: str, records: Sequence[Framed]) -> None:
+        self.records += [(r.stream, r.timestamp_ns, bytes(r.data)) for r in records]
+
+    def has_room(self) -> bool:
+        return True
+
+    def job_finished(self, job_id: str) -> None:
+        self.finished.append(job_id)
+
+    def delete(self, job_id: str) -> None:
+        self.records = []
+
+    async def flush(self, timeout: float) -> bool:
+        return True
+
+
+def _append(path: Path, stream: Stream, ts: int, data: bytes) -> None:
+    with path.open("ab") as f:
+        f.write(encode_record(stream, ts, data))
+
+
+async def _collect(logs: JobLogs, log_filter: LogFilter) -> bytes:
+    return b"".join([chunk async for chunk in logs.read(JOB, log_filter)])
+
+
+async def test_history_with_tail_and_stream_filter(tmp_path: Path) -> None:
+    path = tmp_path / "output.log"
+    _append(path, Stream.STDOUT, 1, b"a\nb\n")
+    _append(path, Stream.STDERR, 2, b"err\n")
+    _append(path, Stream.STDOUT, 3, b"c\nd\n")
+    hub = LogHub()
+    hub.track(JOB, path, finished=True)
+    logs = JobLogs(hub, lambda _job: path)
+    assert await _collect(logs, LogFilter(follow=False)) == b"a\nb\nerr\nc\nd\n"
+    assert await _collect(logs, LogFilter(tail_lines=3)) == b"err\nc\nd\n"
+    assert await _collect(logs, LogFilter(stream=Stream.STDOUT, tail_lines=3)) == b"b\nc\nd\n"
+    assert await _collect(logs, LogFilter(since_ns=2)) == b"err\nc\nd\n"
+
+
+async def test_live_followers_and_the_copy_get_everything_once(tmp_path: Path) -> None:
+    path = tmp_path / "output.log"
+    path.touch()
+    hub = LogHub()
+    hub.start()
+    sink = RecordingSink()
+    logs = JobLogs(hub, lambda _job: path, sink=sink)
+    try:
+        _append(path, Stream.STDOUT, 1, b"old1\nold2\n")
+        hub.track(JOB, path)
+        logs.start_copy(JOB)
+        early = asyncio.create_task(_collect(logs, LogFilter()))
+        tail = asyncio.create_task(_collect(logs, LogFilter(tail_lines=1)))
+        # Sizes around the readers' buffer sizes: small, grown, larger than a chunk.
+        sizes = [5, 70_000, 1, 1_500_000, 300_000, 9]
+        expected = [(Stream.STDOUT, 1, b"old1\nold2\n")]
+        await asyncio.sleep(0.01)  # the readers catch up with the history
+        for i, size in enumerate(sizes, start=2):
+            stream = Stream.STDERR if i % 2 else Stream.STDOUT
+            data = bytes([65 + i]) * (size - 1) + b"\n"
+            _append(path, stream, i, data)
+            expected.append((stream, i, data))
+            await asyncio.sleep(0.01)
+        late = asyncio.create_task(_collect(logs, LogFilter()))
+        await asyncio.sleep(0.05)
+        hub.finish(JOB)
+        whole = b"".join(d for _, _, d in expected)
+        assert await asyncio.wait_for(early, 10) == whole
+        assert await asyncio.wait_for(late, 10) == whole
+        # The tail cuts only what was written before the reader caught up.
+        assert await asyncio.wait_for(tail, 10) == whole.removeprefix(b"old1\n")
+        for _ in range(100):
+            if sink.finished:
+                break
+            await asyncio.sleep(0.01)
+        assert sink.finished == [JOB]
+        assert sink.records == expected
+        assert not path.exists()  # acknowledged by persist: the local copy is gone
+    finally:
+        await logs.close()
+        hub.close()
+
+
+async def test_tail_of_a_history_read_in_many_batches(tmp_path: Path) -> None:
+    path = tmp_path / "output.log"
+    lines = [bytes([97 + i % 26]) * 700_000 + b"\n" for i in range(12)]  # ~8 MB: several reads
+    for i, line in enumerate(lines):
+        _append(path, Stream.STDOUT, i, line[:300_000])
+        _append(path, Stream.STDOUT, i, line[300_000:])
+    last = b"no newline yet"
+    _append(path, Stream.STDOUT, 99, last)
+    hub = LogHub()
+    hub.track(JOB, path, finished=True)
+    logs = JobLogs(hub, lambda _job: path)
+    assert (
+        await _collect(logs, LogFilter(tail_lines=3)) == lines[-2] + lines[-1] + b"no newline yet"
+    )
+    assert await _collect(logs, LogFilter(tail_lines=100)) == b"".join(lines) + b"no newline yet"
