@@ -156,15 +156,19 @@ class DeleteJob(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     JOB_ID_FIELD_NUMBER: _builtins.int
+    LOGS_ONLY_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
+    logs_only: _builtins.bool
+    """Only the log: a log copy starting over must not drop the job's metrics."""
     def __init__(
         self,
         *,
         job_id: _builtins.str = ...,
+        logs_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "logs_only", b"logs_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

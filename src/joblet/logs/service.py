@@ -44,6 +44,8 @@ class LogSink(Protocol):
 
     def delete(self, job_id: str) -> None: ...
 
+    def delete_logs(self, job_id: str) -> None: ...
+
     async def flush(self, timeout: float) -> bool: ...
 
 
@@ -140,7 +142,9 @@ class JobLogs:
 
     async def _copy(self, job_id: str, sink: LogSink) -> None:
         dropped = sink.dropped_bytes
-        sink.delete(job_id)
+        # Start over on the log alone: the job's metric history (samples sent
+        # before a daemon restart, or a final one sent before this copy) stays.
+        sink.delete_logs(job_id)
         async for batch in self.hub.follow_records(job_id):
             while not sink.has_room():  # persist is behind: wait, never overflow
                 await asyncio.sleep(ROOM_POLL_S)

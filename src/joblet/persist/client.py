@@ -130,6 +130,11 @@ class PersistClient:
     def delete(self, job_id: str) -> None:
         self._enqueue(pb.Request(delete_job=pb.DeleteJob(job_id=job_id)), bounded=False)
 
+    def delete_logs(self, job_id: str) -> None:
+        """Drop the job's stored log only, keeping its metric history."""
+        request = pb.DeleteJob(job_id=job_id, logs_only=True)
+        self._enqueue(pb.Request(delete_job=request), bounded=False)
+
     def _enqueue(self, request: pb.Request, *, bounded: bool) -> None:
         # Control requests are tiny and must not be lost, so only data counts
         # against the bound.

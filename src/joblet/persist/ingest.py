@@ -179,7 +179,8 @@ class Ingest:
                 self.metrics.seal(request.job_finished.job_id)
             elif kind == "delete_job":
                 self.logs.delete(request.delete_job.job_id)
-                self.metrics.delete(request.delete_job.job_id)
+                if not request.delete_job.logs_only:
+                    self.metrics.delete(request.delete_job.job_id)
             else:
                 raise InvalidArgument(f"request without a known body ({kind})")
         except InvalidArgument as exc:

@@ -35,6 +35,9 @@ class RecordingSink:
     def delete(self, job_id: str) -> None:
         self.records = []
 
+    def delete_logs(self, job_id: str) -> None:
+        self.records = []
+
     async def flush(self, timeout: float) -> bool:
         return True
 

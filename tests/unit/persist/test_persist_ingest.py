@@ -84,6 +84,20 @@ def test_group_of_jobs_is_applied_and_acknowledged(ingest: Ingest) -> None:
     assert ingest.stats.duplicates_skipped == 5
 
 
+def test_a_logs_only_delete_keeps_the_metric_history(ingest: Ingest) -> None:
+    sample = pb.MetricSample(timestamp_ns=7, payload=b"m")
+    metrics = _control(pb.Request(seq=2, metrics=pb.MetricBatch(job_id="a", samples=[sample])))
+    logs_only = pb.DeleteJob(job_id="a", logs_only=True)
+    frames = [_hello("s"), _logs(1, "a", b"old\n"), metrics]
+    frames += [_control(pb.Request(seq=3, delete_job=logs_only)), _logs(4, "a", b"new\n")]
+    assert ingest.apply_frames(Connection(), frames).acked_seq == 4
+    assert _text(ingest.logs, "a") == b"new\n"
+    assert _text(ingest.metrics, "a") == b"m"
+    everything = _control(pb.Request(seq=5, delete_job=pb.DeleteJob(job_id="a")))
+    assert ingest.apply_frames(Connection(), [_hello("s"), everything]).acked_seq == 5
+    assert ingest.logs.snapshot("a") is None and ingest.metrics.snapshot("a") is None
+
+
 def test_generic_entries_are_accepted(ingest: Ingest) -> None:
     entries = [pb.LogEntry(stream=pb.STREAM_STDERR, timestamp_ns=9, data=b"e\n")]
     request = pb.Request(seq=1, logs=pb.LogBatch(job_id="j", entries=entries))
