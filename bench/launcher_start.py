@@ -5,7 +5,7 @@ returns once the job's command has exec'd.
 
 A launcher of our own (no daemon) in a temp root; each launch of `true` gets a
 real cgroup (v1 or v2, as detected) under a unique parent with the daemon's
-default limits, built like JobManager._launch_spec builds it. Only the
+default limits, built like joblet.jobs.launch.build_launch_spec. Only the
 launch round trip is timed; the cgroup creation is reported apart. Baselines
 from this process: `unshare` of the same namespaces running `true`, and a
 bare fork+exec of `true` (both timed to exit, which is a few microseconds
@@ -53,7 +53,7 @@ SAME_NS = ("--net", "--cgroup")
 
 
 def launch_spec(root: Path, job_id: str, cgroup: JobCgroup) -> LaunchSpec:
-    """What JobManager._launch_spec builds for `true` with the default config."""
+    """What build_launch_spec (joblet.jobs.launch) builds for `true` by default."""
     job_dir = root / "jobs" / job_id
     (job_dir / "work").mkdir(parents=True)
     (job_dir / "output.log").touch()

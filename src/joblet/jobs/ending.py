@@ -1,0 +1,163 @@
+"""How a job ends: the launcher's report that its init exited, stopping it
+(SIGTERM, a grace period, then kill), its timeout, and freeing what it held."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Callable
+
+from joblet.errors import JobletError
+from joblet.isolation.spec import JobExit
+from joblet.jobs import recovery
+from joblet.jobs.model import JobStatus
+from joblet.jobs.ports import JobMetrics, JobNetworks
+from joblet.jobs.state_machine import Exited
+from joblet.jobs.table import JobRuntime, JobTable
+from joblet.logs.service import JobLogs
+from joblet.resources.interface import JobCgroup
+
+log = logging.getLogger(__name__)
+
+KILL_SETTLE_S = 10.0
+
+
+class JobEnding:
+    """Settles jobs that end and frees their cgroup, network and slot.
+
+    `on_slot_free` is called once a job has let go of its slot, so that the
+    owner can start the next queued job.
+    """
+
+    def __init__(
+        self,
+        table: JobTable,
+        logs: JobLogs,
+        stop_grace_s: float,
+        on_slot_free: Callable[[], None],
+        *,
+        metrics: JobMetrics | None = None,
+        networks: JobNetworks | None = None,
+    ) -> None:
+        self._table = table
+        self._logs = logs
+        self._stop_grace_s = stop_grace_s
+        self._on_slot_free = on_slot_free
+        self._metrics = metrics
+        self._networks = networks
+
+    def on_exit(self, event: JobExit) -> None:
+        """Called by the launcher client when a job's init has ended."""
+        job_id = event.job_id
+        rt = self._table.runtime.get(job_id)
+        try:
+            job = self._table.registry.get(job_id)
+        except KeyError:
+            return
+        if rt is None or job.status.is_final:
+            return
+        if job.status is not JobStatus.RUNNING:
+            # The exit can be read in the same batch as the launch reply, before
+            # the start has recorded Started: keep it for the start to apply.
+            rt.early_exit = event
+            return
+        oom = False
+        if rt.cgroup is not None:
+            try:
+                oom = rt.cgroup.oom_killed()
+            except OSError:
+                log.exception("reading OOM state of job %s", job_id)
+        job = self._table.apply(job_id, _exited(event, rt, oom))
+        log.info("job %s %s (%s)", job_id, job.status, job.end_reason)
+        rt.exited.set()
+        self.release(job_id)
+
+    def on_timeout(self, job_id: str) -> None:
+        rt = self._table.runtime.get(job_id)
+        if rt is None or rt.exited.is_set():
+            return
+        rt.timed_out = True
+        self._table.spawn(self.terminate(job_id))
+
+    async def terminate(self, job_id: str) -> None:
+        """SIGTERM to every process of the job, a grace period, then kill what is left."""
+        rt = self._table.runtime.get(job_id)
+        if rt is None or rt.cgroup is None or rt.exited.is_set():
+            return
+        cgroup = rt.cgroup
+        for pid in _safe_pids(cgroup):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(rt.exited.wait(), self._stop_grace_s)
+        except TimeoutError:
+            try:
+                async with rt.cgroup_lock:
+                    await asyncio.to_thread(cgroup.kill_all)
+            except (OSError, JobletError) as exc:
+                log.warning("killing job %s: %s", job_id, exc)
+            # The launcher reports the exit once init is reaped; if it is gone
+            # the supervisor-lost path settles the job instead.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(rt.exited.wait(), KILL_SETTLE_S)
+
+    def release(self, job_id: str) -> None:
+        """The job reached a final status: free its resources and its slot."""
+        rt = self._table.runtime.get(job_id)
+        if rt is not None:
+            rt.cancel_timers()
+            rt.log_ready.set()
+            if rt.cgroup is not None:
+                cgroup, rt.cgroup = rt.cgroup, None
+                self._table.spawn(self._remove_cgroup(job_id, cgroup, rt.cgroup_lock))
+        self._logs.hub.finish(job_id)
+        if self._networks is not None:
+            try:
+                self._networks.release(job_id)
+            except (OSError, JobletError):
+                log.exception("releasing the network of job %s", job_id)
+        self._on_slot_free()
+
+    async def _remove_cgroup(self, job_id: str, cgroup: JobCgroup, lock: asyncio.Lock) -> None:
+        if self._metrics is not None:
+            # The final sample reads the cgroup's totals, so it comes before removal.
+            try:
+                await self._metrics.finish_job(job_id)
+            except (OSError, JobletError):
+                log.exception("final metrics sample of job %s", job_id)
+        try:
+            async with lock:
+                await asyncio.to_thread(_kill_and_remove, cgroup)
+        except (OSError, JobletError):
+            log.exception("removing cgroup of job %s", cgroup.job_id)
+
+
+def _exited(event: JobExit, rt: JobRuntime, oom_killed: bool) -> Exited:
+    """The state-machine event for an exit report, with why the job ended."""
+    # tini reports a command killed by signal N as exit code 128 + N.
+    signum = event.signal or (event.exit_code - 128 if 128 < event.exit_code < 160 else 0)
+    return Exited(
+        exit_code=event.exit_code,
+        signal=signum,
+        at=event.ended_at_ns / 1e9,
+        stopped_by=rt.stopped_by,
+        timed_out=rt.timed_out,
+        oom_killed=oom_killed,
+        lost=recovery.LOST_REASON if event.lost else "",
+    )
+
+
+def _safe_pids(cgroup: JobCgroup) -> list[int]:
+    # The job may end (and its cgroup go) while we look: that is not an error.
+    try:
+        return cgroup.pids()
+    except (OSError, JobletError):
+        return []
+
+
+def _kill_and_remove(cgroup: JobCgroup) -> None:
+    cgroup.kill_all()
+    cgroup.remove()

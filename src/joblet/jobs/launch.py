@@ -1,0 +1,165 @@
+"""Starting a job: its limits, network and cgroup, the spec the launcher
+runs, and settling the job when any of that fails."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from joblet.config.model import DaemonConfig
+from joblet.errors import JobletError
+from joblet.isolation.spec import LaunchSpec
+from joblet.jobs.ending import JobEnding
+from joblet.jobs.environment import job_environment
+from joblet.jobs.model import Job, JobSpec
+from joblet.jobs.ports import JobMetrics, JobNetworks, JobVolumes, Launcher
+from joblet.jobs.state_machine import LaunchFailed, Started
+from joblet.jobs.table import JobTable
+from joblet.jobs.workspace import log_path, prepare_job_dir, run_as
+from joblet.logs.service import JobLogs
+from joblet.resources.interface import CgroupManager, JobCgroup, Limits
+
+log = logging.getLogger(__name__)
+
+
+class JobStarter:
+    """Takes a job from waiting to running (or to a launch failure)."""
+
+    def __init__(
+        self,
+        config: DaemonConfig,
+        table: JobTable,
+        cgroups: CgroupManager,
+        launcher: Launcher,
+        logs: JobLogs,
+        *,
+        ending: JobEnding,
+        clock: Callable[[], float],
+        metrics: JobMetrics | None = None,
+        networks: JobNetworks | None = None,
+        volumes: JobVolumes | None = None,
+    ) -> None:
+        self._config = config
+        self._table = table
+        self._cgroups = cgroups
+        self._launcher = launcher
+        self._logs = logs
+        self._ending = ending
+        self._clock = clock
+        self._metrics = metrics
+        self._networks = networks
+        self._volumes = volumes
+
+    async def start(self, job_id: str) -> Job:
+        registry = self._table.registry
+        job = registry.get(job_id)
+        rt = self._table.runtime[job_id]
+        registry.starting += 1
+        try:
+            self._open_logs(job)
+            rt.limits = self.limits(job.spec)
+            network = self._allocate_network(job)
+            rt.cgroup = self._cgroups.create(job_id, rt.limits)
+            spec = build_launch_spec(self._config, job, rt.cgroup, network, self._volumes)
+            pid = await self._launcher.launch(spec)
+        except (JobletError, OSError) as exc:
+            reason = f"launch failed: {exc}"
+            log.warning("job %s %s", job_id, reason)
+            registry.starting -= 1
+            job = self._table.apply(job_id, LaunchFailed(reason=reason, at=self._clock()))
+            self._ending.release(job_id)
+            return job
+        registry.starting -= 1
+        job = self._table.apply(job_id, Started(pid=pid, at=self._clock()))
+        if rt.early_exit is not None:
+            self._ending.on_exit(rt.early_exit)
+            return registry.get(job_id)
+        if self._metrics is not None and rt.limits is not None:
+            self._metrics.start_job(job_id, rt.cgroup, rt.limits, init_pid=pid, from_start=True)
+        timeout = self._config.jobs.job_timeout_s
+        if timeout > 0:
+            rt.call_later(timeout, self._ending.on_timeout, job_id)
+        return job
+
+    def limits(self, spec: JobSpec) -> Limits:
+        d = self._config.cgroup.defaults
+        devices = self._io_devices
+        if self._volumes is not None and spec.volumes:
+            # maxIobps covers the volumes' loop devices too.
+            devices = tuple(dict.fromkeys(devices + self._volumes.block_devices(spec.volumes)))
+        return Limits(
+            max_cpu_percent=spec.max_cpu or d.max_cpu,
+            cpu_cores=spec.cpu_cores,
+            max_memory_bytes=(spec.max_memory_mb or d.max_memory_mb) * 1024 * 1024,
+            max_io_bps=spec.max_iobps or d.max_iobps,
+            max_pids=d.max_pids,
+            io_devices=devices,
+        )
+
+    @functools.cached_property
+    def _io_devices(self) -> tuple[str, ...]:
+        """The block device(s) under the jobs' roots and workspaces (looked up once)."""
+        from joblet.resources.devices import block_devices_for
+
+        try:
+            return block_devices_for(self._config.layout.jobs)
+        except OSError:
+            return ()
+
+    def _open_logs(self, job: Job) -> None:
+        """Create the job's directory (if its submission did not need it yet) and
+        start following and copying its log. Deferred to the start so that
+        accepting a scheduled or queued job costs no file system work."""
+        layout = self._config.layout
+        if not log_path(layout, job.id).exists():
+            prepare_job_dir(layout, self._config.jobs, job.id, replace(job.spec, uploads=()))
+        self._logs.hub.track(job.id, log_path(layout, job.id))
+        self._logs.start_copy(job.id)
+        self._table.runtime[job.id].log_ready.set()
+
+    def _allocate_network(self, job: Job) -> dict[str, Any]:
+        if self._networks is None:
+            return {}
+        spec = job.spec
+        # Permission for `host` was checked with the caller's role at submission.
+        return self._networks.allocate(
+            job.id, spec.network, spec.name,
+            ingress_bps=spec.max_ingress_bps, egress_bps=spec.max_egress_bps, admin=True,
+        )  # fmt: skip
+
+
+def build_launch_spec(
+    config: DaemonConfig,
+    job: Job,
+    cgroup: JobCgroup,
+    network: dict[str, Any] | None = None,
+    volumes: JobVolumes | None = None,
+) -> LaunchSpec:
+    """What the launcher needs to run `job` inside `cgroup`."""
+    job_dir = config.layout.job_dir(job.id)
+    uid, gid = run_as(config.jobs, job.spec)
+    return LaunchSpec(
+        job_id=job.id,
+        argv=(job.spec.command, *job.spec.args),
+        env=job_environment(job.spec, job.id, job.spec.name),
+        hostname=job.spec.name or job.id[:8],
+        job_dir=str(job_dir),
+        workspace=str(job_dir / "work"),
+        log_path=str(log_path(config.layout, job.id)),
+        cgroup_procs=tuple(str(p) for p in cgroup.procs_files()),
+        allowed_mounts=config.filesystem.allowed_mounts,
+        workdir=job.spec.workdir or "/work",
+        tmp_size_bytes=config.filesystem.tmp_size_bytes,
+        max_log_bytes=config.jobs.max_log_bytes,
+        uid=uid,
+        gid=gid,
+        network=network or {},
+        volume_mounts=(
+            volumes.resolve_for_job(job.spec.volumes)
+            if volumes is not None and job.spec.volumes
+            else ()
+        ),
+    )

@@ -1,0 +1,118 @@
+"""Taking over, at start-up, the jobs a previous daemon left in the state
+store: what to do with each is decided by joblet.jobs.recovery; this module
+carries it out (re-arm, re-queue, re-attach, or settle the job)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from collections.abc import Set as AbstractSet
+
+from joblet.config.model import DaemonConfig
+from joblet.isolation.records import read_exit
+from joblet.jobs import recovery
+from joblet.jobs.ending import JobEnding
+from joblet.jobs.model import Job, JobSpec, JobStatus
+from joblet.jobs.ports import JobMetrics
+from joblet.jobs.state_machine import Exited, LaunchFailed, Started
+from joblet.jobs.table import JobRuntime, JobTable
+from joblet.jobs.workspace import log_path
+from joblet.logs.service import JobLogs
+from joblet.resources.interface import CgroupManager, Limits
+
+log = logging.getLogger(__name__)
+
+
+class JobRestorer:
+    """Adds restored jobs to the table and brings each back to life or to an end.
+
+    `limits` gives a job's cgroup limits (for the metrics of re-attached jobs);
+    `arm_schedule` re-arms the timer of a scheduled job.
+    """
+
+    def __init__(
+        self,
+        config: DaemonConfig,
+        table: JobTable,
+        cgroups: CgroupManager,
+        logs: JobLogs,
+        ending: JobEnding,
+        *,
+        clock: Callable[[], float],
+        limits: Callable[[JobSpec], Limits],
+        arm_schedule: Callable[[str, float], None],
+        metrics: JobMetrics | None = None,
+    ) -> None:
+        self._config = config
+        self._table = table
+        self._cgroups = cgroups
+        self._logs = logs
+        self._ending = ending
+        self._clock = clock
+        self._limits = limits
+        self._arm_schedule = arm_schedule
+        self._metrics = metrics
+
+    def restore(
+        self, jobs: list[Job], running: dict[str, int], orphaned: AbstractSet[str] = frozenset()
+    ) -> None:
+        """Take over the jobs a previous daemon left (from the state store)."""
+        layout = self._config.layout
+        # One listing instead of per-job lookups: most waiting jobs have no
+        # directory yet, and a restart may load tens of thousands of jobs.
+        with os.scandir(layout.jobs) as entries:
+            with_dirs = {entry.name for entry in entries}
+        for job in sorted(jobs, key=lambda j: (j.created_at, j.id)):
+            if job.id in self._table.runtime:
+                continue
+            self._table.registry.add(job)
+            self._table.runtime[job.id] = JobRuntime()
+            has_dir = job.id in with_dirs
+            exit_record = read_exit(str(layout.job_dir(job.id))) if has_dir else None
+            action = recovery.decide(job, running.get(job.id), exit_record, job.id in orphaned)
+            self._recover(job, action, has_dir)
+
+    def _recover(self, job: Job, action: recovery.Recovery, has_dir: bool = True) -> None:
+        job_id = job.id
+        if has_dir:
+            self._track_logs(job_id, finished=isinstance(action, recovery.Keep | recovery.Lost))
+        rt = self._table.runtime[job_id]
+        match action:
+            case recovery.Rearm():
+                self._arm_schedule(job_id, job.scheduled_at)
+            case recovery.Requeue():
+                self._table.registry.enqueue(job_id)
+            case recovery.Reattach(pid=pid):
+                self._reattach(job, pid)
+            case recovery.Ended(exit=exit_record):
+                rt.cgroup = self._cgroups.open(job_id)
+                if job.status is not JobStatus.RUNNING:
+                    self._table.apply(job_id, Started(pid=0, at=job.created_at))
+                self._ending.on_exit(exit_record)
+            case recovery.Lost(reason=reason):
+                rt.cgroup = self._cgroups.open(job_id)
+                now = self._clock()
+                if job.status is JobStatus.RUNNING:
+                    self._table.apply(job_id, Exited(exit_code=-1, signal=0, at=now, lost=reason))
+                else:
+                    self._table.apply(job_id, LaunchFailed(reason=reason, at=now))
+                self._ending.release(job_id)
+
+    def _track_logs(self, job_id: str, finished: bool) -> None:
+        path = log_path(self._config.layout, job_id)
+        if path.exists():
+            self._logs.hub.track(job_id, path, finished=finished)
+            self._logs.start_copy(job_id)
+
+    def _reattach(self, job: Job, pid: int) -> None:
+        rt = self._table.runtime[job.id]
+        rt.cgroup = self._cgroups.open(job.id)
+        rt.limits = self._limits(job.spec)
+        log.info("re-attached to running job %s (pid %d)", job.id, pid)
+        if self._metrics is not None and rt.cgroup is not None:
+            self._metrics.start_job(job.id, rt.cgroup, rt.limits, init_pid=pid)
+        timeout = self._config.jobs.job_timeout_s
+        if timeout > 0:
+            left = max(0.0, job.started_at + timeout - self._clock())
+            rt.call_later(left, self._ending.on_timeout, job.id)

@@ -1,0 +1,69 @@
+"""What the job manager's parts share: the registry of job records, what the
+daemon holds for each live job, and the background tasks the manager owns."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from joblet.isolation.spec import JobExit
+from joblet.jobs.model import Job
+from joblet.jobs.ports import JobListener
+from joblet.jobs.registry import JobRegistry
+from joblet.jobs.state_machine import Event
+from joblet.resources.interface import JobCgroup, Limits
+
+
+@dataclass
+class JobRuntime:
+    """What the manager holds for a job while it is alive (not part of the record)."""
+
+    cgroup: JobCgroup | None = None
+    limits: Limits | None = None
+    early_exit: JobExit | None = None  # an exit that arrived before Started
+    log_ready: asyncio.Event = field(default_factory=asyncio.Event)  # started or ended
+    timers: list[asyncio.TimerHandle] = field(default_factory=list)
+    stopped_by: str = ""
+    timed_out: bool = False
+    exited: asyncio.Event = field(default_factory=asyncio.Event)
+    # Killing and removing the cgroup run in threads; they must not overlap
+    # (a removal under a running kill makes the kill fail with ENODEV).
+    cgroup_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def call_later(self, delay: float, callback: Callable[..., object], *args: object) -> None:
+        """Arm a timer for this job; it is cancelled when the job ends or is deleted."""
+        loop = asyncio.get_running_loop()
+        self.timers.append(loop.call_later(delay, callback, *args))
+
+    def cancel_timers(self) -> None:
+        for timer in self.timers:
+            timer.cancel()
+        self.timers.clear()
+
+
+class JobTable:
+    """The job records with their runtimes, and the tasks spawned for them."""
+
+    def __init__(self, listener: JobListener | None = None) -> None:
+        self.registry = JobRegistry()
+        self.runtime: dict[str, JobRuntime] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.listener = listener
+
+    def apply(self, job_id: str, event: Event) -> Job:
+        """Move a job through the state machine and tell the listener."""
+        job = self.registry.apply(job_id, event)
+        self.changed(job)
+        return job
+
+    def changed(self, job: Job) -> None:
+        if self.listener is not None:
+            self.listener.changed(job)
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run a coroutine as a task the manager owns (awaited or cancelled at shutdown)."""
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
