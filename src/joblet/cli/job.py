@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from joblet.cli.context import CommandContext, Handler
-from joblet.cli.job_args import add_run_arguments, build_run_request, split_command_line
 from joblet.cli.job_view import (
     FINAL_STATUSES,
     job_exit_code,
@@ -21,23 +20,21 @@ from joblet.cli.job_view import (
     render_status,
 )
 from joblet.cli.output import write_bytes
-from joblet.cli.parser import RnxArgumentParser
 from joblet.client.errors import CliError
-from joblet.client.uploads import collect_uploads
 
 if TYPE_CHECKING:
     from joblet.api import joblet_pb2 as pb
-    from joblet.cli.parser import Subparsers
     from joblet.client.connection import JobClient
 
 # After the log stream closes the daemon may take a moment to record the end.
 FINAL_STATUS_WAIT_S = 5.0
 FINAL_STATUS_POLL_S = 0.05
 
-SHORTCUTS = ("run", "list", "status", "log", "stop")
-
 
 def run(ctx: CommandContext) -> int:
+    from joblet.cli.job_args import build_run_request, split_command_line
+    from joblet.client.uploads import collect_uploads
+
     args = ctx.args
     split_command_line(args.command_line)  # a usage error before reading any upload
     request = build_run_request(args, collect_uploads(args.upload, args.upload_dir))
@@ -78,28 +75,29 @@ def wait_until_final(
 
 
 def stream_logs(ctx: CommandContext, client: JobClient, uuid: str) -> None:
-    for chunk in client.get_job_logs(uuid):
-        if ctx.json:
+    if ctx.json:
+        for chunk in client.get_job_logs(uuid):
             ctx.print_json(chunk)
-        else:
-            write_bytes(ctx.out, chunk.payload)
+        return
+    for output in client.get_job_output(uuid):
+        write_bytes(ctx.out, output)
 
 
 def log(ctx: CommandContext) -> int:
     args = ctx.args
+    options = {
+        "tail": args.tail,
+        "since": args.since,
+        "stream": args.stream or "",
+        "no_follow": args.no_follow,
+    }
     with ctx.job_client() as client:
-        chunks = client.get_job_logs(
-            args.uuid,
-            tail=args.tail,
-            since=args.since,
-            stream=args.stream or "",
-            no_follow=args.no_follow,
-        )
-        for chunk in chunks:
-            if ctx.json:
+        if ctx.json:
+            for chunk in client.get_job_logs(args.uuid, **options):
                 ctx.print_json(chunk)
-            else:
-                write_bytes(ctx.out, chunk.payload)
+        else:
+            for output in client.get_job_output(args.uuid, **options):
+                write_bytes(ctx.out, output)
     return 0
 
 
@@ -187,27 +185,27 @@ def _no_arguments(parser: argparse.ArgumentParser) -> None:
     del parser
 
 
-# name -> (handler, help, how to add its arguments)
-COMMANDS: dict[str, tuple[Handler, str, Callable[[argparse.ArgumentParser], None]]] = {
-    "run": (run, "run a command as a job", add_run_arguments),
-    "list": (list_jobs, "list jobs", _no_arguments),
-    "status": (status, "show a job's status", _add_uuid),
-    "log": (log, "print a job's output (live until it ends)", _add_log_arguments),
-    "stop": (stop, "stop a running job", _add_uuid),
-    "cancel": (cancel, "cancel a scheduled job", _add_uuid),
-    "delete": (delete, "delete a finished job and its logs", _add_uuid),
-    "delete-all": (delete_all, "delete every finished job", _no_arguments),
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    from joblet.cli.job_args import add_run_arguments
+
+    add_run_arguments(parser)
+
+
+# name -> (handler, how to add its arguments); the help lines are in `commands`.
+ACTIONS: dict[str, tuple[Handler, Callable[[argparse.ArgumentParser], None]]] = {
+    "run": (run, _add_run_arguments),
+    "list": (list_jobs, _no_arguments),
+    "status": (status, _add_uuid),
+    "log": (log, _add_log_arguments),
+    "stop": (stop, _add_uuid),
+    "cancel": (cancel, _add_uuid),
+    "delete": (delete, _add_uuid),
+    "delete-all": (delete_all, _no_arguments),
 }
 
 
-def add_commands(
-    subparsers: Subparsers,
-    parents: list[RnxArgumentParser],
-    names: tuple[str, ...] = tuple(COMMANDS),
-) -> None:
-    """Register job commands (all, or the top-level shortcuts) on `subparsers`."""
-    for name in names:
-        handler, help_text, add_arguments = COMMANDS[name]
-        parser = subparsers.add_parser(name, help=help_text, description=help_text, parents=parents)
-        add_arguments(parser)
-        parser.set_defaults(handler=handler)
+def add_action_arguments(name: str, parser: argparse.ArgumentParser) -> None:
+    """Fill the parser of job action `name` (also used for its top-level shortcut)."""
+    handler, add_arguments = ACTIONS[name]
+    add_arguments(parser)
+    parser.set_defaults(handler=handler)

@@ -1,7 +1,9 @@
 """The `rnx` entry point: parse, dispatch, and turn every failure into one line.
 
 Start-up is kept cheap (a CLI people run all day): grpc, protobuf and yaml are
-imported only by the commands that need them.
+imported only by the commands that need them, a command's module only when it
+runs, and the parts of grpc a synchronous client never uses not at all
+(`joblet.deferred`).
 """
 
 from __future__ import annotations
@@ -10,24 +12,30 @@ import argparse
 import contextlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from joblet.cli import job, metrics, monitor, network, nodes, volume
-from joblet.cli.context import CommandContext
-from joblet.cli.parser import RnxArgumentParser, add_global_options
+from joblet.cli.commands import JOB_ACTIONS, SHORTCUTS, TOP_LEVEL
+from joblet.cli.parser import RnxArgumentParser, add_global_options, add_lazy_subparsers
 from joblet.client.errors import EXIT_FAILURE, CliError
+from joblet.deferred import UNUSED_BY_SYNC_CLIENT, defer_imports
 
 if TYPE_CHECKING:
+    from joblet.cli.parser import LazySubParsersAction as Subparsers
     from joblet.client.connection import ChannelFactory
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
 DEBUG_ENV = "RNX_DEBUG"  # set to show tracebacks of unexpected errors
 
+Parents = list[RnxArgumentParser]
+
 
 def build_parser() -> RnxArgumentParser:
+    """The whole command tree; a command's arguments (and its module) are
+    added only when that command is parsed."""
     parser = RnxArgumentParser(prog="rnx", description="Run and watch jobs on a joblet daemon.")
     add_global_options(parser, None)
     parser.set_defaults(json=False)
@@ -37,17 +45,69 @@ def build_parser() -> RnxArgumentParser:
     add_global_options(common, argparse.SUPPRESS)
     parents = [common]
 
-    commands = parser.add_subparsers(metavar="COMMAND", required=True)
-    job_parser = commands.add_parser("job", help="run and manage jobs", parents=parents)
-    job_actions = job_parser.add_subparsers(metavar="ACTION", required=True)
-    job.add_commands(job_actions, parents)
-    metrics.add_commands(job_actions, parents)
-    nodes.add_commands(commands, parents)
-    network.add_commands(commands, parents)
-    volume.add_commands(commands, parents)
-    monitor.add_commands(commands, parents)
-    job.add_commands(commands, parents, job.SHORTCUTS)
+    commands = add_lazy_subparsers(parser, "COMMAND")
+    for name, help_text in TOP_LEVEL.items():
+        fill = partial(_TOP_LEVEL_FILLERS[name], parents)
+        commands.add_lazy_parser(name, fill, help=help_text, parents=parents)
+    for name in SHORTCUTS:
+        _add_job_action(commands, name, parents)
     return parser
+
+
+def _add_job_action(commands: Subparsers, name: str, parents: Parents) -> None:
+    help_text = JOB_ACTIONS[name]
+    fill = partial(_fill_job_action, name)
+    commands.add_lazy_parser(name, fill, help=help_text, description=help_text, parents=parents)
+
+
+def _fill_job(parents: Parents, parser: RnxArgumentParser) -> None:
+    actions = add_lazy_subparsers(parser, "ACTION")
+    for name in JOB_ACTIONS:
+        _add_job_action(actions, name, parents)
+
+
+def _fill_job_action(name: str, parser: RnxArgumentParser) -> None:
+    if name == "metrics":
+        from joblet.cli import metrics
+
+        metrics.add_arguments(parser)
+        return
+    from joblet.cli import job
+
+    job.add_action_arguments(name, parser)
+
+
+def _fill_nodes(parents: Parents, parser: RnxArgumentParser) -> None:
+    from joblet.cli import nodes
+
+    nodes.add_arguments(parser)
+
+
+def _fill_network(parents: Parents, parser: RnxArgumentParser) -> None:
+    from joblet.cli import network
+
+    network.add_actions(parser, parents)
+
+
+def _fill_volume(parents: Parents, parser: RnxArgumentParser) -> None:
+    from joblet.cli import volume
+
+    volume.add_actions(parser, parents)
+
+
+def _fill_monitor(parents: Parents, parser: RnxArgumentParser) -> None:
+    from joblet.cli import monitor
+
+    monitor.add_actions(parser, parents)
+
+
+_TOP_LEVEL_FILLERS: dict[str, Callable[[Parents, RnxArgumentParser], None]] = {
+    "job": _fill_job,
+    "nodes": _fill_nodes,
+    "network": _fill_network,
+    "volume": _fill_volume,
+    "monitor": _fill_monitor,
+}
 
 
 def main(
@@ -56,8 +116,11 @@ def main(
     """Run one rnx command; returns the process exit code."""
     # grpc's C core logs handshake failures itself; we report them in one line.
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+    defer_imports(UNUSED_BY_SYNC_CLIENT)  # before anything imports grpc or protobuf
     try:
         args = build_parser().parse_args(argv)
+        from joblet.cli.context import CommandContext
+
         ctx = CommandContext(
             args, sys.stdout, sys.stderr, os.environ, Path.cwd(), Path.home(), channel_factory
         )

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from joblet.cli.commands import JOB_ACTIONS
 from joblet.cli.context import CommandContext
 from joblet.cli.output import format_table
 from joblet.cli.parser import RnxArgumentParser
@@ -166,10 +167,15 @@ def show_stream(ctx: CommandContext, samples: Iterator[pb.JobMetricsSample]) -> 
 
 def add_commands(subparsers: Subparsers, parents: list[RnxArgumentParser]) -> None:
     """Register `metrics` on the `rnx job` actions."""
-    help_text = "show a job's metrics (live until it ends), or a summary"
+    help_text = JOB_ACTIONS["metrics"]
     parser = subparsers.add_parser(
         "metrics", help=help_text, description=help_text, parents=parents
     )
+    add_arguments(parser)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of `rnx job metrics`."""
     parser.add_argument("uuid", metavar="JOB_ID", help="job ID")
     parser.add_argument("--summary", action="store_true", help="min/avg/percentiles/max instead")
     parser.add_argument(

@@ -10,6 +10,7 @@ import argparse
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
+from joblet.cli.commands import TOP_LEVEL
 from joblet.cli.context import CommandContext
 from joblet.cli.metrics import CLEAR, call, human_bytes, is_terminal, open_channel, stream
 from joblet.cli.output import format_table
@@ -217,7 +218,12 @@ def _interval(text: str) -> int:
 
 def add_commands(subparsers: Subparsers, parents: list[RnxArgumentParser]) -> None:
     """Register `monitor` and its actions on the top-level commands."""
-    monitor = subparsers.add_parser("monitor", help="host status and metrics", parents=parents)
+    monitor = subparsers.add_parser("monitor", help=TOP_LEVEL["monitor"], parents=parents)
+    add_actions(monitor, parents)
+
+
+def add_actions(monitor: argparse.ArgumentParser, parents: list[RnxArgumentParser]) -> None:
+    """The actions of `rnx monitor`."""
     actions = monitor.add_subparsers(metavar="ACTION", required=True)
     help_text = "show the host's status"
     parser = actions.add_parser("status", help=help_text, description=help_text, parents=parents)

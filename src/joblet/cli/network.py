@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from typing import TYPE_CHECKING
 
+from joblet.cli.commands import TOP_LEVEL
 from joblet.cli.context import CommandContext
 from joblet.cli.metrics import call, open_channel
 from joblet.cli.output import format_table
@@ -82,7 +84,13 @@ def remove_network(ctx: CommandContext) -> int:
 
 def add_commands(subparsers: Subparsers, parents: list[RnxArgumentParser]) -> None:
     """Register `rnx network` and its actions."""
-    parser = subparsers.add_parser("network", help="manage custom job networks", parents=parents)
+    add_actions(
+        subparsers.add_parser("network", help=TOP_LEVEL["network"], parents=parents), parents
+    )
+
+
+def add_actions(parser: argparse.ArgumentParser, parents: list[RnxArgumentParser]) -> None:
+    """The actions of `rnx network`."""
     actions = parser.add_subparsers(metavar="ACTION", required=True)
     create = actions.add_parser("create", help="create a custom network", parents=parents)
     create.add_argument("name", metavar="NAME", help="[a-z0-9][a-z0-9-]{0,31}")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from typing import TYPE_CHECKING
 
+from joblet.cli.commands import TOP_LEVEL
 from joblet.cli.context import CommandContext
 from joblet.cli.output import format_table
 from joblet.cli.parser import RnxArgumentParser
@@ -48,6 +50,11 @@ def add_commands(
     subparsers: Subparsers,
     parents: list[RnxArgumentParser],
 ) -> None:
-    help_text = "list the configured nodes (* marks the selected one)"
-    parser = subparsers.add_parser("nodes", help=help_text, description=help_text, parents=parents)
+    help_text = TOP_LEVEL["nodes"]
+    add_arguments(subparsers.add_parser("nodes", help=help_text, parents=parents))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """`rnx nodes` takes no arguments of its own."""
+    parser.description = TOP_LEVEL["nodes"]
     parser.set_defaults(handler=list_nodes)

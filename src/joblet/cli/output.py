@@ -95,12 +95,12 @@ def message_to_json(message: Message) -> str:
     return json.dumps(ordered)
 
 
-def write_bytes(out: TextIO, data: bytes) -> None:
+def write_bytes(out: TextIO, data: bytes | memoryview) -> None:
     """Write raw bytes to a text stream's binary buffer and flush them."""
     out.flush()  # keep order with anything written as text before
     buffer = getattr(out, "buffer", None)
     if buffer is None:  # a stream without a binary layer (rare: an embedding host)
-        out.write(data.decode("utf-8", errors="replace"))
+        out.write(bytes(data).decode("utf-8", errors="replace"))
         out.flush()
         return
     buffer.write(data)

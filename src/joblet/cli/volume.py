@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from joblet.cli.commands import TOP_LEVEL
 from joblet.cli.context import CommandContext
 from joblet.cli.metrics import call, open_channel
 from joblet.cli.output import format_local_time, format_table
@@ -88,7 +89,11 @@ def remove_volume(ctx: CommandContext) -> int:
 
 def add_commands(subparsers: Subparsers, parents: list[RnxArgumentParser]) -> None:
     """Register `rnx volume` and its actions."""
-    volume = subparsers.add_parser("volume", help="manage volumes", parents=parents)
+    add_actions(subparsers.add_parser("volume", help=TOP_LEVEL["volume"], parents=parents), parents)
+
+
+def add_actions(volume: argparse.ArgumentParser, parents: list[RnxArgumentParser]) -> None:
+    """The actions of `rnx volume`."""
     actions = volume.add_subparsers(metavar="ACTION", required=True)
     create = actions.add_parser(
         "create", help="create a volume", description=__doc__, parents=parents,

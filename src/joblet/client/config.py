@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from joblet.client.errors import ClientConfigError
+from joblet.client.plain_yaml import parse_plain_yaml
 
 CONFIG_NAME = "rnx-config.yml"
 SYSTEM_CONFIG = Path("/opt/joblet/config") / CONFIG_NAME
@@ -99,17 +100,25 @@ def find_config_path(
 
 def load_rnx_config(path: Path) -> RnxConfig:
     """Read and validate a config file."""
-    import yaml  # imported here: only commands that talk to a daemon pay for it
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ClientConfigError(f"cannot read config {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ClientConfigError(f"config {path} is not valid YAML: {exc}") from exc
+    raw = parse_plain_yaml(text)  # the files `joblet setup` writes, without PyYAML
+    return parse_rnx_config(_load_yaml(text, path) if raw is None else raw, path)
+
+
+def _load_yaml(text: str, path: Path) -> object:
+    import yaml  # imported here: only configs beyond the plain subset pay for it
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
-    except OSError as exc:
-        raise ClientConfigError(f"cannot read config {path}: {exc.strerror}") from exc
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        return yaml.load(text, Loader=loader)
+    except yaml.YAMLError as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ClientConfigError(f"config {path} is not valid YAML: {first_line}") from exc
-    return parse_rnx_config(raw, path)
 
 
 def parse_rnx_config(raw: object, path: Path) -> RnxConfig:

@@ -8,17 +8,21 @@ the asyncio machinery would only add start-up time.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import grpc
+from google.protobuf.message import Message
 
 from joblet.api import joblet_pb2 as pb
-from joblet.api import joblet_pb2_grpc as pb_grpc
 from joblet.client.config import NodeConfig
 from joblet.client.errors import CliError
+from joblet.client.log_chunks import data_chunk_payload
 
 ChannelFactory = Callable[[NodeConfig], grpc.Channel]
-_Res = TypeVar("_Res")
+_Res = TypeVar("_Res", bound=Message)
+_Chunk = TypeVar("_Chunk")
+
+JOB_SERVICE = "/joblet.JobService/"
 
 UNARY_TIMEOUT_S = 30.0
 # Job lists and uploads can be larger than grpc's 4 MiB default.
@@ -137,35 +141,37 @@ def translate_rpc_error(exc: grpc.RpcError, address: str) -> CliError:
 
 
 class JobClient:
-    """JobService calls with typed results; failures raise `CliError`."""
+    """JobService calls with typed results; failures raise `CliError`.
+
+    Methods are bound by their path rather than through the generated stub:
+    that module defines every service of the API and costs more to import
+    than the one or two calls a command makes.
+    """
 
     def __init__(self, channel: grpc.Channel, address: str) -> None:
-        # The generated stub is untyped; `_unary` checks each response's type instead.
-        self._stub = pb_grpc.JobServiceStub(channel)  # type: ignore[no-untyped-call]
+        self._channel = channel
         self.address = address
 
     def run_job(self, request: pb.RunJobRequest) -> pb.RunJobResponse:
-        return self._unary(self._stub.RunJob, request, pb.RunJobResponse)
+        return self._unary("RunJob", request, pb.RunJobResponse)
 
     def get_job_status(self, uuid: str) -> pb.GetJobStatusRes:
-        return self._unary(
-            self._stub.GetJobStatus, pb.GetJobStatusReq(uuid=uuid), pb.GetJobStatusRes
-        )
+        return self._unary("GetJobStatus", pb.GetJobStatusReq(uuid=uuid), pb.GetJobStatusRes)
 
     def stop_job(self, uuid: str) -> pb.StopJobRes:
-        return self._unary(self._stub.StopJob, pb.StopJobReq(uuid=uuid), pb.StopJobRes)
+        return self._unary("StopJob", pb.StopJobReq(uuid=uuid), pb.StopJobRes)
 
     def cancel_job(self, uuid: str) -> pb.CancelJobRes:
-        return self._unary(self._stub.CancelJob, pb.CancelJobReq(uuid=uuid), pb.CancelJobRes)
+        return self._unary("CancelJob", pb.CancelJobReq(uuid=uuid), pb.CancelJobRes)
 
     def delete_job(self, uuid: str) -> pb.DeleteJobRes:
-        return self._unary(self._stub.DeleteJob, pb.DeleteJobReq(uuid=uuid), pb.DeleteJobRes)
+        return self._unary("DeleteJob", pb.DeleteJobReq(uuid=uuid), pb.DeleteJobRes)
 
     def delete_all_jobs(self) -> pb.DeleteAllJobsRes:
-        return self._unary(self._stub.DeleteAllJobs, pb.DeleteAllJobsReq(), pb.DeleteAllJobsRes)
+        return self._unary("DeleteAllJobs", pb.DeleteAllJobsReq(), pb.DeleteAllJobsRes)
 
     def list_jobs(self) -> pb.Jobs:
-        return self._unary(self._stub.ListJobs, pb.EmptyRequest(), pb.Jobs)
+        return self._unary("ListJobs", pb.EmptyRequest(), pb.Jobs)
 
     def get_job_logs(
         self,
@@ -180,17 +186,48 @@ class JobClient:
         request = pb.GetJobLogsReq(
             uuid=uuid, tail=tail, since=since, stream=stream, noFollow=no_follow
         )
-        call = self._stub.GetJobLogs(request)
+        for chunk in self._log_stream(request, pb.DataChunk.FromString):
+            if isinstance(chunk, pb.DataChunk):
+                yield chunk
+
+    def get_job_output(
+        self,
+        uuid: str,
+        *,
+        tail: int = 0,
+        since: str = "",
+        stream: str = "",
+        no_follow: bool = False,
+    ) -> Iterator[bytes | memoryview]:
+        """`get_job_logs`, as each chunk's output only (read in place)."""
+        request = pb.GetJobLogsReq(
+            uuid=uuid, tail=tail, since=since, stream=stream, noFollow=no_follow
+        )
+        yield from self._log_stream(request, data_chunk_payload)
+
+    def _log_stream(
+        self, request: pb.GetJobLogsReq, deserializer: Callable[[bytes], _Chunk]
+    ) -> Iterator[_Chunk]:
+        method = self._channel.unary_stream(
+            JOB_SERVICE + "GetJobLogs",
+            request_serializer=pb.GetJobLogsReq.SerializeToString,
+            response_deserializer=deserializer,
+        )
+        call = method(request)
         try:
-            for chunk in call:
-                if isinstance(chunk, pb.DataChunk):
-                    yield chunk
+            yield from call
         except grpc.RpcError as exc:
             raise translate_rpc_error(exc, self.address) from exc
         finally:
-            call.cancel()  # no-op once finished; ends the stream if the reader stopped early
+            # A no-op once finished; ends the stream if the reader stopped early.
+            call.cancel()  # type: ignore[no-untyped-call]
 
-    def _unary(self, method: Callable[..., Any], request: object, result: type[_Res]) -> _Res:
+    def _unary(self, name: str, request: Message, result: type[_Res]) -> _Res:
+        method = self._channel.unary_unary(
+            JOB_SERVICE + name,
+            request_serializer=type(request).SerializeToString,
+            response_deserializer=result.FromString,
+        )
         try:
             response = method(request, timeout=UNARY_TIMEOUT_S)
         except grpc.RpcError as exc:

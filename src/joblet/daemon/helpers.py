@@ -10,22 +10,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from joblet.config.model import RootLayout
 from joblet.daemon.supervisor import HelperSupervisor
-from joblet.jobs.model import Job
-from joblet.persist.client import PersistClient
-from joblet.persist.config import PersistConfig, load_persist_config
-from joblet.persist.query_client import PersistQueryClient
-from joblet.state.client import StateClient
-from joblet.state.config import StateConfig, load_state_config
+
+if TYPE_CHECKING:
+    from joblet.jobs.model import Job
+    from joblet.persist.client import PersistClient
+    from joblet.persist.config import PersistConfig
+    from joblet.persist.query_client import PersistQueryClient
+    from joblet.state.client import StateClient
+    from joblet.state.config import StateConfig
 
 log = logging.getLogger(__name__)
 
 LOAD_TIMEOUT_S = 30.0
+HELPER_NAMES = ("state", "persist")
 
 
 @dataclass
@@ -38,15 +42,50 @@ class Helpers:
     supervisors: tuple[HelperSupervisor, ...]
 
 
+def prepare_layout(layout: RootLayout) -> None:
+    """The root's directories (idempotent); run/ is private to root."""
+    for directory in layout.all_dirs():
+        directory.mkdir(parents=True, exist_ok=True)
+    layout.run.chmod(0o700)
+
+
 @contextlib.asynccontextmanager
-async def start_helpers(config_path: Path, layout: RootLayout) -> AsyncIterator[Helpers]:
+async def supervise_helpers(
+    config_path: Path, layout: RootLayout
+) -> AsyncIterator[tuple[HelperSupervisor, ...]]:
+    """Start both helper processes and keep them running while entered.
+
+    Light on imports on purpose: `joblet serve` enters this before it imports
+    the rest of the daemon, so that the helpers start (and the state helper
+    opens its store) while the daemon is still importing.
+    """
+    async with contextlib.AsyncExitStack() as stack:
+        supervisors = []
+        for name in HELPER_NAMES:
+            supervisor = HelperSupervisor(name, config_path, layout.run / f"{name}.log")
+            supervisors.append(await stack.enter_async_context(supervisor))
+        yield tuple(supervisors)
+
+
+@contextlib.asynccontextmanager
+async def start_helpers(
+    config_path: Path,
+    layout: RootLayout,
+    supervisors: Sequence[HelperSupervisor] | None = None,
+) -> AsyncIterator[Helpers]:
+    """Clients of both helpers; starts the helpers too unless `supervisors`
+    (already running, owned by the caller) are given."""
+    from joblet.persist.client import PersistClient
+    from joblet.persist.config import load_persist_config
+    from joblet.persist.query_client import PersistQueryClient
+    from joblet.state.client import StateClient
+    from joblet.state.config import load_state_config
+
     persist_config = load_persist_config(config_path)
     state_config = load_state_config(config_path)
     async with contextlib.AsyncExitStack() as stack:
-        supervisors = []
-        for name in ("state", "persist"):
-            supervisor = HelperSupervisor(name, config_path, layout.run / f"{name}.log")
-            supervisors.append(await stack.enter_async_context(supervisor))
+        if supervisors is None:
+            supervisors = await stack.enter_async_context(supervise_helpers(config_path, layout))
         await _wait_for_sockets((state_config.socket, persist_config.ipc_socket))
         persist = PersistClient(persist_config.ipc_socket, persist_config.client_buffer_bytes)
         await stack.enter_async_context(persist)

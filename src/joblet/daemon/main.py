@@ -12,7 +12,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from joblet.config.model import DEFAULT_ROOT
+from joblet.config.model import DEFAULT_ROOT, DaemonConfig
+from joblet.deferred import UNUSED_BY_DAEMON_AT_IDLE, defer_imports
 from joblet.errors import JobletError
 
 EXIT_ERROR = 1
@@ -83,7 +84,6 @@ def _cmd_setup(args: argparse.Namespace) -> int:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from joblet.config.loader import load_daemon_config
-    from joblet.daemon.server import Daemon
 
     logging.basicConfig(
         level=args.log_level,
@@ -91,8 +91,20 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         stream=sys.stderr,
     )
     config = load_daemon_config(args.config)
-    asyncio.run(Daemon(config, args.config).run_until_signal())
+    asyncio.run(_serve(config, args.config))
     return 0
+
+
+async def _serve(config: DaemonConfig, config_path: Path) -> None:
+    """Start the helpers first: their start (an interpreter, imports, opening the
+    state store) then overlaps importing the daemon, the longest part of a start."""
+    from joblet.daemon.helpers import prepare_layout, supervise_helpers
+
+    prepare_layout(config.layout)
+    async with supervise_helpers(config_path, config.layout) as supervisors:
+        from joblet.daemon.server import Daemon
+
+        await Daemon(config, config_path, supervisors).run_until_signal()
 
 
 def _cmd_certs_issue(args: argparse.Namespace) -> int:
@@ -129,6 +141,7 @@ def _cmd_helper(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    defer_imports(UNUSED_BY_DAEMON_AT_IDLE)  # resident memory of a long-lived process
     args = _parser().parse_args(argv)
     handlers = {
         "setup": _cmd_setup,

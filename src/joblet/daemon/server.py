@@ -8,21 +8,25 @@ import contextlib
 import logging
 import signal
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import grpc
 
 from joblet.api import joblet_pb2_grpc as pb_grpc
 from joblet.config.model import DaemonConfig
-from joblet.daemon import metrics_rpc
+from joblet.daemon import log_rpc, metrics_rpc
 from joblet.daemon.helpers import (
     LOAD_TIMEOUT_S,
     StateListener,
+    prepare_layout,
     start_helpers,
 )
 from joblet.daemon.job_service import JobService
 from joblet.daemon.monitoring_service import MonitoringService
 from joblet.daemon.network_service import NetworkService
+from joblet.daemon.supervisor import HelperSupervisor
 from joblet.daemon.volume_service import VolumeService
 from joblet.isolation.client import LauncherClient, ensure_launcher
 from joblet.jobs.manager import LOG_FILE, JobManager
@@ -102,9 +106,16 @@ def clean_leftover_roots(jobs_dir: Path, running: set[str]) -> None:
 
 
 class Daemon:
-    def __init__(self, config: DaemonConfig, config_path: Path) -> None:
+    def __init__(
+        self,
+        config: DaemonConfig,
+        config_path: Path,
+        supervisors: Sequence[HelperSupervisor] | None = None,
+    ) -> None:
+        """`supervisors`: helpers already started by the caller, who stops them."""
         self.config = config
         self.config_path = config_path
+        self._supervisors = supervisors
         self.server: grpc.aio.Server | None = None
         self.manager: JobManager | None = None
         self.bound_port = 0
@@ -113,13 +124,17 @@ class Daemon:
     async def start(self) -> None:
         config = self.config
         layout = config.layout
-        for directory in layout.all_dirs():
-            directory.mkdir(parents=True, exist_ok=True)
-        layout.run.chmod(0o700)
+        prepare_layout(layout)
         node_id = config.server.node_id or load_or_create_node_id(layout.state / "node-id")
         cgroups = create_cgroup_manager(config.cgroup.mount_root, config.cgroup.parent)
         log.info("cgroups: %s", cgroups.version)
-        helpers = await self._stack.enter_async_context(start_helpers(self.config_path, layout))
+        helpers = await self._stack.enter_async_context(
+            start_helpers(self.config_path, layout, self._supervisors)
+        )
+        # The jobs load (the helper reads its store, this loop decodes) while the
+        # network, the volumes and the launcher come up.
+        loading = asyncio.create_task(helpers.state.load_all(LOAD_TIMEOUT_S), name="load-jobs")
+        self._stack.push_async_callback(_end_task, loading)
         self._networks = NetworkManager(config.network, str(layout.network), node_id)
         await asyncio.to_thread(self._networks.start)
         self._volumes = VolumeManager(layout.volumes, load_volumes_config(self.config_path))
@@ -146,7 +161,7 @@ class Daemon:
             volumes=self._volumes,
         )  # fmt: skip
         launcher.on_exit(self.manager.on_exit)
-        jobs = await helpers.state.load_all(LOAD_TIMEOUT_S)
+        jobs = await loading
         running, orphaned = await launcher.running_detail()
         self.manager.restore(jobs, running, orphaned)
         self._volumes.set_users_of(self._volume_users)
@@ -170,9 +185,9 @@ class Daemon:
         config = self.config
         collector = HostCollector(node_id, detect_cloud(ask_metadata=config.metrics.cloud_metadata))
         server = grpc.aio.server(interceptors=[AuthInterceptor()], options=_grpc_options(config))
-        pb_grpc.add_JobServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            JobService(self.manager, config, metrics, self._networks, self._volumes), server
-        )
+        jobs = JobService(self.manager, config, metrics, self._networks, self._volumes)
+        pb_grpc.add_JobServiceServicer_to_server(jobs, server)  # type: ignore[no-untyped-call]
+        log_rpc.install_serialized_logs(server, jobs)
         manager = self.manager
         # Sends stored samples' bytes as they are (24 h = 17,280 samples).
         metrics_rpc.install_raw_history(server, lambda uuid: manager.get(uuid).id, metrics)
@@ -236,6 +251,14 @@ class Daemon:
         log.info("shutting down")
         with contextlib.suppress(asyncio.CancelledError):
             await self.stop()
+
+
+async def _end_task(task: asyncio.Task[Any]) -> None:
+    """Cancel `task` unless it is done; a failure nobody awaited is logged once."""
+    task.cancel()  # a no-op once it is done
+    await asyncio.wait([task])
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("%s ended with %r", task.get_name(), task.exception())
 
 
 def _add_unimplemented(add: object, server: grpc.aio.Server) -> None:

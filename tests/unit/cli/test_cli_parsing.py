@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from joblet.cli import job
+from joblet.cli.commands import SHORTCUTS
 from joblet.cli.job_args import build_run_request, key_value, split_command_line
 from joblet.cli.main import build_parser
 from joblet.client.errors import CliError
@@ -117,7 +117,7 @@ def test_missing_cmd_is_a_usage_error() -> None:
     assert caught.value.exit_code == 2
 
 
-@pytest.mark.parametrize("name", job.SHORTCUTS)
+@pytest.mark.parametrize("name", SHORTCUTS)
 def test_shortcuts_use_the_same_handlers(name: str) -> None:
     extra = ["true"] if name == "run" else [] if name == "list" else ["abc"]
     assert parse(name, *extra).handler is parse("job", name, *extra).handler

@@ -56,3 +56,21 @@ def test_startup_does_not_import_grpc_protobuf_or_yaml() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_job_list_runs_neither_grpc_aio_nor_asyncio_nor_pyyaml(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = write_config(tmp_path / "rnx-config.yml", f"127.0.0.1:{port}")
+    code = (
+        "import sys; from joblet.cli.main import main; from joblet.deferred import is_deferred; "
+        f"code = main(['--config', {str(config)!r}, 'job', 'list']); "
+        "print(code, is_deferred('asyncio'), is_deferred('grpc.aio'), "
+        "'joblet.api.joblet_pb2_grpc' in sys.modules, 'joblet.cli.volume' in sys.modules, "
+        "'yaml' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True
+    )
+    assert done.stdout.split() == ["1", "True", "True", "False", "False", "False"]

@@ -125,3 +125,27 @@ def test_failed_request_raises_errno_and_socket_stays_usable() -> None:
             rt.transact([nl.link_get("lo"), nl.link_get("nosuchif0")])
         assert exc.value.errno == errno.ENODEV
         assert rt.link_indexes("lo", "lo") == [socket.if_nametoindex("lo")] * 2
+
+
+def test_bridge_create_and_link_delete() -> None:
+    req = nl.bridge_create("jb0", 1500)
+    assert (req.type, req.flags) == (nl.RTM_NEWLINK, CREATE)
+    assert req.body == h(IFINFO_ANY) + h("0800 0300 6a623000") + h("0800 0400 dc050000") + h(
+        "1000 1200 0b00 0100 62726964 676500 00"
+    )
+    assert nl.link_delete(7) == nl.Request(
+        nl.RTM_DELLINK, 0x5, h("00 00 0000 07000000 00000000 00000000")
+    )
+
+
+def test_link_name_reads_ifla_ifname() -> None:
+    payload = h(IFINFO_ANY) + nl.attr(nl.IFLA_MTU, b"\0" * 4) + nl.attr(nl.IFLA_IFNAME, b"lo\0")
+    assert nl.link_name(payload) == "lo"
+    assert nl.link_name(h(IFINFO_ANY)) is None
+
+
+def test_link_names_dump_from_the_kernel() -> None:
+    with nl.RtNetlink() as rt:
+        names = rt.link_names()
+        assert "lo" in names and len(names) == len(socket.if_nameindex())
+        assert rt.link_indexes("lo") == [socket.if_nametoindex("lo")]  # still in step
