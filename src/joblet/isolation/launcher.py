@@ -39,6 +39,12 @@ LOST_CHECK_S = 1.0
 INIT_READY_S = 0.2
 
 
+# A spare is cloned once the launcher saw no event for SPARE_IDLE_S, or at the
+# latest SPARE_WAIT_MAX_S after it was wanted (a chatty job keeps it busy).
+SPARE_IDLE_S = 0.002
+SPARE_WAIT_MAX_S = 0.05
+
+
 class Launcher:
     def __init__(self, socket_path: str, state_dir: str, host: HostFacts) -> None:
         self.socket_path = socket_path
@@ -51,6 +57,7 @@ class Launcher:
         self.early: dict[int, int] = {}  # statuses reaped before the pid was known
         self.adopted: dict[str, records.RunningRecord] = {}
         self.spares = spares.Spares()
+        self._spare_wanted: tuple[InitKey, float] | None = None  # key, latest clone time
         self._next_lost_check = 0.0
         self.listener = _listen(socket_path)
         self._watch(self.listener.fileno(), self._accept)
@@ -76,10 +83,11 @@ class Launcher:
         self._adopt_previous()
         self._reap()  # children may have ended before the handler was set
         while True:
-            for key, _ in self.sel.select(self._timeout()):
+            events = self.sel.select(self._timeout())
+            for key, _ in events:
                 handler: Handler = key.data
                 handler()
-            self._tick()
+            self._tick(idle=not events)
 
     def _timeout(self) -> float | None:
         deadlines = [job.deadline for job in self.jobs.values() if job.deadline]
@@ -88,14 +96,20 @@ class Launcher:
         spare_deadline = self.spares.next_deadline()
         if spare_deadline is not None:
             deadlines.append(spare_deadline)
+        if self._spare_wanted is not None:
+            deadlines.append(min(self._spare_wanted[1], time.monotonic() + SPARE_IDLE_S))
         if not deadlines:
             return None
         return max(0.0, min(deadlines) - time.monotonic())
 
-    def _tick(self) -> None:
+    def _tick(self, idle: bool) -> None:
         for job in list(self.jobs.values()):
             job.maybe_finish(self)
         self.spares.expire()
+        wanted = self._spare_wanted
+        if wanted is not None and (idle or time.monotonic() >= wanted[1]):
+            self._spare_wanted = None
+            self._clone_spare(wanted[0])
         if self.adopted and time.monotonic() >= self._next_lost_check:
             self._check_adopted()
 
@@ -200,6 +214,8 @@ class Launcher:
         init = None if plan.needs_veth else self.spares.take(plan.key)
         if init is None:
             init = self._clone(plan)
+        else:
+            _set_priority(init.pid, idle=False)  # its job's part runs at full priority
         try:
             job = JobProc(spec, init.ends, conn, rid, None if plan.needs_veth else plan.key)
         except BaseException:
@@ -220,12 +236,22 @@ class Launcher:
                 host_sock.close()  # the init has its own copy
 
     def make_spare(self, key: InitKey) -> None:
-        """Clone the init for the next launch like the last one (see spares)."""
+        """Clone the init for the next launch like the last one (see spares), once
+        the launcher has been idle for SPARE_IDLE_S: the job just launched starts
+        first, and its output is relayed without waiting for a clone."""
+        if key not in self.spares.ready:
+            self._spare_wanted = (key, time.monotonic() + SPARE_WAIT_MAX_S)
+
+    def _clone_spare(self, key: InitKey) -> None:
         if key in self.spares.ready:
             return
         # On failure the next launch clones its own init, and reports why it cannot.
         with contextlib.suppress(OSError):
-            self.spares.add(spares.clone_init(key, self.host))
+            spare = spares.clone_init(key, self.host)
+            self.spares.add(spare)
+            # Built while the job just launched starts: at idle priority it
+            # takes only CPU time that job (and its readers) leave unused.
+            _set_priority(spare.pid, idle=True)
 
     def learned_pid(self, job: JobProc) -> None:
         self.by_pid[job.pid] = job
@@ -329,6 +355,13 @@ def serve(socket_path: str, state_dir: str) -> None:
     # pages so forked children share them instead of copying them.
     gc.freeze()
     launcher.serve_forever()
+
+
+def _set_priority(pid: int, *, idle: bool) -> None:
+    policy = os.SCHED_IDLE if idle else os.SCHED_OTHER
+    # A spare that already died is reaped and reported by the launch itself.
+    with contextlib.suppress(OSError):
+        os.sched_setscheduler(pid, policy, os.sched_param(0))
 
 
 def main(argv: list[str] | None = None) -> None:
