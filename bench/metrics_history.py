@@ -1,32 +1,45 @@
 """GetJobMetricsHistory and GetJobMetricsSummary p99 through a real daemon over
-mTLS, for jobs with 24 h of 5 s samples (17,280) (issue 5). Target <= 50 ms.
+mTLS, for jobs with 24 h of 5 s samples (17,280) (issue 5). Target <= 50 ms,
+checked on the realistic series only.
 
     .venv/bin/python bench/metrics_history.py [--quick]
 
-Jobs run on the daemon: some finish (`true`; 4, --quick 2), one keeps running
-(`sleep`). The daemon is then restarted (SIGKILL, so that the running job
-survives; `joblet serve` on the same root and port), so no job is in its
-memory. Each job then gets 24 h of realistic samples (every CPU and memory
-field set, one block device, `lo`; about 500 bytes each, 8.6 MB in all) sent
-to persist over its IPC socket, the path the daemon's own metrics sink takes,
-and the finished jobs' histories are sealed again, as the daemon does when a
-job ends. A client times each RPC from the call to the decoded response, on
-one mTLS channel:
+Two series of jobs, each some finished (`true`; 4, --quick 2) and one running
+(`sleep`), with samples from `metrics_day`:
+
+* realistic (the target applies): what the daemon's sampler emits on a cgroup
+  v2 host for a job doing CPU, memory, disk and network work, built by the
+  sampler's own code (snapshot.v2_reading, compute.build_sample) from cgroup
+  texts that evolve over the day: CPU and memory counters, PSI pressure, one
+  io.stat device, lo and eth0;
+* worst case (printed, not checked): every double and integer of cpu and
+  memory set.
+
+Both responses' sizes are printed, and whether a client channel with gRPC's
+default 4 MiB receive limit can take the realistic 24 h history.
+
+The daemon is restarted after the jobs start (SIGKILL, so that the running
+jobs survive; `joblet serve` on the same root and port), so no job is in its
+memory. Each job then gets its 24 h of samples sent to persist over its IPC
+socket, the path the daemon's own metrics sink takes, and the finished jobs'
+histories are sealed again, as the daemon does when a job ends. A client times
+each RPC from the call to the decoded response, on one mTLS channel:
 
 * first reads: the first history (or summary) of each job, which the daemon
   reads from persist (the finished ones from sealed segments, the running one
   from its open segment), derives the summary's series from, and then keeps
   (metrics.historyCacheBytes);
 * then `runs` calls each of history 24 h, history last 1 h and summary 24 h
-  of one finished job and of the running job (which gets a new sample every
-  5 s, so its history grows and its summary is recomputed meanwhile).
+  of one finished job and of the running job of each series (a running job
+  gets a new sample every 5 s, so its history grows and its summary is
+  recomputed meanwhile).
 
 Also printed: the CPU time the daemon and persist spent per call (psutil),
 and the client's own (its decode, TLS and HTTP/2 work; all its threads).
 Baselines, same run and channel: a GetJobStatus round trip (the transport's
-floor for one small message), and the client's own decode of the 24 h response
-(`JobMetricsHistoryResponse.FromString`, which every timed history call
-includes).
+floor for one small message), and the client's own decode of each 24 h
+response (`JobMetricsHistoryResponse.FromString`, which every timed history
+call includes).
 
 A running job started by this daemon is answered from memory only while the
 hub's ring (`metrics.historySamples`, 720 by default) holds its whole history,
@@ -44,6 +57,7 @@ from collections.abc import Callable
 import grpc
 import psutil
 from common import Daemon, Report, describe_ms, p50, p99, parse_args, running_daemon
+from metrics_day import realistic_day, worst_case_day
 from metrics_stream_latency import start_daemon_again
 
 from joblet.api import joblet_pb2 as pb
@@ -51,51 +65,40 @@ from joblet.api import joblet_pb2_grpc as pb_grpc
 from joblet.daemon import metrics_rpc
 from joblet.errors import JobletError
 from joblet.metrics.config import MetricsConfig
+from joblet.metrics.history import encode_history
 from joblet.metrics.hub import MetricsHub
 from joblet.persist.client import PersistClient, PersistQueryClient
 
 DAY_SAMPLES = 24 * 3600 // 5
 NS = 1_000_000_000
 TARGET_MS = 50.0
+DEFAULT_RECEIVE = 4 << 20  # gRPC's default max_receive_message_length
 FINAL = ("COMPLETED", "FAILED", "STOPPED")
+Day = list[tuple[int, bytes]]
 
 
-def sample(job_id: str, i: int, start_ns: int) -> bytes:
-    s = pb.JobMetricsSample(
-        jobId=job_id, timestamp=start_ns + i * 5 * NS, sampleIntervalSeconds=5,
-        cgroupPath=f"/sys/fs/cgroup/memory/joblet/job-{job_id}",
-        limits=pb.JobResourceLimits(cpu=50, memory=1 << 30),
-    )  # fmt: skip
-    for msg, base in ((s.cpu, 123_456_789), (s.memory, 223_456_789)):
-        for f in msg.DESCRIPTOR.fields:
-            if f.type == f.TYPE_DOUBLE:
-                setattr(msg, f.name, float(i % 97))
-            elif f.type in (f.TYPE_INT64, f.TYPE_UINT64, f.TYPE_INT32):
-                setattr(msg, f.name, base + i)
-    s.io.devices["8:0"].CopyFrom(
-        pb.DeviceIOMetrics(
-            device="8:0", readBytes=1 << 30, writeBytes=1 << 29, readOps=i, writeOps=2 * i
-        )
-    )
-    s.io.totalReadBytes, s.io.totalWriteBytes = 1 << 30, 1 << 29
-    s.io.readBPS, s.io.writeBPS = float(i), 2.0
-    s.network.interfaces["lo"].CopyFrom(
-        pb.NetworkInterfaceMetrics(interface="lo", rxBytes=10 << 20, txBytes=10 << 20)
-    )
-    s.network.totalRxBytes, s.network.rxBPS = 10 << 20, float(i % 13)
-    s.process.current, s.process.threads, s.process.openFDs, s.process.maxFDs = 3, 5, 12, 1024
-    return s.SerializeToString()
+SERIES = ("realistic", "worst case")  # the target applies to the first
 
 
-def day_of_samples(job_id: str, end_ns: int) -> list[tuple[int, bytes]]:
-    """24 h of 5 s samples whose last one is 5 s before `end_ns`."""
+def day_of(template: list[bytes], template_id: str, job_id: str, start_ns: int) -> Day:
+    """A day of samples for `job_id` from one built for `template_id` (job ids
+    are UUIDs of one length, so the bytes stay valid protobuf)."""
+    old, new = template_id.encode(), job_id.encode()
+    return [(start_ns + i * 5 * NS, p.replace(old, new)) for i, p in enumerate(template)]
+
+
+def build_days(series_jobs: dict[str, list[str]], end_ns: int) -> dict[str, Day]:
+    """24 h of 5 s samples per job, the last one 5 s before `end_ns`."""
     start = end_ns - DAY_SAMPLES * 5 * NS
-    return [(start + i * 5 * NS, sample(job_id, i, start)) for i in range(DAY_SAMPLES)]
+    makers = {"realistic": realistic_day, "worst case": worst_case_day}
+    days: dict[str, Day] = {}
+    for name, jobs in series_jobs.items():
+        template = makers[name](jobs[0], start, DAY_SAMPLES)
+        days |= {job_id: day_of(template, jobs[0], job_id, start) for job_id in jobs}
+    return days
 
 
-async def fill(
-    daemon: Daemon, histories: dict[str, list[tuple[int, bytes]]], seal: list[str]
-) -> None:
+async def fill(daemon: Daemon, histories: dict[str, Day], seal: list[str]) -> None:
     """Send the samples over persist's IPC (as the daemon's sink does, one
     sample a batch), then seal the finished jobs' histories again."""
     async with PersistClient(daemon.root / "run" / "persist-ipc.sock") as client:
@@ -172,6 +175,7 @@ def measure_job(
     daemon: Daemon,
     start_s: int,
     runs: int,
+    checked: bool,
 ) -> None:
     cases: dict[str, tuple[Callable[..., object], object]] = {
         "history 24 h": (stub.GetJobMetricsHistory, pb.JobMetricsHistoryRequest(uuid=job_id)),
@@ -194,7 +198,9 @@ def measure_job(
         report.figures[f"{label} {name} client CPU ms a call"] = client_ms
         report.figures[f"{label} {name} p50 ms"] = 1000 * p50(times)
         report.figures[f"{label} {name} p99 ms"] = 1000 * p99(times)
-        report.check(f"{label} {name} p99", 1000 * p99(times) <= TARGET_MS, f"<= {TARGET_MS} ms")
+        if checked:
+            ok = 1000 * p99(times) <= TARGET_MS
+            report.check(f"{label} {name} p99", ok, f"<= {TARGET_MS} ms")
 
 
 async def memory_path(payloads: list[bytes], runs: int) -> tuple[list[float], list[float]]:
@@ -258,10 +264,15 @@ def start_jobs(daemon: Daemon, finished_count: int) -> tuple[list[str], str]:
 
 
 def first_reads(
-    report: Report, stub: pb_grpc.JobServiceStub, daemon: Daemon, finished: list[str], running: str
+    report: Report,
+    stub: pb_grpc.JobServiceStub,
+    daemon: Daemon,
+    jobs: tuple[list[str], str],
+    series: str,
 ) -> None:
     """First reads: the daemon reads the job from persist. Half the finished
     jobs are first asked for their history, half for their summary."""
+    finished, running = jobs
     history_req = {j: pb.JobMetricsHistoryRequest(uuid=j) for j in [*finished, running]}
     summary_req = {j: pb.JobMetricsSummaryRequest(uuid=j) for j in finished}
     cpu = server_cpu_s(daemon)
@@ -269,12 +280,44 @@ def first_reads(
     cold_history.append(timed(stub.GetJobMetricsHistory, history_req[running]))
     cold_summary = [timed(stub.GetJobMetricsSummary, summary_req[j]) for j in finished[1::2]]
     cpu_ms = 1000 * (server_cpu_s(daemon) - cpu) / (len(cold_history) + len(cold_summary))
-    print(f"first reads: server CPU {cpu_ms:.1f} ms a call")
-    report.figures["first reads server CPU ms a call"] = cpu_ms
+    print(f"{series}, first reads: server CPU {cpu_ms:.1f} ms a call")
+    report.figures[f"{series} first reads server CPU ms a call"] = cpu_ms
     for name, times in (("history", cold_history), ("summary", cold_summary)):
-        print(f"first {name} read of a job (from persist): {describe_ms(times)}")
-        report.figures[f"first {name} read p50 ms"] = 1000 * p50(times)
-        report.figures[f"first {name} read max ms"] = 1000 * max(times)
+        print(f"{series}, first {name} read of a job (from persist): {describe_ms(times)}")
+        report.figures[f"{series} first {name} read p50 ms"] = 1000 * p50(times)
+        report.figures[f"{series} first {name} read max ms"] = 1000 * max(times)
+
+
+def default_channel_check(report: Report, daemon: Daemon, job_id: str, size: int) -> None:
+    """Whether a channel with gRPC's default options (4 MiB receive limit) can
+    receive the job's 24 h history, and how many hours of it fit."""
+    with grpc.secure_channel(daemon.address, daemon.credentials()) as channel:
+        stub = pb_grpc.JobServiceStub(channel)  # type: ignore[no-untyped-call]
+        try:
+            stub.GetJobMetricsHistory(pb.JobMetricsHistoryRequest(uuid=job_id), timeout=60)
+            outcome = "received"
+        except grpc.RpcError as exc:
+            outcome = exc.code().name  # type: ignore[attr-defined]
+    hours = 24 * DEFAULT_RECEIVE / size
+    print(f"realistic 24 h history on a default channel (4 MiB limit): {outcome};"
+          f" about {hours:.1f} h of it fit")  # fmt: skip
+    report.notes.append(f"default client channel, realistic 24 h history: {outcome}")
+    report.figures["realistic hours within 4 MiB"] = hours
+
+
+def response_sizes(
+    report: Report, days: dict[str, Day], series_jobs: dict[str, list[str]]
+) -> dict[str, bytes]:
+    """The 24 h response of each series' running job, serialized as the client gets it."""
+    raws = {}
+    for name, jobs in series_jobs.items():
+        payloads = [p for _, p in days[jobs[-1]]]
+        raws[name] = encode_history(payloads)
+        mean = sum(map(len, payloads)) / len(payloads)
+        print(f"{name}: 24 h response {len(raws[name]) / 1e6:.2f} MB ({mean:.0f} bytes a sample)")
+        report.figures[f"{name} 24 h response MB"] = len(raws[name]) / 1e6
+        report.figures[f"{name} bytes a sample"] = mean
+    return raws
 
 
 def main() -> None:
@@ -282,51 +325,60 @@ def main() -> None:
     runs = 10 if args.quick else 40
     report = Report("metrics_history", args.quick)
     with running_daemon() as first:
-        finished, running = start_jobs(first, 2 if args.quick else 4)
+        jobs = {name: start_jobs(first, 2 if args.quick else 4) for name in SERIES}
         daemon = restart(first)
         first.proc = daemon.proc  # `running_daemon` stops this one at the end
-        # A 24 h history is ~7.4 MB: over gRPC's default 4 MiB receive limit.
+        # A 24 h history is ~9 MB: over gRPC's default 4 MiB receive limit.
         channel = grpc.secure_channel(
             daemon.address,
             daemon.credentials(),
             options=[("grpc.max_receive_message_length", 64 << 20)],
         )
         stub = pb_grpc.JobServiceStub(channel)  # type: ignore[no-untyped-call]
-        wait_status(stub, running, lambda s: s == "RUNNING")
-        wait_cleared(daemon, running)
-        now = time.time_ns()
-        days = {job_id: day_of_samples(job_id, now) for job_id in [*finished, running]}
+        for _, running in jobs.values():
+            wait_status(stub, running, lambda s: s == "RUNNING")
+            wait_cleared(daemon, running)
+        series_jobs = {name: [*finished, running] for name, (finished, running) in jobs.items()}
+        days = build_days(series_jobs, time.time_ns())
+        raws = response_sizes(report, days, series_jobs)
         t0 = time.perf_counter()
-        asyncio.run(fill(daemon, days, seal=finished))
+        sealed = [j for finished, _ in jobs.values() for j in finished]
+        asyncio.run(fill(daemon, days, seal=sealed))
         report.notes.append(
             f"{len(days)} x {DAY_SAMPLES} samples stored in {time.perf_counter() - t0:.1f} s"
         )
-        first_reads(report, stub, daemon, finished, running)
-        for label, job_id in (("finished", finished[0]), ("running", running)):
-            got = check_history(stub, job_id, days[job_id][0][0])
-            report.figures[f"{label} samples returned"] = got
-            report.check(f"{label}: all samples", got >= DAY_SAMPLES, f">= {DAY_SAMPLES}")
+        for name in SERIES:
+            first_reads(report, stub, daemon, jobs[name], name)
+        for name, (finished, running) in jobs.items():
+            for label, job_id in (("finished", finished[0]), ("running", running)):
+                got = check_history(stub, job_id, days[job_id][0][0])
+                report.figures[f"{name} {label} samples returned"] = got
+                report.check(
+                    f"{name} {label}: all samples", got >= DAY_SAMPLES, f">= {DAY_SAMPLES}"
+                )
         status = time_calls(stub.GetJobStatus, pb.GetJobStatusReq(uuid=running), runs * 5)
         print(f"GetJobStatus round trip: {describe_ms(status)}")
         report.baselines["GetJobStatus p50 ms"] = 1000 * p50(status)
         report.baselines["GetJobStatus p99 ms"] = 1000 * p99(status)
         start_s = days[running][0][0] // NS
-        measure_job(
-            report, stub, "finished", finished[0], daemon=daemon, start_s=start_s, runs=runs
-        )
-        measure_job(report, stub, "running", running, daemon=daemon, start_s=start_s, runs=runs)
-        raw = pb.JobMetricsHistoryResponse(
-            samples=[pb.JobMetricsSample.FromString(p) for _, p in days[running]]
-        ).SerializeToString()
-        decode = time_calls(
-            lambda data, timeout: pb.JobMetricsHistoryResponse.FromString(data), raw, runs
-        )
-        print(f"client decode of the 24 h response: {describe_ms(decode)}")
-        report.baselines["client decode 24 h p50 ms"] = 1000 * p50(decode)
-        report.notes.append(f"24 h response is {len(raw) / 1e6:.1f} MB")
-        stub.StopJob(pb.StopJobReq(uuid=running))
+        for name, (finished, running) in jobs.items():
+            for label, job_id in (("finished", finished[0]), ("running", running)):
+                measure_job(
+                    report, stub, f"{name} {label}", job_id, daemon=daemon,
+                    start_s=start_s, runs=runs, checked=name == SERIES[0],
+                )  # fmt: skip
+        for name, raw in raws.items():
+            decode = time_calls(
+                lambda data, timeout: pb.JobMetricsHistoryResponse.FromString(data), raw, runs
+            )
+            print(f"{name}: client decode of the 24 h response: {describe_ms(decode)}")
+            report.baselines[f"{name} client decode 24 h p50 ms"] = 1000 * p50(decode)
+        default_channel_check(report, daemon, jobs[SERIES[0]][0][0], len(raws[SERIES[0]]))
+        for _, running in jobs.values():
+            stub.StopJob(pb.StopJobReq(uuid=running))
         channel.close()
-    history, summary = asyncio.run(memory_path([p for _, p in days[running]], runs))
+    realistic_running = days[jobs[SERIES[0]][1]]
+    history, summary = asyncio.run(memory_path([p for _, p in realistic_running], runs))
     print(f"in-process hub from memory, history: {describe_ms(history)}")
     print(f"in-process hub from memory, summary: {describe_ms(summary)}")
     report.figures["memory path history p99 ms (in-process)"] = 1000 * p99(history)
