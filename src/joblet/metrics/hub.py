@@ -107,7 +107,7 @@ class MetricsHub:
             raise RuntimeError("MetricsHub used outside 'async with'")
         sampler = JobSampler(
             job_id, cgroup, limits, interval_s=self.config.interval_s,
-            publish=self.publish, init_pid=init_pid, procfs=self._procfs,
+            publish=self.publish, init_pid=init_pid, procfs=self._procfs, fresh=from_start,
         )  # fmt: skip
         self._ended.discard(job_id)
         if from_start and job_id not in self._recent:

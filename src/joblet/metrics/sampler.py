@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 from joblet.api import joblet_pb2 as pb
 from joblet.metrics.compute import SampleContext, build_sample
 from joblet.metrics.reader import cgroup_path, read_snapshot
-from joblet.metrics.snapshot import Snapshot, with_final_network
+from joblet.metrics.snapshot import CgroupReading, Snapshot, with_final_network
 from joblet.resources.interface import JobCgroup, Limits
 
 Publish = Callable[[pb.JobMetricsSample], None]
@@ -33,7 +34,10 @@ class JobSampler:
         publish: Publish,
         init_pid: int | None = None,
         procfs: Path = Path("/proc"),
+        fresh: bool = False,
     ) -> None:
+        """`fresh`: the cgroup was made for a job starting now, so its counters
+        are all zero and the baseline needs no reading."""
         self.job_id = job_id
         self.interval_s = interval_s
         self._cgroup = cgroup
@@ -43,7 +47,11 @@ class JobSampler:
         self._context = SampleContext(
             job_id, max(1, round(interval_s)), cgroup_path(cgroup), limits
         )
-        self._previous: Snapshot | None = None
+        # A fresh group's baseline is known without reading it; not reading
+        # it keeps a thread hop and a dozen file reads off a job's start.
+        self._previous: Snapshot | None = (
+            Snapshot(time.time_ns(), time.monotonic_ns(), CgroupReading()) if fresh else None
+        )
         self._lock = threading.Lock()  # the loop's thread and final_sample's may overlap
         self._task: asyncio.Task[None] | None = None
         self._final: pb.JobMetricsSample | None = None
@@ -65,7 +73,8 @@ class JobSampler:
     async def run(self) -> None:
         """Sample every interval until cancelled; ticks do not drift with read time."""
         loop = asyncio.get_running_loop()
-        await asyncio.to_thread(self.baseline)
+        if self._previous is None:
+            await asyncio.to_thread(self.baseline)
         next_tick = loop.time() + self.interval_s
         while True:
             await asyncio.sleep(max(0.0, next_tick - loop.time()))
