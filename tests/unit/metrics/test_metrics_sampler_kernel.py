@@ -131,3 +131,18 @@ def test_short_job_has_cpu_time_in_final_sample(cgroups: CgroupManager) -> None:
     assert published == [final]
     assert final.cpu.usageUsec >= 200_000  # the loop's 0.2 s of CPU time
     assert final.timestamp > 0 and final.jobId == group.job_id
+
+
+def test_fresh_group_rates_count_from_its_creation(cgroups: CgroupManager) -> None:
+    """A job sampled from its start needs no baseline reading: its group's
+    counters were zero when it was made, so the first sample already has rates."""
+    limits = Limits()
+    with job(cgroups, limits) as group:
+        sampler = JobSampler(
+            group.job_id, group, limits, interval_s=1, publish=lambda s: None, fresh=True
+        )
+        proc = spawn_in(group, sys.executable, "-c", BURN_CPU.format(s=0.3))
+        proc.wait(30)
+        sample = sampler.sample()
+    assert sample.cpu.usageUsec >= 300_000
+    assert sample.cpu.usagePercent > 5  # 0.3 s of CPU over well under 6 s
