@@ -29,7 +29,7 @@ BENCHMARKS = (
     "daemon_rss",
     "job_memory",
 )
-NOT_BENCHMARKS = ("common", "netbench", "run_all")
+NOT_BENCHMARKS = ("common", "metrics_day", "netbench", "run_all")
 TIMEOUT_S = 900
 
 

@@ -29,10 +29,9 @@ from typing import Any
 
 from joblet.isolation import libc, records, spares
 from joblet.isolation.jobproc import JobProc
-from joblet.isolation.prepare import HostFacts, InitKey, LaunchPlan, load_host_facts, plan_launch
+from joblet.isolation.prepare import HostFacts, InitKey, load_host_facts, plan_launch
 from joblet.isolation.spec import JobExit, LaunchSpec
 from joblet.isolation.wire import Connection
-from joblet.network import jobside
 
 Handler = Callable[[], None]
 LOST_CHECK_S = 1.0
@@ -211,13 +210,13 @@ class Launcher:
         if spec.job_id in self.jobs or spec.job_id in self.adopted:
             raise ValueError(f"job {spec.job_id} is already running")
         plan = plan_launch(spec, self.host)
-        init = None if plan.needs_veth else self.spares.take(plan.key)
+        init = self.spares.take(plan.key)
         if init is None:
-            init = self._clone(plan)
+            init = spares.clone_init(plan.key, self.host)
         else:
             _set_priority(init.pid, idle=False)  # its job's part runs at full priority
         try:
-            job = JobProc(spec, init.ends, conn, rid, None if plan.needs_veth else plan.key)
+            job = JobProc(spec, init.ends, conn, rid, plan.key)
         except BaseException:
             self.spares.drop(init)
             raise
@@ -225,15 +224,6 @@ class Launcher:
         init.send(plan.order)
         job.watch(self)
         job.started(self, init.pid)
-
-    def _clone(self, plan: LaunchPlan) -> spares.Init:
-        # Bound to the launcher's namespace: the job's veth peer lands there.
-        host_sock = jobside.open_host_socket() if plan.needs_veth else None
-        try:
-            return spares.clone_init(plan.key, self.host, host_sock)
-        finally:
-            if host_sock is not None:
-                host_sock.close()  # the init has its own copy
 
     def make_spare(self, key: InitKey) -> None:
         """Clone the init for the next launch like the last one (see spares), once

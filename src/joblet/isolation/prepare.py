@@ -115,10 +115,11 @@ def _job_pipe() -> tuple[int, int]:
     return read_end, write_end
 
 
-# What a spare init is built for: the namespaces to create and the shared
-# part of the root (see rootfs.base_key). Launches with the same key can use
+# What a spare init is built for: the namespaces to create, the shared part
+# of the root (see rootfs.base_key) and whether it holds a netlink socket in
+# the launcher's namespace to wire a veth. Launches with the same key can use
 # the same spare.
-InitKey = tuple[int, rootfs.BaseKey]
+InitKey = tuple[int, rootfs.BaseKey, bool]
 
 
 @dataclass(frozen=True)
@@ -155,8 +156,9 @@ def plan_launch(spec: LaunchSpec, host: HostFacts) -> LaunchPlan:
         gid=spec.gid,
         network=dict(spec.network),
     )
-    key = (_unshare_flags(spec, host), rootfs.base_key(inputs))
-    return LaunchPlan(order, key, jobside.needs_veth(spec.network))
+    needs_veth = jobside.needs_veth(spec.network)
+    key = (_unshare_flags(spec, host), rootfs.base_key(inputs), needs_veth)
+    return LaunchPlan(order, key, needs_veth)
 
 
 def prepare_init(

@@ -10,6 +10,13 @@ from joblet.logs.format import HEADER, Stream
 READ_SIZE = 1024 * 1024  # the pipe holds 1 MiB: one read per fill, not sixteen
 TRUNCATED_NOTE = b"output truncated: the job's log reached its size limit\n"
 
+# One buffer for every read of every job: a fresh 1 MiB object per read costs
+# more (allocation and page faults) than the copy out of the pipe, and one per
+# job would cost 1 MiB of RSS per running job. Sharing it is safe because the
+# launcher relays in one thread and each read is written out before the next.
+_BUFFER = bytearray(READ_SIZE)
+_VIEW = memoryview(_BUFFER)
+
 
 class LogRelay:
     """Appends one framed record per pipe read; past `max_bytes` of output it
@@ -19,22 +26,18 @@ class LogRelay:
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
         self._fd = os.open(log_path, flags, 0o640)
         self._max = max_bytes
-        # One buffer for every read: a fresh 1 MiB object per read costs more
-        # (allocation and page faults) than the copy out of the pipe itself.
-        self._buffer = bytearray(READ_SIZE)
-        self._view = memoryview(self._buffer)
         self.written = 0
         self.truncated = False
 
     def pump(self, fd: int, stream: Stream) -> bool:
         """Read once from `fd` and record it; False at end of file."""
         try:
-            size = os.readv(fd, [self._buffer])
+            size = os.readv(fd, [_BUFFER])
         except BlockingIOError:
             return True
         if not size:
             return False
-        self.record(stream, self._view[:size])
+        self.record(stream, _VIEW[:size])
         return True
 
     def record(self, stream: Stream, data: bytes | memoryview) -> None:

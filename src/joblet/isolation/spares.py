@@ -29,6 +29,7 @@ from joblet.isolation.prepare import (
     close_child_ends,
     prepare_init,
 )
+from joblet.network import jobside
 
 SPARE_MAX_AGE_S = 5.0
 
@@ -60,8 +61,19 @@ class Init:
             os.close(fd)
 
 
-def clone_init(key: InitKey, host: HostFacts, host_sock: Any = None) -> Init:
+def clone_init(key: InitKey, host: HostFacts) -> Init:
     """Clone an init for `key` into its new namespaces (see child.run_init)."""
+    # A veth is wired from inside the init through a netlink socket bound in
+    # the launcher's namespace, where the veth's host end lands.
+    host_sock = jobside.open_host_socket() if key[2] else None
+    try:
+        return _clone(key, host, host_sock)
+    finally:
+        if host_sock is not None:
+            host_sock.close()  # the init has its own copy
+
+
+def _clone(key: InitKey, host: HostFacts, host_sock: Any) -> Init:
     prep, ends, ctl = prepare_init(key, host, host_sock)
     try:
         # The cgroup namespace comes after the init joined its job's cgroup.

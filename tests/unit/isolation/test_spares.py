@@ -14,8 +14,8 @@ from joblet.isolation.child import JobOrder
 from joblet.isolation.prepare import InitKey, ParentEnds
 from joblet.isolation.spares import Init, Spares
 
-KEY: InitKey = (1, ((), 1 << 20))
-OTHER: InitKey = (2, ((), 1 << 20))
+KEY: InitKey = (1, ((), 1 << 20), False)
+OTHER: InitKey = (2, ((), 1 << 20), False)
 
 
 Make = Callable[..., tuple[Init, socket.socket]]
