@@ -210,7 +210,10 @@ class Launcher:
         if spec.job_id in self.jobs or spec.job_id in self.adopted:
             raise ValueError(f"job {spec.job_id} is already running")
         plan = plan_launch(spec, self.host)
-        init = self.spares.take(plan.key)
+        # A spare's mount namespace is a copy of the host's from when it was made:
+        # a volume mounted on the host since then would be an empty directory in
+        # it, so a job with volumes gets an init cloned now.
+        init = None if spec.volume_mounts else self.spares.take(plan.key)
         if init is None:
             init = spares.clone_init(plan.key, self.host)
         else:
