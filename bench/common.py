@@ -28,6 +28,7 @@ from typing import Any
 import grpc
 import yaml
 
+import joblet
 from joblet.api import joblet_pb2_grpc as pb_grpc
 
 RESULT_PREFIX = "BENCH-RESULT "
@@ -136,6 +137,19 @@ def time_first_byte(argv: Sequence[str], runs: int) -> list[float]:
 
 def unshare_argv(*command: str, extra_ns: Sequence[str] = ()) -> list[str]:
     return ["unshare", *UNSHARE_JOB_NS, *extra_ns, *command]
+
+
+def compile_package(report: Report) -> None:
+    """Compile joblet's sources to bytecode beside them, as `pip install` does
+    (this environment may set PYTHONDONTWRITEBYTECODE, and an editable install
+    would then compile every module at every start); Python reads it even with
+    PYTHONDONTWRITEBYTECODE set."""
+    if os.environ.get("BENCH_NO_BYTECODE"):
+        report.notes.append("joblet not compiled first (BENCH_NO_BYTECODE)")
+        return
+    package = Path(joblet.__file__).parent
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(package)], check=True)
+    report.notes.append(f"joblet compiled to bytecode first (compileall {package})")
 
 
 # ---- a real daemon -----------------------------------------------------------

@@ -19,20 +19,23 @@ BENCH_NO_BYTECODE=1 skips that step.
 
 from __future__ import annotations
 
-import os
 import statistics
-import subprocess
 import sys
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import grpc
 import psutil
-from common import Daemon, Report, parse_args, running_daemon, time_command
+from common import (
+    Daemon,
+    Report,
+    compile_package,
+    parse_args,
+    running_daemon,
+    time_command,
+)
 
-import joblet
 from joblet.api import joblet_pb2 as pb
 from joblet.api import joblet_pb2_grpc as pb_grpc
 
@@ -70,17 +73,6 @@ def run_many(daemon: Daemon, count: int) -> dict[str, int]:
         if statuses["COMPLETED"] == count or time.monotonic() > deadline:
             return dict(statuses)
         time.sleep(0.1)
-
-
-def compile_package(report: Report) -> None:
-    """Compile joblet's sources to bytecode beside them, as `pip install` does
-    (see the docstring); Python then reads it even with PYTHONDONTWRITEBYTECODE."""
-    if os.environ.get("BENCH_NO_BYTECODE"):
-        report.notes.append("joblet not compiled first (BENCH_NO_BYTECODE)")
-        return
-    package = Path(joblet.__file__).parent
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(package)], check=True)
-    report.notes.append(f"joblet compiled to bytecode first (compileall {package})")
 
 
 def rnx_list_s(daemon: Daemon) -> float:

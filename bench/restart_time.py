@@ -26,20 +26,24 @@ bytecode beside the sources, ignored by git). BENCH_NO_BYTECODE=1 skips that.
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import sqlite3
 import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import grpc
 import psutil
-from common import Daemon, Report, parse_args, running_daemon, time_command
+from common import (
+    Daemon,
+    Report,
+    compile_package,
+    parse_args,
+    running_daemon,
+    time_command,
+)
 
-import joblet
 from joblet.api import joblet_pb2 as pb
 from joblet.api import joblet_pb2_grpc as pb_grpc
 
@@ -205,17 +209,6 @@ def measure(daemon: Daemon, total: int, report: Report) -> None:
     report.check("restart", full <= 2.0, f"restart to a list of all {total} jobs <= 2 s")
     report.check("all scheduled", statuses == {"SCHEDULED"}, "every job still SCHEDULED")
     report.notes.append(f"statuses after the restarts: {sorted(statuses)}")
-
-
-def compile_package(report: Report) -> None:
-    """Compile joblet's sources to bytecode beside them, as `pip install` does
-    (see the docstring); Python then reads it even with PYTHONDONTWRITEBYTECODE."""
-    if os.environ.get("BENCH_NO_BYTECODE"):
-        report.notes.append("joblet not compiled first (BENCH_NO_BYTECODE)")
-        return
-    package = Path(joblet.__file__).parent
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(package)], check=True)
-    report.notes.append(f"joblet compiled to bytecode first (compileall {package})")
 
 
 def main() -> None:

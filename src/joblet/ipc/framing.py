@@ -32,6 +32,23 @@ def encode_varint(value: int) -> bytes:
             return bytes(out)
 
 
+def decode_varint(data: bytes | bytearray | memoryview, pos: int, end: int = -1) -> tuple[int, int]:
+    """The varint at `pos` (reading no further than `end`, default the end of
+    `data`) and the offset after it; (-1, -1) when the data ends inside it."""
+    end = len(data) if end < 0 else end
+    value = shift = 0
+    while pos < end:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+        if shift >= 70:
+            raise FrameError("varint is too long (over ten bytes)")
+    return -1, -1
+
+
 def encode_frame(message: Message) -> bytes:
     body = message.SerializeToString()
     return encode_varint(len(body)) + body

@@ -20,20 +20,12 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 from joblet.api import joblet_pb2 as pb
+from joblet.ipc.framing import decode_varint, encode_varint
 from joblet.metrics.history import Series, encode_history, summary_points, summary_series
 from joblet.metrics.summary import Point, summarize_series
 
 TAG = b"\x0a"  # field 1 (samples), length-delimited
 IDLE_S = 600.0  # an entry unread this long is dropped (persist's retention may have moved on)
-
-
-def varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 class StoredHistory:
@@ -71,7 +63,7 @@ class StoredHistory:
         if self._starts is not None:
             self._starts.append(len(self._blob))
         self._stamps.append(timestamp)
-        framed = TAG + varint(len(payload)) + payload
+        framed = TAG + encode_varint(len(payload)) + payload
         self._blob += framed
         if self._series is not None:
             for values, new in zip(self._series, summary_series(framed, 1), strict=True):
@@ -123,7 +115,7 @@ class StoredHistory:
             pos, end = 0, len(self._blob)
             while pos < end:
                 self._starts.append(pos)
-                length, after = _read_varint(self._blob, pos + 1)
+                length, after = decode_varint(self._blob, pos + 1)
                 pos = after + length
         return self._starts[index]
 
@@ -134,20 +126,8 @@ class StoredHistory:
         self._load(self._stamps, payloads)  # rare: rebuilt
 
     def _payload(self, index: int) -> bytes:
-        length, pos = _read_varint(self._blob, self._start(index) + 1)
+        length, pos = decode_varint(self._blob, self._start(index) + 1)
         return self._blob[pos : pos + length]
-
-
-def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
-    """The varint at `pos` and the offset after it."""
-    value = shift = 0
-    while True:
-        byte = data[pos]
-        value |= (byte & 0x7F) << shift
-        pos += 1
-        if not byte & 0x80:
-            return value, pos
-        shift += 7
 
 
 class HistoryCache:

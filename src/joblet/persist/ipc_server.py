@@ -20,7 +20,7 @@ from concurrent.futures import Executor
 from pathlib import Path
 
 from joblet.api import persist_pb2 as pb
-from joblet.ipc.framing import MAX_FRAME, FrameError, encode_frame
+from joblet.ipc.framing import MAX_FRAME, FrameError, decode_varint, encode_frame
 from joblet.persist.ingest import Connection, GroupOutcome, Ingest
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ class FrameSplitter:
         pos, end = 0, len(buf)
         need = 1
         while pos < end:
-            length, start = _varint(buf, pos, end)
+            length, start = decode_varint(buf, pos, end)
             if start < 0:
                 need = end - pos + 1
                 break
@@ -92,21 +92,6 @@ class FrameSplitter:
         self._parts = [rest] if rest else []
         self._have, self._need = len(rest), need
         return frames
-
-
-def _varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
-    """(value, offset after it), or (0, -1) when `buf` ends inside it."""
-    value = shift = 0
-    while pos < end:
-        byte = buf[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, pos
-        shift += 7
-        if shift >= 70:
-            raise FrameError("frame length varint is too long")
-    return 0, -1
 
 
 class _Backlog:

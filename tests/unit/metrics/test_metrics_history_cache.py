@@ -10,10 +10,11 @@ import pytest
 from joblet.api import joblet_pb2 as pb
 from joblet.api import persist_pb2
 from joblet.errors import Unavailable
+from joblet.ipc.framing import encode_varint as varint
 from joblet.metrics import views
 from joblet.metrics.config import MetricsConfig
 from joblet.metrics.history import summary_points, summary_series
-from joblet.metrics.history_cache import HistoryCache, StoredHistory, varint
+from joblet.metrics.history_cache import HistoryCache, StoredHistory
 from joblet.metrics.hub import MetricsHub
 from joblet.metrics.summary import point, summarize, summarize_series
 
