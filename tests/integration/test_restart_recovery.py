@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import sqlite3
 import time
 from collections.abc import Callable
 
@@ -110,3 +112,54 @@ def _job_processes(job_id: str) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def test_job_recorded_as_initializing_is_reattached_and_finishes(
+    make_daemon: Callable[..., RunningDaemon],
+) -> None:
+    """The daemon died after the launch but before the state store heard that the
+    job runs: after the restart it is RUNNING, and its real exit is recorded."""
+    daemon = make_daemon()
+    stub = daemon.jobs()
+    job_id = run(stub, "sh", "-c", "sleep 3; echo finished; exit 3")
+    wait_status(stub, job_id, {"RUNNING"})
+    time.sleep(0.3)  # the RUNNING event reaches the store
+
+    daemon.kill9()
+    _wait_gone(f"state --config {daemon.config_path}")
+    db = sqlite3.connect(daemon.root / "state" / "jobs.db")
+    with db:
+        (record,) = db.execute("SELECT record FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        data = json.loads(record)
+        assert data["status"] == "RUNNING"
+        data["status"] = "INITIALIZING"
+        db.execute(
+            "UPDATE jobs SET record = ? WHERE job_id = ?", (json.dumps(data).encode(), job_id)
+        )
+    db.close()
+    daemon.restart()
+    stub = daemon.jobs()
+
+    assert stub.GetJobStatus(pb.GetJobStatusReq(uuid=job_id)).status == "RUNNING"
+    status = wait_status(stub, job_id, FINAL, timeout=15)
+    assert (status.status, status.exitCode) == ("FAILED", 3)
+    assert logs(stub, job_id) == b"finished\n"
+
+
+def _wait_gone(cmdline_part: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(cmdline_part in _cmdline(entry) for entry in os.listdir("/proc")):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"a process running {cmdline_part!r} is still there")
+
+
+def _cmdline(entry: str) -> str:
+    if not entry.isdigit():
+        return ""
+    try:
+        with open(f"/proc/{entry}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""

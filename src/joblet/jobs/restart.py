@@ -106,6 +106,11 @@ class JobRestorer:
             self._logs.start_copy(job_id)
 
     def _reattach(self, job: Job, pid: int) -> None:
+        if job.status is not JobStatus.RUNNING:
+            # The daemon died between the launch and recording it: the launcher
+            # says the job runs, so it is RUNNING (from about when it was made),
+            # and its exit can be recorded when it comes.
+            job = self._table.apply(job.id, Started(pid=pid, at=job.created_at))
         rt = self._table.runtime[job.id]
         rt.cgroup = self._cgroups.open(job.id)
         rt.limits = self._limits(job.spec)

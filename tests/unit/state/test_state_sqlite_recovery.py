@@ -2,6 +2,7 @@
 
 import logging
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,20 @@ async def test_garbage_file_is_replaced_by_a_fresh_database(
     assert "is not a database" in caplog.text
     (aside,) = tmp_path.glob("jobs.db.corrupt-*[0-9]")
     assert aside.read_bytes().startswith(b"this is not")
+
+
+async def test_a_text_row_does_not_stop_the_listing(tmp_path: Path) -> None:
+    """A row edited by hand (or by another tool) as TEXT is read as UTF-8."""
+    path = tmp_path / "jobs.db"
+    await fill(path, 2)
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE jobs SET record = ? WHERE job_id = 'job-00001'", ('{"a":1}',))
+    db.close()
+    backend = await SqliteBackend.open(path)
+    try:
+        records = dict(await backend.list_all())
+        assert records["job-00001"] == b'{"a":1}'
+        assert records["job-00000"] == ("00000" * 200).encode()
+        assert await backend.get("job-00001") == b'{"a":1}'
+    finally:
+        await backend.close()

@@ -90,12 +90,12 @@ class SqliteBackend:
     async def get(self, job_id: str) -> bytes | None:
         sql = f"SELECT record FROM jobs WHERE job_id = ? AND {_LIVE}"
         row = await self._run(lambda: self._conn.execute(sql, (job_id, time.time())).fetchone())
-        return None if row is None else bytes(row[0])
+        return None if row is None else _blob(row[0])
 
     async def list_all(self) -> list[tuple[str, bytes]]:
         sql = f"SELECT job_id, record FROM jobs WHERE {_LIVE} ORDER BY rowid"
         rows = await self._run(lambda: self._conn.execute(sql, (time.time(),)).fetchall())
-        return [(str(job_id), bytes(record)) for job_id, record in rows]
+        return [(str(job_id), _blob(record)) for job_id, record in rows]
 
     async def close(self) -> None:
         try:
@@ -190,3 +190,9 @@ def _move_aside(path: Path) -> Path:
         if source.exists():
             source.rename(f"{aside}{suffix}")
     return aside
+
+
+def _blob(value: object) -> bytes:
+    # A row written by hand or another tool may hold TEXT: take it as UTF-8
+    # rather than fail the whole listing (a bad record is reported when decoded).
+    return value.encode() if isinstance(value, str) else bytes(value)  # type: ignore[call-overload]
