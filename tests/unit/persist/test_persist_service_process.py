@@ -88,6 +88,10 @@ async def test_ingest_then_query(persist: PersistProcess) -> None:
             batch = _batch(1, start)
             client.send_logs("job-1", batch)
             sent.extend(batch)
+            if start % 1000 == 990:
+                # Persist writes what has arrived as one group and rolls the
+                # segment after a group: three groups of ~22 KB each roll it.
+                assert await client.flush(10)
         client.send_metric("job-1", 5, b"sample-a")
         client.send_metric("job-1", 9, b"sample-b")
         client.job_finished("job-1")
