@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -178,16 +179,34 @@ class RawPair:
             )
 
 
+# Gives a link of the current namespace the GSO/GRO sizes that joblet's job
+# veths get (network.netlink.BIG_TCP_BYTES); run inside a baseline namespace.
+BIG_TCP = """
+import socket, sys
+from joblet.network import netlink as nl
+body = nl._IFINFOMSG.pack(socket.AF_UNSPEC, 0, socket.if_nametoindex(sys.argv[1]), 0, 0)
+for kind in (nl.IFLA_GSO_IPV4_MAX_SIZE, nl.IFLA_GRO_IPV4_MAX_SIZE):
+    body += nl.attr(kind, nl.BIG_TCP_BYTES.to_bytes(4, sys.byteorder))
+with nl.RtNetlink() as rt:
+    rt.transact([nl.Request(nl.RTM_NEWLINK, nl.NLM_F_REQUEST | nl.NLM_F_ACK, body)])
+"""
+
+
 def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True)
 
 
 @contextlib.contextmanager
-def raw_pair(mtu: int = 1500) -> Iterator[RawPair]:
+def raw_pair(mtu: int = 1500, big_tcp: bool = False) -> Iterator[RawPair]:
+    """The baseline pair; `big_tcp` gives both ends the GSO/GRO sizes of a
+    job's veth (the default is the kernel's, 64 KiB)."""
     tag = uuid.uuid4().hex[:6]
     with cpu_cgroups(tag) as cgroups:
         pair = RawPair(f"jbench-a-{tag}", f"jbench-b-{tag}", cgroups)
         with _namespaces(pair, mtu):
+            if big_tcp:
+                for ns, dev in ((pair.a, "va"), (pair.b, "vb")):
+                    _ip("netns", "exec", ns, sys.executable, "-c", BIG_TCP, dev)
             yield pair
 
 
@@ -261,7 +280,12 @@ def job_stream(
                 maxEgressBitsPerSec=sender_egress_bps,
             )
         ).jobUuid
-        sent = wait_status(stub, sender, FINAL, timeout=seconds + 60)
+        # Wait on the sender's log stream, which ends with the job: polling
+        # GetJobStatus during the stream would cost the two jobs CPU that the
+        # baseline's processes do not share.
+        for _ in stub.GetJobLogs(pb.GetJobLogsReq(uuid=sender), timeout=seconds + 60):
+            pass
+        sent = wait_status(stub, sender, FINAL, timeout=60)
         if sent.status != "COMPLETED":
             raise RuntimeError(f"sender {sent.status}: {job_output(stub, sender)!r}")
         done = wait_status(stub, receiver, FINAL, timeout=60)

@@ -51,12 +51,14 @@ def test_link_set_master_and_no_ipv6() -> None:
 
 def test_veth_create_nests_peer_ifinfomsg() -> None:
     req = nl.veth_create("eth0", 1500, "vh1", 7)
-    peer = IFINFO_ANY + "0800 0300 76683100" + "0800 0400 dc050000" + "0800 1c00 07000000"
-    peer_attr = "2c00 0100" + peer  # VETH_INFO_PEER: 4 + 16 + 24 = 44
-    data = "3000 0200" + peer_attr  # IFLA_INFO_DATA: 48
+    # IFLA_GSO_IPV4_MAX_SIZE (63), IFLA_GRO_IPV4_MAX_SIZE (64): 524280 on both ends
+    big = "0800 3f00 f8ff0700" + "0800 4000 f8ff0700"
+    peer = IFINFO_ANY + "0800 0300 76683100" + "0800 0400 dc050000" + "0800 1c00 07000000" + big
+    peer_attr = "3c00 0100" + peer  # VETH_INFO_PEER: 4 + 16 + 24 + 16 = 60
+    data = "4000 0200" + peer_attr  # IFLA_INFO_DATA: 64
     kind = "0900 0100 76657468 00 000000"  # IFLA_INFO_KIND "veth"
-    linkinfo = "4000 1200" + kind + data  # IFLA_LINKINFO: 4 + 12 + 48 = 64
-    body = IFINFO_ANY + "0900 0300 65746830 00 000000" + "0800 0400 dc050000" + linkinfo
+    linkinfo = "5000 1200" + kind + data  # IFLA_LINKINFO: 4 + 12 + 64 = 80
+    body = IFINFO_ANY + "0900 0300 65746830 00 000000" + "0800 0400 dc050000" + big + linkinfo
     assert req == nl.Request(nl.RTM_NEWLINK, CREATE, h(body))
 
 
