@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -268,7 +268,13 @@ def _wait_for_port(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
     raise RuntimeError(f"daemon did not listen on {port}:\n{log.read_text()}")
 
 
-def _setup_root(root: Path, port: int, parent: str, overrides: dict[str, Any]) -> None:
+def _setup_root(
+    root: Path,
+    port: int,
+    parent: str,
+    overrides: dict[str, Any],
+    sections: Mapping[str, Mapping[str, Any]] | None = None,
+) -> None:
     joblet = [sys.executable, "-m", "joblet.daemon.main"]
     subprocess.run(
         [*joblet, "setup", "--root", str(root), "--address", "127.0.0.1", "--port", str(port)],
@@ -278,6 +284,8 @@ def _setup_root(root: Path, port: int, parent: str, overrides: dict[str, Any]) -
     config_path = root / "config" / "joblet-config.yml"
     config = yaml.safe_load(config_path.read_text())
     config.setdefault("joblet", {}).update(overrides)
+    for name, values in (sections or {}).items():
+        config.setdefault(name, {}).update(values)
     config.setdefault("cgroup", {})["parent"] = parent
     config_path.write_text(yaml.safe_dump(config))
 
@@ -299,13 +307,19 @@ def enter_private_netns() -> None:
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
 
 
-def start_daemon(tmp: Path, log_level: str = "INFO", **joblet_overrides: Any) -> Daemon:
+def start_daemon(
+    tmp: Path,
+    log_level: str = "INFO",
+    sections: Mapping[str, Mapping[str, Any]] | None = None,
+    **joblet_overrides: Any,
+) -> Daemon:
     """`joblet setup` a root under `tmp`, then `joblet serve` it in a child,
-    both in the process's own network namespace."""
+    both in the process's own network namespace. `joblet_overrides` go into
+    the config's `joblet:` section, `sections` into the sections they name."""
     enter_private_netns()
     root, port = tmp / "root", free_port()
     parent = f"joblet-bench-{uuid.uuid4().hex[:8]}"
-    _setup_root(root, port, parent, joblet_overrides)
+    _setup_root(root, port, parent, joblet_overrides, sections)
     log_path = tmp / "daemon.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
@@ -327,12 +341,14 @@ def start_daemon(tmp: Path, log_level: str = "INFO", **joblet_overrides: Any) ->
 
 
 @contextlib.contextmanager
-def running_daemon(**joblet_overrides: Any) -> Iterator[Daemon]:
+def running_daemon(
+    sections: Mapping[str, Mapping[str, Any]] | None = None, **joblet_overrides: Any
+) -> Iterator[Daemon]:
     """A daemon for the length of the block; everything is removed after."""
     require_root()
     tmp = Path(tempfile.mkdtemp(prefix="joblet-bench-"))
     try:
-        daemon = start_daemon(tmp, **joblet_overrides)
+        daemon = start_daemon(tmp, sections=sections, **joblet_overrides)
         try:
             yield daemon
         finally:

@@ -184,11 +184,9 @@ class RawPair:
 BIG_TCP = """
 import socket, sys
 from joblet.network import netlink as nl
-body = nl._IFINFOMSG.pack(socket.AF_UNSPEC, 0, socket.if_nametoindex(sys.argv[1]), 0, 0)
-for kind in (nl.IFLA_GSO_IPV4_MAX_SIZE, nl.IFLA_GRO_IPV4_MAX_SIZE):
-    body += nl.attr(kind, nl.BIG_TCP_BYTES.to_bytes(4, sys.byteorder))
+index = socket.if_nametoindex(sys.argv[1])
 with nl.RtNetlink() as rt:
-    rt.transact([nl.Request(nl.RTM_NEWLINK, nl.NLM_F_REQUEST | nl.NLM_F_ACK, body)])
+    rt.transact([nl.link_set(index, gso_bytes=nl.BIG_TCP_BYTES)])
 """
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -200,18 +201,30 @@ def _kernel_at_least(major: int, minor: int) -> bool:
     return (int(release[0]), int(release[1].split("-")[0])) >= (major, minor)
 
 
-def test_job_veths_carry_big_tcp_packets(daemon: RunningDaemon) -> None:
-    """Job veths take 512 KiB GSO packets (IPv4 BIG TCP, kernel 6.3+), so
-    the bridge and netfilter run once per 512 KiB of a stream, not per 64."""
-    if not _kernel_at_least(6, 3):
-        pytest.skip("IPv4 BIG TCP needs kernel 6.3 or later")
-    stub = daemon.jobs()
+def _mean_packet(stub: pb_grpc.JobServiceStub) -> int:
+    """Mean size of the packets a job sends in a 64 MiB stream to another job."""
     receiver = run(stub, "python3", "-c", RECEIVE, network="bridge")
     wait_status(stub, receiver, {"RUNNING"})
     sender = run(stub, "python3", "-c", SEND_BULK, _own_address(receiver), network="bridge")
     status = wait_status(stub, sender, FINAL, timeout=30).status
     assert status == "COMPLETED", logs(stub, sender)
-    mean_packet = int(logs(stub, sender).strip())
-    # The default limit keeps every packet at or under 64 KiB.
-    assert mean_packet > 100_000, f"mean packet {mean_packet} bytes"
     wait_status(stub, receiver, FINAL)
+    return int(logs(stub, sender).strip())
+
+
+def test_big_tcp_auto_stays_off_with_a_64k_uplink(daemon: RunningDaemon) -> None:
+    """This world's uplink takes 64 KiB packets: a job's bigger ones would
+    be cut up in software on their way out, so `auto` leaves job veths at
+    the kernel's default."""
+    mean = _mean_packet(daemon.jobs())
+    assert 1500 < mean <= 65536, f"mean packet {mean} bytes"
+
+
+def test_big_tcp_on_gives_job_veths_512k_packets(tmp_path: Path) -> None:
+    """With bigTcp on, job veths take 512 KiB GSO packets (kernel 6.3+): the
+    bridge and netfilter run once per 512 KiB of a stream, not per 64."""
+    if not _kernel_at_least(6, 3):
+        pytest.skip("IPv4 BIG TCP needs kernel 6.3 or later")
+    with netns_daemon(tmp_path, {"network": {"bigTcp": "on"}}) as running:
+        mean = _mean_packet(running.jobs())
+    assert mean > 100_000, f"mean packet {mean} bytes"

@@ -12,6 +12,7 @@ network:
   maxBitsPerSec: 10000000000    # ceiling of the per-job rate fields
   defaultIngressBitsPerSec: 0   # 0 = unlimited
   defaultEgressBitsPerSec: 0
+  bigTcp: auto                  # 512 KiB GSO packets on job veths: auto, on, off
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ _KEYS = {
     "maxBitsPerSec",
     "defaultIngressBitsPerSec",
     "defaultEgressBitsPerSec",
+    "bigTcp",
 }
+BIG_TCP_MODES = ("auto", "on", "off")
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,10 @@ class NetworkConfig:
     max_bits_per_sec: int = 10_000_000_000
     default_ingress_bps: int = 0
     default_egress_bps: int = 0
+    # auto: only when every link the daemon's routes use takes 512 KiB
+    # packets too (else a job's packets leaving the host would be cut up in
+    # software); on: always; off: the kernel's 64 KiB.
+    big_tcp: str = "auto"
 
 
 def parse_network_config(section: Mapping[str, object] | None) -> NetworkConfig:
@@ -72,6 +79,7 @@ def parse_network_config(section: Mapping[str, object] | None) -> NetworkConfig:
         max_bits_per_sec=_int(data.get("maxBitsPerSec", base.max_bits_per_sec), "maxBitsPerSec", 1),
         default_ingress_bps=_int(data.get("defaultIngressBitsPerSec", 0), "defaultIngress", 0),
         default_egress_bps=_int(data.get("defaultEgressBitsPerSec", 0), "defaultEgress", 0),
+        big_tcp=_big_tcp(data.get("bigTcp", base.big_tcp)),
     )
     if config.default_mode not in MODES or config.default_mode == "host":
         raise ConfigError(
@@ -101,6 +109,14 @@ def _addresses(value: object, key: str) -> tuple[str, ...]:
         return tuple(str(ipaddress.ip_address(str(v))) for v in value)
     except ValueError as exc:
         raise ConfigError(f"network.{key}: {exc}") from exc
+
+
+def _big_tcp(value: object) -> str:
+    # YAML 1.1 reads a bare on/off as true/false.
+    mode = {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+    if mode not in BIG_TCP_MODES:
+        raise ConfigError(f"network.bigTcp must be auto, on or off, not {value!r}")
+    return str(mode)
 
 
 def _bool(value: object, key: str) -> bool:

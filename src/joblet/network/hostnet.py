@@ -50,6 +50,32 @@ def _link_index(nl: RtNetlink, name: str) -> int | None:
         raise
 
 
+def job_gso_bytes(mode: str, prefix: str) -> int:
+    """The IPv4 GSO limit for job veths (0: the kernel's default, 64 KiB).
+
+    A job's TCP sizes its packets by its own veth. A 512 KiB packet routed
+    on to a link that takes less is cut into MTU-sized packets in software
+    (a stream out of the host then runs at a fraction of its speed), so in
+    `auto` job veths get BIG TCP only when every other link that a route
+    uses here takes as much."""
+    if mode == "off":
+        return 0
+    if mode == "on":
+        return netlink.BIG_TCP_BYTES
+    with RtNetlink() as nl:
+        links = {link.ifindex: link for link in nl.links()}
+        used = nl.route_devices()
+    sizes = [
+        links[i].gso_ipv4_max
+        for i in used
+        if i in links and links[i].name != "lo" and not links[i].name.startswith(prefix)
+    ]
+    if any(size is None for size in sizes):
+        return 0  # the kernel has no IPv4 BIG TCP (before 6.3)
+    limit = min([netlink.BIG_TCP_BYTES, *(s for s in sizes if s is not None)])
+    return limit if limit > netlink.LEGACY_GSO_BYTES else 0
+
+
 def links_with_prefix(prefix: str) -> list[str]:
     with RtNetlink() as nl:
         names = nl.link_names()

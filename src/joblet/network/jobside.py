@@ -44,7 +44,10 @@ def setup(plan: dict[str, Any], host_ns_fd: int, host: nl.RtNetlink) -> None:
     # keep ping working for every group, in this namespace only.
     _write_sysctl("net/ipv4/ping_group_range", "0 2147483647")
     with nl.RtNetlink() as job:
-        job.transact([nl.veth_create(JOB_IFACE, plan["mtu"], plan["host_veth"], host_ns_fd)])
+        veth = nl.veth_create(
+            JOB_IFACE, plan["mtu"], plan["host_veth"], host_ns_fd, plan.get("gso_bytes", 0)
+        )
+        job.transact([veth])
         job.transact(job_side_requests(plan, socket.if_nametoindex(JOB_IFACE)))
     names = [plan["host_veth"]] + ([plan["bridge"]] if plan.get("bridge") else [])
     indexes = host.link_indexes(*names)

@@ -68,6 +68,7 @@ class NetworkManager:
         self._lock = threading.Lock()
         self._state = NetState()
         self._state_path = os.path.join(state_dir, "state.json")
+        self.gso_bytes = 0  # set by start()
         self.nameservers = self._pick_nameservers(resolv_conf)
         builtin_bridge = NetworkDef(BRIDGE, config.bridge_cidr, ad.bridge_name(daemon_id, BRIDGE))
         self._builtins = {
@@ -87,6 +88,8 @@ class NetworkManager:
             self._ensure_bridge(net)
         self._apply_firewall()
         self._remove_leftover_links()
+        self.gso_bytes = hostnet.job_gso_bytes(self.config.big_tcp, self.prefix)
+        log.info("job veths: IPv4 GSO limit %s", self.gso_bytes or "kernel default (64 KiB)")
 
     def restore(self, running_job_ids: Iterable[str]) -> None:
         """Keep the allocations of jobs still running; release the rest."""
@@ -152,6 +155,7 @@ class NetworkManager:
             "host_veth": alloc.host_veth,
             "bridge": "" if isolated else self._net(alloc.network).bridge,
             "mtu": self.config.mtu,
+            "gso_bytes": self.gso_bytes,
             "ingress_bps": alloc.ingress_bps,
             "egress_bps": alloc.egress_bps,
             "nameservers": list(self.nameservers),

@@ -24,22 +24,18 @@ NLMSG_ERROR, NLMSG_DONE = 2, 3
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE = 0x1, 0x4, 0x200, 0x400
 NLM_F_DUMP = 0x300  # NLM_F_ROOT | NLM_F_MATCH
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
-RTM_NEWADDR, RTM_NEWROUTE, RTM_NEWQDISC = 20, 24, 36
+RTM_NEWADDR, RTM_NEWROUTE, RTM_GETROUTE, RTM_NEWQDISC = 20, 24, 26, 36
 IFLA_IFNAME, IFLA_MTU, IFLA_MASTER, IFLA_LINKINFO, IFLA_AF_SPEC = 3, 4, 10, 18, 26
 IFLA_NET_NS_FD = 28
 IFLA_GSO_IPV4_MAX_SIZE, IFLA_GRO_IPV4_MAX_SIZE = 63, 64
-# The kernel's largest GSO packet (GSO_MAX_SIZE, 8 * 65535). On veths it
-# lets TCP hand the stack 512 KiB "BIG TCP" packets instead of 64 KiB ones:
-# the bridge, br_netfilter and conntrack then run once per 512 KiB, which
-# is what makes a job-to-job stream as fast as a bare veth pair. Kernels
-# before 6.3 ignore the attributes (and keep 64 KiB); a packet leaving the
-# host is still cut to what the outgoing device takes.
+# The kernel's largest GSO packet (GSO_MAX_SIZE, 8 * 65535) and its default.
 BIG_TCP_BYTES = 524280
+LEGACY_GSO_BYTES = 65536
 IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 1, 2, 1
 IFLA_INET6_ADDR_GEN_MODE, IN6_ADDR_GEN_MODE_NONE = 8, 1
 IFF_UP = 0x1
 IFA_ADDRESS, IFA_LOCAL, IFA_BROADCAST = 1, 2, 4
-RTA_GATEWAY, RTA_OIF = 5, 4
+RTA_GATEWAY, RTA_OIF, RTA_MULTIPATH = 5, 4, 9
 RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE, RTN_UNICAST = 254, 3, 0, 1
 TCA_KIND, TCA_OPTIONS = 1, 2
 TCA_TBF_PARMS, TCA_TBF_RATE64, TCA_TBF_BURST = 1, 4, 6
@@ -94,20 +90,28 @@ def pack_message(req: Request, seq: int, pid: int = 0) -> bytes:
     return _NLMSGHDR.pack(_NLMSGHDR.size + len(req.body), req.type, req.flags, seq, pid) + req.body
 
 
-def veth_create(name: str, mtu: int, peer: str, peer_ns_fd: int) -> Request:
-    """`name` in the socket's namespace, its peer created in peer_ns_fd's."""
+def veth_create(name: str, mtu: int, peer: str, peer_ns_fd: int, gso_bytes: int = 0) -> Request:
+    """`name` in the socket's namespace, its peer created in peer_ns_fd's.
+
+    `gso_bytes` (0: the kernel's default, 64 KiB) sets both ends' IPv4
+    GSO/GRO limit: with 512 KiB ("BIG TCP") a TCP stream hands the stack
+    packets eight times larger, so the bridge, br_netfilter and conntrack
+    run eight times less per byte. Kernels before 6.3 ignore it."""
+    size = _gso(gso_bytes)
     peer_msg = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
     peer_msg += _name(IFLA_IFNAME, peer) + _u32(IFLA_MTU, mtu) + _u32(IFLA_NET_NS_FD, peer_ns_fd)
-    peer_msg += _big_tcp()
+    peer_msg += size
     info = _name(IFLA_INFO_KIND, "veth") + attr(IFLA_INFO_DATA, attr(VETH_INFO_PEER, peer_msg))
     body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
-    body += _name(IFLA_IFNAME, name) + _u32(IFLA_MTU, mtu) + _big_tcp()
+    body += _name(IFLA_IFNAME, name) + _u32(IFLA_MTU, mtu) + size
     body += attr(IFLA_LINKINFO, info)
     return Request(RTM_NEWLINK, _CREATE, body)
 
 
-def _big_tcp() -> bytes:
-    return _u32(IFLA_GSO_IPV4_MAX_SIZE, BIG_TCP_BYTES) + _u32(IFLA_GRO_IPV4_MAX_SIZE, BIG_TCP_BYTES)
+def _gso(size: int) -> bytes:
+    if not size:
+        return b""
+    return _u32(IFLA_GSO_IPV4_MAX_SIZE, size) + _u32(IFLA_GRO_IPV4_MAX_SIZE, size)
 
 
 def link_get(name: str) -> Request:
@@ -128,11 +132,14 @@ def link_delete(index: int) -> Request:
     return Request(RTM_DELLINK, _CHANGE, _IFINFOMSG.pack(socket.AF_UNSPEC, 0, index, 0, 0))
 
 
-def link_set(index: int, *, up: bool = False, master: int = 0, no_ipv6: bool = False) -> Request:
-    """Change a link: bring it up, enslave it, or stop IPv6 address generation
-    (IN6_ADDR_GEN_MODE_NONE: no link-local address when it comes up)."""
+def link_set(
+    index: int, *, up: bool = False, master: int = 0, no_ipv6: bool = False, gso_bytes: int = 0
+) -> Request:
+    """Change a link: bring it up, enslave it, stop IPv6 address generation
+    (IN6_ADDR_GEN_MODE_NONE: no link-local address when it comes up), or
+    set its IPv4 GSO/GRO limit."""
     flags, change = (IFF_UP, IFF_UP) if up else (0, 0)
-    body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, index, flags, change)
+    body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, index, flags, change) + _gso(gso_bytes)
     if master:
         body += _u32(IFLA_MASTER, master)
     if no_ipv6:
@@ -190,18 +197,55 @@ def parse_replies(data: bytes) -> list[tuple[int, int, bytes]]:
     return out
 
 
-def link_name(payload: bytes) -> str | None:
-    """IFLA_IFNAME of an RTM_NEWLINK payload, if it has one."""
-    offset = _IFINFOMSG.size
-    while offset + _RTATTR.size <= len(payload):
-        length, kind = _RTATTR.unpack_from(payload, offset)
+def attrs(data: bytes, offset: int = 0) -> dict[int, bytes]:
+    """The rtattrs of `data` from `offset`, by type (the last of a type wins)."""
+    out: dict[int, bytes] = {}
+    while offset + _RTATTR.size <= len(data):
+        length, kind = _RTATTR.unpack_from(data, offset)
         if length < _RTATTR.size:
             break
-        if kind == IFLA_IFNAME:
-            value = payload[offset + _RTATTR.size : offset + length]
-            return value.split(b"\0", 1)[0].decode()
+        out[kind] = data[offset + _RTATTR.size : offset + length]
         offset += _align(length)
-    return None
+    return out
+
+
+def link_name(payload: bytes) -> str | None:
+    """IFLA_IFNAME of an RTM_NEWLINK payload, if it has one."""
+    value = attrs(payload, _IFINFOMSG.size).get(IFLA_IFNAME)
+    return None if value is None else value.split(b"\0", 1)[0].decode()
+
+
+class LinkInfo(NamedTuple):
+    ifindex: int
+    name: str
+    gso_ipv4_max: int | None  # None: the kernel does not report it (before 6.3)
+
+
+def link_info(payload: bytes) -> LinkInfo:
+    found = attrs(payload, _IFINFOMSG.size)
+    gso = found.get(IFLA_GSO_IPV4_MAX_SIZE)
+    name = found.get(IFLA_IFNAME, b"").split(b"\0", 1)[0].decode()
+    return LinkInfo(reply_index(payload), name, struct.unpack("=I", gso)[0] if gso else None)
+
+
+_RTNEXTHOP = struct.Struct("=HBBi")  # len, flags, hops, ifindex
+
+
+def route_devices(payload: bytes) -> list[int]:
+    """Interface indexes an RTM_NEWROUTE payload sends through (RTA_OIF, or
+    every hop of a multipath route)."""
+    found = attrs(payload, _RTMSG.size)
+    out = []
+    if RTA_OIF in found:
+        out.append(struct.unpack("=i", found[RTA_OIF])[0])
+    hops, offset = found.get(RTA_MULTIPATH, b""), 0
+    while offset + _RTNEXTHOP.size <= len(hops):
+        length, _flags, _hops, index = _RTNEXTHOP.unpack_from(hops, offset)
+        if length < _RTNEXTHOP.size:
+            break
+        out.append(index)
+        offset += _align(length)
+    return out
 
 
 def reply_index(payload: bytes) -> int:
@@ -260,20 +304,32 @@ class RtNetlink:
 
     def link_names(self) -> list[str]:
         """The names of every link in the namespace (an RTM_GETLINK dump)."""
+        return [link.name for link in self.links()]
+
+    def links(self) -> list[LinkInfo]:
+        """Every link of the namespace (an RTM_GETLINK dump)."""
+        request = Request(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, _IFINFOMSG.pack(0, 0, 0, 0, 0))
+        return [link_info(p) for p in self._dump(request, RTM_NEWLINK)]
+
+    def route_devices(self) -> set[int]:
+        """Indexes of the links that IPv4 routes (all tables) send through."""
+        body = _RTMSG.pack(socket.AF_INET, 0, 0, 0, 0, 0, 0, 0, 0)
+        request = Request(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, body)
+        return {i for p in self._dump(request, RTM_NEWROUTE) for i in route_devices(p)}
+
+    def _dump(self, request: Request, reply_type: int) -> list[bytes]:
         self._seq += 1
         seq = self._seq
-        request = Request(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, _IFINFOMSG.pack(0, 0, 0, 0, 0))
         self._sock.send(pack_message(request, seq))
-        names: list[str] = []
+        payloads: list[bytes] = []
         while True:
             for kind, reply_seq, payload in parse_replies(self._sock.recv(65536)):
                 if reply_seq != seq:
                     continue
                 if kind == NLMSG_DONE:
-                    return names
+                    return payloads
                 if kind == NLMSG_ERROR:
                     err = -_NLMSGERR.unpack_from(payload)[0]
                     raise OSError(err, os.strerror(err))
-                name = link_name(payload) if kind == RTM_NEWLINK else None
-                if name is not None:
-                    names.append(name)
+                if kind == reply_type:
+                    payloads.append(payload)

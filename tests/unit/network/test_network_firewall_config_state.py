@@ -49,6 +49,16 @@ def test_config_defaults_and_errors() -> None:
             parse_network_config(bad)
 
 
+def test_config_big_tcp_modes() -> None:
+    assert NetworkConfig().big_tcp == "auto"
+    # YAML 1.1 reads a bare `on` / `off` as true / false.
+    assert parse_network_config({"bigTcp": True}).big_tcp == "on"
+    assert parse_network_config({"bigTcp": False}).big_tcp == "off"
+    assert parse_network_config({"bigTcp": "off"}).big_tcp == "off"
+    with pytest.raises(ConfigError, match="bigTcp must be auto, on or off"):
+        parse_network_config({"bigTcp": "fast"})
+
+
 def test_state_round_trip(tmp_path: Path) -> None:
     state = NetState()
     state.networks["a"] = NetworkDef("a", "10.1.0.0/24", "jabcb1")

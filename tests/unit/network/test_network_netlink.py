@@ -50,7 +50,7 @@ def test_link_set_master_and_no_ipv6() -> None:
 
 
 def test_veth_create_nests_peer_ifinfomsg() -> None:
-    req = nl.veth_create("eth0", 1500, "vh1", 7)
+    req = nl.veth_create("eth0", 1500, "vh1", 7, gso_bytes=nl.BIG_TCP_BYTES)
     # IFLA_GSO_IPV4_MAX_SIZE (63), IFLA_GRO_IPV4_MAX_SIZE (64): 524280 on both ends
     big = "0800 3f00 f8ff0700" + "0800 4000 f8ff0700"
     peer = IFINFO_ANY + "0800 0300 76683100" + "0800 0400 dc050000" + "0800 1c00 07000000" + big
@@ -151,3 +151,24 @@ def test_link_names_dump_from_the_kernel() -> None:
         names = rt.link_names()
         assert "lo" in names and len(names) == len(socket.if_nameindex())
         assert rt.link_indexes("lo") == [socket.if_nametoindex("lo")]  # still in step
+
+
+def test_veth_create_without_gso_size_leaves_the_kernel_default() -> None:
+    req = nl.veth_create("eth0", 1500, "vh1", 7)
+    assert b"\x3f\x00" not in req.body and len(req.body) == 16 + 12 + 8 + 4 + 12 + 4 + 4 + 16 + 24
+
+
+def test_link_info_reads_name_index_and_gso_size() -> None:
+    ifinfo = "00 00 0000 09000000 00000000 00000000"
+    payload = h(ifinfo + "0c00 0300 65746831 3000 0000" + "0800 3f00 00000100")
+    assert nl.link_info(payload) == nl.LinkInfo(9, "eth10", 65536)
+    assert nl.link_info(h(ifinfo + "0800 0300 6c6f0000")).gso_ipv4_max is None
+
+
+def test_route_devices_reads_oif_and_multipath_hops() -> None:
+    rtmsg = "02 00 00 00 fe 03 00 01 00000000"
+    assert nl.route_devices(h(rtmsg + "0800 0400 03000000")) == [3]
+    # RTA_MULTIPATH(9) { rtnexthop(len 8, ifindex 4), rtnexthop(len 8, ifindex 6) }
+    hops = "1400 0900" + "0800 00 00 04000000" + "0800 00 00 06000000"
+    assert nl.route_devices(h(rtmsg + hops)) == [4, 6]
+    assert nl.route_devices(h(rtmsg)) == []
