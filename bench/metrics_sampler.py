@@ -31,7 +31,7 @@ from joblet.resources.interface import JobCgroup, Limits
 
 ROOT = Path("/sys/fs/cgroup")
 JOBS = int(os.environ.get("BENCH_JOBS", "100"))
-SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
+SECONDS = int(os.environ.get("BENCH_SECONDS", "20"))
 DAY_SAMPLES = 24 * 3600 // 5
 
 

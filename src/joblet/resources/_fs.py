@@ -11,6 +11,7 @@ import errno
 import functools
 import os
 import signal
+import stat
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -51,9 +52,19 @@ def make_dir(path: Path) -> None:
 
 def walk_groups(root: Path) -> list[Path]:
     """`root` and every cgroup below it, parents before children."""
-    if not root.is_dir():
+    try:
+        info = os.stat(root)
+    except OSError:
+        return []
+    if not stat.S_ISDIR(info.st_mode):
         return []
     found = [root]
+    if info.st_nlink == 2:
+        # A directory's link count is 2 + its sub-directories (cgroupfs and
+        # tmpfs keep it so): no sub-group, so no listing of the ~40 control
+        # files a v1 group holds. The samplers ask this of every job each
+        # interval.
+        return found
     for dirpath, dirnames, _ in os.walk(root):
         found.extend(Path(dirpath) / name for name in sorted(dirnames))
     return found

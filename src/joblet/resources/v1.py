@@ -40,7 +40,9 @@ class V1JobCgroup:
         return tuple(d / "cgroup.procs" for d in self.hierarchies())
 
     def pids(self) -> list[int]:
-        return sorted(self._all_pids())
+        # Every process of the job is in each hierarchy (it cannot move
+        # itself): one is enough. Killing still checks them all.
+        return sorted(_fs.read_pids(self.dirs.get("pids") or self.hierarchies()[0]))
 
     def read_stats(self) -> CgroupStats:
         texts: dict[str, str] = {}
