@@ -209,12 +209,6 @@ def attrs(data: bytes, offset: int = 0) -> dict[int, bytes]:
     return out
 
 
-def link_name(payload: bytes) -> str | None:
-    """IFLA_IFNAME of an RTM_NEWLINK payload, if it has one."""
-    value = attrs(payload, _IFINFOMSG.size).get(IFLA_IFNAME)
-    return None if value is None else value.split(b"\0", 1)[0].decode()
-
-
 class LinkInfo(NamedTuple):
     ifindex: int
     name: str
@@ -222,6 +216,7 @@ class LinkInfo(NamedTuple):
 
 
 def link_info(payload: bytes) -> LinkInfo:
+    """Index, IFLA_IFNAME ("" if none) and IPv4 GSO limit of an RTM_NEWLINK payload."""
     found = attrs(payload, _IFINFOMSG.size)
     gso = found.get(IFLA_GSO_IPV4_MAX_SIZE)
     name = found.get(IFLA_IFNAME, b"").split(b"\0", 1)[0].decode()
@@ -304,7 +299,7 @@ class RtNetlink:
 
     def link_names(self) -> list[str]:
         """The names of every link in the namespace (an RTM_GETLINK dump)."""
-        return [link.name for link in self.links()]
+        return [link.name for link in self.links() if link.name]
 
     def links(self) -> list[LinkInfo]:
         """Every link of the namespace (an RTM_GETLINK dump)."""

@@ -140,10 +140,10 @@ def test_bridge_create_and_link_delete() -> None:
     )
 
 
-def test_link_name_reads_ifla_ifname() -> None:
+def test_link_info_reads_ifla_ifname_among_other_attributes() -> None:
     payload = h(IFINFO_ANY) + nl.attr(nl.IFLA_MTU, b"\0" * 4) + nl.attr(nl.IFLA_IFNAME, b"lo\0")
-    assert nl.link_name(payload) == "lo"
-    assert nl.link_name(h(IFINFO_ANY)) is None
+    assert nl.link_info(payload).name == "lo"
+    assert nl.link_info(h(IFINFO_ANY)).name == ""
 
 
 def test_link_names_dump_from_the_kernel() -> None:
