@@ -6,6 +6,7 @@ serves:
   SERVER:8080  TCP, answers each connection with the peer's address (what NAT shows)
   SERVER:9999  UDP, records each datagram's source and payload
   SERVER:8081  TCP, answers with a JSON report of what the DNS and 9999 saw
+  SERVER:8082  TCP, reads until the peer shuts its side, answers the byte count
   DNS:53       UDP, one A record per name in NAMES, NXDOMAIN else; bound to
                its own address so that replies come from it (a resolver
                drops answers from any other)
@@ -76,6 +77,16 @@ def serve_tcp(sock: socket.socket, reply: object) -> None:
             conn.sendall(text.encode())
 
 
+def serve_sink(sock: socket.socket) -> None:
+    while True:
+        conn, _ = sock.accept()
+        with conn:
+            total = 0
+            while chunk := conn.recv(1 << 20):
+                total += len(chunk)
+            conn.sendall(str(total).encode())
+
+
 def main() -> None:
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     for address in (SERVER, DNS):
@@ -86,11 +97,13 @@ def main() -> None:
     recorder.bind((SERVER, 9999))
     peer_server = socket.create_server((SERVER, 8080))
     report_server = socket.create_server((SERVER, 8081))
+    sink_server = socket.create_server((SERVER, 8082))
     workers: list[tuple[Callable[..., None], tuple[object, ...]]] = [
         (serve_dns, (dns,)),
         (serve_udp_recorder, (recorder,)),
         (serve_tcp, (peer_server, "peer")),
         (serve_tcp, (report_server, "report")),
+        (serve_sink, (sink_server,)),
     ]
     for target, args in workers:
         threading.Thread(target=target, args=args, daemon=True).start()

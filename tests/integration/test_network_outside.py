@@ -268,3 +268,23 @@ def test_many_bridge_jobs_leave_nothing_behind(ndaemon: NetnsDaemon) -> None:
     assert after == before
     nets = networks(ndaemon).ListNetworks(pb.EmptyRequest()).networks
     assert {n.name: n.jobCount for n in nets}["bridge"] == 0
+
+
+# 64 MiB to the outside's sink, then what the sink counted.
+STREAM_OUT = (
+    "import socket\n"
+    f"c = socket.create_connection(('{OUTSIDE_ADDR}', 8082), timeout=10)\n"
+    "buf = b'x' * (1 << 20)\n"
+    "for _ in range(64): c.sendall(buf)\n"
+    "c.shutdown(socket.SHUT_WR)\n"
+    "print(c.recv(100).decode())\n"
+)
+
+
+def test_big_tcp_on_streams_out_through_nat_whole(tmp_path: Any) -> None:
+    """With bigTcp forced on and a 64 KiB uplink, a job's 512 KiB packets are
+    cut up on their way out (after NAT) and every byte arrives."""
+    with netns_daemon(tmp_path, {"network": {"bigTcp": "on"}}) as running:
+        status, out = finish(running, run(running, "python3", "-c", STREAM_OUT, network="bridge"))
+    assert status == "COMPLETED", out
+    assert int(out.strip()) == 64 << 20
