@@ -25,6 +25,7 @@ both phases.
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 from collections.abc import Callable
 
@@ -49,11 +50,9 @@ def rounds_of(runs: dict[str, Callable[[], float]], rounds: int) -> dict[str, li
 
 def phase(big_tcp: str, rounds: int, seconds: float, big_baseline: bool) -> dict[str, list[float]]:
     print(f"-- network.bigTcp: {big_tcp}", flush=True)
-    with (
-        running_daemon(sections={"network": {"bigTcp": big_tcp}}) as daemon,
-        raw_pair() as pair,
-        raw_pair(big_tcp=True) as big_pair,
-    ):
+    with contextlib.ExitStack() as stack:
+        daemon = stack.enter_context(running_daemon(sections={"network": {"bigTcp": big_tcp}}))
+        pair = stack.enter_context(raw_pair())
         create_network(daemon, NETWORK, CIDRS[big_tcp])
         stub = daemon.jobs()
         job_stream(stub, NETWORK, 1.0)  # warm-up: page cache, first bridge port
@@ -62,6 +61,7 @@ def phase(big_tcp: str, rounds: int, seconds: float, big_baseline: bool) -> dict
             "raw veth": lambda: pair.stream(seconds),
         }
         if big_baseline:
+            big_pair = stack.enter_context(raw_pair(big_tcp=True))
             runs["raw veth with BIG TCP"] = lambda: big_pair.stream(seconds)
         return rounds_of(runs, rounds)
 
