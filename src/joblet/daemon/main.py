@@ -98,13 +98,19 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 async def _serve(config: DaemonConfig, config_path: Path) -> None:
     """Start the helpers first: their start (an interpreter, imports, opening the
     state store) then overlaps importing the daemon, the longest part of a start."""
+    from joblet.daemon.cgroup_owner import claim_cgroup_parent
     from joblet.daemon.helpers import prepare_layout, supervise_helpers
 
     prepare_layout(config.layout)
-    async with supervise_helpers(config_path, config.layout) as supervisors:
-        from joblet.daemon.server import Daemon
+    # Before anything starts: a daemon refused its cgroup parent leaves no trace.
+    claim = claim_cgroup_parent(config)
+    try:
+        async with supervise_helpers(config_path, config.layout) as supervisors:
+            from joblet.daemon.server import Daemon
 
-        await Daemon(config, config_path, supervisors).run_until_signal()
+            await Daemon(config, config_path, supervisors, claim).run_until_signal()
+    finally:
+        claim.release()
 
 
 def _cmd_certs_issue(args: argparse.Namespace) -> int:
