@@ -39,6 +39,22 @@ def _parser() -> argparse.ArgumentParser:
         help="a DNS name or IP clients use to reach this node (repeatable)",
     )
     setup.add_argument("--force", action="store_true", help="overwrite existing keys and configs")
+    setup.add_argument(
+        "--cgroup-parent",
+        metavar="NAME",
+        help="the daemon's cgroup parent (default: joblet for /opt/joblet, "
+        "joblet-<hash of the root> for other roots)",
+    )
+    setup.add_argument(
+        "--bridge-cidr",
+        metavar="CIDR",
+        help="the bridge network (default: a free one of 172.20-31.0.0/16)",
+    )
+    setup.add_argument(
+        "--isolated-pool",
+        metavar="CIDR",
+        help="the pool of isolated jobs' /30s (default: a free one of 10.254-240.0.0/16)",
+    )
 
     serve = sub.add_parser("serve", help="run the daemon in the foreground")
     serve.add_argument(
@@ -76,8 +92,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def _cmd_setup(args: argparse.Namespace) -> int:
     from joblet.setup.command import run_setup
+    from joblet.setup.ranges import PlacementRequest
 
-    result = run_setup(args.root, args.address, args.port, args.server_names, args.force)
+    asked = PlacementRequest(args.cgroup_parent, args.bridge_cidr, args.isolated_pool)
+    result = run_setup(
+        args.root, args.address, args.port, args.server_names, args.force, asked=asked
+    )
     print(result.summary())
     return 0
 
