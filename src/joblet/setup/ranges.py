@@ -157,25 +157,50 @@ def decide_placement(
     others: Sequence[OtherDaemon],
 ) -> Placement:
     """The placement of `root`: what was asked, else what its current config says
-    (a set-up again with --force keeps a running daemon's groups and bridge), else
-    the default parent and free ranges. Raises SetupError on a clash with another
-    daemon's config. Ranges asked for or kept are not checked against the host's
+    (a set-up again with --force keeps a running daemon's groups and bridge) unless
+    another daemon's config took it meanwhile, else the default parent and free
+    ranges. What was asked and clashes with another daemon's config is a
+    SetupError. Ranges asked for or kept are not checked against the host's
     routes: the root's own running daemon has routes there."""
-    parent = asked.cgroup_parent or (current.cgroup_parent if current else None)
-    parent = parent or default_cgroup_parent(root)
+    theirs = taken_networks([], others)
+    kept = current or OtherDaemon(root, "", "", "")
+    parent = (
+        asked.cgroup_parent
+        or _kept_parent(kept.cgroup_parent, others)
+        or default_cgroup_parent(root)
+    )
     _check_parent(parent)
     clash = parent_conflict(parent, others)
     if clash is not None:
         raise SetupError(f"{clash}; pass --cgroup-parent NAME")
-    bridge = asked.bridge_cidr or (current.bridge_cidr if current else None)
-    pool = asked.isolated_pool or (current.isolated_pool if current else None)
-    theirs = taken_networks([], others)
-    for cidr, flag in ((bridge, "--bridge-cidr"), (pool, "--isolated-pool")):
-        if cidr is not None and pick_free([_network(cidr, flag)], theirs) is None:
+    ranges = []
+    for cidr, keep, flag in (
+        (asked.bridge_cidr, kept.bridge_cidr, "--bridge-cidr"),
+        (asked.isolated_pool, kept.isolated_pool, "--isolated-pool"),
+    ):
+        if cidr and pick_free([_network(cidr, flag)], theirs) is None:
             raise SetupError(f"{cidr} overlaps another daemon's network range; pass {flag}")
-    bridge, pool = choose_ranges(taken_networks(host, others), bridge, pool)
+        ranges.append(cidr or _kept_range(keep, theirs))
+    bridge, pool = choose_ranges(taken_networks(host, others), *ranges)
     _checked(bridge, pool)
     return Placement(parent, bridge, pool)
+
+
+def _kept_parent(parent: str, others: Sequence[OtherDaemon]) -> str | None:
+    """The current config's parent, unless it is unusable or another root's too."""
+    try:
+        parent_path(parent)
+    except InvalidArgument:
+        return None
+    return parent if parent_conflict(parent, others) is None else None
+
+
+def _kept_range(cidr: str, theirs: Sequence[str]) -> str | None:
+    """The current config's range, unless it is unusable or another daemon's too."""
+    try:
+        return pick_free([str(ipaddress.ip_network(cidr))], theirs)
+    except ValueError:
+        return None
 
 
 def _check_parent(parent: str) -> None:

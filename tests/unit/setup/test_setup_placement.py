@@ -167,3 +167,18 @@ def test_route_payload_gives_its_destination() -> None:
     assert netlink.route_network(_route("172.20.0.0", 16)) == "172.20.0.0/16"
     assert netlink.route_network(_route(None, 0)) is None  # the default route
     assert netlink.route_network(_route("127.0.0.0", 8, kind=2)) is None  # local
+
+
+def test_set_up_again_replaces_what_another_daemon_took_meanwhile() -> None:
+    """A root set up before parents were per root says `joblet` and the default
+    ranges, like the service's own config: set-up again moves it off them."""
+    stale = OtherDaemon("/tmp/demo", "joblet", "172.20.0.0/16", "10.254.0.0/16")
+    placement = decide_placement("/tmp/demo", PlacementRequest(), stale, HOST, [SERVICE])
+    assert placement == Placement(
+        default_cgroup_parent("/tmp/demo"), "172.21.0.0/16", "10.253.0.0/16"
+    )
+    broken = OtherDaemon("/tmp/demo", "../x", "not-a-cidr", "")
+    placement = decide_placement("/tmp/demo", PlacementRequest(), broken, HOST, [])
+    assert placement == Placement(
+        default_cgroup_parent("/tmp/demo"), *choose_ranges([], None, None)
+    )
