@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,8 @@ import pytest
 
 from joblet.api import joblet_pb2 as pb
 from joblet.api import joblet_pb2_grpc as pb_grpc
+from joblet.resources.detect import create_cgroup_manager
+from joblet.resources.interface import Limits
 
 from .conftest import (
     ROOT_NEEDED,
@@ -165,3 +168,29 @@ def _end(proc: subprocess.Popen[bytes], root: Path, world: Netns) -> None:
     _stop_launcher(root)
     with contextlib.suppress(OSError):
         world.close()
+
+
+def test_a_restart_leaves_job_groups_it_cannot_prove_are_its_own(
+    daemon_a: RunningDaemon,
+) -> None:
+    """A job group under the parent that this root never made (no job directory
+    under the root) survives the start's leftover cleanup, with its process."""
+    foreign_id = str(uuid.uuid4())
+    cgroups = create_cgroup_manager(Path("/sys/fs/cgroup"), daemon_a.cgroup_parent())
+    group = cgroups.create(foreign_id, Limits())
+    with subprocess.Popen(["sleep", "120"]) as sleeper:
+        try:
+            for procs in group.procs_files():
+                procs.write_text(str(sleeper.pid))
+            daemon_a.kill9()
+            daemon_a.restart()
+            job_id = start_waiting_job(daemon_a)  # the start, cleanup included, is over
+            assert sleeper.poll() is None, "the foreign group's process was killed"
+            assert foreign_id in cgroups.leftover_job_ids()
+            status = release_and_wait(daemon_a, job_id)
+            assert (status.status, status.exitCode) == ("FAILED", 7), status.endReason
+        finally:
+            sleeper.kill()
+            sleeper.wait()
+            group.kill_all()
+            group.remove()
