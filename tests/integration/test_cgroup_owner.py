@@ -194,3 +194,25 @@ def test_a_restart_leaves_job_groups_it_cannot_prove_are_its_own(
             sleeper.wait()
             group.kill_all()
             group.remove()
+
+
+def test_the_demo_leaves_a_running_daemons_jobs_alone(
+    daemon_a: RunningDaemon, tmp_path: Path
+) -> None:
+    """`make demo` beside a running daemon: the demo works, with a cgroup parent
+    of its own, and the daemon's job ends with its real exit code."""
+    repo = Path(__file__).resolve().parents[2]
+    if not (repo / ".venv" / "bin" / "joblet").exists():
+        pytest.skip("the demo runs .venv/bin/joblet: `make install` first")
+    job_id = start_waiting_job(daemon_a)
+    env = {**os.environ, "JOBLET_DEMO_ROOT": str(tmp_path / "demo")}
+    script = f"ip link set lo up && exec bash {repo / 'scripts' / 'demo.sh'}"
+    done = subprocess.run(
+        ["unshare", "--net", "bash", "-c", script],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "hello from demo" in done.stdout
+    assert "+ cgroup parent: joblet-demo" in done.stdout
+    status = release_and_wait(daemon_a, job_id)
+    assert (status.status, status.exitCode) == ("FAILED", 7), status.endReason
