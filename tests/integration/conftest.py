@@ -25,8 +25,7 @@ import yaml
 
 from joblet.api import joblet_pb2_grpc as pb_grpc
 from joblet.network.addressing import daemon_prefix
-from joblet.resources.owner import lock_name
-from joblet.resources.ownership import DEFAULT_LOCK_DIR
+from joblet.resources.ownership import forget_owner
 
 from .netns import Netns, Relay, in_netns
 
@@ -112,7 +111,7 @@ class RunningDaemon:
                 self.proc.wait()
         _stop_launcher(self.root)
         _clear_cgroup_parent(self.cgroup_parent())
-        forget_owner(self.cgroup_parent())
+        forget_owner(self.cgroup_parent())  # what a killed daemon left on /run
         self.relay.close()
         self.world.close()
 
@@ -170,14 +169,6 @@ def _clear_cgroup_parent(parent: str) -> None:
                     break
                 except OSError:
                     time.sleep(0.05)  # EBUSY while the last task is still exiting
-
-
-def forget_owner(parent: str) -> None:
-    """Remove the owner record and lock file a killed daemon left on /run (one
-    that ends cleanly with no job group left removes them itself)."""
-    for suffix in (".owner", ".lock"):
-        with contextlib.suppress(FileNotFoundError):
-            (DEFAULT_LOCK_DIR / f"{lock_name(parent)}{suffix}").unlink()
 
 
 def _stop_launcher(root: Path) -> None:

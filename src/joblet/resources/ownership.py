@@ -87,6 +87,16 @@ def read_owner(parent: str, lock_dir: Path = DEFAULT_LOCK_DIR) -> OwnerRecord | 
         return None
 
 
+def forget_owner(parent: str, lock_dir: Path = DEFAULT_LOCK_DIR) -> None:
+    """Remove a parent's record and lock file once its daemon is known dead and its
+    job groups gone (a test's or benchmark's teardown; a daemon that ends with no
+    group left does this itself). Never while a daemon may hold the lock."""
+    name = lock_name(str(parent_path(parent)))
+    for suffix in (".owner", ".lock"):
+        with contextlib.suppress(FileNotFoundError):
+            (lock_dir / f"{name}{suffix}").unlink()
+
+
 def claim_parent(
     parent: str,
     root: Path | str,

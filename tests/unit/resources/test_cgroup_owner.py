@@ -21,7 +21,7 @@ from joblet.resources.owner import (
     refusal,
     render_owner_record,
 )
-from joblet.resources.ownership import ParentOwnedError, claim_parent, read_owner
+from joblet.resources.ownership import ParentOwnedError, claim_parent, forget_owner, read_owner
 
 A = OwnerRecord("/opt/joblet", 4242, "joblet")
 
@@ -191,3 +191,11 @@ def test_a_waiting_claim_gets_the_parent_once_the_owner_releases(tmp_path: Path)
 def test_a_bad_parent_name_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgument):
         claim_parent("../etc", "/opt/joblet", no_groups, tmp_path, wait_s=0)
+
+
+def test_forget_owner_removes_what_a_dead_owner_left(tmp_path: Path) -> None:
+    claim_parent("a/b", "/opt/joblet", lambda: ["j1"], tmp_path, wait_s=0).release()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a%b.lock", "a%b.owner"]
+    forget_owner("a/b", tmp_path)
+    forget_owner("a/b", tmp_path)  # nothing left: harmless
+    assert list(tmp_path.iterdir()) == []
