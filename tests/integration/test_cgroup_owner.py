@@ -79,9 +79,13 @@ def serve_on_parent(tmp: Path, parent: str) -> tuple[subprocess.Popen[bytes], Pa
     """`joblet setup` + `joblet serve` of a new root on `parent`, in a namespace
     of its own; returns without waiting (the start may be refused)."""
     world = Netns()
-    config = write_test_config(tmp / "root", PORT_B, {"cgroup": {"parent": parent}})
-    log_path = tmp / "daemon.log"
-    return _serve(world, config, log_path, None), log_path, world, tmp / "root"
+    try:
+        config = write_test_config(tmp / "root", PORT_B, {"cgroup": {"parent": parent}})
+        log_path = tmp / "daemon.log"
+        return _serve(world, config, log_path, None), log_path, world, tmp / "root"
+    except BaseException:
+        world.close()
+        raise
 
 
 def settle(proc: subprocess.Popen[bytes], world: Netns) -> int | None:
@@ -106,7 +110,8 @@ def test_second_root_on_an_owned_parent_refuses_and_leaves_the_jobs(
     proc, log_path, world, root_b = serve_on_parent(tmp_path / "b", parent)
     try:
         code = settle(proc, world)
-        time.sleep(0.5)  # what a start that killed jobs would have done, it did by now
+        # A start that removed A's job group killed the job before it listened:
+        # the job's final exit code shows it.
         status = release_and_wait(daemon_a, job_id)
         assert (status.status, status.exitCode) == ("FAILED", 7), status.endReason
         assert code is not None and code != 0, "the second daemon started"
