@@ -122,7 +122,7 @@ async def _serve(config: DaemonConfig, config_path: Path) -> None:
     from joblet.daemon.helpers import prepare_layout, supervise_helpers
 
     prepare_layout(config.layout)
-    # Before anything starts: a daemon refused its cgroup parent leaves no trace.
+    # Before any helper starts: a daemon refused its cgroup parent starts nothing.
     claim = claim_cgroup_parent(config)
     try:
         async with supervise_helpers(config_path, config.layout) as supervisors:
