@@ -241,7 +241,9 @@ def remove_cgroup_parent(parent: str, cgroup_root: Path = CGROUP_ROOT) -> None:
     """Kill and remove any job group left under `parent` (a daemon stopped
     with jobs running leaves them), then rmdir the parent in every hierarchy."""
     from joblet.resources.detect import create_cgroup_manager
+    from joblet.resources.ownership import forget_owner
 
+    forget_owner(parent)  # what a daemon killed during the benchmark left on /run
     cgroups = create_cgroup_manager(cgroup_root, parent)
     for job_id in cgroups.leftover_job_ids():
         cgroup = cgroups.open(job_id)

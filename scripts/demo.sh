@@ -1,13 +1,22 @@
 #!/usr/bin/env bash
 # Set up a throw-away root, start the daemon (with its launcher), run a sample
 # job through rnx and show its output, then stop everything. Needs root.
+# The demo's daemon has a cgroup parent of its own and network ranges that
+# set-up picks clear of the host's routes and of other daemons' configs, so a
+# joblet service on the same host keeps its jobs (JOBLET_DEMO_BRIDGE and
+# JOBLET_DEMO_POOL choose the ranges instead).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=${JOBLET_DEMO_ROOT:-/tmp/joblet-demo}
 PORT=${JOBLET_DEMO_PORT:-50051}
+PARENT=${JOBLET_DEMO_CGROUP_PARENT:-joblet-demo}
 BIN=.venv/bin
 
-"$BIN/joblet" setup --root "$ROOT" --address 127.0.0.1 --port "$PORT" --force >/dev/null
+ranges=()
+[[ -n ${JOBLET_DEMO_BRIDGE:-} ]] && ranges+=(--bridge-cidr "$JOBLET_DEMO_BRIDGE")
+[[ -n ${JOBLET_DEMO_POOL:-} ]] && ranges+=(--isolated-pool "$JOBLET_DEMO_POOL")
+"$BIN/joblet" setup --root "$ROOT" --address 127.0.0.1 --port "$PORT" --force \
+  --cgroup-parent "$PARENT" "${ranges[@]}" | sed -n 's/^  \(cgroup parent\|networks\):/+ \1:/p'
 export RNX_CONFIG="$ROOT/config/rnx-config.yml"
 
 "$BIN/joblet" serve --config "$ROOT/config/joblet-config.yml" >"$ROOT/daemon.log" 2>&1 &
@@ -18,6 +27,8 @@ cleanup() {
   if [[ -f "$ROOT/run/launcher/launcher.pid" ]]; then
     kill -TERM "$(cat "$ROOT/run/launcher/launcher.pid")" 2>/dev/null || true
   fi
+  # The daemon keeps its (empty) parent group; the demo leaves none behind.
+  rmdir /sys/fs/cgroup/"$PARENT" /sys/fs/cgroup/*/"$PARENT" 2>/dev/null || true
 }
 trap cleanup EXIT
 

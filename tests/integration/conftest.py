@@ -25,6 +25,7 @@ import yaml
 
 from joblet.api import joblet_pb2_grpc as pb_grpc
 from joblet.network.addressing import daemon_prefix
+from joblet.resources.ownership import forget_owner
 
 from .netns import Netns, Relay, in_netns
 
@@ -110,6 +111,7 @@ class RunningDaemon:
                 self.proc.wait()
         _stop_launcher(self.root)
         _clear_cgroup_parent(self.cgroup_parent())
+        forget_owner(self.cgroup_parent())  # what a killed daemon left on /run
         self.relay.close()
         self.world.close()
 

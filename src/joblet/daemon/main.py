@@ -39,6 +39,22 @@ def _parser() -> argparse.ArgumentParser:
         help="a DNS name or IP clients use to reach this node (repeatable)",
     )
     setup.add_argument("--force", action="store_true", help="overwrite existing keys and configs")
+    setup.add_argument(
+        "--cgroup-parent",
+        metavar="NAME",
+        help="the daemon's cgroup parent (default: joblet for /opt/joblet, "
+        "joblet-<hash of the root> for other roots)",
+    )
+    setup.add_argument(
+        "--bridge-cidr",
+        metavar="CIDR",
+        help="the bridge network (default: a free one of 172.20-31.0.0/16)",
+    )
+    setup.add_argument(
+        "--isolated-pool",
+        metavar="CIDR",
+        help="the pool of isolated jobs' /30s (default: a free one of 10.254-240.0.0/16)",
+    )
 
     serve = sub.add_parser("serve", help="run the daemon in the foreground")
     serve.add_argument(
@@ -76,8 +92,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def _cmd_setup(args: argparse.Namespace) -> int:
     from joblet.setup.command import run_setup
+    from joblet.setup.ranges import PlacementRequest
 
-    result = run_setup(args.root, args.address, args.port, args.server_names, args.force)
+    asked = PlacementRequest(args.cgroup_parent, args.bridge_cidr, args.isolated_pool)
+    result = run_setup(
+        args.root, args.address, args.port, args.server_names, args.force, asked=asked
+    )
     print(result.summary())
     return 0
 
@@ -98,13 +118,19 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 async def _serve(config: DaemonConfig, config_path: Path) -> None:
     """Start the helpers first: their start (an interpreter, imports, opening the
     state store) then overlaps importing the daemon, the longest part of a start."""
+    from joblet.daemon.cgroup_owner import claim_cgroup_parent
     from joblet.daemon.helpers import prepare_layout, supervise_helpers
 
     prepare_layout(config.layout)
-    async with supervise_helpers(config_path, config.layout) as supervisors:
-        from joblet.daemon.server import Daemon
+    # Before any helper starts: a daemon refused its cgroup parent starts nothing.
+    claim = claim_cgroup_parent(config)
+    try:
+        async with supervise_helpers(config_path, config.layout) as supervisors:
+            from joblet.daemon.server import Daemon
 
-        await Daemon(config, config_path, supervisors).run_until_signal()
+            await Daemon(config, config_path, supervisors, claim).run_until_signal()
+    finally:
+        claim.release()
 
 
 def _cmd_certs_issue(args: argparse.Namespace) -> int:

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import grpc
 from joblet.api import joblet_pb2_grpc as pb_grpc
 from joblet.config.model import DaemonConfig
 from joblet.daemon import log_rpc, metrics_rpc
+from joblet.daemon.cgroup_owner import claim_cgroup_parent, proven_own
 from joblet.daemon.helpers import (
     LOAD_TIMEOUT_S,
     StateListener,
@@ -40,6 +42,7 @@ from joblet.metrics.prometheus import PrometheusExporter
 from joblet.network.manager import NetworkManager
 from joblet.resources.detect import create_cgroup_manager
 from joblet.resources.interface import CgroupManager
+from joblet.resources.ownership import ParentClaim
 from joblet.security.interceptor import AuthInterceptor
 from joblet.security.tls import server_credentials
 from joblet.volumes.config import load_volumes_config
@@ -75,10 +78,17 @@ def _grpc_options(config: DaemonConfig) -> list[tuple[str, int]]:
     ]
 
 
-def clean_leftovers(cgroups: CgroupManager, running: set[str]) -> None:
-    """Remove job cgroups of a previous run whose job is no longer alive."""
+def clean_leftovers(
+    cgroups: CgroupManager, running: set[str], is_own: Callable[[str], bool]
+) -> None:
+    """Remove job cgroups of a previous run whose job is no longer alive, only those
+    `is_own` proves are this root's: the parent may hold other daemons' groups."""
+    foreign = 0
     for job_id in cgroups.leftover_job_ids():
         if job_id in running:
+            continue
+        if not is_own(job_id):
+            foreign += 1
             continue
         cgroup = cgroups.open(job_id)
         if cgroup is None:
@@ -89,6 +99,8 @@ def clean_leftovers(cgroups: CgroupManager, running: set[str]) -> None:
             log.info("removed leftover cgroup of job %s", job_id)
         except OSError:
             log.exception("could not remove leftover cgroup of job %s", job_id)
+    if foreign:
+        log.warning("left %d job cgroup(s) this root cannot prove are its own", foreign)
 
 
 def clean_leftover_roots(jobs_dir: Path, running: set[str]) -> None:
@@ -111,11 +123,14 @@ class Daemon:
         config: DaemonConfig,
         config_path: Path,
         supervisors: Sequence[HelperSupervisor] | None = None,
+        claim: ParentClaim | None = None,
     ) -> None:
-        """`supervisors`: helpers already started by the caller, who stops them."""
+        """`supervisors`: helpers already started by the caller, who stops them;
+        `claim`: the cgroup parent, already claimed by the caller, who releases it."""
         self.config = config
         self.config_path = config_path
         self._supervisors = supervisors
+        self._claim = claim
         self.server: grpc.aio.Server | None = None
         self.manager: JobManager | None = None
         self.bound_port = 0
@@ -125,6 +140,10 @@ class Daemon:
         config = self.config
         layout = config.layout
         prepare_layout(layout)
+        claim = self._claim
+        if claim is None:
+            claim = claim_cgroup_parent(config)
+            self._stack.callback(claim.release)
         node_id = config.server.node_id or load_or_create_node_id(layout.state / "node-id")
         cgroups = create_cgroup_manager(config.cgroup.mount_root, config.cgroup.parent)
         log.info("cgroups: %s", cgroups.version)
@@ -142,7 +161,7 @@ class Daemon:
             log.warning("volume: %s", problem)
         launcher = await self._start_launcher()
         running = await launcher.running()
-        clean_leftovers(cgroups, set(running))
+        clean_leftovers(cgroups, set(running), functools.partial(proven_own, claim, layout.jobs))
         clean_leftover_roots(layout.jobs, set(running))
         hub = LogHub()
         hub.start()

@@ -243,6 +243,29 @@ def route_devices(payload: bytes) -> list[int]:
     return out
 
 
+RTM_GETADDR, RTA_DST, RTA_TABLE = 22, 1, 15
+
+
+def addr_network(payload: bytes) -> str | None:
+    """An IPv4 RTM_NEWADDR payload's address as a /32 (None for other families)."""
+    family = _IFADDRMSG.unpack_from(payload)[0]
+    found = attrs(payload, _IFADDRMSG.size)
+    raw = found.get(IFA_LOCAL) or found.get(IFA_ADDRESS)
+    if family != socket.AF_INET or raw is None or len(raw) != 4:
+        return None
+    return f"{ipaddress.IPv4Address(raw)}/32"
+
+
+def route_network(payload: bytes) -> str | None:
+    """The destination of an IPv4 unicast RTM_NEWROUTE payload, any table; None
+    for default routes (they cover everything) and other kinds."""
+    family, dst_len, *_rest, kind, _flags = _RTMSG.unpack_from(payload)
+    raw = attrs(payload, _RTMSG.size).get(RTA_DST)
+    if family != socket.AF_INET or kind != RTN_UNICAST or not dst_len or raw is None:
+        return None
+    return str(ipaddress.IPv4Network((int.from_bytes(raw, "big"), dst_len), strict=False))
+
+
 def reply_index(payload: bytes) -> int:
     """The interface index of an RTM_NEWLINK reply."""
     return int(_IFINFOMSG.unpack_from(payload)[2])
@@ -311,6 +334,16 @@ class RtNetlink:
         body = _RTMSG.pack(socket.AF_INET, 0, 0, 0, 0, 0, 0, 0, 0)
         request = Request(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, body)
         return {i for p in self._dump(request, RTM_NEWROUTE) for i in route_devices(p)}
+
+    def ipv4_networks(self) -> list[str]:
+        """The namespace's IPv4 addresses (/32) and unicast route destinations."""
+        addr = Request(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, _IFADDRMSG.pack(2, 0, 0, 0, 0))
+        route = Request(
+            RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, _RTMSG.pack(2, 0, 0, 0, 0, 0, 0, 0, 0)
+        )
+        found = [addr_network(p) for p in self._dump(addr, RTM_NEWADDR)]
+        found += [route_network(p) for p in self._dump(route, RTM_NEWROUTE)]
+        return [net for net in found if net is not None]
 
     def _dump(self, request: Request, reply_type: int) -> list[bytes]:
         self._seq += 1

@@ -6,6 +6,7 @@ replace) before it writes anything, so a refused set-up leaves no trace.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from joblet.config.model import RootLayout, SecurityConfig
 from joblet.errors import ConfigError
 from joblet.security import certs
 from joblet.security.roles import Role, parse_role
+from joblet.setup import neighbours
 from joblet.setup.config_files import (
     WILDCARD_ADDRESSES,
     NodeEntry,
@@ -33,6 +35,7 @@ from joblet.setup.layout import (
     refuse_existing,
     write_file,
 )
+from joblet.setup.ranges import OtherDaemon, Placement, PlacementRequest, decide_placement
 
 SETUP_HELP = (
     "Create the directory layout under --root, a CA, a server certificate and admin "
@@ -74,6 +77,7 @@ class SetupResult:
     server_names: tuple[str, ...]  # SANs of the server certificate
     client_address: str  # what rnx-config.yml's nodes dial
     created_dirs: tuple[Path, ...]
+    placement: Placement
 
     def summary(self) -> str:
         """A few lines for the CLI to print."""
@@ -84,12 +88,35 @@ class SetupResult:
                 f"  rnx config:    {self.files.rnx_config} (nodes: default, viewer)",
                 f"  server names:  {', '.join(self.server_names)}",
                 f"  clients dial:  {self.client_address}",
+                f"  cgroup parent: {self.placement.cgroup_parent}",
+                f"  networks:      bridge {self.placement.bridge_cidr}, "
+                f"isolated {self.placement.isolated_pool}",
             ]
         )
 
 
+@dataclass(frozen=True)
+class Surroundings:
+    """How set-up learns what else is on the host (replaced in tests)."""
+
+    host_networks: Callable[[], list[str]] = neighbours.host_networks
+    other_daemons: Callable[[Path], list[OtherDaemon]] = neighbours.other_daemons
+    current: Callable[[str], OtherDaemon | None] = neighbours.read_daemon
+
+
+ASK_NOTHING = PlacementRequest()
+HOST = Surroundings()
+
+
 def run_setup(
-    root: Path, address: str, port: int, server_names: list[str], force: bool
+    root: Path,
+    address: str,
+    port: int,
+    server_names: list[str],
+    force: bool,
+    *,
+    asked: PlacementRequest = ASK_NOTHING,
+    surroundings: Surroundings = HOST,
 ) -> SetupResult:
     """Create `root`'s layout, certificates and both config files."""
     if not 1 <= port <= 65535:
@@ -98,6 +125,10 @@ def run_setup(
     files = SetupFiles.of(layout)
     sans = _server_names(address, server_names)
     refuse_existing(files.all(), force)
+    placement = decide_placement(
+        str(root), asked, surroundings.current(str(root)),
+        surroundings.host_networks(), surroundings.other_daemons(root),
+    )  # fmt: skip
     created = create_layout(layout)
     ca = certs.generate_ca()
     server = certs.issue_server_cert(ca.cert_pem, ca.key_pem, sans)
@@ -110,10 +141,12 @@ def run_setup(
     write_file(files.ca_key, ca.key_pem, PRIVATE_MODE)
     write_file(files.ca_cert, ca.cert_pem, PUBLIC_MODE)
     write_file(
-        files.daemon_config, render_daemon_config(root, address, port, security), PRIVATE_MODE
+        files.daemon_config,
+        render_daemon_config(root, address, port, security, placement),
+        PRIVATE_MODE,
     )
     write_file(files.rnx_config, render_rnx_config(nodes), PRIVATE_MODE)
-    return SetupResult(layout, files, tuple(sans), dial, tuple(created))
+    return SetupResult(layout, files, tuple(sans), dial, tuple(created), placement)
 
 
 def _server_names(address: str, server_names: list[str]) -> list[str]:

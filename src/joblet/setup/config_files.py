@@ -23,6 +23,7 @@ from joblet.config.model import (
     LimitDefaults,
     SecurityConfig,
 )
+from joblet.setup.ranges import Placement
 
 WILDCARD_ADDRESSES = frozenset({"", "0.0.0.0", "::", "[::]"})
 _SIZE_UNITS = (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024))
@@ -57,8 +58,11 @@ def _bracket_ipv6(host: str) -> str:
     return f"[{host}]" if is_v6 else host
 
 
-def render_daemon_config(root: Path, address: str, port: int, security: SecurityConfig) -> str:
-    """joblet-config.yml in the shape `joblet.config.loader` reads, defaults spelled out."""
+def render_daemon_config(
+    root: Path, address: str, port: int, security: SecurityConfig, placement: Placement
+) -> str:
+    """joblet-config.yml in the shape `joblet.config.loader` reads, defaults spelled
+    out, with the cgroup parent and network ranges set-up chose for this root."""
     jobs, fs, limits = JobsConfig(), FilesystemConfig(), LimitDefaults()
     doc: dict[str, Any] = {
         "server": {"address": address, "port": port, "nodeId": ""},
@@ -83,13 +87,17 @@ def render_daemon_config(root: Path, address: str, port: int, security: Security
         },
         "cgroup": {
             "mountRoot": str(CgroupConfig().mount_root),
-            "parent": CgroupConfig().parent,
+            "parent": placement.cgroup_parent,
             "defaults": {
                 "maxCpu": limits.max_cpu,
                 "maxMemory": limits.max_memory_mb,
                 "maxIobps": limits.max_iobps,
                 "maxPids": limits.max_pids,
             },
+        },
+        "network": {
+            "bridgeCidr": placement.bridge_cidr,
+            "isolatedPool": placement.isolated_pool,
         },
     }
     header = "# joblet daemon configuration, written by `joblet setup`. Contains the server key.\n"

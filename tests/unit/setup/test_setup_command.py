@@ -29,6 +29,7 @@ from joblet.setup.command import (
 )
 from joblet.setup.config_files import NodeEntry, client_address
 from joblet.setup.layout import SetupError
+from joblet.setup.ranges import default_cgroup_parent
 
 DIRS = ("config", "run", "jobs", "logs", "metrics", "volumes", "network", "runtimes", "state")
 
@@ -84,7 +85,11 @@ def test_daemon_config_round_trips_through_the_loader(tmp_path: Path) -> None:
     assert (config.server.address, config.server.port) == ("0.0.0.0", 50123)
     assert config.jobs == JobsConfig()
     assert config.filesystem == FilesystemConfig()
-    assert config.cgroup == CgroupConfig(defaults=LimitDefaults())
+    assert config.cgroup == CgroupConfig(
+        parent=result.placement.cgroup_parent, defaults=LimitDefaults()
+    )
+    assert config.network.bridge_cidr == result.placement.bridge_cidr
+    assert config.network.isolated_pool == result.placement.isolated_pool
     assert config.security.ca_cert == result.files.ca_cert.read_text()
     server = _cert(config.security.server_cert)
     server.verify_directly_issued_by(_cert(config.security.ca_cert))
@@ -99,7 +104,8 @@ def test_daemon_config_shows_defaults_visibly(tmp_path: Path) -> None:
     assert raw["joblet"]["maxConcurrentJobs"] == 0
     assert raw["joblet"]["jobTimeout"] == "0s"
     assert raw["joblet"]["stopGracePeriod"] == "5s"
-    assert raw["cgroup"]["parent"] == "joblet"
+    # A root other than /opt/joblet gets a parent of its own.
+    assert raw["cgroup"]["parent"] == default_cgroup_parent(str(tmp_path)) != "joblet"
     assert "/usr" in raw["filesystem"]["allowedMounts"]
 
 
