@@ -65,12 +65,15 @@ def leads_own_group(stat_text: str) -> bool:
     return pgrp == pid
 
 
-def init_passes_on(init_status: str, child_stats: Sequence[str], signum: int) -> bool:
+def init_passes_on(init_status: str, child_stats: Sequence[str] | None, signum: int) -> bool:
     """Whether a signal sent now to tini (its /proc status, and the /proc stat
-    of each of its children) reaches the job's command."""
+    of each of its children, None when the kernel does not list them) reaches
+    the job's command."""
     if signum in ALWAYS_DELIVERED:
         return True
-    return init_takes(init_status, signum) and any(leads_own_group(s) for s in child_stats)
+    if not init_takes(init_status, signum):
+        return False
+    return child_stats is None or any(leads_own_group(s) for s in child_stats)
 
 
 @dataclass

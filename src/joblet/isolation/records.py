@@ -42,14 +42,17 @@ def read_start_ticks(pid: int, procfs: str = "/proc") -> int | None:
     return None if state in ("Z", "X") else ticks
 
 
-def read_init(pid: int, procfs: str = "/proc") -> tuple[str, list[str]] | None:
+def read_init(pid: int, procfs: str = "/proc") -> tuple[str, list[str] | None] | None:
     """A job's init as /proc shows it: its status and the stat of each of its
-    children (see pending.init_passes_on); None when it is gone."""
+    children (see pending.init_passes_on), None for those on a kernel without
+    the children file (CONFIG_PROC_CHILDREN); None when the init is gone."""
     status = _read_text(f"{procfs}/{pid}/status")
     if status is None:
         return None
-    children = (_read_text(f"{procfs}/{pid}/task/{pid}/children") or "").split()
-    stats = [_read_text(f"{procfs}/{child}/stat") for child in children]
+    children = _read_text(f"{procfs}/{pid}/task/{pid}/children")
+    if children is None:
+        return status, None
+    stats = [_read_text(f"{procfs}/{child}/stat") for child in children.split()]
     return status, [stat for stat in stats if stat is not None]
 
 

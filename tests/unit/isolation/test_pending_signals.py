@@ -65,6 +65,9 @@ def test_a_signal_is_passed_on_once_tini_waits_and_its_child_has_its_group() -> 
     assert init_passes_on(MASKED, [LEADER], signal.SIGTERM)
     assert init_passes_on(WAITING, [FORKED, LEADER], signal.SIGTERM)
     assert init_passes_on(FRESH, [], signal.SIGKILL)
+    # A kernel that does not list children: the mask is all there is to go by.
+    assert init_passes_on(WAITING, None, signal.SIGTERM)
+    assert not init_passes_on(FRESH, None, signal.SIGTERM)
 
 
 def test_signals_wait_in_order_per_job() -> None:
@@ -123,3 +126,14 @@ def test_a_real_tini_waiting_for_signals_counts_as_ready() -> None:
     finally:
         tini.kill()
         tini.wait()
+
+
+def test_the_init_is_read_from_a_procfs_tree(tmp_path: Path) -> None:
+    (tmp_path / "42" / "task" / "42").mkdir(parents=True)
+    (tmp_path / "42" / "status").write_text(WAITING)
+    assert records.read_init(42, str(tmp_path)) == (WAITING, None)  # no children file
+    (tmp_path / "42" / "task" / "42" / "children").write_text("52 53 ")
+    (tmp_path / "52").mkdir()
+    (tmp_path / "52" / "stat").write_text(LEADER)  # 53 ended in between: skipped
+    assert records.read_init(42, str(tmp_path)) == (WAITING, [LEADER])
+    assert records.read_init(7, str(tmp_path)) is None
