@@ -29,8 +29,8 @@ from typing import Any
 
 from joblet.isolation import libc, records, spares
 from joblet.isolation.jobproc import JobProc
-from joblet.isolation.pending import PendingSignals, init_passes_on
 from joblet.isolation.prepare import HostFacts, InitKey, load_host_facts, plan_launch
+from joblet.isolation.signals import InitSignals
 from joblet.isolation.spec import JobExit, LaunchSpec
 from joblet.isolation.wire import Connection
 
@@ -56,8 +56,9 @@ class Launcher:
         self.early: dict[int, int] = {}  # statuses reaped before the pid was known
         self.adopted: dict[str, records.RunningRecord] = {}
         self.spares = spares.Spares()
-        # Signals for inits not ready to take them yet, with who asked (see pending).
-        self.pending: PendingSignals[tuple[Connection, Any]] = PendingSignals()
+        self.signals: InitSignals[tuple[Connection, Any]] = InitSignals(
+            self._answer_signal, host.procfs
+        )
         self._spare_wanted: tuple[InitKey, float] | None = None  # key, latest clone time
         self._next_lost_check = 0.0
         self.listener = _listen(socket_path)
@@ -99,16 +100,16 @@ class Launcher:
             deadlines.append(spare_deadline)
         if self._spare_wanted is not None:
             deadlines.append(min(self._spare_wanted[1], time.monotonic() + SPARE_IDLE_S))
-        pending_deadline = self.pending.next_deadline()
-        if pending_deadline is not None:
-            deadlines.append(pending_deadline)
+        signal_deadline = self.signals.next_deadline()
+        if signal_deadline is not None:
+            deadlines.append(signal_deadline)
         if not deadlines:
             return None
         return max(0.0, min(deadlines) - time.monotonic())
 
     def _tick(self, idle: bool) -> None:
-        if self.pending:
-            self._deliver_pending()
+        if self.signals:
+            self.signals.deliver_due(self._live_pid)
         for job in list(self.jobs.values()):
             job.maybe_finish(self)
         self.spares.expire()
@@ -198,54 +199,22 @@ class Launcher:
         return {rec.job_id for rec in self.adopted.values()}
 
     def _signal(self, conn: Connection, rid: Any, job_id: str, signum: int) -> None:
-        """Send `signum` to the job's init now if it can pass it on, else once
-        it can; the answer says whether it was sent ("delivered": false when
-        the init ended first: its exit is reported as for any job)."""
+        """Signal the job's init now, or once it can pass the signal on (see
+        signals); the answer says whether it was sent ("delivered": false
+        when the init ended first: its exit is reported as for any job)."""
         pid = self.running().get(job_id)
         if pid is None:
             raise KeyError(f"no running job {job_id}")
         signum = signal.Signals(signum)  # ValueError for a number that is no signal
-        # A previous launcher's job started long ago: its init is ready.
-        not_ready = job_id in self.jobs and self._init_ready(pid, [signum]) is False
-        if signum != signal.SIGKILL and (job_id in self.pending or not_ready):
-            # Before tini can pass it on, or behind signals held already: held.
-            self.pending.add(job_id, signum, (conn, rid), time.monotonic())
-            return
-        self._send(pid, signum)
-        self.reply(conn, rid, {"ok": True, "delivered": True})
+        self.signals.send(job_id, pid, signum, (conn, rid), fresh=job_id in self.jobs)
 
-    def _init_ready(self, pid: int, signals: list[int]) -> bool | None:
-        """Whether the init can pass every one of `signals` on; None when it is gone."""
-        state = records.read_init(pid, self.host.procfs)
-        if state is None:
-            return None
-        return all(init_passes_on(*state, signum) for signum in signals)
+    def _answer_signal(self, waiter: tuple[Connection, Any], delivered: bool) -> None:
+        conn, rid = waiter
+        self.reply(conn, rid, {"ok": True, "delivered": delivered})
 
-    def _send(self, pid: int, signum: int) -> None:
-        # An init this launcher started is its child: until it is reaped here
-        # its pid is its own (a zombie takes the signal silently).
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signum)
-
-    def _deliver_pending(self) -> None:
-        now = time.monotonic()
-        for job_id in self.pending.due(now):
-            job = self.jobs.get(job_id)
-            pid = job.pid if job is not None and job.status is None else 0
-            signals = self.pending.signals(job_id)
-            ready = self._init_ready(pid, signals) if pid else None
-            if ready is None:  # the init ended (reaped or about to be)
-                self._answer_pending(job_id, delivered=False)
-            elif ready:
-                for signum in signals:
-                    self._send(pid, signum)
-                self._answer_pending(job_id, delivered=True)
-            else:
-                self.pending.not_yet(job_id, now)
-
-    def _answer_pending(self, job_id: str, *, delivered: bool) -> None:
-        for _, (conn, rid) in self.pending.take(job_id):
-            self.reply(conn, rid, {"ok": True, "delivered": delivered})
+    def _live_pid(self, job_id: str) -> int:
+        job = self.jobs.get(job_id)
+        return job.pid if job is not None and job.status is None else 0
 
     # --- launching and reaping ---------------------------------------------------
 
@@ -319,7 +288,7 @@ class Launcher:
                 self.early[pid] = status
 
     def forget(self, job: JobProc) -> None:
-        self._answer_pending(job.job_id, delivered=False)
+        self.signals.drop(job.job_id)
         self.jobs.pop(job.job_id, None)
 
     # --- jobs of a previous launcher ---------------------------------------------

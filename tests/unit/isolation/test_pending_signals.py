@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from joblet.isolation.pending import (
     leads_own_group,
     parse_signal_masks,
 )
+from joblet.isolation.signals import InitSignals
 
 # /proc/<pid>/status of tini: just exec'd, with its mask set (all but the
 # signals it leaves to the kernel), and waiting in sigtimedwait(2).
@@ -137,3 +139,79 @@ def test_the_init_is_read_from_a_procfs_tree(tmp_path: Path) -> None:
     (tmp_path / "52" / "stat").write_text(LEADER)  # 53 ended in between: skipped
     assert records.read_init(42, str(tmp_path)) == (WAITING, [LEADER])
     assert records.read_init(7, str(tmp_path)) is None
+
+
+class _Init:
+    """A stand-in init: a real child process (what the signals hit) whose
+    /proc entries a fake procfs tree shows as tini's at a chosen moment."""
+
+    def __init__(self, procfs: Path) -> None:
+        self.proc = subprocess.Popen(["sleep", "30"])
+        self.dir = procfs / str(self.proc.pid)
+        (self.dir / "task" / str(self.proc.pid)).mkdir(parents=True)
+        self.show(FRESH)
+        self.answers: list[tuple[str, bool]] = []
+        self.signals: InitSignals[str] = InitSignals(
+            lambda who, sent: self.answers.append((who, sent)), str(procfs)
+        )
+
+    def show(self, status: str, *child_stats: str) -> None:
+        (self.dir / "status").write_text(status)
+        children = self.dir / "task" / str(self.proc.pid) / "children"
+        children.write_text(" ".join(s.split()[0] for s in child_stats))
+        for stat in child_stats:
+            child = self.dir.parent / stat.split()[0]
+            child.mkdir(exist_ok=True)
+            (child / "stat").write_text(stat)
+
+    def deliver_for(self, seconds: float, pid: int) -> None:
+        """Run the launcher's part of its loop for a while."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and self.signals:
+            self.signals.deliver_due(lambda _: pid)
+            time.sleep(FIRST_LOOK_S)
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture
+def init(tmp_path: Path) -> Iterator[_Init]:
+    stand_in = _Init(tmp_path)
+    yield stand_in
+    stand_in.close()
+
+
+def test_a_signal_is_held_until_the_init_can_pass_it_on(init: _Init) -> None:
+    pid = init.proc.pid
+    init.signals.send("job", pid, signal.SIGTERM, "stop", fresh=True)
+    init.signals.send("job", pid, signal.SIGCONT, "cont", fresh=True)
+    init.deliver_for(0.05, pid)
+    assert init.answers == [] and init.proc.poll() is None
+    init.show(WAITING, FORKED)  # the child has not made its group yet
+    init.deliver_for(0.05, pid)
+    assert init.answers == [] and init.proc.poll() is None
+    init.show(WAITING, LEADER)
+    init.deliver_for(5, pid)
+    assert init.answers == [("stop", True), ("cont", True)]
+    assert init.proc.wait(5) == -signal.SIGTERM
+
+
+def test_a_held_signal_is_answered_when_the_init_ends_first(init: _Init) -> None:
+    init.signals.send("job", init.proc.pid, signal.SIGTERM, "stop", fresh=True)
+    init.deliver_for(0.01, init.proc.pid)
+    init.deliver_for(5, 0)  # reaped: the launcher knows no live pid for it
+    assert init.answers == [("stop", False)]
+    init.signals.send("job", init.proc.pid, signal.SIGTERM, "again", fresh=True)
+    init.signals.drop("job")  # the launcher forgets the job
+    assert init.answers[-1] == ("again", False)
+    assert not init.signals and init.proc.poll() is None
+
+
+def test_sigkill_and_a_long_started_init_are_not_held(init: _Init) -> None:
+    init.signals.send("old", init.proc.pid, signal.SIGCONT, "cont", fresh=False)
+    assert init.answers == [("cont", True)]
+    init.signals.send("job", init.proc.pid, signal.SIGKILL, "kill", fresh=True)
+    assert init.answers[-1] == ("kill", True)
+    assert init.proc.wait(5) == -signal.SIGKILL
