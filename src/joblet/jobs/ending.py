@@ -113,11 +113,12 @@ class JobEnding:
 
     async def _term_init(self, job_id: str, init_pid: int) -> None:
         """SIGTERM to the job's init through the launcher, which holds it until
-        tini can take it: sent from here before that, the kernel drops it and
-        the stop waits the whole grace period for nothing."""
+        tini can take it and pass it on: sent from here before that, the kernel
+        or tini drops it and the stop waits the whole grace period for nothing."""
         if self._launcher is not None:
             try:
-                await self._launcher.signal(job_id, signal.SIGTERM)
+                if not await self._launcher.signal(job_id, signal.SIGTERM):
+                    log.info("job %s ended before its init could take SIGTERM", job_id)
                 return
             except IsolationError:
                 return  # the launcher has no such running job: its init is gone
