@@ -90,6 +90,9 @@ def test_a_file_that_is_not_yaml_is_one_line(tmp_path: Path) -> None:
     path.write_text("joblet: [\n")
     (line,) = check_config_file(path)
     assert line.startswith(f"config {path} is not valid YAML")
+    path.write_bytes(b"joblet:\n  root: \xff\n")
+    assert check_config_file(path) == [f"config {path} is not UTF-8 text: invalid start byte"]
+    assert check_config_file(tmp_path) == [f"cannot read config {tmp_path}: Is a directory"]
 
 
 def test_the_command_prints_ok_or_the_problems(tmp_path: Path) -> None:
