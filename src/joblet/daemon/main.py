@@ -1,4 +1,4 @@
-"""The `joblet` command: setup, serve, certs issue, config check.
+"""The `joblet` command: setup, serve, certs issue.
 
 Errors end as one line on stderr and a non-zero exit code, never a traceback.
 """

@@ -3,19 +3,28 @@ with its path and a did-you-mean; every key the code reads or documents known.""
 
 from __future__ import annotations
 
+import ast
+import inspect
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
 
+from joblet.config import loader
 from joblet.config.keys import Schema, suggest, unknown_keys
 from joblet.config.loader import FILE_KEYS, key_problems, read_config_file
 from joblet.errors import ConfigError
+from joblet.metrics import config as metrics_config
 from joblet.metrics.config import parse_metrics_config
+from joblet.network import config as network_config
 from joblet.network.config import parse_network_config
+from joblet.persist import config as persist_config
 from joblet.persist.config import load_persist_config
+from joblet.state import config as state_config
 from joblet.state.config import load_state_config
+from joblet.volumes import config as volumes_config
 from joblet.volumes.config import load_volumes_config, parse_volumes_config
 
 SCHEMA: Schema = {
@@ -182,3 +191,37 @@ def test_a_feature_section_parsed_alone_names_its_typos() -> None:
         parse_network_config({"bigTCP": "on"})
     with pytest.raises(ConfigError, match=r"volumes.maxsize: unknown key \(did you mean maxSize"):
         parse_volumes_config({"maxsize": "1GB"})
+
+
+def _flatten(schema: Schema) -> set[str]:
+    keys = set(schema)
+    for nested in schema.values():
+        if nested is not None:
+            keys |= _flatten(nested)
+    return keys
+
+
+def _keys_read(module: ModuleType) -> set[str]:
+    """The string keys a config module reads: x.get("key", ...), x["key"],
+    and the sections it takes with _section(raw, "name") / _mapping(...)."""
+    found: set[object] = set()
+    for node in ast.walk(ast.parse(inspect.getsource(module))):
+        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+            found.add(node.slice.value)
+        elif isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            at = {"get": 0, "_section": 1, "_mapping": 1}.get(name)
+            if at is not None and len(node.args) > at and isinstance(node.args[at], ast.Constant):
+                found.add(node.args[at].value)
+    return {key for key in found if isinstance(key, str)}
+
+
+@pytest.mark.parametrize(
+    "module",
+    [loader, persist_config, state_config, metrics_config, network_config, volumes_config],
+    ids=lambda m: m.__name__,
+)
+def test_every_key_the_code_reads_is_known(module: ModuleType) -> None:
+    """A key read but not listed would be refused in every file that sets it."""
+    assert _keys_read(module) - _flatten(FILE_KEYS) == set()
