@@ -10,10 +10,10 @@ Two races lose a signal sent to a job that has just started:
   child has made that group (setpgid(0, 0) right after fork) the kill fails
   with ESRCH and tini drops the signal.
 
-So the launcher keeps such a signal here and looks at the init and its child
-in /proc from its event loop, soon at first and then less often, until the
-init can pass it on or has ended. Pure: the caller reads /proc, sends the
-signal and answers whoever asked.
+So the launcher (isolation/signals.py) keeps such a signal here and looks at
+the init and its child in /proc from its event loop, soon at first and then
+less often, until the init can pass it on or has ended. Pure: the caller
+reads /proc, sends the signal and answers whoever asked.
 """
 
 from __future__ import annotations
