@@ -1,5 +1,8 @@
 """Read joblet-config.yml into a `DaemonConfig`, failing once with a clear message.
 
+Reading the file (`read_config_file`, for the daemon and for each helper)
+refuses every key no section knows, all of them in one message.
+
 The file's shape (camelCase keys, like the reference's):
 
     server:   {address: 0.0.0.0, port: 50051, nodeId: ""}
@@ -20,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from joblet.config.keys import Schema, unknown_keys
 from joblet.config.model import (
     CgroupConfig,
     DaemonConfig,
@@ -32,22 +36,73 @@ from joblet.config.model import (
 )
 from joblet.config.units import parse_duration_s, parse_size_bytes
 from joblet.errors import ConfigError
+from joblet.metrics import config as metrics_config
 from joblet.metrics.config import parse_metrics_config
+from joblet.network import config as network_config
 from joblet.network.config import parse_network_config
+from joblet.persist import config as persist_config
+from joblet.state import config as state_config
+from joblet.volumes import config as volumes_config
+
+# Every section of the file and its keys; the features' own sections come
+# from the modules that read them.
+FILE_KEYS: Schema = {
+    "server": dict.fromkeys(("address", "port", "nodeId")),
+    "joblet": dict.fromkeys(
+        (
+            "root",
+            "maxConcurrentJobs",
+            "jobTimeout",
+            "stopGracePeriod",
+            "maxUploadSize",
+            "maxLogSize",
+            "runAsUser",
+            "runAsGroup",
+        )
+    ),
+    "security": dict.fromkeys(("serverCert", "serverKey", "caCert")),
+    "filesystem": dict.fromkeys(("allowedMounts", "tmpSize")),
+    "cgroup": {
+        "mountRoot": None,
+        "parent": None,
+        "defaults": dict.fromkeys(("maxCpu", "maxMemory", "maxIobps", "maxPids")),
+    },
+    "persist": persist_config.KEYS,
+    "state": state_config.KEYS,
+    "metrics": metrics_config.KEYS,
+    "network": network_config.KEYS,
+    "volumes": volumes_config.KEYS,
+}
 
 
 def read_config_file(path: Path) -> Mapping[str, Any]:
     """The whole YAML file as a mapping; ConfigError naming the file otherwise.
     Every part (daemon, persist, state, volumes) reads its section from this."""
+    raw = read_yaml_mapping(path)
+    problems = key_problems(raw, path)
+    if problems:
+        raise ConfigError("\n".join([f"config {path} has unknown keys:", *problems]))
+    return raw
+
+
+def read_yaml_mapping(path: Path) -> Mapping[str, Any]:
+    """The file as a mapping, its keys unchecked; ConfigError naming the file."""
     try:
         raw = yaml.safe_load(path.read_text())
     except OSError as exc:
         raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config {path} is not UTF-8 text: {exc.reason}") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"config {path} is not valid YAML: {exc}") from exc
     if not isinstance(raw, Mapping):
         raise ConfigError(f"config {path} must be a mapping")
     return raw
+
+
+def key_problems(raw: Mapping[str, Any], path: Path) -> list[str]:
+    """One line per unknown key of the file, naming the file and the key."""
+    return [f"{path}: {line}" for line in unknown_keys(raw, FILE_KEYS)]
 
 
 def load_daemon_config(path: Path) -> DaemonConfig:

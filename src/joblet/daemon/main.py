@@ -87,6 +87,13 @@ def _parser() -> argparse.ArgumentParser:
     issue.add_argument("--role", required=True, choices=["admin", "viewer"])
     issue.add_argument("--name", required=True, help="the client's name (certificate CN)")
     issue.add_argument("--address", help="HOST:PORT clients dial (default: from rnx-config.yml)")
+
+    config = sub.add_parser("config", help="check a config file")
+    config_sub = config.add_subparsers(dest="config_command", required=True, metavar="COMMAND")
+    check = config_sub.add_parser(
+        "check", help="report unknown keys and bad values without starting anything"
+    )
+    check.add_argument("file", type=Path, metavar="FILE", help="a joblet-config.yml")
     return parser
 
 
@@ -141,6 +148,18 @@ def _cmd_certs_issue(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_config_check(args: argparse.Namespace) -> int:
+    from joblet.config.check import check_config_file
+
+    problems = check_config_file(args.file)
+    for line in problems:
+        print(line)
+    if problems:
+        return EXIT_ERROR
+    print(f"{args.file}: ok")
+    return 0
+
+
 def _exit_with_parent() -> None:
     import os
     import signal
@@ -175,6 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "certs": _cmd_certs_issue,
         "persist": _cmd_helper,
         "state": _cmd_helper,
+        "config": _cmd_config_check,
     }
     try:
         return handlers[args.command](args)

@@ -223,9 +223,11 @@ def _setup_fds(prep: Prepared) -> None:
     os.dup2(prep.stdout_w, 1)
     os.dup2(prep.stderr_w, 2)
     _close_inherited([prep.err_w, prep.tini_fd])
-    # Python ignores SIGPIPE and SIGXFSZ; ignored signals survive exec.
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+    # Python ignores SIGPIPE and SIGXFSZ; ignored signals survive exec. tini
+    # ignoring SIGTTOU tells the launcher that it is ready for signals
+    # (pending.init_takes), so none of the launcher's may be inherited.
+    for signum in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGTTIN, signal.SIGTTOU):
+        signal.signal(signum, signal.SIG_DFL)
 
 
 def _drop_privileges(prep: Prepared, order: JobOrder) -> None:

@@ -68,8 +68,11 @@ class LauncherClient:
         jobs = {str(k): int(v) for k, v in answer["jobs"].items()}
         return jobs, {str(j) for j in answer.get("adopted", ())}
 
-    async def signal(self, job_id: str, signum: int) -> None:
-        await self._request({"op": "signal", "job_id": job_id, "signal": signum})
+    async def signal(self, job_id: str, signum: int) -> bool:
+        """Signal the job's init, once it can take the signal: False when it
+        ended before it could (its exit is reported as usual)."""
+        answer = await self._request({"op": "signal", "job_id": job_id, "signal": signum})
+        return bool(answer.get("delivered", True))
 
     async def close(self) -> None:
         self._task.cancel()

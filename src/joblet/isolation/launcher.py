@@ -30,12 +30,12 @@ from typing import Any
 from joblet.isolation import libc, records, spares
 from joblet.isolation.jobproc import JobProc
 from joblet.isolation.prepare import HostFacts, InitKey, load_host_facts, plan_launch
+from joblet.isolation.signals import InitSignals
 from joblet.isolation.spec import JobExit, LaunchSpec
 from joblet.isolation.wire import Connection
 
 Handler = Callable[[], None]
 LOST_CHECK_S = 1.0
-INIT_READY_S = 0.2
 
 
 # A spare is cloned once the launcher saw no event for SPARE_IDLE_S, or at the
@@ -56,6 +56,9 @@ class Launcher:
         self.early: dict[int, int] = {}  # statuses reaped before the pid was known
         self.adopted: dict[str, records.RunningRecord] = {}
         self.spares = spares.Spares()
+        self.signals: InitSignals[tuple[Connection, Any]] = InitSignals(
+            self._answer_signal, host.procfs
+        )
         self._spare_wanted: tuple[InitKey, float] | None = None  # key, latest clone time
         self._next_lost_check = 0.0
         self.listener = _listen(socket_path)
@@ -97,11 +100,16 @@ class Launcher:
             deadlines.append(spare_deadline)
         if self._spare_wanted is not None:
             deadlines.append(min(self._spare_wanted[1], time.monotonic() + SPARE_IDLE_S))
+        signal_deadline = self.signals.next_deadline()
+        if signal_deadline is not None:
+            deadlines.append(signal_deadline)
         if not deadlines:
             return None
         return max(0.0, min(deadlines) - time.monotonic())
 
     def _tick(self, idle: bool) -> None:
+        if self.signals:
+            self.signals.deliver_due(self._live_pid)
         for job in list(self.jobs.values()):
             job.maybe_finish(self)
         self.spares.expire()
@@ -175,8 +183,7 @@ class Launcher:
                 adopted = sorted(self.adopted_ids())
                 self.reply(conn, rid, {"ok": True, "jobs": self.running(), "adopted": adopted})
             elif op == "signal":
-                self._signal(str(request["job_id"]), int(request["signal"]))
-                self.reply(conn, rid, {"ok": True})
+                self._signal(conn, rid, str(request["job_id"]), int(request["signal"]))
             else:
                 self.reply(conn, rid, {"ok": False, "error": f"unknown op: {op!r}"})
         except (KeyError, TypeError, ValueError, OSError) as exc:
@@ -191,18 +198,23 @@ class Launcher:
         """Jobs a previous launcher started: alive, but their output is lost."""
         return {rec.job_id for rec in self.adopted.values()}
 
-    def _signal(self, job_id: str, signum: int) -> None:
+    def _signal(self, conn: Connection, rid: Any, job_id: str, signum: int) -> None:
+        """Signal the job's init now, or once it can pass the signal on (see
+        signals); the answer says whether it was sent ("delivered": false
+        when the init ended first: its exit is reported as for any job)."""
         pid = self.running().get(job_id)
         if pid is None:
             raise KeyError(f"no running job {job_id}")
-        deadline = time.monotonic() + INIT_READY_S
-        while (
-            signum != signal.SIGKILL
-            and not records.init_blocks(pid, signum, self.host.procfs)
-            and time.monotonic() < deadline
-        ):
-            time.sleep(0.001)
-        os.kill(pid, signum)
+        signum = signal.Signals(signum)  # ValueError for a number that is no signal
+        self.signals.send(job_id, pid, signum, (conn, rid), fresh=job_id in self.jobs)
+
+    def _answer_signal(self, waiter: tuple[Connection, Any], delivered: bool) -> None:
+        conn, rid = waiter
+        self.reply(conn, rid, {"ok": True, "delivered": delivered})
+
+    def _live_pid(self, job_id: str) -> int:
+        job = self.jobs.get(job_id)
+        return job.pid if job is not None and job.status is None else 0
 
     # --- launching and reaping ---------------------------------------------------
 
@@ -276,6 +288,7 @@ class Launcher:
                 self.early[pid] = status
 
     def forget(self, job: JobProc) -> None:
+        self.signals.drop(job.job_id)
         self.jobs.pop(job.job_id, None)
 
     # --- jobs of a previous launcher ---------------------------------------------

@@ -42,27 +42,26 @@ def read_start_ticks(pid: int, procfs: str = "/proc") -> int | None:
     return None if state in ("Z", "X") else ticks
 
 
-def parse_blocked_signals(status_text: str) -> int:
-    """The SigBlk mask of /proc/<pid>/status (0 when absent)."""
-    for line in status_text.splitlines():
-        if line.startswith("SigBlk:"):
-            return int(line.split()[1], 16)
-    return 0
+def read_init(pid: int, procfs: str = "/proc") -> tuple[str, list[str] | None] | None:
+    """A job's init as /proc shows it: its status and the stat of each of its
+    children (see pending.init_passes_on), None for those on a kernel without
+    the children file (CONFIG_PROC_CHILDREN); None when the init is gone."""
+    status = _read_text(f"{procfs}/{pid}/status")
+    if status is None:
+        return None
+    children = _read_text(f"{procfs}/{pid}/task/{pid}/children")
+    if children is None:
+        return status, None
+    stats = [_read_text(f"{procfs}/{child}/stat") for child in children.split()]
+    return status, [stat for stat in stats if stat is not None]
 
 
-def init_blocks(pid: int, signum: int, procfs: str = "/proc") -> bool:
-    """Whether the job's init has blocked `signum`, i.e. tini is ready to take it.
-
-    The kernel drops a signal sent from an ancestor pid namespace to a
-    namespace's init while it has the default handler and does not block it
-    (signal(7), SIGNAL_UNKILLABLE), which is tini's state in its first moments.
-    """
+def _read_text(path: str) -> str | None:
     try:
-        with open(f"{procfs}/{pid}/status") as f:
-            mask = parse_blocked_signals(f.read())
+        with open(path) as f:
+            return f.read()
     except OSError:
-        return True
-    return bool(mask >> (signum - 1) & 1)
+        return None
 
 
 def write_atomic(path: str, text: str) -> None:

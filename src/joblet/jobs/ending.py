@@ -10,11 +10,11 @@ import os
 import signal
 from collections.abc import Callable
 
-from joblet.errors import JobletError
+from joblet.errors import IsolationError, JobletError, Unavailable
 from joblet.isolation.spec import JobExit
 from joblet.jobs import recovery
 from joblet.jobs.model import JobStatus
-from joblet.jobs.ports import JobMetrics, JobNetworks
+from joblet.jobs.ports import JobMetrics, JobNetworks, Launcher
 from joblet.jobs.state_machine import Exited
 from joblet.jobs.table import JobRuntime, JobTable
 from joblet.logs.service import JobLogs
@@ -41,6 +41,7 @@ class JobEnding:
         *,
         metrics: JobMetrics | None = None,
         networks: JobNetworks | None = None,
+        launcher: Launcher | None = None,
     ) -> None:
         self._table = table
         self._logs = logs
@@ -48,6 +49,7 @@ class JobEnding:
         self._on_slot_free = on_slot_free
         self._metrics = metrics
         self._networks = networks
+        self._launcher = launcher
 
     def on_exit(self, event: JobExit) -> None:
         """Called by the launcher client when a job's init has ended."""
@@ -88,11 +90,16 @@ class JobEnding:
         if rt is None or rt.cgroup is None or rt.exited.is_set():
             return
         cgroup = rt.cgroup
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._stop_grace_s
+        init_pid = self._table.registry.get(job_id).pid
         for pid in _safe_pids(cgroup):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
+            if pid != init_pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
         try:
-            await asyncio.wait_for(rt.exited.wait(), self._stop_grace_s)
+            await asyncio.wait_for(self._term_init(job_id, init_pid), self._stop_grace_s)
+            await asyncio.wait_for(rt.exited.wait(), max(0.0, deadline - loop.time()))
         except TimeoutError:
             try:
                 async with rt.cgroup_lock:
@@ -103,6 +110,23 @@ class JobEnding:
             # the supervisor-lost path settles the job instead.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(rt.exited.wait(), KILL_SETTLE_S)
+
+    async def _term_init(self, job_id: str, init_pid: int) -> None:
+        """SIGTERM to the job's init through the launcher, which holds it until
+        tini can take it and pass it on: sent from here before that, the kernel
+        or tini drops it and the stop waits the whole grace period for nothing."""
+        if self._launcher is not None:
+            try:
+                if not await self._launcher.signal(job_id, signal.SIGTERM):
+                    log.info("job %s ended before its init could take SIGTERM", job_id)
+                return
+            except IsolationError:
+                return  # the launcher has no such running job: its init is gone
+            except Unavailable as exc:
+                log.warning("stopping job %s through the launcher: %s", job_id, exc)
+        if init_pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(init_pid, signal.SIGTERM)
 
     def release(self, job_id: str) -> None:
         """The job reached a final status: free its resources and its slot."""

@@ -79,6 +79,7 @@ class JobManager:
             on_slot_free=self._start_queued,
             metrics=metrics,
             networks=networks,
+            launcher=launcher,
         )
         self._starter = JobStarter(
             config,

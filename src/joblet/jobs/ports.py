@@ -16,6 +16,8 @@ from joblet.resources.interface import JobCgroup, Limits
 class Launcher(Protocol):
     async def launch(self, spec: LaunchSpec) -> int: ...
 
+    async def signal(self, job_id: str, signum: int) -> bool: ...
+
 
 class JobMetrics(Protocol):
     """Samples running jobs (the metrics hub)."""

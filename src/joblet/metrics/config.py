@@ -16,12 +16,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from joblet.config.keys import Schema, unknown_keys
 from joblet.errors import ConfigError
 
 MIN_INTERVAL_S = 1.0
 DEFAULT_INTERVAL_S = 5.0
 DEFAULT_HISTORY_SAMPLES = 720  # one hour at the default interval
 DEFAULT_HISTORY_CACHE_BYTES = 64 << 20  # about seven 24 h histories
+KEYS: Schema = {
+    "interval": None,
+    "historySamples": None,
+    "historyCacheBytes": None,
+    "cloudMetadata": None,
+    "prometheus": {"enabled": None, "address": None},
+}
 
 
 @dataclass(frozen=True)
@@ -43,10 +51,9 @@ class MetricsConfig:
 def parse_metrics_config(section: Mapping[str, object] | None) -> MetricsConfig:
     """The `metrics:` mapping (None: all defaults); raises ConfigError."""
     data = dict(section or {})
-    known = {"interval", "historySamples", "historyCacheBytes", "cloudMetadata", "prometheus"}
-    unknown = data.keys() - known
-    if unknown:
-        raise ConfigError(f"metrics: unknown keys {sorted(unknown)}")
+    problems = unknown_keys(data, KEYS, "metrics")
+    if problems:
+        raise ConfigError("; ".join(problems))
     interval = _number(data.get("interval", DEFAULT_INTERVAL_S), "metrics.interval")
     if interval < MIN_INTERVAL_S:
         raise ConfigError(f"metrics.interval must be >= {MIN_INTERVAL_S:g} s, not {interval}")

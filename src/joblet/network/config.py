@@ -21,23 +21,26 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from joblet.config.keys import Schema, unknown_keys
 from joblet.errors import ConfigError
 
 MODES = ("bridge", "isolated", "none", "host")
-_KEYS = {
-    "bridgeCidr",
-    "isolatedPool",
-    "defaultMode",
-    "dns",
-    "dnsFallback",
-    "allowHost",
-    "maxCustomNetworks",
-    "mtu",
-    "maxBitsPerSec",
-    "defaultIngressBitsPerSec",
-    "defaultEgressBitsPerSec",
-    "bigTcp",
-}
+KEYS: Schema = dict.fromkeys(
+    (
+        "bridgeCidr",
+        "isolatedPool",
+        "defaultMode",
+        "dns",
+        "dnsFallback",
+        "allowHost",
+        "maxCustomNetworks",
+        "mtu",
+        "maxBitsPerSec",
+        "defaultIngressBitsPerSec",
+        "defaultEgressBitsPerSec",
+        "bigTcp",
+    )
+)
 BIG_TCP_MODES = ("auto", "on", "off")
 
 
@@ -63,9 +66,9 @@ class NetworkConfig:
 def parse_network_config(section: Mapping[str, object] | None) -> NetworkConfig:
     """The `network:` mapping (None: all defaults); raises ConfigError."""
     data = dict(section or {})
-    unknown = data.keys() - _KEYS
-    if unknown:
-        raise ConfigError(f"network: unknown keys {sorted(unknown)}")
+    problems = unknown_keys(data, KEYS, "network")
+    if problems:
+        raise ConfigError("; ".join(problems))
     base = NetworkConfig()
     config = NetworkConfig(
         bridge_cidr=_cidr(data.get("bridgeCidr", base.bridge_cidr), "bridgeCidr"),

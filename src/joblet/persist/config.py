@@ -19,8 +19,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from joblet.config.keys import Schema
 from joblet.config.units import parse_duration_s, parse_size_bytes
 from joblet.errors import ConfigError
+
+KEYS: Schema = {
+    "ipcSocket": None,
+    "grpcSocket": None,
+    "segmentSize": None,
+    "segmentTime": None,
+    "compressionLevel": None,
+    "clientBuffer": None,
+    "retention": {"maxAge": None, "maxTotalSize": None, "sweepInterval": None},
+    "listen": None,
+}
 
 
 @dataclass(frozen=True)

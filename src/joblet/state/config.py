@@ -23,10 +23,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from joblet.config.keys import Schema
 from joblet.config.units import parse_duration_s
 from joblet.errors import ConfigError
 
 BACKENDS = ("sqlite", "memory", "redis", "dynamodb")
+_REDIS_TLS_KEYS: Schema = dict.fromkeys(("enabled", "caFile", "certFile", "keyFile", "verify"))
+KEYS: Schema = {
+    "backend": None,
+    "socket": None,
+    "writeTimeout": None,
+    "writeRetries": None,
+    "bufferSize": None,
+    "sqlite": {"path": None},
+    "redis": {
+        **dict.fromkeys(("host", "port", "db", "password", "keyPrefix")),
+        "tls": _REDIS_TLS_KEYS,  # or true / false
+    },
+    "dynamodb": dict.fromkeys(("region", "table", "endpoint", "ttlDays", "createTable")),
+}
 DEFAULT_ROOT = Path("/opt/joblet")
 
 

@@ -15,11 +15,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from joblet.config.keys import Schema, unknown_keys
 from joblet.config.units import parse_size_bytes
 from joblet.errors import ConfigError
 
 DEFAULT_MAX_SIZE = 100 * 1000**3
-KEYS = frozenset({"maxSize", "maxCount"})
+KEYS: Schema = {"maxSize": None, "maxCount": None}
 
 
 @dataclass(frozen=True)
@@ -31,9 +32,9 @@ class VolumesConfig:
 def parse_volumes_config(section: Mapping[str, object] | None) -> VolumesConfig:
     """The `volumes:` mapping (None: all defaults); raises ConfigError."""
     data = dict(section or {})
-    unknown = data.keys() - KEYS
-    if unknown:
-        raise ConfigError(f"volumes: unknown keys {sorted(unknown)}")
+    problems = unknown_keys(data, KEYS, "volumes")
+    if problems:
+        raise ConfigError("; ".join(problems))
     raw_size = data.get("maxSize", DEFAULT_MAX_SIZE)
     if isinstance(raw_size, bool) or not isinstance(raw_size, str | int):
         raise ConfigError(f"volumes.maxSize must be a size such as 100GB, not {raw_size!r}")

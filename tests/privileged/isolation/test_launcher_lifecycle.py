@@ -84,6 +84,27 @@ async def test_signal_reaches_the_command(launcher: Harness) -> None:
     assert result.exit.exit_code == 128 + signal.SIGTERM
 
 
+async def test_a_signal_right_after_the_launch_reaches_the_command(launcher: Harness) -> None:
+    """Sent before tini blocks signals or before its child has its process
+    group, a signal would be dropped; the launcher holds it until then."""
+    for _ in range(30):
+        spec = launcher.spec(["sleep", "30"])
+        await launcher.start(spec)
+        assert await launcher.client.signal(spec.job_id, signal.SIGTERM)
+        result = await launcher.wait(spec)
+        assert result.exit.exit_code == 128 + signal.SIGTERM
+
+
+async def test_a_signal_for_a_job_that_ended_is_refused(launcher: Harness) -> None:
+    spec = launcher.spec(["true"])
+    await launcher.start(spec)
+    await launcher.wait(spec)
+    with pytest.raises(IsolationError, match="no running job"):
+        await launcher.client.signal(spec.job_id, signal.SIGTERM)
+    with pytest.raises(IsolationError, match="signal"):
+        await launcher.client.signal(spec.job_id, 12345)
+
+
 async def test_job_survives_client_disconnect(launcher: Harness) -> None:
     other = await LauncherClient.connect(launcher.socket)
     spec = launcher.spec(sh("sleep 0.3; echo done"))

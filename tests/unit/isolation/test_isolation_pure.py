@@ -63,8 +63,6 @@ def test_proc_stat_parsing_survives_odd_command_names() -> None:
     state, ticks = records.parse_start_ticks(f"42 (a) b (c)) S {fields}")
     assert state == "S"
     assert ticks == 22  # field 22 of stat is the 20th after the state
-    assert records.parse_blocked_signals("SigPnd:\t0\nSigBlk:\t0000000000004000\n") == 0x4000
-    assert records.parse_blocked_signals("Name: x\n") == 0
 
 
 def test_exit_from_status() -> None:
