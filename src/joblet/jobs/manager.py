@@ -232,6 +232,10 @@ class JobManager:
         """Called by the launcher client when a job's init has ended."""
         self._ending.on_exit(event)
 
+    def on_launcher_back(self, running: dict[str, int], adopted: AbstractSet[str]) -> None:
+        """Called once a launcher answers again after the connection broke."""
+        self._restorer.after_launcher_loss(running, adopted)
+
     # ---- schedule and queue --------------------------------------------
 
     def _arm_schedule(self, job_id: str, at: float) -> None:
