@@ -133,6 +133,9 @@ class JobManager:
 
     async def submit(self, spec: JobSpec, scheduled_at: float = 0.0) -> Job:
         """Accept a validated job: write its workspace, then start, queue or schedule it."""
+        # Its record (and soon its files) need room: refuse it now, clearly,
+        # rather than accept a job whose state cannot be kept.
+        workspace.check_room(self._config.layout, spec)
         job_id = new_job_id()
         created_at = self._clock()
         names: tuple[str, ...] = ()
