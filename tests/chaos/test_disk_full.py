@@ -83,6 +83,7 @@ def test_full_disk_refuses_new_jobs_marks_dropped_output_and_recovers(
     stub = daemon.jobs()
     done = str(stub.RunJob(pb.RunJobRequest(command="echo", args=["before"])).jobUuid)
     ticker = str(stub.RunJob(pb.RunJobRequest(command="sh", args=["-c", TICKER])).jobUuid)
+    sleeper = str(stub.RunJob(pb.RunJobRequest(command="sleep", args=["300"])).jobUuid)
     wait_for(lambda: b"line-5 " in logs(stub, ticker), "the ticker's output")
     filler = daemon.root / "filler"
 
@@ -91,6 +92,8 @@ def test_full_disk_refuses_new_jobs_marks_dropped_output_and_recovers(
         stub.RunJob(pb.RunJobRequest(command="echo", args=["no room"]))
     assert refused.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "no room for a new job" in str(refused.value.details())
+    stub.StopJob(pb.StopJobReq(uuid=sleeper))  # a change the state store has no room for
+    assert wait_status(stub, sleeper, FINAL).status == "STOPPED"
     time.sleep(1.0)  # the ticker prints on into a full disk
     assert wait_status(stub, ticker, {"RUNNING"}, timeout=1)  # and so does its relay
     filler.unlink()
@@ -111,15 +114,14 @@ def test_full_disk_refuses_new_jobs_marks_dropped_output_and_recovers(
                if line.startswith(b"line-")]  # fmt: skip
     assert numbers == sorted(numbers) and numbers[-1] - numbers[0] + 1 > len(numbers)  # a gap
     listed = statuses(stub)
-    wait_for(lambda: _stored(daemon).get(ticker) == "STOPPED", "the state store to catch up")
+    stored = {ticker: "STOPPED", sleeper: "STOPPED", after: "COMPLETED", done: "COMPLETED"}
+    wait_for(lambda: _stored(daemon, stored) == stored, "the state store to catch up")
 
     daemon.kill9()
     daemon.restart()
     stub = daemon.jobs()
     again = statuses(stub)
-    assert {j: again[j] for j in (done, ticker, after)} == {
-        j: listed[j] for j in (done, ticker, after)
-    }
+    assert {j: again[j] for j in stored} == {j: listed[j] for j in stored}
     assert logs(stub, ticker) == text
     assert logs(stub, done) == b"before\n"
     db = sqlite3.connect(daemon.root / "state" / "jobs.db")
@@ -129,8 +131,8 @@ def test_full_disk_refuses_new_jobs_marks_dropped_output_and_recovers(
         db.close()
 
 
-def _stored(daemon: RunningDaemon) -> dict[str, str]:
-    """Job id -> status, as the state helper's SQLite file holds them."""
+def _stored(daemon: RunningDaemon, jobs: dict[str, str]) -> dict[str, str]:
+    """Job id -> status of `jobs`, as the state helper's SQLite file holds them."""
     import json
 
     db = sqlite3.connect(f"file:{daemon.root / 'state' / 'jobs.db'}?mode=ro", uri=True)
@@ -140,4 +142,4 @@ def _stored(daemon: RunningDaemon) -> dict[str, str]:
         return {}
     finally:
         db.close()
-    return {job_id: json.loads(record)["status"] for job_id, record in rows}
+    return {job_id: json.loads(record)["status"] for job_id, record in rows if job_id in jobs}
