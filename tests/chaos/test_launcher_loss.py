@@ -143,3 +143,19 @@ def test_launch_request_over_1mib_does_not_break_later_jobs(daemon: RunningDaemo
         assert wait_status(stub, job_id, FINAL).status == "COMPLETED"
         assert logs(stub, job_id) == f"later-{i}\n".encode()
     assert daemon.launcher_pid() == launcher  # the connection held: nothing was restarted
+
+
+def test_env_over_the_kernels_limit_fails_its_job_clearly_and_later_jobs_run(
+    daemon: RunningDaemon,
+) -> None:
+    stub = daemon.jobs()
+    # Nine values of 170 KB: a 1.5 MB request, each variable over the
+    # kernel's MAX_ARG_STRLEN (128 KiB), so exec cannot take it.
+    env = {f"BIG{i}": "x" * 170_000 for i in range(9)}
+    big = run(stub, "true", environment=env)
+    status = wait_status(stub, big, FINAL)
+    assert status.status == "FAILED"
+    assert "argument list too long" in status.endReason.lower(), status.endReason
+    later = run(stub, "echo", "later")
+    assert wait_status(stub, later, FINAL).status == "COMPLETED"
+    assert logs(stub, later) == b"later\n"
