@@ -43,8 +43,7 @@ class LauncherLink:
         self._on_back: list[BackCallback] = []
         self._children: set[int] = set()  # launchers this daemon started: reaped here
         self._task: asyncio.Task[None] | None = None
-        self.pid = 0
-        self.reconnects = 0
+        self.pid = 0  # the launcher's, once connected
 
     async def connect(self) -> None:
         """The first connection (starting a launcher if none answers)."""
@@ -112,7 +111,6 @@ class LauncherLink:
             raise
         self._client = client
         if back:
-            self.reconnects += 1
             log.warning("launcher (pid %d) connected; it runs %d job(s)", self.pid, len(running))
             for callback in self._on_back:
                 callback(running, adopted)
