@@ -34,8 +34,11 @@ RETRY_MAX_S = 2.0
 class LauncherLink:
     """Implements the manager's `Launcher` port over whichever launcher runs."""
 
-    def __init__(self, socket_path: Path, state_dir: Path) -> None:
+    def __init__(
+        self, socket_path: Path, state_dir: Path, *, settle_after_s: float = START_TIMEOUT_S
+    ) -> None:
         self._socket = str(socket_path)
+        self._settle_after_s = settle_after_s
         self._state_dir = state_dir
         self._client: LauncherClient | None = None
         self._ready = asyncio.Event()
@@ -136,14 +139,22 @@ class LauncherLink:
             self._reap()  # the old launcher is surely gone by now, if it died
 
     async def _reconnect(self) -> None:
-        """Until a launcher answers and the manager has settled the jobs."""
+        """Until a launcher answers and the manager has settled the jobs. If
+        none answers for `settle_after_s`, the jobs are settled as if a
+        launcher had answered that it runs none: nothing supervises them."""
         delay = RETRY_FIRST_S
+        settle_at = asyncio.get_running_loop().time() + self._settle_after_s
         while True:
             try:
                 await self._connect(back=True)
                 return
             except (JobletError, OSError) as exc:
                 log.error("no launcher yet (%s); retrying in %.2fs", exc, delay)
+            if settle_at and asyncio.get_running_loop().time() >= settle_at:
+                settle_at = 0.0
+                log.error("no launcher for %.0fs: settling the jobs it ran", self._settle_after_s)
+                for callback in self._on_back:
+                    callback({}, set())
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_S)
 

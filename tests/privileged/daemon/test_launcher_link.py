@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import uuid
 from collections.abc import AsyncIterator
@@ -123,3 +124,32 @@ async def test_a_killed_launcher_is_replaced_and_launches_wait_for_it(
     # The old launcher is reaped (it was the link's child): no zombie stays.
     with pytest.raises(ChildProcessError):
         os.waitpid(old, os.WNOHANG)
+
+
+async def test_jobs_are_settled_when_no_launcher_can_be_started(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root: namespaces, mounts and pivot_root")
+    sockets = tmp_path / "sockets"
+    sockets.mkdir()
+    launcher = LauncherLink(sockets / "l.sock", tmp_path / "launcher", settle_after_s=0.5)
+    seen = Seen()
+    launcher.on_back(seen.back)
+    await launcher.connect()
+    launcher.keep_up()
+    job = spec(tmp_path, "sleep 30")
+    job_pid = await launcher.launch(job)
+    await until((tmp_path / "launcher" / f"{job.job_id}.json").exists, "the job's record")
+    try:
+        shutil.rmtree(sockets)  # no new launcher can listen there
+        os.kill(launcher.pid, signal.SIGKILL)
+        await until(lambda: seen.backs, "the jobs to be settled without a launcher")
+        assert seen.backs[0] == ({}, set())  # the manager settles every job it ran
+        sockets.mkdir()
+        await until(lambda: len(seen.backs) > 1, "a launcher at last")
+        assert seen.backs[1][1] == {job.job_id}  # the new one lists it as orphaned
+    finally:
+        os.kill(job_pid, signal.SIGKILL)
+        pid = launcher.pid
+        await launcher.close()
+        os.kill(pid, signal.SIGTERM)
+        os.waitpid(pid, 0)
