@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,6 +20,10 @@ T = TypeVar("T")
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: BaseException) -> None:
     if isinstance(exc, JobletError):
         await context.abort(exc.code, str(exc))
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        # A full disk is a resource the caller can wait for, not a bug.
+        where = f" ({exc.filename})" if exc.filename else ""
+        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{exc.strerror}{where}")
     log.exception("unexpected error in RPC", exc_info=exc)
     await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
 

@@ -26,11 +26,11 @@ from joblet.daemon.helpers import (
     start_helpers,
 )
 from joblet.daemon.job_service import JobService
+from joblet.daemon.launcher_link import LauncherLink
 from joblet.daemon.monitoring_service import MonitoringService
 from joblet.daemon.network_service import NetworkService
 from joblet.daemon.supervisor import HelperSupervisor
 from joblet.daemon.volume_service import VolumeService
-from joblet.isolation.client import LauncherClient, ensure_launcher
 from joblet.jobs.manager import LOG_FILE, JobManager
 from joblet.logs.follow import LogHub
 from joblet.logs.service import JobLogs
@@ -180,23 +180,21 @@ class Daemon:
             volumes=self._volumes,
         )  # fmt: skip
         launcher.on_exit(self.manager.on_exit)
+        launcher.on_back(self.manager.on_launcher_back)
         jobs = await loading
         running, orphaned = await launcher.running_detail()
         self.manager.restore(jobs, running, orphaned)
+        launcher.keep_up()  # a broken connection is replaced, its jobs settled
         self._volumes.set_users_of(self._volume_users)
         self._networks.restore(j.id for j in self.manager.list_jobs() if not j.status.is_final)
         log.info("loaded %d job(s) from state (%s)", len(jobs), helpers.state_config.backend)
         await self._serve(node_id, metrics)
 
-    async def _start_launcher(self) -> LauncherClient:
+    async def _start_launcher(self) -> LauncherLink:
         layout = self.config.layout
-        launcher_dir = layout.run / "launcher"
-        await ensure_launcher(str(layout.launcher_socket), str(launcher_dir))
-        launcher = await LauncherClient.connect(str(layout.launcher_socket))
+        launcher = LauncherLink(layout.launcher_socket, layout.run / "launcher")
         self._stack.push_async_callback(launcher.close)
-        # The launcher outlives the daemon on purpose; its pid lets an operator
-        # (or a test) end it once no job runs.
-        (launcher_dir / "launcher.pid").write_text(f"{await launcher.ping()}\n")
+        await launcher.connect()
         return launcher
 
     async def _serve(self, node_id: str, metrics: MetricsHub) -> None:

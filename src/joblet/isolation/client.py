@@ -6,18 +6,22 @@ import asyncio
 import contextlib
 import itertools
 import json
+import logging
 import os
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
-from joblet.errors import IsolationError, Unavailable
+from joblet.errors import InvalidArgument, IsolationError, Unavailable
+from joblet.isolation import wire
 from joblet.isolation.spec import JobExit, LaunchSpec
 
 ExitCallback = Callable[[JobExit], None]
 START_TIMEOUT_S = 10.0
-LINE_LIMIT = 1 << 20
+START_POLL_S = 0.01
+
+log = logging.getLogger(__name__)
 
 
 class LauncherClient:
@@ -35,7 +39,7 @@ class LauncherClient:
     @classmethod
     async def connect(cls, socket_path: str) -> LauncherClient:
         try:
-            reader, writer = await asyncio.open_unix_connection(socket_path, limit=LINE_LIMIT)
+            reader, writer = await asyncio.open_unix_connection(socket_path)
         except OSError as exc:
             raise Unavailable(f"launcher socket {socket_path}: {exc.strerror or exc}") from exc
         return cls(reader, writer)
@@ -48,6 +52,15 @@ class LauncherClient:
 
     def on_exit(self, callback: ExitCallback) -> None:
         self._callbacks.append(callback)
+
+    @property
+    def is_closed(self) -> bool:
+        """The connection ended (the launcher died, closed it, or spoke nonsense)."""
+        return self._task.done()
+
+    async def wait_closed(self) -> None:
+        """Until the connection ends, for whatever reason."""
+        await asyncio.wait([self._task])
 
     async def ping(self) -> int:
         """The launcher's pid."""
@@ -86,10 +99,14 @@ class LauncherClient:
         if self._task.done():
             raise Unavailable("the connection to the launcher is closed")
         rid = next(self._ids)
+        try:
+            frame = wire.encode({"id": rid, **body})
+        except ValueError as exc:
+            raise InvalidArgument(f"the launcher cannot take this request: {exc}") from exc
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[rid] = future
         try:
-            self._writer.write(json.dumps({"id": rid, **body}).encode() + b"\n")
+            self._writer.write(frame)
             await self._writer.drain()
             answer = await future
         except OSError as exc:
@@ -102,14 +119,23 @@ class LauncherClient:
 
     async def _read_loop(self) -> None:
         try:
-            while line := await self._reader.readline():
-                self._dispatch(json.loads(line))
-        except (OSError, ValueError, asyncio.IncompleteReadError):
-            pass
+            while True:
+                prefix = await self._reader.readexactly(wire.PREFIX.size)
+                (length,) = wire.PREFIX.unpack(prefix)
+                if length > wire.MAX_FRAME:
+                    log.warning("the launcher sent a frame of %d bytes; reconnecting", length)
+                    return
+                self._dispatch(wire.decode(await self._reader.readexactly(length)))
+        except asyncio.IncompleteReadError:
+            pass  # the launcher closed the connection (or died)
+        except (OSError, ValueError, TypeError) as exc:
+            log.warning("the connection to the launcher failed: %s", exc)
         finally:
             for future in self._waiting.values():
                 if not future.done():
                     future.set_exception(Unavailable("the launcher closed the connection"))
+            # Ended from this side too (a protocol error): the launcher drops us.
+            self._writer.close()
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         if message.get("event") == "exit":
@@ -141,7 +167,7 @@ async def _try_ping(socket_path: str) -> bool:
 def spawn_launcher(socket_path: str, state_dir: str, python: str = sys.executable) -> int:
     """Start a launcher in a session of its own (it outlives the daemon)."""
     os.makedirs(state_dir, mode=0o700, exist_ok=True)
-    log = os.path.join(state_dir, "launcher.log")
+    log_path = os.path.join(state_dir, "launcher.log")
     argv = [
         python,
         "-m",
@@ -154,24 +180,28 @@ def spawn_launcher(socket_path: str, state_dir: str, python: str = sys.executabl
     actions = [
         (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
         (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
-        (os.POSIX_SPAWN_OPEN, 2, log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
+        (os.POSIX_SPAWN_OPEN, 2, log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
     ]
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": ":".join(sys.path)}
     return os.posix_spawn(python, argv, env, file_actions=actions, setsid=True)
 
 
-async def ensure_launcher(socket_path: str, state_dir: str, python: str = sys.executable) -> None:
-    """Connect to a running launcher, or start one and wait until it answers."""
+async def ensure_launcher(
+    socket_path: str, state_dir: str, python: str = sys.executable
+) -> int | None:
+    """Connect to a running launcher, or start one and wait until it answers.
+    Returns the pid of the launcher it started (the caller's child, to reap
+    once it ends), None when one already answered."""
     if await _try_ping(socket_path):
-        return
+        return None
     pid = spawn_launcher(socket_path, state_dir, python)
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if await _try_ping(socket_path):
-            return
+            return pid
         done, _ = os.waitpid(pid, os.WNOHANG)
         if done:
-            log = os.path.join(state_dir, "launcher.log")
-            raise IsolationError(f"the launcher exited at start; see {log}")
-        await asyncio.sleep(0.02)
+            log_path = os.path.join(state_dir, "launcher.log")
+            raise IsolationError(f"the launcher exited at start; see {log_path}")
+        await asyncio.sleep(START_POLL_S)
     raise Unavailable(f"the launcher did not answer on {socket_path} within {START_TIMEOUT_S}s")

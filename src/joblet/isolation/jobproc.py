@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import select
@@ -86,7 +87,10 @@ class JobProc:
             launcher.reply(conn, self.rid, {"ok": True, "pid": self.pid})
             ticks = records.read_start_ticks(self.pid, launcher.host.procfs) or 0
             record = records.RunningRecord(self.job_id, self.pid, ticks, self.spec.job_dir)
-            records.save_running(launcher.state_dir, record)
+            # Without room for it (a full disk) only a restarted launcher loses
+            # sight of the job; this one must go on.
+            with contextlib.suppress(OSError):
+                records.save_running(launcher.state_dir, record)
             if self.spare_key is not None:
                 launcher.make_spare(self.spare_key)
         self.maybe_finish(launcher)
@@ -123,7 +127,10 @@ class JobProc:
         self.relay.close()
         if self.launched and self.status is not None:
             exit_ = records.exit_from_status(self.job_id, self.status, self.ended_at_ns)
-            records.write_exit(self.spec.job_dir, exit_)
+            # The daemon hears of the exit below; the file only serves a daemon
+            # that was away. Without room for it the launcher must go on.
+            with contextlib.suppress(OSError):
+                records.write_exit(self.spec.job_dir, exit_)
             records.drop_running(launcher.state_dir, self.job_id)
             launcher.broadcast({"event": "exit", **exit_.__dict__})
         launcher.forget(self)

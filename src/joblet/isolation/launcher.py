@@ -305,8 +305,10 @@ class Launcher:
                 continue
             del self.adopted[rec.job_id]
             lost = JobExit(rec.job_id, -1, 0, time.time_ns(), lost=True)
+            # The job's directory may be gone (the job deleted) or full.
             if not os.path.exists(os.path.join(rec.job_dir, records.EXIT_FILE)):
-                records.write_exit(rec.job_dir, lost)
+                with contextlib.suppress(OSError):
+                    records.write_exit(rec.job_dir, lost)
             records.drop_running(self.state_dir, rec.job_id)
             self.broadcast({"event": "exit", **lost.__dict__})
 

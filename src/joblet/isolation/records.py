@@ -66,9 +66,14 @@ def _read_text(path: str) -> str | None:
 
 def write_atomic(path: str, text: str) -> None:
     tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)  # cut short (a full disk): no half file stays
+        raise
 
 
 def save_running(state_dir: str, record: RunningRecord) -> None:

@@ -1,4 +1,10 @@
-"""The launcher's wire protocol: JSON objects, one per line, over a Unix socket.
+"""The launcher's wire protocol: JSON objects in length-prefixed frames over a
+Unix socket.
+
+Each frame is a 4-byte big-endian length, then that many bytes of one JSON
+object. Unlike newline-delimited lines, a frame says up front how long it is,
+so a reader can refuse an oversized one before buffering it and never scans
+a large request for its end.
 
 Requests carry an optional "id" the answer echoes, because a launch is
 answered only once the job has exec'd (or failed) while other requests go on.
@@ -9,24 +15,48 @@ from __future__ import annotations
 
 import json
 import socket
+import struct
 from typing import Any
 
-MAX_LINE = 1 << 20
+PREFIX = struct.Struct(">I")
+# Larger than any launch the daemon sends: a request's environment and
+# arguments are bounded far below this by the kernel's exec limits (and the
+# daemon checks before sending); uploads never travel to the launcher.
+MAX_FRAME = 256 << 20
 MAX_PENDING_OUT = 16 << 20
+RECV_SIZE = 256 << 10
+
+
+class FrameTooLarge(ValueError):
+    """A frame over MAX_FRAME: refused before it is buffered."""
 
 
 def encode(message: dict[str, Any]) -> bytes:
-    return json.dumps(message, separators=(",", ":")).encode() + b"\n"
+    body = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(body) > MAX_FRAME:
+        raise FrameTooLarge(f"a message of {len(body)} bytes exceeds the {MAX_FRAME} byte limit")
+    return PREFIX.pack(len(body)) + body
 
 
-def split_lines(buf: bytes) -> tuple[list[bytes], bytes]:
-    """Whole lines of `buf` and the incomplete rest."""
-    *lines, rest = buf.split(b"\n")
-    return [line for line in lines if line.strip()], rest
+def split_frames(buf: bytearray) -> list[bytes]:
+    """Remove the whole frames at the start of `buf` and return their bodies."""
+    bodies: list[bytes] = []
+    pos = 0
+    while len(buf) - pos >= PREFIX.size:
+        (length,) = PREFIX.unpack_from(buf, pos)
+        if length > MAX_FRAME:
+            raise FrameTooLarge(f"a frame of {length} bytes exceeds the {MAX_FRAME} byte limit")
+        end = pos + PREFIX.size + length
+        if end > len(buf):
+            break
+        bodies.append(bytes(buf[pos + PREFIX.size : end]))
+        pos = end
+    del buf[:pos]
+    return bodies
 
 
-def decode(line: bytes) -> dict[str, Any]:
-    message = json.loads(line)
+def decode(body: bytes) -> dict[str, Any]:
+    message = json.loads(body)
     if not isinstance(message, dict):
         raise ValueError("a request must be a JSON object")
     return message
@@ -38,7 +68,7 @@ class Connection:
     def __init__(self, sock: socket.socket) -> None:
         sock.setblocking(False)
         self.sock = sock
-        self.inbuf = b""
+        self.inbuf = bytearray()
         self.outbuf = b""
         self.closed = False
 
@@ -48,18 +78,16 @@ class Connection:
     def receive(self) -> list[dict[str, Any]] | None:
         """Requests read now; None when the peer closed or misbehaved."""
         try:
-            data = self.sock.recv(65536)
+            data = self.sock.recv(RECV_SIZE)
         except BlockingIOError:
             return []
         except OSError:
             return None
         if not data:
             return None
-        lines, self.inbuf = split_lines(self.inbuf + data)
-        if len(self.inbuf) > MAX_LINE:
-            return None
+        self.inbuf += data
         try:
-            return [decode(line) for line in lines]
+            return [decode(body) for body in split_frames(self.inbuf)]
         except ValueError:
             return None
 

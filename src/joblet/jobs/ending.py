@@ -8,6 +8,7 @@ import contextlib
 import logging
 import os
 import signal
+import time
 from collections.abc import Callable
 
 from joblet.errors import IsolationError, JobletError, Unavailable
@@ -59,7 +60,7 @@ class JobEnding:
             job = self._table.registry.get(job_id)
         except KeyError:
             return
-        if rt is None or job.status.is_final:
+        if rt is None or job.status.is_final or rt.launcher_lost:
             return
         if job.status is not JobStatus.RUNNING:
             # The exit can be read in the same batch as the launch reply, before
@@ -127,6 +128,37 @@ class JobEnding:
         if init_pid:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(init_pid, signal.SIGTERM)
+
+    async def settle_lost(self, job_id: str, reason: str) -> None:
+        """The launcher that ran the job died: nothing can relay its output or
+        report its exit any more. Kill everything in its cgroup, end its log
+        with a note, and mark it FAILED with `reason`."""
+        rt = self._table.runtime.get(job_id)
+        if rt is None or rt.exited.is_set() or rt.launcher_lost:
+            return
+        rt.launcher_lost = True  # a late exit report (a lost one) must not win
+        cgroup = rt.cgroup
+        if cgroup is not None:
+            try:
+                async with rt.cgroup_lock:
+                    await asyncio.to_thread(cgroup.kill_all)
+            except (OSError, JobletError) as exc:
+                log.warning("killing job %s: %s", job_id, exc)
+        try:
+            await self._logs.seal(job_id, recovery.LAUNCHER_LOST_NOTE)
+        except OSError as exc:
+            log.warning("ending the log of job %s: %s", job_id, exc)
+        try:
+            job = self._table.registry.get(job_id)
+        except KeyError:
+            return
+        if job.status is not JobStatus.RUNNING or rt.exited.is_set():
+            return
+        lost = Exited(exit_code=-1, signal=0, at=time.time(), lost=reason)
+        job = self._table.apply(job_id, lost)
+        log.warning("job %s %s (%s)", job_id, job.status, job.end_reason)
+        rt.exited.set()
+        self.release(job_id)
 
     def release(self, job_id: str) -> None:
         """The job reached a final status: free its resources and its slot."""

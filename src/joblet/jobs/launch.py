@@ -3,6 +3,7 @@ runs, and settling the job when any of that fails."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import Callable
@@ -10,7 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from joblet.config.model import DaemonConfig
-from joblet.errors import JobletError
+from joblet.errors import JobletError, Unavailable
 from joblet.isolation.spec import LaunchSpec
 from joblet.jobs.ending import JobEnding
 from joblet.jobs.environment import job_environment
@@ -64,7 +65,7 @@ class JobStarter:
             network = self._allocate_network(job)
             rt.cgroup = self._cgroups.create(job_id, rt.limits)
             spec = build_launch_spec(self._config, job, rt.cgroup, network, self._volumes)
-            pid = await self._launcher.launch(spec)
+            pid = await self._launch(spec, rt.cgroup)
         except (JobletError, OSError) as exc:
             reason = f"launch failed: {exc}"
             log.warning("job %s %s", job_id, reason)
@@ -83,6 +84,18 @@ class JobStarter:
         if timeout > 0:
             rt.call_later(timeout, self._ending.on_timeout, job_id)
         return job
+
+    async def _launch(self, spec: LaunchSpec, cgroup: JobCgroup) -> int:
+        try:
+            return await self._launcher.launch(spec)
+        except Unavailable as exc:
+            # The connection to the launcher broke during the launch (the
+            # launcher died, say): the launcher link is connecting again, and
+            # the launch waits for it. Whatever a launch cut short may have
+            # put in the job's cgroup goes first, so the job runs only once.
+            log.warning("job %s: %s; launching again", spec.job_id, exc)
+        await asyncio.to_thread(cgroup.kill_all)
+        return await self._launcher.launch(spec)
 
     def limits(self, spec: JobSpec) -> Limits:
         d = self._config.cgroup.defaults

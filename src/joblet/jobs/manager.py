@@ -134,6 +134,9 @@ class JobManager:
 
     async def submit(self, spec: JobSpec, scheduled_at: float = 0.0) -> Job:
         """Accept a validated job: write its workspace, then start, queue or schedule it."""
+        # Its record (and soon its files) need room: refuse it now, clearly,
+        # rather than accept a job whose state cannot be kept.
+        workspace.check_room(self._config.layout, spec)
         job_id = new_job_id()
         created_at = self._clock()
         names: tuple[str, ...] = ()
@@ -232,6 +235,10 @@ class JobManager:
     def on_exit(self, event: JobExit) -> None:
         """Called by the launcher client when a job's init has ended."""
         self._ending.on_exit(event)
+
+    def on_launcher_back(self, running: dict[str, int], adopted: AbstractSet[str]) -> None:
+        """Called once a launcher answers again after the connection broke."""
+        self._restorer.after_launcher_loss(running, adopted)
 
     # ---- schedule and queue --------------------------------------------
 

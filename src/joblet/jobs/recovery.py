@@ -20,6 +20,14 @@ ORPHANED_REASON = (
     "be recorded; it was stopped and not re-run"
 )
 INTERRUPTED_REASON = "lost: the daemon restarted while the job was starting; it was not re-run"
+LAUNCHER_LOST_REASON = (
+    "launcher lost: the process that supervised the job died while it ran, so its "
+    "output could no longer be recorded; it was stopped and not re-run"
+)
+# The SYSTEM line that ends such a job's log.
+LAUNCHER_LOST_NOTE = (
+    b"launcher lost: the job was stopped; output after this point was not recorded\n"
+)
 
 
 @dataclass(frozen=True)
@@ -79,3 +87,16 @@ def decide(
     if job.status is JobStatus.INITIALIZING:
         return Lost(INTERRUPTED_REASON)
     return Lost(LOST_REASON)
+
+
+def after_launcher_loss(
+    running_pid: int | None, adopted: bool, exit_record: JobExit | None
+) -> Reattach | Ended | Lost:
+    """A job that ran when the daemon's connection to the launcher broke, once
+    a launcher answers again. `running_pid`: the launcher lists the job;
+    `adopted`: a previous launcher started it (the one that died)."""
+    if running_pid is not None and not adopted:
+        return Reattach(running_pid)  # the same launcher, still relaying its output
+    if exit_record is not None and not exit_record.lost:
+        return Ended(exit_record)  # it ended, and its launcher recorded how
+    return Lost(LAUNCHER_LOST_REASON)

@@ -73,6 +73,26 @@ class JobRestorer:
             action = recovery.decide(job, running.get(job.id), exit_record, job.id in orphaned)
             self._recover(job, action, has_dir)
 
+    def after_launcher_loss(self, running: dict[str, int], adopted: AbstractSet[str]) -> None:
+        """The connection to the launcher broke and a launcher answers again
+        (the same one, or a new one if it died): follow on what it still runs,
+        record the exits it wrote meanwhile, settle the rest as lost."""
+        layout = self._config.layout
+        for job in self._table.registry.all():
+            if job.status is not JobStatus.RUNNING:
+                continue  # a launch in flight failed with the connection
+            exit_record = read_exit(str(layout.job_dir(job.id)))
+            action = recovery.after_launcher_loss(
+                running.get(job.id), job.id in adopted, exit_record
+            )
+            match action:
+                case recovery.Reattach():
+                    log.info("job %s still runs under the launcher", job.id)
+                case recovery.Ended(exit=exit_record):
+                    self._ending.on_exit(exit_record)
+                case recovery.Lost(reason=reason):
+                    self._table.spawn(self._ending.settle_lost(job.id, reason))
+
     def _recover(self, job: Job, action: recovery.Recovery, has_dir: bool = True) -> None:
         job_id = job.id
         if has_dir:

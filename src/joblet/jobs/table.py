@@ -27,6 +27,7 @@ class JobRuntime:
     timers: list[asyncio.TimerHandle] = field(default_factory=list)
     stopped_by: str = ""
     timed_out: bool = False
+    launcher_lost: bool = False  # its launcher died; being settled as lost
     exited: asyncio.Event = field(default_factory=asyncio.Event)
     # Killing and removing the cgroup run in threads; they must not overlap
     # (a removal under a running kill makes the kill fail with ENODEV).

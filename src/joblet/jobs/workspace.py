@@ -3,15 +3,45 @@ to, and creating both together with the job's uploads."""
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from pathlib import Path
 
 from joblet.config.model import JobsConfig, RootLayout
+from joblet.errors import ResourceExhausted
 from joblet.jobs.model import JobSpec
 from joblet.jobs.uploads import write_uploads
 
 LOG_FILE = "output.log"
+# Room a job needs beyond its uploads: its directory, log and exit records,
+# its state record, and the first of its output.
+MIN_FREE_BYTES = 2 << 20
+MIN_FREE_INODES = 16
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def room_problem(free_bytes: int, free_inodes: int, needed_bytes: int) -> str | None:
+    """Why a file system with this much free cannot take a new job, or None."""
+    if free_bytes < needed_bytes + MIN_FREE_BYTES:
+        return (
+            f"{free_bytes // 1024} KiB free, a new job needs "
+            f"{(needed_bytes + MIN_FREE_BYTES) // 1024} KiB"
+        )
+    if free_inodes < MIN_FREE_INODES:
+        return f"{free_inodes} inodes free, a new job needs {MIN_FREE_INODES}"
+    return None
+
+
+def check_room(layout: RootLayout, spec: JobSpec) -> None:
+    """Refuse a job the disk under the jobs' directory has no room for."""
+    stat = os.statvfs(layout.jobs)
+    needed = sum(len(upload.content) for upload in spec.uploads)
+    # f_favail is 0 on file systems without an inode limit that report none.
+    inodes = stat.f_favail if stat.f_files else MIN_FREE_INODES
+    problem = room_problem(stat.f_bavail * stat.f_frsize, inodes, needed)
+    if problem is not None:
+        raise ResourceExhausted(f"no room for a new job under {layout.jobs}: {problem}")
 
 
 def log_path(layout: RootLayout, job_id: str) -> Path:
@@ -40,7 +70,9 @@ def prepare_job_dir(
             os.chown(workspace, uid, gid)
         names = write_uploads(workspace, spec.uploads, owner=owner)
         log_path(layout, job_id).touch()
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(job_dir, ignore_errors=True)
+        if isinstance(exc, OSError) and exc.errno in NO_SPACE:
+            raise ResourceExhausted(f"no room for job {job_id}'s files: {exc.strerror}") from exc
         raise
     return names

@@ -22,6 +22,7 @@ from joblet.logs.filters import LogFilter, last_lines, select
 from joblet.logs.follow import LogHub
 from joblet.logs.format import Framed, LogRecord
 from joblet.logs.reader import CHUNK_BYTES, ChunkHead, coalesce
+from joblet.logs.seal import seal
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,10 @@ class JobLogs:
             return  # a job that never printed has no history
         for chunk in coalesce(pending, head=head):
             yield chunk
+
+    async def seal(self, job_id: str, note: bytes) -> None:
+        """End the job's local log with `note` (its writer died; see seal)."""
+        await asyncio.to_thread(seal, str(self._log_path(job_id)), note)
 
     # ---- copying to persist --------------------------------------------
 

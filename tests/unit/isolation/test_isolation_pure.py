@@ -82,13 +82,29 @@ def test_running_records_round_trip(tmp_path: os.PathLike[str]) -> None:
     assert records.load_running(state) == []
 
 
-def test_wire_lines() -> None:
-    lines, rest = wire.split_lines(b'{"op":"ping"}\n\n{"op":')
-    assert [wire.decode(line) for line in lines] == [{"op": "ping"}]
-    assert rest == b'{"op":'
-    assert wire.encode({"a": 1}) == b'{"a":1}\n'
+def test_wire_frames() -> None:
+    buf = bytearray(wire.encode({"op": "ping"}) + wire.encode({"op": "list"}))
+    buf += wire.encode({"op": "launch", "spec": {"env": {"V": "é" * 10}}})[:7]
+    bodies = wire.split_frames(buf)
+    assert [wire.decode(body) for body in bodies] == [{"op": "ping"}, {"op": "list"}]
+    assert len(buf) == 7  # the incomplete frame stays for the next read
+    assert wire.encode({"a": 1}) == b"\x00\x00\x00\x07" + b'{"a":1}'
     with pytest.raises(ValueError):
         wire.decode(b"[1]")
+
+
+def test_wire_takes_a_large_frame_and_refuses_an_oversized_one() -> None:
+    big = {"op": "launch", "env": {f"V{i}": "x" * 170_000 for i in range(9)}}
+    encoded = wire.encode(big)
+    assert len(encoded) > 1_500_000
+    buf = bytearray()
+    for start in range(0, len(encoded), 65536):  # as the socket hands it over
+        buf += encoded[start : start + 65536]
+        bodies = wire.split_frames(buf)
+    assert [wire.decode(body) for body in bodies] == [big]
+    assert not buf
+    with pytest.raises(wire.FrameTooLarge):
+        wire.split_frames(bytearray(wire.PREFIX.pack(wire.MAX_FRAME + 1)))
 
 
 def test_inotify_event_parsing() -> None:
