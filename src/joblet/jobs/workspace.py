@@ -9,6 +9,7 @@ from pathlib import Path
 
 from joblet.config.model import JobsConfig, RootLayout
 from joblet.jobs.model import JobSpec
+from joblet.jobs.tree_removal import RemovalFailure, remove_tree
 from joblet.jobs.uploads import write_uploads
 
 LOG_FILE = "output.log"
@@ -44,3 +45,9 @@ def prepare_job_dir(
         shutil.rmtree(job_dir, ignore_errors=True)
         raise
     return names
+
+
+def remove_job_dir(layout: RootLayout, job_id: str) -> list[RemovalFailure]:
+    """Remove the job's directory, whatever the job left in its workspace;
+    what could not be removed ([] when everything went)."""
+    return remove_tree(layout.job_dir(job_id))
