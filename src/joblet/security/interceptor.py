@@ -17,7 +17,8 @@ A method with a single request message is served as a request-streaming one
 grpc.aio reads a unary request whole, up to the server's receive limit, before
 any code of ours runs, and that limit must fit RunJob with its uploads. The
 guard then reads the one message as bytes, holds it to the method's own limit
-(RESOURCE_EXHAUSTED) and parses it itself.
+(RESOURCE_EXHAUSTED) and parses it itself: a body that is not the method's
+message is INVALID_ARGUMENT with one log line, not a traceback and UNKNOWN.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import inspect
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
@@ -36,6 +38,8 @@ from joblet.security.roles import Caller, caller_from_auth_context, is_allowed
 current_caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar(
     "joblet_current_caller", default=None
 )
+
+log = logging.getLogger(__name__)
 
 Behaviour = Callable[..., Any]
 _HandlerFactory = Callable[..., "grpc.RpcMethodHandler[Any, Any]"]  # stubs-only generic
@@ -156,7 +160,7 @@ async def read_request(
     context: Context, method: str, deserializer: Deserializer | None, limit: int
 ) -> Any:
     """The call's one request message, parsed; aborts the call when it is
-    missing or over `limit` bytes."""
+    missing, over `limit` bytes or not the method's message."""
     name = method.rsplit("/", 1)[-1]
     data = await context.read()
     if data is grpc.aio.EOF:  # type: ignore[attr-defined]  # not in grpc-stubs
@@ -167,7 +171,16 @@ async def read_request(
             grpc.StatusCode.RESOURCE_EXHAUSTED,
             f"{name}: request of {len(data):,} bytes, {limit:,} max",
         )
-    return data if deserializer is None else deserializer(data)
+    if deserializer is None:
+        return data
+    try:
+        return deserializer(data)
+    except Exception as exc:  # protobuf's DecodeError, or whatever a parser raises
+        log.warning("%s: malformed request of %d bytes from %s", name, len(data), context.peer())
+        await context.abort(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"{name}: the request is not a valid {name} request ({type(exc).__name__})",
+        )
 
 
 def _guard(behaviour: Behaviour, admit: Admit, response_streaming: bool) -> Behaviour:
