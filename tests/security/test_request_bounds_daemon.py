@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 import pytest
 from integration.conftest import RunningDaemon, wait_status
@@ -33,3 +35,22 @@ def test_upload_path_with_dotdot_is_refused(daemon: RunningDaemon) -> None:
         daemon.jobs().RunJob(pb.RunJobRequest(command="true", uploads=[upload]), timeout=30)
     assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert not (daemon.root / "escape").exists() and not (daemon.root / "jobs" / "escape").exists()
+
+
+@pytest.mark.parametrize(
+    ("method", "request_message"),
+    [
+        ("GetJobStatus", pb.GetJobStatusReq(uuid="x" * 1_000_000)),
+        ("DeleteJob", pb.DeleteJobReq(uuid="y" * 1_000_000)),
+        ("GetJobMetricsHistory", pb.JobMetricsHistoryRequest(uuid="z" * 1_000_000)),
+    ],
+)
+def test_an_error_about_a_huge_field_still_reaches_the_caller(
+    daemon: RunningDaemon, method: str, request_message: Any
+) -> None:
+    with pytest.raises(grpc.RpcError) as info:
+        getattr(daemon.jobs(), method)(request_message, timeout=30)
+    error = info.value
+    assert isinstance(error, grpc.Call)
+    assert error.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT), error
+    assert "more characters" in str(error.details())
