@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import subprocess
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from integration.conftest import RunningDaemon, wait_status
@@ -67,3 +71,44 @@ def test_delete_all_goes_on_past_an_undeletable_entry(daemon: RunningDaemon) -> 
     assert not stub.ListJobs(pb.EmptyRequest()).jobs
     # the daemon still runs jobs afterwards
     _finished_job(daemon, "true")
+
+
+def _fragmented_file(path: Path, extents: int = 20_000) -> None:
+    """A file of `extents` separate 4 KiB pieces: written in half a second,
+    its unlink takes the filesystem seconds (each extent is freed)."""
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC)
+    try:
+        block = b"x" * 4096
+        for index in range(extents):
+            os.pwrite(fd, block, index * 8192)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def test_other_calls_are_served_while_a_big_workspace_is_removed(daemon: RunningDaemon) -> None:
+    job_id = _finished_job(daemon, "true")
+    _fragmented_file(daemon.root / "jobs" / job_id / "work" / "fragmented")
+    stub = daemon.jobs()
+    done = threading.Event()
+    result: list[Any] = []
+
+    def delete() -> None:
+        try:
+            result.append(stub.DeleteJob(pb.DeleteJobReq(uuid=job_id), timeout=120))
+        finally:
+            done.set()
+
+    started = time.monotonic()
+    threading.Thread(target=delete, daemon=True).start()
+    slowest = 0.0
+    while not done.is_set():
+        asked = time.monotonic()
+        stub.ListJobs(pb.EmptyRequest(), timeout=120)
+        slowest = max(slowest, time.monotonic() - asked)
+    took = time.monotonic() - started
+    assert result and result[0].success, result
+    assert not (daemon.root / "jobs" / job_id).exists()
+    if took < 1.0:
+        pytest.skip(f"removal took {took:.2f}s: too quick to tell")
+    assert slowest < took / 2, f"ListJobs took {slowest:.2f}s while removal took {took:.2f}s"

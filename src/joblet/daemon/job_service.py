@@ -100,7 +100,7 @@ class JobService(pb_grpc.JobServiceServicer):
 
     @unary
     async def DeleteJob(self, request: pb.DeleteJobReq, context: Context) -> pb.DeleteJobRes:
-        job, deletion = self._manager.delete(request.uuid)
+        job, deletion = await self._manager.delete(request.uuid)
         message = f"job {job.id} deleted"
         if deletion.failures:
             message += _left_behind(deletion.failures)
@@ -110,7 +110,7 @@ class JobService(pb_grpc.JobServiceServicer):
     async def DeleteAllJobs(
         self, request: pb.DeleteAllJobsReq, context: Context
     ) -> pb.DeleteAllJobsRes:
-        deletion = self._manager.delete_all()
+        deletion = await self._manager.delete_all()
         message = f"deleted {deletion.deleted} finished job(s)"
         if deletion.skipped:
             message += f", skipped {deletion.skipped} job(s) still running or waiting"

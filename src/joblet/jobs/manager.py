@@ -196,7 +196,7 @@ class JobManager:
             )
         return self._cancel(job.id, caller)
 
-    def delete(self, prefix: str) -> tuple[Job, Deletion]:
+    async def delete(self, prefix: str) -> tuple[Job, Deletion]:
         """Delete a finished job: its record, log and directory. The job is
         gone even when part of its directory could not be removed; that part
         is reported."""
@@ -205,24 +205,28 @@ class JobManager:
             raise FailedPrecondition(
                 f"job {job.id} is {job.status}: stop or cancel it before deleting it"
             )
-        return job, Deletion(deleted=1, failures=tuple(self._delete(job.id)))
+        self._forget(job.id)
+        return job, Deletion(deleted=1, failures=tuple(await self._remove_dir(job.id)))
 
-    def delete_all(self) -> Deletion:
+    async def delete_all(self) -> Deletion:
         """Delete every finished job; one that fails does not stop the others."""
-        deleted = skipped = 0
+        skipped = 0
+        forgotten: list[str] = []
         failures: list[str] = []
         for job in self._registry.all():
             if not job.status.is_final:
                 skipped += 1
                 continue
             try:
-                failures += self._delete(job.id)
+                self._forget(job.id)
             except Exception as exc:  # one job's trouble must not keep the rest
                 log.exception("deleting job %s failed", job.id)
                 failures.append(f"job {job.id}: {exc}")
                 continue
-            deleted += 1
-        return Deletion(deleted, skipped, tuple(failures))
+            forgotten.append(job.id)
+        for job_id in forgotten:
+            failures += await self._remove_dir(job_id)
+        return Deletion(len(forgotten), skipped, tuple(failures))
 
     async def shutdown(self) -> None:
         """Stop every running job (daemon shutdown). Scheduled and queued jobs stay
@@ -300,7 +304,8 @@ class JobManager:
         self._ending.release(job_id)
         return job
 
-    def _delete(self, job_id: str) -> list[str]:
+    def _forget(self, job_id: str) -> None:
+        """Everything of a deleted job but its directory."""
         self._registry.remove(job_id)
         if self._table.listener is not None:
             self._table.listener.deleted(job_id)
@@ -308,7 +313,16 @@ class JobManager:
         if rt is not None:
             rt.cancel_timers()
         self._logs.delete(job_id)
-        left = workspace.remove_job_dir(self._config.layout, job_id)
+
+    async def _remove_dir(self, job_id: str) -> list[str]:
+        """Remove the job's directory in a thread: a job may have left
+        millions of files, and the event loop serves every other call
+        meanwhile. What could not be removed, one line each."""
+        try:
+            left = await asyncio.to_thread(workspace.remove_job_dir, self._config.layout, job_id)
+        except Exception as exc:
+            log.exception("removing the directory of job %s failed", job_id)
+            return [f"job {job_id}: {exc}"]
         for failure in left:
             log.warning("job %s: could not remove %s", job_id, failure)
         return [f"job {job_id}: could not remove {failure}" for failure in left]
