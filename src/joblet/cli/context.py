@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from joblet.cli.output import message_to_json
+from joblet.cli.terminal import escape_text
 from joblet.client.config import (
     DEFAULT_NODE,
     NodeConfig,
@@ -63,8 +64,10 @@ class CommandContext:
         finally:
             channel.close()
 
-    def print(self, text: str = "") -> None:
-        print(text, file=self.out)
+    def print(self, text: str = "", *, flush: bool = False) -> None:
+        """`text` on stdout; a control character in it (one a renderer did
+        not escape field by field) is shown, never sent to the terminal."""
+        print(escape_text(text), file=self.out, flush=flush)
 
     def print_json(self, message: Message) -> None:
         print(message_to_json(message), file=self.out, flush=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -20,6 +20,7 @@ from joblet.cli.job_view import (
     render_status,
 )
 from joblet.cli.output import write_bytes
+from joblet.cli.terminal import LogFilter, escape_text
 from joblet.client.errors import CliError
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ def run(ctx: CommandContext) -> int:
         else:
             # With --follow stdout carries only the job's output, like `docker run`.
             stream = ctx.err if args.follow else ctx.out
-            print("\n".join(render_run(res)), file=stream, flush=True)
+            print(escape_text("\n".join(render_run(res))), file=stream, flush=True)
         return follow(ctx, client, res.jobUuid) if args.follow else 0
 
 
@@ -79,8 +80,22 @@ def stream_logs(ctx: CommandContext, client: JobClient, uuid: str) -> None:
         for chunk in client.get_job_logs(uuid):
             ctx.print_json(chunk)
         return
-    for output in client.get_job_output(uuid):
-        write_bytes(ctx.out, output)
+    write_output(ctx, client.get_job_output(uuid), raw=False)
+
+
+def write_output(ctx: CommandContext, outputs: Iterable[bytes | memoryview], *, raw: bool) -> None:
+    """A job's output to stdout. To a terminal, unless `raw`, escape sequences
+    other than colours are shown rather than obeyed; to a pipe or a file the
+    bytes go through as they are."""
+    isatty = getattr(ctx.out, "isatty", None)
+    if raw or not (isatty and isatty()):
+        for output in outputs:
+            write_bytes(ctx.out, output)
+        return
+    log_filter = LogFilter()
+    for output in outputs:
+        write_bytes(ctx.out, log_filter.feed(output))
+    write_bytes(ctx.out, log_filter.finish())
 
 
 def log(ctx: CommandContext) -> int:
@@ -96,8 +111,7 @@ def log(ctx: CommandContext) -> int:
             for chunk in client.get_job_logs(args.uuid, **options):
                 ctx.print_json(chunk)
         else:
-            for output in client.get_job_output(args.uuid, **options):
-                write_bytes(ctx.out, output)
+            write_output(ctx, client.get_job_output(args.uuid, **options), raw=args.raw)
     return 0
 
 
@@ -109,6 +123,11 @@ def _add_log_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--stream", choices=["stdout", "stderr"], help="one stream only")
     parser.add_argument("--no-follow", action="store_true", help="print the output so far and exit")
+    parser.add_argument(
+        "--raw",
+        action="store_true",
+        help="pass escape sequences to the terminal as the job wrote them (default: colours only)",
+    )
 
 
 def status(ctx: CommandContext) -> int:

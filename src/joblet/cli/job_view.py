@@ -12,6 +12,7 @@ from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING
 
 from joblet.cli.output import MISSING, format_local_time, format_table, job_duration, parse_time
+from joblet.cli.terminal import escape_field
 
 if TYPE_CHECKING:
     from joblet.api import joblet_pb2 as pb
@@ -21,7 +22,8 @@ EXIT_CANCELED = 1  # a job canceled before it ran has no exit code of its own
 
 
 def command_line(command: str, args: Sequence[str]) -> str:
-    return shlex.join([command, *args]) if command else ""
+    """The command as a shell would take it, control characters made visible."""
+    return escape_field(shlex.join([command, *args])) if command else ""
 
 
 def limits_line(max_cpu: int, cpu_cores: str, max_memory: int, max_iobps: int) -> str:
@@ -38,7 +40,7 @@ def limits_line(max_cpu: int, cpu_cores: str, max_memory: int, max_iobps: int) -
 
 
 def render_run(res: pb.RunJobResponse, tz: tzinfo | None = None) -> list[str]:
-    lines = [f"ID: {res.jobUuid}", f"Status: {res.status}"]
+    lines = [f"ID: {escape_field(res.jobUuid)}", f"Status: {escape_field(res.status)}"]
     lines.append(f"Command: {command_line(res.command, res.args)}")
     if res.scheduledTime:
         lines.append(f"Scheduled Time: {format_local_time(res.scheduledTime, tz)}")
@@ -51,15 +53,19 @@ def render_run(res: pb.RunJobResponse, tz: tzinfo | None = None) -> list[str]:
 def _env_lines(title: str, env: Mapping[str, str]) -> list[str]:
     if not env:
         return []
-    return [f"{title}:", *(f"  {key}={env[key]}" for key in sorted(env))]
+    return [
+        f"{title}:",
+        *(f"  {escape_field(key)}={escape_field(env[key])}" for key in sorted(env)),
+    ]
 
 
 def _optional(label: str, value: str) -> list[str]:
-    return [f"{label}: {value}"] if value else []
+    return [f"{label}: {escape_field(value)}"] if value else []
 
 
 def render_status(res: pb.GetJobStatusRes, now: datetime, tz: tzinfo | None = None) -> list[str]:
-    lines = [f"Job ID: {res.uuid}", *_optional("Name", res.name), f"Status: {res.status}"]
+    lines = [f"Job ID: {escape_field(res.uuid)}", *_optional("Name", res.name)]
+    lines.append(f"Status: {escape_field(res.status)}")
     if res.status in FINAL_STATUSES:
         lines.append(f"Exit Code: {res.exitCode}")
     lines += _optional("End Reason", res.endReason)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from joblet.cli.commands import JOB_ACTIONS, SHORTCUTS, TOP_LEVEL
 from joblet.cli.parser import RnxArgumentParser, add_global_options, add_lazy_subparsers
+from joblet.cli.terminal import escape_text
 from joblet.client.errors import EXIT_FAILURE, CliError
 from joblet.deferred import UNUSED_BY_SYNC_CLIENT, defer_imports
 
@@ -146,7 +147,7 @@ def main(
 
 def _report(message: str, code: int) -> int:
     with contextlib.suppress(OSError):  # stderr gone too: the exit code is all that is left
-        print(f"rnx: error: {message}", file=sys.stderr, flush=True)
+        print(f"rnx: error: {escape_text(message)}", file=sys.stderr, flush=True)
     return code
 
 

@@ -16,6 +16,7 @@ from joblet.cli.commands import JOB_ACTIONS
 from joblet.cli.context import CommandContext
 from joblet.cli.output import format_table
 from joblet.cli.parser import RnxArgumentParser
+from joblet.cli.terminal import escape_text
 
 if TYPE_CHECKING:
     import grpc
@@ -158,10 +159,10 @@ def show_stream(ctx: CommandContext, samples: Iterator[pb.JobMetricsSample]) -> 
         if ctx.json:
             ctx.print_json(sample)
         elif live:
-            print(CLEAR + render_sample(sample), file=ctx.out, flush=True)
+            print(CLEAR + escape_text(render_sample(sample)), file=ctx.out, flush=True)
         else:
             table = format_table(LINE_HEADERS, [sample_row(sample)]).splitlines()
-            print("\n".join(table if first else table[1:]), file=ctx.out, flush=True)
+            ctx.print("\n".join(table if first else table[1:]), flush=True)
         first = False
 
 

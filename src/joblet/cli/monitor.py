@@ -15,6 +15,7 @@ from joblet.cli.context import CommandContext
 from joblet.cli.metrics import CLEAR, call, human_bytes, is_terminal, open_channel, stream
 from joblet.cli.output import format_table
 from joblet.cli.parser import RnxArgumentParser
+from joblet.cli.terminal import escape_text
 from joblet.client.errors import EXIT_USAGE, CliError
 
 if TYPE_CHECKING:
@@ -158,7 +159,7 @@ def top(ctx: CommandContext) -> int:
         stub = pb_grpc.MonitoringServiceStub(channel)  # type: ignore[no-untyped-call]
         readings: Iterator[pb.SystemMetricsRes] = stream(address, stub.StreamSystemMetrics, request)
         for m in readings:
-            print(CLEAR + render_top_screen(m), file=ctx.out, flush=True)
+            print(CLEAR + escape_text(render_top_screen(m)), file=ctx.out, flush=True)
     return 0
 
 
@@ -189,9 +190,9 @@ def watch(ctx: CommandContext) -> int:
             if ctx.json:
                 ctx.print_json(m)
             elif live:
-                print(CLEAR + render_watch(m, types), file=ctx.out, flush=True)
+                print(CLEAR + escape_text(render_watch(m, types)), file=ctx.out, flush=True)
             else:
-                print(watch_line(m, types), file=ctx.out, flush=True)
+                ctx.print(watch_line(m, types), flush=True)
     return 0
 
 

@@ -46,7 +46,7 @@ def create_network(ctx: CommandContext) -> int:
     if ctx.json:
         print(json.dumps({"name": res.name, "cidr": res.cidr, "bridge": res.bridge}), file=ctx.out)
     else:
-        print(f"network {res.name} created: {res.cidr} (bridge {res.bridge})", file=ctx.out)
+        ctx.print(f"network {res.name} created: {res.cidr} (bridge {res.bridge})")
     return 0
 
 
@@ -60,7 +60,7 @@ def list_networks(ctx: CommandContext) -> int:
             pb_grpc.NetworkServiceStub(channel).ListNetworks,  # type: ignore[no-untyped-call]
             pb.EmptyRequest(),
         )
-    print(networks_json(res) if ctx.json else render_networks(res), file=ctx.out)
+    ctx.print(networks_json(res) if ctx.json else render_networks(res))
     return 0
 
 
@@ -78,7 +78,7 @@ def remove_network(ctx: CommandContext) -> int:
     if ctx.json:
         print(json.dumps({"success": res.success, "message": res.message}), file=ctx.out)
     else:
-        print(res.message, file=ctx.out)
+        ctx.print(res.message)
     return 0
 
 

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, TextIO
 
+from joblet.cli.terminal import escape_field
+
 if TYPE_CHECKING:
     from google.protobuf.message import Message
 
@@ -32,7 +34,7 @@ def format_local_time(text: str, tz: tzinfo | None = None) -> str:
     """An RFC3339 timestamp shown in local time (or `tz`); `-` when absent."""
     parsed = parse_time(text)
     if parsed is None:
-        return text or MISSING
+        return escape_field(text) or MISSING
     return parsed.astimezone(tz).strftime(LOCAL_TIME_FORMAT)
 
 
@@ -65,7 +67,10 @@ def job_duration(start: str, end: str, now: datetime) -> str:
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Left-aligned columns separated by two spaces; the last column is not padded."""
+    """Left-aligned columns separated by two spaces; the last column is not padded.
+    Control characters in cells are made visible: a cell is one line, and
+    nothing in it reaches the terminal as a command."""
+    rows = [[escape_field(cell) for cell in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in rows:
         for index, cell in enumerate(row):

@@ -17,15 +17,30 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+# Status details travel in a trailer, and clients refuse headers over 8-16 KiB
+# in all: an error that quotes a huge request field would reach the caller as
+# a broken stream instead of the error.
+MAX_DETAILS = 2048
+
+
+def status_details(text: str) -> str:
+    """`text` cut to at most MAX_DETAILS characters, saying how much was cut."""
+    if len(text) <= MAX_DETAILS:
+        return text
+    cut = len(text) - MAX_DETAILS
+    return f"{text[:MAX_DETAILS]}... ({cut:,} more characters)"
+
+
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: BaseException) -> None:
     if isinstance(exc, JobletError):
-        await context.abort(exc.code, str(exc))
+        await context.abort(exc.code, status_details(str(exc)))
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         # A full disk is a resource the caller can wait for, not a bug.
         where = f" ({exc.filename})" if exc.filename else ""
         await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{exc.strerror}{where}")
     log.exception("unexpected error in RPC", exc_info=exc)
-    await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
+    message = f"internal error: {type(exc).__name__}: {exc}"
+    await context.abort(grpc.StatusCode.INTERNAL, status_details(message))
 
 
 def unary(

@@ -32,6 +32,16 @@ from joblet.volumes.manager import VolumeManager
 Context = Any  # grpc.aio.ServicerContext
 
 
+FAILURES_SHOWN = 5  # a reply names the first few; the daemon's log has them all
+
+
+def _left_behind(failures: tuple[str, ...]) -> str:
+    """The reply's account of what deleting could not remove."""
+    shown = "; ".join(failures[:FAILURES_SHOWN])
+    more = len(failures) - FAILURES_SHOWN
+    return f"; not removed: {shown}" + (f" (and {more} more)" if more > 0 else "")
+
+
 def _caller_name() -> str:
     caller = current_caller.get(None)
     return caller.name if caller is not None else "unknown"
@@ -90,19 +100,27 @@ class JobService(pb_grpc.JobServiceServicer):
 
     @unary
     async def DeleteJob(self, request: pb.DeleteJobReq, context: Context) -> pb.DeleteJobRes:
-        job = self._manager.delete(request.uuid)
-        return pb.DeleteJobRes(uuid=job.id, success=True, message=f"job {job.id} deleted")
+        job, deletion = await self._manager.delete(request.uuid)
+        message = f"job {job.id} deleted"
+        if deletion.failures:
+            message += _left_behind(deletion.failures)
+        return pb.DeleteJobRes(uuid=job.id, success=not deletion.failures, message=message)
 
     @unary
     async def DeleteAllJobs(
         self, request: pb.DeleteAllJobsReq, context: Context
     ) -> pb.DeleteAllJobsRes:
-        deleted, skipped = self._manager.delete_all()
-        message = f"deleted {deleted} finished job(s)"
-        if skipped:
-            message += f", skipped {skipped} job(s) still running or waiting"
+        deletion = await self._manager.delete_all()
+        message = f"deleted {deletion.deleted} finished job(s)"
+        if deletion.skipped:
+            message += f", skipped {deletion.skipped} job(s) still running or waiting"
+        if deletion.failures:
+            message += _left_behind(deletion.failures)
         return pb.DeleteAllJobsRes(
-            success=True, message=message, deleted_count=deleted, skipped_count=skipped
+            success=not deletion.failures,
+            message=message,
+            deleted_count=deletion.deleted,
+            skipped_count=deletion.skipped,
         )
 
     @unary

@@ -18,6 +18,7 @@ from typing import Any
 import grpc
 
 from joblet.api import joblet_pb2 as pb
+from joblet.daemon.errors import status_details
 from joblet.errors import InvalidArgument, JobletError
 from joblet.metrics.hub import MetricsHub
 
@@ -86,7 +87,7 @@ def raw_history_handler(
         try:
             return await job_metrics_history_bytes(hub, resolve(request.uuid), request)
         except JobletError as exc:
-            await context.abort(exc.code, str(exc))
+            await context.abort(exc.code, status_details(str(exc)))
             raise AssertionError("abort returned") from exc  # pragma: no cover
 
     return grpc.unary_unary_rpc_method_handler(

@@ -43,7 +43,7 @@ from joblet.network.manager import NetworkManager
 from joblet.resources.detect import create_cgroup_manager
 from joblet.resources.interface import CgroupManager
 from joblet.resources.ownership import ParentClaim
-from joblet.security.interceptor import AuthInterceptor
+from joblet.security.interceptor import DEFAULT_RECEIVE_LIMIT, AuthInterceptor
 from joblet.security.tls import server_credentials
 from joblet.volumes.config import load_volumes_config
 from joblet.volumes.manager import VolumeManager, entry_names
@@ -68,9 +68,28 @@ def load_or_create_node_id(path: Path) -> str:
     return node_id
 
 
+# A request to any method is at most this big, but for those carrying uploads.
+RECEIVE_LIMIT = DEFAULT_RECEIVE_LIMIT
+# Methods whose request carries files: uploads travel inside the message.
+UPLOAD_METHODS = (
+    "/joblet.JobService/RunJob",
+    "/joblet.JobService/RunWorkflow",
+    "/joblet.RuntimeService/InstallRuntimeFromLocal",
+    "/joblet.RuntimeService/StreamingInstallRuntimeFromLocal",
+)
+
+
+def receive_limits(config: DaemonConfig) -> dict[str, int]:
+    """The receive limit of each method that may exceed `RECEIVE_LIMIT`:
+    joblet.maxUploadSize plus room for the rest of the request."""
+    limit = max(config.jobs.max_upload_bytes + 16 * 1024 * 1024, RECEIVE_LIMIT)
+    return dict.fromkeys(UPLOAD_METHODS, limit)
+
+
 def _grpc_options(config: DaemonConfig) -> list[tuple[str, int]]:
-    # Uploads travel inside RunJobRequest: allow them plus room for the rest.
-    limit = config.jobs.max_upload_bytes + 16 * 1024 * 1024
+    # grpc has one receive limit per server: the largest of any method. The
+    # interceptor holds every other method to its own, after the role check.
+    limit = max(receive_limits(config).values())
     return [
         ("grpc.max_receive_message_length", limit),
         ("grpc.max_send_message_length", 64 * 1024 * 1024),
@@ -201,7 +220,8 @@ class Daemon:
         assert self.manager is not None
         config = self.config
         collector = HostCollector(node_id, detect_cloud(ask_metadata=config.metrics.cloud_metadata))
-        server = grpc.aio.server(interceptors=[AuthInterceptor()], options=_grpc_options(config))
+        interceptor = AuthInterceptor(receive_limits(config), RECEIVE_LIMIT)
+        server = grpc.aio.server(interceptors=[interceptor], options=_grpc_options(config))
         jobs = JobService(self.manager, config, metrics, self._networks, self._volumes)
         pb_grpc.add_JobServiceServicer_to_server(jobs, server)  # type: ignore[no-untyped-call]
         log_rpc.install_serialized_logs(server, jobs)

@@ -27,7 +27,18 @@ DEV_LINKS = (
     ("/proc/self/fd/1", "stdout"),
     ("/proc/self/fd/2", "stderr"),
 )
-MASKED_PROC_FILES = ("kcore", "keys", "timer_list", "sched_debug")
+# runc's masked files, and the kernel heap's layout (slabinfo, vmallocinfo),
+# which helps an exploit find its target.
+MASKED_PROC_FILES = (
+    "kcore",
+    "keys",
+    "timer_list",
+    "timer_stats",
+    "latency_stats",
+    "sched_debug",
+    "slabinfo",
+    "vmallocinfo",
+)
 # Read-only binds of themselves: a write fails with EROFS instead of vanishing
 # into a /dev/null mask (sysrq-trigger must refuse, not pretend).
 READONLY_PROC_PATHS = ("sysrq-trigger", "sys", "bus", "fs", "irq")

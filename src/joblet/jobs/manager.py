@@ -15,10 +15,11 @@ This module keeps the commands, the schedule and the queue.
 from __future__ import annotations
 
 import asyncio
-import shutil
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
 from pathlib import Path
 
 from joblet.config.model import DaemonConfig
@@ -46,6 +47,19 @@ from joblet.logs.service import JobLogs
 from joblet.resources.interface import CgroupManager
 
 SHUTDOWN_SETTLE_S = 10.0
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Deletion:
+    """What deleting finished jobs did: how many went, how many were left
+    because they still run or wait, and what could not be removed (one line
+    each, naming the job)."""
+
+    deleted: int = 0
+    skipped: int = 0
+    failures: tuple[str, ...] = ()
 
 
 class JobManager:
@@ -186,24 +200,37 @@ class JobManager:
             )
         return self._cancel(job.id, caller)
 
-    def delete(self, prefix: str) -> Job:
+    async def delete(self, prefix: str) -> tuple[Job, Deletion]:
+        """Delete a finished job: its record, log and directory. The job is
+        gone even when part of its directory could not be removed; that part
+        is reported."""
         job = self._registry.resolve(prefix)
         if not job.status.is_final:
             raise FailedPrecondition(
                 f"job {job.id} is {job.status}: stop or cancel it before deleting it"
             )
-        self._delete(job.id)
-        return job
+        self._forget(job.id)
+        return job, Deletion(deleted=1, failures=tuple(await self._remove_dir(job.id)))
 
-    def delete_all(self) -> tuple[int, int]:
-        deleted = skipped = 0
+    async def delete_all(self) -> Deletion:
+        """Delete every finished job; one that fails does not stop the others."""
+        skipped = 0
+        forgotten: list[str] = []
+        failures: list[str] = []
         for job in self._registry.all():
-            if job.status.is_final:
-                self._delete(job.id)
-                deleted += 1
-            else:
+            if not job.status.is_final:
                 skipped += 1
-        return deleted, skipped
+                continue
+            try:
+                self._forget(job.id)
+            except Exception as exc:  # one job's trouble must not keep the rest
+                log.exception("deleting job %s failed", job.id)
+                failures.append(f"job {job.id}: {exc}")
+                continue
+            forgotten.append(job.id)
+        for job_id in forgotten:
+            failures += await self._remove_dir(job_id)
+        return Deletion(len(forgotten), skipped, tuple(failures))
 
     async def shutdown(self) -> None:
         """Stop every running job (daemon shutdown). Scheduled and queued jobs stay
@@ -285,7 +312,8 @@ class JobManager:
         self._ending.release(job_id)
         return job
 
-    def _delete(self, job_id: str) -> None:
+    def _forget(self, job_id: str) -> None:
+        """Everything of a deleted job but its directory."""
         self._registry.remove(job_id)
         if self._table.listener is not None:
             self._table.listener.deleted(job_id)
@@ -293,7 +321,19 @@ class JobManager:
         if rt is not None:
             rt.cancel_timers()
         self._logs.delete(job_id)
-        shutil.rmtree(self._config.layout.job_dir(job_id), ignore_errors=True)
+
+    async def _remove_dir(self, job_id: str) -> list[str]:
+        """Remove the job's directory in a thread: a job may have left
+        millions of files, and the event loop serves every other call
+        meanwhile. What could not be removed, one line each."""
+        try:
+            left = await asyncio.to_thread(workspace.remove_job_dir, self._config.layout, job_id)
+        except Exception as exc:
+            log.exception("removing the directory of job %s failed", job_id)
+            return [f"job {job_id}: {exc}"]
+        for failure in left:
+            log.warning("job %s: could not remove %s", job_id, failure)
+        return [f"job {job_id}: could not remove {failure}" for failure in left]
 
 
-__all__ = ["LOG_FILE", "IllegalTransition", "JobManager", "Launcher"]
+__all__ = ["LOG_FILE", "Deletion", "IllegalTransition", "JobManager", "Launcher"]

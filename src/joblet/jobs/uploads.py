@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import posixpath
+import re
 import stat
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -26,6 +27,8 @@ DEFAULT_DIR_MODE = 0o755
 # hand a job (or a later job sharing a volume) a privileged binary.
 _ALLOWED_MODE_BITS = 0o1777
 _NAME_MAX = 255  # bytes per component, Linux's NAME_MAX
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # C0, DEL, C1
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # What a planted symlink, special file or file-for-a-directory makes the kernel say.
@@ -45,8 +48,14 @@ def normalize_upload_path(path: str) -> str:
         raise InvalidArgument(f"upload path {path!r} contains a NUL byte")
     if path.startswith("/"):
         raise InvalidArgument(f"upload path {path!r} must be relative to the workspace")
+    if _CONTROL.search(path):
+        raise InvalidArgument(f"upload path {path!r} contains a control character")
+    # Refused even where it would stay inside: a ".." is never what a client
+    # that walked a local directory sends.
+    if ".." in path.split("/"):
+        raise InvalidArgument(f"upload path {path!r} leaves the workspace: '..' is not allowed")
     normal = posixpath.normpath(path)
-    if normal in {".", ".."} or normal.startswith("../"):
+    if normal == ".":
         raise InvalidArgument(f"upload path {path!r} leaves the workspace")
     for part in normal.split("/"):
         if len(part.encode()) > _NAME_MAX:

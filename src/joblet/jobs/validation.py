@@ -17,6 +17,7 @@ from typing import Protocol
 from joblet.errors import InvalidArgument
 from joblet.jobs.ids import is_job_id
 from joblet.jobs.model import JobSpec, Upload
+from joblet.jobs.request_limits import check_request_bounds
 from joblet.jobs.schedule import parse_schedule
 from joblet.jobs.uploads import normalize_upload_path
 
@@ -96,6 +97,7 @@ def validate_run_request(
     pass the same value to `parse_schedule(spec.schedule, now)` afterwards."""
     if host_cpus < 1:
         raise ValueError(f"host_cpus must be at least 1, got {host_cpus}")
+    check_request_bounds(req)
     command = check_command(req.command)
     if req.schedule:
         parse_schedule(req.schedule, time.time() if now is None else now)

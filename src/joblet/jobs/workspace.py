@@ -11,6 +11,7 @@ from pathlib import Path
 from joblet.config.model import JobsConfig, RootLayout
 from joblet.errors import ResourceExhausted
 from joblet.jobs.model import JobSpec
+from joblet.jobs.tree_removal import RemovalFailure, remove_tree
 from joblet.jobs.uploads import write_uploads
 
 LOG_FILE = "output.log"
@@ -76,3 +77,9 @@ def prepare_job_dir(
             raise ResourceExhausted(f"no room for job {job_id}'s files: {exc.strerror}") from exc
         raise
     return names
+
+
+def remove_job_dir(layout: RootLayout, job_id: str) -> list[RemovalFailure]:
+    """Remove the job's directory, whatever the job left in its workspace;
+    what could not be removed ([] when everything went)."""
+    return remove_tree(layout.job_dir(job_id))

@@ -11,6 +11,14 @@ trusted to stand for an earlier call's certificate.
 
 While the behaviour runs, `current_caller` holds who called, so servicers can
 record e.g. "stopped by <name>" without threading the context through.
+
+A method with a single request message is served as a request-streaming one
+(the same on the wire), so that the role is checked before the body is read:
+grpc.aio reads a unary request whole, up to the server's receive limit, before
+any code of ours runs, and that limit must fit RunJob with its uploads. The
+guard then reads the one message as bytes, holds it to the method's own limit
+(RESOURCE_EXHAUSTED) and parses it itself: a body that is not the method's
+message is INVALID_ARGUMENT with one log line, not a traceback and UNKNOWN.
 """
 
 from __future__ import annotations
@@ -18,7 +26,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 import grpc
@@ -30,10 +39,17 @@ current_caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar(
     "joblet_current_caller", default=None
 )
 
+log = logging.getLogger(__name__)
+
 Behaviour = Callable[..., Any]
 _HandlerFactory = Callable[..., "grpc.RpcMethodHandler[Any, Any]"]  # stubs-only generic
+Context = grpc.aio.ServicerContext[Any, Any]
+# Who called and the request (or request iterator) the behaviour gets.
+Admit = Callable[[Any, Context], Awaitable[tuple[Caller, Any]]]
+Deserializer = Callable[[bytes], Any]
 
 NO_ROLE_MESSAGE = "client certificate has no known role (OU)"
+DEFAULT_RECEIVE_LIMIT = 4 * 1024 * 1024  # gRPC's own default, for a method not named
 
 
 def get_caller() -> Caller | None:
@@ -56,14 +72,22 @@ async def authorize(context: grpc.aio.ServicerContext[Any, Any], method: str) ->
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
-    """Admits a call only if the peer certificate's role may use the method."""
+    """Admits a call only if the peer certificate's role may use the method,
+    and a single request message only up to the method's receive limit:
+    `receive_limits` by full method name, `default_receive_limit` for the rest."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        receive_limits: Mapping[str, int] | None = None,
+        default_receive_limit: int = DEFAULT_RECEIVE_LIMIT,
+    ) -> None:
         # method -> (the server's handler, its guarded twin). Wrapping costs
         # more than a small RPC; the server hands out the same handler object
         # for a method on every call, so each is wrapped once. Only methods the
         # server has a handler for get an entry, which bounds the table.
         self._guarded: dict[str, tuple[Any, grpc.RpcMethodHandler[Any, Any]]] = {}
+        self._limits = dict(receive_limits or {})
+        self._default_limit = default_receive_limit
 
     async def intercept_service(
         self,
@@ -79,44 +103,100 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         known = self._guarded.get(method)
         if known is not None and known[0] is handler:
             return known[1]
-        guarded = wrap_handler(handler, method)
+        limit = self._limits.get(method, self._default_limit)
+        guarded = wrap_handler(handler, method, limit)
         self._guarded[method] = (handler, guarded)
         return guarded
 
 
 def wrap_handler(
-    handler: grpc.RpcMethodHandler[Any, Any], method: str
+    handler: grpc.RpcMethodHandler[Any, Any],
+    method: str,
+    receive_limit: int = DEFAULT_RECEIVE_LIMIT,
 ) -> grpc.RpcMethodHandler[Any, Any]:
-    """The same handler with its behaviour guarded by `authorize`."""
-    kinds: tuple[tuple[Behaviour | None, _HandlerFactory], ...] = (
-        (handler.unary_unary, grpc.unary_unary_rpc_method_handler),
-        (handler.unary_stream, grpc.unary_stream_rpc_method_handler),
-        (handler.stream_unary, grpc.stream_unary_rpc_method_handler),
-        (handler.stream_stream, grpc.stream_stream_rpc_method_handler),
+    """The same handler with its behaviour guarded by `authorize`; a
+    single-request one becomes request-streaming and reads its request after."""
+    behaviour: Behaviour | None = (
+        handler.unary_unary or handler.unary_stream or handler.stream_unary or handler.stream_stream
     )
-    for behaviour, factory in kinds:
-        if behaviour is not None:
-            return factory(
-                _guard(behaviour, method, handler.response_streaming),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-    return handler
+    if behaviour is None:
+        return handler
+    streaming_out = handler.response_streaming
+    if handler.request_streaming:
+        admit = _admit_stream(method)
+        deserializer = handler.request_deserializer
+    else:
+        admit = _admit_one(method, handler.request_deserializer, receive_limit)
+        deserializer = None  # the guard reads raw bytes and parses them itself
+    factory = (
+        grpc.stream_stream_rpc_method_handler
+        if streaming_out
+        else grpc.stream_unary_rpc_method_handler
+    )
+    return factory(
+        _guard(behaviour, admit, streaming_out),
+        request_deserializer=deserializer,
+        response_serializer=handler.response_serializer,
+    )
 
 
-def _guard(behaviour: Behaviour, method: str, response_streaming: bool) -> Behaviour:
+def _admit_stream(method: str) -> Admit:
+    async def admit(requests: Any, context: Context) -> tuple[Caller, Any]:
+        return await authorize(context, method), requests
+
+    return admit
+
+
+def _admit_one(method: str, deserializer: Deserializer | None, limit: int) -> Admit:
+    async def admit(requests: Any, context: Context) -> tuple[Caller, Any]:
+        del requests  # read through the context: one message, no iterator
+        caller = await authorize(context, method)
+        return caller, await read_request(context, method, deserializer, limit)
+
+    return admit
+
+
+async def read_request(
+    context: Context, method: str, deserializer: Deserializer | None, limit: int
+) -> Any:
+    """The call's one request message, parsed; aborts the call when it is
+    missing, over `limit` bytes or not the method's message."""
+    name = method.rsplit("/", 1)[-1]
+    data = await context.read()
+    if data is grpc.aio.EOF:  # type: ignore[attr-defined]  # not in grpc-stubs
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{name}: no request message")
+    assert isinstance(data, bytes)
+    if len(data) > limit:
+        await context.abort(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            f"{name}: request of {len(data):,} bytes, {limit:,} max",
+        )
+    if deserializer is None:
+        return data
+    try:
+        return deserializer(data)
+    except Exception as exc:  # protobuf's DecodeError, or whatever a parser raises
+        log.warning("%s: malformed request of %d bytes from %s", name, len(data), context.peer())
+        await context.abort(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"{name}: the request is not a valid {name} request ({type(exc).__name__})",
+        )
+
+
+def _guard(behaviour: Behaviour, admit: Admit, response_streaming: bool) -> Behaviour:
     if inspect.isasyncgenfunction(behaviour):
-        return _guard_async_gen(behaviour, method)
+        return _guard_async_gen(behaviour, admit)
     if inspect.iscoroutinefunction(behaviour):
-        return _guard_coroutine(behaviour, method)
+        return _guard_coroutine(behaviour, admit)
     if response_streaming:
-        return _guard_sync_stream(behaviour, method)
-    return _guard_sync(behaviour, method)
+        return _guard_sync_stream(behaviour, admit)
+    return _guard_sync(behaviour, admit)
 
 
-def _guard_coroutine(behaviour: Behaviour, method: str) -> Behaviour:
-    async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        token = current_caller.set(await authorize(context, method))
+def _guard_coroutine(behaviour: Behaviour, admit: Admit) -> Behaviour:
+    async def guarded(request: Any, context: Context) -> Any:
+        caller, request = await admit(request, context)
+        token = current_caller.set(caller)
         try:
             return await behaviour(request, context)
         finally:
@@ -125,35 +205,34 @@ def _guard_coroutine(behaviour: Behaviour, method: str) -> Behaviour:
     return guarded
 
 
-def _guard_async_gen(behaviour: Behaviour, method: str) -> Behaviour:
-    async def guarded(
-        request: Any, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> AsyncIterator[Any]:
+def _guard_async_gen(behaviour: Behaviour, admit: Admit) -> Behaviour:
+    async def guarded(request: Any, context: Context) -> AsyncIterator[Any]:
         # grpc.aio drives the generator from the RPC's own task, so the value
         # set here is what the behaviour sees across every resumption.
-        current_caller.set(await authorize(context, method))
+        caller, request = await admit(request, context)
+        current_caller.set(caller)
         async for response in behaviour(request, context):
             yield response
 
     return guarded
 
 
-def _guard_sync(behaviour: Behaviour, method: str) -> Behaviour:
+def _guard_sync(behaviour: Behaviour, admit: Admit) -> Behaviour:
     # A plain function (such as a generated servicer base method) would block
     # the event loop; run it in a thread, as grpc.aio itself would, and
     # asyncio.to_thread carries current_caller over.
-    async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        current_caller.set(await authorize(context, method))
+    async def guarded(request: Any, context: Context) -> Any:
+        caller, request = await admit(request, context)
+        current_caller.set(caller)
         return await asyncio.to_thread(behaviour, request, context)
 
     return guarded
 
 
-def _guard_sync_stream(behaviour: Behaviour, method: str) -> Behaviour:
-    async def guarded(
-        request: Any, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> AsyncIterator[Any]:
-        current_caller.set(await authorize(context, method))
+def _guard_sync_stream(behaviour: Behaviour, admit: Admit) -> Behaviour:
+    async def guarded(request: Any, context: Context) -> AsyncIterator[Any]:
+        caller, request = await admit(request, context)
+        current_caller.set(caller)
         responses: Iterator[Any] = iter(await asyncio.to_thread(behaviour, request, context))
         done = object()
         while (item := await asyncio.to_thread(next, responses, done)) is not done:

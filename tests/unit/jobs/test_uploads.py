@@ -198,13 +198,11 @@ def test_escaping_paths_refused_before_any_write(tmp_path: Path, ws: Path, path:
 
 
 def test_paths_are_normalised(ws: Path) -> None:
-    assert write_uploads(ws, [f("./a//b/../c", b"1")]) == ("a/c",)
-    assert (ws / "a/c").read_bytes() == b"1"
+    assert write_uploads(ws, [f("./a//b/./c", b"1")]) == ("a/b/c",)
+    assert (ws / "a/b/c").read_bytes() == b"1"
 
 
-@pytest.mark.parametrize(
-    ("path", "normal"), [("a", "a"), ("a/./b/", "a/b"), ("a/../b", "b"), ("..x", "..x")]
-)
+@pytest.mark.parametrize(("path", "normal"), [("a", "a"), ("a/./b/", "a/b"), ("..x", "..x")])
 def test_normalize_upload_path(path: str, normal: str) -> None:
     assert normalize_upload_path(path) == normal
 

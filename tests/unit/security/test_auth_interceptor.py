@@ -153,3 +153,17 @@ async def test_each_handler_is_wrapped_once_and_a_new_one_again() -> None:
 
 async def _echo(request: bytes, context: object) -> bytes:
     return request
+
+
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield b""  # an async generator that sends no message
+
+
+async def test_a_single_request_method_without_its_request_is_invalid_argument(
+    server_address: str, pki: Pki
+) -> None:
+    async with grpc.aio.secure_channel(server_address, pki.credentials("admin")) as ch:
+        call = ch.stream_unary("/joblet.JobService/RunJob", _raw, _raw)(_nothing(), timeout=TIMEOUT)
+        assert await call.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert await call.details() == "RunJob: no request message"
