@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 from integration.conftest import ROOT_NEEDED, RunningDaemon, start_daemon, wait_status
 
@@ -135,14 +136,15 @@ def test_launcher_kill9_every_job_accounted_for_and_new_jobs_start_within_1s(
 def test_launch_request_over_1mib_does_not_break_later_jobs(daemon: RunningDaemon) -> None:
     stub = daemon.jobs()
     launcher = daemon.launcher_pid()
-    # 12 values of 125,000 bytes: a 1.5 MB request whose environment the
-    # kernel still takes (each string under MAX_ARG_STRLEN, all under ARG_MAX).
-    env = {f"BIG{i}": chr(ord("a") + i) * 125_000 for i in range(12)}
-    big = run(
-        stub, "sh", "-c", 'printf "%s %s %.1s\\n" ${#BIG0} ${#BIG11} "$BIG11"', environment=env
-    )
+    # Eight values of 125,000 bytes and two arguments of 120,000: a 1.24 MB
+    # request within every field's bound (and within what exec takes).
+    env = {f"BIG{i}": chr(ord("a") + i) * 125_000 for i in range(8)}
+    arg = "z" * 120_000
+    script = 'printf "%s %s %.1s %s %s\\n" ${#BIG0} ${#BIG7} "$BIG7" ${#1} ${#2}'
+    big = run(stub, "sh", "-c", script, "sh", arg, arg, environment=env)
     status = wait_status(stub, big, FINAL)
-    assert (status.status, logs(stub, big)) == ("COMPLETED", b"125000 125000 l\n"), status
+    expected = b"125000 125000 h 120000 120000\n"
+    assert (status.status, logs(stub, big)) == ("COMPLETED", expected), status
     later = [run(stub, "echo", f"later-{i}") for i in range(3)]
     for i, job_id in enumerate(later):
         assert wait_status(stub, job_id, FINAL).status == "COMPLETED"
@@ -150,17 +152,17 @@ def test_launch_request_over_1mib_does_not_break_later_jobs(daemon: RunningDaemo
     assert daemon.launcher_pid() == launcher  # the connection held: nothing was restarted
 
 
-def test_env_over_the_kernels_limit_fails_its_job_clearly_and_later_jobs_run(
+def test_env_over_the_kernels_limit_is_refused_and_later_jobs_run(
     daemon: RunningDaemon,
 ) -> None:
     stub = daemon.jobs()
     # Nine values of 170 KB: a 1.5 MB request, each variable over the
-    # kernel's MAX_ARG_STRLEN (128 KiB), so exec cannot take it.
+    # kernel's MAX_ARG_STRLEN (128 KiB): refused before anything is started.
     env = {f"BIG{i}": "x" * 170_000 for i in range(9)}
-    big = run(stub, "true", environment=env)
-    status = wait_status(stub, big, FINAL)
-    assert status.status == "FAILED"
-    assert "argument list too long" in status.endReason.lower(), status.endReason
+    with pytest.raises(grpc.RpcError) as refused:
+        run(stub, "true", environment=env)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "max" in (refused.value.details() or ""), refused.value.details()
     later = run(stub, "echo", "later")
     assert wait_status(stub, later, FINAL).status == "COMPLETED"
     assert logs(stub, later) == b"later\n"
