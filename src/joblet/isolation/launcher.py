@@ -1,9 +1,13 @@
 """The launcher ("zygote"): a single-threaded, pre-started process that forks jobs.
 
-    python -m joblet.isolation.launcher --socket PATH --state-dir DIR
+    python -m joblet.isolation.launcher --socket PATH --state-dir DIR [--idle-exit S]
 
 The daemon starts it in a session of its own, so killing the daemon (or its
-process group) leaves the launcher and every job running. The launcher is a
+process group) leaves the launcher and every job running. It exits on its own
+once it has had no job and no client for `--idle-exit` seconds (a daemon that
+never came back), or when asked to ("exit", a clean daemon stop) as soon as
+no job is left. How each job ended is in its exit.json either way, for the
+next daemon to read. The launcher is a
 child subreaper: each job's init is reparented to it and reaped here, and it
 copies the jobs' output into their log files. A launcher restarted while jobs
 run cannot reap them (they were reparented elsewhere): it reports them in
@@ -36,6 +40,8 @@ from joblet.isolation.wire import Connection
 Handler = Callable[[], None]
 LOST_CHECK_S = 1.0
 INIT_READY_S = 0.2
+IDLE_EXIT_S = 60.0
+SPARE_REAP_S = 1.0
 
 
 # A spare is cloned once the launcher saw no event for SPARE_IDLE_S, or at the
@@ -45,7 +51,9 @@ SPARE_WAIT_MAX_S = 0.05
 
 
 class Launcher:
-    def __init__(self, socket_path: str, state_dir: str, host: HostFacts) -> None:
+    def __init__(
+        self, socket_path: str, state_dir: str, host: HostFacts, idle_exit_s: float = IDLE_EXIT_S
+    ) -> None:
         self.socket_path = socket_path
         self.state_dir = state_dir
         self.host = host
@@ -58,6 +66,9 @@ class Launcher:
         self.spares = spares.Spares()
         self._spare_wanted: tuple[InitKey, float] | None = None  # key, latest clone time
         self._next_lost_check = 0.0
+        self.idle_exit_s = idle_exit_s  # 0: never exit on its own
+        self._idle_since = time.monotonic()
+        self._exit_asked = False  # exit once no job is left
         self.listener = _listen(socket_path)
         self._watch(self.listener.fileno(), self._accept)
         self._wakeup_r = self._install_sigchld()
@@ -79,14 +90,52 @@ class Launcher:
         return read_end
 
     def serve_forever(self) -> None:
+        """Serve until it should exit (see `_should_exit`), then clean up."""
         self._adopt_previous()
         self._reap()  # children may have ended before the handler was set
-        while True:
+        while not self._should_exit():
             events = self.sel.select(self._timeout())
             for key, _ in events:
                 handler: Handler = key.data
                 handler()
             self._tick(idle=not events)
+        self._close()
+
+    def has_jobs(self) -> bool:
+        return bool(self.jobs or self.adopted)
+
+    def _should_exit(self) -> bool:
+        """Asked to and no job is left, or no job and no client for idle_exit_s.
+
+        A client (the daemon) keeps it: a daemon that stops cleanly asks for
+        the exit; one that died leaves it waiting idle_exit_s for a new daemon."""
+        if self.has_jobs():
+            return False
+        if self._exit_asked:
+            return True
+        return bool(self.idle_exit_s) and self._idle_deadline() <= time.monotonic()
+
+    def _idle_deadline(self) -> float:
+        if self.clients or self.has_jobs() or not self.idle_exit_s:
+            return float("inf")
+        return self._idle_since + self.idle_exit_s
+
+    def _close(self) -> None:
+        """Stop listening first (a daemon starting now spawns a new launcher),
+        then let the spares go and reap them, so no process of ours is left."""
+        self.unwatch(self.listener.fileno())
+        self.listener.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.socket_path)
+        self.spares.discard_all()
+        deadline = time.monotonic() + SPARE_REAP_S
+        while self.spares.pending() and time.monotonic() < deadline:
+            self._reap()
+            time.sleep(0.01)
+        # Closed last: a client that sees end of file knows all of it is done.
+        for conn in list(self.clients):
+            conn.flush()  # the answer to "exit", if it is still queued
+            self.drop(conn)
 
     def _timeout(self) -> float | None:
         deadlines = [job.deadline for job in self.jobs.values() if job.deadline]
@@ -97,6 +146,9 @@ class Launcher:
             deadlines.append(spare_deadline)
         if self._spare_wanted is not None:
             deadlines.append(min(self._spare_wanted[1], time.monotonic() + SPARE_IDLE_S))
+        idle_deadline = self._idle_deadline()
+        if idle_deadline != float("inf"):
+            deadlines.append(idle_deadline)
         if not deadlines:
             return None
         return max(0.0, min(deadlines) - time.monotonic())
@@ -121,6 +173,8 @@ class Launcher:
             return
         conn = Connection(sock)
         self.clients.add(conn)
+        # A new daemon (or a ping of one starting) cancels an exit asked for.
+        self._exit_asked = False
         self._watch(conn.fileno(), lambda: self._on_client(conn))
 
     def _on_client(self, conn: Connection) -> None:
@@ -136,6 +190,7 @@ class Launcher:
             self.clients.discard(conn)
             self.unwatch(conn.fileno())
             conn.close()
+            self._idle_since = time.monotonic()
 
     def reply(self, conn: Connection, request_id: Any, body: dict[str, Any]) -> None:
         if conn.closed:
@@ -177,6 +232,9 @@ class Launcher:
             elif op == "signal":
                 self._signal(str(request["job_id"]), int(request["signal"]))
                 self.reply(conn, rid, {"ok": True})
+            elif op == "exit":
+                self._exit_asked = True
+                self.reply(conn, rid, {"ok": True, "jobs": sorted(self.running())})
             else:
                 self.reply(conn, rid, {"ok": False, "error": f"unknown op: {op!r}"})
         except (KeyError, TypeError, ValueError, OSError) as exc:
@@ -277,6 +335,7 @@ class Launcher:
 
     def forget(self, job: JobProc) -> None:
         self.jobs.pop(job.job_id, None)
+        self._idle_since = time.monotonic()
 
     # --- jobs of a previous launcher ---------------------------------------------
 
@@ -291,6 +350,7 @@ class Launcher:
             if records.read_start_ticks(rec.pid, self.host.procfs) == rec.start_ticks:
                 continue
             del self.adopted[rec.job_id]
+            self._idle_since = time.monotonic()
             lost = JobExit(rec.job_id, -1, 0, time.time_ns(), lost=True)
             if not os.path.exists(os.path.join(rec.job_dir, records.EXIT_FILE)):
                 records.write_exit(rec.job_dir, lost)
@@ -333,8 +393,8 @@ def _ensure_std_fds() -> None:
             os.open("/dev/null", os.O_RDWR)
 
 
-def serve(socket_path: str, state_dir: str) -> None:
-    """Run the launcher until it is killed."""
+def serve(socket_path: str, state_dir: str, idle_exit_s: float = IDLE_EXIT_S) -> None:
+    """Run the launcher until it exits (see Launcher.serve_forever) or is killed."""
     _ensure_std_fds()
     os.makedirs(state_dir, mode=0o700, exist_ok=True)
     libc.set_child_subreaper()
@@ -343,7 +403,7 @@ def serve(socket_path: str, state_dir: str) -> None:
     libc.set_dumpable(False)
     job_root = os.path.join(state_dir, "root")
     os.makedirs(job_root, mode=0o700, exist_ok=True)
-    launcher = Launcher(socket_path, state_dir, load_host_facts(job_root))
+    launcher = Launcher(socket_path, state_dir, load_host_facts(job_root), idle_exit_s)
     # Objects made so far live forever: keep the collector away from their
     # pages so forked children share them instead of copying them.
     gc.freeze()
@@ -361,8 +421,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="joblet-launcher")
     parser.add_argument("--socket", required=True)
     parser.add_argument("--state-dir", required=True)
+    parser.add_argument(
+        "--idle-exit",
+        type=float,
+        default=IDLE_EXIT_S,
+        metavar="S",
+        help="exit after S seconds with no job and no client (0: never)",
+    )
     args = parser.parse_args(argv)
-    serve(args.socket, args.state_dir)
+    if args.idle_exit < 0:
+        parser.error("--idle-exit must be >= 0")
+    serve(args.socket, args.state_dir, args.idle_exit)
 
 
 if __name__ == "__main__":
