@@ -16,3 +16,11 @@ def cleanup_leftovers(manager: CgroupManager) -> list[str]:
         job.remove()
         cleaned.append(job_id)
     return cleaned
+
+
+def remove_everything(manager: CgroupManager) -> list[str]:
+    """Kill and remove every job group, then the daemon's parent itself in
+    every hierarchy (a clean stop with no job left, teardown); the job ids."""
+    cleaned = cleanup_leftovers(manager)
+    manager.remove_parent()
+    return cleaned

@@ -143,6 +143,10 @@ class V1CgroupManager:
             found |= job_ids_under(parent)
         return sorted(found)
 
+    def remove_parent(self) -> None:
+        for parent in sorted(set(self.parent_dirs.values())):
+            _fs.remove_tree(parent)
+
     def _prepare_parent(self) -> None:
         for parent in set(self.parent_dirs.values()):
             _fs.make_dir(parent)
