@@ -86,6 +86,21 @@ class VolumeManager:
         self._volumes = {info.name: info for info in infos}
         return problems
 
+    def release_devices(self) -> list[str]:
+        """At a clean stop with no job left: unmount the filesystem volumes, so
+        their loop devices detach (autoclear); the next start mounts them again
+        (see restore). Memory volumes stay mounted: an unmount would empty them.
+        Returns the problems (a volume whose unmount failed stays mounted)."""
+        problems: list[str] = []
+        for info in self._volumes.values():
+            if info.record.type is not VolumeType.FILESYSTEM or info.error:
+                continue
+            try:
+                disk.unmount(info.path)
+            except OSError as exc:
+                problems.append(f"volume {info.name} stays mounted: {exc.strerror or exc}")
+        return problems
+
     async def create(self, name: str, size: str, type_text: str = "") -> VolumeInfo:
         record = self._new_record(name, size, type_text)
         self._reserve(record.name)
