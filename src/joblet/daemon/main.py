@@ -98,13 +98,20 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 async def _serve(config: DaemonConfig, config_path: Path) -> None:
     """Start the helpers first: their start (an interpreter, imports, opening the
     state store) then overlaps importing the daemon, the longest part of a start."""
+    import os
+
     from joblet.daemon.helpers import prepare_layout, supervise_helpers
+    from joblet.daemon.rootlock import hold_root
 
     prepare_layout(config.layout)
-    async with supervise_helpers(config_path, config.layout) as supervisors:
-        from joblet.daemon.server import Daemon
+    lock = hold_root(config.layout)  # before the helpers: one daemon per root
+    try:
+        async with supervise_helpers(config_path, config.layout) as supervisors:
+            from joblet.daemon.server import Daemon
 
-        await Daemon(config, config_path, supervisors).run_until_signal()
+            await Daemon(config, config_path, supervisors).run_until_signal()
+    finally:
+        os.close(lock)
 
 
 def _cmd_certs_issue(args: argparse.Namespace) -> int:

@@ -1,5 +1,12 @@
 """The composition root: builds every part of the daemon from its config and
-runs the gRPC server until SIGTERM or SIGINT."""
+runs the gRPC server until SIGTERM or SIGINT.
+
+A clean stop (SIGTERM, SIGINT) stops the running jobs; when none is left it
+leaves nothing in the kernel either (see `release_host`): the launcher exits,
+the bridges, the nftables table and the cgroup groups go, filesystem volumes
+are unmounted. Their definitions stay under the root and the next start
+makes it all again. A daemon that dies (kill -9, a crash) leaves the launcher
+and the running jobs, with everything they use, to the next one."""
 
 from __future__ import annotations
 
@@ -8,7 +15,7 @@ import contextlib
 import logging
 import signal
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +35,8 @@ from joblet.daemon.monitoring_service import MonitoringService
 from joblet.daemon.network_service import NetworkService
 from joblet.daemon.supervisor import HelperSupervisor
 from joblet.daemon.volume_service import VolumeService
-from joblet.isolation.client import LauncherClient, ensure_launcher
+from joblet.errors import JobletError
+from joblet.isolation.client import LauncherClient, ensure_launcher, wait_process_gone
 from joblet.jobs.manager import LOG_FILE, JobManager
 from joblet.logs.follow import LogHub
 from joblet.logs.service import JobLogs
@@ -38,6 +46,7 @@ from joblet.metrics.host import HostCollector
 from joblet.metrics.hub import MetricsHub
 from joblet.metrics.prometheus import PrometheusExporter
 from joblet.network.manager import NetworkManager
+from joblet.resources.cleanup import remove_everything
 from joblet.resources.detect import create_cgroup_manager
 from joblet.resources.interface import CgroupManager
 from joblet.security.interceptor import AuthInterceptor
@@ -48,6 +57,7 @@ from joblet.volumes.manager import VolumeManager, entry_names
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_S = 5.0
+LAUNCHER_EXIT_S = 10.0  # its last jobs' output drains, its spares are reaped
 
 
 def load_or_create_node_id(path: Path) -> str:
@@ -105,6 +115,26 @@ def clean_leftover_roots(jobs_dir: Path, running: set[str]) -> None:
             log.warning("leftover root %s not removed: %s", root, exc.strerror)
 
 
+def release_host(
+    networks: NetworkManager, cgroups: CgroupManager, volumes: VolumeManager
+) -> list[str]:
+    """Remove this daemon's kernel objects once no job runs and the launcher
+    is gone: bridges and nftables table, job groups and the parent group,
+    filesystem volumes' mounts and loop devices. Each part is tried even when
+    another fails; returns what could not be removed."""
+    problems: list[str] = []
+    steps: list[tuple[str, Callable[[], object]]] = [
+        ("network", networks.remove_all),
+        ("cgroups", lambda: remove_everything(cgroups)),
+    ]
+    for what, step in steps:
+        try:
+            step()
+        except (OSError, JobletError) as exc:
+            problems.append(f"{what}: {exc}")
+    return problems + volumes.release_devices()
+
+
 class Daemon:
     def __init__(
         self,
@@ -120,6 +150,8 @@ class Daemon:
         self.manager: JobManager | None = None
         self.bound_port = 0
         self._stack = contextlib.AsyncExitStack()
+        self._launcher: LauncherClient | None = None
+        self._launcher_pid = 0
 
     async def start(self) -> None:
         config = self.config
@@ -127,6 +159,7 @@ class Daemon:
         prepare_layout(layout)
         node_id = config.server.node_id or load_or_create_node_id(layout.state / "node-id")
         cgroups = create_cgroup_manager(config.cgroup.mount_root, config.cgroup.parent)
+        self._cgroups = cgroups
         log.info("cgroups: %s", cgroups.version)
         helpers = await self._stack.enter_async_context(
             start_helpers(self.config_path, layout, self._supervisors)
@@ -172,12 +205,17 @@ class Daemon:
     async def _start_launcher(self) -> LauncherClient:
         layout = self.config.layout
         launcher_dir = layout.run / "launcher"
-        await ensure_launcher(str(layout.launcher_socket), str(launcher_dir))
+        await ensure_launcher(
+            str(layout.launcher_socket), str(launcher_dir),
+            idle_exit_s=self.config.jobs.launcher_idle_exit_s,
+        )  # fmt: skip
         launcher = await LauncherClient.connect(str(layout.launcher_socket))
         self._stack.push_async_callback(launcher.close)
-        # The launcher outlives the daemon on purpose; its pid lets an operator
-        # (or a test) end it once no job runs.
-        (launcher_dir / "launcher.pid").write_text(f"{await launcher.ping()}\n")
+        # The launcher outlives a daemon that dies, so that jobs do; its pid
+        # lets an operator (`joblet teardown`, a test) find it.
+        self._launcher_pid = await launcher.ping()
+        (launcher_dir / "launcher.pid").write_text(f"{self._launcher_pid}\n")
+        self._launcher = launcher
         return launcher
 
     async def _serve(self, node_id: str, metrics: MetricsHub) -> None:
@@ -239,7 +277,40 @@ class Daemon:
             await self.server.stop(SHUTDOWN_GRACE_S)
         if self.manager is not None:
             await self.manager.shutdown()
+            if await self._stop_launcher():
+                problems = await asyncio.to_thread(
+                    release_host, self._networks, self._cgroups, self._volumes
+                )
+                for problem in problems:
+                    log.warning("left behind: %s", problem)
         await self._stack.aclose()
+
+    async def _stop_launcher(self) -> bool:
+        """Ask the launcher to exit once no job is left; whether it is gone.
+        A job still running (its stop failed) keeps it, and all the job uses."""
+        launcher = self._launcher
+        if launcher is None:
+            return False
+        try:
+            running = await launcher.running()
+            if running:
+                log.warning("job(s) %s still run: they keep the launcher", ", ".join(running))
+                return False
+            await launcher.exit()
+        except JobletError as exc:
+            log.warning("launcher: %s", exc)
+            return False
+        closed = await launcher.wait_closed_by_launcher(LAUNCHER_EXIT_S)
+        gone = closed and await asyncio.to_thread(
+            wait_process_gone, self._launcher_pid, LAUNCHER_EXIT_S
+        )
+        if not gone:
+            log.warning("the launcher (pid %d) did not exit", self._launcher_pid)
+            return False
+        pid_file = self.config.layout.run / "launcher" / "launcher.pid"
+        pid_file.unlink(missing_ok=True)
+        log.info("the launcher exited")
+        return True
 
     async def run_until_signal(self) -> None:
         stop = asyncio.Event()
