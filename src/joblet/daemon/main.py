@@ -1,4 +1,4 @@
-"""The `joblet` command: setup, serve, certs issue.
+"""The `joblet` command: setup, serve, teardown, certs issue.
 
 Errors end as one line on stderr and a non-zero exit code, never a traceback.
 """
@@ -64,6 +64,21 @@ def _parser() -> argparse.ArgumentParser:
             help="exit when the daemon that started it dies",
         )
 
+    teardown = sub.add_parser(
+        "teardown",
+        help="remove every kernel object a stopped daemon's root made (launcher, "
+        "cgroups, bridges, nftables table, mounts, loop devices); files stay",
+    )
+    teardown.add_argument(
+        "--config",
+        type=Path,
+        default=DEFAULT_ROOT / "config" / "joblet-config.yml",
+        help="default: %(default)s",
+    )
+    teardown.add_argument(
+        "--force", action="store_true", help="kill running jobs (SIGKILL) instead of refusing"
+    )
+
     certs = sub.add_parser("certs", help="manage client certificates")
     certs_sub = certs.add_subparsers(dest="certs_command", required=True, metavar="COMMAND")
     issue = certs_sub.add_parser("issue", help="issue a client certificate signed by the CA")
@@ -122,6 +137,18 @@ def _cmd_certs_issue(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_teardown(args: argparse.Namespace) -> int:
+    from joblet.config.loader import load_daemon_config
+    from joblet.daemon.teardown import teardown
+
+    config = load_daemon_config(args.config)
+    report = teardown(config, args.force)
+    print(report.summary(config.layout.root))
+    for problem in report.problems:
+        print(f"joblet: error: not removed: {problem}", file=sys.stderr)
+    return EXIT_ERROR if report.problems else 0
+
+
 def _exit_with_parent() -> None:
     import os
     import signal
@@ -156,6 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "certs": _cmd_certs_issue,
         "persist": _cmd_helper,
         "state": _cmd_helper,
+        "teardown": _cmd_teardown,
     }
     try:
         return handlers[args.command](args)
