@@ -42,6 +42,7 @@ from joblet.resources.interface import CgroupManager
 from joblet.volumes import loop
 
 LAUNCHER_EXIT_S = 10.0
+LOOP_WAIT_S = 5.0  # for the autoclear of devices whose mount just went
 PING_S = 2.0
 
 
@@ -264,10 +265,10 @@ def unmount_below(base: Path, procfs: str = "/proc") -> list[str]:
 
 def detach_loops_under(images_dir: Path, sys_block: str = "/sys/block") -> list[str]:
     """Detach the loop devices whose backing file is under `images_dir`; the
-    devices. The unmounts just done detach theirs (autoclear); this catches
-    devices left bound without a mount (a crash between attach and mount)."""
-    bindings = loop.read_bindings(sys_block)
-    found = loop.leftovers(bindings, os.path.realpath(images_dir), set())
+    devices detached here. The unmounts just done detach theirs (autoclear);
+    this catches devices left bound without a mount (a crash between attach
+    and mount)."""
+    found = loop.wait_unbound(os.path.realpath(images_dir), LOOP_WAIT_S, sys_block)
     for device in found:
         loop.detach(f"/dev/{device}")
     return found

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +26,7 @@ from joblet.errors import (
     NotFound,
     ResourceExhausted,
 )
-from joblet.volumes import disk
+from joblet.volumes import disk, loop
 from joblet.volumes.config import VolumesConfig
 from joblet.volumes.model import (
     VolumeInfo,
@@ -42,6 +43,7 @@ from joblet.volumes.store import VolumeStore
 log = logging.getLogger(__name__)
 
 UsersOf = Callable[[str], Sequence[str]]
+DETACH_WAIT_S = 5.0
 VolumeMount = tuple[str, str, bool]  # (host path, name, read_only), as LaunchSpec takes it
 
 
@@ -99,6 +101,12 @@ class VolumeManager:
                 disk.unmount(info.path)
             except OSError as exc:
                 problems.append(f"volume {info.name} stays mounted: {exc.strerror or exc}")
+        images = os.path.realpath(self.root)
+        for device in loop.wait_unbound(images, DETACH_WAIT_S, self._options.sys_block):
+            try:
+                loop.detach(f"/dev/{device}")
+            except OSError as exc:
+                problems.append(f"loop device {device} stays bound: {exc.strerror or exc}")
         return problems
 
     async def create(self, name: str, size: str, type_text: str = "") -> VolumeInfo:
