@@ -219,6 +219,7 @@ def test_after_kill9_the_launcher_keeps_the_job_then_exits_and_its_exit_code_is_
     (daemon.root / "jobs" / job_id / "work" / "go").touch()  # the job ends, no daemon
     wait_until(lambda: not alive(launcher), 30, "the launcher to exit after the last job")
     assert launcher_processes(daemon) == []
+    assert not (daemon.root / "run" / "launcher" / "launcher.pid").exists()
 
     daemon.restart()
     status = wait_status(daemon.jobs(), job_id, FINAL, timeout=30)

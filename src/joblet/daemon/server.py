@@ -36,6 +36,7 @@ from joblet.daemon.network_service import NetworkService
 from joblet.daemon.supervisor import HelperSupervisor
 from joblet.daemon.volume_service import VolumeService
 from joblet.errors import JobletError
+from joblet.isolation import records
 from joblet.isolation.client import LauncherClient, ensure_launcher, wait_process_gone
 from joblet.jobs.manager import LOG_FILE, JobManager
 from joblet.logs.follow import LogHub
@@ -214,7 +215,7 @@ class Daemon:
         # The launcher outlives a daemon that dies, so that jobs do; its pid
         # lets an operator (`joblet teardown`, a test) find it.
         self._launcher_pid = await launcher.ping()
-        (launcher_dir / "launcher.pid").write_text(f"{self._launcher_pid}\n")
+        (launcher_dir / records.PID_FILE).write_text(f"{self._launcher_pid}\n")
         self._launcher = launcher
         return launcher
 
@@ -307,8 +308,6 @@ class Daemon:
         if not gone:
             log.warning("the launcher (pid %d) did not exit", self._launcher_pid)
             return False
-        pid_file = self.config.layout.run / "launcher" / "launcher.pid"
-        pid_file.unlink(missing_ok=True)
         log.info("the launcher exited")
         return True
 

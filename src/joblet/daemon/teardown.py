@@ -31,7 +31,7 @@ from pathlib import Path
 from joblet.config.model import DaemonConfig, RootLayout
 from joblet.daemon import rootlock
 from joblet.errors import FailedPrecondition, IsolationError, JobletError, Unavailable
-from joblet.isolation import libc
+from joblet.isolation import libc, records
 from joblet.isolation.client import LauncherClient, wait_process_gone
 from joblet.network.addressing import daemon_prefix
 from joblet.network.firewall import table_name
@@ -124,7 +124,7 @@ async def _end_jobs_and_launcher(
         await asyncio.to_thread(_kill_through_cgroups, cgroups, running)
         if launcher is None:
             return sorted(running), _stop_unanswering_launcher(layout)
-        return sorted(running), await _stop_launcher(launcher, layout, cgroups)
+        return sorted(running), await _stop_launcher(launcher, cgroups)
     finally:
         if launcher is not None:
             await launcher.close()
@@ -165,9 +165,8 @@ def _kill_through_cgroups(cgroups: CgroupManager, job_ids: set[str]) -> None:
             group.kill_all()
 
 
-async def _stop_launcher(
-    launcher: LauncherClient, layout: RootLayout, cgroups: CgroupManager
-) -> int:
+async def _stop_launcher(launcher: LauncherClient, cgroups: CgroupManager) -> int:
+    """Ask the launcher to exit once its jobs are reaped; its pid once gone."""
     pid = await launcher.ping()
     for job_id in await launcher.exit():
         if cgroups.open(job_id) is None:  # a host without usable cgroups
@@ -177,7 +176,6 @@ async def _stop_launcher(
         raise IsolationError(f"the launcher (pid {pid}) did not exit in {LAUNCHER_EXIT_S:.0f}s")
     if not await asyncio.to_thread(wait_process_gone, pid, LAUNCHER_EXIT_S):
         raise IsolationError(f"the launcher (pid {pid}) is still there")
-    _pid_file(layout).unlink(missing_ok=True)
     return pid
 
 
@@ -202,7 +200,7 @@ def _stop_unanswering_launcher(layout: RootLayout) -> int:
 
 
 def _pid_file(layout: RootLayout) -> Path:
-    return layout.run / "launcher" / "launcher.pid"
+    return layout.run / "launcher" / records.PID_FILE
 
 
 def _is_launcher_of(pid: int, layout: RootLayout, procfs: str = "/proc") -> bool:

@@ -123,10 +123,13 @@ class Launcher:
     def _close(self) -> None:
         """Stop listening first (a daemon starting now spawns a new launcher),
         then let the spares go and reap them, so no process of ours is left."""
-        self.unwatch(self.listener.fileno())
-        self.listener.close()
+        # Unlinked before the listener closes: a launcher started from now on
+        # binds a fresh path, which this one can then no longer remove.
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.socket_path)
+        self.unwatch(self.listener.fileno())
+        self.listener.close()
+        records.drop_pid_file(self.state_dir, os.getpid())
         self.spares.discard_all()
         deadline = time.monotonic() + SPARE_REAP_S
         while self.spares.pending() and time.monotonic() < deadline:
