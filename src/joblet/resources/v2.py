@@ -102,7 +102,7 @@ class V2CgroupManager:
         return sorted(job_ids_under(self.parent_dir))
 
     def remove_parent(self) -> None:
-        _fs.remove_tree(self.parent_dir)
+        _fs.remove_tree(self.parent_dir, _fs.PARENT_BUSY_WAIT_S)
 
     def _prepare_parent(self) -> None:
         """Create the parent and enable our controllers on every level down to it,

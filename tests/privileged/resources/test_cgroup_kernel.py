@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from cgroup_helpers import pid_gone, spawn_in
 
+from joblet.errors import IsolationError
 from joblet.resources import _fs
-from joblet.resources.cleanup import cleanup_leftovers
+from joblet.resources.cleanup import cleanup_leftovers, remove_everything
 from joblet.resources.detect import create_cgroup_manager
 from joblet.resources.devices import block_devices_for
 from joblet.resources.interface import CgroupManager, JobCgroup, Limits
@@ -231,3 +232,32 @@ def test_leftovers_are_found_and_cleaned_by_a_new_manager(manager: CgroupManager
     assert _fs.wait_for(lambda: all(pid_gone(p) for p in sleepers), 5.0)
     assert restarted.leftover_job_ids() == []
     assert restarted.open(ids[0]) is None
+
+
+def parent_groups(manager: CgroupManager) -> list[Path]:
+    if isinstance(manager, V1CgroupManager):
+        return sorted(set(manager.parent_dirs.values()))
+    assert isinstance(manager, V2CgroupManager)
+    return [manager.parent_dir]
+
+
+def test_remove_parent_never_kills_and_remove_everything_leaves_no_group(
+    manager: CgroupManager,
+) -> None:
+    ids = sorted([new_id(), new_id()])
+    jobs = [manager.create(i, Limits(max_pids=8)) for i in ids]
+    # An orphaned sleep: init reaps it once killed (see the test above).
+    started = spawn_in(
+        jobs[0], "sh", "-c", "sleep 100 >/dev/null 2>&1 & echo $!", stdout=subprocess.PIPE
+    )
+    out, _ = started.communicate(timeout=5)
+    sleeper = int(out)
+    with pytest.raises(IsolationError, match="still busy"):
+        manager.remove_parent()
+    assert not pid_gone(sleeper)
+    assert all(p.is_dir() for p in parent_groups(manager))
+
+    assert remove_everything(manager) == [ids[0]]  # the other one's group went above
+    assert _fs.wait_for(lambda: pid_gone(sleeper), 5.0)
+    assert not any(p.exists() for p in parent_groups(manager))
+    manager.remove_parent()  # nothing left: a no-op
