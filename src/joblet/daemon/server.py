@@ -166,15 +166,18 @@ class Daemon:
             start_helpers(self.config_path, layout, self._supervisors)
         )
         # The jobs load (the helper reads its store, this loop decodes) while the
-        # network, the volumes and the launcher come up.
+        # network, the volumes and the launcher come up. A launcher is started
+        # at every start after a clean stop: its start overlaps the others.
         loading = asyncio.create_task(helpers.state.load_all(LOAD_TIMEOUT_S), name="load-jobs")
         self._stack.push_async_callback(_end_task, loading)
+        starting = asyncio.create_task(self._start_launcher(), name="start-launcher")
+        self._stack.push_async_callback(_end_task, starting)
         self._networks = NetworkManager(config.network, str(layout.network), node_id)
         await asyncio.to_thread(self._networks.start)
         self._volumes = VolumeManager(layout.volumes, load_volumes_config(self.config_path))
         for problem in await asyncio.to_thread(self._volumes.restore):
             log.warning("volume: %s", problem)
-        launcher = await self._start_launcher()
+        launcher = await starting
         running = await launcher.running()
         clean_leftovers(cgroups, set(running))
         clean_leftover_roots(layout.jobs, set(running))
