@@ -3,15 +3,16 @@
     python -m joblet.isolation.launcher --socket PATH --state-dir DIR [--idle-exit S]
 
 The daemon starts it in a session of its own, so killing the daemon (or its
-process group) leaves the launcher and every job running. It exits on its own
-once it has had no job and no client for `--idle-exit` seconds (a daemon that
-never came back), or when asked to ("exit", a clean daemon stop) as soon as
-no job is left. How each job ended is in its exit.json either way, for the
-next daemon to read. The launcher is a
+process group) leaves the launcher and every job running. The launcher is a
 child subreaper: each job's init is reparented to it and reaped here, and it
 copies the jobs' output into their log files. A launcher restarted while jobs
 run cannot reap them (they were reparented elsewhere): it reports them in
 "list" and, when their pid disappears, writes their exit.json with lost=true.
+
+It exits when asked to ("exit": a clean daemon stop) as soon as no job is
+left, or once it has had no job and no client for `--idle-exit` seconds (its
+daemon died and never came back). How each job ended is in its exit.json
+either way, for the next daemon to read.
 
 After answering a launch it clones the init of the next one like it ahead of
 time (see spares), so that a launch mostly sends the job's own part to it.
@@ -33,6 +34,7 @@ from typing import Any
 
 from joblet.isolation import libc, records, spares
 from joblet.isolation.jobproc import JobProc
+from joblet.isolation.lifetime import Lifetime
 from joblet.isolation.prepare import HostFacts, InitKey, load_host_facts, plan_launch
 from joblet.isolation.spec import JobExit, LaunchSpec
 from joblet.isolation.wire import Connection
@@ -66,9 +68,7 @@ class Launcher:
         self.spares = spares.Spares()
         self._spare_wanted: tuple[InitKey, float] | None = None  # key, latest clone time
         self._next_lost_check = 0.0
-        self.idle_exit_s = idle_exit_s  # 0: never exit on its own
-        self._idle_since = time.monotonic()
-        self._exit_asked = False  # exit once no job is left
+        self.lifetime = Lifetime(idle_exit_s, time.monotonic())
         self.listener = _listen(socket_path)
         self._watch(self.listener.fileno(), self._accept)
         self._wakeup_r = self._install_sigchld()
@@ -90,10 +90,10 @@ class Launcher:
         return read_end
 
     def serve_forever(self) -> None:
-        """Serve until it should exit (see `_should_exit`), then clean up."""
+        """Serve until its lifetime ends (see lifetime), then clean up."""
         self._adopt_previous()
         self._reap()  # children may have ended before the handler was set
-        while not self._should_exit():
+        while not self.lifetime.should_exit(self.has_jobs(), bool(self.clients), time.monotonic()):
             events = self.sel.select(self._timeout())
             for key, _ in events:
                 handler: Handler = key.data
@@ -103,22 +103,6 @@ class Launcher:
 
     def has_jobs(self) -> bool:
         return bool(self.jobs or self.adopted)
-
-    def _should_exit(self) -> bool:
-        """Asked to and no job is left, or no job and no client for idle_exit_s.
-
-        A client (the daemon) keeps it: a daemon that stops cleanly asks for
-        the exit; one that died leaves it waiting idle_exit_s for a new daemon."""
-        if self.has_jobs():
-            return False
-        if self._exit_asked:
-            return True
-        return bool(self.idle_exit_s) and self._idle_deadline() <= time.monotonic()
-
-    def _idle_deadline(self) -> float:
-        if self.clients or self.has_jobs() or not self.idle_exit_s:
-            return float("inf")
-        return self._idle_since + self.idle_exit_s
 
     def _close(self) -> None:
         """Stop listening first (a daemon starting now spawns a new launcher),
@@ -149,9 +133,9 @@ class Launcher:
             deadlines.append(spare_deadline)
         if self._spare_wanted is not None:
             deadlines.append(min(self._spare_wanted[1], time.monotonic() + SPARE_IDLE_S))
-        idle_deadline = self._idle_deadline()
-        if idle_deadline != float("inf"):
-            deadlines.append(idle_deadline)
+        exit_at = self.lifetime.deadline(self.has_jobs(), bool(self.clients))
+        if exit_at is not None:
+            deadlines.append(exit_at)
         if not deadlines:
             return None
         return max(0.0, min(deadlines) - time.monotonic())
@@ -176,8 +160,7 @@ class Launcher:
             return
         conn = Connection(sock)
         self.clients.add(conn)
-        # A new daemon (or a ping of one starting) cancels an exit asked for.
-        self._exit_asked = False
+        self.lifetime.client_came()
         self._watch(conn.fileno(), lambda: self._on_client(conn))
 
     def _on_client(self, conn: Connection) -> None:
@@ -193,7 +176,7 @@ class Launcher:
             self.clients.discard(conn)
             self.unwatch(conn.fileno())
             conn.close()
-            self._idle_since = time.monotonic()
+            self.lifetime.quiet_from(time.monotonic())
 
     def reply(self, conn: Connection, request_id: Any, body: dict[str, Any]) -> None:
         if conn.closed:
@@ -236,7 +219,7 @@ class Launcher:
                 self._signal(str(request["job_id"]), int(request["signal"]))
                 self.reply(conn, rid, {"ok": True})
             elif op == "exit":
-                self._exit_asked = True
+                self.lifetime.ask_exit()
                 self.reply(conn, rid, {"ok": True, "jobs": sorted(self.running())})
             else:
                 self.reply(conn, rid, {"ok": False, "error": f"unknown op: {op!r}"})
@@ -338,7 +321,7 @@ class Launcher:
 
     def forget(self, job: JobProc) -> None:
         self.jobs.pop(job.job_id, None)
-        self._idle_since = time.monotonic()
+        self.lifetime.quiet_from(time.monotonic())
 
     # --- jobs of a previous launcher ---------------------------------------------
 
@@ -353,7 +336,7 @@ class Launcher:
             if records.read_start_ticks(rec.pid, self.host.procfs) == rec.start_ticks:
                 continue
             del self.adopted[rec.job_id]
-            self._idle_since = time.monotonic()
+            self.lifetime.quiet_from(time.monotonic())
             lost = JobExit(rec.job_id, -1, 0, time.time_ns(), lost=True)
             if not os.path.exists(os.path.join(rec.job_dir, records.EXIT_FILE)):
                 records.write_exit(rec.job_dir, lost)
