@@ -197,6 +197,19 @@ def test_clean_stop_with_no_job_leaves_nothing_and_the_next_start_makes_it_again
     assert logs(daemon, again) == b"kept\n"
 
 
+def test_clean_stop_while_a_job_runs_stops_it_then_leaves_nothing(
+    daemons: Callable[..., RunningDaemon],
+) -> None:
+    daemon = daemons({"joblet": {"stopGracePeriod": "1s"}})
+    job_id = run(daemon, "sh", "-c", "trap '' TERM; echo up; while :; do sleep 0.1; done")
+    wait_status(daemon.jobs(), job_id, {"RUNNING"})
+    daemon.stop_daemon_only()
+    assert_nothing_left(daemon)
+    daemon.restart()
+    status = daemon.jobs().GetJobStatus(pb.GetJobStatusReq(uuid=job_id))
+    assert status.status == "STOPPED", status
+
+
 # ---- kill -9 while a job runs ---------------------------------------------------
 
 
