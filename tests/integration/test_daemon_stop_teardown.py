@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ import yaml
 from joblet.api import joblet_pb2 as pb
 from joblet.api import joblet_pb2_grpc as pb_grpc
 from joblet.network.addressing import daemon_prefix
+from joblet.resources.detect import create_cgroup_manager
+from joblet.resources.interface import Limits
 from joblet.volumes import loop
 
 from .conftest import ROOT_NEEDED, RunningDaemon, launch_daemon, wait_status
@@ -313,3 +316,31 @@ def test_teardown_leaves_a_second_daemon_in_the_same_namespace_alone(
     assert second.jobs().GetJobStatus(pb.GetJobStatusReq(uuid=running)).status == "RUNNING"
     with contextlib.suppress(Exception):
         second.jobs().StopJob(pb.StopJobReq(uuid=running))
+
+
+def test_teardown_leaves_a_job_group_another_root_made_under_a_shared_parent(
+    daemons: Callable[..., RunningDaemon],
+) -> None:
+    daemon = daemons()
+    assert run_to_end(daemon, "exit 0").status == "COMPLETED"
+    daemon.kill9()
+    # A parent shared by mistake: another root's job, running in a group of its own.
+    manager = create_cgroup_manager(CGROUP_ROOT, daemon.cgroup_parent())
+    group = manager.create(str(uuid.uuid4()), Limits())
+    files = " ".join(str(p) for p in group.procs_files())
+    script = f'for f in {files}; do echo $$ > "$f"; done; exec sleep 600'
+    stranger = subprocess.Popen(["sh", "-c", script])
+    try:
+        wait_until(lambda: stranger.pid in group.pids(), 10, "the stranger in its group")
+        done = teardown(daemon, "--force")
+        assert done.returncode == 1
+        assert done.stderr.splitlines() == [
+            "joblet: error: not removed: cgroups: the parent also holds 1 job group(s)"
+            f" not made under {daemon.root}; they and the parent stay"
+        ]
+        assert stranger.poll() is None and group.pids() == [stranger.pid]
+        assert manager.leftover_job_ids() == [group.job_id]
+        assert launcher_processes(daemon) == [] and links(daemon) == [] and not has_table(daemon)
+    finally:
+        stranger.kill()
+        stranger.wait()

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import signal
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,7 @@ from joblet.metrics.host import HostCollector
 from joblet.metrics.hub import MetricsHub
 from joblet.metrics.prometheus import PrometheusExporter
 from joblet.network.manager import NetworkManager
-from joblet.resources.cleanup import remove_everything
+from joblet.resources.cleanup import own_jobs, remove_own
 from joblet.resources.detect import create_cgroup_manager
 from joblet.resources.interface import CgroupManager
 from joblet.security.interceptor import AuthInterceptor
@@ -117,22 +117,24 @@ def clean_leftover_roots(jobs_dir: Path, running: set[str]) -> None:
 
 
 def release_host(
-    networks: NetworkManager, cgroups: CgroupManager, volumes: VolumeManager
+    networks: NetworkManager, cgroups: CgroupManager, volumes: VolumeManager, jobs_dir: Path
 ) -> list[str]:
     """Remove this daemon's kernel objects once no job runs and the launcher
     is gone: bridges and nftables table, job groups and the parent group,
     filesystem volumes' mounts and loop devices. Each part is tried even when
     another fails; returns what could not be removed."""
     problems: list[str] = []
-    steps: list[tuple[str, Callable[[], object]]] = [
-        ("network", networks.remove_all),
-        ("cgroups", lambda: remove_everything(cgroups)),
-    ]
-    for what, step in steps:
-        try:
-            step()
-        except (OSError, JobletError) as exc:
-            problems.append(f"{what}: {exc}")
+    try:
+        networks.remove_all()
+    except (OSError, JobletError) as exc:
+        problems.append(f"network: {exc}")
+    try:
+        foreign = remove_own(cgroups, own_jobs(jobs_dir)).foreign
+    except (OSError, JobletError) as exc:
+        problems.append(f"cgroups: {exc}")
+    else:
+        if foreign:
+            problems.append(f"cgroups: the parent holds {len(foreign)} group(s) of another root")
     return problems + volumes.release_devices()
 
 
@@ -283,8 +285,9 @@ class Daemon:
             await self.manager.shutdown()
             if await self._stop_launcher():
                 problems = await asyncio.to_thread(
-                    release_host, self._networks, self._cgroups, self._volumes
-                )
+                    release_host, self._networks, self._cgroups, self._volumes,
+                    self.config.layout.jobs,
+                )  # fmt: skip
                 for problem in problems:
                     log.warning("left behind: %s", problem)
         await self._stack.aclose()

@@ -36,7 +36,7 @@ from joblet.isolation.client import LauncherClient, wait_process_gone
 from joblet.network.addressing import daemon_prefix
 from joblet.network.firewall import table_name
 from joblet.network.manager import remove_daemon_objects
-from joblet.resources.cleanup import remove_everything
+from joblet.resources.cleanup import IsOwn, own_jobs, remove_own
 from joblet.resources.detect import create_cgroup_manager
 from joblet.resources.interface import CgroupManager
 from joblet.volumes import loop
@@ -94,7 +94,7 @@ def teardown(config: DaemonConfig, force: bool) -> TeardownReport:
     cgroups = create_cgroup_manager(config.cgroup.mount_root, config.cgroup.parent)
     report = TeardownReport()
     report.killed, report.launcher_pid = asyncio.run(_end_jobs_and_launcher(layout, cgroups, force))
-    report.cgroups = report.attempt("cgroups", lambda: remove_everything(cgroups))
+    report.cgroups = report.attempt("cgroups", lambda: _remove_groups(report, cgroups, layout))
     node_id = config.server.node_id or _read_node_id(layout)
     if node_id:
         prefix = daemon_prefix(node_id)
@@ -106,6 +106,16 @@ def teardown(config: DaemonConfig, force: bool) -> TeardownReport:
     return report
 
 
+def _remove_groups(report: TeardownReport, cgroups: CgroupManager, layout: RootLayout) -> list[str]:
+    removal = remove_own(cgroups, own_jobs(layout.jobs))
+    if removal.foreign:
+        report.problems.append(
+            f"cgroups: the parent also holds {len(removal.foreign)} job group(s) not made"
+            f" under {layout.root}; they and the parent stay"
+        )
+    return removal.removed
+
+
 async def _end_jobs_and_launcher(
     layout: RootLayout, cgroups: CgroupManager, force: bool
 ) -> tuple[list[str], int]:
@@ -114,7 +124,7 @@ async def _end_jobs_and_launcher(
     launcher = await _connect(layout)
     try:
         running = set(await launcher.running()) if launcher else set()
-        running |= _jobs_with_processes(cgroups)
+        running |= _jobs_with_processes(cgroups, own_jobs(layout.jobs))
         if running and not force:
             ids = ", ".join(sorted(running))
             raise FailedPrecondition(
@@ -146,10 +156,11 @@ async def _connect(layout: RootLayout) -> LauncherClient | None:
     return client
 
 
-def _jobs_with_processes(cgroups: CgroupManager) -> set[str]:
-    """Jobs with a process in their cgroup, whichever launcher started them."""
+def _jobs_with_processes(cgroups: CgroupManager, is_own: IsOwn) -> set[str]:
+    """This root's jobs with a process in their cgroup, whichever launcher
+    started them."""
     busy: set[str] = set()
-    for job_id in cgroups.leftover_job_ids():
+    for job_id in filter(is_own, cgroups.leftover_job_ids()):
         group = cgroups.open(job_id)
         if group is not None and group.pids():
             busy.add(job_id)

@@ -15,7 +15,7 @@ from cgroup_helpers import pid_gone, spawn_in
 
 from joblet.errors import IsolationError
 from joblet.resources import _fs
-from joblet.resources.cleanup import cleanup_leftovers, remove_everything
+from joblet.resources.cleanup import cleanup_leftovers, remove_own
 from joblet.resources.detect import create_cgroup_manager
 from joblet.resources.devices import block_devices_for
 from joblet.resources.interface import CgroupManager, JobCgroup, Limits
@@ -241,23 +241,29 @@ def parent_groups(manager: CgroupManager) -> list[Path]:
     return [manager.parent_dir]
 
 
-def test_remove_parent_never_kills_and_remove_everything_leaves_no_group(
+def test_remove_parent_never_kills_and_remove_own_spares_foreign_groups(
     manager: CgroupManager,
 ) -> None:
-    ids = sorted([new_id(), new_id()])
-    jobs = [manager.create(i, Limits(max_pids=8)) for i in ids]
-    # An orphaned sleep: init reaps it once killed (see the test above).
-    started = spawn_in(
-        jobs[0], "sh", "-c", "sleep 100 >/dev/null 2>&1 & echo $!", stdout=subprocess.PIPE
-    )
-    out, _ = started.communicate(timeout=5)
-    sleeper = int(out)
+    own, other, foreign = new_id(), new_id(), new_id()
+    groups = {i: manager.create(i, Limits(max_pids=8)) for i in (own, other, foreign)}
+    # Orphaned sleeps: init reaps them once killed (see the test above).
+    orphan = "sleep 100 >/dev/null 2>&1 & echo $!"
+    sleepers = {}
+    for job_id in (own, foreign):
+        started = spawn_in(groups[job_id], "sh", "-c", orphan, stdout=subprocess.PIPE)
+        sleepers[job_id] = int(started.communicate(timeout=5)[0])
     with pytest.raises(IsolationError, match="still busy"):
         manager.remove_parent()
-    assert not pid_gone(sleeper)
+    assert not any(pid_gone(p) for p in sleepers.values())
+
+    removal = remove_own(manager, lambda job_id: job_id != foreign)
+    assert sorted(removal.removed) == sorted([own, other]) and removal.foreign == [foreign]
+    assert _fs.wait_for(lambda: pid_gone(sleepers[own]), 5.0)
+    assert not pid_gone(sleepers[foreign])  # another root's job: untouched
+    assert manager.leftover_job_ids() == [foreign]
     assert all(p.is_dir() for p in parent_groups(manager))
 
-    assert remove_everything(manager) == [ids[0]]  # the other one's group went above
-    assert _fs.wait_for(lambda: pid_gone(sleeper), 5.0)
+    assert remove_own(manager, lambda job_id: True).removed == [foreign]
+    assert _fs.wait_for(lambda: pid_gone(sleepers[foreign]), 5.0)
     assert not any(p.exists() for p in parent_groups(manager))
     manager.remove_parent()  # nothing left: a no-op
