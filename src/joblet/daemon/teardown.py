@@ -34,7 +34,6 @@ from joblet.errors import FailedPrecondition, IsolationError, JobletError, Unava
 from joblet.isolation import libc, records
 from joblet.isolation.client import LauncherClient, wait_process_gone
 from joblet.network.addressing import daemon_prefix
-from joblet.network.firewall import table_name
 from joblet.network.manager import remove_daemon_objects
 from joblet.resources.cleanup import IsOwn, own_jobs, remove_own
 from joblet.resources.detect import create_cgroup_manager
@@ -51,7 +50,6 @@ class TeardownReport:
     killed: list[str] = field(default_factory=list)  # jobs killed (--force)
     launcher_pid: int = 0  # the launcher that exited, 0 when none ran
     cgroups: list[str] = field(default_factory=list)  # job groups removed
-    table: str = ""  # the nftables table deleted ("" without a node id)
     links: list[str] = field(default_factory=list)
     mounts: list[str] = field(default_factory=list)
     loops: list[str] = field(default_factory=list)
@@ -66,16 +64,20 @@ class TeardownReport:
             return []
 
     def summary(self, root: Path) -> str:
+        """One line: what was found and removed; the problems go apart."""
         parts = [
             f"killed {len(self.killed)} job(s)" if self.killed else "",
             f"launcher (pid {self.launcher_pid})" if self.launcher_pid else "",
-            f"{len(self.cgroups)} job cgroup(s) and the parent group",
-            f"nftables table {self.table}" if self.table else "",
+            f"{len(self.cgroups)} job cgroup(s)" if self.cgroups else "",
             f"interfaces {', '.join(self.links)}" if self.links else "",
             f"{len(self.mounts)} mount(s)" if self.mounts else "",
             f"loop devices {', '.join(self.loops)}" if self.loops else "",
         ]
-        return f"{root}: removed " + "; ".join(p for p in parts if p)
+        found = "; ".join(p for p in parts if p)
+        if self.problems:
+            return f"{root}: partly torn down; removed: {found or 'nothing'}"
+        removed = f" (removed: {found})" if found else ""
+        return f"{root}: nothing of it is left in the kernel{removed}"
 
 
 def teardown(config: DaemonConfig, force: bool) -> TeardownReport:
@@ -99,7 +101,6 @@ def teardown(config: DaemonConfig, force: bool) -> TeardownReport:
     if node_id:
         prefix = daemon_prefix(node_id)
         report.links = report.attempt("network", lambda: remove_daemon_objects(prefix))
-        report.table = table_name(prefix)
     for base in (layout.volumes, layout.jobs, layout.run):
         report.mounts += report.attempt("mounts", functools.partial(unmount_below, base))
     report.loops = report.attempt("loop devices", lambda: detach_loops_under(layout.volumes))

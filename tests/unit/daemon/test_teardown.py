@@ -1,6 +1,8 @@
-"""Which mounts `joblet teardown` takes down: read from mountinfo text."""
+"""`joblet teardown`'s pure parts: which mounts it takes down, its report."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from joblet.daemon.teardown import TeardownReport, below, mount_points
 
@@ -43,3 +45,15 @@ def test_a_failed_part_is_noted_and_the_rest_goes_on() -> None:
     assert report.attempt("network", broken) == []
     assert report.attempt("mounts", lambda: ["/a"]) == ["/a"]
     assert report.problems == ["network: nft failed: no such table"]
+
+
+def test_the_summary_says_what_was_found_and_whether_anything_is_left() -> None:
+    root = Path("/opt/joblet")
+    assert TeardownReport().summary(root) == "/opt/joblet: nothing of it is left in the kernel"
+    report = TeardownReport(killed=["a"], launcher_pid=42, links=["jab1b0", "jab1vx"])
+    assert report.summary(root) == (
+        "/opt/joblet: nothing of it is left in the kernel"
+        " (removed: killed 1 job(s); launcher (pid 42); interfaces jab1b0, jab1vx)"
+    )
+    report.problems.append("network: nft failed")
+    assert report.summary(root).startswith("/opt/joblet: partly torn down; removed: killed")
