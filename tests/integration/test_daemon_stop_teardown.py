@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -277,6 +278,26 @@ def test_teardown_refuses_while_the_daemon_serves_or_a_job_runs_and_force_kills(
     daemon.restart()  # the launcher recorded the kill: not "lost"
     status = wait_status(daemon.jobs(), job_id, FINAL, timeout=30)
     assert status.exitCode == 137 and not status.endReason.startswith("lost"), status
+
+
+def test_teardown_finds_jobs_by_their_cgroups_when_the_launcher_is_gone_too(
+    daemons: Callable[..., RunningDaemon],
+) -> None:
+    daemon = daemons()
+    job_id = run(daemon, "sleep", "600")
+    wait_status(daemon.jobs(), job_id, {"RUNNING"})
+    launcher = daemon.launcher_pid()
+    daemon.kill9()
+    os.kill(launcher, signal.SIGKILL)
+    wait_until(lambda: not alive(launcher), 10, "the launcher to die")
+
+    refused = teardown(daemon)
+    assert refused.returncode == 1
+    assert f"1 job(s) still run under {daemon.root} ({job_id})" in refused.stderr
+    forced = teardown(daemon, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert "killed 1 job(s)" in forced.stdout and "launcher" not in forced.stdout
+    assert_nothing_left(daemon)
 
 
 def test_teardown_leaves_a_second_daemon_in_the_same_namespace_alone(
