@@ -24,11 +24,8 @@ daemon=$!
 cleanup() {
   kill -TERM "$daemon" 2>/dev/null || true
   wait "$daemon" 2>/dev/null || true
-  if [[ -f "$ROOT/run/launcher/launcher.pid" ]]; then
-    kill -TERM "$(cat "$ROOT/run/launcher/launcher.pid")" 2>/dev/null || true
-  fi
-  # The daemon keeps its (empty) parent group; the demo leaves none behind.
-  rmdir /sys/fs/cgroup/"$PARENT" /sys/fs/cgroup/*/"$PARENT" 2>/dev/null || true
+  # A clean stop leaves nothing; this catches a daemon that died instead.
+  "$BIN/joblet" teardown --config "$ROOT/config/joblet-config.yml" --force >/dev/null || true
 }
 trap cleanup EXIT
 

@@ -94,7 +94,8 @@ class RunningDaemon:
         return daemon_prefix((self.root / "state" / "node-id").read_text().strip())
 
     def stop_daemon_only(self) -> None:
-        """SIGTERM the daemon (a clean shutdown); the launcher stays."""
+        """SIGTERM the daemon (a clean shutdown): it stops its jobs, then its
+        launcher, bridges and cgroups go; files under the root stay."""
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=30)
 
@@ -172,7 +173,8 @@ def _clear_cgroup_parent(parent: str) -> None:
 
 
 def _stop_launcher(root: Path) -> None:
-    """The launcher outlives the daemon on purpose; tests end it themselves."""
+    """The launcher outlives a daemon killed while jobs ran (on purpose);
+    tests end it themselves."""
     pidfile = root / "run" / "launcher" / "launcher.pid"
     try:
         pid = int(pidfile.read_text().strip())

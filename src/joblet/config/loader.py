@@ -8,7 +8,7 @@ The file's shape (camelCase keys, like the reference's):
     server:   {address: 0.0.0.0, port: 50051, nodeId: ""}
     joblet:   {root: /opt/joblet, maxConcurrentJobs: 0, jobTimeout: "0s",
                stopGracePeriod: "5s", maxUploadSize: "256MB", maxLogSize: "4GB",
-               runAsUser: null, runAsGroup: null}
+               runAsUser: null, runAsGroup: null, launcherIdleExit: "60s"}
     security: {serverCert: PEM, serverKey: PEM, caCert: PEM}
     filesystem: {allowedMounts: [...], tmpSize: "256MB"}
     cgroup:   {mountRoot: /sys/fs/cgroup, parent: joblet,
@@ -58,6 +58,7 @@ FILE_KEYS: Schema = {
             "maxLogSize",
             "runAsUser",
             "runAsGroup",
+            "launcherIdleExit",
         )
     ),
     "security": dict.fromkeys(("serverCert", "serverKey", "caCert")),
@@ -173,6 +174,9 @@ def _jobs(raw: Mapping[str, Any]) -> JobsConfig:
         max_log_bytes=parse_size_bytes(raw.get("maxLogSize", defaults.max_log_bytes)),
         run_as_uid=_optional_int(raw.get("runAsUser")),
         run_as_gid=_optional_int(raw.get("runAsGroup")),
+        launcher_idle_exit_s=parse_duration_s(
+            raw.get("launcherIdleExit", defaults.launcher_idle_exit_s)
+        ),
     )
 
 

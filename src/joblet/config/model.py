@@ -123,6 +123,9 @@ class JobsConfig:
     max_log_bytes: int = 4 * 1024 * 1024 * 1024  # per job, on disk
     run_as_uid: int | None = None  # None = root inside the job's namespaces
     run_as_gid: int | None = None
+    # A launcher with no job and no daemon connected exits after this long
+    # (0 = never): a daemon that never comes back leaves no process behind.
+    launcher_idle_exit_s: float = 60.0
 
 
 @dataclass(frozen=True)

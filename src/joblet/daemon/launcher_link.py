@@ -20,7 +20,14 @@ from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 from joblet.errors import JobletError, Unavailable
-from joblet.isolation.client import START_TIMEOUT_S, LauncherClient, ensure_launcher
+from joblet.isolation import records
+from joblet.isolation.client import (
+    IDLE_EXIT_S,
+    START_TIMEOUT_S,
+    LauncherClient,
+    ensure_launcher,
+    wait_process_gone,
+)
 from joblet.isolation.spec import JobExit, LaunchSpec
 
 log = logging.getLogger(__name__)
@@ -35,9 +42,15 @@ class LauncherLink:
     """Implements the manager's `Launcher` port over whichever launcher runs."""
 
     def __init__(
-        self, socket_path: Path, state_dir: Path, *, settle_after_s: float = START_TIMEOUT_S
+        self,
+        socket_path: Path,
+        state_dir: Path,
+        *,
+        settle_after_s: float = START_TIMEOUT_S,
+        idle_exit_s: float = IDLE_EXIT_S,
     ) -> None:
         self._socket = str(socket_path)
+        self._idle_exit_s = idle_exit_s
         self._settle_after_s = settle_after_s
         self._state_dir = state_dir
         self._client: LauncherClient | None = None
@@ -75,14 +88,34 @@ class LauncherLink:
     async def running_detail(self) -> tuple[dict[str, int], set[str]]:
         return await (await self._connected()).running_detail()
 
+    async def exit(self) -> list[str]:
+        """Ask the launcher to exit once no job is left (a job still running
+        keeps it); from now on a broken connection is not replaced. Returns
+        the jobs running now."""
+        client = await self._connected()
+        await self._stop_keeping_up()
+        return await client.exit()
+
+    async def wait_exited(self, timeout: float) -> bool:
+        """After `exit`: whether the launcher closed the connection and its
+        process ended within `timeout` each."""
+        client = self._client
+        if client is None or not await client.wait_closed_by_launcher(timeout):
+            return False
+        return await asyncio.to_thread(wait_process_gone, self.pid, timeout)
+
     async def close(self) -> None:
+        await self._stop_keeping_up()
+        if self._client is not None:
+            await self._client.close()
+        self._reap()
+
+    async def _stop_keeping_up(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._client is not None:
-            await self._client.close()
-        self._reap()
+            self._task = None
 
     # ---- the connection ------------------------------------------------
 
@@ -101,7 +134,9 @@ class LauncherLink:
     async def _connect(self, *, back: bool = False) -> None:
         """Start a launcher if none answers and connect to it; `back`: after a
         broken connection, hand what it runs to the `on_back` callbacks."""
-        spawned = await ensure_launcher(self._socket, str(self._state_dir))
+        spawned = await ensure_launcher(
+            self._socket, str(self._state_dir), idle_exit_s=self._idle_exit_s
+        )
         if spawned is not None:
             self._children.add(spawned)
         client = await LauncherClient.connect(self._socket)
@@ -110,7 +145,7 @@ class LauncherLink:
             self.pid = await client.ping()
             # The launcher outlives the daemon on purpose; its pid lets an
             # operator (or a test) find it.
-            (self._state_dir / "launcher.pid").write_text(f"{self.pid}\n")
+            (self._state_dir / records.PID_FILE).write_text(f"{self.pid}\n")
             running, adopted = await client.running_detail() if back else ({}, set())
         except BaseException:
             await client.close()

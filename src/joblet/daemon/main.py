@@ -1,4 +1,4 @@
-"""The `joblet` command: setup, serve, certs issue.
+"""The `joblet` command: setup, serve, teardown, certs issue.
 
 Errors end as one line on stderr and a non-zero exit code, never a traceback.
 """
@@ -80,6 +80,21 @@ def _parser() -> argparse.ArgumentParser:
             help="exit when the daemon that started it dies",
         )
 
+    teardown = sub.add_parser(
+        "teardown",
+        help="remove every kernel object a stopped daemon's root made (launcher, "
+        "cgroups, bridges, nftables table, mounts, loop devices); files stay",
+    )
+    teardown.add_argument(
+        "--config",
+        type=Path,
+        default=DEFAULT_ROOT / "config" / "joblet-config.yml",
+        help="default: %(default)s",
+    )
+    teardown.add_argument(
+        "--force", action="store_true", help="kill running jobs (SIGKILL) instead of refusing"
+    )
+
     certs = sub.add_parser("certs", help="manage client certificates")
     certs_sub = certs.add_subparsers(dest="certs_command", required=True, metavar="COMMAND")
     issue = certs_sub.add_parser("issue", help="issue a client certificate signed by the CA")
@@ -125,12 +140,20 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 async def _serve(config: DaemonConfig, config_path: Path) -> None:
     """Start the helpers first: their start (an interpreter, imports, opening the
     state store) then overlaps importing the daemon, the longest part of a start."""
+    import os
+
     from joblet.daemon.cgroup_owner import claim_cgroup_parent
     from joblet.daemon.helpers import prepare_layout, supervise_helpers
+    from joblet.daemon.rootlock import hold_root
 
     prepare_layout(config.layout)
-    # Before any helper starts: a daemon refused its cgroup parent starts nothing.
-    claim = claim_cgroup_parent(config)
+    lock = hold_root(config.layout)  # before the helpers: one daemon per root
+    try:
+        # Before any helper starts: a daemon refused its cgroup parent starts nothing.
+        claim = claim_cgroup_parent(config)
+    except BaseException:
+        os.close(lock)
+        raise
     try:
         async with supervise_helpers(config_path, config.layout) as supervisors:
             from joblet.daemon.server import Daemon
@@ -138,6 +161,7 @@ async def _serve(config: DaemonConfig, config_path: Path) -> None:
             await Daemon(config, config_path, supervisors, claim).run_until_signal()
     finally:
         claim.release()
+        os.close(lock)
 
 
 def _cmd_certs_issue(args: argparse.Namespace) -> int:
@@ -158,6 +182,18 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     print(f"{args.file}: ok")
     return 0
+
+
+def _cmd_teardown(args: argparse.Namespace) -> int:
+    from joblet.config.loader import load_daemon_config
+    from joblet.daemon.teardown import teardown
+
+    config = load_daemon_config(args.config)
+    report = teardown(config, args.force)
+    print(report.summary(config.layout.root))
+    for problem in report.problems:
+        print(f"joblet: error: not removed: {problem}", file=sys.stderr)
+    return EXIT_ERROR if report.problems else 0
 
 
 def _exit_with_parent() -> None:
@@ -195,6 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "persist": _cmd_helper,
         "state": _cmd_helper,
         "config": _cmd_config_check,
+        "teardown": _cmd_teardown,
     }
     try:
         return handlers[args.command](args)

@@ -1,5 +1,12 @@
 """The composition root: builds every part of the daemon from its config and
-runs the gRPC server until SIGTERM or SIGINT."""
+runs the gRPC server until SIGTERM or SIGINT.
+
+A clean stop (SIGTERM, SIGINT) stops the running jobs; when none is left it
+leaves nothing in the kernel either (see `release_host`): the launcher exits,
+the bridges, the nftables table and the cgroup groups go, filesystem volumes
+are unmounted. Their definitions stay under the root and the next start
+makes it all again. A daemon that dies (kill -9, a crash) leaves the launcher
+and the running jobs, with everything they use, to the next one."""
 
 from __future__ import annotations
 
@@ -31,6 +38,7 @@ from joblet.daemon.monitoring_service import MonitoringService
 from joblet.daemon.network_service import NetworkService
 from joblet.daemon.supervisor import HelperSupervisor
 from joblet.daemon.volume_service import VolumeService
+from joblet.errors import JobletError
 from joblet.jobs.manager import LOG_FILE, JobManager
 from joblet.logs.follow import LogHub
 from joblet.logs.service import JobLogs
@@ -40,6 +48,7 @@ from joblet.metrics.host import HostCollector
 from joblet.metrics.hub import MetricsHub
 from joblet.metrics.prometheus import PrometheusExporter
 from joblet.network.manager import NetworkManager
+from joblet.resources.cleanup import own_jobs, remove_own
 from joblet.resources.detect import create_cgroup_manager
 from joblet.resources.interface import CgroupManager
 from joblet.resources.ownership import ParentClaim
@@ -51,6 +60,7 @@ from joblet.volumes.manager import VolumeManager, entry_names
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_S = 5.0
+LAUNCHER_EXIT_S = 10.0  # its last jobs' output drains, its spares are reaped
 
 
 def load_or_create_node_id(path: Path) -> str:
@@ -136,6 +146,28 @@ def clean_leftover_roots(jobs_dir: Path, running: set[str]) -> None:
             log.warning("leftover root %s not removed: %s", root, exc.strerror)
 
 
+def release_host(
+    networks: NetworkManager, cgroups: CgroupManager, volumes: VolumeManager, jobs_dir: Path
+) -> list[str]:
+    """Remove this daemon's kernel objects once no job runs and the launcher
+    is gone: bridges and nftables table, job groups and the parent group,
+    filesystem volumes' mounts and loop devices. Each part is tried even when
+    another fails; returns what could not be removed."""
+    problems: list[str] = []
+    try:
+        networks.remove_all()
+    except (OSError, JobletError) as exc:
+        problems.append(f"network: {exc}")
+    try:
+        foreign = remove_own(cgroups, own_jobs(jobs_dir)).foreign
+    except (OSError, JobletError) as exc:
+        problems.append(f"cgroups: {exc}")
+    else:
+        if foreign:
+            problems.append(f"cgroups: the parent holds {len(foreign)} group(s) of another root")
+    return problems + volumes.release_devices()
+
+
 class Daemon:
     def __init__(
         self,
@@ -154,6 +186,7 @@ class Daemon:
         self.manager: JobManager | None = None
         self.bound_port = 0
         self._stack = contextlib.AsyncExitStack()
+        self._launcher: LauncherLink | None = None
 
     async def start(self) -> None:
         config = self.config
@@ -165,20 +198,24 @@ class Daemon:
             self._stack.callback(claim.release)
         node_id = config.server.node_id or load_or_create_node_id(layout.state / "node-id")
         cgroups = create_cgroup_manager(config.cgroup.mount_root, config.cgroup.parent)
+        self._cgroups = cgroups
         log.info("cgroups: %s", cgroups.version)
         helpers = await self._stack.enter_async_context(
             start_helpers(self.config_path, layout, self._supervisors)
         )
         # The jobs load (the helper reads its store, this loop decodes) while the
-        # network, the volumes and the launcher come up.
+        # network, the volumes and the launcher come up. A launcher is started
+        # at every start after a clean stop: its start overlaps the others.
         loading = asyncio.create_task(helpers.state.load_all(LOAD_TIMEOUT_S), name="load-jobs")
         self._stack.push_async_callback(_end_task, loading)
+        starting = asyncio.create_task(self._start_launcher(), name="start-launcher")
+        self._stack.push_async_callback(_end_task, starting)
         self._networks = NetworkManager(config.network, str(layout.network), node_id)
         await asyncio.to_thread(self._networks.start)
         self._volumes = VolumeManager(layout.volumes, load_volumes_config(self.config_path))
         for problem in await asyncio.to_thread(self._volumes.restore):
             log.warning("volume: %s", problem)
-        launcher = await self._start_launcher()
+        launcher = await starting
         running = await launcher.running()
         clean_leftovers(cgroups, set(running), functools.partial(proven_own, claim, layout.jobs))
         clean_leftover_roots(layout.jobs, set(running))
@@ -211,9 +248,13 @@ class Daemon:
 
     async def _start_launcher(self) -> LauncherLink:
         layout = self.config.layout
-        launcher = LauncherLink(layout.launcher_socket, layout.run / "launcher")
+        launcher = LauncherLink(
+            layout.launcher_socket, layout.run / "launcher",
+            idle_exit_s=self.config.jobs.launcher_idle_exit_s,
+        )  # fmt: skip
         self._stack.push_async_callback(launcher.close)
         await launcher.connect()
+        self._launcher = launcher
         return launcher
 
     async def _serve(self, node_id: str, metrics: MetricsHub) -> None:
@@ -276,7 +317,35 @@ class Daemon:
             await self.server.stop(SHUTDOWN_GRACE_S)
         if self.manager is not None:
             await self.manager.shutdown()
+            if await self._stop_launcher():
+                problems = await asyncio.to_thread(
+                    release_host, self._networks, self._cgroups, self._volumes,
+                    self.config.layout.jobs,
+                )  # fmt: skip
+                for problem in problems:
+                    log.warning("left behind: %s", problem)
         await self._stack.aclose()
+
+    async def _stop_launcher(self) -> bool:
+        """Ask the launcher to exit once no job is left; whether it is gone.
+        A job still running (its stop failed) keeps it, and all the job uses."""
+        launcher = self._launcher
+        if launcher is None:
+            return False
+        try:
+            running = await launcher.running()
+            if running:
+                log.warning("job(s) %s still run: they keep the launcher", ", ".join(running))
+                return False
+            await launcher.exit()
+        except JobletError as exc:
+            log.warning("launcher: %s", exc)
+            return False
+        if not await launcher.wait_exited(LAUNCHER_EXIT_S):
+            log.warning("the launcher (pid %d) did not exit", launcher.pid)
+            return False
+        log.info("the launcher exited")
+        return True
 
     async def run_until_signal(self) -> None:
         stop = asyncio.Event()

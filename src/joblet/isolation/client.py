@@ -15,11 +15,13 @@ from typing import Any
 
 from joblet.errors import InvalidArgument, IsolationError, Unavailable
 from joblet.isolation import wire
+from joblet.isolation.records import read_start_ticks
 from joblet.isolation.spec import JobExit, LaunchSpec
 
 ExitCallback = Callable[[JobExit], None]
 START_TIMEOUT_S = 10.0
 START_POLL_S = 0.01
+IDLE_EXIT_S = 60.0  # the launcher's own default (kept apart: it imports much more)
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,18 @@ class LauncherClient:
         ended before it could (its exit is reported as usual)."""
         answer = await self._request({"op": "signal", "job_id": job_id, "signal": signum})
         return bool(answer.get("delivered", True))
+
+    async def exit(self) -> list[str]:
+        """Ask the launcher to exit as soon as no job is left (a new client
+        cancels that); returns the jobs still running now."""
+        answer = await self._request({"op": "exit"})
+        return [str(job_id) for job_id in answer.get("jobs", ())]
+
+    async def wait_closed_by_launcher(self, timeout: float) -> bool:
+        """Whether the launcher closed this connection within `timeout` (an
+        exiting launcher does that last, after its spares are gone)."""
+        done, _ = await asyncio.wait([self._task], timeout=timeout)
+        return bool(done)
 
     async def close(self) -> None:
         self._task.cancel()
@@ -164,8 +178,14 @@ async def _try_ping(socket_path: str) -> bool:
         await client.close()
 
 
-def spawn_launcher(socket_path: str, state_dir: str, python: str = sys.executable) -> int:
-    """Start a launcher in a session of its own (it outlives the daemon)."""
+def spawn_launcher(
+    socket_path: str,
+    state_dir: str,
+    python: str = sys.executable,
+    idle_exit_s: float = IDLE_EXIT_S,
+) -> int:
+    """Start a launcher in a session of its own (it outlives a daemon that
+    dies; see the launcher's module docstring for when it exits)."""
     os.makedirs(state_dir, mode=0o700, exist_ok=True)
     log_path = os.path.join(state_dir, "launcher.log")
     argv = [
@@ -176,6 +196,8 @@ def spawn_launcher(socket_path: str, state_dir: str, python: str = sys.executabl
         socket_path,
         "--state-dir",
         state_dir,
+        "--idle-exit",
+        str(idle_exit_s),
     ]
     actions = [
         (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
@@ -187,14 +209,17 @@ def spawn_launcher(socket_path: str, state_dir: str, python: str = sys.executabl
 
 
 async def ensure_launcher(
-    socket_path: str, state_dir: str, python: str = sys.executable
+    socket_path: str,
+    state_dir: str,
+    python: str = sys.executable,
+    idle_exit_s: float = IDLE_EXIT_S,
 ) -> int | None:
     """Connect to a running launcher, or start one and wait until it answers.
     Returns the pid of the launcher it started (the caller's child, to reap
     once it ends), None when one already answered."""
     if await _try_ping(socket_path):
         return None
-    pid = spawn_launcher(socket_path, state_dir, python)
+    pid = spawn_launcher(socket_path, state_dir, python, idle_exit_s)
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if await _try_ping(socket_path):
@@ -205,3 +230,21 @@ async def ensure_launcher(
             raise IsolationError(f"the launcher exited at start; see {log_path}")
         await asyncio.sleep(START_POLL_S)
     raise Unavailable(f"the launcher did not answer on {socket_path} within {START_TIMEOUT_S}s")
+
+
+def wait_process_gone(pid: int, timeout: float, procfs: str = "/proc") -> bool:
+    """Whether `pid` ended within `timeout`. A launcher this daemon started is
+    its child and is reaped here; another one counts as gone once it is a
+    zombie, gone, or its pid names a newer process."""
+    started = read_start_ticks(pid, procfs)
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(ChildProcessError):
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                return True
+        now = read_start_ticks(pid, procfs)
+        if now is None or now != started:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)

@@ -1,6 +1,6 @@
 """The launcher ("zygote"): a single-threaded, pre-started process that forks jobs.
 
-    python -m joblet.isolation.launcher --socket PATH --state-dir DIR
+    python -m joblet.isolation.launcher --socket PATH --state-dir DIR [--idle-exit S]
 
 The daemon starts it in a session of its own, so killing the daemon (or its
 process group) leaves the launcher and every job running. The launcher is a
@@ -8,6 +8,11 @@ child subreaper: each job's init is reparented to it and reaped here, and it
 copies the jobs' output into their log files. A launcher restarted while jobs
 run cannot reap them (they were reparented elsewhere): it reports them in
 "list" and, when their pid disappears, writes their exit.json with lost=true.
+
+It exits when asked to ("exit": a clean daemon stop) as soon as no job is
+left, or once it has had no job and no client for `--idle-exit` seconds (its
+daemon died and never came back). How each job ended is in its exit.json
+either way, for the next daemon to read.
 
 After answering a launch it clones the init of the next one like it ahead of
 time (see spares), so that a launch mostly sends the job's own part to it.
@@ -29,6 +34,7 @@ from typing import Any
 
 from joblet.isolation import libc, records, spares
 from joblet.isolation.jobproc import JobProc
+from joblet.isolation.lifetime import Lifetime
 from joblet.isolation.prepare import HostFacts, InitKey, load_host_facts, plan_launch
 from joblet.isolation.signals import InitSignals
 from joblet.isolation.spec import JobExit, LaunchSpec
@@ -36,6 +42,8 @@ from joblet.isolation.wire import Connection
 
 Handler = Callable[[], None]
 LOST_CHECK_S = 1.0
+IDLE_EXIT_S = 60.0
+SPARE_REAP_S = 1.0
 
 
 # A spare is cloned once the launcher saw no event for SPARE_IDLE_S, or at the
@@ -45,7 +53,9 @@ SPARE_WAIT_MAX_S = 0.05
 
 
 class Launcher:
-    def __init__(self, socket_path: str, state_dir: str, host: HostFacts) -> None:
+    def __init__(
+        self, socket_path: str, state_dir: str, host: HostFacts, idle_exit_s: float = IDLE_EXIT_S
+    ) -> None:
         self.socket_path = socket_path
         self.state_dir = state_dir
         self.host = host
@@ -61,6 +71,7 @@ class Launcher:
         )
         self._spare_wanted: tuple[InitKey, float] | None = None  # key, latest clone time
         self._next_lost_check = 0.0
+        self.lifetime = Lifetime(idle_exit_s, time.monotonic())
         self.listener = _listen(socket_path)
         self._watch(self.listener.fileno(), self._accept)
         self._wakeup_r = self._install_sigchld()
@@ -82,14 +93,39 @@ class Launcher:
         return read_end
 
     def serve_forever(self) -> None:
+        """Serve until its lifetime ends (see lifetime), then clean up."""
         self._adopt_previous()
         self._reap()  # children may have ended before the handler was set
-        while True:
+        while not self.lifetime.should_exit(self.has_jobs(), bool(self.clients), time.monotonic()):
             events = self.sel.select(self._timeout())
             for key, _ in events:
                 handler: Handler = key.data
                 handler()
             self._tick(idle=not events)
+        self._close()
+
+    def has_jobs(self) -> bool:
+        return bool(self.jobs or self.adopted)
+
+    def _close(self) -> None:
+        """Stop listening first (a daemon starting now spawns a new launcher),
+        then let the spares go and reap them, so no process of ours is left."""
+        # Unlinked before the listener closes: a launcher started from now on
+        # binds a fresh path, which this one can then no longer remove.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.socket_path)
+        self.unwatch(self.listener.fileno())
+        self.listener.close()
+        records.drop_pid_file(self.state_dir, os.getpid())
+        self.spares.discard_all()
+        deadline = time.monotonic() + SPARE_REAP_S
+        while self.spares.pending() and time.monotonic() < deadline:
+            self._reap()
+            time.sleep(0.01)
+        # Closed last: a client that sees end of file knows all of it is done.
+        for conn in list(self.clients):
+            conn.flush()  # the answer to "exit", if it is still queued
+            self.drop(conn)
 
     def _timeout(self) -> float | None:
         deadlines = [job.deadline for job in self.jobs.values() if job.deadline]
@@ -103,6 +139,9 @@ class Launcher:
         signal_deadline = self.signals.next_deadline()
         if signal_deadline is not None:
             deadlines.append(signal_deadline)
+        exit_at = self.lifetime.deadline(self.has_jobs(), bool(self.clients))
+        if exit_at is not None:
+            deadlines.append(exit_at)
         if not deadlines:
             return None
         return max(0.0, min(deadlines) - time.monotonic())
@@ -129,6 +168,7 @@ class Launcher:
             return
         conn = Connection(sock)
         self.clients.add(conn)
+        self.lifetime.client_came()
         self._watch(conn.fileno(), lambda: self._on_client(conn))
 
     def _on_client(self, conn: Connection) -> None:
@@ -144,6 +184,7 @@ class Launcher:
             self.clients.discard(conn)
             self.unwatch(conn.fileno())
             conn.close()
+            self.lifetime.quiet_from(time.monotonic())
 
     def reply(self, conn: Connection, request_id: Any, body: dict[str, Any]) -> None:
         if conn.closed:
@@ -184,6 +225,9 @@ class Launcher:
                 self.reply(conn, rid, {"ok": True, "jobs": self.running(), "adopted": adopted})
             elif op == "signal":
                 self._signal(conn, rid, str(request["job_id"]), int(request["signal"]))
+            elif op == "exit":
+                self.lifetime.ask_exit()
+                self.reply(conn, rid, {"ok": True, "jobs": sorted(self.running())})
             else:
                 self.reply(conn, rid, {"ok": False, "error": f"unknown op: {op!r}"})
         except (KeyError, TypeError, ValueError, OSError) as exc:
@@ -290,6 +334,7 @@ class Launcher:
     def forget(self, job: JobProc) -> None:
         self.signals.drop(job.job_id)
         self.jobs.pop(job.job_id, None)
+        self.lifetime.quiet_from(time.monotonic())
 
     # --- jobs of a previous launcher ---------------------------------------------
 
@@ -304,6 +349,7 @@ class Launcher:
             if records.read_start_ticks(rec.pid, self.host.procfs) == rec.start_ticks:
                 continue
             del self.adopted[rec.job_id]
+            self.lifetime.quiet_from(time.monotonic())
             lost = JobExit(rec.job_id, -1, 0, time.time_ns(), lost=True)
             # The job's directory may be gone (the job deleted) or full.
             if not os.path.exists(os.path.join(rec.job_dir, records.EXIT_FILE)):
@@ -348,8 +394,8 @@ def _ensure_std_fds() -> None:
             os.open("/dev/null", os.O_RDWR)
 
 
-def serve(socket_path: str, state_dir: str) -> None:
-    """Run the launcher until it is killed."""
+def serve(socket_path: str, state_dir: str, idle_exit_s: float = IDLE_EXIT_S) -> None:
+    """Run the launcher until it exits (see Launcher.serve_forever) or is killed."""
     _ensure_std_fds()
     os.makedirs(state_dir, mode=0o700, exist_ok=True)
     libc.set_child_subreaper()
@@ -358,7 +404,7 @@ def serve(socket_path: str, state_dir: str) -> None:
     libc.set_dumpable(False)
     job_root = os.path.join(state_dir, "root")
     os.makedirs(job_root, mode=0o700, exist_ok=True)
-    launcher = Launcher(socket_path, state_dir, load_host_facts(job_root))
+    launcher = Launcher(socket_path, state_dir, load_host_facts(job_root), idle_exit_s)
     # Objects made so far live forever: keep the collector away from their
     # pages so forked children share them instead of copying them.
     gc.freeze()
@@ -376,8 +422,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="joblet-launcher")
     parser.add_argument("--socket", required=True)
     parser.add_argument("--state-dir", required=True)
+    parser.add_argument(
+        "--idle-exit",
+        type=float,
+        default=IDLE_EXIT_S,
+        metavar="S",
+        help="exit after S seconds with no job and no client (0: never)",
+    )
     args = parser.parse_args(argv)
-    serve(args.socket, args.state_dir)
+    if args.idle_exit < 0:
+        parser.error("--idle-exit must be >= 0")
+    serve(args.socket, args.state_dir, args.idle_exit)
 
 
 if __name__ == "__main__":

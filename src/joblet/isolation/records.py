@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from joblet.isolation.spec import JobExit
 
 EXIT_FILE = "exit.json"
+PID_FILE = "launcher.pid"  # in the state dir, written by the daemon that started it
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,20 @@ def load_running(state_dir: str) -> list[RunningRecord]:
         except (OSError, ValueError, TypeError):
             continue
     return records
+
+
+def drop_pid_file(state_dir: str, pid: int) -> None:
+    """Remove the launcher's pid file if it still names `pid` (an exiting
+    launcher), so that no one signals a later process given the same pid."""
+    path = os.path.join(state_dir, PID_FILE)
+    try:
+        with open(path) as f:
+            named = int(f.read().strip())
+    except (OSError, ValueError):
+        return
+    if named == pid:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
 
 
 def write_exit(job_dir: str, exit_: JobExit) -> None:

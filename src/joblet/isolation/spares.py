@@ -137,6 +137,16 @@ class Spares:
                 del self.ready[key]
                 init.discard()
 
+    def discard_all(self) -> None:
+        """Let every ready spare go (the launcher exits); they are reaped as spares."""
+        for init in self.ready.values():
+            init.discard()
+        self.ready.clear()
+
+    def pending(self) -> bool:
+        """Whether a spare is still to be reaped."""
+        return bool(self._pids)
+
     def next_deadline(self) -> float | None:
         if not self.ready:
             return None

@@ -42,6 +42,16 @@ log = logging.getLogger(__name__)
 BRIDGE, ISOLATED, NONE, HOST = "bridge", "isolated", "none", "host"
 
 
+def remove_daemon_objects(prefix: str) -> list[str]:
+    """Delete the nftables table and every interface of the daemon whose names
+    start with `prefix` (bridges, veths left by a crash); the interfaces."""
+    firewall.apply(firewall.render_delete(prefix))
+    names = hostnet.links_with_prefix(prefix)
+    for name in names:
+        hostnet.delete_link(name)
+    return names
+
+
 @dataclass(frozen=True)
 class NetworkInfo:
     name: str
@@ -101,11 +111,10 @@ class NetworkManager:
         for name in touched | set(self._state.networks):
             self._write_hosts(name)
 
-    def remove_all(self) -> None:
-        """Tear down this daemon's bridges and table (uninstall, tests)."""
-        firewall.apply(firewall.render_delete(self.prefix))
-        for name in hostnet.links_with_prefix(self.prefix):
-            hostnet.delete_link(name)
+    def remove_all(self) -> list[str]:
+        """Tear down this daemon's bridges and table (a clean stop with no job
+        left, tests). Custom networks stay defined: start() recreates them."""
+        return remove_daemon_objects(self.prefix)
 
     # --- jobs -------------------------------------------------------------
 

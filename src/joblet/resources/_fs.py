@@ -18,6 +18,10 @@ from pathlib import Path
 
 from joblet.errors import IsolationError
 
+# Job groups are removed (and waited for) first; a parent group still busy
+# after this holds a live process, which no wait would end.
+PARENT_BUSY_WAIT_S = 0.5
+
 
 def read_text(path: Path) -> str | None:
     """The file's text, or None when it does not exist (an absent controller file)."""

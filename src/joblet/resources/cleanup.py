@@ -1,8 +1,28 @@
-"""Clean up job cgroups a previous daemon run left behind."""
+"""Clean up job cgroups a previous daemon run left behind, and a daemon's own
+groups when it goes (a clean stop with no job left, teardown)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
 from joblet.resources.interface import CgroupManager
+
+IsOwn = Callable[[str], bool]
+
+
+@dataclass(frozen=True)
+class Removal:
+    removed: list[str]  # job groups killed and removed
+    foreign: list[str]  # job groups left alone: not proven this root's
+
+
+def own_jobs(jobs_dir: Path) -> IsOwn:
+    """A job group is this root's when its job has a directory under the
+    root's jobs/ (made before the group, kept until the job is deleted): a
+    parent shared by mistake with another root never loses that root's jobs."""
+    return lambda job_id: (jobs_dir / job_id).is_dir()
 
 
 def cleanup_leftovers(manager: CgroupManager) -> list[str]:
@@ -16,3 +36,23 @@ def cleanup_leftovers(manager: CgroupManager) -> list[str]:
         job.remove()
         cleaned.append(job_id)
     return cleaned
+
+
+def remove_own(manager: CgroupManager, is_own: IsOwn) -> Removal:
+    """Kill and remove the job groups `is_own` accepts, then the daemon's parent
+    in every hierarchy; a group of someone else keeps the parent, untouched."""
+    removed: list[str] = []
+    foreign: list[str] = []
+    for job_id in manager.leftover_job_ids():
+        if not is_own(job_id):
+            foreign.append(job_id)
+            continue
+        job = manager.open(job_id)
+        if job is None:
+            continue
+        job.kill_all()
+        job.remove()
+        removed.append(job_id)
+    if not foreign:
+        manager.remove_parent()
+    return Removal(removed, foreign)

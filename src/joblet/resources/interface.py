@@ -81,3 +81,8 @@ class CgroupManager(Protocol):
 
     def leftover_job_ids(self) -> list[str]:
         """Job cgroups that exist under the daemon's parent."""
+
+    def remove_parent(self) -> None:
+        """Remove the daemon's parent group, and any empty group left under it,
+        in every hierarchy (a clean stop, teardown). Never kills: a group that
+        still holds a process stays, and IsolationError says so."""

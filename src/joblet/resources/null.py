@@ -54,3 +54,6 @@ class NullCgroupManager:
 
     def leftover_job_ids(self) -> list[str]:
         return []
+
+    def remove_parent(self) -> None:
+        return None

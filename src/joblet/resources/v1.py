@@ -143,6 +143,17 @@ class V1CgroupManager:
             found |= job_ids_under(parent)
         return sorted(found)
 
+    def remove_parent(self) -> None:
+        # Every hierarchy is tried: one busy group leaves the others clean.
+        failed: list[IsolationError] = []
+        for parent in sorted(set(self.parent_dirs.values())):
+            try:
+                _fs.remove_tree(parent, _fs.PARENT_BUSY_WAIT_S)
+            except IsolationError as exc:
+                failed.append(exc)
+        if failed:
+            raise failed[0]
+
     def _prepare_parent(self) -> None:
         for parent in set(self.parent_dirs.values()):
             _fs.make_dir(parent)

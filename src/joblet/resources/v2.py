@@ -101,6 +101,9 @@ class V2CgroupManager:
     def leftover_job_ids(self) -> list[str]:
         return sorted(job_ids_under(self.parent_dir))
 
+    def remove_parent(self) -> None:
+        _fs.remove_tree(self.parent_dir, _fs.PARENT_BUSY_WAIT_S)
+
     def _prepare_parent(self) -> None:
         """Create the parent and enable our controllers on every level down to it,
         so that job groups below the parent get the controllers' files."""

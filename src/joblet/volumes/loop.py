@@ -16,6 +16,7 @@ import errno
 import fcntl
 import os
 import struct
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -149,3 +150,16 @@ def leftovers(bindings: Mapping[str, str], images_under: str, in_use: set[str]) 
         for device, backing in bindings.items()
         if backing_path(backing).startswith(prefix) and device not in in_use
     )
+
+
+def wait_unbound(images_under: str, timeout_s: float, sys_block: str = "/sys/block") -> list[str]:
+    """Wait until no device is bound to an image under `images_under`; the
+    devices still bound after `timeout_s`. The autoclear of an unmounted
+    device can finish after umount2 returned (the kernel tears it down
+    from a work queue), so an unmount alone does not mean it is gone."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        bound = leftovers(read_bindings(sys_block), images_under, set())
+        if not bound or time.monotonic() >= deadline:
+            return bound
+        time.sleep(0.02)

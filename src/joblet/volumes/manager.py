@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +26,7 @@ from joblet.errors import (
     NotFound,
     ResourceExhausted,
 )
-from joblet.volumes import disk
+from joblet.volumes import disk, loop
 from joblet.volumes.config import VolumesConfig
 from joblet.volumes.model import (
     VolumeInfo,
@@ -42,6 +43,7 @@ from joblet.volumes.store import VolumeStore
 log = logging.getLogger(__name__)
 
 UsersOf = Callable[[str], Sequence[str]]
+DETACH_WAIT_S = 5.0
 VolumeMount = tuple[str, str, bool]  # (host path, name, read_only), as LaunchSpec takes it
 
 
@@ -84,6 +86,27 @@ class VolumeManager:
 
         infos, problems = restore_volumes(self._store, self._options)
         self._volumes = {info.name: info for info in infos}
+        return problems
+
+    def release_devices(self) -> list[str]:
+        """At a clean stop with no job left: unmount the filesystem volumes, so
+        their loop devices detach (autoclear); the next start mounts them again
+        (see restore). Memory volumes stay mounted: an unmount would empty them.
+        Returns the problems (a volume whose unmount failed stays mounted)."""
+        problems: list[str] = []
+        for info in self._volumes.values():
+            if info.record.type is not VolumeType.FILESYSTEM or info.error:
+                continue
+            try:
+                disk.unmount(info.path)
+            except OSError as exc:
+                problems.append(f"volume {info.name} stays mounted: {exc.strerror or exc}")
+        images = os.path.realpath(self.root)
+        for device in loop.wait_unbound(images, DETACH_WAIT_S, self._options.sys_block):
+            try:
+                loop.detach(f"/dev/{device}")
+            except OSError as exc:
+                problems.append(f"loop device {device} stays bound: {exc.strerror or exc}")
         return problems
 
     async def create(self, name: str, size: str, type_text: str = "") -> VolumeInfo:

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from cgroup_helpers import pid_gone, spawn_in
 
+from joblet.errors import IsolationError
 from joblet.resources import _fs
-from joblet.resources.cleanup import cleanup_leftovers
+from joblet.resources.cleanup import cleanup_leftovers, remove_own
 from joblet.resources.detect import create_cgroup_manager
 from joblet.resources.devices import block_devices_for
 from joblet.resources.interface import CgroupManager, JobCgroup, Limits
@@ -231,3 +232,38 @@ def test_leftovers_are_found_and_cleaned_by_a_new_manager(manager: CgroupManager
     assert _fs.wait_for(lambda: all(pid_gone(p) for p in sleepers), 5.0)
     assert restarted.leftover_job_ids() == []
     assert restarted.open(ids[0]) is None
+
+
+def parent_groups(manager: CgroupManager) -> list[Path]:
+    if isinstance(manager, V1CgroupManager):
+        return sorted(set(manager.parent_dirs.values()))
+    assert isinstance(manager, V2CgroupManager)
+    return [manager.parent_dir]
+
+
+def test_remove_parent_never_kills_and_remove_own_spares_foreign_groups(
+    manager: CgroupManager,
+) -> None:
+    own, other, foreign = new_id(), new_id(), new_id()
+    groups = {i: manager.create(i, Limits(max_pids=8)) for i in (own, other, foreign)}
+    # Orphaned sleeps: init reaps them once killed (see the test above).
+    orphan = "sleep 100 >/dev/null 2>&1 & echo $!"
+    sleepers = {}
+    for job_id in (own, foreign):
+        started = spawn_in(groups[job_id], "sh", "-c", orphan, stdout=subprocess.PIPE)
+        sleepers[job_id] = int(started.communicate(timeout=5)[0])
+    with pytest.raises(IsolationError, match="still busy"):
+        manager.remove_parent()
+    assert not any(pid_gone(p) for p in sleepers.values())
+
+    removal = remove_own(manager, lambda job_id: job_id != foreign)
+    assert sorted(removal.removed) == sorted([own, other]) and removal.foreign == [foreign]
+    assert _fs.wait_for(lambda: pid_gone(sleepers[own]), 5.0)
+    assert not pid_gone(sleepers[foreign])  # another root's job: untouched
+    assert manager.leftover_job_ids() == [foreign]
+    assert all(p.is_dir() for p in parent_groups(manager))
+
+    assert remove_own(manager, lambda job_id: True).removed == [foreign]
+    assert _fs.wait_for(lambda: pid_gone(sleepers[foreign]), 5.0)
+    assert not any(p.exists() for p in parent_groups(manager))
+    manager.remove_parent()  # nothing left: a no-op

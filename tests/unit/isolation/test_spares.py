@@ -119,3 +119,17 @@ def test_a_taken_spare_left_unused_is_reaped_as_a_spare(make: Make) -> None:
     spares.drop(taken)
     assert _closed(peer)
     assert spares.reaped(100, 0)
+
+
+def test_discard_all_lets_every_spare_go_and_waits_for_their_reaping(make: Make) -> None:
+    spares = Spares()
+    first, first_peer = make(101)
+    other, other_peer = make(102, key=OTHER)
+    spares.add(first)
+    spares.add(other)
+    spares.discard_all()
+    assert spares.ready == {}
+    assert _closed(first_peer) and _closed(other_peer)  # each init reads end of file
+    assert spares.pending()
+    assert spares.reaped(101, 0) and spares.reaped(102, 0)
+    assert not spares.pending()
