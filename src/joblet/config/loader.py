@@ -41,6 +41,7 @@ from joblet.metrics.config import parse_metrics_config
 from joblet.network import config as network_config
 from joblet.network.config import parse_network_config
 from joblet.persist import config as persist_config
+from joblet.security import audit_config
 from joblet.state import config as state_config
 from joblet.volumes import config as volumes_config
 
@@ -73,6 +74,7 @@ FILE_KEYS: Schema = {
     "metrics": metrics_config.KEYS,
     "network": network_config.KEYS,
     "volumes": volumes_config.KEYS,
+    "audit": audit_config.KEYS,
 }
 
 
@@ -143,6 +145,7 @@ def parse_daemon_config(raw: Mapping[str, Any]) -> DaemonConfig:
         cgroup=_cgroup(cgroup),
         metrics=parse_metrics_config(_section(raw, "metrics")),
         network=parse_network_config(_section(raw, "network")),
+        audit=audit_config.parse_audit_config(_section(raw, "audit")),
     )
 
 

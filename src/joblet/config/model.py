@@ -11,6 +11,7 @@ from pathlib import Path
 
 from joblet.metrics.config import MetricsConfig
 from joblet.network.config import NetworkConfig
+from joblet.security.audit_config import AuditConfig
 
 DEFAULT_ROOT = Path("/opt/joblet")
 
@@ -76,6 +77,19 @@ class RootLayout:
     @property
     def state(self) -> Path:
         return self.root / "state"
+
+    @property
+    def certs(self) -> Path:
+        """The index of issued client certificates and the CRL (made on first use)."""
+        return self.root / "certs"
+
+    @property
+    def crl(self) -> Path:
+        return self.certs / "crl.pem"
+
+    @property
+    def audit_log(self) -> Path:
+        return self.logs / "audit.log"
 
     @property
     def launcher_socket(self) -> Path:
@@ -161,3 +175,4 @@ class DaemonConfig:
     cgroup: CgroupConfig = field(default_factory=CgroupConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)

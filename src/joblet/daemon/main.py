@@ -1,4 +1,4 @@
-"""The `joblet` command: setup, serve, teardown, certs issue.
+"""The `joblet` command: setup, serve, teardown, certs issue|revoke|list, audit.
 
 Errors end as one line on stderr and a non-zero exit code, never a traceback.
 """
@@ -102,6 +102,35 @@ def _parser() -> argparse.ArgumentParser:
     issue.add_argument("--role", required=True, choices=["admin", "viewer"])
     issue.add_argument("--name", required=True, help="the client's name (certificate CN)")
     issue.add_argument("--address", help="HOST:PORT clients dial (default: from rnx-config.yml)")
+    revoke = certs_sub.add_parser(
+        "revoke",
+        help="revoke client certificates: a new CRL (ROOT/certs/crl.pem) the daemon "
+        "reloads within 2 s",
+    )
+    revoke.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="default: %(default)s")
+    which = revoke.add_mutually_exclusive_group(required=True)
+    which.add_argument("--name", help="every valid certificate with this CN")
+    which.add_argument("--serial", help="the certificate with this serial (hex)")
+    listing = certs_sub.add_parser("list", help="issued and revoked client certificates")
+    listing.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="default: %(default)s")
+
+    audit = sub.add_parser("audit", help="read the audit log (mutating and refused calls)")
+    audit.add_argument(
+        "--config",
+        type=Path,
+        default=DEFAULT_ROOT / "config" / "joblet-config.yml",
+        help="default: %(default)s",
+    )
+    audit.add_argument("--since", metavar="DURATION", help="only the last 10m, 2h, 1h30m...")
+    audit.add_argument("--cn", help="only calls by this client (certificate CN)")
+    audit.add_argument("--rpc", help="only this method (RunJob or /joblet.JobService/RunJob)")
+    audit.add_argument(
+        "--outcome",
+        action="append",
+        default=[],
+        help="OK, DENIED or a gRPC status code name (repeatable, or comma-separated)",
+    )
+    audit.add_argument("--json", action="store_true", help="JSON lines instead of a table")
 
     config = sub.add_parser("config", help="check a config file")
     config_sub = config.add_subparsers(dest="config_command", required=True, metavar="COMMAND")
@@ -164,11 +193,46 @@ async def _serve(config: DaemonConfig, config_path: Path) -> None:
         os.close(lock)
 
 
-def _cmd_certs_issue(args: argparse.Namespace) -> int:
-    from joblet.setup.command import issue_node_entry, node_snippet
+def _cmd_certs(args: argparse.Namespace) -> int:
+    from joblet.setup import command
 
-    entry = issue_node_entry(args.root, args.role, args.name, args.address)
-    print(node_snippet(args.name, entry), end="")
+    if args.certs_command == "revoke":
+        for cert in command.revoke_certs(args.root, args.name, args.serial):
+            print(f"revoked {cert.name or '(not in the index)'} serial {cert.serial}")
+        return 0
+    if args.certs_command == "list":
+        print(command.render_cert_table(command.list_certs(args.root)), end="")
+        return 0
+    entry = command.issue_node_entry(args.root, args.role, args.name, args.address)
+    print(command.node_snippet(args.name, entry), end="")
+    return 0
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime, timedelta
+
+    from joblet.config.loader import load_daemon_config
+    from joblet.config.units import parse_duration_s
+    from joblet.security import audit_query
+    from joblet.security.audit_log import rotated_paths
+
+    try:
+        since = None if args.since is None else parse_duration_s(args.since)
+        outcomes = audit_query.parse_outcomes(args.outcome)
+    except ValueError as exc:
+        print(f"joblet: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    config = load_daemon_config(args.config)
+    start = None if since is None else datetime.now(UTC) - timedelta(seconds=since)
+    wanted = audit_query.AuditFilter(start, args.cn, args.rpc, outcomes)
+    paths = rotated_paths(config.layout.audit_log, config.audit.max_files)
+    records, bad = audit_query.read_records(paths)
+    shown = [record for record in records if wanted.matches(record)]
+    render = audit_query.render_json if args.json else audit_query.render_table
+    for line in render(shown):
+        print(line)
+    if bad:
+        print(f"joblet: {bad} line(s) of the audit log are not records", file=sys.stderr)
     return 0
 
 
@@ -227,7 +291,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {
         "setup": _cmd_setup,
         "serve": _cmd_serve,
-        "certs": _cmd_certs_issue,
+        "certs": _cmd_certs,
+        "audit": _cmd_audit,
         "persist": _cmd_helper,
         "state": _cmd_helper,
         "config": _cmd_config_check,

@@ -36,6 +36,7 @@ from joblet.daemon.job_service import JobService
 from joblet.daemon.launcher_link import LauncherLink
 from joblet.daemon.monitoring_service import MonitoringService
 from joblet.daemon.network_service import NetworkService
+from joblet.daemon.revocation_watch import RevocationWatch
 from joblet.daemon.supervisor import HelperSupervisor
 from joblet.daemon.volume_service import VolumeService
 from joblet.errors import JobletError
@@ -52,6 +53,7 @@ from joblet.resources.cleanup import own_jobs, remove_own
 from joblet.resources.detect import create_cgroup_manager
 from joblet.resources.interface import CgroupManager
 from joblet.resources.ownership import ParentClaim
+from joblet.security.audit_log import AuditTrail
 from joblet.security.interceptor import DEFAULT_RECEIVE_LIMIT, AuthInterceptor
 from joblet.security.tls import server_credentials
 from joblet.volumes.config import load_volumes_config
@@ -261,7 +263,10 @@ class Daemon:
         assert self.manager is not None
         config = self.config
         collector = HostCollector(node_id, detect_cloud(ask_metadata=config.metrics.cloud_metadata))
-        interceptor = AuthInterceptor(receive_limits(config), RECEIVE_LIMIT)
+        interceptor = AuthInterceptor(
+            receive_limits(config), RECEIVE_LIMIT,
+            revoked=self._watch_revocations().revoked, auditor=self._audit_trail(),
+        )  # fmt: skip
         server = grpc.aio.server(interceptors=[interceptor], options=_grpc_options(config))
         jobs = JobService(self.manager, config, metrics, self._networks, self._volumes)
         pb_grpc.add_JobServiceServicer_to_server(jobs, server)  # type: ignore[no-untyped-call]
@@ -292,6 +297,21 @@ class Daemon:
         log.info(
             "joblet listening on %s:%d (node %s)", config.server.address, self.bound_port, node_id
         )
+
+    def _watch_revocations(self) -> RevocationWatch:
+        """The CRL under the root, checked now and then every second."""
+        watch = RevocationWatch(self.config.layout.crl, self.config.security.ca_cert)
+        watch.load()
+        task = asyncio.create_task(watch.run(), name="watch-crl")
+        self._stack.push_async_callback(_end_task, task)
+        return watch
+
+    def _audit_trail(self) -> AuditTrail | None:
+        if not self.config.audit.enabled:
+            return None
+        trail = AuditTrail(self.config.layout.audit_log, self.config.audit)
+        self._stack.callback(trail.close)
+        return trail
 
     def _network_users(self, network: str) -> list[str]:
         """Jobs that use or will use `network` (running, queued, scheduled)."""

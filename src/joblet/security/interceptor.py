@@ -9,6 +9,11 @@ Each method's handler is wrapped once and reused; the check itself runs on
 every call, because a call carries no connection identity that could be
 trusted to stand for an earlier call's certificate.
 
+Revocation: a peer certificate whose serial is in the daemon's CRL is refused
+UNAUTHENTICATED before its role is looked at (the TLS handshake cannot check
+a CRL in grpc-python). Auditing: each call's caller, request, response and
+ending go to an optional `CallAuditor`, which decides what to record.
+
 While the behaviour runs, `current_caller` holds who called, so servicers can
 record e.g. "stopped by <name>" without threading the context through.
 
@@ -28,12 +33,12 @@ import contextvars
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 import grpc.aio
 
-from joblet.security.roles import Caller, caller_from_auth_context, is_allowed
+from joblet.security.roles import PEER_CERT_KEY, Caller, caller_from_auth_context, is_allowed
 
 current_caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar(
     "joblet_current_caller", default=None
@@ -49,7 +54,30 @@ Admit = Callable[[Any, Context], Awaitable[tuple[Caller, Any]]]
 Deserializer = Callable[[bytes], Any]
 
 NO_ROLE_MESSAGE = "client certificate has no known role (OU)"
+REVOKED_MESSAGE = "certificate revoked"
 DEFAULT_RECEIVE_LIMIT = 4 * 1024 * 1024  # gRPC's own default, for a method not named
+
+# The serial numbers revoked right now (the daemon's CRL, reloaded as it changes).
+RevokedSerials = Callable[[], frozenset[int]]
+
+
+def nothing_revoked() -> frozenset[int]:
+    return frozenset()
+
+
+class CallAuditor(Protocol):
+    """Told about every guarded call once it has ended (or was refused)."""
+
+    def called(
+        self,
+        method: str,
+        context: Context,
+        *,
+        caller: Caller | None,
+        request: Any,
+        response: Any,
+        error: BaseException | None,
+    ) -> None: ...
 
 
 def get_caller() -> Caller | None:
@@ -63,9 +91,27 @@ def denial_message(caller: Caller | None, method: str) -> str:
     return f"role {caller.role} may not call {method.rsplit('/', 1)[-1]}"
 
 
-async def authorize(context: grpc.aio.ServicerContext[Any, Any], method: str) -> Caller:
-    """The caller, or abort the RPC with PERMISSION_DENIED."""
-    caller = caller_from_auth_context(context.auth_context())
+def is_revoked(auth_context: Mapping[str, Any], revoked: frozenset[int]) -> bool:
+    """Whether the peer's certificate is one of the `revoked` serials."""
+    if not revoked:  # the usual case: no certificate is parsed at all
+        return False
+    from joblet.security.revocation import cert_serial  # cryptography, only when needed
+
+    pem = next(iter(auth_context.get(PEER_CERT_KEY) or ()), None)
+    return pem is not None and cert_serial(pem) in revoked
+
+
+async def authorize(
+    context: grpc.aio.ServicerContext[Any, Any],
+    method: str,
+    revoked: RevokedSerials = nothing_revoked,
+) -> Caller:
+    """The caller, or abort the RPC: UNAUTHENTICATED for a revoked
+    certificate, PERMISSION_DENIED for a role that may not call `method`."""
+    auth_context = context.auth_context()
+    if is_revoked(auth_context, revoked()):
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, REVOKED_MESSAGE)
+    caller = caller_from_auth_context(auth_context)
     if caller is None or not is_allowed(caller.role, method):
         await context.abort(grpc.StatusCode.PERMISSION_DENIED, denial_message(caller, method))
     return caller
@@ -74,12 +120,16 @@ async def authorize(context: grpc.aio.ServicerContext[Any, Any], method: str) ->
 class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Admits a call only if the peer certificate's role may use the method,
     and a single request message only up to the method's receive limit:
-    `receive_limits` by full method name, `default_receive_limit` for the rest."""
+    `receive_limits` by full method name, `default_receive_limit` for the rest.
+    `revoked` gives the serials to refuse; `auditor` hears of every call."""
 
     def __init__(
         self,
         receive_limits: Mapping[str, int] | None = None,
         default_receive_limit: int = DEFAULT_RECEIVE_LIMIT,
+        *,
+        revoked: RevokedSerials = nothing_revoked,
+        auditor: CallAuditor | None = None,
     ) -> None:
         # method -> (the server's handler, its guarded twin). Wrapping costs
         # more than a small RPC; the server hands out the same handler object
@@ -88,6 +138,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         self._guarded: dict[str, tuple[Any, grpc.RpcMethodHandler[Any, Any]]] = {}
         self._limits = dict(receive_limits or {})
         self._default_limit = default_receive_limit
+        self._revoked = revoked
+        self._auditor = auditor
 
     async def intercept_service(
         self,
@@ -104,7 +156,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         if known is not None and known[0] is handler:
             return known[1]
         limit = self._limits.get(method, self._default_limit)
-        guarded = wrap_handler(handler, method, limit)
+        guarded = wrap_handler(handler, method, limit, self._revoked, self._auditor)
         self._guarded[method] = (handler, guarded)
         return guarded
 
@@ -113,6 +165,8 @@ def wrap_handler(
     handler: grpc.RpcMethodHandler[Any, Any],
     method: str,
     receive_limit: int = DEFAULT_RECEIVE_LIMIT,
+    revoked: RevokedSerials = nothing_revoked,
+    auditor: CallAuditor | None = None,
 ) -> grpc.RpcMethodHandler[Any, Any]:
     """The same handler with its behaviour guarded by `authorize`; a
     single-request one becomes request-streaming and reads its request after."""
@@ -123,16 +177,18 @@ def wrap_handler(
         return handler
     streaming_out = handler.response_streaming
     if handler.request_streaming:
-        admit = _admit_stream(method)
+        admit = _admit_stream(method, revoked)
         deserializer = handler.request_deserializer
     else:
-        admit = _admit_one(method, handler.request_deserializer, receive_limit)
+        admit = _admit_one(method, handler.request_deserializer, receive_limit, revoked)
         deserializer = None  # the guard reads raw bytes and parses them itself
     factory = (
         grpc.stream_stream_rpc_method_handler
         if streaming_out
         else grpc.stream_unary_rpc_method_handler
     )
+    if auditor is not None:
+        admit, behaviour = _audited(method, auditor, admit, behaviour)
     return factory(
         _guard(behaviour, admit, streaming_out),
         request_deserializer=deserializer,
@@ -140,17 +196,19 @@ def wrap_handler(
     )
 
 
-def _admit_stream(method: str) -> Admit:
+def _admit_stream(method: str, revoked: RevokedSerials) -> Admit:
     async def admit(requests: Any, context: Context) -> tuple[Caller, Any]:
-        return await authorize(context, method), requests
+        return await authorize(context, method, revoked), requests
 
     return admit
 
 
-def _admit_one(method: str, deserializer: Deserializer | None, limit: int) -> Admit:
+def _admit_one(
+    method: str, deserializer: Deserializer | None, limit: int, revoked: RevokedSerials
+) -> Admit:
     async def admit(requests: Any, context: Context) -> tuple[Caller, Any]:
         del requests  # read through the context: one message, no iterator
-        caller = await authorize(context, method)
+        caller = await authorize(context, method, revoked)
         return caller, await read_request(context, method, deserializer, limit)
 
     return admit
@@ -239,3 +297,74 @@ def _guard_sync_stream(behaviour: Behaviour, admit: Admit) -> Behaviour:
             yield item
 
     return guarded
+
+
+def _audited(
+    method: str, auditor: CallAuditor, admit: Admit, behaviour: Behaviour
+) -> tuple[Admit, Behaviour]:
+    """`admit` and `behaviour` telling `auditor` how each call ended: refused
+    by `admit` (no request read yet, or one it refused), or after the behaviour,
+    which keeps its kind (see `_guard`). The caller comes from `current_caller`."""
+
+    async def audited_admit(requests: Any, context: Context) -> tuple[Caller, Any]:
+        try:
+            return await admit(requests, context)
+        except BaseException as exc:
+            auditor.called(method, context, caller=None, request=None, response=None, error=exc)
+            raise
+
+    def told(request: Any, context: Context, response: Any, error: BaseException | None) -> None:
+        auditor.called(
+            method, context, caller=get_caller(), request=request, response=response, error=error
+        )
+
+    if inspect.isasyncgenfunction(behaviour):
+        return audited_admit, _audited_stream(behaviour, told)
+    if inspect.iscoroutinefunction(behaviour):
+        return audited_admit, _audited_coroutine(behaviour, told)
+    return audited_admit, _audited_plain(behaviour, told)
+
+
+Told = Callable[[Any, Context, Any, "BaseException | None"], None]
+
+
+def _audited_stream(behaviour: Behaviour, told: Told) -> Behaviour:
+    async def audited(request: Any, context: Context) -> AsyncIterator[Any]:
+        try:
+            async for response in behaviour(request, context):
+                yield response
+        except BaseException as exc:  # GeneratorExit too: the client went away
+            told(request, context, None, exc)
+            raise
+        told(request, context, None, None)
+
+    return audited
+
+
+def _audited_coroutine(behaviour: Behaviour, told: Told) -> Behaviour:
+    async def audited(request: Any, context: Context) -> Any:
+        try:
+            response = await behaviour(request, context)
+        except BaseException as exc:
+            told(request, context, None, exc)
+            raise
+        told(request, context, response, None)
+        return response
+
+    return audited
+
+
+def _audited_plain(behaviour: Behaviour, told: Told) -> Behaviour:
+    # A plain function runs in a thread (see _guard_sync): so does its record.
+    def audited(request: Any, context: Context) -> Any:
+        try:
+            result = behaviour(request, context)
+            if inspect.isgenerator(result):
+                result = list(result)  # the generated bases never stream: they fail at once
+        except BaseException as exc:
+            told(request, context, None, exc)
+            raise
+        told(request, context, result, None)
+        return result
+
+    return audited

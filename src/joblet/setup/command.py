@@ -15,7 +15,8 @@ from joblet.config.model import RootLayout, SecurityConfig
 from joblet.errors import ConfigError
 from joblet.security import certs
 from joblet.security.roles import Role, parse_role
-from joblet.setup import neighbours
+from joblet.setup import cert_registry, neighbours
+from joblet.setup.cert_registry import IssuedCert
 from joblet.setup.config_files import (
     WILDCARD_ADDRESSES,
     NodeEntry,
@@ -146,6 +147,10 @@ def run_setup(
         PRIVATE_MODE,
     )
     write_file(files.rnx_config, render_rnx_config(nodes), PRIVATE_MODE)
+    issued = [cert_registry.entry_for(nodes["default"].cert, Role.ADMIN, "admin"),
+              cert_registry.entry_for(nodes["viewer"].cert, Role.VIEWER, "viewer")]  # fmt: skip
+    # A new CA: the old index and CRL speak of certificates it never issued.
+    cert_registry.record_issued(layout, issued, fresh=True)
     return SetupResult(layout, files, tuple(sans), dial, tuple(created), placement)
 
 
@@ -172,9 +177,39 @@ def issue_cert(root: Path, role: Role | str, name: str) -> tuple[str, str]:
     ca_cert = read_text(files.ca_cert, RUN_SETUP_HINT)
     ca_key = read_text(files.ca_key, RUN_SETUP_HINT)
     try:
-        return certs.issue_client_cert(ca_cert, ca_key, known, name)
+        cert, key = certs.issue_client_cert(ca_cert, ca_key, known, name)
     except ValueError as exc:
         raise SetupError(str(exc)) from exc
+    cert_registry.record_issued(RootLayout(root), [cert_registry.entry_for(cert, known, name)])
+    return cert, key
+
+
+def revoke_certs(root: Path, name: str | None, serial: str | None) -> list[IssuedCert]:
+    """Revoke the certificates named `name` (or the one with `serial`) and
+    write a new CRL signed by the CA under `root`."""
+    files = SetupFiles.of(RootLayout(root))
+    ca_cert = read_text(files.ca_cert, RUN_SETUP_HINT)
+    ca_key = read_text(files.ca_key, RUN_SETUP_HINT)
+    return cert_registry.revoke(RootLayout(root), ca_cert, ca_key, name=name, serial=serial)
+
+
+def list_certs(root: Path) -> list[IssuedCert]:
+    """Every certificate the index records, in the order issued."""
+    return list(cert_registry.load_index(RootLayout(root)).certs)
+
+
+def render_cert_table(entries: list[IssuedCert]) -> str:
+    """What `joblet certs list` prints: one row per certificate."""
+    header = ("NAME", "ROLE", "SERIAL", "NOT-AFTER", "REVOKED-AT")
+    rows = [header] + [
+        (c.name or "?", c.role or "?", c.serial, c.not_after or "?", c.revoked_at or "-")
+        for c in entries
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return "".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() + "\n"
+        for row in rows
+    )
 
 
 def issue_node_entry(

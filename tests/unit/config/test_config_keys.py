@@ -22,6 +22,7 @@ from joblet.network import config as network_config
 from joblet.network.config import parse_network_config
 from joblet.persist import config as persist_config
 from joblet.persist.config import load_persist_config
+from joblet.security.audit_config import parse_audit_config
 from joblet.state import config as state_config
 from joblet.state.config import load_state_config
 from joblet.volumes import config as volumes_config
@@ -107,6 +108,7 @@ EVERY_KEY: dict[str, Any] = {
         "bigTcp": "auto",
     },
     "volumes": {"maxSize": "100GB", "maxCount": 0},
+    "audit": {"enabled": True, "maxSize": "10MB", "maxFiles": 5},
 }
 
 
@@ -144,6 +146,7 @@ def test_every_documented_key_is_known_and_read() -> None:
     parse_metrics_config(EVERY_KEY["metrics"])
     parse_network_config(EVERY_KEY["network"])
     parse_volumes_config(EVERY_KEY["volumes"])
+    parse_audit_config(EVERY_KEY["audit"])
 
 
 def test_each_section_refuses_a_typo_anywhere_in_it() -> None:
