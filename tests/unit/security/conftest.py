@@ -3,6 +3,7 @@ and a tiny generic service whose handlers echo who called them."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -94,9 +95,10 @@ def _handlers() -> list[grpc.GenericRpcHandler[Any, Any]]:
     ]
 
 
-@pytest.fixture
-async def server_address(pki: Pki) -> AsyncIterator[str]:
-    server = grpc.aio.server(interceptors=[AuthInterceptor()])
+@contextlib.asynccontextmanager
+async def serving(pki: Pki, interceptor: AuthInterceptor) -> AsyncIterator[str]:
+    """The test service behind `interceptor` on a free port: its address."""
+    server = grpc.aio.server(interceptors=[interceptor])
     server.add_generic_rpc_handlers(_handlers())
     security = SecurityConfig(pki.server.cert_pem, pki.server.key_pem, pki.ca.cert_pem)
     port = server.add_secure_port("127.0.0.1:0", server_credentials(security))
@@ -105,3 +107,9 @@ async def server_address(pki: Pki) -> AsyncIterator[str]:
         yield f"127.0.0.1:{port}"
     finally:
         await server.stop(grace=None)
+
+
+@pytest.fixture
+async def server_address(pki: Pki) -> AsyncIterator[str]:
+    async with serving(pki, AuthInterceptor()) as address:
+        yield address
