@@ -11,6 +11,9 @@ same number of GetJobStatus calls (a trivial RPC) from the same callers, the
 ceiling of this transport and client on this machine. Besides the rates it
 prints the CPU each call cost the daemon, its state helper (which stores every
 accepted job) and this client, as clients and daemon share the host's cores.
+The same RunJob run is then repeated on a second daemon with the audit log
+off (`audit.enabled: false`): the difference is what auditing costs. The
+audited daemon's log must hold one RunJob line per accepted job.
 Target: >= 1,500 RunJob/s.
 """
 
@@ -117,16 +120,27 @@ async def run(daemon: Daemon, total: int) -> tuple[Rate, Rate, int, int]:
     return submitted, baseline, len(accepted), len(accepted & held)
 
 
+def audited_runjobs(daemon: Daemon) -> int:
+    """RunJob lines in the daemon's audit log."""
+    path = daemon.root / "logs" / "audit.log"
+    with path.open() as lines:
+        return sum(1 for line in lines if '"/joblet.JobService/RunJob"' in line)
+
+
 def main() -> None:
     args = parse_args(__doc__ or "")
     total = 1_000 if args.quick else 10_000
     report = Report("submit_throughput", args.quick)
     with running_daemon() as daemon:
         submitted, baseline, accepted, listed = asyncio.run(run(daemon, total))
+        audited = audited_runjobs(daemon)
+    with running_daemon({"audit": {"enabled": False}}) as daemon:
+        unaudited, _ = asyncio.run(rate(daemon, submit, total))
     accepted_rate = submitted.per_s * accepted / total
     print(
         f"RunJob: {accepted_rate:.0f}/s accepted ({accepted}/{total}, {listed} listed);"
-        f" GetJobStatus: {baseline.per_s:.0f}/s"
+        f" GetJobStatus: {baseline.per_s:.0f}/s; RunJob without the audit log:"
+        f" {unaudited.per_s:.0f}/s"
     )
     report.figures = {
         "runjob_per_s": accepted_rate,
@@ -136,11 +150,14 @@ def main() -> None:
         "jobs_accepted": accepted,
         "jobs_listed": listed,
         "runjob_vs_trivial_rpc": submitted.per_s / baseline.per_s,
+        "audit_lines_for_runjob": audited,
     }
     report.baselines = {
         "getjobstatus_per_s": baseline.per_s,
         "daemon_cpu_ms_per_status": baseline.daemon_ms,
         "client_cpu_ms_per_status": baseline.client_ms,
+        "runjob_per_s_without_audit_log": unaudited.per_s,
+        "daemon_cpu_ms_per_runjob_without_audit_log": unaudited.daemon_ms,
     }
     report.check("throughput", accepted_rate >= 1500, ">= 1,500 RunJob/s")
     report.check(
@@ -148,6 +165,7 @@ def main() -> None:
         accepted == total and listed == total,
         f"all {total} accepted and held by ListJobs",
     )
+    report.check("audited", audited == accepted, "one audit line per accepted RunJob")
     report.emit()
 
 
