@@ -8,9 +8,9 @@ never the request itself, which may hold environment values and secrets.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from typing import Any
 
 from joblet.security.roles import VIEWER_METHODS
@@ -72,13 +72,17 @@ def object_id(method: str, request: Any, response: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def rfc3339_now(now: datetime | None = None) -> str:
-    moment = (now or datetime.now(UTC)).astimezone(UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def rfc3339_now(now: float | None = None) -> str:
+    """`now` (seconds since the epoch; the current time when None) as RFC 3339
+    UTC with milliseconds. time.strftime: a third of what datetime costs, per call."""
+    moment = time.time() if now is None else now
+    whole = int(moment)
+    millis = int((moment - whole) * 1000)
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(whole))}.{millis:03d}Z"
 
 
 def to_json_line(record: AuditRecord) -> str:
-    fields = asdict(record)
+    fields = dict(vars(record))  # not asdict(): its deep copy costs more than the dump
     if not record.message:
         del fields["message"]
     return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))

@@ -14,6 +14,7 @@ from joblet.security.audit import (
     AuditRecord,
     from_json_line,
     object_id,
+    rfc3339_now,
     short_message,
     should_record,
     to_json_line,
@@ -152,3 +153,10 @@ def test_the_audit_section() -> None:
     ):
         with pytest.raises(ConfigError, match=says):
             parse_audit_config(bad)
+
+
+def test_times_are_rfc3339_utc_with_milliseconds() -> None:
+    stamp = 1_772_366_400.25  # 2026-03-01T12:00:00.25Z
+    assert rfc3339_now(stamp) == "2026-03-01T12:00:00.250Z"
+    now = datetime.fromisoformat(rfc3339_now().replace("Z", "+00:00"))
+    assert abs((datetime.now(UTC) - now).total_seconds()) < 60
