@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from joblet.api import joblet_pb2 as pb
+from joblet.resources.detect import create_cgroup_manager
+from joblet.testing.cgroups import CGROUP_ROOT, favour_cpu, measure_cpu
 
 from .conftest import ROOT_NEEDED, RunningDaemon, wait_status
 from .test_isolation_support import (
@@ -53,23 +55,22 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDaemon]:
     stop_isolation_daemon(running)
 
 
-def _cpu_usage_ns(daemon: RunningDaemon, job_id: str) -> int:
-    return int((job_group(daemon, "cpuacct", job_id) / "cpuacct.usage").read_text())
-
-
 def test_max_cpu_50_uses_half_a_cpu(daemon: RunningDaemon) -> None:
     stub = daemon.jobs()
     job_id = run(stub, "sh", "-c", "while :; do :; done", maxCpu=50)
     try:
         wait_status(stub, job_id, {"RUNNING"})
-        time.sleep(0.3)  # past the first period, which may start with a full quota
-        used0, t0 = _cpu_usage_ns(daemon, job_id), time.monotonic()
-        time.sleep(3)
-        used1, t1 = _cpu_usage_ns(daemon, job_id), time.monotonic()
+        group = create_cgroup_manager(CGROUP_ROOT, cgroup_parent(daemon)).open(job_id)
+        assert group is not None
+        # Measured against the job's limit, not against the host's other work.
+        favour_cpu(group)
+        # Past the first period, which may start with a full quota.
+        wait_for(lambda: group.read_stats().cpu_usage_usec > 300_000, 30, "the job's first CPU")
+        rate, throttled = measure_cpu(group, cpu_seconds=1.5, timeout=30)
     finally:
         stub.StopJob(pb.StopJobReq(uuid=job_id))
-    rate = (used1 - used0) / 1e9 / (t1 - t0)
     assert 0.4 <= rate <= 0.6, f"{rate:.3f} CPU-s/s"
+    assert throttled > 0  # its quota held it back, not the host
 
 
 def test_cpu_cores_0_runs_only_on_cpu_0(daemon: RunningDaemon) -> None:
