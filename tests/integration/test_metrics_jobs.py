@@ -14,6 +14,7 @@ import pytest
 from joblet.api import joblet_pb2 as pb
 
 from .conftest import ROOT_NEEDED, RunningDaemon, wait_status
+from .test_isolation_support import favour_daemon_cpu
 from .test_metrics_support import (
     FINAL,
     eventually,
@@ -69,6 +70,8 @@ def python_job(daemon: RunningDaemon, code: str, **fields: object) -> str:
 
 def test_cpu_limit_50_shows_half_a_core_and_throttling(daemon: RunningDaemon) -> None:
     stub = daemon.jobs()
+    wait_status(stub, python_job(daemon, "pass"), FINAL)  # the daemon's cgroup parent exists
+    favour_daemon_cpu(daemon)  # the host's other work cannot hold the job under its limit
     job_id = python_job(daemon, BURN_3S, maxCpu=50)
     wait_status(stub, job_id, {"RUNNING", *FINAL})
     samples = stream_samples(stub, job_id)

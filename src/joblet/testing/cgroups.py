@@ -57,18 +57,16 @@ def scratch_manager(
 _TOP_WEIGHTS = (("cpu.shares", "262144"), ("cpu.weight", "10000"))
 
 
-def favour_cpu(job: JobCgroup) -> None:
-    """Give the job's group and every group above it, up to the hierarchy's
-    root, the highest CPU weight. A test of a CPU limit then measures the
-    limit: other work on a loaded host, at the default weight, cannot keep
-    the job from the CPU time its limit allows."""
-    for procs in job.procs_files():
-        group = procs.parent
-        while (group.parent / "cgroup.procs").exists():  # the root itself has no weight
-            for name, value in _TOP_WEIGHTS:
-                if (group / name).exists():
-                    (group / name).write_text(value)
-            group = group.parent
+def favour_cpu(group: Path) -> None:
+    """Give `group` and every group above it, up to the hierarchy's root,
+    the highest CPU weight. A test of a CPU limit then measures the limit:
+    other work on a loaded host, at the default weight, cannot keep a job
+    in `group` from the CPU time its limit allows."""
+    while (group.parent / "cgroup.procs").exists():  # the root itself has no weight
+        for name, value in _TOP_WEIGHTS:
+            if (group / name).exists():
+                (group / name).write_text(value)
+        group = group.parent
 
 
 def measure_cpu(job: JobCgroup, cpu_seconds: float, timeout: float) -> tuple[float, int]:
