@@ -14,7 +14,7 @@ import pytest
 from joblet.api import joblet_pb2 as pb
 from joblet.api import joblet_pb2_grpc as pb_grpc
 
-from .conftest import RunningDaemon, wait_status
+from .conftest import RunningDaemon, stored_record, wait_status
 
 pytestmark = [pytest.mark.integration, pytest.mark.privileged]
 
@@ -156,13 +156,13 @@ def test_job_recorded_as_initializing_is_reattached_and_finishes(
     stub = daemon.jobs()
     job_id = run(stub, "sh", "-c", f"{UNTIL_RELEASED}; echo finished; exit 3")
     wait_status(stub, job_id, {"RUNNING"})
-    wait_for(lambda: _stored(daemon, job_id)["status"] == "RUNNING", "RUNNING in the store")
+    wait_for(lambda: stored_record(daemon, job_id)["status"] == "RUNNING", "RUNNING in the store")
 
     daemon.kill9()
     _wait_gone(f"state --config {daemon.config_path}")
     db = sqlite3.connect(daemon.root / "state" / "jobs.db")
     with db:
-        data = _stored(daemon, job_id)
+        data = stored_record(daemon, job_id)
         data["status"] = "INITIALIZING"
         db.execute(
             "UPDATE jobs SET record = ? WHERE job_id = ?", (json.dumps(data).encode(), job_id)
@@ -176,17 +176,6 @@ def test_job_recorded_as_initializing_is_reattached_and_finishes(
     status = wait_status(stub, job_id, FINAL, timeout=15)
     assert (status.status, status.exitCode) == ("FAILED", 3)
     assert logs(stub, job_id) == b"finished\n"
-
-
-def _stored(daemon: RunningDaemon, job_id: str) -> dict[str, object]:
-    """The job's record in the SQLite state store, read-only."""
-    uri = f"file:{daemon.root / 'state' / 'jobs.db'}?mode=ro"
-    db = sqlite3.connect(uri, uri=True, timeout=10)
-    try:
-        row = db.execute("SELECT record FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
-    finally:
-        db.close()
-    return dict(json.loads(row[0])) if row else {"status": None}
 
 
 def _gone(pid: int) -> bool:
