@@ -6,7 +6,8 @@ times out; one that finds nobody listening would be refused instead, so a
 dead listener can never pass for a working drop rule.
 
     bridge 10.201.0.0/24   red 10.203.1.0/24   blue 10.203.2.0/24   isolated /30s
-    outside 192.0.2.2 (network_world.py), routed to 10.0.0.0/8 via the uplink
+    outside 192.0.2.2 (network_world.py), routed to 10.0.0.0/8 via the uplink;
+    169.254.169.254 on the outside's lo for the link-local test
 
 The daemon listens on every address of its namespace (server.address
 0.0.0.0), so its port is also on the host side of each job network.
@@ -19,6 +20,7 @@ import json
 import os
 import shutil
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from functools import partial
@@ -38,6 +40,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.privileged]
 FINAL = {"COMPLETED", "FAILED", "STOPPED", "CANCELED"}
 NETWORKS = {"red": "10.203.1.0/24", "blue": "10.203.2.0/24"}
 BRIDGE_GATEWAY, RED_GATEWAY = "10.201.0.1", "10.203.1.1"
+METADATA = "169.254.169.254"
 PORT = 8080
 # Long enough for an allowed connection on a loaded host; a dropped SYN
 # never gets an answer, so every blocked probe costs this much.
@@ -262,3 +265,45 @@ def test_jobs_cannot_reach_the_daemon_on_its_host_addresses(fdaemon: NetnsDaemon
             from_outside = world(fdaemon).in_outside(partial(connect, address, port))
             from_daemon = in_netns(fdaemon.world.netns, partial(connect, address, port))
             assert (from_outside, from_daemon) == ("reached:", "reached:"), address
+
+
+@contextlib.contextmanager
+def outside_listener(w: World, address: str, answer: bytes) -> Iterator[None]:
+    """A TCP listener on `address`:PORT in the outside, live until the block ends."""
+    server = w.in_outside(lambda: socket.create_server((address, PORT)))
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):  # closed at the end
+            while True:
+                conn, _ = server.accept()
+                with conn:
+                    conn.sendall(answer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):  # wakes the accept (close alone would not)
+            server.shutdown(socket.SHUT_RDWR)
+        server.close()
+        thread.join(10)
+
+
+def test_jobs_cannot_reach_link_local_addresses(fdaemon: NetnsDaemon) -> None:
+    """169.254.0.0/16 (where clouds serve instance metadata) stays out of every
+    job's reach, even when the daemon's host routes it."""
+    w, target = world(fdaemon), f"{METADATA}:{PORT}"
+    w.ip("route", "add", "169.254.0.0/16", "via", UPLINK[1])
+    w.outside_ip("addr", "add", f"{METADATA}/32", "dev", "lo")
+    try:
+        with outside_listener(w, METADATA, b"metadata"):
+            plan = {"bridge": [target], "red": [target], "isolated": [target]}
+            with probes(fdaemon, plan) as seen:
+                for network, found in seen.items():
+                    assert found["results"] == {target: BLOCKED}, network
+                # The daemon's host itself may: the listener is live.
+                assert in_netns(w.netns, partial(connect, METADATA, PORT)) == "reached:metadata"
+    finally:
+        w.outside_ip("addr", "del", f"{METADATA}/32", "dev", "lo")
+        w.ip("route", "del", "169.254.0.0/16")
