@@ -7,9 +7,11 @@ with the namespace."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -292,3 +294,15 @@ def wait_status(
         if time.monotonic() > deadline:
             raise AssertionError(f"job {job_id} stayed {res.status}, wanted {statuses}")
         time.sleep(0.05)
+
+
+def stored_record(daemon: RunningDaemon, job_id: str) -> dict[str, Any]:
+    """The job's record in the daemon's SQLite state store (read-only; a job
+    not stored yet has status None)."""
+    uri = f"file:{daemon.root / 'state' / 'jobs.db'}?mode=ro"
+    db = sqlite3.connect(uri, uri=True, timeout=10)
+    try:
+        row = db.execute("SELECT record FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+    finally:
+        db.close()
+    return dict(json.loads(row[0])) if row else {"status": None}

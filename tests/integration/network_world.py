@@ -19,9 +19,9 @@ import json
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .conftest import RunningDaemon, launch_daemon
 from .netns import Netns, in_netns, sh
@@ -31,6 +31,7 @@ UPLINK = ("192.0.2.1", "192.0.2.2")  # TEST-NET-1: (daemon side = NAT address, o
 OUTSIDE_ADDR, DNS_ADDR = SERVER, DNS
 OUTSIDE_NAME = next(iter(NAMES))
 NetnsDaemon = RunningDaemon  # every test daemon runs in a namespace of its own
+T = TypeVar("T")
 
 
 class World(Netns):
@@ -58,9 +59,19 @@ class World(Netns):
         self.ip("addr", "add", f"{UPLINK[0]}/24", "dev", "uplink0")
         self.ip("link", "set", "uplink0", "up")
         self.ip("route", "add", "default", "via", UPLINK[1])
-        there = ["nsenter", f"--net=/proc/{outside}/ns/net", "ip"]
-        sh(*there, "addr", "add", f"{UPLINK[1]}/24", "dev", "out0")
-        sh(*there, "link", "set", "out0", "up")
+        self.outside_ip("addr", "add", f"{UPLINK[1]}/24", "dev", "out0")
+        self.outside_ip("link", "set", "out0", "up")
+
+    @property
+    def outside_netns(self) -> str:
+        return f"/proc/{self._outside.pid}/ns/net"
+
+    def in_outside(self, fn: Callable[[], T]) -> T:
+        """fn() in a thread inside the outside's namespace."""
+        return in_netns(self.outside_netns, fn)
+
+    def outside_ip(self, *args: str) -> str:
+        return sh("nsenter", f"--net={self.outside_netns}", "ip", *args)
 
     def report(self) -> dict[str, list[list[str]]]:
         """What the outside's DNS responder and UDP recorder have seen."""

@@ -15,7 +15,7 @@ import yaml
 from joblet.api import joblet_pb2 as pb
 from joblet.api import joblet_pb2_grpc as pb_grpc
 
-from .conftest import RunningDaemon, wait_status
+from .conftest import RunningDaemon, stored_record, wait_status
 
 pytestmark = [pytest.mark.integration, pytest.mark.privileged]
 
@@ -80,9 +80,12 @@ def test_rnx_log_flags(daemon: RunningDaemon) -> None:
 
 def test_persist_killed_while_job_prints_loses_nothing(daemon: RunningDaemon) -> None:
     stub = daemon.jobs()
-    job_id = run(stub, "sh", "-c", "for i in $(seq 1 60); do echo line$i; sleep 0.05; done")
-    time.sleep(0.8)
+    # Halfway it waits for the test, which kills persist before letting it go on.
+    halfway = "[ $i = 30 ] && until [ -e /work/go-on ]; do sleep 0.05; done"
+    job_id = run(stub, "sh", "-c", f"for i in $(seq 1 60); do echo line$i; {halfway}; done")
+    _wait_for(lambda: b"line30\n" in logs(stub, job_id, noFollow=True), timeout=30)
     os.kill(_helper_pid(daemon, "persist"), signal.SIGKILL)
+    (daemon.root / "jobs" / job_id / "work" / "go-on").touch()
     wait_status(stub, job_id, FINAL, timeout=30)
     expected = b"".join(f"line{i}\n".encode() for i in range(1, 61))
     assert logs(stub, job_id) == expected
@@ -102,7 +105,11 @@ def test_state_killed_while_jobs_start_and_end(
     for job_id in first + second:
         wait_status(stub, job_id, FINAL)
     _wait_for(lambda: _helper_pid(daemon, "state") > 0 and _state_log_mentions(daemon.root))
-    time.sleep(1.5)  # the client replays what the dead helper had not acknowledged
+    # The client replays what the dead helper had not acknowledged.
+    _wait_for(
+        lambda: all(stored_record(daemon, j)["status"] in FINAL for j in first + second),
+        timeout=30,
+    )
     daemon.stop_daemon_only()
     daemon.restart()
     stub = daemon.jobs()

@@ -135,7 +135,7 @@ def test_environment_holds_no_daemon_variables(daemon: RunningDaemon) -> None:
     wait_status(stub, job_id, {"RUNNING"})
     log = daemon.root / "jobs" / job_id / "output.log"
     try:
-        wait_for(lambda: b"JOB_ID=" in log.read_bytes(), 5, "the job's env output")
+        wait_for(lambda: b"JOB_ID=" in log.read_bytes(), 30, "the job's env output")
         # The init's environment, read on the host: nothing of the daemon's.
         pids = job_pids(daemon, job_id)
         init = next(p for p in pids if status_field(p, "NSpid").split()[-1:] == ["1"])
@@ -158,7 +158,7 @@ def test_another_jobs_workspace_is_invisible(daemon: RunningDaemon) -> None:
     try:
         wait_status(stub, job_a, {"RUNNING"})
         written = daemon.root / "jobs" / job_a / "work" / marker
-        wait_for(written.exists, 5, "job A's marker")
+        wait_for(written.exists, 30, "job A's marker")
         # /usr and /root/.pyenv are the host's read-only binds, the same in every job.
         script = (
             "ls -A /work; find / -path /proc -prune -o -path /usr -prune "

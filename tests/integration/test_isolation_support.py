@@ -16,6 +16,7 @@ from typing import Any
 
 from joblet.api import joblet_pb2 as pb
 from joblet.api import joblet_pb2_grpc as pb_grpc
+from joblet.testing.cgroups import favour_cpu
 
 from .conftest import RunningDaemon, launch_daemon, wait_status
 
@@ -87,6 +88,15 @@ def job_pids(daemon: RunningDaemon, job_id: str) -> set[int]:
 
 def job_group(daemon: RunningDaemon, controller: str, job_id: str) -> Path:
     return CGROUP_ROOT / controller / cgroup_parent(daemon) / f"job-{job_id}"
+
+
+def favour_daemon_cpu(daemon: RunningDaemon) -> None:
+    """The highest CPU weight for the daemon's cgroup parent (made with its
+    first job): on a loaded host its jobs still get what their limits allow."""
+    for hierarchy in hierarchies():
+        group = hierarchy / cgroup_parent(daemon)
+        if group.is_dir():
+            favour_cpu(group)
 
 
 # ---- /proc probes -------------------------------------------------------------

@@ -119,7 +119,8 @@ def test_stop_escalates_to_kill_after_grace(make_daemon: object) -> None:
     wait_status(stub, res.jobUuid, {"RUNNING"})
     start = time.monotonic()
     assert stub.StopJob(pb.StopJobReq(uuid=res.jobUuid)).status == "STOPPED"
-    assert 0.8 < time.monotonic() - start < 8
+    # At least the grace period; the upper bound only catches a stop that never kills.
+    assert 0.8 < time.monotonic() - start < 30
 
 
 def test_schedule_then_cancel_and_schedule_runs(daemon: RunningDaemon) -> None:
@@ -130,7 +131,7 @@ def test_schedule_then_cancel_and_schedule_runs(daemon: RunningDaemon) -> None:
     assert canceled.status == "CANCELED"
     soon = run(stub, "echo", "soon", schedule="1s")
     assert soon.status == "SCHEDULED"
-    status = wait_status(stub, soon.jobUuid, FINAL, timeout=15)
+    status = wait_status(stub, soon.jobUuid, FINAL, timeout=30)
     assert status.status == "COMPLETED"
     assert logs(stub, soon.jobUuid) == b"soon\n"
     with pytest.raises(grpc.RpcError) as err:
@@ -141,10 +142,12 @@ def test_schedule_then_cancel_and_schedule_runs(daemon: RunningDaemon) -> None:
 def test_queue_over_max_concurrent_jobs_in_fifo_order(make_daemon: object) -> None:
     daemon = make_daemon(maxConcurrentJobs=1)  # type: ignore[operator]
     stub = daemon.jobs()
-    first = run(stub, "sleep", "1")
+    # Holds the one slot until the test lets it go, however slow the host.
+    first = run(stub, "sh", "-c", "until [ -e /work/release ]; do sleep 0.05; done")
     queued = [run(stub, "echo", str(i)) for i in range(3)]
     assert first.status == "RUNNING"
     assert [q.status for q in queued] == ["QUEUED"] * 3
+    (daemon.root / "jobs" / first.jobUuid / "work" / "release").touch()
     ends = [wait_status(stub, q.jobUuid, FINAL, timeout=20) for q in queued]
     assert all(e.status == "COMPLETED" for e in ends)
     starts = [e.startTime for e in ends]
@@ -155,7 +158,7 @@ def test_timeout_fails_job(make_daemon: object) -> None:
     daemon = make_daemon(jobTimeout="1s", stopGracePeriod="1s")  # type: ignore[operator]
     stub = daemon.jobs()
     res = run(stub, "sleep", "60")
-    status = wait_status(stub, res.jobUuid, FINAL, timeout=15)
+    status = wait_status(stub, res.jobUuid, FINAL, timeout=30)
     assert (status.status, status.endReason) == ("FAILED", "timeout")
 
 

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import os
 import statistics
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from joblet.api import joblet_pb2 as pb
 
 from .conftest import ROOT_NEEDED, RunningDaemon, wait_status
+from .test_isolation_support import favour_daemon_cpu
 from .test_metrics_support import (
     FINAL,
     eventually,
@@ -30,14 +31,16 @@ pytestmark = [pytest.mark.integration, pytest.mark.privileged]
 
 MiB = 1 << 20
 BURN_3S = "import time\nt = time.monotonic()\nwhile time.monotonic() - t < 3: pass"
-ALLOC_200M = "import time\nb = b'x' * (200 << 20)\ntime.sleep(2.5)"
+# Jobs that hold what a test looks for until the test saw it in a sample:
+# however slow the host, the sampler gets to see it.
+UNTIL_RELEASED = "import os, time\nwhile not os.path.exists('/work/release'): time.sleep(0.05)\n"
+ALLOC_200M = "b = b'x' * (200 << 20)\n" + UNTIL_RELEASED
 WRITE_50M = (
     "import os, mmap\n"
     "fd = os.open('/work/io.bin', os.O_WRONLY | os.O_CREAT | os.O_DIRECT, 0o600)\n"
     "buf = mmap.mmap(-1, 1 << 20); buf.write(b'x' * (1 << 20))\n"
     "for _ in range(50): os.write(fd, buf)\n"
-    "os.fsync(fd); os.close(fd); os.unlink('/work/io.bin')\n"
-    "import time; time.sleep(1.5)"
+    "os.fsync(fd); os.close(fd); os.unlink('/work/io.bin')\n" + UNTIL_RELEASED
 )
 LOOPBACK_10M = (
     "import socket, threading, time\n"
@@ -47,8 +50,7 @@ LOOPBACK_10M = (
     "    while c.recv(1 << 16): pass\n"
     "t = threading.Thread(target=sink); t.start()\n"
     "cli = socket.create_connection(srv.getsockname())\n"
-    "cli.sendall(b'x' * (10 << 20)); cli.close(); t.join()\n"
-    "time.sleep(1.5)"
+    "cli.sendall(b'x' * (10 << 20)); cli.close(); t.join()\n" + UNTIL_RELEASED
 )
 # 0.2 s of CPU time, not of wall time: on a busy host a wall-clock loop gets less.
 SHORT_0_2S = "import time\nwhile time.process_time() < 0.2: pass"
@@ -67,8 +69,24 @@ def python_job(daemon: RunningDaemon, code: str, **fields: object) -> str:
     return run_job(daemon.jobs(), "python3", "-c", code, **fields)
 
 
+def samples_until(
+    daemon: RunningDaemon, job_id: str, shows: Callable[[pb.JobMetricsSample], bool]
+) -> list[pb.JobMetricsSample]:
+    """The job's samples to its end; it is released (and so ends) after the
+    first sample for which `shows` holds."""
+    samples = []
+    request = pb.JobMetricsRequest(uuid=job_id)
+    for sample in daemon.jobs().StreamJobMetrics(request, timeout=120):
+        samples.append(sample)
+        if shows(sample):
+            (daemon.root / "jobs" / job_id / "work" / "release").touch()
+    return samples
+
+
 def test_cpu_limit_50_shows_half_a_core_and_throttling(daemon: RunningDaemon) -> None:
     stub = daemon.jobs()
+    wait_status(stub, python_job(daemon, "pass"), FINAL)  # the daemon's cgroup parent exists
+    favour_daemon_cpu(daemon)  # the host's other work cannot hold the job under its limit
     job_id = python_job(daemon, BURN_3S, maxCpu=50)
     wait_status(stub, job_id, {"RUNNING", *FINAL})
     samples = stream_samples(stub, job_id)
@@ -87,14 +105,16 @@ def test_cpu_limit_50_shows_half_a_core_and_throttling(daemon: RunningDaemon) ->
 def test_memory_current_near_200_mb(daemon: RunningDaemon) -> None:
     stub = daemon.jobs()
     job_id = python_job(daemon, ALLOC_200M)
-    peak = max(s.memory.current for s in stream_samples(stub, job_id))
+    samples = samples_until(daemon, job_id, lambda s: s.memory.current >= 200 * MiB)
+    assert wait_status(stub, job_id, FINAL).status == "COMPLETED"
+    peak = max(s.memory.current for s in samples)
     assert 200 * MiB <= peak <= 260 * MiB, peak / MiB
 
 
 def test_io_write_bytes_show_50_mb(daemon: RunningDaemon) -> None:
     stub = daemon.jobs()
     job_id = python_job(daemon, WRITE_50M)
-    samples = stream_samples(stub, job_id)
+    samples = samples_until(daemon, job_id, lambda s: s.io.totalWriteBytes >= 50 * MiB)
     assert wait_status(stub, job_id, FINAL).status == "COMPLETED"
     written = max(s.io.totalWriteBytes for s in samples)
     assert 50 * MiB <= written <= 60 * MiB, written / MiB
@@ -105,7 +125,7 @@ def test_io_write_bytes_show_50_mb(daemon: RunningDaemon) -> None:
 def test_loopback_traffic_shows_in_network_bytes(daemon: RunningDaemon) -> None:
     stub = daemon.jobs()
     job_id = python_job(daemon, LOOPBACK_10M)
-    samples = stream_samples(stub, job_id)
+    samples = samples_until(daemon, job_id, lambda s: s.network.totalTxBytes >= 10 * MiB)
     assert wait_status(stub, job_id, FINAL).status == "COMPLETED"
     last = samples[-1].network
     assert 10 * MiB <= last.totalTxBytes <= 12 * MiB, last.totalTxBytes

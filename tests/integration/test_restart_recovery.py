@@ -14,13 +14,16 @@ import pytest
 from joblet.api import joblet_pb2 as pb
 from joblet.api import joblet_pb2_grpc as pb_grpc
 
-from .conftest import RunningDaemon, wait_status
+from .conftest import RunningDaemon, stored_record, wait_status
 
 pytestmark = [pytest.mark.integration, pytest.mark.privileged]
 
 FINAL = {"COMPLETED", "FAILED", "STOPPED", "CANCELED"}
-# Prints 1..N, one line every 50 ms, then exits with 5.
-COUNTER = "for i in $(seq 1 {n}); do echo $i; sleep 0.05; done; exit 5"
+# Jobs run until the test releases them (a file in their /work), never for a
+# fixed time: a restart on a loaded host takes as long as it takes.
+UNTIL_RELEASED = "until [ -e /work/release ]; do sleep 0.05; done"
+# Prints 1, 2, 3, ... one line every 50 ms until released, then exits with 5.
+COUNTER = "i=0; until [ -e /work/release ]; do i=$((i+1)); echo $i; sleep 0.05; done; exit 5"
 
 
 def run(stub: pb_grpc.JobServiceStub, command: str, *args: str, **fields: object) -> str:
@@ -35,6 +38,28 @@ def counter_output(n: int) -> bytes:
     return "".join(f"{i}\n" for i in range(1, n + 1)).encode()
 
 
+def release(daemon: RunningDaemon, job_id: str) -> None:
+    (daemon.root / "jobs" / job_id / "work" / "release").touch()
+
+
+def log_size(daemon: RunningDaemon, job_id: str) -> int:
+    """Bytes the launcher has appended to the job's log (daemon up or not)."""
+    return (daemon.root / "jobs" / job_id / "output.log").stat().st_size
+
+
+def wait_for(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def wait_log_grows(daemon: RunningDaemon, *job_ids: str) -> None:
+    sizes = {job_id: log_size(daemon, job_id) for job_id in job_ids}
+    for job_id, size in sizes.items():
+        wait_for(lambda j=job_id, n=size: log_size(daemon, j) > n, f"more output of {job_id}")
+
+
 def test_kill9_daemon_then_restart_keeps_every_job(
     make_daemon: Callable[..., RunningDaemon],
 ) -> None:
@@ -43,15 +68,17 @@ def test_kill9_daemon_then_restart_keeps_every_job(
     finished = [run(stub, "sh", "-c", f"echo done-{i}; exit {i}") for i in range(4)]
     for job_id in finished:
         wait_status(stub, job_id, FINAL)
-    running = [run(stub, "sh", "-c", COUNTER.format(n=80)) for _ in range(2)]
-    blocker = run(stub, "sleep", "3")
+    running = [run(stub, "sh", "-c", COUNTER) for _ in range(2)]
+    blocker = run(stub, "sh", "-c", UNTIL_RELEASED)
     queued = run(stub, "sh", "-c", "echo queued-ran >> /work/count; cat /work/count")
     scheduled = run(stub, "echo", "scheduled-ran", schedule="2s")
     assert stub.GetJobStatus(pb.GetJobStatusReq(uuid=queued)).status == "QUEUED"
-    time.sleep(0.5)
+    for job_id in (*running, blocker):
+        wait_status(stub, job_id, {"RUNNING"})
+    wait_log_grows(daemon, *running)
 
     daemon.kill9()
-    time.sleep(1.0)
+    wait_log_grows(daemon, *running)  # the jobs go on writing while no daemon runs
     daemon.restart()
     stub = daemon.jobs()
 
@@ -60,13 +87,19 @@ def test_kill9_daemon_then_restart_keeps_every_job(
         assert status.status == ("COMPLETED" if i == 0 else "FAILED")
         assert status.exitCode == i
         assert logs(stub, job_id) == f"done-{i}\n".encode()
-    for job_id in running:
+    for job_id in (*running, blocker):
         assert stub.GetJobStatus(pb.GetJobStatusReq(uuid=job_id)).status == "RUNNING"
+    assert stub.GetJobStatus(pb.GetJobStatusReq(uuid=queued)).status == "QUEUED"
+    wait_log_grows(daemon, *running)  # re-attached: their log goes on
+    for job_id in running:
+        release(daemon, job_id)
     for job_id in running:
         status = wait_status(stub, job_id, FINAL, timeout=30)
         assert (status.status, status.exitCode) == ("FAILED", 5)
-        assert logs(stub, job_id) == counter_output(80)  # no gap, no duplicate
-    wait_status(stub, blocker, FINAL, timeout=30)
+        out = logs(stub, job_id)
+        assert out == counter_output(out.count(b"\n"))  # no gap, no duplicate
+    release(daemon, blocker)
+    assert wait_status(stub, blocker, FINAL, timeout=30).status == "COMPLETED"
     assert wait_status(stub, queued, FINAL, timeout=30).status == "COMPLETED"
     assert logs(stub, queued) == b"queued-ran\n"  # ran exactly once
     assert wait_status(stub, scheduled, FINAL, timeout=30).status == "COMPLETED"
@@ -80,12 +113,12 @@ def test_daemon_and_launcher_killed_jobs_fail_clearly(
     stub = daemon.jobs()
     job_id = run(stub, "sh", "-c", "while true; do echo tick; sleep 0.1; done")
     wait_status(stub, job_id, {"RUNNING"})
-    time.sleep(0.3)
+    wait_for(lambda: log_size(daemon, job_id) > 0, "the first tick")
     launcher = daemon.launcher_pid()
 
     daemon.kill9()
     os.kill(launcher, signal.SIGKILL)
-    time.sleep(0.5)
+    wait_for(lambda: _gone(launcher), "the launcher's end")
     daemon.restart()
     stub = daemon.jobs()
 
@@ -121,17 +154,15 @@ def test_job_recorded_as_initializing_is_reattached_and_finishes(
     job runs: after the restart it is RUNNING, and its real exit is recorded."""
     daemon = make_daemon()
     stub = daemon.jobs()
-    job_id = run(stub, "sh", "-c", "sleep 3; echo finished; exit 3")
+    job_id = run(stub, "sh", "-c", f"{UNTIL_RELEASED}; echo finished; exit 3")
     wait_status(stub, job_id, {"RUNNING"})
-    time.sleep(0.3)  # the RUNNING event reaches the store
+    wait_for(lambda: stored_record(daemon, job_id)["status"] == "RUNNING", "RUNNING in the store")
 
     daemon.kill9()
     _wait_gone(f"state --config {daemon.config_path}")
     db = sqlite3.connect(daemon.root / "state" / "jobs.db")
     with db:
-        (record,) = db.execute("SELECT record FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
-        data = json.loads(record)
-        assert data["status"] == "RUNNING"
+        data = stored_record(daemon, job_id)
         data["status"] = "INITIALIZING"
         db.execute(
             "UPDATE jobs SET record = ? WHERE job_id = ?", (json.dumps(data).encode(), job_id)
@@ -141,9 +172,19 @@ def test_job_recorded_as_initializing_is_reattached_and_finishes(
     stub = daemon.jobs()
 
     assert stub.GetJobStatus(pb.GetJobStatusReq(uuid=job_id)).status == "RUNNING"
+    release(daemon, job_id)
     status = wait_status(stub, job_id, FINAL, timeout=15)
     assert (status.status, status.exitCode) == ("FAILED", 3)
     assert logs(stub, job_id) == b"finished\n"
+
+
+def _gone(pid: int) -> bool:
+    """True when `pid` no longer runs (absent, or a zombie)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
 
 
 def _wait_gone(cmdline_part: str, timeout: float = 10.0) -> None:

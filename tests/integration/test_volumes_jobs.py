@@ -23,12 +23,6 @@ DONE = {"COMPLETED", "FAILED", "STOPPED"}
 @pytest.fixture(scope="module")
 def vdaemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDaemon]:
     with volume_daemon(tmp_path_factory.mktemp("voljobs")) as running:
-        probe = pb.RunJobRequest(command="true", volumes=["none-such"])
-        try:
-            running.jobs().RunJob(probe)
-        except grpc.RpcError as exc:
-            if "not supported on this node yet" in (exc.details() or ""):
-                pytest.skip("RunJobRequest.volumes is not wired into the job manager yet")
         yield running
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 from joblet.resources._fs import walk_groups
 from joblet.resources.cleanup import cleanup_leftovers
 from joblet.resources.detect import CgroupLayout, create_cgroup_manager, detect_layout
-from joblet.resources.interface import CgroupManager
+from joblet.resources.interface import CgroupManager, JobCgroup
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
@@ -50,3 +51,32 @@ def scratch_manager(
             for hierarchy in sorted(set(layout.controllers.values())):
                 for group in reversed(walk_groups(hierarchy / parent)):
                     group.rmdir()
+
+
+# The highest weight each cgroup version takes (v1 cpu.shares, v2 cpu.weight).
+_TOP_WEIGHTS = (("cpu.shares", "262144"), ("cpu.weight", "10000"))
+
+
+def favour_cpu(group: Path) -> None:
+    """Give `group` and every group above it, up to the hierarchy's root,
+    the highest CPU weight. A test of a CPU limit then measures the limit:
+    other work on a loaded host, at the default weight, cannot keep a job
+    in `group` from the CPU time its limit allows."""
+    while (group.parent / "cgroup.procs").exists():  # the root itself has no weight
+        for name, value in _TOP_WEIGHTS:
+            if (group / name).exists():
+                (group / name).write_text(value)
+        group = group.parent
+
+
+def measure_cpu(job: JobCgroup, cpu_seconds: float, timeout: float) -> tuple[float, int]:
+    """CPU-seconds per second of wall time the job uses, from now until it
+    has used `cpu_seconds` more (or `timeout` passed), from its cgroup's own
+    usage counter; and how many periods its quota throttled it meanwhile."""
+    before, start = job.read_stats(), time.monotonic()
+    while True:
+        time.sleep(0.1)
+        now, elapsed = job.read_stats(), time.monotonic() - start
+        used = (now.cpu_usage_usec - before.cpu_usage_usec) / 1e6
+        if used >= cpu_seconds or elapsed >= timeout:
+            return used / elapsed, now.cpu_nr_throttled - before.cpu_nr_throttled

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -63,7 +65,8 @@ class Harness:
         self.exits[spec.job_id] = asyncio.get_running_loop().create_future()
         return await self.client.launch(spec)
 
-    async def wait(self, spec: LaunchSpec, timeout: float = 10.0) -> Result:
+    async def wait(self, spec: LaunchSpec, timeout: float = 60.0) -> Result:
+        # Only a bound for a hung job: a loaded host may start jobs slowly.
         exit_ = await asyncio.wait_for(self.exits[spec.job_id], timeout)
         records, _ = decode_records(Path(spec.log_path).read_bytes())
         return Result(exit_, records)
@@ -76,3 +79,21 @@ class Harness:
 
 def sh(script: str) -> list[str]:
     return ["sh", "-c", script]
+
+
+# A job that waits for the test: it runs until `release(spec)`, however slow the host.
+UNTIL_RELEASED = "until [ -e /work/release ]; do sleep 0.02; done"
+
+
+def release(spec: LaunchSpec) -> None:
+    Path(spec.workspace, "release").touch()
+
+
+async def eventually(check: Callable[[], bool], timeout: float = 30.0) -> bool:
+    """Poll `check` until it holds or `timeout` passed; its last answer."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True

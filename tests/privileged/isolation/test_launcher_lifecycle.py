@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -11,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from isolation_harness import Harness, sh
+from isolation_harness import UNTIL_RELEASED, Harness, eventually, release, sh
 
 from joblet.errors import IsolationError
 from joblet.isolation.client import LauncherClient, ensure_launcher
@@ -67,8 +66,7 @@ async def test_double_forked_background_process_dies_with_init(launcher: Harness
     marker = f"9{uuid.uuid4().int % 10**6}.5"
     result = await launcher.run(sh(f"(setsid sleep {marker} &) ; sleep 0.1; echo started"))
     assert result.stdout == "started\n"
-    await asyncio.sleep(0.1)
-    assert _host_procs_with(f"sleep\0{marker}") == []
+    assert await eventually(lambda: _host_procs_with(f"sleep\0{marker}") == [])
 
 
 async def test_command_not_found_fails_the_launch(launcher: Harness) -> None:
@@ -107,15 +105,13 @@ async def test_a_signal_for_a_job_that_ended_is_refused(launcher: Harness) -> No
 
 async def test_job_survives_client_disconnect(launcher: Harness) -> None:
     other = await LauncherClient.connect(launcher.socket)
-    spec = launcher.spec(sh("sleep 0.3; echo done"))
+    spec = launcher.spec(sh(f"{UNTIL_RELEASED}; echo done"))
     pid = await other.launch(spec)
     await other.close()
     assert (await launcher.client.running())[spec.job_id] == pid
+    release(spec)
     exit_file = Path(spec.job_dir, "exit.json")
-    for _ in range(100):
-        if exit_file.exists():
-            break
-        await asyncio.sleep(0.05)
+    assert await eventually(exit_file.exists)
     assert json.loads(exit_file.read_text())["exit_code"] == 0
     records, _ = decode_records(Path(spec.log_path).read_bytes())
     assert records[0].data == b"done\n"
@@ -155,17 +151,18 @@ async def test_job_joins_its_cgroup_and_forks_stay_bounded(
         "    except OSError:\n"
         "        break\n"
         "print(n, flush=True)\n"
-        "time.sleep(0.3)\n"
+        "while not os.path.exists('/work/go'): time.sleep(0.02)  # alive until looked at\n"
     )
     spec = launcher.spec(["python3", "-c", bomb], cgroup_procs=(str(pids_cgroup / "cgroup.procs"),))
     pid = await launcher.start(spec)
     assert pid in [int(p) for p in (pids_cgroup / "cgroup.procs").read_text().split()]
+    Path(spec.workspace, "go").touch()
     result = await launcher.wait(spec)
     assert 0 < int(result.stdout) < 50
 
 
 async def test_restarted_launcher_reports_orphaned_job_as_lost(launcher: Harness) -> None:
-    spec = launcher.spec(["sleep", "0.8"])
+    spec = launcher.spec(sh(UNTIL_RELEASED))
     pid = await launcher.start(spec)
     old = await launcher.client.ping()
     await launcher.client.close()
@@ -175,10 +172,8 @@ async def test_restarted_launcher_reports_orphaned_job_as_lost(launcher: Harness
     await ensure_launcher(launcher.socket, state_dir)
     launcher.client = await LauncherClient.connect(launcher.socket)
     assert (await launcher.client.running()) == {spec.job_id: pid}
+    release(spec)
     exit_file = Path(spec.job_dir, "exit.json")
-    for _ in range(60):
-        if exit_file.exists():
-            break
-        await asyncio.sleep(0.05)
+    assert await eventually(exit_file.exists)
     assert json.loads(exit_file.read_text())["lost"] is True
     assert await launcher.client.running() == {}

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
-from isolation_harness import Harness, sh
+from isolation_harness import Harness, eventually, sh
 
 from joblet.isolation.client import LauncherClient, ensure_launcher
 
@@ -23,13 +24,14 @@ def _children(pid: int) -> set[int]:
 async def _spare(client: LauncherClient) -> int:
     """The launcher's one child that is no running job."""
     launcher_pid = await client.ping()
-    for _ in range(100):
+    deadline = time.monotonic() + 30
+    while True:
         running = set((await client.running()).values())
         spares = _children(launcher_pid) - running
         if len(spares) == 1:
             return spares.pop()
+        assert time.monotonic() < deadline, f"expected one spare init, found {spares}"
         await asyncio.sleep(0.02)
-    raise AssertionError(f"expected one spare init, found {spares}")
 
 
 async def test_the_next_launch_runs_in_the_spare(launcher: Harness) -> None:
@@ -72,12 +74,9 @@ async def test_spares_do_not_outlive_the_launcher(tmp_path: Path) -> None:
         await client.close()
         os.kill(launcher_pid, signal.SIGTERM)
         os.waitpid(launcher_pid, 0)
-    for _ in range(100):  # its control socket closed: it exits, reaped by an ancestor
-        if not Path(f"/proc/{spare}").exists() or _state(spare) == "Z":
-            break
-        await asyncio.sleep(0.02)
-    else:
-        raise AssertionError(f"spare {spare} still runs")
+    # Its control socket closed: it exits, reaped by an ancestor.
+    gone = await eventually(lambda: not Path(f"/proc/{spare}").exists() or _state(spare) == "Z")
+    assert gone, f"spare {spare} still runs"
 
 
 def _state(pid: int) -> str:

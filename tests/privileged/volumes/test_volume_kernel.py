@@ -42,17 +42,20 @@ def fill(directory: str) -> int:
     return written
 
 
-def bound_images() -> set[str]:
-    return {loop.backing_path(b) for b in loop.read_bindings().values()}
+def devices_backed_by(image: str) -> set[str]:
+    """The loop devices bound to `image`: only this test's own, whatever else
+    other software attaches or detaches on the host meanwhile."""
+    return {d for d, b in loop.read_bindings().items() if loop.backing_path(b) == image}
 
 
 async def test_filesystem_volume_fills_to_its_size(manager: VolumeManager) -> None:
     info = await manager.create("data", "64MiB")
     assert info.path in mounts_under(str(manager.root))
-    assert os.readlink(f"/sys/dev/block/{info.device}").split("/")[-1].startswith("loop")
+    device = os.readlink(f"/sys/dev/block/{info.device}").split("/")[-1]
+    assert device.startswith("loop")
     written = fill(info.path)
     assert 0.95 <= written / (64 * MIB) <= 1.05, written / MIB
-    assert info.record.image in bound_images()
+    assert devices_backed_by(info.record.image) == {device}
 
 
 async def test_memory_volume_enforces_its_size(manager: VolumeManager) -> None:
@@ -77,7 +80,7 @@ async def test_remove_unmounts_detaches_and_deletes(manager: VolumeManager) -> N
     await manager.remove("gone")
     await manager.remove("gone-mem")
     assert mounts_under(str(manager.root)) == []
-    assert info.record.image not in bound_images()
+    assert devices_backed_by(info.record.image) == set()
     assert os.listdir(manager.root) == []
     assert manager.list() == []
     with pytest.raises(NotFound):
@@ -150,7 +153,7 @@ async def test_restart_keeps_mounts_and_reboot_remounts(manager: VolumeManager) 
     assert Path(again.get("mem").path, "lost").exists()
     for point in mounts_under(str(manager.root)):  # a reboot, as far as we can tell
         libc.umount2(point)
-    assert data.record.image not in bound_images()  # autoclear: no loop left
+    assert devices_backed_by(data.record.image) == set()  # autoclear: no loop left
     rebooted = VolumeManager(manager.root, VolumesConfig())
     assert rebooted.restore() == []
     assert Path(rebooted.get("data").path, "kept").read_text() == "across restarts"
@@ -190,9 +193,9 @@ async def test_restore_cleans_leftovers_and_spares_others(
     try:
         again = VolumeManager(manager.root, VolumesConfig())
         assert again.restore() == []
-        bindings = loop.read_bindings()
-        assert os.path.basename(stale) not in bindings
-        assert bindings[os.path.basename(foreign)] == str(foreign_image)
+        # The stale device's number may serve someone else's image by now.
+        assert os.path.basename(stale) not in devices_backed_by(data.record.image)
+        assert devices_backed_by(str(foreign_image)) == {os.path.basename(foreign)}
         assert not half.exists()
         assert Path(again.get("data").path).is_dir()
         assert manager.block_devices(["data"]) == again.block_devices(["data"])
