@@ -63,7 +63,7 @@ def test_setup_creates_layout_and_files_with_safe_modes(tmp_path: Path, loose_um
     for name in DIRS:
         assert (root / name).is_dir()
     assert _mode(root / "config") == 0o700
-    assert _mode(root / "jobs") == 0o755
+    assert _mode(root / "jobs") == 0o700  # workspaces: root only
     files = result.files
     assert _mode(files.ca_key) == 0o600
     assert _mode(files.daemon_config) == 0o600
