@@ -34,6 +34,7 @@ from joblet.config.model import (
     SecurityConfig,
     ServerConfig,
 )
+from joblet.config.mounts import mount_problem
 from joblet.config.units import parse_duration_s, parse_size_bytes
 from joblet.errors import ConfigError
 from joblet.metrics import config as metrics_config
@@ -185,6 +186,10 @@ def _filesystem(raw: Mapping[str, Any]) -> FilesystemConfig:
     mounts = raw.get("allowedMounts", defaults.allowed_mounts)
     if not all(isinstance(m, str) and m.startswith("/") for m in mounts):
         raise ValueError("filesystem.allowedMounts must be absolute paths")
+    for mount in mounts:
+        problem = mount_problem(mount)
+        if problem is not None:
+            raise ValueError(f"filesystem.allowedMounts: {problem}")
     return FilesystemConfig(
         allowed_mounts=tuple(mounts),
         tmp_size_bytes=parse_size_bytes(raw.get("tmpSize", defaults.tmp_size_bytes)),

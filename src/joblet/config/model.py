@@ -14,7 +14,11 @@ from joblet.network.config import NetworkConfig
 
 DEFAULT_ROOT = Path("/opt/joblet")
 
-# Read-only host paths a job sees by default: enough for sh, coreutils and python3.
+# Read-only host paths a job sees by default: enough for sh, coreutils and
+# python3, and the public half of TLS (CA certificates, OpenSSL's config;
+# /usr/share/ca-certificates comes with /usr). Never all of /etc/ssl (its
+# private/ holds the host's keys) nor anything under /root or /home
+# (joblet.config.mounts refuses those).
 DEFAULT_ALLOWED_MOUNTS: tuple[str, ...] = (
     "/bin",
     "/sbin",
@@ -24,14 +28,15 @@ DEFAULT_ALLOWED_MOUNTS: tuple[str, ...] = (
     "/lib64",
     "/libx32",
     "/etc/alternatives",
-    "/etc/ssl",
+    "/etc/ssl/certs",
+    "/etc/ssl/openssl.cnf",
     "/etc/ca-certificates",
+    "/etc/ca-certificates.conf",
     "/etc/passwd",
     "/etc/group",
     "/etc/nsswitch.conf",
     "/etc/ld.so.cache",
     "/etc/localtime",
-    "/root/.pyenv",
 )
 
 
