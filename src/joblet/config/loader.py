@@ -36,7 +36,8 @@ from joblet.config.model import (
 )
 from joblet.config.mounts import mount_problem
 from joblet.config.units import parse_duration_s, parse_size_bytes
-from joblet.errors import ConfigError
+from joblet.errors import ConfigError, InvalidArgument
+from joblet.jobs.validation import check_user
 from joblet.metrics import config as metrics_config
 from joblet.metrics.config import parse_metrics_config
 from joblet.network import config as network_config
@@ -59,6 +60,7 @@ FILE_KEYS: Schema = {
             "maxLogSize",
             "runAsUser",
             "runAsGroup",
+            "allowedUsers",
             "launcherIdleExit",
         )
     ),
@@ -175,10 +177,29 @@ def _jobs(raw: Mapping[str, Any]) -> JobsConfig:
         max_log_bytes=parse_size_bytes(raw.get("maxLogSize", defaults.max_log_bytes)),
         run_as_uid=_optional_int(raw.get("runAsUser")),
         run_as_gid=_optional_int(raw.get("runAsGroup")),
+        allowed_users=_allowed_users(raw.get("allowedUsers")),
         launcher_idle_exit_s=parse_duration_s(
             raw.get("launcherIdleExit", defaults.launcher_idle_exit_s)
         ),
     )
+
+
+def _allowed_users(value: Any) -> tuple[tuple[int, int], ...] | None:
+    """`joblet.allowedUsers`: names, UIDs or UID:GIDs, as `rnx run --user` takes them."""
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise ValueError("joblet.allowedUsers must be a list of user names or ids")
+    users = []
+    for entry in value:
+        try:
+            user = check_user(str(entry))
+        except InvalidArgument as exc:
+            raise ValueError(f"joblet.allowedUsers: {exc}") from exc
+        if user is None:
+            raise ValueError("joblet.allowedUsers: an entry is empty")
+        users.append(user)
+    return tuple(users)
 
 
 def _filesystem(raw: Mapping[str, Any]) -> FilesystemConfig:

@@ -128,6 +128,9 @@ class JobsConfig:
     max_log_bytes: int = 4 * 1024 * 1024 * 1024  # per job, on disk
     run_as_uid: int | None = None  # None = root inside the job's namespaces
     run_as_gid: int | None = None
+    # (uid, gid) pairs a job may ask to run as; None = any when run_as_uid is
+    # None, else only the default user (joblet.jobs.users).
+    allowed_users: tuple[tuple[int, int], ...] | None = None
     # A launcher with no job and no daemon connected exits after this long
     # (0 = never): a daemon that never comes back leaves no process behind.
     launcher_idle_exit_s: float = 60.0

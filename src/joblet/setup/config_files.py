@@ -75,6 +75,7 @@ def render_daemon_config(
             "maxLogSize": _size_text(jobs.max_log_bytes),
             "runAsUser": jobs.run_as_uid,
             "runAsGroup": jobs.run_as_gid,
+            "allowedUsers": jobs.allowed_users,
         },
         "security": {
             "serverCert": security.server_cert,
