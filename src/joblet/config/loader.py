@@ -61,6 +61,7 @@ FILE_KEYS: Schema = {
             "runAsUser",
             "runAsGroup",
             "allowedUsers",
+            "maxOpenFiles",
             "launcherIdleExit",
         )
     ),
@@ -178,10 +179,17 @@ def _jobs(raw: Mapping[str, Any]) -> JobsConfig:
         run_as_uid=_optional_int(raw.get("runAsUser")),
         run_as_gid=_optional_int(raw.get("runAsGroup")),
         allowed_users=_allowed_users(raw.get("allowedUsers")),
+        max_open_files=_max_open_files(raw.get("maxOpenFiles", defaults.max_open_files)),
         launcher_idle_exit_s=parse_duration_s(
             raw.get("launcherIdleExit", defaults.launcher_idle_exit_s)
         ),
     )
+
+
+def _max_open_files(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"joblet.maxOpenFiles must be a whole number >= 0, not {value!r}")
+    return value
 
 
 def _allowed_users(value: Any) -> tuple[tuple[int, int], ...] | None:

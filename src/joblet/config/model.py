@@ -131,6 +131,9 @@ class JobsConfig:
     # (uid, gid) pairs a job may ask to run as; None = any when run_as_uid is
     # None, else only the default user (joblet.jobs.users).
     allowed_users: tuple[tuple[int, int], ...] | None = None
+    # RLIMIT_NOFILE hard limit per job process (soft 1024): ten jobs cannot
+    # take the host's file table. 0 = the launcher's own limits.
+    max_open_files: int = 4096
     # A launcher with no job and no daemon connected exits after this long
     # (0 = never): a daemon that never comes back leaves no process behind.
     launcher_idle_exit_s: float = 60.0
