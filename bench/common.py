@@ -30,6 +30,8 @@ import yaml
 
 import joblet
 from joblet.api import joblet_pb2_grpc as pb_grpc
+from joblet.config.model import RootLayout
+from joblet.jobs.workspace_mount import release_jobs_dir
 
 RESULT_PREFIX = "BENCH-RESULT "
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -212,6 +214,7 @@ class Daemon:
                 self.proc.kill()
                 self.proc.wait()
         stop_pid_file(self.root / "run" / "launcher" / "launcher.pid")
+        release_jobs_dir(RootLayout(self.root))  # what a killed daemon left mounted
         remove_cgroup_parent(self.parent)
 
 

@@ -26,6 +26,8 @@ import pytest
 import yaml
 
 from joblet.api import joblet_pb2_grpc as pb_grpc
+from joblet.config.model import RootLayout
+from joblet.jobs.workspace_mount import release_jobs_dir
 from joblet.network.addressing import daemon_prefix
 from joblet.resources.ownership import forget_owner
 
@@ -113,6 +115,7 @@ class RunningDaemon:
                 self.proc.kill()
                 self.proc.wait()
         _stop_launcher(self.root)
+        release_jobs_dir(RootLayout(self.root))  # what a killed daemon left mounted
         _clear_cgroup_parent(self.cgroup_parent())
         forget_owner(self.cgroup_parent())  # what a killed daemon left on /run
         self.relay.close()

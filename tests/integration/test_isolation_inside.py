@@ -77,7 +77,7 @@ def test_host_files_outside_allowed_mounts_are_absent(daemon: RunningDaemon) -> 
     assert status.status == "COMPLETED"
     assert "host secret" not in out and "No such file" in out
     assert "VISIBLE" not in out
-    # /root holds only the allowed mounts under it (/root/.pyenv by default).
+    # /root holds only the allowed mounts under it (none may be there).
     allowed = yaml.safe_load(daemon.config_path.read_text())["filesystem"]["allowedMounts"]
     under_root = sorted(Path(m).name for m in allowed if Path(m).parent == Path("/root"))
     expected = " ".join(["root:"] + [n for n in under_root if Path("/root", n).exists()])
@@ -159,10 +159,10 @@ def test_another_jobs_workspace_is_invisible(daemon: RunningDaemon) -> None:
         wait_status(stub, job_a, {"RUNNING"})
         written = daemon.root / "jobs" / job_a / "work" / marker
         wait_for(written.exists, 30, "job A's marker")
-        # /usr and /root/.pyenv are the host's read-only binds, the same in every job.
+        # /usr is the host's read-only bind, the same in every job.
         script = (
             "ls -A /work; find / -path /proc -prune -o -path /usr -prune "
-            f"-o -path /root/.pyenv -prune -o -name {marker} -print; "
+            f"-o -name {marker} -print; "
             f"grep -c {job_a} /proc/self/mountinfo; echo end"
         )
         status, out = run_sh(stub, script)

@@ -34,8 +34,10 @@ from joblet.config.model import (
     SecurityConfig,
     ServerConfig,
 )
+from joblet.config.mounts import mount_problem
 from joblet.config.units import parse_duration_s, parse_size_bytes
-from joblet.errors import ConfigError
+from joblet.errors import ConfigError, InvalidArgument
+from joblet.jobs.validation import check_user
 from joblet.metrics import config as metrics_config
 from joblet.metrics.config import parse_metrics_config
 from joblet.network import config as network_config
@@ -59,6 +61,8 @@ FILE_KEYS: Schema = {
             "maxLogSize",
             "runAsUser",
             "runAsGroup",
+            "allowedUsers",
+            "maxOpenFiles",
             "launcherIdleExit",
         )
     ),
@@ -177,10 +181,36 @@ def _jobs(raw: Mapping[str, Any]) -> JobsConfig:
         max_log_bytes=parse_size_bytes(raw.get("maxLogSize", defaults.max_log_bytes)),
         run_as_uid=_optional_int(raw.get("runAsUser")),
         run_as_gid=_optional_int(raw.get("runAsGroup")),
+        allowed_users=_allowed_users(raw.get("allowedUsers")),
+        max_open_files=_max_open_files(raw.get("maxOpenFiles", defaults.max_open_files)),
         launcher_idle_exit_s=parse_duration_s(
             raw.get("launcherIdleExit", defaults.launcher_idle_exit_s)
         ),
     )
+
+
+def _max_open_files(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"joblet.maxOpenFiles must be a whole number >= 0, not {value!r}")
+    return value
+
+
+def _allowed_users(value: Any) -> tuple[tuple[int, int], ...] | None:
+    """`joblet.allowedUsers`: names, UIDs or UID:GIDs, as `rnx run --user` takes them."""
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise ValueError("joblet.allowedUsers must be a list of user names or ids")
+    users = []
+    for entry in value:
+        try:
+            user = check_user(str(entry))
+        except InvalidArgument as exc:
+            raise ValueError(f"joblet.allowedUsers: {exc}") from exc
+        if user is None:
+            raise ValueError("joblet.allowedUsers: an entry is empty")
+        users.append(user)
+    return tuple(users)
 
 
 def _filesystem(raw: Mapping[str, Any]) -> FilesystemConfig:
@@ -188,6 +218,10 @@ def _filesystem(raw: Mapping[str, Any]) -> FilesystemConfig:
     mounts = raw.get("allowedMounts", defaults.allowed_mounts)
     if not all(isinstance(m, str) and m.startswith("/") for m in mounts):
         raise ValueError("filesystem.allowedMounts must be absolute paths")
+    for mount in mounts:
+        problem = mount_problem(mount)
+        if problem is not None:
+            raise ValueError(f"filesystem.allowedMounts: {problem}")
     return FilesystemConfig(
         allowed_mounts=tuple(mounts),
         tmp_size_bytes=parse_size_bytes(raw.get("tmpSize", defaults.tmp_size_bytes)),

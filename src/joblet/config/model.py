@@ -15,7 +15,11 @@ from joblet.security.audit_config import AuditConfig
 
 DEFAULT_ROOT = Path("/opt/joblet")
 
-# Read-only host paths a job sees by default: enough for sh, coreutils and python3.
+# Read-only host paths a job sees by default: enough for sh, coreutils and
+# python3, and the public half of TLS (CA certificates, OpenSSL's config;
+# /usr/share/ca-certificates comes with /usr). Never all of /etc/ssl (its
+# private/ holds the host's keys) nor anything under /root or /home
+# (joblet.config.mounts refuses those).
 DEFAULT_ALLOWED_MOUNTS: tuple[str, ...] = (
     "/bin",
     "/sbin",
@@ -25,14 +29,15 @@ DEFAULT_ALLOWED_MOUNTS: tuple[str, ...] = (
     "/lib64",
     "/libx32",
     "/etc/alternatives",
-    "/etc/ssl",
+    "/etc/ssl/certs",
+    "/etc/ssl/openssl.cnf",
     "/etc/ca-certificates",
+    "/etc/ca-certificates.conf",
     "/etc/passwd",
     "/etc/group",
     "/etc/nsswitch.conf",
     "/etc/ld.so.cache",
     "/etc/localtime",
-    "/root/.pyenv",
 )
 
 
@@ -137,6 +142,12 @@ class JobsConfig:
     max_log_bytes: int = 4 * 1024 * 1024 * 1024  # per job, on disk
     run_as_uid: int | None = None  # None = root inside the job's namespaces
     run_as_gid: int | None = None
+    # (uid, gid) pairs a job may ask to run as; None = any when run_as_uid is
+    # None, else only the default user (joblet.jobs.users).
+    allowed_users: tuple[tuple[int, int], ...] | None = None
+    # RLIMIT_NOFILE hard limit per job process (soft 1024): ten jobs cannot
+    # take the host's file table. 0 = the launcher's own limits.
+    max_open_files: int = 4096
     # A launcher with no job and no daemon connected exits after this long
     # (0 = never): a daemon that never comes back leaves no process behind.
     launcher_idle_exit_s: float = 60.0

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 LOAD_TIMEOUT_S = 30.0
 HELPER_NAMES = ("state", "persist")
+PRIVATE_DIR_MODE = 0o700
 
 
 @dataclass
@@ -43,10 +44,15 @@ class Helpers:
 
 
 def prepare_layout(layout: RootLayout) -> None:
-    """The root's directories (idempotent); run/ is private to root."""
+    """The root's directories (idempotent), each private to root: they hold
+    jobs' workspaces and logs, keys, sockets and volume images. The root
+    itself stays listable but never writable by others."""
     for directory in layout.all_dirs():
         directory.mkdir(parents=True, exist_ok=True)
-    layout.run.chmod(0o700)
+        directory.chmod(PRIVATE_DIR_MODE)
+    mode = layout.root.stat().st_mode & 0o7777
+    if mode & 0o022:
+        layout.root.chmod(mode & ~0o022)
 
 
 @contextlib.asynccontextmanager

@@ -23,7 +23,7 @@ from typing import Any
 import grpc
 
 from joblet.api import joblet_pb2_grpc as pb_grpc
-from joblet.config.model import DaemonConfig
+from joblet.config.model import DaemonConfig, RootLayout
 from joblet.daemon import log_rpc, metrics_rpc
 from joblet.daemon.cgroup_owner import claim_cgroup_parent, proven_own
 from joblet.daemon.helpers import (
@@ -41,6 +41,7 @@ from joblet.daemon.supervisor import HelperSupervisor
 from joblet.daemon.volume_service import VolumeService
 from joblet.errors import JobletError
 from joblet.jobs.manager import LOG_FILE, JobManager
+from joblet.jobs.workspace_mount import protect_jobs_dir, release_jobs_dir
 from joblet.logs.follow import LogHub
 from joblet.logs.service import JobLogs
 from joblet.metrics.cloud import detect_cloud
@@ -170,6 +171,14 @@ def release_host(
     return problems + volumes.release_devices()
 
 
+def _release_jobs_dir(layout: RootLayout) -> list[str]:
+    try:
+        release_jobs_dir(layout)
+    except OSError as exc:
+        return [f"the jobs directory's mount: {exc}"]
+    return []
+
+
 class Daemon:
     def __init__(
         self,
@@ -194,6 +203,8 @@ class Daemon:
         config = self.config
         layout = config.layout
         prepare_layout(layout)
+        if protect_jobs_dir(layout):
+            log.info("%s bound nosuid,nodev on the host", layout.jobs)
         claim = self._claim
         if claim is None:
             claim = claim_cgroup_parent(config)
@@ -342,6 +353,7 @@ class Daemon:
                     release_host, self._networks, self._cgroups, self._volumes,
                     self.config.layout.jobs,
                 )  # fmt: skip
+                problems += await asyncio.to_thread(_release_jobs_dir, self.config.layout)
                 for problem in problems:
                     log.warning("left behind: %s", problem)
         await self._stack.aclose()

@@ -33,6 +33,7 @@ from joblet.daemon import rootlock
 from joblet.errors import FailedPrecondition, IsolationError, JobletError, Unavailable
 from joblet.isolation import libc, records
 from joblet.isolation.client import LauncherClient, wait_process_gone
+from joblet.jobs.workspace_mount import release_jobs_dir
 from joblet.network.addressing import daemon_prefix
 from joblet.network.manager import remove_daemon_objects
 from joblet.resources.cleanup import IsOwn, own_jobs, remove_own
@@ -106,8 +107,13 @@ def teardown(config: DaemonConfig, force: bool) -> TeardownReport:
         report.links = report.attempt("network", lambda: remove_daemon_objects(prefix))
     for base in (layout.volumes, layout.jobs, layout.run):
         report.mounts += report.attempt("mounts", functools.partial(unmount_below, base))
+    report.mounts += report.attempt("mounts", functools.partial(_release_jobs_dir, layout))
     report.loops = report.attempt("loop devices", lambda: detach_loops_under(layout.volumes))
     return report
+
+
+def _release_jobs_dir(layout: RootLayout) -> list[str]:
+    return [str(layout.jobs)] if release_jobs_dir(layout) else []
 
 
 def _forget_ownership(parent: str, root: Path) -> None:

@@ -20,6 +20,7 @@ import fcntl
 import gc
 import marshal
 import os
+import resource
 import signal
 import socket
 import struct
@@ -84,10 +85,12 @@ class JobOrder:
     uid: int
     gid: int
     network: dict[str, Any]  # LaunchSpec.network
+    nofile: tuple[int, int] = (0, 0)  # RLIMIT_NOFILE (soft, hard); 0 = inherited
 
     def encode(self) -> bytes:
         fields = (self.job_id, self.steps, self.hostname, self.argv, self.env, self.workdir)
-        return marshal.dumps((*fields, self.cgroup_procs, self.uid, self.gid, self.network))
+        ids = (self.uid, self.gid)
+        return marshal.dumps((*fields, self.cgroup_procs, *ids, self.network, self.nofile))
 
     @classmethod
     def decode(cls, data: bytes) -> JobOrder:
@@ -231,6 +234,10 @@ def _setup_fds(prep: Prepared) -> None:
 
 
 def _drop_privileges(prep: Prepared, order: JobOrder) -> None:
+    if order.nofile[1]:
+        # Lowered while still privileged; the job (without CAP_SYS_RESOURCE)
+        # cannot raise the hard limit again.
+        resource.setrlimit(resource.RLIMIT_NOFILE, order.nofile)
     libc.capbset_drop_all(prep.caps_to_drop)
     libc.cap_ambient_clear_all()
     if order.gid or order.uid:

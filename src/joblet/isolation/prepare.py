@@ -155,10 +155,23 @@ def plan_launch(spec: LaunchSpec, host: HostFacts) -> LaunchPlan:
         uid=spec.uid,
         gid=spec.gid,
         network=dict(spec.network),
+        nofile=nofile_limits(spec.max_open_files),
     )
     needs_veth = jobside.needs_veth(spec.network)
     key = (_unshare_flags(spec, host), rootfs.base_key(inputs), needs_veth)
     return LaunchPlan(order, key, needs_veth)
+
+
+# Programs that select(2) break above 1024 descriptors: the soft limit stays
+# there and a job that wants more raises it, up to the hard limit.
+SOFT_NOFILE = 1024
+
+
+def nofile_limits(max_open_files: int) -> tuple[int, int]:
+    """RLIMIT_NOFILE (soft, hard) for a job allowed `max_open_files` (0: inherited)."""
+    if max_open_files <= 0:
+        return (0, 0)
+    return (min(SOFT_NOFILE, max_open_files), max_open_files)
 
 
 def prepare_init(

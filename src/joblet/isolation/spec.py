@@ -37,6 +37,9 @@ class LaunchSpec:
     # How the job's network namespace is wired; empty = loopback only. The
     # keys are defined by joblet.network (mode, addresses, veth names, rates).
     network: dict[str, Any] = field(default_factory=dict)
+    # RLIMIT_NOFILE's hard limit for the job (soft: the lower of it and
+    # 1024); 0 = the launcher's own limits.
+    max_open_files: int = 0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

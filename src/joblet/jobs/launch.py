@@ -167,6 +167,7 @@ def build_launch_spec(
         workdir=job.spec.workdir or "/work",
         tmp_size_bytes=config.filesystem.tmp_size_bytes,
         max_log_bytes=config.jobs.max_log_bytes,
+        max_open_files=config.jobs.max_open_files,
         uid=uid,
         gid=gid,
         network=network or {},

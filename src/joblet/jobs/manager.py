@@ -40,6 +40,7 @@ from joblet.jobs.ports import (
 from joblet.jobs.restart import JobRestorer
 from joblet.jobs.state_machine import Canceled, IllegalTransition, Queued, Scheduled
 from joblet.jobs.table import JobRuntime, JobTable
+from joblet.jobs.users import check_run_as
 from joblet.jobs.workspace import LOG_FILE
 from joblet.logs.filters import LogFilter
 from joblet.logs.reader import ChunkHead
@@ -150,6 +151,7 @@ class JobManager:
         """Accept a validated job: write its workspace, then start, queue or schedule it."""
         # Its record (and soon its files) need room: refuse it now, clearly,
         # rather than accept a job whose state cannot be kept.
+        check_run_as(self._config.jobs, self.run_as(spec))
         workspace.check_room(self._config.layout, spec)
         job_id = new_job_id()
         created_at = self._clock()

@@ -63,14 +63,17 @@ def prepare_job_dir(
     """Create the job's directory with its workspace and uploads; all or nothing."""
     job_dir = layout.job_dir(job_id)
     try:
+        # 0700 all the way: what a job leaves in its workspace (a setuid
+        # binary, a device node, its data) is out of other host users' reach.
+        job_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         workspace = job_dir / "work"
-        workspace.mkdir(parents=True, mode=0o755)
+        workspace.mkdir(mode=0o700)
         uid, gid = run_as(jobs, spec)
         owner = (uid, gid) if uid or gid else None
         if owner is not None:
             os.chown(workspace, uid, gid)
         names = write_uploads(workspace, spec.uploads, owner=owner)
-        log_path(layout, job_id).touch()
+        os.close(os.open(log_path(layout, job_id), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
     except BaseException as exc:
         shutil.rmtree(job_dir, ignore_errors=True)
         if isinstance(exc, OSError) and exc.errno in NO_SPACE:

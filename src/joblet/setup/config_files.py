@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from joblet.config.host_memory import default_job_memory_mb, memory_volume_cap
 from joblet.config.model import (
     DEFAULT_ALLOWED_MOUNTS,
     CgroupConfig,
@@ -59,11 +60,21 @@ def _bracket_ipv6(host: str) -> str:
 
 
 def render_daemon_config(
-    root: Path, address: str, port: int, security: SecurityConfig, placement: Placement
+    root: Path,
+    address: str,
+    port: int,
+    security: SecurityConfig,
+    placement: Placement,
+    *,
+    mem_total: int | None = None,
 ) -> str:
     """joblet-config.yml in the shape `joblet.config.loader` reads, defaults spelled
-    out, with the cgroup parent and network ranges set-up chose for this root."""
+    out, with the cgroup parent and network ranges set-up chose for this root,
+    and the memory limits sized from the host's RAM (`mem_total` bytes; None
+    leaves them unlimited)."""
     jobs, fs, limits = JobsConfig(), FilesystemConfig(), LimitDefaults()
+    if mem_total is not None:
+        limits = replace(limits, max_memory_mb=default_job_memory_mb(mem_total))
     doc: dict[str, Any] = {
         "server": {"address": address, "port": port, "nodeId": ""},
         "joblet": {
@@ -75,6 +86,8 @@ def render_daemon_config(
             "maxLogSize": _size_text(jobs.max_log_bytes),
             "runAsUser": jobs.run_as_uid,
             "runAsGroup": jobs.run_as_gid,
+            "allowedUsers": jobs.allowed_users,
+            "maxOpenFiles": jobs.max_open_files,
         },
         "security": {
             "serverCert": security.server_cert,
@@ -100,6 +113,8 @@ def render_daemon_config(
             "isolatedPool": placement.isolated_pool,
         },
     }
+    if mem_total is not None:
+        doc["volumes"] = {"maxMemorySize": _size_text(memory_volume_cap(mem_total))}
     header = "# joblet daemon configuration, written by `joblet setup`. Contains the server key.\n"
     return header + dump_yaml(doc)
 

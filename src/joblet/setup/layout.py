@@ -19,8 +19,10 @@ from joblet.errors import JobletError
 
 PRIVATE_MODE = 0o600
 PUBLIC_MODE = 0o644
-DIR_MODE = 0o755
-# The config directory holds the CA key: keep even its listing to root.
+# Every directory under the root is root's alone: the config one holds the CA
+# key, the others jobs' workspaces (where a job may leave a setuid binary or
+# a device node), logs, sockets and volume images.
+DIR_MODE = 0o700
 CONFIG_DIR_MODE = 0o700
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from joblet.config.host_memory import memory_volume_cap, read_mem_total
 from joblet.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -32,6 +33,7 @@ from joblet.volumes.model import (
     VolumeInfo,
     VolumeRecord,
     VolumeType,
+    check_memory_size,
     check_name,
     parse_entry,
     parse_size,
@@ -127,8 +129,15 @@ class VolumeManager:
         size_bytes = parse_size(size, self._config.max_size_bytes)
         name = check_name(name)
         filesystem = vtype is VolumeType.FILESYSTEM
+        if not filesystem:
+            check_memory_size(size, size_bytes, self._memory_cap())
         image = str(self._store.paths(name).image) if filesystem else ""
         return VolumeRecord(name, size.strip(), size_bytes, vtype, _now(), image)
+
+    def _memory_cap(self) -> int:
+        if self._config.max_memory_bytes is not None:
+            return self._config.max_memory_bytes
+        return memory_volume_cap(read_mem_total())
 
     def _reserve(self, name: str) -> None:
         if name in self._volumes or name in self._busy:

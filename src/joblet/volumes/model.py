@@ -111,6 +111,17 @@ def parse_size(text: str, max_bytes: int) -> int:
     return size
 
 
+def check_memory_size(text: str, size: int, cap: int) -> None:
+    """Refuse a memory (tmpfs) volume above `cap` bytes: its pages are RAM
+    that no job's memory limit counts."""
+    if size > cap:
+        raise InvalidArgument(
+            f"memory volume size {text!r} ({size} bytes) is above this node's maximum"
+            f" of {cap} bytes for memory volumes (volumes.maxMemorySize, half the"
+            " host's RAM by default)"
+        )
+
+
 def parse_entry(entry: str) -> tuple[str, bool]:
     """A RunJobRequest.volumes entry, `NAME` or `NAME:ro` -> (name, read_only)."""
     read_only = entry.endswith(READ_ONLY_SUFFIX)

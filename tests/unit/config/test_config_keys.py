@@ -45,6 +45,7 @@ EVERY_KEY: dict[str, Any] = {
         "maxLogSize": "4GB",
         "runAsUser": None,
         "runAsGroup": None,
+        "allowedUsers": ["nobody", 1000],
     },
     "security": {"serverCert": "pem", "serverKey": "pem", "caCert": "pem"},
     "filesystem": {"allowedMounts": ["/usr"], "tmpSize": "256MB"},

@@ -10,6 +10,7 @@ import pytest
 import yaml
 from cryptography import x509
 
+from joblet.config.host_memory import default_job_memory_mb, read_mem_total
 from joblet.config.loader import load_daemon_config
 from joblet.config.model import (
     CgroupConfig,
@@ -63,7 +64,7 @@ def test_setup_creates_layout_and_files_with_safe_modes(tmp_path: Path, loose_um
     for name in DIRS:
         assert (root / name).is_dir()
     assert _mode(root / "config") == 0o700
-    assert _mode(root / "jobs") == 0o755
+    assert _mode(root / "jobs") == 0o700  # workspaces: root only
     files = result.files
     assert _mode(files.ca_key) == 0o600
     assert _mode(files.daemon_config) == 0o600
@@ -85,9 +86,9 @@ def test_daemon_config_round_trips_through_the_loader(tmp_path: Path) -> None:
     assert (config.server.address, config.server.port) == ("0.0.0.0", 50123)
     assert config.jobs == JobsConfig()
     assert config.filesystem == FilesystemConfig()
-    assert config.cgroup == CgroupConfig(
-        parent=result.placement.cgroup_parent, defaults=LimitDefaults()
-    )
+    # a job without a memory limit gets a quarter of the host's RAM
+    sized = LimitDefaults(max_memory_mb=default_job_memory_mb(read_mem_total()))
+    assert config.cgroup == CgroupConfig(parent=result.placement.cgroup_parent, defaults=sized)
     assert config.network.bridge_cidr == result.placement.bridge_cidr
     assert config.network.isolated_pool == result.placement.isolated_pool
     assert config.security.ca_cert == result.files.ca_cert.read_text()
