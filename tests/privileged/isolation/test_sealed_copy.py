@@ -8,6 +8,7 @@ import fcntl
 import os
 import stat
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -63,3 +64,21 @@ def test_its_metadata_is_immutable_even_for_root(copy: int) -> None:
 def test_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         sealed_copy(f"{tmp_path}/no-such-file", "tini")
+
+
+def test_a_launcher_where_memfds_may_not_run_says_so(tmp_path: Path) -> None:
+    """vm.memfd_noexec=2 refuses executable memfds. The sysctl belongs to a
+    pid namespace (Linux 6.3+), so it is set in one of the test's own."""
+    if os.geteuid() != 0 or not os.path.exists("/proc/sys/vm/memfd_noexec"):
+        pytest.skip("needs root and vm.memfd_noexec (Linux 6.3+)")
+    launcher = f"{sys.executable} -m joblet.isolation.launcher"
+    script = (
+        "echo 2 > /proc/sys/vm/memfd_noexec && exec "
+        f"{launcher} --socket {tmp_path}/l.sock --state-dir {tmp_path}/state"
+    )
+    done = subprocess.run(["unshare", "--pid", "--fork", "sh", "-c", script],
+                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 1, done
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith("joblet-launcher: cannot start: "), done.stderr
+    assert "memfd_noexec" in done.stderr
