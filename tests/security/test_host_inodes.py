@@ -176,11 +176,13 @@ def test_device_nodes_and_proc_masks_are_read_only_binds(daemon: RunningDaemon) 
     devices = [f"/dev/{name}" for name in DEVICES]
     masks = [f"/proc/{name}" for name in MASKED_PROC_FILES
              if os.path.exists(f"/proc/{name}")]  # fmt: skip
+    stdin = ["/proc/self/fd/0"]  # the job's /dev/null, opened by its init
     with guarded(devices) as before:
-        reports = attack(daemon, devices + masks)
+        reports = attack(daemon, devices + masks + stdin)
         assert_unchanged(before)
-    assert_all_refused(reports, devices + masks)
-    for path in devices + masks:
+    assert_all_refused(reports, devices + masks + stdin)
+    assert reports[stdin[0]]["link"] == "/dev/null"
+    for path in devices + masks + stdin:
         assert reports[path]["chmod"] == "EROFS", (path, reports[path])
 
 
