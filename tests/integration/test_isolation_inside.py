@@ -48,7 +48,8 @@ def test_ps_shows_only_the_jobs_own_processes(daemon: RunningDaemon) -> None:
     status, out = run_sh(daemon.jobs(), "ps -e -o pid=,comm=")
     assert status.status == "COMPLETED"
     procs = {int(pid): comm for pid, comm in (line.split() for line in out.splitlines())}
-    assert procs[1].startswith("tini")  # the job's own init is PID 1
+    # The job's own init is PID 1: tini, exec'd from a sealed copy named after it.
+    assert procs[1] == "memfd:tini"
     assert sorted(comm for pid, comm in procs.items() if pid != 1) == ["ps", "sh"]
     assert len(procs) == 3
 

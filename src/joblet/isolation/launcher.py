@@ -404,11 +404,20 @@ def serve(socket_path: str, state_dir: str, idle_exit_s: float = IDLE_EXIT_S) ->
     libc.set_dumpable(False)
     job_root = os.path.join(state_dir, "root")
     os.makedirs(job_root, mode=0o700, exist_ok=True)
-    launcher = Launcher(socket_path, state_dir, load_host_facts(job_root), idle_exit_s)
+    launcher = Launcher(socket_path, state_dir, _load_host(job_root), idle_exit_s)
     # Objects made so far live forever: keep the collector away from their
     # pages so forked children share them instead of copying them.
     gc.freeze()
     launcher.serve_forever()
+
+
+def _load_host(job_root: str) -> HostFacts:
+    """The host's facts, or one line on stderr (the launcher's log) and exit 1:
+    no tini, or no executable sealed copy of it (vm.memfd_noexec=2)."""
+    try:
+        return load_host_facts(job_root)
+    except OSError as exc:
+        raise SystemExit(f"joblet-launcher: cannot start: {exc}") from exc
 
 
 def _set_priority(pid: int, *, idle: bool) -> None:

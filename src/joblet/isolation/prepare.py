@@ -9,7 +9,7 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
-from joblet.isolation import caps, etcfiles, libc, mountprog, rootfs, seccomp
+from joblet.isolation import caps, etcfiles, libc, mountprog, rootfs, sealed, seccomp
 from joblet.isolation.child import JobOrder, Prepared
 from joblet.isolation.spec import LaunchSpec
 from joblet.network import jobside
@@ -57,8 +57,10 @@ def find_tini(candidates: tuple[str, ...] = TINI_PATHS) -> str:
 
 def load_host_facts(job_root: str, procfs: str = "/proc") -> HostFacts:
     # tini-static needs no loader or libraries inside the job root; it is
-    # exec'd through this fd (fexecve), so the root need not contain it.
-    tini_fd = os.open(find_tini(), os.O_RDONLY | os.O_CLOEXEC)
+    # exec'd through this fd (fexecve), so the root need not contain it. The
+    # fd is a sealed copy, never the host's file (see sealed): copied once
+    # per launcher, inherited by every init (spares too) and exec'd there.
+    tini_fd = sealed.sealed_copy(find_tini(), "tini")
     with open(f"{procfs}/sys/kernel/cap_last_cap") as f:
         last_cap = caps.parse_last_cap(f.read())
     flags = BASE_NAMESPACES

@@ -47,6 +47,11 @@ _GENERATED_PATHS = frozenset("/etc/" + name for name in GENERATED_ETC)
 VOLUMES_DIR = "volumes"  # volumes are mounted at /volumes/NAME
 ROOT_TMPFS = "mode=0755,size=1m"
 RO_ATTRS = libc.MOUNT_ATTR_RDONLY | libc.MOUNT_ATTR_NOSUID | libc.MOUNT_ATTR_NODEV
+# The device nodes and /proc masks are binds of the host's own inodes (devtmpfs):
+# read-only binds, so chmod, chown, utime and setxattr fail with EROFS instead
+# of changing the host's /dev/null. Reading and writing the device still work:
+# opening a device node for writing is no write to its file system.
+DEVICE_ATTRS = libc.MOUNT_ATTR_RDONLY | libc.MOUNT_ATTR_NOSUID | libc.MOUNT_ATTR_NOEXEC
 
 
 class Kind(Enum):
@@ -300,6 +305,7 @@ def _plan_proc(p: _Planner) -> None:
     p.ops.append(Mount("proc", proc, "proc", flags))
     for name in MASKED_PROC_FILES:
         p.ops.append(Mount("/dev/null", f"{proc}/{name}", None, libc.MS_BIND, optional=True))
+        p.ops.append(Protect(f"{proc}/{name}", DEVICE_ATTRS, optional=True))
     for name in READONLY_PROC_PATHS:
         path = f"{proc}/{name}"
         p.ops.append(Mount(path, path, None, libc.MS_BIND | libc.MS_REC, optional=True))
@@ -310,12 +316,14 @@ def _plan_dev(p: _Planner) -> None:
     dev = p.target("/dev")
     p.dirs(dev)
     # nodev on the tmpfs: a node a job creates with mknod does not work; the
-    # bind-mounted host nodes below are separate mounts and do.
+    # bind-mounted host nodes below are separate mounts and do. They are the
+    # host's inodes, so they are bound read-only (DEVICE_ATTRS).
     tmpfs_flags = libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC
     p.ops.append(Mount("tmpfs", dev, "tmpfs", tmpfs_flags, "mode=0755,size=64k"))
     for name in DEVICES:
         p.file(f"{dev}/{name}")
         p.ops.append(Mount(f"/dev/{name}", f"{dev}/{name}", None, libc.MS_BIND))
+        p.ops.append(Protect(f"{dev}/{name}", DEVICE_ATTRS))
     pts = f"{dev}/pts"
     p.dirs(pts)
     pts_flags = libc.MS_NOSUID | libc.MS_NOEXEC

@@ -37,11 +37,12 @@ async def _spare(client: LauncherClient) -> int:
 async def test_the_next_launch_runs_in_the_spare(launcher: Harness) -> None:
     await launcher.run(["true"])
     spare = await _spare(launcher.client)
-    spec = launcher.spec(sh("echo $$; cat /etc/hostname; ls /"))
+    spec = launcher.spec(sh("echo $$; cat /etc/hostname; readlink /proc/1/exe; ls /"))
     assert await launcher.start(spec) == spare
     result = await launcher.wait(spec)
     lines = result.stdout.splitlines()
     assert lines[:2] == ["2", spec.hostname]  # tini is PID 1 of its own namespace
+    assert lines[2] == "/memfd:tini (deleted)"  # the launcher's sealed copy, inherited
     assert "work" in lines and "proc" in lines and "volumes" not in lines
 
 
