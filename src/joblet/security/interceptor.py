@@ -183,9 +183,7 @@ async def read_request(
         )
 
 
-def _guard(
-    behaviour: Behaviour, admit: Admit, response_streaming: bool, method: str
-) -> Behaviour:
+def _guard(behaviour: Behaviour, admit: Admit, response_streaming: bool, method: str) -> Behaviour:
     if inspect.isasyncgenfunction(behaviour):
         return _guard_async_gen(behaviour, admit)
     if inspect.iscoroutinefunction(behaviour):
