@@ -33,7 +33,7 @@ from joblet.daemon import rootlock
 from joblet.errors import FailedPrecondition, IsolationError, JobletError, Unavailable
 from joblet.isolation import libc, records
 from joblet.isolation.client import LauncherClient, wait_process_gone
-from joblet.network.manager import remove_stopped_daemon_network
+from joblet.network.ownership import remove_stopped_daemon_network
 from joblet.resources.cleanup import IsOwn, own_jobs, remove_own
 from joblet.resources.detect import create_cgroup_manager
 from joblet.resources.interface import CgroupManager

@@ -28,6 +28,7 @@ from joblet.isolation import etcfiles
 from joblet.network import addressing as ad
 from joblet.network import firewall, hostnet
 from joblet.network.config import NetworkConfig
+from joblet.network.ownership import claim_prefix, remove_daemon_objects
 from joblet.network.state import (
     Allocation,
     NetState,
@@ -41,42 +42,6 @@ from joblet.network.state import (
 
 log = logging.getLogger(__name__)
 BRIDGE, ISOLATED, NONE, HOST = "bridge", "isolated", "none", "host"
-
-
-def remove_daemon_objects(table: str, prefix: str, recorded: set[str]) -> list[str]:
-    """Delete the daemon's nftables table and those of its interfaces (all
-    start with `prefix`) recorded as its own; the interfaces deleted. An
-    interface with the same prefix that another daemon made stays."""
-    firewall.apply(firewall.render_delete(table))
-    names = [name for name in hostnet.links_with_prefix(prefix) if name in recorded]
-    for name in names:
-        hostnet.delete_link(name)
-    return names
-
-
-def remove_stopped_daemon_network(state_dir: str, daemon_id: str) -> list[str]:
-    """What `remove_daemon_objects` removes, for a daemon that is not running
-    (its state in `state_dir`), and its table under an earlier version's name
-    if it never started with this one. While another daemon's table claims
-    the same interface prefix, interface names do not tell whose an
-    interface is: only the table goes."""
-    state = load_state(os.path.join(state_dir, "state.json"))
-    prefix = ad.daemon_prefix(daemon_id)
-    table = firewall.table_name(daemon_id, prefix)
-    legacy = firewall.legacy_table_name(prefix)
-    others = [t for t in firewall.prefix_claimants(firewall.list_tables(), prefix) if t != table]
-    if legacy in others and state.table != table:
-        firewall.apply(firewall.render_delete(legacy))
-        others.remove(legacy)
-    if others:
-        log.warning(
-            "interfaces starting with %s left alone: nftables table %s of another daemon"
-            " claims that prefix", prefix, others[0],
-        )  # fmt: skip
-        firewall.apply(firewall.render_delete(table))
-        return []
-    links = recorded_links(state, ad.bridge_name(daemon_id, BRIDGE))
-    return remove_daemon_objects(table, prefix, links)
 
 
 @dataclass(frozen=True)
@@ -151,19 +116,16 @@ class NetworkManager:
 
     def _claim_prefix(self, tables: list[str]) -> None:
         """Refuse to start when another daemon in this network namespace uses
-        our interface prefix (its table says so); remove the table an earlier
-        version of this daemon left under the old, prefix-only name."""
-        legacy = firewall.legacy_table_name(self.prefix)
-        others = [t for t in firewall.prefix_claimants(tables, self.prefix) if t != self.table]
-        if legacy in others and self._state.table != self.table:
-            # Not yet recorded as migrated: the old table is this daemon's own.
-            log.info("removing nftables table %s of an earlier version", legacy)
-            firewall.apply(firewall.render_delete(legacy))
-            others.remove(legacy)
-        if others:
+        our interface prefix; remove the table an earlier version of this
+        daemon left under the old, prefix-only name."""
+        claim = claim_prefix(tables, self.prefix, self.table, self._state.table)
+        if claim.own_legacy:
+            log.info("removing nftables table %s of an earlier version", claim.own_legacy)
+            firewall.apply(firewall.render_delete(claim.own_legacy))
+        if claim.others:
             raise ConfigError(
                 f"another joblet daemon in this network namespace uses the interface prefix"
-                f" {self.prefix!r} (nftables table {others[0]}): give this daemon another"
+                f" {self.prefix!r} (nftables table {claim.others[0]}): give this daemon another"
                 " server.nodeId, or run it in a network namespace of its own"
             )
         if self._state.table != self.table:

@@ -16,7 +16,8 @@ from joblet.errors import ConfigError
 from joblet.network import firewall, hostnet
 from joblet.network.addressing import daemon_prefix
 from joblet.network.config import NetworkConfig
-from joblet.network.manager import NetworkManager, remove_stopped_daemon_network
+from joblet.network.manager import NetworkManager
+from joblet.network.ownership import remove_stopped_daemon_network
 
 pytestmark = pytest.mark.privileged
 

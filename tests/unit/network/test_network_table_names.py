@@ -10,6 +10,7 @@ from joblet.network.firewall import (
     prefix_claimants,
     table_name,
 )
+from joblet.network.ownership import PrefixClaim, claim_prefix
 
 LISTING = """table inet joblet_jabc_0123456789abcdef0123456789abcdef
 table ip nat
@@ -65,3 +66,20 @@ def test_claimants_of_a_prefix_are_its_new_and_legacy_tables_only() -> None:
     ]
     assert legacy_table_name("jabc") == "joblet_jabc"
     assert prefix_claimants(tables, "jzzz") == []
+
+
+def test_a_legacy_table_is_own_until_the_new_name_is_recorded() -> None:
+    tables = parse_tables(LISTING)
+    ours = "joblet_jabc_0123456789abcdef0123456789abcdef"
+    assert claim_prefix(tables, "jabc", ours, "") == PrefixClaim("joblet_jabc", [])
+    assert claim_prefix(tables, "jabc", ours, ours) == PrefixClaim("", ["joblet_jabc"])
+
+
+def test_another_daemons_new_table_is_always_a_clash() -> None:
+    tables = parse_tables(LISTING)
+    mine = "joblet_jabc_ffffffffffffffffffffffffffffffff"
+    claim = claim_prefix(tables, "jabc", mine, "")
+    assert claim == PrefixClaim("joblet_jabc", ["joblet_jabc_0123456789abcdef0123456789abcdef"])
+    assert claim_prefix(tables, "jabd", "joblet_jabd_1", "") == PrefixClaim(
+        "", ["joblet_jabd_00000000000000000000000000000000"]
+    )
