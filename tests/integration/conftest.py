@@ -29,6 +29,7 @@ from joblet.api import joblet_pb2_grpc as pb_grpc
 from joblet.config.model import RootLayout
 from joblet.jobs.workspace_mount import release_jobs_dir
 from joblet.network.addressing import daemon_prefix
+from joblet.network.firewall import table_name
 from joblet.resources.ownership import forget_owner
 
 from .netns import Netns, Relay, in_netns
@@ -96,6 +97,10 @@ class RunningDaemon:
     def prefix(self) -> str:
         """The first characters of every interface this daemon makes."""
         return daemon_prefix((self.root / "state" / "node-id").read_text().strip())
+
+    def table(self) -> str:
+        """The daemon's nftables table."""
+        return table_name((self.root / "state" / "node-id").read_text().strip(), self.prefix())
 
     def stop_daemon_only(self) -> None:
         """SIGTERM the daemon (a clean shutdown): it stops its jobs, then its

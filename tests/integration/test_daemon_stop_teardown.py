@@ -24,6 +24,7 @@ import yaml
 from joblet.api import joblet_pb2 as pb
 from joblet.api import joblet_pb2_grpc as pb_grpc
 from joblet.network.addressing import daemon_prefix
+from joblet.network.firewall import table_name
 from joblet.resources.detect import create_cgroup_manager
 from joblet.resources.interface import Limits
 from joblet.volumes import loop
@@ -73,11 +74,15 @@ def cgroup_groups(daemon: RunningDaemon) -> list[Path]:
     return [p for p in [CGROUP_ROOT / parent, *CGROUP_ROOT.glob(f"*/{parent}")] if p.is_dir()]
 
 
+def node_id(daemon: RunningDaemon) -> str:
+    """The daemon's configured node id, else the one it generated."""
+    configured = yaml.safe_load(daemon.config_path.read_text()).get("server", {}).get("nodeId")
+    return str(configured or (daemon.root / "state" / "node-id").read_text().strip())
+
+
 def prefix(daemon: RunningDaemon) -> str:
-    """The start of the daemon's interface names: from its configured node id,
-    else the one it generated."""
-    node_id = yaml.safe_load(daemon.config_path.read_text()).get("server", {}).get("nodeId")
-    return daemon_prefix(node_id) if node_id else daemon.prefix()
+    """The start of the daemon's interface names."""
+    return daemon_prefix(node_id(daemon))
 
 
 def links(daemon: RunningDaemon) -> list[str]:
@@ -85,7 +90,7 @@ def links(daemon: RunningDaemon) -> list[str]:
 
 
 def has_table(daemon: RunningDaemon) -> bool:
-    table = f"joblet_{prefix(daemon)}"
+    table = table_name(node_id(daemon), prefix(daemon))
     return any(line.split()[-1:] == [table] for line in daemon.world.nft_tables())
 
 

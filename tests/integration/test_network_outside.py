@@ -219,7 +219,7 @@ def test_small_network_runs_out_cleanly_and_removal_in_use_refused(ndaemon: Netn
 
 def _network_footprint(d: NetnsDaemon) -> dict[str, object]:
     """What jobs could leave behind in the daemon's namespace."""
-    table = f"joblet_{d.prefix()}"
+    table = d.table()
     return {
         "links": sorted(d.world.links()),
         "addresses": sorted(

@@ -65,16 +65,17 @@ def allocations(d: NetnsDaemon) -> dict[str, Any]:
 
 
 def plant(d: NetnsDaemon) -> tuple[list[str], list[str]]:
-    """Leftovers a crashed daemon of this id could leave, and things of
+    """Leftovers a crashed daemon of this id could leave (the bridge of a
+    network whose removal it recorded but did not finish), and things of
     others; returns (ours, others) interface names."""
     prefix, world = d.prefix(), d.world
-    ours = [f"{prefix}v0000stale", f"{prefix}i0000stale", f"{prefix}bdeadbeef"]
-    world.ip("link", "add", ours[0], "type", "veth", "peer", "name", ours[1])
-    world.ip("link", "add", ours[2], "type", "bridge")
-    others = ["keep0", "jzzzb00000000"]  # not joblet's; another daemon's prefix
+    ours = [f"{prefix}bdeadbeef"]
+    world.ip("link", "add", ours[0], "type", "bridge")
+    # Not joblet's; another daemon's prefix; this prefix but never recorded.
+    others = ["keep0", "jzzzb00000000", f"{prefix}v0000stale"]
     for name in others:
         world.ip("link", "add", name, "type", "bridge")
-    world.run("nft", "add", "chain", "inet", f"joblet_{prefix}", "stale")
+    world.run("nft", "add", "chain", "inet", d.table(), "stale")
     world.run("nft", "add", "table", "inet", "keepme")
     world.run("nft", "add", "chain", "inet", "keepme", "c")
     world.run("nft", "add", "rule", "inet", "keepme", "c", "tcp", "dport", "4242", "accept")
@@ -92,12 +93,16 @@ def test_kill9_restart_keeps_networks_allocations_data_and_names(rdaemon: NetnsD
     for job_id in (server, other):
         wait_status(d.jobs(), job_id, {"RUNNING"})
     before = allocations(d)
-    table = f"joblet_{d.prefix()}"
+    table = d.table()
     rules = world.run("nft", "list", "table", "inet", table)
     ours, others = plant(d)
     keepme = world.run("nft", "list", "table", "inet", "keepme")
 
     d.kill9()
+    state_path = d.root / "network" / "state.json"
+    state = json.loads(state_path.read_text())
+    state["retired"] = ours
+    state_path.write_text(json.dumps(state))
     d.restart()
 
     assert allocations(d) == before

@@ -15,6 +15,7 @@ from joblet.config.model import DaemonConfig
 from joblet.config.units import parse_duration_s
 from joblet.daemon import log_rpc, mappers, metrics_rpc
 from joblet.daemon.errors import streaming, unary
+from joblet.daemon.job_listing import list_message
 from joblet.errors import InvalidArgument
 from joblet.jobs.manager import JobManager
 from joblet.jobs.model import JobStatus
@@ -125,7 +126,7 @@ class JobService(pb_grpc.JobServiceServicer):
 
     @unary
     async def ListJobs(self, request: pb.EmptyRequest, context: Context) -> pb.Jobs:
-        return pb.Jobs(jobs=[mappers.job_message(j) for j in self._manager.list_jobs()])
+        return list_message(self._manager.list_jobs())
 
     @streaming
     async def GetJobLogs(

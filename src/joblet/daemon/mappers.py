@@ -50,8 +50,12 @@ def _shared_fields(job: Job) -> dict[str, Any]:
     }
 
 
-def job_message(job: Job) -> pb.Job:
-    return pb.Job(**_shared_fields(job))
+def job_message(job: Job, *, details: bool = True) -> pb.Job:
+    """A job's list entry; without `details`, no environment and arguments."""
+    fields = _shared_fields(job)
+    if not details:
+        del fields["environment"], fields["secret_environment"], fields["args"]
+    return pb.Job(**fields)
 
 
 def status_message(job: Job) -> pb.GetJobStatusRes:

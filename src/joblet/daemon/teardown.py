@@ -34,8 +34,7 @@ from joblet.errors import FailedPrecondition, IsolationError, JobletError, Unava
 from joblet.isolation import libc, records
 from joblet.isolation.client import LauncherClient, wait_process_gone
 from joblet.jobs.workspace_mount import release_jobs_dir
-from joblet.network.addressing import daemon_prefix
-from joblet.network.manager import remove_daemon_objects
+from joblet.network.ownership import remove_stopped_daemon_network
 from joblet.resources.cleanup import IsOwn, own_jobs, remove_own
 from joblet.resources.detect import create_cgroup_manager
 from joblet.resources.interface import CgroupManager
@@ -103,8 +102,9 @@ def teardown(config: DaemonConfig, force: bool) -> TeardownReport:
         _forget_ownership(config.cgroup.parent, layout.root)
     node_id = config.server.node_id or _read_node_id(layout)
     if node_id:
-        prefix = daemon_prefix(node_id)
-        report.links = report.attempt("network", lambda: remove_daemon_objects(prefix))
+        report.links = report.attempt(
+            "network", lambda: remove_stopped_daemon_network(str(layout.network), node_id)
+        )
     for base in (layout.volumes, layout.jobs, layout.run):
         report.mounts += report.attempt("mounts", functools.partial(unmount_below, base))
     report.mounts += report.attempt("mounts", functools.partial(_release_jobs_dir, layout))

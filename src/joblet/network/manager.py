@@ -28,11 +28,13 @@ from joblet.isolation import etcfiles
 from joblet.network import addressing as ad
 from joblet.network import firewall, hostnet
 from joblet.network.config import NetworkConfig
+from joblet.network.ownership import claim_prefix, remove_daemon_objects
 from joblet.network.state import (
     Allocation,
     NetState,
     NetworkDef,
     load_state,
+    recorded_links,
     render_hosts,
     rewrite_in_place,
     save_state,
@@ -40,16 +42,6 @@ from joblet.network.state import (
 
 log = logging.getLogger(__name__)
 BRIDGE, ISOLATED, NONE, HOST = "bridge", "isolated", "none", "host"
-
-
-def remove_daemon_objects(prefix: str) -> list[str]:
-    """Delete the nftables table and every interface of the daemon whose names
-    start with `prefix` (bridges, veths left by a crash); the interfaces."""
-    firewall.apply(firewall.render_delete(prefix))
-    names = hostnet.links_with_prefix(prefix)
-    for name in names:
-        hostnet.delete_link(name)
-    return names
 
 
 @dataclass(frozen=True)
@@ -73,6 +65,7 @@ class NetworkManager:
         self.config = config
         self.state_dir = state_dir
         self.prefix = ad.daemon_prefix(daemon_id)
+        self.table = firewall.table_name(daemon_id, self.prefix)
         self.daemon_id = daemon_id
         self.procfs = procfs
         self._lock = threading.Lock()
@@ -92,6 +85,7 @@ class NetworkManager:
         """Load state, recreate missing bridges and rules, remove leftovers."""
         os.makedirs(os.path.join(self.state_dir, "hosts"), exist_ok=True)
         self._state = load_state(self._state_path)
+        self._claim_prefix(firewall.list_tables())
         self._check_builtins()
         hostnet.enable_forwarding(self.procfs)
         for net in self._bridged():
@@ -114,7 +108,30 @@ class NetworkManager:
     def remove_all(self) -> list[str]:
         """Tear down this daemon's bridges and table (a clean stop with no job
         left, tests). Custom networks stay defined: start() recreates them."""
-        return remove_daemon_objects(self.prefix)
+        return remove_daemon_objects(self.table, self.prefix, self._recorded_links())
+
+    def _recorded_links(self) -> set[str]:
+        with self._lock:
+            return recorded_links(self._state, self._builtins[BRIDGE].bridge)
+
+    def _claim_prefix(self, tables: list[str]) -> None:
+        """Refuse to start when another daemon in this network namespace uses
+        our interface prefix; remove the table an earlier version of this
+        daemon left under the old, prefix-only name."""
+        claim = claim_prefix(tables, self.prefix, self.table, self._state.table)
+        if claim.own_legacy:
+            log.info("removing nftables table %s of an earlier version", claim.own_legacy)
+            firewall.apply(firewall.render_delete(claim.own_legacy))
+        if claim.others:
+            raise ConfigError(
+                f"another joblet daemon in this network namespace uses the interface prefix"
+                f" {self.prefix!r} (nftables table {claim.others[0]}): give this daemon another"
+                " server.nodeId, or run it in a network namespace of its own"
+            )
+        if self._state.table != self.table:
+            with self._lock:
+                self._state.table = self.table
+                save_state(self._state_path, self._state)
 
     # --- jobs -------------------------------------------------------------
 
@@ -226,9 +243,13 @@ class NetworkManager:
                 raise FailedPrecondition(f"network {name!r} is used by jobs: {', '.join(in_use)}")
             net = self._state.networks.pop(name)
             self._state.cursors.pop(name, None)
+            self._state.retired.append(net.bridge)
             save_state(self._state_path, self._state)
         self._apply_firewall()
         hostnet.delete_link(net.bridge)
+        with self._lock:
+            self._state.retired.remove(net.bridge)
+            save_state(self._state_path, self._state)
         if os.path.exists(self._hosts_path(name)):
             os.unlink(self._hosts_path(name))
 
@@ -357,15 +378,20 @@ class NetworkManager:
         nets.append(
             firewall.FirewallNet(self.config.isolated_pool, f"{self.prefix}i*", bridged=False)
         )
-        firewall.apply(firewall.render_ruleset(self.prefix, nets))
+        firewall.apply(firewall.render_ruleset(self.table, self.prefix, nets))
 
     def _remove_leftover_links(self) -> None:
-        keep = {n.bridge for n in self._bridged()}
-        keep |= {a.host_veth for a in self._state.allocations.values()}
-        for name in hostnet.links_with_prefix(self.prefix):
-            if name not in keep:
-                log.info("removing leftover interface %s", name)
-                hostnet.delete_link(name)
+        """Delete the bridges of removed networks a crash left. Interfaces with
+        this prefix that this daemon has no record of are not its own."""
+        existing = set(hostnet.links_with_prefix(self.prefix))
+        with self._lock:
+            retired, self._state.retired = self._state.retired, []
+        for name in sorted(set(retired) & existing):
+            log.info("removing leftover interface %s", name)
+            hostnet.delete_link(name)
+        if retired:
+            with self._lock:
+                save_state(self._state_path, self._state)
 
     def _hosts_path(self, network: str) -> str:
         return os.path.join(self.state_dir, "hosts", network)

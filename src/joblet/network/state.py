@@ -38,6 +38,11 @@ class NetState:
     networks: dict[str, NetworkDef] = field(default_factory=dict)  # custom ones only
     allocations: dict[str, Allocation] = field(default_factory=dict)
     cursors: dict[str, int] = field(default_factory=dict)
+    # The nftables table this daemon made ("" before this was recorded).
+    table: str = ""
+    # Bridges of removed networks until they are known to be gone (a crash
+    # between the two steps leaves one for the next start to delete).
+    retired: list[str] = field(default_factory=list)
 
     def slots(self, network: str) -> set[int]:
         return {a.slot for a in self.allocations.values() if a.network == network}
@@ -50,6 +55,8 @@ class NetState:
             "networks": {k: asdict(v) for k, v in self.networks.items()},
             "allocations": {k: asdict(v) for k, v in self.allocations.items()},
             "cursors": self.cursors,
+            "table": self.table,
+            "retired": self.retired,
         }
         return json.dumps(raw, indent=1, sort_keys=True)
 
@@ -60,7 +67,18 @@ class NetState:
             networks={k: NetworkDef(**v) for k, v in raw.get("networks", {}).items()},
             allocations={k: Allocation(**v) for k, v in raw.get("allocations", {}).items()},
             cursors={k: int(v) for k, v in raw.get("cursors", {}).items()},
+            table=str(raw.get("table", "")),
+            retired=[str(name) for name in raw.get("retired", [])],
         )
+
+
+def recorded_links(state: NetState, builtin_bridge: str) -> set[str]:
+    """The interfaces a daemon with `state` made: its bridges, the host ends
+    of its jobs' veths, and bridges of removed networks not yet seen gone."""
+    links = {builtin_bridge, *state.retired}
+    links |= {net.bridge for net in state.networks.values()}
+    links |= {alloc.host_veth for alloc in state.allocations.values()}
+    return links
 
 
 def load_state(path: str) -> NetState:

@@ -33,7 +33,7 @@ import contextvars
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import grpc
 import grpc.aio
@@ -190,7 +190,7 @@ def wrap_handler(
     if auditor is not None:
         admit, behaviour = _audited(method, auditor, admit, behaviour)
     return factory(
-        _guard(behaviour, admit, streaming_out),
+        _guard(behaviour, admit, streaming_out, method),
         request_deserializer=deserializer,
         response_serializer=handler.response_serializer,
     )
@@ -241,14 +241,22 @@ async def read_request(
         )
 
 
-def _guard(behaviour: Behaviour, admit: Admit, response_streaming: bool) -> Behaviour:
+def _guard(behaviour: Behaviour, admit: Admit, response_streaming: bool, method: str) -> Behaviour:
     if inspect.isasyncgenfunction(behaviour):
         return _guard_async_gen(behaviour, admit)
     if inspect.iscoroutinefunction(behaviour):
         return _guard_coroutine(behaviour, admit)
     if response_streaming:
-        return _guard_sync_stream(behaviour, admit)
-    return _guard_sync(behaviour, admit)
+        return _guard_sync_stream(behaviour, admit, method)
+    return _guard_sync(behaviour, admit, method)
+
+
+async def _abort_unimplemented(context: Context, method: str) -> NoReturn:
+    # The generated servicer base sets UNIMPLEMENTED and then raises
+    # NotImplementedError, which grpc answers right but logs as an unexpected
+    # error with a traceback: any caller could fill the log with them.
+    name = method.rsplit("/", 1)[-1]
+    await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{name} is not implemented by this node")
 
 
 def _guard_coroutine(behaviour: Behaviour, admit: Admit) -> Behaviour:
@@ -275,23 +283,29 @@ def _guard_async_gen(behaviour: Behaviour, admit: Admit) -> Behaviour:
     return guarded
 
 
-def _guard_sync(behaviour: Behaviour, admit: Admit) -> Behaviour:
+def _guard_sync(behaviour: Behaviour, admit: Admit, method: str) -> Behaviour:
     # A plain function (such as a generated servicer base method) would block
     # the event loop; run it in a thread, as grpc.aio itself would, and
     # asyncio.to_thread carries current_caller over.
     async def guarded(request: Any, context: Context) -> Any:
         caller, request = await admit(request, context)
         current_caller.set(caller)
-        return await asyncio.to_thread(behaviour, request, context)
+        try:
+            return await asyncio.to_thread(behaviour, request, context)
+        except NotImplementedError:
+            await _abort_unimplemented(context, method)
 
     return guarded
 
 
-def _guard_sync_stream(behaviour: Behaviour, admit: Admit) -> Behaviour:
+def _guard_sync_stream(behaviour: Behaviour, admit: Admit, method: str) -> Behaviour:
     async def guarded(request: Any, context: Context) -> AsyncIterator[Any]:
         caller, request = await admit(request, context)
         current_caller.set(caller)
-        responses: Iterator[Any] = iter(await asyncio.to_thread(behaviour, request, context))
+        try:
+            responses: Iterator[Any] = iter(await asyncio.to_thread(behaviour, request, context))
+        except NotImplementedError:
+            await _abort_unimplemented(context, method)
         done = object()
         while (item := await asyncio.to_thread(next, responses, done)) is not done:
             yield item

@@ -21,6 +21,7 @@ from joblet.network.state import (
 
 def test_ruleset_is_one_replacing_transaction() -> None:
     text = render_ruleset(
+        "joblet_jabc",
         "jabc",
         [FirewallNet("172.20.0.0/16", "jabcb0001"), FirewallNet("10.254.0.0/16", "jabci*", False)],
     )
@@ -36,7 +37,7 @@ def test_ruleset_is_one_replacing_transaction() -> None:
     assert 'iifname "jabc*" ip daddr 169.254.0.0/16 drop' in text
     assert 'ip saddr 172.20.0.0/16 oifname != "jabcb0001" masquerade' in text
     assert text.index('oifname "jabcb0001" accept') < text.index('oifname "jabc*" drop')
-    assert render_delete("jabc").endswith("delete table inet joblet_jabc\n")
+    assert render_delete("joblet_jabc").endswith("delete table inet joblet_jabc\n")
 
 
 def test_config_defaults_and_errors() -> None:

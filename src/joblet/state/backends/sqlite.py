@@ -10,6 +10,10 @@ A file that is not a database or fails `PRAGMA quick_check` (truncated,
 overwritten) does not stop the helper: the records still readable are
 salvaged, the bad file is moved aside as `<name>.corrupt-<time>`, a fresh
 file is started with what was salvaged, and all of it is logged at ERROR.
+
+Space goes back to the file system: the file uses incremental auto-vacuum
+(a file made before that is converted once, with a VACUUM, at open), and a
+write that leaves many free pages gives them back and truncates the WAL.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -36,6 +41,14 @@ _SCHEMA = """CREATE TABLE IF NOT EXISTS jobs (
     expires_at REAL
 )"""
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
+# Free pages are given back once there are this many and they are this
+# fraction of the file: fewer are cheaper to reuse than to move.
+VACUUM_MIN_FREE_PAGES = 256
+VACUUM_MIN_FREE_FRACTION = 0.125
+# The WAL is cut back to this size at each checkpoint (SQLite otherwise keeps
+# its largest size for reuse).
+WAL_SIZE_LIMIT = 4 * 1024 * 1024
+_INCREMENTAL = 2  # PRAGMA auto_vacuum's value for INCREMENTAL
 
 
 class SqliteBackend:
@@ -78,6 +91,12 @@ class SqliteBackend:
         await self._run(lambda: self._write_rows(rows))
 
     def _write_rows(self, rows: list[tuple[str, bytes | None, float | None]]) -> None:
+        self._write_rows_in_transaction(rows)
+        give_back_free_pages(self._conn)
+
+    def _write_rows_in_transaction(
+        self, rows: list[tuple[str, bytes | None, float | None]]
+    ) -> None:
         with self._conn:
             for job_id, record, expires_at in rows:
                 if record is None:
@@ -106,6 +125,23 @@ class SqliteBackend:
     def _write(self, sql: str, params: tuple[object, ...]) -> None:
         with self._conn:  # one transaction, committed on exit
             self._conn.execute(sql, params)
+        give_back_free_pages(self._conn)
+
+
+def give_back_free_pages(conn: sqlite3.Connection) -> bool:
+    """Return the file's free pages to the file system when there are many
+    (after deletes, or a big record replaced by a small one); True if it did."""
+    free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+    total = int(conn.execute("PRAGMA page_count").fetchone()[0])
+    if free < VACUUM_MIN_FREE_PAGES or free < total * VACUUM_MIN_FREE_FRACTION:
+        return False
+    # Through execute() the pragma frees one page (one step); a script runs
+    # it to the end.
+    conn.executescript("PRAGMA incremental_vacuum;")
+    # In WAL mode the main file shrinks at a checkpoint; TRUNCATE also
+    # empties the WAL that just held the moved pages.
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    return True
 
 
 def open_database(path: Path) -> sqlite3.Connection:
@@ -133,12 +169,16 @@ def open_database(path: Path) -> sqlite3.Connection:
 def _connect_checked(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, check_same_thread=False, isolation_level="DEFERRED")
     try:
+        # Takes effect on a new file only (before its first table).
+        conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         conn.execute(_SCHEMA)
         problems = [row[0] for row in conn.execute("PRAGMA quick_check").fetchall()]
         if problems != ["ok"]:
             raise sqlite3.DatabaseError("quick_check: " + "; ".join(map(str, problems[:5])))
+        _convert_to_incremental_vacuum(conn, path)
     except BaseException:
         conn.close()
         raise
@@ -146,8 +186,55 @@ def _connect_checked(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def _convert_to_incremental_vacuum(conn: sqlite3.Connection, path: Path) -> None:
+    """A file made without auto-vacuum (by an older version) never shrinks;
+    the mode of a file with tables changes only with a VACUUM, done once."""
+    if int(conn.execute("PRAGMA auto_vacuum").fetchone()[0]) == _INCREMENTAL:
+        return
+    before = path.stat().st_size
+    conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+    conn.execute("VACUUM")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    log.info(
+        "state database %s: converted to incremental vacuum (%d -> %d bytes)",
+        path, before, path.stat().st_size,
+    )  # fmt: skip
+
+
 def salvage_rows(path: Path) -> list[Row]:
     """Every row of `path`'s jobs table that can still be read, in order."""
+    whole = _whole_pages(path)
+    if whole is None:
+        return _read_rows(path)
+    # SQLite reads a page cut short by a truncation as zero-filled, which
+    # would pass as a record: read a copy without the partial page.
+    copy = path.with_name(f"{path.name}.salvage")
+    try:
+        shutil.copyfile(path, copy)
+        os.truncate(copy, whole)
+        return _read_rows(copy)
+    finally:
+        copy.unlink(missing_ok=True)
+
+
+def _whole_pages(path: Path) -> int | None:
+    """The size of `path`'s whole pages when its last page is cut short, else None."""
+    try:
+        with path.open("rb") as file:
+            header = file.read(100)
+            size = os.fstat(file.fileno()).st_size
+    except OSError:
+        return None
+    if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
+        return None
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    if page_size < 512 or size % page_size == 0:
+        return None
+    return size - size % page_size
+
+
+def _read_rows(path: Path) -> list[Row]:
     rows: list[Row] = []
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
