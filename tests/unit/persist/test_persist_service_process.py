@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import stat
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from joblet.errors import NotFound
+from joblet.errors import NotFound, Unavailable
 from joblet.logs.format import LogRecord, Stream
 from joblet.persist.client import PersistClient, PersistQueryClient
 
@@ -206,3 +207,25 @@ async def test_disk_full_is_reported_and_survived(tmp_path: Path) -> None:
         if proc.proc is not None and proc.proc.poll() is None:
             proc.kill(signal.SIGTERM)
         subprocess.run(["umount", "-l", str(logs)], check=True)
+
+
+async def test_query_client_reads_again_soon_after_persist_is_back(
+    persist: PersistProcess,
+) -> None:
+    """A client whose connects failed for a while (persist restarting) must
+    read again within a second or two of persist's return, not fail until
+    gRPC's growing reconnect backoff has run out."""
+    import asyncio
+
+    async with PersistClient(persist.ipc) as client:
+        client.send_logs("job-5", _batch(5, 0))
+        assert await client.flush(10)
+    async with PersistQueryClient(persist.grpc) as query:
+        assert len(await _all(query, "job-5")) == 10
+        persist.kill()
+        for _ in range(3):  # failed connects, each making gRPC back off further
+            with contextlib.suppress(Unavailable):
+                await _all(query, "job-5")
+        await asyncio.sleep(4)
+        persist.start()
+        assert len(await _all(query, "job-5")) == 10
