@@ -35,21 +35,26 @@ def alive(pid: int) -> bool:
         return False
 
 
-def kill_helper(daemon: RunningDaemon, name: str, timeout: float = 30.0) -> int:
-    """SIGKILL the helper, then wait until the daemon has started a new one
-    that listens again; returns the new pid."""
-    old = helper_pid(daemon, name)
-    os.kill(old, signal.SIGKILL)
+def kill_helpers(daemon: RunningDaemon, names: Sequence[str], timeout: float = 30.0) -> None:
+    """SIGKILL the helpers (in that order, at once), then wait until the
+    daemon has started new ones that listen again."""
+    old = {name: helper_pid(daemon, name) for name in names}
+    for name in names:
+        os.kill(old[name], signal.SIGKILL)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            pid = helper_pid(daemon, name)
-        except (OSError, ValueError):
-            pid = old
-        if pid != old and alive(pid) and _listening(daemon, name):
-            return pid
-        time.sleep(0.02)
-    raise AssertionError(f"the {name} helper was not restarted within {timeout:g}s")
+    for name in names:
+        while not _restarted(daemon, name, old[name]):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the {name} helper was not restarted within {timeout:g}s")
+            time.sleep(0.02)
+
+
+def _restarted(daemon: RunningDaemon, name: str, old: int) -> bool:
+    try:
+        pid = helper_pid(daemon, name)
+    except (OSError, ValueError):
+        return False
+    return pid != old and alive(pid) and _listening(daemon, name)
 
 
 def _listening(daemon: RunningDaemon, name: str) -> bool:
