@@ -48,6 +48,8 @@ class SubmissionFlood:
     """RunJob from several threads until stopped: name -> (job id, exit code)."""
 
     daemon: RunningDaemon
+    threads: int = SUBMITTERS
+    pause: float = 0.0  # seconds between one thread's calls
     jobs: dict[str, tuple[str, int]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -55,7 +57,7 @@ class SubmissionFlood:
     _count: int = 0
 
     def __enter__(self) -> SubmissionFlood:
-        self._threads = [threading.Thread(target=self._submit) for _ in range(SUBMITTERS)]
+        self._threads = [threading.Thread(target=self._submit) for _ in range(self.threads)]
         for thread in self._threads:
             thread.start()
         return self
@@ -79,6 +81,7 @@ class SubmissionFlood:
                 continue
             with self._lock:
                 self.jobs[name] = (job_id, code)
+            self._stop.wait(self.pause)
 
 
 @pytest.mark.timeout(scale(180, 400))

@@ -68,6 +68,8 @@ class PersistClient:
         self._wakeup = asyncio.Event()
         self._empty = asyncio.Event()
         self._empty.set()
+        self._room = asyncio.Event()  # set while `has_room`
+        self._room.set()
         self._group: asyncio.TaskGroup | None = None
         self._task: asyncio.Task[None] | None = None
         self._last_drop_log = 0.0
@@ -119,6 +121,12 @@ class PersistClient:
         instead of overflowing it (which would drop data)."""
         return self.buffered_bytes < self.max_buffer_bytes // 2
 
+    async def wait_for_room(self) -> None:
+        """Until `has_room`: woken by the acks that free it, so any number of
+        waiting senders cost nothing while persist is away."""
+        while not self.has_room():
+            await self._room.wait()
+
     def send_metric(self, job_id: str, timestamp_ns: int, payload: bytes) -> None:
         sample = pb.MetricSample(timestamp_ns=timestamp_ns, payload=payload)
         batch = pb.MetricBatch(job_id=job_id, samples=[sample])
@@ -148,6 +156,8 @@ class PersistClient:
             return
         self._queue.append(_Frame(seq, frame))
         self.buffered_bytes += len(frame)
+        if not self.has_room():
+            self._room.clear()
         self._empty.clear()
         self._wakeup.set()
 
@@ -173,6 +183,8 @@ class PersistClient:
             self._sent -= 1
         if not self._queue:
             self._empty.set()
+        if self.has_room():
+            self._room.set()
 
     async def _run(self) -> None:
         delay, outage_logged = self._backoff[0], False

@@ -229,3 +229,26 @@ async def test_query_client_reads_again_soon_after_persist_is_back(
         await asyncio.sleep(4)
         persist.start()
         assert len(await _all(query, "job-5")) == 10
+
+
+async def test_wait_for_room_returns_when_acks_free_the_buffer(persist: PersistProcess) -> None:
+    import asyncio
+
+    assert persist.proc is not None
+    async with PersistClient(persist.ipc, max_buffer_bytes=64 * 1024) as client:
+        await client.wait_for_room()  # empty: at once
+        persist.proc.send_signal(signal.SIGSTOP)
+        try:
+            start = 0
+            while client.has_room():
+                client.send_logs("job-6", _batch(6, start, 100))
+                start += 100
+            waiter = asyncio.ensure_future(client.wait_for_room())
+            await asyncio.sleep(0.3)
+            assert not waiter.done()
+        finally:
+            persist.proc.send_signal(signal.SIGCONT)
+        await asyncio.wait_for(waiter, 10)
+        assert client.has_room()
+        assert await client.flush(10)
+        assert client.dropped_bytes == 0
