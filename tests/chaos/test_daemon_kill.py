@@ -193,3 +193,44 @@ def test_kill9_daemon_before_the_store_has_a_new_job_runs_nothing_unlisted(
     listed = jobs_by_name(daemon.jobs())
     ran = (ledger / "runs").exists() and "unrecorded" in (ledger / "runs").read_text()
     assert "unrecorded" in listed or not ran, "the job ran but the restarted daemon lost it"
+
+
+def test_kill9_daemon_as_a_queued_job_starts_runs_it_once(
+    chaos_daemon: Callable[..., RunningDaemon],
+) -> None:
+    """A queued job's turn comes while the state helper stalls, and the
+    daemon and the helper die: the store still says QUEUED, so the restarted
+    daemon queues it again; it must not have run already (it waits for its
+    record as starting before the launch)."""
+    daemon = chaos_daemon({"joblet": {"maxConcurrentJobs": 1}})
+    volumes = pb_grpc.VolumeServiceStub(daemon.channel())
+    volumes.CreateVolume(pb.CreateVolumeReq(name=VOLUME, size="16MB", type="memory"), timeout=30)
+    ledger = daemon.root / "volumes" / VOLUME / "mnt"
+    subs = Submissions(codes={"blocker": 0, "queued": 9})
+    assert subs.submit(daemon.jobs(), "blocker", LONG_JOB, "0")
+    assert subs.submit(daemon.jobs(), "queued", SHORT, "0")
+    stub = daemon.jobs()
+    assert stub.GetJobStatus(pb.GetJobStatusReq(uuid=subs.acked["queued"])).status == "QUEUED"
+    time.sleep(0.5)  # the QUEUED record reaches the store
+    state = helper_pid(daemon, "state")
+    os.kill(state, signal.SIGSTOP)
+    try:
+        (ledger / "go").touch()  # the blocker ends: the queued job's turn
+        deadline = time.monotonic() + 10
+        while stub.GetJobStatus(pb.GetJobStatusReq(uuid=subs.acked["queued"])).status == "QUEUED":
+            assert time.monotonic() < deadline, "the queued job never left the queue"
+            time.sleep(0.02)
+        time.sleep(0.5)
+        daemon.kill9()
+        os.kill(state, signal.SIGKILL)
+    finally:
+        os.kill(state, signal.SIGCONT)
+    daemon.restart()
+
+    stub = daemon.jobs()
+    ended = wait_all_final(stub, ["blocker", "queued"], timeout=60)
+    runs = Counter((ledger / "runs").read_text().split())
+    assert runs["queued"] == 1, f"the queued job ran {runs['queued']} times"
+    queued = ended["queued"]
+    assert (queued.status, queued.exitCode) == ("FAILED", 9), queued.endReason
+    assert logs(stub, queued.uuid) == b"line-queued\n"
