@@ -72,6 +72,7 @@ class PersistClient:
         self._room.set()
         self._group: asyncio.TaskGroup | None = None
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
         self._last_drop_log = 0.0
 
     async def __aenter__(self) -> PersistClient:
@@ -95,6 +96,7 @@ class PersistClient:
                 self.buffered_bytes,
             )
         if self._task is not None and self._group is not None:
+            self._closing = True
             self._task.cancel()
             await self._group.__aexit__(None, None, None)
             self._task = self._group = None
@@ -188,7 +190,11 @@ class PersistClient:
 
     async def _run(self) -> None:
         delay, outage_logged = self._backoff[0], False
-        while True:
+        # Not `while True`: on Python 3.11 a TaskGroup whose connection is lost
+        # just as close() cancels this task raises the connection's error
+        # instead, `except*` takes it, and the cancel is gone; the flag ends
+        # the loop anyway.
+        while not self._closing:
             try:
                 reader, writer = await asyncio.open_unix_connection(str(self.socket_path))
             except OSError as exc:

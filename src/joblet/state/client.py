@@ -204,7 +204,11 @@ class StateClient:
     async def _run(self) -> None:
         delay = 0.05
         failures = 0
-        while True:
+        # Not `while True`: on Python 3.11 a TaskGroup whose child fails (the
+        # connection lost) just as close() cancels this task raises the child's
+        # error instead, `except*` takes it, and the cancel is gone; the flag
+        # ends the loop anyway.
+        while not self._closing:
             try:
                 reader, writer = await asyncio.open_unix_connection(str(self._socket_path))
             except OSError as exc:
@@ -224,9 +228,6 @@ class StateClient:
             acked_before = self._acked
             await self._serve_connection(reader, writer)
             if self._closing:
-                # On Python 3.11 a TaskGroup whose child fails (the connection
-                # lost) just as close() cancels this task raises the child's
-                # error instead, `except*` takes it, and the cancel is gone.
                 return
             # A helper that fails every write must not be hammered: back off
             # unless this connection got something stored.

@@ -252,3 +252,19 @@ async def test_wait_for_room_returns_when_acks_free_the_buffer(persist: PersistP
         assert client.has_room()
         assert await client.flush(10)
         assert client.dropped_bytes == 0
+
+
+async def test_stop_with_a_sender_connected_is_clean(persist: PersistProcess) -> None:
+    """Persist stopping while the daemon is connected logs no traceback, and
+    the client still closes (its cancel meets the lost connection)."""
+    import asyncio
+
+    client = PersistClient(persist.ipc)
+    await client.start()
+    client.send_logs("job-7", _batch(7, 0))
+    assert await client.flush(10)
+    persist.kill(signal.SIGTERM)  # the client's connection is still open
+    await asyncio.wait_for(client.close(timeout=1), 10)
+    said = persist.log.read_text()
+    assert "persist stopped" in said
+    assert "Traceback" not in said, said
