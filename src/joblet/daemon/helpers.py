@@ -122,3 +122,6 @@ class StateListener:
 
     def deleted(self, job_id: str) -> None:
         self._state.delete(job_id)
+
+    async def recorded(self, timeout: float) -> bool:
+        return await self._state.stored(timeout)

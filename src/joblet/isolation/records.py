@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
+import time
 from dataclasses import asdict, dataclass
 
 from joblet.isolation.spec import JobExit
@@ -87,15 +89,21 @@ def drop_running(state_dir: str, job_id: str) -> None:
 
 
 def load_running(state_dir: str) -> list[RunningRecord]:
+    """Every readable running record; a damaged one is reported on stderr
+    (the launcher's log) and moved aside as NAME.corrupt-<time>, so that it
+    is neither read again nor lost to whoever looks into it."""
     records: list[RunningRecord] = []
     for name in sorted(os.listdir(state_dir)):
         if not name.endswith(".json"):
             continue
+        path = os.path.join(state_dir, name)
         try:
-            with open(os.path.join(state_dir, name)) as f:
+            with open(path) as f:
                 records.append(RunningRecord(**json.load(f)))
-        except (OSError, ValueError, TypeError):
+        except FileNotFoundError:
             continue
+        except (OSError, ValueError, TypeError) as exc:
+            _quarantine(path, exc)
     return records
 
 
@@ -111,6 +119,20 @@ def drop_pid_file(state_dir: str, pid: int) -> None:
     if named == pid:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
+
+
+def _quarantine(path: str, why: Exception) -> None:
+    aside = f"{path}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}"
+    try:
+        os.rename(path, aside)
+    except OSError as exc:
+        aside = f"(could not move it: {exc})"
+    print(
+        f"launcher: damaged running record {path} ({why}); moved to {aside}; "
+        "the job it names can no longer be followed",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def write_exit(job_dir: str, exit_: JobExit) -> None:

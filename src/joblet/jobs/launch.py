@@ -15,15 +15,17 @@ from joblet.errors import JobletError, Unavailable
 from joblet.isolation.spec import LaunchSpec
 from joblet.jobs.ending import JobEnding
 from joblet.jobs.environment import job_environment
-from joblet.jobs.model import Job, JobSpec
+from joblet.jobs.model import Job, JobSpec, JobStatus
 from joblet.jobs.ports import JobMetrics, JobNetworks, JobVolumes, Launcher
-from joblet.jobs.state_machine import LaunchFailed, Started
+from joblet.jobs.state_machine import LaunchFailed, Started, Starting
 from joblet.jobs.table import JobTable
 from joblet.jobs.workspace import log_path, prepare_job_dir, run_as
 from joblet.logs.service import JobLogs
 from joblet.resources.interface import CgroupManager, JobCgroup, Limits
 
 log = logging.getLogger(__name__)
+
+RECORD_WAIT_S = 2.0  # how long a start waits for the state helper to store the job
 
 
 class JobStarter:
@@ -60,11 +62,14 @@ class JobStarter:
         rt = self._table.runtime[job_id]
         registry.starting += 1
         try:
+            if job.status is not JobStatus.INITIALIZING:  # queued or scheduled until now
+                job = self._table.apply(job_id, Starting())
             self._open_logs(job)
             rt.limits = self.limits(job.spec)
             network = self._allocate_network(job)
             rt.cgroup = self._cgroups.create(job_id, rt.limits)
             spec = build_launch_spec(self._config, job, rt.cgroup, network, self._volumes)
+            await self._await_record(job_id)
             pid = await self._launch(spec, rt.cgroup)
         except (JobletError, OSError) as exc:
             reason = f"launch failed: {exc}"
@@ -121,6 +126,20 @@ class JobStarter:
             return block_devices_for(self._config.layout.jobs)
         except OSError:
             return ()
+
+    async def _await_record(self, job_id: str) -> None:
+        """The store must hold the job as starting before it runs: a daemon
+        killed right after the launch would otherwise restart without knowing
+        the job (it would run unlisted), or, for a queued or scheduled one,
+        still see it waiting and run it a second time. A helper that does not
+        answer in time does not hold jobs back for longer."""
+        if not await self._table.recorded(RECORD_WAIT_S):
+            log.warning(
+                "job %s: the state helper did not confirm its record within %gs; "
+                "starting it anyway (a daemon crash now could orphan it)",
+                job_id,
+                RECORD_WAIT_S,
+            )
 
     def _open_logs(self, job: Job) -> None:
         """Create the job's directory (if its submission did not need it yet) and

@@ -62,8 +62,13 @@ class JobVolumes(Protocol):
 
 class JobListener(Protocol):
     """Told of every change to a job record (the state service's client).
-    Both calls must return at once: a job never waits on a listener."""
+    Both calls must return at once: a job never waits on a listener, except
+    through `recorded`, once per start."""
 
     def changed(self, job: Job) -> None: ...
 
     def deleted(self, job_id: str) -> None: ...
+
+    async def recorded(self, timeout: float) -> bool:
+        """Wait until every change told so far is stored; False after `timeout`."""
+        ...

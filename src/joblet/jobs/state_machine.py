@@ -62,11 +62,17 @@ class LaunchFailed:
     at: float
 
 
-Event = Queued | Scheduled | Started | Exited | Canceled | LaunchFailed
+@dataclass(frozen=True)
+class Starting:
+    """A queued or scheduled job's turn came: it is being launched."""
+
+
+Event = Queued | Scheduled | Starting | Started | Exited | Canceled | LaunchFailed
 
 _ALLOWED: dict[type, frozenset[JobStatus]] = {
     Queued: frozenset({S.INITIALIZING, S.SCHEDULED}),
     Scheduled: frozenset({S.INITIALIZING}),
+    Starting: frozenset({S.QUEUED, S.SCHEDULED}),
     Started: frozenset({S.INITIALIZING, S.QUEUED, S.SCHEDULED}),
     Exited: frozenset({S.RUNNING}),
     Canceled: frozenset({S.SCHEDULED, S.QUEUED}),
@@ -85,6 +91,8 @@ def transition(job: Job, event: Event) -> Job:
             return replace(job, status=S.QUEUED)
         case Scheduled(at=at):
             return replace(job, status=S.SCHEDULED, scheduled_at=at)
+        case Starting():
+            return replace(job, status=S.INITIALIZING)
         case Started(pid=pid, at=at):
             return replace(job, status=S.RUNNING, pid=pid, started_at=at)
         case Exited():

@@ -63,6 +63,10 @@ class JobTable:
         if self.listener is not None:
             self.listener.changed(job)
 
+    async def recorded(self, timeout: float) -> bool:
+        """Whether every change so far reached the store within `timeout`."""
+        return self.listener is None or await self.listener.recorded(timeout)
+
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run a coroutine as a task the manager owns (awaited or cancelled at shutdown)."""
         task = asyncio.ensure_future(coro)

@@ -28,7 +28,6 @@ log = logging.getLogger(__name__)
 
 PERSISTED_MARK = "output.persisted"
 FLUSH_TIMEOUT_S = 30.0
-ROOM_POLL_S = 0.01
 
 
 class LogSink(Protocol):
@@ -40,6 +39,8 @@ class LogSink(Protocol):
         """Queue the records; borrowed output must be copied before returning."""
 
     def has_room(self) -> bool: ...
+
+    async def wait_for_room(self) -> None: ...
 
     def job_finished(self, job_id: str) -> None: ...
 
@@ -151,8 +152,9 @@ class JobLogs:
         # before a daemon restart, or a final one sent before this copy) stays.
         sink.delete_logs(job_id)
         async for batch in self.hub.follow_records(job_id):
-            while not sink.has_room():  # persist is behind: wait, never overflow
-                await asyncio.sleep(ROOM_POLL_S)
+            # Persist is behind: wait, never overflow. Woken by its acks, not
+            # by polling: hundreds of jobs may be waiting while it is away.
+            await sink.wait_for_room()
             if batch:
                 sink.send_logs(job_id, batch)
                 await asyncio.sleep(0)  # let other readers in while far behind the writer

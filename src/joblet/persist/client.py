@@ -68,8 +68,11 @@ class PersistClient:
         self._wakeup = asyncio.Event()
         self._empty = asyncio.Event()
         self._empty.set()
+        self._room = asyncio.Event()  # set while `has_room`
+        self._room.set()
         self._group: asyncio.TaskGroup | None = None
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
         self._last_drop_log = 0.0
 
     async def __aenter__(self) -> PersistClient:
@@ -93,6 +96,7 @@ class PersistClient:
                 self.buffered_bytes,
             )
         if self._task is not None and self._group is not None:
+            self._closing = True
             self._task.cancel()
             await self._group.__aexit__(None, None, None)
             self._task = self._group = None
@@ -118,6 +122,12 @@ class PersistClient:
         """Whether the buffer is below half its bound: bulk senders wait for this
         instead of overflowing it (which would drop data)."""
         return self.buffered_bytes < self.max_buffer_bytes // 2
+
+    async def wait_for_room(self) -> None:
+        """Until `has_room`: woken by the acks that free it, so any number of
+        waiting senders cost nothing while persist is away."""
+        while not self.has_room():
+            await self._room.wait()
 
     def send_metric(self, job_id: str, timestamp_ns: int, payload: bytes) -> None:
         sample = pb.MetricSample(timestamp_ns=timestamp_ns, payload=payload)
@@ -148,6 +158,8 @@ class PersistClient:
             return
         self._queue.append(_Frame(seq, frame))
         self.buffered_bytes += len(frame)
+        if not self.has_room():
+            self._room.clear()
         self._empty.clear()
         self._wakeup.set()
 
@@ -173,10 +185,16 @@ class PersistClient:
             self._sent -= 1
         if not self._queue:
             self._empty.set()
+        if self.has_room():
+            self._room.set()
 
     async def _run(self) -> None:
         delay, outage_logged = self._backoff[0], False
-        while True:
+        # Not `while True`: on Python 3.11 a TaskGroup whose connection is lost
+        # just as close() cancels this task raises the connection's error
+        # instead, `except*` takes it, and the cancel is gone; the flag ends
+        # the loop anyway.
+        while not self._closing:
             try:
                 reader, writer = await asyncio.open_unix_connection(str(self.socket_path))
             except OSError as exc:

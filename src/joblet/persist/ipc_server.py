@@ -44,7 +44,12 @@ async def start_ipc_server(path: Path, ingest: Ingest, executor: Executor) -> as
     remove_stale_socket(path)
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await serve_connection(ingest, executor, reader, writer)
+        # Only the shutdown cancels these (asyncio.run ends the tasks still
+        # open). Python 3.11's asyncio.Server calls task.exception() on them,
+        # which raises for a cancelled task and logs a spurious traceback, so
+        # the task must end normally.
+        with contextlib.suppress(asyncio.CancelledError):
+            await serve_connection(ingest, executor, reader, writer)
 
     server = await asyncio.start_unix_server(handle, path=str(path), limit=READ_BYTES)
     os.chmod(path, 0o600)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,12 +40,35 @@ def _translate(exc: grpc.aio.AioRpcError) -> JobletError:
     return Unavailable(f"persist: {detail}")
 
 
+# gRPC backs off exponentially (up to 2 minutes) after failed connects, and
+# fails calls at once meanwhile: after persist was down a few seconds, reads
+# would keep failing long after it is back. Reconnect every second at most,
+# and let a call wait that long for the channel to come up.
+CHANNEL_OPTIONS = (
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+)
+READY_TIMEOUT_S = 5.0
+
+
 class PersistQueryClient:
     """`NotFound` when a job has no history; `Unavailable` when persist is away."""
 
-    def __init__(self, socket_path: Path) -> None:
-        self._channel = grpc.aio.insecure_channel(f"unix:{socket_path}")
+    def __init__(self, socket_path: Path, ready_timeout_s: float = READY_TIMEOUT_S) -> None:
+        self._socket_path = socket_path
+        self._ready_timeout_s = ready_timeout_s
+        self._channel = grpc.aio.insecure_channel(f"unix:{socket_path}", options=CHANNEL_OPTIONS)
         self._stub = pb_grpc.PersistQueryStub(self._channel)  # type: ignore[no-untyped-call]
+
+    async def _ready(self) -> None:
+        """Wait (bounded) for a connection: persist may be restarting."""
+        try:
+            await asyncio.wait_for(self._channel.channel_ready(), self._ready_timeout_s)
+        except TimeoutError as exc:
+            raise Unavailable(
+                f"persist: no answer on {self._socket_path} within {self._ready_timeout_s:g}s"
+            ) from exc
 
     async def __aenter__(self) -> PersistQueryClient:
         return self
@@ -71,6 +95,7 @@ class PersistQueryClient:
             stream=int(stream) if stream else 0,  # type: ignore[arg-type]
             tail=tail,
         )
+        await self._ready()
         call = self._stub.QueryLogs(request)
         try:
             async for response in call:
@@ -87,6 +112,7 @@ class PersistQueryClient:
         self, job_id: str, from_ns: int = 0, to_ns: int = 0
     ) -> AsyncIterator[MetricSample]:
         request = pb.QueryMetricsRequest(job_id=job_id, from_ns=from_ns, to_ns=to_ns)
+        await self._ready()
         call = self._stub.QueryMetrics(request)
         try:
             async for response in call:
@@ -98,6 +124,7 @@ class PersistQueryClient:
             call.cancel()
 
     async def stats(self) -> PersistStats:
+        await self._ready()
         try:
             reply = await self._stub.Stats(pb.StatsRequest())
         except grpc.aio.AioRpcError as exc:

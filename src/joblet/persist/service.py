@@ -49,6 +49,9 @@ class PersistService:
         # One writer thread: requests from every connection are applied in the
         # order they arrive, and compression runs outside the event loop.
         writer_thread = ThreadPoolExecutor(1, thread_name_prefix="persist-writer")
+        for store in (self.logs, self.metrics):
+            checked = await asyncio.get_running_loop().run_in_executor(writer_thread, store.check)
+            log.info("persist: checked %d stored histories under %s", checked, store.root)
         ipc = await start_ipc_server(self.config.ipc_socket, self.ingest, writer_thread)
         grpc_server = await self._start_grpc()
         log.info(

@@ -107,6 +107,18 @@ class EventBuffer:
         self._inflight.clear()
         return count
 
+    @property
+    def last_seq(self) -> int:
+        """The seq of the newest event added (0 before the first)."""
+        return self._next_seq - 1
+
+    def holds_through(self, seq: int) -> bool:
+        """Whether an event numbered `seq` or lower still waits for its ack.
+        Events keep their order (requeued ones go back in front), so the
+        oldest is the first in flight, else the first unsent."""
+        oldest = self._inflight or self._unsent
+        return bool(oldest) and oldest[0].seq <= seq
+
     def pending(self) -> list[StateEvent]:
         """Every event not yet acknowledged, oldest first."""
         return [*self._inflight, *self._unsent]

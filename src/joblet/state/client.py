@@ -59,6 +59,8 @@ class StateSink(Protocol):
 
     async def close(self, timeout: float = 5.0) -> None: ...
 
+    async def stored(self, timeout: float) -> bool: ...
+
 
 class StateClient:
     def __init__(
@@ -75,6 +77,7 @@ class StateClient:
         self._work = asyncio.Event()  # new events to send or room in the window
         self._progress = asyncio.Event()  # an ack arrived
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
         self._connected = False
         self._warned_full = False
         self._acked = 0
@@ -149,6 +152,18 @@ class StateClient:
                     await self._progress.wait()
         return not len(self._buffer)
 
+    async def stored(self, timeout: float) -> bool:
+        """Wait until every event added so far is acknowledged (later ones are
+        not waited for, so a steady stream cannot hold the caller); False on
+        timeout. An event dropped by an overflow no longer counts."""
+        target = self._buffer.last_seq
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while self._buffer.holds_through(target):
+                    self._progress.clear()
+                    await self._progress.wait()
+        return not self._buffer.holds_through(target)
+
     async def close(self, timeout: float = 5.0) -> None:
         """Flush for up to `timeout` seconds, then stop; unsent events are logged."""
         if self._task is None:
@@ -158,6 +173,7 @@ class StateClient:
                 "state: closing with %d events the helper has not acknowledged",
                 len(self._buffer),
             )
+        self._closing = True
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
@@ -188,7 +204,11 @@ class StateClient:
     async def _run(self) -> None:
         delay = 0.05
         failures = 0
-        while True:
+        # Not `while True`: on Python 3.11 a TaskGroup whose child fails (the
+        # connection lost) just as close() cancels this task raises the child's
+        # error instead, `except*` takes it, and the cancel is gone; the flag
+        # ends the loop anyway.
+        while not self._closing:
             try:
                 reader, writer = await asyncio.open_unix_connection(str(self._socket_path))
             except OSError as exc:
@@ -207,6 +227,8 @@ class StateClient:
             failures = 0
             acked_before = self._acked
             await self._serve_connection(reader, writer)
+            if self._closing:
+                return
             # A helper that fails every write must not be hammered: back off
             # unless this connection got something stored.
             delay = 0.05 if self._acked > acked_before else min(delay * 2, self._max_backoff_s)

@@ -113,3 +113,21 @@ def test_inotify_event_parsing() -> None:
     one = struct.pack("iIII", 1, 2, 0, 16) + b"out.log".ljust(16, b"\0")
     two = struct.pack("iIII", 3, 0x400, 0, 0)
     assert parse_inotify_events(one + two) == [(1, 2, "out.log"), (3, 0x400, "")]
+
+
+def test_a_damaged_running_record_is_reported_and_moved_aside(
+    tmp_path: os.PathLike[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = str(tmp_path)
+    good = records.RunningRecord("j1", 123, 456, "/jobs/j1")
+    records.save_running(state, good)
+    for name, text in (("j2.json", '{"job_id": "j2", "pid'), ("j3.json", '["not", "a record"]')):
+        with open(os.path.join(state, name), "w") as f:
+            f.write(text)
+    assert records.load_running(state) == [good]
+    said = capsys.readouterr().err
+    assert "j2.json" in said and "j3.json" in said
+    left = sorted(os.listdir(state))
+    assert left[0] == "j1.json" and len(left) == 3
+    assert all(name.startswith(("j2.json.corrupt-", "j3.json.corrupt-")) for name in left[1:])
+    assert records.load_running(state) == [good]  # moved aside: not read again

@@ -17,6 +17,7 @@ from joblet.jobs.state_machine import (
     Queued,
     Scheduled,
     Started,
+    Starting,
     exit_outcome,
     transition,
 )
@@ -32,6 +33,7 @@ JOB = Job(
 EVENTS: dict[str, Event] = {
     "queued": Queued(),
     "scheduled": Scheduled(at=100.0),
+    "starting": Starting(),
     "started": Started(pid=42, at=5.0),
     "exited": Exited(exit_code=0, signal=0, at=9.0),
     "canceled": Canceled(by="admin", at=7.0),
@@ -43,6 +45,8 @@ LEGAL: dict[tuple[JobStatus, str], JobStatus] = {
     (S.INITIALIZING, "queued"): S.QUEUED,
     (S.SCHEDULED, "queued"): S.QUEUED,
     (S.INITIALIZING, "scheduled"): S.SCHEDULED,
+    (S.QUEUED, "starting"): S.INITIALIZING,
+    (S.SCHEDULED, "starting"): S.INITIALIZING,
     (S.INITIALIZING, "started"): S.RUNNING,
     (S.QUEUED, "started"): S.RUNNING,
     (S.SCHEDULED, "started"): S.RUNNING,

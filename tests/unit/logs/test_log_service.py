@@ -29,6 +29,9 @@ class RecordingSink:
     def has_room(self) -> bool:
         return True
 
+    async def wait_for_room(self) -> None:
+        return None
+
     def job_finished(self, job_id: str) -> None:
         self.finished.append(job_id)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import stat
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from joblet.errors import NotFound
+from joblet.errors import NotFound, Unavailable
 from joblet.logs.format import LogRecord, Stream
 from joblet.persist.client import PersistClient, PersistQueryClient
 
@@ -206,3 +207,64 @@ async def test_disk_full_is_reported_and_survived(tmp_path: Path) -> None:
         if proc.proc is not None and proc.proc.poll() is None:
             proc.kill(signal.SIGTERM)
         subprocess.run(["umount", "-l", str(logs)], check=True)
+
+
+async def test_query_client_reads_again_soon_after_persist_is_back(
+    persist: PersistProcess,
+) -> None:
+    """A client whose connects failed for a while (persist restarting) must
+    read again within a second or two of persist's return, not fail until
+    gRPC's growing reconnect backoff has run out."""
+    import asyncio
+
+    async with PersistClient(persist.ipc) as client:
+        client.send_logs("job-5", _batch(5, 0))
+        assert await client.flush(10)
+    async with PersistQueryClient(persist.grpc) as query:
+        assert len(await _all(query, "job-5")) == 10
+        persist.kill()
+        for _ in range(3):  # failed connects, each making gRPC back off further
+            with contextlib.suppress(Unavailable):
+                await _all(query, "job-5")
+        await asyncio.sleep(4)
+        persist.start()
+        assert len(await _all(query, "job-5")) == 10
+
+
+async def test_wait_for_room_returns_when_acks_free_the_buffer(persist: PersistProcess) -> None:
+    import asyncio
+
+    assert persist.proc is not None
+    async with PersistClient(persist.ipc, max_buffer_bytes=64 * 1024) as client:
+        await client.wait_for_room()  # empty: at once
+        persist.proc.send_signal(signal.SIGSTOP)
+        try:
+            start = 0
+            while client.has_room():
+                client.send_logs("job-6", _batch(6, start, 100))
+                start += 100
+            waiter = asyncio.ensure_future(client.wait_for_room())
+            await asyncio.sleep(0.3)
+            assert not waiter.done()
+        finally:
+            persist.proc.send_signal(signal.SIGCONT)
+        await asyncio.wait_for(waiter, 10)
+        assert client.has_room()
+        assert await client.flush(10)
+        assert client.dropped_bytes == 0
+
+
+async def test_stop_with_a_sender_connected_is_clean(persist: PersistProcess) -> None:
+    """Persist stopping while the daemon is connected logs no traceback, and
+    the client still closes (its cancel meets the lost connection)."""
+    import asyncio
+
+    client = PersistClient(persist.ipc)
+    await client.start()
+    client.send_logs("job-7", _batch(7, 0))
+    assert await client.flush(10)
+    persist.kill(signal.SIGTERM)  # the client's connection is still open
+    await asyncio.wait_for(client.close(timeout=1), 10)
+    said = persist.log.read_text()
+    assert "persist stopped" in said
+    assert "Traceback" not in said, said

@@ -78,3 +78,20 @@ def test_overflow_of_distinct_jobs_drops_the_oldest_and_counts() -> None:
 def test_capacity_must_be_positive() -> None:
     with pytest.raises(ValueError):
         EventBuffer(0)
+
+
+def test_holds_through_follows_the_oldest_unacknowledged_event() -> None:
+    buffer = EventBuffer(10)
+    assert not buffer.holds_through(buffer.last_seq)
+    buffer.add("a", b"1")
+    target = buffer.add("b", b"2").event.seq
+    assert buffer.last_seq == target
+    sent = buffer.take(window=1)
+    buffer.add("c", b"3")  # a later event is not waited for
+    assert buffer.holds_through(target)
+    buffer.ack(sent[0].seq)
+    assert buffer.holds_through(target)  # b is not sent yet
+    buffer.requeue_inflight()
+    buffer.ack_through(buffer.take(window=1)[0].seq)
+    assert not buffer.holds_through(target)
+    assert buffer.holds_through(target + 1)

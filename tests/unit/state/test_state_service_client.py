@@ -198,3 +198,22 @@ async def test_slow_helper_never_blocks_put(sock: Path) -> None:
         # loaded host all the time it needs and still catches 25 blocked ones.
         assert loop.time() - started < 5
         await client.close(timeout=0.1)
+
+
+async def test_stored_waits_for_the_events_so_far_only(sock: Path) -> None:
+    client = await StateClient.connect(sock, max_backoff_s=0.05)
+    client.put(job("early"))
+    assert not await client.stored(0.2)  # no helper yet: not stored
+    backend = RecordingBackend()
+    async with serving(backend, sock):
+        waiting = asyncio.ensure_future(client.stored(5))
+        for i in range(20):  # a stream after the call does not hold it back
+            client.put(job(f"later-{i}"))
+        assert await waiting
+        assert ("put", "early", 0) in backend.ops
+    # The helper went a moment ago: close's cancel meets the lost connection,
+    # and must still end the client (not leave it reconnecting for ever).
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await asyncio.wait_for(client.close(timeout=1), 5)
+    assert loop.time() - started < 3

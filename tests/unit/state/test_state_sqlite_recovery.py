@@ -77,3 +77,26 @@ async def test_a_text_row_does_not_stop_the_listing(tmp_path: Path) -> None:
         assert await backend.get("job-00001") == b'{"a":1}'
     finally:
         await backend.close()
+
+
+async def test_rows_after_a_damaged_page_are_salvaged_too(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "jobs.db"
+    await fill(path, 300)
+    page = 4096
+    pages = path.stat().st_size // page
+    with path.open("r+b") as f:  # one leaf page in the middle overwritten
+        f.seek(page * (pages // 2))
+        f.write(b"\x5a" * page)
+    with caplog.at_level(logging.ERROR):
+        backend = await SqliteBackend.open(path)
+    try:
+        records = dict(await backend.list_all())
+    finally:
+        await backend.close()
+    assert "CORRUPT" in caplog.text
+    for job_id, record in records.items():
+        assert record == (job_id[4:] * 200).encode()
+    assert "job-00299" in records  # the rows after the damage are kept
+    assert 300 - 20 <= len(records) < 300, len(records)

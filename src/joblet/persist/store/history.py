@@ -8,6 +8,14 @@ The index is rewritten (atomically) when a segment is finished. A segment the
 index lacks (persist died while writing it, or the index write failed) is
 scanned and added when the history is next opened, so the index is only ever
 an accelerator, never the source of truth.
+
+A finished segment never changes, so one whose size differs from the index's
+or that was modified after the index was written has been damaged (truncated,
+overwritten): it is checked frame by frame when the history is opened, and if
+bytes are damaged it is quarantined (salvage.py): what can be read is kept,
+the original is moved aside. A segment the index lacks is quarantined when
+its bytes are damaged; a last frame cut short there is the normal trace of a
+crash while writing, not damage.
 """
 
 from __future__ import annotations
@@ -22,7 +30,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from joblet.persist.store.records import PackedBatch
-from joblet.persist.store.segment import CompressedWrite, SegmentInfo, SegmentWriter, scan
+from joblet.persist.store.salvage import quarantine_if_damaged
+from joblet.persist.store.segment import (
+    CompressedWrite,
+    SegmentInfo,
+    SegmentWriter,
+    scan,
+    scan_checked,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,18 +62,64 @@ def segment_files(directory: Path) -> list[str]:
 
 
 def load_index(directory: Path) -> JobIndex:
-    """The index, completed from the segment files on disk."""
-    index = _read_index(directory / INDEX)
+    """The index, completed from the segment files on disk, damaged segments
+    quarantined (module doc)."""
+    index_path = directory / INDEX
+    index = _read_index(index_path)
     on_disk = segment_files(directory)
-    present = set(on_disk)
     known = {info.name for info in index.segments}
-    index.segments = [info for info in index.segments if info.name in present]
+    written = _mtime(index_path)
+    checked: list[SegmentInfo] = []
+    repaired = False
+    for info in index.segments:
+        if info.name not in on_disk:
+            continue
+        if _changed_since(directory / info.name, info, written):
+            repaired = True
+            checked += _rescanned(directory / info.name)
+        else:
+            checked.append(info)
     for name in on_disk:
         if name not in known:
             log.info("indexing segment %s/%s (not in the index)", directory, name)
-            index.segments.append(scan(directory / name))
-    index.segments.sort(key=lambda info: info.name)
+            found, damaged = scan_checked(directory / name)
+            checked += _rescanned(directory / name) if damaged else [found]
+    index.segments = sorted(checked, key=lambda info: info.name)
+    if repaired:
+        _save_quietly(directory, index)
     return index
+
+
+def _rescanned(path: Path) -> list[SegmentInfo]:
+    """A suspect segment, quarantined if damaged, as the index should now
+    know it: [] when nothing of it could be read."""
+    quarantine_if_damaged(path)
+    return [scan(path)] if path.exists() else []
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
+def _changed_since(path: Path, info: SegmentInfo, index_written: float | None) -> bool:
+    """Whether a finished segment is not as the index recorded it."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return False
+    if stat.st_size != info.stored_bytes:
+        return True
+    return index_written is not None and stat.st_mtime > index_written
+
+
+def _save_quietly(directory: Path, index: JobIndex) -> None:
+    try:
+        save_index(directory, index)
+    except OSError as exc:
+        log.error("cannot write the index of %s: %s", directory, exc)
 
 
 def _read_index(path: Path) -> JobIndex:

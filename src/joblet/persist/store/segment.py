@@ -199,12 +199,19 @@ def iter_records(path: Path) -> Iterator[list[Record]]:
 
 def scan(path: Path) -> SegmentInfo:
     """Rebuild a segment's index entry by reading it (recovery after a crash)."""
+    return scan_checked(path)[0]
+
+
+def scan_checked(path: Path) -> tuple[SegmentInfo, bool]:
+    """The segment's index entry, and whether damaged bytes stopped the reading."""
     info = SegmentInfo(path.name)
+    damaged = False
     try:
         for records in iter_records(path):
             for record in records:
                 info.add(record)
     except CorruptSegment as exc:
         log.error("segment is damaged; indexed up to the damage: %s", exc)
+        damaged = True
     info.stored_bytes = path.stat().st_size
-    return info
+    return info, damaged

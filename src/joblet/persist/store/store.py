@@ -129,9 +129,23 @@ class HistoryStore:
             history = self._open.get(job_id)
             if history is not None:
                 return Snapshot(directory, history.snapshot())
-        if not directory.is_dir():
-            return None
-        return Snapshot(directory, load_index(directory).segments)
+            if not directory.is_dir():
+                return None
+            # Under the lock: opening an index may quarantine a damaged segment.
+            return Snapshot(directory, load_index(directory).segments)
+
+    def check(self) -> int:
+        """Open every stored history's index once, so that damaged segments
+        are found and quarantined at start (history.py); returns how many."""
+        count = 0
+        for directory in sorted(self.root.iterdir()):
+            if not (directory.is_dir() and _JOB_ID.fullmatch(directory.name)):
+                continue
+            with self._lock:
+                if directory.name not in self._open:
+                    load_index(directory)
+            count += 1
+        return count
 
     def usage(self) -> Iterator[JobUsage]:
         for directory in self.root.iterdir():

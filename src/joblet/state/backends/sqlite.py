@@ -235,6 +235,11 @@ def _whole_pages(path: Path) -> int | None:
 
 
 def _read_rows(path: Path) -> list[Row]:
+    """The rows `salvage_rows` returns, read from `path`.
+
+    Rows live in rowid order across leaf pages; a damaged page stops a scan,
+    but a new scan that seeks past that page's rowids reads on. Where the
+    damage ends is found by probing (`_next_readable`)."""
     rows: list[Row] = []
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -244,15 +249,64 @@ def _read_rows(path: Path) -> list[Row]:
         # SQLite refuses a file shorter than its header says (truncated) unless
         # writable_schema is on; the connection is read-only, so this is safe.
         conn.execute("PRAGMA writable_schema=ON")
-        cursor = conn.execute("SELECT job_id, record, expires_at FROM jobs ORDER BY rowid")
-        while (row := cursor.fetchone()) is not None:
-            if _is_sound(row):
-                rows.append((row[0], bytes(row[1]), row[2]))
+        start: int | None = 0
+        while start is not None:
+            failed_at = _scan_from(conn, start, rows)
+            start = None if failed_at is None else _next_readable(conn, failed_at)
     except sqlite3.Error as exc:
-        log.error("state database: reading stopped after %d records: %s", len(rows), exc)
+        log.error("state database: no rows readable past %d records: %s", len(rows), exc)
     finally:
         conn.close()
     return rows
+
+
+_FROM = "SELECT rowid, job_id, record, expires_at FROM jobs WHERE rowid >= ? ORDER BY rowid"
+SALVAGE_PROBES = 64  # seeks tried past one damaged stretch before giving up
+MAX_ROWID = 2**63 - 1
+
+
+def _scan_from(conn: sqlite3.Connection, start: int, rows: list[Row]) -> int | None:
+    """Append the sound rows from rowid `start` on; None at the end of the
+    table, else the rowid after the last one read when the scan broke."""
+    position = start
+    try:
+        for rowid, *row in conn.execute(_FROM, (start,)):
+            position = int(rowid) + 1
+            if _is_sound(tuple(row)):
+                rows.append((row[0], bytes(row[1]), row[2]))
+    except sqlite3.Error as exc:
+        log.error("state database: a damaged page after row %d: %s", position - 1, exc)
+        return position
+    return None
+
+
+def _next_readable(conn: sqlite3.Connection, failed_at: int) -> int | None:
+    """The smallest rowid past `failed_at` a scan can start from, or None.
+
+    Seeks from `failed_at` on fail while they land on the damaged page and
+    succeed past it: probe forward with doubling steps, then bisect back to
+    the first seek that works, so no row after the damage is skipped."""
+    bad, step = failed_at, 1
+    for _ in range(SALVAGE_PROBES):
+        probe = min(failed_at + step, MAX_ROWID)
+        if _seek_works(conn, probe):
+            good = probe
+            while good - bad > 1:
+                middle = (bad + good) // 2
+                bad, good = (bad, middle) if _seek_works(conn, middle) else (middle, good)
+            return good
+        if probe == MAX_ROWID:
+            return None
+        bad, step = probe, step * 2
+    return None
+
+
+def _seek_works(conn: sqlite3.Connection, rowid: int) -> bool:
+    try:
+        conn.execute(_FROM, (rowid,)).fetchone()
+    except sqlite3.Error:
+        return False
+    return True
 
 
 def _is_sound(row: tuple[object, ...]) -> bool:
