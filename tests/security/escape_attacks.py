@@ -108,7 +108,9 @@ def mount_attacks() -> None:
         report(f"mount_{fstype}", result=new_mount(fstype))
     # cgroup v1: a hierarchy of its own, whose release_agent runs as host root
     report("mount_cgroup_v1", result=new_mount("cgroup", "none,name=joblet-escape"))
-    report("umount_kcore_mask", result=syscall("umount2", cstr("/proc/kcore"), 2))
+    masks = [f"/proc/{name}" for name in ("kcore", "keys", "timer_list", "sched_debug")]
+    mask = next(path for path in masks if os.path.exists(path))
+    report("umount_proc_mask", path=mask, result=syscall("umount2", cstr(mask), 2))  # MNT_DETACH
     report("pivot_root", result=syscall("pivot_root", cstr("/tmp"), cstr("/tmp")))
     report("fsopen_proc", result=syscall("fsopen", cstr("proc"), 0))
     open_tree_clone = 1
@@ -285,18 +287,13 @@ def ptrace_attach(pid: int) -> str:
 
 def kernel_calls() -> None:
     session_keyring = -3
-    keyring_id = 1  # KEYCTL_GET_KEYRING_ID
+    keyring_id = 0  # KEYCTL_GET_KEYRING_ID
     report("keyctl", result=syscall("keyctl", keyring_id, session_keyring, 0))
-    report(
-        "add_key",
-        result=syscall(
-            "add_key", cstr("user"), cstr("joblet-escape"), cstr("x"), 1, session_keyring
-        ),
-    )
     report(
         "request_key",
         result=syscall("request_key", cstr("user"), cstr("joblet-escape"), None, session_keyring),
     )
+    report("add_key", result=add_key(session_keyring))
     attr = struct.pack("=IIIII", 2, 4, 4, 1, 0) + bytes(100)  # BPF_MAP_TYPE_ARRAY, 1 entry
     report("bpf_map_create", result=syscall("bpf", 0, attr, len(attr)))
     perf = struct.pack("=IIQ", 1, 128, 0) + bytes(104)  # PERF_TYPE_SOFTWARE, CPU_CLOCK
@@ -329,6 +326,25 @@ def kernel_calls() -> None:
     report("vhangup", result=in_child(lambda: syscall("vhangup")))
     report("tiocsti_stdin", result=attempt(lambda: ioctl_sti(0)))
     report("open_tty", result=attempt(lambda: os.close(os.open("/dev/tty", os.O_RDWR))))
+
+
+def add_key(keyring: int) -> str:
+    """A key in a keyring the job might share with the host's root (the
+    session keyring falls back to uid 0's user session keyring): invalidated
+    at once should it be made."""
+    ctypes.set_errno(0)
+    args = (
+        cstr("user"),
+        cstr("joblet-escape"),
+        cstr("x"),
+        ctypes.c_long(1),
+        ctypes.c_long(keyring),
+    )
+    key = libc.syscall(ctypes.c_long(NR["add_key"]), *args)
+    if key < 0:
+        return name_of(ctypes.get_errno())
+    syscall("keyctl", 21, key)  # KEYCTL_INVALIDATE
+    return "ok"
 
 
 def ioctl_sti(fd: int) -> None:
