@@ -104,7 +104,9 @@ def mount_attacks() -> None:
     remount_rw = MS_REMOUNT | MS_BIND  # read-only flag cleared: a write would follow
     report("remount_root_rw", result=syscall("mount", None, cstr("/"), None, remount_rw, None))
     report("remount_usr_rw", result=syscall("mount", None, cstr("/usr"), None, remount_rw, None))
-    for fstype in ("proc", "sysfs", "cgroup2"):  # fresh ones, without the job's masks
+    # Fresh ones, without the job's masks; binfmt_misc's register file names
+    # an interpreter the kernel runs as host root; debugfs shows the kernel.
+    for fstype in ("proc", "sysfs", "cgroup2", "binfmt_misc", "debugfs"):
         report(f"mount_{fstype}", result=new_mount(fstype))
     # cgroup v1: a hierarchy of its own, whose release_agent runs as host root
     report("mount_cgroup_v1", result=new_mount("cgroup", "none,name=joblet-escape"))
@@ -193,6 +195,10 @@ def kernel_files() -> None:
                  "/proc/sys/net/ipv4/ip_forward", "/proc/sys/kernel/hostname"):  # fmt: skip
         if os.path.exists(path):
             report("procsys_write", path=path, result=write_back(path))
+    # Only opened: a write to binfmt_misc's register would be one for the host.
+    binfmt = "/proc/sys/fs/binfmt_misc/register"
+    report("binfmt_register_open", result=attempt(lambda: os.close(os.open(binfmt, os.O_WRONLY))))
+    report("proc_kmsg_read", result=attempt(lambda: os.close(os.open("/proc/kmsg", os.O_RDONLY))))
     report(
         "sysrq_trigger_open",
         result=attempt(lambda: os.close(os.open("/proc/sysrq-trigger", os.O_WRONLY))),
@@ -368,6 +374,10 @@ def sockets() -> None:
     }
     for name, triple in kinds.items():
         report("socket", kind=name, result=attempt(lambda t=triple: socket.socket(*t).close()))
+    if "host_abstract_socket" in HINTS:  # a listener in the host's network namespace
+        address = "\0" + HINTS["host_abstract_socket"]
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as unix:
+            report("host_abstract_socket", result=attempt(lambda: unix.connect(address)))
 
 
 # --- what the job inherited ------------------------------------------------------------

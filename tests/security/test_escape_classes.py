@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -118,7 +119,7 @@ def test_mounts_remounts_and_pivot_root_fail(daemon: RunningDaemon) -> None:
     refused = [
         "remount_root_rw", "remount_usr_rw", "mount_proc", "mount_sysfs", "mount_cgroup_v1",
         "mount_cgroup2", "umount_proc_mask", "pivot_root", "fsopen_proc", "open_tree_clone",
-        "mount_setattr_rw",
+        "mount_setattr_rw", "mount_binfmt_misc", "mount_debugfs",
     ]  # fmt: skip
     for attack in refused:
         assert results(reports, attack) == {attack: "EPERM"}, reports
@@ -151,6 +152,9 @@ def test_kernel_settings_cgroups_and_sys_are_out_of_reach(daemon: RunningDaemon)
         assert report["result"] == "EROFS", (path, report)
     if os.path.exists("/proc/sysrq-trigger"):  # absent without CONFIG_MAGIC_SYSRQ
         assert results(reports, "sysrq_trigger_open") == {"sysrq_trigger_open": "EROFS"}
+    # No binfmt_misc in a job's fresh /proc; even there /proc/sys is read-only.
+    assert results(reports, "binfmt_register_open")["binfmt_register_open"] in ("ENOENT", "EROFS")
+    assert results(reports, "proc_kmsg_read") == {"proc_kmsg_read": "EPERM"}  # CAP_SYSLOG
     for path, report in results(reports, "sys_path", "path").items():
         assert report["exists"] is False, (path, report)  # no sysfs, no cgroupfs in a job
     own = results(reports, "own_cgroups", "attack")["own_cgroups"]
@@ -227,7 +231,14 @@ def test_no_terminal_to_inject_into(daemon: RunningDaemon) -> None:
 
 
 def test_raw_and_packet_sockets_are_refused_ping_sockets_work(daemon: RunningDaemon) -> None:
-    reports = run_attacks(daemon, "sockets")
+    """And the host's abstract unix sockets (named in the network namespace,
+    not in the file system) cannot be reached from the job's namespace."""
+    name = f"joblet-escape-{uuid.uuid4().hex}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind("\0" + name)
+        listener.listen(1)
+        reports = run_attacks(daemon, "sockets", host_abstract_socket=name)
+    assert results(reports, "host_abstract_socket") == {"host_abstract_socket": "ECONNREFUSED"}
     kinds = {kind: r["result"] for kind, r in results(reports, "socket", "kind").items()}
     assert kinds == {
         "inet_raw_icmp": "EPERM", "inet_raw_tcp": "EPERM", "inet6_raw": "EPERM",
