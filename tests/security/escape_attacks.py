@@ -212,6 +212,20 @@ def kernel_files() -> None:
     report("mount_types", types=types)
 
 
+def proc_entries() -> None:
+    """chmod and chown of each kernel-wide /proc entry to the mode and owner
+    it has: they change the kernel's one proc_dir_entry, which every /proc
+    mounted later shows (the host's too)."""
+    for name in sorted(os.listdir("/proc")):
+        path = f"/proc/{name}"
+        if name.isdigit() or os.path.islink(path):
+            continue  # a process of the job's own, self, thread-self, mounts, net
+        st = os.lstat(path)
+        report("proc_entry", name=name,
+               chmod=attempt(lambda p=path, m=st.st_mode: os.chmod(p, m & 0o7777)),
+               chown=attempt(lambda p=path, s=st: os.chown(p, s.st_uid, s.st_gid)))  # fmt: skip
+
+
 # --- devices --------------------------------------------------------------------------
 
 
@@ -452,9 +466,16 @@ def syscall_number(number: int, *args: int) -> str:
     return "ok" if result >= 0 else name_of(ctypes.get_errno())
 
 
-SECTIONS = {"mounts": (mount_attacks, chroot_escape, file_handles), "kernel_files": (kernel_files,),
-            "devices": (devices,), "namespaces": (namespaces,), "kernel_calls": (kernel_calls,),
-            "sockets": (sockets,), "inherited": (inherited,), "abis": (foreign_abis,)}  # fmt: skip
+SECTIONS = {
+    "mounts": (mount_attacks, chroot_escape, file_handles),
+    "kernel_files": (kernel_files, proc_entries),
+    "devices": (devices,),
+    "namespaces": (namespaces,),
+    "kernel_calls": (kernel_calls,),
+    "sockets": (sockets,),
+    "inherited": (inherited,),
+    "abis": (foreign_abis,),
+}
 
 if __name__ == "__main__":
     for section in HINTS.get("sections", ",".join(SECTIONS)).split(","):

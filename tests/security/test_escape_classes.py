@@ -163,6 +163,18 @@ def test_kernel_settings_cgroups_and_sys_are_out_of_reach(daemon: RunningDaemon)
     assert not {"sysfs", "cgroup", "cgroup2"} & set(types), types
 
 
+def test_kernel_wide_proc_entries_keep_their_mode_and_owner(daemon: RunningDaemon) -> None:
+    """Every /proc entry that is not a process's is read-only in a job: a
+    chmod or chown of one (to what it has: no change either way) is EROFS."""
+    reports = run_attacks(daemon, "kernel_files")
+    entries = results(reports, "proc_entry", "name")
+    assert {"meminfo", "cpuinfo", "sys", "driver", "tty"} & set(entries), entries
+    changed = {
+        name: r for name, r in entries.items() if (r["chmod"], r["chown"]) != ("EROFS", "EROFS")
+    }
+    assert not changed, changed
+
+
 def test_device_nodes_made_in_a_job_do_not_open(daemon: RunningDaemon) -> None:
     """CAP_MKNOD stays (package installs make nodes), but every place a job
     can write is nodev: a node for the host's disk, /dev/mem or /dev/kmsg
