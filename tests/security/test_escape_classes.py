@@ -281,8 +281,9 @@ def test_foreign_system_call_abis_are_killed(daemon: RunningDaemon) -> None:
     never happens."""
     reports = run_attacks(daemon, "abis")
     i386 = {call: r["result"] for call, r in results(reports, "i386", "call").items()}
-    assert i386 == dict.fromkeys(
-        ("getpid", "unshare_user", "mount", "keyctl", "setns", "reboot"), "signal:SIGSYS"
-    ), i386
+    assert set(i386) == {"getpid", "unshare_user", "mount", "keyctl", "setns", "reboot"}, i386
+    # A kernel booted with ia32_emulation=false faults on int $0x80 (SIGSEGV)
+    # before seccomp sees it: that call did not run either.
+    assert set(i386.values()) <= {"signal:SIGSYS", "signal:SIGSEGV"}, i386
     x32 = {call: r["result"] for call, r in results(reports, "x32", "call").items()}
     assert x32 == dict.fromkeys(("getpid", "unshare_user"), "signal:SIGSYS"), x32
