@@ -42,6 +42,25 @@ MASKED_PROC_FILES = (
 # Read-only binds of themselves: a write fails with EROFS instead of vanishing
 # into a /dev/null mask (sysrq-trigger must refuse, not pretend).
 READONLY_PROC_PATHS = ("sysrq-trigger", "sys", "bus", "fs", "irq")
+# /proc entries that are the kernel's, not a process's: each is one
+# proc_dir_entry shared by every proc instance, and its owner (root, which a
+# job is) may chmod or chown it (proc_notify_change): a job's
+# `chmod 0 /proc/meminfo` would reach every /proc mounted afterwards, the
+# host's included. Read-only binds of themselves make such changes EROFS;
+# reading works as before. Opening /proc/pressure/* for writing (a PSI
+# trigger on the whole host's pressure) is refused with them. The names are
+# those of Linux 6.x and common drivers (absent ones are skipped); the
+# escape tests list /proc in a job and flag any entry a kernel adds.
+PROC_KERNEL_ENTRIES = (
+    "acpi", "allocinfo", "asound", "bootconfig", "buddyinfo", "cgroups", "cmdline",
+    "config.gz", "consoles", "cpuinfo", "crypto", "devices", "diskstats", "dma", "driver",
+    "dynamic_debug", "execdomains", "fb", "filesystems", "interrupts", "iomem", "ioports",
+    "ipmi", "kallsyms", "key-users", "kmsg", "kpagecgroup", "kpagecount", "kpageflags",
+    "loadavg", "lock_stat", "lockdep", "lockdep_chains", "lockdep_stats", "locks", "mdstat",
+    "meminfo", "misc", "modules", "mpt", "mtrr", "pagetypeinfo", "partitions", "pressure",
+    "program_cpu", "schedstat", "scsi", "softirqs", "stat", "swaps", "sysvipc", "tty",
+    "uptime", "version", "version_signature", "vmcore", "vmstat", "zoneinfo",
+)  # fmt: skip
 GENERATED_ETC = ("hostname", "hosts", "resolv.conf")
 _GENERATED_PATHS = frozenset("/etc/" + name for name in GENERATED_ETC)
 VOLUMES_DIR = "volumes"  # volumes are mounted at /volumes/NAME
@@ -306,7 +325,7 @@ def _plan_proc(p: _Planner) -> None:
     for name in MASKED_PROC_FILES:
         p.ops.append(Mount("/dev/null", f"{proc}/{name}", None, libc.MS_BIND, optional=True))
         p.ops.append(Protect(f"{proc}/{name}", DEVICE_ATTRS, optional=True))
-    for name in READONLY_PROC_PATHS:
+    for name in (*READONLY_PROC_PATHS, *PROC_KERNEL_ENTRIES):
         path = f"{proc}/{name}"
         p.ops.append(Mount(path, path, None, libc.MS_BIND | libc.MS_REC, optional=True))
         p.ops.append(Protect(path, RO_ATTRS | libc.MOUNT_ATTR_NOEXEC, optional=True))
