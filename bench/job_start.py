@@ -16,6 +16,7 @@ Targets: none p50 <= 15 ms, p99 <= 50 ms (issue 2); bridge p50 <= none p50 +
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 
@@ -42,6 +43,14 @@ def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True)
 
 
+def _wait_own_netns(pid: int) -> None:
+    """Until `unshare` has made its network namespace: a veth moved to the
+    pid before that lands in ours (seen on a loaded host)."""
+    ours = os.readlink("/proc/self/ns/net")
+    while os.readlink(f"/proc/{pid}/ns/net") == ours:
+        time.sleep(0.0002)
+
+
 def naive_bridge_starts(runs: int) -> list[float]:
     """`unshare` of the job namespaces plus net, its veth wired by `ip` calls,
     spawn -> first byte of `echo hi` once the network is up.
@@ -63,6 +72,7 @@ def naive_bridge_starts(runs: int) -> list[float]:
             )
             assert proc.stdin is not None and proc.stdout is not None
             inside = ["nsenter", f"--net=/proc/{proc.pid}/ns/net", "ip"]
+            _wait_own_netns(proc.pid)
             _ip("link", "add", host_end, "type", "veth", "peer", "name", "eth0")
             _ip("link", "set", "eth0", "netns", str(proc.pid))
             _ip("link", "set", host_end, "master", NAIVE_BRIDGE, "up")
