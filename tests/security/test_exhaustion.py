@@ -260,3 +260,20 @@ def test_the_daemon_restarts_and_follows_logs_without_inotify(tmp_path: Path) ->
         assert "log following polls" in daemon.log_path.read_text()
     finally:
         daemon.stop()
+
+
+def test_jobs_run_as_another_user_take_only_that_users_instances(tmp_path: Path) -> None:
+    """The way out without user namespaces: joblet.runAsUser. The limit is
+    then that uid's, and the host's root keeps its own."""
+    daemon = launch_daemon(tmp_path, {"joblet": {"runAsUser": 65534, "runAsGroup": 65534}})
+    try:
+        job_id = _hold_inotify(daemon)
+        try:
+            held = log_text(daemon.jobs(), job_id).decode()
+            host = _host_inotify_init()
+        finally:
+            _release(daemon, job_id)
+        assert held.split()[2] == "EMFILE", held  # the job met its uid's limit
+        assert host == 0, os.strerror(host)
+    finally:
+        daemon.stop()
