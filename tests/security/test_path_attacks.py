@@ -5,6 +5,7 @@ one: each is refused with INVALID_ARGUMENT, and nothing is made."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -91,3 +92,19 @@ def test_every_name_and_path_field_refuses_escapes_and_controls(daemon: RunningD
     assert not wrong, "\n".join(wrong)
     assert _inventory(stubs) == before
     assert "Traceback" not in daemon.log_path.read_text()
+
+
+def test_rnx_refuses_to_upload_a_file_linked_from_outside_the_tree(
+    daemon: RunningDaemon, tmp_path: Path
+) -> None:
+    tree = tmp_path / "proj"
+    tree.mkdir()
+    (tmp_path / "id_rsa").write_text("PRIVATE KEY")
+    (tree / "run.sh").write_text("cat proj/key\n")
+    (tree / "key").symlink_to(tmp_path / "id_rsa")
+    jobs = len(daemon.jobs().ListJobs(pb.EmptyRequest()).jobs)
+    result = daemon.rnx("run", "--upload-dir", str(tree), "sh", "proj/run.sh")
+    assert result.returncode == 2, result
+    assert b"links to" in result.stderr and b"outside" in result.stderr, result.stderr
+    assert b"Traceback" not in result.stderr
+    assert len(daemon.jobs().ListJobs(pb.EmptyRequest()).jobs) == jobs
