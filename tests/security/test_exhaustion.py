@@ -277,3 +277,45 @@ def test_jobs_run_as_another_user_take_only_that_users_instances(tmp_path: Path)
         assert host == 0, os.strerror(host)
     finally:
         daemon.stop()
+
+
+# Four processes, each raising its soft limit to the hard one and opening
+# files until refused: what any number of them can hold is this times pids.max.
+OPEN_FILES = r"""
+import errno, os, resource
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+print("limits", soft, hard, flush=True)
+for _ in range(4):
+    if os.fork() == 0:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        held = []
+        try:
+            while True:
+                held.append(os.open("/dev/null", os.O_RDONLY))
+        except OSError as exc:
+            print("held", len(held), errno.errorcode[exc.errno], flush=True)
+        os._exit(0)
+for _ in range(4):
+    os.wait()
+"""
+
+
+def _file_max() -> int:
+    return int(Path("/proc/sys/fs/file-max").read_text())
+
+
+def test_a_jobs_processes_together_cannot_fill_the_host_file_table(tmp_path: Path) -> None:
+    daemon = launch_daemon(tmp_path)  # the defaults: 1024 pids, maxOpenFiles 4096
+    try:
+        stub = daemon.jobs()
+        job_id = stub.RunJob(pb.RunJobRequest(command="python3", args=["-c", OPEN_FILES])).jobUuid
+        assert wait_status(stub, job_id, FINAL, timeout=60).status == "COMPLETED"
+        out = log_text(stub, job_id).decode()
+    finally:
+        daemon.stop()
+    limits = [line.split() for line in out.splitlines() if line.startswith("limits")]
+    hard = int(limits[0][2])
+    held = [line.split() for line in out.splitlines() if line.startswith("held")]
+    assert len(held) == 4 and all(h[2] == "EMFILE" and int(h[1]) < hard for h in held), out
+    # 1024 processes at the hard limit: at most a quarter of the host's table.
+    assert hard * 1024 <= _file_max() // 4 or hard == 64, f"{hard} files x 1024 processes"
