@@ -38,7 +38,8 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDaemon]:
     if os.geteuid() != 0:
         pytest.skip(ROOT_NEEDED)
     running = launch_daemon(
-        tmp_path_factory.mktemp("exhaustion"), {"cgroup": {"defaults": {"maxPids": MAX_PIDS}}}
+        tmp_path_factory.mktemp("exhaustion"),
+        {"cgroup": {"defaults": {"maxPids": MAX_PIDS, "maxMemory": 256}}},
     )
     yield running
     running.stop()
@@ -112,9 +113,10 @@ def test_a_fork_bomb_stops_at_the_pids_limit_and_can_be_stopped(daemon: RunningD
 ALLOCATE = r"""
 import os
 chunks = []
-os.write(1, b"allocating\n")
 while True:
     chunks.append(bytearray(1 << 20))  # zeroed: every page touched
+    if len(chunks) % 8 == 0:
+        os.write(1, f"allocated {len(chunks)}\n".encode())
 """
 
 
@@ -128,7 +130,9 @@ def test_memory_exhaustion_kills_only_inside_the_job(daemon: RunningDaemon) -> N
         hog = stub.RunJob(request).jobUuid
         status = wait_status(stub, hog, FINAL, timeout=120)
         assert (status.status, status.endReason) == ("FAILED", "out of memory")
-        assert b"allocating" in log_text(stub, hog)
+        allocated = [int(line.split()[1]) for line in log_text(stub, hog).splitlines()]
+        # Killed at the job's own limit, not the node's default (256 MB).
+        assert allocated and allocated[-1] < 48, allocated[-5:]
         assert daemon.proc.poll() is None and daemon.proc.pid == daemon_pid
         assert wait_status(stub, witness, {"RUNNING"}, timeout=1)
     finally:
