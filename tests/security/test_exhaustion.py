@@ -323,3 +323,50 @@ def test_a_jobs_processes_together_cannot_fill_the_host_file_table(tmp_path: Pat
     assert len(held) == 4 and all(h[2] == "EMFILE" and int(h[1]) < hard for h in held), out
     # 1024 processes at the hard limit: at most a quarter of the host's table.
     assert hard * 1024 <= _file_max() // 4 or hard == 64, f"{hard} files x 1024 processes"
+
+
+# POSIX message queues (10 messages of 8 KiB each by default) until refused,
+# held until released.
+HOLD_QUEUES = r"""
+import ctypes, errno, os, time
+libc = ctypes.CDLL(None, use_errno=True)
+held = 0
+while held < 200:
+    ctypes.set_errno(0)
+    name = f"/exhaust-{held}".encode()
+    fd = libc.mq_open(name, ctypes.c_int(0o100 | 2), ctypes.c_int(0o600), None)
+    if fd < 0:
+        break
+    held += 1
+print("queues", held, errno.errorcode.get(ctypes.get_errno(), "none"), flush=True)
+deadline = time.monotonic() + 60
+while not os.path.exists("/work/release") and time.monotonic() < deadline:
+    time.sleep(0.05)
+"""
+
+
+def _host_mq_open() -> int:
+    """0, or the errno of creating one default message queue as host root."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    name = f"/joblet-test-{os.getpid()}".encode()
+    ctypes.set_errno(0)
+    fd = libc.mq_open(name, ctypes.c_int(0o100 | 0o200 | 2), ctypes.c_int(0o600), None)
+    if fd < 0:
+        return ctypes.get_errno()
+    os.close(fd)
+    libc.mq_unlink(name)
+    return 0
+
+
+def test_a_job_leaves_the_host_root_its_message_queues(daemon: RunningDaemon) -> None:
+    stub = daemon.jobs()
+    job_id = str(stub.RunJob(pb.RunJobRequest(command="python3", args=["-c", HOLD_QUEUES])).jobUuid)
+    try:
+        wait_until(lambda: b"queues" in log_text(stub, job_id), "the job to hold its queues")
+        held = log_text(stub, job_id).decode()
+        host = _host_mq_open()
+    finally:
+        _release(daemon, job_id)
+    assert host == 0, f"host root's mq_open: {os.strerror(host)} while the job held {held}"
+    count, reason = held.split()[1:3]
+    assert reason == "EMFILE" and 0 < int(count) < 5, held  # its own quarter, then refused
