@@ -10,10 +10,12 @@ from typing import Any
 
 import grpc
 import pytest
-from integration.conftest import RunningDaemon
+from integration.conftest import RunningDaemon, wait_status
 
 from joblet.api import joblet_pb2 as pb
 from joblet.api import joblet_pb2_grpc as pb_grpc
+
+from .exhaustion import FINAL, log_text
 
 pytestmark = [pytest.mark.integration, pytest.mark.privileged]
 
@@ -108,3 +110,38 @@ def test_rnx_refuses_to_upload_a_file_linked_from_outside_the_tree(
     assert b"links to" in result.stderr and b"outside" in result.stderr, result.stderr
     assert b"Traceback" not in result.stderr
     assert len(daemon.jobs().ListJobs(pb.EmptyRequest()).jobs) == jobs
+
+
+PLANT = (
+    "ln -s {canary} /volumes/links/dir; ln -s {canary}/secret /volumes/links/file;"
+    " ln -s / /volumes/links/root; ln -s /work /volumes/links/work"
+)
+FOLLOW = (
+    "(echo job > /volumes/links/file; echo job > /volumes/links/dir/secret) 2>/dev/null;"
+    " echo job > /volumes/links/root/tmp/x && cat /volumes/links/root/tmp/x; true"
+)
+
+
+def test_links_a_job_leaves_in_a_volume_stay_inside_jobs(
+    daemon: RunningDaemon, tmp_path: Path
+) -> None:
+    canary = tmp_path / "canary"
+    canary.mkdir()
+    (canary / "secret").write_text("host")
+    before = (canary / "secret").stat()
+    volumes = pb_grpc.VolumeServiceStub(daemon.channel())
+    volumes.CreateVolume(pb.CreateVolumeReq(name="links", size="8MB", type="memory"))
+    stub = daemon.jobs()
+    try:
+        for script in (PLANT.format(canary=canary), FOLLOW):
+            request = pb.RunJobRequest(command="sh", args=["-c", script], volumes=["links"])
+            job_id = stub.RunJob(request).jobUuid
+            assert wait_status(stub, job_id, FINAL, timeout=60).status == "COMPLETED"
+        # The second job's writes went to its own root (its /tmp), never the host's.
+        assert log_text(stub, job_id) == b"job\n"
+    finally:
+        volumes.RemoveVolume(pb.RemoveVolumeReq(name="links"))
+    after = (canary / "secret").stat()
+    assert (canary / "secret").read_text() == "host"
+    assert (after.st_mtime_ns, after.st_ino) == (before.st_mtime_ns, before.st_ino)
+    assert sorted(p.name for p in canary.iterdir()) == ["secret"]
