@@ -54,10 +54,6 @@ def job_cgroup_file(daemon: RunningDaemon, job_id: str, name: str) -> Path:
     raise AssertionError(f"no {name} for job {job_id}")
 
 
-def host_process_count() -> int:
-    return sum(1 for entry in Path("/proc").iterdir() if entry.name.isdigit())
-
-
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]

@@ -21,7 +21,6 @@ from .exhaustion import (
     FINAL,
     STATUS_P99_S,
     StatusLatency,
-    host_process_count,
     job_cgroup_file,
     log_text,
     stop_quietly,
@@ -84,19 +83,17 @@ def test_a_fork_bomb_stops_at_the_pids_limit_and_can_be_stopped(daemon: RunningD
     stub = daemon.jobs()
     witness = stub.RunJob(pb.RunJobRequest(command="sleep", args=["300"])).jobUuid
     wait_status(stub, witness, {"RUNNING"})
-    before = host_process_count()
     bomb = stub.RunJob(pb.RunJobRequest(command="python3", args=["-c", BOMB], maxCpu=100))
     job_id = bomb.jobUuid
     try:
         with StatusLatency(stub, witness) as latency:
             wait_until(lambda: b"refused" in log_text(stub, job_id), "a refused fork")
             assert b"refused EAGAIN" in log_text(stub, job_id)
+            # Every task the job has, threads included, is in its cgroup:
+            # what it adds to the host's processes is pids.current.
             current = int(job_cgroup_file(daemon, job_id, "pids.current").read_text())
             assert current <= MAX_PIDS
             assert _pids_max_events(daemon, job_id) > 0
-            # Other users of the machine come and go: a margin, far below
-            # what an unbounded bomb makes.
-            assert host_process_count() <= before + MAX_PIDS + 150
             wait_until(lambda: len(latency.seconds) >= 100, "100 answers during the bomb")
         p99 = latency.p99()
         print(
