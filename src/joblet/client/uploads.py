@@ -4,10 +4,12 @@ Layout in the job's workspace:
 - `--upload PATH` puts the file at `<basename>`, with its permission bits.
 - `--upload-dir DIR` puts the tree at `<basename of DIR>/...`: the directory and
   each sub-directory become directory entries (so empty ones survive), files
-  keep their relative paths and permission bits. Symbolic links to files are
-  read through (their content is uploaded, like `scp` does); links to
-  directories are skipped so that a link cycle cannot make the upload endless.
-  Other special files (fifos, sockets, devices) are refused.
+  keep their relative paths and permission bits. Symbolic links to files in
+  the tree are read through (their content is uploaded, like `scp` does); a
+  link to a file outside the tree is refused, so a tree someone else prepared
+  (`key -> ~/.ssh/id_rsa`) cannot make rnx send a private file of the user's.
+  Links to directories are skipped so that a link cycle cannot make the
+  upload endless. Other special files (fifos, sockets, devices) are refused.
 """
 
 from __future__ import annotations
@@ -62,10 +64,21 @@ def directory_upload(root: Path) -> list[UploadEntry]:
     return list(_walk(root, base))
 
 
+def _check_inside(link: Path, top: Path) -> None:
+    """Refuse a symlink in an uploaded tree whose file lies outside it."""
+    target = link.resolve()
+    if not target.is_relative_to(top):
+        raise _fail(
+            f"cannot upload {link}: it links to {target}, outside {top}"
+            " (copy the file into the directory to upload it)"
+        )
+
+
 def _walk(root: Path, base: str) -> Iterator[UploadEntry]:
     def raise_error(exc: OSError) -> None:
         raise _fail(f"cannot upload {exc.filename}: {exc.strerror}") from exc
 
+    top = root.resolve()
     for dirpath, dirnames, filenames in os.walk(root, onerror=raise_error):
         here = Path(dirpath)
         relative = here.relative_to(root).as_posix()
@@ -75,6 +88,8 @@ def _walk(root: Path, base: str) -> Iterator[UploadEntry]:
         # the listing too so that each entry it yields is a real directory.
         dirnames[:] = sorted(d for d in dirnames if not (here / d).is_symlink())
         for name in sorted(filenames):
+            if (here / name).is_symlink():
+                _check_inside(here / name, top)
             yield read_file_entry(here / name, f"{prefix}/{name}")
 
 

@@ -146,7 +146,9 @@ class JobsConfig:
     # None, else only the default user (joblet.jobs.users).
     allowed_users: tuple[tuple[int, int], ...] | None = None
     # RLIMIT_NOFILE hard limit per job process (soft 1024): ten jobs cannot
-    # take the host's file table. 0 = the launcher's own limits.
+    # take the host's file table; lowered at launch where maxPids processes
+    # would hold over a quarter of it (joblet.jobs.open_files). 0 = the
+    # launcher's own limits.
     max_open_files: int = 4096
     # A launcher with no job and no daemon connected exits after this long
     # (0 = never): a daemon that never comes back leaves no process behind.

@@ -233,11 +233,25 @@ def _setup_fds(prep: Prepared) -> None:
         signal.signal(signum, signal.SIG_DFL)
 
 
+# POSIX message queue bytes count per real uid, checked against the
+# creator's RLIMIT_MSGQUEUE (mq_overview(7)): a job of root's with the usual
+# 800 KiB could take all of root's, and the host's root then gets EMFILE from
+# mq_open. At a quarter, all jobs together leave root three quarters.
+JOB_MSGQUEUE_BYTES = 819200 // 4
+
+
+def _limit_message_queues() -> None:
+    hard = resource.getrlimit(resource.RLIMIT_MSGQUEUE)[1]
+    limit = JOB_MSGQUEUE_BYTES if hard == resource.RLIM_INFINITY else min(JOB_MSGQUEUE_BYTES, hard)
+    resource.setrlimit(resource.RLIMIT_MSGQUEUE, (limit, limit))
+
+
 def _drop_privileges(prep: Prepared, order: JobOrder) -> None:
     if order.nofile[1]:
         # Lowered while still privileged; the job (without CAP_SYS_RESOURCE)
         # cannot raise the hard limit again.
         resource.setrlimit(resource.RLIMIT_NOFILE, order.nofile)
+    _limit_message_queues()
     libc.capbset_drop_all(prep.caps_to_drop)
     libc.cap_ambient_clear_all()
     if order.gid or order.uid:

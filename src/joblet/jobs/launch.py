@@ -16,6 +16,7 @@ from joblet.isolation.spec import LaunchSpec
 from joblet.jobs.ending import JobEnding
 from joblet.jobs.environment import job_environment
 from joblet.jobs.model import Job, JobSpec, JobStatus
+from joblet.jobs.open_files import open_files_cap, read_file_max
 from joblet.jobs.ports import JobMetrics, JobNetworks, JobVolumes, Launcher
 from joblet.jobs.state_machine import LaunchFailed, Started, Starting
 from joblet.jobs.table import JobTable
@@ -186,7 +187,9 @@ def build_launch_spec(
         workdir=job.spec.workdir or "/work",
         tmp_size_bytes=config.filesystem.tmp_size_bytes,
         max_log_bytes=config.jobs.max_log_bytes,
-        max_open_files=config.jobs.max_open_files,
+        max_open_files=open_files_cap(
+            config.jobs.max_open_files, config.cgroup.defaults.max_pids, read_file_max()
+        ),
         uid=uid,
         gid=gid,
         network=network or {},

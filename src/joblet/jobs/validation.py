@@ -27,6 +27,7 @@ MAX_MODE = 0o7777
 # Names become hostnames and path components: no "/", no leading ".", no "..".
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # C0, DEL, C1
 _NAME_RULE = "1-64 letters, digits, '_', '.', '-', starting with a letter or digit, no '..'"
 
 
@@ -244,6 +245,9 @@ def check_workdir(workdir: str) -> str:
         return ""
     if "\0" in workdir:
         raise InvalidArgument("workDir contains a NUL byte")
+    if _CONTROL.search(workdir):
+        # As for upload paths: a directory name no terminal may print raw.
+        raise InvalidArgument(f"workDir {workdir!r} contains a control character")
     # "//work" is kept as is by normpath (POSIX leaves a leading "//" alone).
     joined = posixpath.join(WORKSPACE, workdir).lstrip("/")
     normal = posixpath.normpath("/" + joined)

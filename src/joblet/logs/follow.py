@@ -6,9 +6,14 @@ a job prints, and any number of followers, joining at any time, each read the
 whole log in order with nothing lost or duplicated.
 
 Followers learn of new data from inotify (one descriptor for the daemon) and
-of the job's end from `finish()`. The launcher writes a job's exit record only
-after it has drained the job's pipes, so once a job is finished its log file is
-complete.
+of the job's end from `finish()`. Inotify instances and watches are counted per
+real uid, and jobs run as uid 0 like the daemon (no user namespace): a job can
+take them all (fs.inotify.max_user_instances, max_user_watches). A log the
+hub cannot watch is then polled every `POLL_S`, so following degrades to a
+short delay instead of failing the job's start or the daemon's.
+
+The launcher writes a job's exit record only after it has drained the job's
+pipes, so once a job is finished its log file is complete.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from joblet.isolation.libc import IN_CLOSE_WRITE, IN_MODIFY, Inotify
@@ -25,6 +30,8 @@ from joblet.logs.format import RecordView
 from joblet.logs.reader import LogCursor
 
 log = logging.getLogger(__name__)
+
+POLL_S = 0.2
 
 
 class _Watch:
@@ -47,16 +54,33 @@ class _Watch:
 class LogHub:
     """Owns the inotify descriptor and the per-job watches."""
 
-    def __init__(self) -> None:
+    def __init__(self, inotify: Callable[[], Inotify] = Inotify) -> None:
         self._watches: dict[str, _Watch] = {}
         self._by_wd: dict[int, _Watch] = {}
+        self._new_inotify = inotify
         self._inotify: Inotify | None = None
+        self._started = False
+        self._poll: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
-        self._inotify = Inotify()
+        self._started = True
+        try:
+            self._inotify = self._new_inotify()
+        except OSError as exc:
+            log.warning("log following polls every %.1f s: no inotify instance (%s)", POLL_S, exc)
+            return
         asyncio.get_running_loop().add_reader(self._inotify.fileno(), self._on_inotify)
 
+    @property
+    def polling(self) -> bool:
+        """Whether some followed log is polled rather than watched."""
+        return self._poll is not None
+
     def close(self) -> None:
+        self._started = False
+        if self._poll is not None:
+            self._poll.cancel()
+            self._poll = None
         if self._inotify is not None:
             with contextlib.suppress(RuntimeError):
                 asyncio.get_running_loop().remove_reader(self._inotify.fileno())
@@ -72,10 +96,30 @@ class LogHub:
         watch = _Watch(path)
         watch.finished = finished
         self._watches[job_id] = watch
-        if not finished and self._inotify is not None:
-            path.touch(exist_ok=True)
-            watch.wd = self._inotify.add_watch(str(path), IN_MODIFY | IN_CLOSE_WRITE)
-            self._by_wd[watch.wd] = watch
+        if finished or not self._started:
+            return
+        path.touch(exist_ok=True)
+        if self._inotify is not None:
+            try:
+                watch.wd = self._inotify.add_watch(str(path), IN_MODIFY | IN_CLOSE_WRITE)
+            except OSError as exc:  # ENOSPC: the uid's watches are all taken
+                log.warning("log of job %s polled: %s", job_id, exc)
+            else:
+                self._by_wd[watch.wd] = watch
+                return
+        self._schedule_poll()
+
+    def _schedule_poll(self) -> None:
+        if self._poll is None:
+            self._poll = asyncio.get_running_loop().call_later(POLL_S, self._on_poll)
+
+    def _on_poll(self) -> None:
+        self._poll = None
+        unwatched = [w for w in self._watches.values() if w.wd < 0 and not w.finished]
+        for watch in unwatched:
+            watch.notify()
+        if unwatched and self._started:
+            self._schedule_poll()
 
     def finish(self, job_id: str) -> None:
         """The job ended and its log is complete: release followers at EOF."""

@@ -22,9 +22,14 @@ ALLOWED_RANGES = tuple(
 Net = ipaddress.IPv4Network
 
 
-def validate_name(name: str) -> None:
+def check_name_format(name: str) -> None:
+    """The shape of a custom network's name; it becomes part of file names."""
     if not NAME_RE.fullmatch(name):
         raise InvalidArgument(f"network name {name!r} must match [a-z0-9][a-z0-9-]{{0,31}}")
+
+
+def validate_name(name: str) -> None:
+    check_name_format(name)
     if name in BUILTIN_NAMES:
         raise InvalidArgument(f"network name {name!r} is built in")
 

@@ -235,6 +235,7 @@ class NetworkManager:
         """Remove a custom network; `users` are queued/scheduled jobs naming it."""
         if name in self._builtins or name in (NONE, HOST):
             raise InvalidArgument(f"network {name!r} is built in")
+        ad.check_name_format(name)  # before the name is looked up or joined to a path
         with self._lock:
             if name not in self._state.networks:
                 raise NotFound(f"network {name!r} not found")

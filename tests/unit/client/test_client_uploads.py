@@ -54,6 +54,28 @@ def test_directory_upload_is_recursive_under_the_basename(tmp_path: Path) -> Non
     assert order.index("proj/src") < order.index("proj/src/pkg") < order.index("proj/src/pkg/m.py")
 
 
+@pytest.mark.parametrize("hop", [False, True], ids=["direct", "through-a-link-in-the-tree"])
+def test_a_link_to_a_file_outside_the_tree_is_refused(tmp_path: Path, hop: bool) -> None:
+    root = tmp_path / "proj"
+    root.mkdir()
+    secret = tmp_path / "id_rsa"
+    secret.write_text("PRIVATE")
+    if hop:  # a link in the tree to a link that leaves it
+        (root / "inner").symlink_to(secret)
+        (root / "key").symlink_to(root / "inner")
+    else:
+        (root / "key").symlink_to(secret)
+    with pytest.raises(CliError, match="outside") as caught:
+        directory_upload(root)
+    assert str(secret) in str(caught.value) and caught.value.exit_code == 2
+    (root / "key").unlink()
+    if hop:
+        (root / "inner").unlink()
+    (root / "key").symlink_to("../proj/./a.txt")  # relative, and inside after all
+    (root / "a.txt").write_text("A")
+    assert {e.path: e.content for e in directory_upload(root)}["proj/key"] == b"A"
+
+
 def test_errors_are_usage_errors(tmp_path: Path) -> None:
     with pytest.raises(CliError, match="it is a directory") as caught:
         file_upload(tmp_path)

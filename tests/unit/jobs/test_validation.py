@@ -324,6 +324,11 @@ def test_workdir_nul() -> None:
     refused("workDir contains a NUL byte", workDir="/work/\0")
 
 
+@pytest.mark.parametrize("value", ["/work/a\nb", "sub\x1b[2J", "/work/\x7f", "/work/\u009b"])
+def test_workdir_control_characters(value: str) -> None:
+    refused(f"workDir {value!r} contains a control character", workDir=value)
+
+
 # --- uploads ----------------------------------------------------------------
 
 
