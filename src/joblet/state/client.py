@@ -32,7 +32,8 @@ LIST_READ_BYTES = 1024 * 1024
 MAX_BATCH_BYTES = 1024 * 1024  # records per WriteBatch frame
 # Under a steady stream of events the sender waits LINGER_S before each batch,
 # so a few milliseconds of events share one frame, one transaction and one ack;
-# a lone event (nothing sent for BUSY_S) goes out at once.
+# a lone event (nothing sent for BUSY_S) goes out at once, and so does a batch
+# someone waits on (`stored`: a job start waits for its record).
 LINGER_S = 0.005
 BUSY_S = 0.05
 
@@ -76,6 +77,8 @@ class StateClient:
         self._max_backoff_s = max_backoff_s
         self._work = asyncio.Event()  # new events to send or room in the window
         self._progress = asyncio.Event()  # an ack arrived
+        self._hurry = asyncio.Event()  # someone waits in stored(): no linger
+        self._waiting = 0
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._connected = False
@@ -157,11 +160,18 @@ class StateClient:
         not waited for, so a steady stream cannot hold the caller); False on
         timeout. An event dropped by an overflow no longer counts."""
         target = self._buffer.last_seq
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                while self._buffer.holds_through(target):
-                    self._progress.clear()
-                    await self._progress.wait()
+        self._waiting += 1
+        self._hurry.set()
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    while self._buffer.holds_through(target):
+                        self._progress.clear()
+                        await self._progress.wait()
+        finally:
+            self._waiting -= 1
+            if not self._waiting:
+                self._hurry.clear()
         return not self._buffer.holds_through(target)
 
     async def close(self, timeout: float = 5.0) -> None:
@@ -262,7 +272,9 @@ class StateClient:
                 await self._work.wait()
                 continue
             if self._busy() and self._buffer.unsent < self._window:
-                await asyncio.sleep(LINGER_S)  # let a busy stream fill the batch a little
+                # Let a busy stream fill the batch a little, unless someone waits.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._hurry.wait(), LINGER_S)
             batch = self._buffer.take(self._window)
             self._last_send = asyncio.get_running_loop().time()
             # One frame per batch (up to MAX_BATCH_BYTES): the helper stores it

@@ -217,3 +217,22 @@ async def test_stored_waits_for_the_events_so_far_only(sock: Path) -> None:
     started = loop.time()
     await asyncio.wait_for(client.close(timeout=1), 5)
     assert loop.time() - started < 3
+
+
+async def test_stored_sends_at_once_in_a_busy_stream(
+    sock: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A linger long enough to see: a waiter must not sit it out.
+    monkeypatch.setattr("joblet.state.client.LINGER_S", 30.0)
+    backend = RecordingBackend()
+    async with serving(backend, sock):
+        client = await StateClient.connect(sock, max_backoff_s=0.05)
+        client.put(job("first"))
+        assert await client.stored(10)  # a lone event goes out at once
+        client.put(job("second"))  # the stream is busy now: this one would linger
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        assert await client.stored(20)
+        assert loop.time() - started < 10
+        assert ("put", "second", 0) in backend.ops
+        await client.close(timeout=1)
