@@ -30,6 +30,8 @@ def setup_and_serve(tmp: Path, world: Netns) -> RunningDaemon:
         subprocess.run(
             [sys.executable, "-m", "joblet.daemon.main", *setup], check=True, capture_output=True
         )
+        # Set-up names the node (and so its interfaces) before the first start.
+        assert (root / "state" / "node-id").read_text().strip(), "setup wrote no node id"
         config_path = root / "config" / "joblet-config.yml"
         proc = _serve(world, config_path, log_path, None)
     except BaseException:
