@@ -170,7 +170,8 @@ def test_two_daemons_killed_in_turn_keep_to_their_own(pair: list[RunningDaemon])
     _check_kernel_objects(sides)
     _stop_both_and_check_nothing_left(sides)
     total_s = time.monotonic() - started
-    print(f"two daemons, {ROUNDS} kills each: chaos {chaos_s:.1f}s, in all {total_s:.1f}s")
+    load = ", ".join(f"{s.tag}: {len(s.acked)} taken, {len(s.unsure)} unsure" for s in sides)
+    print(f"two daemons, {ROUNDS} kills each: chaos {chaos_s:.1f}s, in all {total_s:.1f}s; {load}")
 
 
 def _check_distinct_placements(a: Placement, b: Placement) -> None:
