@@ -343,3 +343,35 @@ def _check_kernel_objects_of_one(side: Side, world: Netns) -> None:
     assert f"table inet {p.table}" in world.nft_tables()
     assert loop_devices_under(side.daemon.root)
     assert cgroup_dirs(p.cgroup_parent)
+
+
+@pytest.mark.timeout(120)
+def test_a_range_taken_while_its_daemon_was_stopped_stays_with_the_taker(
+    pair: list[RunningDaemon],
+) -> None:
+    """a's network keeps its definition over a clean stop; b takes its range
+    meanwhile. a starts again without making a second bridge on that range
+    (b's jobs would lose their route), says why jobs cannot use the network,
+    and lets it be removed."""
+    a, b = pair
+    world = a.world
+    nets_a = pb_grpc.NetworkServiceStub(a.channel())
+    nets_b = pb_grpc.NetworkServiceStub(b.channel())
+    nets_a.CreateNetwork(pb.CreateNetworkReq(name="lab", cidr=LAB["a"]), timeout=30)
+    a.stop_daemon_only()
+    nets_b.CreateNetwork(pb.CreateNetworkReq(name="lab", cidr=LAB["a"]), timeout=30)
+    a.restart()
+
+    routes = world.ip("-4", "route", "show", LAB["a"]).splitlines()
+    assert [r.split()[2] for r in routes] == [Placement.of(b).bridge("lab")], routes
+    assert not link_addresses(world, Placement.of(a).bridge("lab"))
+    with pytest.raises(grpc.RpcError) as refused:
+        a.jobs().RunJob(pb.RunJobRequest(command="true", network="lab"), timeout=30)
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert LAB["a"] in str(refused.value.details()), refused.value.details()
+    job_id = a.jobs().RunJob(pb.RunJobRequest(command="true"), timeout=30).jobUuid
+    assert wait_status(a.jobs(), job_id, FINAL, timeout=60).status == "COMPLETED"
+    nets_a.RemoveNetwork(pb.RemoveNetworkReq(name="lab"), timeout=30)
+    assert [r.split()[2] for r in world.ip("-4", "route", "show", LAB["a"]).splitlines()] == [
+        Placement.of(b).bridge("lab")
+    ]
