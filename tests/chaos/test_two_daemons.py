@@ -30,6 +30,7 @@ from integration.test_volumes_service import unmount_volumes
 
 from joblet.api import joblet_pb2 as pb
 from joblet.api import joblet_pb2_grpc as pb_grpc
+from joblet.resources.ownership import read_owner
 
 from .pair_support import (
     Placement,
@@ -332,6 +333,7 @@ def _stop_both_and_check_nothing_left(sides: list[Side]) -> None:
             assert f"table inet {p.table}" not in tables, (gone.tag, tables)
             assert not cgroup_dirs(p.cgroup_parent), (gone.tag, p.cgroup_parent)
             assert not loop_devices_under(gone.daemon.root), gone.tag
+            assert read_owner(p.cgroup_parent) is None, (gone.tag, p.cgroup_parent)
         if i == 0:
             _check_kernel_objects_of_one(sides[1], world)
 
