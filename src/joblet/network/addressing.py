@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from joblet.errors import InvalidArgument
 
@@ -63,6 +63,21 @@ def check_overlaps(net: Net, taken: dict[str, Net], host_nets: Iterable[Net]) ->
     for other in host_nets:
         if other.prefixlen > 0 and net.overlaps(other):
             raise InvalidArgument(f"{net} overlaps the host's {other}")
+
+
+def clashes(nets: Mapping[str, str], others: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """name -> why, for each of `nets` (name -> CIDR) whose range overlaps an
+    address or route of another interface (`others`: (network, interface)).
+    The default route (/0) overlaps everything and is no clash."""
+    found: dict[str, str] = {}
+    parsed = [(ipaddress.ip_network(n, strict=False), link) for n, link in others]
+    for name, cidr in nets.items():
+        net = Net(cidr)
+        for other, link in parsed:
+            if other.prefixlen > 0 and other.version == 4 and net.overlaps(other):
+                found[name] = f"network {name!r} ({cidr}) overlaps {other} on {link}"
+                break
+    return found
 
 
 def daemon_prefix(daemon_id: str) -> str:

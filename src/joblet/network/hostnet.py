@@ -82,6 +82,16 @@ def links_with_prefix(prefix: str) -> list[str]:
     return sorted(n for n in names if n.startswith(prefix))
 
 
+def other_links_networks(prefix: str) -> list[tuple[str, str]]:
+    """(network, interface name) of every IPv4 address and route of this
+    namespace on an interface not starting with `prefix` (not this daemon's)."""
+    with RtNetlink() as nl:
+        names = {link.ifindex: link.name for link in nl.links()}
+        found = nl.ipv4_networks_by_link()
+    named = [(net, names.get(index, f"#{index}")) for net, index in found]
+    return [(net, name) for net, name in named if not name.startswith(prefix)]
+
+
 def delete_link(name: str) -> None:
     """Delete a link; one already gone is fine."""
     with RtNetlink() as nl:

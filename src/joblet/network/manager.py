@@ -72,6 +72,8 @@ class NetworkManager:
         self._state = NetState()
         self._state_path = os.path.join(state_dir, "state.json")
         self.gso_bytes = 0  # set by start()
+        # Custom networks whose range another interface held at start: name -> why.
+        self._unavailable: dict[str, str] = {}
         self.nameservers = self._pick_nameservers(resolv_conf)
         builtin_bridge = NetworkDef(BRIDGE, config.bridge_cidr, ad.bridge_name(daemon_id, BRIDGE))
         self._builtins = {
@@ -87,8 +89,9 @@ class NetworkManager:
         self._state = load_state(self._state_path)
         self._claim_prefix(firewall.list_tables())
         self._check_builtins()
+        self._find_clashes()
         hostnet.enable_forwarding(self.procfs)
-        for net in self._bridged():
+        for net in self._live():
             self._ensure_bridge(net)
         self._apply_firewall()
         self._remove_leftover_links()
@@ -152,6 +155,7 @@ class NetworkManager:
             return {"mode": NONE, "network": NONE, "nameservers": []}
         if mode == HOST:
             return self._host_mode(job_id, admin)
+        self._refuse_unavailable(mode)
         with self._lock:
             alloc = self._reserve(job_id, mode, job_name, ingress, egress)
             save_state(self._state_path, self._state)
@@ -168,6 +172,7 @@ class NetworkManager:
             self._host_mode("(request)", admin)
         elif mode != NONE:
             self._net(mode)
+            self._refuse_unavailable(mode)
         return mode
 
     def plan(self, alloc: Allocation) -> dict[str, Any]:
@@ -244,6 +249,7 @@ class NetworkManager:
                 raise FailedPrecondition(f"network {name!r} is used by jobs: {', '.join(in_use)}")
             net = self._state.networks.pop(name)
             self._state.cursors.pop(name, None)
+            self._unavailable.pop(name, None)
             self._state.retired.append(net.bridge)
             save_state(self._state_path, self._state)
         self._apply_firewall()
@@ -368,6 +374,28 @@ class NetworkManager:
     def _bridged(self) -> list[NetworkDef]:
         return [self._builtins[BRIDGE], *self._state.networks.values()]
 
+    def _live(self) -> list[NetworkDef]:
+        """The bridged networks that have (or get) a bridge and rules."""
+        return [n for n in self._bridged() if n.name not in self._unavailable]
+
+    def _find_clashes(self) -> None:
+        """Custom networks whose range another interface holds now (a network
+        another daemon in this namespace made while this one was stopped, or
+        a new host route) get no bridge: a second bridge on the range would
+        take the other's route. Jobs cannot use them until they are removed."""
+        custom = {n.name: n.cidr for n in self._state.networks.values()}
+        self._unavailable = ad.clashes(custom, hostnet.other_links_networks(self.prefix))
+        for why in self._unavailable.values():
+            log.error("%s: the network has no bridge until it is removed", why)
+
+    def _refuse_unavailable(self, network: str) -> None:
+        why = self._unavailable.get(network)
+        if why is not None:
+            raise FailedPrecondition(
+                f"{why} in the daemon's network namespace: jobs cannot use it; remove"
+                " the network, or free its range and restart the daemon"
+            )
+
     def _ensure_bridge(self, net: NetworkDef) -> None:
         cidr = ipaddress.IPv4Network(net.cidr)
         hostnet.ensure_bridge(
@@ -375,7 +403,7 @@ class NetworkManager:
         )
 
     def _apply_firewall(self) -> None:
-        nets = [firewall.FirewallNet(n.cidr, n.bridge) for n in self._bridged()]
+        nets = [firewall.FirewallNet(n.cidr, n.bridge) for n in self._live()]
         nets.append(
             firewall.FirewallNet(self.config.isolated_pool, f"{self.prefix}i*", bridged=False)
         )

@@ -345,6 +345,21 @@ class RtNetlink:
         found += [route_network(p) for p in self._dump(route, RTM_NEWROUTE)]
         return [net for net in found if net is not None]
 
+    def ipv4_networks_by_link(self) -> list[tuple[str, int]]:
+        """(network, interface index) for each IPv4 address (/32) and each
+        unicast route destination that goes through an interface."""
+        addr = Request(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, _IFADDRMSG.pack(2, 0, 0, 0, 0))
+        route = Request(
+            RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, _RTMSG.pack(2, 0, 0, 0, 0, 0, 0, 0, 0)
+        )
+        found: list[tuple[str | None, int]] = [
+            (addr_network(p), _IFADDRMSG.unpack_from(p)[4]) for p in self._dump(addr, RTM_NEWADDR)
+        ]
+        for payload in self._dump(route, RTM_NEWROUTE):
+            net = route_network(payload)
+            found += [(net, index) for index in route_devices(payload)]
+        return [(net, index) for net, index in found if net is not None]
+
     def _dump(self, request: Request, reply_type: int) -> list[bytes]:
         self._seq += 1
         seq = self._seq

@@ -37,6 +37,7 @@ from joblet.setup.layout import (
     refuse_existing,
     write_file,
 )
+from joblet.setup.node_id import choose_node_id, new_node_id, read_node_id, write_node_id
 from joblet.setup.ranges import OtherDaemon, Placement, PlacementRequest, decide_placement
 
 SETUP_HELP = (
@@ -104,6 +105,7 @@ class Surroundings:
     host_networks: Callable[[], list[str]] = neighbours.host_networks
     other_daemons: Callable[[Path], list[OtherDaemon]] = neighbours.other_daemons
     current: Callable[[str], OtherDaemon | None] = neighbours.read_daemon
+    draw_node_id: Callable[[], str] = new_node_id
 
 
 ASK_NOTHING = PlacementRequest()
@@ -127,11 +129,15 @@ def run_setup(
     files = SetupFiles.of(layout)
     sans = _server_names(address, server_names)
     refuse_existing(files.all(), force)
+    others = surroundings.other_daemons(root)
     placement = decide_placement(
-        str(root), asked, surroundings.current(str(root)),
-        surroundings.host_networks(), surroundings.other_daemons(root),
-    )  # fmt: skip
+        str(root), asked, surroundings.current(str(root)), surroundings.host_networks(), others
+    )
+    current_id = read_node_id(layout)
+    node_id = choose_node_id(current_id, [o.node_id for o in others], surroundings.draw_node_id)
     created = create_layout(layout)
+    if node_id != current_id:
+        write_node_id(layout, node_id)
     ca = certs.generate_ca()
     server = certs.issue_server_cert(ca.cert_pem, ca.key_pem, sans)
     dial = client_address(address, port, server_names)

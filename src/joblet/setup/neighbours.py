@@ -10,6 +10,7 @@ from joblet.config.model import DEFAULT_ROOT, RootLayout
 from joblet.resources.owner import parse_owner_record
 from joblet.resources.ownership import DEFAULT_LOCK_DIR, normal_root
 from joblet.setup.layout import SetupError
+from joblet.setup.node_id import read_node_id
 from joblet.setup.ranges import OtherDaemon, other_daemon_of
 
 CONFIG_NAME = "joblet-config.yml"
@@ -32,12 +33,14 @@ def known_roots(lock_dir: Path = DEFAULT_LOCK_DIR) -> set[str]:
 
 
 def read_daemon(root: str) -> OtherDaemon | None:
-    """The claims in `root`'s daemon config; None when it has none readable."""
+    """The claims in `root`'s daemon config and its node id; None when it
+    has no config readable."""
+    layout = RootLayout(Path(root))
     try:
-        text = (RootLayout(Path(root)).config / CONFIG_NAME).read_text()
+        text = (layout.config / CONFIG_NAME).read_text()
     except (OSError, UnicodeDecodeError):
         return None
-    return other_daemon_of(root, text)
+    return other_daemon_of(root, text, read_node_id(layout))
 
 
 def other_daemons(root: Path, lock_dir: Path = DEFAULT_LOCK_DIR) -> list[OtherDaemon]:

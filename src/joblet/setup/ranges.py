@@ -40,6 +40,7 @@ class OtherDaemon:
     cgroup_parent: str
     bridge_cidr: str
     isolated_pool: str
+    node_id: str = ""  # what its interface and nftables names derive from; "" unknown
 
 
 def default_cgroup_parent(root: str) -> str:
@@ -49,8 +50,10 @@ def default_cgroup_parent(root: str) -> str:
     return f"{DEFAULT_PARENT}-{hashlib.sha256(root.encode()).hexdigest()[:8]}"
 
 
-def other_daemon_of(root: str, config_text: str) -> OtherDaemon | None:
-    """The claims of the daemon config `config_text` of `root`; None when unreadable."""
+def other_daemon_of(root: str, config_text: str, node_id: str = "") -> OtherDaemon | None:
+    """The claims of the daemon config `config_text` of `root`; None when
+    unreadable. `node_id` is the root's node-id file, which the config's
+    `server.nodeId` overrides (as it does in the daemon)."""
     try:
         raw = yaml.safe_load(config_text)
     except yaml.YAMLError:
@@ -64,6 +67,7 @@ def other_daemon_of(root: str, config_text: str) -> OtherDaemon | None:
         str(cgroup.get("parent", DEFAULT_PARENT)),
         str(network.get("bridgeCidr", base.bridge_cidr)),
         str(network.get("isolatedPool", base.isolated_pool)),
+        str(_mapping(raw.get("server")).get("nodeId") or node_id),
     )
 
 
