@@ -151,6 +151,8 @@ class JobsConfig:
     # A launcher with no job and no daemon connected exits after this long
     # (0 = never): a daemon that never comes back leaves no process behind.
     launcher_idle_exit_s: float = 60.0
+    # Jobs in a user namespace of their own (isolation.userns): auto, on, off.
+    user_namespace: str = "off"
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ MOUNT_ATTR_NOEXEC = 0x8
 # prctl(2) options.
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
+PR_SET_KEEPCAPS = 8
 PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_SECCOMP = 22
@@ -232,6 +233,10 @@ def set_no_new_privs() -> None:
 
 def set_dumpable(dumpable: bool) -> None:
     prctl(PR_SET_DUMPABLE, int(dumpable))
+
+
+def set_keepcaps(keep: bool) -> None:
+    prctl(PR_SET_KEEPCAPS, int(keep))
 
 
 def set_child_subreaper() -> None:
