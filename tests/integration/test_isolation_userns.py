@@ -13,12 +13,14 @@ from pathlib import Path
 import pytest
 
 from joblet.api import joblet_pb2 as pb
+from joblet.api import joblet_pb2_grpc as pb_grpc
 from joblet.config.model import DEFAULT_ALLOWED_MOUNTS
 from joblet.isolation import libc
 from joblet.isolation.userns import BASE_ID, ID_COUNT
 
 from .conftest import ROOT_NEEDED, RunningDaemon, launch_daemon, wait_status
 from .test_isolation_support import FINAL, logs, run, run_sh, wait_for
+from .test_volumes_service import unmount_volumes
 
 pytestmark = [pytest.mark.integration, pytest.mark.privileged]
 
@@ -62,6 +64,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory, secret_dir: Path) -> Iterat
     running = launch_daemon(tmp_path_factory.mktemp("userns"), sections)
     yield running
     running.stop()
+    unmount_volumes(running.root)
 
 
 def workspace(daemon: RunningDaemon, job_id: str) -> Path:
@@ -111,3 +114,19 @@ def test_inotify_instances_of_a_job_are_not_host_roots(daemon: RunningDaemon) ->
     assert wait_status(stub, job_id, FINAL).status == "COMPLETED"
     taken, reason = logs(stub, job_id).split()
     assert reason == "EMFILE" and int(taken) > 0
+
+
+@pytest.mark.parametrize("kind", ["filesystem", "memory"])
+def test_volume_files_are_the_jobs_roots(daemon: RunningDaemon, kind: str) -> None:
+    if kind == "filesystem" and shutil.which("mkfs.ext4") is None:
+        pytest.skip("filesystem volumes need mkfs.ext4 (e2fsprogs)")
+    name = f"uv-{kind[:3]}"
+    volumes = pb_grpc.VolumeServiceStub(daemon.channel())
+    volumes.CreateVolume(pb.CreateVolumeReq(name=name, size="16MiB", type=kind))
+    script = f"echo data > /volumes/{name}/f && stat -c %u:%g /volumes/{name} /volumes/{name}/f"
+    status, out = run_sh(daemon.jobs(), script, volumes=[name])
+    assert status.status == "COMPLETED", out
+    assert out.split() == ["0:0", "0:0"]
+    # Bound idmapped: on disk the file is host root's, like one a job without
+    # a user namespace writes, so the same volume serves jobs of either kind.
+    assert (daemon.root / "volumes" / name / "mnt" / "f").stat().st_uid == 0

@@ -200,7 +200,7 @@ def _fail(err_w: int, message: str, code: int) -> NoReturn:
 
 
 def _finish_root(prep: Prepared, order: JobOrder) -> None:
-    mountprog.run(order.steps, os.fsencode(prep.root))  # relative to the root
+    mountprog.run(order.steps, os.fsencode(prep.root), prep.userns_fd)  # relative to the root
     libc.sethostname(order.hostname)
     # pivot_root(".", ".") stacks the old root under the new one; detaching
     # "." then removes it (pivot_root(2), NOTES) without needing a put_old dir.

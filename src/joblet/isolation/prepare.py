@@ -149,6 +149,7 @@ def plan_launch(spec: LaunchSpec, host: HostFacts) -> LaunchPlan:
         tmp_size_bytes=spec.tmp_size_bytes,
         volumes=spec.volume_mounts,
         hosts_file=str(spec.network.get("hosts_file") or ""),
+        idmapped_volumes=host.userns_fd >= 0,
     )
     order = JobOrder(
         job_id=spec.job_id,
