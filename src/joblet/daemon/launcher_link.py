@@ -146,6 +146,10 @@ class LauncherLink:
         try:
             client.on_exit(self._exited)
             self.pid = await client.ping()
+            if self._user_namespace != "off" and not back:
+                note = await client.user_namespace()
+                report = log.info if note.startswith("on") else log.warning
+                report("user namespaces (joblet.userNamespace: %s): %s", self._user_namespace, note)
             # The launcher outlives the daemon on purpose; its pid lets an
             # operator (or a test) find it.
             (self._state_dir / records.PID_FILE).write_text(f"{self.pid}\n")

@@ -68,6 +68,11 @@ class LauncherClient:
         """The launcher's pid."""
         return int((await self._request({"op": "ping"}))["pid"])
 
+    async def user_namespace(self) -> str:
+        """Whether the launcher's jobs run in a user namespace ("off", "on: ...",
+        or why it is unavailable)."""
+        return str((await self._request({"op": "ping"})).get("user_namespace", "off"))
+
     async def launch(self, spec: LaunchSpec) -> int:
         """Start a job; returns the host pid of its init once the command exec'd."""
         answer = await self._request({"op": "launch", "spec": json.loads(spec.to_json())})

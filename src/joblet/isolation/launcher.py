@@ -220,7 +220,8 @@ class Launcher:
             if op == "launch":
                 self._launch(conn, rid, _parse_spec(request["spec"]))
             elif op == "ping":
-                self.reply(conn, rid, {"ok": True, "pid": os.getpid()})
+                body = {"ok": True, "pid": os.getpid(), "user_namespace": self.host.userns_note}
+                self.reply(conn, rid, body)
             elif op == "list":
                 adopted = sorted(self.adopted_ids())
                 self.reply(conn, rid, {"ok": True, "jobs": self.running(), "adopted": adopted})
@@ -412,7 +413,9 @@ def serve(
     libc.set_dumpable(False)
     job_root = os.path.join(state_dir, "root")
     os.makedirs(job_root, mode=0o700, exist_ok=True)
-    host = _load_host(job_root, _user_namespace(userns_mode))
+    userns_fd, userns_note = _user_namespace(userns_mode)
+    host = _load_host(job_root, userns_fd)
+    host.userns_note = userns_note
     launcher = Launcher(socket_path, state_dir, host, idle_exit_s)
     # Objects made so far live forever: keep the collector away from their
     # pages so forked children share them instead of copying them.
@@ -420,21 +423,22 @@ def serve(
     launcher.serve_forever()
 
 
-def _user_namespace(mode: str) -> int:
-    """The jobs' user namespace (an fd), or -1 for none. Refused by the kernel:
-    with "on", one line on stderr and exit 1; with "auto", one line and jobs
-    run in the host's user namespace."""
+def _user_namespace(mode: str, procfs: str = "/proc") -> tuple[int, str]:
+    """The jobs' user namespace (an fd, or -1 for none) and what to tell the
+    daemon about it. Refused by the kernel: with "on", one line on stderr and
+    exit 1; with "auto", one line and jobs run in the host's user namespace."""
     if mode == "off":
-        return -1
+        return -1, "off"
+    ids = userns.IdMap()
     try:
-        fd = userns.create(userns.IdMap())
+        fd = userns.create(ids, procfs)
     except (userns.UserNamespaceUnavailable, OSError) as exc:
         if mode == "on":
             raise SystemExit(f"joblet-launcher: cannot start: user namespaces: {exc}") from exc
-        print(f"joblet-launcher: user namespaces unavailable ({exc}); jobs run without one",
-              file=sys.stderr, flush=True)  # fmt: skip
-        return -1
-    return fd
+        note = f"unavailable ({exc}); jobs run in the host's user namespace"
+        print(f"joblet-launcher: user namespaces {note}", file=sys.stderr, flush=True)
+        return -1, note
+    return fd, f"on: job ids 0-{ids.count - 1} are host ids {ids.base}-{ids.base + ids.count - 1}"
 
 
 def _load_host(job_root: str, userns_fd: int = -1) -> HostFacts:

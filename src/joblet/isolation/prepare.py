@@ -40,6 +40,7 @@ class HostFacts:
     # The user namespace every job enters (see userns); -1: jobs stay in the host's.
     userns_fd: int = -1
     ids: userns.IdMap = field(default_factory=userns.IdMap)
+    userns_note: str = "off"  # how it went, for the daemon's log
 
 
 @dataclass
