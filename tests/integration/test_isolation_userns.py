@@ -130,3 +130,18 @@ def test_volume_files_are_the_jobs_roots(daemon: RunningDaemon, kind: str) -> No
     # Bound idmapped: on disk the file is host root's, like one a job without
     # a user namespace writes, so the same volume serves jobs of either kind.
     assert (daemon.root / "volumes" / name / "mnt" / "f").stat().st_uid == 0
+
+
+def test_a_jobs_user_maps_into_the_range_and_one_outside_is_refused(
+    daemon: RunningDaemon,
+) -> None:
+    status, out = run_sh(daemon.jobs(), "id -u; id -g; touch mine; grep CapEff /proc/self/status",
+                         user="1000:1000")  # fmt: skip
+    assert status.status == "COMPLETED", out
+    assert out.split()[:3] == ["1000", "1000", "CapEff:"] and int(out.split()[3], 16) == 0
+    mine = (workspace(daemon, status.uuid) / "mine").stat()
+    assert (mine.st_uid, mine.st_gid) == (BASE_ID + 1000, BASE_ID + 1000)
+    job_id = run(daemon.jobs(), "true", user=str(ID_COUNT))
+    ended = wait_status(daemon.jobs(), job_id, FINAL)
+    assert ended.status == "FAILED"
+    assert ended.endReason.endswith("id 65536 is outside the job's user namespace (0-65535)")
