@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,11 +18,12 @@ from joblet.config.model import DEFAULT_ALLOWED_MOUNTS
 from joblet.isolation import libc
 from joblet.isolation.userns import BASE_ID, ID_COUNT
 
-from .conftest import ROOT_NEEDED, RunningDaemon, launch_daemon, wait_status
+from .conftest import ROOT_NEEDED, RunningDaemon, launch_daemon, make_daemon, wait_status
 from .test_isolation_support import FINAL, logs, run, run_sh, wait_for
 from .test_volumes_service import unmount_volumes
 
 pytestmark = [pytest.mark.integration, pytest.mark.privileged]
+__all__ = ["make_daemon"]  # a fixture
 
 CAP_DAC_OVERRIDE = 1 << 1
 # Takes inotify instances until the kernel refuses, says how many and why,
@@ -145,3 +146,15 @@ def test_a_jobs_user_maps_into_the_range_and_one_outside_is_refused(
     ended = wait_status(daemon.jobs(), job_id, FINAL)
     assert ended.status == "FAILED"
     assert ended.endReason.endswith("id 65536 is outside the job's user namespace (0-65535)")
+
+
+def test_auto_is_the_default_and_the_daemon_says_so(
+    make_daemon: Callable[..., RunningDaemon],
+) -> None:
+    if os.environ.get("JOBLET_TEST_USERNS"):
+        pytest.skip("JOBLET_TEST_USERNS sets joblet.userNamespace for every daemon")
+    default = make_daemon()
+    status, out = run_sh(default.jobs(), "cat /proc/self/uid_map")
+    assert status.status == "COMPLETED" and out.split() == ["0", str(BASE_ID), str(ID_COUNT)]
+    said = f"(joblet.userNamespace: auto): on: job ids 0-65535 are host ids {BASE_ID}"
+    assert said in default.log_path.read_text()

@@ -9,7 +9,7 @@ The file's shape (camelCase keys, like the reference's):
     joblet:   {root: /opt/joblet, maxConcurrentJobs: 0, jobTimeout: "0s",
                stopGracePeriod: "5s", maxUploadSize: "256MB", maxLogSize: "4GB",
                runAsUser: null, runAsGroup: null, launcherIdleExit: "60s",
-               userNamespace: "off"}
+               userNamespace: auto}
     security: {serverCert: PEM, serverKey: PEM, caCert: PEM}
     filesystem: {allowedMounts: [...], tmpSize: "256MB"}
     cgroup:   {mountRoot: /sys/fs/cgroup, parent: joblet,

@@ -15,8 +15,8 @@ def parse(joblet: dict[str, Any]) -> str:
     return parse_daemon_config({"security": SECURITY, "joblet": joblet}).jobs.user_namespace
 
 
-def test_off_by_default_and_auto_on_off_or_a_boolean() -> None:
-    assert parse({}) == "off"
+def test_auto_by_default_and_auto_on_off_or_a_boolean() -> None:
+    assert parse({}) == "auto"
     assert [parse({"userNamespace": v}) for v in ("auto", "on", "off")] == ["auto", "on", "off"]
     assert (parse({"userNamespace": True}), parse({"userNamespace": False})) == ("on", "off")
 
