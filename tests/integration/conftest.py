@@ -220,6 +220,11 @@ def write_test_config(
     config.setdefault("network", {}).update(
         bridgeCidr="10.201.0.0/24", isolatedPool="10.202.0.0/24"
     )
+    # JOBLET_TEST_USERNS=on|auto|off runs the suites' daemons with that
+    # joblet.userNamespace (a test's own sections still win).
+    userns_mode = os.environ.get("JOBLET_TEST_USERNS")
+    if userns_mode:
+        config.setdefault("joblet", {})["userNamespace"] = userns_mode
     for name, values in (sections or {}).items():
         section = config.setdefault(name, {})
         for key, value in values.items():

@@ -8,7 +8,8 @@ The file's shape (camelCase keys, like the reference's):
     server:   {address: 0.0.0.0, port: 50051, nodeId: ""}
     joblet:   {root: /opt/joblet, maxConcurrentJobs: 0, jobTimeout: "0s",
                stopGracePeriod: "5s", maxUploadSize: "256MB", maxLogSize: "4GB",
-               runAsUser: null, runAsGroup: null, launcherIdleExit: "60s"}
+               runAsUser: null, runAsGroup: null, launcherIdleExit: "60s",
+               userNamespace: auto}
     security: {serverCert: PEM, serverKey: PEM, caCert: PEM}
     filesystem: {allowedMounts: [...], tmpSize: "256MB"}
     cgroup:   {mountRoot: /sys/fs/cgroup, parent: joblet,
@@ -64,6 +65,7 @@ FILE_KEYS: Schema = {
             "allowedUsers",
             "maxOpenFiles",
             "launcherIdleExit",
+            "userNamespace",
         )
     ),
     "security": dict.fromkeys(("serverCert", "serverKey", "caCert")),
@@ -186,7 +188,20 @@ def _jobs(raw: Mapping[str, Any]) -> JobsConfig:
         launcher_idle_exit_s=parse_duration_s(
             raw.get("launcherIdleExit", defaults.launcher_idle_exit_s)
         ),
+        user_namespace=_user_namespace(raw.get("userNamespace", defaults.user_namespace)),
     )
+
+
+USER_NAMESPACE_MODES = ("auto", "on", "off")
+
+
+def _user_namespace(value: Any) -> str:
+    """`joblet.userNamespace`: auto, on or off (YAML's booleans too)."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if value not in USER_NAMESPACE_MODES:
+        raise ValueError(f"joblet.userNamespace must be auto, on or off, not {value!r}")
+    return str(value)
 
 
 def _max_open_files(value: Any) -> int:

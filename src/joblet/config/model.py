@@ -153,6 +153,9 @@ class JobsConfig:
     # A launcher with no job and no daemon connected exits after this long
     # (0 = never): a daemon that never comes back leaves no process behind.
     launcher_idle_exit_s: float = 60.0
+    # Jobs in a user namespace (isolation.userns): auto (where the kernel
+    # allows), on (or the launcher refuses to start), off.
+    user_namespace: str = "auto"
 
 
 @dataclass(frozen=True)

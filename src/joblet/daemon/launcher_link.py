@@ -48,9 +48,11 @@ class LauncherLink:
         *,
         settle_after_s: float = START_TIMEOUT_S,
         idle_exit_s: float = IDLE_EXIT_S,
+        user_namespace: str = "off",
     ) -> None:
         self._socket = str(socket_path)
         self._idle_exit_s = idle_exit_s
+        self._user_namespace = user_namespace
         self._settle_after_s = settle_after_s
         self._state_dir = state_dir
         self._client: LauncherClient | None = None
@@ -135,14 +137,19 @@ class LauncherLink:
         """Start a launcher if none answers and connect to it; `back`: after a
         broken connection, hand what it runs to the `on_back` callbacks."""
         spawned = await ensure_launcher(
-            self._socket, str(self._state_dir), idle_exit_s=self._idle_exit_s
-        )
+            self._socket, str(self._state_dir), idle_exit_s=self._idle_exit_s,
+            user_namespace=self._user_namespace,
+        )  # fmt: skip
         if spawned is not None:
             self._children.add(spawned)
         client = await LauncherClient.connect(self._socket)
         try:
             client.on_exit(self._exited)
             self.pid = await client.ping()
+            if self._user_namespace != "off" and not back:
+                note = await client.user_namespace()
+                report = log.info if note.startswith("on") else log.warning
+                report("user namespaces (joblet.userNamespace: %s): %s", self._user_namespace, note)
             # The launcher outlives the daemon on purpose; its pid lets an
             # operator (or a test) find it.
             (self._state_dir / records.PID_FILE).write_text(f"{self.pid}\n")

@@ -264,6 +264,7 @@ class Daemon:
         launcher = LauncherLink(
             layout.launcher_socket, layout.run / "launcher",
             idle_exit_s=self.config.jobs.launcher_idle_exit_s,
+            user_namespace=self.config.jobs.user_namespace,
         )  # fmt: skip
         self._stack.push_async_callback(launcher.close)
         await launcher.connect()

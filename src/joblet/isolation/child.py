@@ -27,7 +27,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from joblet.isolation import libc, mountprog
+from joblet.isolation import libc, mountprog, userns
 from joblet.isolation.paths import resolve_command
 from joblet.network import jobside
 
@@ -62,10 +62,12 @@ class Prepared:
     ctl_fd: int  # the init's end of its control socket
     host_netns_fd: int = -1  # the launcher's network namespace
     host_sock: Any = None  # a netlink socket in the launcher's namespace (veth jobs)
+    userns_fd: int = -1  # the user namespace the job enters (see userns); -1: none
 
     def inherited_fds(self) -> list[int]:
         fds = [self.stdout_w, self.stderr_w, self.err_w, self.ctl_fd, self.tini_fd]
         fds.append(self.host_netns_fd)
+        fds.append(self.userns_fd)
         if self.host_sock is not None:
             fds.append(self.host_sock.fileno())
         return [fd for fd in fds if fd >= 0]
@@ -107,6 +109,10 @@ def run_init(prep: Prepared) -> NoReturn:
         os.setsid()
         mountprog.run(prep.base_program, os.fsencode(prep.root))  # ends inside the root
         loopback_up()
+        if prep.userns_fd >= 0 and prep.unshare_flags & libc.CLONE_NEWNET:
+            # The job's root holds no capability over its network namespace
+            # (the host's user namespace owns it): ports below 1024 open to all.
+            _write_sysctl("net/ipv4/ip_unprivileged_port_start", "0")
     except BaseException as exc:
         _fail(prep.err_w, f"job setup: {exc}", 126)
     run_job(prep, _receive(prep.ctl_fd))
@@ -173,6 +179,9 @@ def run_job(prep: Prepared, order: JobOrder) -> NoReturn:
         # Relative commands ("./run.sh") are looked up from the working directory.
         os.chdir(order.workdir)
         command = _find_command(order)
+        _set_limits(order)
+        if prep.userns_fd >= 0:
+            userns.enter(prep.userns_fd)
         _setup_fds(prep)
         _drop_privileges(prep, order)
         prep.seccomp_program.install()
@@ -191,7 +200,7 @@ def _fail(err_w: int, message: str, code: int) -> NoReturn:
 
 
 def _finish_root(prep: Prepared, order: JobOrder) -> None:
-    mountprog.run(order.steps, os.fsencode(prep.root))  # relative to the root
+    mountprog.run(order.steps, os.fsencode(prep.root), prep.userns_fd)  # relative to the root
     libc.sethostname(order.hostname)
     # pivot_root(".", ".") stacks the old root under the new one; detaching
     # "." then removes it (pivot_root(2), NOTES) without needing a put_old dir.
@@ -246,16 +255,25 @@ def _limit_message_queues() -> None:
     resource.setrlimit(resource.RLIMIT_MSGQUEUE, (limit, limit))
 
 
-def _drop_privileges(prep: Prepared, order: JobOrder) -> None:
+def _write_sysctl(name: str, value: str) -> None:
+    with open(f"/proc/sys/{name}", "w") as f:
+        f.write(value)
+
+
+def _set_limits(order: JobOrder) -> None:
     if order.nofile[1]:
-        # Lowered while still privileged; the job (without CAP_SYS_RESOURCE)
-        # cannot raise the hard limit again.
+        # Set while host root (raising a hard limit takes CAP_SYS_RESOURCE in
+        # the host's user namespace); the job cannot raise it again.
         resource.setrlimit(resource.RLIMIT_NOFILE, order.nofile)
     _limit_message_queues()
+
+
+def _drop_privileges(prep: Prepared, order: JobOrder) -> None:
     libc.capbset_drop_all(prep.caps_to_drop)
     libc.cap_ambient_clear_all()
     if order.gid or order.uid:
-        os.setgroups([])
+        if prep.userns_fd < 0:  # in the user namespace: cleared before entering it
+            os.setgroups([])
         os.setgid(order.gid)
         os.setuid(order.uid)  # a non-zero uid loses every capability here
     if order.uid == 0:

@@ -68,6 +68,11 @@ class LauncherClient:
         """The launcher's pid."""
         return int((await self._request({"op": "ping"}))["pid"])
 
+    async def user_namespace(self) -> str:
+        """Whether the launcher's jobs run in a user namespace ("off", "on: ...",
+        or why it is unavailable)."""
+        return str((await self._request({"op": "ping"})).get("user_namespace", "off"))
+
     async def launch(self, spec: LaunchSpec) -> int:
         """Start a job; returns the host pid of its init once the command exec'd."""
         answer = await self._request({"op": "launch", "spec": json.loads(spec.to_json())})
@@ -183,6 +188,7 @@ def spawn_launcher(
     state_dir: str,
     python: str = sys.executable,
     idle_exit_s: float = IDLE_EXIT_S,
+    user_namespace: str = "off",
 ) -> int:
     """Start a launcher in a session of its own (it outlives a daemon that
     dies; see the launcher's module docstring for when it exits)."""
@@ -198,6 +204,8 @@ def spawn_launcher(
         state_dir,
         "--idle-exit",
         str(idle_exit_s),
+        "--user-namespace",
+        user_namespace,
     ]
     actions = [
         (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
@@ -213,13 +221,14 @@ async def ensure_launcher(
     state_dir: str,
     python: str = sys.executable,
     idle_exit_s: float = IDLE_EXIT_S,
+    user_namespace: str = "off",
 ) -> int | None:
     """Connect to a running launcher, or start one and wait until it answers.
     Returns the pid of the launcher it started (the caller's child, to reap
     once it ends), None when one already answered."""
     if await _try_ping(socket_path):
         return None
-    pid = spawn_launcher(socket_path, state_dir, python, idle_exit_s)
+    pid = spawn_launcher(socket_path, state_dir, python, idle_exit_s, user_namespace)
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if await _try_ping(socket_path):

@@ -28,11 +28,12 @@ import os
 import selectors
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
-from joblet.isolation import libc, records, spares
+from joblet.isolation import libc, records, spares, userns
 from joblet.isolation.jobproc import JobProc
 from joblet.isolation.lifetime import Lifetime
 from joblet.isolation.prepare import HostFacts, InitKey, load_host_facts, plan_launch
@@ -219,7 +220,8 @@ class Launcher:
             if op == "launch":
                 self._launch(conn, rid, _parse_spec(request["spec"]))
             elif op == "ping":
-                self.reply(conn, rid, {"ok": True, "pid": os.getpid()})
+                body = {"ok": True, "pid": os.getpid(), "user_namespace": self.host.userns_note}
+                self.reply(conn, rid, body)
             elif op == "list":
                 adopted = sorted(self.adopted_ids())
                 self.reply(conn, rid, {"ok": True, "jobs": self.running(), "adopted": adopted})
@@ -266,6 +268,11 @@ class Launcher:
         if spec.job_id in self.jobs or spec.job_id in self.adopted:
             raise ValueError(f"job {spec.job_id} is already running")
         plan = plan_launch(spec, self.host)
+        if self.host.userns_fd >= 0:
+            # The job's root (host uid ids.base) must own its workspace and the
+            # uploads the daemon wrote there as host root.
+            ids = self.host.ids
+            userns.chown_tree(spec.workspace, ids.host_id(spec.uid), ids.host_id(spec.gid))
         # A spare's mount namespace is a copy of the host's from when it was made:
         # a volume mounted on the host since then would be an empty directory in
         # it, so a job with volumes gets an init cloned now.
@@ -394,7 +401,9 @@ def _ensure_std_fds() -> None:
             os.open("/dev/null", os.O_RDWR)
 
 
-def serve(socket_path: str, state_dir: str, idle_exit_s: float = IDLE_EXIT_S) -> None:
+def serve(
+    socket_path: str, state_dir: str, idle_exit_s: float = IDLE_EXIT_S, userns_mode: str = "off"
+) -> None:
     """Run the launcher until it exits (see Launcher.serve_forever) or is killed."""
     _ensure_std_fds()
     os.makedirs(state_dir, mode=0o700, exist_ok=True)
@@ -404,18 +413,39 @@ def serve(socket_path: str, state_dir: str, idle_exit_s: float = IDLE_EXIT_S) ->
     libc.set_dumpable(False)
     job_root = os.path.join(state_dir, "root")
     os.makedirs(job_root, mode=0o700, exist_ok=True)
-    launcher = Launcher(socket_path, state_dir, _load_host(job_root), idle_exit_s)
+    userns_fd, userns_note = _user_namespace(userns_mode)
+    host = _load_host(job_root, userns_fd)
+    host.userns_note = userns_note
+    launcher = Launcher(socket_path, state_dir, host, idle_exit_s)
     # Objects made so far live forever: keep the collector away from their
     # pages so forked children share them instead of copying them.
     gc.freeze()
     launcher.serve_forever()
 
 
-def _load_host(job_root: str) -> HostFacts:
+def _user_namespace(mode: str, procfs: str = "/proc") -> tuple[int, str]:
+    """The jobs' user namespace (an fd, or -1 for none) and what to tell the
+    daemon about it. Refused by the kernel: with "on", one line on stderr and
+    exit 1; with "auto", one line and jobs run in the host's user namespace."""
+    if mode == "off":
+        return -1, "off"
+    ids = userns.IdMap()
+    try:
+        fd = userns.create(ids, procfs)
+    except (userns.UserNamespaceUnavailable, OSError) as exc:
+        if mode == "on":
+            raise SystemExit(f"joblet-launcher: cannot start: user namespaces: {exc}") from exc
+        note = f"unavailable ({exc}); jobs run in the host's user namespace"
+        print(f"joblet-launcher: user namespaces {note}", file=sys.stderr, flush=True)
+        return -1, note
+    return fd, f"on: job ids 0-{ids.count - 1} are host ids {ids.base}-{ids.base + ids.count - 1}"
+
+
+def _load_host(job_root: str, userns_fd: int = -1) -> HostFacts:
     """The host's facts, or one line on stderr (the launcher's log) and exit 1:
     no tini, or no executable sealed copy of it (vm.memfd_noexec=2)."""
     try:
-        return load_host_facts(job_root)
+        return load_host_facts(job_root, userns_fd=userns_fd)
     except OSError as exc:
         raise SystemExit(f"joblet-launcher: cannot start: {exc}") from exc
 
@@ -438,10 +468,16 @@ def main(argv: list[str] | None = None) -> None:
         metavar="S",
         help="exit after S seconds with no job and no client (0: never)",
     )
+    parser.add_argument(
+        "--user-namespace",
+        choices=userns.MODES,
+        default="off",
+        help="run jobs in a user namespace (auto: where the kernel allows)",
+    )
     args = parser.parse_args(argv)
     if args.idle_exit < 0:
         parser.error("--idle-exit must be >= 0")
-    serve(args.socket, args.state_dir, args.idle_exit)
+    serve(args.socket, args.state_dir, args.idle_exit, args.user_namespace)
 
 
 if __name__ == "__main__":

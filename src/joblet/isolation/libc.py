@@ -41,10 +41,16 @@ MOUNT_ATTR_RDONLY = 0x1
 MOUNT_ATTR_NOSUID = 0x2
 MOUNT_ATTR_NODEV = 0x4
 MOUNT_ATTR_NOEXEC = 0x8
+MOUNT_ATTR_IDMAP = 0x100000
+# open_tree(2) and move_mount(2), Linux 5.2+.
+OPEN_TREE_CLONE = 1
+AT_EMPTY_PATH = 0x1000
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
 
 # prctl(2) options.
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
+PR_SET_KEEPCAPS = 8
 PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_SECCOMP = 22
@@ -67,8 +73,8 @@ IN_NONBLOCK = os.O_NONBLOCK
 IN_CLOEXEC = os.O_CLOEXEC
 
 _SYSCALLS = {
-    "x86_64": {"pivot_root": 155, "mount_setattr": 442},
-    "aarch64": {"pivot_root": 41, "mount_setattr": 442},
+    "x86_64": {"pivot_root": 155, "mount_setattr": 442, "open_tree": 428, "move_mount": 429},
+    "aarch64": {"pivot_root": 41, "mount_setattr": 442, "open_tree": 428, "move_mount": 429},
 }
 _NR = _SYSCALLS.get(platform.machine(), _SYSCALLS["x86_64"])
 
@@ -204,6 +210,27 @@ def mount_setattr_raw(target: bytes, attrs: MountAttrs) -> int:
     return ctypes.get_errno() if call < 0 else 0
 
 
+def bind_idmapped_raw(source: bytes, target: bytes, userns_fd: int) -> int:
+    """Bind `source` at `target` (relative to the working directory) with its
+    ids seen through `userns_fd` (an idmapped mount, mount_setattr(2)); 0 or
+    the errno. Needs CAP_SYS_ADMIN in the source file system's user namespace."""
+    syscall = _libc.syscall
+    fd = syscall(ctypes.c_long(_NR["open_tree"]), _CWD, source,
+                 ctypes.c_uint(OPEN_TREE_CLONE | os.O_CLOEXEC))  # fmt: skip
+    if fd < 0:
+        return ctypes.get_errno()
+    attr = _MountAttr(MOUNT_ATTR_IDMAP, 0, 0, userns_fd)
+    try:
+        call = syscall(_NR_MOUNT_SETATTR, ctypes.c_int(fd), b"", ctypes.c_uint(AT_EMPTY_PATH),
+                       ctypes.byref(attr), _ATTR_SIZE)  # fmt: skip
+        if call >= 0:
+            call = syscall(ctypes.c_long(_NR["move_mount"]), ctypes.c_int(fd), b"", _CWD, target,
+                           ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH))  # fmt: skip
+        return ctypes.get_errno() if call < 0 else 0
+    finally:
+        os.close(fd)
+
+
 _SYS_CLONE = {"x86_64": 56, "aarch64": 220}.get(platform.machine(), -1)
 
 
@@ -232,6 +259,10 @@ def set_no_new_privs() -> None:
 
 def set_dumpable(dumpable: bool) -> None:
     prctl(PR_SET_DUMPABLE, int(dumpable))
+
+
+def set_keepcaps(keep: bool) -> None:
+    prctl(PR_SET_KEEPCAPS, int(keep))
 
 
 def set_child_subreaper() -> None:

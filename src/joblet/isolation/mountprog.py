@@ -37,8 +37,8 @@ from joblet.isolation.rootfs import (
     write_new_file,
 )
 
-MOUNT, MOUNT_ROOT, PROTECT, MKDIR, MKFILE, SYMLINK, WRITE = range(7)
-_NAMES = ("mount", "mount", "mount_setattr", "mkdir", "open", "symlink", "write")
+MOUNT, MOUNT_ROOT, PROTECT, MKDIR, MKFILE, SYMLINK, WRITE, IDMAP = range(8)
+_NAMES = ("mount", "mount", "mount_setattr", "mkdir", "open", "symlink", "write", "idmapped bind")
 _FILE_FLAGS = os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
 
 # (kind, arguments, optional): an optional step whose target is missing is
@@ -71,6 +71,8 @@ def compile_op(op: Op) -> Step:
         if op.target == BASE_ROOT:  # the root's own tmpfs: mounted on the job's root
             return MOUNT_ROOT, (_opt(op.source), _opt(op.fstype), op.flags, _opt(op.data)), False
         source = None if op.source is None else _path(op.source)
+        if op.idmapped and source is not None:
+            return IDMAP, (source, _path(op.target)), op.optional
         args = (source, _path(op.target), _opt(op.fstype), op.flags, _opt(op.data))
         return MOUNT, args, op.optional
     if isinstance(op, Protect):
@@ -103,12 +105,15 @@ def compile_job_part(inputs: RootInputs) -> Program:
     return tuple(compile_op(op) for op in job_ops)
 
 
-def run(program: Program, root: bytes) -> None:
+def run(program: Program, root: bytes, userns_fd: int = -1) -> None:
     """Execute a program in the job's own mount namespace. The working
-    directory is the job's root from its MOUNT_ROOT step on."""
+    directory is the job's root from its MOUNT_ROOT step on; IDMAP steps see
+    ids through the user namespace `userns_fd`."""
     for kind, args, optional in program:
         if kind == MOUNT:
             err = libc.mount_raw(*args)
+        elif kind == IDMAP:
+            err = libc.bind_idmapped_raw(args[0], args[1], userns_fd)
         elif kind == PROTECT:
             err = libc.mount_setattr_raw(args[0], _attrs(args[1]))
         elif kind == MKDIR:
@@ -125,7 +130,7 @@ def run(program: Program, root: bytes) -> None:
         else:
             err = _mount_root(root, *args)
         if err and not (optional and err == errno.ENOENT):
-            target = root if kind == MOUNT_ROOT else args[1] if kind == MOUNT else args[0]
+            target = root if kind == MOUNT_ROOT else args[1] if kind in (MOUNT, IDMAP) else args[0]
             message = f"{_NAMES[kind]}: {os.strerror(err)}"
             raise OSError(err, message, os.fsdecode(target) if isinstance(target, bytes) else None)
 

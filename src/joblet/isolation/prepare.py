@@ -6,10 +6,10 @@ import contextlib
 import fcntl
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from joblet.isolation import caps, etcfiles, libc, mountprog, rootfs, sealed, seccomp
+from joblet.isolation import caps, etcfiles, libc, mountprog, rootfs, sealed, seccomp, userns
 from joblet.isolation.child import JobOrder, Prepared
 from joblet.isolation.spec import LaunchSpec
 from joblet.network import jobside
@@ -37,6 +37,10 @@ class HostFacts:
     # serves every job: each mounts it in its own private mount namespace, so
     # a launch creates nothing on the host's file system.
     job_root: str = ""
+    # The user namespace every job enters (see userns); -1: jobs stay in the host's.
+    userns_fd: int = -1
+    ids: userns.IdMap = field(default_factory=userns.IdMap)
+    userns_note: str = "off"  # how it went, for the daemon's log
 
 
 @dataclass
@@ -55,7 +59,7 @@ def find_tini(candidates: tuple[str, ...] = TINI_PATHS) -> str:
     raise FileNotFoundError("tini is not installed (apt-get install tini)")
 
 
-def load_host_facts(job_root: str, procfs: str = "/proc") -> HostFacts:
+def load_host_facts(job_root: str, procfs: str = "/proc", userns_fd: int = -1) -> HostFacts:
     # tini-static needs no loader or libraries inside the job root; it is
     # exec'd through this fd (fexecve), so the root need not contain it. The
     # fd is a sealed copy, never the host's file (see sealed): copied once
@@ -75,6 +79,7 @@ def load_host_facts(job_root: str, procfs: str = "/proc") -> HostFacts:
         procfs=procfs,
         host_netns_fd=os.open(f"{procfs}/self/ns/net", os.O_RDONLY | os.O_CLOEXEC),
         job_root=job_root,
+        userns_fd=userns_fd,
     )
 
 
@@ -145,6 +150,7 @@ def plan_launch(spec: LaunchSpec, host: HostFacts) -> LaunchPlan:
         tmp_size_bytes=spec.tmp_size_bytes,
         volumes=spec.volume_mounts,
         hosts_file=str(spec.network.get("hosts_file") or ""),
+        idmapped_volumes=host.userns_fd >= 0,
     )
     order = JobOrder(
         job_id=spec.job_id,
@@ -198,6 +204,7 @@ def prepare_init(
         ctl_fd=init_ctl.detach(),
         host_netns_fd=host.host_netns_fd,
         host_sock=host_sock,
+        userns_fd=host.userns_fd,
     )
     return prep, ParentEnds(stdout_r, stderr_r, err_r), ctl
 

@@ -110,6 +110,8 @@ class Mount:
     flags: int
     data: str | None = None
     optional: bool = False  # skip when the target does not exist (kernel-dependent /proc files)
+    # A bind whose ids are seen through the jobs' user namespace (isolation.userns).
+    idmapped: bool = False
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,9 @@ class RootInputs:
     # A custom network's shared hosts file, bound at /etc/hosts instead of the
     # generated one: the daemon rewrites it in place as jobs join and leave.
     hosts_file: str = ""
+    # Jobs run in a user namespace: volumes are bound idmapped through it, so
+    # their root owns the files the host's root owns there (and back).
+    idmapped_volumes: bool = False
 
 
 class _Planner:
@@ -209,7 +214,7 @@ def plan_parts(inputs: RootInputs) -> tuple[tuple[Op, ...], list[Op]]:
     p.dirs(work)
     p.ops.append(Mount(inputs.workspace, work, None, libc.MS_BIND | libc.MS_REC))
     p.ops.append(Protect(work, libc.MOUNT_ATTR_NOSUID | libc.MOUNT_ATTR_NODEV))
-    _plan_volumes(p, inputs.volumes, inputs.allowed)
+    _plan_volumes(p, inputs.volumes, inputs.allowed, inputs.idmapped_volumes)
     if not p.under_link("/etc"):
         for name in GENERATED_ETC:
             target = p.target("/etc/" + name)
@@ -268,7 +273,7 @@ def _relocate(op: Op, root: str) -> Op:
         case Mount():
             source = None if op.source is None else _move(op.source, root)
             return Mount(source, _move(op.target, root), op.fstype, op.flags, op.data,
-                         op.optional)  # fmt: skip
+                         op.optional, op.idmapped)  # fmt: skip
         case Protect():
             return Protect(_move(op.target, root), op.attrs, op.optional)
     raise AssertionError(f"unknown op {op!r}")  # pragma: no cover
@@ -293,7 +298,10 @@ def _plan_allowed(p: _Planner, allowed: Mapping[str, HostEntry]) -> None:
 
 
 def _plan_volumes(
-    p: _Planner, volumes: Sequence[tuple[str, str, bool]], allowed: Mapping[str, HostEntry]
+    p: _Planner,
+    volumes: Sequence[tuple[str, str, bool]],
+    allowed: Mapping[str, HostEntry],
+    idmapped: bool = False,
 ) -> None:
     """Each volume's host mount point bound at /volumes/NAME, nosuid and nodev.
 
@@ -312,7 +320,7 @@ def _plan_volumes(
             raise UnsafePath(f"invalid volume name {name!r}")
         target = p.target(f"/{VOLUMES_DIR}/{name}")
         p.dirs(target)
-        p.ops.append(Mount(source, target, None, libc.MS_BIND))
+        p.ops.append(Mount(source, target, None, libc.MS_BIND, idmapped=idmapped))
         attrs = libc.MOUNT_ATTR_NOSUID | libc.MOUNT_ATTR_NODEV
         p.ops.append(Protect(target, attrs | (libc.MOUNT_ATTR_RDONLY if read_only else 0)))
 
