@@ -30,6 +30,7 @@ ROLES = "src/joblet/security/roles.py"
 INTERCEPTOR = "src/joblet/security/interceptor.py"
 
 NET_ISOLATION = "tests/integration/test_network_isolation.py"
+FIREWALL_IPV6 = "tests/privileged/network/test_network_firewall_ipv6.py"
 HARDENING = "tests/privileged/isolation/test_launcher_hardening.py"
 ROOTFS_TESTS = "tests/privileged/isolation/test_launcher_rootfs.py"
 SECCOMP_RULES = "tests/security/test_seccomp_rules.py"
@@ -64,7 +65,7 @@ def _firewall() -> list[Mutation]:
             FIREWALL,
             'f"iifname {ours} meta nfproto ipv6 drop",',
             "",
-            ("tests/privileged/network/test_network_netns_modes.py",),
+            (FIREWALL_IPV6,),
         ),
         Mutation(
             "fw-ipv6-to-jobs",
@@ -72,7 +73,7 @@ def _firewall() -> list[Mutation]:
             FIREWALL,
             'f"oifname {ours} meta nfproto ipv6 drop",',
             "",
-            ("tests/privileged/network/test_network_netns_modes.py",),
+            (FIREWALL_IPV6,),
         ),
         Mutation(
             "fw-between-networks",
