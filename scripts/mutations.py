@@ -31,6 +31,7 @@ INTERCEPTOR = "src/joblet/security/interceptor.py"
 
 NET_ISOLATION = "tests/integration/test_network_isolation.py"
 FIREWALL_IPV6 = "tests/privileged/network/test_network_firewall_ipv6.py"
+NAMESPACES = "tests/security/test_namespace_creation.py"
 HARDENING = "tests/privileged/isolation/test_launcher_hardening.py"
 ROOTFS_TESTS = "tests/privileged/isolation/test_launcher_rootfs.py"
 SECCOMP_RULES = "tests/security/test_seccomp_rules.py"
@@ -168,7 +169,7 @@ def _seccomp() -> list[Mutation]:
             SECCOMP,
             'filt.add_rule(eperm, "clone", pyseccomp.Arg(0, pyseccomp.MASKED_EQ, flag, flag))',
             "pass",
-            (HARDENING, SECCOMP_FILTER),
+            (NAMESPACES, SECCOMP_FILTER),
         ),
         Mutation(
             "seccomp-clone3",
@@ -176,7 +177,7 @@ def _seccomp() -> list[Mutation]:
             SECCOMP,
             'filt.add_rule(pyseccomp.ERRNO(errno.ENOSYS), "clone3")',
             "pass",
-            (HARDENING, SECCOMP_FILTER),
+            (NAMESPACES, SECCOMP_FILTER),
         ),
     ]
     for group, names in SYSCALL_GROUPS:
