@@ -15,7 +15,7 @@ daemons, helpers and launchers the tests start inherit it (the daemon passes
 its sys.path to the launcher), so they run the mutated code too. The run
 checks that before it starts.
 
-    .venv/bin/python scripts/mutation_run.py                 # all, table to docs/mutation-run.md
+    .venv/bin/python scripts/mutation_run.py                 # all; table into docs/SECURITY.md
     .venv/bin/python scripts/mutation_run.py --list
     .venv/bin/python scripts/mutation_run.py --only seccomp-bpf caps-sys-admin
 """
@@ -41,7 +41,8 @@ from mutations import MUTATIONS, Mutation
 
 REPO = Path(__file__).resolve().parent.parent
 COPIED = ("src", "tests", "pyproject.toml")
-DEFAULT_OUT = REPO / "docs" / "mutation-run.md"
+SECURITY_MD = REPO / "docs" / "SECURITY.md"
+START_MARK, END_MARK = "<!-- mutation-run:start -->", "<!-- mutation-run:end -->"
 
 
 class MutationListError(Exception):
@@ -157,6 +158,15 @@ def baseline(scratch: Path, mutations: Sequence[Mutation], timeout: float) -> di
     return broken
 
 
+def replace_section(path: Path, report: str) -> None:
+    """Put `report` between the mutation-run markers of `path` (the last full run)."""
+    text = path.read_text()
+    start, end = text.find(START_MARK), text.find(END_MARK)
+    if start < 0 or end < start:
+        raise SystemExit(f"{path} has no {START_MARK} ... {END_MARK} section")
+    path.write_text(text[: start + len(START_MARK)] + "\n" + report + text[end:])
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -190,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", nargs="*", default=[], help="mutation names (* wildcards)")
     parser.add_argument("--list", action="store_true", help="list the mutations and exit")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="Markdown table file")
+    parser.add_argument("--out", type=Path, default=None, help="also write the table here")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per selection")
     parser.add_argument("--no-baseline", action="store_true", help="skip the unmutated runs")
     parser.add_argument("--scratch-parent", type=Path, default=None)
@@ -224,7 +234,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = "python scripts/mutation_run.py" + (
         f" --only {' '.join(args.only)}" if args.only else ""
     )
-    args.out.write_text(f"Mutation run of {stamp}: `{command}`\n\n{table}")
+    report = f"Mutation run of {stamp}: `{command}`\n\n{table}"
+    if args.out is not None:
+        args.out.write_text(report)
+    if not args.only:
+        replace_section(SECURITY_MD, report)
     print(table)
     missed = [o for o in outcomes if o.result != "CAUGHT"]
     return 1 if missed else 0
