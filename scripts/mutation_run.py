@@ -5,7 +5,8 @@ Each mutation replaces one exact piece of text in one source file (found
 exactly once: a list that no longer matches the code fails loudly, before
 anything runs) and runs a small selection of tests against the mutated copy.
 CAUGHT: some test failed. MISSED: all passed, so nothing tests that
-protection. The repository itself is never changed: src/, tests/ and
+protection (EQUIVALENT when the list says why nothing can: another layer
+stops the same thing in every case). The repository itself is never changed: src/, tests/ and
 pyproject.toml are copied once to a scratch directory and each mutation is
 applied there and undone after its run.
 
@@ -144,7 +145,10 @@ def run_one(scratch: Path, m: Mutation, timeout: float) -> Outcome:
         code, summary = run_tests(scratch, m.tests, timeout)
     finally:
         path.write_text(original)
-    return Outcome(m, classify(code), summary, time.monotonic() - start)
+    result = classify(code)
+    if result == "MISSED" and m.equivalent:
+        result = "EQUIVALENT"
+    return Outcome(m, result, summary, time.monotonic() - start)
 
 
 def baseline(scratch: Path, mutations: Sequence[Mutation], timeout: float) -> dict[str, str]:
@@ -179,6 +183,8 @@ def render_table(outcomes: Sequence[Outcome]) -> str:
     for o in outcomes:
         tests = "<br>".join(f"`{t}`" for t in o.mutation.tests)
         result = f"**{o.result}** ({_cell(o.summary)}, {o.seconds:.0f} s)"
+        if o.result == "EQUIVALENT":
+            result += f": {_cell(o.mutation.equivalent)}"
         rows.append(
             f"| `{o.mutation.name}` | {_cell(o.mutation.protection)} | {tests} | {result} |"
         )
@@ -240,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.only:
         replace_section(SECURITY_MD, report)
     print(table)
-    missed = [o for o in outcomes if o.result != "CAUGHT"]
+    missed = [o for o in outcomes if o.result not in ("CAUGHT", "EQUIVALENT")]
     return 1 if missed else 0
 
 

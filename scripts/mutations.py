@@ -18,6 +18,9 @@ class Mutation:
     old: str
     new: str
     tests: tuple[str, ...]
+    # Why no test can fail without it (another layer stops the same thing in
+    # every case), for the few mutations that change nothing observable.
+    equivalent: str = ""
 
 
 FIREWALL = "src/joblet/network/firewall.py"
@@ -75,6 +78,8 @@ def _firewall() -> list[Mutation]:
             'f"oifname {ours} meta nfproto ipv6 drop",',
             "",
             (FIREWALL_IPV6,),
+            "an IPv6 packet to a job is new (dropped by `oifname <prefix>* drop`) or "
+            "belongs to a connection, and none forms: all IPv6 from jobs is dropped",
         ),
         Mutation(
             "fw-between-networks",
@@ -86,6 +91,9 @@ def _firewall() -> list[Mutation]:
                 f"{NET_ISOLATION}::test_custom_network_is_closed_to_another_custom_network",
                 f"{NET_ISOLATION}::test_isolated_jobs_reach_no_other_job_and_none_reach_them",
             ),
+            "a connection between two joblet networks is new where it is forwarded, "
+            "and `oifname <prefix>* drop` after it drops every new one to a job (an ICMP "
+            "error forged to look related needs CAP_NET_RAW, which jobs lack)",
         ),
         Mutation(
             "fw-outside-to-job",
@@ -234,6 +242,8 @@ def _caps() -> list[Mutation]:
             "libc.capset(prep.caps_keep_mask, prep.caps_keep_mask, 0)",
             "pass",
             (CAPS_TEST,),
+            "exec recomputes a root process's permitted and effective sets from the "
+            "bounding set (capabilities(7)); a job of another uid loses all at setuid",
         ),
         Mutation(
             "no-new-privs",
