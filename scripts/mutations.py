@@ -299,7 +299,10 @@ def _rootfs() -> list[Mutation]:
                  (ROOTFS_TESTS, MOUNT_FLAGS)),
         Mutation("rootfs-work-flags", "/work is nosuid,nodev", ROOTFS,
                  "Protect(work, libc.MOUNT_ATTR_NOSUID | libc.MOUNT_ATTR_NODEV)",
-                 "Protect(work, 0)", (ROOTFS_TESTS, MOUNT_FLAGS)),
+                 "Protect(work, 0)", (ROOTFS_TESTS, MOUNT_FLAGS),
+                 equivalent="the workspace is bound from ROOT/jobs, which the daemon binds "
+                 "nosuid,nodev on the host (jobs-dir-nosuid-nodev), and a bind takes "
+                 "its source mount's flags"),
         Mutation("rootfs-proc-flags", "/proc is nosuid,nodev,noexec", ROOTFS,
                  "flags = libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC\n"
                  '    p.ops.append(Mount("proc", proc, "proc", flags))',
