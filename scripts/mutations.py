@@ -34,6 +34,7 @@ INTERCEPTOR = "src/joblet/security/interceptor.py"
 
 NET_ISOLATION = "tests/integration/test_network_isolation.py"
 FIREWALL_IPV6 = "tests/privileged/network/test_network_firewall_ipv6.py"
+BLOCKED_CALLS = "tests/security/test_blocked_calls.py"
 NAMESPACES = "tests/security/test_namespace_creation.py"
 HARDENING = "tests/privileged/isolation/test_launcher_hardening.py"
 ROOTFS_TESTS = "tests/privileged/isolation/test_launcher_rootfs.py"
@@ -197,7 +198,7 @@ def _seccomp() -> list[Mutation]:
                 SECCOMP,
                 old,
                 "",
-                (HARDENING, SECCOMP_FILTER),
+                (BLOCKED_CALLS, SECCOMP_FILTER),
             )
         )
     return found
