@@ -125,6 +125,11 @@ class BpfProgram:
         self._buf = ctypes.create_string_buffer(code, len(code))
         self._prog = _SockFprog(len(code) // 8, ctypes.addressof(self._buf))
 
+    @property
+    def code(self) -> bytes:
+        """The instructions, as given."""
+        return self._buf.raw
+
     def install(self) -> None:
         """Install as this thread's seccomp filter; needs no_new_privs or CAP_SYS_ADMIN."""
         prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(self._prog))
