@@ -27,6 +27,7 @@ import yaml
 
 from joblet.api import joblet_pb2_grpc as pb_grpc
 from joblet.config.model import RootLayout
+from joblet.daemon.teardown import unmount_below
 from joblet.jobs.workspace_mount import release_jobs_dir
 from joblet.network.addressing import daemon_prefix
 from joblet.network.firewall import table_name
@@ -123,6 +124,9 @@ class RunningDaemon:
         release_jobs_dir(RootLayout(self.root))  # what a killed daemon left mounted
         _clear_cgroup_parent(self.cgroup_parent())
         forget_owner(self.cgroup_parent())  # what a killed daemon left on /run
+        # Memory volumes stay mounted after a stop by design, and a killed
+        # daemon leaves its other mounts: none may outlive the test.
+        unmount_below(self.root)
         self.relay.close()
         self.world.close()
 

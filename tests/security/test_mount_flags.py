@@ -11,9 +11,10 @@ from __future__ import annotations
 import errno
 import json
 import os
+from collections.abc import Iterator
 
 import pytest
-from integration.conftest import RunningDaemon, wait_status
+from integration.conftest import ROOT_NEEDED, RunningDaemon, start_daemon, wait_status
 
 from joblet.api import joblet_pb2 as pb
 
@@ -72,6 +73,17 @@ for where in ("/dev/shm", "/tmp"):
     tried["exec " + copy] = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
 print(json.dumps({"flags": flags, "tried": tried}))
 """
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDaemon]:
+    """Jobs as real host ids: the mount flags are a layer of their own, and
+    in a user namespace mknod is refused before nodev is ever asked."""
+    if os.geteuid() != 0:
+        pytest.skip(ROOT_NEEDED)
+    running = start_daemon(tmp_path_factory.mktemp("daemon"), userNamespace="off")
+    yield running
+    running.stop()
 
 
 @pytest.fixture(scope="module")
