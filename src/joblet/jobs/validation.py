@@ -17,7 +17,7 @@ from typing import Protocol
 from joblet.errors import InvalidArgument
 from joblet.jobs.ids import is_job_id
 from joblet.jobs.model import JobSpec, Upload
-from joblet.jobs.request_limits import check_request_bounds
+from joblet.jobs.request_limits import BoundedRequest, RequirementLike, check_request_bounds
 from joblet.jobs.schedule import parse_schedule
 from joblet.jobs.uploads import normalize_upload_path
 
@@ -42,48 +42,18 @@ class FileUploadLike(Protocol):
     def isDirectory(self) -> bool: ...
 
 
-class JobRequirementLike(Protocol):
-    @property
-    def jobUuid(self) -> str: ...
+class RunJobRequestLike(BoundedRequest, Protocol):
+    """The fields of `joblet_pb2.RunJobRequest` that validation reads, beyond
+    those whose size `check_request_bounds` bounds."""
 
-
-class RunJobRequestLike(Protocol):
-    """The fields of `joblet_pb2.RunJobRequest` that validation reads."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def command(self) -> str: ...
-    @property
-    def args(self) -> Sequence[str]: ...
     @property
     def maxCpu(self) -> int: ...
-    @property
-    def cpuCores(self) -> str: ...
     @property
     def maxMemory(self) -> int: ...
     @property
     def maxIobps(self) -> int: ...
     @property
     def uploads(self) -> Sequence[FileUploadLike]: ...
-    @property
-    def schedule(self) -> str: ...
-    @property
-    def network(self) -> str: ...
-    @property
-    def volumes(self) -> Sequence[str]: ...
-    @property
-    def runtime(self) -> str: ...
-    @property
-    def workDir(self) -> str: ...
-    @property
-    def environment(self) -> Mapping[str, str]: ...
-    @property
-    def secret_environment(self) -> Mapping[str, str]: ...
-    @property
-    def workflowUuid(self) -> str: ...
-    @property
-    def requirements(self) -> Sequence[JobRequirementLike]: ...
     @property
     def gpu_count(self) -> int: ...
     @property
@@ -326,7 +296,7 @@ def check_workflow_uuid(value: str) -> str:
     return value
 
 
-def check_dependencies(requirements: Iterable[JobRequirementLike]) -> tuple[str, ...]:
+def check_dependencies(requirements: Iterable[RequirementLike]) -> tuple[str, ...]:
     deps = tuple(r.jobUuid for r in requirements)
     for index, dep in enumerate(deps):
         if not is_job_id(dep):
