@@ -95,6 +95,12 @@ class RunningDaemon:
     def cgroup_parent(self) -> str:
         return str(yaml.safe_load(self.config_path.read_text())["cgroup"]["parent"])
 
+    def workspace(self, job_id: str) -> Path:
+        """A job's workspace on the host: its subvolume where workspaces are
+        size-capped (joblet.workspaces), else the directory in its job dir."""
+        capped = self.root / "workspaces" / job_id
+        return capped if capped.is_dir() else self.root / "jobs" / job_id / "work"
+
     def prefix(self) -> str:
         """The first characters of every interface this daemon makes."""
         return daemon_prefix((self.root / "state" / "node-id").read_text().strip())

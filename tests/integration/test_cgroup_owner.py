@@ -63,7 +63,7 @@ def release_and_wait(daemon: RunningDaemon, job_id: str) -> pb.GetJobStatusRes:
     stub: pb_grpc.JobServiceStub = daemon.jobs()
     status = stub.GetJobStatus(pb.GetJobStatusReq(uuid=job_id))
     assert status.status == "RUNNING", (status.status, status.exitCode, status.endReason)
-    (daemon.root / "jobs" / job_id / "work" / "go").touch()
+    (daemon.workspace(job_id) / "go").touch()
     return wait_status(stub, job_id, FINAL, timeout=30)
 
 

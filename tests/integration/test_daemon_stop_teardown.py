@@ -238,7 +238,7 @@ def test_after_kill9_the_launcher_keeps_the_job_then_exits_and_its_exit_code_is_
     assert cgroup_groups(daemon) and links(daemon) and has_table(daemon)
     assert any(d.name == f"job-{job_id}" for g in cgroup_groups(daemon) for d in g.iterdir())
 
-    (daemon.root / "jobs" / job_id / "work" / "go").touch()  # the job ends, no daemon
+    (daemon.workspace(job_id) / "go").touch()  # the job ends, no daemon
     wait_until(lambda: not alive(launcher), 30, "the launcher to exit after the last job")
     assert launcher_processes(daemon) == []
     assert not (daemon.root / "run" / "launcher" / "launcher.pid").exists()

@@ -85,7 +85,7 @@ def test_persist_killed_while_job_prints_loses_nothing(daemon: RunningDaemon) ->
     job_id = run(stub, "sh", "-c", f"for i in $(seq 1 60); do echo line$i; {halfway}; done")
     _wait_for(lambda: b"line30\n" in logs(stub, job_id, noFollow=True), timeout=30)
     os.kill(_helper_pid(daemon, "persist"), signal.SIGKILL)
-    (daemon.root / "jobs" / job_id / "work" / "go-on").touch()
+    (daemon.workspace(job_id) / "go-on").touch()
     wait_status(stub, job_id, FINAL, timeout=30)
     expected = b"".join(f"line{i}\n".encode() for i in range(1, 61))
     assert logs(stub, job_id) == expected

@@ -161,7 +161,7 @@ def test_another_jobs_workspace_is_invisible(daemon: RunningDaemon) -> None:
     job_a = run(stub, "sh", "-c", f"echo mine > /work/{marker}; sleep 30")
     try:
         wait_status(stub, job_a, {"RUNNING"})
-        written = daemon.root / "jobs" / job_a / "work" / marker
+        written = daemon.workspace(job_a) / marker
         wait_for(written.exists, 30, "job A's marker")
         # /usr is the host's read-only bind, the same in every job.
         script = (
@@ -184,8 +184,7 @@ def test_symlink_to_etc_shadow_is_not_followed(daemon: RunningDaemon) -> None:
     assert "No such file" in out
     shadow_first = Path("/etc/shadow").read_text().split(":", 1)[0] + ":"
     assert shadow_first not in out
-    job_dir = daemon.root / "jobs" / status.uuid
-    assert (job_dir / "work" / "x").is_symlink()  # the job's link, never followed here
+    assert (daemon.workspace(status.uuid) / "x").is_symlink()  # the job's link, never followed here
 
 
 def test_user_namespaces_and_keyctl_fail(daemon: RunningDaemon) -> None:

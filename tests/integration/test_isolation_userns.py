@@ -69,7 +69,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory, secret_dir: Path) -> Iterat
 
 
 def workspace(daemon: RunningDaemon, job_id: str) -> Path:
-    return daemon.root / "jobs" / job_id / "work"
+    return daemon.workspace(job_id)
 
 
 def test_job_root_is_an_unprivileged_host_uid(daemon: RunningDaemon) -> None:

@@ -147,7 +147,7 @@ def test_queue_over_max_concurrent_jobs_in_fifo_order(make_daemon: object) -> No
     queued = [run(stub, "echo", str(i)) for i in range(3)]
     assert first.status == "RUNNING"
     assert [q.status for q in queued] == ["QUEUED"] * 3
-    (daemon.root / "jobs" / first.jobUuid / "work" / "release").touch()
+    (daemon.workspace(first.jobUuid) / "release").touch()
     ends = [wait_status(stub, q.jobUuid, FINAL, timeout=20) for q in queued]
     assert all(e.status == "COMPLETED" for e in ends)
     starts = [e.startTime for e in ends]

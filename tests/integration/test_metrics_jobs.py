@@ -79,7 +79,7 @@ def samples_until(
     for sample in daemon.jobs().StreamJobMetrics(request, timeout=120):
         samples.append(sample)
         if shows(sample):
-            (daemon.root / "jobs" / job_id / "work" / "release").touch()
+            (daemon.workspace(job_id) / "release").touch()
     return samples
 
 

@@ -39,7 +39,7 @@ def counter_output(n: int) -> bytes:
 
 
 def release(daemon: RunningDaemon, job_id: str) -> None:
-    (daemon.root / "jobs" / job_id / "work" / "release").touch()
+    (daemon.workspace(job_id) / "release").touch()
 
 
 def log_size(daemon: RunningDaemon, job_id: str) -> int:

@@ -222,7 +222,7 @@ def _hold_inotify(daemon: RunningDaemon) -> str:
 
 
 def _release(daemon: RunningDaemon, job_id: str) -> None:
-    (daemon.root / "jobs" / job_id / "work" / "release").touch()
+    (daemon.workspace(job_id) / "release").touch()
     wait_status(daemon.jobs(), job_id, FINAL, timeout=60)
 
 

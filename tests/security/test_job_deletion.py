@@ -50,7 +50,7 @@ def test_delete_all_goes_on_past_an_undeletable_entry(daemon: RunningDaemon) -> 
     stuck = _finished_job(daemon, "sh", "-c", "echo x > /work/pinned")
     deep = _finished_job(daemon, "python3", "-c", DEEP)
     plain = _finished_job(daemon, "true")
-    pinned = daemon.root / "jobs" / stuck / "work" / "pinned"
+    pinned = daemon.workspace(stuck) / "pinned"
     try:
         subprocess.run(["chattr", "+i", str(pinned)], check=True, capture_output=True)
     except (OSError, subprocess.CalledProcessError) as exc:
@@ -88,7 +88,7 @@ def _fragmented_file(path: Path, extents: int = 20_000) -> None:
 
 def test_other_calls_are_served_while_a_big_workspace_is_removed(daemon: RunningDaemon) -> None:
     job_id = _finished_job(daemon, "true")
-    _fragmented_file(daemon.root / "jobs" / job_id / "work" / "fragmented")
+    _fragmented_file(daemon.workspace(job_id) / "fragmented")
     stub = daemon.jobs()
     done = threading.Event()
     result: list[Any] = []

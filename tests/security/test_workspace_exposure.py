@@ -53,7 +53,7 @@ def _planted(daemon: RunningDaemon) -> Path:
     stub = daemon.jobs()
     job_id = stub.RunJob(pb.RunJobRequest(command="sh", args=["-c", PLANT])).jobUuid
     wait_status(stub, job_id, {"COMPLETED"}, timeout=60)
-    return daemon.root / "jobs" / job_id / "work"
+    return daemon.workspace(job_id)
 
 
 def test_other_users_cannot_reach_a_workspace(daemon: RunningDaemon) -> None:

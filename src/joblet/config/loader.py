@@ -66,6 +66,7 @@ FILE_KEYS: Schema = {
             "maxOpenFiles",
             "launcherIdleExit",
             "userNamespace",
+            "maxWorkspaceSize",
         )
     ),
     "security": dict.fromkeys(("serverCert", "serverKey", "caCert")),
@@ -189,6 +190,9 @@ def _jobs(raw: Mapping[str, Any]) -> JobsConfig:
             raw.get("launcherIdleExit", defaults.launcher_idle_exit_s)
         ),
         user_namespace=_user_namespace(raw.get("userNamespace", defaults.user_namespace)),
+        max_workspace_bytes=parse_size_bytes(
+            raw.get("maxWorkspaceSize", defaults.max_workspace_bytes)
+        ),
     )
 
 

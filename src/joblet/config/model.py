@@ -84,6 +84,15 @@ class RootLayout:
         return self.root / "state"
 
     @property
+    def workspaces(self) -> Path:
+        """Where the workspaces' file system is mounted (joblet.workspaces)."""
+        return self.root / "workspaces"
+
+    @property
+    def workspace_image(self) -> Path:
+        return self.root / "workspaces.img"
+
+    @property
     def certs(self) -> Path:
         """The index of issued client certificates and the CRL (made on first use)."""
         return self.root / "certs"
@@ -156,6 +165,8 @@ class JobsConfig:
     # Jobs in a user namespace (isolation.userns): auto (where the kernel
     # allows), on (or the launcher refuses to start), off.
     user_namespace: str = "auto"
+    # Size cap of each job's workspace (joblet.workspaces); 0 = none.
+    max_workspace_bytes: int = 10 * 1024 * 1024 * 1024
 
 
 @dataclass(frozen=True)

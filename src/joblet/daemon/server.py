@@ -59,6 +59,12 @@ from joblet.security.interceptor import DEFAULT_RECEIVE_LIMIT, AuthInterceptor
 from joblet.security.tls import server_credentials
 from joblet.volumes.config import load_volumes_config
 from joblet.volumes.manager import VolumeManager, entry_names
+from joblet.workspaces.store import (
+    WorkspaceStore,
+    close_quota_store,
+    open_quota_store,
+    plain_store,
+)
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +185,32 @@ def _release_jobs_dir(layout: RootLayout) -> list[str]:
     return []
 
 
+def open_workspaces(config: DaemonConfig) -> WorkspaceStore:
+    """The workspaces' store: size-capped where joblet.maxWorkspaceSize asks
+    and the host can, else plain directories (the reason logged once)."""
+    layout, quota = config.layout, config.jobs.max_workspace_bytes
+    if not quota:
+        return plain_store(layout)
+    try:
+        store = open_quota_store(layout, quota)
+    except OSError as exc:
+        log.warning(
+            "workspaces have no size limit: %s (joblet.maxWorkspaceSize needs btrfs)",
+            exc.strerror or exc,
+        )
+        return plain_store(layout)
+    log.info("workspaces: at most %d bytes each, in %s", quota, store.root)
+    return store
+
+
+def _close_workspaces(layout: RootLayout) -> list[str]:
+    try:
+        close_quota_store(layout)
+    except OSError as exc:
+        return [f"the workspaces' mount: {exc}"]
+    return []
+
+
 class Daemon:
     def __init__(
         self,
@@ -205,6 +237,8 @@ class Daemon:
         prepare_layout(layout)
         if protect_jobs_dir(layout):
             log.info("%s bound nosuid,nodev on the host", layout.jobs)
+        # Before the launcher starts: the inits it clones must see the mount.
+        self._workspaces = await asyncio.to_thread(open_workspaces, config)
         claim = self._claim
         if claim is None:
             claim = claim_cgroup_parent(config)
@@ -246,7 +280,7 @@ class Daemon:
         self.manager = JobManager(
             config, cgroups, launcher, logs, node_id,
             listener=StateListener(helpers.state), metrics=metrics, networks=self._networks,
-            volumes=self._volumes,
+            volumes=self._volumes, workspaces=self._workspaces,
         )  # fmt: skip
         launcher.on_exit(self.manager.on_exit)
         launcher.on_back(self.manager.on_launcher_back)
@@ -355,6 +389,7 @@ class Daemon:
                     self.config.layout.jobs,
                 )  # fmt: skip
                 problems += await asyncio.to_thread(_release_jobs_dir, self.config.layout)
+                problems += await asyncio.to_thread(_close_workspaces, self.config.layout)
                 for problem in problems:
                     log.warning("left behind: %s", problem)
         await self._stack.aclose()

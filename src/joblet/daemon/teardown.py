@@ -40,6 +40,7 @@ from joblet.resources.detect import create_cgroup_manager
 from joblet.resources.interface import CgroupManager
 from joblet.resources.ownership import forget_owner, normal_root, read_owner
 from joblet.volumes import loop
+from joblet.workspaces.store import close_quota_store
 
 LAUNCHER_EXIT_S = 10.0
 LOOP_WAIT_S = 5.0  # for the autoclear of devices whose mount just went
@@ -108,8 +109,13 @@ def teardown(config: DaemonConfig, force: bool) -> TeardownReport:
     for base in (layout.volumes, layout.jobs, layout.run):
         report.mounts += report.attempt("mounts", functools.partial(unmount_below, base))
     report.mounts += report.attempt("mounts", functools.partial(_release_jobs_dir, layout))
+    report.mounts += report.attempt("mounts", functools.partial(_close_workspaces, layout))
     report.loops = report.attempt("loop devices", lambda: detach_loops_under(layout.volumes))
     return report
+
+
+def _close_workspaces(layout: RootLayout) -> list[str]:
+    return [str(layout.workspaces)] if close_quota_store(layout) else []
 
 
 def _release_jobs_dir(layout: RootLayout) -> list[str]:

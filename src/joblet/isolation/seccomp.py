@@ -10,6 +10,7 @@ import tempfile
 from typing import Any
 
 from joblet.isolation import libc
+from joblet.workspaces.btrfs import SUBVOLUME_MAKERS
 
 BLOCKED_SYSCALLS: tuple[str, ...] = (
     "unshare",
@@ -89,6 +90,12 @@ NAMESPACE_FLAGS: tuple[int, ...] = (
 )
 
 
+# ioctl(2) requests a job may not make: a btrfs subvolume or snapshot of its
+# own would escape its workspace's size limit (joblet.workspaces). The kernel
+# reads the request as 32 bits, so only those are compared.
+BLOCKED_IOCTLS: tuple[int, ...] = SUBVOLUME_MAKERS
+
+
 def build_filter() -> Any:
     """A loaded-on-demand pyseccomp filter; call `.load()` in the job process.
 
@@ -115,6 +122,8 @@ def build_filter() -> Any:
     filt.add_rule(
         pyseccomp.ERRNO(errno.EAFNOSUPPORT), "socket", pyseccomp.Arg(0, pyseccomp.EQ, AF_VSOCK)
     )
+    for request in BLOCKED_IOCTLS:
+        filt.add_rule(eperm, "ioctl", pyseccomp.Arg(1, pyseccomp.MASKED_EQ, 0xFFFFFFFF, request))
     return filt
 
 

@@ -23,6 +23,7 @@ from joblet.jobs.table import JobTable
 from joblet.jobs.workspace import log_path, prepare_job_dir, run_as
 from joblet.logs.service import JobLogs
 from joblet.resources.interface import CgroupManager, JobCgroup, Limits
+from joblet.workspaces.store import WorkspaceStore, plain_store
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +46,10 @@ class JobStarter:
         metrics: JobMetrics | None = None,
         networks: JobNetworks | None = None,
         volumes: JobVolumes | None = None,
+        workspaces: WorkspaceStore | None = None,
     ) -> None:
         self._config = config
+        self._workspaces = workspaces or plain_store(config.layout)
         self._table = table
         self._cgroups = cgroups
         self._launcher = launcher
@@ -69,7 +72,9 @@ class JobStarter:
             rt.limits = self.limits(job.spec)
             network = self._allocate_network(job)
             rt.cgroup = self._cgroups.create(job_id, rt.limits)
-            spec = build_launch_spec(self._config, job, rt.cgroup, network, self._volumes)
+            spec = build_launch_spec(
+                self._config, job, rt.cgroup, network, self._volumes, workspaces=self._workspaces
+            )
             await self._await_record(job_id)
             pid = await self._launch(spec, rt.cgroup)
         except (JobletError, OSError) as exc:
@@ -124,7 +129,10 @@ class JobStarter:
         from joblet.resources.devices import block_devices_for
 
         try:
-            return block_devices_for(self._config.layout.jobs)
+            paths = [self._config.layout.jobs]
+            if self._workspaces.root is not None:
+                paths.append(self._workspaces.root)  # its loop device
+            return block_devices_for(*paths)
         except OSError:
             return ()
 
@@ -148,7 +156,9 @@ class JobStarter:
         accepting a scheduled or queued job costs no file system work."""
         layout = self._config.layout
         if not log_path(layout, job.id).exists():
-            prepare_job_dir(layout, self._config.jobs, job.id, replace(job.spec, uploads=()))
+            prepare_job_dir(
+                layout, self._config.jobs, job.id, replace(job.spec, uploads=()), self._workspaces
+            )
         self._logs.hub.track(job.id, log_path(layout, job.id))
         self._logs.start_copy(job.id)
         self._table.runtime[job.id].log_ready.set()
@@ -170,8 +180,11 @@ def build_launch_spec(
     cgroup: JobCgroup,
     network: dict[str, Any] | None = None,
     volumes: JobVolumes | None = None,
+    *,
+    workspaces: WorkspaceStore | None = None,
 ) -> LaunchSpec:
     """What the launcher needs to run `job` inside `cgroup`."""
+    workspaces = workspaces or plain_store(config.layout)
     job_dir = config.layout.job_dir(job.id)
     uid, gid = run_as(config.jobs, job.spec)
     return LaunchSpec(
@@ -180,7 +193,7 @@ def build_launch_spec(
         env=job_environment(job.spec, job.id, job.spec.name),
         hostname=job.spec.name or job.id[:8],
         job_dir=str(job_dir),
-        workspace=str(job_dir / "work"),
+        workspace=str(workspaces.path(job.id)),
         log_path=str(log_path(config.layout, job.id)),
         cgroup_procs=tuple(str(p) for p in cgroup.procs_files()),
         allowed_mounts=config.filesystem.allowed_mounts,

@@ -46,6 +46,7 @@ from joblet.logs.filters import LogFilter
 from joblet.logs.reader import ChunkHead
 from joblet.logs.service import JobLogs
 from joblet.resources.interface import CgroupManager
+from joblet.workspaces.store import WorkspaceStore, plain_store
 
 SHUTDOWN_SETTLE_S = 10.0
 
@@ -76,10 +77,12 @@ class JobManager:
         metrics: JobMetrics | None = None,
         networks: JobNetworks | None = None,
         volumes: JobVolumes | None = None,
+        workspaces: WorkspaceStore | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._closing = False  # shutting down: start nothing new
         self._config = config
+        self._workspaces = workspaces or plain_store(config.layout)
         self._logs = logs
         self._node_id = node_id
         self._clock = clock
@@ -107,6 +110,7 @@ class JobManager:
             metrics=metrics,
             networks=networks,
             volumes=volumes,
+            workspaces=self._workspaces,
         )
         self._restorer = JobRestorer(
             config,
@@ -158,7 +162,12 @@ class JobManager:
         names: tuple[str, ...] = ()
         if spec.uploads:  # written now, so bad uploads fail the call and leave nothing
             names = await asyncio.to_thread(
-                workspace.prepare_job_dir, self._config.layout, self._config.jobs, job_id, spec
+                workspace.prepare_job_dir,
+                self._config.layout,
+                self._config.jobs,
+                job_id,
+                spec,
+                self._workspaces,
             )
         job = Job(
             id=job_id,
@@ -329,7 +338,9 @@ class JobManager:
         millions of files, and the event loop serves every other call
         meanwhile. What could not be removed, one line each."""
         try:
-            left = await asyncio.to_thread(workspace.remove_job_dir, self._config.layout, job_id)
+            left = await asyncio.to_thread(
+                workspace.remove_job_dir, self._config.layout, job_id, self._workspaces
+            )
         except Exception as exc:
             log.exception("removing the directory of job %s failed", job_id)
             return [f"job {job_id}: {exc}"]

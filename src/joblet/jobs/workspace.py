@@ -13,6 +13,7 @@ from joblet.errors import ResourceExhausted
 from joblet.jobs.model import JobSpec
 from joblet.jobs.tree_removal import RemovalFailure, remove_tree
 from joblet.jobs.uploads import write_uploads
+from joblet.workspaces.store import WorkspaceStore, plain_store
 
 LOG_FILE = "output.log"
 # Room a job needs beyond its uploads: its directory, log and exit records,
@@ -58,16 +59,28 @@ def run_as(jobs: JobsConfig, spec: JobSpec) -> tuple[int, int]:
 
 
 def prepare_job_dir(
-    layout: RootLayout, jobs: JobsConfig, job_id: str, spec: JobSpec
+    layout: RootLayout,
+    jobs: JobsConfig,
+    job_id: str,
+    spec: JobSpec,
+    store: WorkspaceStore | None = None,
 ) -> tuple[str, ...]:
     """Create the job's directory with its workspace and uploads; all or nothing."""
+    store = store or plain_store(layout)
+    total = sum(len(upload.content) for upload in spec.uploads)
+    if store.quota_bytes and total > store.quota_bytes:
+        raise ResourceExhausted(
+            f"the uploads ({total} bytes) do not fit a workspace "
+            f"(joblet.maxWorkspaceSize: {store.quota_bytes} bytes)"
+        )
     job_dir = layout.job_dir(job_id)
+    made_workspace = False
     try:
         # 0700 all the way: what a job leaves in its workspace (a setuid
         # binary, a device node, its data) is out of other host users' reach.
         job_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        workspace = job_dir / "work"
-        workspace.mkdir(mode=0o700)
+        workspace = store.create(job_id)
+        made_workspace = True
         uid, gid = run_as(jobs, spec)
         owner = (uid, gid) if uid or gid else None
         if owner is not None:
@@ -75,14 +88,24 @@ def prepare_job_dir(
         names = write_uploads(workspace, spec.uploads, owner=owner)
         os.close(os.open(log_path(layout, job_id), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
     except BaseException as exc:
+        if made_workspace:
+            store.remove(job_id)
         shutil.rmtree(job_dir, ignore_errors=True)
+        if isinstance(exc, OSError) and exc.errno == errno.EDQUOT:
+            raise ResourceExhausted(
+                f"job {job_id}'s uploads do not fit its workspace "
+                f"(joblet.maxWorkspaceSize: {store.quota_bytes} bytes)"
+            ) from exc
         if isinstance(exc, OSError) and exc.errno in NO_SPACE:
             raise ResourceExhausted(f"no room for job {job_id}'s files: {exc.strerror}") from exc
         raise
     return names
 
 
-def remove_job_dir(layout: RootLayout, job_id: str) -> list[RemovalFailure]:
-    """Remove the job's directory, whatever the job left in its workspace;
+def remove_job_dir(
+    layout: RootLayout, job_id: str, store: WorkspaceStore | None = None
+) -> list[RemovalFailure]:
+    """Remove the job's directory and workspace, whatever the job left in it;
     what could not be removed ([] when everything went)."""
-    return remove_tree(layout.job_dir(job_id))
+    left = (store or plain_store(layout)).remove(job_id)
+    return left + remove_tree(layout.job_dir(job_id))

@@ -1,0 +1,1 @@
+"""Jobs' workspaces: where they live and what caps their size."""
