@@ -301,8 +301,9 @@ def _rootfs() -> list[Mutation]:
         Mutation("rootfs-work-flags", "/work is nosuid,nodev", ROOTFS,
                  "Protect(work, libc.MOUNT_ATTR_NOSUID | libc.MOUNT_ATTR_NODEV)",
                  "Protect(work, 0)", (ROOTFS_TESTS, MOUNT_FLAGS),
-                 equivalent="the workspace is bound from ROOT/jobs, which the daemon binds "
-                 "nosuid,nodev on the host (jobs-dir-nosuid-nodev), and a bind takes "
+                 equivalent="the workspace is bound from ROOT/workspaces, mounted "
+                 "nosuid,nodev (workspace-mount-flags), or from ROOT/jobs, which the daemon "
+                 "binds nosuid,nodev on the host (jobs-dir-nosuid-nodev), and a bind takes "
                  "its source mount's flags"),
         Mutation("rootfs-proc-flags", "/proc is nosuid,nodev,noexec", ROOTFS,
                  "flags = libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC\n"
@@ -401,6 +402,29 @@ def _api() -> list[Mutation]:
     ]  # fmt: skip
 
 
+def _workspaces() -> list[Mutation]:
+    quota = "tests/security/test_workspace_quota.py"
+    return [
+        Mutation("seccomp-subvolume-ioctls", "seccomp: no subvolume of a job's own",
+                 SECCOMP, "BLOCKED_IOCTLS: tuple[int, ...] = SUBVOLUME_MAKERS",
+                 "BLOCKED_IOCTLS: tuple[int, ...] = ()",
+                 (f"{quota}::test_a_job_cannot_make_a_subvolume_outside_its_limit",)),
+        Mutation("workspace-limit", "each workspace's qgroup limit",
+                 "src/joblet/workspaces/store.py",
+                 "            btrfs.limit_referenced(str(path), self.quota_bytes)\n", "",
+                 (f"{quota}::test_a_job_cannot_write_past_its_limit",)),
+        Mutation("workspace-upload-total", "uploads over the limit refused before writing",
+                 "src/joblet/jobs/workspace.py",
+                 "    if store.quota_bytes and total > store.quota_bytes:", "    if False:",
+                 (f"{quota}::test_uploads_past_the_limit_are_refused_and_leave_nothing",)),
+        Mutation("workspace-mount-flags", "the workspaces' mount is nosuid,nodev",
+                 "src/joblet/workspaces/store.py",
+                 "MOUNT_FLAGS = libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOATIME",
+                 "MOUNT_FLAGS = libc.MS_NOATIME",
+                 (f"{quota}::test_the_workspaces_are_private_and_inert_on_the_host",)),
+    ]  # fmt: skip
+
+
 MUTATIONS: tuple[Mutation, ...] = (
-    *_firewall(), *_seccomp(), *_caps(), *_rootfs(), *_init_binary(), *_api(),
+    *_firewall(), *_seccomp(), *_caps(), *_rootfs(), *_init_binary(), *_api(), *_workspaces(),
 )  # fmt: skip

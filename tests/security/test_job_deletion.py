@@ -8,11 +8,12 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from integration.conftest import RunningDaemon, wait_status
+from integration.conftest import RunningDaemon, start_daemon, wait_status
 
 from joblet.api import joblet_pb2 as pb
 
@@ -33,18 +34,30 @@ def test_delete_removes_a_deep_tree_and_not_a_link_target(
     daemon: RunningDaemon, tmp_path: Path
 ) -> None:
     job_id = _finished_job(daemon, "python3", "-c", DEEP)
-    job_dir = daemon.root / "jobs" / job_id
+    job_dir, work = daemon.root / "jobs" / job_id, daemon.workspace(job_id)
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "keep").write_text("keep")
-    (job_dir / "work" / "link").symlink_to(outside, target_is_directory=True)
+    (work / "link").symlink_to(outside, target_is_directory=True)
     res = daemon.jobs().DeleteJob(pb.DeleteJobReq(uuid=job_id))
     assert res.success, res.message
-    assert not job_dir.exists()
+    assert not job_dir.exists() and not work.exists()
     assert (outside / "keep").read_text() == "keep"
 
 
-def test_delete_all_goes_on_past_an_undeletable_entry(daemon: RunningDaemon) -> None:
+@pytest.fixture(scope="module")
+def plain_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDaemon]:
+    """Workspaces as plain directories (joblet.maxWorkspaceSize: 0), removed
+    file by file: a subvolume goes in one ioctl, whatever it holds."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    running = start_daemon(tmp_path_factory.mktemp("plain"), maxWorkspaceSize=0)
+    yield running
+    running.stop()
+
+
+def test_delete_all_goes_on_past_an_undeletable_entry(plain_daemon: RunningDaemon) -> None:
+    daemon = plain_daemon
     stub = daemon.jobs()
     stub.DeleteAllJobs(pb.DeleteAllJobsReq())
     stuck = _finished_job(daemon, "sh", "-c", "echo x > /work/pinned")
@@ -86,7 +99,10 @@ def _fragmented_file(path: Path, extents: int = 20_000) -> None:
         os.close(fd)
 
 
-def test_other_calls_are_served_while_a_big_workspace_is_removed(daemon: RunningDaemon) -> None:
+def test_other_calls_are_served_while_a_big_workspace_is_removed(
+    plain_daemon: RunningDaemon,
+) -> None:
+    daemon = plain_daemon
     job_id = _finished_job(daemon, "true")
     _fragmented_file(daemon.workspace(job_id) / "fragmented")
     stub = daemon.jobs()

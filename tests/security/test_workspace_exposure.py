@@ -10,11 +10,11 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from integration.conftest import RunningDaemon, wait_status
+from integration.conftest import RunningDaemon, start_daemon, wait_status
 
 from joblet.api import joblet_pb2 as pb
 
@@ -80,7 +80,21 @@ def test_a_running_jobs_log_is_private(daemon: RunningDaemon) -> None:
         stub.StopJob(pb.StopJobReq(uuid=job_id))
 
 
-def test_the_host_ignores_setuid_and_device_nodes_in_workspaces(daemon: RunningDaemon) -> None:
+@pytest.fixture(scope="module")
+def plain_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDaemon]:
+    """Workspaces as plain directories under ROOT/jobs (joblet.maxWorkspaceSize: 0)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    running = start_daemon(tmp_path_factory.mktemp("plain"), maxWorkspaceSize=0)
+    yield running
+    running.stop()
+
+
+@pytest.mark.parametrize("which", ["daemon", "plain_daemon"])
+def test_the_host_ignores_setuid_and_device_nodes_in_workspaces(
+    which: str, request: pytest.FixtureRequest
+) -> None:
+    daemon: RunningDaemon = request.getfixturevalue(which)
     work = _planted(daemon)
     flags = os.statvfs(work).f_flag
     assert flags & os.ST_NOSUID and flags & os.ST_NODEV, "workspaces are suid/dev on the host"

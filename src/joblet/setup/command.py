@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from joblet.config.host_disk import disk_total_under
 from joblet.config.host_memory import read_mem_total
 from joblet.config.loader import load_daemon_config
 from joblet.config.model import RootLayout, SecurityConfig
@@ -150,7 +151,10 @@ def run_setup(
     write_file(files.ca_cert, ca.cert_pem, PUBLIC_MODE)
     write_file(
         files.daemon_config,
-        render_daemon_config(root, address, port, security, placement, mem_total=read_mem_total()),
+        render_daemon_config(
+            root, address, port, security, placement,
+            mem_total=read_mem_total(), disk_total=disk_total_under(root),
+        ),  # fmt: skip
         PRIVATE_MODE,
     )
     write_file(files.rnx_config, render_rnx_config(nodes), PRIVATE_MODE)

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from joblet.config.host_disk import default_workspace_bytes
 from joblet.config.host_memory import default_job_memory_mb, memory_volume_cap
 from joblet.config.model import (
     DEFAULT_ALLOWED_MOUNTS,
@@ -67,14 +68,18 @@ def render_daemon_config(
     placement: Placement,
     *,
     mem_total: int | None = None,
+    disk_total: int | None = None,
 ) -> str:
     """joblet-config.yml in the shape `joblet.config.loader` reads, defaults spelled
     out, with the cgroup parent and network ranges set-up chose for this root,
     and the memory limits sized from the host's RAM (`mem_total` bytes; None
-    leaves them unlimited)."""
+    leaves them unlimited), and the workspace cap from the disk under the root
+    (`disk_total` bytes; None keeps the built-in default)."""
     jobs, fs, limits = JobsConfig(), FilesystemConfig(), LimitDefaults()
     if mem_total is not None:
         limits = replace(limits, max_memory_mb=default_job_memory_mb(mem_total))
+    if disk_total is not None:
+        jobs = replace(jobs, max_workspace_bytes=default_workspace_bytes(disk_total))
     doc: dict[str, Any] = {
         "server": {"address": address, "port": port, "nodeId": ""},
         "joblet": {
@@ -88,6 +93,7 @@ def render_daemon_config(
             "runAsGroup": jobs.run_as_gid,
             "allowedUsers": jobs.allowed_users,
             "maxOpenFiles": jobs.max_open_files,
+            "maxWorkspaceSize": _size_text(jobs.max_workspace_bytes),
         },
         "security": {
             "serverCert": security.server_cert,
