@@ -204,3 +204,21 @@ def _cmdline(entry: str) -> str:
             return f.read().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
+
+
+def test_a_waiting_job_is_stored_before_it_is_answered(
+    make_daemon: Callable[..., RunningDaemon],
+) -> None:
+    """A scheduled or queued job the daemon accepted is known after a kill -9
+    that follows the answer at once (the answer waits for its record)."""
+    daemon = make_daemon(maxConcurrentJobs=1)
+    stub = daemon.jobs()
+    blocker = run(stub, "sh", "-c", UNTIL_RELEASED)
+    accepted = [run(stub, "true", schedule="1h") for _ in range(3)]
+    accepted += [run(stub, "true") for _ in range(3)]  # queued behind the blocker
+    daemon.kill9()
+    daemon.restart()
+    known = {job.uuid: job.status for job in daemon.jobs().ListJobs(pb.EmptyRequest()).jobs}
+    assert all(job_id in known for job_id in accepted), (accepted, known)
+    assert [known[j] for j in accepted] == ["SCHEDULED"] * 3 + ["QUEUED"] * 3
+    (daemon.workspace(blocker) / "release").touch()

@@ -28,7 +28,7 @@ from joblet.isolation.spec import JobExit
 from joblet.jobs import workspace
 from joblet.jobs.ending import JobEnding
 from joblet.jobs.ids import new_job_id
-from joblet.jobs.launch import JobStarter
+from joblet.jobs.launch import RECORD_WAIT_S, JobStarter
 from joblet.jobs.model import Job, JobSpec, JobStatus
 from joblet.jobs.ports import (
     JobListener,
@@ -185,10 +185,15 @@ class JobManager:
             self._arm_schedule(job_id, scheduled_at)
         elif self._registry.has_slot(self._config.jobs.max_concurrent_jobs):
             self._table.changed(job)  # recorded before the launch, so a crash cannot orphan it
-            job = await self._starter.start(job_id)
+            return await self._starter.start(job_id)
         else:
             job = self._table.apply(job_id, Queued())
             self._registry.enqueue(job_id)
+        # A waiting job is answered once it is stored: a daemon killed right
+        # after the answer still knows the job it accepted.
+        if not await self._table.recorded(RECORD_WAIT_S):
+            log.warning("job %s: the state helper did not confirm its record within %gs",
+                        job_id, RECORD_WAIT_S)  # fmt: skip
         return job
 
     async def stop(self, prefix: str, caller: str) -> Job:

@@ -152,9 +152,14 @@ def run_setup(
     write_file(
         files.daemon_config,
         render_daemon_config(
-            root, address, port, security, placement,
-            mem_total=read_mem_total(), disk_total=disk_total_under(root),
-        ),  # fmt: skip
+            root,
+            address,
+            port,
+            security,
+            placement,
+            mem_total=read_mem_total(),
+            disk_total=disk_total_under(root),
+        ),
         PRIVATE_MODE,
     )
     write_file(files.rnx_config, render_rnx_config(nodes), PRIVATE_MODE)
