@@ -4,6 +4,7 @@ memory volumes, sized by `joblet setup` from the host where they depend on it.""
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 
 import grpc
@@ -13,6 +14,7 @@ from integration.conftest import RunningDaemon, launch_daemon, wait_status
 
 from joblet.api import joblet_pb2 as pb
 from joblet.api import joblet_pb2_grpc as pb_grpc
+from joblet.config.host_disk import default_workspace_bytes
 from joblet.config.host_memory import (
     MIB,
     default_job_memory_mb,
@@ -44,6 +46,10 @@ def test_setup_writes_limits_sized_from_the_host(tmp_path: Path) -> None:
     assert raw["cgroup"]["defaults"]["maxPids"] > 0
     assert raw["joblet"]["maxOpenFiles"] == 4096
     assert 0 < parse_size_bytes(raw["volumes"]["maxMemorySize"]) <= total // 2
+    disk = os.statvfs(tmp_path)
+    workspace = parse_size_bytes(raw["joblet"]["maxWorkspaceSize"])
+    assert workspace == default_workspace_bytes(disk.f_blocks * disk.f_frsize)
+    assert 1 << 30 <= workspace <= disk.f_blocks * disk.f_frsize
 
 
 def _job_group_file(daemon: RunningDaemon, job_id: str, v1: str, v2: str) -> str:
