@@ -31,6 +31,7 @@ import yaml
 import joblet
 from joblet.api import joblet_pb2_grpc as pb_grpc
 from joblet.config.model import RootLayout
+from joblet.daemon.teardown import unmount_below
 from joblet.jobs.workspace_mount import release_jobs_dir
 
 RESULT_PREFIX = "BENCH-RESULT "
@@ -215,6 +216,7 @@ class Daemon:
                 self.proc.wait()
         stop_pid_file(self.root / "run" / "launcher" / "launcher.pid")
         release_jobs_dir(RootLayout(self.root))  # what a killed daemon left mounted
+        unmount_below(self.root)  # the workspaces' file system too, before the root goes
         remove_cgroup_parent(self.parent)
 
 
