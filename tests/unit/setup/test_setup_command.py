@@ -10,6 +10,7 @@ import pytest
 import yaml
 from cryptography import x509
 
+from joblet.config.host_disk import default_workspace_bytes
 from joblet.config.host_memory import default_job_memory_mb, read_mem_total
 from joblet.config.loader import load_daemon_config
 from joblet.config.model import (
@@ -84,7 +85,10 @@ def test_daemon_config_round_trips_through_the_loader(tmp_path: Path) -> None:
     config = load_daemon_config(result.files.daemon_config)
     assert config.layout.root == root
     assert (config.server.address, config.server.port) == ("0.0.0.0", 50123)
-    assert config.jobs == JobsConfig()
+    # a job's workspace may hold a tenth of the disk under the root
+    disk = os.statvfs(tmp_path)
+    workspace = default_workspace_bytes(disk.f_blocks * disk.f_frsize)
+    assert config.jobs == JobsConfig(max_workspace_bytes=workspace)
     assert config.filesystem == FilesystemConfig()
     # a job without a memory limit gets a quarter of the host's RAM
     sized = LimitDefaults(max_memory_mb=default_job_memory_mb(read_mem_total()))
