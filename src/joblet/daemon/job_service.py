@@ -13,7 +13,7 @@ from joblet.api import joblet_pb2 as pb
 from joblet.api import joblet_pb2_grpc as pb_grpc
 from joblet.config.model import DaemonConfig
 from joblet.config.units import parse_duration_s
-from joblet.daemon import log_rpc, mappers, metrics_rpc
+from joblet.daemon import heap, log_rpc, mappers, metrics_rpc
 from joblet.daemon.errors import streaming, unary
 from joblet.daemon.job_listing import list_message
 from joblet.errors import InvalidArgument
@@ -81,6 +81,8 @@ class JobService(pb_grpc.JobServiceServicer):
             )
         scheduled_at = parse_schedule(spec.schedule, now) if spec.schedule else 0.0
         job = await self._manager.submit(spec, scheduled_at)
+        if request.uploads:
+            heap.trim_soon()
         return mappers.run_response(job)
 
     @unary

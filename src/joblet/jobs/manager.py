@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from joblet.config.model import DaemonConfig
@@ -169,6 +169,9 @@ class JobManager:
                 spec,
                 self._workspaces,
             )
+        # The bytes are on disk now: the record keeps their names only, so a
+        # job's uploads cost the daemon no memory for the rest of its life.
+        spec = replace(spec, uploads=())
         job = Job(
             id=job_id,
             spec=spec,
