@@ -155,6 +155,18 @@ class JobClient:
     def run_job(self, request: pb.RunJobRequest) -> pb.RunJobResponse:
         return self._unary("RunJob", request, pb.RunJobResponse)
 
+    def upload_files(self, chunks: Iterator[pb.UploadChunk]) -> pb.UploadSession:
+        """Stream `chunks` into an upload session (no deadline: they may be GBs).
+        Raises grpc.RpcError as it is: the caller decides whether to resume."""
+        method = self._channel.stream_unary(
+            JOB_SERVICE + "UploadFiles",
+            request_serializer=pb.UploadChunk.SerializeToString,
+            response_deserializer=pb.UploadSession.FromString,
+        )
+        response = method(chunks)
+        assert isinstance(response, pb.UploadSession)
+        return response
+
     def get_job_status(self, uuid: str) -> pb.GetJobStatusRes:
         return self._unary("GetJobStatus", pb.GetJobStatusReq(uuid=uuid), pb.GetJobStatusRes)
 

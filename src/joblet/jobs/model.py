@@ -36,6 +36,13 @@ class Upload:
     content: bytes
     mode: int
     is_directory: bool
+    # A staged file (UploadFiles) to copy instead of `content`, and its size.
+    source: str = ""
+    size: int = 0
+
+    @property
+    def byte_size(self) -> int:
+        return self.size if self.source else len(self.content)
 
 
 @dataclass(frozen=True)

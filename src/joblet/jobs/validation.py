@@ -255,6 +255,21 @@ def _check_upload(index: int, upload: FileUploadLike) -> Upload:
     return Upload(path, bytes(upload.content), upload.mode, upload.isDirectory)
 
 
+def merge_staged(
+    inline: tuple[Upload, ...], staged: tuple[Upload, ...], max_bytes: int
+) -> tuple[Upload, ...]:
+    """The request's own uploads and a session's, checked as one set."""
+    merged = inline + staged
+    total = sum(u.byte_size for u in merged)
+    if total > max_bytes:
+        raise InvalidArgument(
+            f"uploads total {total} bytes, over this server's limit "
+            f"joblet.maxUploadSize ({max_bytes} bytes)"
+        )
+    _check_upload_paths(merged)
+    return merged
+
+
 def _check_upload_paths(uploads: Sequence[Upload]) -> None:
     """No path twice, and no file used as another upload's parent directory."""
     seen: set[str] = set()
