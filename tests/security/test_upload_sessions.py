@@ -9,8 +9,8 @@ from pathlib import Path
 
 import grpc
 import pytest
-
 from integration.conftest import RunningDaemon
+
 from joblet.api import joblet_pb2 as pb
 from joblet.api import joblet_pb2_grpc as pb_grpc
 

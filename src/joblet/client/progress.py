@@ -40,7 +40,7 @@ class Progress:
         self._stream = stream
         self._clock = clock
         self._start = clock()
-        self._drawn = 0.0
+        self._drawn = float("-inf")  # the first advance draws
 
     def advance(self, count: int) -> None:
         self.done += count

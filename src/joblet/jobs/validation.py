@@ -234,7 +234,8 @@ def check_uploads(uploads: Iterable[FileUploadLike], max_bytes: int) -> tuple[Up
     total = sum(len(u.content) for u in checked)
     if total > max_bytes:
         raise InvalidArgument(
-            f"uploads total {total} bytes, over this server's limit of {max_bytes} bytes:"
+            f"uploads total {total} bytes, over this server's limit joblet.maxUploadSize"
+            f" ({max_bytes} bytes):"
             " upload less, or use a volume for large data"
         )
     _check_upload_paths(checked)
