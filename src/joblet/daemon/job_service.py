@@ -105,6 +105,22 @@ class JobService(pb_grpc.JobServiceServicer):
         return mappers.run_response(job)
 
     @unary
+    async def WriteJobStdin(
+        self, request_iterator: AsyncIterator[pb.StdinChunk], context: Context
+    ) -> pb.StdinResult:
+        first = await anext(request_iterator, None)
+        if first is None or not first.jobUuid:
+            raise InvalidArgument("WriteJobStdin: the first message names the job (jobUuid)")
+
+        async def data() -> AsyncIterator[bytes]:
+            yield first.data
+            async for chunk in request_iterator:
+                yield chunk.data
+
+        written = await self._manager.feed_stdin(first.jobUuid, data())
+        return pb.StdinResult(bytesWritten=written)
+
+    @unary
     async def UploadFiles(
         self, request_iterator: AsyncIterator[pb.UploadChunk], context: Context
     ) -> pb.UploadSession:

@@ -98,6 +98,7 @@ def validate_run_request(
         workflow_uuid=check_workflow_uuid(req.workflowUuid),
         dependencies=check_dependencies(req.requirements) if req.requirements else (),
         run_as=check_user(getattr(req, "user", "")),
+        stdin=bool(getattr(req, "stdin", False)),
         max_ingress_bps=check_not_negative(
             "maxIngressBitsPerSec", getattr(req, "maxIngressBitsPerSec", 0), "bit/s"
         ),
