@@ -31,7 +31,7 @@ def to_snake_dict(message: Message, renames: dict[str, str] | None = None) -> di
 def _value(field: Field, value: Any) -> Any:
     if field.message_type is not None and field.message_type.GetOptions().map_entry:
         return {k: _single(field.message_type.fields_by_name["value"], v) for k, v in value.items()}
-    if field.label == FieldDescriptor.LABEL_REPEATED:
+    if field.is_repeated:
         return [_single(field, item) for item in value]
     return _single(field, value)
 
