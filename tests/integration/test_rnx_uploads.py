@@ -87,3 +87,36 @@ def test_over_the_limit_is_one_line_before_reading(daemon: RunningDaemon, tmp_pa
     assert len(lines) == 1 and "joblet.maxUploadSize" in lines[0], lines
     assert time.monotonic() - started < 15  # refused at the declaration, not after sending
     assert not any((daemon.root / "uploads").iterdir())
+
+
+def test_an_interrupted_upload_resumes_where_the_node_says(
+    daemon: RunningDaemon, tmp_path: Path
+) -> None:
+    from joblet.api import joblet_pb2 as pb
+    from joblet.client.connection import JobClient
+    from joblet.client.upload_stream import chunks, open_session, where_to_resume
+    from joblet.client.uploads import scan_uploads
+
+    digest = _big_file(tmp_path / "big.bin", 3 << 20)
+    entries = scan_uploads([str(tmp_path / "big.bin")], [])
+    channel = daemon.channel()
+    client = JobClient(channel, f"127.0.0.1:{daemon.port}")
+    session = open_session(client, entries[0].size)
+    # A first stream that broke after 1.5 MiB: no digest, the file incomplete.
+    head = (tmp_path / "big.bin").read_bytes()[: 3 << 19]
+    client.upload_files(
+        iter([pb.UploadChunk(sessionId=session, path="big.bin", data=head[: 1 << 20]),
+              pb.UploadChunk(sessionId=session, path="big.bin", offset=1 << 20,
+                             data=head[1 << 20 :])])
+    )  # fmt: skip
+    held = where_to_resume(client, session)
+    assert (held["big.bin"].size, held["big.bin"].complete) == (3 << 19, False)
+    sent = list(chunks(session, entries, held))
+    assert sent[1].offset == 3 << 19  # only the rest travels
+    client.upload_files(iter(sent))
+    job = client.run_job(
+        pb.RunJobRequest(command="sha256sum", args=["big.bin"], uploadSession=session)
+    )
+    out = b"".join(client.get_job_output(job.jobUuid))
+    channel.close()
+    assert out.split()[0].decode() == digest
