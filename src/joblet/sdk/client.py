@@ -26,7 +26,10 @@ from joblet.sdk.config import Endpoint, resolve
 from joblet.sdk.errors import DeadlineExceededError, JobletException, from_rpc_error
 from joblet.sdk.logs import STREAMS, tagged
 from joblet.sdk.models import JobInfo, LogChunk, job_info
-from joblet.sdk.requests import run_request
+from joblet.sdk.requests import large_files, run_request
+
+# Local files over this many bytes together stream through UploadFiles.
+STREAM_THRESHOLD = 16 << 20
 
 T = TypeVar("T")
 # Resource listings (a method named `list` hides the builtin in class bodies).
@@ -117,8 +120,28 @@ class Client:
         secret_env, uploads ({workspace path: bytes or local path}),
         schedule, network, volumes, runtime, workdir, user, gpu_count,
         gpu_memory_mb, max_ingress_bps, max_egress_bps."""
-        response = self.call(self.stub.RunJob, run_request(command, args, options))
+        streamed = large_files(options.get("uploads"), STREAM_THRESHOLD)
+        if streamed:
+            rest = {k: v for k, v in options["uploads"].items() if k not in streamed}
+            options = {**options, "uploads": rest}
+        request = run_request(command, args, options)
+        if streamed:
+            request.uploadSession = self._stream_uploads(streamed)
+        response = self.call(self.stub.RunJob, request)
         return Job(self, response.jobUuid)
+
+    def _stream_uploads(self, files: dict[str, Path]) -> str:
+        """Send large local files through an upload session (1 MiB at a time)."""
+        from joblet.client.connection import JobClient
+        from joblet.client.errors import CliError
+        from joblet.client.upload_stream import upload
+        from joblet.client.uploads import file_entry
+
+        try:
+            entries = [file_entry(path, name) for name, path in files.items()]
+            return upload(JobClient(self._channel, self.endpoint.address), entries, None)
+        except CliError as exc:
+            raise JobletException(str(exc)) from exc
 
     def job(self, job_id: str) -> Job:
         """The job with this id (or unique prefix); NotFoundError if none."""

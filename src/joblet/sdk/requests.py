@@ -55,6 +55,19 @@ def run_request(command: str, args: Sequence[str], options: Mapping[str, Any]) -
     return request
 
 
+def large_files(given: Any, threshold: int) -> dict[str, Path]:
+    """The uploads given as local paths, when together they are over
+    `threshold` bytes (then they stream through UploadFiles); else {}."""
+    if not isinstance(given, Mapping):
+        return {}
+    paths = {k: Path(v) for k, v in given.items() if isinstance(v, str | Path)}
+    try:
+        total = sum(path.stat().st_size for path in paths.values())
+    except OSError:
+        return {}  # the inline path reports which file
+    return paths if total > threshold else {}
+
+
 def uploads(
     given: Mapping[str, bytes | str | Path] | Iterable[Mapping[str, Any]],
 ) -> list[pb.FileUpload]:
