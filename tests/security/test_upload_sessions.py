@@ -62,12 +62,13 @@ def _staged_files(daemon: RunningDaemon) -> set[Path]:
 
 
 def _all_files(daemon: RunningDaemon) -> set[Path]:
-    """Every file under the root but the daemon's own logs."""
-    logs = daemon.root / "logs"
+    """Every file under the root but the daemon's own records (logs, state,
+    metrics, run files), which change on their own."""
+    own = [daemon.root / name for name in ("logs", "state", "metrics", "run")]
     return {
         p
         for p in daemon.root.rglob("*")
-        if (p.is_file() or p.is_symlink()) and not p.is_relative_to(logs)
+        if (p.is_file() or p.is_symlink()) and not any(p.is_relative_to(d) for d in own)
     }
 
 
