@@ -74,7 +74,10 @@ class RunningDaemon:
         cmd = [sys.executable, "-m", "joblet.cli.main", "--config", str(self.rnx_config)]
         if node != "default":
             cmd += ["--node", node]
-        return subprocess.run([*cmd, *args], capture_output=True, timeout=timeout, check=False)
+        return subprocess.run(
+            [*cmd, *args], capture_output=True, timeout=timeout, check=False,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
 
     def kill9(self) -> None:
         """SIGKILL the daemon process alone (helpers follow it; the launcher stays)."""

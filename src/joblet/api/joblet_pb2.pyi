@@ -1924,6 +1924,8 @@ class RunJobRequest(_message.Message):
     USER_FIELD_NUMBER: _builtins.int
     MAXINGRESSBITSPERSEC_FIELD_NUMBER: _builtins.int
     MAXEGRESSBITSPERSEC_FIELD_NUMBER: _builtins.int
+    UPLOADSESSION_FIELD_NUMBER: _builtins.int
+    STDIN_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     command: _builtins.str
     maxCpu: _builtins.int
@@ -1947,6 +1949,12 @@ class RunJobRequest(_message.Message):
     unless configured). Ingress is traffic into the job.
     """
     maxEgressBitsPerSec: _builtins.int
+    uploadSession: _builtins.str
+    """Additions (120+). The id of a finished UploadFiles session of the same
+    client: its files go into the workspace next to `uploads`.
+    """
+    stdin: _builtins.bool
+    """Additions. The job's fd 0 is a pipe fed by WriteJobStdin (else /dev/null)."""
     @_builtins.property
     def args(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -1985,14 +1993,165 @@ class RunJobRequest(_message.Message):
         user: _builtins.str = ...,
         maxIngressBitsPerSec: _builtins.int = ...,
         maxEgressBitsPerSec: _builtins.int = ...,
+        uploadSession: _builtins.str = ...,
+        stdin: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "cpuCores", b"cpuCores", "environment", b"environment", "gpu_count", b"gpu_count", "gpu_memory_mb", b"gpu_memory_mb", "jobUuid", b"jobUuid", "maxCpu", b"maxCpu", "maxEgressBitsPerSec", b"maxEgressBitsPerSec", "maxIngressBitsPerSec", b"maxIngressBitsPerSec", "maxIobps", b"maxIobps", "maxMemory", b"maxMemory", "name", b"name", "network", b"network", "requirements", b"requirements", "runtime", b"runtime", "schedule", b"schedule", "secret_environment", b"secret_environment", "uploads", b"uploads", "user", b"user", "volumes", b"volumes", "workDir", b"workDir", "workflowUuid", b"workflowUuid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "cpuCores", b"cpuCores", "environment", b"environment", "gpu_count", b"gpu_count", "gpu_memory_mb", b"gpu_memory_mb", "jobUuid", b"jobUuid", "maxCpu", b"maxCpu", "maxEgressBitsPerSec", b"maxEgressBitsPerSec", "maxIngressBitsPerSec", b"maxIngressBitsPerSec", "maxIobps", b"maxIobps", "maxMemory", b"maxMemory", "name", b"name", "network", b"network", "requirements", b"requirements", "runtime", b"runtime", "schedule", b"schedule", "secret_environment", b"secret_environment", "stdin", b"stdin", "uploadSession", b"uploadSession", "uploads", b"uploads", "user", b"user", "volumes", b"volumes", "workDir", b"workDir", "workflowUuid", b"workflowUuid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RunJobRequest: _TypeAlias = RunJobRequest  # noqa: Y015
+
+@_typing.final
+class UploadChunk(_message.Message):
+    """One piece of an upload session. The first message of a stream opens a new
+    session (sessionId empty, totalSize declared) or resumes one (its id).
+    Chunks of a file come in order: `offset` is the number of its bytes the node
+    already holds (UploadSession.files tells where to resume). The message with
+    `sha256` (hex, of the whole file) completes the file.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSIONID_FIELD_NUMBER: _builtins.int
+    PATH_FIELD_NUMBER: _builtins.int
+    OFFSET_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    TOTALSIZE_FIELD_NUMBER: _builtins.int
+    MODE_FIELD_NUMBER: _builtins.int
+    ISDIRECTORY_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
+    sessionId: _builtins.str
+    path: _builtins.str
+    """relative to the workspace"""
+    offset: _builtins.int
+    data: _builtins.bytes
+    """at most 1 MiB"""
+    totalSize: _builtins.int
+    mode: _builtins.int
+    isDirectory: _builtins.bool
+    sha256: _builtins.str
+    def __init__(
+        self,
+        *,
+        sessionId: _builtins.str = ...,
+        path: _builtins.str = ...,
+        offset: _builtins.int = ...,
+        data: _builtins.bytes = ...,
+        totalSize: _builtins.int = ...,
+        mode: _builtins.int = ...,
+        isDirectory: _builtins.bool = ...,
+        sha256: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "isDirectory", b"isDirectory", "mode", b"mode", "offset", b"offset", "path", b"path", "sessionId", b"sessionId", "sha256", b"sha256", "totalSize", b"totalSize"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UploadChunk: _TypeAlias = UploadChunk  # noqa: Y015
+
+@_typing.final
+class UploadedFile(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATH_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    COMPLETE_FIELD_NUMBER: _builtins.int
+    path: _builtins.str
+    size: _builtins.int
+    complete: _builtins.bool
+    def __init__(
+        self,
+        *,
+        path: _builtins.str = ...,
+        size: _builtins.int = ...,
+        complete: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["complete", b"complete", "path", b"path", "size", b"size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UploadedFile: _TypeAlias = UploadedFile  # noqa: Y015
+
+@_typing.final
+class UploadSession(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSIONID_FIELD_NUMBER: _builtins.int
+    RECEIVEDBYTES_FIELD_NUMBER: _builtins.int
+    TOTALSIZE_FIELD_NUMBER: _builtins.int
+    FILES_FIELD_NUMBER: _builtins.int
+    EXPIRESINSECONDS_FIELD_NUMBER: _builtins.int
+    sessionId: _builtins.str
+    receivedBytes: _builtins.int
+    totalSize: _builtins.int
+    expiresInSeconds: _builtins.int
+    @_builtins.property
+    def files(self) -> _containers.RepeatedCompositeFieldContainer[Global___UploadedFile]: ...
+    def __init__(
+        self,
+        *,
+        sessionId: _builtins.str = ...,
+        receivedBytes: _builtins.int = ...,
+        totalSize: _builtins.int = ...,
+        files: _abc.Iterable[Global___UploadedFile] | None = ...,
+        expiresInSeconds: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expiresInSeconds", b"expiresInSeconds", "files", b"files", "receivedBytes", b"receivedBytes", "sessionId", b"sessionId", "totalSize", b"totalSize"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UploadSession: _TypeAlias = UploadSession  # noqa: Y015
+
+@_typing.final
+class StdinChunk(_message.Message):
+    """The first message names the job; every message may carry data."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOBUUID_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    jobUuid: _builtins.str
+    data: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        jobUuid: _builtins.str = ...,
+        data: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "jobUuid", b"jobUuid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StdinChunk: _TypeAlias = StdinChunk  # noqa: Y015
+
+@_typing.final
+class StdinResult(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BYTESWRITTEN_FIELD_NUMBER: _builtins.int
+    bytesWritten: _builtins.int
+    def __init__(
+        self,
+        *,
+        bytesWritten: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytesWritten", b"bytesWritten"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StdinResult: _TypeAlias = StdinResult  # noqa: Y015
 
 @_typing.final
 class RunJobResponse(_message.Message):

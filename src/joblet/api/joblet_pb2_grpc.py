@@ -109,6 +109,16 @@ class JobServiceStub:
                 request_serializer=joblet_dot_api_dot_joblet__pb2.GetWorkflowJobsRequest.SerializeToString,
                 response_deserializer=joblet_dot_api_dot_joblet__pb2.GetWorkflowJobsResponse.FromString,
                 _registered_method=True)
+        self.UploadFiles = channel.stream_unary(
+                '/joblet.JobService/UploadFiles',
+                request_serializer=joblet_dot_api_dot_joblet__pb2.UploadChunk.SerializeToString,
+                response_deserializer=joblet_dot_api_dot_joblet__pb2.UploadSession.FromString,
+                _registered_method=True)
+        self.WriteJobStdin = channel.stream_unary(
+                '/joblet.JobService/WriteJobStdin',
+                request_serializer=joblet_dot_api_dot_joblet__pb2.StdinChunk.SerializeToString,
+                response_deserializer=joblet_dot_api_dot_joblet__pb2.StdinResult.FromString,
+                _registered_method=True)
 
 
 class JobServiceServicer:
@@ -204,6 +214,22 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UploadFiles(self, request_iterator, context):
+        """Additions. Files too large for one RunJob message: streamed to the node
+        in chunks first, then named by RunJobRequest.uploadSession.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WriteJobStdin(self, request_iterator, context):
+        """Additions. The client's stdin for a job started with RunJobRequest.stdin:
+        each chunk goes to the job's fd 0; the end of the stream closes it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -281,6 +307,16 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.GetWorkflowJobs,
                     request_deserializer=joblet_dot_api_dot_joblet__pb2.GetWorkflowJobsRequest.FromString,
                     response_serializer=joblet_dot_api_dot_joblet__pb2.GetWorkflowJobsResponse.SerializeToString,
+            ),
+            'UploadFiles': grpc.stream_unary_rpc_method_handler(
+                    servicer.UploadFiles,
+                    request_deserializer=joblet_dot_api_dot_joblet__pb2.UploadChunk.FromString,
+                    response_serializer=joblet_dot_api_dot_joblet__pb2.UploadSession.SerializeToString,
+            ),
+            'WriteJobStdin': grpc.stream_unary_rpc_method_handler(
+                    servicer.WriteJobStdin,
+                    request_deserializer=joblet_dot_api_dot_joblet__pb2.StdinChunk.FromString,
+                    response_serializer=joblet_dot_api_dot_joblet__pb2.StdinResult.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -688,6 +724,60 @@ class JobService:
             '/joblet.JobService/GetWorkflowJobs',
             joblet_dot_api_dot_joblet__pb2.GetWorkflowJobsRequest.SerializeToString,
             joblet_dot_api_dot_joblet__pb2.GetWorkflowJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadFiles(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/joblet.JobService/UploadFiles',
+            joblet_dot_api_dot_joblet__pb2.UploadChunk.SerializeToString,
+            joblet_dot_api_dot_joblet__pb2.UploadSession.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WriteJobStdin(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/joblet.JobService/WriteJobStdin',
+            joblet_dot_api_dot_joblet__pb2.StdinChunk.SerializeToString,
+            joblet_dot_api_dot_joblet__pb2.StdinResult.FromString,
             options,
             channel_credentials,
             insecure,

@@ -33,14 +33,19 @@ FINAL_STATUS_POLL_S = 0.05
 
 
 def run(ctx: CommandContext) -> int:
-    from joblet.cli.job_args import build_run_request, split_command_line
-    from joblet.client.uploads import collect_uploads
+    from joblet.cli import run_uploads, stdin_feed
+    from joblet.cli.job_args import split_command_line
 
     args = ctx.args
     split_command_line(args.command_line)  # a usage error before reading any upload
-    request = build_run_request(args, collect_uploads(args.upload, args.upload_dir))
+    entries = run_uploads.scan(ctx)
+    if not args.interactive:
+        stdin_feed.warn_if_piped(ctx)
     with ctx.job_client() as client:
-        res = client.run_job(request)
+        res = client.run_job(run_uploads.run_request(ctx, client, entries))
+        if args.interactive:
+            stdin_feed.start(ctx, client, res.jobUuid)
+            args.follow = True
         if ctx.json:
             ctx.print_json(res)
         else:

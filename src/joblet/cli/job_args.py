@@ -106,6 +106,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     _number(parser, "--gpu", "N", "number of GPUs")
     _number(parser, "--gpu-memory", "MB", "GPU memory needed per GPU, in MB")
     text(
+        "-i",
+        "--interactive",
+        action="store_true",
+        help="stream rnx's stdin into the job's stdin (implies --follow)",
+    )
+    text(
         "-f",
         "--follow",
         action="store_true",
@@ -159,6 +165,7 @@ def build_run_request(args: argparse.Namespace, uploads: list[UploadEntry]) -> p
         user=args.user,
         maxIngressBitsPerSec=_rate("--max-ingress", args.max_ingress),
         maxEgressBitsPerSec=_rate("--max-egress", args.max_egress),
+        stdin=bool(getattr(args, "interactive", False)),
     )
 
 

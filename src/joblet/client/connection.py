@@ -155,6 +155,38 @@ class JobClient:
     def run_job(self, request: pb.RunJobRequest) -> pb.RunJobResponse:
         return self._unary("RunJob", request, pb.RunJobResponse)
 
+    def upload_files(self, chunks: Iterator[pb.UploadChunk]) -> pb.UploadSession:
+        """Stream `chunks` into an upload session (no deadline: they may be GBs).
+        Raises grpc.RpcError as it is: the caller decides whether to resume."""
+        method = self._channel.stream_unary(
+            JOB_SERVICE + "UploadFiles",
+            request_serializer=pb.UploadChunk.SerializeToString,
+            response_deserializer=pb.UploadSession.FromString,
+        )
+        response = method(chunks)
+        assert isinstance(response, pb.UploadSession)
+        return response
+
+    def write_stdin(self, uuid: str, data: Iterator[bytes]) -> pb.StdinResult:
+        """Stream `data` into the job's stdin; its end closes the job's fd 0."""
+        method = self._channel.stream_unary(
+            JOB_SERVICE + "WriteJobStdin",
+            request_serializer=pb.StdinChunk.SerializeToString,
+            response_deserializer=pb.StdinResult.FromString,
+        )
+
+        def chunks() -> Iterator[pb.StdinChunk]:
+            yield pb.StdinChunk(jobUuid=uuid)
+            for piece in data:
+                yield pb.StdinChunk(data=piece)
+
+        try:
+            response = method(chunks())
+        except grpc.RpcError as exc:
+            raise translate_rpc_error(exc, self.address) from exc
+        assert isinstance(response, pb.StdinResult)
+        return response
+
     def get_job_status(self, uuid: str) -> pb.GetJobStatusRes:
         return self._unary("GetJobStatus", pb.GetJobStatusReq(uuid=uuid), pb.GetJobStatusRes)
 

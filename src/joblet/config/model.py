@@ -84,6 +84,11 @@ class RootLayout:
         return self.root / "state"
 
     @property
+    def staging(self) -> Path:
+        """Upload sessions (UploadFiles) until their RunJob."""
+        return self.root / "uploads"
+
+    @property
     def workspaces(self) -> Path:
         """Where the workspaces' file system is mounted (joblet.workspaces)."""
         return self.root / "workspaces"

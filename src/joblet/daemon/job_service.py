@@ -3,9 +3,11 @@ base class's UNIMPLEMENTED answer."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -13,14 +15,14 @@ from joblet.api import joblet_pb2 as pb
 from joblet.api import joblet_pb2_grpc as pb_grpc
 from joblet.config.model import DaemonConfig
 from joblet.config.units import parse_duration_s
-from joblet.daemon import log_rpc, mappers, metrics_rpc
+from joblet.daemon import heap, log_rpc, mappers, metrics_rpc, upload_rpc
 from joblet.daemon.errors import streaming, unary
 from joblet.daemon.job_listing import list_message
 from joblet.errors import InvalidArgument
 from joblet.jobs.manager import JobManager
 from joblet.jobs.model import JobStatus
 from joblet.jobs.schedule import parse_schedule
-from joblet.jobs.validation import validate_run_request
+from joblet.jobs.validation import merge_staged, validate_run_request
 from joblet.logs.filters import LogFilter
 from joblet.logs.format import Stream
 from joblet.logs.reader import ChunkHead
@@ -28,6 +30,7 @@ from joblet.metrics.hub import MetricsHub
 from joblet.network.manager import NetworkManager
 from joblet.security.interceptor import current_caller
 from joblet.security.roles import Role
+from joblet.staging.store import UploadStaging
 from joblet.volumes.manager import VolumeManager
 
 Context = Any  # grpc.aio.ServicerContext
@@ -56,7 +59,13 @@ class JobService(pb_grpc.JobServiceServicer):
         hub: MetricsHub,
         networks: NetworkManager | None = None,
         volumes: VolumeManager | None = None,
+        *,
+        staging: UploadStaging | None = None,
     ) -> None:
+        if staging is None:
+            staging = UploadStaging(config.layout.staging, config.jobs.max_upload_bytes)
+            staging.reset()
+        self._staging = staging
         self._volumes = volumes
         self._manager = manager
         self._hub = hub
@@ -80,8 +89,42 @@ class JobService(pb_grpc.JobServiceServicer):
                 spec.network, spec.max_ingress_bps, spec.max_egress_bps, admin=admin
             )
         scheduled_at = parse_schedule(spec.schedule, now) if spec.schedule else 0.0
-        job = await self._manager.submit(spec, scheduled_at)
+        if not request.uploadSession:
+            job = await self._manager.submit(spec, scheduled_at)
+            if request.uploads:
+                heap.trim_soon()
+            return mappers.run_response(job)
+        session, staged = self._staging.take(_caller_name(), request.uploadSession)
+        try:
+            limit = self._config.jobs.max_upload_bytes
+            spec = replace(spec, uploads=merge_staged(spec.uploads, staged, limit))
+            job = await self._manager.submit(spec, scheduled_at)
+        finally:
+            # Copied into the workspace, or refused: a session serves one RunJob.
+            await asyncio.to_thread(self._staging.discard, session)
         return mappers.run_response(job)
+
+    @unary
+    async def WriteJobStdin(
+        self, request_iterator: AsyncIterator[pb.StdinChunk], context: Context
+    ) -> pb.StdinResult:
+        first = await anext(request_iterator, None)
+        if first is None or not first.jobUuid:
+            raise InvalidArgument("WriteJobStdin: the first message names the job (jobUuid)")
+
+        async def data() -> AsyncIterator[bytes]:
+            yield first.data
+            async for chunk in request_iterator:
+                yield chunk.data
+
+        written = await self._manager.feed_stdin(first.jobUuid, data())
+        return pb.StdinResult(bytesWritten=written)
+
+    @unary
+    async def UploadFiles(
+        self, request_iterator: AsyncIterator[pb.UploadChunk], context: Context
+    ) -> pb.UploadSession:
+        return await upload_rpc.receive(self._staging, _caller_name(), request_iterator)
 
     @unary
     async def GetJobStatus(

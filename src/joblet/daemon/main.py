@@ -11,6 +11,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from joblet.config.model import DEFAULT_ROOT, DaemonConfig
 from joblet.deferred import UNUSED_BY_DAEMON_AT_IDLE, defer_imports
@@ -132,6 +133,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     audit.add_argument("--json", action="store_true", help="JSON lines instead of a table")
 
+    _add_mcp_parser(sub)
+
     config = sub.add_parser("config", help="check a config file")
     config_sub = config.add_subparsers(dest="config_command", required=True, metavar="COMMAND")
     check = config_sub.add_parser(
@@ -139,6 +142,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("file", type=Path, metavar="FILE", help="a joblet-config.yml")
     return parser
+
+
+def _add_mcp_parser(sub: Any) -> None:
+    mcp = sub.add_parser(
+        "mcp", help="serve a node's jobs as MCP tools (stdio, or --http); needs joblet[mcp]"
+    )
+    mcp.add_argument("--node", default=None, help="node of the rnx config (default: default)")
+    mcp.add_argument("--config", default=None, metavar="FILE", help="rnx config file")
+    mcp.add_argument("--http", action="store_true", help="streamable HTTP instead of stdio")
+    mcp.add_argument("--host", default="127.0.0.1", help="HTTP listen address")
+    mcp.add_argument("--port", type=int, default=8000, help="HTTP port")
 
 
 def _cmd_setup(args: argparse.Namespace) -> int:
@@ -285,6 +299,22 @@ def _cmd_helper(args: argparse.Namespace) -> int:
     return state_main(helper_argv)
 
 
+def _cmd_mcp(args: argparse.Namespace) -> int:
+    try:
+        from joblet.mcp.server import serve
+    except ImportError as exc:
+        raise JobletError(
+            f"the MCP server needs the mcp package ({exc.name}): pip install 'joblet[mcp]'"
+        ) from exc
+    from joblet.sdk.errors import JobletException
+
+    try:
+        serve(args.node, args.config, args.http, args.host, args.port)
+    except JobletException as exc:
+        raise JobletError(str(exc)) from exc
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     defer_imports(UNUSED_BY_DAEMON_AT_IDLE)  # resident memory of a long-lived process
     args = _parser().parse_args(argv)
@@ -297,6 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "state": _cmd_helper,
         "config": _cmd_config_check,
         "teardown": _cmd_teardown,
+        "mcp": _cmd_mcp,
     }
     try:
         return handlers[args.command](args)

@@ -89,6 +89,7 @@ def load_or_create_node_id(path: Path) -> str:
 
 # A request to any method is at most this big, but for those carrying uploads.
 RECEIVE_LIMIT = DEFAULT_RECEIVE_LIMIT
+MAX_MESSAGE = 2**31 - 1
 # Methods whose request carries files: uploads travel inside the message.
 UPLOAD_METHODS = (
     "/joblet.JobService/RunJob",
@@ -102,7 +103,9 @@ def receive_limits(config: DaemonConfig) -> dict[str, int]:
     """The receive limit of each method that may exceed `RECEIVE_LIMIT`:
     joblet.maxUploadSize plus room for the rest of the request."""
     limit = max(config.jobs.max_upload_bytes + 16 * 1024 * 1024, RECEIVE_LIMIT)
-    return dict.fromkeys(UPLOAD_METHODS, limit)
+    # gRPC takes an int32; uploads larger than one message can hold stream
+    # through UploadFiles, which the limit bounds per session instead.
+    return dict.fromkeys(UPLOAD_METHODS, min(limit, MAX_MESSAGE))
 
 
 def _grpc_options(config: DaemonConfig) -> list[tuple[str, int]]:

@@ -88,11 +88,13 @@ class JobOrder:
     gid: int
     network: dict[str, Any]  # LaunchSpec.network
     nofile: tuple[int, int] = (0, 0)  # RLIMIT_NOFILE (soft, hard); 0 = inherited
+    stdin_path: str = ""  # LaunchSpec.stdin_path
 
     def encode(self) -> bytes:
         fields = (self.job_id, self.steps, self.hostname, self.argv, self.env, self.workdir)
         ids = (self.uid, self.gid)
-        return marshal.dumps((*fields, self.cgroup_procs, *ids, self.network, self.nofile))
+        rest = (self.network, self.nofile, self.stdin_path)
+        return marshal.dumps((*fields, self.cgroup_procs, *ids, *rest))
 
     @classmethod
     def decode(cls, data: bytes) -> JobOrder:
@@ -175,6 +177,8 @@ def run_job(prep: Prepared, order: JobOrder) -> NoReturn:
     except BaseException as exc:
         _fail(prep.err_w, f"launch: {exc}", 126)
     try:
+        # Opened while host paths are still in reach (before pivot_root).
+        stdin_fd = _open_stdin(order.stdin_path)
         _finish_root(prep, order)
         # Relative commands ("./run.sh") are looked up from the working directory.
         os.chdir(order.workdir)
@@ -182,7 +186,7 @@ def run_job(prep: Prepared, order: JobOrder) -> NoReturn:
         _set_limits(order)
         if prep.userns_fd >= 0:
             userns.enter(prep.userns_fd)
-        _setup_fds(prep)
+        _setup_fds(prep, stdin_fd)
         _drop_privileges(prep, order)
         prep.seccomp_program.install()
         os.execve(prep.tini_fd, [*TINI_ARGS, command, *order.argv[1:]], order.env)
@@ -229,9 +233,18 @@ def _find_command(order: JobOrder) -> str:
     return found
 
 
-def _setup_fds(prep: Prepared) -> None:
-    devnull = os.open("/dev/null", os.O_RDONLY)
-    os.dup2(devnull, 0)
+def _open_stdin(path: str) -> int:
+    """The job's fd 0: the daemon's FIFO when it asked for one, else -1 (/dev/null).
+    The daemon holds the FIFO open for writing already, so this never blocks."""
+    if not path:
+        return -1
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    os.set_blocking(fd, True)
+    return fd
+
+
+def _setup_fds(prep: Prepared, stdin_fd: int = -1) -> None:
+    os.dup2(stdin_fd if stdin_fd >= 0 else os.open("/dev/null", os.O_RDONLY), 0)
     os.dup2(prep.stdout_w, 1)
     os.dup2(prep.stderr_w, 2)
     _close_inherited([prep.err_w, prep.tini_fd])

@@ -367,3 +367,10 @@ class Inotify:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def malloc_trim() -> bool:
+    """Give the C heap's free pages back to the kernel (glibc's malloc_trim(3));
+    False where the C library has none."""
+    trim = getattr(_libc, "malloc_trim", None)
+    return bool(trim(0)) if trim is not None else False

@@ -164,6 +164,7 @@ def plan_launch(spec: LaunchSpec, host: HostFacts) -> LaunchPlan:
         gid=spec.gid,
         network=dict(spec.network),
         nofile=nofile_limits(spec.max_open_files),
+        stdin_path=spec.stdin_path,
     )
     needs_veth = jobside.needs_veth(spec.network)
     key = (_unshare_flags(spec, host), rootfs.base_key(inputs), needs_veth)

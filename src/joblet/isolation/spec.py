@@ -40,6 +40,8 @@ class LaunchSpec:
     # RLIMIT_NOFILE's hard limit for the job (soft: the lower of it and
     # 1024); 0 = the launcher's own limits.
     max_open_files: int = 0
+    # A FIFO on the host the job's fd 0 reads from; "" = /dev/null.
+    stdin_path: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

@@ -165,6 +165,7 @@ class JobEnding:
         rt = self._table.runtime.get(job_id)
         if rt is not None:
             rt.cancel_timers()
+            rt.close_stdin()
             rt.log_ready.set()
             if rt.cgroup is not None:
                 cgroup, rt.cgroup = rt.cgroup, None

@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from joblet.config.model import DaemonConfig
@@ -75,12 +77,16 @@ class JobStarter:
             spec = build_launch_spec(
                 self._config, job, rt.cgroup, network, self._volumes, workspaces=self._workspaces
             )
+            if job.spec.stdin:
+                rt.stdin_fd, path = open_stdin_fifo(self._config.layout.job_dir(job_id))
+                spec = replace(spec, stdin_path=path)
             await self._await_record(job_id)
             pid = await self._launch(spec, rt.cgroup)
         except (JobletError, OSError) as exc:
             reason = f"launch failed: {exc}"
             log.warning("job %s %s", job_id, reason)
             registry.starting -= 1
+            rt.close_stdin()
             job = self._table.apply(job_id, LaunchFailed(reason=reason, at=self._clock()))
             self._ending.release(job_id)
             return job
@@ -172,6 +178,20 @@ class JobStarter:
             job.id, spec.network, spec.name,
             ingress_bps=spec.max_ingress_bps, egress_bps=spec.max_egress_bps, admin=True,
         )  # fmt: skip
+
+
+STDIN_FIFO = "stdin"
+
+
+def open_stdin_fifo(job_dir: Path) -> tuple[int, str]:
+    """Make the job's stdin FIFO and open it for the daemon: (fd, path).
+    O_RDWR opens a FIFO without waiting for a reader (fifo(7)) and keeps a
+    writer there until the daemon closes it, so the job sees EOF only then."""
+    path = job_dir / STDIN_FIFO
+    path.unlink(missing_ok=True)
+    os.mkfifo(path, 0o600)
+    fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+    return fd, str(path)
 
 
 def build_launch_spec(

@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from joblet.config.model import DaemonConfig
 from joblet.errors import FailedPrecondition
 from joblet.isolation.spec import JobExit
-from joblet.jobs import workspace
+from joblet.jobs import stdin_feed, workspace
 from joblet.jobs.ending import JobEnding
 from joblet.jobs.ids import new_job_id
 from joblet.jobs.launch import RECORD_WAIT_S, JobStarter
@@ -169,6 +170,9 @@ class JobManager:
                 spec,
                 self._workspaces,
             )
+        # The bytes are on disk now: the record keeps their names only, so a
+        # job's uploads cost the daemon no memory for the rest of its life.
+        spec = replace(spec, uploads=())
         job = Job(
             id=job_id,
             spec=spec,
@@ -195,6 +199,25 @@ class JobManager:
             log.warning("job %s: the state helper did not confirm its record within %gs",
                         job_id, RECORD_WAIT_S)  # fmt: skip
         return job
+
+    async def feed_stdin(self, prefix: str, chunks: AsyncIterator[bytes]) -> int:
+        """Stream `chunks` into the job's fd 0, then close it (EOF); bytes written."""
+        job = self._registry.resolve(prefix)
+        if not job.spec.stdin:
+            raise FailedPrecondition(f"job {job.id} was not started with stdin (rnx run -i)")
+        rt = self._runtime.get(job.id)
+        if rt is None or job.status.is_final:
+            raise FailedPrecondition(f"job {job.id} is {job.status}: its stdin is closed")
+        await rt.log_ready.wait()  # started (or ended) once a waiting job's turn came
+        if rt.stdin_fd < 0:
+            raise FailedPrecondition(f"job {job.id}: its stdin is closed")
+        # Our own descriptor: the job's end closes the runtime's meanwhile.
+        fd = os.dup(rt.stdin_fd)
+        try:
+            return await stdin_feed.feed(fd, chunks, lambda: rt.stdin_fd < 0)
+        finally:
+            os.close(fd)
+            rt.close_stdin()
 
     async def stop(self, prefix: str, caller: str) -> Job:
         job = self._registry.resolve(prefix)

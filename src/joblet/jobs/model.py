@@ -36,6 +36,13 @@ class Upload:
     content: bytes
     mode: int
     is_directory: bool
+    # A staged file (UploadFiles) to copy instead of `content`, and its size.
+    source: str = ""
+    size: int = 0
+
+    @property
+    def byte_size(self) -> int:
+        return self.size if self.source else len(self.content)
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,7 @@ class JobSpec:
     run_as: tuple[int, int] | None = None  # (uid, gid); None = the node's default
     max_ingress_bps: int = 0  # bits per second into the job; 0 = the node's default
     max_egress_bps: int = 0
+    stdin: bool = False  # fd 0 is a pipe fed by WriteJobStdin (else /dev/null)
 
 
 @dataclass(frozen=True)

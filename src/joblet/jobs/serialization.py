@@ -35,8 +35,13 @@ from joblet.jobs.model import Job, Upload
 SCHEMA_VERSION = 1
 _VERSION_KEY = "_v"
 # (class, field) pairs never written to the record; see the module docstring.
-_EXCLUDED = frozenset({(Upload, "content")})
-_EXCLUDED_DEFAULTS: dict[tuple[type, str], Any] = {(Upload, "content"): b""}
+# A staged upload's source and size only mean something until it is written.
+_EXCLUDED = frozenset({(Upload, "content"), (Upload, "source"), (Upload, "size")})
+_EXCLUDED_DEFAULTS: dict[tuple[type, str], Any] = {
+    (Upload, "content"): b"",
+    (Upload, "source"): "",
+    (Upload, "size"): 0,
+}
 
 
 class SerializationError(JobletError):
@@ -115,7 +120,7 @@ def _encode_dataclass(value: Any) -> dict[str, Any]:
         if item is not None:
             out[name] = convert(item)
     if cls is Upload:
-        out["content_size"] = len(value.content)
+        out["content_size"] = value.byte_size
     return out
 
 

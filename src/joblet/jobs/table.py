@@ -4,6 +4,7 @@ daemon holds for each live job, and the background tasks the manager owns."""
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,14 @@ class JobRuntime:
     # Killing and removing the cgroup run in threads; they must not overlap
     # (a removal under a running kill makes the kill fail with ENODEV).
     cgroup_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # The write side of the job's stdin FIFO (RunJobRequest.stdin); -1 = none.
+    stdin_fd: int = -1
+
+    def close_stdin(self) -> None:
+        """EOF for the job's fd 0 (the daemon holds the only write side)."""
+        if self.stdin_fd >= 0:
+            fd, self.stdin_fd = self.stdin_fd, -1
+            os.close(fd)
 
     def call_later(self, delay: float, callback: Callable[..., object], *args: object) -> None:
         """Arm a timer for this job; it is cancelled when the job ends or is deleted."""

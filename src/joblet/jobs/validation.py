@@ -98,6 +98,7 @@ def validate_run_request(
         workflow_uuid=check_workflow_uuid(req.workflowUuid),
         dependencies=check_dependencies(req.requirements) if req.requirements else (),
         run_as=check_user(getattr(req, "user", "")),
+        stdin=bool(getattr(req, "stdin", False)),
         max_ingress_bps=check_not_negative(
             "maxIngressBitsPerSec", getattr(req, "maxIngressBitsPerSec", 0), "bit/s"
         ),
@@ -234,7 +235,8 @@ def check_uploads(uploads: Iterable[FileUploadLike], max_bytes: int) -> tuple[Up
     total = sum(len(u.content) for u in checked)
     if total > max_bytes:
         raise InvalidArgument(
-            f"uploads total {total} bytes, over this server's limit of {max_bytes} bytes:"
+            f"uploads total {total} bytes, over this server's limit joblet.maxUploadSize"
+            f" ({max_bytes} bytes):"
             " upload less, or use a volume for large data"
         )
     _check_upload_paths(checked)
@@ -253,6 +255,21 @@ def _check_upload(index: int, upload: FileUploadLike) -> Upload:
     if upload.isDirectory and upload.content:
         raise InvalidArgument(f"uploads[{index}] {path!r} is a directory but carries content")
     return Upload(path, bytes(upload.content), upload.mode, upload.isDirectory)
+
+
+def merge_staged(
+    inline: tuple[Upload, ...], staged: tuple[Upload, ...], max_bytes: int
+) -> tuple[Upload, ...]:
+    """The request's own uploads and a session's, checked as one set."""
+    merged = inline + staged
+    total = sum(u.byte_size for u in merged)
+    if total > max_bytes:
+        raise InvalidArgument(
+            f"uploads total {total} bytes, over this server's limit "
+            f"joblet.maxUploadSize ({max_bytes} bytes)"
+        )
+    _check_upload_paths(merged)
+    return merged
 
 
 def _check_upload_paths(uploads: Sequence[Upload]) -> None:

@@ -38,7 +38,7 @@ def room_problem(free_bytes: int, free_inodes: int, needed_bytes: int) -> str | 
 def check_room(layout: RootLayout, spec: JobSpec) -> None:
     """Refuse a job the disk under the jobs' directory has no room for."""
     stat = os.statvfs(layout.jobs)
-    needed = sum(len(upload.content) for upload in spec.uploads)
+    needed = sum(upload.byte_size for upload in spec.uploads)
     # f_favail is 0 on file systems without an inode limit that report none.
     inodes = stat.f_favail if stat.f_files else MIN_FREE_INODES
     problem = room_problem(stat.f_bavail * stat.f_frsize, inodes, needed)
@@ -67,7 +67,7 @@ def prepare_job_dir(
 ) -> tuple[str, ...]:
     """Create the job's directory with its workspace and uploads; all or nothing."""
     store = store or plain_store(layout)
-    total = sum(len(upload.content) for upload in spec.uploads)
+    total = sum(upload.byte_size for upload in spec.uploads)
     if store.quota_bytes and total > store.quota_bytes:
         raise ResourceExhausted(
             f"the uploads ({total} bytes) do not fit a workspace "

@@ -176,12 +176,13 @@ def wrap_handler(
     if behaviour is None:
         return handler
     streaming_out = handler.response_streaming
+    # The guard reads raw bytes and parses them itself, each message held to
+    # the method's limit (a stream's too: grpc's own limit is the largest).
     if handler.request_streaming:
-        admit = _admit_stream(method, revoked)
-        deserializer = handler.request_deserializer
+        admit = _admit_stream(method, handler.request_deserializer, receive_limit, revoked)
     else:
         admit = _admit_one(method, handler.request_deserializer, receive_limit, revoked)
-        deserializer = None  # the guard reads raw bytes and parses them itself
+    deserializer = None
     factory = (
         grpc.stream_stream_rpc_method_handler
         if streaming_out
@@ -196,11 +197,26 @@ def wrap_handler(
     )
 
 
-def _admit_stream(method: str, revoked: RevokedSerials) -> Admit:
+def _admit_stream(
+    method: str, deserializer: Deserializer | None, limit: int, revoked: RevokedSerials
+) -> Admit:
     async def admit(requests: Any, context: Context) -> tuple[Caller, Any]:
-        return await authorize(context, method, revoked), requests
+        del requests  # read through the context, message by message
+        caller = await authorize(context, method, revoked)
+        return caller, read_requests(context, method, deserializer, limit)
 
     return admit
+
+
+async def read_requests(
+    context: Context, method: str, deserializer: Deserializer | None, limit: int
+) -> AsyncIterator[Any]:
+    """A stream's request messages, each parsed and held to `limit` bytes."""
+    while True:
+        data = await context.read()
+        if data is grpc.aio.EOF:  # type: ignore[attr-defined]  # not in grpc-stubs
+            return
+        yield await _parse(context, method, deserializer, limit, data)
 
 
 def _admit_one(
@@ -223,6 +239,13 @@ async def read_request(
     data = await context.read()
     if data is grpc.aio.EOF:  # type: ignore[attr-defined]  # not in grpc-stubs
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{name}: no request message")
+    return await _parse(context, method, deserializer, limit, data)
+
+
+async def _parse(
+    context: Context, method: str, deserializer: Deserializer | None, limit: int, data: Any
+) -> Any:
+    name = method.rsplit("/", 1)[-1]
     assert isinstance(data, bytes)
     if len(data) > limit:
         await context.abort(

@@ -387,7 +387,10 @@ def test_upload_size_cap_counts_the_total() -> None:
     exactly = [up("a", b"x" * 1000), up("b", b"y" * 24)]
     assert len(validate(uploads=exactly).uploads) == 2
     over = [up("a", b"x" * 1000), up("b", b"y" * 25)]
-    refused("uploads total 1025 bytes, over this server's limit of 1024 bytes", uploads=over)
+    refused(
+        "uploads total 1025 bytes, over this server's limit joblet.maxUploadSize (1024 bytes)",
+        uploads=over,
+    )
 
 
 def test_upload_duplicates_after_normalisation() -> None:

@@ -23,6 +23,8 @@ from joblet.security.roles import (
 
 # Every RPC of the public API that changes something: a viewer gets none of them.
 WRITE_METHODS = {
+    "/joblet.JobService/UploadFiles",
+    "/joblet.JobService/WriteJobStdin",
     "/joblet.JobService/RunJob",
     "/joblet.JobService/StopJob",
     "/joblet.JobService/CancelJob",
