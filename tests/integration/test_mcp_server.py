@@ -119,3 +119,5 @@ def test_streamable_http_tools(daemon: RunningDaemon) -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+        if server.stderr is not None:
+            server.stderr.close()
