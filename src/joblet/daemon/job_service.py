@@ -16,7 +16,8 @@ from joblet.config.units import parse_duration_s
 from joblet.daemon import log_rpc, mappers, metrics_rpc
 from joblet.daemon.errors import streaming, unary
 from joblet.daemon.job_listing import list_message
-from joblet.errors import InvalidArgument
+from joblet.daemon.workflow_service import WorkflowRpc
+from joblet.errors import FailedPrecondition, InvalidArgument, Unimplemented
 from joblet.jobs.manager import JobManager
 from joblet.jobs.model import JobStatus
 from joblet.jobs.schedule import parse_schedule
@@ -29,6 +30,7 @@ from joblet.network.manager import NetworkManager
 from joblet.security.interceptor import current_caller
 from joblet.security.roles import Role
 from joblet.volumes.manager import VolumeManager
+from joblet.workflows.shell import WorkflowShell
 
 Context = Any  # grpc.aio.ServicerContext
 
@@ -56,7 +58,11 @@ class JobService(pb_grpc.JobServiceServicer):
         hub: MetricsHub,
         networks: NetworkManager | None = None,
         volumes: VolumeManager | None = None,
+        workflows: WorkflowRpc | None = None,
+        shell: WorkflowShell | None = None,
     ) -> None:
+        self._workflows = workflows
+        self._shell = shell
         self._volumes = volumes
         self._manager = manager
         self._hub = hub
@@ -101,6 +107,13 @@ class JobService(pb_grpc.JobServiceServicer):
 
     @unary
     async def DeleteJob(self, request: pb.DeleteJobReq, context: Context) -> pb.DeleteJobRes:
+        if self._shell is not None:
+            job = self._manager.get(request.uuid)
+            if self._shell.holds(job.id):
+                raise FailedPrecondition(
+                    f"job {job.id} belongs to workflow {job.spec.workflow_uuid}, which is "
+                    "not finished: stop the workflow, or delete it once finished"
+                )
         job, deletion = await self._manager.delete(request.uuid)
         message = f"job {job.id} deleted"
         if deletion.failures:
@@ -111,10 +124,14 @@ class JobService(pb_grpc.JobServiceServicer):
     async def DeleteAllJobs(
         self, request: pb.DeleteAllJobsReq, context: Context
     ) -> pb.DeleteAllJobsRes:
-        deletion = await self._manager.delete_all()
+        keep = self._shell.holds if self._shell is not None else None
+        deletion = await self._manager.delete_all(keep)
         message = f"deleted {deletion.deleted} finished job(s)"
         if deletion.skipped:
-            message += f", skipped {deletion.skipped} job(s) still running or waiting"
+            message += (
+                f", skipped {deletion.skipped} job(s) still running or waiting"
+                " or in an unfinished workflow"
+            )
         if deletion.failures:
             message += _left_behind(deletion.failures)
         return pb.DeleteAllJobsRes(
@@ -127,6 +144,56 @@ class JobService(pb_grpc.JobServiceServicer):
     @unary
     async def ListJobs(self, request: pb.EmptyRequest, context: Context) -> pb.Jobs:
         return list_message(self._manager.list_jobs())
+
+    # ---- workflows ---------------------------------------------------------
+
+    def _flows(self) -> WorkflowRpc:
+        if self._workflows is None:
+            raise Unimplemented("workflows are not served by this node")
+        return self._workflows
+
+    @unary
+    async def RunWorkflow(
+        self, request: pb.RunWorkflowRequest, context: Context
+    ) -> pb.RunWorkflowResponse:
+        return await self._flows().run(request)
+
+    @unary
+    async def GetWorkflowStatus(
+        self, request: pb.GetWorkflowStatusRequest, context: Context
+    ) -> pb.GetWorkflowStatusResponse:
+        return self._flows().status(request)
+
+    @unary
+    async def GetWorkflowJobs(
+        self, request: pb.GetWorkflowJobsRequest, context: Context
+    ) -> pb.GetWorkflowJobsResponse:
+        return self._flows().jobs(request)
+
+    @unary
+    async def ListWorkflows(
+        self, request: pb.ListWorkflowsRequest, context: Context
+    ) -> pb.ListWorkflowsResponse:
+        return self._flows().list(request)
+
+    @unary
+    async def StopWorkflow(
+        self, request: pb.StopWorkflowRequest, context: Context
+    ) -> pb.StopWorkflowResponse:
+        return await self._flows().stop(request, _caller_name())
+
+    @unary
+    async def DeleteWorkflow(
+        self, request: pb.DeleteWorkflowRequest, context: Context
+    ) -> pb.DeleteWorkflowResponse:
+        return await self._flows().delete(request)
+
+    @streaming
+    async def WatchWorkflow(
+        self, request: pb.GetWorkflowStatusRequest, context: Context
+    ) -> AsyncIterator[pb.GetWorkflowStatusResponse]:
+        async for message in self._flows().watch(request):
+            yield message
 
     @streaming
     async def GetJobLogs(

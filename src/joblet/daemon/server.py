@@ -28,6 +28,7 @@ from joblet.daemon import log_rpc, metrics_rpc
 from joblet.daemon.cgroup_owner import claim_cgroup_parent, proven_own
 from joblet.daemon.helpers import (
     LOAD_TIMEOUT_S,
+    JobListeners,
     StateListener,
     prepare_layout,
     start_helpers,
@@ -39,6 +40,9 @@ from joblet.daemon.network_service import NetworkService
 from joblet.daemon.revocation_watch import RevocationWatch
 from joblet.daemon.supervisor import HelperSupervisor
 from joblet.daemon.volume_service import VolumeService
+from joblet.daemon.workflow_service import WorkflowRpc
+from joblet.workflows.loading import load_workflows
+from joblet.workflows.shell import WorkflowShell
 from joblet.errors import JobletError
 from joblet.jobs.manager import LOG_FILE, JobManager
 from joblet.jobs.workspace_mount import protect_jobs_dir, release_jobs_dir
@@ -195,6 +199,7 @@ class Daemon:
         self._claim = claim
         self.server: grpc.aio.Server | None = None
         self.manager: JobManager | None = None
+        self.workflows: WorkflowShell | None = None
         self.bound_port = 0
         self._stack = contextlib.AsyncExitStack()
         self._launcher: LauncherLink | None = None
@@ -219,7 +224,7 @@ class Daemon:
         # The jobs load (the helper reads its store, this loop decodes) while the
         # network, the volumes and the launcher come up. A launcher is started
         # at every start after a clean stop: its start overlaps the others.
-        loading = asyncio.create_task(helpers.state.load_all(LOAD_TIMEOUT_S), name="load-jobs")
+        loading = asyncio.create_task(helpers.state.load(LOAD_TIMEOUT_S), name="load-jobs")
         self._stack.push_async_callback(_end_task, loading)
         starting = asyncio.create_task(self._start_launcher(), name="start-launcher")
         self._stack.push_async_callback(_end_task, starting)
@@ -243,16 +248,24 @@ class Daemon:
         metrics = await self._stack.enter_async_context(
             MetricsHub(config.metrics, sink=helpers.persist.send_metric, history_source=history)
         )
+        listeners = JobListeners(StateListener(helpers.state))
         self.manager = JobManager(
             config, cgroups, launcher, logs, node_id,
-            listener=StateListener(helpers.state), metrics=metrics, networks=self._networks,
+            listener=listeners, metrics=metrics, networks=self._networks,
             volumes=self._volumes,
         )  # fmt: skip
         launcher.on_exit(self.manager.on_exit)
         launcher.on_back(self.manager.on_launcher_back)
-        jobs = await loading
+        loaded = await loading
+        jobs = loaded.jobs
         running, orphaned = await launcher.running_detail()
+        # Listening before the jobs are restored, taken up right after in the
+        # same turn: no workflow job's change falls between the two.
+        self.workflows = WorkflowShell(self.manager, helpers.state)
+        self._stack.push_async_callback(self.workflows.close)
+        listeners.add(self.workflows)
         self.manager.restore(jobs, running, orphaned)
+        self.workflows.restore(load_workflows(loaded.workflows))
         launcher.keep_up()  # a broken connection is replaced, its jobs settled
         self._volumes.set_users_of(self._volume_users)
         self._networks.restore(j.id for j in self.manager.list_jobs() if not j.status.is_final)
@@ -280,7 +293,11 @@ class Daemon:
             revoked=self._watch_revocations().revoked, auditor=self._audit_trail(),
         )  # fmt: skip
         server = grpc.aio.server(interceptors=[interceptor], options=_grpc_options(config))
-        jobs = JobService(self.manager, config, metrics, self._networks, self._volumes)
+        assert self.workflows is not None
+        rpc = WorkflowRpc(self.workflows, config, self._networks, self._volumes)
+        jobs = JobService(
+            self.manager, config, metrics, self._networks, self._volumes, rpc, self.workflows
+        )
         pb_grpc.add_JobServiceServicer_to_server(jobs, server)  # type: ignore[no-untyped-call]
         log_rpc.install_serialized_logs(server, jobs)
         manager = self.manager

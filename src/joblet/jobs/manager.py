@@ -251,13 +251,14 @@ class JobManager:
         self._forget(job.id)
         return job, Deletion(deleted=1, failures=tuple(await self._remove_dir(job.id)))
 
-    async def delete_all(self) -> Deletion:
-        """Delete every finished job; one that fails does not stop the others."""
+    async def delete_all(self, keep: Callable[[str], bool] | None = None) -> Deletion:
+        """Delete every finished job but those `keep` names (jobs of unfinished
+        workflows); one that fails does not stop the others."""
         skipped = 0
         forgotten: list[str] = []
         failures: list[str] = []
         for job in self._registry.all():
-            if not job.status.is_final:
+            if not job.status.is_final or (keep is not None and keep(job.id)):
                 skipped += 1
                 continue
             try:
