@@ -48,7 +48,9 @@ def dag_yaml(layers: int, width: int, fan_in: int, seed: int = 1) -> str:
 
 def chain_yaml(count: int) -> str:
     lines = ["name: chain", "jobs:", '  c0: {command: "true"}']
-    lines += [f'  c{i}: {{command: "true", requires: [{{c{i - 1}: COMPLETED}}]}}' for i in range(1, count)]
+    lines += [
+        f'  c{i}: {{command: "true", requires: [{{c{i - 1}: COMPLETED}}]}}' for i in range(1, count)
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -131,7 +133,9 @@ def main() -> None:
         "fanout_last_start_s": last_start,
     }
     report.baselines = {"plain_runjobs_wall_s": baseline}
-    report.notes.append(f"plain runs: {plain:.3f} s, {plain_again:.3f} s (the lower is the baseline)")
+    report.notes.append(
+        f"plain runs: {plain:.3f} s, {plain_again:.3f} s (the lower is the baseline)"
+    )
     report.notes.append(f"chain end -> start: {describe_ms(latencies)}")
     report.check("overhead", overhead <= 0.002, "<= 2 ms per job over plain RunJobs")
     report.check("chain p50", p50(latencies) <= 0.020, "<= 20 ms")

@@ -74,7 +74,7 @@ jobs:
     workflow_id = run_workflow(stub, text)
     assert wait_workflow(stub, workflow_id).workflow.status == "COMPLETED"
     jobs = jobs_by_name(stub, workflow_id)
-    assert list(jobs)[0] == "root" and list(jobs)[-1] == "join"
+    assert next(iter(jobs)) == "root" and list(jobs)[-1] == "join"
     assert sorted(jobs["join"].dependencies) == ["b1", "b2", "b3"]
     last = max(ts(jobs[n].endTime) for n in ("b1", "b2", "b3"))
     assert ts(jobs["join"].startTime) >= last - 0.01
@@ -90,7 +90,10 @@ jobs:
   either: {command: echo, args: [either], requires: ["good=COMPLETED OR bad=COMPLETED"]}
   negated: {command: echo, args: [negated], requires: ["NOT bad=COMPLETED"]}
   member: {command: echo, args: [member], requires: ["bad IN (FAILED, STOPPED)"]}
-  styled: {command: echo, args: [styled], requires: [{expression: "good=COMPLETED AND bad!=COMPLETED"}]}
+  styled:
+    command: echo
+    args: [styled]
+    requires: [{expression: "good=COMPLETED AND bad!=COMPLETED"}]
   anyway: {command: echo, args: [anyway], requires: [{bad: FINISHED}]}
   never: {command: echo, args: [never], requires: [{good: FAILED}]}
 """

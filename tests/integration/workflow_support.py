@@ -42,8 +42,7 @@ def wait_workflow(
         if time.monotonic() > deadline:
             shown = {j.jobName: j.status for j in res.jobs}
             raise AssertionError(
-                f"workflow {workflow_id} stayed {res.workflow.status} ({shown}), "
-                f"wanted {statuses}"
+                f"workflow {workflow_id} stayed {res.workflow.status} ({shown}), wanted {statuses}"
             )
         time.sleep(0.05)
 

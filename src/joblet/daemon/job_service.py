@@ -58,6 +58,7 @@ class JobService(pb_grpc.JobServiceServicer):
         hub: MetricsHub,
         networks: NetworkManager | None = None,
         volumes: VolumeManager | None = None,
+        *,
         workflows: WorkflowRpc | None = None,
         shell: WorkflowShell | None = None,
     ) -> None:
@@ -174,7 +175,7 @@ class JobService(pb_grpc.JobServiceServicer):
     async def ListWorkflows(
         self, request: pb.ListWorkflowsRequest, context: Context
     ) -> pb.ListWorkflowsResponse:
-        return self._flows().list(request)
+        return self._flows().listing(request)
 
     @unary
     async def StopWorkflow(

@@ -17,6 +17,7 @@ import logging
 import signal
 import uuid
 from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +42,6 @@ from joblet.daemon.revocation_watch import RevocationWatch
 from joblet.daemon.supervisor import HelperSupervisor
 from joblet.daemon.volume_service import VolumeService
 from joblet.daemon.workflow_service import WorkflowRpc
-from joblet.workflows.loading import load_workflows
-from joblet.workflows.shell import WorkflowShell
 from joblet.errors import JobletError
 from joblet.jobs.manager import LOG_FILE, JobManager
 from joblet.jobs.workspace_mount import protect_jobs_dir, release_jobs_dir
@@ -61,8 +60,11 @@ from joblet.resources.ownership import ParentClaim
 from joblet.security.audit_log import AuditTrail
 from joblet.security.interceptor import DEFAULT_RECEIVE_LIMIT, AuthInterceptor
 from joblet.security.tls import server_credentials
+from joblet.state.client import Loaded, StateClient
 from joblet.volumes.config import load_volumes_config
 from joblet.volumes.manager import VolumeManager, entry_names
+from joblet.workflows.loading import load_workflows
+from joblet.workflows.shell import WorkflowShell
 
 log = logging.getLogger(__name__)
 
@@ -259,18 +261,30 @@ class Daemon:
         loaded = await loading
         jobs = loaded.jobs
         running, orphaned = await launcher.running_detail()
-        # Listening before the jobs are restored, taken up right after in the
-        # same turn: no workflow job's change falls between the two.
-        self.workflows = WorkflowShell(self.manager, helpers.state)
-        self._stack.push_async_callback(self.workflows.close)
-        listeners.add(self.workflows)
-        self.manager.restore(jobs, running, orphaned)
-        self.workflows.restore(load_workflows(loaded.workflows))
+        self._restore(listeners, helpers.state, loaded, running, orphaned)
         launcher.keep_up()  # a broken connection is replaced, its jobs settled
         self._volumes.set_users_of(self._volume_users)
         self._networks.restore(j.id for j in self.manager.list_jobs() if not j.status.is_final)
         log.info("loaded %d job(s) from state (%s)", len(jobs), helpers.state_config.backend)
         await self._serve(node_id, metrics)
+
+    def _restore(
+        self,
+        listeners: JobListeners,
+        state: StateClient,
+        loaded: Loaded,
+        running: dict[str, int],
+        orphaned: AbstractSet[str],
+    ) -> None:
+        """The jobs and workflows of the previous run. The workflows listen
+        before the jobs are restored and are taken up right after, in the same
+        turn: no workflow job's change falls between the two."""
+        assert self.manager is not None
+        self.workflows = WorkflowShell(self.manager, state)
+        self._stack.push_async_callback(self.workflows.close)
+        listeners.add(self.workflows)
+        self.manager.restore(loaded.jobs, running, orphaned)
+        self.workflows.restore(load_workflows(loaded.workflows))
 
     async def _start_launcher(self) -> LauncherLink:
         layout = self.config.layout
@@ -296,8 +310,9 @@ class Daemon:
         assert self.workflows is not None
         rpc = WorkflowRpc(self.workflows, config, self._networks, self._volumes)
         jobs = JobService(
-            self.manager, config, metrics, self._networks, self._volumes, rpc, self.workflows
-        )
+            self.manager, config, metrics, self._networks, self._volumes,
+            workflows=rpc, shell=self.workflows,
+        )  # fmt: skip
         pb_grpc.add_JobServiceServicer_to_server(jobs, server)  # type: ignore[no-untyped-call]
         log_rpc.install_serialized_logs(server, jobs)
         manager = self.manager

@@ -25,10 +25,11 @@ from joblet.jobs.validation import validate_run_request
 from joblet.network.manager import NetworkManager
 from joblet.volumes.manager import VolumeManager
 from joblet.workflows.masking import mask_secrets
+from joblet.workflows.model import Known, WorkflowJob, WorkflowSpec
 from joblet.workflows.order import topological
 from joblet.workflows.record import FileMeta
 from joblet.workflows.shell import Flow, WorkflowShell
-from joblet.workflows.yamlspec import Known, WorkflowInvalid, WorkflowJob, parse_workflow
+from joblet.workflows.yamlspec import WorkflowInvalid, parse_workflow
 
 # Network modes every node has, beside the custom networks.
 BUILTIN_NETWORKS = frozenset({"bridge", "isolated", "none", "host"})
@@ -63,9 +64,7 @@ class WorkflowRpc:
         await self._create_volumes(spec)
         metas = [FileMeta(f.path, len(f.content), f.mode, f.isDirectory) for f in files]
         flow = await self._shell.create(spec, job_specs, text, metas)
-        return pb.RunWorkflowResponse(
-            workflowUuid=flow.record.id, status=self._shell.status(flow)
-        )
+        return pb.RunWorkflowResponse(workflowUuid=flow.record.id, status=self._shell.status(flow))
 
     def known(self, files: Sequence[pb.FileUpload]) -> Known:
         """What exists on this node, for the parser's checks."""
@@ -82,6 +81,7 @@ class WorkflowRpc:
             networks=networks,
             volumes=volumes,
             files=frozenset(f.path.strip("/") for f in files),
+            host_cpus=self._host_cpus,
         )
 
     def _parse(self, text: str, files: Sequence[pb.FileUpload]) -> WorkflowSpec:
@@ -90,7 +90,9 @@ class WorkflowRpc:
         except WorkflowInvalid as exc:
             raise InvalidArgument(_problems("workflow is invalid", exc.problems)) from None
 
-    def _job_specs(self, jobs: Sequence[WorkflowJob], files: Sequence[pb.FileUpload]) -> dict[str, JobSpec]:
+    def _job_specs(
+        self, jobs: Sequence[WorkflowJob], files: Sequence[pb.FileUpload]
+    ) -> dict[str, JobSpec]:
         """Each job checked as a RunJob request would be, all problems at once."""
         specs: dict[str, JobSpec] = {}
         problems: list[str] = []
@@ -133,11 +135,9 @@ class WorkflowRpc:
 
     def jobs(self, request: pb.GetWorkflowJobsRequest) -> pb.GetWorkflowJobsResponse:
         flow = self._shell.resolve(request.workflowUuid)
-        return pb.GetWorkflowJobsResponse(
-            jobs=self._job_messages(flow, self._shell.jobs_of(flow))
-        )
+        return pb.GetWorkflowJobsResponse(jobs=self._job_messages(flow, self._shell.jobs_of(flow)))
 
-    def list(self, request: pb.ListWorkflowsRequest) -> pb.ListWorkflowsResponse:
+    def listing(self, request: pb.ListWorkflowsRequest) -> pb.ListWorkflowsResponse:
         infos = [
             self.info(flow, self._shell.jobs_of(flow))
             for flow in self._shell.flows()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 
+from joblet.workflows.model import Known, WorkflowSpec
 from joblet.workflows.record import WorkflowRecord, group_loaded
-from joblet.workflows.yamlspec import Known, WorkflowInvalid, WorkflowSpec, parse_workflow
+from joblet.workflows.yamlspec import WorkflowInvalid, parse_workflow
 
 log = logging.getLogger(__name__)
 

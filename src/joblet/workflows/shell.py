@@ -34,13 +34,13 @@ from joblet.jobs.manager import JobManager
 from joblet.jobs.model import Job, JobSpec, JobStatus
 from joblet.workflows.aggregate import workflow_status
 from joblet.workflows.executor import Cancel, ExecState, Start, advance, initial, rebuild, stop
+from joblet.workflows.model import WorkflowSpec
 from joblet.workflows.record import (
     FileMeta,
     WorkflowRecord,
     record_to_json,
     start_key,
 )
-from joblet.workflows.yamlspec import WorkflowSpec
 
 log = logging.getLogger(__name__)
 
@@ -268,25 +268,22 @@ class WorkflowShell:
             for name, job_id in record.jobs.items():
                 self._by_job[job_id] = (record.id, name)
             statuses = self.statuses(flow)
-            final = {n: s for n, s in statuses.items() if JobStatus(s).is_final}
-            flow.state, effects = rebuild(spec, final, record.started)
+            stopped = record.stopped_by_user
+            flow.state, effects = rebuild(spec, statuses, record.started, stopped=stopped)
             if record.finished:
                 continue
-            if record.stopped_by_user:
-                flow.stopping = True
-                flow.state, more = stop(flow.state)
-                effects = [*effects, *more]
+            flow.stopping = stopped
             # Starts decided and recorded whose job was never released: the
             # launch cannot have happened (it waits for the release's record).
             due = [n for n in record.started if statuses.get(n) == JobStatus.PENDING]
             self._apply(flow, effects)
             if due:
-                self._spawn(self._release(flow, sorted(due, key=list(record.jobs).index)))
+                self._release(flow, sorted(due, key=list(record.jobs).index))
             self._finish_if_done(flow)
         for job in self._manager.list_jobs():
-            if job.status is JobStatus.PENDING and job.id not in self._by_job:
-                if job.spec.workflow_uuid and job.spec.workflow_uuid not in self._flows:
-                    self._manager.cancel_pending(job.id, CANCELED_BY, UNRECORDED_REASON)
+            orphan = job.spec.workflow_uuid and job.spec.workflow_uuid not in self._flows
+            if job.status is JobStatus.PENDING and job.id not in self._by_job and orphan:
+                self._manager.cancel_pending(job.id, CANCELED_BY, UNRECORDED_REASON)
 
     # ---- effects ---------------------------------------------------------
 
@@ -321,7 +318,7 @@ class WorkflowShell:
             flow.record = record
             for name in starts:
                 self._store.put_workflow(start_key(record.id, name), b"1")
-            self._spawn(self._release(flow, starts))
+            self._release(flow, starts)
         return canceled
 
     def _cancel(self, flow: Flow, name: str, reason: str) -> int:
@@ -335,7 +332,7 @@ class WorkflowShell:
         self._manager.cancel_pending(job_id, CANCELED_BY, reason)
         return 1
 
-    async def _release(self, flow: Flow, names: list[str]) -> None:
+    def _release(self, flow: Flow, names: list[str]) -> None:
         """Release the jobs, in YAML order. The manager waits, before each
         launch, until the store holds every record told so far: the start
         marks were told first."""
