@@ -11,7 +11,9 @@ from collections.abc import Callable
 
 import pytest
 
-from .conftest import RunningDaemon
+from joblet.api import joblet_pb2 as pb
+
+from .conftest import RunningDaemon, wait_status
 from .workflow_support import (
     job_log,
     jobs_by_name,
@@ -77,7 +79,7 @@ def _random_dag(count: int, seed: int) -> str:
     lines = ["name: chaos", "jobs:"]
     for i in range(count):
         name = f"j{i:03d}"
-        nap = rng.choice(["0", "0.1", "0.3"])
+        nap = rng.choice(["0.1", "0.3", "0.5"])
         requires = sorted(rng.sample(range(i), min(i, rng.randint(0, 3))))
         line = f'  {name}: {{command: sh, args: ["-c", "echo once-{name}; sleep {nap}"]'
         if requires:
@@ -96,13 +98,16 @@ def test_every_job_runs_exactly_once_across_daemon_kills(
     stub = daemon.jobs()
     workflow_id = run_workflow(stub, _random_dag(count, seed=count))
     rng = random.Random(7)
+    killed = 0
     for _ in range(kills):
         time.sleep(rng.uniform(0.2, 1.0))
         if status(stub, workflow_id).workflow.status != "RUNNING":
             break
         daemon.kill9()
+        killed += 1
         daemon.restart()
         stub = daemon.jobs()
+    assert killed >= 1, "the workflow ended before the first kill: make its jobs longer"
     res = wait_workflow(stub, workflow_id, timeout=60 + count)
     jobs = jobs_by_name(stub, workflow_id)
     seen: Counter[str] = Counter()
@@ -121,3 +126,24 @@ def test_every_job_runs_exactly_once_across_daemon_kills(
     assert res.workflow.status == ("COMPLETED" if completed else "FAILED")
     lost = [n for n, j in jobs.items() if j.status == "FAILED"]
     assert len(lost) <= kills
+
+
+def test_a_job_waiting_on_requirements_survives_a_kill(
+    make_daemon: Callable[..., RunningDaemon],
+) -> None:
+    daemon = make_daemon()
+    stub = daemon.jobs()
+    first = stub.RunJob(pb.RunJobRequest(command="sh", args=["-c", "sleep 2"])).jobUuid
+    requirement = pb.JobRequirement(jobUuid=first, status="COMPLETED")
+    after = stub.RunJob(
+        pb.RunJobRequest(command="echo", args=["after"], requirements=[requirement])
+    ).jobUuid
+    wait_status(stub, first, {"RUNNING"})
+    daemon.kill9()
+    daemon.restart()
+    stub = daemon.jobs()
+    still = stub.GetJobStatus(pb.GetJobStatusReq(uuid=after)).status
+    assert still not in ("FAILED", "CANCELED")
+    done = wait_status(stub, after, {"COMPLETED", "FAILED", "CANCELED"})
+    assert done.status == "COMPLETED"
+    assert job_log(stub, after) == b"after\n"

@@ -19,7 +19,7 @@ from joblet.daemon.job_listing import list_message
 from joblet.daemon.workflow_service import WorkflowRpc
 from joblet.errors import FailedPrecondition, InvalidArgument, Unimplemented
 from joblet.jobs.manager import JobManager
-from joblet.jobs.model import JobStatus
+from joblet.jobs.model import Job, JobSpec, JobStatus
 from joblet.jobs.schedule import parse_schedule
 from joblet.jobs.validation import validate_run_request
 from joblet.logs.filters import LogFilter
@@ -31,6 +31,7 @@ from joblet.security.interceptor import current_caller
 from joblet.security.roles import Role
 from joblet.volumes.manager import VolumeManager
 from joblet.workflows.shell import WorkflowShell
+from joblet.workflows.waits import requirement_texts
 
 Context = Any  # grpc.aio.ServicerContext
 
@@ -86,9 +87,20 @@ class JobService(pb_grpc.JobServiceServicer):
             self._networks.check_request(
                 spec.network, spec.max_ingress_bps, spec.max_egress_bps, admin=admin
             )
+        if request.requirements:
+            return mappers.run_response(await self._submit_waiting(request, spec))
         scheduled_at = parse_schedule(spec.schedule, now) if spec.schedule else 0.0
         job = await self._manager.submit(spec, scheduled_at)
         return mappers.run_response(job)
+
+    async def _submit_waiting(self, request: pb.RunJobRequest, spec: JobSpec) -> Job:
+        """A job that waits for its requirements (PENDING), like Slurm's --dependency."""
+        if self._shell is None:
+            raise Unimplemented("requirements are not served by this node")
+        if spec.schedule:
+            raise InvalidArgument("a job with requirements cannot have a schedule as well")
+        texts = requirement_texts(request.requirements)
+        return await self._shell.submit_waiting(spec, texts)
 
     @unary
     async def GetJobStatus(
@@ -280,12 +292,11 @@ def _since_ns(text: str, now: float) -> int:
 
 def _refuse_later_features(request: pb.RunJobRequest) -> None:
     """Fields whose features this node does not offer yet: refuse rather than ignore."""
-    if not (request.runtime or request.gpu_count or request.requirements or request.workflowUuid):
+    if not (request.runtime or request.gpu_count or request.workflowUuid):
         return  # the usual request: nothing to refuse, nothing to build
     unsupported = {
         "runtime": bool(request.runtime),
         "gpu_count": request.gpu_count > 0,
-        "requirements": bool(request.requirements),
         "workflowUuid": bool(request.workflowUuid),
     }
     names = [name for name, asked in unsupported.items() if asked]

@@ -284,7 +284,9 @@ class Daemon:
         self._stack.push_async_callback(self.workflows.close)
         listeners.add(self.workflows)
         self.manager.restore(loaded.jobs, running, orphaned)
-        self.workflows.restore(load_workflows(loaded.workflows))
+        flows, waiting = load_workflows(loaded.workflows)
+        self.workflows.restore(flows)
+        self.workflows.restore_waiting(waiting)
 
     async def _start_launcher(self) -> LauncherLink:
         layout = self.config.layout

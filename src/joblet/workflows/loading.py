@@ -16,12 +16,19 @@ log = logging.getLogger(__name__)
 UNCHECKED = Known(runtimes=None, networks=None, volumes=None, files=None)
 
 
-def load_workflows(entries: list[tuple[str, bytes]]) -> list[tuple[WorkflowRecord, WorkflowSpec]]:
+def load_workflows(
+    entries: list[tuple[str, bytes]],
+) -> tuple[list[tuple[WorkflowRecord, WorkflowSpec]], list[WorkflowRecord]]:
+    """The workflows with their specs, and the standalone records (jobs given
+    to RunJob with requirements)."""
     records, problems = group_loaded(entries)
     for problem in problems:
         log.error("state: %s", problem)
     out: list[tuple[WorkflowRecord, WorkflowSpec]] = []
+    standalone = [record for record in records if record.standalone]
     for record in records:
+        if record.standalone:
+            continue
         try:
             spec = parse_workflow(record.yaml, known=UNCHECKED)
         except WorkflowInvalid as exc:
@@ -33,4 +40,4 @@ def load_workflows(entries: list[tuple[str, bytes]]) -> list[tuple[WorkflowRecor
             continue
         out.append((record, spec))
     log.info("loaded %d workflow(s) from state", len(out))
-    return out
+    return out, standalone

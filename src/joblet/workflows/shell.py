@@ -34,6 +34,7 @@ from joblet.jobs.manager import JobManager
 from joblet.jobs.model import Job, JobSpec, JobStatus
 from joblet.workflows.aggregate import workflow_status
 from joblet.workflows.executor import Cancel, ExecState, Start, advance, initial, rebuild, stop
+from joblet.workflows.expressions import Requirement
 from joblet.workflows.model import WorkflowSpec
 from joblet.workflows.record import (
     FileMeta,
@@ -41,11 +42,14 @@ from joblet.workflows.record import (
     record_to_json,
     start_key,
 )
+from joblet.workflows.waits import named_jobs, parse_requirements, verdict
 
 log = logging.getLogger(__name__)
 
 CANCELED_BY = "workflow"
+WAITER_JOB = "job"  # the one job of a standalone record
 UNRECORDED_REASON = "its workflow was not recorded before the daemon stopped"
+UNRECORDED_WAIT = "its requirements were not recorded before the daemon stopped"
 
 
 class WorkflowStore(Protocol):
@@ -73,6 +77,20 @@ class Flow:
         self.changed = asyncio.Event()
 
 
+@dataclass
+class Waiter:
+    """A job given to RunJob with requirements: PENDING until they hold.
+    Its record is a one-job workflow nobody lists (`standalone`)."""
+
+    record: WorkflowRecord
+    requirements: tuple[Requirement, ...]
+    ids: dict[str, str]  # each job id as written in a requirement -> the full id
+
+    @property
+    def job_id(self) -> str:
+        return self.record.jobs[WAITER_JOB]
+
+
 @dataclass(frozen=True)
 class StopResult:
     stopped: int
@@ -95,14 +113,18 @@ class WorkflowShell:
         self._events: deque[tuple[str, str, str]] = deque()
         self._draining = False
         self._tasks: set[asyncio.Task[None]] = set()
-        # Standalone jobs waiting on requirements (RunJob): see joblet.workflows.waits.
-        self.on_final: Callable[[Job], None] | None = None
+        # Jobs given to RunJob with requirements, and who waits on whom.
+        self._waiters: dict[str, Waiter] = {}  # waiting job id -> waiter
+        self._watching: dict[str, set[str]] = {}  # job id -> ids of jobs waiting on it
+        self._checks: deque[str] = deque()
 
     # ---- the manager's listener ----------------------------------------
 
     def changed(self, job: Job) -> None:
-        if self.on_final is not None and job.status.is_final:
-            self.on_final(job)
+        if job.status.is_final and (job.id in self._watching or job.id in self._waiters):
+            self._checks.extend(self._watching.pop(job.id, ()))
+            self._checks.append(job.id)
+            self._wake()
         ref = self._by_job.get(job.id)
         if ref is None:
             return
@@ -112,9 +134,12 @@ class WorkflowShell:
         flow.touch()
         if job.status.is_final:
             self._events.append((ref[0], ref[1], str(job.status)))
-            if not self._draining:
-                self._draining = True
-                asyncio.get_running_loop().call_soon(self._drain)
+            self._wake()
+
+    def _wake(self) -> None:
+        if not self._draining:
+            self._draining = True
+            asyncio.get_running_loop().call_soon(self._drain)
 
     def deleted(self, job_id: str) -> None:
         pass
@@ -204,6 +229,75 @@ class WorkflowShell:
         self._apply(flow, effects)
         return flow
 
+    async def submit_waiting(self, spec: JobSpec, texts: list[str]) -> Job:
+        """A job that waits (PENDING) until its requirements hold (RunJob's
+        `requirements`): each names jobs by id or unique prefix."""
+        requirements = parse_requirements(texts)
+        ids = {written: self._manager.get(written).id for written in named_jobs(requirements)}
+        job = await self._manager.submit(spec, pending=True)
+        record = WorkflowRecord(
+            id=new_job_id(),
+            name="",
+            yaml="",
+            jobs={WAITER_JOB: job.id},
+            created_at=self._clock(),
+            standalone=True,
+            requirements=tuple(texts),
+            extra=ids,
+        )
+        self._store.put_workflow(record.id, record_to_json(record))
+        self._watch(Waiter(record, requirements, ids))
+        self._check(job.id)
+        return self._manager.get(job.id)
+
+    def _watch(self, waiter: Waiter) -> None:
+        self._waiters[waiter.job_id] = waiter
+        for full in waiter.ids.values():
+            self._watching.setdefault(full, set()).add(waiter.job_id)
+
+    def _check(self, job_id: str) -> None:
+        """Decide a waiting job now if its requirements allow; forget it once final."""
+        waiter = self._waiters.get(job_id)
+        if waiter is None:
+            return
+        try:
+            job = self._manager.get(job_id)
+        except JobletError:
+            job = None
+        if job is None or job.status is not JobStatus.PENDING:
+            if job is None or job.status.is_final:
+                self._forget_waiter(waiter)
+            return
+        if WAITER_JOB in waiter.record.started:
+            return  # released already; its launch is under way
+        statuses: dict[str, str] = {}
+        for written, full in waiter.ids.items():
+            try:
+                status = self._manager.get(full).status
+            except JobletError:
+                status = JobStatus.CANCELED  # deleted: it had ended
+            if status.is_final:
+                statuses[written] = str(status)
+        decision = verdict(waiter.requirements, statuses)
+        if decision is True:
+            waiter.record = waiter.record.with_started({WAITER_JOB})
+            self._store.put_workflow(start_key(waiter.record.id, WAITER_JOB), b"1")
+            self._spawn(self._release_one(job_id))
+        elif isinstance(decision, str):
+            self._manager.cancel_pending(job_id, CANCELED_BY, decision)
+
+    def _forget_waiter(self, waiter: Waiter) -> None:
+        self._waiters.pop(waiter.job_id, None)
+        for full in waiter.ids.values():
+            watchers = self._watching.get(full)
+            if watchers is not None:
+                watchers.discard(waiter.job_id)
+                if not watchers:
+                    del self._watching[full]
+        for name in waiter.record.started:
+            self._store.delete_workflow(start_key(waiter.record.id, name))
+        self._store.delete_workflow(waiter.record.id)
+
     async def _undo(self, job_ids: Iterable[str]) -> None:
         for job_id in job_ids:
             try:
@@ -259,6 +353,33 @@ class WorkflowShell:
 
     # ---- restart ---------------------------------------------------------
 
+    def restore_waiting(self, records: Iterable[WorkflowRecord]) -> None:
+        """Take up the jobs given to RunJob with requirements: those whose start
+        was recorded are released, the others decided against the statuses now."""
+        for record in records:
+            try:
+                requirements = parse_requirements(record.requirements)
+            except JobletError as exc:
+                log.error("job %s: its requirements no longer parse: %s", record.jobs, exc)
+                requirements = ()
+            waiter = Waiter(record, requirements, dict(record.extra))
+            self._watch(waiter)
+            job_id = waiter.job_id
+            try:
+                pending = self._manager.get(job_id).status is JobStatus.PENDING
+            except JobletError:
+                pending = False
+            if pending and WAITER_JOB in record.started:
+                self._spawn(self._release_one(job_id))
+            elif pending and not requirements:
+                self._manager.cancel_pending(job_id, CANCELED_BY, "its requirements were lost")
+            else:
+                self._check(job_id)
+        for job in self._manager.list_jobs():
+            lost = not job.spec.workflow_uuid and job.id not in self._waiters
+            if job.status is JobStatus.PENDING and lost:
+                self._manager.cancel_pending(job.id, CANCELED_BY, UNRECORDED_WAIT)
+
     def restore(self, loaded: Iterable[tuple[WorkflowRecord, WorkflowSpec]]) -> None:
         """Take up the workflows a previous daemon left: rebuild each unfinished
         one's state from its jobs' statuses and start what became due, once."""
@@ -289,6 +410,8 @@ class WorkflowShell:
 
     def _drain(self) -> None:
         try:
+            while self._checks:
+                self._check(self._checks.popleft())
             while self._events:
                 workflow_id, name, status = self._events.popleft()
                 flow = self._flows.get(workflow_id)
