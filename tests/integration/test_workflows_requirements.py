@@ -33,10 +33,8 @@ def test_a_job_waits_for_its_requirements(daemon: RunningDaemon) -> None:
     assert _status(stub, after).status == "PENDING"
     assert list(_status(stub, after).dependencies) == [first]
     never = _run(stub, "echo", "never", requirements=[pb.JobRequirement(jobUuid=first)])
-    either = _run(
-        stub, "echo", "either",
-        requirements=[pb.JobRequirement(expression=f"{first[:13]}=COMPLETED OR {first} IN (FAILED)")],
-    )  # fmt: skip
+    expression = f"{first[:13]}=COMPLETED OR {first} IN (FAILED)"
+    either = _run(stub, "echo", "either", requirements=[pb.JobRequirement(expression=expression)])
     done = wait_status(stub, after, {"COMPLETED", "FAILED", "CANCELED"})
     assert done.status == "COMPLETED"
     assert job_log(stub, after) == b"after\n"
