@@ -192,9 +192,11 @@ class WorkflowRpc:
         """The status now, then on every change, until the workflow is finished."""
         flow = self._shell.resolve(request.workflowUuid)
         while True:
-            changed = flow.changed
+            # Read before the yield: it may finish while the message is sent,
+            # and its last status must still go out.
+            changed, finished = flow.changed, flow.record.finished
             yield self.status_message(flow)
-            if flow.record.finished:
+            if finished:
                 return
             await changed.wait()
             await asyncio.sleep(0)  # changes of one loop turn in one message

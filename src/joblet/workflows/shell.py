@@ -70,6 +70,7 @@ class Flow:
     state: ExecState
     stopping: bool = False
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    ended: set[str] = field(default_factory=set)  # jobs seen final: an event costs O(1)
 
     def touch(self) -> None:
         """Wake the watchers; each takes a fresh event before it waits again."""
@@ -133,6 +134,7 @@ class WorkflowShell:
             return
         flow.touch()
         if job.status.is_final:
+            flow.ended.add(ref[1])
             self._events.append((ref[0], ref[1], str(job.status)))
             self._wake()
 
@@ -389,6 +391,7 @@ class WorkflowShell:
             for name, job_id in record.jobs.items():
                 self._by_job[job_id] = (record.id, name)
             statuses = self.statuses(flow)
+            flow.ended = {n for n, s in statuses.items() if JobStatus(s).is_final}
             stopped = record.stopped_by_user
             flow.state, effects = rebuild(spec, statuses, record.started, stopped=stopped)
             if record.finished:
@@ -478,7 +481,7 @@ class WorkflowShell:
                 pass
 
     def _finish_if_done(self, flow: Flow) -> None:
-        if flow.record.finished:
+        if flow.record.finished or len(flow.ended) < len(flow.record.jobs):
             return
         statuses = self.statuses(flow)
         if all(JobStatus(s).is_final for s in statuses.values()):
