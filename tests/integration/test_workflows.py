@@ -281,3 +281,40 @@ jobs:
     audit = (daemon.root / "logs" / "audit.log").read_text()
     assert "/joblet.JobService/RunWorkflow" in audit
     assert '"rpc":"/joblet.JobService/StopWorkflow"' in audit
+
+
+def test_run_job_adds_a_job_to_an_unfinished_workflow(daemon: RunningDaemon) -> None:
+    stub = daemon.jobs()
+    text = """
+name: growing
+jobs:
+  first: {command: sh, args: ["-c", "sleep 1"]}
+"""
+    workflow_id = run_workflow(stub, text)
+    first = jobs_by_name(stub, workflow_id)["first"]
+    by_name = pb.JobRequirement(expression="first=COMPLETED")
+    by_id = pb.JobRequirement(jobUuid=first.jobUuid, status="FINISHED")
+    for name, requirement in (("extra", by_name), ("other", by_id)):
+        request = pb.RunJobRequest(
+            name=name, command="echo", args=[name], workflowUuid=workflow_id,
+            requirements=[requirement],
+        )  # fmt: skip
+        assert stub.RunJob(request).status == "PENDING"
+    with pytest.raises(grpc.RpcError) as info:
+        stub.RunJob(
+            pb.RunJobRequest(
+                name="third", command="true", workflowUuid=workflow_id,
+                requirements=[pb.JobRequirement(expression="nope=COMPLETED")],
+            )
+        )  # fmt: skip
+    assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    res = wait_workflow(stub, workflow_id)
+    assert res.workflow.status == "COMPLETED"
+    assert res.workflow.totalJobs == 3
+    jobs = jobs_by_name(stub, workflow_id)
+    assert list(jobs["extra"].dependencies) == ["first"]
+    assert ts(jobs["extra"].startTime) >= ts(jobs["first"].endTime) - 0.01
+    assert job_log(stub, jobs["other"].jobUuid) == b"other\n"
+    with pytest.raises(grpc.RpcError) as info:
+        stub.RunJob(pb.RunJobRequest(name="late", command="true", workflowUuid=workflow_id))
+    assert info.value.code() is grpc.StatusCode.FAILED_PRECONDITION

@@ -147,3 +147,27 @@ def test_a_job_waiting_on_requirements_survives_a_kill(
     done = wait_status(stub, after, {"COMPLETED", "FAILED", "CANCELED"})
     assert done.status == "COMPLETED"
     assert job_log(stub, after) == b"after\n"
+
+
+def test_a_job_added_to_a_workflow_survives_a_kill(
+    make_daemon: Callable[..., RunningDaemon],
+) -> None:
+    daemon = make_daemon()
+    stub = daemon.jobs()
+    workflow_id = run_workflow(
+        stub, 'name: grow\njobs:\n  A: {command: sh, args: ["-c", "sleep 2"]}\n'
+    )
+    request = pb.RunJobRequest(
+        name="extra", command="echo", args=["extra"], workflowUuid=workflow_id,
+        requirements=[pb.JobRequirement(expression="A=COMPLETED")],
+    )  # fmt: skip
+    stub.RunJob(request)
+    wait_job(stub, workflow_id, "A", {"RUNNING"})
+    daemon.kill9()
+    daemon.restart()
+    stub = daemon.jobs()
+    res = wait_workflow(stub, workflow_id)
+    assert res.workflow.status == "COMPLETED" and res.workflow.totalJobs == 2
+    jobs = jobs_by_name(stub, workflow_id)
+    assert list(jobs["extra"].dependencies) == ["A"]
+    assert job_log(stub, jobs["extra"].jobUuid) == b"extra\n"

@@ -87,7 +87,7 @@ class JobService(pb_grpc.JobServiceServicer):
             self._networks.check_request(
                 spec.network, spec.max_ingress_bps, spec.max_egress_bps, admin=admin
             )
-        if request.requirements:
+        if request.requirements or request.workflowUuid:
             return mappers.run_response(await self._submit_waiting(request, spec))
         scheduled_at = parse_schedule(spec.schedule, now) if spec.schedule else 0.0
         job = await self._manager.submit(spec, scheduled_at)
@@ -100,6 +100,8 @@ class JobService(pb_grpc.JobServiceServicer):
         if spec.schedule:
             raise InvalidArgument("a job with requirements cannot have a schedule as well")
         texts = requirement_texts(request.requirements)
+        if request.workflowUuid:
+            return await self._shell.add_job(request.workflowUuid, spec, texts)
         return await self._shell.submit_waiting(spec, texts)
 
     @unary
@@ -292,12 +294,11 @@ def _since_ns(text: str, now: float) -> int:
 
 def _refuse_later_features(request: pb.RunJobRequest) -> None:
     """Fields whose features this node does not offer yet: refuse rather than ignore."""
-    if not (request.runtime or request.gpu_count or request.workflowUuid):
+    if not (request.runtime or request.gpu_count):
         return  # the usual request: nothing to refuse, nothing to build
     unsupported = {
         "runtime": bool(request.runtime),
         "gpu_count": request.gpu_count > 0,
-        "workflowUuid": bool(request.workflowUuid),
     }
     names = [name for name, asked in unsupported.items() if asked]
     if names:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from dataclasses import replace
 
-from joblet.workflows.model import Known, WorkflowSpec
+from joblet.errors import JobletError
+from joblet.workflows.model import Known, WorkflowJob, WorkflowSpec
 from joblet.workflows.record import WorkflowRecord, group_loaded
+from joblet.workflows.shell import ADDED
+from joblet.workflows.waits import named_jobs, parse_requirements
 from joblet.workflows.yamlspec import WorkflowInvalid, parse_workflow
 
 log = logging.getLogger(__name__)
@@ -38,6 +43,23 @@ def load_workflows(
                 "; ".join(str(p) for p in exc.problems),
             )
             continue
-        out.append((record, spec))
+        out.append((record, with_added_jobs(record, spec)))
     log.info("loaded %d workflow(s) from state", len(out))
     return out, standalone
+
+
+def with_added_jobs(record: WorkflowRecord, spec: WorkflowSpec) -> WorkflowSpec:
+    """The spec with the jobs RunJob added to the workflow (kept in the record)."""
+    added: list[WorkflowJob] = []
+    for key, value in record.extra.items():
+        name = key.removeprefix(ADDED)
+        if name == key:
+            continue
+        try:
+            requirements = parse_requirements(json.loads(value))
+        except (JobletError, ValueError) as exc:
+            log.error("workflow %s: added job %s unreadable: %s", record.id, name, exc)
+            continue
+        names = tuple(named_jobs(requirements))
+        added.append(WorkflowJob(name=name, command="", requires=requirements, dependencies=names))
+    return replace(spec, jobs=(*spec.jobs, *added)) if added else spec

@@ -21,6 +21,7 @@ twice and requirements met while it was down start their jobs now.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections import deque
@@ -28,14 +29,20 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from joblet.errors import FailedPrecondition, JobletError
+from joblet.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    JobletError,
+    NotFound,
+)
 from joblet.jobs.ids import new_job_id, resolve_prefix
 from joblet.jobs.manager import JobManager
 from joblet.jobs.model import Job, JobSpec, JobStatus
 from joblet.workflows.aggregate import workflow_status
 from joblet.workflows.executor import Cancel, ExecState, Start, advance, initial, rebuild, stop
 from joblet.workflows.expressions import Requirement
-from joblet.workflows.model import WorkflowSpec
+from joblet.workflows.model import WorkflowJob, WorkflowSpec
 from joblet.workflows.record import (
     FileMeta,
     WorkflowRecord,
@@ -49,6 +56,7 @@ log = logging.getLogger(__name__)
 CANCELED_BY = "workflow"
 WAITER_JOB = "job"  # the one job of a standalone record
 UNRECORDED_REASON = "its workflow was not recorded before the daemon stopped"
+ADDED = "added:"  # record.extra key prefix: a job added by RunJob, with its requirements
 UNRECORDED_WAIT = "its requirements were not recorded before the daemon stopped"
 
 
@@ -299,6 +307,47 @@ class WorkflowShell:
         for name in waiter.record.started:
             self._store.delete_workflow(start_key(waiter.record.id, name))
         self._store.delete_workflow(waiter.record.id)
+
+    async def add_job(self, workflow_id: str, spec: JobSpec, texts: list[str]) -> Job:
+        """Add a job to an unfinished workflow (RunJob's `workflowUuid`): its
+        requirements name jobs of the workflow by name."""
+        flow = self._flows.get(workflow_id)
+        if flow is None or flow.record.standalone:
+            raise NotFound(f"workflow {workflow_id} not found")
+        if flow.record.finished or flow.stopping:
+            raise FailedPrecondition(f"workflow {workflow_id} is {self.status(flow)}: add no job")
+        name = spec.name
+        if not name:
+            raise InvalidArgument("a job added to a workflow needs a name")
+        if name in flow.record.jobs:
+            raise AlreadyExists(f"workflow {workflow_id} has a job named {name!r} already")
+        for job_name, job_id in flow.record.jobs.items():  # a jobUuid entry names it by id
+            texts = [text.replace(job_id, job_name) for text in texts]
+        requirements = parse_requirements(texts)
+        names = named_jobs(requirements)
+        unknown = [n for n in names if n not in flow.record.jobs]
+        if unknown:
+            raise InvalidArgument(
+                f"requirements name {', '.join(map(repr, unknown))}: not jobs of workflow "
+                f"{workflow_id} (name its jobs by their names)"
+            )
+        spec = replace(spec, workflow_uuid=workflow_id, dependencies=tuple(names))
+        job = await self._manager.submit(spec, pending=True)
+        added = WorkflowJob(
+            name=name, command=spec.command, requires=requirements, dependencies=tuple(names)
+        )
+        flow.spec = replace(flow.spec, jobs=(*flow.spec.jobs, added))
+        extra = {**flow.record.extra, ADDED + name: json.dumps(texts)}
+        flow.record = replace(flow.record, jobs={**flow.record.jobs, name: job.id}, extra=extra)
+        self._save(flow)
+        self._by_job[job.id] = (workflow_id, name)
+        state = flow.state
+        flow.state, effects = rebuild(
+            flow.spec, state.statuses, state.started, stopped=state.stopped
+        )
+        self._apply(flow, effects)
+        flow.touch()
+        return self._manager.get(job.id)
 
     async def _undo(self, job_ids: Iterable[str]) -> None:
         for job_id in job_ids:
