@@ -31,6 +31,7 @@ from joblet.workflows.record import FileMeta
 from joblet.workflows.shell import Flow, WorkflowShell
 from joblet.workflows.yamlspec import WorkflowInvalid, parse_workflow
 
+WATCH_COALESCE_S = 0.02
 # Network modes every node has, beside the custom networks.
 BUILTIN_NETWORKS = frozenset({"bridge", "isolated", "none", "host"})
 
@@ -164,8 +165,10 @@ class WorkflowRpc:
 
     def _job_messages(self, flow: Flow, jobs: dict[str, Job | None]) -> list[pb.WorkflowJob]:
         dependencies = {job.name: job.dependencies for job in flow.spec.jobs}
+        if flow.order is None or len(flow.order) != len(dependencies):  # the spec grew
+            flow.order = topological(dependencies)
         out: list[pb.WorkflowJob] = []
-        for name in topological(dependencies):
+        for name in flow.order:
             job = jobs.get(name)
             message = pb.WorkflowJob(
                 jobUuid=flow.record.jobs.get(name, ""),
@@ -189,7 +192,8 @@ class WorkflowRpc:
     async def watch(
         self, request: pb.GetWorkflowStatusRequest
     ) -> AsyncIterator[pb.GetWorkflowStatusResponse]:
-        """The status now, then on every change, until the workflow is finished."""
+        """The status now, then after every change (those within WATCH_COALESCE_S
+        of each other in one message), until the workflow is finished."""
         flow = self._shell.resolve(request.workflowUuid)
         while True:
             # Read before the yield: it may finish while the message is sent,
@@ -199,7 +203,9 @@ class WorkflowRpc:
             if finished:
                 return
             await changed.wait()
-            await asyncio.sleep(0)  # changes of one loop turn in one message
+            # The changes of a short burst (a fan-out's starts) in one message:
+            # each message carries every job, and is built on the daemon's loop.
+            await asyncio.sleep(WATCH_COALESCE_S)
 
     # ---- stop and delete ---------------------------------------------------
 
