@@ -318,3 +318,55 @@ jobs:
     with pytest.raises(grpc.RpcError) as info:
         stub.RunJob(pb.RunJobRequest(name="late", command="true", workflowUuid=workflow_id))
     assert info.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+
+
+V109_SCRIPT = '''
+text = """
+version: "3.0"
+name: reference-style
+jobs:
+  fetch: {command: echo, args: [fetched]}
+  report:
+    command: echo
+    args: [report]
+    requires:
+      - expression: "fetch=COMPLETED"
+"""
+request = pb.RunWorkflowRequest(
+    workflow="reference-style.yaml", totalJobs=2, jobOrder=["fetch", "report"],
+    yamlContent=text,
+)
+workflow_id = stub.RunWorkflow(request).workflowUuid
+deadline = time.monotonic() + 60
+while True:
+    res = stub.GetWorkflowStatus(pb.GetWorkflowStatusRequest(workflowUuid=workflow_id))
+    if res.workflow.status in ("COMPLETED", "FAILED", "CANCELED", "STOPPED"):
+        break
+    assert time.monotonic() < deadline, res.workflow.status
+    time.sleep(0.05)
+jobs = stub.GetWorkflowJobs(pb.GetWorkflowJobsRequest(workflowUuid=workflow_id)).jobs
+listed = stub.ListWorkflows(pb.ListWorkflowsRequest(includeCompleted=True)).workflows
+result = {
+    "status": res.workflow.status,
+    "counts": [res.workflow.totalJobs, res.workflow.completedJobs],
+    "jobs": [[j.jobName, list(j.dependencies)] for j in jobs],
+    "listed": workflow_id in {w.uuid for w in listed},
+}
+'''
+
+
+def test_a_v109_client_runs_and_reads_a_workflow(
+    daemon: RunningDaemon, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Through a client generated from the v1.0.9 contract alone, as the
+    reference's client sends it (its name, job order and count beside the YAML)."""
+    from .proto109 import compile_client, run_client
+
+    tmp = compile_client(tmp_path_factory.mktemp("proto109"))
+    result = run_client(tmp, daemon.node(), daemon.port, V109_SCRIPT)
+    assert result == {
+        "status": "COMPLETED",
+        "counts": [2, 2],
+        "jobs": [["fetch", []], ["report", ["fetch"]]],
+        "listed": True,
+    }
