@@ -160,7 +160,7 @@ class WorkflowRpc:
             createdAt=_timestamp(record.created_at),
             startedAt=_timestamp(record.started_at),
             completedAt=_timestamp(record.ended_at),
-            yamlContent=mask_secrets(record.yaml),
+            yamlContent=_masked(flow),
         )
 
     def _job_messages(self, flow: Flow, jobs: dict[str, Job | None]) -> list[pb.WorkflowJob]:
@@ -228,6 +228,14 @@ class WorkflowRpc:
             message=f"workflow {flow.record.id} deleted with {deleted} job(s)",
             deletedJobs=deleted,
         )
+
+
+def _masked(flow: Flow) -> str:
+    """The workflow's YAML with its secrets as ***, masked once: the text
+    never changes, and masking parses it (a 1,000-job file takes ~0.1 s)."""
+    if flow.masked is None:
+        flow.masked = mask_secrets(flow.record.yaml)
+    return flow.masked
 
 
 def _problems(head: str, problems: Sequence[object]) -> str:

@@ -80,6 +80,7 @@ class Flow:
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     ended: set[str] = field(default_factory=set)  # jobs seen final: an event costs O(1)
     order: list[str] | None = None  # topological order of the jobs, once computed
+    masked: str | None = None  # the YAML as served, once masked (parsing it is costly)
 
     def touch(self) -> None:
         """Wake the watchers; each takes a fresh event before it waits again."""
