@@ -13,6 +13,9 @@
   request sent -> first output byte (what any start costs).
 - Fan-out 1 -> 100: the root's recorded end to the last dependent's start
   <= 1 s.
+Every job runs with network none: a bridge job's address bookkeeping (a
+state file written and fsynced per start and end) is the network's cost,
+the same with or without workflows, and is measured by bench/job_start.py.
 --quick divides the counts by 10 (the targets are then only indicative).
 """
 
@@ -41,7 +44,7 @@ def dag_yaml(layers: int, width: int, fan_in: int, seed: int = 1) -> str:
     lines = ["name: dag", "jobs:"]
     for layer in range(layers):
         for i in range(width):
-            line = f'  l{layer}j{i}: {{command: "true"'
+            line = f'  l{layer}j{i}: {{command: "true", network: none'
             if layer:
                 picks = rng.sample(range(width), min(fan_in, width))
                 items = ", ".join(f"{{l{layer - 1}j{p}: COMPLETED}}" for p in sorted(picks))
@@ -60,8 +63,11 @@ def chain_yaml(count: int) -> str:
 
 
 def fan_yaml(width: int) -> str:
-    lines = ["name: fan", "jobs:", '  root: {command: "true"}']
-    lines += [f'  f{i}: {{command: "true", requires: [{{root: COMPLETED}}]}}' for i in range(width)]
+    lines = ["name: fan", "jobs:", '  root: {command: "true", network: none}']
+    lines += [
+        f'  f{i}: {{command: "true", network: none, requires: [{{root: COMPLETED}}]}}'
+        for i in range(width)
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -88,7 +94,7 @@ async def plain_jobs(channel_factory: object, count: int) -> float:
 
     async def caller(calls: int) -> None:
         for _ in range(calls):
-            reply = await stub.RunJob(pb.RunJobRequest(command="true"))
+            reply = await stub.RunJob(pb.RunJobRequest(command="true", network="none"))
             pending.add(reply.jobUuid)
 
     start = time.perf_counter()
