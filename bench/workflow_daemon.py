@@ -32,7 +32,7 @@ from joblet.api import joblet_pb2_grpc as pb_grpc
 
 FINAL = {"COMPLETED", "FAILED", "STOPPED", "CANCELED"}
 CALLERS = 50
-POLL_S = 0.1  # both runs' ends are seen this often: light on the daemon, same for both
+POLL_S = 0.25  # both runs' ends are seen this often: light on the daemon, same for both
 
 
 def ts(stamp: pb.Timestamp) -> float:
