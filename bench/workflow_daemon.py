@@ -169,6 +169,8 @@ def main() -> None:
         "plain_runjobs_wall_s": baseline,
         "plain_runjob_to_first_byte_p50_ms": p50(starts) * 1000,
         "plain_runjob_to_first_byte_p99_ms": p99(starts) * 1000,
+        # What starting `fan` jobs takes at the plain run's pace: the fan-out's floor.
+        "plain_pace_for_fanout_s": baseline / total * fan,
     }
     report.notes.append(
         f"plain runs: {plain:.3f} s, {plain_again:.3f} s (the lower is the baseline)"
