@@ -200,13 +200,14 @@ def did_you_mean(word: str, choices: tuple[str, ...] | list[str]) -> str:
     return _did_you_mean(word, tuple(choices))
 
 
-def scalars_under(node: Node) -> Iterator[ScalarNode]:
-    """Every scalar below `node` (used by masking to find values)."""
+def scalars_under(node: Node, reader: Reader) -> Iterator[ScalarNode]:
+    """Every scalar below `node`, aliases followed, counted against MAX_NODES."""
+    reader.visit()
     if isinstance(node, ScalarNode):
         yield node
     elif isinstance(node, SequenceNode):
         for item in node.value:
-            yield from scalars_under(item)
+            yield from scalars_under(item, reader)
     elif isinstance(node, MappingNode):
         for _, value in node.value:
-            yield from scalars_under(value)
+            yield from scalars_under(value, reader)

@@ -183,7 +183,7 @@ def _jobs(ctx: JobContext, node: Node) -> tuple[WorkflowJob, ...]:
     for name, key_node, value in entries:
         path = join("jobs", name)
         jobspec.guard(reader, key_node, path, rules.check_name, "job name", name)
-        found = read_job(ctx, name, value, path)
+        found = read_job(ctx, name, key_node, value, path)
         if found is not None:
             parsed.append(found)
     _check_references(reader, parsed)
