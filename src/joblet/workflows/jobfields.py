@@ -61,7 +61,7 @@ def read_job(
 def _read_key(ctx: JobContext, key: str, node: Node, path: str, values: dict[str, object]) -> None:
     reader = ctx.reader
     if key == "command":
-        text = reader.text(node, path)
+        text = reader.text(node, path, numbers=True)  # `command: true` is the program
         command = (
             None if text is None else jobspec.guard(reader, node, path, rules.check_command, text)
         )

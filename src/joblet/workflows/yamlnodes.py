@@ -19,6 +19,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 MAX_TEXT_CHARS = 1024 * 1024
 MAX_NODES = 200_000  # nodes visited, aliases expanded: a bound on the work per file
+MAX_SHOWN = 100  # problems in the message; `problems` keeps them all
 
 _Loader: type[yaml.SafeLoader]
 try:  # libyaml is ~10x faster for large workflows; its marks count characters too
@@ -52,7 +53,10 @@ class WorkflowInvalid(ValueError):
 
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = sorted(problems, key=lambda p: (p.line, p.column))
-        super().__init__("\n".join(str(p) for p in self.problems))
+        shown = [str(p) for p in self.problems[:MAX_SHOWN]]
+        if len(self.problems) > MAX_SHOWN:  # an error message stays readable and small
+            shown.append(f"... and {len(self.problems) - MAX_SHOWN} more problems")
+        super().__init__("\n".join(shown))
 
 
 class TooLarge(Exception):

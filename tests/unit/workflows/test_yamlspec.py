@@ -363,3 +363,17 @@ def test_unsafe_tags_are_refused_not_constructed() -> None:
 def test_merge_keys_are_not_taken_as_plain_keys() -> None:
     found = problems("jobs:\n  a:\n    <<: {command: x}\n")
     assert any("keys must be plain text" in p for p in found), found
+
+
+def test_commands_and_args_yaml_reads_as_booleans_or_numbers_are_taken_as_written() -> None:
+    spec = parse_workflow("jobs:\n  a: {command: true, args: [1, 2.50, yes]}\n")
+    assert (spec.jobs[0].command, spec.jobs[0].args) == ("true", ("1", "2.50", "yes"))
+
+
+def test_the_message_lists_the_first_hundred_problems_and_counts_the_rest() -> None:
+    text = "jobs:\n" + "".join(f"  j{i}: {{args: []}}\n" for i in range(150))
+    with pytest.raises(WorkflowInvalid) as caught:
+        parse_workflow(text)
+    assert len(caught.value.problems) == 150
+    lines = str(caught.value).splitlines()
+    assert len(lines) == 101 and lines[-1] == "... and 50 more problems"
