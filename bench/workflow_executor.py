@@ -15,14 +15,10 @@ the layer before.
 from __future__ import annotations
 
 import statistics
-import sys
 import time
 from collections import deque
-from pathlib import Path
 
 import yaml
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import Report, parse_args
 
 from joblet.workflows.executor import Start, advance, initial
