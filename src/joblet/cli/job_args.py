@@ -177,7 +177,6 @@ _ID_STATUS = re.compile(r"\s*([A-Za-z0-9_][A-Za-z0-9_.-]*)\s*(?:=\s*([A-Za-z]+)\
 def requirement(text: str) -> pb.JobRequirement:
     """`ID`, `ID=STATUS`, or an expression over job ids (checked by the server)."""
     from joblet.api import joblet_pb2 as pb
-
     from joblet.jobs.ids import is_job_id
 
     match = _ID_STATUS.fullmatch(text)

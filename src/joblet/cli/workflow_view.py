@@ -110,18 +110,10 @@ def changes(seen: dict[str, str], res: pb.GetWorkflowStatusResponse, clock: str)
 
 
 def _job_tail(job: pb.WorkflowJob) -> str:
+    """Why a final job ended: its reason from the daemon, else its exit code."""
     if job.status not in FINAL:
         return ""
-    parts = []
-    code = exit_code(job)
-    if code != MISSING:
-        parts.append(f"exit code {code}")
     if job.endReason:
-        parts.append(escape_field(job.endReason))
-    return f" ({'; '.join(parts)})" if parts else ""
-
-
-def prefix_lines(name: str, text: str) -> str:
-    """Each line of `text` as `[name] line`."""
-    label = f"[{escape_field(name)}] "
-    return "".join(label + line for line in text.splitlines(keepends=True))
+        return f" ({escape_field(job.endReason)})"
+    code = exit_code(job)
+    return f" (exit code {code})" if code != MISSING else ""

@@ -195,8 +195,15 @@ def join(path: str, key: str) -> str:
 
 
 def _did_you_mean(word: str, choices: tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1)
-    return f' (did you mean "{close[0]}"?)' if close else ""
+    # difflib's own pick breaks ties by the larger string; the first choice
+    # (in the order of the file) reads better: "t-c" suggests "t-a", not "t-b".
+    best, best_score = "", 0.6  # get_close_matches' default cutoff
+    matcher = difflib.SequenceMatcher(b=word)
+    for choice in choices:
+        matcher.set_seq1(choice)
+        if matcher.real_quick_ratio() > best_score and matcher.ratio() > best_score:
+            best, best_score = choice, matcher.ratio()
+    return f' (did you mean "{best}"?)' if best else ""
 
 
 def did_you_mean(word: str, choices: tuple[str, ...] | list[str]) -> str:
