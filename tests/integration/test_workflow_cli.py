@@ -4,6 +4,8 @@ live view's lines, status, logs, list, stop, delete, validate, and the
 
 from __future__ import annotations
 
+import os
+import pty
 import re
 import shlex
 import subprocess
@@ -223,3 +225,45 @@ def test_requires_chain_script(daemon: RunningDaemon) -> None:
         assert logs == f"{word}\n".encode()
     starts = [stub.GetJobStatus(pb.GetJobStatusReq(uuid=i)) for i in ids]
     assert starts[0].endTime <= starts[1].startTime <= starts[2].startTime
+
+
+def test_the_servers_problems_are_listed_one_per_line(daemon: RunningDaemon) -> None:
+    """Valid here, refused there: this node has no python-3.11 runtime."""
+    code, out, err = rnx(daemon, "workflow", "run", str(EXAMPLES / "etl" / "etl-python.yaml"))
+    assert (code, out) == (1, "")
+    assert err.splitlines() == [
+        "rnx: error: workflow is invalid (1 problem):",
+        'line 11: jobs.extract.runtime: runtime "python-3.11" does not exist on this server',
+    ]
+
+
+def test_on_a_terminal_the_live_view_redraws_in_place(
+    daemon: RunningDaemon, cleanup: list[str]
+) -> None:
+    main, side = pty.openpty()
+    argv = [sys.executable, "-m", "joblet.cli.main", "--config", str(daemon.rnx_config)]
+    path = EXAMPLES / "chain" / "chain.yaml"
+    proc = subprocess.Popen([*argv, "workflow", "run", "-f", str(path)], stdout=side)
+    os.close(side)
+    shown = b""
+    try:
+        while True:
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:  # EIO: the terminal's other side has closed
+                break
+            if not chunk:
+                break
+            shown += chunk
+        assert proc.wait(timeout=60) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(main)
+    text = shown.decode()
+    cleanup.append(created(text))
+    # Each redraw moves the cursor up over the last one and clears below it.
+    assert re.search(r"\x1b\[\d+F\x1b\[J", text)
+    last = text.rsplit("\x1b[J", 1)[-1].replace("\r\n", "\n")
+    assert last.startswith(f"Workflow UUID: {cleanup[-1]}\nStatus: COMPLETED\n")
+    assert "Progress: 3/3 jobs completed" in last

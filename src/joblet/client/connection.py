@@ -112,8 +112,15 @@ def unavailable_message(address: str, details: str) -> str:
     return f"cannot reach joblet at {address}: {cause} ({_HINT})"
 
 
+MAX_PROBLEM_LINES = 101  # a list of problems, and the line that counts the rest
+
+
 def rpc_error_message(code: grpc.StatusCode, details: str, address: str) -> str:
-    """The one line shown to the user for a failed call."""
+    """The one line shown to the user for a failed call; an invalid request
+    that lists its problems (a workflow) keeps one line per problem."""
+    if code == grpc.StatusCode.INVALID_ARGUMENT and "\n" in details.strip():
+        lines = [_one_line(line) for line in details.splitlines() if line.strip()]
+        return "\n".join(lines[:MAX_PROBLEM_LINES])
     details = _one_line(details)
     if code == grpc.StatusCode.UNAVAILABLE:
         return unavailable_message(address, details)
