@@ -3,8 +3,10 @@
 A 1,000-job DAG: 10 layers of 100 jobs, each job of a layer needing 3 jobs of
 the layer before.
 
-1. Validation: `parse_workflow` on its YAML text, median of the runs. Target
-   <= 200 ms. Baseline, same run: PyYAML (libyaml) only composing the text.
+1. Validation: `parse_workflow` on its YAML text, median of the runs, in CPU
+   time (this host is shared: wall time includes waiting for a CPU; it is
+   printed too). Target <= 200 ms. Baseline, same run: PyYAML (libyaml) only
+   composing the text.
 2. CPU per job event: the whole workflow run with a fake runner (every
    started job completes, first started first), CPU time of all `advance`
    calls / 1,000 events, median of the runs. Target <= 50 us. Baseline, same
@@ -85,23 +87,25 @@ def main() -> None:
     report = Report("workflow_executor", args.quick)
     text = dag_yaml()
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    validation, compose = [], []
+    validation, wall, compose = [], [], []
     for _ in range(runs):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         spec = parse_workflow(text)
-        validation.append(time.perf_counter() - start)
-        start = time.perf_counter()
+        validation.append(time.process_time() - cpu)
+        wall.append(time.perf_counter() - start)
+        cpu = time.process_time()
         yaml.compose(text, Loader=loader)
-        compose.append(time.perf_counter() - start)
+        compose.append(time.process_time() - cpu)
     events = LAYERS * WIDTH
     per_event = [run_executor(spec) / events for _ in range(runs)]
     scanning = [run_scanning(spec) / events for _ in range(max(3, runs // 3))]
     validation_ms = statistics.median(validation) * 1000
     event_us = statistics.median(per_event) * 1e6
     report.figures["yaml chars"] = len(text)
-    report.figures["validation ms (median)"] = validation_ms
+    report.figures["validation CPU ms (median)"] = validation_ms
+    report.figures["validation wall ms (median)"] = statistics.median(wall) * 1000
     report.figures["advance us per event (median)"] = event_us
-    report.baselines["yaml compose ms (median)"] = statistics.median(compose) * 1000
+    report.baselines["yaml compose CPU ms (median)"] = statistics.median(compose) * 1000
     report.baselines["scan-all us per event"] = statistics.median(scanning) * 1e6
     report.check(
         "validation", validation_ms <= VALIDATION_TARGET_MS, f"<= {VALIDATION_TARGET_MS:.0f} ms"
