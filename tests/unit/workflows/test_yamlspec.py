@@ -115,6 +115,18 @@ def test_volumes_as_a_list_name_existing_volumes() -> None:
     assert spec.jobs[0].volumes == ("data", "cache:ro")
 
 
+def test_volumes_as_a_list_must_exist_and_only_declared_or_existing_ones_are_usable() -> None:
+    text = "volumes: [data, dta]\njobs:\n  a: {command: x, volumes: [dta, other]}\n"
+    found = problems(text, Known(volumes=frozenset({"data"})))
+    assert found == [
+        'line 1: volumes[1]: volume "dta" does not exist (declare it as NAME: {size: ...} to'
+        ' create it) (did you mean "data"?)',
+        'line 3: jobs.a.volumes[0]: volume "dta" neither exists nor is declared under volumes'
+        ' (did you mean "data"?)',
+        'line 3: jobs.a.volumes[1]: volume "other" neither exists nor is declared under volumes',
+    ]
+
+
 @pytest.mark.parametrize(
     ("written", "mb"),
     [("512", 512), ('"2G"', 2048), ('"1GiB"', 1024), ('"512M"', 512), ('"1T"', 1 << 20)],
