@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 
 MAX_FILE_BYTES = 4 * 1024 * 1024  # well above what the validator accepts (1 Mi characters)
 CURSOR_UP_AND_CLEAR = "\x1b[{}F\x1b[J"
+HOME_AND_CLEAR = "\x1b[H\x1b[J"
 
 
 def read_workflow(path: Path) -> str:
@@ -138,14 +140,23 @@ def live(ctx: CommandContext, client: JobClient, uuid: str) -> pb.GetWorkflowSta
             ctx.print_json(res)
         elif tty:
             text = render_status(res, time.time())
-            # Only our own cursor sequence goes out raw; the text is escaped.
-            ctx.out.write(CURSOR_UP_AND_CLEAR.format(drawn) if drawn else "")
+            ctx.out.write(_redraw(drawn))  # our own sequence, raw; the text is escaped
             ctx.print(text, flush=True)
             drawn = text.count("\n") + 1
         else:
             for line in changes(seen, res, time.strftime("%H:%M:%S")):
                 ctx.print(line, flush=True)
     return last
+
+
+def _redraw(drawn: int) -> str:
+    """What moves the cursor back over the last view: up over its lines, or,
+    when it was taller than the terminal (its top scrolled away), home."""
+    if not drawn:
+        return ""
+    if drawn >= shutil.get_terminal_size().lines:
+        return HOME_AND_CLEAR
+    return CURSOR_UP_AND_CLEAR.format(drawn)
 
 
 def status(ctx: CommandContext) -> int:
