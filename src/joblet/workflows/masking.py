@@ -10,6 +10,8 @@ through an anchor is masked where the anchor is. Pure: no I/O.
 
 from __future__ import annotations
 
+import functools
+
 from yaml.nodes import MappingNode, Node, ScalarNode
 
 from joblet.workflows.envvars import is_secret_name
@@ -19,6 +21,9 @@ MASK = "***"
 UNREADABLE = "# (workflow text hidden: it could not be read to hide its secrets)\n"
 
 
+# Listing and status calls mask the same stored texts again and again; a
+# large workflow takes tens of milliseconds to parse.
+@functools.lru_cache(maxsize=64)
 def mask_secrets(text: str) -> str:
     """`text` with each secret value replaced by `***`. A text that does not
     parse is replaced as a whole: nothing is shown rather than a secret."""
