@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import Rnx
 
 from joblet.api import joblet_pb2 as pb
 from joblet.cli.job_args import requirement
@@ -168,3 +169,16 @@ def test_workflow_files_never_leave_the_yaml_directory(tmp_path: Path) -> None:
     (flow / "data").symlink_to(outside)
     with pytest.raises(CliError, match="outside the workflow's directory"):
         workflow_files(flow, ["data"])
+
+
+def test_job_run_sends_requirements(rnx: Rnx) -> None:
+    code, _, err = rnx(
+        "run", "--requires", f"{UUID}=failed", "--requires", "abc=COMPLETED OR def=FAILED",
+        "echo", "x",
+    )  # fmt: skip
+    assert (code, err) == (0, "")
+    sent = rnx.service.requests[-1].requirements
+    assert [(r.jobUuid, r.status, r.expression) for r in sent] == [
+        (UUID, "FAILED", ""),
+        ("", "", "abc=COMPLETED OR def=FAILED"),
+    ]
