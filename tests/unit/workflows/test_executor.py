@@ -22,17 +22,14 @@ from joblet.workflows.executor import (
 )
 from joblet.workflows.expressions import (
     FINAL,
-    And,
-    Atom,
     Expr,
-    Not,
-    Or,
     evaluate,
     jobs_of,
 )
 from joblet.workflows.model import WorkflowJob, WorkflowSpec
 from joblet.workflows.yamlspec import parse_workflow
 
+from .strategies import expressions
 from .test_yamlspec import ETL
 
 
@@ -123,26 +120,6 @@ def test_rebuild_starts_what_was_met_while_down_never_twice() -> None:
 
 
 # Properties --------------------------------------------------------------
-
-STATUS_SETS = st.lists(st.sampled_from((*FINAL, "FINISHED")), min_size=1, max_size=3, unique=True)
-
-
-def expressions(names: list[str]) -> st.SearchStrategy[Expr]:
-    atoms = st.builds(
-        lambda job, statuses, negated: Atom(job, tuple(statuses), negated),
-        st.sampled_from(names),
-        STATUS_SETS,
-        st.booleans(),
-    )
-    return st.recursive(
-        atoms,
-        lambda inner: st.one_of(
-            st.builds(Not, inner),
-            st.builds(lambda xs: And(tuple(xs)), st.lists(inner, min_size=2, max_size=3)),
-            st.builds(lambda xs: Or(tuple(xs)), st.lists(inner, min_size=2, max_size=3)),
-        ),
-        max_leaves=4,
-    )
 
 
 @st.composite

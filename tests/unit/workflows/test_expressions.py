@@ -6,10 +6,13 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from joblet.workflows.expressions import (
     And,
     Atom,
+    Expr,
     ExpressionError,
     Not,
     Or,
@@ -18,9 +21,7 @@ from joblet.workflows.expressions import (
     render,
 )
 
-
-def atom(job: str, *statuses: str, negated: bool = False) -> Atom:
-    return Atom(job, statuses, negated)
+from .strategies import expressions
 
 
 def shape(text: str) -> object:
@@ -166,3 +167,43 @@ def test_running_and_pending_count_as_unknown() -> None:
     assert evaluate(expr, {"a": "RUNNING", "b": "PENDING"}) is None
     assert evaluate(expr, {"a": "RUNNING", "b": "COMPLETED"}) is True
     assert evaluate(parse_expression("a=COMPLETED AND b=COMPLETED"), {"a": "FAILED"}) is False
+
+
+# Properties over random expressions ----------------------------------------
+
+JOBS = ["a", "b-1", "c.2"]
+OUTCOMES = st.sampled_from(STATES)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(expr=expressions(JOBS))
+def test_rendered_text_parses_back_to_the_same_tree(expr: Expr) -> None:
+    assert strip_columns(parse_expression(render(expr))) == strip_columns(expr)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(
+    expr=expressions(JOBS),
+    partial=st.fixed_dictionaries({job: OUTCOMES for job in JOBS}),
+    completion=st.fixed_dictionaries({job: st.sampled_from(STATES[:-1]) for job in JOBS}),
+)
+def test_a_decided_value_never_changes_as_more_jobs_end(
+    expr: Expr, partial: dict[str, str | None], completion: dict[str, str]
+) -> None:
+    """What lets the executor start or cancel at once: once true or false,
+    an expression keeps that value whatever the unknown jobs end with; and
+    once every job has ended it is decided."""
+    known = {job: s for job, s in partial.items() if s is not None}
+    full = {**completion, **known}
+    now = evaluate(expr, known)
+    assert evaluate(expr, full) is not None
+    if now is not None:
+        assert evaluate(expr, full) is now
+
+
+def strip_columns(expr: Expr) -> Expr:
+    if isinstance(expr, Atom):
+        return Atom(expr.job, expr.statuses, expr.negated)
+    if isinstance(expr, Not):
+        return Not(strip_columns(expr.operand))
+    return type(expr)(tuple(strip_columns(o) for o in expr.operands))
