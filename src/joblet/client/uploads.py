@@ -64,6 +64,11 @@ def directory_upload(root: Path) -> list[UploadEntry]:
     return list(_walk(root, base))
 
 
+def tree_entries(root: Path, base: str) -> list[UploadEntry]:
+    """The tree under `root` as entries below `base` (a workspace path)."""
+    return list(_walk(root, base))
+
+
 def _check_inside(link: Path, top: Path) -> None:
     """Refuse a symlink in an uploaded tree whose file lies outside it."""
     target = link.resolve()

@@ -27,7 +27,7 @@ class JobContext:
 
 
 def read_job(
-    ctx: JobContext, name: str, node: Node, path: str
+    ctx: JobContext, name: str, key_node: Node, node: Node, path: str
 ) -> tuple[WorkflowJob, list[jobspec.RequireItem]] | None:
     reader = ctx.reader
     entries = reader.mapping(node, path)
@@ -37,7 +37,7 @@ def read_job(
     nodes = {key: value for key, _, value in entries}
     values: dict[str, object] = {}
     if "command" not in nodes:
-        reader.problem(node, join(path, "command"), "required: the program to run")
+        reader.problem(key_node, join(path, "command"), "required: the program to run")
     for key, value in nodes.items():
         _read_key(ctx, key, value, join(path, key), values)
     requires = (
@@ -52,7 +52,7 @@ def read_job(
         name=name,
         requires=tuple(item.expr for item in requires),
         dependencies=jobspec.references(requires),
-        line=node.start_mark.line + 1,
+        line=key_node.start_mark.line + 1,
         **values,  # type: ignore[arg-type]
     )
     return job, requires
@@ -61,7 +61,7 @@ def read_job(
 def _read_key(ctx: JobContext, key: str, node: Node, path: str, values: dict[str, object]) -> None:
     reader = ctx.reader
     if key == "command":
-        text = reader.text(node, path)
+        text = reader.text(node, path, numbers=True)  # `command: true` is the program
         command = (
             None if text is None else jobspec.guard(reader, node, path, rules.check_command, text)
         )

@@ -2,12 +2,15 @@
 
 Status and listing RPCs return the workflow's YAML; every secret value in it
 (all of `secret_environment`, and `environment` values whose keys look like
-secrets) is replaced by `***` where it stands, found from the parser's marks,
-so comments, order and layout stay as the user wrote them. A value shared
+secrets) is replaced by `***` where it stands (quoted where the value was
+plain: a bare `***` is YAML for an alias), found from the parser's marks, so
+comments, order and layout stay as the user wrote them. A value shared
 through an anchor is masked where the anchor is. Pure: no I/O.
 """
 
 from __future__ import annotations
+
+import functools
 
 from yaml.nodes import MappingNode, Node, ScalarNode
 
@@ -18,13 +21,16 @@ MASK = "***"
 UNREADABLE = "# (workflow text hidden: it could not be read to hide its secrets)\n"
 
 
+# Listing and status calls mask the same stored texts again and again; a
+# large workflow takes tens of milliseconds to parse.
+@functools.lru_cache(maxsize=64)
 def mask_secrets(text: str) -> str:
     """`text` with each secret value replaced by `***`. A text that does not
     parse is replaced as a whole: nothing is shown rather than a secret."""
     reader = Reader()
     try:
         root = compose(text, reader)
-        spans = sorted({id(n): n for n in _secret_nodes(root)}.values(), key=_start)
+        spans = sorted({id(n): n for n in _secret_nodes(root, reader)}.values(), key=_start)
     except TooLarge:
         return UNREADABLE
     if reader.problems:
@@ -57,19 +63,19 @@ def _masked(span: str, style: str | None) -> str:
         header, _, body = span.partition("\n")
         indent = body[: len(body) - len(body.lstrip(" "))]
         return f"{header}\n{indent}{MASK}\n"
-    return MASK
+    return f'"{MASK}"'  # a bare *** would read as an alias
 
 
-def _secret_nodes(root: Node | None) -> list[ScalarNode]:
+def _secret_nodes(root: Node | None, reader: Reader) -> list[ScalarNode]:
     found: list[ScalarNode] = []
     for holder in _env_holders(root):
         for key, value in _pairs(holder):
             if key == "secret_environment":
-                found.extend(scalars_under(value))
+                found.extend(scalars_under(value, reader))
             elif key == "environment":
                 for name, item in _pairs(value):
                     if is_secret_name(name):
-                        found.extend(scalars_under(item))
+                        found.extend(scalars_under(item, reader))
     return found
 
 

@@ -19,6 +19,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 MAX_TEXT_CHARS = 1024 * 1024
 MAX_NODES = 200_000  # nodes visited, aliases expanded: a bound on the work per file
+MAX_SHOWN = 100  # problems in the message; `problems` keeps them all
 
 _Loader: type[yaml.SafeLoader]
 try:  # libyaml is ~10x faster for large workflows; its marks count characters too
@@ -52,7 +53,10 @@ class WorkflowInvalid(ValueError):
 
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = sorted(problems, key=lambda p: (p.line, p.column))
-        super().__init__("\n".join(str(p) for p in self.problems))
+        shown = [str(p) for p in self.problems[:MAX_SHOWN]]
+        if len(self.problems) > MAX_SHOWN:  # an error message stays readable and small
+            shown.append(f"... and {len(self.problems) - MAX_SHOWN} more problems")
+        super().__init__("\n".join(shown))
 
 
 class TooLarge(Exception):
@@ -191,8 +195,15 @@ def join(path: str, key: str) -> str:
 
 
 def _did_you_mean(word: str, choices: tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1)
-    return f' (did you mean "{close[0]}"?)' if close else ""
+    # difflib's own pick breaks ties by the larger string; the first choice
+    # (in the order of the file) reads better: "t-c" suggests "t-a", not "t-b".
+    best, best_score = "", 0.6  # get_close_matches' default cutoff
+    matcher = difflib.SequenceMatcher(b=word)
+    for choice in choices:
+        matcher.set_seq1(choice)
+        if matcher.real_quick_ratio() > best_score and matcher.ratio() > best_score:
+            best, best_score = choice, matcher.ratio()
+    return f' (did you mean "{best}"?)' if best else ""
 
 
 def did_you_mean(word: str, choices: tuple[str, ...] | list[str]) -> str:
@@ -200,13 +211,14 @@ def did_you_mean(word: str, choices: tuple[str, ...] | list[str]) -> str:
     return _did_you_mean(word, tuple(choices))
 
 
-def scalars_under(node: Node) -> Iterator[ScalarNode]:
-    """Every scalar below `node` (used by masking to find values)."""
+def scalars_under(node: Node, reader: Reader) -> Iterator[ScalarNode]:
+    """Every scalar below `node`, aliases followed, counted against MAX_NODES."""
+    reader.visit()
     if isinstance(node, ScalarNode):
         yield node
     elif isinstance(node, SequenceNode):
         for item in node.value:
-            yield from scalars_under(item)
+            yield from scalars_under(item, reader)
     elif isinstance(node, MappingNode):
         for _, value in node.value:
-            yield from scalars_under(value)
+            yield from scalars_under(value, reader)

@@ -76,12 +76,16 @@ def _read_workflow(reader: Reader, text: str, known: Known) -> WorkflowSpec | No
     if "version" in top:
         reader.text(top["version"][1], "version", numbers=True)
     defaults = _defaults(reader, top)
-    decls, volume_names = _volumes(reader, top["volumes"][1]) if "volumes" in top else ((), ())
+    decls: tuple[VolumeDecl, ...] = ()
+    volume_names: tuple[str, ...] = ()
+    if "volumes" in top:
+        decls, volume_names = _volumes(reader, top["volumes"][1], known.volumes)
     if "jobs" not in top:
         reader.problem(root, "jobs", "required: the jobs of the workflow")
         return None
-    known_volumes = set(volume_names) | set(known.volumes or ())
-    volume_check = None if known.volumes is None else frozenset(known_volumes)
+    # A job may use a volume this workflow creates or one that exists already.
+    declared = {decl.name for decl in decls}
+    volume_check = None if known.volumes is None else frozenset(declared | known.volumes)
     context = JobContext(reader, known, defaults, volume_check, _available(known.files))
     jobs = _jobs(context, top["jobs"][1])
     return WorkflowSpec(name, jobs, decls, volume_names)
@@ -118,12 +122,20 @@ def _disjoint(
             reader.problem(node, where, "also given in environment: keep one")
 
 
-def _volumes(reader: Reader, node: Node) -> tuple[tuple[VolumeDecl, ...], tuple[str, ...]]:
+def _volumes(
+    reader: Reader, node: Node, existing: frozenset[str] | None
+) -> tuple[tuple[VolumeDecl, ...], tuple[str, ...]]:
     """Either a list of existing volume names or a map of volumes to create."""
     if not isinstance(node, MappingNode):
         names = reader.texts(node, "volumes")
         for index, name in enumerate(names):
-            jobspec.guard(reader, node, f"volumes[{index}]", volume_rules.check_name, name)
+            where = f"volumes[{index}]"
+            if jobspec.guard(reader, node, where, volume_rules.check_name, name) is None:
+                continue
+            if existing is not None and name not in existing:
+                hint = did_you_mean(name, sorted(existing))
+                create = "declare it as NAME: {size: ...} to create it"
+                reader.problem(node, where, f'volume "{name}" does not exist ({create}){hint}')
         return (), tuple(dict.fromkeys(names))
     decls = []
     for name, key_node, value in reader.mapping(node, "volumes") or []:
@@ -183,7 +195,7 @@ def _jobs(ctx: JobContext, node: Node) -> tuple[WorkflowJob, ...]:
     for name, key_node, value in entries:
         path = join("jobs", name)
         jobspec.guard(reader, key_node, path, rules.check_name, "job name", name)
-        found = read_job(ctx, name, value, path)
+        found = read_job(ctx, name, key_node, value, path)
         if found is not None:
             parsed.append(found)
     _check_references(reader, parsed)
