@@ -4,9 +4,12 @@ status events and carries out its effects.
 Every status change of a job passes through `changed` (the manager's
 listener, beside the state client's). A final status of a workflow job is
 queued and handled on the next turn of the event loop: `advance` gives the
-effects, a Cancel ends a PENDING job at once (its CANCELED comes back here as
-an event like any other and is fed to `advance` too), a Start releases the
-job through the manager's normal path (queue, limits, isolation). No polling,
+effects, a Cancel ends a PENDING job at once (the executor cascades a
+cancellation itself, in the same call; the CANCELED that comes back here as
+an event is fed to `advance` like any other and changes nothing), a Start
+releases the job through the manager's normal path (queue, limits,
+isolation). A CANCELED a user gave a PENDING job (CancelJob) cascades
+through that same event. No polling,
 no timer: a dependent is released in the same loop turn its requirement's
 end is handled.
 
