@@ -58,6 +58,11 @@ jobs:
     assert job_log(stub, jobs["third"].jobUuid) == b"three\n"
     # A unique prefix works as well as the uuid.
     assert status(stub, workflow_id[:13]).workflow.uuid == workflow_id
+    # A finished workflow has nothing to stop, and stays COMPLETED.
+    with pytest.raises(grpc.RpcError) as info:
+        stub.StopWorkflow(pb.StopWorkflowRequest(workflowUuid=workflow_id))
+    assert info.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+    assert status(stub, workflow_id).workflow.status == "COMPLETED"
 
 
 def test_fan_out_and_fan_in(daemon: RunningDaemon) -> None:
@@ -162,6 +167,7 @@ jobs:
     assert jobs["after"].status == "CANCELED"
     time.sleep(0.5)  # "after" accepts STOPPED: a stopped workflow must still not start it
     assert jobs_by_name(stub, workflow_id)["after"].status == "CANCELED"
+
     assert job_log(stub, jobs["after"].jobUuid) == b""
 
 

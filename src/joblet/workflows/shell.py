@@ -364,6 +364,10 @@ class WorkflowShell:
 
     async def stop(self, flow: Flow, caller: str) -> StopResult:
         """No new starts; pending jobs CANCELED; running, queued and scheduled stopped."""
+        if flow.record.finished:
+            raise FailedPrecondition(
+                f"workflow {flow.record.id} is {self.status(flow)}: nothing left to stop"
+            )
         flow.stopping = True
         if not flow.record.stopped_by_user:
             flow.record = replace(flow.record, stopped_by_user=True)
