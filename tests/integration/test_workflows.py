@@ -3,7 +3,9 @@ jobs, stop, cancel cascades, masking, uploads, roles."""
 
 from __future__ import annotations
 
+import itertools
 import time
+from collections.abc import Callable
 
 import grpc
 import pytest
@@ -376,3 +378,25 @@ def test_a_v109_client_runs_and_reads_a_workflow(
         "jobs": [["fetch", []], ["report", ["fetch"]]],
         "listed": True,
     }
+
+
+def test_released_jobs_take_the_normal_path_through_the_queue(
+    make_daemon: Callable[..., RunningDaemon],
+) -> None:
+    """Jobs released together wait as QUEUED for joblet.maxConcurrentJobs."""
+    daemon = make_daemon(maxConcurrentJobs=1)
+    stub = daemon.jobs()
+    text = """
+name: queued
+jobs:
+  root: {command: "true"}
+  a: {command: sh, args: ["-c", "sleep 0.3"], requires: [{root: COMPLETED}]}
+  b: {command: sh, args: ["-c", "sleep 0.3"], requires: [{root: COMPLETED}]}
+  c: {command: sh, args: ["-c", "sleep 0.3"], requires: [{root: COMPLETED}]}
+"""
+    workflow_id = run_workflow(stub, text)
+    assert wait_workflow(stub, workflow_id).workflow.status == "COMPLETED"
+    jobs = jobs_by_name(stub, workflow_id)
+    spans = sorted((ts(jobs[n].startTime), ts(jobs[n].endTime)) for n in "abc")
+    for (_, end), (start, _) in itertools.pairwise(spans):
+        assert start >= end - 0.01  # one at a time
