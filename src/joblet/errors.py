@@ -67,6 +67,10 @@ class Unavailable(JobletError):
     code = _status("UNAVAILABLE")
 
 
+class Unimplemented(JobletError):
+    code = _status("UNIMPLEMENTED")
+
+
 class IsolationError(JobletError):
     """The OS refused to build a job's isolation (namespaces, mounts, cgroups)."""
 

@@ -7,8 +7,12 @@ Field numbers, names and types below the v1.0.9 line are frozen. Additions
 made by this project use field numbers from 100 upwards so that no later
 upstream field can collide with them.
 
-Job status strings: INITIALIZING, QUEUED (waiting for a free slot under
-joblet.maxConcurrentJobs), SCHEDULED, RUNNING, COMPLETED, FAILED, STOPPED,
+Job status strings: PENDING (a workflow job, or a job with requirements,
+waiting for them to hold; it has its uuid and record already), INITIALIZING,
+QUEUED (waiting for a free slot under joblet.maxConcurrentJobs), SCHEDULED,
+RUNNING, COMPLETED, FAILED, STOPPED, CANCELED.
+
+Workflow status strings: PENDING, RUNNING, COMPLETED, FAILED, STOPPED,
 CANCELED.
 """
 
@@ -2421,6 +2425,7 @@ class WorkflowInfo(_message.Message):
     STARTEDAT_FIELD_NUMBER: _builtins.int
     COMPLETEDAT_FIELD_NUMBER: _builtins.int
     YAMLCONTENT_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
     uuid: _builtins.str
     status: _builtins.str
     totalJobs: _builtins.int
@@ -2428,6 +2433,8 @@ class WorkflowInfo(_message.Message):
     failedJobs: _builtins.int
     canceledJobs: _builtins.int
     yamlContent: _builtins.str
+    name: _builtins.str
+    """Additions (100+): the workflow's `name` from its YAML."""
     @_builtins.property
     def createdAt(self) -> Global___Timestamp: ...
     @_builtins.property
@@ -2447,10 +2454,11 @@ class WorkflowInfo(_message.Message):
         startedAt: Global___Timestamp | None = ...,
         completedAt: Global___Timestamp | None = ...,
         yamlContent: _builtins.str = ...,
+        name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["completedAt", b"completedAt", "createdAt", b"createdAt", "startedAt", b"startedAt"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["canceledJobs", b"canceledJobs", "completedAt", b"completedAt", "completedJobs", b"completedJobs", "createdAt", b"createdAt", "failedJobs", b"failedJobs", "startedAt", b"startedAt", "status", b"status", "totalJobs", b"totalJobs", "uuid", b"uuid", "yamlContent", b"yamlContent"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["canceledJobs", b"canceledJobs", "completedAt", b"completedAt", "completedJobs", b"completedJobs", "createdAt", b"createdAt", "failedJobs", b"failedJobs", "name", b"name", "startedAt", b"startedAt", "status", b"status", "totalJobs", b"totalJobs", "uuid", b"uuid", "yamlContent", b"yamlContent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2467,10 +2475,15 @@ class WorkflowJob(_message.Message):
     STARTTIME_FIELD_NUMBER: _builtins.int
     ENDTIME_FIELD_NUMBER: _builtins.int
     EXITCODE_FIELD_NUMBER: _builtins.int
+    ENDREASON_FIELD_NUMBER: _builtins.int
     jobUuid: _builtins.str
     jobName: _builtins.str
     status: _builtins.str
     exitCode: _builtins.int
+    endReason: _builtins.str
+    """Additions (100+): why the job ended (exit code, a requirement that can
+    no longer hold, stopped by whom).
+    """
     @_builtins.property
     def dependencies(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -2487,14 +2500,109 @@ class WorkflowJob(_message.Message):
         startTime: Global___Timestamp | None = ...,
         endTime: Global___Timestamp | None = ...,
         exitCode: _builtins.int = ...,
+        endReason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["endTime", b"endTime", "startTime", b"startTime"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["dependencies", b"dependencies", "endTime", b"endTime", "exitCode", b"exitCode", "jobName", b"jobName", "jobUuid", b"jobUuid", "startTime", b"startTime", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dependencies", b"dependencies", "endReason", b"endReason", "endTime", b"endTime", "exitCode", b"exitCode", "jobName", b"jobName", "jobUuid", b"jobUuid", "startTime", b"startTime", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WorkflowJob: _TypeAlias = WorkflowJob  # noqa: Y015
+
+@_typing.final
+class StopWorkflowRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOWUUID_FIELD_NUMBER: _builtins.int
+    workflowUuid: _builtins.str
+    def __init__(
+        self,
+        *,
+        workflowUuid: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["workflowUuid", b"workflowUuid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StopWorkflowRequest: _TypeAlias = StopWorkflowRequest  # noqa: Y015
+
+@_typing.final
+class StopWorkflowResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOWUUID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    STOPPEDJOBS_FIELD_NUMBER: _builtins.int
+    CANCELEDJOBS_FIELD_NUMBER: _builtins.int
+    workflowUuid: _builtins.str
+    status: _builtins.str
+    stoppedJobs: _builtins.int
+    canceledJobs: _builtins.int
+    def __init__(
+        self,
+        *,
+        workflowUuid: _builtins.str = ...,
+        status: _builtins.str = ...,
+        stoppedJobs: _builtins.int = ...,
+        canceledJobs: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["canceledJobs", b"canceledJobs", "status", b"status", "stoppedJobs", b"stoppedJobs", "workflowUuid", b"workflowUuid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StopWorkflowResponse: _TypeAlias = StopWorkflowResponse  # noqa: Y015
+
+@_typing.final
+class DeleteWorkflowRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOWUUID_FIELD_NUMBER: _builtins.int
+    workflowUuid: _builtins.str
+    def __init__(
+        self,
+        *,
+        workflowUuid: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["workflowUuid", b"workflowUuid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteWorkflowRequest: _TypeAlias = DeleteWorkflowRequest  # noqa: Y015
+
+@_typing.final
+class DeleteWorkflowResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOWUUID_FIELD_NUMBER: _builtins.int
+    SUCCESS_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    DELETEDJOBS_FIELD_NUMBER: _builtins.int
+    workflowUuid: _builtins.str
+    success: _builtins.bool
+    message: _builtins.str
+    deletedJobs: _builtins.int
+    def __init__(
+        self,
+        *,
+        workflowUuid: _builtins.str = ...,
+        success: _builtins.bool = ...,
+        message: _builtins.str = ...,
+        deletedJobs: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deletedJobs", b"deletedJobs", "message", b"message", "success", b"success", "workflowUuid", b"workflowUuid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteWorkflowResponse: _TypeAlias = DeleteWorkflowResponse  # noqa: Y015
 
 @_typing.final
 class Timestamp(_message.Message):

@@ -119,6 +119,21 @@ class JobServiceStub:
                 request_serializer=joblet_dot_api_dot_joblet__pb2.StdinChunk.SerializeToString,
                 response_deserializer=joblet_dot_api_dot_joblet__pb2.StdinResult.FromString,
                 _registered_method=True)
+        self.StopWorkflow = channel.unary_unary(
+                '/joblet.JobService/StopWorkflow',
+                request_serializer=joblet_dot_api_dot_joblet__pb2.StopWorkflowRequest.SerializeToString,
+                response_deserializer=joblet_dot_api_dot_joblet__pb2.StopWorkflowResponse.FromString,
+                _registered_method=True)
+        self.DeleteWorkflow = channel.unary_unary(
+                '/joblet.JobService/DeleteWorkflow',
+                request_serializer=joblet_dot_api_dot_joblet__pb2.DeleteWorkflowRequest.SerializeToString,
+                response_deserializer=joblet_dot_api_dot_joblet__pb2.DeleteWorkflowResponse.FromString,
+                _registered_method=True)
+        self.WatchWorkflow = channel.unary_stream(
+                '/joblet.JobService/WatchWorkflow',
+                request_serializer=joblet_dot_api_dot_joblet__pb2.GetWorkflowStatusRequest.SerializeToString,
+                response_deserializer=joblet_dot_api_dot_joblet__pb2.GetWorkflowStatusResponse.FromString,
+                _registered_method=True)
 
 
 class JobServiceServicer:
@@ -230,6 +245,29 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StopWorkflow(self, request, context):
+        """Additions. StopWorkflow: no job of it starts any more, pending ones are
+        CANCELED, running, queued and scheduled ones stopped.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteWorkflow(self, request, context):
+        """A finished workflow, with its jobs.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchWorkflow(self, request, context):
+        """The workflow's status and jobs now, then again on every change, until it
+        is finished.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -317,6 +355,21 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.WriteJobStdin,
                     request_deserializer=joblet_dot_api_dot_joblet__pb2.StdinChunk.FromString,
                     response_serializer=joblet_dot_api_dot_joblet__pb2.StdinResult.SerializeToString,
+            ),
+            'StopWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.StopWorkflow,
+                    request_deserializer=joblet_dot_api_dot_joblet__pb2.StopWorkflowRequest.FromString,
+                    response_serializer=joblet_dot_api_dot_joblet__pb2.StopWorkflowResponse.SerializeToString,
+            ),
+            'DeleteWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteWorkflow,
+                    request_deserializer=joblet_dot_api_dot_joblet__pb2.DeleteWorkflowRequest.FromString,
+                    response_serializer=joblet_dot_api_dot_joblet__pb2.DeleteWorkflowResponse.SerializeToString,
+            ),
+            'WatchWorkflow': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchWorkflow,
+                    request_deserializer=joblet_dot_api_dot_joblet__pb2.GetWorkflowStatusRequest.FromString,
+                    response_serializer=joblet_dot_api_dot_joblet__pb2.GetWorkflowStatusResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -778,6 +831,87 @@ class JobService:
             '/joblet.JobService/WriteJobStdin',
             joblet_dot_api_dot_joblet__pb2.StdinChunk.SerializeToString,
             joblet_dot_api_dot_joblet__pb2.StdinResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StopWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/joblet.JobService/StopWorkflow',
+            joblet_dot_api_dot_joblet__pb2.StopWorkflowRequest.SerializeToString,
+            joblet_dot_api_dot_joblet__pb2.StopWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/joblet.JobService/DeleteWorkflow',
+            joblet_dot_api_dot_joblet__pb2.DeleteWorkflowRequest.SerializeToString,
+            joblet_dot_api_dot_joblet__pb2.DeleteWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/joblet.JobService/WatchWorkflow',
+            joblet_dot_api_dot_joblet__pb2.GetWorkflowStatusRequest.SerializeToString,
+            joblet_dot_api_dot_joblet__pb2.GetWorkflowStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,

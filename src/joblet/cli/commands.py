@@ -12,6 +12,7 @@ TOP_LEVEL: dict[str, str] = {
     "nodes": "list the configured nodes (* marks the selected one)",
     "network": "manage custom job networks",
     "volume": "manage volumes",
+    "workflow": "run and follow workflows: DAGs of jobs from a YAML file",
     "monitor": "host status and metrics",
 }
 

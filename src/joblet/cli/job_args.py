@@ -102,6 +102,14 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     text("--max-ingress", default="", metavar="RATE", help='into the job: "10mbit", "1gbit"')
     text("--max-egress", default="", metavar="RATE", help="out of the job, same units")
     _repeated(parser, "--volume", metavar="NAME", help_text="volume to mount")
+    _repeated(
+        parser,
+        "--requires",
+        metavar="ID[=STATUS]|EXPR",
+        help_text="wait PENDING until job ID ends with STATUS (default COMPLETED; FAILED,"
+        ' STOPPED, CANCELED, FINISHED = any), or an expression: "ID1=COMPLETED OR'
+        ' ID2 IN (FAILED, STOPPED)"; all must hold',
+    )
     text("--runtime", default="", help="runtime to run the job in")
     _number(parser, "--gpu", "N", "number of GPUs")
     _number(parser, "--gpu-memory", "MB", "GPU memory needed per GPU, in MB")
@@ -166,7 +174,26 @@ def build_run_request(args: argparse.Namespace, uploads: list[UploadEntry]) -> p
         maxIngressBitsPerSec=_rate("--max-ingress", args.max_ingress),
         maxEgressBitsPerSec=_rate("--max-egress", args.max_egress),
         stdin=bool(getattr(args, "interactive", False)),
+        requirements=[requirement(text) for text in getattr(args, "requires", [])],
     )
+
+
+_ID_STATUS = re.compile(r"\s*([A-Za-z0-9_][A-Za-z0-9_.-]*)\s*(?:=\s*([A-Za-z]+)\s*)?")
+
+
+def requirement(text: str) -> pb.JobRequirement:
+    """`ID`, `ID=STATUS`, or an expression over job ids (checked by the server)."""
+    from joblet.api import joblet_pb2 as pb
+    from joblet.jobs.ids import is_job_id
+
+    match = _ID_STATUS.fullmatch(text)
+    if match is not None and is_job_id(match.group(1)):
+        return pb.JobRequirement(jobUuid=match.group(1), status=(match.group(2) or "").upper())
+    if match is not None:  # a prefix of an id: the server resolves it in an expression
+        return pb.JobRequirement(expression=f"{match.group(1)}={match.group(2) or 'COMPLETED'}")
+    if not text.strip():
+        raise CliError("--requires needs a job ID, ID=STATUS or an expression", EXIT_USAGE)
+    return pb.JobRequirement(expression=text.strip())
 
 
 def _rate(flag: str, text: str) -> int:

@@ -82,6 +82,8 @@ def render_status(res: pb.GetJobStatusRes, now: datetime, tz: tzinfo | None = No
     lines += _optional("Volumes", ", ".join(res.volumes))
     lines += _optional("Runtime", res.runtime)
     lines += _optional("Uploads", ", ".join(res.uploads))
+    lines += _optional("Workflow", res.workflowUuid)
+    lines += _optional("Requires", ", ".join(res.dependencies))
     if res.gpu_count:
         lines.append(f"GPUs: {res.gpu_count} (indices {list(res.gpu_indices)})")
     lines += _optional("Node", res.nodeId)

@@ -96,6 +96,12 @@ def _fill_volume(parents: Parents, parser: RnxArgumentParser) -> None:
     volume.add_actions(parser, parents)
 
 
+def _fill_workflow(parents: Parents, parser: RnxArgumentParser) -> None:
+    from joblet.cli import workflow
+
+    workflow.add_actions(parser, parents)
+
+
 def _fill_monitor(parents: Parents, parser: RnxArgumentParser) -> None:
     from joblet.cli import monitor
 
@@ -107,6 +113,7 @@ _TOP_LEVEL_FILLERS: dict[str, Callable[[Parents, RnxArgumentParser], None]] = {
     "nodes": _fill_nodes,
     "network": _fill_network,
     "volume": _fill_volume,
+    "workflow": _fill_workflow,
     "monitor": _fill_monitor,
 }
 

@@ -112,8 +112,15 @@ def unavailable_message(address: str, details: str) -> str:
     return f"cannot reach joblet at {address}: {cause} ({_HINT})"
 
 
+MAX_PROBLEM_LINES = 101  # a list of problems, and the line that counts the rest
+
+
 def rpc_error_message(code: grpc.StatusCode, details: str, address: str) -> str:
-    """The one line shown to the user for a failed call."""
+    """The one line shown to the user for a failed call; an invalid request
+    that lists its problems (a workflow) keeps one line per problem."""
+    if code == grpc.StatusCode.INVALID_ARGUMENT and "\n" in details.strip():
+        lines = [_one_line(line) for line in details.splitlines() if line.strip()]
+        return "\n".join(lines[:MAX_PROBLEM_LINES])
     details = _one_line(details)
     if code == grpc.StatusCode.UNAVAILABLE:
         return unavailable_message(address, details)
@@ -237,12 +244,54 @@ class JobClient:
         )
         yield from self._log_stream(request, data_chunk_payload)
 
+    # ---- workflows ----
+
+    def run_workflow(self, request: pb.RunWorkflowRequest) -> pb.RunWorkflowResponse:
+        return self._unary("RunWorkflow", request, pb.RunWorkflowResponse)
+
+    def get_workflow_status(self, uuid: str) -> pb.GetWorkflowStatusResponse:
+        request = pb.GetWorkflowStatusRequest(workflowUuid=uuid)
+        return self._unary("GetWorkflowStatus", request, pb.GetWorkflowStatusResponse)
+
+    def list_workflows(self, include_completed: bool) -> pb.ListWorkflowsResponse:
+        request = pb.ListWorkflowsRequest(includeCompleted=include_completed)
+        return self._unary("ListWorkflows", request, pb.ListWorkflowsResponse)
+
+    def stop_workflow(self, uuid: str) -> pb.StopWorkflowResponse:
+        request = pb.StopWorkflowRequest(workflowUuid=uuid)
+        return self._unary("StopWorkflow", request, pb.StopWorkflowResponse)
+
+    def delete_workflow(self, uuid: str) -> pb.DeleteWorkflowResponse:
+        request = pb.DeleteWorkflowRequest(workflowUuid=uuid)
+        return self._unary("DeleteWorkflow", request, pb.DeleteWorkflowResponse)
+
+    def watch_workflow(self, uuid: str) -> Iterator[pb.GetWorkflowStatusResponse]:
+        """The workflow's status now, then on every change until it is finished."""
+        request = pb.GetWorkflowStatusRequest(workflowUuid=uuid)
+        yield from self._stream(
+            "WatchWorkflow",
+            request,
+            pb.GetWorkflowStatusRequest.SerializeToString,
+            pb.GetWorkflowStatusResponse.FromString,
+        )
+
     def _log_stream(
         self, request: pb.GetJobLogsReq, deserializer: Callable[[bytes], _Chunk]
     ) -> Iterator[_Chunk]:
+        yield from self._stream(
+            "GetJobLogs", request, pb.GetJobLogsReq.SerializeToString, deserializer
+        )
+
+    def _stream(
+        self,
+        name: str,
+        request: Message,
+        serializer: Callable[..., bytes],
+        deserializer: Callable[[bytes], _Chunk],
+    ) -> Iterator[_Chunk]:
         method = self._channel.unary_stream(
-            JOB_SERVICE + "GetJobLogs",
-            request_serializer=pb.GetJobLogsReq.SerializeToString,
+            JOB_SERVICE + name,
+            request_serializer=serializer,
             response_deserializer=deserializer,
         )
         call = method(request)

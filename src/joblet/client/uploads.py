@@ -118,6 +118,12 @@ def _ignore_rules(root: Path) -> Callable[[str], bool]:
     return spec.match_file
 
 
+def tree_entries(root: Path, base: str, warn: Warn | None = None) -> list[UploadEntry]:
+    """The tree under `root` as entries below `base` (a workspace path),
+    its .rnxignore applied."""
+    return list(_walk(root, base, _ignore_rules(root), warn or _ignore_warnings))
+
+
 def _check_inside(link: Path, top: Path) -> None:
     """Refuse a symlink in an uploaded tree whose file lies outside it."""
     target = link.resolve()

@@ -20,6 +20,7 @@ from joblet.daemon.supervisor import HelperSupervisor
 
 if TYPE_CHECKING:
     from joblet.jobs.model import Job
+    from joblet.jobs.ports import JobListener
     from joblet.persist.client import PersistClient
     from joblet.persist.config import PersistConfig
     from joblet.persist.query_client import PersistQueryClient
@@ -109,6 +110,31 @@ async def _wait_for_sockets(paths: tuple[Path, ...], timeout: float = 10.0) -> N
     deadline = loop.time() + timeout
     while not all(p.exists() for p in paths) and loop.time() < deadline:
         await asyncio.sleep(0.02)
+
+
+class JobListeners:
+    """Tells every listener of each job change, in order: the state client
+    first, so a record is on its way before anyone acts on the change."""
+
+    def __init__(self, first: JobListener) -> None:
+        self._first = first
+        self._others: list[JobListener] = []
+
+    def add(self, listener: JobListener) -> None:
+        self._others.append(listener)
+
+    def changed(self, job: Job) -> None:
+        self._first.changed(job)
+        for listener in self._others:
+            listener.changed(job)
+
+    def deleted(self, job_id: str) -> None:
+        self._first.deleted(job_id)
+        for listener in self._others:
+            listener.deleted(job_id)
+
+    async def recorded(self, timeout: float) -> bool:
+        return await self._first.recorded(timeout)
 
 
 class StateListener:

@@ -18,9 +18,10 @@ from joblet.config.units import parse_duration_s
 from joblet.daemon import heap, log_rpc, mappers, metrics_rpc, upload_rpc
 from joblet.daemon.errors import streaming, unary
 from joblet.daemon.job_listing import list_message
-from joblet.errors import InvalidArgument
+from joblet.daemon.workflow_service import WorkflowRpc
+from joblet.errors import FailedPrecondition, InvalidArgument, Unimplemented
 from joblet.jobs.manager import JobManager
-from joblet.jobs.model import JobStatus
+from joblet.jobs.model import Job, JobSpec, JobStatus
 from joblet.jobs.schedule import parse_schedule
 from joblet.jobs.validation import merge_staged, validate_run_request
 from joblet.logs.filters import LogFilter
@@ -32,6 +33,8 @@ from joblet.security.interceptor import current_caller
 from joblet.security.roles import Role
 from joblet.staging.store import UploadStaging
 from joblet.volumes.manager import VolumeManager
+from joblet.workflows.shell import WorkflowShell
+from joblet.workflows.waits import requirement_texts
 
 Context = Any  # grpc.aio.ServicerContext
 
@@ -61,11 +64,15 @@ class JobService(pb_grpc.JobServiceServicer):
         volumes: VolumeManager | None = None,
         *,
         staging: UploadStaging | None = None,
+        workflows: WorkflowRpc | None = None,
+        shell: WorkflowShell | None = None,
     ) -> None:
         if staging is None:
             staging = UploadStaging(config.layout.staging, config.jobs.max_upload_bytes)
             staging.reset()
         self._staging = staging
+        self._workflows = workflows
+        self._shell = shell
         self._volumes = volumes
         self._manager = manager
         self._hub = hub
@@ -88,6 +95,8 @@ class JobService(pb_grpc.JobServiceServicer):
             self._networks.check_request(
                 spec.network, spec.max_ingress_bps, spec.max_egress_bps, admin=admin
             )
+        if request.requirements or request.workflowUuid:
+            return mappers.run_response(await self._submit_waiting(request, spec))
         scheduled_at = parse_schedule(spec.schedule, now) if spec.schedule else 0.0
         if not request.uploadSession:
             job = await self._manager.submit(spec, scheduled_at)
@@ -103,6 +112,17 @@ class JobService(pb_grpc.JobServiceServicer):
             # Copied into the workspace, or refused: a session serves one RunJob.
             await asyncio.to_thread(self._staging.discard, session)
         return mappers.run_response(job)
+
+    async def _submit_waiting(self, request: pb.RunJobRequest, spec: JobSpec) -> Job:
+        """A job that waits for its requirements (PENDING), like Slurm's --dependency."""
+        if self._shell is None:
+            raise Unimplemented("requirements are not served by this node")
+        if spec.schedule:
+            raise InvalidArgument("a job with requirements cannot have a schedule as well")
+        texts = requirement_texts(request.requirements)
+        if request.workflowUuid:
+            return await self._shell.add_job(request.workflowUuid, spec, texts)
+        return await self._shell.submit_waiting(spec, texts)
 
     @unary
     async def WriteJobStdin(
@@ -144,6 +164,13 @@ class JobService(pb_grpc.JobServiceServicer):
 
     @unary
     async def DeleteJob(self, request: pb.DeleteJobReq, context: Context) -> pb.DeleteJobRes:
+        if self._shell is not None:
+            job = self._manager.get(request.uuid)
+            if self._shell.holds(job.id):
+                raise FailedPrecondition(
+                    f"job {job.id} belongs to workflow {job.spec.workflow_uuid}, which is "
+                    "not finished: stop the workflow, or delete it once finished"
+                )
         job, deletion = await self._manager.delete(request.uuid)
         message = f"job {job.id} deleted"
         if deletion.failures:
@@ -154,10 +181,14 @@ class JobService(pb_grpc.JobServiceServicer):
     async def DeleteAllJobs(
         self, request: pb.DeleteAllJobsReq, context: Context
     ) -> pb.DeleteAllJobsRes:
-        deletion = await self._manager.delete_all()
+        keep = self._shell.holds if self._shell is not None else None
+        deletion = await self._manager.delete_all(keep)
         message = f"deleted {deletion.deleted} finished job(s)"
         if deletion.skipped:
-            message += f", skipped {deletion.skipped} job(s) still running or waiting"
+            message += (
+                f", skipped {deletion.skipped} job(s) still running or waiting"
+                " or in an unfinished workflow"
+            )
         if deletion.failures:
             message += _left_behind(deletion.failures)
         return pb.DeleteAllJobsRes(
@@ -170,6 +201,56 @@ class JobService(pb_grpc.JobServiceServicer):
     @unary
     async def ListJobs(self, request: pb.EmptyRequest, context: Context) -> pb.Jobs:
         return list_message(self._manager.list_jobs())
+
+    # ---- workflows ---------------------------------------------------------
+
+    def _flows(self) -> WorkflowRpc:
+        if self._workflows is None:
+            raise Unimplemented("workflows are not served by this node")
+        return self._workflows
+
+    @unary
+    async def RunWorkflow(
+        self, request: pb.RunWorkflowRequest, context: Context
+    ) -> pb.RunWorkflowResponse:
+        return await self._flows().run(request)
+
+    @unary
+    async def GetWorkflowStatus(
+        self, request: pb.GetWorkflowStatusRequest, context: Context
+    ) -> pb.GetWorkflowStatusResponse:
+        return self._flows().status(request)
+
+    @unary
+    async def GetWorkflowJobs(
+        self, request: pb.GetWorkflowJobsRequest, context: Context
+    ) -> pb.GetWorkflowJobsResponse:
+        return self._flows().jobs(request)
+
+    @unary
+    async def ListWorkflows(
+        self, request: pb.ListWorkflowsRequest, context: Context
+    ) -> pb.ListWorkflowsResponse:
+        return self._flows().listing(request)
+
+    @unary
+    async def StopWorkflow(
+        self, request: pb.StopWorkflowRequest, context: Context
+    ) -> pb.StopWorkflowResponse:
+        return await self._flows().stop(request, _caller_name())
+
+    @unary
+    async def DeleteWorkflow(
+        self, request: pb.DeleteWorkflowRequest, context: Context
+    ) -> pb.DeleteWorkflowResponse:
+        return await self._flows().delete(request)
+
+    @streaming
+    async def WatchWorkflow(
+        self, request: pb.GetWorkflowStatusRequest, context: Context
+    ) -> AsyncIterator[pb.GetWorkflowStatusResponse]:
+        async for message in self._flows().watch(request):
+            yield message
 
     @streaming
     async def GetJobLogs(
@@ -255,13 +336,11 @@ def _since_ns(text: str, now: float) -> int:
 
 def _refuse_later_features(request: pb.RunJobRequest) -> None:
     """Fields whose features this node does not offer yet: refuse rather than ignore."""
-    if not (request.runtime or request.gpu_count or request.requirements or request.workflowUuid):
+    if not (request.runtime or request.gpu_count):
         return  # the usual request: nothing to refuse, nothing to build
     unsupported = {
         "runtime": bool(request.runtime),
         "gpu_count": request.gpu_count > 0,
-        "requirements": bool(request.requirements),
-        "workflowUuid": bool(request.workflowUuid),
     }
     names = [name for name, asked in unsupported.items() if asked]
     if names:

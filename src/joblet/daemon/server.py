@@ -17,6 +17,7 @@ import logging
 import signal
 import uuid
 from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from joblet.daemon import log_rpc, metrics_rpc
 from joblet.daemon.cgroup_owner import claim_cgroup_parent, proven_own
 from joblet.daemon.helpers import (
     LOAD_TIMEOUT_S,
+    JobListeners,
     StateListener,
     prepare_layout,
     start_helpers,
@@ -39,6 +41,7 @@ from joblet.daemon.network_service import NetworkService
 from joblet.daemon.revocation_watch import RevocationWatch
 from joblet.daemon.supervisor import HelperSupervisor
 from joblet.daemon.volume_service import VolumeService
+from joblet.daemon.workflow_service import WorkflowRpc
 from joblet.errors import JobletError
 from joblet.jobs.manager import LOG_FILE, JobManager
 from joblet.jobs.workspace_mount import protect_jobs_dir, release_jobs_dir
@@ -57,8 +60,11 @@ from joblet.resources.ownership import ParentClaim
 from joblet.security.audit_log import AuditTrail
 from joblet.security.interceptor import DEFAULT_RECEIVE_LIMIT, AuthInterceptor
 from joblet.security.tls import server_credentials
+from joblet.state.client import Loaded, StateClient
 from joblet.volumes.config import load_volumes_config
 from joblet.volumes.manager import VolumeManager, entry_names
+from joblet.workflows.loading import load_workflows
+from joblet.workflows.shell import WorkflowShell
 from joblet.workspaces.store import (
     WorkspaceStore,
     close_quota_store,
@@ -230,6 +236,7 @@ class Daemon:
         self._claim = claim
         self.server: grpc.aio.Server | None = None
         self.manager: JobManager | None = None
+        self.workflows: WorkflowShell | None = None
         self.bound_port = 0
         self._stack = contextlib.AsyncExitStack()
         self._launcher: LauncherLink | None = None
@@ -256,7 +263,7 @@ class Daemon:
         # The jobs load (the helper reads its store, this loop decodes) while the
         # network, the volumes and the launcher come up. A launcher is started
         # at every start after a clean stop: its start overlaps the others.
-        loading = asyncio.create_task(helpers.state.load_all(LOAD_TIMEOUT_S), name="load-jobs")
+        loading = asyncio.create_task(helpers.state.load(LOAD_TIMEOUT_S), name="load-jobs")
         self._stack.push_async_callback(_end_task, loading)
         starting = asyncio.create_task(self._start_launcher(), name="start-launcher")
         self._stack.push_async_callback(_end_task, starting)
@@ -280,21 +287,43 @@ class Daemon:
         metrics = await self._stack.enter_async_context(
             MetricsHub(config.metrics, sink=helpers.persist.send_metric, history_source=history)
         )
+        listeners = JobListeners(StateListener(helpers.state))
         self.manager = JobManager(
             config, cgroups, launcher, logs, node_id,
-            listener=StateListener(helpers.state), metrics=metrics, networks=self._networks,
+            listener=listeners, metrics=metrics, networks=self._networks,
             volumes=self._volumes, workspaces=self._workspaces,
         )  # fmt: skip
         launcher.on_exit(self.manager.on_exit)
         launcher.on_back(self.manager.on_launcher_back)
-        jobs = await loading
+        loaded = await loading
+        jobs = loaded.jobs
         running, orphaned = await launcher.running_detail()
-        self.manager.restore(jobs, running, orphaned)
+        self._restore(listeners, helpers.state, loaded, running, orphaned)
         launcher.keep_up()  # a broken connection is replaced, its jobs settled
         self._volumes.set_users_of(self._volume_users)
         self._networks.restore(j.id for j in self.manager.list_jobs() if not j.status.is_final)
         log.info("loaded %d job(s) from state (%s)", len(jobs), helpers.state_config.backend)
         await self._serve(node_id, metrics)
+
+    def _restore(
+        self,
+        listeners: JobListeners,
+        state: StateClient,
+        loaded: Loaded,
+        running: dict[str, int],
+        orphaned: AbstractSet[str],
+    ) -> None:
+        """The jobs and workflows of the previous run. The workflows listen
+        before the jobs are restored and are taken up right after, in the same
+        turn: no workflow job's change falls between the two."""
+        assert self.manager is not None
+        self.workflows = WorkflowShell(self.manager, state)
+        self._stack.push_async_callback(self.workflows.close)
+        listeners.add(self.workflows)
+        self.manager.restore(loaded.jobs, running, orphaned)
+        flows, waiting = load_workflows(loaded.workflows)
+        self.workflows.restore(flows)
+        self.workflows.restore_waiting(waiting)
 
     async def _start_launcher(self) -> LauncherLink:
         layout = self.config.layout
@@ -317,7 +346,12 @@ class Daemon:
             revoked=self._watch_revocations().revoked, auditor=self._audit_trail(),
         )  # fmt: skip
         server = grpc.aio.server(interceptors=[interceptor], options=_grpc_options(config))
-        jobs = JobService(self.manager, config, metrics, self._networks, self._volumes)
+        assert self.workflows is not None
+        rpc = WorkflowRpc(self.workflows, config, self._networks, self._volumes)
+        jobs = JobService(
+            self.manager, config, metrics, self._networks, self._volumes,
+            workflows=rpc, shell=self.workflows,
+        )  # fmt: skip
         pb_grpc.add_JobServiceServicer_to_server(jobs, server)  # type: ignore[no-untyped-call]
         log_rpc.install_serialized_logs(server, jobs)
         manager = self.manager

@@ -39,7 +39,14 @@ from joblet.jobs.ports import (
     Launcher,
 )
 from joblet.jobs.restart import JobRestorer
-from joblet.jobs.state_machine import Canceled, IllegalTransition, Queued, Scheduled
+from joblet.jobs.state_machine import (
+    Canceled,
+    IllegalTransition,
+    LaunchFailed,
+    Queued,
+    Released,
+    Scheduled,
+)
 from joblet.jobs.table import JobRuntime, JobTable
 from joblet.jobs.users import check_run_as
 from joblet.jobs.workspace import LOG_FILE
@@ -152,8 +159,11 @@ class JobManager:
 
     # ---- commands ------------------------------------------------------
 
-    async def submit(self, spec: JobSpec, scheduled_at: float = 0.0) -> Job:
-        """Accept a validated job: write its workspace, then start, queue or schedule it."""
+    async def submit(
+        self, spec: JobSpec, scheduled_at: float = 0.0, *, pending: bool = False
+    ) -> Job:
+        """Accept a validated job: write its workspace, then start, queue or
+        schedule it; a `pending` one waits (PENDING) until `release`."""
         # Its record (and soon its files) need room: refuse it now, clearly,
         # rather than accept a job whose state cannot be kept.
         check_run_as(self._config.jobs, self.run_as(spec))
@@ -176,7 +186,7 @@ class JobManager:
         job = Job(
             id=job_id,
             spec=spec,
-            status=JobStatus.INITIALIZING,
+            status=JobStatus.PENDING if pending else JobStatus.INITIALIZING,
             node_id=self._node_id,
             created_at=created_at,
             upload_names=names,
@@ -184,11 +194,37 @@ class JobManager:
         )
         self._registry.add(job)
         self._runtime[job_id] = JobRuntime()
+        if pending:
+            self._table.changed(job)
+            return job
+        return await self._go(job, scheduled_at)
+
+    async def release(self, job_id: str) -> Job:
+        """A pending job's requirements hold: start, queue or schedule it now."""
+        job = self._registry.get(job_id)
+        if self._closing:
+            return job  # still PENDING in the store: the next start takes it up
+        job = self._table.apply(job_id, Released())
+        return await self._go(job, 0.0, recorded=True)
+
+    def cancel_pending(self, job_id: str, by: str, reason: str = "") -> Job:
+        """End a pending job that will never run (a requirement can no longer hold)."""
+        return self._cancel(job_id, by, reason)
+
+    def fail_pending(self, job_id: str, reason: str) -> Job:
+        """A pending job that cannot be started (its runtime removed, say): FAILED."""
+        job = self._table.apply(job_id, LaunchFailed(reason=reason, at=self._clock()))
+        self._ending.release(job_id)
+        return job
+
+    async def _go(self, job: Job, scheduled_at: float, *, recorded: bool = False) -> Job:
+        job_id = job.id
         if scheduled_at:
             job = self._table.apply(job_id, Scheduled(at=scheduled_at))
             self._arm_schedule(job_id, scheduled_at)
         elif self._registry.has_slot(self._config.jobs.max_concurrent_jobs):
-            self._table.changed(job)  # recorded before the launch, so a crash cannot orphan it
+            if not recorded:  # recorded before the launch, so a crash cannot orphan it
+                self._table.changed(job)
             return await self._starter.start(job_id)
         else:
             job = self._table.apply(job_id, Queued())
@@ -233,9 +269,10 @@ class JobManager:
 
     async def cancel(self, prefix: str, caller: str) -> Job:
         job = self._registry.resolve(prefix)
-        if job.status not in (JobStatus.SCHEDULED, JobStatus.QUEUED):
+        if job.status not in (JobStatus.PENDING, JobStatus.SCHEDULED, JobStatus.QUEUED):
             raise FailedPrecondition(
-                f"job {job.id} is {job.status}: only scheduled or queued jobs can be canceled"
+                f"job {job.id} is {job.status}: only pending, scheduled or queued jobs "
+                "can be canceled"
             )
         return self._cancel(job.id, caller)
 
@@ -251,13 +288,14 @@ class JobManager:
         self._forget(job.id)
         return job, Deletion(deleted=1, failures=tuple(await self._remove_dir(job.id)))
 
-    async def delete_all(self) -> Deletion:
-        """Delete every finished job; one that fails does not stop the others."""
+    async def delete_all(self, keep: Callable[[str], bool] | None = None) -> Deletion:
+        """Delete every finished job but those `keep` names (jobs of unfinished
+        workflows); one that fails does not stop the others."""
         skipped = 0
         forgotten: list[str] = []
         failures: list[str] = []
         for job in self._registry.all():
-            if not job.status.is_final:
+            if not job.status.is_final or (keep is not None and keep(job.id)):
                 skipped += 1
                 continue
             try:
@@ -346,8 +384,8 @@ class JobManager:
 
     # ---- waiting and final jobs ----------------------------------------
 
-    def _cancel(self, job_id: str, caller: str) -> Job:
-        job = self._table.apply(job_id, Canceled(by=caller, at=self._clock()))
+    def _cancel(self, job_id: str, caller: str, reason: str = "") -> Job:
+        job = self._table.apply(job_id, Canceled(by=caller, at=self._clock(), reason=reason))
         self._ending.release(job_id)
         return job
 

@@ -7,6 +7,8 @@ from enum import StrEnum
 
 
 class JobStatus(StrEnum):
+    # A workflow job, or a job with requirements, waiting for them to hold.
+    PENDING = "PENDING"
     INITIALIZING = "INITIALIZING"
     QUEUED = "QUEUED"
     SCHEDULED = "SCHEDULED"
@@ -22,7 +24,12 @@ class JobStatus(StrEnum):
 
     @property
     def is_waiting(self) -> bool:
-        return self in (JobStatus.INITIALIZING, JobStatus.QUEUED, JobStatus.SCHEDULED)
+        return self in (
+            JobStatus.PENDING,
+            JobStatus.INITIALIZING,
+            JobStatus.QUEUED,
+            JobStatus.SCHEDULED,
+        )
 
 
 FINAL_STATUSES = frozenset(

@@ -36,6 +36,11 @@ class Keep:
 
 
 @dataclass(frozen=True)
+class Wait:
+    """A pending job: it stays PENDING; its workflow decides when it runs."""
+
+
+@dataclass(frozen=True)
 class Rearm:
     """A scheduled job: arm its timer again (a past time runs it at once, once)."""
 
@@ -66,7 +71,7 @@ class Lost:
     reason: str
 
 
-Recovery = Keep | Rearm | Requeue | Reattach | Ended | Lost
+Recovery = Keep | Wait | Rearm | Requeue | Reattach | Ended | Lost
 
 
 def decide(
@@ -75,6 +80,8 @@ def decide(
     """`orphaned`: still alive, but started by a launcher that has since died."""
     if job.status.is_final:
         return Keep()
+    if job.status is JobStatus.PENDING:
+        return Wait()
     if job.status is JobStatus.SCHEDULED:
         return Rearm()
     if job.status is JobStatus.QUEUED:

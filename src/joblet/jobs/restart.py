@@ -99,6 +99,8 @@ class JobRestorer:
             self._track_logs(job_id, finished=isinstance(action, recovery.Keep | recovery.Lost))
         rt = self._table.runtime[job_id]
         match action:
+            case recovery.Wait():
+                pass  # taken up by its workflow once the daemon is ready
             case recovery.Rearm():
                 self._arm_schedule(job_id, job.scheduled_at)
             case recovery.Requeue():

@@ -54,6 +54,7 @@ class Exited:
 class Canceled:
     by: str
     at: float
+    reason: str = ""  # when not the user's: a requirement that can no longer hold
 
 
 @dataclass(frozen=True)
@@ -63,20 +64,27 @@ class LaunchFailed:
 
 
 @dataclass(frozen=True)
+class Released:
+    """A pending job's requirements hold: it goes the way of a new job."""
+
+
+@dataclass(frozen=True)
 class Starting:
     """A queued or scheduled job's turn came: it is being launched."""
 
 
-Event = Queued | Scheduled | Starting | Started | Exited | Canceled | LaunchFailed
+Event = Queued | Scheduled | Released | Starting | Started | Exited | Canceled | LaunchFailed
 
 _ALLOWED: dict[type, frozenset[JobStatus]] = {
+    Released: frozenset({S.PENDING}),
     Queued: frozenset({S.INITIALIZING, S.SCHEDULED}),
     Scheduled: frozenset({S.INITIALIZING}),
     Starting: frozenset({S.QUEUED, S.SCHEDULED}),
     Started: frozenset({S.INITIALIZING, S.QUEUED, S.SCHEDULED}),
     Exited: frozenset({S.RUNNING}),
-    Canceled: frozenset({S.SCHEDULED, S.QUEUED}),
-    LaunchFailed: frozenset({S.INITIALIZING, S.QUEUED, S.SCHEDULED}),
+    Canceled: frozenset({S.PENDING, S.SCHEDULED, S.QUEUED}),
+    # PENDING: its release failed before any launch (its uploads, say).
+    LaunchFailed: frozenset({S.PENDING, S.INITIALIZING, S.QUEUED, S.SCHEDULED}),
 }
 
 
@@ -91,14 +99,15 @@ def transition(job: Job, event: Event) -> Job:
             return replace(job, status=S.QUEUED)
         case Scheduled(at=at):
             return replace(job, status=S.SCHEDULED, scheduled_at=at)
-        case Starting():
+        case Starting() | Released():
             return replace(job, status=S.INITIALIZING)
         case Started(pid=pid, at=at):
             return replace(job, status=S.RUNNING, pid=pid, started_at=at)
         case Exited():
             return _exited(job, event)
-        case Canceled(by=by, at=at):
-            return replace(job, status=S.CANCELED, ended_at=at, end_reason=f"canceled by {by}")
+        case Canceled(by=by, at=at, reason=reason):
+            why = reason or f"canceled by {by}"
+            return replace(job, status=S.CANCELED, ended_at=at, end_reason=why)
         case LaunchFailed(reason=reason, at=at):
             return replace(job, status=S.FAILED, ended_at=at, exit_code=-1, end_reason=reason)
     raise AssertionError(f"unhandled event {event!r}")  # pragma: no cover

@@ -314,11 +314,18 @@ def check_workflow_uuid(value: str) -> str:
 
 
 def check_dependencies(requirements: Iterable[RequirementLike]) -> tuple[str, ...]:
-    deps = tuple(r.jobUuid for r in requirements)
-    for index, dep in enumerate(deps):
+    """The job ids the entries name by `jobUuid` (an entry may instead carry
+    an expression, checked where it is parsed)."""
+    deps: list[str] = []
+    for index, requirement in enumerate(requirements):
+        dep = requirement.jobUuid
+        expression = str(getattr(requirement, "expression", ""))
+        if not dep and expression:
+            continue
         if not is_job_id(dep):
             raise InvalidArgument(f"requirements[{index}].jobUuid {dep!r} is not a job UUID")
-    return deps
+        deps.append(dep)
+    return tuple(deps)
 
 
 MAX_ID = 2**32 - 2  # (uid_t)-1 means "unchanged" to setuid(2)

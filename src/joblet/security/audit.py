@@ -27,6 +27,8 @@ _OBJECT_FIELDS: Mapping[str, tuple[str, str]] = {
     "/joblet.JobService/CancelJob": ("request", "uuid"),
     "/joblet.JobService/DeleteJob": ("request", "uuid"),
     "/joblet.JobService/RunWorkflow": ("response", "workflowUuid"),
+    "/joblet.JobService/StopWorkflow": ("request", "workflowUuid"),
+    "/joblet.JobService/DeleteWorkflow": ("request", "workflowUuid"),
     "/joblet.NetworkService/CreateNetwork": ("request", "name"),
     "/joblet.NetworkService/RemoveNetwork": ("request", "name"),
     "/joblet.VolumeService/CreateVolume": ("request", "name"),

@@ -48,6 +48,7 @@ VIEWER_METHODS: frozenset[str] = (
         "GetWorkflowStatus",
         "ListWorkflows",
         "GetWorkflowJobs",
+        "WatchWorkflow",  # an addition: the status, streamed
     )
     | _methods("NetworkService", "ListNetworks")
     | _methods("VolumeService", "ListVolumes")

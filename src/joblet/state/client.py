@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -38,12 +39,29 @@ LINGER_S = 0.005
 BUSY_S = 0.05
 
 
+# Workflow records share the store with job records under keys of their own
+# (job ids are UUIDs, so the two never meet).
+WORKFLOW_KEY_PREFIX = "workflow:"
+
+
+def workflow_key(workflow_id: str) -> str:
+    return WORKFLOW_KEY_PREFIX + workflow_id
+
+
 class StateUnavailable(Unavailable):
     """The state helper could not be reached or answered with an error."""
 
 
 class _ConnectionLost(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What the store held at a start: jobs, and workflow records as blobs."""
+
+    jobs: list[Job]
+    workflows: list[tuple[str, bytes]]
 
 
 class StateSink(Protocol):
@@ -121,6 +139,13 @@ class StateClient:
         """Forget `job_id`; never blocks."""
         self._add(job_id, None, 0.0)
 
+    def put_workflow(self, workflow_id: str, record: bytes) -> None:
+        """Record a workflow (an opaque blob); never blocks. Ordered with job events."""
+        self._add(workflow_key(workflow_id), record, 0.0)
+
+    def delete_workflow(self, workflow_id: str) -> None:
+        self._add(workflow_key(workflow_id), None, 0.0)
+
     def _add(self, job_id: str, record: bytes | None, ttl_s: float) -> None:
         if self._task is None or self._task.done():
             log.error("state: client is closed; event for job %s not recorded", job_id)
@@ -190,6 +215,11 @@ class StateClient:
 
     async def load_all(self, timeout: float) -> list[Job]:
         """Every job the helper's backend holds; StateUnavailable after `timeout`."""
+        return (await self.load(timeout)).jobs
+
+    async def load(self, timeout: float) -> Loaded:
+        """Every job and workflow record the helper's backend holds;
+        StateUnavailable after `timeout`."""
         try:
             async with asyncio.timeout(timeout):
                 records = await self._list_patiently()
@@ -197,7 +227,13 @@ class StateClient:
             raise StateUnavailable(
                 f"state helper at {self._socket_path} did not list jobs within {timeout:g}s"
             ) from exc
-        return _decode_records(records)
+        jobs = [r for r in records if not r[0].startswith(WORKFLOW_KEY_PREFIX)]
+        workflows = [
+            (key.removeprefix(WORKFLOW_KEY_PREFIX), blob)
+            for key, blob in records
+            if key.startswith(WORKFLOW_KEY_PREFIX)
+        ]
+        return Loaded(_decode_records(jobs), workflows)
 
     async def _list_patiently(self) -> list[tuple[str, bytes]]:
         delay = 0.05

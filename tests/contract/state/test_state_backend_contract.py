@@ -179,3 +179,34 @@ async def test_redis_unreachable_is_a_clear_error() -> None:
         port = sock.getsockname()[1]
     with pytest.raises(StateBackendError, match="redis"):
         await open_redis(port, "x:")
+
+
+async def test_workflow_records_share_the_store_with_jobs(
+    backend: StateBackend, tmp_path: Path
+) -> None:
+    """Through the helper's protocol: a workflow record, written in order with
+    its jobs' records, comes back apart from them; a deleted one does not."""
+    from joblet.jobs.model import Job, JobSpec, JobStatus
+    from joblet.state.client import StateClient
+    from joblet.state.retry import WritePolicy
+    from joblet.state.service import StateService
+
+    policy = WritePolicy(timeout_s=5.0, retries=2, backoff_s=0.01, max_backoff_s=0.05)
+    sock = tmp_path / "run" / "state.sock"
+    job_id = str(uuid.uuid4())
+    job = Job(id=job_id, spec=JobSpec(command="true"), status=JobStatus.PENDING)
+    async with StateService(backend, sock, policy):
+        client = await StateClient.connect(sock)
+        try:
+            client.put_workflow("wf-1", b'{"name": "one"}')
+            client.put(job)
+            client.put_workflow("wf-2", b'{"name": "two"}')
+            client.put_workflow("wf-1", b'{"name": "one", "started": ["a"]}')
+            client.delete_workflow("wf-2")
+            assert await client.stored(10.0)
+            loaded = await client.load(10.0)
+        finally:
+            await client.close()
+    assert [j.id for j in loaded.jobs] == [job_id]
+    assert loaded.jobs[0].status is JobStatus.PENDING
+    assert loaded.workflows == [("wf-1", b'{"name": "one", "started": ["a"]}')]

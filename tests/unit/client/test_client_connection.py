@@ -90,6 +90,14 @@ def test_status_codes_become_one_line(code: grpc.StatusCode, details: str, expec
     assert rpc_error_message(code, details, ADDR) == expected
 
 
+def test_an_invalid_argument_listing_problems_keeps_a_line_per_problem() -> None:
+    details = "workflow is invalid (2 problems):\nline 3: a:  bad\r\n\nline 4: b: worse\n"
+    message = rpc_error_message(grpc.StatusCode.INVALID_ARGUMENT, details, ADDR)
+    assert message == "workflow is invalid (2 problems):\nline 3: a: bad\nline 4: b: worse"
+    many = "head:\n" + "\n".join(f"line {i}: x" for i in range(300))
+    assert len(rpc_error_message(grpc.StatusCode.INVALID_ARGUMENT, many, ADDR).splitlines()) == 101
+
+
 def test_server_name_override_option() -> None:
     node = NodeConfig("n", "10.0.0.5:1", "c", "k", "ca", server_name="joblet.lan")
     assert ("grpc.ssl_target_name_override", "joblet.lan") in channel_options(node)

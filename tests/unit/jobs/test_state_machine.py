@@ -15,6 +15,7 @@ from joblet.jobs.state_machine import (
     IllegalTransition,
     LaunchFailed,
     Queued,
+    Released,
     Scheduled,
     Started,
     Starting,
@@ -31,6 +32,7 @@ JOB = Job(
 )
 
 EVENTS: dict[str, Event] = {
+    "released": Released(),
     "queued": Queued(),
     "scheduled": Scheduled(at=100.0),
     "starting": Starting(),
@@ -42,6 +44,9 @@ EVENTS: dict[str, Event] = {
 
 # (from status, event name) -> resulting status; every other pair is illegal.
 LEGAL: dict[tuple[JobStatus, str], JobStatus] = {
+    (S.PENDING, "released"): S.INITIALIZING,
+    (S.PENDING, "canceled"): S.CANCELED,
+    (S.PENDING, "launch_failed"): S.FAILED,
     (S.INITIALIZING, "queued"): S.QUEUED,
     (S.SCHEDULED, "queued"): S.QUEUED,
     (S.INITIALIZING, "scheduled"): S.SCHEDULED,
@@ -152,3 +157,24 @@ def test_exit_outcomes(event: Exited, status: JobStatus, reason: str) -> None:
 def test_signal_names_come_from_the_platform() -> None:
     outcome = exit_outcome(Exited(128 + signal.SIGTERM, signal.SIGTERM, 1.0))
     assert outcome == (S.FAILED, f"killed by signal {int(signal.SIGTERM)} (SIGTERM)")
+
+
+def test_a_requirement_that_cannot_hold_is_the_cancel_reason() -> None:
+    job = transition(
+        replace(JOB, status=S.PENDING),
+        Canceled(by="workflow", at=3.0, reason='requirement "a=COMPLETED": a is FAILED'),
+    )
+    assert job.status is S.CANCELED
+    assert job.end_reason == 'requirement "a=COMPLETED": a is FAILED'
+
+
+def test_pending_waits_and_is_not_final() -> None:
+    assert S.PENDING.is_waiting
+    assert not S.PENDING.is_final
+
+
+def test_a_pending_job_stays_pending_after_a_restart() -> None:
+    from joblet.jobs import recovery
+
+    pending = replace(JOB, status=S.PENDING)
+    assert recovery.decide(pending, None, None) == recovery.Wait()
