@@ -409,15 +409,33 @@ class StopJobReq(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     UUID_FIELD_NUMBER: _builtins.int
+    SIGNAL_FIELD_NUMBER: _builtins.int
+    GRACE_SECONDS_FIELD_NUMBER: _builtins.int
+    SIGNAL_ONLY_FIELD_NUMBER: _builtins.int
     uuid: _builtins.str
+    signal: _builtins.str
+    """Additions (100+). The signal sent instead of SIGTERM: a name ("INT",
+    "SIGINT") or a number; empty = SIGTERM.
+    """
+    grace_seconds: _builtins.int
+    """Seconds between the signal and the kill of what is left; 0 = the node's
+    stop grace period.
+    """
+    signal_only: _builtins.bool
+    """Send the signal and answer at once: no grace period, no kill, the job
+    may go on running (`rnx kill`, Ctrl-C forwarded by `rnx run -f`).
+    """
     def __init__(
         self,
         *,
         uuid: _builtins.str = ...,
+        signal: _builtins.str = ...,
+        grace_seconds: _builtins.int = ...,
+        signal_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["uuid", b"uuid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["grace_seconds", b"grace_seconds", "signal", b"signal", "signal_only", b"signal_only", "uuid", b"uuid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2010,6 +2028,7 @@ class RunJobResponse(_message.Message):
     ENDTIME_FIELD_NUMBER: _builtins.int
     EXITCODE_FIELD_NUMBER: _builtins.int
     SCHEDULEDTIME_FIELD_NUMBER: _builtins.int
+    ENDREASON_FIELD_NUMBER: _builtins.int
     jobUuid: _builtins.str
     status: _builtins.str
     command: _builtins.str
@@ -2021,6 +2040,10 @@ class RunJobResponse(_message.Message):
     endTime: _builtins.str
     exitCode: _builtins.int
     scheduledTime: _builtins.str
+    endReason: _builtins.str
+    """Addition (100+): why the job ended when it ended before the answer
+    (e.g. "launch failed: command not found: x"); empty otherwise.
+    """
     @_builtins.property
     def args(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
@@ -2038,10 +2061,11 @@ class RunJobResponse(_message.Message):
         endTime: _builtins.str = ...,
         exitCode: _builtins.int = ...,
         scheduledTime: _builtins.str = ...,
+        endReason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "cpuCores", b"cpuCores", "endTime", b"endTime", "exitCode", b"exitCode", "jobUuid", b"jobUuid", "maxCpu", b"maxCpu", "maxIobps", b"maxIobps", "maxMemory", b"maxMemory", "scheduledTime", b"scheduledTime", "startTime", b"startTime", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "cpuCores", b"cpuCores", "endReason", b"endReason", "endTime", b"endTime", "exitCode", b"exitCode", "jobUuid", b"jobUuid", "maxCpu", b"maxCpu", "maxIobps", b"maxIobps", "maxMemory", b"maxMemory", "scheduledTime", b"scheduledTime", "startTime", b"startTime", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -69,6 +69,10 @@ class CommandContext:
         not escape field by field) is shown, never sent to the terminal."""
         print(escape_text(text), file=self.out, flush=flush)
 
+    def report(self, line: str) -> None:
+        """One line for the user on stderr, `rnx: ` first (not an error: a note)."""
+        print(f"rnx: {escape_text(line)}", file=self.err, flush=True)
+
     def print_json(self, message: Message) -> None:
         print(message_to_json(message), file=self.out, flush=True)
 

@@ -9,9 +9,12 @@ import argparse
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING
 
 from joblet.cli.context import CommandContext, Handler
+from joblet.cli.interrupt import DETACH_WINDOW_S, Detached, forwarding_interrupts
+from joblet.cli.job_end import end_line, launch_exit_code, launch_failed, succeeded
 from joblet.cli.job_view import (
     FINAL_STATUSES,
     job_exit_code,
@@ -21,15 +24,18 @@ from joblet.cli.job_view import (
 )
 from joblet.cli.output import write_bytes
 from joblet.cli.terminal import LogFilter, escape_text
-from joblet.client.errors import CliError
+from joblet.client.errors import EXIT_INTERRUPTED, CliError
 
 if TYPE_CHECKING:
     from joblet.api import joblet_pb2 as pb
     from joblet.client.connection import JobClient
 
+JOB_HELP = "job ID, a unique prefix of one, or a job name"
+
 # After the log stream closes the daemon may take a moment to record the end.
 FINAL_STATUS_WAIT_S = 5.0
 FINAL_STATUS_POLL_S = 0.05
+WAIT_POLL_MAX_S = 1.0
 
 
 def run(ctx: CommandContext) -> int:
@@ -38,7 +44,7 @@ def run(ctx: CommandContext) -> int:
 
     args = ctx.args
     split_command_line(args.command_line)  # a usage error before reading any upload
-    request = build_run_request(args, collect_uploads(args.upload, args.upload_dir))
+    request = build_run_request(args, collect_uploads(args.upload, args.upload_dir), ctx.env)
     with ctx.job_client() as client:
         res = client.run_job(request)
         if ctx.json:
@@ -47,16 +53,42 @@ def run(ctx: CommandContext) -> int:
             # With --follow stdout carries only the job's output, like `docker run`.
             stream = ctx.err if args.follow else ctx.out
             print(escape_text("\n".join(render_run(res))), file=stream, flush=True)
+        if launch_failed(res.status, res.endReason):
+            ctx.report(end_line(res.jobUuid, res.status, res.endReason))
+            return launch_exit_code(res.endReason)
         return follow(ctx, client, res.jobUuid) if args.follow else 0
 
 
 def follow(ctx: CommandContext, client: JobClient, uuid: str) -> int:
     """Stream the job's output, then exit with its own exit code."""
-    stream_logs(ctx, client, uuid)
+    try:
+        with forwarding_interrupts(partial(_forward_sigint, ctx, client, uuid)):
+            stream_logs(ctx, client, uuid)
+    except Detached:
+        ctx.report(
+            f"detached from job {uuid}, which goes on running; follow it with"
+            f" 'rnx log -f {uuid}', stop it with 'rnx stop {uuid}'"
+        )
+        return EXIT_INTERRUPTED
     final = wait_until_final(client, uuid)
     if ctx.json:
         ctx.print_json(final)
-    return job_exit_code(final.status, final.exitCode)
+    elif not succeeded(final.status, final.exitCode):
+        ctx.report(end_line(uuid, final.status, final.endReason))
+    return job_exit_code(final.status, final.exitCode, final.endReason)
+
+
+def _forward_sigint(ctx: CommandContext, client: JobClient, uuid: str) -> None:
+    """Runs in a thread of its own when Ctrl-C is pressed while following."""
+    try:
+        client.stop_job(uuid, signal="INT", signal_only=True)
+    except CliError as exc:
+        ctx.report(f"could not forward SIGINT to job {uuid}: {exc.message}")
+        return
+    ctx.report(
+        f"sent SIGINT to job {uuid}; press Ctrl-C again within"
+        f" {DETACH_WINDOW_S:g}s to detach (the job goes on running)"
+    )
 
 
 def wait_until_final(
@@ -117,17 +149,32 @@ def log(ctx: CommandContext) -> int:
 
 def _add_log_arguments(parser: argparse.ArgumentParser) -> None:
     _add_uuid(parser)
-    parser.add_argument("--tail", type=int, default=0, metavar="N", help="only the last N lines")
+    parser.add_argument(
+        "-n", "--tail", type=_line_count, default=0, metavar="N", help="only the last N lines"
+    )
     parser.add_argument(
         "--since", default="", metavar="WHEN", help='output since an RFC3339 time or for "10m"'
     )
     parser.add_argument("--stream", choices=["stdout", "stderr"], help="one stream only")
-    parser.add_argument("--no-follow", action="store_true", help="print the output so far and exit")
+    follow = parser.add_mutually_exclusive_group()
+    follow.add_argument(
+        "-f",
+        "--follow",
+        action="store_true",
+        help="keep printing output until the job ends (the default)",
+    )
+    follow.add_argument("--no-follow", action="store_true", help="print the output so far and exit")
     parser.add_argument(
         "--raw",
         action="store_true",
         help="pass escape sequences to the terminal as the job wrote them (default: colours only)",
     )
+
+
+def _line_count(text: str) -> int:
+    from joblet.cli.job_args import non_negative_int
+
+    return non_negative_int(text)
 
 
 def status(ctx: CommandContext) -> int:
@@ -151,15 +198,60 @@ def list_jobs(ctx: CommandContext) -> int:
 
 
 def stop(ctx: CommandContext) -> int:
+    args = ctx.args
     with ctx.job_client() as client:
-        res = client.stop_job(ctx.args.uuid)
+        for uuid in args.uuids:
+            res = client.stop_job(uuid, signal=args.signal, grace_seconds=args.time)
+            _print_stopped(ctx, res)
+    return 0
+
+
+def kill(ctx: CommandContext) -> int:
+    """`rnx kill`: the signal and nothing more, like `docker kill`."""
+    args = ctx.args
+    with ctx.job_client() as client:
+        for uuid in args.uuids:
+            res = client.stop_job(uuid, signal=args.signal, signal_only=True)
+            _print_stopped(ctx, res)
+    return 0
+
+
+def _print_stopped(ctx: CommandContext, res: pb.StopJobRes) -> None:
     if ctx.json:
         ctx.print_json(res)
-        return 0
+        return
     ctx.print(f"Job ID: {res.uuid}\nStatus: {res.status}")
     if res.status in FINAL_STATUSES:
         ctx.print(f"Exit Code: {res.exitCode}")
-    return 0
+
+
+def wait(ctx: CommandContext) -> int:
+    """Wait for each job to end, print its exit code; exit with the first
+    non-zero one (or 0), so `rnx wait ID && ...` reads as it does in a shell."""
+    codes = []
+    with ctx.job_client() as client:
+        for uuid in ctx.args.uuids:
+            final = wait_for_end(client, uuid)
+            code = job_exit_code(final.status, final.exitCode, final.endReason)
+            codes.append(code)
+            if ctx.json:
+                ctx.print_json(final)
+            else:
+                ctx.print(str(code), flush=True)
+    return next((code for code in codes if code), 0)
+
+
+def wait_for_end(
+    client: JobClient, uuid: str, sleep: Callable[[float], None] = time.sleep
+) -> pb.GetJobStatusRes:
+    """Poll until the job is final, backing off from 50 ms to 1 s."""
+    pause = FINAL_STATUS_POLL_S
+    while True:
+        status = client.get_job_status(uuid)
+        if status.status in FINAL_STATUSES:
+            return status
+        sleep(pause)
+        pause = min(pause * 2, WAIT_POLL_MAX_S)
 
 
 def cancel(ctx: CommandContext) -> int:
@@ -197,7 +289,35 @@ def delete_all(ctx: CommandContext) -> int:
 
 
 def _add_uuid(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("uuid", metavar="JOB_ID", help="job ID (a unique prefix is enough)")
+    parser.add_argument("uuid", metavar="JOB", help=JOB_HELP)
+
+
+def _add_uuids(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("uuids", metavar="JOB", nargs="+", help=JOB_HELP)
+
+
+def _add_stop_arguments(parser: argparse.ArgumentParser) -> None:
+    from joblet.cli.units import grace_seconds
+
+    _add_uuids(parser)
+    parser.add_argument(
+        "-t",
+        "--time",
+        type=grace_seconds,
+        default=0,
+        metavar="DURATION",
+        help='grace period before the kill, e.g. "10" or "30s" (default: the node\'s)',
+    )
+    parser.add_argument(
+        "-s", "--signal", default="", metavar="SIGNAL", help="signal to send first (default TERM)"
+    )
+
+
+def _add_kill_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_uuids(parser)
+    parser.add_argument(
+        "-s", "--signal", default="KILL", metavar="SIGNAL", help="signal to send (default KILL)"
+    )
 
 
 def _no_arguments(parser: argparse.ArgumentParser) -> None:
@@ -216,7 +336,9 @@ ACTIONS: dict[str, tuple[Handler, Callable[[argparse.ArgumentParser], None]]] = 
     "list": (list_jobs, _no_arguments),
     "status": (status, _add_uuid),
     "log": (log, _add_log_arguments),
-    "stop": (stop, _add_uuid),
+    "stop": (stop, _add_stop_arguments),
+    "kill": (kill, _add_kill_arguments),
+    "wait": (wait, _add_uuids),
     "cancel": (cancel, _add_uuid),
     "delete": (delete, _add_uuid),
     "delete-all": (delete_all, _no_arguments),

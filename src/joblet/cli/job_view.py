@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING
 
+from joblet.cli.job_end import launch_exit_code, launch_failed
 from joblet.cli.output import MISSING, format_local_time, format_table, job_duration, parse_time
 from joblet.cli.terminal import escape_field
 
@@ -115,8 +116,10 @@ def render_job_table(jobs: Sequence[pb.Job], now: datetime, tz: tzinfo | None = 
     return format_table(["ID", "NAME", "STATUS", "START TIME", "DURATION", "COMMAND"], rows)
 
 
-def job_exit_code(status: str, exit_code: int) -> int:
+def job_exit_code(status: str, exit_code: int, end_reason: str = "") -> int:
     """The exit code `rnx run --follow` ends with, like `docker run` does."""
+    if launch_failed(status, end_reason):
+        return launch_exit_code(end_reason)
     if status == "CANCELED":
         return EXIT_CANCELED
     if status == "FAILED" and exit_code == 0:

@@ -17,17 +17,16 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from joblet.cli.commands import JOB_ACTIONS, SHORTCUTS, TOP_LEVEL
+from joblet.cli.commands import ALIASES, JOB_ACTIONS, SHORTCUTS, TOP_LEVEL
 from joblet.cli.parser import RnxArgumentParser, add_global_options, add_lazy_subparsers
 from joblet.cli.terminal import escape_text
-from joblet.client.errors import EXIT_FAILURE, CliError
+from joblet.client.errors import EXIT_FAILURE, EXIT_INTERRUPTED, CliError
 from joblet.deferred import UNUSED_BY_SYNC_CLIENT, defer_imports
 
 if TYPE_CHECKING:
     from joblet.cli.parser import LazySubParsersAction as Subparsers
     from joblet.client.connection import ChannelFactory
 
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
 DEBUG_ENV = "RNX_DEBUG"  # set to show tracebacks of unexpected errors
 
@@ -39,6 +38,9 @@ def build_parser() -> RnxArgumentParser:
     added only when that command is parsed."""
     parser = RnxArgumentParser(prog="rnx", description="Run and watch jobs on a joblet daemon.")
     add_global_options(parser, None)
+    parser.add_argument(
+        "--version", action="store_true", help="print the versions of rnx and the daemon"
+    )
     parser.set_defaults(json=False)
     # The same options after the command (`rnx job list --json`); SUPPRESS keeps
     # a value given before the command when it is not repeated after it.
@@ -58,7 +60,14 @@ def build_parser() -> RnxArgumentParser:
 def _add_job_action(commands: Subparsers, name: str, parents: Parents) -> None:
     help_text = JOB_ACTIONS[name]
     fill = partial(_fill_job_action, name)
-    commands.add_lazy_parser(name, fill, help=help_text, description=help_text, parents=parents)
+    commands.add_lazy_parser(
+        name,
+        fill,
+        aliases=ALIASES.get(name, ()),
+        help=help_text,
+        description=help_text,
+        parents=parents,
+    )
 
 
 def _fill_job(parents: Parents, parser: RnxArgumentParser) -> None:
@@ -102,12 +111,19 @@ def _fill_monitor(parents: Parents, parser: RnxArgumentParser) -> None:
     monitor.add_actions(parser, parents)
 
 
+def _fill_version(parents: Parents, parser: RnxArgumentParser) -> None:
+    from joblet.cli import version
+
+    parser.set_defaults(handler=version.show)
+
+
 _TOP_LEVEL_FILLERS: dict[str, Callable[[Parents, RnxArgumentParser], None]] = {
     "job": _fill_job,
     "nodes": _fill_nodes,
     "network": _fill_network,
     "volume": _fill_volume,
     "monitor": _fill_monitor,
+    "version": _fill_version,
 }
 
 
@@ -120,6 +136,10 @@ def main(
     defer_imports(UNUSED_BY_SYNC_CLIENT)  # before anything imports grpc or protobuf
     try:
         args = build_parser().parse_args(argv)
+        if args.version:
+            from joblet.cli import version
+
+            args.handler = version.show
         from joblet.cli.context import CommandContext
 
         ctx = CommandContext(

@@ -23,6 +23,7 @@ _Res = TypeVar("_Res", bound=Message)
 _Chunk = TypeVar("_Chunk")
 
 JOB_SERVICE = "/joblet.JobService/"
+MONITORING_SERVICE = "/joblet.MonitoringService/"
 
 UNARY_TIMEOUT_S = 30.0
 # Job lists and uploads can be larger than grpc's 4 MiB default.
@@ -158,8 +159,13 @@ class JobClient:
     def get_job_status(self, uuid: str) -> pb.GetJobStatusRes:
         return self._unary("GetJobStatus", pb.GetJobStatusReq(uuid=uuid), pb.GetJobStatusRes)
 
-    def stop_job(self, uuid: str) -> pb.StopJobRes:
-        return self._unary("StopJob", pb.StopJobReq(uuid=uuid), pb.StopJobRes)
+    def stop_job(
+        self, uuid: str, *, signal: str = "", grace_seconds: int = 0, signal_only: bool = False
+    ) -> pb.StopJobRes:
+        request = pb.StopJobReq(
+            uuid=uuid, signal=signal, grace_seconds=grace_seconds, signal_only=signal_only
+        )
+        return self._unary("StopJob", request, pb.StopJobRes)
 
     def cancel_job(self, uuid: str) -> pb.CancelJobRes:
         return self._unary("CancelJob", pb.CancelJobReq(uuid=uuid), pb.CancelJobRes)
@@ -169,6 +175,12 @@ class JobClient:
 
     def delete_all_jobs(self) -> pb.DeleteAllJobsRes:
         return self._unary("DeleteAllJobs", pb.DeleteAllJobsReq(), pb.DeleteAllJobsRes)
+
+    def server_version(self) -> pb.ServerVersionInfo:
+        status = self._unary(
+            "GetSystemStatus", pb.EmptyRequest(), pb.SystemStatusRes, MONITORING_SERVICE
+        )
+        return status.server_version
 
     def list_jobs(self) -> pb.Jobs:
         return self._unary("ListJobs", pb.EmptyRequest(), pb.Jobs)
@@ -222,9 +234,11 @@ class JobClient:
             # A no-op once finished; ends the stream if the reader stopped early.
             call.cancel()  # type: ignore[no-untyped-call]
 
-    def _unary(self, name: str, request: Message, result: type[_Res]) -> _Res:
+    def _unary(
+        self, name: str, request: Message, result: type[_Res], service: str = JOB_SERVICE
+    ) -> _Res:
         method = self._channel.unary_unary(
-            JOB_SERVICE + name,
+            service + name,
             request_serializer=type(request).SerializeToString,
             response_deserializer=result.FromString,
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 # Exit codes shared by every rnx command.
 EXIT_FAILURE = 1  # the operation failed (daemon unreachable, job not found, ...)
 EXIT_USAGE = 2  # bad command line or bad client configuration
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 class CliError(Exception):

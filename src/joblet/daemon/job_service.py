@@ -20,6 +20,7 @@ from joblet.errors import InvalidArgument
 from joblet.jobs.manager import JobManager
 from joblet.jobs.model import JobStatus
 from joblet.jobs.schedule import parse_schedule
+from joblet.jobs.signals import check_grace, parse_signal
 from joblet.jobs.validation import validate_run_request
 from joblet.logs.filters import LogFilter
 from joblet.logs.format import Stream
@@ -91,7 +92,12 @@ class JobService(pb_grpc.JobServiceServicer):
 
     @unary
     async def StopJob(self, request: pb.StopJobReq, context: Context) -> pb.StopJobRes:
-        job = await self._manager.stop(request.uuid, _caller_name())
+        signum = parse_signal(request.signal)
+        if request.signal_only:
+            job = await self._manager.send_signal(request.uuid, signum)
+        else:
+            grace = check_grace(request.grace_seconds)
+            job = await self._manager.stop(request.uuid, _caller_name(), signum, grace)
         return mappers.stop_response(job)
 
     @unary

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import time
 from collections.abc import AsyncIterator, Callable
 from collections.abc import Set as AbstractSet
@@ -196,17 +197,36 @@ class JobManager:
                         job_id, RECORD_WAIT_S)  # fmt: skip
         return job
 
-    async def stop(self, prefix: str, caller: str) -> Job:
+    async def stop(
+        self,
+        prefix: str,
+        caller: str,
+        signum: int = signal.SIGTERM,
+        grace_s: float | None = None,
+    ) -> Job:
+        """`signum`, a grace period (the node's unless `grace_s`), then kill.
+        A job still waiting to start is canceled instead."""
         job = self._registry.resolve(prefix)
         if job.status.is_waiting:
             return self._cancel(job.id, caller)
-        if job.status is not JobStatus.RUNNING:
-            raise FailedPrecondition(f"job {job.id} is {job.status}: it is not running")
+        self._check_running(job)
         rt = self._runtime[job.id]
         if not rt.stopped_by and not rt.timed_out:
             rt.stopped_by = caller
-        await self._ending.terminate(job.id)
+        await self._ending.terminate(job.id, signum, grace_s)
         return self._registry.get(job.id)
+
+    async def send_signal(self, prefix: str, signum: int) -> Job:
+        """`signum` to a running job's command; it may go on running."""
+        job = self._registry.resolve(prefix)
+        self._check_running(job)
+        await self._ending.send_signal(job.id, signum)
+        return self._registry.get(job.id)
+
+    @staticmethod
+    def _check_running(job: Job) -> None:
+        if job.status is not JobStatus.RUNNING:
+            raise FailedPrecondition(f"job {job.id} is {job.status}: it is not running")
 
     async def cancel(self, prefix: str, caller: str) -> Job:
         job = self._registry.resolve(prefix)

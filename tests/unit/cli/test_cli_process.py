@@ -43,7 +43,7 @@ def test_help_and_usage_errors(tmp_path: Path) -> None:
     assert _rnx("--help", cwd=tmp_path).returncode == 0
     done = _rnx("job", "status", cwd=tmp_path)
     assert done.returncode == 2
-    assert done.stderr.startswith("rnx: error: the following arguments are required: JOB_ID")
+    assert done.stderr.startswith("rnx: error: the following arguments are required: JOB")
     assert done.stderr.count("\n") == 1
 
 
