@@ -15,19 +15,14 @@ from typing import TYPE_CHECKING
 from joblet.cli.context import CommandContext, Handler
 from joblet.cli.interrupt import DETACH_WINDOW_S, Detached, forwarding_interrupts
 from joblet.cli.job_end import end_line, launch_exit_code, launch_failed, succeeded
-from joblet.cli.job_view import (
-    FINAL_STATUSES,
-    job_exit_code,
-    render_job_table,
-    render_run,
-    render_status,
-)
+from joblet.cli.job_view import FINAL_STATUSES, job_exit_code, render_run, render_status
 from joblet.cli.output import write_bytes
 from joblet.cli.terminal import LogFilter, escape_text
-from joblet.client.errors import EXIT_INTERRUPTED, CliError
+from joblet.client.errors import EXIT_INTERRUPTED, EXIT_USAGE, CliError
 
 if TYPE_CHECKING:
     from joblet.api import joblet_pb2 as pb
+    from joblet.cli.job_list import JobFilter
     from joblet.client.connection import JobClient
 
 JOB_HELP = "job ID, a unique prefix of one, or a job name"
@@ -188,13 +183,85 @@ def status(ctx: CommandContext) -> int:
 
 
 def list_jobs(ctx: CommandContext) -> int:
+    from joblet.cli.job_list import format_rows, render_list, select_jobs
+
+    args = ctx.args
+    now = datetime.now(UTC)
+    wanted = _job_filter(args, now)
     with ctx.job_client() as client:
         res = client.list_jobs()
+    jobs = select_jobs(res.jobs, wanted)
     if ctx.json:
-        ctx.print_json(res)
+        from joblet.api import joblet_pb2 as pb
+
+        ctx.print_json(pb.Jobs(jobs=jobs))
+    elif args.quiet:
+        for job in jobs:
+            ctx.print(job.uuid)
+    elif args.format:
+        if jobs:
+            ctx.print(format_rows(jobs, args.format))
     else:
-        ctx.print(render_job_table(res.jobs, datetime.now(UTC)))
+        ctx.print(render_list(jobs, now, _width(ctx), full=args.no_trunc))
     return 0
+
+
+def _job_filter(args: argparse.Namespace, now: datetime) -> JobFilter:
+    from joblet.cli.job_list import JobFilter, since_time
+
+    since = None
+    if args.since:
+        try:
+            since = since_time(args.since, now)
+        except ValueError as exc:
+            raise CliError(f"--since: {exc}", EXIT_USAGE) from None
+    statuses = frozenset(s.strip().upper() for s in args.status.split(",") if s.strip())
+    return JobFilter(statuses=statuses, name=args.name, since=since, limit=args.limit)
+
+
+def _width(ctx: CommandContext) -> int:
+    """The terminal's width; 80 when output goes elsewhere."""
+    isatty = getattr(ctx.out, "isatty", None)
+    if isatty and isatty():
+        import shutil
+
+        return shutil.get_terminal_size().columns
+    return 80
+
+
+def _add_list_arguments(parser: argparse.ArgumentParser) -> None:
+    from joblet.cli.job_args import non_negative_int
+    from joblet.cli.job_list import FIELDS, parse_fields
+
+    def fields(text: str) -> list[str]:
+        try:
+            return parse_fields(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument("-q", "--quiet", action="store_true", help="print job ids only")
+    shown.add_argument(
+        "--format",
+        type=fields,
+        metavar="FIELDS",
+        help=f"print these fields, tab-separated: {','.join(FIELDS)}",
+    )
+    parser.add_argument(
+        "--no-trunc", action="store_true", help="full ids and commands (wider than the terminal)"
+    )
+    parser.add_argument(
+        "--status", default="", metavar="LIST", help="only these statuses, e.g. RUNNING,FAILED"
+    )
+    parser.add_argument(
+        "--name", default="", metavar="GLOB", help='only names matching, e.g. "web*"'
+    )
+    parser.add_argument(
+        "--since", default="", metavar="WHEN", help='started since "10m" ago or an RFC 3339 time'
+    )
+    parser.add_argument(
+        "--limit", type=non_negative_int, default=0, metavar="N", help="the newest N jobs only"
+    )
 
 
 def stop(ctx: CommandContext) -> int:
@@ -333,7 +400,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
 # name -> (handler, how to add its arguments); the help lines are in `commands`.
 ACTIONS: dict[str, tuple[Handler, Callable[[argparse.ArgumentParser], None]]] = {
     "run": (run, _add_run_arguments),
-    "list": (list_jobs, _no_arguments),
+    "list": (list_jobs, _add_list_arguments),
     "status": (status, _add_uuid),
     "log": (log, _add_log_arguments),
     "stop": (stop, _add_stop_arguments),

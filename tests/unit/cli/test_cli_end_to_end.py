@@ -148,9 +148,10 @@ def test_list_shows_a_table(rnx: Rnx) -> None:
     code, out, err = rnx("list")
     assert (code, err) == (0, "")
     header, *rows = out.splitlines()
-    assert header.split() == ["ID", "NAME", "STATUS", "START", "TIME", "DURATION", "COMMAND"]
-    assert rows[0].startswith(first) and "one" in rows[0] and rows[0].endswith("echo a")
-    assert rows[1].startswith(second) and "FAILED" in rows[1]
+    assert header.split() == ["ID", "NAME", "STATUS", "STARTED", "DURATION", "COMMAND"]
+    assert rows[0].startswith(first[:8] + " ") and "one" in rows[0] and rows[0].endswith("echo a")
+    assert rows[1].startswith(second[:8] + " ") and "FAILED" in rows[1]
+    assert rnx("ps", "-q")[1].split() == [first, second]
     assert header.index("STATUS") == rows[0].index("COMPLETED")  # aligned
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from joblet.api import joblet_pb2 as pb
-from joblet.cli.job_view import job_exit_code, render_job_table, render_run, render_status
+from joblet.cli.job_view import job_exit_code, render_run, render_status
 from joblet.cli.output import (
     format_duration,
     format_local_time,
@@ -135,27 +135,6 @@ def test_run_rendering_key_lines() -> None:
     lines = render_run(res, PLUS2)
     assert lines[:3] == ["ID: u-2", "Status: SCHEDULED", "Command: echo 'a b'"]
     assert "Scheduled Time: 2024-05-01 13:00:00" in lines
-
-
-def test_job_table_newest_last() -> None:
-    jobs = [
-        pb.Job(uuid="later", status="RUNNING", startTime="2024-05-01T10:04:00Z", command="b"),
-        pb.Job(uuid="waiting", status="QUEUED", command="c"),
-        pb.Job(
-            uuid="earlier",
-            name="n",
-            status="COMPLETED",
-            command="a",
-            startTime="2024-05-01T10:00:00Z",
-            endTime="2024-05-01T10:00:03Z",
-        ),
-    ]
-    header, *rows = render_job_table(jobs, NOW, UTC).splitlines()
-    assert header.split()[:3] == ["ID", "NAME", "STATUS"]
-    assert [row.split()[0] for row in rows] == ["earlier", "later", "waiting"]
-    assert rows[0].split() == ["earlier", "n", "COMPLETED", "2024-05-01", "10:00:00", "3.00s", "a"]
-    assert rows[1].split()[-2:] == ["1m00s", "b"]
-    assert render_job_table([], NOW) == "No jobs."
 
 
 @pytest.mark.parametrize(
