@@ -187,3 +187,31 @@ def test_stop_with_another_signal(daemon: RunningDaemon) -> None:
     time.sleep(0.5)
     assert daemon.rnx("stop", "--signal", "INT", job).returncode == 0
     assert b"Exit Code: 9" in _status(daemon, job)
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"), [(["--runtime", "python-3.11"], b"--runtime"), (["--gpu", "1"], b"--gpu")]
+)
+def test_flags_for_missing_features_are_refused_by_name(
+    daemon: RunningDaemon, flags: list[str], named: bytes
+) -> None:
+    res = daemon.rnx("run", *flags, "true")
+    assert res.returncode == 1 and res.stderr.count(b"\n") == 1
+    assert b"not supported on this node" in res.stderr and named in res.stderr
+
+
+def test_sizes_and_env_from_the_caller(daemon: RunningDaemon) -> None:
+    env = {**os.environ, "FROM_CALLER": "hello"}
+    cmd = [sys.executable, "-m", "joblet.cli.main", "--config", str(daemon.rnx_config)]
+    script = "echo $FROM_CALLER; cat /sys/fs/cgroup/memory.max 2>/dev/null || echo v1"
+    res = subprocess.run(
+        [*cmd, "run", "-f", "--max-memory", "64M", "-e", "FROM_CALLER", "sh", "-c", script],
+        capture_output=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr
+    first, second = res.stdout.decode().split()
+    assert first == "hello"
+    assert second in (str(64 << 20), "v1")

@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     from joblet.client.connection import ChannelFactory, JobClient
 
 
+NODE_ENV = "RNX_NODE"
+
+
 @dataclass(frozen=True)
 class CommandContext:
     args: argparse.Namespace
@@ -42,7 +45,8 @@ class CommandContext:
 
     @property
     def node_name(self) -> str:
-        return getattr(self.args, "node", None) or DEFAULT_NODE
+        """--node, else $RNX_NODE, else the config's default node."""
+        return getattr(self.args, "node", None) or self.env.get(NODE_ENV) or DEFAULT_NODE
 
     def load_config(self) -> RnxConfig:
         path = find_config_path(getattr(self.args, "config", None), self.env, self.cwd, self.home)

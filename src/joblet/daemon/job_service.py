@@ -220,11 +220,12 @@ def _refuse_later_features(request: pb.RunJobRequest) -> None:
     """Fields whose features this node does not offer yet: refuse rather than ignore."""
     if not (request.runtime or request.gpu_count or request.requirements or request.workflowUuid):
         return  # the usual request: nothing to refuse, nothing to build
+    # Named as rnx users give them, the API field after it for other clients.
     unsupported = {
-        "runtime": bool(request.runtime),
-        "gpu_count": request.gpu_count > 0,
-        "requirements": bool(request.requirements),
-        "workflowUuid": bool(request.workflowUuid),
+        "--runtime (runtime)": bool(request.runtime),
+        "--gpu (gpu_count)": request.gpu_count > 0,
+        "--requires (requirements)": bool(request.requirements),
+        "workflows (workflowUuid)": bool(request.workflowUuid),
     }
     names = [name for name, asked in unsupported.items() if asked]
     if names:

@@ -119,3 +119,21 @@ def test_stop_takes_a_grace_period_and_a_signal() -> None:
     args = build_parser().parse_args(["stop", "-t", "30s", "--signal", "INT", "a", "b"])
     assert (args.time, args.signal, args.uuids) == (30, "INT", ["a", "b"])
     assert build_parser().parse_args(["kill", "a"]).signal == "KILL"
+
+
+def test_rnx_node_picks_the_node(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: object
+) -> None:
+    from pathlib import Path
+
+    from joblet.cli.main import main
+
+    assert isinstance(tmp_path, Path)
+    config = tmp_path / "rnx.yml"
+    config.write_text("version: '3.0'\nnodes:\n  default:\n    address: 'x:1'\n")
+    monkeypatch.setenv("RNX_NODE", "staging")
+    assert main(["--config", str(config), "list"]) == 2
+    assert "node 'staging' is not in" in capsys.readouterr().err
+    # --node still wins over the environment
+    assert main(["--config", str(config), "--node", "other", "list"]) == 2
+    assert "node 'other' is not in" in capsys.readouterr().err
