@@ -61,7 +61,7 @@ def test_a_file_that_is_not_executable_exits_126(daemon: RunningDaemon) -> None:
     assert b"not executable: /etc/hostname" in res.stderr
     as_json = daemon.rnx("--json", "run", "/etc/hostname")
     assert as_json.returncode == 126
-    assert b'"endReason": "launch failed: not executable: /etc/hostname"' in as_json.stdout
+    assert b'"end_reason": "launch failed: not executable: /etc/hostname"' in as_json.stdout
 
 
 def test_follow_reports_why_a_job_did_not_succeed(daemon: RunningDaemon) -> None:

@@ -41,7 +41,13 @@ class CommandContext:
 
     @property
     def json(self) -> bool:
-        return bool(getattr(self.args, "json", False))
+        """Output as JSON: --json, or --json-compat (rnx's shape where the
+        reference prints none)."""
+        return bool(getattr(self.args, "json", False)) or self.json_compat
+
+    @property
+    def json_compat(self) -> bool:
+        return bool(getattr(self.args, "json_compat", False))
 
     @property
     def node_name(self) -> str:

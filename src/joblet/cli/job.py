@@ -16,7 +16,7 @@ from joblet.cli.context import CommandContext, Handler
 from joblet.cli.interrupt import DETACH_WINDOW_S, Detached, forwarding_interrupts
 from joblet.cli.job_end import end_line, launch_exit_code, launch_failed, succeeded
 from joblet.cli.job_view import FINAL_STATUSES, job_exit_code, render_run, render_status
-from joblet.cli.output import write_bytes
+from joblet.cli.output import log_chunk_json, write_bytes
 from joblet.cli.terminal import LogFilter, escape_text
 from joblet.client.errors import EXIT_INTERRUPTED, EXIT_USAGE, CliError
 
@@ -42,7 +42,13 @@ def run(ctx: CommandContext) -> int:
     request = build_run_request(args, collect_uploads(args.upload, args.upload_dir), ctx.env)
     with ctx.job_client() as client:
         res = client.run_job(request)
-        if ctx.json:
+        if ctx.json_compat:
+            from joblet.cli.json_compat import run_json
+
+            counts = (len(request.uploads), len(request.environment))
+            shown = run_json(res, args.schedule, *counts, len(request.secret_environment))
+            print(shown, file=ctx.out, flush=True)
+        elif ctx.json:
             ctx.print_json(res)
         else:
             # With --follow stdout carries only the job's output, like `docker run`.
@@ -104,10 +110,21 @@ def wait_until_final(
 
 def stream_logs(ctx: CommandContext, client: JobClient, uuid: str) -> None:
     if ctx.json:
-        for chunk in client.get_job_logs(uuid):
-            ctx.print_json(chunk)
+        write_json_lines(ctx, client.get_job_output(uuid))
         return
     write_output(ctx, client.get_job_output(uuid), raw=False)
+
+
+def write_json_lines(ctx: CommandContext, outputs: Iterable[bytes | memoryview]) -> None:
+    """Each chunk of output as one JSON line, rnx's shape or the reference's."""
+    if ctx.json_compat:
+        from joblet.cli.json_compat import log_line
+
+        for output in outputs:
+            print(log_line(output, datetime.now(UTC)), file=ctx.out, flush=True)
+        return
+    for output in outputs:
+        print(log_chunk_json(output), file=ctx.out, flush=True)
 
 
 def write_output(ctx: CommandContext, outputs: Iterable[bytes | memoryview], *, raw: bool) -> None:
@@ -135,8 +152,7 @@ def log(ctx: CommandContext) -> int:
     }
     with ctx.job_client() as client:
         if ctx.json:
-            for chunk in client.get_job_logs(args.uuid, **options):
-                ctx.print_json(chunk)
+            write_json_lines(ctx, client.get_job_output(args.uuid, **options))
         else:
             write_output(ctx, client.get_job_output(args.uuid, **options), raw=args.raw)
     return 0
@@ -175,7 +191,11 @@ def _line_count(text: str) -> int:
 def status(ctx: CommandContext) -> int:
     with ctx.job_client() as client:
         res = client.get_job_status(ctx.args.uuid)
-    if ctx.json:
+    if ctx.json_compat:
+        from joblet.cli.json_compat import status_json
+
+        print(status_json(res), file=ctx.out, flush=True)
+    elif ctx.json:
         ctx.print_json(res)
     else:
         ctx.print("\n".join(render_status(res, datetime.now(UTC))))
@@ -191,7 +211,11 @@ def list_jobs(ctx: CommandContext) -> int:
     with ctx.job_client() as client:
         res = client.list_jobs()
     jobs = select_jobs(res.jobs, wanted)
-    if ctx.json:
+    if ctx.json_compat:
+        from joblet.cli.json_compat import list_json
+
+        print(list_json(jobs), file=ctx.out, flush=True)
+    elif ctx.json:
         from joblet.api import joblet_pb2 as pb
 
         ctx.print_json(pb.Jobs(jobs=jobs))

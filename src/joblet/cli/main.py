@@ -41,7 +41,7 @@ def build_parser() -> RnxArgumentParser:
     parser.add_argument(
         "--version", action="store_true", help="print the versions of rnx and the daemon"
     )
-    parser.set_defaults(json=False)
+    parser.set_defaults(json=False, json_compat=False)
     # The same options after the command (`rnx job list --json`); SUPPRESS keeps
     # a value given before the command when it is not repeated after it.
     common = RnxArgumentParser(add_help=False)
@@ -134,8 +134,10 @@ def main(
     # grpc's C core logs handshake failures itself; we report them in one line.
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     defer_imports(UNUSED_BY_SYNC_CLIENT)  # before anything imports grpc or protobuf
+    as_json = _wants_json(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)
+        as_json = bool(args.json or args.json_compat)
         if args.version:
             from joblet.cli import version
 
@@ -149,7 +151,7 @@ def main(
         sys.stdout.flush()  # surface a broken pipe here, not at interpreter exit
         return code
     except CliError as exc:
-        return _report(exc.message, exc.exit_code)
+        return _report(exc.message, exc.exit_code, exc.code if as_json else "")
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
@@ -162,13 +164,32 @@ def main(
             import traceback
 
             traceback.print_exc()
-        return _report(f"unexpected {type(exc).__name__}: {exc}", EXIT_FAILURE)
+        message = f"unexpected {type(exc).__name__}: {exc}"
+        return _report(message, EXIT_FAILURE, "INTERNAL" if as_json else "")
 
 
-def _report(message: str, code: int) -> int:
+def _wants_json(argv: Sequence[str]) -> bool:
+    """--json or --json-compat among rnx's own options (a job's come after `--`
+    or its command; a usage error may come before argparse could say)."""
+    for token in argv:
+        if token == "--":
+            return False
+        if token in ("--json", "--json-compat"):
+            return True
+    return False
+
+
+def _report(message: str, exit_code: int, json_code: str = "") -> int:
+    """The one line on stderr; with `json_code`, as `{"error": {...}}`."""
+    if json_code:
+        import json
+
+        line = json.dumps({"error": {"code": json_code, "message": message}})
+    else:
+        line = f"rnx: error: {escape_text(message)}"
     with contextlib.suppress(OSError):  # stderr gone too: the exit code is all that is left
-        print(f"rnx: error: {escape_text(message)}", file=sys.stderr, flush=True)
-    return code
+        print(line, file=sys.stderr, flush=True)
+    return exit_code
 
 
 def _discard_stdout() -> None:

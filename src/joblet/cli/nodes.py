@@ -43,7 +43,7 @@ def nodes_json(config: RnxConfig, selected: str) -> str:
         entry: dict[str, object] = {
             "name": name,
             "address": address,
-            "serverName": server_name,
+            "server_name": server_name,
             "selected": name == selected,
         }
         if problem:

@@ -68,7 +68,16 @@ def add_global_options(parser: argparse.ArgumentParser, default: object) -> None
         help="config node to use (default: $RNX_NODE, else default)",
     )
     parser.add_argument(
-        "--json", action="store_true", default=default, help="print responses as JSON, one per line"
+        "--json",
+        action="store_true",
+        default=default,
+        help="print responses as JSON, one per line (docs/json.md); errors as JSON on stderr",
+    )
+    parser.add_argument(
+        "--json-compat",
+        action="store_true",
+        default=default,
+        help="print the JSON the reference rnx prints (list, run, status, log)",
     )
 
 

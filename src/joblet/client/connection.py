@@ -138,7 +138,7 @@ def translate_rpc_error(exc: grpc.RpcError, address: str) -> CliError:
         code, details = exc.code(), exc.details() or ""
     else:  # an RpcError that carries no status: should not happen, stay readable
         code, details = grpc.StatusCode.UNKNOWN, str(exc)
-    return CliError(rpc_error_message(code, details, address))
+    return CliError(rpc_error_message(code, details, address), code=code.name)
 
 
 class JobClient:

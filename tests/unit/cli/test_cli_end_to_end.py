@@ -179,18 +179,19 @@ def test_stop_delete_and_delete_all(rnx: Rnx) -> None:
     assert code == 0 and "Deleted: 1" in out
 
 
-def test_json_output_uses_the_contract_field_names(rnx: Rnx) -> None:
+def test_json_output_spells_each_field_one_way(rnx: Rnx) -> None:
     code, out, _ = rnx("--json", "run", "-s", "K=v", "exit", "0")
     assert code == 0
     run = json.loads(out)
-    assert run["status"] == "RUNNING" and "jobUuid" in run and run["exitCode"] == 0
-    _, out, _ = rnx("--json", "status", run["jobUuid"])
+    assert run["status"] == "RUNNING" and "id" in run and run["exit_code"] == 0
+    _, out, _ = rnx("--json", "status", run["id"])
     status = json.loads(out)
     assert status["secret_environment"] == {"K": "***"}
-    assert {"maxCPU", "maxIOBPS", "exitCode", "gpu_count", "endReason"} <= status.keys()
+    assert {"max_cpu", "max_iobps", "exit_code", "gpu_count", "end_reason"} <= status.keys()
     _, out, _ = rnx("job", "list", "--json")  # global option after the command
     (listed,) = json.loads(out)["jobs"]
-    assert listed["uuid"] == run["jobUuid"] and "maxCPU" in listed
+    assert listed["id"] == run["id"] and "max_cpu" in listed
+    assert set(run) & set(listed) <= set(status)  # the same names everywhere
 
 
 def test_json_log_is_one_document_per_chunk(rnx: Rnx) -> None:
@@ -198,8 +199,8 @@ def test_json_log_is_one_document_per_chunk(rnx: Rnx) -> None:
     code, out, _ = rnx("--json", "log", job_id)
     assert code == 0
     assert [json.loads(line) for line in out.splitlines()] == [
-        {"payload": "b25l"},
-        {"payload": "dHdv"},
+        {"data": "one"},
+        {"data": "two"},
     ]
 
 
@@ -292,7 +293,7 @@ def test_nodes_marks_the_selected_node(tmp_path: Path, capsys: pytest.CaptureFix
         {
             "name": "default",
             "address": "10.0.0.1:50051",
-            "serverName": "joblet.lan",
+            "server_name": "joblet.lan",
             "selected": True,
         }
     ]

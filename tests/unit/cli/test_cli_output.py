@@ -154,13 +154,17 @@ def test_follow_exit_code(status: str, code: int, expected: int) -> None:
     assert job_exit_code(status, code) == expected
 
 
-def test_json_keeps_proto_field_names_and_defaults_in_declaration_order() -> None:
-    res = pb.GetJobStatusRes(uuid="u", secret_environment={"K": "***"}, maxCPU=5)
+def test_json_has_one_spelling_defaults_and_declaration_order() -> None:
+    res = pb.GetJobStatusRes(
+        uuid="u", secret_environment={"K": "***"}, maxCPU=5, maxIngressBitsPerSec=2**40
+    )
     text = message_to_json(res)
     assert "\n" not in text
     doc = json.loads(text)
-    assert list(doc)[:5] == ["uuid", "name", "command", "args", "maxCPU"]
-    assert doc["maxCPU"] == 5 and doc["exitCode"] == 0
+    assert list(doc)[:5] == ["id", "name", "command", "args", "max_cpu"]
+    assert doc["max_cpu"] == 5 and doc["exit_code"] == 0
+    assert doc["max_ingress_bits_per_sec"] == 2**40  # int64: a number, not a string
     assert doc["secret_environment"] == {"K": "***"}
-    assert {"maxIOBPS", "gpu_memory_mb", "endReason", "workDir"} <= doc.keys()
+    assert {"max_iobps", "gpu_memory_mb", "end_reason", "work_dir"} <= doc.keys()
+    assert json.loads(message_to_json(pb.RunJobResponse(jobUuid="u")))["id"] == "u"
     assert json.loads(message_to_json(pb.DataChunk(payload=b"\xff\x00"))) == {"payload": "/wA="}
