@@ -21,6 +21,7 @@ from joblet.client.config import (
 )
 
 if TYPE_CHECKING:
+    import grpc
     from google.protobuf.message import Message
 
     from joblet.client.connection import ChannelFactory, JobClient
@@ -56,7 +57,14 @@ class CommandContext:
 
     def load_config(self) -> RnxConfig:
         path = find_config_path(getattr(self.args, "config", None), self.env, self.cwd, self.home)
-        return load_rnx_config(path)
+        config = load_rnx_config(path)
+        try:
+            warning = config.exposed_key_warning(path.stat().st_mode)
+        except OSError:
+            warning = ""
+        if warning:
+            self.report(warning)
+        return config
 
     def node(self) -> NodeConfig:
         return self.load_config().node(self.node_name)
@@ -64,15 +72,29 @@ class CommandContext:
     @contextmanager
     def job_client(self) -> Iterator[JobClient]:
         """A client for the selected node; the channel is closed on exit."""
-        from joblet.client.connection import JobClient, open_secure_channel
+        from joblet.client.connection import JobClient
 
         node = self.node()
-        factory = self.channel_factory or open_secure_channel
-        channel = factory(node)
+        channel = self.open_channel(node)
         try:
             yield JobClient(channel, node.address)
         finally:
             channel.close()
+
+    def open_channel(self, node: NodeConfig) -> grpc.Channel:
+        """A connected channel to `node` (mutual TLS, or the test factory),
+        waiting at most --timeout for it; CliError naming why it failed."""
+        from joblet.client.connect import connect
+        from joblet.client.connection import open_secure_channel
+
+        factory = self.channel_factory or open_secure_channel
+        return connect(node, factory, self.timeout_s, local_checks=self.channel_factory is None)
+
+    @property
+    def timeout_s(self) -> float:
+        from joblet.client.connect import DEFAULT_TIMEOUT_S
+
+        return float(getattr(self.args, "timeout", None) or DEFAULT_TIMEOUT_S)
 
     def print(self, text: str = "", *, flush: bool = False) -> None:
         """`text` on stdout; a control character in it (one a renderer did

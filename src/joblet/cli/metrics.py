@@ -39,10 +39,8 @@ def human_bytes(n: float) -> str:
 @contextmanager
 def open_channel(ctx: CommandContext) -> Iterator[tuple[grpc.Channel, str]]:
     """A channel to the selected node (the test factory or mutual TLS), closed on exit."""
-    from joblet.client.connection import open_secure_channel
-
     node = ctx.node()
-    channel = (ctx.channel_factory or open_secure_channel)(node)
+    channel = ctx.open_channel(node)
     try:
         yield channel, node.address
     finally:

@@ -68,6 +68,13 @@ def add_global_options(parser: argparse.ArgumentParser, default: object) -> None
         help="config node to use (default: $RNX_NODE, else default)",
     )
     parser.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=default,
+        metavar="DURATION",
+        help='how long to wait for the node to connect, e.g. "30s" (default 10s)',
+    )
+    parser.add_argument(
         "--json",
         action="store_true",
         default=default,
@@ -79,6 +86,18 @@ def add_global_options(parser: argparse.ArgumentParser, default: object) -> None
         default=default,
         help="print the JSON the reference rnx prints (list, run, status, log)",
     )
+
+
+def _seconds(text: str) -> float:
+    from joblet.cli.units import parse_seconds
+
+    try:
+        seconds = parse_seconds(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError("the timeout must be more than 0")
+    return seconds
 
 
 ParserFiller = Callable[[RnxArgumentParser], None]

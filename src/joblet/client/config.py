@@ -74,6 +74,23 @@ class RnxConfig:
             )
         return parse_node(name, self.raw_nodes[name], self.path.parent, self.path)
 
+    def exposed_key_warning(self, mode: int) -> str:
+        """A warning when the file (permission bits `mode`) is readable by
+        every user and holds a private key; '' otherwise."""
+        if not mode & 0o004:
+            return ""
+        holding = [
+            name
+            for name, body in self.raw_nodes.items()
+            if isinstance(body, Mapping) and body.get("key")
+        ]
+        if not holding:
+            return ""
+        return (
+            f"warning: {self.path} is readable by every user and holds the private key of"
+            f" node {', '.join(sorted(holding))}; run 'chmod 600 {self.path}'"
+        )
+
     @property
     def nodes(self) -> dict[str, NodeConfig]:
         """Every node, validated (the first malformed one raises)."""

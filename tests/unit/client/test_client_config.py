@@ -143,3 +143,14 @@ def test_one_malformed_node_does_not_break_the_others(tmp_path: Path) -> None:
     assert config.node("default").address == "h:1"
     with pytest.raises(ClientConfigError, match="node 'broken': must be a mapping"):
         config.node("broken")
+
+
+def test_a_world_readable_config_holding_a_key_is_warned_about(tmp_path: Path) -> None:
+    path = tmp_path / "c.yml"
+    path.write_text("nodes:\n" + _node_yaml("default", "'h:1'"))
+    config = load_rnx_config(path)
+    assert "readable by every user" in config.exposed_key_warning(0o644)
+    assert "chmod 600" in config.exposed_key_warning(0o604)
+    assert config.exposed_key_warning(0o640) == ""
+    path.write_text("nodes:\n  default: {address: 'h:1', keyFile: k.pem}\n")
+    assert load_rnx_config(path).exposed_key_warning(0o644) == ""  # the key is elsewhere
