@@ -215,3 +215,15 @@ def test_sizes_and_env_from_the_caller(daemon: RunningDaemon) -> None:
     first, second = res.stdout.decode().split()
     assert first == "hello"
     assert second in (str(64 << 20), "v1")
+
+
+def test_log_takes_docker_flags(daemon: RunningDaemon) -> None:
+    job = _job_id(daemon.rnx("run", "--name", "lines", "sh", "-c", "echo a; echo b; echo c").stdout)
+    assert daemon.rnx("wait", job).returncode == 0
+    assert daemon.rnx("logs", "-n", "2", "lines").stdout == b"b\nc\n"
+    assert daemon.rnx("log", "--follow", "--tail", "1", job).stdout == b"c\n"
+    stamped = daemon.rnx("logs", "-t", "-n", "2", job).stdout.decode().splitlines()
+    assert [line.split(" ", 1)[1] for line in stamped] == ["b", "c"]
+    for line in stamped:
+        stamp = line.split(" ", 1)[0]
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z", stamp), stamp

@@ -606,6 +606,7 @@ class GetJobLogsReq(_message.Message):
     SINCE_FIELD_NUMBER: _builtins.int
     STREAM_FIELD_NUMBER: _builtins.int
     NOFOLLOW_FIELD_NUMBER: _builtins.int
+    TIMESTAMPS_FIELD_NUMBER: _builtins.int
     uuid: _builtins.str
     tail: _builtins.int
     """Additions (100+). All optional: an unmodified v1.0.9 client gets the
@@ -618,6 +619,8 @@ class GetJobLogsReq(_message.Message):
     """"stdout", "stderr" or "" for both"""
     noFollow: _builtins.bool
     """stop at the output so far, even if the job still runs"""
+    timestamps: _builtins.bool
+    """each line starts with the time it was written (RFC 3339, ns)"""
     def __init__(
         self,
         *,
@@ -626,10 +629,11 @@ class GetJobLogsReq(_message.Message):
         since: _builtins.str = ...,
         stream: _builtins.str = ...,
         noFollow: _builtins.bool = ...,
+        timestamps: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["noFollow", b"noFollow", "since", b"since", "stream", b"stream", "tail", b"tail", "uuid", b"uuid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["noFollow", b"noFollow", "since", b"since", "stream", b"stream", "tail", b"tail", "timestamps", b"timestamps", "uuid", b"uuid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

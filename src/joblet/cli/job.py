@@ -149,6 +149,7 @@ def log(ctx: CommandContext) -> int:
         "since": args.since,
         "stream": args.stream or "",
         "no_follow": args.no_follow,
+        "timestamps": args.timestamps,
     }
     with ctx.job_client() as client:
         if ctx.json:
@@ -175,6 +176,12 @@ def _add_log_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep printing output until the job ends (the default)",
     )
     follow.add_argument("--no-follow", action="store_true", help="print the output so far and exit")
+    parser.add_argument(
+        "-t",
+        "--timestamps",
+        action="store_true",
+        help="start each line with the time it was written (RFC 3339, UTC)",
+    )
     parser.add_argument(
         "--raw",
         action="store_true",

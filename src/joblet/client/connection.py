@@ -193,10 +193,16 @@ class JobClient:
         since: str = "",
         stream: str = "",
         no_follow: bool = False,
+        timestamps: bool = False,
     ) -> Iterator[pb.DataChunk]:
         """The job's output so far, then live output until the job ends."""
         request = pb.GetJobLogsReq(
-            uuid=uuid, tail=tail, since=since, stream=stream, noFollow=no_follow
+            uuid=uuid,
+            tail=tail,
+            since=since,
+            stream=stream,
+            noFollow=no_follow,
+            timestamps=timestamps,
         )
         for chunk in self._log_stream(request, pb.DataChunk.FromString):
             if isinstance(chunk, pb.DataChunk):
@@ -210,10 +216,16 @@ class JobClient:
         since: str = "",
         stream: str = "",
         no_follow: bool = False,
+        timestamps: bool = False,
     ) -> Iterator[bytes | memoryview]:
         """`get_job_logs`, as each chunk's output only (read in place)."""
         request = pb.GetJobLogsReq(
-            uuid=uuid, tail=tail, since=since, stream=stream, noFollow=no_follow
+            uuid=uuid,
+            tail=tail,
+            since=since,
+            stream=stream,
+            noFollow=no_follow,
+            timestamps=timestamps,
         )
         yield from self._log_stream(request, data_chunk_payload)
 

@@ -195,6 +195,7 @@ def log_filter_from(request: pb.GetJobLogsReq, now: float) -> LogFilter:
         since_ns=_since_ns(request.since.strip(), now),
         tail_lines=request.tail,
         follow=not request.noFollow,
+        timestamps=request.timestamps,
     )
 
 
