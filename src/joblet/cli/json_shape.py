@@ -13,7 +13,9 @@ shipped schemas cannot drift from what is printed.
 from __future__ import annotations
 
 import base64
+import functools
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
@@ -34,11 +36,20 @@ def json_key(proto_name: str) -> str:
 
 def to_plain(message: Message) -> dict[str, Any]:
     """`message` as rnx's JSON object (see the module docstring)."""
-    descriptor = cast("Descriptor", message.DESCRIPTOR)  # the stubs name two classes
     return {
-        json_key(field.name): _field_value(field, getattr(message, field.name))
-        for field in descriptor.fields
+        key: convert(getattr(message, name))
+        for name, key, convert in _plan(cast("Descriptor", message.DESCRIPTOR))
     }
+
+
+Converter = Callable[[Any], Any]
+
+
+@functools.cache
+def _plan(descriptor: Descriptor) -> tuple[tuple[str, str, Converter], ...]:
+    """(proto name, JSON key, how to convert the value) per field, worked
+    out once per message type: listings convert thousands of jobs."""
+    return tuple((f.name, json_key(f.name), _field_converter(f)) for f in descriptor.fields)
 
 
 def _message(field: FieldDescriptor) -> Descriptor:
@@ -56,27 +67,31 @@ def _is_map(field: FieldDescriptor) -> bool:
     return entry is not None and entry.GetOptions().map_entry
 
 
-def _is_repeated(field: FieldDescriptor) -> bool:
-    return bool(field.is_repeated)
-
-
-def _field_value(field: FieldDescriptor, value: Any) -> Any:
+def _field_converter(field: FieldDescriptor) -> Converter:
     if _is_map(field):
-        value_field = _map_value(field)
-        return {str(k): _scalar(value_field, value[k]) for k in sorted(value)}
-    if _is_repeated(field):
-        return [_scalar(field, item) for item in value]
-    return _scalar(field, value)
+        value = _scalar_converter(_map_value(field))
+        return lambda mapping: {str(k): value(mapping[k]) for k in sorted(mapping)}
+    scalar = _scalar_converter(field)
+    if field.is_repeated:
+        if scalar is _same:
+            return list
+        return lambda items: [scalar(item) for item in items]
+    return scalar
 
 
-def _scalar(field: FieldDescriptor, value: Any) -> Any:
-    if field.type == field.TYPE_MESSAGE:
-        return to_plain(value)
-    if field.type == field.TYPE_BYTES:
-        return base64.b64encode(value).decode("ascii")
-    if field.type == field.TYPE_ENUM and field.enum_type is not None:
-        return field.enum_type.values_by_number[value].name
+def _same(value: Any) -> Any:
     return value
+
+
+def _scalar_converter(field: FieldDescriptor) -> Converter:
+    if field.type == field.TYPE_MESSAGE:
+        return to_plain
+    if field.type == field.TYPE_BYTES:
+        return lambda data: base64.b64encode(data).decode("ascii")
+    enum = field.enum_type
+    if field.type == field.TYPE_ENUM and enum is not None:
+        return lambda number: enum.values_by_number[number].name
+    return _same
 
 
 # ---- schemas ---------------------------------------------------------------
@@ -106,7 +121,7 @@ def schema_for(descriptor: Descriptor) -> dict[str, Any]:
 def _field_schema(field: FieldDescriptor) -> dict[str, Any]:
     if _is_map(field):
         return {"type": "object", "additionalProperties": _scalar_schema(_map_value(field))}
-    if _is_repeated(field):
+    if field.is_repeated:
         return {"type": "array", "items": _scalar_schema(field)}
     return _scalar_schema(field)
 
