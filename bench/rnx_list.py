@@ -32,8 +32,10 @@ BARE_LIST = """
 import sys, grpc, yaml
 from joblet.api import joblet_pb2 as pb, joblet_pb2_grpc as pb_grpc
 node = yaml.safe_load(open(sys.argv[1]))["nodes"]["default"]
-creds = grpc.ssl_channel_credentials(node["ca"].encode(), node["key"].encode(), node["cert"].encode())
-with grpc.secure_channel(sys.argv[2], creds, options=[("grpc.max_receive_message_length", 1 << 28)]) as ch:
+pems = [node[k].encode() for k in ("ca", "key", "cert")]
+creds = grpc.ssl_channel_credentials(*pems)
+options = [("grpc.max_receive_message_length", 1 << 28)]
+with grpc.secure_channel(sys.argv[2], creds, options=options) as ch:
     print(len(pb_grpc.JobServiceStub(ch).ListJobs(pb.EmptyRequest()).jobs))
 """
 
@@ -77,7 +79,7 @@ def main() -> None:
                 BARE_LIST,
                 str(daemon.rnx_config),
                 daemon.address,
-            ],  # fmt: skip
+            ],
         }
         listed = subprocess.run(daemon.rnx_argv("list", "-q"), capture_output=True, check=True)
         assert len(listed.stdout.splitlines()) == jobs, "every job listed"

@@ -137,3 +137,11 @@ def test_rnx_node_picks_the_node(
     # --node still wins over the environment
     assert main(["--config", str(config), "--node", "other", "list"]) == 2
     assert "node 'other' is not in" in capsys.readouterr().err
+
+
+def test_periods_and_intervals_take_durations() -> None:
+    args = build_parser().parse_args(["job", "metrics", "x", "--summary", "--period", "10m"])
+    assert args.period == 600
+    args = build_parser().parse_args(["monitor", "watch", "--interval", "30s"])
+    assert args.interval == 30
+    assert "must be 1..3600" in _usage_error("monitor", "watch", "--interval", "2h")
