@@ -145,3 +145,17 @@ def test_periods_and_intervals_take_durations() -> None:
     args = build_parser().parse_args(["monitor", "watch", "--interval", "30s"])
     assert args.interval == 30
     assert "must be 1..3600" in _usage_error("monitor", "watch", "--interval", "2h")
+
+
+def test_version_prints_the_client_even_without_a_server(
+    capsys: pytest.CaptureFixture[str], tmp_path: object
+) -> None:
+    from joblet.cli.main import main
+    from joblet.cli.version import client_version
+
+    assert main(["--version", "--config", f"{tmp_path}/none.yml"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == f"Client: rnx {client_version()}\nServer: unknown\n"
+    assert captured.err.startswith("rnx: error: config file") and captured.err.count("\n") == 1
+    assert main(["version", "--config", f"{tmp_path}/none.yml"]) == 1
+    assert capsys.readouterr().out.startswith("Client: rnx ")
