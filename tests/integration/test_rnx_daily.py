@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -227,3 +227,16 @@ def test_log_takes_docker_flags(daemon: RunningDaemon) -> None:
     for line in stamped:
         stamp = line.split(" ", 1)[0]
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z", stamp), stamp
+
+
+def test_unique_job_names_when_the_node_asks_for_them(
+    make_daemon: Callable[..., RunningDaemon],
+) -> None:
+    strict = make_daemon(uniqueJobNames=True)
+    first = _job_id(strict.rnx("run", "--name", "only", "sleep", "60").stdout)
+    again = strict.rnx("run", "--name", "only", "true")
+    assert again.returncode == 1 and again.stderr.count(b"\n") == 1
+    assert b"a job named 'only' exists" in again.stderr and first.encode() in again.stderr
+    assert strict.rnx("stop", "only").returncode == 0
+    assert strict.rnx("rm", "only").returncode == 0
+    assert strict.rnx("run", "--name", "only", "true").returncode == 0  # free again

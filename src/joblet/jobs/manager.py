@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from joblet.config.model import DaemonConfig
-from joblet.errors import FailedPrecondition
+from joblet.errors import AlreadyExists, FailedPrecondition
 from joblet.isolation.spec import JobExit
 from joblet.jobs import workspace
 from joblet.jobs.ending import JobEnding
@@ -157,6 +157,7 @@ class JobManager:
         # Its record (and soon its files) need room: refuse it now, clearly,
         # rather than accept a job whose state cannot be kept.
         check_run_as(self._config.jobs, self.run_as(spec))
+        self._check_name_free(spec)
         workspace.check_room(self._config.layout, spec)
         job_id = new_job_id()
         created_at = self._clock()
@@ -170,6 +171,12 @@ class JobManager:
                 spec,
                 self._workspaces,
             )
+        try:
+            self._check_name_free(spec)  # again: another call may have taken it meanwhile
+        except AlreadyExists:
+            if spec.uploads:
+                await self._remove_dir(job_id)
+            raise
         job = Job(
             id=job_id,
             spec=spec,
@@ -196,6 +203,17 @@ class JobManager:
             log.warning("job %s: the state helper did not confirm its record within %gs",
                         job_id, RECORD_WAIT_S)  # fmt: skip
         return job
+
+    def _check_name_free(self, spec: JobSpec) -> None:
+        """With joblet.uniqueJobNames, a name no other (undeleted) job has."""
+        if not (spec.name and self._config.jobs.unique_job_names):
+            return
+        taken = self._registry.named(spec.name)
+        if taken:
+            raise AlreadyExists(
+                f"a job named {spec.name!r} exists ({taken[0]}): names are unique on this"
+                " node (joblet.uniqueJobNames); delete it or choose another name"
+            )
 
     async def stop(
         self,

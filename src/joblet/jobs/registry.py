@@ -32,6 +32,10 @@ class JobRegistry:
         names = {job_id: job.spec.name for job_id, job in self._jobs.items()}
         return self._jobs[resolve_reference(reference, names)]
 
+    def named(self, name: str) -> list[str]:
+        """The ids of the jobs called `name`."""
+        return sorted(job_id for job_id, job in self._jobs.items() if job.spec.name == name)
+
     def apply(self, job_id: str, event: Event) -> Job:
         """Apply a lifecycle event; raises IllegalTransition if it does not fit."""
         job = transition(self._jobs[job_id], event)
