@@ -14,6 +14,15 @@ from typing import TYPE_CHECKING
 
 from joblet.cli.context import CommandContext, Handler
 from joblet.cli.interrupt import DETACH_WINDOW_S, Detached, forwarding_interrupts
+from joblet.cli.job_control import (
+    JOB_HELP,
+    add_kill_arguments,
+    add_stop_arguments,
+    add_uuids,
+    kill,
+    stop,
+    wait,
+)
 from joblet.cli.job_end import end_line, launch_exit_code, launch_failed, succeeded
 from joblet.cli.job_view import FINAL_STATUSES, job_exit_code, render_run, render_status
 from joblet.cli.output import log_chunk_json, write_bytes
@@ -25,12 +34,9 @@ if TYPE_CHECKING:
     from joblet.cli.job_list import JobFilter
     from joblet.client.connection import JobClient
 
-JOB_HELP = "job ID, a unique prefix of one, or a job name"
-
 # After the log stream closes the daemon may take a moment to record the end.
 FINAL_STATUS_WAIT_S = 5.0
 FINAL_STATUS_POLL_S = 0.05
-WAIT_POLL_MAX_S = 1.0
 
 
 def run(ctx: CommandContext) -> int:
@@ -295,63 +301,6 @@ def _add_list_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def stop(ctx: CommandContext) -> int:
-    args = ctx.args
-    with ctx.job_client() as client:
-        for uuid in args.uuids:
-            res = client.stop_job(uuid, signal=args.signal, grace_seconds=args.time)
-            _print_stopped(ctx, res)
-    return 0
-
-
-def kill(ctx: CommandContext) -> int:
-    """`rnx kill`: the signal and nothing more, like `docker kill`."""
-    args = ctx.args
-    with ctx.job_client() as client:
-        for uuid in args.uuids:
-            res = client.stop_job(uuid, signal=args.signal, signal_only=True)
-            _print_stopped(ctx, res)
-    return 0
-
-
-def _print_stopped(ctx: CommandContext, res: pb.StopJobRes) -> None:
-    if ctx.json:
-        ctx.print_json(res)
-        return
-    ctx.print(f"Job ID: {res.uuid}\nStatus: {res.status}")
-    if res.status in FINAL_STATUSES:
-        ctx.print(f"Exit Code: {res.exitCode}")
-
-
-def wait(ctx: CommandContext) -> int:
-    """Wait for each job to end, print its exit code; exit with the first
-    non-zero one (or 0), so `rnx wait ID && ...` reads as it does in a shell."""
-    codes = []
-    with ctx.job_client() as client:
-        for uuid in ctx.args.uuids:
-            final = wait_for_end(client, uuid)
-            code = job_exit_code(final.status, final.exitCode, final.endReason)
-            codes.append(code)
-            if ctx.json:
-                ctx.print_json(final)
-            else:
-                ctx.print(str(code), flush=True)
-    return next((code for code in codes if code), 0)
-
-
-def wait_for_end(
-    client: JobClient, uuid: str, sleep: Callable[[float], None] = time.sleep
-) -> pb.GetJobStatusRes:
-    """Poll until the job is final, backing off from 50 ms to 1 s."""
-    pause = FINAL_STATUS_POLL_S
-    while True:
-        status = client.get_job_status(uuid)
-        if status.status in FINAL_STATUSES:
-            return status
-        sleep(pause)
-        pause = min(pause * 2, WAIT_POLL_MAX_S)
-
-
 def cancel(ctx: CommandContext) -> int:
     with ctx.job_client() as client:
         res = client.cancel_job(ctx.args.uuid)
@@ -390,34 +339,6 @@ def _add_uuid(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("uuid", metavar="JOB", help=JOB_HELP)
 
 
-def _add_uuids(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("uuids", metavar="JOB", nargs="+", help=JOB_HELP)
-
-
-def _add_stop_arguments(parser: argparse.ArgumentParser) -> None:
-    from joblet.cli.units import grace_seconds
-
-    _add_uuids(parser)
-    parser.add_argument(
-        "-t",
-        "--time",
-        type=grace_seconds,
-        default=0,
-        metavar="DURATION",
-        help='grace period before the kill, e.g. "10" or "30s" (default: the node\'s)',
-    )
-    parser.add_argument(
-        "-s", "--signal", default="", metavar="SIGNAL", help="signal to send first (default TERM)"
-    )
-
-
-def _add_kill_arguments(parser: argparse.ArgumentParser) -> None:
-    _add_uuids(parser)
-    parser.add_argument(
-        "-s", "--signal", default="KILL", metavar="SIGNAL", help="signal to send (default KILL)"
-    )
-
-
 def _no_arguments(parser: argparse.ArgumentParser) -> None:
     del parser
 
@@ -434,9 +355,9 @@ ACTIONS: dict[str, tuple[Handler, Callable[[argparse.ArgumentParser], None]]] = 
     "list": (list_jobs, _add_list_arguments),
     "status": (status, _add_uuid),
     "log": (log, _add_log_arguments),
-    "stop": (stop, _add_stop_arguments),
-    "kill": (kill, _add_kill_arguments),
-    "wait": (wait, _add_uuids),
+    "stop": (stop, add_stop_arguments),
+    "kill": (kill, add_kill_arguments),
+    "wait": (wait, add_uuids),
     "cancel": (cancel, _add_uuid),
     "delete": (delete, _add_uuid),
     "delete-all": (delete_all, _no_arguments),
