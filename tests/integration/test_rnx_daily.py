@@ -60,7 +60,7 @@ def test_a_file_that_is_not_executable_exits_126(daemon: RunningDaemon) -> None:
     assert res.returncode == 126, res.stderr
     assert b"not executable: /etc/hostname" in res.stderr
     as_json = daemon.rnx("--json", "run", "/etc/hostname")
-    assert as_json.returncode == 126
+    assert as_json.returncode == 126 and as_json.stderr == b""
     assert b'"end_reason": "launch failed: not executable: /etc/hostname"' in as_json.stdout
 
 

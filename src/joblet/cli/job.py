@@ -61,7 +61,8 @@ def run(ctx: CommandContext) -> int:
             stream = ctx.err if args.follow else ctx.out
             print(escape_text("\n".join(render_run(res))), file=stream, flush=True)
         if launch_failed(res.status, res.endReason):
-            ctx.report(end_line(res.jobUuid, res.status, res.endReason))
+            if not ctx.json:  # under --json the answer above carries the reason
+                ctx.report(end_line(res.jobUuid, res.status, res.endReason))
             return launch_exit_code(res.endReason)
         return follow(ctx, client, res.jobUuid) if args.follow else 0
 
