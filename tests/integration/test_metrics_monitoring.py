@@ -66,7 +66,8 @@ def test_rnx_job_metrics_and_summary_of_a_finished_job(daemon: RunningDaemon) ->
     assert lines[0].split()[:2] == ["TIME", "CPU%"] and len(lines) == 1 + len(samples)
     out = daemon.rnx("--json", "job", "metrics", job_id)
     assert [json.loads(x)["timestamp"] for x in out.stdout.decode().splitlines()] == [
-        str(s.timestamp) for s in samples
+        s.timestamp
+        for s in samples  # int64 as a JSON number
     ]
     out = daemon.rnx("job", "metrics", "--summary", job_id, node="viewer")
     assert out.returncode == 0, out.stderr

@@ -48,10 +48,11 @@ def test_list_and_json(daemon: RunningDaemon) -> None:
     job_id = _job_id(daemon.rnx("run", "--name", "listed", "true").stdout)
     table = daemon.rnx("list")
     assert table.returncode == 0
-    assert job_id.encode() in table.stdout and b"listed" in table.stdout
+    assert job_id[:8].encode() in table.stdout and b"listed" in table.stdout
+    assert job_id.encode() in daemon.rnx("list", "--no-trunc").stdout
     as_json = daemon.rnx("--json", "job", "status", job_id)
     doc = json.loads(as_json.stdout)
-    assert doc["uuid"] == job_id and "maxCPU" in doc and "secret_environment" in doc
+    assert doc["id"] == job_id and "max_cpu" in doc and "secret_environment" in doc
 
 
 def test_secret_env_masked_in_cli_output(daemon: RunningDaemon) -> None:

@@ -59,7 +59,7 @@ def _rnx_on_pty(daemon: RunningDaemon, *args: str) -> bytes:
 
 def test_list_and_status_show_controls_escaped(daemon: RunningDaemon) -> None:
     job_id = _run_job(daemon)
-    for args in (("list",), ("status", job_id)):
+    for args in (("list", "--no-trunc"), ("status", job_id)):
         res = daemon.rnx(*args)
         assert res.returncode == 0, res.stderr
         assert job_id.encode() in res.stdout

@@ -413,15 +413,33 @@ class StopJobReq(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     UUID_FIELD_NUMBER: _builtins.int
+    SIGNAL_FIELD_NUMBER: _builtins.int
+    GRACE_SECONDS_FIELD_NUMBER: _builtins.int
+    SIGNAL_ONLY_FIELD_NUMBER: _builtins.int
     uuid: _builtins.str
+    signal: _builtins.str
+    """Additions (100+). The signal sent instead of SIGTERM: a name ("INT",
+    "SIGINT") or a number; empty = SIGTERM.
+    """
+    grace_seconds: _builtins.int
+    """Seconds between the signal and the kill of what is left; 0 = the node's
+    stop grace period.
+    """
+    signal_only: _builtins.bool
+    """Send the signal and answer at once: no grace period, no kill, the job
+    may go on running (`rnx kill`, Ctrl-C forwarded by `rnx run -f`).
+    """
     def __init__(
         self,
         *,
         uuid: _builtins.str = ...,
+        signal: _builtins.str = ...,
+        grace_seconds: _builtins.int = ...,
+        signal_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["uuid", b"uuid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["grace_seconds", b"grace_seconds", "signal", b"signal", "signal_only", b"signal_only", "uuid", b"uuid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -592,6 +610,7 @@ class GetJobLogsReq(_message.Message):
     SINCE_FIELD_NUMBER: _builtins.int
     STREAM_FIELD_NUMBER: _builtins.int
     NOFOLLOW_FIELD_NUMBER: _builtins.int
+    TIMESTAMPS_FIELD_NUMBER: _builtins.int
     uuid: _builtins.str
     tail: _builtins.int
     """Additions (100+). All optional: an unmodified v1.0.9 client gets the
@@ -604,6 +623,8 @@ class GetJobLogsReq(_message.Message):
     """"stdout", "stderr" or "" for both"""
     noFollow: _builtins.bool
     """stop at the output so far, even if the job still runs"""
+    timestamps: _builtins.bool
+    """each line starts with the time it was written (RFC 3339, ns)"""
     def __init__(
         self,
         *,
@@ -612,10 +633,11 @@ class GetJobLogsReq(_message.Message):
         since: _builtins.str = ...,
         stream: _builtins.str = ...,
         noFollow: _builtins.bool = ...,
+        timestamps: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["noFollow", b"noFollow", "since", b"since", "stream", b"stream", "tail", b"tail", "uuid", b"uuid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["noFollow", b"noFollow", "since", b"since", "stream", b"stream", "tail", b"tail", "timestamps", b"timestamps", "uuid", b"uuid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2173,6 +2195,7 @@ class RunJobResponse(_message.Message):
     ENDTIME_FIELD_NUMBER: _builtins.int
     EXITCODE_FIELD_NUMBER: _builtins.int
     SCHEDULEDTIME_FIELD_NUMBER: _builtins.int
+    ENDREASON_FIELD_NUMBER: _builtins.int
     jobUuid: _builtins.str
     status: _builtins.str
     command: _builtins.str
@@ -2184,6 +2207,10 @@ class RunJobResponse(_message.Message):
     endTime: _builtins.str
     exitCode: _builtins.int
     scheduledTime: _builtins.str
+    endReason: _builtins.str
+    """Addition (100+): why the job ended when it ended before the answer
+    (e.g. "launch failed: command not found: x"); empty otherwise.
+    """
     @_builtins.property
     def args(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
@@ -2201,10 +2228,11 @@ class RunJobResponse(_message.Message):
         endTime: _builtins.str = ...,
         exitCode: _builtins.int = ...,
         scheduledTime: _builtins.str = ...,
+        endReason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "cpuCores", b"cpuCores", "endTime", b"endTime", "exitCode", b"exitCode", "jobUuid", b"jobUuid", "maxCpu", b"maxCpu", "maxIobps", b"maxIobps", "maxMemory", b"maxMemory", "scheduledTime", b"scheduledTime", "startTime", b"startTime", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "cpuCores", b"cpuCores", "endReason", b"endReason", "endTime", b"endTime", "exitCode", b"exitCode", "jobUuid", b"jobUuid", "maxCpu", b"maxCpu", "maxIobps", b"maxIobps", "maxMemory", b"maxMemory", "scheduledTime", b"scheduledTime", "startTime", b"startTime", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -14,6 +14,7 @@ TOP_LEVEL: dict[str, str] = {
     "volume": "manage volumes",
     "workflow": "run and follow workflows: DAGs of jobs from a YAML file",
     "monitor": "host status and metrics",
+    "version": "print the versions of rnx and of the node's daemon",
 }
 
 # `rnx job ACTION`, in the order `rnx job --help` lists them.
@@ -22,7 +23,9 @@ JOB_ACTIONS: dict[str, str] = {
     "list": "list jobs",
     "status": "show a job's status",
     "log": "print a job's output (live until it ends)",
-    "stop": "stop a running job",
+    "stop": "stop a running job (SIGTERM, a grace period, then kill)",
+    "kill": "send a signal to a running job (default KILL)",
+    "wait": "wait for jobs to end; exit with the job's exit code",
     "cancel": "cancel a scheduled job",
     "delete": "delete a finished job and its logs",
     "delete-all": "delete every finished job",
@@ -30,4 +33,12 @@ JOB_ACTIONS: dict[str, str] = {
 }
 
 # Job actions that are also top-level commands (`rnx run`, `rnx list`...).
-SHORTCUTS = ("run", "list", "status", "log", "stop")
+SHORTCUTS = ("run", "list", "status", "log", "stop", "kill", "wait", "delete")
+
+# Other names of job actions, as docker users type them.
+ALIASES: dict[str, tuple[str, ...]] = {
+    "list": ("ps", "ls"),
+    "log": ("logs",),
+    "status": ("inspect",),
+    "delete": ("rm",),
+}

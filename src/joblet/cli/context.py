@@ -21,9 +21,13 @@ from joblet.client.config import (
 )
 
 if TYPE_CHECKING:
+    import grpc
     from google.protobuf.message import Message
 
     from joblet.client.connection import ChannelFactory, JobClient
+
+
+NODE_ENV = "RNX_NODE"
 
 
 @dataclass(frozen=True)
@@ -38,15 +42,29 @@ class CommandContext:
 
     @property
     def json(self) -> bool:
-        return bool(getattr(self.args, "json", False))
+        """Output as JSON: --json, or --json-compat (rnx's shape where the
+        reference prints none)."""
+        return bool(getattr(self.args, "json", False)) or self.json_compat
+
+    @property
+    def json_compat(self) -> bool:
+        return bool(getattr(self.args, "json_compat", False))
 
     @property
     def node_name(self) -> str:
-        return getattr(self.args, "node", None) or DEFAULT_NODE
+        """--node, else $RNX_NODE, else the config's default node."""
+        return getattr(self.args, "node", None) or self.env.get(NODE_ENV) or DEFAULT_NODE
 
     def load_config(self) -> RnxConfig:
         path = find_config_path(getattr(self.args, "config", None), self.env, self.cwd, self.home)
-        return load_rnx_config(path)
+        config = load_rnx_config(path)
+        try:
+            warning = config.exposed_key_warning(path.stat().st_mode)
+        except OSError:
+            warning = ""
+        if warning:
+            self.report(warning)
+        return config
 
     def node(self) -> NodeConfig:
         return self.load_config().node(self.node_name)
@@ -54,20 +72,38 @@ class CommandContext:
     @contextmanager
     def job_client(self) -> Iterator[JobClient]:
         """A client for the selected node; the channel is closed on exit."""
-        from joblet.client.connection import JobClient, open_secure_channel
+        from joblet.client.connection import JobClient
 
         node = self.node()
-        factory = self.channel_factory or open_secure_channel
-        channel = factory(node)
+        channel = self.open_channel(node)
         try:
             yield JobClient(channel, node.address)
         finally:
             channel.close()
 
+    def open_channel(self, node: NodeConfig) -> grpc.Channel:
+        """A connected channel to `node` (mutual TLS, or the test factory),
+        waiting at most --timeout for it; CliError naming why it failed."""
+        from joblet.client.connect import connect
+        from joblet.client.connection import open_secure_channel
+
+        factory = self.channel_factory or open_secure_channel
+        return connect(node, factory, self.timeout_s, local_checks=self.channel_factory is None)
+
+    @property
+    def timeout_s(self) -> float:
+        from joblet.client.connect import DEFAULT_TIMEOUT_S
+
+        return float(getattr(self.args, "timeout", None) or DEFAULT_TIMEOUT_S)
+
     def print(self, text: str = "", *, flush: bool = False) -> None:
         """`text` on stdout; a control character in it (one a renderer did
         not escape field by field) is shown, never sent to the terminal."""
         print(escape_text(text), file=self.out, flush=flush)
+
+    def report(self, line: str) -> None:
+        """One line for the user on stderr, `rnx: ` first (not an error: a note)."""
+        print(f"rnx: {escape_text(line)}", file=self.err, flush=True)
 
     def print_json(self, message: Message) -> None:
         print(message_to_json(message), file=self.out, flush=True)

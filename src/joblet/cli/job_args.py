@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from joblet.cli.units import bytes_per_second, memory_mb, schedule_text
 from joblet.client.errors import EXIT_USAGE, CliError
 from joblet.client.uploads import UploadEntry
 
@@ -17,17 +19,50 @@ _INT32_MAX = 2**31 - 1  # the API's limits are int32
 _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def key_value(text: str) -> tuple[str, str]:
-    """argparse type for `KEY=VALUE` (the value may be empty or hold '=')."""
+def key_value(text: str) -> tuple[str, str | None]:
+    """argparse type for `KEY=VALUE` (the value may be empty or hold '='), or
+    `KEY` alone: its value is taken from rnx's own environment, as docker does."""
     key, sep, value = text.partition("=")
-    if not sep:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     if not _ENV_KEY.fullmatch(key):
         raise argparse.ArgumentTypeError(
             f"invalid variable name {key!r} in {text!r}: use letters, digits and '_',"
             " not starting with a digit"
         )
-    return key, value
+    return key, value if sep else None
+
+
+def read_env_file(path: str) -> list[tuple[str, str | None]]:
+    """KEY=VALUE lines of an env file; blank lines and '#' comments skipped."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"cannot read env file {path}: {exc}", EXIT_USAGE) from None
+    entries = []
+    for number, raw in enumerate(lines, 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            entries.append(key_value(line.removeprefix("export ")))
+        except argparse.ArgumentTypeError as exc:
+            raise CliError(f"{path}:{number}: {exc}", EXIT_USAGE) from None
+    return entries
+
+
+def resolve_env(
+    entries: Sequence[tuple[str, str | None]], caller_env: Mapping[str, str], flag: str
+) -> dict[str, str]:
+    """The variables to send; a bare KEY takes its value from `caller_env`."""
+    resolved = {}
+    for key, value in entries:
+        if value is not None:
+            resolved[key] = value
+        elif key in caller_env:
+            resolved[key] = caller_env[key]
+        else:
+            raise CliError(f"{flag} {key}: {key} is not set in this environment", EXIT_USAGE)
+    return resolved
 
 
 def non_negative_int(text: str) -> int:
@@ -62,10 +97,29 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     text = parser.add_argument
     text("--name", default="", help="a name for the job (also its hostname)")
     _number(parser, "--max-cpu", "PCT", "CPU limit, percent of one core (100 = one core)")
-    _number(parser, "--max-memory", "MB", "memory limit in MB (0 = no limit)")
-    _number(parser, "--max-iobps", "BYTES", "IO limit in bytes per second (0 = no limit)")
+    text(
+        "--max-memory",
+        type=memory_mb,
+        default=0,
+        metavar="SIZE",
+        help='memory limit: "512M", "2G" (a bare number is MB; 0 = no limit)',
+    )
+    text(
+        "--max-iobps",
+        type=bytes_per_second,
+        default=0,
+        metavar="RATE",
+        help='IO limit in bytes per second: "10M", "500K" (0 = no limit)',
+    )
     text("--cpu-cores", default="", metavar="LIST", help='CPUs to run on, e.g. "0-3" or "1,3"')
-    _repeated(parser, "-e", "--env", metavar="K=V", help_text="environment variable", kv=True)
+    _repeated(
+        parser,
+        "-e",
+        "--env",
+        metavar="K=V",
+        help_text="environment variable; K alone takes it from this environment",
+        kv=True,
+    )
     _repeated(
         parser,
         "-s",
@@ -74,6 +128,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         kv=True,
         help_text="secret environment variable, shown as *** everywhere",
     )
+    _repeated(parser, "--env-file", metavar="FILE", help_text="KEY=VALUE lines to add to -e")
+    _repeated(parser, "--secret-file", metavar="FILE", help_text="KEY=VALUE lines to add to -s")
     text("--workdir", default="", help="working directory inside the job")
     text(
         "--user",
@@ -92,7 +148,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--schedule",
         default="",
         metavar="WHEN",
-        help='run later: a delay ("30s", "5m", "1h30m") or an RFC3339 time',
+        help='run later: a delay ("30s", "10m", "1hour"), a local time ("15:04",'
+        ' "2026-01-02 15:04") or an RFC3339 time',
     )
     text(
         "--network",
@@ -112,7 +169,13 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     text("--runtime", default="", help="runtime to run the job in")
     _number(parser, "--gpu", "N", "number of GPUs")
-    _number(parser, "--gpu-memory", "MB", "GPU memory needed per GPU, in MB")
+    text(
+        "--gpu-memory",
+        type=memory_mb,
+        default=0,
+        metavar="SIZE",
+        help='GPU memory needed per GPU: "8G" (a bare number is MB)',
+    )
     text(
         "-i",
         "--interactive",
@@ -145,10 +208,17 @@ def split_command_line(parts: Sequence[str]) -> tuple[str, list[str]]:
     return parts[0], list(parts[1:])
 
 
-def build_run_request(args: argparse.Namespace, uploads: list[UploadEntry]) -> pb.RunJobRequest:
+def build_run_request(
+    args: argparse.Namespace,
+    uploads: list[UploadEntry],
+    caller_env: Mapping[str, str],
+    now: datetime | None = None,
+) -> pb.RunJobRequest:
     from joblet.api import joblet_pb2 as pb
 
     command, command_args = split_command_line(args.command_line)
+    env = [entry for path in args.env_file for entry in read_env_file(path)] + args.env
+    secrets = [e for path in args.secret_file for e in read_env_file(path)] + args.secret_env
     return pb.RunJobRequest(
         name=args.name,
         command=command,
@@ -161,13 +231,13 @@ def build_run_request(args: argparse.Namespace, uploads: list[UploadEntry]) -> p
             pb.FileUpload(path=u.path, content=u.content, mode=u.mode, isDirectory=u.is_directory)
             for u in uploads
         ],
-        schedule=args.schedule,
+        schedule=_schedule(args.schedule, now or datetime.now(UTC)),
         network=args.network,
         volumes=args.volume,
         runtime=args.runtime,
         workDir=args.workdir,
-        environment=dict(args.env),
-        secret_environment=dict(args.secret_env),
+        environment=resolve_env(env, caller_env, "-e"),
+        secret_environment=resolve_env(secrets, caller_env, "-s"),
         gpu_count=args.gpu,
         gpu_memory_mb=args.gpu_memory,
         user=args.user,
@@ -194,6 +264,13 @@ def requirement(text: str) -> pb.JobRequirement:
     if not text.strip():
         raise CliError("--requires needs a job ID, ID=STATUS or an expression", EXIT_USAGE)
     return pb.JobRequirement(expression=text.strip())
+
+
+def _schedule(text: str, now: datetime) -> str:
+    try:
+        return schedule_text(text, now)
+    except argparse.ArgumentTypeError as exc:
+        raise CliError(f"--schedule: {exc}", EXIT_USAGE) from None
 
 
 def _rate(flag: str, text: str) -> int:

@@ -11,7 +11,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING
 
-from joblet.cli.output import MISSING, format_local_time, format_table, job_duration, parse_time
+from joblet.cli.job_end import launch_exit_code, launch_failed
+from joblet.cli.output import format_local_time, job_duration
 from joblet.cli.terminal import escape_field
 
 if TYPE_CHECKING:
@@ -93,32 +94,10 @@ def render_status(res: pb.GetJobStatusRes, now: datetime, tz: tzinfo | None = No
     return lines
 
 
-def _list_sort_key(job: pb.Job) -> tuple[int, datetime]:
-    """Oldest first, jobs that have not started yet (newest) last."""
-    when = parse_time(job.startTime) or parse_time(job.scheduledTime)
-    return (0, when) if when is not None else (1, datetime.min)
-
-
-def render_job_table(jobs: Sequence[pb.Job], now: datetime, tz: tzinfo | None = None) -> str:
-    if not jobs:
-        return "No jobs."
-    ordered = sorted(jobs, key=_list_sort_key)  # stable: server order breaks ties
-    rows = [
-        [
-            job.uuid,
-            job.name or MISSING,
-            job.status,
-            format_local_time(job.startTime, tz),
-            job_duration(job.startTime, job.endTime, now),
-            command_line(job.command, job.args),
-        ]
-        for job in ordered
-    ]
-    return format_table(["ID", "NAME", "STATUS", "START TIME", "DURATION", "COMMAND"], rows)
-
-
-def job_exit_code(status: str, exit_code: int) -> int:
+def job_exit_code(status: str, exit_code: int, end_reason: str = "") -> int:
     """The exit code `rnx run --follow` ends with, like `docker run` does."""
+    if launch_failed(status, end_reason):
+        return launch_exit_code(end_reason)
     if status == "CANCELED":
         return EXIT_CANCELED
     if status == "FAILED" and exit_code == 0:

@@ -17,17 +17,16 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from joblet.cli.commands import JOB_ACTIONS, SHORTCUTS, TOP_LEVEL
+from joblet.cli.commands import ALIASES, JOB_ACTIONS, SHORTCUTS, TOP_LEVEL
 from joblet.cli.parser import RnxArgumentParser, add_global_options, add_lazy_subparsers
 from joblet.cli.terminal import escape_text
-from joblet.client.errors import EXIT_FAILURE, CliError
+from joblet.client.errors import EXIT_FAILURE, EXIT_INTERRUPTED, CliError
 from joblet.deferred import UNUSED_BY_SYNC_CLIENT, defer_imports
 
 if TYPE_CHECKING:
     from joblet.cli.parser import LazySubParsersAction as Subparsers
     from joblet.client.connection import ChannelFactory
 
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
 DEBUG_ENV = "RNX_DEBUG"  # set to show tracebacks of unexpected errors
 
@@ -39,7 +38,10 @@ def build_parser() -> RnxArgumentParser:
     added only when that command is parsed."""
     parser = RnxArgumentParser(prog="rnx", description="Run and watch jobs on a joblet daemon.")
     add_global_options(parser, None)
-    parser.set_defaults(json=False)
+    parser.add_argument(
+        "--version", action="store_true", help="print the versions of rnx and the daemon"
+    )
+    parser.set_defaults(json=False, json_compat=False)
     # The same options after the command (`rnx job list --json`); SUPPRESS keeps
     # a value given before the command when it is not repeated after it.
     common = RnxArgumentParser(add_help=False)
@@ -58,7 +60,14 @@ def build_parser() -> RnxArgumentParser:
 def _add_job_action(commands: Subparsers, name: str, parents: Parents) -> None:
     help_text = JOB_ACTIONS[name]
     fill = partial(_fill_job_action, name)
-    commands.add_lazy_parser(name, fill, help=help_text, description=help_text, parents=parents)
+    commands.add_lazy_parser(
+        name,
+        fill,
+        aliases=ALIASES.get(name, ()),
+        help=help_text,
+        description=help_text,
+        parents=parents,
+    )
 
 
 def _fill_job(parents: Parents, parser: RnxArgumentParser) -> None:
@@ -108,6 +117,12 @@ def _fill_monitor(parents: Parents, parser: RnxArgumentParser) -> None:
     monitor.add_actions(parser, parents)
 
 
+def _fill_version(parents: Parents, parser: RnxArgumentParser) -> None:
+    from joblet.cli import version
+
+    parser.set_defaults(handler=version.show)
+
+
 _TOP_LEVEL_FILLERS: dict[str, Callable[[Parents, RnxArgumentParser], None]] = {
     "job": _fill_job,
     "nodes": _fill_nodes,
@@ -115,6 +130,7 @@ _TOP_LEVEL_FILLERS: dict[str, Callable[[Parents, RnxArgumentParser], None]] = {
     "volume": _fill_volume,
     "workflow": _fill_workflow,
     "monitor": _fill_monitor,
+    "version": _fill_version,
 }
 
 
@@ -125,8 +141,14 @@ def main(
     # grpc's C core logs handshake failures itself; we report them in one line.
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     defer_imports(UNUSED_BY_SYNC_CLIENT)  # before anything imports grpc or protobuf
+    as_json = _wants_json(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)
+        as_json = bool(args.json or args.json_compat)
+        if args.version:
+            from joblet.cli import version
+
+            args.handler = version.show
         from joblet.cli.context import CommandContext
 
         ctx = CommandContext(
@@ -136,7 +158,7 @@ def main(
         sys.stdout.flush()  # surface a broken pipe here, not at interpreter exit
         return code
     except CliError as exc:
-        return _report(exc.message, exc.exit_code)
+        return _report(exc.message, exc.exit_code, exc.code if as_json else "")
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
@@ -149,13 +171,32 @@ def main(
             import traceback
 
             traceback.print_exc()
-        return _report(f"unexpected {type(exc).__name__}: {exc}", EXIT_FAILURE)
+        message = f"unexpected {type(exc).__name__}: {exc}"
+        return _report(message, EXIT_FAILURE, "INTERNAL" if as_json else "")
 
 
-def _report(message: str, code: int) -> int:
+def _wants_json(argv: Sequence[str]) -> bool:
+    """--json or --json-compat among rnx's own options (a job's come after `--`
+    or its command; a usage error may come before argparse could say)."""
+    for token in argv:
+        if token == "--":
+            return False
+        if token in ("--json", "--json-compat"):
+            return True
+    return False
+
+
+def _report(message: str, exit_code: int, json_code: str = "") -> int:
+    """The one line on stderr; with `json_code`, as `{"error": {...}}`."""
+    if json_code:
+        import json
+
+        line = json.dumps({"error": {"code": json_code, "message": message}})
+    else:
+        line = f"rnx: error: {escape_text(message)}"
     with contextlib.suppress(OSError):  # stderr gone too: the exit code is all that is left
-        print(f"rnx: error: {escape_text(message)}", file=sys.stderr, flush=True)
-    return code
+        print(line, file=sys.stderr, flush=True)
+    return exit_code
 
 
 def _discard_stdout() -> None:

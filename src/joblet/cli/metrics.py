@@ -39,10 +39,8 @@ def human_bytes(n: float) -> str:
 @contextmanager
 def open_channel(ctx: CommandContext) -> Iterator[tuple[grpc.Channel, str]]:
     """A channel to the selected node (the test factory or mutual TLS), closed on exit."""
-    from joblet.client.connection import open_secure_channel
-
     node = ctx.node()
-    channel = (ctx.channel_factory or open_secure_channel)(node)
+    channel = ctx.open_channel(node)
     try:
         yield channel, node.address
     finally:
@@ -177,17 +175,17 @@ def add_commands(subparsers: Subparsers, parents: list[RnxArgumentParser]) -> No
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of `rnx job metrics`."""
-    parser.add_argument("uuid", metavar="JOB_ID", help="job ID")
+    parser.add_argument("uuid", metavar="JOB", help="job ID, a unique prefix of one, or a job name")
     parser.add_argument("--summary", action="store_true", help="min/avg/percentiles/max instead")
     parser.add_argument(
-        "--period", type=_seconds, default=0, metavar="SECONDS",
-        help="with --summary: the last SECONDS of the job (default: all)",
+        "--period", type=_seconds, default=0, metavar="DURATION",
+        help='with --summary: the last DURATION of the job, e.g. "10m" (default: all)',
     )  # fmt: skip
     parser.set_defaults(handler=job_metrics)
 
 
 def _seconds(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be >= 0")
-    return value
+    """A period: whole seconds ("90") or a duration ("10m", "1h")."""
+    from joblet.cli.units import whole_seconds
+
+    return whole_seconds(text)

@@ -211,7 +211,10 @@ def parse_filter(text: str | None) -> list[str]:
 
 
 def _interval(text: str) -> int:
-    value = int(text)
+    """Seconds between readings: "5" or a duration ("30s", "2m")."""
+    from joblet.cli.units import whole_seconds
+
+    value = whole_seconds(text)
     if not 1 <= value <= 3600:
         raise argparse.ArgumentTypeError("must be 1..3600 seconds")
     return value
@@ -231,12 +234,16 @@ def add_actions(monitor: argparse.ArgumentParser, parents: list[RnxArgumentParse
     parser.set_defaults(handler=status)
     help_text = "top processes by CPU and by memory (refreshing in a terminal)"
     parser = actions.add_parser("top", help=help_text, description=help_text, parents=parents)
-    parser.add_argument("--interval", type=_interval, default=2, metavar="N", help="seconds")
+    parser.add_argument(
+        "--interval", type=_interval, default=2, metavar="DURATION", help='e.g. "2" or "30s"'
+    )
     parser.add_argument("--once", action="store_true", help="one reading, then exit")
     parser.set_defaults(handler=top)
     help_text = "watch host metrics (live)"
     parser = actions.add_parser("watch", help=help_text, description=help_text, parents=parents)
-    parser.add_argument("--interval", type=_interval, default=5, metavar="N", help="seconds")
+    parser.add_argument(
+        "--interval", type=_interval, default=5, metavar="DURATION", help='e.g. "5" or "1m"'
+    )
     parser.add_argument(
         "--filter", metavar="TYPES", help=f"comma-separated: {','.join(METRIC_TYPES)}"
     )

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from joblet.cli.commands import TOP_LEVEL
 from joblet.cli.context import CommandContext
 from joblet.cli.metrics import call, open_channel
-from joblet.cli.output import format_table
+from joblet.cli.output import format_table, message_to_json
 from joblet.cli.parser import RnxArgumentParser
 
 if TYPE_CHECKING:
@@ -25,11 +25,7 @@ def render_networks(networks: pb.Networks) -> str:
 
 
 def networks_json(networks: pb.Networks) -> str:
-    items = [
-        {"name": n.name, "cidr": n.cidr, "bridge": n.bridge, "jobCount": n.jobCount}
-        for n in networks.networks
-    ]
-    return json.dumps({"networks": items})
+    return message_to_json(networks)
 
 
 def create_network(ctx: CommandContext) -> int:

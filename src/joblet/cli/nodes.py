@@ -11,30 +11,44 @@ from joblet.cli.context import CommandContext
 from joblet.cli.output import format_table
 from joblet.cli.parser import RnxArgumentParser
 from joblet.client.config import RnxConfig
+from joblet.client.errors import CliError
 
 if TYPE_CHECKING:
     from joblet.cli.parser import Subparsers
 
 
+def _address(config: RnxConfig, name: str) -> tuple[str, str, str]:
+    """(address, server name, problem) of a node; a malformed one is listed too."""
+    try:
+        node = config.node(name)
+    except CliError as exc:
+        return "-", "", exc.message
+    return node.address, node.server_name, ""
+
+
 def render_nodes(config: RnxConfig, selected: str) -> str:
-    rows = [
-        ["*" if name == selected else "", name, node.address, node.server_name or "-"]
-        for name, node in sorted(config.nodes.items())
-    ]
+    rows = []
+    for name in config.names:
+        address, server_name, problem = _address(config, name)
+        shown = f"(unusable: {problem})" if problem else address
+        rows.append(["*" if name == selected else "", name, shown, server_name or "-"])
     table = format_table(["", "NAME", "ADDRESS", "SERVER NAME"], rows)
     return f"Config: {config.path}\n{table}"
 
 
 def nodes_json(config: RnxConfig, selected: str) -> str:
-    nodes = [
-        {
+    nodes = []
+    for name in config.names:
+        address, server_name, problem = _address(config, name)
+        entry: dict[str, object] = {
             "name": name,
-            "address": node.address,
-            "serverName": node.server_name,
+            "address": address,
+            "server_name": server_name,
             "selected": name == selected,
         }
-        for name, node in sorted(config.nodes.items())
-    ]
+        if problem:
+            entry["error"] = problem
+        nodes.append(entry)
     return json.dumps({"config": str(config.path), "selected": selected, "nodes": nodes})
 
 

@@ -84,20 +84,18 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def message_to_json(message: Message) -> str:
-    """One line of protobuf's JSON mapping, with the proto's own field names.
+    """One line of rnx's JSON shape (`json_shape`, docs/json.md): every field,
+    defaults included, in declaration order, one spelling per field; a script
+    can rely on `exit_code` being present even when it is 0."""
+    from joblet.cli.json_shape import to_plain
 
-    Every field is printed, defaults included, in declaration order: a script
-    can rely on `exitCode` being present even when it is 0.
-    """
-    from google.protobuf import json_format
+    return json.dumps(to_plain(message))
 
-    as_dict = json_format.MessageToDict(
-        message,
-        preserving_proto_field_name=True,
-        always_print_fields_with_no_presence=True,
-    )
-    ordered = {f.name: as_dict[f.name] for f in message.DESCRIPTOR.fields if f.name in as_dict}
-    return json.dumps(ordered)
+
+def log_chunk_json(data: bytes | memoryview) -> str:
+    """One chunk of a job's output under --json: `{"data": TEXT}` (bytes that
+    are not UTF-8 become U+FFFD; the plain output keeps them)."""
+    return json.dumps({"data": bytes(data).decode("utf-8", errors="replace")})
 
 
 def write_bytes(out: TextIO, data: bytes | memoryview) -> None:

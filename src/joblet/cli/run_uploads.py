@@ -32,8 +32,8 @@ def run_request(
 
     args: argparse.Namespace = ctx.args
     if total_size(entries) <= STREAM_THRESHOLD:
-        return build_run_request(args, [load(entry) for entry in entries])
-    request = build_run_request(args, [])
+        return build_run_request(args, [load(entry) for entry in entries], ctx.env)
+    request = build_run_request(args, [], ctx.env)
     request.uploadSession = _stream(ctx, client, entries)
     return request
 

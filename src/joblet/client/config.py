@@ -56,17 +56,45 @@ class NodeConfig:
 
 @dataclass(frozen=True)
 class RnxConfig:
+    """The config file; each node is validated when it is used, so that one
+    malformed node does not keep the others from working."""
+
     path: Path
-    nodes: Mapping[str, NodeConfig]
+    raw_nodes: Mapping[str, object]
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self.raw_nodes)
 
     def node(self, name: str) -> NodeConfig:
-        try:
-            return self.nodes[name]
-        except KeyError:
-            available = ", ".join(sorted(self.nodes)) or "none"
+        if name not in self.raw_nodes:
+            available = ", ".join(self.names) or "none"
             raise ClientConfigError(
                 f"node {name!r} is not in {self.path} (available nodes: {available})"
-            ) from None
+            )
+        return parse_node(name, self.raw_nodes[name], self.path.parent, self.path)
+
+    def exposed_key_warning(self, mode: int) -> str:
+        """A warning when the file (permission bits `mode`) is readable by
+        every user and holds a private key; '' otherwise."""
+        if not mode & 0o004:
+            return ""
+        holding = [
+            name
+            for name, body in self.raw_nodes.items()
+            if isinstance(body, Mapping) and body.get("key")
+        ]
+        if not holding:
+            return ""
+        return (
+            f"warning: {self.path} is readable by every user and holds the private key of"
+            f" node {', '.join(sorted(holding))}; run 'chmod 600 {self.path}'"
+        )
+
+    @property
+    def nodes(self) -> dict[str, NodeConfig]:
+        """Every node, validated (the first malformed one raises)."""
+        return {name: self.node(name) for name in self.names}
 
 
 def search_paths(cwd: Path, home: Path, system: Path = SYSTEM_CONFIG) -> tuple[Path, ...]:
@@ -128,11 +156,7 @@ def parse_rnx_config(raw: object, path: Path) -> RnxConfig:
     nodes_raw: Mapping[object, object] = raw["nodes"]
     if not nodes_raw:
         raise ClientConfigError(f"config {path} defines no nodes")
-    nodes = {
-        str(name): parse_node(str(name), body, path.parent, path)
-        for name, body in nodes_raw.items()
-    }
-    return RnxConfig(path=path, nodes=nodes)
+    return RnxConfig(path=path, raw_nodes={str(name): body for name, body in nodes_raw.items()})
 
 
 def parse_node(name: str, raw: object, base_dir: Path, path: Path) -> NodeConfig:

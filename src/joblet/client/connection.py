@@ -23,6 +23,7 @@ _Res = TypeVar("_Res", bound=Message)
 _Chunk = TypeVar("_Chunk")
 
 JOB_SERVICE = "/joblet.JobService/"
+MONITORING_SERVICE = "/joblet.MonitoringService/"
 
 UNARY_TIMEOUT_S = 30.0
 # Job lists and uploads can be larger than grpc's 4 MiB default.
@@ -144,7 +145,7 @@ def translate_rpc_error(exc: grpc.RpcError, address: str) -> CliError:
         code, details = exc.code(), exc.details() or ""
     else:  # an RpcError that carries no status: should not happen, stay readable
         code, details = grpc.StatusCode.UNKNOWN, str(exc)
-    return CliError(rpc_error_message(code, details, address))
+    return CliError(rpc_error_message(code, details, address), code=code.name)
 
 
 class JobClient:
@@ -197,8 +198,13 @@ class JobClient:
     def get_job_status(self, uuid: str) -> pb.GetJobStatusRes:
         return self._unary("GetJobStatus", pb.GetJobStatusReq(uuid=uuid), pb.GetJobStatusRes)
 
-    def stop_job(self, uuid: str) -> pb.StopJobRes:
-        return self._unary("StopJob", pb.StopJobReq(uuid=uuid), pb.StopJobRes)
+    def stop_job(
+        self, uuid: str, *, signal: str = "", grace_seconds: int = 0, signal_only: bool = False
+    ) -> pb.StopJobRes:
+        request = pb.StopJobReq(
+            uuid=uuid, signal=signal, grace_seconds=grace_seconds, signal_only=signal_only
+        )
+        return self._unary("StopJob", request, pb.StopJobRes)
 
     def cancel_job(self, uuid: str) -> pb.CancelJobRes:
         return self._unary("CancelJob", pb.CancelJobReq(uuid=uuid), pb.CancelJobRes)
@@ -208,6 +214,12 @@ class JobClient:
 
     def delete_all_jobs(self) -> pb.DeleteAllJobsRes:
         return self._unary("DeleteAllJobs", pb.DeleteAllJobsReq(), pb.DeleteAllJobsRes)
+
+    def server_version(self) -> pb.ServerVersionInfo:
+        status = self._unary(
+            "GetSystemStatus", pb.EmptyRequest(), pb.SystemStatusRes, MONITORING_SERVICE
+        )
+        return status.server_version
 
     def list_jobs(self) -> pb.Jobs:
         return self._unary("ListJobs", pb.EmptyRequest(), pb.Jobs)
@@ -220,10 +232,16 @@ class JobClient:
         since: str = "",
         stream: str = "",
         no_follow: bool = False,
+        timestamps: bool = False,
     ) -> Iterator[pb.DataChunk]:
         """The job's output so far, then live output until the job ends."""
         request = pb.GetJobLogsReq(
-            uuid=uuid, tail=tail, since=since, stream=stream, noFollow=no_follow
+            uuid=uuid,
+            tail=tail,
+            since=since,
+            stream=stream,
+            noFollow=no_follow,
+            timestamps=timestamps,
         )
         for chunk in self._log_stream(request, pb.DataChunk.FromString):
             if isinstance(chunk, pb.DataChunk):
@@ -237,10 +255,16 @@ class JobClient:
         since: str = "",
         stream: str = "",
         no_follow: bool = False,
+        timestamps: bool = False,
     ) -> Iterator[bytes | memoryview]:
         """`get_job_logs`, as each chunk's output only (read in place)."""
         request = pb.GetJobLogsReq(
-            uuid=uuid, tail=tail, since=since, stream=stream, noFollow=no_follow
+            uuid=uuid,
+            tail=tail,
+            since=since,
+            stream=stream,
+            noFollow=no_follow,
+            timestamps=timestamps,
         )
         yield from self._log_stream(request, data_chunk_payload)
 
@@ -303,9 +327,11 @@ class JobClient:
             # A no-op once finished; ends the stream if the reader stopped early.
             call.cancel()  # type: ignore[no-untyped-call]
 
-    def _unary(self, name: str, request: Message, result: type[_Res]) -> _Res:
+    def _unary(
+        self, name: str, request: Message, result: type[_Res], service: str = JOB_SERVICE
+    ) -> _Res:
         method = self._channel.unary_unary(
-            JOB_SERVICE + name,
+            service + name,
             request_serializer=type(request).SerializeToString,
             response_deserializer=result.FromString,
         )

@@ -67,6 +67,7 @@ FILE_KEYS: Schema = {
             "launcherIdleExit",
             "userNamespace",
             "maxWorkspaceSize",
+            "uniqueJobNames",
         )
     ),
     "security": dict.fromkeys(("serverCert", "serverKey", "caCert")),
@@ -193,6 +194,7 @@ def _jobs(raw: Mapping[str, Any]) -> JobsConfig:
         max_workspace_bytes=parse_size_bytes(
             raw.get("maxWorkspaceSize", defaults.max_workspace_bytes)
         ),
+        unique_job_names=_boolean("joblet.uniqueJobNames", raw.get("uniqueJobNames", False)),
     )
 
 
@@ -206,6 +208,12 @@ def _user_namespace(value: Any) -> str:
     if value not in USER_NAMESPACE_MODES:
         raise ValueError(f"joblet.userNamespace must be auto, on or off, not {value!r}")
     return str(value)
+
+
+def _boolean(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{key} must be true or false, not {value!r}")
+    return value
 
 
 def _max_open_files(value: Any) -> int:

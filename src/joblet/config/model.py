@@ -172,6 +172,9 @@ class JobsConfig:
     user_namespace: str = "auto"
     # Size cap of each job's workspace (joblet.workspaces); 0 = none.
     max_workspace_bytes: int = 10 * 1024 * 1024 * 1024
+    # Refuse a job named like a job that is not deleted, so that a name
+    # always addresses one job.
+    unique_job_names: bool = False
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from joblet.errors import FailedPrecondition, InvalidArgument, Unimplemented
 from joblet.jobs.manager import JobManager
 from joblet.jobs.model import Job, JobSpec, JobStatus
 from joblet.jobs.schedule import parse_schedule
+from joblet.jobs.signals import check_grace, parse_signal
 from joblet.jobs.validation import merge_staged, validate_run_request
 from joblet.logs.filters import LogFilter
 from joblet.logs.format import Stream
@@ -154,7 +155,12 @@ class JobService(pb_grpc.JobServiceServicer):
 
     @unary
     async def StopJob(self, request: pb.StopJobReq, context: Context) -> pb.StopJobRes:
-        job = await self._manager.stop(request.uuid, _caller_name())
+        signum = parse_signal(request.signal)
+        if request.signal_only:
+            job = await self._manager.send_signal(request.uuid, signum)
+        else:
+            grace = check_grace(request.grace_seconds)
+            job = await self._manager.stop(request.uuid, _caller_name(), signum, grace)
         return mappers.stop_response(job)
 
     @unary
@@ -313,6 +319,7 @@ def log_filter_from(request: pb.GetJobLogsReq, now: float) -> LogFilter:
         since_ns=_since_ns(request.since.strip(), now),
         tail_lines=request.tail,
         follow=not request.noFollow,
+        timestamps=request.timestamps,
     )
 
 
@@ -338,9 +345,10 @@ def _refuse_later_features(request: pb.RunJobRequest) -> None:
     """Fields whose features this node does not offer yet: refuse rather than ignore."""
     if not (request.runtime or request.gpu_count):
         return  # the usual request: nothing to refuse, nothing to build
+    # Named as rnx users give them, the API field after it for other clients.
     unsupported = {
-        "runtime": bool(request.runtime),
-        "gpu_count": request.gpu_count > 0,
+        "--runtime (runtime)": bool(request.runtime),
+        "--gpu (gpu_count)": request.gpu_count > 0,
     }
     names = [name for name, asked in unsupported.items() if asked]
     if names:

@@ -86,6 +86,7 @@ def run_response(job: Job) -> pb.RunJobResponse:
         endTime=_ts(job.ended_at),
         exitCode=job.exit_code,
         scheduledTime=_ts(job.scheduled_at),
+        endReason=job.end_reason,
     )
 
 

@@ -44,6 +44,10 @@ class CommandNotFound(Exception):
     pass
 
 
+class NotExecutable(Exception):
+    """The command exists but may not be run (no execute permission): 126, as in sh."""
+
+
 @dataclass
 class Prepared:
     """What an init is cloned with, computed by the launcher: the host's facts,
@@ -192,6 +196,8 @@ def run_job(prep: Prepared, order: JobOrder) -> NoReturn:
         os.execve(prep.tini_fd, [*TINI_ARGS, command, *order.argv[1:]], order.env)
     except CommandNotFound as exc:
         _fail(prep.err_w, f"command not found: {exc}", 127)
+    except NotExecutable as exc:
+        _fail(prep.err_w, f"not executable: {exc}", 126)
     except BaseException as exc:
         _fail(prep.err_w, f"job setup: {exc}", 126)
 
@@ -228,9 +234,12 @@ def _is_executable(path: str) -> bool:
 
 def _find_command(order: JobOrder) -> str:
     found = resolve_command(order.argv[0], order.env.get("PATH"), _is_executable)
-    if found is None:
-        raise CommandNotFound(order.argv[0])
-    return found
+    if found is not None:
+        return found
+    present = resolve_command(order.argv[0], order.env.get("PATH"), os.path.isfile)
+    if present is not None:
+        raise NotExecutable(present)
+    raise CommandNotFound(order.argv[0])
 
 
 def _open_stdin(path: str) -> int:

@@ -85,21 +85,28 @@ class JobEnding:
         rt.timed_out = True
         self._table.spawn(self.terminate(job_id))
 
-    async def terminate(self, job_id: str) -> None:
-        """SIGTERM to every process of the job, a grace period, then kill what is left."""
+    async def terminate(
+        self,
+        job_id: str,
+        signum: int = signal.SIGTERM,
+        grace_s: float | None = None,
+    ) -> None:
+        """`signum` (SIGTERM) to every process of the job, a grace period (the
+        node's unless `grace_s`), then kill what is left."""
         rt = self._table.runtime.get(job_id)
         if rt is None or rt.cgroup is None or rt.exited.is_set():
             return
         cgroup = rt.cgroup
+        grace = self._stop_grace_s if grace_s is None else grace_s
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._stop_grace_s
+        deadline = loop.time() + grace
         init_pid = self._table.registry.get(job_id).pid
         for pid in _safe_pids(cgroup):
             if pid != init_pid:
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGTERM)
+                    os.kill(pid, signum)
         try:
-            await asyncio.wait_for(self._term_init(job_id, init_pid), self._stop_grace_s)
+            await asyncio.wait_for(self._signal_init(job_id, init_pid, signum), grace)
             await asyncio.wait_for(rt.exited.wait(), max(0.0, deadline - loop.time()))
         except TimeoutError:
             try:
@@ -112,22 +119,29 @@ class JobEnding:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(rt.exited.wait(), KILL_SETTLE_S)
 
-    async def _term_init(self, job_id: str, init_pid: int) -> None:
-        """SIGTERM to the job's init through the launcher, which holds it until
+    async def send_signal(self, job_id: str, signum: int) -> None:
+        """`signum` to the job's command and nothing more: it may go on running."""
+        rt = self._table.runtime.get(job_id)
+        if rt is None or rt.exited.is_set():
+            return
+        await self._signal_init(job_id, self._table.registry.get(job_id).pid, signum)
+
+    async def _signal_init(self, job_id: str, init_pid: int, signum: int) -> None:
+        """`signum` to the job's init through the launcher, which holds it until
         tini can take it and pass it on: sent from here before that, the kernel
         or tini drops it and the stop waits the whole grace period for nothing."""
         if self._launcher is not None:
             try:
-                if not await self._launcher.signal(job_id, signal.SIGTERM):
-                    log.info("job %s ended before its init could take SIGTERM", job_id)
+                if not await self._launcher.signal(job_id, signum):
+                    log.info("job %s ended before its init could take signal %d", job_id, signum)
                 return
             except IsolationError:
                 return  # the launcher has no such running job: its init is gone
             except Unavailable as exc:
-                log.warning("stopping job %s through the launcher: %s", job_id, exc)
+                log.warning("signalling job %s through the launcher: %s", job_id, exc)
         if init_pid:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(init_pid, signal.SIGTERM)
+                os.kill(init_pid, signum)
 
     async def settle_lost(self, job_id: str, reason: str) -> None:
         """The launcher that ran the job died: nothing can relay its output or

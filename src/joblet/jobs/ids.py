@@ -1,10 +1,11 @@
-"""Job identifiers: new UUIDs, and resolving the unique prefixes users type."""
+"""Job identifiers: new UUIDs, and resolving what users type for one: an id,
+a unique prefix of one, or a job's name."""
 
 from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from joblet.errors import InvalidArgument, NotFound
 
@@ -58,3 +59,25 @@ def _candidates(matches: list[str]) -> str:
     shown = ", ".join(matches[:_SHOWN_CANDIDATES])
     rest = len(matches) - _SHOWN_CANDIDATES
     return f"{shown} and {rest} more" if rest > 0 else shown
+
+
+def resolve_reference(text: str, names: Mapping[str, str]) -> str:
+    """The id of the job `text` names, out of `names` (id -> job name).
+
+    Like docker: a full id first, then a job's exact name when only one job
+    has it, then a unique id prefix. A name several jobs share raises
+    InvalidArgument listing their ids."""
+    if text in names:
+        return text
+    named = sorted(job_id for job_id, name in names.items() if name and name == text)
+    if len(named) == 1:
+        return named[0]
+    if named:
+        raise InvalidArgument(
+            f"job name {text!r} is ambiguous: jobs {_candidates(named)} have it; use an id"
+        )
+    if _PREFIX.fullmatch(text.strip().lower()) is None:
+        if not text.strip():
+            check_prefix(text)  # the "id required" message
+        raise NotFound(f"job {text} not found (no job has that id or name)")
+    return resolve_prefix(text, names)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import time
 from collections.abc import AsyncIterator, Callable
 from collections.abc import Set as AbstractSet
@@ -24,7 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from joblet.config.model import DaemonConfig
-from joblet.errors import FailedPrecondition
+from joblet.errors import AlreadyExists, FailedPrecondition
 from joblet.isolation.spec import JobExit
 from joblet.jobs import stdin_feed, workspace
 from joblet.jobs.ending import JobEnding
@@ -167,6 +168,7 @@ class JobManager:
         # Its record (and soon its files) need room: refuse it now, clearly,
         # rather than accept a job whose state cannot be kept.
         check_run_as(self._config.jobs, self.run_as(spec))
+        self._check_name_free(spec)
         workspace.check_room(self._config.layout, spec)
         job_id = new_job_id()
         created_at = self._clock()
@@ -180,6 +182,12 @@ class JobManager:
                 spec,
                 self._workspaces,
             )
+        try:
+            self._check_name_free(spec)  # again: another call may have taken it meanwhile
+        except AlreadyExists:
+            if spec.uploads:
+                await self._remove_dir(job_id)
+            raise
         # The bytes are on disk now: the record keeps their names only, so a
         # job's uploads cost the daemon no memory for the rest of its life.
         spec = replace(spec, uploads=())
@@ -255,17 +263,47 @@ class JobManager:
             os.close(fd)
             rt.close_stdin()
 
-    async def stop(self, prefix: str, caller: str) -> Job:
+    def _check_name_free(self, spec: JobSpec) -> None:
+        """With joblet.uniqueJobNames, a name no other (undeleted) job has."""
+        if not (spec.name and self._config.jobs.unique_job_names):
+            return
+        taken = self._registry.named(spec.name)
+        if taken:
+            raise AlreadyExists(
+                f"a job named {spec.name!r} exists ({taken[0]}): names are unique on this"
+                " node (joblet.uniqueJobNames); delete it or choose another name"
+            )
+
+    async def stop(
+        self,
+        prefix: str,
+        caller: str,
+        signum: int = signal.SIGTERM,
+        grace_s: float | None = None,
+    ) -> Job:
+        """`signum`, a grace period (the node's unless `grace_s`), then kill.
+        A job still waiting to start is canceled instead."""
         job = self._registry.resolve(prefix)
         if job.status.is_waiting:
             return self._cancel(job.id, caller)
-        if job.status is not JobStatus.RUNNING:
-            raise FailedPrecondition(f"job {job.id} is {job.status}: it is not running")
+        self._check_running(job)
         rt = self._runtime[job.id]
         if not rt.stopped_by and not rt.timed_out:
             rt.stopped_by = caller
-        await self._ending.terminate(job.id)
+        await self._ending.terminate(job.id, signum, grace_s)
         return self._registry.get(job.id)
+
+    async def send_signal(self, prefix: str, signum: int) -> Job:
+        """`signum` to a running job's command; it may go on running."""
+        job = self._registry.resolve(prefix)
+        self._check_running(job)
+        await self._ending.send_signal(job.id, signum)
+        return self._registry.get(job.id)
+
+    @staticmethod
+    def _check_running(job: Job) -> None:
+        if job.status is not JobStatus.RUNNING:
+            raise FailedPrecondition(f"job {job.id} is {job.status}: it is not running")
 
     async def cancel(self, prefix: str, caller: str) -> Job:
         job = self._registry.resolve(prefix)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from joblet.jobs.ids import resolve_prefix
+from joblet.jobs.ids import resolve_reference
 from joblet.jobs.model import Job, JobStatus
 from joblet.jobs.state_machine import Event, transition
 
@@ -24,11 +24,17 @@ class JobRegistry:
     def get(self, job_id: str) -> Job:
         return self._jobs[job_id]
 
-    def resolve(self, prefix: str) -> Job:
-        job = self._jobs.get(prefix)  # a full id, as clients send it: no scan
+    def resolve(self, reference: str) -> Job:
+        """The job a client named: by id, unique name or unique id prefix."""
+        job = self._jobs.get(reference)  # a full id, as clients send it: no scan
         if job is not None:
             return job
-        return self._jobs[resolve_prefix(prefix, self._jobs)]
+        names = {job_id: job.spec.name for job_id, job in self._jobs.items()}
+        return self._jobs[resolve_reference(reference, names)]
+
+    def named(self, name: str) -> list[str]:
+        """The ids of the jobs called `name`."""
+        return sorted(job_id for job_id, job in self._jobs.items() if job.spec.name == name)
 
     def apply(self, job_id: str, event: Event) -> Job:
         """Apply a lifecycle event; raises IllegalTransition if it does not fit."""

@@ -17,6 +17,7 @@ class LogFilter:
     since_ns: int = 0  # 0 = from the start
     tail_lines: int = 0  # 0 = everything
     follow: bool = True  # keep streaming a running job's new output
+    timestamps: bool = False  # each line starts with the time it was written
 
     def admits(self, record: Framed) -> bool:
         if record.timestamp_ns < self.since_ns:

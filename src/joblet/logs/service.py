@@ -23,6 +23,7 @@ from joblet.logs.follow import LogHub
 from joblet.logs.format import Framed, LogRecord
 from joblet.logs.reader import CHUNK_BYTES, ChunkHead, coalesce
 from joblet.logs.seal import seal
+from joblet.logs.stamps import LineStamper
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,7 @@ class JobLogs:
         # until the reader catches up (the first empty batch), then sent.
         tail = log_filter.tail_lines
         history: list[LogRecord] | None = [] if tail > 0 else None
+        stamper = LineStamper() if log_filter.timestamps else None
         async for batch in self.hub.follow_records(job_id, live=log_filter.follow):
             views = select(batch, log_filter)
             records: Sequence[Framed] = views
@@ -98,6 +100,8 @@ class JobLogs:
                     history = last_lines([*history, *(view.owned() for view in views)], tail)
                     continue
                 records, history = history, None
+            if stamper is not None:
+                records = stamper.stamp(records)
             for chunk in coalesce(records, head=head):
                 yield chunk
 
@@ -114,17 +118,18 @@ class JobLogs:
         )
         pending: list[LogRecord] = []
         size = 0
+        stamp = LineStamper().stamp if log_filter.timestamps else list
         try:
             async for record in records:
                 pending.append(record)
                 size += len(record.data)
                 if size >= CHUNK_BYTES:
-                    for chunk in coalesce(pending, head=head):
+                    for chunk in coalesce(stamp(pending), head=head):
                         yield chunk
                     pending, size = [], 0
         except NotFound:
             return  # a job that never printed has no history
-        for chunk in coalesce(pending, head=head):
+        for chunk in coalesce(stamp(pending), head=head):
             yield chunk
 
     async def seal(self, job_id: str, note: bytes) -> None:

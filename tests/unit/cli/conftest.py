@@ -23,7 +23,41 @@ from joblet.client.config import NodeConfig
 
 START = "2024-05-01T10:00:00Z"
 END = "2024-05-01T10:00:02.500000Z"
-FAKE_PEM = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+
+
+def _self_signed() -> tuple[str, str]:
+    """A real certificate and its key: rnx reads a node's certificate before
+    connecting, so the configs here hold a valid one (it is never presented:
+    these tests connect without TLS, or to a closed port)."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "rnx-test")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem.decode()
+
+
+CERT_PEM, KEY_PEM = _self_signed()
 
 
 @dataclass
@@ -166,13 +200,14 @@ class FakeJobService(pb_grpc.JobServiceServicer):
 
 
 def write_config(path: Path, address: str, **extra: str) -> Path:
-    node = {"address": address, "cert": FAKE_PEM, "key": FAKE_PEM, "ca": FAKE_PEM, **extra}
+    node = {"address": address, "cert": CERT_PEM, "key": KEY_PEM, "ca": CERT_PEM, **extra}
     lines = ["nodes:", "  default:"]
     for key, value in node.items():
         lines.append(f"    {key}: |" if "\n" in value else f"    {key}: {value!r}")
         if "\n" in value:
             lines += [f"      {v}" for v in value.splitlines()]
     path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o600)  # it holds a key: readable by others, rnx warns
     return path
 
 

@@ -148,9 +148,10 @@ def test_list_shows_a_table(rnx: Rnx) -> None:
     code, out, err = rnx("list")
     assert (code, err) == (0, "")
     header, *rows = out.splitlines()
-    assert header.split() == ["ID", "NAME", "STATUS", "START", "TIME", "DURATION", "COMMAND"]
-    assert rows[0].startswith(first) and "one" in rows[0] and rows[0].endswith("echo a")
-    assert rows[1].startswith(second) and "FAILED" in rows[1]
+    assert header.split() == ["ID", "NAME", "STATUS", "STARTED", "DURATION", "COMMAND"]
+    assert rows[0].startswith(first[:8] + " ") and "one" in rows[0] and rows[0].endswith("echo a")
+    assert rows[1].startswith(second[:8] + " ") and "FAILED" in rows[1]
+    assert rnx("ps", "-q")[1].split() == [first, second]
     assert header.index("STATUS") == rows[0].index("COMPLETED")  # aligned
 
 
@@ -178,18 +179,19 @@ def test_stop_delete_and_delete_all(rnx: Rnx) -> None:
     assert code == 0 and "Deleted: 1" in out
 
 
-def test_json_output_uses_the_contract_field_names(rnx: Rnx) -> None:
+def test_json_output_spells_each_field_one_way(rnx: Rnx) -> None:
     code, out, _ = rnx("--json", "run", "-s", "K=v", "exit", "0")
     assert code == 0
     run = json.loads(out)
-    assert run["status"] == "RUNNING" and "jobUuid" in run and run["exitCode"] == 0
-    _, out, _ = rnx("--json", "status", run["jobUuid"])
+    assert run["status"] == "RUNNING" and "id" in run and run["exit_code"] == 0
+    _, out, _ = rnx("--json", "status", run["id"])
     status = json.loads(out)
     assert status["secret_environment"] == {"K": "***"}
-    assert {"maxCPU", "maxIOBPS", "exitCode", "gpu_count", "endReason"} <= status.keys()
+    assert {"max_cpu", "max_iobps", "exit_code", "gpu_count", "end_reason"} <= status.keys()
     _, out, _ = rnx("job", "list", "--json")  # global option after the command
     (listed,) = json.loads(out)["jobs"]
-    assert listed["uuid"] == run["jobUuid"] and "maxCPU" in listed
+    assert listed["id"] == run["id"] and "max_cpu" in listed
+    assert set(run) & set(listed) <= set(status)  # the same names everywhere
 
 
 def test_json_log_is_one_document_per_chunk(rnx: Rnx) -> None:
@@ -197,8 +199,8 @@ def test_json_log_is_one_document_per_chunk(rnx: Rnx) -> None:
     code, out, _ = rnx("--json", "log", job_id)
     assert code == 0
     assert [json.loads(line) for line in out.splitlines()] == [
-        {"payload": "b25l"},
-        {"payload": "dHdv"},
+        {"data": "one"},
+        {"data": "two"},
     ]
 
 
@@ -235,13 +237,13 @@ def test_unavailable_when_nothing_listens(
 
 
 def test_usage_errors_are_one_line_with_exit_code_2(rnx: Rnx) -> None:
-    code, out, err = rnx("run", "-e", "NOEQUALS", "ls")
+    code, out, err = rnx("run", "-e", "1X=2", "ls")
     assert code == 2 and out == ""
-    assert err == (
-        "rnx: error: argument -e/--env: expected KEY=VALUE, got 'NOEQUALS' (see 'rnx run --help')\n"
-    )
+    assert err.startswith("rnx: error: argument -e/--env: invalid variable name '1X'")
+    assert err.endswith(" (see 'rnx run --help')\n") and err.count("\n") == 1
+    code, out, err = rnx("run", "-e", "RNX_SURELY_UNSET_VAR", "ls")
+    assert code == 2 and "RNX_SURELY_UNSET_VAR is not set" in err
     assert rnx("run")[0] == 2
-    assert rnx("job")[0] == 2
     assert rnx("run", "--max-cpu", "-5", "ls")[0] == 2
 
 
@@ -291,7 +293,7 @@ def test_nodes_marks_the_selected_node(tmp_path: Path, capsys: pytest.CaptureFix
         {
             "name": "default",
             "address": "10.0.0.1:50051",
-            "serverName": "joblet.lan",
+            "server_name": "joblet.lan",
             "selected": True,
         }
     ]

@@ -134,7 +134,7 @@ def test_job_metrics_in_a_terminal_redraws_in_place(fake: tuple[FakeMetrics, Pat
 def test_job_metrics_json_and_summary(fake: tuple[FakeMetrics, Path]) -> None:
     _, out = rnx(fake[1], "job", "metrics", "job-1", "--json")
     rows = [json.loads(line) for line in out.splitlines()]
-    assert [r["cpu"]["usagePercent"] for r in rows] == [49.5, 50.5]
+    assert [r["cpu"]["usage_percent"] for r in rows] == [49.5, 50.5]
     _, out = rnx(fake[1], "job", "metrics", "job-1", "--summary")
     assert out.splitlines()[0].split() == ["MIN", "AVG", "P50", "P95", "P99", "MAX"]
     assert "99.0%" in out and "200.0 MiB" in out
@@ -151,7 +151,7 @@ def test_monitor_status_and_top(fake: tuple[FakeMetrics, Path]) -> None:
     _, out = rnx(fake[1], "monitor", "top")
     assert "burn" in out and "hog" in out and "1.0 GiB" in out
     _, out = rnx(fake[1], "monitor", "status", "--json")
-    assert json.loads(out)["host"]["nodeId"] == "node-7"
+    assert json.loads(out)["host"]["node_id"] == "node-7"
 
 
 def test_monitor_watch_filter_and_interval(fake: tuple[FakeMetrics, Path]) -> None:

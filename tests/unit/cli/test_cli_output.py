@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from joblet.api import joblet_pb2 as pb
-from joblet.cli.job_view import job_exit_code, render_job_table, render_run, render_status
+from joblet.cli.job_view import job_exit_code, render_run, render_status
 from joblet.cli.output import (
     format_duration,
     format_local_time,
@@ -137,27 +137,6 @@ def test_run_rendering_key_lines() -> None:
     assert "Scheduled Time: 2024-05-01 13:00:00" in lines
 
 
-def test_job_table_newest_last() -> None:
-    jobs = [
-        pb.Job(uuid="later", status="RUNNING", startTime="2024-05-01T10:04:00Z", command="b"),
-        pb.Job(uuid="waiting", status="QUEUED", command="c"),
-        pb.Job(
-            uuid="earlier",
-            name="n",
-            status="COMPLETED",
-            command="a",
-            startTime="2024-05-01T10:00:00Z",
-            endTime="2024-05-01T10:00:03Z",
-        ),
-    ]
-    header, *rows = render_job_table(jobs, NOW, UTC).splitlines()
-    assert header.split()[:3] == ["ID", "NAME", "STATUS"]
-    assert [row.split()[0] for row in rows] == ["earlier", "later", "waiting"]
-    assert rows[0].split() == ["earlier", "n", "COMPLETED", "2024-05-01", "10:00:00", "3.00s", "a"]
-    assert rows[1].split()[-2:] == ["1m00s", "b"]
-    assert render_job_table([], NOW) == "No jobs."
-
-
 @pytest.mark.parametrize(
     ("status", "code", "expected"),
     [
@@ -175,13 +154,17 @@ def test_follow_exit_code(status: str, code: int, expected: int) -> None:
     assert job_exit_code(status, code) == expected
 
 
-def test_json_keeps_proto_field_names_and_defaults_in_declaration_order() -> None:
-    res = pb.GetJobStatusRes(uuid="u", secret_environment={"K": "***"}, maxCPU=5)
+def test_json_has_one_spelling_defaults_and_declaration_order() -> None:
+    res = pb.GetJobStatusRes(
+        uuid="u", secret_environment={"K": "***"}, maxCPU=5, maxIngressBitsPerSec=2**40
+    )
     text = message_to_json(res)
     assert "\n" not in text
     doc = json.loads(text)
-    assert list(doc)[:5] == ["uuid", "name", "command", "args", "maxCPU"]
-    assert doc["maxCPU"] == 5 and doc["exitCode"] == 0
+    assert list(doc)[:5] == ["id", "name", "command", "args", "max_cpu"]
+    assert doc["max_cpu"] == 5 and doc["exit_code"] == 0
+    assert doc["max_ingress_bits_per_sec"] == 2**40  # int64: a number, not a string
     assert doc["secret_environment"] == {"K": "***"}
-    assert {"maxIOBPS", "gpu_memory_mb", "endReason", "workDir"} <= doc.keys()
+    assert {"max_iobps", "gpu_memory_mb", "end_reason", "work_dir"} <= doc.keys()
+    assert json.loads(message_to_json(pb.RunJobResponse(jobUuid="u")))["id"] == "u"
     assert json.loads(message_to_json(pb.DataChunk(payload=b"\xff\x00"))) == {"payload": "/wA="}

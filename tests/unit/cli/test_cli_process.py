@@ -28,8 +28,8 @@ def test_unreachable_daemon_gives_one_line_and_exit_1(tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    # ./rnx-config.yml is found without --config; its PEM is never parsed because
-    # the TCP connection is refused first.
+    # ./rnx-config.yml is found without --config; its certificate is valid, so
+    # what is reported is the refused TCP connection.
     write_config(tmp_path / "rnx-config.yml", f"127.0.0.1:{port}")
     done = _rnx("job", "list", cwd=tmp_path)
     assert (done.returncode, done.stdout) == (1, "")
@@ -43,7 +43,7 @@ def test_help_and_usage_errors(tmp_path: Path) -> None:
     assert _rnx("--help", cwd=tmp_path).returncode == 0
     done = _rnx("job", "status", cwd=tmp_path)
     assert done.returncode == 2
-    assert done.stderr.startswith("rnx: error: the following arguments are required: JOB_ID")
+    assert done.stderr.startswith("rnx: error: the following arguments are required: JOB")
     assert done.stderr.count("\n") == 1
 
 

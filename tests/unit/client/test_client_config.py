@@ -124,7 +124,7 @@ def test_config_errors(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "c.yml"
     path.write_text(text)
     with pytest.raises(ClientConfigError, match=message) as caught:
-        load_rnx_config(path)
+        load_rnx_config(path).node("default")
     assert caught.value.exit_code == 2
     assert str(path) in caught.value.message
     assert "\n" not in caught.value.message
@@ -134,3 +134,23 @@ def test_ipv6_address_is_accepted(tmp_path: Path) -> None:
     path = tmp_path / "c.yml"
     path.write_text("nodes:\n" + _node_yaml("default", "'[::1]:50051'"))
     assert load_rnx_config(path).node("default").address == "[::1]:50051"
+
+
+def test_one_malformed_node_does_not_break_the_others(tmp_path: Path) -> None:
+    path = tmp_path / "c.yml"
+    path.write_text("nodes:\n" + _node_yaml("default", "'h:1'") + "  broken: 3\n")
+    config = load_rnx_config(path)
+    assert config.node("default").address == "h:1"
+    with pytest.raises(ClientConfigError, match="node 'broken': must be a mapping"):
+        config.node("broken")
+
+
+def test_a_world_readable_config_holding_a_key_is_warned_about(tmp_path: Path) -> None:
+    path = tmp_path / "c.yml"
+    path.write_text("nodes:\n" + _node_yaml("default", "'h:1'"))
+    config = load_rnx_config(path)
+    assert "readable by every user" in config.exposed_key_warning(0o644)
+    assert "chmod 600" in config.exposed_key_warning(0o604)
+    assert config.exposed_key_warning(0o640) == ""
+    path.write_text("nodes:\n  default: {address: 'h:1', keyFile: k.pem}\n")
+    assert load_rnx_config(path).exposed_key_warning(0o644) == ""  # the key is elsewhere

@@ -39,3 +39,35 @@ def test_ambiguous_and_unknown_prefixes_are_refused(registry: JobRegistry) -> No
         registry.resolve("0e5c")
     with pytest.raises(NotFound):
         registry.resolve("ffff")
+
+
+def _named(registry: JobRegistry, job_id: str, name: str) -> None:
+    spec = JobSpec(command="true", name=name)
+    registry.add(Job(id=job_id, spec=spec, status=JobStatus.RUNNING))
+
+
+def test_a_unique_name_resolves_to_its_job(registry: JobRegistry) -> None:
+    _named(registry, "aaaa0000-0000-4000-8000-000000000001", "backup")
+    assert registry.resolve("backup").id == "aaaa0000-0000-4000-8000-000000000001"
+
+
+def test_a_name_wins_over_an_id_prefix_it_also_is(registry: JobRegistry) -> None:
+    # "9d2f" is a prefix of IDS[2], but a job is named exactly that.
+    _named(registry, "aaaa0000-0000-4000-8000-000000000002", "9d2f")
+    assert registry.resolve("9d2f").id == "aaaa0000-0000-4000-8000-000000000002"
+
+
+def test_a_shared_name_is_refused_listing_the_candidates(registry: JobRegistry) -> None:
+    _named(registry, "aaaa0000-0000-4000-8000-000000000003", "web")
+    _named(registry, "aaaa0000-0000-4000-8000-000000000004", "web")
+    with pytest.raises(InvalidArgument, match="ambiguous") as caught:
+        registry.resolve("web")
+    assert "aaaa0000-0000-4000-8000-000000000003" in str(caught.value)
+    assert "aaaa0000-0000-4000-8000-000000000004" in str(caught.value)
+
+
+def test_an_unknown_name_is_not_found(registry: JobRegistry) -> None:
+    with pytest.raises(NotFound, match="no job has that id or name"):
+        registry.resolve("no-such-job")
+    with pytest.raises(InvalidArgument, match="required"):
+        registry.resolve("  ")

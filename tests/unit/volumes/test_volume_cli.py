@@ -77,6 +77,7 @@ def run(tmp_path: Path, address: str, *argv: str) -> tuple[int, str]:
     for key in ("cert", "key", "ca"):
         lines += [f"    {key}: |", *(f"      {v}" for v in PEM.splitlines())]
     config.write_text("\n".join(lines) + "\n")
+    config.chmod(0o600)  # it holds a key
     parser = RnxArgumentParser(prog="rnx")
     add_global_options(parser, None)
     common = RnxArgumentParser(add_help=False)
@@ -120,7 +121,7 @@ def test_list_as_table_and_json(tmp_path: Path, server: tuple[FakeVolumes, str])
     assert header.split() == ["NAME", "SIZE", "TYPE", "JOBS", "CREATED", "PATH"]
     assert row.split()[:4] == ["data", "1GB", "filesystem", "2"]
     code, out = run(tmp_path, address, "volume", "list", "--json")
-    assert json.loads(out)["volumes"][0]["jobCount"] == 2
+    assert json.loads(out)["volumes"][0]["job_count"] == 2
 
 
 def test_remove_and_its_refusal(tmp_path: Path, server: tuple[FakeVolumes, str]) -> None:
