@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import pytest
 
 from joblet.api import joblet_pb2 as pb
-from joblet.cli.job_view import render_job_table, render_status
+from joblet.cli.job_list import render_list
+from joblet.cli.job_view import render_status
 from joblet.cli.output import format_table
 from joblet.cli.terminal import LogFilter, escape_field, escape_text, neutralize_log_text
 
@@ -54,7 +55,9 @@ def test_status_and_list_escape_every_field() -> None:
     assert not any(_has_control(line) or "\n" in line for line in lines)
     assert "Status: FAKE" not in [line for line in lines if line.startswith("Status")]
     job = pb.Job(uuid="u", name="n\x1b", status="RUNNING", command="sh", args=[OSC52])
-    table = render_job_table([job], NOW)
+    table = render_list([job], NOW, full=True)
+    assert not _has_control(table) and "\\x1b]52" in table
+    table = render_list([job], NOW)  # cut to 80 columns
     assert not _has_control(table) and "\\x1b]52" in table
 
 
