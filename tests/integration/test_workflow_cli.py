@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 
 from joblet.api import joblet_pb2 as pb
@@ -49,7 +50,11 @@ def cleanup(daemon: RunningDaemon) -> Iterator[list[str]]:
         if item.startswith("volume:"):
             volumes.RemoveVolume(pb.RemoveVolumeReq(name=item.removeprefix("volume:")))
         else:
-            stub.StopWorkflow(pb.StopWorkflowRequest(workflowUuid=item))
+            try:
+                stub.StopWorkflow(pb.StopWorkflowRequest(workflowUuid=item))
+            except grpc.RpcError as exc:  # finished already: nothing to stop
+                if exc.code() != grpc.StatusCode.FAILED_PRECONDITION:
+                    raise
             wait_workflow(stub, item)
             stub.DeleteWorkflow(pb.DeleteWorkflowRequest(workflowUuid=item))
 

@@ -61,7 +61,9 @@ def test_a_waiting_job_can_be_canceled_and_bad_requirements_are_refused(
     assert _status(stub, waiting).status == "CANCELED"
     for requirement, code in (
         (pb.JobRequirement(expression="deadbeef0=COMPLETED"), grpc.StatusCode.NOT_FOUND),
-        (pb.JobRequirement(expression="nosuchjob=COMPLETED"), grpc.StatusCode.INVALID_ARGUMENT),
+        # a job reference may be a name too: an unknown one is not found
+        (pb.JobRequirement(expression="nosuchjob=COMPLETED"), grpc.StatusCode.NOT_FOUND),
+        (pb.JobRequirement(expression=f"{hold}=COMPLETED AND"), grpc.StatusCode.INVALID_ARGUMENT),
         (pb.JobRequirement(expression=f"{hold}=DONE"), grpc.StatusCode.INVALID_ARGUMENT),
         (pb.JobRequirement(jobUuid="not-a-uuid"), grpc.StatusCode.INVALID_ARGUMENT),
         (pb.JobRequirement(), grpc.StatusCode.INVALID_ARGUMENT),
