@@ -159,7 +159,10 @@ def test_remove_refused_while_pinned_then_frees_du_bytes(store: RuntimeStore) ->
         store.remove("tools")
     store.release("job-1")
     du = subprocess.run(
-        ["du", "-s", "--block-size=1", str(store.root / "tools")], capture_output=True, text=True
+        ["du", "-s", "--block-size=1", str(store.root / "tools")],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     expected = int(du.stdout.split()[0])
     freed = store.remove("tools")

@@ -19,7 +19,9 @@ NOBODY = 65534
 
 
 def _du(path: Path) -> int:
-    out = subprocess.run(["du", "-s", "--block-size=1", str(path)], capture_output=True, text=True)
+    out = subprocess.run(
+        ["du", "-s", "--block-size=1", str(path)], capture_output=True, text=True, check=True
+    )
     return int(out.stdout.split()[0])
 
 
@@ -72,7 +74,7 @@ def test_over_max_size(tmp_path: Path) -> None:
     tree = tmp_path / "tree"
     tree.mkdir()
     (tree / "big").write_bytes(os.urandom(256 * 1024))
-    with pytest.raises(ResourceExhausted, match="runtime.maxSize"):
+    with pytest.raises(ResourceExhausted, match=r"runtime\.maxSize"):
         verify_tree(tree, 100 * 1024)
     assert verify_tree(tree, 1 << 20).size_bytes >= 256 * 1024
 
