@@ -2368,11 +2368,14 @@ class InstallRuntimeRequest(_message.Message):
     BRANCH_FIELD_NUMBER: _builtins.int
     PATH_FIELD_NUMBER: _builtins.int
     FORCEREINSTALL_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
     runtimeSpec: _builtins.str
     repository: _builtins.str
     branch: _builtins.str
     path: _builtins.str
     forceReinstall: _builtins.bool
+    sha256: _builtins.str
+    """Hex SHA-256 the downloaded archive must have; empty = not checked."""
     def __init__(
         self,
         *,
@@ -2381,10 +2384,11 @@ class InstallRuntimeRequest(_message.Message):
         branch: _builtins.str = ...,
         path: _builtins.str = ...,
         forceReinstall: _builtins.bool = ...,
+        sha256: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["branch", b"branch", "forceReinstall", b"forceReinstall", "path", b"path", "repository", b"repository", "runtimeSpec", b"runtimeSpec"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["branch", b"branch", "forceReinstall", b"forceReinstall", "path", b"path", "repository", b"repository", "runtimeSpec", b"runtimeSpec", "sha256", b"sha256"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
