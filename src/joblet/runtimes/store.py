@@ -40,6 +40,9 @@ from joblet.runtimes.verify import tree_usage
 log = logging.getLogger(__name__)
 
 CURRENT = "current"
+# How an install's test job names the build it is testing. No user reference
+# can have this form (the grammar refuses '!'), and only a staged build has one.
+TRIAL_PREFIX = "!staged/"
 STAGING = ".staging"
 _DIR_MODE = 0o755
 
@@ -83,6 +86,7 @@ class RuntimeStore:
         self._current: dict[str, InstalledRuntime] = {}
         self._pins: dict[str, tuple[str, str]] = {}  # job id -> (name, build id)
         self._building: dict[str, str] = {}  # name -> build job id ("" until known)
+        self._trials: dict[str, InstalledRuntime] = {}  # staged builds under test
 
     # --- loading -------------------------------------------------------------------
 
@@ -162,9 +166,10 @@ class RuntimeStore:
     # --- the resolver --------------------------------------------------------------
 
     def acquire(self, reference: str, job_id: str) -> RuntimeMount:
-        name = normalize(reference)
+        trial = self._trials.get(reference)
+        name = trial.name if trial is not None else normalize(reference)
         with self._lock:
-            record = self._current.get(name)
+            record = trial or self._current.get(name)
             if record is None:
                 raise NotFound(f"runtime {name} is not installed")
             problem = self._requirement_problem(record)
@@ -195,6 +200,8 @@ class RuntimeStore:
     def _still_used(self, name: str, build_id: str) -> bool:
         current = self._current.get(name)
         if current is not None and current.build_id == build_id:
+            return True
+        if f"{TRIAL_PREFIX}{build_id}" in self._trials:
             return True
         return (name, build_id) in self._pins.values()
 
@@ -260,22 +267,49 @@ class RuntimeStore:
                 self._building[name] = job_id
 
     def commit(self, staging: Staging, record: InstalledRuntime) -> None:
-        """Make the staged tree `record`'s build and the name's current one, atomically."""
+        """Stage and activate in one go."""
+        self.stage(staging, record)
+        self.activate(record)
+
+    def stage(self, staging: Staging, record: InstalledRuntime) -> str:
+        """Move the staged tree to its build directory, not yet current: the
+        reference returned lets one job (the install's test) acquire it."""
         name = check_name(record.name)
         build_dir = self.root / name / record.build_id
         (self.root / name).mkdir(mode=_DIR_MODE, exist_ok=True)
         build_dir.mkdir(mode=_DIR_MODE)
         os.rename(staging.tree, build_dir / TREE_DIR)
         _write_atomically(build_dir / RECORD_FILE, record_json(record))
+        reference = f"{TRIAL_PREFIX}{record.build_id}"
+        with self._lock:
+            self._trials[reference] = record
+        return reference
+
+    def activate(self, record: InstalledRuntime) -> None:
+        """Make a staged build the name's current one (an atomic rename of the pointer)."""
+        name = record.name
         link = self.root / name / f".{CURRENT}-{record.build_id}"
         os.symlink(record.build_id, link)
         with self._lock:
+            self._trials.pop(f"{TRIAL_PREFIX}{record.build_id}", None)
             os.replace(link, self.root / name / CURRENT)
             old = self._current.get(name)
             self._current[name] = record
             stale = old if old is not None and not self._still_used(name, old.build_id) else None
         if stale is not None:
             self._defer(lambda: self._delete_build(name, stale.build_id))
+
+    def discard(self, record: InstalledRuntime) -> None:
+        """Drop a staged build that failed its test (once its test job let go of it)."""
+        with self._lock:
+            self._trials.pop(f"{TRIAL_PREFIX}{record.build_id}", None)
+            if self._still_used(record.name, record.build_id):
+                return  # its test job still runs: released, it is deleted then
+            orphan_name = record.name not in self._current
+        remove_tree(self.root / record.name / record.build_id)
+        if orphan_name:
+            with contextlib.suppress(OSError):
+                (self.root / record.name).rmdir()
 
     # --- removing --------------------------------------------------------------------
 
