@@ -28,7 +28,6 @@ import yaml
 from joblet.config.units import parse_duration_s
 from joblet.errors import InvalidArgument
 from joblet.jobs.environment import BASE_ENVIRONMENT
-from joblet.runtimes.environment import references
 from joblet.runtimes.reference import check_name, normalize_arch
 
 MAX_SPEC_BYTES = 64 * 1024
@@ -37,7 +36,10 @@ RUNTIME_PATH = "/opt/runtime"
 # A runtime's extra mounts may not cover these: the job's own root, its kernel
 # views, its workspace and scratch space, and volumes.
 FORBIDDEN_TARGETS = ("/proc", "/sys", "/dev", "/work", "/tmp", "/volumes", RUNTIME_PATH)
-BASE_KEYS = frozenset(BASE_ENVIRONMENT) | {"JOB_ID", "JOB_NAME"}
+# What `${VAR}` may name: the base a runtime's values are expanded from
+# (joblet.jobs.environment.job_environment); JOB_ID is set after them.
+BASE_KEYS = frozenset(BASE_ENVIRONMENT) | {"JOB_NAME"}
+_REFERENCE = re.compile(r"\$\{([^}]*)\}")
 
 _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _LANGUAGE = re.compile(r"[a-z][a-z0-9_]*")
@@ -372,7 +374,7 @@ class _Checker:
                 continue
             if "\0" in value:
                 self.fail(value_node, f"environment.{key} contains a NUL byte")
-            unknown = [ref for ref in references(value) if ref not in BASE_KEYS]
+            unknown = [ref for ref in _REFERENCE.findall(value) if ref not in BASE_KEYS]
             if unknown:
                 allowed = ", ".join(sorted(BASE_KEYS))
                 self.fail(

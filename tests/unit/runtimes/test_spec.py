@@ -72,6 +72,7 @@ BAD = [
     (_replace("build:", "build: {memory: 5}"), 7, "unknown key 'memory'"),
     (_replace("  PATH:", "  1BAD: x"), 9, "not a valid variable name"),
     (_replace("  PATH:", "  PATH: ${SECRET_TOKEN}:/x"), 9, "${SECRET_TOKEN}"),
+    (_replace("  PATH:", "  PATH: ${JOB_ID}"), 9, "${JOB_ID}"),
     (_replace("mounts:", "mounts: [{source: /etc, target: /x}]"), 10, "relative"),
     (_replace("mounts:", "mounts: [{source: ../../etc, target: /x}]"), 10, "'..'"),
     (_replace("mounts:", "mounts: [{source: a, target: /}]"), 10, "must not be /"),
