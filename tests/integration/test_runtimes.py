@@ -317,3 +317,21 @@ def test_validate_with_rnx(daemon: RunningDaemon, tmp_path: Path) -> None:
     assert bad.returncode == 1
     assert b"line 2, column 1" in bad.stdout
     assert b"line 4" in bad.stdout
+
+
+def test_built_tree_is_root_owned_without_setuid(daemon: RunningDaemon, tmp_path: Path) -> None:
+    extra = "cp /opt/runtime/bin/hello /opt/runtime/bin/suid; chmod 4755 /opt/runtime/bin/suid"
+    assert result_of(install(daemon, write_runtime(tmp_path / "su", "setuid", extra=extra))).success
+    tree = current_build(daemon, "setuid") / "tree"
+    for path in [tree, *tree.rglob("*")]:
+        info = path.lstat()
+        assert (info.st_uid, info.st_gid) == (0, 0), path
+        assert not info.st_mode & 0o6000, path
+
+
+def test_a_fifo_in_the_build_fails_the_install(daemon: RunningDaemon, tmp_path: Path) -> None:
+    src = write_runtime(tmp_path / "ff", "fifo", extra="mkfifo /opt/runtime/pipe")
+    result = result_of(install(daemon, src))
+    assert not result.success
+    assert "a FIFO at /opt/runtime/pipe" in result.message
+    assert not (daemon.root / "runtimes" / "fifo").exists()

@@ -52,6 +52,22 @@ def test_owner_root_setuid_cleared_links_not_followed(tmp_path: Path) -> None:
     assert stat.S_IMODE(os.lstat(outside).st_mode) == 0o4755
 
 
+def test_setuid_cleared_on_files_already_owned_by_root(tmp_path: Path) -> None:
+    # chown(2) drops the bits itself; a root-owned file needs no chown
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for name, mode in (("suid", 0o4755), ("sgid", 0o2711), ("dir", 0o2755)):
+        path = tree / name
+        if name == "dir":
+            path.mkdir()
+        else:
+            path.write_text("x")
+        os.chmod(path, mode)
+    verify_tree(tree, 1 << 30)
+    for name, mode in (("suid", 0o755), ("sgid", 0o711), ("dir", 0o755)):
+        assert stat.S_IMODE(os.lstat(tree / name).st_mode) == mode, name
+
+
 @pytest.mark.parametrize("kind", ["fifo", "chardev", "socket"])
 def test_special_files_fail_the_install(tmp_path: Path, kind: str) -> None:
     tree = tmp_path / "tree"
