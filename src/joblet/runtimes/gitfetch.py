@@ -32,7 +32,7 @@ from joblet.runtimes.httpfetch import (
     open_url,
     remove_quietly,
 )
-from joblet.runtimes.sources import RemoteSource, check_sha256, require_allowed
+from joblet.runtimes.sources import RemoteSource, check_sha256
 
 _PROBE = "/info/refs"
 _SMART = "application/x-git-upload-pack-advertisement"
@@ -85,7 +85,6 @@ def probe(url: str, limits: FetchLimits) -> tuple[str, bool]:
     if not final.path.endswith(_PROBE):
         raise Unavailable(f"git {url}: redirected to {urlunsplit(final)}, not a repository")
     base = urlunsplit(final._replace(path=final.path[: -len(_PROBE)], query=""))
-    require_allowed(base, limits.allowed)
     return base, smart
 
 
