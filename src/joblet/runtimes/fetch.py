@@ -19,7 +19,7 @@ import threading
 
 from joblet.runtimes.gitfetch import clone_archive
 from joblet.runtimes.httpfetch import Fetched, FetchLimits, Progress, download
-from joblet.runtimes.sources import RemoteSource
+from joblet.runtimes.remote import RemoteSource
 
 __all__ = ["FetchLimits", "Fetched", "Progress", "fetch", "fetch_async"]
 

@@ -32,7 +32,7 @@ from joblet.runtimes.httpfetch import (
     open_url,
     remove_quietly,
 )
-from joblet.runtimes.sources import RemoteSource, check_sha256
+from joblet.runtimes.remote import RemoteSource, check_sha256
 
 _PROBE = "/info/refs"
 _SMART = "application/x-git-upload-pack-advertisement"

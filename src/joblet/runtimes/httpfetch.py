@@ -19,7 +19,7 @@ from typing import IO
 
 from joblet.errors import FailedPrecondition, ResourceExhausted, Unavailable
 from joblet.runtimes.archive import ArchiveError
-from joblet.runtimes.sources import check_sha256, require_allowed
+from joblet.runtimes.remote import check_sha256, require_allowed
 from joblet.runtimes.unpack import detect
 
 Progress = Callable[[int, int], None]  # (bytes so far, total bytes or 0 when unknown)

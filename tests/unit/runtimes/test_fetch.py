@@ -22,7 +22,7 @@ import pytest
 
 from joblet.errors import FailedPrecondition, PermissionDenied, ResourceExhausted, Unavailable
 from joblet.runtimes.fetch import FetchLimits, fetch, fetch_async
-from joblet.runtimes.sources import RemoteSource, parse_source
+from joblet.runtimes.remote import RemoteSource, parse_source
 
 from .hostile_archives import write_tar_gz, write_zip
 

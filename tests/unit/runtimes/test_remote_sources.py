@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from joblet.errors import InvalidArgument, PermissionDenied
-from joblet.runtimes.sources import (
+from joblet.runtimes.remote import (
     DEFAULT_ALLOWED_SOURCES,
     DEFAULT_GITHUB_BASE,
     RemoteSource,
