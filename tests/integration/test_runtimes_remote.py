@@ -146,6 +146,8 @@ def test_url_with_sha256_and_path(remote: tuple[RunningDaemon, Server], tmp_path
         timeout=120,
     )  # fmt: skip
     assert unary.status == "installed", unary.message
+    assert unary.repository == server.url("/ok/bypath.tar.gz")
+    assert unary.resolvedPath == "sub/dir"
     assert src.is_dir()
 
 

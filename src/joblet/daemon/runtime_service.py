@@ -58,12 +58,16 @@ def chunk(event: Event) -> pb.RuntimeInstallationChunk:
     )  # fmt: skip
 
 
-def install_response(outcome: Outcome) -> pb.InstallRuntimeResponse:
+def install_response(
+    outcome: Outcome, repository: str = "", path: str = ""
+) -> pb.InstallRuntimeResponse:
     return pb.InstallRuntimeResponse(
         buildJobUuid=outcome.build_job_id,
         runtimeSpec=outcome.name,
         status="installed" if outcome.success else "failed",
         message=outcome.message,
+        repository=repository,
+        resolvedPath=path.strip("/") or ".",
     )
 
 
@@ -150,7 +154,7 @@ class RuntimeService(pb_grpc.RuntimeServiceServicer):
         self, request: pb.InstallRuntimeRequest, context: Context
     ) -> pb.InstallRuntimeResponse:
         run = self._installer.start_remote(request)
-        return install_response(await run.wait())
+        return install_response(await run.wait(), request.repository, request.path)
 
     @streaming
     async def StreamingInstallRuntimeFromGithub(
