@@ -40,6 +40,9 @@ class Sandbox:
         (src / "build.sh").write_text(script)
         for link, target in plan.pop("links", {}).items():
             (src / link).symlink_to(target)
+        for file, (text, mode) in plan.pop("files", {}).items():
+            (src / file).write_text(text)
+            (src / file).chmod(mode)
         fields = {"runtime_name": name, "source_dir": str(src), "staging_dir": str(staging),
                   "script": "build.sh", "timeout_s": 60, "max_memory_mb": 256,
                   "scratch_bytes": 64 << 20, **plan}  # fmt: skip
@@ -201,6 +204,14 @@ def test_staging_is_nosuid_and_nodev(sandbox: Sandbox) -> None:
     # with a user namespace, real root without one); its setuid bit is left
     # for the install's check to clear.
     assert (kept.stat().st_uid, kept.stat().st_gid) == (0, 0)
+
+
+def test_sources_are_read_only_and_readable(sandbox: Sandbox) -> None:
+    script = "cat /src/private.txt; touch /src/new 2>&1; rm /src/private.txt 2>&1; echo end\n"
+    build = sandbox.build(script, files={"private.txt": ("only root reads me\n", 0o600)})
+    assert build.status == "COMPLETED", build.output
+    assert build.output.startswith("only root reads me\n"), build.output
+    assert build.output.count("Read-only file system") == 2
 
 
 def test_a_symlink_planted_in_src_leads_nowhere(sandbox: Sandbox) -> None:
