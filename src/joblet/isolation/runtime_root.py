@@ -175,7 +175,10 @@ def plan_build(
     p.ops.append(Unmount(scratch))
     src = p.target(SOURCE_DIR)
     p.dirs(src)
-    p.ops += [Mount(build.source, src, None, libc.MS_BIND | libc.MS_REC), Protect(src, RO_ATTRS)]
+    # Idmapped like the staging dir: the build's root reads the sources the
+    # host's root owns whatever their mode.
+    p.ops.append(Mount(build.source, src, None, libc.MS_BIND | libc.MS_REC, idmapped=idmapped))
+    p.ops.append(Protect(src, RO_ATTRS))
     staging = mount_point(p, RUNTIME_DIR, True, allowed, {})
     p.ops.append(Mount(build.staging, staging, None, libc.MS_BIND, idmapped=idmapped))
     p.ops.append(Protect(staging, libc.MOUNT_ATTR_NOSUID | libc.MOUNT_ATTR_NODEV))

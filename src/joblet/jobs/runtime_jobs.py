@@ -65,6 +65,8 @@ def build_spec(plan: BuildPlan) -> JobSpec:
         raise InvalidArgument(f"build script {plan.script!r}: {exc}") from exc
     if not parts or plan.script.startswith("/"):
         raise InvalidArgument(f"build script {plan.script!r} must be a path relative to /src")
+    if plan.network == "host":
+        raise InvalidArgument("a build never runs on the host's network")
     if plan.timeout_s <= 0:
         raise InvalidArgument("a build needs a timeout")
     if plan.scratch_bytes <= 0:

@@ -34,6 +34,11 @@ def test_build_scripts_stay_in_src(script: str) -> None:
         build_spec(replace_plan(script=script))
 
 
+def test_build_never_on_the_host_network() -> None:
+    with pytest.raises(InvalidArgument, match="host"):
+        build_spec(replace_plan(network="host"))
+
+
 def test_build_needs_a_timeout_and_scratch() -> None:
     with pytest.raises(InvalidArgument, match="timeout"):
         build_spec(replace_plan(timeout_s=0))
