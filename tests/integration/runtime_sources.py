@@ -12,7 +12,7 @@ name: {name}
 language: sh
 version: "1"
 description: a tiny shell runtime
-requirements: {{architectures: [amd64, arm64], gpu: false}}
+requirements: {{architectures: [{arches}], gpu: {gpu}}}
 packages: [hello]
 build: {{script: build.sh, timeout: {timeout}, max_memory: 256}}
 environment: {{PATH: "/opt/runtime/bin:${{PATH}}", SHTOOLS: "yes"}}
@@ -35,10 +35,18 @@ echo "built {name}"
 
 
 def write_runtime(
-    directory: Path, name: str, *, version: str = "v1", extra: str = "", timeout: str = "60s"
+    directory: Path,
+    name: str,
+    *,
+    version: str = "v1",
+    extra: str = "",
+    timeout: str = "60s",
+    arches: str = "amd64, arm64",
+    gpu: bool = False,
 ) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "runtime.yml").write_text(SPEC.format(name=name, timeout=timeout))
+    spec = SPEC.format(name=name, timeout=timeout, arches=arches, gpu=str(gpu).lower())
+    (directory / "runtime.yml").write_text(spec)
     (directory / "build.sh").write_text(BUILD.format(name=name, extra=extra))
     (directory / "version.txt").write_text(version + "\n")
     return directory

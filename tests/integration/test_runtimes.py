@@ -335,3 +335,43 @@ def test_a_fifo_in_the_build_fails_the_install(daemon: RunningDaemon, tmp_path: 
     assert not result.success
     assert "a FIFO at /opt/runtime/pipe" in result.message
     assert not (daemon.root / "runtimes" / "fifo").exists()
+
+
+def host_arch() -> str:
+    return "arm64" if os.uname().machine in ("aarch64", "arm64") else "amd64"
+
+
+def test_wrong_arch_or_gpu_installs_unavailable_and_refuses_jobs(
+    daemon: RunningDaemon, tmp_path: Path
+) -> None:
+    foreign = "amd64" if host_arch() == "arm64" else "arm64"
+    needs_gpu = not Path("/dev/nvidiactl").exists()
+    cases = [("foreign", {"arches": foreign})]
+    if needs_gpu:
+        cases.append(("needsgpu", {"gpu": True}))
+    for name, options in cases:
+        src = write_runtime(tmp_path / name, name, **options)  # type: ignore[arg-type]
+        result = result_of(install(daemon, src))
+        assert result.success, result.message
+        info = stub(daemon).GetRuntimeInfo(pb.RuntimeInfoReq(runtime=name)).runtime
+        assert not info.available
+        with pytest.raises(grpc.RpcError) as refused:
+            daemon.jobs().RunJob(pb.RunJobRequest(command="true", runtime=name))
+        assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        test = stub(daemon).TestRuntime(pb.RuntimeTestReq(runtime=name), timeout=60)
+        assert not test.success
+        assert "cannot run here" in test.error
+
+
+def test_unavailable_while_rebuilding(daemon: RunningDaemon, tmp_path: Path) -> None:
+    src = write_runtime(tmp_path / "rb", "rebuilt")
+    assert result_of(install(daemon, src)).success
+    write_runtime(src, "rebuilt", extra="sleep 2")
+    chunks = stub(daemon).StreamingInstallRuntimeFromLocal(
+        local_request(src, force=True), timeout=120
+    )
+    assert next(chunks).progress.step == 1
+    info = stub(daemon).GetRuntimeInfo(pb.RuntimeInfoReq(runtime="rebuilt")).runtime
+    assert not info.available
+    assert result_of(list(chunks)).success
+    assert stub(daemon).GetRuntimeInfo(pb.RuntimeInfoReq(runtime="rebuilt")).runtime.available

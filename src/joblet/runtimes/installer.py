@@ -296,11 +296,20 @@ class Installer:
 
     async def _commit(self, run: InstallRun, staging: Staging, record: InstalledRuntime) -> None:
         reference = await asyncio.to_thread(self._store.stage, staging, record)
+        unusable = self._store.requirement_problem(record)
         try:
-            result = await self.run_test(reference, record.spec.test)
+            # A runtime for another architecture or a GPU is installed untested:
+            # no job here could run it, and it shows as unavailable.
+            result = (
+                TestResult(True, error="")
+                if unusable
+                else await self.run_test(reference, record.spec.test)
+            )
         except BaseException:
             self._store.discard(record)
             raise
+        if unusable:
+            run.emit(progress("install", f"test skipped: {unusable}"))
         if not result.success:
             self._store.discard(record)
             why = result.error or f"exit code {result.exit_code}"
@@ -337,8 +346,10 @@ class Installer:
         spec = JobSpec(command=test.command, args=test.args, name="runtime-test", runtime=reference)
         try:
             job = await self._jobs.submit(spec)
-        except (NotFound, FailedPrecondition):
+        except NotFound:
             raise
+        except FailedPrecondition as exc:
+            return TestResult(False, error=f"the runtime cannot run here: {exc}")
         except JobletError as exc:
             return TestResult(False, error=f"the test job did not start: {exc}")
         timeout = test.timeout_s or self._config.test_timeout_s

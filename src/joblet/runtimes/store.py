@@ -156,7 +156,7 @@ class RuntimeStore:
 
     def available(self, record: InstalledRuntime) -> bool:
         """Whether a job could use it now: not being rebuilt, this host's architecture."""
-        return not self.building(record.name) and self._requirement_problem(record) is None
+        return not self.building(record.name) and self.requirement_problem(record) is None
 
     def users(self, name: str) -> list[str]:
         """The jobs that hold a build of `name`."""
@@ -172,7 +172,7 @@ class RuntimeStore:
             record = trial or self._current.get(name)
             if record is None:
                 raise NotFound(f"runtime {name} is not installed")
-            problem = self._requirement_problem(record)
+            problem = self.requirement_problem(record)
             if problem:
                 raise FailedPrecondition(problem)
             self._pins[job_id] = (name, record.build_id)
@@ -213,7 +213,8 @@ class RuntimeStore:
         for failure in remove_tree(self.root / name / build_id):
             log.warning("runtime build left behind: %s", failure)
 
-    def _requirement_problem(self, record: InstalledRuntime) -> str | None:
+    def requirement_problem(self, record: InstalledRuntime) -> str | None:
+        """Why jobs on this host cannot use `record` (architecture, GPU), or None."""
         spec = record.spec
         if spec.architectures and self.host_arch not in spec.architectures:
             arches = ", ".join(spec.architectures)
