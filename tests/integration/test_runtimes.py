@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -375,3 +376,27 @@ def test_unavailable_while_rebuilding(daemon: RunningDaemon, tmp_path: Path) -> 
     assert not info.available
     assert result_of(list(chunks)).success
     assert stub(daemon).GetRuntimeInfo(pb.RuntimeInfoReq(runtime="rebuilt")).runtime.available
+
+
+def test_rnx_install_by_name_from_runtimes_dir_with_json(
+    daemon: RunningDaemon, tmp_path: Path
+) -> None:
+    write_runtime(tmp_path / "runtimes" / "byname", "byname")
+    cmd = [sys.executable, "-m", "joblet.cli.main", "--config", str(daemon.rnx_config)]
+    done = subprocess.run(
+        [*cmd, "--json", "runtime", "install", "byname"],
+        cwd=tmp_path, capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()
+    result = json.loads(done.stdout)
+    assert result["success"] is True
+    assert result["runtime_spec"] == "byname"
+    missing = subprocess.run(
+        [*cmd, "runtime", "install", "nosuch"], cwd=tmp_path, capture_output=True, check=False
+    )
+    assert missing.returncode == 2
+    assert missing.stderr.count(b"\n") == 1
+    assert b"no runtime.yml" in missing.stderr
+    removed = daemon.rnx("runtime", "remove", "byname")
+    assert removed.returncode == 0
+    assert removed.stdout.startswith(b"Runtime byname removed (freed 2.9 MiB)")
