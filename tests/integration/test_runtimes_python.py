@@ -47,6 +47,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDaemon]:
     running.stop()
 
 
+@pytest.mark.timeout(400)
 def test_install_then_numpy_from_the_runtime(daemon: RunningDaemon) -> None:
     cmd = [sys.executable, "-m", "joblet.cli.main", "--config", str(daemon.rnx_config)]
     started = time.monotonic()
