@@ -22,6 +22,8 @@ from integration.jobs_support import logs
 from integration.netns import in_netns
 from integration.runtime_support import launch_runtime_daemon
 
+from joblet.api import joblet_pb2 as pb
+
 pytestmark = pytest.mark.integration
 
 
@@ -166,6 +168,11 @@ def test_timeout_ends_the_build_failed(sandbox: Sandbox) -> None:
     build = sandbox.build("echo started; sleep 600\n", timeout_s=1.5)
     assert (build.status, build.reason) == ("FAILED", "timeout")
     assert "started" in build.output
+    # A job like any other: listed under its runtime's name, with its own id.
+    listed = {j.uuid: j for j in sandbox.daemon.jobs().ListJobs(pb.EmptyRequest()).jobs}
+    job = listed[build.job_id]
+    assert job.name == f"runtime-build:{build.staging.parent.name}"
+    assert job.status == "FAILED"
 
 
 def test_fork_bomb_is_contained(sandbox: Sandbox) -> None:
