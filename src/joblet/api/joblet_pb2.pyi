@@ -673,19 +673,26 @@ class RuntimeInstallationProgress(_message.Message):
     MESSAGE_FIELD_NUMBER: _builtins.int
     STEP_FIELD_NUMBER: _builtins.int
     TOTAL_STEPS_FIELD_NUMBER: _builtins.int
+    BYTES_DONE_FIELD_NUMBER: _builtins.int
+    BYTES_TOTAL_FIELD_NUMBER: _builtins.int
     message: _builtins.str
     step: _builtins.int
     total_steps: _builtins.int
+    bytes_done: _builtins.int
+    """Added: bytes received and expected while fetching (total 0 when unknown)."""
+    bytes_total: _builtins.int
     def __init__(
         self,
         *,
         message: _builtins.str = ...,
         step: _builtins.int = ...,
         total_steps: _builtins.int = ...,
+        bytes_done: _builtins.int = ...,
+        bytes_total: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message", "step", b"step", "total_steps", b"total_steps"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes_done", b"bytes_done", "bytes_total", b"bytes_total", "message", b"message", "step", b"step", "total_steps", b"total_steps"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -718,10 +725,15 @@ class RuntimeInstallationResult(_message.Message):
     MESSAGE_FIELD_NUMBER: _builtins.int
     RUNTIME_SPEC_FIELD_NUMBER: _builtins.int
     INSTALL_PATH_FIELD_NUMBER: _builtins.int
+    BUILD_JOB_UUID_FIELD_NUMBER: _builtins.int
+    SIZE_BYTES_FIELD_NUMBER: _builtins.int
     success: _builtins.bool
     message: _builtins.str
     runtime_spec: _builtins.str
     install_path: _builtins.str
+    build_job_uuid: _builtins.str
+    """Added: the build's job (its output is the build log) and the installed size."""
+    size_bytes: _builtins.int
     def __init__(
         self,
         *,
@@ -729,10 +741,12 @@ class RuntimeInstallationResult(_message.Message):
         message: _builtins.str = ...,
         runtime_spec: _builtins.str = ...,
         install_path: _builtins.str = ...,
+        build_job_uuid: _builtins.str = ...,
+        size_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["install_path", b"install_path", "message", b"message", "runtime_spec", b"runtime_spec", "success", b"success"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["build_job_uuid", b"build_job_uuid", "install_path", b"install_path", "message", b"message", "runtime_spec", b"runtime_spec", "size_bytes", b"size_bytes", "success", b"success"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -12,6 +12,7 @@ TOP_LEVEL: dict[str, str] = {
     "nodes": "list the configured nodes (* marks the selected one)",
     "network": "manage custom job networks",
     "volume": "manage volumes",
+    "runtime": "install and manage runtimes",
     "monitor": "host status and metrics",
 }
 

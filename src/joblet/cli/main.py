@@ -96,6 +96,12 @@ def _fill_volume(parents: Parents, parser: RnxArgumentParser) -> None:
     volume.add_actions(parser, parents)
 
 
+def _fill_runtime(parents: Parents, parser: RnxArgumentParser) -> None:
+    from joblet.cli import runtime
+
+    runtime.add_actions(parser, parents)
+
+
 def _fill_monitor(parents: Parents, parser: RnxArgumentParser) -> None:
     from joblet.cli import monitor
 
@@ -107,6 +113,7 @@ _TOP_LEVEL_FILLERS: dict[str, Callable[[Parents, RnxArgumentParser], None]] = {
     "nodes": _fill_nodes,
     "network": _fill_network,
     "volume": _fill_volume,
+    "runtime": _fill_runtime,
     "monitor": _fill_monitor,
 }
 

@@ -212,10 +212,9 @@ def _since_ns(text: str, now: float) -> int:
 
 def _refuse_later_features(request: pb.RunJobRequest) -> None:
     """Fields whose features this node does not offer yet: refuse rather than ignore."""
-    if not (request.runtime or request.gpu_count or request.requirements or request.workflowUuid):
+    if not (request.gpu_count or request.requirements or request.workflowUuid):
         return  # the usual request: nothing to refuse, nothing to build
     unsupported = {
-        "runtime": bool(request.runtime),
         "gpu_count": request.gpu_count > 0,
         "requirements": bool(request.requirements),
         "workflowUuid": bool(request.workflowUuid),

@@ -18,27 +18,32 @@ import os
 import stat
 from typing import Any
 
-from joblet.isolation import libc
+from joblet.isolation import libc, rootfs
 from joblet.isolation.paths import UnsafePath
 from joblet.isolation.rootfs import (
     BASE_ROOT,
     BaseKey,
+    Chown,
     MakeDir,
     MakeFile,
     MakeSymlink,
     Mount,
     Op,
+    Overlay,
     Protect,
     RootInputs,
+    Unmount,
     WriteFile,
     base_key,
     base_plan,
+    overlay_options,
     plan_parts,
     write_new_file,
 )
 
-MOUNT, MOUNT_ROOT, PROTECT, MKDIR, MKFILE, SYMLINK, WRITE, IDMAP = range(8)
-_NAMES = ("mount", "mount", "mount_setattr", "mkdir", "open", "symlink", "write", "idmapped bind")
+MOUNT, MOUNT_ROOT, PROTECT, MKDIR, MKFILE, SYMLINK, WRITE, IDMAP, UMOUNT, CHOWN = range(10)
+_NAMES = ("mount", "mount", "mount_setattr", "mkdir", "open", "symlink", "write", "idmapped bind",
+          "umount", "chown")  # fmt: skip
 _FILE_FLAGS = os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
 
 # (kind, arguments, optional): an optional step whose target is missing is
@@ -85,6 +90,16 @@ def compile_op(op: Op) -> Step:
         return SYMLINK, (os.fsencode(op.link), _path(op.path)), False
     if isinstance(op, WriteFile):
         return WRITE, (_path(op.path), op.data), False
+    if isinstance(op, Overlay):
+        # Relative layer paths: overlayfs resolves them from the init's
+        # working directory, the job's root.
+        data = overlay_options(op, lambda path: os.fsdecode(_path(path)))
+        args = (b"overlay", _path(op.target), b"overlay", rootfs.OVERLAY_FLAGS, os.fsencode(data))
+        return MOUNT, args, False
+    if isinstance(op, Unmount):
+        return UMOUNT, (_path(op.target),), False
+    if isinstance(op, Chown):
+        return CHOWN, (_path(op.path), op.uid), False
     raise AssertionError(f"unknown op {op!r}")  # pragma: no cover
 
 
@@ -126,6 +141,11 @@ def run(program: Program, root: bytes, userns_fd: int = -1) -> None:
             err = 0
         elif kind == WRITE:
             write_new_file(*args)
+            err = 0
+        elif kind == UMOUNT:
+            err = libc.umount_raw(args[0], libc.MNT_DETACH)
+        elif kind == CHOWN:
+            os.lchown(args[0], args[1], args[1])
             err = 0
         else:
             err = _mount_root(root, *args)

@@ -12,12 +12,16 @@ from __future__ import annotations
 import functools
 import os
 import stat
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from joblet.isolation import libc
 from joblet.isolation.paths import UnsafePath, components, join_under
+
+if TYPE_CHECKING:
+    from joblet.isolation.runtime_root import BuildRoot, RuntimeRoot
 
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 DEV_LINKS = (
@@ -132,7 +136,32 @@ class WriteFile:
     data: bytes
 
 
-Op = MakeDir | MakeFile | MakeSymlink | Mount | Protect | WriteFile
+@dataclass(frozen=True)
+class Overlay:
+    """An overlay at `target`: `lower` read-only below, `upper` (with its `work`) above."""
+
+    target: str
+    lower: str
+    upper: str
+    work: str
+
+
+@dataclass(frozen=True)
+class Unmount:
+    """Detach the mount at `target` (a mount still used, by an overlay, lives on)."""
+
+    target: str
+
+
+@dataclass(frozen=True)
+class Chown:
+    """Give a directory of the root's own tmpfs (never a mount point) to `uid`."""
+
+    path: str
+    uid: int
+
+
+Op = MakeDir | MakeFile | MakeSymlink | Mount | Protect | WriteFile | Overlay | Unmount | Chown
 
 
 @dataclass(frozen=True)
@@ -150,6 +179,8 @@ class RootInputs:
     # Jobs run in a user namespace: volumes are bound idmapped through it, so
     # their root owns the files the host's root owns there (and back).
     idmapped_volumes: bool = False
+    runtime: RuntimeRoot | None = None  # a runtime at /opt/runtime
+    build: BuildRoot | None = None  # a runtime build's root (see runtime_root)
 
 
 class _Planner:
@@ -215,6 +246,13 @@ def plan_parts(inputs: RootInputs) -> tuple[tuple[Op, ...], list[Op]]:
     p.ops.append(Mount(inputs.workspace, work, None, libc.MS_BIND | libc.MS_REC))
     p.ops.append(Protect(work, libc.MOUNT_ATTR_NOSUID | libc.MOUNT_ATTR_NODEV))
     _plan_volumes(p, inputs.volumes, inputs.allowed, inputs.idmapped_volumes)
+    if inputs.runtime is not None or inputs.build is not None:
+        from joblet.isolation import runtime_root
+
+        if inputs.build is not None:
+            runtime_root.plan_build(p, inputs.build, inputs.allowed, inputs.idmapped_volumes)
+        elif inputs.runtime is not None:
+            runtime_root.plan_runtime(p, inputs.runtime, inputs.allowed, inputs.idmapped_volumes)
     if not p.under_link("/etc"):
         for name in GENERATED_ETC:
             target = p.target("/etc/" + name)
@@ -276,6 +314,13 @@ def _relocate(op: Op, root: str) -> Op:
                          op.optional, op.idmapped)  # fmt: skip
         case Protect():
             return Protect(_move(op.target, root), op.attrs, op.optional)
+        case Overlay():
+            moved = (_move(path, root) for path in (op.target, op.lower, op.upper, op.work))
+            return Overlay(*moved)
+        case Unmount(target=target):
+            return Unmount(_move(target, root))
+        case Chown(path=path, uid=uid):
+            return Chown(_move(path, root), uid)
     raise AssertionError(f"unknown op {op!r}")  # pragma: no cover
 
 
@@ -362,6 +407,14 @@ def _plan_dev(p: _Planner) -> None:
         p.ops.append(MakeSymlink(link, f"{dev}/{name}"))
 
 
+OVERLAY_FLAGS = libc.MS_NOSUID | libc.MS_NODEV
+
+
+def overlay_options(op: Overlay, rel: Callable[[str], str] = str) -> str:
+    """overlayfs's mount data for `op`, each path passed through `rel`."""
+    return f"lowerdir={rel(op.lower)},upperdir={rel(op.upper)},workdir={rel(op.work)}"
+
+
 def probe_host(paths: Sequence[str]) -> dict[str, HostEntry]:
     """What each allowed path is on the host (lstat: symlinks are not followed)."""
     found: dict[str, HostEntry] = {}
@@ -436,5 +489,11 @@ def apply_plan(ops: Sequence[Op]) -> None:
             _make_file(op.path)
         elif isinstance(op, WriteFile):
             write_new_file(op.path, op.data)
+        elif isinstance(op, Overlay):
+            libc.mount("overlay", op.target, "overlay", OVERLAY_FLAGS, overlay_options(op))
+        elif isinstance(op, Unmount):
+            libc.umount2(op.target, libc.MNT_DETACH)
+        elif isinstance(op, Chown):
+            os.lchown(op.path, op.uid, op.uid)
         else:
             os.symlink(op.link, op.path)

@@ -11,18 +11,20 @@ from dataclasses import replace
 from typing import Any
 
 from joblet.config.model import DaemonConfig
-from joblet.errors import JobletError, Unavailable
+from joblet.errors import JobletError, NotFound, Unavailable
 from joblet.isolation.spec import LaunchSpec
 from joblet.jobs.ending import JobEnding
 from joblet.jobs.environment import job_environment
 from joblet.jobs.model import Job, JobSpec, JobStatus
 from joblet.jobs.open_files import open_files_cap, read_file_max
 from joblet.jobs.ports import JobMetrics, JobNetworks, JobVolumes, Launcher
+from joblet.jobs.runtime_jobs import BUILD_HOSTNAME
 from joblet.jobs.state_machine import LaunchFailed, Started, Starting
 from joblet.jobs.table import JobTable
 from joblet.jobs.workspace import log_path, prepare_job_dir, run_as
 from joblet.logs.service import JobLogs
 from joblet.resources.interface import CgroupManager, JobCgroup, Limits
+from joblet.runtimes.seams import BuildPlan, RuntimeMount
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,7 @@ class JobStarter:
             network = self._allocate_network(job)
             rt.cgroup = self._cgroups.create(job_id, rt.limits)
             spec = build_launch_spec(self._config, job, rt.cgroup, network, self._volumes)
+            spec = with_runtime(spec, job, rt.runtime_mount, rt.build)
             await self._await_record(job_id)
             pid = await self._launch(spec, rt.cgroup)
         except (JobletError, OSError) as exc:
@@ -86,7 +89,7 @@ class JobStarter:
             return registry.get(job_id)
         if self._metrics is not None and rt.limits is not None:
             self._metrics.start_job(job_id, rt.cgroup, rt.limits, init_pid=pid, from_start=True)
-        timeout = self._config.jobs.job_timeout_s
+        timeout = rt.timeout_s or self._config.jobs.job_timeout_s
         if timeout > 0:
             rt.call_later(timeout, self._ending.on_timeout, job_id)
         return job
@@ -162,6 +165,28 @@ class JobStarter:
             job.id, spec.network, spec.name,
             ingress_bps=spec.max_ingress_bps, egress_bps=spec.max_egress_bps, admin=True,
         )  # fmt: skip
+
+
+def with_runtime(
+    spec: LaunchSpec, job: Job, mount: RuntimeMount | None, build: BuildPlan | None
+) -> LaunchSpec:
+    """`spec` with the job's runtime (tree, mounts, environment) or its build's sandbox."""
+    if build is not None:
+        return replace(
+            spec,
+            hostname=BUILD_HOSTNAME,
+            uid=0,
+            gid=0,
+            build_source=build.source_dir,
+            build_staging=build.staging_dir,
+            build_scratch_bytes=build.scratch_bytes,
+        )
+    if job.spec.runtime and mount is None:
+        raise NotFound(f"runtime {job.spec.runtime} (build {job.runtime_build}) is gone")
+    if mount is None:
+        return spec
+    env = job_environment(job.spec, job.id, job.spec.name, mount.environment)
+    return replace(spec, env=env, runtime_tree=mount.tree, runtime_mounts=tuple(mount.extra_mounts))
 
 
 def build_launch_spec(

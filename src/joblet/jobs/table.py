@@ -14,6 +14,7 @@ from joblet.jobs.ports import JobListener
 from joblet.jobs.registry import JobRegistry
 from joblet.jobs.state_machine import Event
 from joblet.resources.interface import JobCgroup, Limits
+from joblet.runtimes.seams import BuildPlan, RuntimeMount
 
 
 @dataclass
@@ -32,6 +33,9 @@ class JobRuntime:
     # Killing and removing the cgroup run in threads; they must not overlap
     # (a removal under a running kill makes the kill fail with ENODEV).
     cgroup_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    runtime_mount: RuntimeMount | None = None  # the runtime pinned for it
+    build: BuildPlan | None = None  # it is a runtime build
+    timeout_s: float = 0.0  # its own timeout over joblet.jobTimeout (builds)
 
     def call_later(self, delay: float, callback: Callable[..., object], *args: object) -> None:
         """Arm a timer for this job; it is cancelled when the job ends or is deleted."""

@@ -39,3 +39,7 @@ class RuntimeResolver(Protocol):
 
     # the job ended or was deleted; idempotent
     def release(self, job_id: str) -> None: ...
+
+    # after a daemon restart: pin again the build a job recorded (RuntimeMount.build_id);
+    # raises NotFound when that build is gone
+    def reacquire(self, name: str, build_id: str, job_id: str) -> RuntimeMount: ...

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import asyncio
+
+from joblet.runtimes.events import (
+    STEPS,
+    InstallRun,
+    LogData,
+    LogTail,
+    Outcome,
+    Progress,
+    progress,
+    step_number,
+)
+
+
+def test_steps_in_order() -> None:
+    assert STEPS == ("validate", "fetch", "unpack", "build", "verify", "install")
+    assert [step_number(s) for s in STEPS] == [1, 2, 3, 4, 5, 6]
+    assert progress("build", "job x") == Progress(4, "build: job x")
+
+
+def test_log_tail_keeps_the_last_lines() -> None:
+    tail = LogTail()
+    for i in range(100):
+        tail.add(f"line {i}\n".encode())
+    assert tail.lines() == [f"line {i}" for i in range(80, 100)]
+    big = LogTail()
+    big.add(b"x" * 200_000 + b"\nlast\n")
+    assert big.lines(1) == ["last"]
+
+
+def test_events_reach_the_listener_until_the_outcome() -> None:
+    async def scenario() -> list[object]:
+        run = InstallRun("tools")
+        run.emit(progress("validate", "ok"))
+        run.emit_log(b"building\n")
+        run.emit(Outcome(True, "tools", "installed"))
+        return [event async for event in run.events()]
+
+    events = asyncio.run(scenario())
+    assert events == [
+        Progress(1, "validate: ok"),
+        LogData(b"building\n"),
+        Outcome(True, "tools", "installed"),
+    ]
+
+
+def test_a_listener_that_left_does_not_stop_the_run() -> None:
+    async def scenario() -> Outcome:
+        run = InstallRun("tools")
+        stream = run.events()
+        run.emit(progress("validate", "ok"))
+        await anext(stream)
+        await stream.aclose()  # the client hung up
+        run.emit_log(b"more output nobody reads\n")
+        run.emit(Outcome(False, "tools", "build failed"))
+        return await run.wait()
+
+    assert asyncio.run(scenario()).message == "build failed"
