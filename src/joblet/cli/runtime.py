@@ -17,8 +17,6 @@ uses a runtime with `rnx job run --runtime NAME`: it is mounted read-only at
 from __future__ import annotations
 
 import argparse
-import importlib.util
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from joblet.cli.commands import TOP_LEVEL
@@ -26,9 +24,9 @@ from joblet.cli.context import CommandContext
 from joblet.cli.metrics import call, human_bytes, open_channel, stream
 from joblet.cli.output import write_bytes
 from joblet.cli.parser import RnxArgumentParser
+from joblet.cli.runtime_prepare import REQUIREMENTS, prepare
 from joblet.cli.runtime_view import render_info, render_progress, render_runtimes
 from joblet.client.errors import EXIT_USAGE, CliError
-from joblet.client.uploads import directory_upload
 
 if TYPE_CHECKING:
     import grpc
@@ -174,8 +172,8 @@ def _follow(ctx: CommandContext, chunks: Any) -> int:
 
 
 def local_files(ctx: CommandContext, target: str) -> tuple[str, list[pb.RuntimeFile]]:
-    """The directory `target` names (DIR, or ./runtimes/NAME) as RuntimeFiles, after
-    the preparation step where the project ships one (fetching missing wheels)."""
+    """The directory `target` names (DIR, or ./runtimes/NAME) as RuntimeFiles, with
+    the wheels its requirements.txt pins (fetched into rnx's cache if missing)."""
     from joblet.api import joblet_pb2 as pb
 
     directory = ctx.cwd / target
@@ -188,28 +186,26 @@ def local_files(ctx: CommandContext, target: str) -> tuple[str, list[pb.RuntimeF
             f"no runtime.yml in {ctx.cwd / target} or {directory}: give a runtime directory",
             EXIT_USAGE,
         )
-    prepare_directory(ctx, directory)
-    base = directory.resolve().name
+    arch = daemon_arch(ctx) if (directory / REQUIREMENTS).is_file() else ""
     files = [
-        pb.RuntimeFile(
-            path=entry.path.removeprefix(base + "/"), content=entry.content,
-            executable=bool(entry.mode & 0o111),
-        )
-        for entry in directory_upload(directory)
-        if not entry.is_directory
-    ]  # fmt: skip
+        pb.RuntimeFile(path=entry.path, content=entry.content, executable=bool(entry.mode & 0o111))
+        for entry in prepare(directory, ctx.err, arch=arch)
+    ]
     return name, files
 
 
-def prepare_directory(ctx: CommandContext, directory: Path) -> None:
-    """Run the runtime preparation hook (wheels for a requirements file), if shipped."""
-    if importlib.util.find_spec("joblet.cli.runtime_prepare") is None:
-        return
-    from joblet.cli import runtime_prepare  # type: ignore[attr-defined, unused-ignore]
+def daemon_arch(ctx: CommandContext) -> str:
+    """The daemon's machine (the wheels must fit it); "" (this machine's) if unknown."""
+    from joblet.api import joblet_pb2 as pb
+    from joblet.api import joblet_pb2_grpc as pb_grpc
 
-    hook = getattr(runtime_prepare, "prepare", None)
-    if hook is not None:
-        hook(directory, ctx.err)
+    try:
+        with open_channel(ctx) as (channel, address):
+            stub = pb_grpc.MonitoringServiceStub(channel)  # type: ignore[no-untyped-call]
+            res = call(address, stub.GetSystemStatus, pb.EmptyRequest(), timeout=TIMEOUT_S)
+    except CliError:
+        return ""
+    return str(res.host.architecture)
 
 
 def add_actions(runtime: argparse.ArgumentParser, parents: list[RnxArgumentParser]) -> None:
