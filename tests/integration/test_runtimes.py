@@ -400,3 +400,19 @@ def test_rnx_install_by_name_from_runtimes_dir_with_json(
     removed = daemon.rnx("runtime", "remove", "byname")
     assert removed.returncode == 0
     assert removed.stdout.startswith(b"Runtime byname removed (freed 2.9 MiB)")
+
+
+def test_test_output_is_capped_and_a_slow_test_is_stopped(
+    daemon: RunningDaemon, tmp_path: Path
+) -> None:
+    src = write_runtime(tmp_path / "loud", "loud", test_timeout="2s")
+    assert result_of(install(daemon, src)).success
+    hello = current_build(daemon, "loud") / "tree" / "bin" / "hello"
+    hello.write_text("#!/bin/sh\nhead -c 200000 /dev/zero | tr '\\0' x\n")
+    loud = stub(daemon).TestRuntime(pb.RuntimeTestReq(runtime="loud"), timeout=60)
+    assert loud.success
+    assert len(loud.output.encode()) == 64 * 1024
+    hello.write_text("#!/bin/sh\nsleep 30\n")
+    slow = stub(daemon).TestRuntime(pb.RuntimeTestReq(runtime="loud"), timeout=60)
+    assert not slow.success
+    assert "did not end within 2s" in slow.error
