@@ -416,3 +416,12 @@ def test_test_output_is_capped_and_a_slow_test_is_stopped(
     slow = stub(daemon).TestRuntime(pb.RuntimeTestReq(runtime="loud"), timeout=60)
     assert not slow.success
     assert "did not end within 2s" in slow.error
+
+
+def test_a_build_network_the_config_does_not_allow(daemon: RunningDaemon, tmp_path: Path) -> None:
+    src = write_runtime(tmp_path / "net", "networked", network="bridge")
+    with pytest.raises(grpc.RpcError) as refused:
+        install(daemon, src)
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "runtime.build.networks" in str(refused.value.details())
+    assert not (daemon.root / "runtimes" / "networked").exists()
