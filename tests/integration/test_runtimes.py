@@ -425,3 +425,18 @@ def test_a_build_network_the_config_does_not_allow(daemon: RunningDaemon, tmp_pa
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "runtime.build.networks" in str(refused.value.details())
     assert not (daemon.root / "runtimes" / "networked").exists()
+
+
+def test_remove_refused_while_a_scheduled_job_will_use_it(
+    daemon: RunningDaemon, tmp_path: Path
+) -> None:
+    assert result_of(install(daemon, write_runtime(tmp_path / "sch", "scheduled"))).success
+    job = run(daemon.jobs(), "true", runtime="scheduled", schedule="1h")
+    wait_status(daemon.jobs(), job, {"SCHEDULED"})
+    with pytest.raises(grpc.RpcError) as refused:
+        stub(daemon).RemoveRuntime(pb.RuntimeRemoveReq(runtime="scheduled"))
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert job in str(refused.value.details())
+    daemon.jobs().CancelJob(pb.CancelJobReq(uuid=job))
+    wait_status(daemon.jobs(), job, {"CANCELED"})
+    assert stub(daemon).RemoveRuntime(pb.RuntimeRemoveReq(runtime="scheduled")).success
