@@ -161,7 +161,20 @@ class Chown:
     uid: int
 
 
-Op = MakeDir | MakeFile | MakeSymlink | Mount | Protect | WriteFile | Overlay | Unmount | Chown
+@dataclass(frozen=True)
+class CopyFile:
+    """Fill `path`, a file of the root's own tmpfs, with the host file
+    `source` (never followed if it is a link), owned by `uid`."""
+
+    source: str
+    path: str
+    uid: int
+
+
+Op = (
+    MakeDir | MakeFile | MakeSymlink | Mount | Protect | WriteFile | Overlay | Unmount | Chown
+    | CopyFile
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -321,6 +334,8 @@ def _relocate(op: Op, root: str) -> Op:
             return Unmount(_move(target, root))
         case Chown(path=path, uid=uid):
             return Chown(_move(path, root), uid)
+        case CopyFile(source=source, path=path, uid=uid):
+            return CopyFile(source, _move(path, root), uid)
     raise AssertionError(f"unknown op {op!r}")  # pragma: no cover
 
 
@@ -415,6 +430,26 @@ def overlay_options(op: Overlay, rel: Callable[[str], str] = str) -> str:
     return f"lowerdir={rel(op.lower)},upperdir={rel(op.upper)},workdir={rel(op.work)}"
 
 
+def copy_host_file(source: bytes, path: bytes, uid: int) -> None:
+    """The content and mode of host file `source` into the existing `path`."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+    src = os.open(source, flags)
+    try:
+        st = os.fstat(src)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafePath(f"{os.fsdecode(source)} is no regular file")
+        dst = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            while chunk := os.read(src, 1 << 16):
+                os.write(dst, chunk)
+            os.fchmod(dst, stat.S_IMODE(st.st_mode) & 0o777)
+            os.fchown(dst, uid, uid)
+        finally:
+            os.close(dst)
+    finally:
+        os.close(src)
+
+
 def probe_host(paths: Sequence[str]) -> dict[str, HostEntry]:
     """What each allowed path is on the host (lstat: symlinks are not followed)."""
     found: dict[str, HostEntry] = {}
@@ -495,5 +530,7 @@ def apply_plan(ops: Sequence[Op]) -> None:
             libc.umount2(op.target, libc.MNT_DETACH)
         elif isinstance(op, Chown):
             os.lchown(op.path, op.uid, op.uid)
+        elif isinstance(op, CopyFile):
+            copy_host_file(os.fsencode(op.source), os.fsencode(op.path), op.uid)
         else:
             os.symlink(op.link, op.path)

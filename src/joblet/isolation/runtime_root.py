@@ -30,6 +30,7 @@ from joblet.isolation.paths import UnsafePath, components
 from joblet.isolation.rootfs import (
     RO_ATTRS,
     Chown,
+    CopyFile,
     HostEntry,
     Kind,
     Mount,
@@ -173,6 +174,7 @@ def plan_build(
     # the scratch tmpfs but through them.
     p.ops += [Unmount(layer) for layer in layers]
     p.ops.append(Unmount(scratch))
+    _plan_file_copies(p, allowed, build.owner)
     src = p.target(SOURCE_DIR)
     p.dirs(src)
     # Idmapped like the staging dir: the build's root reads the sources the
@@ -182,6 +184,19 @@ def plan_build(
     staging = mount_point(p, RUNTIME_DIR, True, allowed, {})
     p.ops.append(Mount(build.staging, staging, None, libc.MS_BIND, idmapped=idmapped))
     p.ops.append(Protect(staging, libc.MOUNT_ATTR_NOSUID | libc.MOUNT_ATTR_NODEV))
+
+
+def _plan_file_copies(p: _Planner, allowed: Mapping[str, HostEntry], owner: int) -> None:
+    """The allowed host files (/etc/passwd, /etc/ld.so.cache) as writable
+    copies in the build's root tmpfs instead of read-only binds: an install
+    adds users and runs ldconfig. Jobs see these files anyway."""
+    for path in sorted(allowed):
+        if allowed[path].kind is not Kind.FILE or p.under_link(path):
+            continue
+        target = p.target(path)
+        if target not in p.made or host_bound_under(path, allowed) is not None:
+            continue  # not bound by the base plan (a generated /etc file)
+        p.ops += [Unmount(target), CopyFile(path, target, owner)]
 
 
 def resolve_source(tree: str, source: str) -> str:

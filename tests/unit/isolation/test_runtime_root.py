@@ -115,6 +115,15 @@ def test_build_in_a_user_namespace_has_idmapped_lower_layers() -> None:
         assert Mount(o.target, o.lower, None, libc.MS_BIND, idmapped=True) in ops
         assert Unmount(o.lower) in ops
     assert rootfs.Chown(ROOT, 7) in ops and rootfs.Chown(f"{ROOT}/etc", 7) in ops
+    assert rootfs.CopyFile("/etc/passwd", f"{ROOT}/etc/passwd", 7) in ops
+
+
+def test_build_gets_writable_copies_of_allowed_files() -> None:
+    build = BuildRoot(source="/b/src", staging="/b/stage", scratch_bytes=1 << 20)
+    ops = job_ops(build=build)
+    target = f"{ROOT}/etc/passwd"
+    assert ops.index(Unmount(target)) + 1 == ops.index(rootfs.CopyFile("/etc/passwd", target, 0))
+    assert not [op for op in ops if isinstance(op, rootfs.CopyFile) and "certs" in op.path]
 
 
 def test_overlay_layer_paths_cannot_inject_options() -> None:
