@@ -100,7 +100,7 @@ def _compile_build_op(op: Op) -> Step:
         # Relative layer paths: overlayfs resolves them from the init's
         # working directory, the job's root.
         data = overlay_options(op, lambda path: os.fsdecode(_path(path)))
-        args = (b"overlay", _path(op.target), b"overlay", rootfs.OVERLAY_FLAGS, os.fsencode(data))
+        args = (b"overlay", _path(op.target), b"overlay", op.flags, os.fsencode(data))
         return MOUNT, args, False
     if isinstance(op, Unmount):
         return UMOUNT, (_path(op.target),), False

@@ -138,12 +138,18 @@ class WriteFile:
 
 @dataclass(frozen=True)
 class Overlay:
-    """An overlay at `target`: `lower` read-only below, `upper` (with its `work`) above."""
+    """An overlay at `target`: `lower` read-only below, `upper` (with its
+    `work`) above; without an upper, a read-only overlay of `over` on `lower`."""
 
     target: str
     lower: str
-    upper: str
-    work: str
+    upper: str = ""
+    work: str = ""
+    over: str = ""
+
+    @property
+    def flags(self) -> int:
+        return OVERLAY_FLAGS | (0 if self.upper else libc.MS_RDONLY)
 
 
 @dataclass(frozen=True)
@@ -328,8 +334,8 @@ def _relocate(op: Op, root: str) -> Op:
         case Protect():
             return Protect(_move(op.target, root), op.attrs, op.optional)
         case Overlay():
-            moved = (_move(path, root) for path in (op.target, op.lower, op.upper, op.work))
-            return Overlay(*moved)
+            paths = (op.target, op.lower, op.upper, op.work, op.over)
+            return Overlay(*(_move(path, root) if path else "" for path in paths))
         case Unmount(target=target):
             return Unmount(_move(target, root))
         case Chown(path=path, uid=uid):
@@ -427,6 +433,8 @@ OVERLAY_FLAGS = libc.MS_NOSUID | libc.MS_NODEV
 
 def overlay_options(op: Overlay, rel: Callable[[str], str] = str) -> str:
     """overlayfs's mount data for `op`, each path passed through `rel`."""
+    if not op.upper:
+        return f"lowerdir={rel(op.over)}:{rel(op.lower)}"
     return f"lowerdir={rel(op.lower)},upperdir={rel(op.upper)},workdir={rel(op.work)}"
 
 
@@ -525,7 +533,7 @@ def apply_plan(ops: Sequence[Op]) -> None:
         elif isinstance(op, WriteFile):
             write_new_file(op.path, op.data)
         elif isinstance(op, Overlay):
-            libc.mount("overlay", op.target, "overlay", OVERLAY_FLAGS, overlay_options(op))
+            libc.mount("overlay", op.target, "overlay", op.flags, overlay_options(op))
         elif isinstance(op, Unmount):
             libc.umount2(op.target, libc.MNT_DETACH)
         elif isinstance(op, Chown):
