@@ -9,6 +9,7 @@ import http.server
 import io
 import os
 import socket
+import subprocess
 import tarfile
 import threading
 from collections.abc import Iterator
@@ -50,7 +51,7 @@ class Server:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                data = files.get(self.path)
+                data = files.get(self.path.split("?", 1)[0])  # a static server ignores queries
                 if data is None:
                     self.send_error(404)
                     return
@@ -198,3 +199,29 @@ def test_a_name_other_than_the_spec_is_refused(
     assert not result.success
     assert "realname" in result.message
     assert left_over(daemon, "asked") == []
+
+
+def test_a_git_repository_over_dumb_http(
+    remote: tuple[RunningDaemon, Server], tmp_path: Path
+) -> None:
+    daemon, server = remote
+    work = write_runtime(tmp_path / "work", "fromgit")
+    env = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(tmp_path)}
+
+    def git(*args: str, cwd: Path = work) -> None:
+        subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True)
+
+    git("init", "-q", "-b", "main")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "runtime")
+    bare = tmp_path / "fromgit.git"
+    git("clone", "-q", "--bare", str(work), str(bare), cwd=tmp_path)
+    git("update-server-info", cwd=bare)
+    for path in bare.rglob("*"):
+        if path.is_file():
+            server.files[f"/ok/fromgit.git/{path.relative_to(bare)}"] = path.read_bytes()
+    chunks = install(daemon, runtimeSpec="fromgit", repository=server.url("/ok/fromgit.git"))
+    result = result_of(chunks)
+    assert result.success, result.message
+    job = daemon.jobs().RunJob(pb.RunJobRequest(command="hello", runtime="fromgit"))
+    assert job.jobUuid
