@@ -20,6 +20,7 @@ import pytest
 
 from joblet.api import joblet_pb2 as pb
 from joblet.api import joblet_pb2_grpc as pb_grpc
+from joblet.cli.metrics import human_bytes
 
 from .conftest import ROOT_NEEDED, RunningDaemon, launch_daemon
 from .netns import Netns, in_netns
@@ -225,3 +226,22 @@ def test_a_git_repository_over_dumb_http(
     assert result.success, result.message
     job = daemon.jobs().RunJob(pb.RunJobRequest(command="hello", runtime="fromgit"))
     assert job.jobUuid
+
+
+def test_rnx_install_from_a_url_shows_the_byte_bar(
+    remote: tuple[RunningDaemon, Server], tmp_path: Path
+) -> None:
+    daemon, server = remote
+    data = tar_gz(write_runtime(tmp_path / "r", "byurl"), "top")
+    server.files["/ok/byurl.tar.gz"] = data
+    digest = hashlib.sha256(data).hexdigest()
+    url = server.url("/ok/byurl.tar.gz")
+    done = daemon.rnx("runtime", "install", "byurl", "--url", url, "--sha256", digest, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()
+    assert b"Runtime installed: byurl" in done.stdout
+    assert f" / {human_bytes(len(data))}".encode() in done.stderr  # the byte bar
+    wrong = daemon.rnx("runtime", "install", "byurl", "--force", "--url", url, "--sha256", "0" * 64)
+    assert wrong.returncode == 1
+    last = wrong.stderr.decode().splitlines()[-1]  # after the progress lines
+    assert last.startswith("rnx: error: installing runtime byurl failed")
+    assert "sha256" in last
