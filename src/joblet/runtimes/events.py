@@ -13,6 +13,9 @@ from dataclasses import dataclass
 
 STEPS = ("validate", "fetch", "unpack", "build", "verify", "install")
 TAIL_LINES = 20
+# Log chunks held for a reader slower than the build; beyond, output is dropped
+# (and said so): a build printing gigabytes must not grow the daemon.
+MAX_QUEUED_LOGS = 1024
 _TAIL_BYTES = 64 * 1024
 
 
@@ -79,6 +82,7 @@ class InstallRun:
         self.outcome: Outcome | None = None
         self._queue: asyncio.Queue[Event] | None = asyncio.Queue()
         self._done = asyncio.Event()
+        self._dropped = 0
 
     def emit(self, event: Event) -> None:
         if isinstance(event, Outcome):
@@ -88,8 +92,17 @@ class InstallRun:
             self._queue.put_nowait(event)
 
     def emit_log(self, data: bytes) -> None:
-        if self._queue is not None:
-            self._queue.put_nowait(LogData(data))
+        queue = self._queue
+        if queue is None:
+            return
+        if queue.qsize() >= MAX_QUEUED_LOGS:
+            self._dropped += len(data)
+            return
+        if self._dropped:
+            note = f"[{self._dropped} bytes of build output not sent: the reader was behind]\n"
+            queue.put_nowait(LogData(note.encode()))
+            self._dropped = 0
+        queue.put_nowait(LogData(data))
 
     async def events(self) -> AsyncIterator[Event]:
         """Every event until the outcome; leaving early detaches the listener."""

@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 
 from joblet.runtimes.events import (
+    MAX_QUEUED_LOGS,
     STEPS,
     InstallRun,
     LogData,
@@ -58,3 +59,23 @@ def test_a_listener_that_left_does_not_stop_the_run() -> None:
         return await run.wait()
 
     assert asyncio.run(scenario()).message == "build failed"
+
+
+def test_a_reader_far_behind_gets_a_note_instead_of_unbounded_output() -> None:
+    async def scenario() -> list[object]:
+        run = InstallRun("tools")
+        stream = run.events()
+        for _ in range(MAX_QUEUED_LOGS + 10):
+            run.emit_log(b"x" * 100)
+        first = [await anext(stream) for _ in range(MAX_QUEUED_LOGS)]
+        run.emit_log(b"after\n")
+        run.emit(Outcome(True, "tools", "ok"))
+        rest = [event async for event in stream]
+        return first + rest
+
+    events = asyncio.run(scenario())
+    assert len(events) == MAX_QUEUED_LOGS + 3
+    assert events[MAX_QUEUED_LOGS] == LogData(
+        b"[1000 bytes of build output not sent: the reader was behind]\n"
+    )
+    assert events[-2] == LogData(b"after\n")
