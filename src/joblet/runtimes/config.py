@@ -22,7 +22,12 @@ from typing import Any
 
 from joblet.config.keys import Schema, unknown_keys
 from joblet.config.units import parse_duration_s, parse_size_bytes
-from joblet.errors import ConfigError
+from joblet.errors import ConfigError, InvalidArgument
+from joblet.runtimes.remote import (
+    DEFAULT_ALLOWED_SOURCES,
+    DEFAULT_GITHUB_BASE,
+    check_allowed_sources,
+)
 
 BUILD_KEYS: Schema = dict.fromkeys(("timeout", "maxMemory", "maxCpu", "scratchSize", "networks"))
 KEYS: Schema = {
@@ -32,7 +37,6 @@ KEYS: Schema = {
     "testTimeout": None,
     "build": BUILD_KEYS,
 }
-DEFAULT_SOURCES = ("https://github.com/", "https://codeload.github.com/")
 
 
 @dataclass(frozen=True)
@@ -47,8 +51,8 @@ class BuildDefaults:
 @dataclass(frozen=True)
 class RuntimeConfig:
     max_size_bytes: int = 10 * 1000**3
-    allowed_sources: tuple[str, ...] = DEFAULT_SOURCES
-    github_base_url: str = "https://github.com"
+    allowed_sources: tuple[str, ...] = DEFAULT_ALLOWED_SOURCES
+    github_base_url: str = DEFAULT_GITHUB_BASE
     test_timeout_s: float = 120.0
     build: BuildDefaults = BuildDefaults()
 
@@ -65,7 +69,7 @@ def parse_runtime_config(section: Mapping[str, Any] | None) -> RuntimeConfig:
             max_size_bytes=_positive(
                 parse_size_bytes(data.get("maxSize", defaults.max_size_bytes))
             ),
-            allowed_sources=_sources(data.get("allowedSources", list(DEFAULT_SOURCES))),
+            allowed_sources=_sources(data.get("allowedSources", list(DEFAULT_ALLOWED_SOURCES))),
             github_base_url=_url(data.get("githubBaseUrl", defaults.github_base_url)),
             test_timeout_s=_positive(parse_duration_s(data.get("testTimeout", 120))),
             build=_build(data.get("build") or {}),
@@ -111,10 +115,10 @@ def _url(value: Any) -> str:
 def _sources(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ValueError("allowedSources must be a list of URL prefixes")
-    for prefix in value:
-        if not prefix.startswith(("https://", "http://")):
-            raise ValueError(f"allowedSources: {prefix!r} is not an http(s) URL prefix")
-    return tuple(value)
+    try:
+        return check_allowed_sources(tuple(value))
+    except InvalidArgument as exc:
+        raise ValueError(f"allowedSources: {exc}") from exc
 
 
 def load_runtime_config(config_path: Path) -> RuntimeConfig:
