@@ -32,6 +32,7 @@ from joblet.runtimes.reference import normalize
 from joblet.runtimes.remote import RemoteSource, check_sha256, parse_source, require_allowed
 from joblet.runtimes.remote_install import (
     check_subpath,
+    is_regular_file,
     prepare_unpack,
     read_confined,
     unpack_caps,
@@ -100,14 +101,6 @@ class Prepared:
 
 
 Prepare = Callable[[InstallRun, Staging, LogTail], Awaitable[Prepared]]
-
-
-def _is_file(top: Path, relative: str) -> bool:
-    try:
-        read_confined(top, relative, 1 << 20)
-    except InvalidArgument:
-        return False
-    return True
 
 
 class InstallFailed(Exception):
@@ -263,7 +256,7 @@ class Installer:
     ) -> None:
         defaults = self._config.build
         spec = prepared.spec
-        if not await asyncio.to_thread(_is_file, prepared.src, spec.build.script):
+        if not await asyncio.to_thread(is_regular_file, prepared.src, spec.build.script):
             raise InvalidArgument(f"the build script {spec.build.script!r} is not in the source")
         plan = BuildPlan(
             runtime_name=spec.name,

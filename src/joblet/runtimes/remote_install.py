@@ -94,13 +94,20 @@ def read_confined(top: Path, relative: str, max_bytes: int) -> bytes:
     return data
 
 
-def is_directory(top: Path, relative: str) -> bool:
-    """Whether `relative` below `top` is a directory reached through no link."""
+def is_regular_file(top: Path, relative: str) -> bool:
+    """Whether `relative` below `top` is a regular file reached through no link."""
+    *dirs, leaf = [p for p in relative.split("/") if p]
     try:
-        os.close(_walk(top, [p for p in relative.split("/") if p], relative))
+        fd = _walk(top, dirs, relative)
     except InvalidArgument:
         return False
-    return True
+    try:
+        info = os.stat(leaf, dir_fd=fd, follow_symlinks=False)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return stat.S_ISREG(info.st_mode)
 
 
 def _walk(top: Path, dirs: list[str], relative: str) -> int:
