@@ -274,10 +274,19 @@ def test_viewer_reads_and_validates_only(daemon: RunningDaemon, tmp_path: Path) 
 
 
 @pytest.mark.parametrize("name", ["../x", "a/b", "a\0b", "..", "UPPER"])
-def test_bad_names_are_invalid_argument(daemon: RunningDaemon, name: str) -> None:
+def test_bad_names_are_invalid_argument(daemon: RunningDaemon, name: str, tmp_path: Path) -> None:
     before = sorted(p.name for p in (daemon.root / "runtimes").iterdir())
     s = stub(daemon)
+    src = write_runtime(tmp_path / "good", "good")
+    spec = (src / "runtime.yml").read_text()
+    bad_spec = write_runtime(tmp_path / "bad", "bad")
+    (bad_spec / "runtime.yml").write_text(spec.replace("name: good", f"name: {name!r}"))
     for call in (
+        lambda: s.InstallRuntimeFromLocal(local_request(src, name)),
+        lambda: list(s.StreamingInstallRuntimeFromLocal(local_request(bad_spec))),
+        lambda: s.InstallRuntimeFromGithub(
+            pb.InstallRuntimeRequest(runtimeSpec=name, repository="acme/tools")
+        ),
         lambda: s.GetRuntimeInfo(pb.RuntimeInfoReq(runtime=name)),
         lambda: s.TestRuntime(pb.RuntimeTestReq(runtime=name)),
         lambda: s.RemoveRuntime(pb.RuntimeRemoveReq(runtime=name)),
