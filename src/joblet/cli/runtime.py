@@ -24,7 +24,7 @@ from joblet.cli.context import CommandContext
 from joblet.cli.metrics import call, human_bytes, open_channel, stream
 from joblet.cli.output import write_bytes
 from joblet.cli.parser import RnxArgumentParser
-from joblet.cli.runtime_view import render_info, render_progress, render_runtimes
+from joblet.cli.runtime_view import ProgressView, render_info, render_runtimes
 from joblet.client.errors import EXIT_USAGE, CliError
 
 if TYPE_CHECKING:
@@ -149,10 +149,11 @@ def install_runtime(ctx: CommandContext) -> int:
 def _follow(ctx: CommandContext, chunks: Any) -> int:
     """Draw progress on stderr, the build log on stdout (unless --quiet), then the result."""
     result = None
+    view = ProgressView(terminal=ctx.err.isatty())
     for chunk in chunks:
         kind = chunk.WhichOneof("chunk_type")
         if kind == "progress" and not ctx.json:
-            print(render_progress(chunk.progress), file=ctx.err, flush=True)
+            print(view.draw(chunk.progress), end="", file=ctx.err, flush=True)
         elif kind == "log" and not ctx.args.quiet and not ctx.json:
             write_bytes(ctx.out, chunk.log.data)
             ctx.out.flush()

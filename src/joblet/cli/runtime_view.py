@@ -47,12 +47,52 @@ def bar(done: float, total: float, width: int = BAR_WIDTH) -> str:
     return "[" + "#" * filled + "-" * (width - filled) + "]"
 
 
+def step_line(progress: pb.RuntimeInstallationProgress) -> str:
+    steps = f"{progress.step}/{progress.total_steps}"
+    return f"{bar(progress.step, progress.total_steps)} {steps} {progress.message}"
+
+
+def render_bytes(progress: pb.RuntimeInstallationProgress) -> str:
+    done, total = progress.bytes_done, progress.bytes_total
+    return f"    {bar(done, total)} {human_bytes(done)} / {human_bytes(total)}"
+
+
 def render_progress(progress: pb.RuntimeInstallationProgress) -> str:
-    line = f"{bar(progress.step, progress.total_steps)} {progress.step}/{progress.total_steps} "
-    line += progress.message
+    """The step line, and the byte bar under it while bytes are counted."""
     if progress.bytes_total > 0:
-        line += (
-            f"\n    {bar(progress.bytes_done, progress.bytes_total)}"
-            f" {human_bytes(progress.bytes_done)} / {human_bytes(progress.bytes_total)}"
-        )
-    return line
+        return step_line(progress) + "\n" + render_bytes(progress)
+    return step_line(progress)
+
+
+class ProgressView:
+    """What to draw for each progress event: a step's line once, then its byte
+    bar, redrawn in place on a terminal, at every tenth elsewhere."""
+
+    def __init__(self, terminal: bool) -> None:
+        self._terminal = terminal
+        self._step = 0
+        self._tenth = -1
+        self._open_bar = False  # a terminal's bar drawn without its newline yet
+
+    def draw(self, progress: pb.RuntimeInstallationProgress) -> str:
+        parts = []
+        counting = progress.bytes_total > 0
+        new_step = progress.step != self._step or not counting
+        if self._open_bar and new_step:
+            parts.append("\n")
+            self._open_bar = False
+        if new_step:
+            self._step, self._tenth = progress.step, -1
+            parts.append(step_line(progress) + "\n")
+        if not counting:
+            return "".join(parts)
+        finished = progress.bytes_done >= progress.bytes_total
+        if self._terminal:
+            parts.append("\r\x1b[K" + render_bytes(progress) + ("\n" if finished else ""))
+            self._open_bar = not finished
+        else:
+            tenth = 10 * progress.bytes_done // progress.bytes_total
+            if tenth != self._tenth:
+                self._tenth = tenth
+                parts.append(render_bytes(progress) + "\n")
+        return "".join(parts)

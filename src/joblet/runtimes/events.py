@@ -54,6 +54,26 @@ def progress(step: str, message: str, done: int = 0, total: int = 0) -> Progress
     return Progress(step_number(step), f"{step}: {message}", done, total)
 
 
+class ByteThrottle:
+    """Which byte counts are worth a progress event: a download reports every
+    chunk, a client needs about a hundred updates, not thousands."""
+
+    def __init__(self, min_interval_s: float = 0.25, min_fraction: float = 0.01) -> None:
+        self._interval = min_interval_s
+        self._fraction = min_fraction
+        self._last_done = -1
+        self._last_at = float("-inf")
+
+    def due(self, done: int, total: int, now: float) -> bool:
+        step = max(int(total * self._fraction), 1) if total > 0 else 1 << 20
+        if done == total or self._last_done < 0:
+            pass
+        elif done - self._last_done < step and now - self._last_at < self._interval:
+            return False
+        self._last_done, self._last_at = done, now
+        return True
+
+
 class LogTail:
     """The last bytes of a log, for the lines a failure quotes."""
 

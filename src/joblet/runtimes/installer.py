@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from joblet.jobs.model import Job, JobSpec, JobStatus
 from joblet.jobs.uploads import write_uploads
 from joblet.logs.filters import LogFilter
 from joblet.runtimes.config import RuntimeConfig
-from joblet.runtimes.events import InstallRun, LogTail, Outcome, progress
+from joblet.runtimes.events import ByteThrottle, InstallRun, LogTail, Outcome, progress
 from joblet.runtimes.fetch import Fetched, FetchLimits, fetch_async
 from joblet.runtimes.record import TREE_DIR, InstalledRuntime
 from joblet.runtimes.reference import normalize
@@ -232,8 +233,11 @@ class Installer:
         os.chmod(fetch_dir, 0o755)
         limits = FetchLimits(self._config.allowed_sources, self._config.max_size_bytes)
 
+        throttle = ByteThrottle()
+
         def report(done: int, total: int) -> None:
-            run.emit(progress("fetch", f"downloading {source.url}", done, total))
+            if throttle.due(done, total, time.monotonic()):
+                run.emit(progress("fetch", f"downloading {source.url}", done, total))
 
         fetched = await fetch_async(
             source, str(fetch_dir), limits, sha256=expected, progress=report

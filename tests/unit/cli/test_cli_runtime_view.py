@@ -1,7 +1,13 @@
 from __future__ import annotations
 
 from joblet.api import joblet_pb2 as pb
-from joblet.cli.runtime_view import bar, render_info, render_progress, render_runtimes
+from joblet.cli.runtime_view import (
+    ProgressView,
+    bar,
+    render_info,
+    render_progress,
+    render_runtimes,
+)
 
 
 def test_bar_fills_with_progress() -> None:
@@ -38,3 +44,30 @@ def test_table_and_info() -> None:
     assert "Packages:      numpy==2.2.6" in text
     assert "GPU:           required" in text
     assert "Architectures: amd64" in text
+
+
+def _fetch(done: int, total: int = 1000) -> pb.RuntimeInstallationProgress:
+    return pb.RuntimeInstallationProgress(
+        message="fetch: downloading", step=2, total_steps=6, bytes_done=done, bytes_total=total
+    )
+
+
+def test_view_prints_a_step_once_and_its_bar_at_tenths() -> None:
+    view = ProgressView(terminal=False)
+    first = view.draw(pb.RuntimeInstallationProgress(message="validate: ok", step=1, total_steps=6))
+    assert first.endswith("1/6 validate: ok\n")
+    out = "".join(view.draw(_fetch(done)) for done in range(0, 1001, 10))
+    lines = out.splitlines()
+    assert lines[0].endswith("2/6 fetch: downloading")
+    assert len(lines) == 1 + 11  # 0%, 10%, ... 100%
+    assert lines[-1].endswith("1000 B / 1000 B")
+    assert view.draw(pb.RuntimeInstallationProgress(message="unpack", step=3, total_steps=6))
+
+
+def test_view_redraws_the_bar_in_place_on_a_terminal() -> None:
+    view = ProgressView(terminal=True)
+    out = view.draw(_fetch(0)) + view.draw(_fetch(500))
+    assert out.count("\n") == 1  # the step line; the bar stays open
+    assert out.count("\r\x1b[K") == 2
+    closed = view.draw(pb.RuntimeInstallationProgress(message="unpack", step=3, total_steps=6))
+    assert closed.startswith("\n")  # the open bar ends before the next step

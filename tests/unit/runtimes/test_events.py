@@ -5,6 +5,7 @@ import asyncio
 from joblet.runtimes.events import (
     MAX_QUEUED_LOGS,
     STEPS,
+    ByteThrottle,
     InstallRun,
     LogData,
     LogTail,
@@ -79,3 +80,16 @@ def test_a_reader_far_behind_gets_a_note_instead_of_unbounded_output() -> None:
         b"[1000 bytes of build output not sent: the reader was behind]\n"
     )
     assert events[-2] == LogData(b"after\n")
+
+
+def test_byte_progress_is_throttled_to_about_a_hundred_updates() -> None:
+    throttle = ByteThrottle(min_interval_s=0.25, min_fraction=0.01)
+    total = 100 * 1024 * 1024
+    sent = [done for done in range(0, total + 1, 64 * 1024) if throttle.due(done, total, 0.0)]
+    assert sent[0] == 0 and sent[-1] == total
+    assert 90 <= len(sent) <= 110
+    slow = ByteThrottle(min_interval_s=0.25)
+    assert slow.due(0, 0, 0.0)  # unknown total: the first, then by time or each MiB
+    assert not slow.due(1000, 0, 0.1)
+    assert slow.due(2000, 0, 0.4)
+    assert slow.due(2000 + (1 << 20), 0, 0.41)
