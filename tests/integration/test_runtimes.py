@@ -133,6 +133,8 @@ def test_test_runtime_success_and_exit_3(daemon: RunningDaemon, tmp_path: Path) 
     assert ok.exitCode == 0
     assert "hello from v1" in ok.output
     assert not ok.error
+    names = [j.name for j in daemon.jobs().ListJobs(pb.EmptyRequest()).jobs]
+    assert "runtime-test:tested" in names
     # The host (not a job: none can write a runtime) changes what the test exits with.
     tree = current_build(daemon, "tested") / "tree"
     (tree / "code").write_text("3\n")

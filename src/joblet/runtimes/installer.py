@@ -48,6 +48,7 @@ from joblet.runtimes.verify import verify_tree
 log = logging.getLogger(__name__)
 
 MAX_TEST_OUTPUT = 64 * 1024
+TEST_NAME_PREFIX = "runtime-test:"  # as builds are "runtime-build:NAME"
 
 
 class JobRunner(Protocol):
@@ -300,7 +301,7 @@ class Installer:
             result = (
                 TestResult(True, error="")
                 if unusable
-                else await self.run_test(reference, record.spec.test)
+                else await self.run_test(reference, record.name, record.spec.test)
             )
         except BaseException:
             self._store.discard(record)
@@ -335,12 +336,14 @@ class Installer:
         record = self._store.get(name)
         if record is None:
             raise NotFound(f"runtime {name} is not installed")
-        return await self.run_test(name, record.spec.test)
+        return await self.run_test(name, name, record.spec.test)
 
-    async def run_test(self, reference: str, test: SelfTest) -> TestResult:
+    async def run_test(self, reference: str, name: str, test: SelfTest) -> TestResult:
         """Run the spec's test in a plain job on the runtime; its output (cut at
         64 KiB) and exit code. A test over its timeout is stopped."""
-        spec = JobSpec(command=test.command, args=test.args, name="runtime-test", runtime=reference)
+        spec = JobSpec(
+            command=test.command, args=test.args, name=TEST_NAME_PREFIX + name, runtime=reference
+        )
         try:
             job = await self._jobs.submit(spec)
         except NotFound:
