@@ -12,6 +12,7 @@ import socket
 import subprocess
 import tarfile
 import threading
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,13 +47,23 @@ class Server:
 
     def __init__(self, netns: str) -> None:
         self.files: dict[str, bytes] = {}
+        self.redirects: dict[str, str] = {}
         sock = in_netns(netns, lambda: socket.create_server(("127.0.0.1", 0)))
         self.port = sock.getsockname()[1]
-        files = self.files
+        closed = in_netns(netns, lambda: socket.create_server(("127.0.0.1", 0)))
+        self.dead_port = closed.getsockname()[1]  # nothing listens there
+        closed.close()
+        files, redirects = self.files, self.redirects
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                data = files.get(self.path.split("?", 1)[0])  # a static server ignores queries
+                path = self.path.split("?", 1)[0]  # a static server ignores queries
+                if path in redirects:
+                    self.send_response(302)
+                    self.send_header("Location", redirects[path])
+                    self.end_headers()
+                    return
+                data = files.get(path)
                 if data is None:
                     self.send_error(404)
                     return
@@ -86,7 +97,8 @@ def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningDa
     tmp = tmp_path_factory.mktemp("rtremote")
     world = Netns()
     server = Server(world.netns)
-    allowed = {"allowedSources": [server.url("/ok/")], "githubBaseUrl": server.url("/ok")}
+    sources = [server.url("/ok/"), f"http://127.0.0.1:{server.dead_port}/ok/"]
+    allowed = {"allowedSources": sources, "githubBaseUrl": server.url("/ok")}
     daemon = launch_daemon(tmp, {"runtime": allowed}, world=world)
     yield daemon, server
     server.close()
@@ -245,3 +257,99 @@ def test_rnx_install_from_a_url_shows_the_byte_bar(
     last = wrong.stderr.decode().splitlines()[-1]  # after the progress lines
     assert last.startswith("rnx: error: installing runtime byurl failed")
     assert "sha256" in last
+
+
+def zeros_tar_gz(name: str, size: int) -> bytes:
+    """A tar.gz of one file of `size` zero bytes, made without holding it."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)  # gzip framing
+    info = tarfile.TarInfo(name)
+    info.size = size
+    out = [compressor.compress(info.tobuf())]
+    chunk = bytes(1 << 20)
+    for _ in range(size // len(chunk)):
+        out.append(compressor.compress(chunk))
+    out.append(compressor.compress(bytes(-size % 512) + bytes(1024)))  # padding, end blocks
+    out.append(compressor.flush())
+    return b"".join(out)
+
+
+WHY = {
+    "absolute": "archive member '/tmp/joblet-absolute-member': absolute path",
+    "symlink": "archive member 'top/etc': symlink to '/etc' leads out of the target",
+    "many": "archive has more than 50000 members",
+    "zeros": "archive expands",
+}
+
+
+def hostile(kind: str, src: Path) -> bytes:
+    if kind == "zeros":
+        return zeros_tar_gz("top/zeros", 2 << 30)
+    extra: dict[str, bytes] = {}
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for path in sorted(src.iterdir()):
+            tar.add(path, arcname=f"top/{path.name}")
+        if kind == "absolute":
+            extra["/tmp/joblet-absolute-member"] = b"owned"
+        elif kind == "symlink":
+            link = tarfile.TarInfo("top/etc")
+            link.type, link.linkname = tarfile.SYMTYPE, "/etc"
+            tar.addfile(link)
+            extra["top/etc/joblet-through-link"] = b"owned"
+        elif kind == "many":
+            for i in range(100_000):
+                tar.addfile(tarfile.TarInfo(f"top/many/{i}"), io.BytesIO(b""))
+        for name, data in extra.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "absolute",
+        "symlink",
+        pytest.param("many", marks=pytest.mark.slow),
+        pytest.param("zeros", marks=pytest.mark.slow),
+    ],
+)
+def test_hostile_archives_fail_clearly_and_leave_nothing(
+    remote: tuple[RunningDaemon, Server], tmp_path: Path, kind: str
+) -> None:
+    daemon, server = remote
+    name = f"hostile-{kind}"
+    server.files[f"/ok/{name}.tar.gz"] = hostile(kind, write_runtime(tmp_path / "r", name))
+    result = result_of(
+        install(daemon, runtimeSpec=name, repository=server.url(f"/ok/{name}.tar.gz"))
+    )
+    assert not result.success
+    assert "the unpack job" in result.message
+    assert f"unpack: {WHY[kind]}" in result.message  # the unpacker's own line, from the log
+    assert left_over(daemon, name) == []
+    assert not Path("/tmp/joblet-absolute-member").exists()
+    assert not Path("/etc/joblet-through-link").exists()
+
+
+def test_a_redirect_off_the_allowlist_is_not_followed(
+    remote: tuple[RunningDaemon, Server], tmp_path: Path
+) -> None:
+    daemon, server = remote
+    server.files["/elsewhere/x.tar.gz"] = tar_gz(write_runtime(tmp_path / "r", "redir"), "t")
+    server.redirects["/ok/redir.tar.gz"] = server.url("/elsewhere/x.tar.gz")
+    result = result_of(
+        install(daemon, runtimeSpec="redir", repository=server.url("/ok/redir.tar.gz"))
+    )
+    assert not result.success
+    assert "allowedSources" in result.message
+    assert left_over(daemon, "redir") == []
+
+
+def test_a_dead_server_fails_clearly(remote: tuple[RunningDaemon, Server]) -> None:
+    daemon, server = remote
+    url = f"http://127.0.0.1:{server.dead_port}/ok/x.tar.gz"
+    result = result_of(install(daemon, runtimeSpec="dead", repository=url))
+    assert not result.success
+    assert "refused" in result.message.lower()
+    assert left_over(daemon, "dead") == []
