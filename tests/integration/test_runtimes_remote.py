@@ -12,6 +12,7 @@ import socket
 import subprocess
 import tarfile
 import threading
+import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,6 +54,9 @@ class Server:
         closed = in_netns(netns, lambda: socket.create_server(("127.0.0.1", 0)))
         self.dead_port = closed.getsockname()[1]  # nothing listens there
         closed.close()
+        # Listens but never accepts: the kernel completes the handshake, no one answers.
+        self.mute = in_netns(netns, lambda: socket.create_server(("127.0.0.1", 0)))
+        self.mute_port = self.mute.getsockname()[1]
         files, redirects = self.files, self.redirects
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -85,6 +89,7 @@ class Server:
         return f"http://127.0.0.1:{self.port}{path}"
 
     def close(self) -> None:
+        self.mute.close()
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join()
@@ -97,8 +102,12 @@ def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningDa
     tmp = tmp_path_factory.mktemp("rtremote")
     world = Netns()
     server = Server(world.netns)
-    sources = [server.url("/ok/"), f"http://127.0.0.1:{server.dead_port}/ok/"]
-    allowed = {"allowedSources": sources, "githubBaseUrl": server.url("/ok")}
+    sources = [server.url("/ok/")] + [
+        f"http://127.0.0.1:{port}/ok/" for port in (server.dead_port, server.mute_port)
+    ]
+    allowed = {
+        "allowedSources": sources, "githubBaseUrl": server.url("/ok"), "fetchTimeout": "2s",
+    }  # fmt: skip
     daemon = launch_daemon(tmp, {"runtime": allowed}, world=world)
     yield daemon, server
     server.close()
@@ -353,3 +362,14 @@ def test_a_dead_server_fails_clearly(remote: tuple[RunningDaemon, Server]) -> No
     assert not result.success
     assert "refused" in result.message.lower()
     assert left_over(daemon, "dead") == []
+
+
+def test_a_mute_server_times_out(remote: tuple[RunningDaemon, Server]) -> None:
+    daemon, server = remote
+    url = f"http://127.0.0.1:{server.mute_port}/ok/x.tar.gz"
+    started = time.monotonic()
+    result = result_of(install(daemon, runtimeSpec="mute", repository=url))
+    assert not result.success
+    assert "no answer within 2s" in result.message
+    assert time.monotonic() - started < 30
+    assert left_over(daemon, "mute") == []

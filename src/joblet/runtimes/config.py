@@ -35,6 +35,8 @@ KEYS: Schema = {
     "allowedSources": None,
     "githubBaseUrl": None,
     "testTimeout": None,
+    "fetchTimeout": None,
+    "fetchTotalTimeout": None,
     "build": BUILD_KEYS,
 }
 
@@ -54,6 +56,8 @@ class RuntimeConfig:
     allowed_sources: tuple[str, ...] = DEFAULT_ALLOWED_SOURCES
     github_base_url: str = DEFAULT_GITHUB_BASE
     test_timeout_s: float = 120.0
+    fetch_timeout_s: float = 30.0
+    fetch_total_timeout_s: float = 600.0
     build: BuildDefaults = BuildDefaults()
 
 
@@ -72,6 +76,8 @@ def parse_runtime_config(section: Mapping[str, Any] | None) -> RuntimeConfig:
             allowed_sources=_sources(data.get("allowedSources", list(DEFAULT_ALLOWED_SOURCES))),
             github_base_url=_url(data.get("githubBaseUrl", defaults.github_base_url)),
             test_timeout_s=_positive(parse_duration_s(data.get("testTimeout", 120))),
+            fetch_timeout_s=_positive(parse_duration_s(data.get("fetchTimeout", 30))),
+            fetch_total_timeout_s=_positive(parse_duration_s(data.get("fetchTotalTimeout", 600))),
             build=_build(data.get("build") or {}),
         )
     except (TypeError, ValueError) as exc:

@@ -232,7 +232,11 @@ class Installer:
         fetch_dir = staging.path / "fetch"
         fetch_dir.mkdir(mode=0o755)
         os.chmod(fetch_dir, 0o755)
-        limits = FetchLimits(self._config.allowed_sources, self._config.max_size_bytes)
+        config = self._config
+        limits = FetchLimits(
+            config.allowed_sources, config.max_size_bytes,
+            timeout_s=config.fetch_timeout_s, total_timeout_s=config.fetch_total_timeout_s,
+        )  # fmt: skip
 
         throttle = ByteThrottle()
 

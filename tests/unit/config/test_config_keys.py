@@ -117,6 +117,8 @@ EVERY_KEY: dict[str, Any] = {
         "allowedSources": ["https://github.com/"],
         "githubBaseUrl": "https://github.com",
         "testTimeout": "2m",
+        "fetchTimeout": "30s",
+        "fetchTotalTimeout": "10m",
         "build": {
             "timeout": "30m",
             "maxMemory": 2048,
