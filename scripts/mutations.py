@@ -281,8 +281,8 @@ def _rootfs() -> list[Mutation]:
         Mutation("rootfs-binds-nodev", "allowed mounts are nodev", ROOTFS, ro,
                  ro.replace(" | libc.MOUNT_ATTR_NODEV", ""), (ROOTFS_TESTS, MOUNT_FLAGS)),
         Mutation("rootfs-root-ro", "the job's / is read-only", CHILD,
-                 "libc.MOUNT_ATTR_RDONLY | libc.MOUNT_ATTR_NOSUID, recursive=False",
-                 "libc.MOUNT_ATTR_NOSUID, recursive=False", (ROOTFS_TESTS, MOUNT_FLAGS)),
+                 "(0 if order.writable_root else libc.MOUNT_ATTR_RDONLY)", "0",
+                 (ROOTFS_TESTS, MOUNT_FLAGS)),
         Mutation("rootfs-dev-binds-ro", "device nodes and /proc masks are read-only binds",
                  ROOTFS, dev, dev.replace("libc.MOUNT_ATTR_RDONLY | ", ""),
                  (f"{HOST_INODES}::test_device_nodes_and_proc_masks_are_read_only_binds",)),
@@ -401,6 +401,51 @@ def _api() -> list[Mutation]:
     ]  # fmt: skip
 
 
+RUNTIME_ROOT = "src/joblet/isolation/runtime_root.py"
+RUNTIME_JOBS_TESTS = "tests/integration/test_runtime_jobs.py"
+BUILD_SANDBOX = "tests/security/test_runtime_build_sandbox.py"
+LAUNCHER_RUNTIME = "tests/privileged/isolation/test_launcher_runtime.py"
+
+
+def _runtimes() -> list[Mutation]:
+    return [
+        Mutation("rt-tree-read-only", "a runtime's tree and extra mounts are read-only",
+                 RUNTIME_ROOT, "        p.ops.append(Protect(target, RO_ATTRS))\n\n\ndef _overlay",
+                 "        pass\n\n\ndef _overlay",
+                 (f"{RUNTIME_JOBS_TESTS}::test_nobody_in_the_job_writes_the_runtime",
+                  f"{LAUNCHER_RUNTIME}::test_tree_is_read_only_at_opt_runtime")),
+        Mutation("rt-resolve-first", "a runtime is resolved before anything is made",
+                 "src/joblet/jobs/manager.py",
+                 "        mount = runtime_jobs.acquire(self._runtimes, spec, job_id)\n",
+                 "        mount = None\n",
+                 (f"{RUNTIME_JOBS_TESTS}::test_unknown_runtime_is_not_found_and_leaves_nothing",)),
+        Mutation("rt-build-overlays", "a build writes the allowed host directories' overlays",
+                 RUNTIME_ROOT, "        p.ops.append(Overlay(target, lower, upper, work))",
+                 "        pass",
+                 (f"{BUILD_SANDBOX}::test_writes_to_the_system_stay_in_the_build",)),
+        Mutation("rt-build-staging-flags", "a build's staging dir is nosuid,nodev", RUNTIME_ROOT,
+                 "(staging, libc.MOUNT_ATTR_NOSUID | libc.MOUNT_ATTR_NODEV)", "(staging, 0)",
+                 (f"{BUILD_SANDBOX}::test_staging_is_nosuid_and_nodev",)),
+        Mutation("rt-build-src-read-only", "a build's sources are read-only", RUNTIME_ROOT,
+                 "    p.ops.append(Protect(src, RO_ATTRS))", "    pass",
+                 (f"{BUILD_SANDBOX}::test_sources_are_read_only_and_readable",)),
+        Mutation("rt-build-scratch-detached", "a build reaches its scratch only through overlays",
+                 RUNTIME_ROOT, "    p.ops.append(Unmount(scratch))", "    pass",
+                 (f"{BUILD_SANDBOX}::test_nothing_is_left_mounted_or_running",)),
+        Mutation("rt-build-timeout", "a build ends at its own timeout", "src/joblet/jobs/launch.py",
+                 "        timeout = rt.timeout_s or self._config.jobs.job_timeout_s",
+                 "        timeout = self._config.jobs.job_timeout_s",
+                 (f"{BUILD_SANDBOX}::test_timeout_ends_the_build_failed[on]",)),
+        Mutation("rt-build-private-mounts", "builds never see the daemon's root or keys",
+                 "src/joblet/jobs/runtime_jobs.py", "    if exposed:", "    if False:",
+                 ("tests/unit/jobs/test_runtime_jobs.py",)),
+        Mutation("rt-env-base-only", "a runtime's ${VAR} comes from the base environment only",
+                 "src/joblet/jobs/environment.py", "    base = dict(env)\n",
+                 "    base = {**env, **spec.environment, **spec.secret_environment}\n",
+                 ("tests/unit/jobs/test_environment.py",)),
+    ]  # fmt: skip
+
+
 MUTATIONS: tuple[Mutation, ...] = (
-    *_firewall(), *_seccomp(), *_caps(), *_rootfs(), *_init_binary(), *_api(),
+    *_firewall(), *_seccomp(), *_caps(), *_rootfs(), *_init_binary(), *_api(), *_runtimes(),
 )  # fmt: skip
