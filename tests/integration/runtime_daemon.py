@@ -77,6 +77,8 @@ async def _watch_builds(manager: Any, top: Path) -> None:
                 continue
             seen.add(plan_file.name)
             stem = plan_file.name.removesuffix(".plan.json")
+            if (builds / f"{stem}.job").exists():
+                continue  # submitted by this daemon before a restart
             try:
                 job = await manager.submit_build(BuildPlan(**json.loads(plan_file.read_text())))
             except JobletError as exc:

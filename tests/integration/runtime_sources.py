@@ -14,9 +14,9 @@ version: "1"
 description: a tiny shell runtime
 requirements: {{architectures: [{arches}], gpu: {gpu}}}
 packages: [hello]
-build: {{script: build.sh, timeout: {timeout}, max_memory: 256}}
+build: {{script: build.sh, timeout: {timeout}, max_memory: 256, network: {network}}}
 environment: {{PATH: "/opt/runtime/bin:${{PATH}}", SHTOOLS: "yes"}}
-test: {{command: sh, args: ["-c", "hello; exit $(cat /opt/runtime/code)"], timeout: 30s}}
+test: {{command: sh, args: ["-c", "hello; exit $(cat /opt/runtime/code)"], timeout: {test_timeout}}}
 """
 
 BUILD = """\
@@ -43,9 +43,18 @@ def write_runtime(
     timeout: str = "60s",
     arches: str = "amd64, arm64",
     gpu: bool = False,
+    test_timeout: str = "30s",
+    network: str = "none",
 ) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    spec = SPEC.format(name=name, timeout=timeout, arches=arches, gpu=str(gpu).lower())
+    spec = SPEC.format(
+        name=name,
+        timeout=timeout,
+        arches=arches,
+        gpu=str(gpu).lower(),
+        test_timeout=test_timeout,
+        network=network,
+    )
     (directory / "runtime.yml").write_text(spec)
     (directory / "build.sh").write_text(BUILD.format(name=name, extra=extra))
     (directory / "version.txt").write_text(version + "\n")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -375,3 +376,67 @@ def test_unavailable_while_rebuilding(daemon: RunningDaemon, tmp_path: Path) -> 
     assert not info.available
     assert result_of(list(chunks)).success
     assert stub(daemon).GetRuntimeInfo(pb.RuntimeInfoReq(runtime="rebuilt")).runtime.available
+
+
+def test_rnx_install_by_name_from_runtimes_dir_with_json(
+    daemon: RunningDaemon, tmp_path: Path
+) -> None:
+    write_runtime(tmp_path / "runtimes" / "byname", "byname")
+    cmd = [sys.executable, "-m", "joblet.cli.main", "--config", str(daemon.rnx_config)]
+    done = subprocess.run(
+        [*cmd, "--json", "runtime", "install", "byname"],
+        cwd=tmp_path, capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()
+    result = json.loads(done.stdout)
+    assert result["success"] is True
+    assert result["runtime_spec"] == "byname"
+    missing = subprocess.run(
+        [*cmd, "runtime", "install", "nosuch"], cwd=tmp_path, capture_output=True, check=False
+    )
+    assert missing.returncode == 2
+    assert missing.stderr.count(b"\n") == 1
+    assert b"no runtime.yml" in missing.stderr
+    removed = daemon.rnx("runtime", "remove", "byname")
+    assert removed.returncode == 0
+    assert removed.stdout.startswith(b"Runtime byname removed (freed 2.9 MiB)")
+
+
+def test_test_output_is_capped_and_a_slow_test_is_stopped(
+    daemon: RunningDaemon, tmp_path: Path
+) -> None:
+    src = write_runtime(tmp_path / "loud", "loud", test_timeout="2s")
+    assert result_of(install(daemon, src)).success
+    hello = current_build(daemon, "loud") / "tree" / "bin" / "hello"
+    hello.write_text("#!/bin/sh\nhead -c 200000 /dev/zero | tr '\\0' x\n")
+    loud = stub(daemon).TestRuntime(pb.RuntimeTestReq(runtime="loud"), timeout=60)
+    assert loud.success
+    assert len(loud.output.encode()) == 64 * 1024
+    hello.write_text("#!/bin/sh\nsleep 30\n")
+    slow = stub(daemon).TestRuntime(pb.RuntimeTestReq(runtime="loud"), timeout=60)
+    assert not slow.success
+    assert "did not end within 2s" in slow.error
+
+
+def test_a_build_network_the_config_does_not_allow(daemon: RunningDaemon, tmp_path: Path) -> None:
+    src = write_runtime(tmp_path / "net", "networked", network="bridge")
+    with pytest.raises(grpc.RpcError) as refused:
+        install(daemon, src)
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "runtime.build.networks" in str(refused.value.details())
+    assert not (daemon.root / "runtimes" / "networked").exists()
+
+
+def test_remove_refused_while_a_scheduled_job_will_use_it(
+    daemon: RunningDaemon, tmp_path: Path
+) -> None:
+    assert result_of(install(daemon, write_runtime(tmp_path / "sch", "scheduled"))).success
+    job = run(daemon.jobs(), "true", runtime="scheduled", schedule="1h")
+    wait_status(daemon.jobs(), job, {"SCHEDULED"})
+    with pytest.raises(grpc.RpcError) as refused:
+        stub(daemon).RemoveRuntime(pb.RuntimeRemoveReq(runtime="scheduled"))
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert job in str(refused.value.details())
+    daemon.jobs().CancelJob(pb.CancelJobReq(uuid=job))
+    wait_status(daemon.jobs(), job, {"CANCELED"})
+    assert stub(daemon).RemoveRuntime(pb.RuntimeRemoveReq(runtime="scheduled")).success

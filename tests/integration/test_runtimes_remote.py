@@ -9,6 +9,7 @@ import http.server
 import io
 import os
 import socket
+import subprocess
 import tarfile
 import threading
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ import pytest
 
 from joblet.api import joblet_pb2 as pb
 from joblet.api import joblet_pb2_grpc as pb_grpc
+from joblet.cli.metrics import human_bytes
 
 from .conftest import ROOT_NEEDED, RunningDaemon, launch_daemon
 from .netns import Netns, in_netns
@@ -50,7 +52,7 @@ class Server:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                data = files.get(self.path)
+                data = files.get(self.path.split("?", 1)[0])  # a static server ignores queries
                 if data is None:
                     self.send_error(404)
                     return
@@ -198,3 +200,48 @@ def test_a_name_other_than_the_spec_is_refused(
     assert not result.success
     assert "realname" in result.message
     assert left_over(daemon, "asked") == []
+
+
+def test_a_git_repository_over_dumb_http(
+    remote: tuple[RunningDaemon, Server], tmp_path: Path
+) -> None:
+    daemon, server = remote
+    work = write_runtime(tmp_path / "work", "fromgit")
+    env = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(tmp_path)}
+
+    def git(*args: str, cwd: Path = work) -> None:
+        subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True)
+
+    git("init", "-q", "-b", "main")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "runtime")
+    bare = tmp_path / "fromgit.git"
+    git("clone", "-q", "--bare", str(work), str(bare), cwd=tmp_path)
+    git("update-server-info", cwd=bare)
+    for path in bare.rglob("*"):
+        if path.is_file():
+            server.files[f"/ok/fromgit.git/{path.relative_to(bare)}"] = path.read_bytes()
+    chunks = install(daemon, runtimeSpec="fromgit", repository=server.url("/ok/fromgit.git"))
+    result = result_of(chunks)
+    assert result.success, result.message
+    job = daemon.jobs().RunJob(pb.RunJobRequest(command="hello", runtime="fromgit"))
+    assert job.jobUuid
+
+
+def test_rnx_install_from_a_url_shows_the_byte_bar(
+    remote: tuple[RunningDaemon, Server], tmp_path: Path
+) -> None:
+    daemon, server = remote
+    data = tar_gz(write_runtime(tmp_path / "r", "byurl"), "top")
+    server.files["/ok/byurl.tar.gz"] = data
+    digest = hashlib.sha256(data).hexdigest()
+    url = server.url("/ok/byurl.tar.gz")
+    done = daemon.rnx("runtime", "install", "byurl", "--url", url, "--sha256", digest, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()
+    assert b"Runtime installed: byurl" in done.stdout
+    assert f" / {human_bytes(len(data))}".encode() in done.stderr  # the byte bar
+    wrong = daemon.rnx("runtime", "install", "byurl", "--force", "--url", url, "--sha256", "0" * 64)
+    assert wrong.returncode == 1
+    last = wrong.stderr.decode().splitlines()[-1]  # after the progress lines
+    assert last.startswith("rnx: error: installing runtime byurl failed")
+    assert "sha256" in last

@@ -22,6 +22,8 @@ from integration.jobs_support import logs
 from integration.netns import in_netns
 from integration.runtime_support import launch_runtime_daemon
 
+from joblet.api import joblet_pb2 as pb
+
 pytestmark = pytest.mark.integration
 
 
@@ -96,6 +98,7 @@ def host_snapshot(daemon: RunningDaemon) -> dict[str, Any]:
         "usr_lib": sorted(os.listdir("/usr/lib")),
         "etc": sorted(os.listdir("/etc")),
         "passwd": _digest(Path("/etc/passwd")),
+        "ld.so.cache": _digest(Path("/etc/ld.so.cache")),
         "root": sorted(os.listdir(daemon.root)),
         "config": {p.name: _digest(p) for p in sorted(config.iterdir()) if p.is_file()},
         "mounts": sorted(_mount_points(str(daemon.root.parent))),
@@ -117,7 +120,8 @@ def test_writes_to_the_system_stay_in_the_build(sandbox: Sandbox) -> None:
         echo built > /usr/bin/joblet-build-x && cat /usr/bin/joblet-build-x
         rm -f /usr/bin/env && echo removed-env
         mkdir -p /usr/lib/joblet-build-lib && echo lib-made
-        echo 'evil:x:0:0::/:/bin/sh' >> /etc/passwd || echo passwd-refused
+        echo 'evil:x:0:0::/:/bin/sh' >> /etc/passwd && grep -c '^evil:' /etc/passwd
+        head -c 100 /etc/ld.so.cache > /etc/ld.so.cache && echo cache-rewritten
         mkdir /etc/joblet-build && echo etc-written
         ls {root} 2>&1 || true
         cat {root}/config/*.key {root}/config/joblet-config.yml 2>&1 || true
@@ -126,9 +130,8 @@ def test_writes_to_the_system_stay_in_the_build(sandbox: Sandbox) -> None:
     """
     build = sandbox.build(script)
     assert build.status == "COMPLETED", build.output
-    for line in ("built", "removed-env", "lib-made", "etc-written", "done"):
+    for line in ("built", "removed-env", "lib-made", "1", "cache-rewritten", "etc-written", "done"):
         assert line in build.output.splitlines(), build.output
-    assert "passwd-refused" in build.output
     assert "BEGIN" not in build.output and "PRIVATE" not in build.output
     assert build.output.count("No such file or directory") >= 4
     assert host_snapshot(sandbox.daemon) == before
@@ -166,6 +169,11 @@ def test_timeout_ends_the_build_failed(sandbox: Sandbox) -> None:
     build = sandbox.build("echo started; sleep 600\n", timeout_s=1.5)
     assert (build.status, build.reason) == ("FAILED", "timeout")
     assert "started" in build.output
+    # A job like any other: listed under its runtime's name, with its own id.
+    listed = {j.uuid: j for j in sandbox.daemon.jobs().ListJobs(pb.EmptyRequest()).jobs}
+    job = listed[build.job_id]
+    assert job.name == f"runtime-build:{build.staging.parent.name}"
+    assert job.status == "FAILED"
 
 
 def test_fork_bomb_is_contained(sandbox: Sandbox) -> None:

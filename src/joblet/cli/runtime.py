@@ -24,7 +24,6 @@ from joblet.cli.context import CommandContext
 from joblet.cli.metrics import call, human_bytes, open_channel, stream
 from joblet.cli.output import write_bytes
 from joblet.cli.parser import RnxArgumentParser
-from joblet.cli.runtime_prepare import REQUIREMENTS, prepare
 from joblet.cli.runtime_view import render_info, render_progress, render_runtimes
 from joblet.client.errors import EXIT_USAGE, CliError
 
@@ -175,6 +174,9 @@ def local_files(ctx: CommandContext, target: str) -> tuple[str, list[pb.RuntimeF
     """The directory `target` names (DIR, or ./runtimes/NAME) as RuntimeFiles, with
     the wheels its requirements.txt pins (fetched into rnx's cache if missing)."""
     from joblet.api import joblet_pb2 as pb
+
+    # Imported here: hashing and pip's machinery cost the other commands' start.
+    from joblet.cli.runtime_prepare import REQUIREMENTS, prepare
 
     directory = ctx.cwd / target
     name = ""

@@ -194,7 +194,7 @@ def runtime_inputs(spec: LaunchSpec) -> runtime_root.RuntimeRoot | None:
     return runtime_root.RuntimeRoot(
         tree=tree,
         mounts=mounts,
-        targets=rootfs.probe_host([dst for _, dst in mounts]),
+        targets=rootfs.probe_host(runtime_root.with_ancestors(dst for _, dst in mounts)),
         source_dirs=frozenset(src for src, _ in mounts if os.path.isdir(src)),
     )
 

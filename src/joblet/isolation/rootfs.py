@@ -138,12 +138,18 @@ class WriteFile:
 
 @dataclass(frozen=True)
 class Overlay:
-    """An overlay at `target`: `lower` read-only below, `upper` (with its `work`) above."""
+    """An overlay at `target`: `lower` read-only below, `upper` (with its
+    `work`) above; without an upper, a read-only overlay of `over` on `lower`."""
 
     target: str
     lower: str
-    upper: str
-    work: str
+    upper: str = ""
+    work: str = ""
+    over: str = ""
+
+    @property
+    def flags(self) -> int:
+        return OVERLAY_FLAGS | (0 if self.upper else libc.MS_RDONLY)
 
 
 @dataclass(frozen=True)
@@ -161,7 +167,20 @@ class Chown:
     uid: int
 
 
-Op = MakeDir | MakeFile | MakeSymlink | Mount | Protect | WriteFile | Overlay | Unmount | Chown
+@dataclass(frozen=True)
+class CopyFile:
+    """Fill `path`, a file of the root's own tmpfs, with the host file
+    `source` (never followed if it is a link), owned by `uid`."""
+
+    source: str
+    path: str
+    uid: int
+
+
+Op = (
+    MakeDir | MakeFile | MakeSymlink | Mount | Protect | WriteFile | Overlay | Unmount | Chown
+    | CopyFile
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -315,12 +334,14 @@ def _relocate(op: Op, root: str) -> Op:
         case Protect():
             return Protect(_move(op.target, root), op.attrs, op.optional)
         case Overlay():
-            moved = (_move(path, root) for path in (op.target, op.lower, op.upper, op.work))
-            return Overlay(*moved)
+            paths = (op.target, op.lower, op.upper, op.work, op.over)
+            return Overlay(*(_move(path, root) if path else "" for path in paths))
         case Unmount(target=target):
             return Unmount(_move(target, root))
         case Chown(path=path, uid=uid):
             return Chown(_move(path, root), uid)
+        case CopyFile(source=source, path=path, uid=uid):
+            return CopyFile(source, _move(path, root), uid)
     raise AssertionError(f"unknown op {op!r}")  # pragma: no cover
 
 
@@ -412,7 +433,29 @@ OVERLAY_FLAGS = libc.MS_NOSUID | libc.MS_NODEV
 
 def overlay_options(op: Overlay, rel: Callable[[str], str] = str) -> str:
     """overlayfs's mount data for `op`, each path passed through `rel`."""
+    if not op.upper:
+        return f"lowerdir={rel(op.over)}:{rel(op.lower)}"
     return f"lowerdir={rel(op.lower)},upperdir={rel(op.upper)},workdir={rel(op.work)}"
+
+
+def copy_host_file(source: bytes, path: bytes, uid: int) -> None:
+    """The content and mode of host file `source` into the existing `path`."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+    src = os.open(source, flags)
+    try:
+        st = os.fstat(src)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafePath(f"{os.fsdecode(source)} is no regular file")
+        dst = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            while chunk := os.read(src, 1 << 16):
+                os.write(dst, chunk)
+            os.fchmod(dst, stat.S_IMODE(st.st_mode) & 0o777)
+            os.fchown(dst, uid, uid)
+        finally:
+            os.close(dst)
+    finally:
+        os.close(src)
 
 
 def probe_host(paths: Sequence[str]) -> dict[str, HostEntry]:
@@ -490,10 +533,12 @@ def apply_plan(ops: Sequence[Op]) -> None:
         elif isinstance(op, WriteFile):
             write_new_file(op.path, op.data)
         elif isinstance(op, Overlay):
-            libc.mount("overlay", op.target, "overlay", OVERLAY_FLAGS, overlay_options(op))
+            libc.mount("overlay", op.target, "overlay", op.flags, overlay_options(op))
         elif isinstance(op, Unmount):
             libc.umount2(op.target, libc.MNT_DETACH)
         elif isinstance(op, Chown):
             os.lchown(op.path, op.uid, op.uid)
+        elif isinstance(op, CopyFile):
+            copy_host_file(os.fsencode(op.source), os.fsencode(op.path), op.uid)
         else:
             os.symlink(op.link, op.path)

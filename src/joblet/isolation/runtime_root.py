@@ -3,8 +3,9 @@
 A job with a runtime sees its tree read-only at /opt/runtime and each of the
 runtime's extra mounts read-only at its target. A mount point is made in the
 job's own root tmpfs; one that lies under a host path bound read-only (say
-/usr/lib/python3.11) must already exist on the host, because making it would
-write the host's file system.
+/usr/lib/python3.11) is the host's own, or, where the host has none, comes
+from a read-only overlay of a small skeleton tmpfs over the host's directory:
+making it there would write the host's file system.
 
 A runtime build sees every allowed host directory as an overlay: the host's
 read-only directory below, a directory on a tmpfs of the build's own above.
@@ -20,7 +21,7 @@ its staging directory read-write at /opt/runtime, the only thing it keeps.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from joblet.isolation import libc
@@ -30,6 +31,7 @@ from joblet.isolation.paths import UnsafePath, components
 from joblet.isolation.rootfs import (
     RO_ATTRS,
     Chown,
+    CopyFile,
     HostEntry,
     Kind,
     Mount,
@@ -44,6 +46,7 @@ SOURCE_DIR = "/src"
 # Where an extra mount may not go: the job's own parts and the kernel's.
 RESERVED_TARGETS = ("/", "/proc", "/sys", "/dev", "/work", "/tmp", "/volumes", RUNTIME_DIR)
 SCRATCH = "/.joblet-scratch"  # the build's tmpfs, detached before the command runs
+SKELETON = "/.joblet-skeleton"  # missing mount points' tmpfs, detached likewise
 _OVERLAY_UNSAFE = frozenset(",:\\=")  # overlayfs option separators
 
 
@@ -89,11 +92,19 @@ def host_bound_under(path: str, allowed: Mapping[str, HostEntry]) -> str | None:
     return None
 
 
-def mount_point(p: _Planner, path: str, is_dir: bool, inputs_allowed: Mapping[str, HostEntry],
-                host: Mapping[str, HostEntry]) -> str:  # fmt: skip
+def mount_point(
+    p: _Planner,
+    path: str,
+    is_dir: bool,
+    inputs_allowed: Mapping[str, HostEntry],
+    *,
+    host: Mapping[str, HostEntry] | None = None,
+    provided: frozenset[str] = frozenset(),
+) -> str:
     """The target of a runtime mount under the planner's root, its mount point
     planned. Never through one of the root's symlinks (their targets are
-    host binds); under a host bind only where the host has it already."""
+    host binds); under a host bind only where the host has it already, or
+    where a skeleton overlay provides it (`provided`, see _plan_skeletons)."""
     if p.under_link(path):
         raise UnsafePath(f"runtime mount target {path} lies under a symbolic link of the root")
     target = p.target(path)
@@ -104,15 +115,68 @@ def mount_point(p: _Planner, path: str, is_dir: bool, inputs_allowed: Mapping[st
         else:
             p.file(target)
         return target
-    found = host.get(path)
-    want = Kind.DIR if is_dir else Kind.FILE
-    if found is None or found.kind is not want:
+    if path not in provided and not _is((host or {}).get(path), is_dir):
         what = "directory" if is_dir else "file"
         raise UnsafePath(
             f"runtime mount target {path} lies under the host's read-only {top} "
             f"and is no {what} there; it cannot be made without writing the host"
         )
     return target
+
+
+def _is(entry: HostEntry | None, is_dir: bool) -> bool:
+    return entry is not None and entry.kind is (Kind.DIR if is_dir else Kind.FILE)
+
+
+def _existing_ancestor(path: str, top: str, host: Mapping[str, HostEntry]) -> str:
+    """The nearest ancestor of `path` the host has as a directory (the host
+    bind `top` at the furthest); UnsafePath where a file or link is in the way."""
+    parts = components(path)
+    for i in range(len(parts) - 1, -1, -1):
+        ancestor = "/" + "/".join(parts[:i])
+        entry = host.get(ancestor)
+        if _within(top, ancestor) and ancestor != top.rstrip("/"):
+            break
+        if entry is None or entry.kind is Kind.MISSING:
+            continue
+        if entry.kind is not Kind.DIR:
+            raise UnsafePath(f"runtime mount target {path}: {ancestor} is no directory on the host")
+        return ancestor
+    return top.rstrip("/") or "/"
+
+
+def _plan_skeletons(
+    p: _Planner, missing: Mapping[str, Sequence[tuple[str, bool]]], allowed: Mapping[str, HostEntry]
+) -> frozenset[str]:
+    """Mount points missing under a host bind, without writing the host: the
+    nearest directory the host has (A) gets a read-only overlay of a small
+    tmpfs "skeleton" holding just the missing path over A itself. The
+    skeleton's tmpfs is detached once the overlays hold it. What A held
+    stays visible; submounts under A (other allowed mounts) would be hidden,
+    so such an A is refused."""
+    skel = p.target(SKELETON)
+    p.dirs(skel)
+    p.ops.append(Mount("tmpfs", skel, "tmpfs", libc.MS_NOSUID | libc.MS_NODEV,
+                       "mode=0755,size=64k"))  # fmt: skip
+    provided: set[str] = set()
+    for i, ancestor in enumerate(sorted(missing)):
+        nested = [a for a, e in allowed.items() if e.kind is not Kind.MISSING
+                  and a.rstrip("/") != ancestor and _within(a, ancestor)]  # fmt: skip
+        if nested:
+            raise UnsafePath(f"runtime mount targets under {ancestor} would hide {nested[0]}")
+        layer = f"{skel}/s{i}"
+        p.dirs(layer)
+        for path, is_dir in missing[ancestor]:
+            inner = layer + path[len(ancestor.rstrip("/")) :]
+            if is_dir:
+                p.dirs(inner)
+            else:
+                p.file(inner)
+            provided.add(path)
+        target = _overlay_path(p.target(ancestor))
+        p.ops.append(Overlay(target, lower=target, over=layer))
+    p.ops.append(Unmount(skel))
+    return frozenset(provided)
 
 
 def plan_runtime(
@@ -122,8 +186,16 @@ def plan_runtime(
     host = runtime.targets or {}
     binds = [(runtime.tree, RUNTIME_DIR, True)]
     binds += [(src, check_target(dst), src in runtime.source_dirs) for src, dst in runtime.mounts]
+    missing: dict[str, list[tuple[str, bool]]] = {}
+    for _, path, is_dir in binds:
+        top = host_bound_under(path, allowed)
+        if top is not None and not p.under_link(path) and not _is(host.get(path), is_dir):
+            if host.get(path) not in (None, HostEntry(Kind.MISSING)):
+                continue  # the wrong kind: refused below
+            missing.setdefault(_existing_ancestor(path, top, host), []).append((path, is_dir))
+    provided = _plan_skeletons(p, missing, allowed) if missing else frozenset()
     for source, path, is_dir in binds:
-        target = mount_point(p, path, is_dir, allowed, host)
+        target = mount_point(p, path, is_dir, allowed, host=host, provided=provided)
         p.ops.append(Mount(source, target, None, libc.MS_BIND | libc.MS_REC, idmapped=idmapped))
         p.ops.append(Protect(target, RO_ATTRS))
 
@@ -173,15 +245,39 @@ def plan_build(
     # the scratch tmpfs but through them.
     p.ops += [Unmount(layer) for layer in layers]
     p.ops.append(Unmount(scratch))
+    _plan_file_copies(p, allowed, build.owner)
     src = p.target(SOURCE_DIR)
     p.dirs(src)
     # Idmapped like the staging dir: the build's root reads the sources the
     # host's root owns whatever their mode.
     p.ops.append(Mount(build.source, src, None, libc.MS_BIND | libc.MS_REC, idmapped=idmapped))
     p.ops.append(Protect(src, RO_ATTRS))
-    staging = mount_point(p, RUNTIME_DIR, True, allowed, {})
+    staging = mount_point(p, RUNTIME_DIR, True, allowed)
     p.ops.append(Mount(build.staging, staging, None, libc.MS_BIND, idmapped=idmapped))
     p.ops.append(Protect(staging, libc.MOUNT_ATTR_NOSUID | libc.MOUNT_ATTR_NODEV))
+
+
+def _plan_file_copies(p: _Planner, allowed: Mapping[str, HostEntry], owner: int) -> None:
+    """The allowed host files (/etc/passwd, /etc/ld.so.cache) as writable
+    copies in the build's root tmpfs instead of read-only binds: an install
+    adds users and runs ldconfig. Jobs see these files anyway."""
+    for path in sorted(allowed):
+        if allowed[path].kind is not Kind.FILE or p.under_link(path):
+            continue
+        target = p.target(path)
+        if target not in p.made or host_bound_under(path, allowed) is not None:
+            continue  # not bound by the base plan (a generated /etc file)
+        p.ops += [Unmount(target), CopyFile(path, target, owner)]
+
+
+def with_ancestors(paths: Iterable[str]) -> list[str]:
+    """Each absolute path and every ancestor of it (what to probe on the host)."""
+    found: dict[str, None] = {}
+    for path in paths:
+        parts = components(path)
+        for i in range(1, len(parts) + 1):
+            found["/" + "/".join(parts[:i])] = None
+    return list(found)
 
 
 def resolve_source(tree: str, source: str) -> str:

@@ -24,7 +24,8 @@ from joblet.runtimes.seams import RuntimeResolver
 
 log = logging.getLogger(__name__)
 
-BUILD_ORPHANED = "the daemon restarted during the build"
+BUILD_NOT_RUN = "the daemon restarted before the build ran"
+BUILD_STOPPER = "the daemon's restart"  # "stopped by the daemon's restart"
 
 
 class JobRestorer:
@@ -138,11 +139,11 @@ class JobRestorer:
         if job.status.is_final:
             return
         if job.status is JobStatus.RUNNING:
-            rt.stopped_by = BUILD_ORPHANED
+            rt.stopped_by = BUILD_STOPPER
             self._table.spawn(self._ending.terminate(job_id))
             return
         rt.cancel_timers()
-        self._table.apply(job_id, LaunchFailed(reason=BUILD_ORPHANED, at=self._clock()))
+        self._table.apply(job_id, LaunchFailed(reason=BUILD_NOT_RUN, at=self._clock()))
         self._ending.release(job_id)
 
     def _track_logs(self, job_id: str, finished: bool) -> None:

@@ -80,14 +80,29 @@ async def test_extra_mount_hides_a_host_path(any_launcher: Harness) -> None:
     assert sorted(os.listdir(host_dir)) == before
 
 
-async def test_missing_target_under_a_host_bind_is_refused(any_launcher: Harness) -> None:
+async def test_missing_target_under_a_host_bind_is_made_in_the_job_only(
+    any_launcher: Harness,
+) -> None:
     tree = make_tree(any_launcher.base)
-    target = "/usr/lib/joblet-no-such-dir"
+    target = "/usr/lib/joblet-no-such-dir/deeper"
     mounts = ((str(tree / "lib" / "hidden"), target),)
+    host_lib = sorted(os.listdir("/usr/lib"))
+    script = f"cat {target}/marker; ls /usr/lib | wc -l; touch {target}/x /usr/lib/y 2>&1"
+    result = await any_launcher.run(sh(script), runtime_tree=str(tree), runtime_mounts=mounts)
+    lines = result.stdout.splitlines()
+    assert lines[0] == "from the runtime", result.stdout + result.stderr
+    assert int(lines[1]) == len(host_lib) + 1  # the host's entries and the new one
+    assert result.stdout.count("Read-only file system") == 2
+    assert not os.path.exists("/usr/lib/joblet-no-such-dir")
+    assert sorted(os.listdir("/usr/lib")) == host_lib
+
+
+async def test_a_host_file_in_the_way_is_refused(any_launcher: Harness) -> None:
+    tree = make_tree(any_launcher.base)
+    mounts = ((str(tree / "lib" / "hidden"), "/usr/bin/env/sub"),)
     spec = any_launcher.spec(["true"], runtime_tree=str(tree), runtime_mounts=mounts)
-    with pytest.raises(Exception, match="cannot be made without writing the host"):
+    with pytest.raises(Exception, match="no directory on the host"):
         await any_launcher.start(spec)
-    assert not os.path.exists(target)
 
 
 async def test_a_source_leaving_the_tree_is_refused(any_launcher: Harness) -> None:

@@ -61,12 +61,46 @@ def test_extra_mount_over_an_existing_host_path() -> None:
     assert not [op for op in ops if isinstance(op, rootfs.MakeDir) and op.path.startswith(target)]
 
 
-@pytest.mark.parametrize("found", [None, HostEntry(Kind.MISSING), HostEntry(Kind.FILE)])
-def test_a_mount_point_missing_under_a_host_bind_is_refused(found: HostEntry | None) -> None:
-    targets = {} if found is None else {"/usr/lib/new": found}
+def test_a_mount_point_of_the_wrong_kind_under_a_host_bind_is_refused() -> None:
+    targets = {"/usr": HostEntry(Kind.DIR), "/usr/lib": HostEntry(Kind.DIR),
+               "/usr/lib/new": HostEntry(Kind.FILE)}  # fmt: skip
     runtime = RuntimeRoot(tree="/t", mounts=[("/t/x", "/usr/lib/new")], targets=targets,
                           source_dirs=frozenset({"/t/x"}))  # fmt: skip
     with pytest.raises(UnsafePath, match="without writing the host"):
+        job_ops(runtime=runtime)
+
+
+def test_a_missing_mount_point_under_a_host_bind_comes_from_a_skeleton() -> None:
+    targets = {
+        "/usr": HostEntry(Kind.DIR),
+        "/usr/lib": HostEntry(Kind.DIR),
+        "/usr/lib/jvm": HostEntry(Kind.MISSING),
+        "/usr/lib/jvm/17": HostEntry(Kind.MISSING),
+    }
+    runtime = RuntimeRoot(tree="/t", mounts=[("/t/jdk", "/usr/lib/jvm/17")], targets=targets,
+                          source_dirs=frozenset({"/t/jdk"}))  # fmt: skip
+    ops = job_ops(runtime=runtime)
+    skel = f"{ROOT}/.joblet-skeleton"
+    lib = f"{ROOT}/usr/lib"
+    overlay = Overlay(lib, lower=lib, over=f"{skel}/s0")
+    assert overlay in ops and overlay.flags & libc.MS_RDONLY
+    assert rootfs.MakeDir(f"{skel}/s0/jvm/17") in ops  # in the skeleton's tmpfs only
+    assert not [op for op in ops if isinstance(op, rootfs.MakeDir) and op.path.startswith(lib)]
+    bind = Mount("/t/jdk", f"{lib}/jvm/17", None, libc.MS_BIND | libc.MS_REC)
+    assert ops.index(overlay) < ops.index(Unmount(skel)) < ops.index(bind)
+    assert rootfs.overlay_options(overlay) == f"lowerdir={skel}/s0:{lib}"
+
+
+def test_a_host_file_in_the_way_of_a_mount_point_is_refused() -> None:
+    targets = {
+        "/usr": HostEntry(Kind.DIR),
+        "/usr/bin": HostEntry(Kind.DIR),
+        "/usr/bin/env": HostEntry(Kind.FILE),
+        "/usr/bin/env/x": HostEntry(Kind.MISSING),
+    }
+    runtime = RuntimeRoot(tree="/t", mounts=[("/t/x", "/usr/bin/env/x")], targets=targets,
+                          source_dirs=frozenset({"/t/x"}))  # fmt: skip
+    with pytest.raises(UnsafePath, match="no directory on the host"):
         job_ops(runtime=runtime)
 
 
@@ -115,6 +149,15 @@ def test_build_in_a_user_namespace_has_idmapped_lower_layers() -> None:
         assert Mount(o.target, o.lower, None, libc.MS_BIND, idmapped=True) in ops
         assert Unmount(o.lower) in ops
     assert rootfs.Chown(ROOT, 7) in ops and rootfs.Chown(f"{ROOT}/etc", 7) in ops
+    assert rootfs.CopyFile("/etc/passwd", f"{ROOT}/etc/passwd", 7) in ops
+
+
+def test_build_gets_writable_copies_of_allowed_files() -> None:
+    build = BuildRoot(source="/b/src", staging="/b/stage", scratch_bytes=1 << 20)
+    ops = job_ops(build=build)
+    target = f"{ROOT}/etc/passwd"
+    assert ops.index(Unmount(target)) + 1 == ops.index(rootfs.CopyFile("/etc/passwd", target, 0))
+    assert not [op for op in ops if isinstance(op, rootfs.CopyFile) and "certs" in op.path]
 
 
 def test_overlay_layer_paths_cannot_inject_options() -> None:
@@ -122,3 +165,12 @@ def test_overlay_layer_paths_cannot_inject_options() -> None:
     build = BuildRoot(source="/b/src", staging="/b/stage", scratch_bytes=1 << 20)
     with pytest.raises(UnsafePath, match="overlay layer"):
         job_ops(build=build, allowed=allowed)
+
+
+def test_a_skeleton_that_would_hide_another_host_mount_is_refused() -> None:
+    allowed = {**ALLOWED, "/usr/share/ca": HostEntry(Kind.DIR)}
+    targets = {"/usr": HostEntry(Kind.DIR), "/usr/new": HostEntry(Kind.MISSING)}
+    runtime = RuntimeRoot(tree="/t", mounts=[("/t/x", "/usr/new")], targets=targets,
+                          source_dirs=frozenset({"/t/x"}))  # fmt: skip
+    with pytest.raises(UnsafePath, match="would hide /usr/share/ca"):
+        job_ops(runtime=runtime, allowed=allowed)

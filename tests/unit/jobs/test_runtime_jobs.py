@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from joblet.errors import InvalidArgument, NotFound
+from joblet.config.model import (
+    DEFAULT_ALLOWED_MOUNTS,
+    DaemonConfig,
+    FilesystemConfig,
+    RootLayout,
+    SecurityConfig,
+)
+from joblet.errors import FailedPrecondition, InvalidArgument, NotFound
 from joblet.jobs.model import JobSpec
-from joblet.jobs.runtime_jobs import acquire, build_spec, is_build, private_exposure
+from joblet.jobs.runtime_jobs import (
+    acquire,
+    build_spec,
+    check_build_isolation,
+    is_build,
+    private_exposure,
+)
 from joblet.runtimes.seams import BuildPlan
 
 PLAN = BuildPlan(runtime_name="python-3.11", source_dir="/s", staging_dir="/t",
@@ -62,3 +77,19 @@ def test_no_resolver_means_not_found() -> None:
     assert acquire(None, JobSpec(command="x"), "j") is None
     with pytest.raises(NotFound, match="not installed"):
         acquire(None, JobSpec(command="x", runtime="python-3.11"), "j")
+
+
+def _config(root: str, allowed: tuple[str, ...]) -> DaemonConfig:
+    return DaemonConfig(
+        layout=RootLayout(Path(root)),
+        security=SecurityConfig("", "", ""),
+        filesystem=FilesystemConfig(allowed_mounts=allowed),
+    )
+
+
+def test_builds_refused_where_allowed_mounts_show_the_daemons_files() -> None:
+    check_build_isolation(_config("/opt/joblet", DEFAULT_ALLOWED_MOUNTS))
+    for allowed in (("/usr", "/opt"), ("/srv/joblet/config",), ("/run",)):
+        root = "/srv/joblet" if allowed[0].startswith("/srv") else "/opt/joblet"
+        with pytest.raises(FailedPrecondition, match="daemon's root or keys"):
+            check_build_isolation(_config(root, allowed))
