@@ -1,15 +1,12 @@
 """Remote installs through a real daemon, from a loopback HTTP server in the
-daemon's namespace: a bare git repository over git's dumb HTTP protocol, a
-redirect off runtime.allowedSources, a dead server, and hostile archives
-unpacked in the sandbox (a link to /etc then a file through it, 2 GiB of zeros,
-100,000 files): each fails clearly and leaves nothing."""
+daemon's namespace: a redirect off runtime.allowedSources, a dead server, and
+hostile archives unpacked in the sandbox (a link to /etc then a file through
+it, 2 GiB of zeros, 100,000 files): each fails clearly and leaves nothing."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import socket
-import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
@@ -32,7 +29,6 @@ from joblet.api import joblet_pb2_grpc as pb_grpc
 
 from .conftest import ROOT_NEEDED, RunningDaemon, launch_daemon
 from .netns import Netns, in_netns
-from .runtime_sources import write_runtime
 
 pytestmark = pytest.mark.integration
 
@@ -109,30 +105,6 @@ def nothing_left(d: RunningDaemon, name: str) -> None:
     runtimes = d.root / "runtimes"
     assert not (runtimes / name).exists()
     assert list((runtimes / ".staging").iterdir()) == []
-
-
-def _git(*args: str, cwd: Path) -> None:
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(cwd), "GIT_CONFIG_NOSYSTEM": "1"}
-    ident = ["-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main"]
-    subprocess.run(["git", *ident, *args], cwd=cwd, env=env, check=True, capture_output=True)
-
-
-def test_a_bare_git_repository_over_dumb_http_installs(world: World, tmp_path: Path) -> None:
-    daemon, server, www, _ = world
-    if shutil.which("git") is None:
-        pytest.skip("git is not installed (scripts/deps.sh)")
-    src = write_runtime(tmp_path / "src", "fromgit")
-    _git("init", "-q", cwd=src)
-    _git("add", ".", cwd=src)
-    _git("commit", "-q", "-m", "runtime", cwd=src)
-    _git("clone", "-q", "--bare", str(src), str(www / "ok" / "fromgit.git"), cwd=tmp_path)
-    _git("update-server-info", cwd=www / "ok" / "fromgit.git")
-    result = install(daemon, "fromgit", server.url("/ok/fromgit.git"))
-    assert result.success, result.message
-    info = pb_grpc.RuntimeServiceStub(daemon.channel()).GetRuntimeInfo(
-        pb.RuntimeInfoReq(runtime="fromgit")
-    )
-    assert info.found and info.runtime.available
 
 
 def test_a_redirect_off_the_allowlist_fails_and_leaves_nothing(
