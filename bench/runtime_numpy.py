@@ -5,7 +5,8 @@
 One daemon with python-3.11 installed by `rnx runtime install` (wheels from
 rnx's cache). Timed: RunJob of `python3 -c 'import numpy; print(1)'` with
 `runtime: python-3.11` (network none) -> first output byte. Baseline in the
-same run: the host's own python3.11 (Debian's, the interpreter the runtime
+same run: an `echo 1` job without runtime (what starting any job costs), and
+the host's own python3.11 (Debian's, the interpreter the runtime
 copies) importing the same numpy files, from the installed tree through
 PYTHONPATH, fork+exec -> first output byte.
 Warm: the runtime used since the daemon started, caches warm; alternating.
@@ -35,9 +36,14 @@ CODE = "import numpy; print(1)"
 WARMUP = 3
 
 
-def job_first_byte(stub: pb_grpc.JobServiceStub) -> float:
-    request = pb.RunJobRequest(
-        command="python3", args=["-c", CODE], network="none", runtime="python-3.11"
+def job_first_byte(stub: pb_grpc.JobServiceStub, *, runtime: bool = True) -> float:
+    """RunJob -> first output byte of the numpy job, or of `echo 1` without runtime."""
+    request = (
+        pb.RunJobRequest(
+            command="python3", args=["-c", CODE], network="none", runtime="python-3.11"
+        )
+        if runtime
+        else pb.RunJobRequest(command="echo", args=["1"], network="none")
     )
     start = time.perf_counter()
     job = stub.RunJob(request)
@@ -87,6 +93,7 @@ def main() -> None:
     prepare(REPO / "runtimes" / "python-3.11", io.StringIO())  # the wheel cache
     warm_job: list[float] = []
     warm_host: list[float] = []
+    warm_echo: list[float] = []
     cold_job: list[float] = []
     cold_host: list[float] = []
     with running_daemon() as daemon:
@@ -100,6 +107,7 @@ def main() -> None:
         for _ in range(runs):
             warm_job.append(job_first_byte(stub))
             warm_host += time_first_byte(host, 1)
+            warm_echo.append(job_first_byte(stub, runtime=False))
         for _ in range(cold_runs):
             restart(daemon)
             stub = daemon.jobs()
@@ -108,7 +116,7 @@ def main() -> None:
             drop_caches()
             cold_host += time_first_byte(host, 1)
     for label, values in (
-        ("warm job  ", warm_job), ("warm host ", warm_host),
+        ("warm job  ", warm_job), ("warm host ", warm_host), ("echo job  ", warm_echo),
         ("cold job  ", cold_job), ("cold host ", cold_host),
     ):  # fmt: skip
         print(label, describe_ms(values))
@@ -116,6 +124,7 @@ def main() -> None:
     report.figures["cold_job_p50_ms"] = p50(cold_job) * 1e3
     report.baselines["warm_host_p50_ms"] = p50(warm_host) * 1e3
     report.baselines["cold_host_p50_ms"] = p50(cold_host) * 1e3
+    report.baselines["echo_job_p50_ms"] = p50(warm_echo) * 1e3  # a job's own start
     report.check("warm", p50(warm_job) <= p50(warm_host) + 0.015, "job p50 <= host p50 + 15 ms")
     report.check("cold", p50(cold_job) <= 0.5, "first job after restart + drop_caches <= 500 ms")
     report.emit()

@@ -3,6 +3,7 @@ clear message, the target left empty and nothing written outside it."""
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -184,6 +185,20 @@ def test_the_writer_never_follows_a_link_even_one_it_made(dest: Path) -> None:
     assert os.readlink(dest / "l") == str(outside)
 
 
+def test_the_writer_never_writes_into_an_existing_file(dest: Path) -> None:
+    # a second write of a path would reach every hard link of the first
+    writer = Writer(os.open(dest, os.O_RDONLY | os.O_DIRECTORY))
+    try:
+        write(writer, Entry(0, ("a",), Kind.FILE, size=1), lambda: io.BytesIO(b"1"))
+        write(writer, Entry(1, ("h",), Kind.HARDLINK, source=("a",)), _no_data)
+        with pytest.raises(ArchiveError, match="'h': File exists"):
+            write(writer, Entry(2, ("h",), Kind.FILE, size=1), lambda: io.BytesIO(b"2"))
+    finally:
+        writer.close()
+        os.close(writer.dest_fd)
+    assert (dest / "a").read_bytes() == b"1"
+
+
 def _no_data() -> zipfile.ZipExtFile:
     raise AssertionError("the data of a refused member was read")
 
@@ -211,3 +226,19 @@ def test_the_entry_point_runs_on_the_host_python_alone(dest: Path) -> None:
     assert run.stderr == "unpack: archive member '../evil': path leaves the target ('..')\n"
     assert os.listdir(other) == []
     assert sys.executable  # the test's own interpreter was not the one used
+
+
+def test_the_writer_holds_a_member_to_its_declared_size(dest: Path) -> None:
+    # the readers stop at the declared size too; the writer does not rely on it
+    writer = Writer(os.open(dest, os.O_RDONLY | os.O_DIRECTORY))
+    try:
+        with pytest.raises(ArchiveError, match="'big': longer than declared"):
+            write(
+                writer, Entry(0, ("big",), Kind.FILE, size=3), lambda: io.BytesIO(b"1" * (3 << 20))
+            )
+        with pytest.raises(ArchiveError, match="'small': shorter than declared"):
+            write(writer, Entry(1, ("small",), Kind.FILE, size=3), lambda: io.BytesIO(b"1"))
+    finally:
+        writer.close()
+        os.close(writer.dest_fd)
+    assert (dest / "big").stat().st_size <= 3
