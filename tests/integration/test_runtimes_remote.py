@@ -13,7 +13,6 @@ import subprocess
 import tarfile
 import threading
 import time
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,26 +47,16 @@ class Server:
 
     def __init__(self, netns: str) -> None:
         self.files: dict[str, bytes] = {}
-        self.redirects: dict[str, str] = {}
         sock = in_netns(netns, lambda: socket.create_server(("127.0.0.1", 0)))
         self.port = sock.getsockname()[1]
-        closed = in_netns(netns, lambda: socket.create_server(("127.0.0.1", 0)))
-        self.dead_port = closed.getsockname()[1]  # nothing listens there
-        closed.close()
         # Listens but never accepts: the kernel completes the handshake, no one answers.
         self.mute = in_netns(netns, lambda: socket.create_server(("127.0.0.1", 0)))
         self.mute_port = self.mute.getsockname()[1]
-        files, redirects = self.files, self.redirects
+        files = self.files
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                path = self.path.split("?", 1)[0]  # a static server ignores queries
-                if path in redirects:
-                    self.send_response(302)
-                    self.send_header("Location", redirects[path])
-                    self.end_headers()
-                    return
-                data = files.get(path)
+                data = files.get(self.path.split("?", 1)[0])  # a static server ignores queries
                 if data is None:
                     self.send_error(404)
                     return
@@ -102,9 +91,7 @@ def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningDa
     tmp = tmp_path_factory.mktemp("rtremote")
     world = Netns()
     server = Server(world.netns)
-    sources = [server.url("/ok/")] + [
-        f"http://127.0.0.1:{port}/ok/" for port in (server.dead_port, server.mute_port)
-    ]
+    sources = [server.url("/ok/"), f"http://127.0.0.1:{server.mute_port}/ok/"]
     allowed = {
         "allowedSources": sources, "githubBaseUrl": server.url("/ok"), "fetchTimeout": "2s",
     }  # fmt: skip
@@ -268,31 +255,13 @@ def test_rnx_install_from_a_url_shows_the_byte_bar(
     assert "sha256" in last
 
 
-def zeros_tar_gz(name: str, size: int) -> bytes:
-    """A tar.gz of one file of `size` zero bytes, made without holding it."""
-    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)  # gzip framing
-    info = tarfile.TarInfo(name)
-    info.size = size
-    out = [compressor.compress(info.tobuf())]
-    chunk = bytes(1 << 20)
-    for _ in range(size // len(chunk)):
-        out.append(compressor.compress(chunk))
-    out.append(compressor.compress(bytes(-size % 512) + bytes(1024)))  # padding, end blocks
-    out.append(compressor.flush())
-    return b"".join(out)
-
-
 WHY = {
     "absolute": "archive member '/tmp/joblet-absolute-member': absolute path",
     "symlink": "archive member 'top/etc': symlink to '/etc' leads out of the target",
-    "many": "archive has more than 50000 members",
-    "zeros": "archive expands",
 }
 
 
 def hostile(kind: str, src: Path) -> bytes:
-    if kind == "zeros":
-        return zeros_tar_gz("top/zeros", 2 << 30)
     extra: dict[str, bytes] = {}
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
@@ -305,9 +274,6 @@ def hostile(kind: str, src: Path) -> bytes:
             link.type, link.linkname = tarfile.SYMTYPE, "/etc"
             tar.addfile(link)
             extra["top/etc/joblet-through-link"] = b"owned"
-        elif kind == "many":
-            for i in range(100_000):
-                tar.addfile(tarfile.TarInfo(f"top/many/{i}"), io.BytesIO(b""))
         for name, data in extra.items():
             info = tarfile.TarInfo(name)
             info.size = len(data)
@@ -315,15 +281,9 @@ def hostile(kind: str, src: Path) -> bytes:
     return buf.getvalue()
 
 
-@pytest.mark.parametrize(
-    "kind",
-    [
-        "absolute",
-        "symlink",
-        pytest.param("many", marks=pytest.mark.slow),
-        pytest.param("zeros", marks=pytest.mark.slow),
-    ],
-)
+# Redirects off the allowlist, dead servers, zip links, bombs and 100,000 files:
+# test_runtimes_remote_sources.py.
+@pytest.mark.parametrize("kind", ["absolute", "symlink"])
 def test_hostile_archives_fail_clearly_and_leave_nothing(
     remote: tuple[RunningDaemon, Server], tmp_path: Path, kind: str
 ) -> None:
@@ -339,29 +299,6 @@ def test_hostile_archives_fail_clearly_and_leave_nothing(
     assert left_over(daemon, name) == []
     assert not Path("/tmp/joblet-absolute-member").exists()
     assert not Path("/etc/joblet-through-link").exists()
-
-
-def test_a_redirect_off_the_allowlist_is_not_followed(
-    remote: tuple[RunningDaemon, Server], tmp_path: Path
-) -> None:
-    daemon, server = remote
-    server.files["/elsewhere/x.tar.gz"] = tar_gz(write_runtime(tmp_path / "r", "redir"), "t")
-    server.redirects["/ok/redir.tar.gz"] = server.url("/elsewhere/x.tar.gz")
-    result = result_of(
-        install(daemon, runtimeSpec="redir", repository=server.url("/ok/redir.tar.gz"))
-    )
-    assert not result.success
-    assert "allowedSources" in result.message
-    assert left_over(daemon, "redir") == []
-
-
-def test_a_dead_server_fails_clearly(remote: tuple[RunningDaemon, Server]) -> None:
-    daemon, server = remote
-    url = f"http://127.0.0.1:{server.dead_port}/ok/x.tar.gz"
-    result = result_of(install(daemon, runtimeSpec="dead", repository=url))
-    assert not result.success
-    assert "refused" in result.message.lower()
-    assert left_over(daemon, "dead") == []
 
 
 def test_a_mute_server_times_out(remote: tuple[RunningDaemon, Server]) -> None:
