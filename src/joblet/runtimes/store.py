@@ -33,7 +33,7 @@ from joblet.runtimes.record import (
     parse_record,
     record_json,
 )
-from joblet.runtimes.reference import check_name, normalize
+from joblet.runtimes.reference import check_name, normalize, parse_reference
 from joblet.runtimes.seams import RuntimeMount
 from joblet.runtimes.verify import tree_usage
 
@@ -167,7 +167,7 @@ class RuntimeStore:
 
     def acquire(self, reference: str, job_id: str) -> RuntimeMount:
         trial = self._trials.get(reference)
-        name = trial.name if trial is not None else normalize(reference)
+        name = trial.name if trial is not None else self._resolve_name(reference)
         with self._lock:
             record = trial or self._current.get(name)
             if record is None:
@@ -177,6 +177,14 @@ class RuntimeStore:
                 raise FailedPrecondition(problem)
             self._pins[job_id] = (name, record.build_id)
         return self._mount(record)
+
+    def _resolve_name(self, reference: str) -> str:
+        ref = parse_reference(reference)
+        if ref.architecture and ref.architecture != self.host_arch:
+            raise FailedPrecondition(
+                f"runtime {reference} asks for {ref.architecture}; this host is {self.host_arch}"
+            )
+        return ref.name
 
     def reacquire(self, name: str, build_id: str, job_id: str) -> RuntimeMount:
         check_name(name)

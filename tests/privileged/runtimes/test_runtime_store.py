@@ -93,6 +93,14 @@ def test_wrong_arch_and_missing_gpu_fail_precondition(tmp_path: Path) -> None:
     assert not store.available(store.get("armonly"))  # type: ignore[arg-type]
 
 
+def test_a_reference_naming_another_architecture(store: RuntimeStore) -> None:
+    install(store, "python-3.11")
+    assert store.acquire("python:3.11@amd64", "j1").name == "python-3.11"
+    assert store.acquire("python:3.11@x86_64", "j2").name == "python-3.11"
+    with pytest.raises(FailedPrecondition, match="arm64"):
+        store.acquire("python:3.11@arm64", "j3")
+
+
 def test_one_build_per_name_and_already_exists(store: RuntimeStore) -> None:
     install(store)
     with pytest.raises(AlreadyExists):
