@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from joblet.errors import Aborted, AlreadyExists, FailedPrecondition, NotFound
+from joblet.errors import Aborted, AlreadyExists, FailedPrecondition, JobletError, NotFound
 from joblet.jobs.tree_removal import remove_tree
 from joblet.runtimes.record import (
     BUILD_ID,
@@ -108,8 +108,8 @@ class RuntimeStore:
             if BUILD_ID.fullmatch(build_id) is None:
                 raise ValueError(f"bad build id {build_id!r}")
             return self._read_build(name, build_id)
-        except (OSError, ValueError) as exc:
-            log.warning("runtime %s is not usable: %s", name[:80], exc)
+        except (OSError, ValueError, JobletError) as exc:
+            log.warning("runtime %s is not usable (left as it is): %s", name[:80], exc)
             return None
 
     def _read_build(self, name: str, build_id: str) -> InstalledRuntime:
@@ -120,14 +120,18 @@ class RuntimeStore:
         return record
 
     def collect_garbage(self) -> None:
-        """Delete builds that are neither current nor pinned (after jobs re-pinned theirs)."""
+        """Delete builds that are neither current nor pinned (after jobs re-pinned
+        theirs), and what a first install cut short left. A runtime whose current
+        build cannot be read is left for an operator to look at."""
         doomed: list[Path] = []
         with self._lock:
             pinned = set(self._pins.values())
             for entry in self.root.iterdir():
-                if entry.name.startswith(".") or not entry.is_dir():
-                    continue
+                if not _is_name(entry.name) or entry.is_symlink() or not entry.is_dir():
+                    continue  # not a runtime's: never ours to delete
                 current = self._current.get(entry.name)
+                if current is None and (entry / CURRENT).is_symlink():
+                    continue
                 keep = current.build_id if current else None
                 for build in entry.iterdir():
                     if build.name in (CURRENT, keep):
@@ -193,7 +197,7 @@ class RuntimeStore:
         with self._lock:
             try:
                 record = self._read_build(name, build_id)
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, JobletError) as exc:
                 raise NotFound(f"runtime {name} build {build_id} is gone") from exc
             self._pins[job_id] = (name, build_id)
         return self._mount(record)
@@ -342,6 +346,14 @@ class RuntimeStore:
         for failure in failures:
             log.warning("runtime %s left behind: %s", name, failure)
         return freed if not failures else freed - tree_usage(parked)
+
+
+def _is_name(text: str) -> bool:
+    try:
+        check_name(text)
+    except JobletError:
+        return False
+    return True
 
 
 def _write_atomically(path: Path, text: str) -> None:

@@ -188,3 +188,20 @@ def test_remove_does_not_follow_links(store: RuntimeStore, tmp_path: Path) -> No
     (store.root / "tools" / record.build_id / "tree" / "link").symlink_to(precious)
     store.remove("tools")
     assert (precious / "keep").read_text() == "host data"
+
+
+def test_a_damaged_runtime_is_left_and_a_cut_first_install_removed(
+    store: RuntimeStore,
+) -> None:
+    damaged = install(store, "damaged")
+    (store.root / "damaged" / damaged.build_id / "runtime.json").write_text("{not json")
+    cut = store.root / "cut" / ("c" * 32)
+    (cut / "tree").mkdir(parents=True)  # a first install that never got its current link
+    (store.root / "UPPER").mkdir()  # no runtime name: never loaded
+    restarted = RuntimeStore(store.root, "amd64")
+    restarted.load()
+    assert [r.name for r in restarted.installed()] == []
+    restarted.collect_garbage()
+    assert (store.root / "damaged" / damaged.build_id / "tree").is_dir()
+    assert not (store.root / "cut").exists()
+    assert (store.root / "UPPER").is_dir()
