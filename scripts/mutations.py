@@ -446,6 +446,68 @@ def _runtimes() -> list[Mutation]:
     ]  # fmt: skip
 
 
+STORE = "src/joblet/runtimes/store.py"
+VERIFY = "src/joblet/runtimes/verify.py"
+INSTALLER = "src/joblet/runtimes/installer.py"
+STORE_TESTS = "tests/privileged/runtimes/test_runtime_store.py"
+VERIFY_TESTS = "tests/privileged/runtimes/test_runtime_verify.py"
+RUNTIMES_DAEMON = "tests/integration/test_runtimes.py"
+
+
+def _runtime_installs() -> list[Mutation]:
+    return [
+        Mutation("rti-name-allowlist", "runtime names match the allowlist before any path use",
+                 "src/joblet/runtimes/reference.py",
+                 'NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")',
+                 'NAME_PATTERN = re.compile(r"(?s).{1,300}")',
+                 ("tests/unit/runtimes/test_reference.py",)),
+        Mutation("rti-spec-targets", "extra mounts never cover /, /proc, /sys, /dev, /work, ...",
+                 "src/joblet/runtimes/spec.py",
+                 'FORBIDDEN_TARGETS = ("/proc", "/sys", "/dev", "/work", "/tmp", "/volumes", '
+                 "RUNTIME_PATH)",
+                 "FORBIDDEN_TARGETS = ()", ("tests/unit/runtimes/test_spec.py",)),
+        Mutation("rti-verify-special-files", "a built tree holds no device, FIFO or socket",
+                 VERIFY, "            if kind is not None:", "            if False:",
+                 (f"{VERIFY_TESTS}::test_special_files_fail_the_install",)),
+        Mutation("rti-verify-setuid", "setuid/setgid cleared in a built tree", VERIFY,
+                 "mode & ~(stat.S_ISUID | stat.S_ISGID)", "mode",
+                 (f"{VERIFY_TESTS}::test_setuid_cleared_on_files_already_owned_by_root",)),
+        Mutation("rti-verify-owner-no-follow", "a built tree's owners set without following links",
+                 VERIFY, "os.chown(name, *owner, dir_fd=dir_fd, follow_symlinks=False)",
+                 "os.chown(name, *owner, dir_fd=dir_fd, follow_symlinks=True)",
+                 (f"{VERIFY_TESTS}::test_owner_root_setuid_cleared_links_not_followed",)),
+        Mutation("rti-verify-max-size", "a built tree is held to runtime.maxSize", VERIFY,
+                 "                if size > max_bytes:", "                if False:",
+                 (f"{VERIFY_TESTS}::test_over_max_size",)),
+        Mutation("rti-remove-in-use", "a runtime a job holds is not removed", STORE,
+                 "            if users:\n                raise FailedPrecondition",
+                 "            if False:\n                raise FailedPrecondition",
+                 (f"{STORE_TESTS}::test_remove_refused_while_pinned_then_frees_du_bytes",)),
+        Mutation("rti-one-build-per-name", "one install of a name at a time", STORE,
+                 "            if name in self._building:\n                job =",
+                 "            if False:\n                job =",
+                 (f"{STORE_TESTS}::test_one_build_per_name_and_already_exists",)),
+        Mutation("rti-pinned-build-kept", "a reinstall keeps the build a running job holds", STORE,
+                 "        return (name, build_id) in self._pins.values()", "        return False",
+                 (f"{STORE_TESTS}::test_force_reinstall_keeps_the_pinned_build_until_its_job_ends",)),
+        Mutation("rti-staged-test", "an install runs the runtime's test before committing",
+                 INSTALLER, "        unusable = self._store.requirement_problem(record)",
+                 '        unusable = "untested"',
+                 (f"{RUNTIMES_DAEMON}::test_a_failing_test_fails_the_install",)),
+        Mutation("rti-build-network", "a build gets no network the config does not allow",
+                 INSTALLER,
+                 'if network != "none" and network not in self._config.build.networks:',
+                 "if False:",
+                 (f"{RUNTIMES_DAEMON}::test_a_build_network_the_config_does_not_allow",)),
+        Mutation("rti-confined-read", "runtime.yml of an unpacked source read through no link",
+                 "src/joblet/runtimes/remote_install.py",
+                 "_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC",
+                 "_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC",
+                 ("tests/unit/runtimes/test_remote_install.py",)),
+    ]  # fmt: skip
+
+
 MUTATIONS: tuple[Mutation, ...] = (
     *_firewall(), *_seccomp(), *_caps(), *_rootfs(), *_init_binary(), *_api(), *_runtimes(),
+    *_runtime_installs(),
 )  # fmt: skip
