@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -242,7 +243,8 @@ def test_stopping_the_build_job_ends_the_install(daemon: RunningDaemon, tmp_path
     build_job = ""
     for chunk in chunks:
         if chunk.HasField("progress") and chunk.progress.step == 4:
-            build_job = chunk.progress.message.rsplit(" ", 1)[-1]
+            build_job = chunk.progress.build_job_uuid
+            assert build_job in chunk.progress.message
             daemon.jobs().StopJob(pb.StopJobReq(uuid=build_job))
         if chunk.HasField("result"):
             assert not chunk.result.success
@@ -451,3 +453,25 @@ def test_remove_refused_while_a_scheduled_job_will_use_it(
     daemon.jobs().CancelJob(pb.CancelJobReq(uuid=job))
     wait_status(daemon.jobs(), job, {"CANCELED"})
     assert stub(daemon).RemoveRuntime(pb.RuntimeRemoveReq(runtime="scheduled")).success
+
+
+def test_rnx_interrupted_leaves_the_install_going(daemon: RunningDaemon, tmp_path: Path) -> None:
+    src = write_runtime(tmp_path / "ctrlc", "ctrlc", extra="sleep 2")
+    cmd = [sys.executable, "-m", "joblet.cli.main", "--config", str(daemon.rnx_config)]
+    proc = subprocess.Popen(
+        [*cmd, "runtime", "install", str(src)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stderr is not None
+    lines = []
+    for raw in proc.stderr:  # until the build step's line
+        lines.append(raw.decode())
+        if "4/6 build" in lines[-1]:
+            break
+    proc.send_signal(signal.SIGINT)
+    _, rest = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    assert "the install goes on as job" in rest.decode()
+    deadline = time.monotonic() + 60
+    while not stub(daemon).GetRuntimeInfo(pb.RuntimeInfoReq(runtime="ctrlc")).found:
+        assert time.monotonic() < deadline, "the install stopped with rnx"
+        time.sleep(0.1)

@@ -675,12 +675,15 @@ class RuntimeInstallationProgress(_message.Message):
     TOTAL_STEPS_FIELD_NUMBER: _builtins.int
     BYTES_DONE_FIELD_NUMBER: _builtins.int
     BYTES_TOTAL_FIELD_NUMBER: _builtins.int
+    BUILD_JOB_UUID_FIELD_NUMBER: _builtins.int
     message: _builtins.str
     step: _builtins.int
     total_steps: _builtins.int
     bytes_done: _builtins.int
     """Added: bytes received and expected while fetching (total 0 when unknown)."""
     bytes_total: _builtins.int
+    build_job_uuid: _builtins.str
+    """Added: the job this step runs as (unpack, build), once it has started."""
     def __init__(
         self,
         *,
@@ -689,10 +692,11 @@ class RuntimeInstallationProgress(_message.Message):
         total_steps: _builtins.int = ...,
         bytes_done: _builtins.int = ...,
         bytes_total: _builtins.int = ...,
+        build_job_uuid: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes_done", b"bytes_done", "bytes_total", b"bytes_total", "message", b"message", "step", b"step", "total_steps", b"total_steps"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["build_job_uuid", b"build_job_uuid", "bytes_done", b"bytes_done", "bytes_total", b"bytes_total", "message", b"message", "step", b"step", "total_steps", b"total_steps"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -150,15 +150,24 @@ def _follow(ctx: CommandContext, chunks: Any) -> int:
     """Draw progress on stderr, the build log on stdout (unless --quiet), then the result."""
     result = None
     view = ProgressView(terminal=ctx.err.isatty())
-    for chunk in chunks:
-        kind = chunk.WhichOneof("chunk_type")
-        if kind == "progress" and not ctx.json:
-            print(view.draw(chunk.progress), end="", file=ctx.err, flush=True)
-        elif kind == "log" and not ctx.args.quiet and not ctx.json:
-            write_bytes(ctx.out, chunk.log.data)
-            ctx.out.flush()
-        elif kind == "result":
-            result = chunk.result
+    job = ""
+    try:
+        for chunk in chunks:
+            kind = chunk.WhichOneof("chunk_type")
+            if kind == "progress":
+                job = chunk.progress.build_job_uuid or job
+                if not ctx.json:
+                    print(view.draw(chunk.progress), end="", file=ctx.err, flush=True)
+            elif kind == "log" and not ctx.args.quiet and not ctx.json:
+                write_bytes(ctx.out, chunk.log.data)
+                ctx.out.flush()
+            elif kind == "result":
+                result = chunk.result
+    except KeyboardInterrupt:
+        if job:  # leaving does not stop the install: say where it goes on
+            print(f"\nrnx: the install goes on as job {job} (rnx job stop {job} ends it)",
+                  file=ctx.err, flush=True)  # fmt: skip
+        raise
     if result is None:
         raise CliError("the daemon ended the install without a result")
     if ctx.json:

@@ -45,6 +45,7 @@ def chunk(event: Event) -> pb.RuntimeInstallationChunk:
             progress=pb.RuntimeInstallationProgress(
                 message=event.message, step=event.step, total_steps=len(STEPS),
                 bytes_done=event.bytes_done, bytes_total=event.bytes_total,
+                build_job_uuid=event.job_id,
             )
         )  # fmt: skip
     if isinstance(event, LogData):

@@ -30,6 +30,7 @@ class Progress:
     message: str
     bytes_done: int = 0
     bytes_total: int = 0
+    job_id: str = ""  # the step's job, for steps that run as one
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,8 @@ class Outcome:
 Event = Progress | LogData | Outcome
 
 
-def progress(step: str, message: str, done: int = 0, total: int = 0) -> Progress:
-    return Progress(step_number(step), f"{step}: {message}", done, total)
+def progress(step: str, message: str, done: int = 0, total: int = 0, job_id: str = "") -> Progress:
+    return Progress(step_number(step), f"{step}: {message}", done, total, job_id)
 
 
 class ByteThrottle:

@@ -287,7 +287,7 @@ class Installer:
         job = await self._jobs.submit_build(plan)
         run.build_job_id = job.id
         self._store.set_build_job(run.name, job.id)
-        run.emit(progress(step, f"running {plan.script} as job {job.id}"))
+        run.emit(progress(step, f"running {plan.script} as job {job.id}", job_id=job.id))
         async for chunk in self._jobs.read_logs(job.id, LogFilter()):
             tail.add(chunk)
             run.emit_log(chunk)

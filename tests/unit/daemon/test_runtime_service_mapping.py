@@ -32,6 +32,7 @@ def test_validate_a_whole_spec_lists_every_problem_by_line() -> None:
 
 
 def test_events_to_chunks() -> None:
+    assert chunk(Progress(4, "build: job j", job_id="j")).progress.build_job_uuid == "j"
     progress = chunk(Progress(2, "fetch: 3 files", 10, 20)).progress
     assert (progress.step, progress.total_steps, progress.bytes_done, progress.bytes_total) == (
         2, 6, 10, 20,
