@@ -93,7 +93,7 @@ def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningDa
     server = Server(world.netns)
     sources = [server.url("/ok/"), f"http://127.0.0.1:{server.mute_port}/ok/"]
     allowed = {
-        "allowedSources": sources, "githubBaseUrl": server.url("/ok"), "fetchTimeout": "2s",
+        "allowedSources": sources, "githubBaseUrl": server.url("/ok"), "fetchTimeout": "4s",
     }  # fmt: skip
     daemon = launch_daemon(tmp, {"runtime": allowed}, world=world)
     yield daemon, server
@@ -307,6 +307,6 @@ def test_a_mute_server_times_out(remote: tuple[RunningDaemon, Server]) -> None:
     started = time.monotonic()
     result = result_of(install(daemon, runtimeSpec="mute", repository=url))
     assert not result.success
-    assert "no answer within 2s" in result.message
+    assert "no answer within 4s" in result.message
     assert time.monotonic() - started < 30
     assert left_over(daemon, "mute") == []
