@@ -318,11 +318,15 @@ def start_daemon(
     tmp: Path,
     log_level: str = "INFO",
     sections: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    module: str = "joblet.daemon.main",
+    env: Mapping[str, str] | None = None,
     **joblet_overrides: Any,
 ) -> Daemon:
     """`joblet setup` a root under `tmp`, then `joblet serve` it in a child,
     both in the process's own network namespace. `joblet_overrides` go into
-    the config's `joblet:` section, `sections` into the sections they name."""
+    the config's `joblet:` section, `sections` into the sections they name;
+    `module` is what `python -m` serves with, `env` goes over the environment."""
     enter_private_netns()
     root, port = tmp / "root", free_port()
     parent = f"joblet-bench-{uuid.uuid4().hex[:8]}"
@@ -331,12 +335,13 @@ def start_daemon(
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [
-                *(sys.executable, "-m", "joblet.daemon.main", "serve"),
+                *(sys.executable, "-m", module, "serve"),
                 *("--config", str(root / "config" / "joblet-config.yml")),
                 *("--log-level", log_level),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
         )
     daemon = Daemon(root, port, parent, proc, log_path)
     try:
@@ -349,13 +354,17 @@ def start_daemon(
 
 @contextlib.contextmanager
 def running_daemon(
-    sections: Mapping[str, Mapping[str, Any]] | None = None, **joblet_overrides: Any
+    sections: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    module: str = "joblet.daemon.main",
+    env: Mapping[str, str] | None = None,
+    **joblet_overrides: Any,
 ) -> Iterator[Daemon]:
     """A daemon for the length of the block; everything is removed after."""
     require_root()
     tmp = Path(tempfile.mkdtemp(prefix="joblet-bench-"))
     try:
-        daemon = start_daemon(tmp, sections=sections, **joblet_overrides)
+        daemon = start_daemon(tmp, sections=sections, module=module, env=env, **joblet_overrides)
         try:
             yield daemon
         finally:

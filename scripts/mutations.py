@@ -281,8 +281,8 @@ def _rootfs() -> list[Mutation]:
         Mutation("rootfs-binds-nodev", "allowed mounts are nodev", ROOTFS, ro,
                  ro.replace(" | libc.MOUNT_ATTR_NODEV", ""), (ROOTFS_TESTS, MOUNT_FLAGS)),
         Mutation("rootfs-root-ro", "the job's / is read-only", CHILD,
-                 "libc.MOUNT_ATTR_RDONLY | libc.MOUNT_ATTR_NOSUID, recursive=False",
-                 "libc.MOUNT_ATTR_NOSUID, recursive=False", (ROOTFS_TESTS, MOUNT_FLAGS)),
+                 "(0 if order.writable_root else libc.MOUNT_ATTR_RDONLY)", "0",
+                 (ROOTFS_TESTS, MOUNT_FLAGS)),
         Mutation("rootfs-dev-binds-ro", "device nodes and /proc masks are read-only binds",
                  ROOTFS, dev, dev.replace("libc.MOUNT_ATTR_RDONLY | ", ""),
                  (f"{HOST_INODES}::test_device_nodes_and_proc_masks_are_read_only_binds",)),
@@ -425,6 +425,113 @@ def _workspaces() -> list[Mutation]:
     ]  # fmt: skip
 
 
+RUNTIME_ROOT = "src/joblet/isolation/runtime_root.py"
+RUNTIME_JOBS_TESTS = "tests/integration/test_runtime_jobs.py"
+BUILD_SANDBOX = "tests/security/test_runtime_build_sandbox.py"
+LAUNCHER_RUNTIME = "tests/privileged/isolation/test_launcher_runtime.py"
+
+
+def _runtimes() -> list[Mutation]:
+    return [
+        Mutation("rt-tree-read-only", "a runtime's tree and extra mounts are read-only",
+                 RUNTIME_ROOT, "        p.ops.append(Protect(target, RO_ATTRS))\n\n\ndef _overlay",
+                 "        pass\n\n\ndef _overlay",
+                 (f"{RUNTIME_JOBS_TESTS}::test_nobody_in_the_job_writes_the_runtime",
+                  f"{LAUNCHER_RUNTIME}::test_tree_is_read_only_at_opt_runtime")),
+        Mutation("rt-resolve-first", "a runtime is resolved before anything is made",
+                 "src/joblet/jobs/manager.py",
+                 "        mount = runtime_jobs.acquire(self._runtimes, spec, job_id)\n",
+                 "        mount = None\n",
+                 (f"{RUNTIME_JOBS_TESTS}::test_unknown_runtime_is_not_found_and_leaves_nothing",)),
+        Mutation("rt-build-overlays", "a build writes the allowed host directories' overlays",
+                 RUNTIME_ROOT, "        p.ops.append(Overlay(target, lower, upper, work))",
+                 "        pass",
+                 (f"{BUILD_SANDBOX}::test_writes_to_the_system_stay_in_the_build",)),
+        Mutation("rt-build-staging-flags", "a build's staging dir is nosuid,nodev", RUNTIME_ROOT,
+                 "(staging, libc.MOUNT_ATTR_NOSUID | libc.MOUNT_ATTR_NODEV)", "(staging, 0)",
+                 (f"{BUILD_SANDBOX}::test_staging_is_nosuid_and_nodev",)),
+        Mutation("rt-build-src-read-only", "a build's sources are read-only", RUNTIME_ROOT,
+                 "    p.ops.append(Protect(src, RO_ATTRS))", "    pass",
+                 (f"{BUILD_SANDBOX}::test_sources_are_read_only_and_readable",)),
+        Mutation("rt-build-scratch-detached", "a build reaches its scratch only through overlays",
+                 RUNTIME_ROOT, "    p.ops.append(Unmount(scratch))", "    pass",
+                 (f"{BUILD_SANDBOX}::test_nothing_is_left_mounted_or_running",)),
+        Mutation("rt-build-timeout", "a build ends at its own timeout", "src/joblet/jobs/launch.py",
+                 "        timeout = rt.timeout_s or self._config.jobs.job_timeout_s",
+                 "        timeout = self._config.jobs.job_timeout_s",
+                 (f"{BUILD_SANDBOX}::test_timeout_ends_the_build_failed[on]",)),
+        Mutation("rt-build-private-mounts", "builds never see the daemon's root or keys",
+                 "src/joblet/jobs/runtime_jobs.py", "    if exposed:", "    if False:",
+                 ("tests/unit/jobs/test_runtime_jobs.py",)),
+        Mutation("rt-env-base-only", "a runtime's ${VAR} comes from the base environment only",
+                 "src/joblet/jobs/environment.py", "    base = dict(env)\n",
+                 "    base = {**env, **spec.environment, **spec.secret_environment}\n",
+                 ("tests/unit/jobs/test_environment.py",)),
+    ]  # fmt: skip
+
+
+STORE = "src/joblet/runtimes/store.py"
+VERIFY = "src/joblet/runtimes/verify.py"
+INSTALLER = "src/joblet/runtimes/installer.py"
+STORE_TESTS = "tests/privileged/runtimes/test_runtime_store.py"
+VERIFY_TESTS = "tests/privileged/runtimes/test_runtime_verify.py"
+RUNTIMES_DAEMON = "tests/integration/test_runtimes.py"
+
+
+def _runtime_installs() -> list[Mutation]:
+    return [
+        Mutation("rti-name-allowlist", "runtime names match the allowlist before any path use",
+                 "src/joblet/runtimes/reference.py",
+                 'NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")',
+                 'NAME_PATTERN = re.compile(r"(?s).{1,300}")',
+                 ("tests/unit/runtimes/test_reference.py",)),
+        Mutation("rti-spec-targets", "extra mounts never cover /, /proc, /sys, /dev, /work, ...",
+                 "src/joblet/runtimes/spec.py",
+                 'FORBIDDEN_TARGETS = ("/proc", "/sys", "/dev", "/work", "/tmp", "/volumes", '
+                 "RUNTIME_PATH)",
+                 "FORBIDDEN_TARGETS = ()", ("tests/unit/runtimes/test_spec.py",)),
+        Mutation("rti-verify-special-files", "a built tree holds no device, FIFO or socket",
+                 VERIFY, "            if kind is not None:", "            if False:",
+                 (f"{VERIFY_TESTS}::test_special_files_fail_the_install",)),
+        Mutation("rti-verify-setuid", "setuid/setgid cleared in a built tree", VERIFY,
+                 "mode & ~(stat.S_ISUID | stat.S_ISGID)", "mode",
+                 (f"{VERIFY_TESTS}::test_setuid_cleared_on_files_already_owned_by_root",)),
+        Mutation("rti-verify-owner-no-follow", "a built tree's owners set without following links",
+                 VERIFY, "os.chown(name, *owner, dir_fd=dir_fd, follow_symlinks=False)",
+                 "os.chown(name, *owner, dir_fd=dir_fd, follow_symlinks=True)",
+                 (f"{VERIFY_TESTS}::test_owner_root_setuid_cleared_links_not_followed",)),
+        Mutation("rti-verify-max-size", "a built tree is held to runtime.maxSize", VERIFY,
+                 "                if size > max_bytes:", "                if False:",
+                 (f"{VERIFY_TESTS}::test_over_max_size",)),
+        Mutation("rti-remove-in-use", "a runtime a job holds is not removed", STORE,
+                 "            if users:\n                raise FailedPrecondition",
+                 "            if False:\n                raise FailedPrecondition",
+                 (f"{STORE_TESTS}::test_remove_refused_while_pinned_then_frees_du_bytes",)),
+        Mutation("rti-one-build-per-name", "one install of a name at a time", STORE,
+                 "            if name in self._building:\n                job =",
+                 "            if False:\n                job =",
+                 (f"{STORE_TESTS}::test_one_build_per_name_and_already_exists",)),
+        Mutation("rti-pinned-build-kept", "a reinstall keeps the build a running job holds", STORE,
+                 "        return (name, build_id) in self._pins.values()", "        return False",
+                 (f"{STORE_TESTS}::test_force_reinstall_keeps_the_pinned_build_until_its_job_ends",)),
+        Mutation("rti-staged-test", "an install runs the runtime's test before committing",
+                 INSTALLER, "        unusable = self._store.requirement_problem(record)",
+                 '        unusable = "untested"',
+                 (f"{RUNTIMES_DAEMON}::test_a_failing_test_fails_the_install",)),
+        Mutation("rti-build-network", "a build gets no network the config does not allow",
+                 INSTALLER,
+                 'if network != "none" and network not in self._config.build.networks:',
+                 "if False:",
+                 (f"{RUNTIMES_DAEMON}::test_a_build_network_the_config_does_not_allow",)),
+        Mutation("rti-confined-read", "runtime.yml of an unpacked source read through no link",
+                 "src/joblet/runtimes/remote_install.py",
+                 "_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC",
+                 "_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC",
+                 ("tests/unit/runtimes/test_remote_install.py",)),
+    ]  # fmt: skip
+
+
 MUTATIONS: tuple[Mutation, ...] = (
     *_firewall(), *_seccomp(), *_caps(), *_rootfs(), *_init_binary(), *_api(), *_workspaces(),
+    *_runtimes(), *_runtime_installs(),
 )  # fmt: skip

@@ -75,3 +75,9 @@ class IsolationError(JobletError):
     """The OS refused to build a job's isolation (namespaces, mounts, cgroups)."""
 
     code = _status("INTERNAL")
+
+
+class Aborted(JobletError):
+    """A conflicting operation is in progress (a second build of one runtime)."""
+
+    code = _status("ABORTED")

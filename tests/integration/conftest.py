@@ -51,6 +51,7 @@ class RunningDaemon:
     world: Netns  # the network namespace `joblet serve` runs in
     relay: Relay
     env: Mapping[str, str] | None = None
+    module: str = "joblet.daemon.main"  # what `python -m` runs as the daemon
 
     def node(self, name: str = "default") -> dict[str, str]:
         nodes: dict[str, dict[str, str]] = yaml.safe_load(self.rnx_config.read_text())["nodes"]
@@ -86,7 +87,7 @@ class RunningDaemon:
 
     def restart(self) -> None:
         """Start `joblet serve` again on the same root, config and namespace."""
-        self.proc = _serve(self.world, self.config_path, self.log_path, self.env)
+        self.proc = _serve(self.world, self.config_path, self.log_path, self.env, self.module)
         self.wait_listening()
 
     def wait_listening(self) -> None:
@@ -141,9 +142,13 @@ class RunningDaemon:
 
 
 def _serve(
-    world: Netns, config_path: Path, log_path: Path, env: Mapping[str, str] | None
+    world: Netns,
+    config_path: Path,
+    log_path: Path,
+    env: Mapping[str, str] | None,
+    module: str = "joblet.daemon.main",
 ) -> subprocess.Popen[bytes]:
-    argv = [sys.executable, "-m", "joblet.daemon.main", "serve", "--config", str(config_path)]
+    argv = [sys.executable, "-m", module, "serve", "--config", str(config_path)]
     with log_path.open("ab") as log:
         return subprocess.Popen(
             ["nsenter", f"--net={world.netns}", *argv, "--log-level", "DEBUG"],
@@ -255,6 +260,7 @@ def launch_daemon(
     *,
     env: Mapping[str, str] | None = None,
     world: Netns | None = None,
+    module: str = "joblet.daemon.main",
 ) -> RunningDaemon:
     """`joblet setup` in `tmp`, then `joblet serve` inside `world` (a fresh
     namespace when None), with `sections` over the config and `env` over the
@@ -266,10 +272,10 @@ def launch_daemon(
         relay = Relay(world.netns)
         undo.callback(relay.close)
         config_path = write_test_config(root, relay.port, sections)
-        proc = _serve(world, config_path, log_path, env)
+        proc = _serve(world, config_path, log_path, env, module)
         daemon = RunningDaemon(
             root, relay.port, config_path, root / "config" / "rnx-config.yml",
-            proc, log_path, world, relay, env,
+            proc, log_path, world, relay, env, module,
         )  # fmt: skip
         undo.callback(daemon.stop)
         daemon.wait_listening()

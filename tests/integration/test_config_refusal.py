@@ -78,3 +78,15 @@ def test_the_helpers_refuse_the_same_file_alike(config: Path, helper: str) -> No
     assert "Traceback" not in ran.stderr
     assert f"{config}: {TYPO}" in ran.stderr
     assert f"{config}: {SECTION_TYPO}" in ran.stderr
+
+
+def test_serve_refuses_a_bad_runtime_value_before_starting(config: Path) -> None:
+    raw = yaml.safe_load(config.read_text())
+    raw["runtime"] = {"allowedSources": ["ftp://mirror/"]}
+    config.write_text(yaml.safe_dump(raw))
+    served = _joblet("serve", "--config", str(config))
+    assert served.returncode == 1
+    assert "Traceback" not in served.stderr
+    (line,) = served.stderr.splitlines()
+    assert line.startswith("joblet: error: runtime: allowedSources:")
+    assert not (config.parent.parent / "run" / "launcher.sock").exists()

@@ -699,19 +699,30 @@ class RuntimeInstallationProgress(_message.Message):
     MESSAGE_FIELD_NUMBER: _builtins.int
     STEP_FIELD_NUMBER: _builtins.int
     TOTAL_STEPS_FIELD_NUMBER: _builtins.int
+    BYTES_DONE_FIELD_NUMBER: _builtins.int
+    BYTES_TOTAL_FIELD_NUMBER: _builtins.int
+    BUILD_JOB_UUID_FIELD_NUMBER: _builtins.int
     message: _builtins.str
     step: _builtins.int
     total_steps: _builtins.int
+    bytes_done: _builtins.int
+    """Added: bytes received and expected while fetching (total 0 when unknown)."""
+    bytes_total: _builtins.int
+    build_job_uuid: _builtins.str
+    """Added: the job this step runs as (unpack, build), once it has started."""
     def __init__(
         self,
         *,
         message: _builtins.str = ...,
         step: _builtins.int = ...,
         total_steps: _builtins.int = ...,
+        bytes_done: _builtins.int = ...,
+        bytes_total: _builtins.int = ...,
+        build_job_uuid: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message", "step", b"step", "total_steps", b"total_steps"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["build_job_uuid", b"build_job_uuid", "bytes_done", b"bytes_done", "bytes_total", b"bytes_total", "message", b"message", "step", b"step", "total_steps", b"total_steps"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -744,10 +755,15 @@ class RuntimeInstallationResult(_message.Message):
     MESSAGE_FIELD_NUMBER: _builtins.int
     RUNTIME_SPEC_FIELD_NUMBER: _builtins.int
     INSTALL_PATH_FIELD_NUMBER: _builtins.int
+    BUILD_JOB_UUID_FIELD_NUMBER: _builtins.int
+    SIZE_BYTES_FIELD_NUMBER: _builtins.int
     success: _builtins.bool
     message: _builtins.str
     runtime_spec: _builtins.str
     install_path: _builtins.str
+    build_job_uuid: _builtins.str
+    """Added: the build's job (its output is the build log) and the installed size."""
+    size_bytes: _builtins.int
     def __init__(
         self,
         *,
@@ -755,10 +771,12 @@ class RuntimeInstallationResult(_message.Message):
         message: _builtins.str = ...,
         runtime_spec: _builtins.str = ...,
         install_path: _builtins.str = ...,
+        build_job_uuid: _builtins.str = ...,
+        size_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["install_path", b"install_path", "message", b"message", "runtime_spec", b"runtime_spec", "success", b"success"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["build_job_uuid", b"build_job_uuid", "install_path", b"install_path", "message", b"message", "runtime_spec", b"runtime_spec", "size_bytes", b"size_bytes", "success", b"success"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2663,11 +2681,14 @@ class InstallRuntimeRequest(_message.Message):
     BRANCH_FIELD_NUMBER: _builtins.int
     PATH_FIELD_NUMBER: _builtins.int
     FORCEREINSTALL_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
     runtimeSpec: _builtins.str
     repository: _builtins.str
     branch: _builtins.str
     path: _builtins.str
     forceReinstall: _builtins.bool
+    sha256: _builtins.str
+    """Hex SHA-256 the downloaded archive must have; empty = not checked."""
     def __init__(
         self,
         *,
@@ -2676,10 +2697,11 @@ class InstallRuntimeRequest(_message.Message):
         branch: _builtins.str = ...,
         path: _builtins.str = ...,
         forceReinstall: _builtins.bool = ...,
+        sha256: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["branch", b"branch", "forceReinstall", b"forceReinstall", "path", b"path", "repository", b"repository", "runtimeSpec", b"runtimeSpec"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["branch", b"branch", "forceReinstall", b"forceReinstall", "path", b"path", "repository", b"repository", "runtimeSpec", b"runtimeSpec", "sha256", b"sha256"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

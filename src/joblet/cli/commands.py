@@ -13,6 +13,7 @@ TOP_LEVEL: dict[str, str] = {
     "network": "manage custom job networks",
     "volume": "manage volumes",
     "workflow": "run and follow workflows: DAGs of jobs from a YAML file",
+    "runtime": "install and manage runtimes",
     "monitor": "host status and metrics",
     "version": "print the versions of rnx and of the node's daemon",
 }

@@ -111,6 +111,12 @@ def _fill_workflow(parents: Parents, parser: RnxArgumentParser) -> None:
     workflow.add_actions(parser, parents)
 
 
+def _fill_runtime(parents: Parents, parser: RnxArgumentParser) -> None:
+    from joblet.cli import runtime
+
+    runtime.add_actions(parser, parents)
+
+
 def _fill_monitor(parents: Parents, parser: RnxArgumentParser) -> None:
     from joblet.cli import monitor
 
@@ -129,6 +135,7 @@ _TOP_LEVEL_FILLERS: dict[str, Callable[[Parents, RnxArgumentParser], None]] = {
     "network": _fill_network,
     "volume": _fill_volume,
     "workflow": _fill_workflow,
+    "runtime": _fill_runtime,
     "monitor": _fill_monitor,
     "version": _fill_version,
 }

@@ -10,6 +10,7 @@ from typing import Any
 from joblet.config.loader import key_problems, parse_daemon_config, read_yaml_mapping
 from joblet.errors import ConfigError
 from joblet.persist.config import parse_persist_config
+from joblet.runtimes.config import parse_runtime_config
 from joblet.state.config import parse_state_config
 from joblet.volumes.config import parse_volumes_config
 
@@ -20,7 +21,8 @@ READERS: tuple[tuple[str, Parser], ...] = (
     ("", parse_daemon_config),
     ("persist: ", parse_persist_config),
     ("state: ", parse_state_config),
-    ("volumes: ", lambda raw: parse_volumes_config(_volumes_section(raw))),
+    ("volumes: ", lambda raw: parse_volumes_config(_section(raw, "volumes"))),
+    ("", lambda raw: parse_runtime_config(_section(raw, "runtime", "runtime: "))),
 )
 
 
@@ -43,8 +45,8 @@ def check_config_file(path: Path) -> list[str]:
     return problems
 
 
-def _volumes_section(raw: Mapping[str, Any]) -> Mapping[str, object] | None:
-    section = raw.get("volumes")
+def _section(raw: Mapping[str, Any], name: str, prefix: str = "") -> Mapping[str, Any] | None:
+    section = raw.get(name)
     if section is not None and not isinstance(section, Mapping):
-        raise ConfigError("must be a mapping")
+        raise ConfigError(f"{prefix}must be a mapping")
     return section

@@ -44,6 +44,7 @@ from joblet.metrics.config import parse_metrics_config
 from joblet.network import config as network_config
 from joblet.network.config import parse_network_config
 from joblet.persist import config as persist_config
+from joblet.runtimes import config as runtime_config
 from joblet.security import audit_config
 from joblet.state import config as state_config
 from joblet.volumes import config as volumes_config
@@ -83,6 +84,7 @@ FILE_KEYS: Schema = {
     "network": network_config.KEYS,
     "volumes": volumes_config.KEYS,
     "audit": audit_config.KEYS,
+    "runtime": runtime_config.KEYS,
 }
 
 

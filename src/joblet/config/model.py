@@ -15,8 +15,8 @@ from joblet.security.audit_config import AuditConfig
 
 DEFAULT_ROOT = Path("/opt/joblet")
 
-# Read-only host paths a job sees by default: enough for sh, coreutils and
-# python3, and the public half of TLS (CA certificates, OpenSSL's config;
+# Read-only host paths a job sees by default: enough for sh, coreutils,
+# python3 and java, and the public half of TLS (CA certificates, OpenSSL's config;
 # /usr/share/ca-certificates comes with /usr). Never all of /etc/ssl (its
 # private/ holds the host's keys) nor anything under /root or /home
 # (joblet.config.mounts refuses those).
@@ -38,6 +38,9 @@ DEFAULT_ALLOWED_MOUNTS: tuple[str, ...] = (
     "/etc/nsswitch.conf",
     "/etc/ld.so.cache",
     "/etc/localtime",
+    # Debian's OpenJDK links its configuration here; the openjdk-17 runtime's
+    # build copies it (a build sees what a job sees), and the host's java needs it
+    "/etc/java-17-openjdk",
 )
 
 

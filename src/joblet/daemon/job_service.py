@@ -343,11 +343,10 @@ def _since_ns(text: str, now: float) -> int:
 
 def _refuse_later_features(request: pb.RunJobRequest) -> None:
     """Fields whose features this node does not offer yet: refuse rather than ignore."""
-    if not (request.runtime or request.gpu_count):
+    if not request.gpu_count:
         return  # the usual request: nothing to refuse, nothing to build
     # Named as rnx users give them, the API field after it for other clients.
     unsupported = {
-        "--runtime (runtime)": bool(request.runtime),
         "--gpu (gpu_count)": request.gpu_count > 0,
     }
     names = [name for name, asked in unsupported.items() if asked]

@@ -175,7 +175,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    from joblet.runtimes.config import load_runtime_config
+
     config = load_daemon_config(args.config)
+    load_runtime_config(args.config)  # refused here, before anything starts
     asyncio.run(_serve(config, args.config))
     return 0
 

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import signal
 import uuid
 from collections.abc import Callable, Sequence
@@ -39,6 +40,7 @@ from joblet.daemon.launcher_link import LauncherLink
 from joblet.daemon.monitoring_service import MonitoringService
 from joblet.daemon.network_service import NetworkService
 from joblet.daemon.revocation_watch import RevocationWatch
+from joblet.daemon.runtime_service import RuntimeService
 from joblet.daemon.supervisor import HelperSupervisor
 from joblet.daemon.volume_service import VolumeService
 from joblet.daemon.workflow_service import WorkflowRpc
@@ -57,6 +59,10 @@ from joblet.resources.cleanup import own_jobs, remove_own
 from joblet.resources.detect import create_cgroup_manager
 from joblet.resources.interface import CgroupManager
 from joblet.resources.ownership import ParentClaim
+from joblet.runtimes.config import load_runtime_config
+from joblet.runtimes.installer import Installer
+from joblet.runtimes.reference import normalize_arch
+from joblet.runtimes.store import RuntimeStore
 from joblet.security.audit_log import AuditTrail
 from joblet.security.interceptor import DEFAULT_RECEIVE_LIMIT, AuthInterceptor
 from joblet.security.tls import server_credentials
@@ -276,6 +282,7 @@ class Daemon:
         running = await launcher.running()
         clean_leftovers(cgroups, set(running), functools.partial(proven_own, claim, layout.jobs))
         clean_leftover_roots(layout.jobs, set(running))
+        self._runtimes = await self._open_runtimes()
         hub = LogHub()
         hub.start()
         self._stack.callback(hub.close)
@@ -291,7 +298,7 @@ class Daemon:
         self.manager = JobManager(
             config, cgroups, launcher, logs, node_id,
             listener=listeners, metrics=metrics, networks=self._networks,
-            volumes=self._volumes, workspaces=self._workspaces,
+            volumes=self._volumes, workspaces=self._workspaces, runtimes=self._runtimes,
         )  # fmt: skip
         launcher.on_exit(self.manager.on_exit)
         launcher.on_back(self.manager.on_launcher_back)
@@ -299,6 +306,8 @@ class Daemon:
         jobs = loaded.jobs
         running, orphaned = await launcher.running_detail()
         self._restore(listeners, helpers.state, loaded, running, orphaned)
+        # Only now: restored jobs have pinned the builds they recorded.
+        await asyncio.to_thread(self._runtimes.collect_garbage)
         launcher.keep_up()  # a broken connection is replaced, its jobs settled
         self._volumes.set_users_of(self._volume_users)
         self._networks.restore(j.id for j in self.manager.list_jobs() if not j.status.is_final)
@@ -324,6 +333,22 @@ class Daemon:
         flows, waiting = load_workflows(loaded.workflows)
         self.workflows.restore(flows)
         self.workflows.restore_waiting(waiting)
+
+    async def _open_runtimes(self) -> RuntimeStore:
+        """The installed runtimes. A superseded build is deleted off the loop
+        when its last job ends."""
+        self._runtime_config = load_runtime_config(self.config_path)
+        loop = asyncio.get_running_loop()
+
+        def defer(work: Callable[[], None]) -> None:
+            loop.call_soon_threadsafe(loop.run_in_executor, None, work)
+
+        store = RuntimeStore(
+            self.config.layout.runtimes, normalize_arch(os.uname().machine),
+            has_gpu=_has_gpu, defer=defer,
+        )  # fmt: skip
+        await asyncio.to_thread(store.load)
+        return store
 
     async def _start_launcher(self) -> LauncherLink:
         layout = self.config.layout
@@ -371,8 +396,13 @@ class Daemon:
         pb_grpc.add_MonitoringServiceServicer_to_server(  # type: ignore[no-untyped-call]
             MonitoringService(collector), server
         )
-        for add in (pb_grpc.add_RuntimeServiceServicer_to_server,):
-            _add_unimplemented(add, server)
+        installer = Installer(
+            self._runtimes, self.manager, self._runtime_config, config.jobs.max_upload_bytes
+        )
+        self._stack.push_async_callback(installer.close)
+        pb_grpc.add_RuntimeServiceServicer_to_server(  # type: ignore[no-untyped-call]
+            RuntimeService(self._runtimes, installer), server
+        )
         address = f"{config.server.address}:{config.server.port}"
         self.bound_port = server.add_secure_port(address, server_credentials(config.security))
         await server.start()
@@ -472,8 +502,6 @@ async def _end_task(task: asyncio.Task[Any]) -> None:
         log.debug("%s ended with %r", task.get_name(), task.exception())
 
 
-def _add_unimplemented(add: object, server: grpc.aio.Server) -> None:
-    """Register a service whose RPCs answer UNIMPLEMENTED (the generated base)."""
-    name = add.__name__.removeprefix("add_").removesuffix("_to_server")  # type: ignore[attr-defined]
-    base = getattr(pb_grpc, name)
-    add(base(), server)  # type: ignore[operator]
+def _has_gpu() -> bool:
+    """Whether an NVIDIA device is present (what `requirements.gpu` asks for)."""
+    return Path("/dev/nvidiactl").exists()

@@ -93,11 +93,12 @@ class JobOrder:
     network: dict[str, Any]  # LaunchSpec.network
     nofile: tuple[int, int] = (0, 0)  # RLIMIT_NOFILE (soft, hard); 0 = inherited
     stdin_path: str = ""  # LaunchSpec.stdin_path
+    writable_root: bool = False  # a runtime build: its root tmpfs stays writable
 
     def encode(self) -> bytes:
         fields = (self.job_id, self.steps, self.hostname, self.argv, self.env, self.workdir)
         ids = (self.uid, self.gid)
-        rest = (self.network, self.nofile, self.stdin_path)
+        rest = (self.network, self.nofile, self.stdin_path, self.writable_root)
         return marshal.dumps((*fields, self.cgroup_procs, *ids, *rest))
 
     @classmethod
@@ -217,7 +218,8 @@ def _finish_root(prep: Prepared, order: JobOrder) -> None:
     libc.pivot_root(".", ".")
     libc.umount2(".", libc.MNT_DETACH)
     os.chdir("/")
-    libc.mount_setattr("/", libc.MOUNT_ATTR_RDONLY | libc.MOUNT_ATTR_NOSUID, recursive=False)
+    root_attrs = libc.MOUNT_ATTR_NOSUID | (0 if order.writable_root else libc.MOUNT_ATTR_RDONLY)
+    libc.mount_setattr("/", root_attrs, recursive=False)
 
 
 def loopback_up() -> None:

@@ -196,6 +196,11 @@ def mount_raw(
     return ctypes.get_errno() if _libc.mount(source, target, fstype, flags, data) < 0 else 0
 
 
+def umount_raw(target: bytes, flags: int) -> int:
+    """umount2(2); 0 or the errno."""
+    return ctypes.get_errno() if _libc.umount2(target, flags) < 0 else 0
+
+
 class MountAttrs:
     """The fixed arguments of one mount_setattr(2) call, packed once."""
 

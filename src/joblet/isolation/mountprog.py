@@ -18,27 +18,33 @@ import os
 import stat
 from typing import Any
 
-from joblet.isolation import libc
+from joblet.isolation import libc, rootfs
 from joblet.isolation.paths import UnsafePath
 from joblet.isolation.rootfs import (
     BASE_ROOT,
     BaseKey,
+    Chown,
+    CopyFile,
     MakeDir,
     MakeFile,
     MakeSymlink,
     Mount,
     Op,
+    Overlay,
     Protect,
     RootInputs,
+    Unmount,
     WriteFile,
     base_key,
     base_plan,
+    overlay_options,
     plan_parts,
     write_new_file,
 )
 
-MOUNT, MOUNT_ROOT, PROTECT, MKDIR, MKFILE, SYMLINK, WRITE, IDMAP = range(8)
-_NAMES = ("mount", "mount", "mount_setattr", "mkdir", "open", "symlink", "write", "idmapped bind")
+MOUNT, MOUNT_ROOT, PROTECT, MKDIR, MKFILE, SYMLINK, WRITE, IDMAP, UMOUNT, CHOWN, COPY = range(11)
+_NAMES = ("mount", "mount", "mount_setattr", "mkdir", "open", "symlink", "write", "idmapped bind",
+          "umount", "chown", "copy")  # fmt: skip
 _FILE_FLAGS = os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
 
 # (kind, arguments, optional): an optional step whose target is missing is
@@ -85,6 +91,23 @@ def compile_op(op: Op) -> Step:
         return SYMLINK, (os.fsencode(op.link), _path(op.path)), False
     if isinstance(op, WriteFile):
         return WRITE, (_path(op.path), op.data), False
+    return _compile_build_op(op)
+
+
+def _compile_build_op(op: Op) -> Step:
+    """The ops only runtime builds use (see runtime_root)."""
+    if isinstance(op, Overlay):
+        # Relative layer paths: overlayfs resolves them from the init's
+        # working directory, the job's root.
+        data = overlay_options(op, lambda path: os.fsdecode(_path(path)))
+        args = (b"overlay", _path(op.target), b"overlay", op.flags, os.fsencode(data))
+        return MOUNT, args, False
+    if isinstance(op, Unmount):
+        return UMOUNT, (_path(op.target),), False
+    if isinstance(op, Chown):
+        return CHOWN, (_path(op.path), op.uid), False
+    if isinstance(op, CopyFile):
+        return COPY, (_path(op.path), os.fsencode(op.source), op.uid), False
     raise AssertionError(f"unknown op {op!r}")  # pragma: no cover
 
 
@@ -127,12 +150,25 @@ def run(program: Program, root: bytes, userns_fd: int = -1) -> None:
         elif kind == WRITE:
             write_new_file(*args)
             err = 0
+        elif kind >= UMOUNT:
+            err = _build_step(kind, args)
         else:
             err = _mount_root(root, *args)
         if err and not (optional and err == errno.ENOENT):
             target = root if kind == MOUNT_ROOT else args[1] if kind in (MOUNT, IDMAP) else args[0]
             message = f"{_NAMES[kind]}: {os.strerror(err)}"
             raise OSError(err, message, os.fsdecode(target) if isinstance(target, bytes) else None)
+
+
+def _build_step(kind: int, args: tuple[Any, ...]) -> int:
+    """The steps only runtime builds take (see runtime_root)."""
+    if kind == UMOUNT:
+        return libc.umount_raw(args[0], libc.MNT_DETACH)
+    if kind == CHOWN:
+        os.lchown(args[0], args[1], args[1])
+    else:
+        rootfs.copy_host_file(args[1], args[0], args[2])
+    return 0
 
 
 def _mount_root(

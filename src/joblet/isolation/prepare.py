@@ -9,7 +9,17 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
-from joblet.isolation import caps, etcfiles, libc, mountprog, rootfs, sealed, seccomp, userns
+from joblet.isolation import (
+    caps,
+    etcfiles,
+    libc,
+    mountprog,
+    rootfs,
+    runtime_root,
+    sealed,
+    seccomp,
+    userns,
+)
 from joblet.isolation.child import JobOrder, Prepared
 from joblet.isolation.spec import LaunchSpec
 from joblet.network import jobside
@@ -151,6 +161,8 @@ def plan_launch(spec: LaunchSpec, host: HostFacts) -> LaunchPlan:
         volumes=spec.volume_mounts,
         hosts_file=str(spec.network.get("hosts_file") or ""),
         idmapped_volumes=host.userns_fd >= 0,
+        runtime=runtime_inputs(spec),
+        build=build_inputs(spec, host.ids.base if host.userns_fd >= 0 else 0),
     )
     order = JobOrder(
         job_id=spec.job_id,
@@ -165,10 +177,43 @@ def plan_launch(spec: LaunchSpec, host: HostFacts) -> LaunchPlan:
         network=dict(spec.network),
         nofile=nofile_limits(spec.max_open_files),
         stdin_path=spec.stdin_path,
+        writable_root=bool(spec.build_source),
     )
     needs_veth = jobside.needs_veth(spec.network)
     key = (_unshare_flags(spec, host), rootfs.base_key(inputs), needs_veth)
     return LaunchPlan(order, key, needs_veth)
+
+
+def runtime_inputs(spec: LaunchSpec) -> runtime_root.RuntimeRoot | None:
+    """The spec's runtime with its host paths resolved and its targets probed."""
+    if not spec.runtime_tree:
+        return None
+    tree = os.path.realpath(spec.runtime_tree)
+    if not os.path.isdir(tree):
+        raise ValueError(f"runtime tree {spec.runtime_tree} is not a directory")
+    mounts = [(runtime_root.resolve_source(tree, src), dst) for src, dst in spec.runtime_mounts]
+    return runtime_root.RuntimeRoot(
+        tree=tree,
+        mounts=mounts,
+        targets=rootfs.probe_host(runtime_root.with_ancestors(dst for _, dst in mounts)),
+        source_dirs=frozenset(src for src, _ in mounts if os.path.isdir(src)),
+    )
+
+
+def build_inputs(spec: LaunchSpec, owner: int) -> runtime_root.BuildRoot | None:
+    if not spec.build_source:
+        return None
+    for path in (spec.build_source, spec.build_staging):
+        if not os.path.isdir(path) or os.path.islink(path):
+            raise ValueError(f"build directory {path} is not a directory")
+    if spec.build_scratch_bytes <= 0:
+        raise ValueError("a build needs a scratch size")
+    return runtime_root.BuildRoot(
+        os.path.realpath(spec.build_source),
+        os.path.realpath(spec.build_staging),
+        spec.build_scratch_bytes,
+        owner,
+    )
 
 
 # Programs that select(2) break above 1024 descriptors: the soft limit stays

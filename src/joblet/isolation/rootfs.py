@@ -12,12 +12,16 @@ from __future__ import annotations
 import functools
 import os
 import stat
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from joblet.isolation import libc
 from joblet.isolation.paths import UnsafePath, components, join_under
+
+if TYPE_CHECKING:
+    from joblet.isolation.runtime_root import BuildRoot, RuntimeRoot
 
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 DEV_LINKS = (
@@ -132,7 +136,51 @@ class WriteFile:
     data: bytes
 
 
-Op = MakeDir | MakeFile | MakeSymlink | Mount | Protect | WriteFile
+@dataclass(frozen=True)
+class Overlay:
+    """An overlay at `target`: `lower` read-only below, `upper` (with its
+    `work`) above; without an upper, a read-only overlay of `over` on `lower`."""
+
+    target: str
+    lower: str
+    upper: str = ""
+    work: str = ""
+    over: str = ""
+
+    @property
+    def flags(self) -> int:
+        return OVERLAY_FLAGS | (0 if self.upper else libc.MS_RDONLY)
+
+
+@dataclass(frozen=True)
+class Unmount:
+    """Detach the mount at `target` (a mount still used, by an overlay, lives on)."""
+
+    target: str
+
+
+@dataclass(frozen=True)
+class Chown:
+    """Give a directory of the root's own tmpfs (never a mount point) to `uid`."""
+
+    path: str
+    uid: int
+
+
+@dataclass(frozen=True)
+class CopyFile:
+    """Fill `path`, a file of the root's own tmpfs, with the host file
+    `source` (never followed if it is a link), owned by `uid`."""
+
+    source: str
+    path: str
+    uid: int
+
+
+Op = (
+    MakeDir | MakeFile | MakeSymlink | Mount | Protect | WriteFile | Overlay | Unmount | Chown
+    | CopyFile
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -150,6 +198,8 @@ class RootInputs:
     # Jobs run in a user namespace: volumes are bound idmapped through it, so
     # their root owns the files the host's root owns there (and back).
     idmapped_volumes: bool = False
+    runtime: RuntimeRoot | None = None  # a runtime at /opt/runtime
+    build: BuildRoot | None = None  # a runtime build's root (see runtime_root)
 
 
 class _Planner:
@@ -215,6 +265,13 @@ def plan_parts(inputs: RootInputs) -> tuple[tuple[Op, ...], list[Op]]:
     p.ops.append(Mount(inputs.workspace, work, None, libc.MS_BIND | libc.MS_REC))
     p.ops.append(Protect(work, libc.MOUNT_ATTR_NOSUID | libc.MOUNT_ATTR_NODEV))
     _plan_volumes(p, inputs.volumes, inputs.allowed, inputs.idmapped_volumes)
+    if inputs.runtime is not None or inputs.build is not None:
+        from joblet.isolation import runtime_root
+
+        if inputs.build is not None:
+            runtime_root.plan_build(p, inputs.build, inputs.allowed, inputs.idmapped_volumes)
+        elif inputs.runtime is not None:
+            runtime_root.plan_runtime(p, inputs.runtime, inputs.allowed, inputs.idmapped_volumes)
     if not p.under_link("/etc"):
         for name in GENERATED_ETC:
             target = p.target("/etc/" + name)
@@ -276,6 +333,15 @@ def _relocate(op: Op, root: str) -> Op:
                          op.optional, op.idmapped)  # fmt: skip
         case Protect():
             return Protect(_move(op.target, root), op.attrs, op.optional)
+        case Overlay():
+            paths = (op.target, op.lower, op.upper, op.work, op.over)
+            return Overlay(*(_move(path, root) if path else "" for path in paths))
+        case Unmount(target=target):
+            return Unmount(_move(target, root))
+        case Chown(path=path, uid=uid):
+            return Chown(_move(path, root), uid)
+        case CopyFile(source=source, path=path, uid=uid):
+            return CopyFile(source, _move(path, root), uid)
     raise AssertionError(f"unknown op {op!r}")  # pragma: no cover
 
 
@@ -362,6 +428,36 @@ def _plan_dev(p: _Planner) -> None:
         p.ops.append(MakeSymlink(link, f"{dev}/{name}"))
 
 
+OVERLAY_FLAGS = libc.MS_NOSUID | libc.MS_NODEV
+
+
+def overlay_options(op: Overlay, rel: Callable[[str], str] = str) -> str:
+    """overlayfs's mount data for `op`, each path passed through `rel`."""
+    if not op.upper:
+        return f"lowerdir={rel(op.over)}:{rel(op.lower)}"
+    return f"lowerdir={rel(op.lower)},upperdir={rel(op.upper)},workdir={rel(op.work)}"
+
+
+def copy_host_file(source: bytes, path: bytes, uid: int) -> None:
+    """The content and mode of host file `source` into the existing `path`."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+    src = os.open(source, flags)
+    try:
+        st = os.fstat(src)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafePath(f"{os.fsdecode(source)} is no regular file")
+        dst = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            while chunk := os.read(src, 1 << 16):
+                os.write(dst, chunk)
+            os.fchmod(dst, stat.S_IMODE(st.st_mode) & 0o777)
+            os.fchown(dst, uid, uid)
+        finally:
+            os.close(dst)
+    finally:
+        os.close(src)
+
+
 def probe_host(paths: Sequence[str]) -> dict[str, HostEntry]:
     """What each allowed path is on the host (lstat: symlinks are not followed)."""
     found: dict[str, HostEntry] = {}
@@ -436,5 +532,13 @@ def apply_plan(ops: Sequence[Op]) -> None:
             _make_file(op.path)
         elif isinstance(op, WriteFile):
             write_new_file(op.path, op.data)
+        elif isinstance(op, Overlay):
+            libc.mount("overlay", op.target, "overlay", op.flags, overlay_options(op))
+        elif isinstance(op, Unmount):
+            libc.umount2(op.target, libc.MNT_DETACH)
+        elif isinstance(op, Chown):
+            os.lchown(op.path, op.uid, op.uid)
+        elif isinstance(op, CopyFile):
+            copy_host_file(os.fsencode(op.source), os.fsencode(op.path), op.uid)
         else:
             os.symlink(op.link, op.path)

@@ -42,6 +42,16 @@ class LaunchSpec:
     max_open_files: int = 0
     # A FIFO on the host the job's fd 0 reads from; "" = /dev/null.
     stdin_path: str = ""
+    # A runtime: its tree read-only at /opt/runtime, and (source inside the
+    # tree, job path) pairs mounted read-only (joblet.isolation.runtime_root).
+    runtime_tree: str = ""
+    runtime_mounts: tuple[tuple[str, str], ...] = ()
+    # A runtime build: sources read-only at /src, the staging dir read-write
+    # at /opt/runtime, allowed host directories as overlays on a tmpfs of
+    # build_scratch_bytes. Empty build_source: not a build.
+    build_source: str = ""
+    build_staging: str = ""
+    build_scratch_bytes: int = 0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -52,6 +62,7 @@ class LaunchSpec:
         for key in ("argv", "cgroup_procs", "allowed_mounts"):
             raw[key] = tuple(raw[key])
         raw["volume_mounts"] = tuple(tuple(m) for m in raw.get("volume_mounts", ()))
+        raw["runtime_mounts"] = tuple(tuple(m) for m in raw.get("runtime_mounts", ()))
         return cls(**raw)
 
 

@@ -13,13 +13,14 @@ from collections.abc import Callable
 
 from joblet.errors import IsolationError, JobletError, Unavailable
 from joblet.isolation.spec import JobExit
-from joblet.jobs import recovery
+from joblet.jobs import recovery, runtime_jobs
 from joblet.jobs.model import JobStatus
 from joblet.jobs.ports import JobMetrics, JobNetworks, Launcher
 from joblet.jobs.state_machine import Exited
 from joblet.jobs.table import JobRuntime, JobTable
 from joblet.logs.service import JobLogs
 from joblet.resources.interface import JobCgroup
+from joblet.runtimes.seams import RuntimeResolver
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class JobEnding:
         metrics: JobMetrics | None = None,
         networks: JobNetworks | None = None,
         launcher: Launcher | None = None,
+        runtimes: RuntimeResolver | None = None,
     ) -> None:
         self._table = table
         self._logs = logs
@@ -51,6 +53,7 @@ class JobEnding:
         self._metrics = metrics
         self._networks = networks
         self._launcher = launcher
+        self._runtimes = runtimes
 
     def on_exit(self, event: JobExit) -> None:
         """Called by the launcher client when a job's init has ended."""
@@ -185,6 +188,9 @@ class JobEnding:
                 cgroup, rt.cgroup = rt.cgroup, None
                 self._table.spawn(self._remove_cgroup(job_id, cgroup, rt.cgroup_lock))
         self._logs.hub.finish(job_id)
+        if rt is not None and rt.runtime_mount is not None:
+            rt.runtime_mount = None
+            runtime_jobs.release(self._runtimes, job_id)
         if self._networks is not None:
             try:
                 self._networks.release(job_id)

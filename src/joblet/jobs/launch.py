@@ -13,18 +13,20 @@ from pathlib import Path
 from typing import Any
 
 from joblet.config.model import DaemonConfig
-from joblet.errors import JobletError, Unavailable
+from joblet.errors import JobletError, NotFound, Unavailable
 from joblet.isolation.spec import LaunchSpec
 from joblet.jobs.ending import JobEnding
 from joblet.jobs.environment import job_environment
 from joblet.jobs.model import Job, JobSpec, JobStatus
 from joblet.jobs.open_files import open_files_cap, read_file_max
 from joblet.jobs.ports import JobMetrics, JobNetworks, JobVolumes, Launcher
+from joblet.jobs.runtime_jobs import BUILD_HOSTNAME
 from joblet.jobs.state_machine import LaunchFailed, Started, Starting
 from joblet.jobs.table import JobTable
 from joblet.jobs.workspace import log_path, prepare_job_dir, run_as
 from joblet.logs.service import JobLogs
 from joblet.resources.interface import CgroupManager, JobCgroup, Limits
+from joblet.runtimes.seams import BuildPlan, RuntimeMount
 from joblet.workspaces.store import WorkspaceStore, plain_store
 
 log = logging.getLogger(__name__)
@@ -77,6 +79,7 @@ class JobStarter:
             spec = build_launch_spec(
                 self._config, job, rt.cgroup, network, self._volumes, workspaces=self._workspaces
             )
+            spec = with_runtime(spec, job, rt.runtime_mount, rt.build)
             if job.spec.stdin:
                 rt.stdin_fd, path = open_stdin_fifo(self._config.layout.job_dir(job_id))
                 spec = replace(spec, stdin_path=path)
@@ -97,7 +100,7 @@ class JobStarter:
             return registry.get(job_id)
         if self._metrics is not None and rt.limits is not None:
             self._metrics.start_job(job_id, rt.cgroup, rt.limits, init_pid=pid, from_start=True)
-        timeout = self._config.jobs.job_timeout_s
+        timeout = rt.timeout_s or self._config.jobs.job_timeout_s
         if timeout > 0:
             rt.call_later(timeout, self._ending.on_timeout, job_id)
         return job
@@ -192,6 +195,28 @@ def open_stdin_fifo(job_dir: Path) -> tuple[int, str]:
     os.mkfifo(path, 0o600)
     fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
     return fd, str(path)
+
+
+def with_runtime(
+    spec: LaunchSpec, job: Job, mount: RuntimeMount | None, build: BuildPlan | None
+) -> LaunchSpec:
+    """`spec` with the job's runtime (tree, mounts, environment) or its build's sandbox."""
+    if build is not None:
+        return replace(
+            spec,
+            hostname=BUILD_HOSTNAME,
+            uid=0,
+            gid=0,
+            build_source=build.source_dir,
+            build_staging=build.staging_dir,
+            build_scratch_bytes=build.scratch_bytes,
+        )
+    if job.spec.runtime and mount is None:
+        raise NotFound(f"runtime {job.spec.runtime} (build {job.runtime_build}) is gone")
+    if mount is None:
+        return spec
+    env = job_environment(job.spec, job.id, job.spec.name, mount.environment)
+    return replace(spec, env=env, runtime_tree=mount.tree, runtime_mounts=tuple(mount.extra_mounts))
 
 
 def build_launch_spec(

@@ -15,6 +15,7 @@ This module keeps the commands, the schedule and the queue.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -27,7 +28,7 @@ from pathlib import Path
 from joblet.config.model import DaemonConfig
 from joblet.errors import AlreadyExists, FailedPrecondition
 from joblet.isolation.spec import JobExit
-from joblet.jobs import stdin_feed, workspace
+from joblet.jobs import runtime_jobs, stdin_feed, workspace
 from joblet.jobs.ending import JobEnding
 from joblet.jobs.ids import new_job_id
 from joblet.jobs.launch import RECORD_WAIT_S, JobStarter
@@ -55,9 +56,11 @@ from joblet.logs.filters import LogFilter
 from joblet.logs.reader import ChunkHead
 from joblet.logs.service import JobLogs
 from joblet.resources.interface import CgroupManager
+from joblet.runtimes.seams import BuildPlan, RuntimeResolver
 from joblet.workspaces.store import WorkspaceStore, plain_store
 
 SHUTDOWN_SETTLE_S = 10.0
+FINAL_POLL_S = 0.5
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +90,7 @@ class JobManager:
         networks: JobNetworks | None = None,
         volumes: JobVolumes | None = None,
         workspaces: WorkspaceStore | None = None,
+        runtimes: RuntimeResolver | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._closing = False  # shutting down: start nothing new
@@ -95,6 +99,7 @@ class JobManager:
         self._logs = logs
         self._node_id = node_id
         self._clock = clock
+        self._runtimes = runtimes
         self._table = JobTable(listener)
         # Shorthands for the table's parts; they are never rebound.
         self._registry = self._table.registry
@@ -107,6 +112,7 @@ class JobManager:
             metrics=metrics,
             networks=networks,
             launcher=launcher,
+            runtimes=runtimes,
         )
         self._starter = JobStarter(
             config,
@@ -131,6 +137,7 @@ class JobManager:
             limits=self._starter.limits,
             arm_schedule=self._arm_schedule,
             metrics=metrics,
+            runtimes=runtimes,
         )
 
     # ---- queries -------------------------------------------------------
@@ -171,20 +178,29 @@ class JobManager:
         self._check_name_free(spec)
         workspace.check_room(self._config.layout, spec)
         job_id = new_job_id()
+        # Before anything is made: an unknown runtime leaves no trace.
+        mount = runtime_jobs.acquire(self._runtimes, spec, job_id)
         created_at = self._clock()
         names: tuple[str, ...] = ()
         if spec.uploads:  # written now, so bad uploads fail the call and leave nothing
-            names = await asyncio.to_thread(
-                workspace.prepare_job_dir,
-                self._config.layout,
-                self._config.jobs,
-                job_id,
-                spec,
-                self._workspaces,
-            )
+            try:
+                names = await asyncio.to_thread(
+                    workspace.prepare_job_dir,
+                    self._config.layout,
+                    self._config.jobs,
+                    job_id,
+                    spec,
+                    self._workspaces,
+                )
+            except BaseException:
+                if mount is not None:
+                    runtime_jobs.release(self._runtimes, job_id)
+                raise
         try:
             self._check_name_free(spec)  # again: another call may have taken it meanwhile
         except AlreadyExists:
+            if mount is not None:
+                runtime_jobs.release(self._runtimes, job_id)
             if spec.uploads:
                 await self._remove_dir(job_id)
             raise
@@ -199,9 +215,46 @@ class JobManager:
             created_at=created_at,
             upload_names=names,
             run_as=self.run_as(spec),
+            runtime_name=mount.name if mount else "",
+            runtime_build=mount.build_id if mount else "",
         )
+        rt = JobRuntime(runtime_mount=mount)
+        return await self._accept(job, rt, scheduled_at, pending=pending)
+
+    async def submit_build(self, plan: BuildPlan) -> Job:
+        """Start a runtime build: a job of its own (`runtime-build:NAME`) in the
+        build sandbox (see isolation.runtime_root), ended FAILED "timeout"
+        after plan.timeout_s. Its output is its log."""
+        spec = runtime_jobs.build_spec(plan)
+        runtime_jobs.check_build_isolation(self._config)
+        job = Job(
+            id=new_job_id(),
+            spec=spec,
+            status=JobStatus.INITIALIZING,
+            node_id=self._node_id,
+            created_at=self._clock(),
+            run_as=(0, 0),
+        )
+        return await self._accept(job, JobRuntime(build=plan, timeout_s=plan.timeout_s))
+
+    async def wait_final(self, job_id: str) -> Job:
+        """The job once it has reached a final status (as deleted if it is deleted meanwhile)."""
+        while True:
+            job = self._registry.get(job_id)
+            rt = self._runtime.get(job_id)
+            if job.status.is_final or rt is None:
+                return job
+            # `exited` covers the usual end; a launch failure or a cancel sets
+            # no event, so the status is looked at again now and then.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(rt.exited.wait(), FINAL_POLL_S)
+
+    async def _accept(
+        self, job: Job, rt: JobRuntime, scheduled_at: float = 0.0, *, pending: bool = False
+    ) -> Job:
+        job_id = job.id
         self._registry.add(job)
-        self._runtime[job_id] = JobRuntime()
+        self._runtime[job_id] = rt
         if pending:
             self._table.changed(job)
             return job
@@ -430,6 +483,7 @@ class JobManager:
     def _forget(self, job_id: str) -> None:
         """Everything of a deleted job but its directory."""
         self._registry.remove(job_id)
+        runtime_jobs.release(self._runtimes, job_id)
         if self._table.listener is not None:
             self._table.listener.deleted(job_id)
         rt = self._runtime.pop(job_id, None)

@@ -96,3 +96,7 @@ class Job:
     pid: int = 0  # host pid of the job's init while it runs
     upload_names: tuple[str, ...] = ()
     run_as: tuple[int, int] = (0, 0)  # the (uid, gid) it runs as, decided at submission
+    # The runtime build it was given (RuntimeMount.name, .build_id): pinned
+    # again after a restart, so a job never changes builds.
+    runtime_name: str = ""
+    runtime_build: str = ""

@@ -11,7 +11,7 @@ from collections.abc import Set as AbstractSet
 
 from joblet.config.model import DaemonConfig
 from joblet.isolation.records import read_exit
-from joblet.jobs import recovery
+from joblet.jobs import recovery, runtime_jobs
 from joblet.jobs.ending import JobEnding
 from joblet.jobs.model import Job, JobSpec, JobStatus
 from joblet.jobs.ports import JobMetrics
@@ -20,8 +20,12 @@ from joblet.jobs.table import JobRuntime, JobTable
 from joblet.jobs.workspace import log_path
 from joblet.logs.service import JobLogs
 from joblet.resources.interface import CgroupManager, Limits
+from joblet.runtimes.seams import RuntimeResolver
 
 log = logging.getLogger(__name__)
+
+BUILD_NOT_RUN = "the daemon restarted before the build ran"
+BUILD_STOPPER = "the daemon's restart"  # "stopped by the daemon's restart"
 
 
 class JobRestorer:
@@ -43,7 +47,9 @@ class JobRestorer:
         limits: Callable[[JobSpec], Limits],
         arm_schedule: Callable[[str, float], None],
         metrics: JobMetrics | None = None,
+        runtimes: RuntimeResolver | None = None,
     ) -> None:
+        self._runtimes = runtimes
         self._config = config
         self._table = table
         self._cgroups = cgroups
@@ -68,10 +74,16 @@ class JobRestorer:
                 continue
             self._table.registry.add(job)
             self._table.runtime[job.id] = JobRuntime()
+            if not job.status.is_final and job.runtime_build:
+                self._table.runtime[job.id].runtime_mount = runtime_jobs.reacquire(
+                    self._runtimes, job.runtime_name, job.runtime_build, job.id
+                )
             has_dir = job.id in with_dirs
             exit_record = read_exit(str(layout.job_dir(job.id))) if has_dir else None
             action = recovery.decide(job, running.get(job.id), exit_record, job.id in orphaned)
             self._recover(job, action, has_dir)
+            if runtime_jobs.is_build(job.spec):
+                self._end_build(job.id)
 
     def after_launcher_loss(self, running: dict[str, int], adopted: AbstractSet[str]) -> None:
         """The connection to the launcher broke and a launcher answers again
@@ -120,6 +132,21 @@ class JobRestorer:
                 else:
                     self._table.apply(job_id, LaunchFailed(reason=reason, at=now))
                 self._ending.release(job_id)
+
+    def _end_build(self, job_id: str) -> None:
+        """A build the previous daemon ran or queued: its plan (and whoever
+        waited for it) went with that daemon, so it is ended, never run."""
+        rt = self._table.runtime[job_id]
+        job = self._table.registry.get(job_id)
+        if job.status.is_final:
+            return
+        if job.status is JobStatus.RUNNING:
+            rt.stopped_by = BUILD_STOPPER
+            self._table.spawn(self._ending.terminate(job_id))
+            return
+        rt.cancel_timers()
+        self._table.apply(job_id, LaunchFailed(reason=BUILD_NOT_RUN, at=self._clock()))
+        self._ending.release(job_id)
 
     def _track_logs(self, job_id: str, finished: bool) -> None:
         path = log_path(self._config.layout, job_id)

@@ -15,6 +15,7 @@ from joblet.jobs.ports import JobListener
 from joblet.jobs.registry import JobRegistry
 from joblet.jobs.state_machine import Event
 from joblet.resources.interface import JobCgroup, Limits
+from joblet.runtimes.seams import BuildPlan, RuntimeMount
 
 
 @dataclass
@@ -41,6 +42,10 @@ class JobRuntime:
         if self.stdin_fd >= 0:
             fd, self.stdin_fd = self.stdin_fd, -1
             os.close(fd)
+
+    runtime_mount: RuntimeMount | None = None  # the runtime pinned for it
+    build: BuildPlan | None = None  # it is a runtime build
+    timeout_s: float = 0.0  # its own timeout over joblet.jobTimeout (builds)
 
     def call_later(self, delay: float, callback: Callable[..., object], *args: object) -> None:
         """Arm a timer for this job; it is cancelled when the job ends or is deleted."""

@@ -91,7 +91,7 @@ def validate_run_request(
         schedule=req.schedule.strip(),
         network=check_name("network", req.network),
         volumes=check_volumes(req.volumes) if req.volumes else (),
-        runtime=check_name("runtime", req.runtime),
+        runtime=check_runtime_reference(req.runtime),
         workdir=check_workdir(req.workDir),
         gpu_count=check_not_negative("gpu_count", req.gpu_count, "GPUs"),
         gpu_memory_mb=check_not_negative("gpu_memory_mb", req.gpu_memory_mb, "MB"),
@@ -130,6 +130,19 @@ def check_name(field: str, value: str) -> str:
     """An optional name (job, network, runtime, volume): "" or allowlisted."""
     if value and (_NAME.fullmatch(value) is None or ".." in value):
         raise InvalidArgument(f"{field} {value!r} is not allowed: use {_NAME_RULE}")
+    return value
+
+
+# A runtime reference (`NAME` or `LANG:VERSION[-VARIANT...][@ARCH]`): only
+# its characters are checked here; the runtime store parses and resolves it.
+_RUNTIME_REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@+-]{0,127}")
+
+
+def check_runtime_reference(value: str) -> str:
+    if value and (_RUNTIME_REFERENCE.fullmatch(value) is None or ".." in value):
+        raise InvalidArgument(
+            f"runtime {value!r} is not allowed: use NAME or LANG:VERSION[-VARIANT][@ARCH]"
+        )
     return value
 
 

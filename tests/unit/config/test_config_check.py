@@ -110,3 +110,15 @@ def test_the_command_prints_ok_or_the_problems(tmp_path: Path) -> None:
     assert missing.returncode == 1
     assert "No such file or directory" in missing.stdout
     assert "Traceback" not in bad.stderr + missing.stderr
+
+
+def test_the_runtime_section_is_checked(tmp_path: Path) -> None:
+    path = tmp_path / "joblet-config.yml"
+    path.write_text(
+        "security: {serverCert: c, serverKey: k, caCert: a}\n"
+        "runtime: {maxSize: lots, allowedSources: [ftp://x/]}\n"
+    )
+    (problem,) = check_config_file(path)
+    assert problem.startswith(f"{path}: runtime: ")
+    path.write_text("security: {serverCert: c, serverKey: k, caCert: a}\nruntime: [1]\n")
+    assert check_config_file(path) == [f"{path}: runtime: must be a mapping"]

@@ -22,6 +22,8 @@ from joblet.network import config as network_config
 from joblet.network.config import parse_network_config
 from joblet.persist import config as persist_config
 from joblet.persist.config import load_persist_config
+from joblet.runtimes import config as runtime_config
+from joblet.runtimes.config import parse_runtime_config
 from joblet.security.audit_config import parse_audit_config
 from joblet.state import config as state_config
 from joblet.state.config import load_state_config
@@ -110,6 +112,21 @@ EVERY_KEY: dict[str, Any] = {
     },
     "volumes": {"maxSize": "100GB", "maxCount": 0},
     "audit": {"enabled": True, "maxSize": "10MB", "maxFiles": 5},
+    "runtime": {
+        "maxSize": "10GB",
+        "allowedSources": ["https://github.com/"],
+        "githubBaseUrl": "https://github.com",
+        "testTimeout": "2m",
+        "fetchTimeout": "30s",
+        "fetchTotalTimeout": "10m",
+        "build": {
+            "timeout": "30m",
+            "maxMemory": 2048,
+            "maxCpu": 0,
+            "scratchSize": "1GB",
+            "networks": [],
+        },
+    },
 }
 
 
@@ -148,6 +165,7 @@ def test_every_documented_key_is_known_and_read() -> None:
     parse_network_config(EVERY_KEY["network"])
     parse_volumes_config(EVERY_KEY["volumes"])
     parse_audit_config(EVERY_KEY["audit"])
+    parse_runtime_config(EVERY_KEY["runtime"])
 
 
 def test_each_section_refuses_a_typo_anywhere_in_it() -> None:
@@ -223,7 +241,15 @@ def _keys_read(module: ModuleType) -> set[str]:
 
 @pytest.mark.parametrize(
     "module",
-    [loader, persist_config, state_config, metrics_config, network_config, volumes_config],
+    [
+        loader,
+        persist_config,
+        state_config,
+        metrics_config,
+        network_config,
+        volumes_config,
+        runtime_config,
+    ],
     ids=lambda m: m.__name__,
 )
 def test_every_key_the_code_reads_is_known(module: ModuleType) -> None:

@@ -77,3 +77,37 @@ def test_mask_secrets() -> None:
 )
 def test_redact(text: str, secrets: list[str], expected: str) -> None:
     assert redact(text, secrets) == expected
+
+
+RUNTIME_ENV = (
+    ("PATH", "/opt/runtime/bin:${PATH}"),
+    ("PYTHONHOME", "/opt/runtime/python"),
+    ("BOTH", "runtime"),
+    ("PEEK", "<${SECRET}><${BOTH}><${JOB_ID}><${UNSET}>"),
+)
+
+
+def test_runtime_environment_lies_between_base_and_user() -> None:
+    spec = JobSpec(
+        command="true",
+        environment={"BOTH": "user", "PATH": "/mine"},
+        secret_environment={"SECRET": "s3"},
+    )
+    env = job_environment(spec, JOB_ID, "", RUNTIME_ENV)
+    assert env["PATH"] == "/mine"  # the user's wins
+    assert env["BOTH"] == "user"
+    assert env["PYTHONHOME"] == "/opt/runtime/python"
+    # ${VAR} comes from the base only: never the user's (or secret) values,
+    # nor JOB_ID, which is set last.
+    assert env["PEEK"] == "<><><><>"
+
+
+def test_runtime_path_extends_the_base_one() -> None:
+    env = job_environment(JobSpec(command="true"), JOB_ID, "n", RUNTIME_ENV)
+    assert env["PATH"] == "/opt/runtime/bin:" + BASE_ENVIRONMENT["PATH"]
+    assert env["JOB_NAME"] == "n" and env["JOB_ID"] == JOB_ID
+
+
+def test_a_runtime_cannot_fake_the_job_id() -> None:
+    env = job_environment(JobSpec(command="true"), JOB_ID, "", (("JOB_ID", "other"),))
+    assert env["JOB_ID"] == JOB_ID

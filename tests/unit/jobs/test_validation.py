@@ -262,16 +262,30 @@ BAD_NAMES = [
 ]
 
 
-@pytest.mark.parametrize("field", ["name", "network", "runtime"])
+@pytest.mark.parametrize("field", ["name", "network"])
 @pytest.mark.parametrize("value", GOOD_NAMES)
 def test_names_accepted(field: str, value: str) -> None:
     assert getattr(validate(**{field: value}), field) == value
 
 
-@pytest.mark.parametrize("field", ["name", "network", "runtime"])
+@pytest.mark.parametrize("field", ["name", "network"])
 @pytest.mark.parametrize("value", BAD_NAMES)
 def test_names_refused(field: str, value: str) -> None:
     refused(f"{field} {value!r} is not allowed: use 1-64 letters", **{field: value})
+
+
+@pytest.mark.parametrize(
+    "value", [*GOOD_NAMES, "python:3.11", "python:3.11-ml@amd64", "openjdk-17", "x" * 128]
+)
+def test_runtime_references_accepted(value: str) -> None:
+    assert validate(runtime=value).runtime == value
+
+
+@pytest.mark.parametrize(
+    "value", [n for n in BAD_NAMES if n not in ("a:b", "x" * 65)] + ["x" * 129]
+)
+def test_runtime_references_refused(value: str) -> None:
+    refused(f"runtime {value!r} is not allowed: use NAME or LANG:VERSION", runtime=value)
 
 
 @pytest.mark.parametrize("field", ["name", "network", "runtime"])

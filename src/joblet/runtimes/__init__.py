@@ -1,0 +1,1 @@
+"""Runtimes: prepared read-only trees mounted into jobs at /opt/runtime."""
