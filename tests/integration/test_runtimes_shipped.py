@@ -104,3 +104,24 @@ def test_openjdk_compiles_and_runs_an_uploaded_file(daemon: RunningDaemon) -> No
     output = logs(daemon.jobs(), job)
     assert status.status == "COMPLETED", output
     assert output == b"hello from java /opt/runtime/jdk\n"
+
+
+def test_the_python_etl_workflow_runs_on_the_runtime(daemon: RunningDaemon) -> None:
+    """examples/workflows/etl/etl-python.yaml, whose extract job names the
+    runtime installed above (a workflow validates runtimes against the node's)."""
+    if not Path("/usr/bin/python3.11").exists():
+        pytest.skip("Debian's python3.11 is not installed (scripts/deps.sh)")
+    stub = pb_grpc.RuntimeServiceStub(daemon.channel())
+    if not stub.GetRuntimeInfo(pb.RuntimeInfoReq(runtime="python-3.11")).found:
+        rnx_install(daemon, "python-3.11")
+    example = REPO / "examples" / "workflows" / "etl" / "etl-python.yaml"
+    done = daemon.rnx("workflow", "run", "-f", str(example), timeout=180)
+    out = done.stdout.decode()
+    assert done.returncode == 0, out + done.stderr.decode()
+    match = re.search(r"Workflow created with UUID: (\S+)", out)
+    assert match is not None, out
+    jobs = daemon.jobs().GetWorkflowJobs(pb.GetWorkflowJobsRequest(workflowUuid=match.group(1)))
+    extract = next(job for job in jobs.jobs if job.jobName == "extract")
+    status = daemon.jobs().GetJobStatus(pb.GetJobStatusReq(uuid=extract.jobUuid))
+    assert status.runtime == "python-3.11" and status.status == "COMPLETED"
+    assert logs(daemon.jobs(), extract.jobUuid) == b"extracted 3 rows for prod\n"

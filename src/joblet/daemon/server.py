@@ -372,7 +372,11 @@ class Daemon:
         )  # fmt: skip
         server = grpc.aio.server(interceptors=[interceptor], options=_grpc_options(config))
         assert self.workflows is not None
-        rpc = WorkflowRpc(self.workflows, config, self._networks, self._volumes)
+        store = self._runtimes
+        rpc = WorkflowRpc(
+            self.workflows, config, self._networks, self._volumes,
+            runtimes=lambda: [record.spec.name for record in store.installed()],
+        )  # fmt: skip
         jobs = JobService(
             self.manager, config, metrics, self._networks, self._volumes,
             workflows=rpc, shell=self.workflows,

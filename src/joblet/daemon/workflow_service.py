@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 
 from joblet.api import joblet_pb2 as pb
 from joblet.config.model import DaemonConfig
@@ -43,11 +43,13 @@ class WorkflowRpc:
         config: DaemonConfig,
         networks: NetworkManager | None = None,
         volumes: VolumeManager | None = None,
+        runtimes: Callable[[], Iterable[str]] | None = None,
     ) -> None:
         self._shell = shell
         self._config = config
         self._networks = networks
         self._volumes = volumes
+        self._runtimes = runtimes  # the names of the installed runtimes
         self._host_cpus = os.cpu_count() or 1
 
     # ---- RunWorkflow -----------------------------------------------------
@@ -76,9 +78,9 @@ class WorkflowRpc:
         volumes: frozenset[str] | None = None
         if self._volumes is not None:
             volumes = frozenset(info.name for info, _ in self._volumes.list())
-        # No runtime is installed on this node yet: a job naming one is refused.
+        runtimes = frozenset(self._runtimes()) if self._runtimes is not None else frozenset()
         return Known(
-            runtimes=frozenset(),
+            runtimes=runtimes,
             networks=networks,
             volumes=volumes,
             files=frozenset(f.path.strip("/") for f in files),

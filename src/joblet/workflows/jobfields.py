@@ -7,8 +7,10 @@ from dataclasses import dataclass
 
 from yaml.nodes import Node
 
+from joblet.errors import JobletError
 from joblet.jobs import request_limits as limits
 from joblet.jobs import validation as rules
+from joblet.runtimes.reference import normalize as normalize_runtime
 from joblet.workflows import jobspec
 from joblet.workflows.envvars import Variable, split
 from joblet.workflows.model import Known, WorkflowJob
@@ -101,10 +103,19 @@ def _args(reader: Reader, node: Node, path: str) -> tuple[str, ...]:
 def _named(ctx: JobContext, key: str, node: Node, path: str, values: dict[str, object]) -> None:
     reader = ctx.reader
     text = reader.text(node, path)
-    if text is None or jobspec.guard(reader, node, path, rules.check_name, key, text) is None:
+    if text is None:
+        return
+    name = text
+    if key == "runtime":  # NAME or LANG:VERSION[-VARIANT...][@ARCH], as RunJob takes it
+        try:
+            name = normalize_runtime(text)
+        except JobletError as exc:
+            reader.problem(node, path, str(exc))
+            return
+    elif jobspec.guard(reader, node, path, rules.check_name, key, text) is None:
         return
     exists = ctx.known.runtimes if key == "runtime" else ctx.known.networks
-    if exists is not None and text not in exists:
+    if exists is not None and name not in exists:
         what = "runtime" if key == "runtime" else "network"
         hint = jobspec_hint(text, exists)
         reader.problem(node, path, f'{what} "{text}" does not exist on this server{hint}')
