@@ -25,7 +25,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="joblet", description="Joblet daemon: run isolated, resource-limited jobs."
     )
+    parser.add_argument("--version", action="version", version=f"joblet {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("version", help="print the daemon's version")
 
     setup = sub.add_parser("setup", help="create the root layout, certificates and configs")
     setup.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="default: %(default)s")
@@ -142,6 +144,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("file", type=Path, metavar="FILE", help="a joblet-config.yml")
     return parser
+
+
+def package_version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("joblet")
+    except metadata.PackageNotFoundError:  # run from a source tree
+        return "unknown"
+
+
+def _cmd_version(args: argparse.Namespace) -> int:
+    print(f"joblet {package_version()}")
+    return 0
 
 
 def _add_mcp_parser(sub: Any) -> None:
@@ -331,6 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "config": _cmd_config_check,
         "teardown": _cmd_teardown,
         "mcp": _cmd_mcp,
+        "version": _cmd_version,
     }
     try:
         return handlers[args.command](args)
