@@ -208,6 +208,7 @@ async def _serve(config: DaemonConfig, config_path: Path) -> None:
     from joblet.daemon.helpers import prepare_layout, supervise_helpers
     from joblet.daemon.rootlock import hold_root
 
+    require_cgroups(config)
     prepare_layout(config.layout)
     lock = hold_root(config.layout)  # before the helpers: one daemon per root
     try:
@@ -224,6 +225,22 @@ async def _serve(config: DaemonConfig, config_path: Path) -> None:
     finally:
         claim.release()
         os.close(lock)
+
+
+def require_cgroups(config: DaemonConfig) -> None:
+    """Log which cgroups the jobs get, or refuse to start: jobs without limits
+    only when `cgroup.backend: none` asks for them."""
+    from joblet.resources.detect import cgroup_verdict, detect_layout
+
+    mount_root = config.cgroup.mount_root
+    verdict = cgroup_verdict(detect_layout(mount_root), config.cgroup.backend, mount_root)
+    if not verdict.usable:
+        raise JobletError(verdict.message)
+    log = logging.getLogger("joblet.daemon")
+    if config.cgroup.backend == "none":
+        log.warning("%s", verdict.message)
+    else:
+        log.info("%s", verdict.message)
 
 
 def _cmd_certs(args: argparse.Namespace) -> int:
