@@ -19,11 +19,13 @@ demo:
 
 proto:
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=src --grpc_python_out=src --mypy_out=src $(PROTOS)
+	cp $(PROTOS) src/joblet/api/  # the wheel carries the contract next to its generated code
 
 # Fails when the committed generated code differs from what the protos give.
 proto-check:
 	@tmp=$$(mktemp -d) && $(PY) -m grpc_tools.protoc -Iproto --python_out=$$tmp --grpc_python_out=$$tmp --mypy_out=$$tmp $(PROTOS) \
-	 && for d in $$(cd $$tmp/joblet && ls); do diff -r -x __init__.py -x __pycache__ -x py.typed $$tmp/joblet/$$d src/joblet/$$d || exit 1; done && echo "generated code is current"
+	 && for d in $$(cd $$tmp/joblet && ls); do diff -r -x __init__.py -x __pycache__ -x py.typed -x '*.proto' $$tmp/joblet/$$d src/joblet/$$d || exit 1; done \
+	 && for p in $(PROTOS); do cmp $$p src/joblet/api/$$(basename $$p) || exit 1; done && echo "generated code is current"
 
 lint:
 	$(PY) -m ruff check src tests bench

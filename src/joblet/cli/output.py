@@ -38,15 +38,20 @@ def format_local_time(text: str, tz: tzinfo | None = None) -> str:
     return parsed.astimezone(tz).strftime(LOCAL_TIME_FORMAT)
 
 
-def format_duration(seconds: float) -> str:
-    """`0.25s`, `12.0s`, `3m05s`, `2h03m`... precise where it is short."""
-    if seconds < 0:
-        seconds = 0.0
-    if seconds < 10:
-        return f"{seconds:.2f}s"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
+def format_duration(seconds: float, subsecond: bool = False) -> str:
+    """`3s`, `2m05s`, `1h01m02s`, `2d03h01m`; `<1s` under a second.
+
+    `subsecond`: the times it came from carry fractions of a second, so short
+    spans show them (`0.25s`, `12.3s`); whole-second times never claim them.
+    """
+    seconds = max(seconds, 0.0)
+    if subsecond and seconds < 60:
+        if seconds < 0.005:
+            return "<0.01s"
+        return f"{seconds:.2f}s" if seconds < 9.995 else f"{seconds:.1f}s"
     whole = int(seconds)
+    if whole == 0:
+        return "<1s"
     minutes, secs = divmod(whole, 60)
     hours, minutes = divmod(minutes, 60)
     days, hours = divmod(hours, 24)
@@ -54,16 +59,20 @@ def format_duration(seconds: float) -> str:
         return f"{days}d{hours:02d}h{minutes:02d}m"
     if hours:
         return f"{hours}h{minutes:02d}m{secs:02d}s"
-    return f"{minutes}m{secs:02d}s"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
 
 
 def job_duration(start: str, end: str, now: datetime) -> str:
-    """How long a job ran (or has been running, if it has no end yet)."""
+    """How long a job ran (or has been running, if it has no end yet). Sub-second
+    only when both times have fractions: `now` is precise, a whole-second start is not."""
     started = parse_time(start)
     if started is None:
         return MISSING
-    ended = parse_time(end) or now
-    return format_duration((ended - started).total_seconds())
+    ended = parse_time(end)
+    subsecond = bool(started.microsecond) and ended is not None and bool(ended.microsecond)
+    return format_duration(((ended or now) - started).total_seconds(), subsecond)
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

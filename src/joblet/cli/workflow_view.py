@@ -75,7 +75,9 @@ def duration(job: pb.WorkflowJob, now: float) -> str:
     if not start:
         return MISSING
     end = seconds(job.endTime) or now
-    return format_duration(end - start)
+    # The daemon's workflow times carry nanoseconds; whole-second ones claim none.
+    subsecond = bool(job.startTime.nanos or job.endTime.nanos)
+    return format_duration(end - start, subsecond)
 
 
 def render_list(workflows: Sequence[pb.WorkflowInfo]) -> str:

@@ -12,7 +12,7 @@ The file's shape (camelCase keys, like the reference's):
                userNamespace: auto}
     security: {serverCert: PEM, serverKey: PEM, caCert: PEM}
     filesystem: {allowedMounts: [...], tmpSize: "256MB"}
-    cgroup:   {mountRoot: /sys/fs/cgroup, parent: joblet,
+    cgroup:   {mountRoot: /sys/fs/cgroup, parent: joblet, backend: auto,
                defaults: {maxCpu: 0, maxMemory: 0, maxIobps: 0, maxPids: 1024}}
 """
 
@@ -26,6 +26,7 @@ import yaml
 
 from joblet.config.keys import Schema, unknown_keys
 from joblet.config.model import (
+    CGROUP_BACKENDS,
     CgroupConfig,
     DaemonConfig,
     FilesystemConfig,
@@ -76,6 +77,7 @@ FILE_KEYS: Schema = {
     "cgroup": {
         "mountRoot": None,
         "parent": None,
+        "backend": None,
         "defaults": dict.fromkeys(("maxCpu", "maxMemory", "maxIobps", "maxPids")),
     },
     "persist": persist_config.KEYS,
@@ -262,9 +264,13 @@ def _cgroup(raw: Mapping[str, Any]) -> CgroupConfig:
     parent = str(raw.get("parent", "joblet"))
     if not parent or ".." in parent.split("/") or parent.startswith("/"):
         raise ValueError("cgroup.parent must be a relative path without '..'")
+    backend = raw.get("backend", "auto")
+    if backend not in CGROUP_BACKENDS:
+        raise ValueError(f"cgroup.backend must be one of {', '.join(CGROUP_BACKENDS)}")
     return CgroupConfig(
         mount_root=Path(raw.get("mountRoot", "/sys/fs/cgroup")),
         parent=parent,
+        backend=backend,
         defaults=LimitDefaults(
             max_cpu=int(limits.get("maxCpu", 0)),
             max_memory_mb=int(limits.get("maxMemory", 0)),

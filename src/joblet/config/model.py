@@ -196,10 +196,14 @@ class LimitDefaults:
     max_pids: int = 1024
 
 
+CGROUP_BACKENDS = ("auto", "none")
+
+
 @dataclass(frozen=True)
 class CgroupConfig:
     mount_root: Path = Path("/sys/fs/cgroup")
     parent: str = "joblet"  # one parent group per daemon, under every hierarchy
+    backend: str = "auto"  # "auto": v2 or v1, refuse to start without; "none": no limits
     defaults: LimitDefaults = field(default_factory=LimitDefaults)
 
 

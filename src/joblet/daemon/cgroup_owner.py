@@ -11,7 +11,9 @@ from joblet.resources.ownership import DEFAULT_LOCK_DIR, ParentClaim, claim_pare
 
 def claim_cgroup_parent(config: DaemonConfig, lock_dir: Path = DEFAULT_LOCK_DIR) -> ParentClaim:
     """Own `cgroup.parent` for `joblet.root`, or raise ParentOwnedError naming its owner."""
-    cgroups = create_cgroup_manager(config.cgroup.mount_root, config.cgroup.parent)
+    cgroups = create_cgroup_manager(
+        config.cgroup.mount_root, config.cgroup.parent, backend=config.cgroup.backend
+    )
     return claim_parent(
         config.cgroup.parent, config.layout.root, cgroups.leftover_job_ids, lock_dir
     )

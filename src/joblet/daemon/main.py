@@ -25,7 +25,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="joblet", description="Joblet daemon: run isolated, resource-limited jobs."
     )
+    parser.add_argument("--version", action="version", version=f"joblet {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("version", help="print the daemon's version")
 
     setup = sub.add_parser("setup", help="create the root layout, certificates and configs")
     setup.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="default: %(default)s")
@@ -144,6 +146,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def package_version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("joblet")
+    except metadata.PackageNotFoundError:  # run from a source tree
+        return "unknown"
+
+
+def _cmd_version(args: argparse.Namespace) -> int:
+    print(f"joblet {package_version()}")
+    return 0
+
+
 def _add_mcp_parser(sub: Any) -> None:
     mcp = sub.add_parser(
         "mcp", help="serve a node's jobs as MCP tools (stdio, or --http); needs joblet[mcp]"
@@ -192,6 +208,7 @@ async def _serve(config: DaemonConfig, config_path: Path) -> None:
     from joblet.daemon.helpers import prepare_layout, supervise_helpers
     from joblet.daemon.rootlock import hold_root
 
+    require_cgroups(config)
     prepare_layout(config.layout)
     lock = hold_root(config.layout)  # before the helpers: one daemon per root
     try:
@@ -208,6 +225,22 @@ async def _serve(config: DaemonConfig, config_path: Path) -> None:
     finally:
         claim.release()
         os.close(lock)
+
+
+def require_cgroups(config: DaemonConfig) -> None:
+    """Log which cgroups the jobs get, or refuse to start: jobs without limits
+    only when `cgroup.backend: none` asks for them."""
+    from joblet.resources.detect import cgroup_verdict, detect_layout
+
+    mount_root = config.cgroup.mount_root
+    verdict = cgroup_verdict(detect_layout(mount_root), config.cgroup.backend, mount_root)
+    if not verdict.usable:
+        raise JobletError(verdict.message)
+    log = logging.getLogger("joblet.daemon")
+    if config.cgroup.backend == "none":
+        log.warning("%s", verdict.message)
+    else:
+        log.info("%s", verdict.message)
 
 
 def _cmd_certs(args: argparse.Namespace) -> int:
@@ -331,6 +364,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "config": _cmd_config_check,
         "teardown": _cmd_teardown,
         "mcp": _cmd_mcp,
+        "version": _cmd_version,
     }
     try:
         return handlers[args.command](args)

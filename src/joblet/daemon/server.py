@@ -260,7 +260,9 @@ class Daemon:
             claim = claim_cgroup_parent(config)
             self._stack.callback(claim.release)
         node_id = config.server.node_id or load_or_create_node_id(layout.state / "node-id")
-        cgroups = create_cgroup_manager(config.cgroup.mount_root, config.cgroup.parent)
+        cgroups = create_cgroup_manager(
+            config.cgroup.mount_root, config.cgroup.parent, backend=config.cgroup.backend
+        )
         self._cgroups = cgroups
         log.info("cgroups: %s", cgroups.version)
         helpers = await self._stack.enter_async_context(

@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from joblet.config.model import DaemonConfig
+from joblet.config.model import DaemonConfig, LimitDefaults
 from joblet.errors import JobletError, NotFound, Unavailable
 from joblet.isolation.spec import LaunchSpec
 from joblet.jobs.ending import JobEnding
@@ -32,6 +32,7 @@ from joblet.workspaces.store import WorkspaceStore, plain_store
 log = logging.getLogger(__name__)
 
 RECORD_WAIT_S = 2.0  # how long a start waits for the state helper to store the job
+NO_DEFAULTS = LimitDefaults(max_pids=0)  # what applies when the node has no cgroups
 
 
 class JobStarter:
@@ -118,7 +119,9 @@ class JobStarter:
         return await self._launcher.launch(spec)
 
     def limits(self, spec: JobSpec) -> Limits:
-        d = self._config.cgroup.defaults
+        # Without cgroups the node's defaults cannot apply; a job's own limits are
+        # still asked for, and refused by the null backend with the reason.
+        d = self._config.cgroup.defaults if self._cgroups.version != "none" else NO_DEFAULTS
         devices = self._io_devices
         if self._volumes is not None and spec.volumes:
             # maxIobps covers the volumes' loop devices too.

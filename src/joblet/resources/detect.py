@@ -86,6 +86,31 @@ def choose_layout(mounts: list[CgroupMount], v2_controllers: str, under: Path) -
     return CgroupLayout("none", {}, f"no cgroup filesystem mounted under {under}")
 
 
+@dataclass(frozen=True)
+class CgroupVerdict:
+    usable: bool  # False: the daemon must not start
+    message: str  # the start log line (a warning when limits are off), or the refusal
+
+
+def cgroup_verdict(layout: CgroupLayout, backend: str, mount_root: Path) -> CgroupVerdict:
+    """Whether a daemon configured with `backend` may start on a host with `layout`.
+    Jobs without limits are never a silent fallback: `none` has to be asked for."""
+    if backend == "none":
+        found = f"{layout.version} found" if layout.version != "none" else layout.reason
+        return CgroupVerdict(
+            True,
+            f"cgroup.backend is none ({found}): jobs run without CPU, memory, I/O "
+            "or process limits, and jobs asking for limits are refused",
+        )
+    if layout.version == "none":
+        return CgroupVerdict(
+            False,
+            f"no usable cgroups under {mount_root}: {layout.reason}; "
+            "set cgroup.backend: none to run jobs without resource limits",
+        )
+    return CgroupVerdict(True, f"cgroups: {layout.version} under {mount_root}")
+
+
 def detect_layout(mount_root: Path, procfs: Path = Path("/proc")) -> CgroupLayout:
     mounts = parse_mountinfo(read_text(procfs / "self" / "mountinfo") or "")
     v2_mount = find_v2_mount(mounts, mount_root)
@@ -94,13 +119,16 @@ def detect_layout(mount_root: Path, procfs: Path = Path("/proc")) -> CgroupLayou
 
 
 def create_cgroup_manager(
-    mount_root: Path, parent: str, procfs: Path = Path("/proc")
+    mount_root: Path, parent: str, procfs: Path = Path("/proc"), backend: str = "auto"
 ) -> CgroupManager:
-    """The manager for this host: v2, v1, or the null one that refuses limits."""
+    """The manager for this host: v2, v1, or the null one that refuses limits
+    (no usable hierarchy, or `backend` "none")."""
     from joblet.resources.null import NullCgroupManager
     from joblet.resources.v1 import V1CgroupManager
     from joblet.resources.v2 import V2CgroupManager
 
+    if backend == "none":
+        return NullCgroupManager("cgroup.backend is none")
     layout = detect_layout(mount_root, procfs)
     if layout.version == "v2":
         return V2CgroupManager(layout.controllers["cpu"], parent)

@@ -25,19 +25,36 @@ NOW = datetime(2024, 5, 1, 10, 5, 0, tzinfo=UTC)
 @pytest.mark.parametrize(
     ("seconds", "text"),
     [
-        (0.0042, "0.00s"),
-        (0.25, "0.25s"),
-        (9.999, "10.00s"),
-        (12.34, "12.3s"),
+        (0, "<1s"),
+        (0.9, "<1s"),
+        (3, "3s"),
+        (3.7, "3s"),
+        (59, "59s"),
         (65, "1m05s"),
+        (125, "2m05s"),
         (3599, "59m59s"),
         (3600 + 62, "1h01m02s"),
         (2 * 86400 + 3 * 3600 + 60, "2d03h01m"),
-        (-3, "0.00s"),
+        (-3, "<1s"),
     ],
 )
-def test_format_duration(seconds: float, text: str) -> None:
+def test_format_duration_whole_seconds(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0.0042, "<0.01s"),
+        (0.25, "0.25s"),
+        (9.999, "10.0s"),
+        (12.34, "12.3s"),
+        (65.5, "1m05s"),
+        (-3, "<0.01s"),
+    ],
+)
+def test_format_duration_subsecond(seconds: float, text: str) -> None:
+    assert format_duration(seconds, subsecond=True) == text
 
 
 def test_local_time_conversion() -> None:
@@ -68,7 +85,14 @@ def test_parse_time_rejects_naive_and_bad_input() -> None:
 
 
 def test_job_duration_running_and_finished() -> None:
-    assert job_duration("2024-05-01T10:00:00Z", "2024-05-01T10:00:01.5Z", NOW) == "1.50s"
+    # Whole seconds on the wire: no invented fraction, `<1s` for a same-second end.
+    assert job_duration("2024-05-01T10:00:00Z", "2024-05-01T10:00:03Z", NOW) == "3s"
+    assert job_duration("2024-05-01T10:00:00Z", "2024-05-01T10:00:00Z", NOW) == "<1s"
+    assert job_duration("2024-05-01T10:00:00Z", "2024-05-01T10:02:05Z", NOW) == "2m05s"
+    # One whole-second end of two: the fraction is not known either.
+    assert job_duration("2024-05-01T10:00:00.5Z", "2024-05-01T10:00:01Z", NOW) == "<1s"
+    # Both times carry fractions: they are shown.
+    assert job_duration("2024-05-01T10:00:00.25Z", "2024-05-01T10:00:01.75Z", NOW) == "1.50s"
     assert job_duration("2024-05-01T10:00:00Z", "", NOW) == "5m00s"  # still running
     assert job_duration("", "", NOW) == "-"
 

@@ -77,7 +77,7 @@ def test_status_has_the_three_lines_then_the_job_table() -> None:
     # A running job: no exit code yet, duration so far; the name's escape
     # sequence is shown, not sent to the terminal.
     assert "\x1b" not in text and "load\\x1b]0;owned\\x07" in lines[6]
-    assert lines[6].split()[2:] == ["RUNNING", "-", "extract", "7.00s"]
+    assert lines[6].split()[2:] == ["RUNNING", "-", "extract", "7s"]
     assert lines[7].split() == ["33333333", "notify", "PENDING", "-", "extract,", "load", "-"]
     assert "secret_environment" not in text
 
