@@ -31,27 +31,28 @@ class Table:
 
 
 def table(tree: Command) -> Table:
-    words: dict[str, list[str]] = {}
-    flags: dict[str, list[str]] = {}
-    value_flags: dict[str, list[str]] = {}
-    choices: dict[str, list[str]] = {}
-    job_args: list[str] = []
+    t = Table({}, {}, {}, {}, [])
     for cmd in tree.walk():
         if cmd.name.startswith("__"):
             continue
-        key = cmd.full_name
-        words[key] = [w for sub in visible(cmd.subcommands) for w in (sub.name, *sub.aliases)]
-        flags[key] = [name for flag in cmd.flags for name in flag.names]
-        value_flags[key] = [n for flag in cmd.flags if flag.takes_value for n in flag.names]
-        for flag in cmd.flags:
-            if flag.choices:
-                for name in flag.names:
-                    choices[f"{key} {name}"] = list(flag.choices)
-        if any(_names_job(p.name) for p in cmd.positionals):
-            job_args.append(key)
-        if not words[key]:  # a leaf: its positionals' choices are its words
-            words[key] = [c for p in cmd.positionals for c in p.choices]
-    return Table(words, flags, value_flags, choices, job_args)
+        parent = " ".join(cmd.path[:-1])
+        # An alias leads to the same command: `rnx ps --<TAB>` is `rnx list --<TAB>`.
+        for key in [" ".join(cmd.path)] + [f"{parent} {alias}" for alias in cmd.aliases]:
+            _add(t, cmd, key)
+    return t
+
+
+def _add(t: Table, cmd: Command, key: str) -> None:
+    words = [w for sub in visible(cmd.subcommands) for w in (sub.name, *sub.aliases)]
+    # A leaf: its positionals' choices are its words.
+    t.words[key] = words or [c for p in cmd.positionals for c in p.choices]
+    t.flags[key] = [name for flag in cmd.flags for name in flag.names]
+    t.value_flags[key] = [n for flag in cmd.flags if flag.takes_value for n in flag.names]
+    for flag in cmd.flags:
+        for name in flag.names if flag.choices else ():
+            t.choices[f"{key} {name}"] = list(flag.choices)
+    if any(_names_job(p.name) for p in cmd.positionals):
+        t.job_args.append(key)
 
 
 def _names_job(metavar: str) -> bool:
@@ -84,11 +85,11 @@ _rnx_has() { [[ " $1 " == *" $2 "* ]]; }
 
 _rnx() {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=""
-    local path=rnx i word skip=0 conn=()
+    local path=rnx i word skip=0 pending="" conn=()
     for ((i = 1; i < COMP_CWORD; i++)); do
         word=${COMP_WORDS[i]}
         if [[ -n $skip && $skip != 0 ]]; then
-            [[ $skip == keep ]] && conn+=("$word")
+            [[ $skip == keep ]] && conn+=("$pending" "$word")
             skip=0
             continue
         fi
@@ -98,7 +99,7 @@ _rnx() {
                 skip=drop
                 if [[ $word == --node || $word == --config ]]; then
                     skip=keep
-                    conn+=("$word")
+                    pending=$word
                 fi
             fi
             continue
@@ -113,7 +114,9 @@ _rnx() {
         if [[ -n ${_rnx_choices["$path $prev"]} ]]; then
             COMPREPLY=($(compgen -W "${_rnx_choices["$path $prev"]}" -- "$cur"))
         elif [[ $prev == --node ]]; then
-            COMPREPLY=($(compgen -W "$(command rnx __complete nodes 2>/dev/null)" -- "$cur"))
+            local nodes
+            nodes=$(command rnx "${conn[@]}" __complete nodes 2>/dev/null)
+            COMPREPLY=($(compgen -W "$nodes" -- "$cur"))
         else
             COMPREPLY=($(compgen -f -- "$cur"))
         fi
@@ -151,19 +154,19 @@ def zsh_script(tree: Command) -> str:
 
 _ZSH_FUNCTION = r"""
 _rnx() {
-    local path=rnx word prev="" skip=0 i
+    local path=rnx word prev="" skip=0 pending="" i
     local -a conn candidates
     for ((i = 2; i < CURRENT; i++)); do
         word=${words[i]}
         if [[ $skip != 0 ]]; then
-            [[ $skip == keep ]] && conn+=("$word")
+            [[ $skip == keep ]] && conn+=("$pending" "$word")
             skip=0; continue
         fi
         [[ $word == -- ]] && return 0
         if [[ $word == -* ]]; then
             if [[ " ${_rnx_value_flags[$path]} " == *" $word "* ]]; then
                 skip=drop
-                if [[ $word == --node || $word == --config ]]; then skip=keep; conn+=("$word"); fi
+                if [[ $word == --node || $word == --config ]]; then skip=keep; pending=$word; fi
             fi
             continue
         fi
@@ -176,7 +179,7 @@ _rnx() {
         if [[ -n ${_rnx_choices[$path $prev]} ]]; then
             candidates=(${=_rnx_choices[$path $prev]})
         elif [[ $prev == --node ]]; then
-            candidates=(${(f)"$(command rnx __complete nodes 2>/dev/null)"})
+            candidates=(${(f)"$(command rnx $conn __complete nodes 2>/dev/null)"})
         else
             _files; return
         fi
