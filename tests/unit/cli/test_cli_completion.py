@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -54,15 +55,15 @@ def test_zsh_and_fish_scripts_name_the_same_commands() -> None:
     tree = command_tree()
     zsh, fish = zsh_script(tree), fish_script(tree)
     assert zsh.startswith("#compdef rnx\n") and "compdef _rnx rnx" in zsh
-    assert "_rnx_words['rnx job']='run list ps ls status" in zsh
+    assert "_rnx_words+=('rnx job' 'run list ps ls status" in zsh
     assert "__complete jobs" in zsh and "__complete nodes" in zsh
     assert "complete -c rnx -n __fish_use_subcommand -a job -d 'run and manage jobs'" in fish
     assert "-a ps -d 'list jobs'" in fish  # aliases, with the command's help
     stop = "'__fish_seen_subcommand_from job; and __fish_seen_subcommand_from stop'"
-    assert f"complete -c rnx -n {stop} -xa '(rnx __complete jobs 2>/dev/null)'" in fish
+    assert f"complete -c rnx -n {stop} -xa '(__rnx_complete jobs)'" in fish
     assert "-l max-memory -r -F" in fish
     assert "-l stream -xa 'stdout stderr'" in fish
-    assert "__complete" not in fish.replace("rnx __complete", "")
+    assert "-a __complete" not in fish
 
 
 def test_completion_command_prints_the_script(capsys: pytest.CaptureFixture[str]) -> None:
@@ -228,3 +229,80 @@ def test_complete_jobs_offline_is_quick_and_silent(
     assert elapsed < 8, elapsed  # the 1 s connect limit, with room for a loaded machine
     assert main(["--config", str(tmp_path / "missing.yml"), "__complete", "nodes"]) == 0
     assert capsys.readouterr() == ("", "")
+
+
+# --- zsh and fish, for real --------------------------------------------------
+
+ZSH = shutil.which("zsh")
+FISH = shutil.which("fish")
+# The completion system's builtins, reduced to printing what would be offered
+# (compadd filters by the typed prefix itself; the script's part is the list).
+ZSH_COMPSYS = """
+compdef() { :; }
+compadd() { [[ $1 == -a ]] && print -l -- ${(P)2}; }
+_files() { print FILES; }
+"""
+
+
+def _zsh_offers(tmp_path: Path, *words: str) -> list[str]:
+    assert ZSH is not None
+    script = tmp_path / "_rnx"
+    script.write_text(zsh_script(command_tree()))
+    line = " ".join(f"'{w}'" for w in words)
+    program = f"{ZSH_COMPSYS}source {script}\nwords=({line}); CURRENT={len(words)}\n_rnx\n"
+    done = subprocess.run(
+        [ZSH, "-f", "-c", program],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": f"{tmp_path}:{os.environ['PATH']}", "HOME": str(tmp_path)},
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+    return done.stdout.split()
+
+
+@pytest.mark.skipif(ZSH is None, reason="zsh is not installed")
+def test_zsh_offers_commands_flags_choices_and_jobs(rnx: Rnx, tmp_path: Path) -> None:
+    assert "job" in _zsh_offers(tmp_path, "rnx", "jo")
+    assert "delete-all" in _zsh_offers(tmp_path, "rnx", "job", "")
+    assert "--limit" in _zsh_offers(tmp_path, "rnx", "ps", "--li")  # an alias
+    assert _zsh_offers(tmp_path, "rnx", "log", "--stream", "") == ["stdout", "stderr"]
+    assert "delete-all" not in _zsh_offers(tmp_path, "rnx", "--node", "job", "")
+    assert _zsh_offers(tmp_path, "rnx", "run", "--", "") == []
+    rnx.service.jobs["4f2a"] = _job("4f2a", "build")
+    _shim(tmp_path, insecure=True)
+    assert _zsh_offers(tmp_path, "rnx", "--config", str(rnx.config), "status", "") == [
+        "4f2a",
+        "build",
+    ]
+    assert _zsh_offers(tmp_path, "rnx", "--config", str(rnx.config), "--node", "") == ["default"]
+
+
+def _fish_offers(tmp_path: Path, line: str) -> list[str]:
+    assert FISH is not None
+    script = tmp_path / "rnx.fish"
+    script.write_text(fish_script(command_tree()))
+    done = subprocess.run(
+        [FISH, "--no-config", "-c", f"source {script}; complete -C {shlex.quote(line)}"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": f"{tmp_path}:{os.environ['PATH']}", "HOME": str(tmp_path)},
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+    return [row.split("\t")[0] for row in done.stdout.splitlines()]
+
+
+@pytest.mark.skipif(FISH is None, reason="fish is not installed")
+def test_fish_offers_commands_flags_choices_and_jobs(rnx: Rnx, tmp_path: Path) -> None:
+    assert _fish_offers(tmp_path, "rnx jo") == ["job"]
+    assert _fish_offers(tmp_path, "rnx job l") == ["list", "log", "logs", "ls"]
+    assert _fish_offers(tmp_path, "rnx ps --li") == ["--limit"]
+    assert _fish_offers(tmp_path, "rnx log --stream ") == ["stderr", "stdout"]
+    rnx.service.jobs["4f2a"] = _job("4f2a", "build")
+    _shim(tmp_path, insecure=True)
+    offered = _fish_offers(tmp_path, f"rnx --config {rnx.config} job stop ")
+    assert {"4f2a", "build"} <= set(offered)
+    assert _fish_offers(tmp_path, f"rnx --config {rnx.config} --node ") == ["default"]
