@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 KINDS = ("nodes", "jobs")
 COMPLETE_TIMEOUT_S = 1.0  # a TAB that hangs is worse than one that offers nothing
+LIST_DEADLINE_S = 2.0  # for the answer, once connected (rnx list waits far longer)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,15 +50,18 @@ def _words(ctx: CommandContext) -> list[str]:
     config = load_rnx_config(path)
     if ctx.args.kind == "nodes":
         return list(config.names)
+    from joblet.api import joblet_pb2 as pb
+    from joblet.api import joblet_pb2_grpc as pb_grpc
     from joblet.client.connect import connect
-    from joblet.client.connection import JobClient, open_secure_channel
+    from joblet.client.connection import open_secure_channel
 
     node = config.node(ctx.node_name)
     factory = ctx.channel_factory or open_secure_channel
     timeout = getattr(ctx.args, "timeout", None) or COMPLETE_TIMEOUT_S
     channel = connect(node, factory, timeout, local_checks=ctx.channel_factory is None)
     try:
-        jobs = list(JobClient(channel, node.address).list_jobs().jobs)
+        stub = pb_grpc.JobServiceStub(channel)  # type: ignore[no-untyped-call]
+        jobs = list(stub.ListJobs(pb.EmptyRequest(), timeout=LIST_DEADLINE_S).jobs)
     finally:
         channel.close()
     return job_words(jobs)

@@ -8,12 +8,17 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
+from concurrent import futures
 from pathlib import Path
 
+import grpc
 import pytest
-from conftest import FakeJob, Rnx, write_config
+from conftest import FakeJob, FakeJobService, Rnx, insecure_channel, write_config
 
+from joblet.api import joblet_pb2 as pb
+from joblet.api import joblet_pb2_grpc as pb_grpc
 from joblet.cli.commands import ALIASES, JOB_ACTIONS, SHORTCUTS, TOP_LEVEL
 from joblet.cli.complete_words import job_words
 from joblet.cli.completion import bash_script, fish_script, table, zsh_script
@@ -306,3 +311,39 @@ def test_fish_offers_commands_flags_choices_and_jobs(rnx: Rnx, tmp_path: Path) -
     offered = _fish_offers(tmp_path, f"rnx --config {rnx.config} job stop ")
     assert {"4f2a", "build"} <= set(offered)
     assert _fish_offers(tmp_path, f"rnx --config {rnx.config} --node ") == ["default"]
+
+
+class _SilentService(FakeJobService):
+    """Accepts ListJobs and never answers it (until released)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def ListJobs(self, request: pb.EmptyRequest, context: grpc.ServicerContext) -> pb.Jobs:
+        self.release.wait(60)
+        return pb.Jobs()
+
+
+def test_complete_jobs_gives_up_on_a_node_that_never_answers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from joblet.cli import complete_words
+
+    monkeypatch.setattr(complete_words, "LIST_DEADLINE_S", 0.5)
+    silent = _SilentService()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    pb_grpc.add_JobServiceServicer_to_server(silent, server)  # type: ignore[no-untyped-call]
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    config = write_config(tmp_path / "cfg.yml", f"127.0.0.1:{port}")
+    started = time.monotonic()
+    try:
+        code = main(
+            ["--config", str(config), "__complete", "jobs"], channel_factory=insecure_channel
+        )
+    finally:
+        silent.release.set()
+        server.stop(grace=None)
+    assert (code, *capsys.readouterr()) == (0, "", "")
+    assert time.monotonic() - started < 10  # not rnx's 30 s for a listing
