@@ -16,7 +16,11 @@ TOP_LEVEL: dict[str, str] = {
     "runtime": "install and manage runtimes",
     "monitor": "host status and metrics",
     "version": "print the versions of rnx and of the node's daemon",
+    "completion": "print a shell completion script (bash, zsh or fish)",
 }
+
+# Commands for scripts, not people: parsed like the others, listed nowhere.
+HIDDEN = ("__complete",)
 
 # `rnx job ACTION`, in the order `rnx job --help` lists them.
 JOB_ACTIONS: dict[str, str] = {

@@ -17,7 +17,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from joblet.cli.commands import ALIASES, JOB_ACTIONS, SHORTCUTS, TOP_LEVEL
+from joblet.cli.commands import ALIASES, HIDDEN, JOB_ACTIONS, SHORTCUTS, TOP_LEVEL
 from joblet.cli.parser import RnxArgumentParser, add_global_options, add_lazy_subparsers
 from joblet.cli.terminal import escape_text
 from joblet.client.errors import EXIT_FAILURE, EXIT_INTERRUPTED, CliError
@@ -54,6 +54,8 @@ def build_parser() -> RnxArgumentParser:
         commands.add_lazy_parser(name, fill, help=help_text, parents=parents)
     for name in SHORTCUTS:
         _add_job_action(commands, name, parents)
+    for name in HIDDEN:  # no help=: argparse then leaves it out of `rnx --help`
+        commands.add_lazy_parser(name, partial(_TOP_LEVEL_FILLERS[name], parents), parents=parents)
     return parser
 
 
@@ -83,8 +85,10 @@ def _fill_job_action(name: str, parser: RnxArgumentParser) -> None:
         metrics.add_arguments(parser)
         return
     from joblet.cli import job
+    from joblet.cli.examples import add_examples
 
     job.add_action_arguments(name, parser)
+    add_examples(name, parser)
 
 
 def _fill_nodes(parents: Parents, parser: RnxArgumentParser) -> None:
@@ -129,6 +133,18 @@ def _fill_version(parents: Parents, parser: RnxArgumentParser) -> None:
     parser.set_defaults(handler=version.show)
 
 
+def _fill_completion(parents: Parents, parser: RnxArgumentParser) -> None:
+    from joblet.cli import completion
+
+    completion.add_arguments(parser)
+
+
+def _fill_complete_words(parents: Parents, parser: RnxArgumentParser) -> None:
+    from joblet.cli import complete_words
+
+    complete_words.add_arguments(parser)
+
+
 _TOP_LEVEL_FILLERS: dict[str, Callable[[Parents, RnxArgumentParser], None]] = {
     "job": _fill_job,
     "nodes": _fill_nodes,
@@ -138,6 +154,8 @@ _TOP_LEVEL_FILLERS: dict[str, Callable[[Parents, RnxArgumentParser], None]] = {
     "runtime": _fill_runtime,
     "monitor": _fill_monitor,
     "version": _fill_version,
+    "completion": _fill_completion,
+    "__complete": _fill_complete_words,
 }
 
 
