@@ -156,6 +156,6 @@ def test_restart_pins_the_recorded_build_again(world: tuple[RunningDaemon, Path,
     while ["reacquire", job, "testrt", "b1"] not in events(top) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert ["reacquire", job, "testrt", "b1"] in events(top)
-    (daemon.root / "jobs" / job / "work" / "go").touch()
+    (daemon.workspace(job) / "go").touch()
     assert finished(daemon, job) == "COMPLETED"
     assert logs(stub, job).endswith(b"runtime says hi\n")

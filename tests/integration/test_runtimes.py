@@ -122,7 +122,7 @@ def test_list_and_info_fill_every_field(daemon: RunningDaemon, tmp_path: Path) -
     listed = stub(daemon).ListRuntimes(pb.EmptyRequest())
     assert info in list(listed.runtimes)
     out = daemon.rnx("--json", "runtime", "info", "listed")
-    assert json.loads(out.stdout)["runtime"]["sizeBytes"] == str(tree_usage)
+    assert json.loads(out.stdout)["runtime"]["size_bytes"] == tree_usage
     table = daemon.rnx("runtime", "list").stdout.decode()
     assert "listed" in table and "AVAILABLE" in table
 
