@@ -75,8 +75,10 @@ def create(ids: IdMap, procfs: str = "/proc") -> int:
     os.close(ready_w)
     os.close(done_r)
     try:
-        if os.read(ready_r, 1) != b"1":
-            raise UserNamespaceUnavailable("the kernel refused to create a user namespace")
+        answer = os.read(ready_r, 256)
+        if answer != b"1":
+            why = answer[1:].decode(errors="replace") or "no answer"
+            raise UserNamespaceUnavailable(f"the kernel refused to create a user namespace: {why}")
         return _map_and_open(pid, ids, procfs)
     finally:
         os.close(ready_r)
@@ -100,6 +102,9 @@ def _unshare_as(owner: int, ready_w: int, done_r: int) -> None:  # pragma: no co
         os.write(ready_w, b"1")
         os.read(done_r, 1)
         code = 0
+    except BaseException as exc:  # the reason goes to the parent's message
+        with contextlib.suppress(OSError):
+            os.write(ready_w, b"0" + str(exc).encode()[:250])
     finally:
         os._exit(code)
 

@@ -292,10 +292,15 @@ class JobManager:
             self._registry.enqueue(job_id)
         # A waiting job is answered once it is stored: a daemon killed right
         # after the answer still knows the job it accepted.
-        if not await self._table.recorded(RECORD_WAIT_S):
-            log.warning("job %s: the state helper did not confirm its record within %gs",
-                        job_id, RECORD_WAIT_S)  # fmt: skip
+        await self.confirm_recorded(job_id)
         return job
+
+    async def confirm_recorded(self, what: str) -> None:
+        """Wait until every change told so far is stored (a caller about to
+        answer for `what`); after RECORD_WAIT_S, log it and go on."""
+        if not await self._table.recorded(RECORD_WAIT_S):
+            log.warning("%s: the state helper did not confirm its record within %gs",
+                        what, RECORD_WAIT_S)  # fmt: skip
 
     async def feed_stdin(self, prefix: str, chunks: AsyncIterator[bytes]) -> int:
         """Stream `chunks` into the job's fd 0, then close it (EOF); bytes written."""

@@ -242,6 +242,8 @@ class WorkflowShell:
         for name, job_id in jobs.items():
             self._by_job[job_id] = (workflow_id, name)
         self._apply(flow, effects)
+        # Answered once stored: a daemon killed right after still knows it.
+        await self._manager.confirm_recorded(f"workflow {workflow_id}")
         return flow
 
     async def submit_waiting(self, spec: JobSpec, texts: list[str]) -> Job:
@@ -263,6 +265,7 @@ class WorkflowShell:
         self._store.put_workflow(record.id, record_to_json(record))
         self._watch(Waiter(record, requirements, ids))
         self._check(job.id)
+        await self._manager.confirm_recorded(f"job {job.id}")
         return self._manager.get(job.id)
 
     def _watch(self, waiter: Waiter) -> None:
@@ -352,6 +355,7 @@ class WorkflowShell:
         )
         self._apply(flow, effects)
         flow.touch()
+        await self._manager.confirm_recorded(f"job {job.id}")
         return self._manager.get(job.id)
 
     async def _undo(self, job_ids: Iterable[str]) -> None:
