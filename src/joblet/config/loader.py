@@ -30,6 +30,7 @@ from joblet.config.model import (
     CgroupConfig,
     DaemonConfig,
     FilesystemConfig,
+    JobRetention,
     JobsConfig,
     LimitDefaults,
     RootLayout,
@@ -71,7 +72,8 @@ FILE_KEYS: Schema = {
             "maxWorkspaceSize",
             "uniqueJobNames",
         )
-    ),
+    )
+    | {"jobRetention": dict.fromkeys(("maxAge", "maxJobs", "interval"))},
     "security": dict.fromkeys(("serverCert", "serverKey", "caCert")),
     "filesystem": dict.fromkeys(("allowedMounts", "tmpSize")),
     "cgroup": {
@@ -199,6 +201,25 @@ def _jobs(raw: Mapping[str, Any]) -> JobsConfig:
             raw.get("maxWorkspaceSize", defaults.max_workspace_bytes)
         ),
         unique_job_names=_boolean("joblet.uniqueJobNames", raw.get("uniqueJobNames", False)),
+        retention=_retention(_section(raw, "jobRetention")),
+    )
+
+
+def _retention(raw: Mapping[str, Any]) -> JobRetention:
+    """`joblet.jobRetention: {maxAge: 7d, maxJobs: 10000, interval: 1m}`."""
+    defaults = JobRetention()
+    max_jobs = raw.get("maxJobs", defaults.max_jobs)
+    if isinstance(max_jobs, bool) or not isinstance(max_jobs, int) or max_jobs < 0:
+        raise ValueError(
+            f"joblet.jobRetention.maxJobs must be a whole number >= 0, not {max_jobs!r}"
+        )
+    interval = parse_duration_s(raw.get("interval", defaults.interval_s))
+    if interval <= 0:
+        raise ValueError("joblet.jobRetention.interval must be positive")
+    return JobRetention(
+        max_age_s=parse_duration_s(raw.get("maxAge", defaults.max_age_s)),
+        max_jobs=max_jobs,
+        interval_s=interval,
     )
 
 

@@ -151,6 +151,22 @@ class SecurityConfig:
 
 
 @dataclass(frozen=True)
+class JobRetention:
+    """`joblet.jobRetention`: how long finished jobs stay on the node (0 = no
+    limit of that kind). Their history in persist follows its own retention."""
+
+    max_age_s: float = 7 * 86400.0
+    max_jobs: int = 10_000
+    # How often the collector looks: a sweep over the table costs the event
+    # loop a little, so not at every job's end.
+    interval_s: float = 60.0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.max_age_s or self.max_jobs)
+
+
+@dataclass(frozen=True)
 class JobsConfig:
     max_concurrent_jobs: int = 0  # 0 = unlimited
     job_timeout_s: float = 0.0  # 0 = none
@@ -178,6 +194,7 @@ class JobsConfig:
     # Refuse a job named like a job that is not deleted, so that a name
     # always addresses one job.
     unique_job_names: bool = False
+    retention: JobRetention = JobRetention()
 
 
 @dataclass(frozen=True)

@@ -277,8 +277,8 @@ class JobService(pb_grpc.JobServiceServicer):
     def _log_chunks(
         self, request: pb.GetJobLogsReq, head: ChunkHead | None
     ) -> AsyncIterator[bytes]:
-        job = self._manager.get(request.uuid)
-        return self._manager.read_logs(job.id, log_filter_from(request, time.time()), head)
+        job_id = self._manager.history_id(request.uuid)
+        return self._manager.read_logs(job_id, log_filter_from(request, time.time()), head)
 
     @streaming
     async def StreamJobMetrics(
@@ -293,15 +293,15 @@ class JobService(pb_grpc.JobServiceServicer):
     async def GetJobMetricsHistory(
         self, request: pb.JobMetricsHistoryRequest, context: Context
     ) -> pb.JobMetricsHistoryResponse:
-        job = self._manager.get(request.uuid)
-        return await metrics_rpc.get_job_metrics_history(self._hub, job.id, request)
+        job_id = self._manager.history_id(request.uuid)
+        return await metrics_rpc.get_job_metrics_history(self._hub, job_id, request)
 
     @unary
     async def GetJobMetricsSummary(
         self, request: pb.JobMetricsSummaryRequest, context: Context
     ) -> pb.JobMetricsSummaryResponse:
-        job = self._manager.get(request.uuid)
-        return await metrics_rpc.get_job_metrics_summary(self._hub, job.id, request)
+        job_id = self._manager.history_id(request.uuid)
+        return await metrics_rpc.get_job_metrics_summary(self._hub, job_id, request)
 
 
 MAX_NS = 2**63 - 1

@@ -30,6 +30,7 @@ from joblet.daemon import log_rpc, metrics_rpc
 from joblet.daemon.cgroup_owner import claim_cgroup_parent, proven_own
 from joblet.daemon.helpers import (
     LOAD_TIMEOUT_S,
+    Helpers,
     JobListeners,
     StateListener,
     prepare_layout,
@@ -59,6 +60,11 @@ from joblet.resources.cleanup import own_jobs, remove_own
 from joblet.resources.detect import create_cgroup_manager
 from joblet.resources.interface import CgroupManager
 from joblet.resources.ownership import ParentClaim
+from joblet.retention.collected import KEY_PREFIX as COLLECTED_PREFIX
+from joblet.retention.collected import CollectedIds
+from joblet.retention.collected import RecordError as CollectedRecordError
+from joblet.retention.collected import decode as decode_batch
+from joblet.retention.collector import Collector
 from joblet.runtimes.config import load_runtime_config
 from joblet.runtimes.installer import Installer
 from joblet.runtimes.reference import normalize_arch
@@ -243,6 +249,7 @@ class Daemon:
         self.server: grpc.aio.Server | None = None
         self.manager: JobManager | None = None
         self.workflows: WorkflowShell | None = None
+        self.collector: Collector | None = None
         self.bound_port = 0
         self._stack = contextlib.AsyncExitStack()
         self._launcher: LauncherLink | None = None
@@ -307,7 +314,7 @@ class Daemon:
         loaded = await loading
         jobs = loaded.jobs
         running, orphaned = await launcher.running_detail()
-        self._restore(listeners, helpers.state, loaded, running, orphaned)
+        self._restore(listeners, helpers, loaded, running, orphaned)
         # Only now: restored jobs have pinned the builds they recorded.
         await asyncio.to_thread(self._runtimes.collect_garbage)
         launcher.keep_up()  # a broken connection is replaced, its jobs settled
@@ -319,7 +326,7 @@ class Daemon:
     def _restore(
         self,
         listeners: JobListeners,
-        state: StateClient,
+        helpers: Helpers,
         loaded: Loaded,
         running: dict[str, int],
         orphaned: AbstractSet[str],
@@ -328,6 +335,7 @@ class Daemon:
         before the jobs are restored and are taken up right after, in the same
         turn: no workflow job's change falls between the two."""
         assert self.manager is not None
+        state = helpers.state
         self.workflows = WorkflowShell(self.manager, state)
         self._stack.push_async_callback(self.workflows.close)
         listeners.add(self.workflows)
@@ -335,6 +343,35 @@ class Daemon:
         flows, waiting = load_workflows(loaded.workflows)
         self.workflows.restore(flows)
         self.workflows.restore_waiting(waiting)
+        self._start_retention(state, loaded, helpers.persist_config.retention.max_age_s)
+
+    def _start_retention(self, state: StateClient, loaded: Loaded, history_age_s: float) -> None:
+        """What earlier collections left (answers for collected ids), and the
+        collector itself when joblet.jobRetention asks for one."""
+        assert self.manager is not None
+        collected = CollectedIds(history_age_s)
+        batches = []
+        for key, blob in loaded.records:
+            if not key.startswith(COLLECTED_PREFIX):
+                continue
+            try:
+                batches.append(decode_batch(key, blob))
+            except CollectedRecordError as exc:
+                log.warning("job retention: %s; dropped", exc)
+                state.delete_record(key)
+        collected.load(batches)
+        self.manager.collected = collected
+        policy = self.config.jobs.retention
+        if not policy.enabled:
+            return
+        self.collector = Collector(self.manager, policy, collected, state, self.workflows)
+        task = asyncio.create_task(self.collector.run(), name="job-retention")
+        self._stack.push_async_callback(_end_task, task)
+        log.info(
+            "job retention: finished jobs kept %s, at most %s",
+            f"{policy.max_age_s:g}s" if policy.max_age_s else "without an age limit",
+            policy.max_jobs or "any number",
+        )
 
     async def _open_runtimes(self) -> RuntimeStore:
         """The installed runtimes. A superseded build is deleted off the loop
@@ -387,7 +424,7 @@ class Daemon:
         log_rpc.install_serialized_logs(server, jobs)
         manager = self.manager
         # Sends stored samples' bytes as they are (24 h = 17,280 samples).
-        metrics_rpc.install_raw_history(server, lambda uuid: manager.get(uuid).id, metrics)
+        metrics_rpc.install_raw_history(server, manager.history_id, metrics)
         if config.metrics.prometheus.enabled:
             await self._stack.enter_async_context(
                 PrometheusExporter(metrics, collector, config.metrics.prometheus,

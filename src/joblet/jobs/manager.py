@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from joblet.config.model import DaemonConfig
-from joblet.errors import AlreadyExists, FailedPrecondition
+from joblet.errors import AlreadyExists, FailedPrecondition, NotFound
 from joblet.isolation.spec import JobExit
 from joblet.jobs import runtime_jobs, stdin_feed, workspace
 from joblet.jobs.ending import JobEnding
@@ -56,6 +56,7 @@ from joblet.logs.filters import LogFilter
 from joblet.logs.reader import ChunkHead
 from joblet.logs.service import JobLogs
 from joblet.resources.interface import CgroupManager
+from joblet.retention.collected import CollectedIds, JobCollected
 from joblet.runtimes.seams import BuildPlan, RuntimeResolver
 from joblet.workspaces.store import WorkspaceStore, plain_store
 
@@ -100,6 +101,8 @@ class JobManager:
         self._node_id = node_id
         self._clock = clock
         self._runtimes = runtimes
+        # What collected jobs left behind (set by the daemon with retention on).
+        self.collected: CollectedIds | None = None
         self._table = JobTable(listener)
         # Shorthands for the table's parts; they are never rebound.
         self._registry = self._table.registry
@@ -143,10 +146,28 @@ class JobManager:
     # ---- queries -------------------------------------------------------
 
     def get(self, prefix: str) -> Job:
-        return self._registry.resolve(prefix)
+        try:
+            return self._registry.resolve(prefix)
+        except NotFound:
+            gone = self.collected.lookup(prefix) if self.collected is not None else None
+            if gone is None:
+                raise
+            raise JobCollected(gone) from None
+
+    def history_id(self, prefix: str) -> str:
+        """The id whose history (logs, metrics) a caller asks for: a job's, or a
+        collected job's (persist keeps its history after it is gone here)."""
+        try:
+            return self.get(prefix).id
+        except JobCollected as collected:
+            return collected.gone.job_id
 
     def list_jobs(self) -> list[Job]:
         return self._registry.all()
+
+    def snapshot(self) -> list[Job]:
+        """Every job, in no order (cheaper than list_jobs for a sweep)."""
+        return self._registry.values()
 
     def run_as(self, spec: JobSpec) -> tuple[int, int]:
         """The (uid, gid) a job runs as: its own choice, else the node's default."""
@@ -159,8 +180,8 @@ class JobManager:
         self, job_id: str, log_filter: LogFilter, head: ChunkHead | None = None
     ) -> AsyncIterator[bytes]:
         rt = self._runtime.get(job_id)
-        job = self._registry.get(job_id)
-        if rt is not None and job.status.is_waiting and log_filter.follow:
+        job = self._registry.find(job_id)  # None: collected, its history in persist
+        if rt is not None and job is not None and job.status.is_waiting and log_filter.follow:
             await rt.log_ready.wait()  # a scheduled or queued job has no output yet
         async for chunk in self._logs.read(job_id, log_filter, head):
             yield chunk
@@ -485,7 +506,26 @@ class JobManager:
         self._ending.release(job_id)
         return job
 
-    def _forget(self, job_id: str) -> None:
+    def collect(self, job_id: str) -> Job | None:
+        """Forget a finished job whose log has reached persist, keeping its
+        history there; None if it is gone or not collectable (any more)."""
+        job = self._registry.find(job_id)
+        if job is None or not job.status.is_final or self._logs.copying(job_id):
+            return None
+        self._forget(job_id, keep_history=True)
+        return job
+
+    def log_copying(self, job_id: str) -> bool:
+        return self._logs.copying(job_id)
+
+    async def remove_dirs(self, job_ids: list[str]) -> list[str]:
+        """Remove collected jobs' directories in one thread; what was left."""
+        failures: list[str] = []
+        for job_id in job_ids:
+            failures += await self._remove_dir(job_id)
+        return failures
+
+    def _forget(self, job_id: str, *, keep_history: bool = False) -> None:
         """Everything of a deleted job but its directory."""
         self._registry.remove(job_id)
         runtime_jobs.release(self._runtimes, job_id)
@@ -494,7 +534,10 @@ class JobManager:
         rt = self._runtime.pop(job_id, None)
         if rt is not None:
             rt.cancel_timers()
-        self._logs.delete(job_id)
+        if keep_history:
+            self._logs.drop_local(job_id)
+        else:
+            self._logs.delete(job_id)
 
     async def _remove_dir(self, job_id: str) -> list[str]:
         """Remove the job's directory in a thread: a job may have left

@@ -24,6 +24,12 @@ class JobRegistry:
     def get(self, job_id: str) -> Job:
         return self._jobs[job_id]
 
+    def find(self, job_id: str) -> Job | None:
+        return self._jobs.get(job_id)
+
+    def values(self) -> list[Job]:
+        return list(self._jobs.values())
+
     def resolve(self, reference: str) -> Job:
         """The job a client named: by id, unique name or unique id prefix."""
         job = self._jobs.get(reference)  # a full id, as clients send it: no scan

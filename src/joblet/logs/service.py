@@ -178,6 +178,17 @@ class JobLogs:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
 
+    def copying(self, job_id: str) -> bool:
+        """Whether the job's log is still on its way to persist."""
+        return job_id in self._tasks
+
+    def drop_local(self, job_id: str) -> None:
+        """Stop following a collected job; its history in persist stays."""
+        task = self._tasks.pop(job_id, None)
+        if task is not None:
+            task.cancel()
+        self.hub.forget(job_id)
+
     def delete(self, job_id: str) -> None:
         task = self._tasks.pop(job_id, None)
         if task is not None:

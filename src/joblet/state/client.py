@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -48,6 +48,10 @@ def workflow_key(workflow_id: str) -> str:
     return WORKFLOW_KEY_PREFIX + workflow_id
 
 
+# Records of other parts of the daemon (collected-job batches), stored as given.
+RECORD_KEY_PREFIXES = ("collected:",)
+
+
 class StateUnavailable(Unavailable):
     """The state helper could not be reached or answered with an error."""
 
@@ -62,6 +66,7 @@ class Loaded:
 
     jobs: list[Job]
     workflows: list[tuple[str, bytes]]
+    records: list[tuple[str, bytes]] = field(default_factory=list)  # RECORD_KEY_PREFIXES
 
 
 class StateSink(Protocol):
@@ -146,6 +151,13 @@ class StateClient:
     def delete_workflow(self, workflow_id: str) -> None:
         self._add(workflow_key(workflow_id), None, 0.0)
 
+    def put_record(self, key: str, record: bytes) -> None:
+        """Store a record under `key` (one of RECORD_KEY_PREFIXES); never blocks."""
+        self._add(key, record, 0.0)
+
+    def delete_record(self, key: str) -> None:
+        self._add(key, None, 0.0)
+
     def _add(self, job_id: str, record: bytes | None, ttl_s: float) -> None:
         if self._task is None or self._task.done():
             log.error("state: client is closed; event for job %s not recorded", job_id)
@@ -227,13 +239,16 @@ class StateClient:
             raise StateUnavailable(
                 f"state helper at {self._socket_path} did not list jobs within {timeout:g}s"
             ) from exc
-        jobs = [r for r in records if not r[0].startswith(WORKFLOW_KEY_PREFIX)]
+        others = [r for r in records if r[0].startswith(RECORD_KEY_PREFIXES)]
+        jobs = [
+            r for r in records if not r[0].startswith((WORKFLOW_KEY_PREFIX, *RECORD_KEY_PREFIXES))
+        ]
         workflows = [
             (key.removeprefix(WORKFLOW_KEY_PREFIX), blob)
             for key, blob in records
             if key.startswith(WORKFLOW_KEY_PREFIX)
         ]
-        return Loaded(_decode_records(jobs), workflows)
+        return Loaded(_decode_records(jobs), workflows, others)
 
     async def _list_patiently(self) -> list[tuple[str, bytes]]:
         delay = 0.05

@@ -200,6 +200,29 @@ class WorkflowShell:
         flow = self._flows.get(ref[0])
         return flow is not None and not flow.record.finished
 
+    def group_of(self, job_id: str) -> tuple[str, bool] | None:
+        """The workflow `job_id` is in and whether that workflow is finished."""
+        ref = self._by_job.get(job_id)
+        flow = self._flows.get(ref[0]) if ref is not None else None
+        if flow is None:
+            return None
+        return flow.record.id, flow.record.finished
+
+    def forget_finished(self, workflow_id: str) -> bool:
+        """Drop a finished workflow whose jobs were collected (job retention):
+        its records go, its jobs' histories stay in persist."""
+        flow = self._flows.get(workflow_id)
+        if flow is None or not flow.record.finished:
+            return False
+        for job_id in flow.record.jobs.values():
+            self._by_job.pop(job_id, None)
+        for name in flow.record.started:
+            self._store.delete_workflow(start_key(flow.record.id, name))
+        self._store.delete_workflow(flow.record.id)
+        del self._flows[flow.record.id]
+        flow.touch()
+        return True
+
     # ---- commands --------------------------------------------------------
 
     async def create(

@@ -48,6 +48,7 @@ EVERY_KEY: dict[str, Any] = {
         "runAsUser": None,
         "runAsGroup": None,
         "allowedUsers": ["nobody", 1000],
+        "jobRetention": {"maxAge": "7d", "maxJobs": 10000, "interval": "1m"},
     },
     "security": {"serverCert": "pem", "serverKey": "pem", "caCert": "pem"},
     "filesystem": {"allowedMounts": ["/usr"], "tmpSize": "256MB"},
