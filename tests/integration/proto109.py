@@ -17,12 +17,14 @@ from typing import Any
 from grpc_tools import protoc
 
 PROTO = Path(__file__).resolve().parents[2] / "proto" / "joblet" / "api" / "joblet.proto"
-ADDED_RPCS = ("StopWorkflow", "DeleteWorkflow", "WatchWorkflow")
+ADDED_RPCS = ("StopWorkflow", "DeleteWorkflow", "WatchWorkflow", "ListJobPages")
 ADDED_MESSAGES = (
     "StopWorkflowRequest",
     "StopWorkflowResponse",
     "DeleteWorkflowRequest",
     "DeleteWorkflowResponse",
+    "ListJobPagesRequest",
+    "JobPage",
 )
 
 

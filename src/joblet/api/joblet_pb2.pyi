@@ -204,6 +204,93 @@ class EmptyRequest(_message.Message):
 Global___EmptyRequest: _TypeAlias = EmptyRequest  # noqa: Y015
 
 @_typing.final
+class ListJobPagesRequest(_message.Message):
+    """Additions. Every filter set must hold; an empty one holds for any job."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUSES_FIELD_NUMBER: _builtins.int
+    NAMEPREFIX_FIELD_NUMBER: _builtins.int
+    IDPREFIX_FIELD_NUMBER: _builtins.int
+    WORKFLOWUUID_FIELD_NUMBER: _builtins.int
+    CREATEDSINCE_FIELD_NUMBER: _builtins.int
+    CREATEDUNTIL_FIELD_NUMBER: _builtins.int
+    NODEID_FIELD_NUMBER: _builtins.int
+    PAGESIZE_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    CURSOR_FIELD_NUMBER: _builtins.int
+    namePrefix: _builtins.str
+    idPrefix: _builtins.str
+    workflowUuid: _builtins.str
+    """jobs of this workflow"""
+    createdSince: _builtins.str
+    """RFC 3339: created at or after"""
+    createdUntil: _builtins.str
+    """RFC 3339: created before"""
+    nodeId: _builtins.str
+    pageSize: _builtins.int
+    """jobs per page, at most 1000; 0 = 200"""
+    limit: _builtins.int
+    """jobs in all; 0 = every job that matches"""
+    cursor: _builtins.str
+    """a JobPage.nextCursor: the jobs after it"""
+    @_builtins.property
+    def statuses(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """any of these, e.g. RUNNING, FAILED"""
+
+    def __init__(
+        self,
+        *,
+        statuses: _abc.Iterable[_builtins.str] | None = ...,
+        namePrefix: _builtins.str = ...,
+        idPrefix: _builtins.str = ...,
+        workflowUuid: _builtins.str = ...,
+        createdSince: _builtins.str = ...,
+        createdUntil: _builtins.str = ...,
+        nodeId: _builtins.str = ...,
+        pageSize: _builtins.int = ...,
+        limit: _builtins.int = ...,
+        cursor: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["createdSince", b"createdSince", "createdUntil", b"createdUntil", "cursor", b"cursor", "idPrefix", b"idPrefix", "limit", b"limit", "namePrefix", b"namePrefix", "nodeId", b"nodeId", "pageSize", b"pageSize", "statuses", b"statuses", "workflowUuid", b"workflowUuid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListJobPagesRequest: _TypeAlias = ListJobPagesRequest  # noqa: Y015
+
+@_typing.final
+class JobPage(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOBS_FIELD_NUMBER: _builtins.int
+    NEXTCURSOR_FIELD_NUMBER: _builtins.int
+    MORE_FIELD_NUMBER: _builtins.int
+    nextCursor: _builtins.str
+    """Where a later call goes on (ListJobPagesRequest.cursor): after this
+    page's last job. Opaque.
+    """
+    more: _builtins.bool
+    """Set on the last page: more jobs match past `limit`."""
+    @_builtins.property
+    def jobs(self) -> _containers.RepeatedCompositeFieldContainer[Global___Job]: ...
+    def __init__(
+        self,
+        *,
+        jobs: _abc.Iterable[Global___Job] | None = ...,
+        nextCursor: _builtins.str = ...,
+        more: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["jobs", b"jobs", "more", b"more", "nextCursor", b"nextCursor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JobPage: _TypeAlias = JobPage  # noqa: Y015
+
+@_typing.final
 class FileUpload(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

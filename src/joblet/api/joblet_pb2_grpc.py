@@ -134,6 +134,11 @@ class JobServiceStub:
                 request_serializer=joblet_dot_api_dot_joblet__pb2.GetWorkflowStatusRequest.SerializeToString,
                 response_deserializer=joblet_dot_api_dot_joblet__pb2.GetWorkflowStatusResponse.FromString,
                 _registered_method=True)
+        self.ListJobPages = channel.unary_stream(
+                '/joblet.JobService/ListJobPages',
+                request_serializer=joblet_dot_api_dot_joblet__pb2.ListJobPagesRequest.SerializeToString,
+                response_deserializer=joblet_dot_api_dot_joblet__pb2.JobPage.FromString,
+                _registered_method=True)
 
 
 class JobServiceServicer:
@@ -268,6 +273,17 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListJobPages(self, request, context):
+        """Additions. Jobs in pages, newest first (by creation, then id), with
+        filters; each page carries a cursor a later call can go on from. No job
+        comes twice, and none that exists throughout is skipped, while others
+        are added or collected. (ListJobs answers at most 3 MiB: when all jobs
+        would not fit, it holds every unfinished job and the newest finished ones.)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -370,6 +386,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.WatchWorkflow,
                     request_deserializer=joblet_dot_api_dot_joblet__pb2.GetWorkflowStatusRequest.FromString,
                     response_serializer=joblet_dot_api_dot_joblet__pb2.GetWorkflowStatusResponse.SerializeToString,
+            ),
+            'ListJobPages': grpc.unary_stream_rpc_method_handler(
+                    servicer.ListJobPages,
+                    request_deserializer=joblet_dot_api_dot_joblet__pb2.ListJobPagesRequest.FromString,
+                    response_serializer=joblet_dot_api_dot_joblet__pb2.JobPage.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -912,6 +933,33 @@ class JobService:
             '/joblet.JobService/WatchWorkflow',
             joblet_dot_api_dot_joblet__pb2.GetWorkflowStatusRequest.SerializeToString,
             joblet_dot_api_dot_joblet__pb2.GetWorkflowStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListJobPages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/joblet.JobService/ListJobPages',
+            joblet_dot_api_dot_joblet__pb2.ListJobPagesRequest.SerializeToString,
+            joblet_dot_api_dot_joblet__pb2.JobPage.FromString,
             options,
             channel_credentials,
             insecure,

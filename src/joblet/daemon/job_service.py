@@ -15,9 +15,9 @@ from joblet.api import joblet_pb2 as pb
 from joblet.api import joblet_pb2_grpc as pb_grpc
 from joblet.config.model import DaemonConfig
 from joblet.config.units import parse_duration_s
-from joblet.daemon import heap, log_rpc, mappers, metrics_rpc, upload_rpc
+from joblet.daemon import heap, job_pages, log_rpc, mappers, metrics_rpc, upload_rpc
 from joblet.daemon.errors import streaming, unary
-from joblet.daemon.job_listing import list_message
+from joblet.daemon.job_listing import OMITTED_KEY, list_message
 from joblet.daemon.workflow_service import WorkflowRpc
 from joblet.errors import FailedPrecondition, InvalidArgument, Unimplemented
 from joblet.jobs.manager import JobManager
@@ -206,7 +206,18 @@ class JobService(pb_grpc.JobServiceServicer):
 
     @unary
     async def ListJobs(self, request: pb.EmptyRequest, context: Context) -> pb.Jobs:
-        return list_message(self._manager.list_jobs())
+        reply, omitted = list_message(self._manager.list_jobs())
+        if omitted:
+            context.set_trailing_metadata(((OMITTED_KEY, str(omitted)),))
+        return reply
+
+    @streaming
+    async def ListJobPages(
+        self, request: pb.ListJobPagesRequest, context: Context
+    ) -> AsyncIterator[pb.JobPage]:
+        query = job_pages.query_from(request)
+        async for page in job_pages.pages(self._manager.snapshot(), self._manager.find, query):
+            yield page
 
     # ---- workflows ---------------------------------------------------------
 

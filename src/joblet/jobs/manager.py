@@ -165,6 +165,10 @@ class JobManager:
     def list_jobs(self) -> list[Job]:
         return self._registry.all()
 
+    def find(self, job_id: str) -> Job | None:
+        """The job with this full id, if the node has it."""
+        return self._registry.find(job_id)
+
     def snapshot(self) -> list[Job]:
         """Every job, in no order (cheaper than list_jobs for a sweep)."""
         return self._registry.values()

@@ -49,6 +49,7 @@ VIEWER_METHODS: frozenset[str] = (
         "ListWorkflows",
         "GetWorkflowJobs",
         "WatchWorkflow",  # an addition: the status, streamed
+        "ListJobPages",  # an addition: ListJobs in pages, filtered
     )
     | _methods("NetworkService", "ListNetworks")
     | _methods("VolumeService", "ListVolumes")
