@@ -223,14 +223,15 @@ def status(ctx: CommandContext) -> int:
 
 
 def list_jobs(ctx: CommandContext) -> int:
-    from joblet.cli.job_list import format_rows, render_list, select_jobs
+    from joblet.cli.job_list import format_rows, render_list
 
     args = ctx.args
     now = datetime.now(UTC)
     wanted = _job_filter(args, now)
     with ctx.job_client() as client:
-        res = client.list_jobs()
-    jobs = select_jobs(res.jobs, wanted)
+        jobs, note = _fetch_jobs(client, wanted)
+    if note and not ctx.json:
+        ctx.report(note)
     if ctx.json_compat:
         from joblet.cli.json_compat import list_json
 
@@ -250,8 +251,34 @@ def list_jobs(ctx: CommandContext) -> int:
     return 0
 
 
+def _fetch_jobs(client: JobClient, wanted: JobFilter) -> tuple[list[pb.Job], str]:
+    """The jobs `wanted` asks for, newest first, and a note for stderr when
+    some were left out: ListJobPages, or ListJobs on a node without it."""
+    from joblet.cli.job_list import from_pages, page_request, select_jobs
+
+    pages = client.list_job_pages(page_request(wanted))
+    if pages is not None:
+        jobs, more = from_pages(pages, wanted)
+        note = (
+            f"showing the newest {len(jobs)} matching jobs; more match"
+            " (--limit N for more, --all for every one)"
+            if more
+            else ""
+        )
+        return jobs, note
+    res, omitted = client.list_jobs_counted()
+    jobs = select_jobs(res.jobs, wanted)
+    note = ""
+    if omitted:
+        note = (
+            f"{omitted} older finished job(s) left out: the node's list is capped at 3 MiB"
+            " (rnx status ID shows any of them)"
+        )
+    return jobs, note
+
+
 def _job_filter(args: argparse.Namespace, now: datetime) -> JobFilter:
-    from joblet.cli.job_list import JobFilter, since_time
+    from joblet.cli.job_list import DEFAULT_LIMIT, JobFilter, since_time
 
     since = None
     if args.since:
@@ -260,7 +287,8 @@ def _job_filter(args: argparse.Namespace, now: datetime) -> JobFilter:
         except ValueError as exc:
             raise CliError(f"--since: {exc}", EXIT_USAGE) from None
     statuses = frozenset(s.strip().upper() for s in args.status.split(",") if s.strip())
-    return JobFilter(statuses=statuses, name=args.name, since=since, limit=args.limit)
+    limit = 0 if args.all else (DEFAULT_LIMIT if args.limit is None else args.limit)
+    return JobFilter(statuses=statuses, name=args.name, since=since, limit=limit)
 
 
 def _width(ctx: CommandContext) -> int:
@@ -301,11 +329,17 @@ def _add_list_arguments(parser: argparse.ArgumentParser) -> None:
         "--name", default="", metavar="GLOB", help='only names matching, e.g. "web*"'
     )
     parser.add_argument(
-        "--since", default="", metavar="WHEN", help='started since "10m" ago or an RFC 3339 time'
+        "--since", default="", metavar="WHEN", help='created since "10m" ago or an RFC 3339 time'
     )
-    parser.add_argument(
-        "--limit", type=non_negative_int, default=0, metavar="N", help="the newest N jobs only"
+    many = parser.add_mutually_exclusive_group()
+    many.add_argument(
+        "--limit",
+        type=non_negative_int,
+        default=None,
+        metavar="N",
+        help="the newest N jobs (default 100; 0 = all)",
     )
+    many.add_argument("--all", action="store_true", help="every job (no limit)")
 
 
 def cancel(ctx: CommandContext) -> int:

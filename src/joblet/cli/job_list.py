@@ -1,8 +1,9 @@
 """`rnx list`: which jobs (filters, newest first, a limit) and how they are
 shown (a table that fits the terminal, ids only, or chosen fields).
 
-Pure functions over `pb.Job`s; filtering is done here, over ListJobs, until
-the API has a paged listing.
+Pure functions over `pb.Job`s. The node filters and pages (ListJobPages:
+statuses, name prefix, creation time, limit); a name glob is finished here.
+Against a node without ListJobPages the same filters run here over ListJobs.
 """
 
 from __future__ import annotations
@@ -28,12 +29,51 @@ LIST_TIME_FORMAT = "%m-%d %H:%M"
 HEADERS = ("ID", "NAME", "STATUS", "STARTED", "DURATION", "COMMAND")
 
 
+DEFAULT_LIMIT = 100
+GLOB_CHARS = "*?["
+
+
 @dataclass(frozen=True)
 class JobFilter:
     statuses: frozenset[str] = frozenset()  # upper case; empty: any
     name: str = ""  # a glob; empty: any
-    since: datetime | None = None  # started (or scheduled) at or after
+    since: datetime | None = None  # created (ListJobs: started or scheduled) at or after
     limit: int = 0  # 0: all
+
+
+def page_request(wanted: JobFilter) -> pb.ListJobPagesRequest:
+    """The node's share of `wanted`: all of it but a glob past a name prefix."""
+    from joblet.api import joblet_pb2 as pb
+
+    prefix, whole = _name_prefix(wanted.name)
+    since = wanted.since.isoformat().replace("+00:00", "Z") if wanted.since else ""
+    return pb.ListJobPagesRequest(
+        statuses=sorted(wanted.statuses),
+        namePrefix=prefix,
+        createdSince=since,
+        # With a glob left to filter here, the node cannot count for us.
+        limit=wanted.limit if whole else 0,
+        pageSize=1000,
+    )
+
+
+def _name_prefix(glob: str) -> tuple[str, bool]:
+    """The literal start of `glob`, and whether `prefix*` is all of it."""
+    cut = min((i for i, c in enumerate(glob) if c in GLOB_CHARS), default=len(glob))
+    prefix = glob[:cut]
+    return prefix, not glob or glob == prefix + "*"
+
+
+def from_pages(pages: Sequence[pb.JobPage], wanted: JobFilter) -> tuple[list[pb.Job], bool]:
+    """The jobs of `pages` that pass `wanted` (in the node's order, newest
+    first), and whether more jobs match than were kept."""
+    jobs = [job for page in pages for job in page.jobs]
+    more = bool(pages) and pages[-1].more
+    if wanted.name and not _name_prefix(wanted.name)[1]:
+        jobs = [job for job in jobs if fnmatch.fnmatchcase(job.name, wanted.name)]
+    if wanted.limit and len(jobs) > wanted.limit:
+        jobs, more = jobs[: wanted.limit], True
+    return jobs, more
 
 
 def _when(job: pb.Job) -> datetime | None:

@@ -26,6 +26,7 @@ JOB_SERVICE = "/joblet.JobService/"
 MONITORING_SERVICE = "/joblet.MonitoringService/"
 
 UNARY_TIMEOUT_S = 30.0
+OMITTED_KEY = "joblet-omitted-finished-jobs"  # ListJobs's trailing metadata
 # Job lists and uploads can be larger than grpc's 4 MiB default.
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 
@@ -223,6 +224,37 @@ class JobClient:
 
     def list_jobs(self) -> pb.Jobs:
         return self._unary("ListJobs", pb.EmptyRequest(), pb.Jobs)
+
+    def list_jobs_counted(self) -> tuple[pb.Jobs, int]:
+        """ListJobs, and how many finished jobs the node left out of it (its
+        reply is capped at 3 MiB; the count comes in the trailing metadata)."""
+        method = self._channel.unary_unary(
+            JOB_SERVICE + "ListJobs",
+            request_serializer=pb.EmptyRequest.SerializeToString,
+            response_deserializer=pb.Jobs.FromString,
+        )
+        try:
+            response, call = method.with_call(pb.EmptyRequest(), timeout=UNARY_TIMEOUT_S)
+        except grpc.RpcError as exc:
+            raise translate_rpc_error(exc, self.address) from exc
+        trailers = dict(call.trailing_metadata() or ())
+        omitted = str(trailers.get(OMITTED_KEY, "0"))
+        return response, int(omitted) if omitted.isdigit() else 0
+
+    def list_job_pages(self, request: pb.ListJobPagesRequest) -> list[pb.JobPage] | None:
+        """Every page ListJobPages answers; None for a node without it."""
+        method = self._channel.unary_stream(
+            JOB_SERVICE + "ListJobPages",
+            request_serializer=pb.ListJobPagesRequest.SerializeToString,
+            response_deserializer=pb.JobPage.FromString,
+        )
+        try:
+            return list(method(request, timeout=UNARY_TIMEOUT_S))
+        except grpc.RpcError as exc:
+            # An older node: the method is unknown to it, or to its role table.
+            if exc.code() in (grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.PERMISSION_DENIED):
+                return None
+            raise translate_rpc_error(exc, self.address) from exc
 
     def get_job_logs(
         self,
