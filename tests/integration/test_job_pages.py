@@ -161,3 +161,34 @@ def test_no_job_twice_and_none_skipped_while_jobs_are_added_and_collected(
     # collection happened during the listing: some went before their turn
     collected_before = [job_id for job_id in go if job_id not in seen]
     assert collected_before and len(collected_before) < len(go)
+
+
+def test_rnx_list_pages_newest_first_with_status_since_limit_and_all(
+    make_daemon: Callable[..., RunningDaemon],
+) -> None:
+    daemon = make_daemon(jobRetention=NO_RETENTION)
+    old = finished_jobs(150, time.time() - 7200, node_id(daemon), step=1.0)
+    seed(daemon, old)
+    stub = daemon.jobs()
+    failed = stub.RunJob(pb.RunJobRequest(command="false", name="recent-fail")).jobUuid
+    wait_status(stub, failed, {"FAILED"})
+
+    def quiet(*args: str) -> tuple[list[str], str]:
+        proc = daemon.rnx("list", "-q", *args)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.decode().split(), proc.stderr.decode()
+
+    ids, note = quiet()
+    assert ids == [failed, *[job.id for job in reversed(old)]][:100]
+    assert "showing the newest 100 matching jobs; more match" in note
+    assert "--all" in note
+    ids, note = quiet("--all")
+    assert len(ids) == 151 and note == ""
+    assert quiet("--status", "failed") == ([failed], "")
+    assert quiet("--since", "10m")[0] == [failed]
+    assert quiet("--limit", "3")[0] == [failed, old[-1].id, old[-2].id]
+    assert quiet("--name", "batch-step-14?", "--all")[0] == [
+        job.id for job in reversed(old[140:150])
+    ]
+    bad = daemon.rnx("list", "--all", "--limit", "3")
+    assert bad.returncode == 2 and b"not allowed with argument" in bad.stderr

@@ -100,6 +100,7 @@ class FakeJobService(pb_grpc.JobServiceServicer):
         self.jobs: dict[str, FakeJob] = {}
         self.requests: list[pb.RunJobRequest] = []
         self.deny_delete_all = False
+        self.omitted = 0  # ListJobs: finished jobs a capped reply left out
 
     def _find(self, ident: str, context: grpc.ServicerContext) -> FakeJob:
         matches = [j for u, j in self.jobs.items() if u.startswith(ident)]
@@ -156,6 +157,8 @@ class FakeJobService(pb_grpc.JobServiceServicer):
         job.ended.wait(10)
 
     def ListJobs(self, request: pb.EmptyRequest, context: grpc.ServicerContext) -> pb.Jobs:
+        if self.omitted:
+            context.set_trailing_metadata((("joblet-omitted-finished-jobs", str(self.omitted)),))
         return pb.Jobs(
             jobs=[
                 pb.Job(

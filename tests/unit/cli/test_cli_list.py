@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from conftest import Rnx
 
 from joblet.api import joblet_pb2 as pb
 from joblet.cli.job_list import (
     JobFilter,
     cut,
     format_rows,
+    from_pages,
+    page_request,
     parse_fields,
     render_list,
     select_jobs,
@@ -89,4 +92,37 @@ def test_format_fields() -> None:
         parse_fields("id,bogus")
     assert format_rows(JOBS[:2], ["id", "name", "exit_code"]) == (
         "aaaaaaaa-1\tweb-1\t0\nbbbbbbbb-2\tweb-2\t0"
+    )
+
+
+def test_the_node_gets_the_filters_and_a_glob_is_finished_here() -> None:
+    since = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
+    wanted = JobFilter(frozenset({"RUNNING", "FAILED"}), "web*", since, 100)
+    request = page_request(wanted)
+    assert list(request.statuses) == ["FAILED", "RUNNING"]
+    assert (request.namePrefix, request.createdSince, request.limit) == (
+        "web",
+        "2024-05-01T10:00:00Z",
+        100,
+    )
+    # A glob past its prefix (or an exact name): the node cannot count.
+    assert page_request(JobFilter(name="w?b-*", limit=5)).limit == 0
+    assert page_request(JobFilter(name="web-1", limit=5)).namePrefix == "web-1"
+    pages = [pb.JobPage(jobs=JOBS[:3]), pb.JobPage(jobs=JOBS[3:], more=False)]
+    assert from_pages(pages, JobFilter(name="web-1", limit=5)) == ([JOBS[0]], False)
+    assert from_pages(pages, JobFilter(name="*", limit=2)) == (JOBS[:2], True)
+    assert from_pages([pb.JobPage(jobs=JOBS[:1], more=True)], JobFilter()) == (JOBS[:1], True)
+
+
+def test_a_node_without_pages_is_listed_through_list_jobs_with_its_note(rnx: Rnx) -> None:
+    for n in range(3):
+        rnx("run", "--name", f"j{n}", "true")
+    code, out, err = rnx("list", "-q")
+    assert code == 0 and len(out.split()) == 3 and err == ""
+    rnx.service.omitted = 4000
+    code, out, err = rnx("list", "-q", "--limit", "2")
+    assert code == 0 and len(out.split()) == 2
+    assert err == (
+        "rnx: 4000 older finished job(s) left out: the node's list is capped at 3 MiB"
+        " (rnx status ID shows any of them)\n"
     )
