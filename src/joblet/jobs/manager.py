@@ -61,6 +61,7 @@ from joblet.runtimes.seams import BuildPlan, RuntimeResolver
 from joblet.workspaces.store import WorkspaceStore, plain_store
 
 SHUTDOWN_SETTLE_S = 10.0
+REMOVAL_PAUSE = 1.0  # collected jobs' directories: idle as long as removing took
 FINAL_POLL_S = 0.5
 
 log = logging.getLogger(__name__)
@@ -523,11 +524,31 @@ class JobManager:
         return self._logs.copying(job_id)
 
     async def remove_dirs(self, job_ids: list[str]) -> list[str]:
-        """Remove collected jobs' directories in one thread; what was left."""
-        failures: list[str] = []
-        for job_id in job_ids:
-            failures += await self._remove_dir(job_id)
-        return failures
+        """Remove collected jobs' directories, in one thread; what was left."""
+
+        def remove_all() -> list[str]:
+            failures: list[str] = []
+            for job_id in job_ids:
+                began = time.monotonic()
+                failures += remove_one(job_id)
+                # Paced: this thread holds the GIL for much of its work, and
+                # every call the event loop serves meanwhile waits for it.
+                time.sleep((time.monotonic() - began) * REMOVAL_PAUSE)
+            return failures
+
+        def remove_one(job_id: str) -> list[str]:
+            try:
+                left = workspace.remove_job_dir(self._config.layout, job_id, self._workspaces)
+            except OSError as exc:
+                return [f"job {job_id}: {exc}"]
+            return [f"job {job_id}: could not remove {failure}" for failure in left]
+
+        return await asyncio.to_thread(remove_all)
+
+    async def settle(self) -> bool:
+        """Wait until the state store has every change so far (a batch of
+        deletions must not queue ahead of the next RunJob's record)."""
+        return await self._table.recorded(RECORD_WAIT_S)
 
     def _forget(self, job_id: str, *, keep_history: bool = False) -> None:
         """Everything of a deleted job but its directory."""
