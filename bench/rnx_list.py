@@ -6,11 +6,13 @@ table), against a real daemon.
 
 10,000 jobs (--quick: 2,000) are scheduled an hour ahead, so they are real
 records the daemon lists but none runs. Timed, median of 15 runs (--quick: 5),
-alternated: `rnx list` (the table), `rnx list -q` (ids only), `rnx list --json`,
-`rnx list --status RUNNING --limit 5` (filters leaving nothing to draw), and
-two baselines from the same run: `python -c pass` (the interpreter's start,
-the floor of any Python CLI) and a bare script making the same ListJobs call
-through the generated stub and printing the count (the transport's share).
+alternated: `rnx list` (the table of the newest 100, through ListJobPages),
+`rnx list -q`, `rnx list --json`, `rnx list --all` and `rnx list -q --all`
+(every job, in pages), `rnx list --status RUNNING --limit 5` (filters leaving
+nothing to draw), and baselines from the same run: `python -c pass` (the
+interpreter's start, the floor of any Python CLI), `rnx --help` (rnx's
+own start, no call) and a bare script making one ListJobs call through the
+generated stub and printing the count (the transport's share).
 Target: rnx list <= 300 ms at p50.
 """
 
@@ -69,10 +71,13 @@ def main() -> None:
             "rnx list": daemon.rnx_argv("list"),
             "rnx list -q": daemon.rnx_argv("list", "-q"),
             "rnx list --json": daemon.rnx_argv("list", "--json"),
+            "rnx list --all": daemon.rnx_argv("list", "--all"),
+            "rnx list -q --all": daemon.rnx_argv("list", "-q", "--all"),
             "rnx list --status RUNNING --limit 5": daemon.rnx_argv(
                 "list", "--status", "RUNNING", "--limit", "5"
             ),
             "python -c pass": [sys.executable, "-c", "pass"],
+            "rnx --help": daemon.rnx_argv("--help"),
             "bare ListJobs script": [
                 sys.executable,
                 "-c",
@@ -81,8 +86,11 @@ def main() -> None:
                 daemon.address,
             ],
         }
-        listed = subprocess.run(daemon.rnx_argv("list", "-q"), capture_output=True, check=True)
+        argv = daemon.rnx_argv("list", "-q", "--all")
+        listed = subprocess.run(argv, capture_output=True, check=True)
         assert len(listed.stdout.splitlines()) == jobs, "every job listed"
+        newest = subprocess.run(daemon.rnx_argv("list", "-q"), capture_output=True, check=True)
+        assert len(newest.stdout.splitlines()) == 100, "the newest 100 by default"
         samples: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(runs):
             for name, argv in commands.items():
