@@ -256,3 +256,26 @@ def _keys_read(module: ModuleType) -> set[str]:
 def test_every_key_the_code_reads_is_known(module: ModuleType) -> None:
     """A key read but not listed would be refused in every file that sets it."""
     assert _keys_read(module) - _flatten(FILE_KEYS) == set()
+
+
+def test_job_retention_is_read_with_its_defaults_and_bad_values_named() -> None:
+    from joblet.config.loader import parse_daemon_config
+
+    security = {"serverCert": "pem", "serverKey": "pem", "caCert": "pem"}
+
+    def retention(section: Any) -> Any:
+        return parse_daemon_config({"security": security, "joblet": section}).jobs.retention
+
+    default = retention({})
+    assert (default.max_age_s, default.max_jobs, default.interval_s) == (7 * 86400.0, 10_000, 60.0)
+    off = retention({"jobRetention": {"maxAge": 0, "maxJobs": 0}})
+    assert not off.enabled
+    assert retention({"jobRetention": {"maxAge": "12h", "interval": "5s"}}).max_age_s == 43200.0
+    for bad, message in (
+        ({"maxJobs": -1}, "maxJobs must be a whole number >= 0"),
+        ({"maxJobs": "many"}, "maxJobs must be a whole number >= 0"),
+        ({"interval": 0}, "interval must be positive"),
+        ({"maxAge": "soon"}, "soon"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            retention({"jobRetention": bad})
