@@ -35,6 +35,18 @@ class PageQuery:
     limit: int = 0
     after: Key | None = None  # the cursor: only keys below it
 
+    @property
+    def unfiltered(self) -> bool:
+        return not (
+            self.statuses
+            or self.name_prefix
+            or self.id_prefix
+            or self.workflow
+            or self.node_id
+            or self.since is not None
+            or self.until is not None
+        )
+
     def matches(self, job: Job) -> bool:
         if self.statuses and job.status not in self.statuses:
             return False
