@@ -178,6 +178,9 @@ class JobsConfig:
     # Refuse a job named like a job that is not deleted, so that a name
     # always addresses one job.
     unique_job_names: bool = False
+    # A clean stop (SIGTERM) stops the running jobs first; by default they are
+    # left to the launcher and re-attached by the next start (live restore).
+    stop_jobs_on_shutdown: bool = False
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The `joblet` command: setup, serve, teardown, certs issue|revoke|list, audit.
+"""The `joblet` command: setup, serve, shutdown, teardown, certs issue|revoke|list, audit.
 
 Errors end as one line on stderr and a non-zero exit code, never a traceback.
 """
@@ -98,6 +98,8 @@ def _parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help="kill running jobs (SIGKILL) instead of refusing"
     )
 
+    _add_shutdown_parser(sub)
+
     certs = sub.add_parser("certs", help="manage client certificates")
     certs_sub = certs.add_subparsers(dest="certs_command", required=True, metavar="COMMAND")
     issue = certs_sub.add_parser("issue", help="issue a client certificate signed by the CA")
@@ -158,6 +160,31 @@ def package_version() -> str:
 def _cmd_version(args: argparse.Namespace) -> int:
     print(f"joblet {package_version()}")
     return 0
+
+
+def _add_shutdown_parser(sub: Any) -> None:
+    shutdown = sub.add_parser(
+        "shutdown",
+        help="stop the daemon serving a root and wait until it has exited; running "
+        "jobs stay with the launcher for the next start unless --stop-jobs",
+    )
+    shutdown.add_argument(
+        "--config",
+        type=Path,
+        default=DEFAULT_ROOT / "config" / "joblet-config.yml",
+        help="default: %(default)s",
+    )
+    shutdown.add_argument(
+        "--stop-jobs",
+        action="store_true",
+        help="stop the running jobs first (STOPPED, 'stopped by daemon shutdown')",
+    )
+    shutdown.add_argument(
+        "--timeout",
+        default="120s",
+        metavar="DURATION",
+        help="give up waiting after this long (%(default)s); exit 1",
+    )
 
 
 def _add_mcp_parser(sub: Any) -> None:
@@ -310,6 +337,23 @@ def _cmd_teardown(args: argparse.Namespace) -> int:
     return EXIT_ERROR if report.problems else 0
 
 
+def _cmd_shutdown(args: argparse.Namespace) -> int:
+    from joblet.config.loader import load_daemon_config
+    from joblet.config.units import parse_duration_s
+    from joblet.daemon.shutdown import shutdown_daemon
+
+    try:
+        timeout = parse_duration_s(args.timeout)
+    except ValueError as exc:
+        print(f"joblet: error: --timeout: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    config = load_daemon_config(args.config)
+    stopped = shutdown_daemon(config.layout, args.stop_jobs, timeout)
+    jobs = "its jobs stopped" if args.stop_jobs else "running jobs left to the launcher"
+    print(f"joblet daemon (pid {stopped.pid}) exited after {stopped.seconds:.1f}s; {jobs}")
+    return 0
+
+
 def _exit_with_parent() -> None:
     import os
     import signal
@@ -363,6 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "state": _cmd_helper,
         "config": _cmd_config_check,
         "teardown": _cmd_teardown,
+        "shutdown": _cmd_shutdown,
         "mcp": _cmd_mcp,
         "version": _cmd_version,
     }
