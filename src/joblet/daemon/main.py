@@ -19,6 +19,8 @@ from joblet.errors import JobletError
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+# The `daemon` extra's modules: a client-only install (`joblet[client]`) lacks them.
+DAEMON_MODULES = frozenset({"psutil", "pyseccomp", "zstandard", "pyroute2"})
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -210,7 +212,27 @@ def _cmd_setup(args: argparse.Namespace) -> int:
     return 0
 
 
+def require_daemon_packages(command: str) -> None:
+    """Refuse before anything starts when the `daemon` extra is not installed."""
+    missing = sorted(name for name in DAEMON_MODULES if not _importable(name))
+    if missing:
+        raise JobletError(
+            f"`joblet {command}` needs the daemon's packages ({', '.join(missing)} "
+            f"missing): pip install 'joblet[daemon]'"
+        )
+
+
+def _importable(name: str) -> bool:
+    from importlib.util import find_spec
+
+    try:
+        return find_spec(name) is not None
+    except ImportError:  # a finder that refuses it outright
+        return False
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
+    require_daemon_packages("serve")
     from joblet.config.loader import load_daemon_config
 
     logging.basicConfig(
@@ -326,6 +348,7 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_teardown(args: argparse.Namespace) -> int:
+    require_daemon_packages("teardown")
     from joblet.config.loader import load_daemon_config
     from joblet.daemon.teardown import teardown
 
@@ -367,6 +390,7 @@ def _exit_with_parent() -> None:
 
 
 def _cmd_helper(args: argparse.Namespace) -> int:
+    require_daemon_packages(args.command)
     if args.exit_with_parent:
         _exit_with_parent()
     helper_argv = ["--config", str(args.config), "--log-level", args.log_level]
@@ -421,6 +445,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] not in DAEMON_MODULES:
+            raise
+        print(
+            f"joblet: error: `joblet {args.command}` needs the daemon's packages "
+            f"({exc.name} is missing): pip install 'joblet[daemon]'",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":
