@@ -155,7 +155,7 @@ def client_modules() -> list[str]:
 
 
 def _module_file(src: Path, name: str) -> Path | None:
-    if name.split(".")[0] != "joblet":
+    if name.partition(".")[0] != "joblet":
         return None
     base = src.joinpath(*name.split("."))
     for path in (base.with_suffix(".py"), base / "__init__.py"):
@@ -190,7 +190,12 @@ def test_rnx_and_the_sdk_import_nothing_but_client_dependencies(tmp_path: Path) 
 
 
 def test_rnx_runs_without_the_daemon_packages(tmp_path: Path) -> None:
-    for args in (["--help"], ["completion", "bash"], ["job", "run", "--help"], ["workflow", "--help"]):
+    for args in (
+        ["--help"],
+        ["completion", "bash"],
+        ["job", "run", "--help"],
+        ["workflow", "--help"],
+    ):
         done, attempts = client_only(tmp_path, "-m", "joblet.cli.main", *args)
         assert done.returncode == 0, (args, done.stderr)
         assert attempts == "", args
@@ -213,3 +218,21 @@ def test_the_daemon_without_its_packages_says_what_to_install(tmp_path: Path) ->
         assert done.stderr.count("\n") == 1, done.stderr
         assert "needs the daemon's packages" in done.stderr
         assert "pip install 'joblet[daemon]'" in done.stderr
+
+
+def test_wheel_requires_only_the_client_packages_without_extras(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as archive:
+        metadata = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        meta = archive.read(metadata).decode().splitlines()
+    requires = [
+        Requirement(line.split(":", 1)[1]) for line in meta if line.startswith("Requires-Dist:")
+    ]
+    base = {canonicalize_name(r.name) for r in requires if r.marker is None}
+    daemon = {
+        canonicalize_name(r.name)
+        for r in requires
+        if r.marker is not None and r.marker.evaluate({"extra": "daemon"})
+    }
+    assert base == {"grpcio", "protobuf", "cryptography", "pyyaml", "pathspec"}
+    assert daemon - base == {"psutil", "pyseccomp", "zstandard", "pyroute2"}
+    assert "Provides-Extra: client" in meta
