@@ -127,6 +127,8 @@ def test_sigterm_leaves_running_jobs_and_the_next_start_reattaches_them(
 ) -> None:
     daemon = daemons(joblet={"maxConcurrentJobs": 2}, metrics={"interval": 1})
     stub = daemon.jobs()
+    finished = run(stub, "echo fin")  # its end must be stored when the daemon exits
+    wait_status(stub, finished, FINAL)
     counter = run(stub, COUNTER)
     blocker = run(stub, UNTIL_RELEASED)
     queued = run(stub, "echo queued-ran >> /work/count; cat /work/count")
@@ -151,6 +153,7 @@ def test_sigterm_leaves_running_jobs_and_the_next_start_reattaches_them(
     assert "left 2 running job(s) to the launcher" in daemon.log_path.read_text()
     # The store has every job as the daemon left it: nothing marked ended.
     assert stored_record(daemon, counter)["status"] == "RUNNING"
+    assert stored_record(daemon, finished)["status"] == "COMPLETED"
     assert stored_record(daemon, queued)["status"] == "QUEUED"
     assert stored_record(daemon, scheduled)["status"] == "SCHEDULED"
 
