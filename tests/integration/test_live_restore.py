@@ -2,7 +2,8 @@
 (what `systemctl stop` and `restart` send) or `joblet shutdown`, the daemon
 exits 0, the jobs go on running and writing, and the next start re-attaches
 them. `joblet shutdown --stop-jobs` and `joblet.stopJobsOnShutdown` stop them
-instead. Waiting jobs (queued, scheduled) wait for the next start either way."""
+instead. Waiting jobs (queued, scheduled, pending) wait for the next start
+either way."""
 
 from __future__ import annotations
 
@@ -133,6 +134,8 @@ def test_sigterm_leaves_running_jobs_and_the_next_start_reattaches_them(
     blocker = run(stub, UNTIL_RELEASED)
     queued = run(stub, "echo queued-ran >> /work/count; cat /work/count")
     scheduled = run(stub, "echo scheduled-ran", schedule="8s")
+    after_counter = pb.JobRequirement(jobUuid=counter, status="FINISHED")
+    pending = run(stub, "echo pending-ran", requirements=[after_counter])
     for job_id in (counter, blocker):
         wait_status(stub, job_id, {"RUNNING"})
     assert stub.GetJobStatus(pb.GetJobStatusReq(uuid=queued)).status == "QUEUED"
@@ -156,6 +159,7 @@ def test_sigterm_leaves_running_jobs_and_the_next_start_reattaches_them(
     assert stored_record(daemon, finished)["status"] == "COMPLETED"
     assert stored_record(daemon, queued)["status"] == "QUEUED"
     assert stored_record(daemon, scheduled)["status"] == "SCHEDULED"
+    assert stored_record(daemon, pending)["status"] == "PENDING"
 
     daemon.restart()
     stub = daemon.jobs()
@@ -163,6 +167,7 @@ def test_sigterm_leaves_running_jobs_and_the_next_start_reattaches_them(
     for job_id in (counter, blocker):
         assert stub.GetJobStatus(pb.GetJobStatusReq(uuid=job_id)).status == "RUNNING"
     assert stub.GetJobStatus(pb.GetJobStatusReq(uuid=queued)).status == "QUEUED"
+    assert stub.GetJobStatus(pb.GetJobStatusReq(uuid=pending)).status == "PENDING"
     wait_log_grows(daemon, counter)  # its output still arrives
     sample = first_sample(daemon, counter)  # sampled again
     assert sample.jobId == counter and sample.cgroupPath
@@ -178,6 +183,8 @@ def test_sigterm_leaves_running_jobs_and_the_next_start_reattaches_them(
     assert logs(stub, queued) == b"queued-ran\n"  # ran exactly once
     assert wait_status(stub, scheduled, FINAL, timeout=30).status == "COMPLETED"
     assert logs(stub, scheduled) == b"scheduled-ran\n"
+    assert wait_status(stub, pending, FINAL, timeout=30).status == "COMPLETED"
+    assert logs(stub, pending) == b"pending-ran\n"
 
 
 def test_joblet_shutdown_leaves_jobs_and_with_stop_jobs_stops_them(
