@@ -2,16 +2,32 @@ PY ?= .venv/bin/python
 export PATH := $(abspath .venv/bin):$(PATH)
 PROTOS := $(sort $(wildcard proto/joblet/*/*.proto))
 
-.PHONY: deps install demo proto proto-check lint typecheck test bench clean dist
+LOCK := requirements/ci.lock
+LOCK_HEADER1 := \# CI's exact versions, within pyproject.toml's ranges: make lock writes it,
+LOCK_HEADER2 := \# make lock-check (and tests/unit/test_packaging.py) fails when it no longer fits.
+
+.PHONY: deps install demo proto proto-check lint typecheck test bench clean dist lock lock-check
 
 # Debian packages the daemon needs (tini, libseccomp2, ...); needs root.
 deps:
 	bash scripts/deps.sh
 
+# The daemon, rnx and the test tools, at the lock's exact versions.
 install:
 	python3 -m venv .venv
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -c $(LOCK) -e '.[daemon,dev]'
+
+# Newest versions within pyproject.toml's ranges, from a fresh venv (needs the index).
+lock:
+	@tmp=$$(mktemp -d) && python3 -m venv $$tmp/venv \
+	 && $$tmp/venv/bin/pip install -q -e '.[daemon,dev]' \
+	 && { echo "$(LOCK_HEADER1)"; echo "$(LOCK_HEADER2)"; $$tmp/venv/bin/pip freeze --exclude-editable; } > $$tmp/lock \
+	 && mv $$tmp/lock $(LOCK) && rm -rf $$tmp && echo "wrote $(LOCK)"
+
+# Fails when the lock no longer satisfies pyproject.toml's ranges.
+lock-check:
+	$(PY) -m pytest -p no:cacheprovider -q tests/unit/test_packaging.py -k lock
 
 # Sets up a root under /tmp/joblet-demo, starts the daemon, runs a job through rnx.
 demo:

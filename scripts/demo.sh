@@ -22,7 +22,9 @@ export RNX_CONFIG="$ROOT/config/rnx-config.yml"
 "$BIN/joblet" serve --config "$ROOT/config/joblet-config.yml" >"$ROOT/daemon.log" 2>&1 &
 daemon=$!
 cleanup() {
-  kill -TERM "$daemon" 2>/dev/null || true
+  # Its jobs too: a plain SIGTERM would leave running ones to the launcher.
+  "$BIN/joblet" shutdown --stop-jobs --config "$ROOT/config/joblet-config.yml" >/dev/null 2>&1 ||
+    kill -TERM "$daemon" 2>/dev/null || true
   wait "$daemon" 2>/dev/null || true
   # A clean stop leaves nothing; this catches a daemon that died instead.
   "$BIN/joblet" teardown --config "$ROOT/config/joblet-config.yml" --force >/dev/null || true

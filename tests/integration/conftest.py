@@ -114,8 +114,10 @@ class RunningDaemon:
         return table_name((self.root / "state" / "node-id").read_text().strip(), self.prefix())
 
     def stop_daemon_only(self) -> None:
-        """SIGTERM the daemon (a clean shutdown): it stops its jobs, then its
-        launcher, bridges and cgroups go; files under the root stay."""
+        """SIGTERM the daemon (a clean shutdown). With no job running (or
+        `joblet.stopJobsOnShutdown`, which stops them first) its launcher,
+        bridges and cgroups go; running jobs stay with the launcher for the
+        next start. Files under the root stay."""
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=30)
 

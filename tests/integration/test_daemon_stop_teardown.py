@@ -206,10 +206,10 @@ def test_clean_stop_with_no_job_leaves_nothing_and_the_next_start_makes_it_again
     assert logs(daemon, again) == b"kept\n"
 
 
-def test_clean_stop_while_a_job_runs_stops_it_then_leaves_nothing(
+def test_clean_stop_that_stops_jobs_stops_a_running_one_then_leaves_nothing(
     daemons: Callable[..., RunningDaemon],
 ) -> None:
-    daemon = daemons({"joblet": {"stopGracePeriod": "1s"}})
+    daemon = daemons({"joblet": {"stopGracePeriod": "1s", "stopJobsOnShutdown": True}})
     job_id = run(daemon, "sh", "-c", "trap '' TERM; echo up; while :; do sleep 0.1; done")
     wait_status(daemon.jobs(), job_id, {"RUNNING"})
     daemon.stop_daemon_only()

@@ -9,7 +9,7 @@ The file's shape (camelCase keys, like the reference's):
     joblet:   {root: /opt/joblet, maxConcurrentJobs: 0, jobTimeout: "0s",
                stopGracePeriod: "5s", maxUploadSize: "256MB", maxLogSize: "4GB",
                runAsUser: null, runAsGroup: null, launcherIdleExit: "60s",
-               userNamespace: auto}
+               userNamespace: auto, stopJobsOnShutdown: false}
     security: {serverCert: PEM, serverKey: PEM, caCert: PEM}
     filesystem: {allowedMounts: [...], tmpSize: "256MB"}
     cgroup:   {mountRoot: /sys/fs/cgroup, parent: joblet, backend: auto,
@@ -71,6 +71,7 @@ FILE_KEYS: Schema = {
             "userNamespace",
             "maxWorkspaceSize",
             "uniqueJobNames",
+            "stopJobsOnShutdown",
         )
     )
     | {"jobRetention": dict.fromkeys(("maxAge", "maxJobs", "interval"))},
@@ -201,6 +202,9 @@ def _jobs(raw: Mapping[str, Any]) -> JobsConfig:
             raw.get("maxWorkspaceSize", defaults.max_workspace_bytes)
         ),
         unique_job_names=_boolean("joblet.uniqueJobNames", raw.get("uniqueJobNames", False)),
+        stop_jobs_on_shutdown=_boolean(
+            "joblet.stopJobsOnShutdown", raw.get("stopJobsOnShutdown", False)
+        ),
         retention=_retention(_section(raw, "jobRetention")),
     )
 

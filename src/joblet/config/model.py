@@ -195,6 +195,9 @@ class JobsConfig:
     # always addresses one job.
     unique_job_names: bool = False
     retention: JobRetention = JobRetention()
+    # A clean stop (SIGTERM) stops the running jobs first; by default they are
+    # left to the launcher and re-attached by the next start (live restore).
+    stop_jobs_on_shutdown: bool = False
 
 
 @dataclass(frozen=True)

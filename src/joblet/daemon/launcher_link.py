@@ -19,7 +19,7 @@ from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from pathlib import Path
 
-from joblet.errors import JobletError, Unavailable
+from joblet.errors import IsolationError, JobletError, Unavailable
 from joblet.isolation import records
 from joblet.isolation.client import (
     IDLE_EXIT_S,
@@ -97,6 +97,17 @@ class LauncherLink:
         client = await self._connected()
         await self._stop_keeping_up()
         return await client.exit()
+
+    async def detach(self) -> list[str]:
+        """Leave the running jobs to the launcher (a clean stop that keeps
+        them); from now on a broken connection is not replaced. Returns the
+        jobs it keeps."""
+        client = await self._connected()
+        await self._stop_keeping_up()
+        try:
+            return await client.detach()
+        except IsolationError:  # a launcher of an older version: it keeps them anyway
+            return sorted(await client.running())
 
     async def wait_exited(self, timeout: float) -> bool:
         """After `exit`: whether the launcher closed the connection and its

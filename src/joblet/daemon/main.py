@@ -1,4 +1,4 @@
-"""The `joblet` command: setup, serve, teardown, certs issue|revoke|list, audit.
+"""The `joblet` command: setup, serve, shutdown, teardown, certs issue|revoke|list, audit.
 
 Errors end as one line on stderr and a non-zero exit code, never a traceback.
 """
@@ -19,6 +19,8 @@ from joblet.errors import JobletError
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+# The `daemon` extra's modules: a client-only install (`joblet[client]`) lacks them.
+DAEMON_MODULES = frozenset({"psutil", "pyseccomp", "zstandard", "pyroute2"})
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -98,6 +100,8 @@ def _parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help="kill running jobs (SIGKILL) instead of refusing"
     )
 
+    _add_shutdown_parser(sub)
+
     certs = sub.add_parser("certs", help="manage client certificates")
     certs_sub = certs.add_subparsers(dest="certs_command", required=True, metavar="COMMAND")
     issue = certs_sub.add_parser("issue", help="issue a client certificate signed by the CA")
@@ -160,6 +164,31 @@ def _cmd_version(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_shutdown_parser(sub: Any) -> None:
+    shutdown = sub.add_parser(
+        "shutdown",
+        help="stop the daemon serving a root and wait until it has exited; running "
+        "jobs stay with the launcher for the next start unless --stop-jobs",
+    )
+    shutdown.add_argument(
+        "--config",
+        type=Path,
+        default=DEFAULT_ROOT / "config" / "joblet-config.yml",
+        help="default: %(default)s",
+    )
+    shutdown.add_argument(
+        "--stop-jobs",
+        action="store_true",
+        help="stop the running jobs first (STOPPED, 'stopped by daemon shutdown')",
+    )
+    shutdown.add_argument(
+        "--timeout",
+        default="120s",
+        metavar="DURATION",
+        help="give up waiting after this long (%(default)s); exit 1",
+    )
+
+
 def _add_mcp_parser(sub: Any) -> None:
     mcp = sub.add_parser(
         "mcp", help="serve a node's jobs as MCP tools (stdio, or --http); needs joblet[mcp]"
@@ -183,7 +212,27 @@ def _cmd_setup(args: argparse.Namespace) -> int:
     return 0
 
 
+def require_daemon_packages(command: str) -> None:
+    """Refuse before anything starts when the `daemon` extra is not installed."""
+    missing = sorted(name for name in DAEMON_MODULES if not _importable(name))
+    if missing:
+        raise JobletError(
+            f"`joblet {command}` needs the daemon's packages ({', '.join(missing)} "
+            f"missing): pip install 'joblet[daemon]'"
+        )
+
+
+def _importable(name: str) -> bool:
+    from importlib.util import find_spec
+
+    try:
+        return find_spec(name) is not None
+    except ImportError:  # a finder that refuses it outright
+        return False
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
+    require_daemon_packages("serve")
     from joblet.config.loader import load_daemon_config
 
     logging.basicConfig(
@@ -299,6 +348,7 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_teardown(args: argparse.Namespace) -> int:
+    require_daemon_packages("teardown")
     from joblet.config.loader import load_daemon_config
     from joblet.daemon.teardown import teardown
 
@@ -308,6 +358,23 @@ def _cmd_teardown(args: argparse.Namespace) -> int:
     for problem in report.problems:
         print(f"joblet: error: not removed: {problem}", file=sys.stderr)
     return EXIT_ERROR if report.problems else 0
+
+
+def _cmd_shutdown(args: argparse.Namespace) -> int:
+    from joblet.config.loader import load_daemon_config
+    from joblet.config.units import parse_duration_s
+    from joblet.daemon.shutdown import shutdown_daemon
+
+    try:
+        timeout = parse_duration_s(args.timeout)
+    except ValueError as exc:
+        print(f"joblet: error: --timeout: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    config = load_daemon_config(args.config)
+    stopped = shutdown_daemon(config.layout, args.stop_jobs, timeout)
+    jobs = "its jobs stopped" if args.stop_jobs else "running jobs left to the launcher"
+    print(f"joblet daemon (pid {stopped.pid}) exited after {stopped.seconds:.1f}s; {jobs}")
+    return 0
 
 
 def _exit_with_parent() -> None:
@@ -323,6 +390,7 @@ def _exit_with_parent() -> None:
 
 
 def _cmd_helper(args: argparse.Namespace) -> int:
+    require_daemon_packages(args.command)
     if args.exit_with_parent:
         _exit_with_parent()
     helper_argv = ["--config", str(args.config), "--log-level", args.log_level]
@@ -363,6 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "state": _cmd_helper,
         "config": _cmd_config_check,
         "teardown": _cmd_teardown,
+        "shutdown": _cmd_shutdown,
         "mcp": _cmd_mcp,
         "version": _cmd_version,
     }
@@ -376,6 +445,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] not in DAEMON_MODULES:
+            raise
+        print(
+            f"joblet: error: `joblet {args.command}` needs the daemon's packages "
+            f"({exc.name} is missing): pip install 'joblet[daemon]'",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

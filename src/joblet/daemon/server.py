@@ -1,12 +1,15 @@
 """The composition root: builds every part of the daemon from its config and
 runs the gRPC server until SIGTERM or SIGINT.
 
-A clean stop (SIGTERM, SIGINT) stops the running jobs; when none is left it
-leaves nothing in the kernel either (see `release_host`): the launcher exits,
-the bridges, the nftables table and the cgroup groups go, filesystem volumes
-are unmounted. Their definitions stay under the root and the next start
-makes it all again. A daemon that dies (kill -9, a crash) leaves the launcher
-and the running jobs, with everything they use, to the next one."""
+A clean stop (SIGTERM, SIGINT) leaves the running jobs to the launcher, as a
+daemon that dies (kill -9, a crash) does, but after the helpers have stored
+every change and the launcher was told ("detach"): the launcher, the jobs and
+everything they use stay for the next start, which re-attaches them (live
+restore). A stop that stops the jobs (`joblet shutdown --stop-jobs`,
+`joblet.stopJobsOnShutdown`), or one with no job running, leaves nothing in
+the kernel (see `release_host`): the launcher exits, the bridges, the nftables
+table and the cgroup groups go, filesystem volumes are unmounted. Their
+definitions stay under the root and the next start makes it all again."""
 
 from __future__ import annotations
 
@@ -42,6 +45,7 @@ from joblet.daemon.monitoring_service import MonitoringService
 from joblet.daemon.network_service import NetworkService
 from joblet.daemon.revocation_watch import RevocationWatch
 from joblet.daemon.runtime_service import RuntimeService
+from joblet.daemon.shutdown import clear_request, take_request
 from joblet.daemon.supervisor import HelperSupervisor
 from joblet.daemon.volume_service import VolumeService
 from joblet.daemon.workflow_service import WorkflowRpc
@@ -488,12 +492,14 @@ class Daemon:
             if not j.status.is_final and volume in entry_names(j.spec.volumes)
         ]
 
-    async def stop(self) -> None:
+    async def stop(self, *, stop_jobs: bool = True) -> None:
+        """Stop serving; `stop_jobs`: stop the running jobs too, else leave
+        them to the launcher for the next start."""
         if self.server is not None:
             await self.server.stop(SHUTDOWN_GRACE_S)
         if self.manager is not None:
-            await self.manager.shutdown()
-            if await self._stop_launcher():
+            await self.manager.shutdown(stop_jobs=stop_jobs)
+            if await self._leave_or_stop_launcher():
                 problems = await asyncio.to_thread(
                     release_host, self._networks, self._cgroups, self._volumes,
                     self.config.layout.jobs,
@@ -504,16 +510,22 @@ class Daemon:
                     log.warning("left behind: %s", problem)
         await self._stack.aclose()
 
-    async def _stop_launcher(self) -> bool:
-        """Ask the launcher to exit once no job is left; whether it is gone.
-        A job still running (its stop failed) keeps it, and all the job uses."""
+    async def _leave_or_stop_launcher(self) -> bool:
+        """With jobs running, leave them to the launcher; else ask it to exit.
+        Whether it is gone (then nothing of this daemon needs the kernel's
+        objects any more)."""
         launcher = self._launcher
         if launcher is None:
             return False
         try:
             running = await launcher.running()
             if running:
-                log.warning("job(s) %s still run: they keep the launcher", ", ".join(running))
+                kept = await launcher.detach()
+                log.info(
+                    "left %d running job(s) to the launcher (pid %d): %s; "
+                    "the next start re-attaches them",
+                    len(kept), launcher.pid, ", ".join(kept),
+                )  # fmt: skip
                 return False
             await launcher.exit()
         except JobletError as exc:
@@ -530,11 +542,17 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
+        clear_request(self.config.layout)
         await self.start()
         await stop.wait()
-        log.info("shutting down")
+        asked = take_request(self.config.layout)
+        stop_jobs = self.config.jobs.stop_jobs_on_shutdown if asked is None else asked
+        log.info(
+            "shutting down: %s",
+            "stopping the running jobs" if stop_jobs else "leaving running jobs to the launcher",
+        )
         with contextlib.suppress(asyncio.CancelledError):
-            await self.stop()
+            await self.stop(stop_jobs=stop_jobs)
 
 
 async def _end_task(task: asyncio.Task[Any]) -> None:

@@ -100,6 +100,12 @@ class LauncherClient:
         answer = await self._request({"op": "exit"})
         return [str(job_id) for job_id in answer.get("jobs", ())]
 
+    async def detach(self) -> list[str]:
+        """Tell the launcher the daemon goes away and leaves it the running
+        jobs (it keeps them and waits for the next daemon); returns them."""
+        answer = await self._request({"op": "detach"})
+        return [str(job_id) for job_id in answer.get("jobs", ())]
+
     async def wait_closed_by_launcher(self, timeout: float) -> bool:
         """Whether the launcher closed this connection within `timeout` (an
         exiting launcher does that last, after its spares are gone)."""

@@ -9,9 +9,10 @@ copies the jobs' output into their log files. A launcher restarted while jobs
 run cannot reap them (they were reparented elsewhere): it reports them in
 "list" and, when their pid disappears, writes their exit.json with lost=true.
 
-It exits when asked to ("exit": a clean daemon stop) as soon as no job is
-left, or once it has had no job and no client for `--idle-exit` seconds (its
-daemon died and never came back). How each job ended is in its exit.json
+It exits when asked to ("exit": a clean daemon stop that stopped its jobs) as
+soon as no job is left, or once it has had no job and no client for
+`--idle-exit` seconds (its daemon died, or stopped cleanly leaving its jobs
+here with "detach", and has not come back). How each job ended is in its exit.json
 either way, for the next daemon to read.
 
 After answering a launch it clones the init of the next one like it ahead of
@@ -230,10 +231,27 @@ class Launcher:
             elif op == "exit":
                 self.lifetime.ask_exit()
                 self.reply(conn, rid, {"ok": True, "jobs": sorted(self.running())})
+            elif op == "detach":
+                self._detach(conn, rid)
             else:
                 self.reply(conn, rid, {"ok": False, "error": f"unknown op: {op!r}"})
         except (KeyError, TypeError, ValueError, OSError) as exc:
             self.reply(conn, rid, {"ok": False, "error": f"{op}: {exc}"})
+
+    def _detach(self, conn: Connection, rid: Any) -> None:
+        """The daemon stops cleanly and leaves its running jobs here (live
+        restore): they keep running and are reaped here; the next daemon
+        connects and re-attaches them. No launch comes before then, so the
+        spares go now; the idle exit counts once the daemon has gone."""
+        self.lifetime.client_came()  # an exit asked before is void: jobs stay
+        self.spares.discard_all()
+        jobs = sorted(self.running())
+        print(
+            f"launcher: the daemon stopped and left {len(jobs)} running job(s) here",
+            file=sys.stderr,
+            flush=True,
+        )
+        self.reply(conn, rid, {"ok": True, "jobs": jobs})
 
     def running(self) -> dict[str, int]:
         jobs = {j.job_id: j.pid for j in self.jobs.values() if j.launched and j.status is None}

@@ -62,6 +62,7 @@ from joblet.workspaces.store import WorkspaceStore, plain_store
 
 SHUTDOWN_SETTLE_S = 10.0
 REMOVAL_PAUSE = 1.0  # collected jobs' directories: idle as long as removing took
+SHUTDOWN_STOPPER = "daemon shutdown"  # endReason: "stopped by daemon shutdown"
 FINAL_POLL_S = 0.5
 
 log = logging.getLogger(__name__)
@@ -431,16 +432,22 @@ class JobManager:
             failures += await self._remove_dir(job_id)
         return Deletion(len(forgotten), skipped, tuple(failures))
 
-    async def shutdown(self) -> None:
-        """Stop every running job (daemon shutdown). Scheduled and queued jobs stay
-        as they are in the state store and are taken up again at the next start."""
+    async def shutdown(self, *, stop_jobs: bool = True) -> None:
+        """Daemon shutdown: start nothing more and, with `stop_jobs`, stop every
+        running job. Without, running jobs are left as they are (the launcher
+        keeps them; the next start re-attaches them and re-arms their
+        timeouts). Scheduled and queued jobs stay as they are in the state
+        store and are taken up again at the next start."""
         self._closing = True
         for rt in self._runtime.values():
             rt.cancel_timers()
-        running = [j.id for j in self._registry.all() if j.status is JobStatus.RUNNING]
-        for job_id in running:
-            self._runtime[job_id].stopped_by = self._runtime[job_id].stopped_by or "shutdown"
-        await asyncio.gather(*(self._ending.terminate(j) for j in running), return_exceptions=True)
+        if stop_jobs:
+            running = [j.id for j in self._registry.all() if j.status is JobStatus.RUNNING]
+            for job_id in running:
+                rt = self._runtime[job_id]
+                rt.stopped_by = rt.stopped_by or SHUTDOWN_STOPPER
+            stops = (self._ending.terminate(job_id) for job_id in running)
+            await asyncio.gather(*stops, return_exceptions=True)
         # Let cgroup removals (and final samples) finish: a cgroup left behind
         # would only be cleaned at the next start.
         tasks = self._table.tasks

@@ -148,3 +148,41 @@ async def test_a_running_job_keeps_it_past_idle_exit_and_its_exit_is_recorded(
     await launcher.wait_gone()
     exit_ = records.read_exit(spec.job_dir)
     assert exit_ is not None and (exit_.exit_code, exit_.lost) == (6, False)
+
+
+async def test_detach_keeps_the_jobs_voids_an_asked_exit_and_drops_the_spares(
+    start: StartLauncher,
+) -> None:
+    """A clean daemon stop that leaves its jobs (live restore): the launcher
+    answers which it keeps, lets its spares go and stays for the next daemon,
+    even after its last job, when an exit was asked before."""
+    launcher = await start(0)
+    spec = launcher.harness.spec(sh("until [ -e /work/go ]; do sleep 0.05; done; exit 3"))
+    job_pid = await launcher.harness.start(spec)
+    await launcher.harness.run(["true"])  # leaves a spare init behind
+    for _ in range(100):
+        if children(launcher.pid) - {job_pid}:
+            break
+        await asyncio.sleep(0.02)
+    assert children(launcher.pid) - {job_pid}, "no spare init was made"
+    await launcher.client.exit()
+
+    assert await launcher.client.detach() == [spec.job_id]
+    for _ in range(100):  # spares live 5 s unless dropped
+        if children(launcher.pid) == {job_pid}:
+            break
+        await asyncio.sleep(0.02)
+    assert children(launcher.pid) == {job_pid}
+    await launcher.client.close()  # the daemon has gone
+
+    Path(spec.workspace, "go").touch()
+    for _ in range(500):
+        if records.read_exit(spec.job_dir) is not None:
+            break
+        await asyncio.sleep(0.02)
+    exit_ = records.read_exit(spec.job_dir)
+    assert exit_ is not None and exit_.exit_code == 3
+    await asyncio.sleep(0.3)
+    assert launcher.running()  # waits for the next daemon
+    async with await LauncherClient.connect(launcher.socket_path) as next_daemon:
+        assert await next_daemon.ping() == launcher.pid
