@@ -6,6 +6,7 @@ different roots, ports and cgroup parents can run side by side on one host.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -178,6 +179,13 @@ class JobsConfig:
     # Refuse a job named like a job that is not deleted, so that a name
     # always addresses one job.
     unique_job_names: bool = False
+    # A waiting job gains one priority step per this many seconds (0 = never):
+    # nothing waits for ever behind a stream of higher priorities.
+    priority_aging_s: float = 60.0
+    # A job that would wait may stop running preemptible jobs of lower priority.
+    preemption: bool = False
+    # How often a preempted job with onPreempt=requeue goes back to the queue.
+    max_requeues: int = 3
 
 
 @dataclass(frozen=True)
@@ -208,6 +216,13 @@ class CgroupConfig:
 
 
 @dataclass(frozen=True)
+class RolesConfig:
+    # The highest priority a certificate of each role may give a job; a role
+    # not named here may give any (-1000..1000).
+    max_priority: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class DaemonConfig:
     layout: RootLayout
     security: SecurityConfig
@@ -218,3 +233,4 @@ class DaemonConfig:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
+    roles: RolesConfig = field(default_factory=RolesConfig)

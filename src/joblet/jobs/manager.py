@@ -9,7 +9,10 @@ the registry before the next await.
 JobManager is the one entry point; its parts live beside it: the shared
 table (table.py), starting jobs (launch.py), their end (ending.py), taking
 over jobs after a restart (restart.py) and the job directory (workspace.py).
-This module keeps the commands, the schedule and the queue.
+This module keeps the commands, the schedule and the queue. The queue
+(joblet.jobs.priority) is ordered by effective priority, then submission
+time; preemption (joblet.jobs.preemption) lets a job that would wait take
+the slots of preemptible jobs of lower priority.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from joblet.jobs.ports import (
     JobVolumes,
     Launcher,
 )
+from joblet.jobs.preemption import Preemptor
 from joblet.jobs.restart import JobRestorer
 from joblet.jobs.state_machine import (
     Canceled,
@@ -100,7 +104,8 @@ class JobManager:
         self._node_id = node_id
         self._clock = clock
         self._runtimes = runtimes
-        self._table = JobTable(listener)
+        self._table = JobTable(listener, config.jobs.priority_aging_s)
+        self._kicked = False  # a start of queued jobs is due at the next loop turn
         # Shorthands for the table's parts; they are never rebound.
         self._registry = self._table.registry
         self._runtime = self._table.runtime
@@ -113,6 +118,10 @@ class JobManager:
             networks=networks,
             launcher=launcher,
             runtimes=runtimes,
+            max_requeues=config.jobs.max_requeues,
+        )
+        self._preemptor = Preemptor(
+            config, self._table, self._ending, confirm=self.confirm_recorded, volumes=volumes
         )
         self._starter = JobStarter(
             config,
@@ -266,7 +275,8 @@ class JobManager:
         if self._closing:
             return job  # still PENDING in the store: the next start takes it up
         job = self._table.apply(job_id, Released())
-        return await self._go(job, 0.0, recorded=True)
+        # Jobs released together (dependents of one job) start best first.
+        return await self._go(job, 0.0, recorded=True, together=True)
 
     def cancel_pending(self, job_id: str, by: str, reason: str = "") -> Job:
         """End a pending job that will never run (a requirement can no longer hold)."""
@@ -278,18 +288,22 @@ class JobManager:
         self._ending.release(job_id)
         return job
 
-    async def _go(self, job: Job, scheduled_at: float, *, recorded: bool = False) -> Job:
+    async def _go(
+        self, job: Job, scheduled_at: float, *, recorded: bool = False, together: bool = False
+    ) -> Job:
+        """Start, queue or schedule a job. `together`: it may become ready with
+        others in this loop turn, so it goes through the queue, in order."""
         job_id = job.id
+        limit = self._config.jobs.max_concurrent_jobs
         if scheduled_at:
             job = self._table.apply(job_id, Scheduled(at=scheduled_at))
             self._arm_schedule(job_id, scheduled_at)
-        elif self._registry.has_slot(self._config.jobs.max_concurrent_jobs):
+        elif self._registry.has_slot(limit) and (limit <= 0 or not (together or self._queued())):
             if not recorded:  # recorded before the launch, so a crash cannot orphan it
                 self._table.changed(job)
             return await self._starter.start(job_id)
         else:
-            job = self._table.apply(job_id, Queued())
-            self._registry.enqueue(job_id)
+            job = self._wait_for_slot(job_id)
         # A waiting job is answered once it is stored: a daemon killed right
         # after the answer still knows the job it accepted.
         await self.confirm_recorded(job_id)
@@ -455,11 +469,44 @@ class JobManager:
             return
         if job.status is not JobStatus.SCHEDULED:
             return
-        if self._registry.has_slot(self._config.jobs.max_concurrent_jobs):
+        if self._config.jobs.max_concurrent_jobs <= 0:
             await self._starter.start(job_id)
+        else:  # schedules falling due together start best first
+            self._wait_for_slot(job_id)
+
+    def _queued(self) -> bool:
+        return bool(self._registry.queued_count())
+
+    def _wait_for_slot(self, job_id: str) -> Job:
+        """Queue a job (in priority order), take the slots of lower preemptible
+        jobs if it may, and start the best queued jobs at the next loop turn."""
+        job = self._registry.get(job_id)
+        now = self._clock()
+        limit = self._config.jobs.max_concurrent_jobs
+        victims = self._preemptor.victims_for(job, now)
+        if victims:
+            reason = f"preempting {', '.join(victims)}"
+        elif self._registry.has_slot(limit):
+            reason = ""  # ready with others: it waits a loop turn at most
         else:
-            self._table.apply(job_id, Queued())
-            self._registry.enqueue(job_id)
+            running = self._registry.running_count()
+            reason = f"{running} jobs running, joblet.maxConcurrentJobs is {limit}"
+        job = self._table.apply(job_id, Queued(at=now, reason=reason))
+        self._registry.enqueue(job_id)
+        self._preemptor.preempt(victims, job_id)
+        self._kick()
+        return job
+
+    def _kick(self) -> None:
+        """Start queued jobs at the next loop turn, once for all the jobs
+        queued in this one (so the best of them goes first)."""
+        if not self._kicked:
+            self._kicked = True
+            asyncio.get_running_loop().call_soon(self._kicked_start)
+
+    def _kicked_start(self) -> None:
+        self._kicked = False
+        self._start_queued()
 
     def _start_queued(self) -> None:
         if self._closing:
@@ -470,6 +517,12 @@ class JobManager:
             self._table.spawn(self._start_reserved(job_id))
 
     async def _start_reserved(self, job_id: str) -> None:
+        rt = self._runtime.get(job_id)
+        if rt is not None and rt.settling is not None:
+            # A requeued job: its last run's cgroup must be gone first.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(rt.settling)
+            rt.settling = None
         self._registry.starting -= 1
         try:
             job = self._registry.get(job_id)
