@@ -128,7 +128,7 @@ def transition(job: Job, event: Event) -> Job:
             f"job {job.id} is {job.status}: cannot apply {type(event).__name__.lower()}"
         )
     if isinstance(event, Requeued) and not job.requeue_due:
-        raise IllegalTransition(f"job {job.id} was not stopped to be requeued")
+        raise IllegalTransition(f"job {job.id} is {job.status}: it was not stopped to be requeued")
     match event:
         case Queued(at=at, reason=reason):
             return replace(job, status=S.QUEUED, queued_at=at or job.created_at, wait_reason=reason)

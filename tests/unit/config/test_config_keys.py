@@ -48,7 +48,11 @@ EVERY_KEY: dict[str, Any] = {
         "runAsUser": None,
         "runAsGroup": None,
         "allowedUsers": ["nobody", 1000],
+        "priorityAging": "1m",
+        "preemption": True,
+        "maxRequeues": 3,
     },
+    "roles": {"maxPriority": {"admin": 1000, "viewer": 0}},
     "security": {"serverCert": "pem", "serverKey": "pem", "caCert": "pem"},
     "filesystem": {"allowedMounts": ["/usr"], "tmpSize": "256MB"},
     "cgroup": {
