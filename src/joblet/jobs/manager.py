@@ -106,6 +106,7 @@ class JobManager:
         self._runtimes = runtimes
         self._table = JobTable(listener, config.jobs.priority_aging_s)
         self._kicked = False  # a start of queued jobs is due at the next loop turn
+        self._restoring = False
         # Shorthands for the table's parts; they are never rebound.
         self._registry = self._table.registry
         self._runtime = self._table.runtime
@@ -443,7 +444,13 @@ class JobManager:
         self, jobs: list[Job], running: dict[str, int], orphaned: AbstractSet[str] = frozenset()
     ) -> None:
         """Take over the jobs a previous daemon left (from the state store)."""
-        self._restorer.restore(jobs, running, orphaned)
+        # Nothing starts before every job is back: a job requeued on the way
+        # must not take a slot ahead of a better one restored after it.
+        self._restoring = True
+        try:
+            self._restorer.restore(jobs, running, orphaned)
+        finally:
+            self._restoring = False
         self._start_queued()
 
     def on_exit(self, event: JobExit) -> None:
@@ -509,7 +516,7 @@ class JobManager:
         self._start_queued()
 
     def _start_queued(self) -> None:
-        if self._closing:
+        if self._closing or self._restoring:
             return
         limit = self._config.jobs.max_concurrent_jobs
         while (job_id := self._registry.next_queued(limit)) is not None:

@@ -1,0 +1,285 @@
+"""Priorities and preemption through a real daemon: the queue's order, aging,
+a preemptible job stopped, requeued and run again (its log showing both
+runs), `onPreempt: stop`, a non-preemptible job left alone, a daemon killed
+in the middle of a preemption, the role cap, and a v1.0.9 client."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from joblet.api import joblet_pb2 as pb
+from joblet.api import joblet_pb2_grpc as pb_grpc
+
+from .conftest import ROOT_NEEDED, RunningDaemon, launch_daemon, wait_status
+from .jobs_support import FINAL, logs, run
+
+pytestmark = [pytest.mark.integration, pytest.mark.privileged]
+
+# Prints its run's own id with each of N ticks (so two runs never read as
+# one), says so when it gets SIGTERM and then ends, or keeps going when
+# IGNORE is set.
+BATCH = (
+    'run=$(cat /proc/sys/kernel/random/uuid); trap \'echo "got-term $run"; [ -n "$IGNORE" ] '
+    "|| exit 143' TERM; "
+    'for i in $(seq 1 {n}); do echo "tick $i $run $(date +%s%N)"; sleep {pause} & wait $!; done'
+)
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDaemon]:
+    if os.geteuid() != 0:
+        pytest.skip(ROOT_NEEDED)
+    running = launch_daemon(
+        tmp_path_factory.mktemp("prio"),
+        {
+            "joblet": {"maxConcurrentJobs": 1, "preemption": True, "maxRequeues": 3},
+            "roles": {"maxPriority": {"admin": 500}},
+        },
+    )
+    yield running
+    running.stop()
+
+
+def status(stub: pb_grpc.JobServiceStub, job_id: str) -> pb.GetJobStatusRes:
+    return stub.GetJobStatus(pb.GetJobStatusReq(uuid=job_id))
+
+
+def wait_log(stub: pb_grpc.JobServiceStub, job_id: str, text: bytes, timeout: float = 20) -> bytes:
+    deadline = time.monotonic() + timeout
+    while True:
+        out = logs_now(stub, job_id)
+        if text in out:
+            return out
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job {job_id}: {text!r} never came; log: {out!r}")
+        time.sleep(0.1)
+
+
+def logs_now(stub: pb_grpc.JobServiceStub, job_id: str) -> bytes:
+    req = pb.GetJobLogsReq(uuid=job_id, noFollow=True)
+    return b"".join(c.payload for c in stub.GetJobLogs(req))
+
+
+def batch(stub: pb_grpc.JobServiceStub, n: int, pause: float = 0.3, **fields: object) -> str:
+    return run(stub, "bash", "-c", BATCH.format(n=n, pause=pause), **fields)
+
+
+def runs_in(log: bytes) -> list[str]:
+    """The run ids of the tick lines, in order, consecutive duplicates merged."""
+    ids: list[str] = []
+    for line in log.splitlines():
+        if line.startswith(b"tick "):
+            run_id = line.split()[2].decode()
+            if not ids or ids[-1] != run_id:
+                ids.append(run_id)
+    return ids
+
+
+def test_waiting_jobs_start_by_priority_then_submission_time(daemon: RunningDaemon) -> None:
+    stub = daemon.jobs()
+    blocker = run(stub, "sleep", "2")
+    wait_status(stub, blocker, {"RUNNING"})
+    order = []
+    for name, priority in (("p0", 0), ("p5a", 5), ("m5", -5), ("p5b", 5)):
+        job_id = run(stub, "sh", "-c", "date +%s%N", name=name, priority=priority)
+        assert status(stub, job_id).status == "QUEUED"
+        order.append((name, job_id))
+    started = {}
+    for name, job_id in order:
+        wait_status(stub, job_id, FINAL, timeout=30)
+        started[name] = int(logs(stub, job_id).split()[0])
+    assert sorted(started, key=started.__getitem__) == ["p5a", "p5b", "p0", "m5"]
+    res = status(stub, order[1][1])
+    assert (res.priority, res.preemptible, res.preemptions) == (5, False, 0)
+    assert "maxConcurrentJobs" in res.waitReason
+
+
+def test_a_preemptible_job_is_stopped_requeued_and_runs_again_to_completion(
+    daemon: RunningDaemon,
+) -> None:
+    stub = daemon.jobs()
+    victim = batch(stub, 4, preemptible=True, stopGracePeriod="2s", name="batch")
+    wait_log(stub, victim, b"tick 1")
+    urgent = run(stub, "echo", "urgent", priority=10)
+    final = wait_status(stub, victim, {"COMPLETED", "FAILED"}, timeout=40)
+    assert final.status == "COMPLETED", final.endReason
+    assert status(stub, urgent).status == "COMPLETED"
+    assert final.preemptions == 1
+    assert final.waitReason == f"preempted by {urgent}, requeued"
+    log = logs(stub, victim)
+    first, second = runs_in(log)  # two runs, one after the other
+    assert f"got-term {first}".encode() in log  # its trap saw the SIGTERM
+    assert b"[joblet] preempted, requeued" in log
+    marker = log.index(b"preempted, requeued")
+    assert log.index(f"tick 1 {second}".encode()) > marker
+    assert log.index(f"tick 4 {second}".encode()) > marker
+    assert f"tick 4 {first}".encode() not in log  # the first run was cut short
+
+
+def test_on_preempt_stop_leaves_the_job_stopped(daemon: RunningDaemon) -> None:
+    stub = daemon.jobs()
+    victim = batch(stub, 50, preemptible=True, onPreempt="stop", stopGracePeriod="1s")
+    wait_log(stub, victim, b"tick 1")
+    urgent = run(stub, "echo", "urgent", priority=1)
+    res = wait_status(stub, victim, FINAL, timeout=20)
+    assert (res.status, res.endReason) == ("STOPPED", f"preempted by {urgent}")
+    assert res.preemptions == 1 and res.onPreempt == "stop"
+    wait_status(stub, urgent, {"COMPLETED"})
+    time.sleep(0.5)  # it is not taken up again
+    assert status(stub, victim).status == "STOPPED"
+
+
+def test_a_non_preemptible_job_is_never_touched(daemon: RunningDaemon) -> None:
+    stub = daemon.jobs()
+    steady = batch(stub, 5, pause=0.2, priority=-1000)
+    wait_log(stub, steady, b"tick 1")
+    urgent = run(stub, "echo", "urgent", priority=500)
+    assert status(stub, urgent).status == "QUEUED"
+    res = wait_status(stub, steady, FINAL, timeout=20)
+    assert (res.status, res.preemptions) == ("COMPLETED", 0)
+    assert b"got-term" not in logs(stub, steady)
+    wait_status(stub, urgent, {"COMPLETED"})
+
+
+def test_an_equal_priority_does_not_preempt(daemon: RunningDaemon) -> None:
+    stub = daemon.jobs()
+    running = batch(stub, 4, pause=0.2, priority=3, preemptible=True)
+    wait_log(stub, running, b"tick 1")
+    same = run(stub, "echo", "same", priority=3)
+    res = wait_status(stub, running, FINAL, timeout=20)
+    assert (res.status, res.preemptions) == ("COMPLETED", 0)
+    wait_status(stub, same, {"COMPLETED"})
+
+
+def test_a_job_that_cannot_start_preempts_nothing(daemon: RunningDaemon) -> None:
+    stub = daemon.jobs()
+    running = batch(stub, 4, pause=0.2, preemptible=True)
+    wait_log(stub, running, b"tick 1")
+    with pytest.raises(grpc.RpcError) as info:  # a runtime that is not there
+        run(stub, "true", priority=100, runtime="no-such-runtime")
+    assert info.value.code() is grpc.StatusCode.NOT_FOUND
+    res = wait_status(stub, running, FINAL, timeout=20)
+    assert (res.status, res.preemptions) == ("COMPLETED", 0)
+
+
+def test_a_daemon_killed_during_a_preemption_settles_it_once(daemon: RunningDaemon) -> None:
+    stub = daemon.jobs()
+    # It ignores SIGTERM, so the preemption is still under way when the daemon dies.
+    victim = batch(
+        stub, 6, pause=0.3, preemptible=True, stopGracePeriod="3s", priority=-3,
+        environment={"IGNORE": "1"},
+    )  # fmt: skip
+    wait_log(stub, victim, b"tick 1")
+    urgent = run(stub, "date", "+%s%N", priority=7)
+    wait_log(stub, victim, b"got-term")
+    daemon.kill9()
+    daemon.restart()
+    stub = daemon.jobs()
+    res = wait_status(stub, victim, {"COMPLETED", "FAILED"}, timeout=60)
+    assert res.status == "COMPLETED", res.endReason
+    wait_status(stub, urgent, {"COMPLETED"})
+    log = logs(stub, victim)
+    _first, second = runs_in(log)  # it ran exactly once more, never beside itself
+    # The urgent job went first once the daemon was back.
+    urgent_ran = int(logs(stub, urgent).split()[0])
+    assert urgent_ran < int(log.split(f"tick 1 {second} ".encode())[1].split()[0])
+    assert log.count(b"preempted, requeued") == 1
+    assert res.preemptions == 1 and res.priority == -3
+    # Priorities and counts survive another restart.
+    daemon.kill9()
+    daemon.restart()
+    again = status(daemon.jobs(), victim)
+    assert (again.priority, again.preemptible, again.preemptions) == (-3, True, 1)
+    assert again.waitReason == res.waitReason
+
+
+def test_a_role_may_not_set_a_priority_over_its_cap(daemon: RunningDaemon) -> None:
+    stub = daemon.jobs()
+    with pytest.raises(grpc.RpcError) as info:
+        run(stub, "true", priority=501)
+    assert info.value.code() is grpc.StatusCode.PERMISSION_DENIED
+    assert "roles.maxPriority" in (info.value.details() or "")
+    with pytest.raises(grpc.RpcError) as info:
+        run(stub, "true", priority=1001)
+    assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.RpcError) as info:
+        run(daemon.jobs("viewer"), "true", priority=1)
+    assert info.value.code() is grpc.StatusCode.PERMISSION_DENIED
+    job = run(stub, "true", priority=500)
+    wait_status(stub, job, {"COMPLETED"})
+
+
+V109_SCRIPT = """
+job = stub.RunJob(pb.RunJobRequest(command="echo", args=["old"])).jobUuid
+for _ in range(200):
+    res = stub.GetJobStatus(pb.GetJobStatusReq(uuid=job))
+    if res.status == "COMPLETED":
+        break
+    time.sleep(0.05)
+listed = [j.status for j in stub.ListJobs(pb.EmptyRequest()).jobs if j.uuid == job]
+result = {"id": job, "status": res.status, "listed": listed}
+"""
+
+
+def test_a_v109_client_runs_jobs_at_the_default_priority(
+    daemon: RunningDaemon, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from .proto109 import compile_client, run_client
+
+    tmp = compile_client(tmp_path_factory.mktemp("proto109"))
+    result = run_client(tmp, daemon.node(), daemon.port, V109_SCRIPT)
+    assert (result["status"], result["listed"]) == ("COMPLETED", ["COMPLETED"])
+    res = status(daemon.jobs(), result["id"])
+    assert (res.priority, res.preemptible, res.preemptions, res.onPreempt) == (0, False, 0, "")
+
+
+@pytest.fixture
+def aging_daemon(tmp_path: Path) -> Iterator[RunningDaemon]:
+    if os.geteuid() != 0:
+        pytest.skip(ROOT_NEEDED)
+    running = launch_daemon(
+        tmp_path, {"joblet": {"maxConcurrentJobs": 1, "priorityAging": "200ms"}}
+    )
+    yield running
+    running.stop()
+
+
+def test_aging_lifts_a_waiting_low_job_past_a_stream_of_higher_ones(
+    aging_daemon: RunningDaemon,
+) -> None:
+    stub = aging_daemon.jobs()
+    first = run(stub, "sleep", "0.3")
+    wait_status(stub, first, {"RUNNING"})
+    low = run(stub, "date", "+%s%N", priority=-5)
+    stop = threading.Event()
+    submitted: dict[str, int] = {}
+
+    def feed() -> None:  # a 0 job more every 0.15 s: always one waiting above it
+        client = aging_daemon.jobs()
+        while not stop.is_set() and len(submitted) < 300:
+            before = time.time_ns()
+            submitted[run(client, "sh", "-c", "date +%s%N; sleep 0.15")] = before
+            time.sleep(0.15)
+
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    try:
+        wait_status(stub, low, {"COMPLETED"}, timeout=60)
+    finally:
+        stop.set()
+        feeder.join()
+    low_start = int(logs(stub, low).split()[0])
+    passed = []
+    for job_id, before in submitted.items():
+        wait_status(stub, job_id, FINAL, timeout=120)
+        started = int(logs(stub, job_id).split()[0])
+        if before < low_start < started:
+            passed.append(job_id)
+    assert passed, "the low job never went ahead of a higher one that waited before it"
