@@ -216,6 +216,53 @@ def test_a_role_may_not_set_a_priority_over_its_cap(daemon: RunningDaemon) -> No
     wait_status(stub, job, {"COMPLETED"})
 
 
+WORKFLOW = """
+priority: 2
+jobs:
+  root:
+    command: sleep
+    args: ["0.5"]
+  low:
+    command: date
+    args: ["+%s%N"]
+    requires: [{root: COMPLETED}]
+  high:
+    command: date
+    args: ["+%s%N"]
+    priority: 9
+    requires: [{root: COMPLETED}]
+  mid:
+    command: date
+    args: ["+%s%N"]
+    priority: 5
+    requires: [{root: COMPLETED}]
+"""
+
+
+def test_dependents_ready_together_start_by_priority(daemon: RunningDaemon) -> None:
+    from .workflow_support import jobs_by_name, run_workflow, wait_workflow
+
+    stub = daemon.jobs()
+    flow = run_workflow(stub, WORKFLOW)
+    assert wait_workflow(stub, flow).workflow.status == "COMPLETED"
+    jobs = jobs_by_name(stub, flow)
+    assert {name: job.priority for name, job in jobs.items()} == {
+        "root": 2, "low": 2, "high": 9, "mid": 5,
+    }  # fmt: skip
+    started = {name: int(logs(stub, jobs[name].jobUuid)) for name in ("low", "high", "mid")}
+    assert sorted(started, key=started.__getitem__) == ["high", "mid", "low"]
+    assert status(stub, jobs["high"].jobUuid).priority == 9
+
+
+def test_a_workflow_job_over_the_role_cap_is_refused(daemon: RunningDaemon) -> None:
+    from .workflow_support import run_workflow
+
+    with pytest.raises(grpc.RpcError) as info:
+        run_workflow(daemon.jobs(), 'priority: 600\njobs:\n  a:\n    command: "true"\n')
+    assert info.value.code() is grpc.StatusCode.PERMISSION_DENIED
+    assert "jobs.a: priority 600" in (info.value.details() or "")
+
+
 V109_SCRIPT = """
 job = stub.RunJob(pb.RunJobRequest(command="echo", args=["old"])).jobUuid
 for _ in range(200):

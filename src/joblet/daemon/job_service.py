@@ -18,8 +18,9 @@ from joblet.config.units import parse_duration_s
 from joblet.daemon import heap, log_rpc, mappers, metrics_rpc, upload_rpc
 from joblet.daemon.errors import streaming, unary
 from joblet.daemon.job_listing import list_message
+from joblet.daemon.priority_cap import check_priority_cap
 from joblet.daemon.workflow_service import WorkflowRpc
-from joblet.errors import FailedPrecondition, InvalidArgument, PermissionDenied, Unimplemented
+from joblet.errors import FailedPrecondition, InvalidArgument, Unimplemented
 from joblet.jobs.manager import JobManager
 from joblet.jobs.model import Job, JobSpec, JobStatus
 from joblet.jobs.schedule import parse_schedule
@@ -340,19 +341,6 @@ def _since_ns(text: str, now: float) -> int:
     if moment.tzinfo is None:
         raise InvalidArgument(f"since {text!r}: an RFC3339 time needs a time zone")
     return min(int(moment.timestamp() * 1e9), MAX_NS)  # int64 nanoseconds end in 2262
-
-
-def check_priority_cap(config: DaemonConfig, priority: int) -> None:
-    """`roles.maxPriority`: the highest priority the caller's role may give a job."""
-    caller = current_caller.get(None)
-    if caller is None:
-        return
-    cap = config.roles.max_priority.get(caller.role.value)
-    if cap is not None and priority > cap:
-        raise PermissionDenied(
-            f"priority {priority} is above what role {caller.role.value} may set "
-            f"(roles.maxPriority: {cap})"
-        )
 
 
 def _refuse_later_features(request: pb.RunJobRequest) -> None:
