@@ -10,7 +10,6 @@ period and SIGKILL through its cgroup (joblet.jobs.ending). Its end, STOPPED
 from __future__ import annotations
 
 import logging
-import os
 import signal
 from collections.abc import Awaitable, Callable
 
@@ -25,8 +24,6 @@ from joblet.jobs.table import JobTable
 from joblet.jobs.victims import Running, choose_victims, slots_needed
 
 log = logging.getLogger(__name__)
-
-MIB = 1024 * 1024
 
 
 class Preemptor:
@@ -79,8 +76,6 @@ class Preemptor:
                 self._volumes.resolve_for_job(spec.volumes)
             except JobletError as exc:
                 return str(exc)
-        if spec.max_memory_mb and spec.max_memory_mb * MIB > _host_memory():
-            return "it asks for more memory than the host has"
         return ""
 
     def preempt(self, victims: tuple[str, ...], for_job: str) -> None:
@@ -99,10 +94,3 @@ class Preemptor:
             return
         grace = job.spec.stop_grace_s
         await self._ending.terminate(job_id, signal.SIGTERM, grace)
-
-
-def _host_memory() -> int:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError):
-        return 1 << 62
