@@ -52,14 +52,18 @@ class Preemptor:
             Running(j.id, j.spec.priority, j.spec.preemptible, j.started_at, bool(j.preempted_for))
             for j in registry.running()
         ]
-        if not any(r.preemptible and r.priority < job.spec.priority for r in running):
+        takeable = sum(
+            1 for r in running if r.preemptible and not r.leaving and r.priority < job.spec.priority
+        )
+        if not takeable:
             return ()  # the usual case: nothing to take, and no need to look further
         waiting = Waiting(job.id, job.spec.priority, queued_at, job.created_at)
         needed = slots_needed(
             registry.running_count(),
             sum(1 for r in running if r.leaving),
             jobs.max_concurrent_jobs,
-            registry.count_ahead(waiting),
+            # More jobs ahead than could be made room for: no need to count them all.
+            registry.count_ahead(waiting, at_most=takeable + 1),
         )
         return choose_victims(job.spec.priority, running, needed, self.blocker(job))
 

@@ -82,10 +82,25 @@ class WaitQueue:
     def key(self, job: Waiting) -> Key:
         return order_key(job.job_id, job.priority, job.queued_at, job.created_at, self.aging_s)
 
-    def count_ahead(self, job: Waiting) -> int:
-        """How many waiting jobs come before `job` (O(n): for rare decisions)."""
+    def count_ahead(self, job: Waiting, at_most: int | None = None) -> int:
+        """How many waiting jobs come before `job`, counting no further than
+        `at_most`. In a heap a node's children never come before it, so only
+        the entries ahead (and stale ones among them) are visited."""
         key = self.key(job)
-        return sum(1 for other in self._keys.values() if other < key and other[2] != job.job_id)
+        heap, keys = self._heap, self._keys
+        count, todo = 0, [0] if heap else []
+        while todo:
+            index = todo.pop()
+            entry = heap[index]
+            if entry >= key:
+                continue  # nor anything below it
+            if keys.get(entry[2]) == entry and entry[2] != job.job_id:
+                count += 1
+                if at_most is not None and count >= at_most:
+                    return count
+            child = 2 * index + 1
+            todo.extend(c for c in (child, child + 1) if c < len(heap))
+        return count
 
     def ordered(self) -> list[str]:
         """Every waiting job, best first."""

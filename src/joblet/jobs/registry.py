@@ -16,10 +16,20 @@ class JobRegistry:
     def __init__(self, aging_s: float = DEFAULT_AGING_S) -> None:
         self._jobs: dict[str, Job] = {}
         self._queue = WaitQueue(aging_s)
+        # The running jobs' ids, kept as they change: every start decision
+        # counts them, and tens of thousands of jobs may wait meanwhile.
+        self._running: set[str] = set()
         self.starting = 0  # launches in flight, counted against the limit
 
     def add(self, job: Job) -> None:
         self._jobs[job.id] = job
+        self._note_running(job)
+
+    def _note_running(self, job: Job) -> None:
+        if job.status is JobStatus.RUNNING:
+            self._running.add(job.id)
+        else:
+            self._running.discard(job.id)
 
     def get(self, job_id: str) -> Job:
         return self._jobs[job_id]
@@ -40,6 +50,7 @@ class JobRegistry:
         """Apply a lifecycle event; raises IllegalTransition if it does not fit."""
         job = transition(self._jobs[job_id], event)
         self._jobs[job_id] = job
+        self._note_running(job)
         if job.status is not JobStatus.QUEUED and job_id in self._queue:
             self._queue.remove(job_id)
         return job
@@ -47,6 +58,7 @@ class JobRegistry:
     def remove(self, job_id: str) -> Job:
         if job_id in self._queue:
             self._queue.remove(job_id)
+        self._running.discard(job_id)
         return self._jobs.pop(job_id)
 
     def all(self) -> list[Job]:
@@ -69,15 +81,14 @@ class JobRegistry:
         return self._queue.aging_s
 
     def running(self) -> list[Job]:
-        return [j for j in self._jobs.values() if j.status is JobStatus.RUNNING]
+        return [self._jobs[job_id] for job_id in self._running]
 
-    def count_ahead(self, job: Waiting) -> int:
-        """How many queued jobs would come before `job` (O(n): rare decisions)."""
-        return self._queue.count_ahead(job)
+    def count_ahead(self, job: Waiting, at_most: int | None = None) -> int:
+        """How many queued jobs would come before `job` (see WaitQueue.count_ahead)."""
+        return self._queue.count_ahead(job, at_most)
 
     def running_count(self) -> int:
-        running = sum(1 for j in self._jobs.values() if j.status is JobStatus.RUNNING)
-        return running + self.starting
+        return len(self._running) + self.starting
 
     def has_slot(self, limit: int) -> bool:
         return limit <= 0 or self.running_count() < limit

@@ -149,3 +149,20 @@ def test_many_removals_keep_the_heap_small() -> None:
         queue.remove(f"j{n}")
     assert len(queue._heap) < 200
     assert queue.pop() == "j999"
+
+
+@given(waiting_jobs(max_size=60), agings, st.data())
+def test_count_ahead_is_the_number_of_better_waiting_jobs(
+    jobs: list[Waiting], aging_s: float, data: st.DataObject
+) -> None:
+    queue = WaitQueue(aging_s)
+    for job in jobs:
+        queue.push(job)
+    for gone in data.draw(st.lists(st.sampled_from(jobs), max_size=10)) if jobs else []:
+        queue.remove(gone.job_id)  # stale heap entries must not count
+    left = [j for j in jobs if j.job_id in queue]
+    new = Waiting("new", data.draw(priorities), data.draw(times), data.draw(times))
+    expected = sum(1 for j in left if queue.key(j) < queue.key(new))
+    assert queue.count_ahead(new) == expected
+    cap = data.draw(st.integers(1, 5))
+    assert queue.count_ahead(new, at_most=cap) == min(expected, cap)
