@@ -107,10 +107,9 @@ class JobEnding:
             rt.early_exit = None
             rt.stopped_by = ""
             rt.timed_out = False
-            task = asyncio.ensure_future(self._settle_requeue(job_id, cgroup, rt.cgroup_lock))
-            rt.settling = task
-            self._table.tasks.add(task)
-            task.add_done_callback(self._table.tasks.discard)
+            rt.settling = self._table.spawn_task(
+                self._settle_requeue(job_id, cgroup, rt.cgroup_lock)
+            )
         self._release_network(job_id)
         self._table.registry.enqueue(job_id)
         if notify:

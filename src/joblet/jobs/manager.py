@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from joblet.config.model import DaemonConfig
-from joblet.errors import AlreadyExists, FailedPrecondition
+from joblet.errors import AlreadyExists, FailedPrecondition, JobletError
 from joblet.isolation.spec import JobExit
 from joblet.jobs import runtime_jobs, stdin_feed, workspace
 from joblet.jobs.ending import JobEnding
@@ -501,8 +501,22 @@ class JobManager:
         job = self._table.apply(job_id, Queued(at=now, reason=reason))
         self._registry.enqueue(job_id)
         self._preemptor.preempt(victims, job_id)
+        if victims:  # its directory is made during their grace period, not after it
+            self._runtime[job_id].settling = self._table.spawn_task(self._prepare_dir(job))
         self._kick()
         return job
+
+    async def _prepare_dir(self, job: Job) -> None:
+        layout = self._config.layout
+        if workspace.log_path(layout, job.id).exists():
+            return
+        try:
+            await asyncio.to_thread(
+                workspace.prepare_job_dir, layout, self._config.jobs, job.id,
+                replace(job.spec, uploads=()), self._workspaces,
+            )  # fmt: skip
+        except (OSError, JobletError) as exc:  # its start makes it, or says why not
+            log.warning("job %s: preparing its directory early: %s", job.id, exc)
 
     def _kick(self) -> None:
         """Start queued jobs at the next loop turn, once for all the jobs

@@ -86,6 +86,10 @@ class JobTable:
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run a coroutine as a task the manager owns (awaited or cancelled at shutdown)."""
+        self.spawn_task(coro)
+
+    def spawn_task(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+        return task
