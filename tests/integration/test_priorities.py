@@ -9,6 +9,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
@@ -99,6 +100,18 @@ def test_waiting_jobs_start_by_priority_then_submission_time(daemon: RunningDaem
     res = status(stub, order[1][1])
     assert (res.priority, res.preemptible, res.preemptions) == (5, False, 0)
     assert "maxConcurrentJobs" in res.waitReason
+
+
+def test_scheduled_jobs_falling_due_together_start_by_priority(daemon: RunningDaemon) -> None:
+    stub = daemon.jobs()
+    due = datetime.fromtimestamp(time.time() + 3, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    jobs = {p: run(stub, "date", "+%s%N", schedule=due, priority=p) for p in (1, 2, 3, 9)}
+    started = {}
+    for priority, job_id in jobs.items():
+        wait_status(stub, job_id, {"COMPLETED"}, timeout=30)
+        started[priority] = int(logs(stub, job_id))
+    # The slot was free when they fell due: the best took it, the rest queued in order.
+    assert sorted(started, key=started.__getitem__) == [9, 3, 2, 1]
 
 
 def test_a_preemptible_job_is_stopped_requeued_and_runs_again_to_completion(
