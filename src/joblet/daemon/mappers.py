@@ -49,7 +49,7 @@ def _shared_fields(job: Job) -> dict[str, Any]:
         "maxEgressBitsPerSec": spec.max_egress_bps,
         "priority": spec.priority,
         "preemptible": spec.preemptible,
-        "onPreempt": spec.on_preempt if spec.preemptible else "",
+        "onPreempt": spec.on_preempt,
         "preemptions": job.preemptions,
         "waitReason": job.wait_reason,
         "stopGracePeriod": format_grace(spec.stop_grace_s),
