@@ -348,3 +348,21 @@ def test_aging_lifts_a_waiting_low_job_past_a_stream_of_higher_ones(
         if before < low_start < started:
             passed.append(job_id)
     assert passed, "the low job never went ahead of a higher one that waited before it"
+
+
+def test_rnx_sets_and_shows_priorities(daemon: RunningDaemon) -> None:
+    out = daemon.rnx("job", "run", "--priority", "5", "--preemptible", "--on-preempt", "stop",
+                     "--name", "prio-cli", "true")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    wait_status(daemon.jobs(), "prio-cli", {"COMPLETED"})
+    listing = daemon.rnx("job", "list").stdout.decode()
+    header = listing.splitlines()[0].split()
+    assert header[:4] == ["ID", "NAME", "STATUS", "PRIO"]
+    row = next(line.split() for line in listing.splitlines() if "prio-cli" in line)
+    assert row[3] == "5"
+    shown = daemon.rnx("job", "status", "prio-cli").stdout.decode()
+    assert "Priority: 5" in shown and "Preemptible: yes (then stopped)" in shown
+    bad = daemon.rnx("job", "run", "--priority", "600", "true")
+    assert bad.returncode != 0
+    assert b"roles.maxPriority" in bad.stderr and b"Traceback" not in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
