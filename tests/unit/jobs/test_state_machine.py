@@ -229,3 +229,12 @@ def test_a_user_stop_during_a_preemption_is_a_user_stop() -> None:
 def test_queued_records_when_it_began_to_wait_and_why() -> None:
     job = transition(JOB, Queued(at=3.5, reason="2 jobs running"))
     assert (job.queued_at, job.wait_reason) == (3.5, "2 jobs running")
+
+
+def test_a_restart_between_a_preemptions_stop_and_its_requeue_requeues_it() -> None:
+    from joblet.jobs import recovery
+
+    due = replace(JOB, status=S.STOPPED, requeue_due=True, end_reason="preempted by u")
+    assert recovery.decide(due, None, None) == recovery.Requeue()
+    done = replace(due, requeue_due=False)
+    assert recovery.decide(done, None, None) == recovery.Keep()
