@@ -5,7 +5,9 @@ in the middle of a preemption, the role cap, and a v1.0.9 client."""
 
 from __future__ import annotations
 
+import json
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +20,7 @@ import pytest
 from joblet.api import joblet_pb2 as pb
 from joblet.api import joblet_pb2_grpc as pb_grpc
 
-from .conftest import ROOT_NEEDED, RunningDaemon, launch_daemon, wait_status
+from .conftest import ROOT_NEEDED, RunningDaemon, launch_daemon, stored_record, wait_status
 from .jobs_support import FINAL, logs, run
 
 pytestmark = [pytest.mark.integration, pytest.mark.privileged]
@@ -215,6 +217,30 @@ def test_a_daemon_killed_during_a_preemption_settles_it_once(daemon: RunningDaem
     again = status(daemon.jobs(), victim)
     assert (again.priority, again.preemptible, again.preemptions) == (-3, True, 1)
     assert again.waitReason == res.waitReason
+
+
+def test_a_job_stopped_for_a_preemption_but_not_yet_requeued_is_requeued_at_start(
+    daemon: RunningDaemon,
+) -> None:
+    """The daemon died between a preempted job's end and its requeue: the
+    store holds it STOPPED with its requeue due (made so here, daemon down)."""
+    stub = daemon.jobs()
+    job_id = batch(stub, 2, pause=0.1, preemptible=True)
+    wait_status(stub, job_id, {"COMPLETED"})
+    daemon.kill9()
+    record = stored_record(daemon, job_id)
+    record.update(status="STOPPED", requeue_due=True, end_reason="preempted by someone",
+                  preemptions=1)  # fmt: skip
+    db = sqlite3.connect(daemon.root / "state" / "jobs.db")
+    with db:
+        db.execute("UPDATE jobs SET record = ? WHERE job_id = ?", (json.dumps(record), job_id))
+    db.close()
+    daemon.restart()
+    res = wait_status(daemon.jobs(), job_id, {"COMPLETED", "FAILED"}, timeout=30)
+    assert res.status == "COMPLETED" and res.preemptions == 1
+    assert res.waitReason == "preempted by someone, requeued"
+    log = logs(daemon.jobs(), job_id)
+    assert len(runs_in(log)) == 2 and log.count(b"preempted, requeued") == 1
 
 
 def test_a_role_may_not_set_a_priority_over_its_cap(daemon: RunningDaemon) -> None:
