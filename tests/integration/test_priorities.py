@@ -142,6 +142,24 @@ def test_a_preemptible_job_is_stopped_requeued_and_runs_again_to_completion(
     assert f"tick 4 {first}".encode() not in log  # the first run was cut short
 
 
+def test_after_max_requeues_a_preempted_job_stays_stopped(daemon: RunningDaemon) -> None:
+    stub = daemon.jobs()  # the daemon's joblet.maxRequeues is 3
+    victim = batch(stub, 200, pause=0.1, preemptible=True, stopGracePeriod="0s")
+    for round_ in range(1, 5):
+        deadline = time.monotonic() + 30
+        while len(runs_in(logs_now(stub, victim))) < round_:  # its next run is under way
+            assert time.monotonic() < deadline, f"run {round_} never started"
+            time.sleep(0.05)
+        urgent = run(stub, "true", priority=1)
+        wait_status(stub, urgent, {"COMPLETED"})
+    res = wait_status(stub, victim, FINAL)
+    assert (res.status, res.endReason) == ("STOPPED", f"preempted by {urgent}")
+    assert res.preemptions == 4
+    time.sleep(0.5)
+    assert status(stub, victim).status == "STOPPED"  # not taken up again
+    assert len(runs_in(logs(stub, victim))) == 4
+
+
 def test_on_preempt_stop_leaves_the_job_stopped(daemon: RunningDaemon) -> None:
     stub = daemon.jobs()
     victim = batch(stub, 50, preemptible=True, onPreempt="stop", stopGracePeriod="1s")
