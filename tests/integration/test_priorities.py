@@ -237,6 +237,29 @@ def test_a_daemon_killed_during_a_preemption_settles_it_once(daemon: RunningDaem
     assert again.waitReason == res.waitReason
 
 
+def test_a_daemon_killed_while_a_requeued_job_runs_again_reattaches_it(
+    daemon: RunningDaemon,
+) -> None:
+    """The first run's exit record is not the second run's: after a restart
+    the second run is followed to its own end."""
+    stub = daemon.jobs()
+    victim = batch(stub, 40, pause=0.25, preemptible=True, stopGracePeriod="1s")
+    wait_log(stub, victim, b"tick 1")
+    run(stub, "true", priority=4)
+    deadline = time.monotonic() + 30
+    while len(runs := runs_in(logs_now(stub, victim))) < 2:
+        assert time.monotonic() < deadline, "the job never ran again"
+        time.sleep(0.05)
+    wait_log(stub, victim, f"tick 2 {runs[1]}".encode())
+    daemon.kill9()
+    daemon.restart()
+    assert status(daemon.jobs(), victim).status == "RUNNING"  # re-attached, not ended
+    res = wait_status(daemon.jobs(), victim, {"COMPLETED", "FAILED", "STOPPED"}, timeout=40)
+    assert (res.status, res.preemptions) == ("COMPLETED", 1), res.endReason
+    log = logs(daemon.jobs(), victim)
+    assert f"tick 40 {runs[1]}".encode() in log and len(runs_in(log)) == 2
+
+
 def test_a_job_stopped_for_a_preemption_but_not_yet_requeued_is_requeued_at_start(
     daemon: RunningDaemon,
 ) -> None:
