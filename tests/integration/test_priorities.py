@@ -264,11 +264,17 @@ def test_a_job_stopped_for_a_preemption_but_not_yet_requeued_is_requeued_at_star
     daemon: RunningDaemon,
 ) -> None:
     """The daemon died between a preempted job's end and its requeue: the
-    store holds it STOPPED with its requeue due (made so here, daemon down)."""
+    store holds it STOPPED with its requeue due (made so here: the job ends
+    while the daemon is down, and its record is edited to say so)."""
     stub = daemon.jobs()
-    job_id = batch(stub, 2, pause=0.1, preemptible=True)
-    wait_status(stub, job_id, {"COMPLETED"})
+    job_id = batch(stub, 4, pause=0.2, preemptible=True)
+    wait_log(stub, job_id, b"tick 1")
     daemon.kill9()
+    exit_record = daemon.root / "jobs" / job_id / "exit.json"
+    deadline = time.monotonic() + 20
+    while not exit_record.exists():  # the launcher saw it end
+        assert time.monotonic() < deadline, "the job never ended"
+        time.sleep(0.05)
     record = stored_record(daemon, job_id)
     record.update(status="STOPPED", requeue_due=True, end_reason="preempted by someone",
                   preemptions=1)  # fmt: skip
