@@ -160,6 +160,21 @@ def test_after_max_requeues_a_preempted_job_stays_stopped(daemon: RunningDaemon)
     assert len(runs_in(logs(stub, victim))) == 4
 
 
+def test_a_job_waiting_on_a_preempted_job_waits_for_its_rerun(daemon: RunningDaemon) -> None:
+    """A preemption that requeues is no end: a job requiring the preempted
+    one to complete still waits, and runs once the rerun completes."""
+    stub = daemon.jobs()
+    first = batch(stub, 4, pause=0.2, preemptible=True, stopGracePeriod="1s")
+    wait_log(stub, first, b"tick 1")
+    requirement = pb.JobRequirement(jobUuid=first, status="COMPLETED")
+    then = run(stub, "echo", "after", requirements=[requirement])
+    run(stub, "true", priority=2)
+    res = wait_status(stub, first, {"COMPLETED", "FAILED"}, timeout=30)
+    assert (res.status, res.preemptions) == ("COMPLETED", 1)
+    after = wait_status(stub, then, FINAL, timeout=30)
+    assert after.status == "COMPLETED", after.endReason
+
+
 def test_on_preempt_stop_leaves_the_job_stopped(daemon: RunningDaemon) -> None:
     stub = daemon.jobs()
     victim = batch(stub, 50, preemptible=True, onPreempt="stop", stopGracePeriod="1s")
