@@ -119,6 +119,12 @@ class Job(_message.Message):
     USER_FIELD_NUMBER: _builtins.int
     MAXINGRESSBITSPERSEC_FIELD_NUMBER: _builtins.int
     MAXEGRESSBITSPERSEC_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
+    PREEMPTIBLE_FIELD_NUMBER: _builtins.int
+    ONPREEMPT_FIELD_NUMBER: _builtins.int
+    PREEMPTIONS_FIELD_NUMBER: _builtins.int
+    WAITREASON_FIELD_NUMBER: _builtins.int
+    STOPGRACEPERIOD_FIELD_NUMBER: _builtins.int
     uuid: _builtins.str
     name: _builtins.str
     command: _builtins.str
@@ -144,6 +150,19 @@ class Job(_message.Message):
     maxIngressBitsPerSec: _builtins.int
     """Bandwidth limits the job runs with, bits per second (0 = unlimited)."""
     maxEgressBitsPerSec: _builtins.int
+    priority: _builtins.int
+    """Additions (130+): priorities and preemption. The job's priority
+    (-1000..1000), whether a job of higher priority may stop it for its slot,
+    and what then happens to it ("requeue": it runs again, same id; "stop").
+    """
+    preemptible: _builtins.bool
+    onPreempt: _builtins.str
+    preemptions: _builtins.int
+    """How often it was preempted, why it last waited (empty if it never did),
+    and its SIGTERM -> SIGKILL grace period when it is stopped ("5s").
+    """
+    waitReason: _builtins.str
+    stopGracePeriod: _builtins.str
     @_builtins.property
     def args(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -179,10 +198,16 @@ class Job(_message.Message):
         user: _builtins.str = ...,
         maxIngressBitsPerSec: _builtins.int = ...,
         maxEgressBitsPerSec: _builtins.int = ...,
+        priority: _builtins.int = ...,
+        preemptible: _builtins.bool = ...,
+        onPreempt: _builtins.str = ...,
+        preemptions: _builtins.int = ...,
+        waitReason: _builtins.str = ...,
+        stopGracePeriod: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "cpuCores", b"cpuCores", "endReason", b"endReason", "endTime", b"endTime", "environment", b"environment", "exitCode", b"exitCode", "gpu_count", b"gpu_count", "gpu_indices", b"gpu_indices", "gpu_memory_mb", b"gpu_memory_mb", "maxCPU", b"maxCPU", "maxEgressBitsPerSec", b"maxEgressBitsPerSec", "maxIOBPS", b"maxIOBPS", "maxIngressBitsPerSec", b"maxIngressBitsPerSec", "maxMemory", b"maxMemory", "name", b"name", "nodeId", b"nodeId", "runtime", b"runtime", "scheduledTime", b"scheduledTime", "secret_environment", b"secret_environment", "startTime", b"startTime", "status", b"status", "user", b"user", "uuid", b"uuid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "cpuCores", b"cpuCores", "endReason", b"endReason", "endTime", b"endTime", "environment", b"environment", "exitCode", b"exitCode", "gpu_count", b"gpu_count", "gpu_indices", b"gpu_indices", "gpu_memory_mb", b"gpu_memory_mb", "maxCPU", b"maxCPU", "maxEgressBitsPerSec", b"maxEgressBitsPerSec", "maxIOBPS", b"maxIOBPS", "maxIngressBitsPerSec", b"maxIngressBitsPerSec", "maxMemory", b"maxMemory", "name", b"name", "nodeId", b"nodeId", "onPreempt", b"onPreempt", "preemptible", b"preemptible", "preemptions", b"preemptions", "priority", b"priority", "runtime", b"runtime", "scheduledTime", b"scheduledTime", "secret_environment", b"secret_environment", "startTime", b"startTime", "status", b"status", "stopGracePeriod", b"stopGracePeriod", "user", b"user", "uuid", b"uuid", "waitReason", b"waitReason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -411,6 +436,12 @@ class GetJobStatusRes(_message.Message):
     USER_FIELD_NUMBER: _builtins.int
     MAXINGRESSBITSPERSEC_FIELD_NUMBER: _builtins.int
     MAXEGRESSBITSPERSEC_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
+    PREEMPTIBLE_FIELD_NUMBER: _builtins.int
+    ONPREEMPT_FIELD_NUMBER: _builtins.int
+    PREEMPTIONS_FIELD_NUMBER: _builtins.int
+    WAITREASON_FIELD_NUMBER: _builtins.int
+    STOPGRACEPERIOD_FIELD_NUMBER: _builtins.int
     uuid: _builtins.str
     name: _builtins.str
     command: _builtins.str
@@ -439,6 +470,19 @@ class GetJobStatusRes(_message.Message):
     maxIngressBitsPerSec: _builtins.int
     """Bandwidth limits the job runs with, bits per second (0 = unlimited)."""
     maxEgressBitsPerSec: _builtins.int
+    priority: _builtins.int
+    """Additions (130+): priorities and preemption. The job's priority
+    (-1000..1000), whether a job of higher priority may stop it for its slot,
+    and what then happens to it ("requeue": it runs again, same id; "stop").
+    """
+    preemptible: _builtins.bool
+    onPreempt: _builtins.str
+    preemptions: _builtins.int
+    """How often it was preempted, why it last waited (empty if it never did),
+    and its SIGTERM -> SIGKILL grace period when it is stopped ("5s").
+    """
+    waitReason: _builtins.str
+    stopGracePeriod: _builtins.str
     @_builtins.property
     def args(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -486,10 +530,16 @@ class GetJobStatusRes(_message.Message):
         user: _builtins.str = ...,
         maxIngressBitsPerSec: _builtins.int = ...,
         maxEgressBitsPerSec: _builtins.int = ...,
+        priority: _builtins.int = ...,
+        preemptible: _builtins.bool = ...,
+        onPreempt: _builtins.str = ...,
+        preemptions: _builtins.int = ...,
+        waitReason: _builtins.str = ...,
+        stopGracePeriod: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "cpuCores", b"cpuCores", "dependencies", b"dependencies", "endReason", b"endReason", "endTime", b"endTime", "environment", b"environment", "exitCode", b"exitCode", "gpu_count", b"gpu_count", "gpu_indices", b"gpu_indices", "gpu_memory_mb", b"gpu_memory_mb", "maxCPU", b"maxCPU", "maxEgressBitsPerSec", b"maxEgressBitsPerSec", "maxIOBPS", b"maxIOBPS", "maxIngressBitsPerSec", b"maxIngressBitsPerSec", "maxMemory", b"maxMemory", "name", b"name", "network", b"network", "nodeId", b"nodeId", "runtime", b"runtime", "scheduledTime", b"scheduledTime", "secret_environment", b"secret_environment", "startTime", b"startTime", "status", b"status", "uploads", b"uploads", "user", b"user", "uuid", b"uuid", "volumes", b"volumes", "workDir", b"workDir", "workflowUuid", b"workflowUuid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "cpuCores", b"cpuCores", "dependencies", b"dependencies", "endReason", b"endReason", "endTime", b"endTime", "environment", b"environment", "exitCode", b"exitCode", "gpu_count", b"gpu_count", "gpu_indices", b"gpu_indices", "gpu_memory_mb", b"gpu_memory_mb", "maxCPU", b"maxCPU", "maxEgressBitsPerSec", b"maxEgressBitsPerSec", "maxIOBPS", b"maxIOBPS", "maxIngressBitsPerSec", b"maxIngressBitsPerSec", "maxMemory", b"maxMemory", "name", b"name", "network", b"network", "nodeId", b"nodeId", "onPreempt", b"onPreempt", "preemptible", b"preemptible", "preemptions", b"preemptions", "priority", b"priority", "runtime", b"runtime", "scheduledTime", b"scheduledTime", "secret_environment", b"secret_environment", "startTime", b"startTime", "status", b"status", "stopGracePeriod", b"stopGracePeriod", "uploads", b"uploads", "user", b"user", "uuid", b"uuid", "volumes", b"volumes", "waitReason", b"waitReason", "workDir", b"workDir", "workflowUuid", b"workflowUuid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2057,6 +2107,10 @@ class RunJobRequest(_message.Message):
     MAXEGRESSBITSPERSEC_FIELD_NUMBER: _builtins.int
     UPLOADSESSION_FIELD_NUMBER: _builtins.int
     STDIN_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
+    PREEMPTIBLE_FIELD_NUMBER: _builtins.int
+    ONPREEMPT_FIELD_NUMBER: _builtins.int
+    STOPGRACEPERIOD_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     command: _builtins.str
     maxCpu: _builtins.int
@@ -2086,6 +2140,16 @@ class RunJobRequest(_message.Message):
     """
     stdin: _builtins.bool
     """Additions. The job's fd 0 is a pipe fed by WriteJobStdin (else /dev/null)."""
+    priority: _builtins.int
+    """Additions (130+). Waits are ordered by priority (-1000..1000, default 0),
+    then submission time. A preemptible job may be stopped for a job of
+    higher priority: onPreempt "requeue" (default) puts it back in the queue
+    under the same id, "stop" leaves it STOPPED. stopGracePeriod ("10s";
+    "" = the node's) is how long it has after SIGTERM before it is killed.
+    """
+    preemptible: _builtins.bool
+    onPreempt: _builtins.str
+    stopGracePeriod: _builtins.str
     @_builtins.property
     def args(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -2126,10 +2190,14 @@ class RunJobRequest(_message.Message):
         maxEgressBitsPerSec: _builtins.int = ...,
         uploadSession: _builtins.str = ...,
         stdin: _builtins.bool = ...,
+        priority: _builtins.int = ...,
+        preemptible: _builtins.bool = ...,
+        onPreempt: _builtins.str = ...,
+        stopGracePeriod: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "cpuCores", b"cpuCores", "environment", b"environment", "gpu_count", b"gpu_count", "gpu_memory_mb", b"gpu_memory_mb", "jobUuid", b"jobUuid", "maxCpu", b"maxCpu", "maxEgressBitsPerSec", b"maxEgressBitsPerSec", "maxIngressBitsPerSec", b"maxIngressBitsPerSec", "maxIobps", b"maxIobps", "maxMemory", b"maxMemory", "name", b"name", "network", b"network", "requirements", b"requirements", "runtime", b"runtime", "schedule", b"schedule", "secret_environment", b"secret_environment", "stdin", b"stdin", "uploadSession", b"uploadSession", "uploads", b"uploads", "user", b"user", "volumes", b"volumes", "workDir", b"workDir", "workflowUuid", b"workflowUuid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "cpuCores", b"cpuCores", "environment", b"environment", "gpu_count", b"gpu_count", "gpu_memory_mb", b"gpu_memory_mb", "jobUuid", b"jobUuid", "maxCpu", b"maxCpu", "maxEgressBitsPerSec", b"maxEgressBitsPerSec", "maxIngressBitsPerSec", b"maxIngressBitsPerSec", "maxIobps", b"maxIobps", "maxMemory", b"maxMemory", "name", b"name", "network", b"network", "onPreempt", b"onPreempt", "preemptible", b"preemptible", "priority", b"priority", "requirements", b"requirements", "runtime", b"runtime", "schedule", b"schedule", "secret_environment", b"secret_environment", "stdin", b"stdin", "stopGracePeriod", b"stopGracePeriod", "uploadSession", b"uploadSession", "uploads", b"uploads", "user", b"user", "volumes", b"volumes", "workDir", b"workDir", "workflowUuid", b"workflowUuid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2609,6 +2677,7 @@ class WorkflowJob(_message.Message):
     ENDTIME_FIELD_NUMBER: _builtins.int
     EXITCODE_FIELD_NUMBER: _builtins.int
     ENDREASON_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
     jobUuid: _builtins.str
     jobName: _builtins.str
     status: _builtins.str
@@ -2617,6 +2686,8 @@ class WorkflowJob(_message.Message):
     """Additions (100+): why the job ended (exit code, a requirement that can
     no longer hold, stopped by whom).
     """
+    priority: _builtins.int
+    """Additions (130+): the job's priority (its own, else its workflow's)."""
     @_builtins.property
     def dependencies(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -2634,10 +2705,11 @@ class WorkflowJob(_message.Message):
         endTime: Global___Timestamp | None = ...,
         exitCode: _builtins.int = ...,
         endReason: _builtins.str = ...,
+        priority: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["endTime", b"endTime", "startTime", b"startTime"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["dependencies", b"dependencies", "endReason", b"endReason", "endTime", b"endTime", "exitCode", b"exitCode", "jobName", b"jobName", "jobUuid", b"jobUuid", "startTime", b"startTime", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dependencies", b"dependencies", "endReason", b"endReason", "endTime", b"endTime", "exitCode", b"exitCode", "jobName", b"jobName", "jobUuid", b"jobUuid", "priority", b"priority", "startTime", b"startTime", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

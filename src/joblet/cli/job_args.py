@@ -75,6 +75,16 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def priority(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not -1000 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"expected -1000..1000, got {value}")
+    return value
+
+
 def _number(parser: argparse.ArgumentParser, flag: str, metavar: str, help_text: str) -> None:
     parser.add_argument(flag, type=non_negative_int, default=0, metavar=metavar, help=help_text)
 
@@ -177,6 +187,31 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help='GPU memory needed per GPU: "8G" (a bare number is MB)',
     )
     text(
+        "--priority",
+        type=priority,
+        default=0,
+        metavar="N",
+        help="-1000..1000 (default 0): waiting jobs start highest first, then oldest",
+    )
+    text(
+        "--preemptible",
+        action="store_true",
+        help="a job of higher priority may stop this one to take its slot",
+    )
+    text(
+        "--on-preempt",
+        choices=("requeue", "stop"),
+        default="",
+        help="with --preemptible: run again from scratch, same id (requeue, the default)"
+        " or stay STOPPED",
+    )
+    text(
+        "--stop-grace",
+        default="",
+        metavar="DURATION",
+        help='SIGTERM to SIGKILL when it is stopped: "10s" (default: the node\'s)',
+    )
+    text(
         "-i",
         "--interactive",
         action="store_true",
@@ -245,7 +280,18 @@ def build_run_request(
         maxEgressBitsPerSec=_rate("--max-egress", args.max_egress),
         stdin=bool(getattr(args, "interactive", False)),
         requirements=[requirement(text) for text in getattr(args, "requires", [])],
+        priority=getattr(args, "priority", 0),
+        preemptible=bool(getattr(args, "preemptible", False)),
+        onPreempt=_on_preempt(args),
+        stopGracePeriod=getattr(args, "stop_grace", ""),
     )
+
+
+def _on_preempt(args: argparse.Namespace) -> str:
+    value = str(getattr(args, "on_preempt", "") or "")
+    if value and not getattr(args, "preemptible", False):
+        raise CliError("--on-preempt needs --preemptible", EXIT_USAGE)
+    return value
 
 
 _ID_STATUS = re.compile(r"\s*([A-Za-z0-9_][A-Za-z0-9_.-]*)\s*(?:=\s*([A-Za-z]+)\s*)?")

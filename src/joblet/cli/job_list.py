@@ -27,6 +27,7 @@ MIN_COMMAND_WIDTH = 10
 ELLIPSIS = "…"
 LIST_TIME_FORMAT = "%m-%d %H:%M"
 HEADERS = ("ID", "NAME", "STATUS", "STARTED", "DURATION", "COMMAND")
+PRIO_AT = 3  # the PRIO column, when shown, comes after STATUS
 
 
 DEFAULT_LIMIT = 100
@@ -143,12 +144,17 @@ def render_list(
         ]
         for job in jobs
     ]
+    headers = list(HEADERS)
+    if any(job.priority for job in jobs):  # PRIO only where priorities are in use
+        headers.insert(PRIO_AT, "PRIO")
+        for job, row in zip(jobs, rows, strict=True):
+            row.insert(PRIO_AT, str(job.priority))
     if not full:
-        used = _widths(HEADERS[:-1], [row[:-1] for row in rows])
+        used = _widths(headers[:-1], [row[:-1] for row in rows])
         room = max(width - used, MIN_COMMAND_WIDTH)
         for row in rows:
             row[-1] = cut(row[-1], room)
-    return format_table(list(HEADERS), rows)
+    return format_table(headers, rows)
 
 
 def _widths(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> int:
@@ -171,6 +177,7 @@ FIELDS: dict[str, Callable[[pb.Job], str]] = {
     "command": lambda job: command_line(job.command, job.args),
     "end_reason": lambda job: job.endReason,
     "node_id": lambda job: job.nodeId,
+    "priority": lambda job: str(job.priority),
 }
 
 

@@ -77,6 +77,7 @@ def render_status(res: pb.GetJobStatusRes, now: datetime, tz: tzinfo | None = No
     lines.append(f"End Time: {format_local_time(res.endTime, tz)}")
     lines.append(f"Duration: {job_duration(res.startTime, res.endTime, now)}")
     lines.append(f"Limits: {limits_line(res.maxCPU, res.cpuCores, res.maxMemory, res.maxIOBPS)}")
+    lines += priority_lines(res)
     lines += _optional("Work Dir", res.workDir)
     lines += _optional("User", res.user)
     lines += _optional("Network", res.network)
@@ -91,6 +92,19 @@ def render_status(res: pb.GetJobStatusRes, now: datetime, tz: tzinfo | None = No
     lines += _env_lines("Environment", res.environment)
     # The daemon already masks secrets; never print a value, whatever it sent.
     lines += _env_lines("Secret Environment", dict.fromkeys(res.secret_environment, "***"))
+    return lines
+
+
+def priority_lines(res: pb.GetJobStatusRes) -> list[str]:
+    """Priority, preemption and why the job last waited."""
+    lines = [f"Priority: {res.priority}"]
+    if res.preemptible:
+        then = "requeued" if res.onPreempt in ("", "requeue") else "stopped"
+        lines.append(f"Preemptible: yes (then {then}); preempted {res.preemptions} time(s)")
+    elif res.preemptions:
+        lines.append(f"Preemptions: {res.preemptions}")
+    lines += _optional("Stop Grace Period", res.stopGracePeriod)
+    lines += _optional("Waited", res.waitReason)
     return lines
 
 

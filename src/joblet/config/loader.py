@@ -33,6 +33,7 @@ from joblet.config.model import (
     JobRetention,
     JobsConfig,
     LimitDefaults,
+    RolesConfig,
     RootLayout,
     SecurityConfig,
     ServerConfig,
@@ -48,6 +49,7 @@ from joblet.network.config import parse_network_config
 from joblet.persist import config as persist_config
 from joblet.runtimes import config as runtime_config
 from joblet.security import audit_config
+from joblet.security.roles import Role
 from joblet.state import config as state_config
 from joblet.volumes import config as volumes_config
 
@@ -72,6 +74,9 @@ FILE_KEYS: Schema = {
             "maxWorkspaceSize",
             "uniqueJobNames",
             "stopJobsOnShutdown",
+            "priorityAging",
+            "preemption",
+            "maxRequeues",
         )
     )
     | {"jobRetention": dict.fromkeys(("maxAge", "maxJobs", "interval"))},
@@ -90,6 +95,7 @@ FILE_KEYS: Schema = {
     "volumes": volumes_config.KEYS,
     "audit": audit_config.KEYS,
     "runtime": runtime_config.KEYS,
+    "roles": {"maxPriority": dict.fromkeys(role.value for role in Role)},
 }
 
 
@@ -161,6 +167,7 @@ def parse_daemon_config(raw: Mapping[str, Any]) -> DaemonConfig:
         metrics=parse_metrics_config(_section(raw, "metrics")),
         network=parse_network_config(_section(raw, "network")),
         audit=audit_config.parse_audit_config(_section(raw, "audit")),
+        roles=_roles(_section(raw, "roles")),
     )
 
 
@@ -205,6 +212,9 @@ def _jobs(raw: Mapping[str, Any]) -> JobsConfig:
         stop_jobs_on_shutdown=_boolean(
             "joblet.stopJobsOnShutdown", raw.get("stopJobsOnShutdown", False)
         ),
+        priority_aging_s=parse_duration_s(raw.get("priorityAging", defaults.priority_aging_s)),
+        preemption=_boolean("joblet.preemption", raw.get("preemption", defaults.preemption)),
+        max_requeues=_whole("joblet.maxRequeues", raw.get("maxRequeues", defaults.max_requeues)),
         retention=_retention(_section(raw, "jobRetention")),
     )
 
@@ -225,6 +235,25 @@ def _retention(raw: Mapping[str, Any]) -> JobRetention:
         max_jobs=max_jobs,
         interval_s=interval,
     )
+
+
+def _whole(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{key} must be a whole number >= 0, not {value!r}")
+    return value
+
+
+def _roles(raw: Mapping[str, Any]) -> RolesConfig:
+    """`roles.maxPriority: {ROLE: N}`: the highest priority each role may set."""
+    caps = raw.get("maxPriority") or {}
+    if not isinstance(caps, Mapping):
+        raise ValueError("roles.maxPriority must map roles to priorities")
+    checked: dict[str, int] = {}
+    for role, cap in caps.items():
+        if isinstance(cap, bool) or not isinstance(cap, int) or not -1000 <= cap <= 1000:
+            raise ValueError(f"roles.maxPriority.{role} must be a whole number in -1000..1000")
+        checked[str(role)] = cap
+    return RolesConfig(max_priority=checked)
 
 
 USER_NAMESPACE_MODES = ("auto", "on", "off")

@@ -6,6 +6,7 @@ different roots, ports and cgroup parents can run side by side on one host.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -198,6 +199,13 @@ class JobsConfig:
     # A clean stop (SIGTERM) stops the running jobs first; by default they are
     # left to the launcher and re-attached by the next start (live restore).
     stop_jobs_on_shutdown: bool = False
+    # A waiting job gains one priority step per this many seconds (0 = never):
+    # nothing waits for ever behind a stream of higher priorities.
+    priority_aging_s: float = 60.0
+    # A job that would wait may stop running preemptible jobs of lower priority.
+    preemption: bool = False
+    # How often a preempted job with onPreempt=requeue goes back to the queue.
+    max_requeues: int = 3
 
 
 @dataclass(frozen=True)
@@ -228,6 +236,13 @@ class CgroupConfig:
 
 
 @dataclass(frozen=True)
+class RolesConfig:
+    # The highest priority a certificate of each role may give a job; a role
+    # not named here may give any (-1000..1000).
+    max_priority: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class DaemonConfig:
     layout: RootLayout
     security: SecurityConfig
@@ -238,3 +253,4 @@ class DaemonConfig:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
+    roles: RolesConfig = field(default_factory=RolesConfig)

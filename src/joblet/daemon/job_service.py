@@ -18,6 +18,7 @@ from joblet.config.units import parse_duration_s
 from joblet.daemon import heap, job_pages, log_rpc, mappers, metrics_rpc, upload_rpc
 from joblet.daemon.errors import streaming, unary
 from joblet.daemon.job_listing import OMITTED_KEY, list_message
+from joblet.daemon.priority_cap import check_priority_cap
 from joblet.daemon.workflow_service import WorkflowRpc
 from joblet.errors import FailedPrecondition, InvalidArgument, Unimplemented
 from joblet.jobs.manager import JobManager
@@ -88,6 +89,7 @@ class JobService(pb_grpc.JobServiceServicer):
             request, self._host_cpus, self._config.jobs.max_upload_bytes, now=now
         )
         _refuse_later_features(request)
+        check_priority_cap(self._config, spec.priority)
         if self._volumes is not None and spec.volumes:
             self._volumes.resolve_for_job(spec.volumes)  # unknown volume: NOT_FOUND now
         if self._networks is not None:

@@ -47,7 +47,20 @@ def _shared_fields(job: Job) -> dict[str, Any]:
         "user": _user(job),
         "maxIngressBitsPerSec": spec.max_ingress_bps,
         "maxEgressBitsPerSec": spec.max_egress_bps,
+        "priority": spec.priority,
+        "preemptible": spec.preemptible,
+        "onPreempt": spec.on_preempt,
+        "preemptions": job.preemptions,
+        "waitReason": job.wait_reason,
+        "stopGracePeriod": format_grace(spec.stop_grace_s),
     }
+
+
+def format_grace(seconds: float | None) -> str:
+    """A job's own grace period as a duration ("" = the node's)."""
+    if seconds is None:
+        return ""
+    return f"{seconds:g}s"
 
 
 def job_message(job: Job, *, details: bool = True) -> pb.Job:

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 
 from joblet.api import joblet_pb2 as pb
 from joblet.config.model import DaemonConfig
+from joblet.daemon.priority_cap import check_priority_cap
 from joblet.errors import InvalidArgument, JobletError
 from joblet.jobs.model import Job, JobSpec, JobStatus
 from joblet.jobs.validation import validate_run_request
@@ -64,6 +65,8 @@ class WorkflowRpc:
         files = list(request.workflowFiles)
         spec = self._parse(text, files)
         job_specs = self._job_specs(spec.jobs, files)
+        for name, job_spec in job_specs.items():
+            check_priority_cap(self._config, job_spec.priority, f"jobs.{name}: priority")
         await self._create_volumes(spec)
         metas = [FileMeta(f.path, len(f.content), f.mode, f.isDirectory) for f in files]
         flow = await self._shell.create(spec, job_specs, text, metas)
@@ -186,7 +189,7 @@ class WorkflowRpc:
                 pb.WorkflowJob(
                     jobUuid=job.id, jobName=name, status=job.status.value,
                     dependencies=dependencies[name], exitCode=job.exit_code,
-                    endReason=job.end_reason,
+                    endReason=job.end_reason, priority=job.spec.priority,
                     startTime=_timestamp(job.started_at) if job.started_at else None,
                     endTime=_timestamp(job.ended_at) if job.ended_at else None,
                 )
@@ -281,6 +284,7 @@ def _run_request(job: WorkflowJob, uploads: list[pb.FileUpload]) -> pb.RunJobReq
         secret_environment=dict(job.secret_environment),
         gpu_count=job.gpu_count,
         gpu_memory_mb=job.gpu_memory_mb,
+        priority=job.priority,
     )
 
 

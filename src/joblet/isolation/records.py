@@ -139,6 +139,13 @@ def write_exit(job_dir: str, exit_: JobExit) -> None:
     write_atomic(os.path.join(job_dir, EXIT_FILE), exit_.to_json())
 
 
+def clear_exit(job_dir: str) -> None:
+    """Remove a previous run's exit record (a requeued job runs again in the
+    same directory): read after a restart, it would end the new run."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(job_dir, EXIT_FILE))
+
+
 def read_exit(job_dir: str) -> JobExit | None:
     """The exit record the launcher left for a job, if any (None if unreadable)."""
     try:

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from joblet.errors import IsolationError, JobletError, Unavailable
 from joblet.isolation.spec import JobExit
 from joblet.jobs import recovery, runtime_jobs
-from joblet.jobs.model import JobStatus
+from joblet.jobs.model import Job, JobStatus
 from joblet.jobs.ports import JobMetrics, JobNetworks, Launcher
-from joblet.jobs.state_machine import Exited
+from joblet.jobs.state_machine import Exited, Requeued
 from joblet.jobs.table import JobRuntime, JobTable
 from joblet.logs.service import JobLogs
 from joblet.resources.interface import JobCgroup
@@ -25,6 +25,8 @@ from joblet.runtimes.seams import RuntimeResolver
 log = logging.getLogger(__name__)
 
 KILL_SETTLE_S = 10.0
+# The SYSTEM line a preempted job's log gets before it runs again.
+REQUEUED_NOTE = b"preempted, requeued\n"
 
 
 class JobEnding:
@@ -45,7 +47,9 @@ class JobEnding:
         networks: JobNetworks | None = None,
         launcher: Launcher | None = None,
         runtimes: RuntimeResolver | None = None,
+        max_requeues: int = 3,
     ) -> None:
+        self._max_requeues = max_requeues
         self._table = table
         self._logs = logs
         self._stop_grace_s = stop_grace_s
@@ -76,10 +80,51 @@ class JobEnding:
                 oom = rt.cgroup.oom_killed()
             except OSError:
                 log.exception("reading OOM state of job %s", job_id)
-        job = self._table.apply(job_id, _exited(event, rt, oom))
+        requeue = job.spec.on_preempt == "requeue" and job.preemptions < self._max_requeues
+        job = self._table.apply(job_id, _exited(event, rt, oom, job, requeue))
         log.info("job %s %s (%s)", job_id, job.status, job.end_reason)
         rt.exited.set()
-        self.release(job_id)
+        if job.requeue_due:
+            self.requeue(job_id)
+        else:
+            self.release(job_id)
+
+    def requeue(self, job_id: str, *, notify: bool = True) -> None:
+        """A job stopped by a preemption waits again under its id, to run from
+        scratch: its cgroup and network go, its log (with a note), uploads and
+        runtime stay. `notify`: tell the owner a slot is free."""
+        job = self._table.apply(job_id, Requeued(at=time.time()))
+        log.info("job %s requeued (%s)", job_id, job.wait_reason)
+        rt = self._table.runtime.get(job_id)
+        cgroup = None
+        if rt is not None:
+            rt.cancel_timers()
+            rt.close_stdin()
+            cgroup, rt.cgroup = rt.cgroup, None
+            # A fresh run: what the last one left must not end the next.
+            rt.exited.set()
+            rt.exited = asyncio.Event()
+            rt.early_exit = None
+            rt.stopped_by = ""
+            rt.timed_out = False
+            rt.settling = self._table.spawn_task(
+                self._settle_requeue(job_id, cgroup, rt.cgroup_lock)
+            )
+        self._release_network(job_id)
+        self._table.registry.enqueue(job_id)
+        if notify:
+            self._on_slot_free()
+
+    async def _settle_requeue(
+        self, job_id: str, cgroup: JobCgroup | None, lock: asyncio.Lock
+    ) -> None:
+        """Before the job runs again: its log marked, its old cgroup gone."""
+        try:
+            await self._logs.seal(job_id, REQUEUED_NOTE)
+        except OSError as exc:
+            log.warning("marking the log of job %s: %s", job_id, exc)
+        if cgroup is not None:
+            await self._remove_cgroup(job_id, cgroup, lock)
 
     def on_timeout(self, job_id: str) -> None:
         rt = self._table.runtime.get(job_id)
@@ -191,12 +236,15 @@ class JobEnding:
         if rt is not None and rt.runtime_mount is not None:
             rt.runtime_mount = None
             runtime_jobs.release(self._runtimes, job_id)
+        self._release_network(job_id)
+        self._on_slot_free()
+
+    def _release_network(self, job_id: str) -> None:
         if self._networks is not None:
             try:
                 self._networks.release(job_id)
             except (OSError, JobletError):
                 log.exception("releasing the network of job %s", job_id)
-        self._on_slot_free()
 
     async def _remove_cgroup(self, job_id: str, cgroup: JobCgroup, lock: asyncio.Lock) -> None:
         if self._metrics is not None:
@@ -212,8 +260,9 @@ class JobEnding:
             log.exception("removing cgroup of job %s", cgroup.job_id)
 
 
-def _exited(event: JobExit, rt: JobRuntime, oom_killed: bool) -> Exited:
-    """The state-machine event for an exit report, with why the job ended."""
+def _exited(event: JobExit, rt: JobRuntime, oom_killed: bool, job: Job, requeue: bool) -> Exited:
+    """The state-machine event for an exit report, with why the job ended
+    (the record says whether it was being stopped for another job)."""
     # tini reports a command killed by signal N as exit code 128 + N.
     signum = event.signal or (event.exit_code - 128 if 128 < event.exit_code < 160 else 0)
     return Exited(
@@ -224,6 +273,8 @@ def _exited(event: JobExit, rt: JobRuntime, oom_killed: bool) -> Exited:
         timed_out=rt.timed_out,
         oom_killed=oom_killed,
         lost=recovery.LOST_REASON if event.lost else "",
+        preempted_by=job.preempted_for,
+        requeue=requeue,
     )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from joblet.config.model import DaemonConfig, LimitDefaults
 from joblet.errors import JobletError, NotFound, Unavailable
+from joblet.isolation.records import clear_exit
 from joblet.isolation.spec import LaunchSpec
 from joblet.jobs.ending import JobEnding
 from joblet.jobs.environment import job_environment
@@ -84,6 +85,8 @@ class JobStarter:
             if job.spec.stdin:
                 rt.stdin_fd, path = open_stdin_fifo(self._config.layout.job_dir(job_id))
                 spec = replace(spec, stdin_path=path)
+            if job.preemptions:  # a requeued job: its last run's end is not this one's
+                clear_exit(str(self._config.layout.job_dir(job_id)))
             await self._await_record(job_id)
             pid = await self._launch(spec, rt.cgroup)
         except (JobletError, OSError) as exc:

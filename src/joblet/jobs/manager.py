@@ -9,7 +9,10 @@ the registry before the next await.
 JobManager is the one entry point; its parts live beside it: the shared
 table (table.py), starting jobs (launch.py), their end (ending.py), taking
 over jobs after a restart (restart.py) and the job directory (workspace.py).
-This module keeps the commands, the schedule and the queue.
+This module keeps the commands, the schedule and the queue. The queue
+(joblet.jobs.priority) is ordered by effective priority, then submission
+time; preemption (joblet.jobs.preemption) lets a job that would wait take
+the slots of preemptible jobs of lower priority.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from joblet.config.model import DaemonConfig
-from joblet.errors import AlreadyExists, FailedPrecondition, NotFound
+from joblet.errors import AlreadyExists, FailedPrecondition, JobletError, NotFound
 from joblet.isolation.spec import JobExit
 from joblet.jobs import runtime_jobs, stdin_feed, workspace
 from joblet.jobs.ending import JobEnding
@@ -40,6 +43,7 @@ from joblet.jobs.ports import (
     JobVolumes,
     Launcher,
 )
+from joblet.jobs.preemption import Preemptor
 from joblet.jobs.restart import JobRestorer
 from joblet.jobs.state_machine import (
     Canceled,
@@ -105,7 +109,9 @@ class JobManager:
         self._runtimes = runtimes
         # What collected jobs left behind (set by the daemon with retention on).
         self.collected: CollectedIds | None = None
-        self._table = JobTable(listener)
+        self._table = JobTable(listener, config.jobs.priority_aging_s)
+        self._kicked = False  # a start of queued jobs is due at the next loop turn
+        self._restoring = False
         # Shorthands for the table's parts; they are never rebound.
         self._registry = self._table.registry
         self._runtime = self._table.runtime
@@ -118,6 +124,10 @@ class JobManager:
             networks=networks,
             launcher=launcher,
             runtimes=runtimes,
+            max_requeues=config.jobs.max_requeues,
+        )
+        self._preemptor = Preemptor(
+            config, self._table, self._ending, confirm=self.confirm_recorded, volumes=volumes
         )
         self._starter = JobStarter(
             config,
@@ -293,7 +303,8 @@ class JobManager:
         if self._closing:
             return job  # still PENDING in the store: the next start takes it up
         job = self._table.apply(job_id, Released())
-        return await self._go(job, 0.0, recorded=True)
+        # Jobs released together (dependents of one job) start best first.
+        return await self._go(job, 0.0, recorded=True, together=True)
 
     def cancel_pending(self, job_id: str, by: str, reason: str = "") -> Job:
         """End a pending job that will never run (a requirement can no longer hold)."""
@@ -305,18 +316,22 @@ class JobManager:
         self._ending.release(job_id)
         return job
 
-    async def _go(self, job: Job, scheduled_at: float, *, recorded: bool = False) -> Job:
+    async def _go(
+        self, job: Job, scheduled_at: float, *, recorded: bool = False, together: bool = False
+    ) -> Job:
+        """Start, queue or schedule a job. `together`: it may become ready with
+        others in this loop turn, so it goes through the queue, in order."""
         job_id = job.id
+        limit = self._config.jobs.max_concurrent_jobs
         if scheduled_at:
             job = self._table.apply(job_id, Scheduled(at=scheduled_at))
             self._arm_schedule(job_id, scheduled_at)
-        elif self._registry.has_slot(self._config.jobs.max_concurrent_jobs):
+        elif self._registry.has_slot(limit) and (limit <= 0 or not (together or self._queued())):
             if not recorded:  # recorded before the launch, so a crash cannot orphan it
                 self._table.changed(job)
             return await self._starter.start(job_id)
         else:
-            job = self._table.apply(job_id, Queued())
-            self._registry.enqueue(job_id)
+            job = self._wait_for_slot(job_id)
         # A waiting job is answered once it is stored: a daemon killed right
         # after the answer still knows the job it accepted.
         await self.confirm_recorded(job_id)
@@ -462,7 +477,13 @@ class JobManager:
         self, jobs: list[Job], running: dict[str, int], orphaned: AbstractSet[str] = frozenset()
     ) -> None:
         """Take over the jobs a previous daemon left (from the state store)."""
-        self._restorer.restore(jobs, running, orphaned)
+        # Nothing starts before every job is back: a job requeued on the way
+        # must not take a slot ahead of a better one restored after it.
+        self._restoring = True
+        try:
+            self._restorer.restore(jobs, running, orphaned)
+        finally:
+            self._restoring = False
         self._start_queued()
 
     def on_exit(self, event: JobExit) -> None:
@@ -488,14 +509,61 @@ class JobManager:
             return
         if job.status is not JobStatus.SCHEDULED:
             return
-        if self._registry.has_slot(self._config.jobs.max_concurrent_jobs):
+        if self._config.jobs.max_concurrent_jobs <= 0:
             await self._starter.start(job_id)
+        else:  # schedules falling due together start best first
+            self._wait_for_slot(job_id)
+
+    def _queued(self) -> bool:
+        return bool(self._registry.queued_count())
+
+    def _wait_for_slot(self, job_id: str) -> Job:
+        """Queue a job (in priority order), take the slots of lower preemptible
+        jobs if it may, and start the best queued jobs at the next loop turn."""
+        job = self._registry.get(job_id)
+        now = self._clock()
+        limit = self._config.jobs.max_concurrent_jobs
+        victims = self._preemptor.victims_for(job, now)
+        if victims:
+            reason = f"preempting {', '.join(victims)}"
+        elif self._registry.has_slot(limit):
+            reason = ""  # ready with others: it waits a loop turn at most
         else:
-            self._table.apply(job_id, Queued())
-            self._registry.enqueue(job_id)
+            running = self._registry.running_count()
+            reason = f"{running} jobs running, joblet.maxConcurrentJobs is {limit}"
+        job = self._table.apply(job_id, Queued(at=now, reason=reason))
+        self._registry.enqueue(job_id)
+        self._preemptor.preempt(victims, job_id)
+        if victims:  # its directory is made during their grace period, not after it
+            self._runtime[job_id].settling = self._table.spawn_task(self._prepare_dir(job))
+        self._kick()
+        return job
+
+    async def _prepare_dir(self, job: Job) -> None:
+        layout = self._config.layout
+        if workspace.log_path(layout, job.id).exists():
+            return
+        try:
+            await asyncio.to_thread(
+                workspace.prepare_job_dir, layout, self._config.jobs, job.id,
+                replace(job.spec, uploads=()), self._workspaces,
+            )  # fmt: skip
+        except (OSError, JobletError) as exc:  # its start makes it, or says why not
+            log.warning("job %s: preparing its directory early: %s", job.id, exc)
+
+    def _kick(self) -> None:
+        """Start queued jobs at the next loop turn, once for all the jobs
+        queued in this one (so the best of them goes first)."""
+        if not self._kicked:
+            self._kicked = True
+            asyncio.get_running_loop().call_soon(self._kicked_start)
+
+    def _kicked_start(self) -> None:
+        self._kicked = False
+        self._start_queued()
 
     def _start_queued(self) -> None:
-        if self._closing:
+        if self._closing or self._restoring:
             return
         limit = self._config.jobs.max_concurrent_jobs
         while (job_id := self._registry.next_queued(limit)) is not None:
@@ -503,6 +571,12 @@ class JobManager:
             self._table.spawn(self._start_reserved(job_id))
 
     async def _start_reserved(self, job_id: str) -> None:
+        rt = self._runtime.get(job_id)
+        if rt is not None and rt.settling is not None:
+            # A requeued job: its last run's cgroup must be gone first.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(rt.settling)
+            rt.settling = None
         self._registry.starting -= 1
         try:
             job = self._registry.get(job_id)

@@ -79,6 +79,12 @@ class JobSpec:
     max_ingress_bps: int = 0  # bits per second into the job; 0 = the node's default
     max_egress_bps: int = 0
     stdin: bool = False  # fd 0 is a pipe fed by WriteJobStdin (else /dev/null)
+    # Waits are ordered by priority (-1000..1000); a preemptible job may give
+    # its slot to a job of higher priority (joblet.jobs.priority).
+    priority: int = 0
+    preemptible: bool = False
+    on_preempt: str = "requeue"  # "requeue" (run again, same id) or "stop"
+    stop_grace_s: float | None = None  # SIGTERM -> SIGKILL; None = the node's
 
 
 @dataclass(frozen=True)
@@ -100,3 +106,9 @@ class Job:
     # again after a restart, so a job never changes builds.
     runtime_name: str = ""
     runtime_build: str = ""
+    # Priorities and preemption (joblet.jobs.priority, joblet.jobs.preemption).
+    queued_at: float = 0.0  # when it last began to wait for a slot (aging counts from it)
+    wait_reason: str = ""  # why it last waited, for `rnx job status`
+    preemptions: int = 0  # how often it gave its slot to another job
+    preempted_for: str = ""  # while RUNNING: the job it is being stopped for
+    requeue_due: bool = False  # STOPPED by a preemption, about to be QUEUED again

@@ -47,7 +47,8 @@ class Rearm:
 
 @dataclass(frozen=True)
 class Requeue:
-    """A queued job: back into the queue, in its original order."""
+    """A queued job: back into the queue, in its original order (a job
+    stopped by a preemption and due for its requeue: queued now)."""
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,8 @@ def decide(
 ) -> Recovery:
     """`orphaned`: still alive, but started by a launcher that has since died."""
     if job.status.is_final:
-        return Keep()
+        # Stopped by a preemption, and the daemon died before it was queued again.
+        return Requeue() if job.requeue_due else Keep()
     if job.status is JobStatus.PENDING:
         return Wait()
     if job.status is JobStatus.SCHEDULED:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 
@@ -74,7 +75,7 @@ class JobRestorer:
                 continue
             self._table.registry.add(job)
             self._table.runtime[job.id] = JobRuntime()
-            if not job.status.is_final and job.runtime_build:
+            if (not job.status.is_final or job.requeue_due) and job.runtime_build:
                 self._table.runtime[job.id].runtime_mount = runtime_jobs.reacquire(
                     self._runtimes, job.runtime_name, job.runtime_build, job.id
                 )
@@ -115,6 +116,8 @@ class JobRestorer:
                 pass  # taken up by its workflow once the daemon is ready
             case recovery.Rearm():
                 self._arm_schedule(job_id, job.scheduled_at)
+            case recovery.Requeue() if job.status is JobStatus.STOPPED:
+                self._ending.requeue(job_id, notify=False)  # the manager starts jobs after
             case recovery.Requeue():
                 self._table.registry.enqueue(job_id)
             case recovery.Reattach(pid=pid):
@@ -170,3 +173,6 @@ class JobRestorer:
         if timeout > 0:
             left = max(0.0, job.started_at + timeout - self._clock())
             rt.call_later(left, self._ending.on_timeout, job.id)
+        if job.preempted_for:  # the last daemon was stopping it for another job
+            grace = job.spec.stop_grace_s
+            self._table.spawn(self._ending.terminate(job.id, signal.SIGTERM, grace))

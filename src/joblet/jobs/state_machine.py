@@ -22,7 +22,10 @@ class IllegalTransition(FailedPrecondition):
 
 @dataclass(frozen=True)
 class Queued:
-    pass
+    """It waits for a slot; `at` starts its aging, `reason` says why it waits."""
+
+    at: float = 0.0
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,8 @@ class Exited:
     timed_out: bool = False
     oom_killed: bool = False
     lost: str = ""  # why the end was not observed (supervisor gone, ...)
+    preempted_by: str = ""  # it was stopped to make room for this job
+    requeue: bool = False  # ... and goes back to the queue (see Requeued)
 
 
 @dataclass(frozen=True)
@@ -69,11 +74,37 @@ class Released:
 
 
 @dataclass(frozen=True)
+class Preempting:
+    """A running job is being stopped to make room for `for_job`: recorded
+    before its SIGTERM, so a daemon restarted meanwhile knows why it ended."""
+
+    for_job: str
+
+
+@dataclass(frozen=True)
+class Requeued:
+    """A job stopped by a preemption waits again (same id, from scratch)."""
+
+    at: float
+
+
+@dataclass(frozen=True)
 class Starting:
     """A queued or scheduled job's turn came: it is being launched."""
 
 
-Event = Queued | Scheduled | Released | Starting | Started | Exited | Canceled | LaunchFailed
+Event = (
+    Queued
+    | Scheduled
+    | Released
+    | Starting
+    | Started
+    | Exited
+    | Canceled
+    | LaunchFailed
+    | Preempting
+    | Requeued
+)
 
 _ALLOWED: dict[type, frozenset[JobStatus]] = {
     Released: frozenset({S.PENDING}),
@@ -82,6 +113,8 @@ _ALLOWED: dict[type, frozenset[JobStatus]] = {
     Starting: frozenset({S.QUEUED, S.SCHEDULED}),
     Started: frozenset({S.INITIALIZING, S.QUEUED, S.SCHEDULED}),
     Exited: frozenset({S.RUNNING}),
+    Preempting: frozenset({S.RUNNING}),
+    Requeued: frozenset({S.STOPPED}),
     Canceled: frozenset({S.PENDING, S.SCHEDULED, S.QUEUED}),
     # PENDING: its release failed before any launch (its uploads, say).
     LaunchFailed: frozenset({S.PENDING, S.INITIALIZING, S.QUEUED, S.SCHEDULED}),
@@ -94,9 +127,26 @@ def transition(job: Job, event: Event) -> Job:
         raise IllegalTransition(
             f"job {job.id} is {job.status}: cannot apply {type(event).__name__.lower()}"
         )
+    if isinstance(event, Requeued) and not job.requeue_due:
+        raise IllegalTransition(f"job {job.id} is {job.status}: it was not stopped to be requeued")
     match event:
-        case Queued():
-            return replace(job, status=S.QUEUED)
+        case Queued(at=at, reason=reason):
+            return replace(job, status=S.QUEUED, queued_at=at or job.created_at, wait_reason=reason)
+        case Preempting(for_job=for_job):
+            return replace(job, preempted_for=for_job)
+        case Requeued(at=at):
+            return replace(
+                job,
+                status=S.QUEUED,
+                queued_at=at,
+                wait_reason=f"{job.end_reason}, requeued",
+                requeue_due=False,
+                started_at=0.0,
+                ended_at=0.0,
+                exit_code=0,
+                end_reason="",
+                pid=0,
+            )
         case Scheduled(at=at):
             return replace(job, status=S.SCHEDULED, scheduled_at=at)
         case Starting() | Released():
@@ -115,6 +165,7 @@ def transition(job: Job, event: Event) -> Job:
 
 def _exited(job: Job, event: Exited) -> Job:
     status, reason = exit_outcome(event)
+    preempted = reason == preempted_reason(event.preempted_by)
     return replace(
         job,
         status=status,
@@ -122,7 +173,14 @@ def _exited(job: Job, event: Exited) -> Job:
         exit_code=event.exit_code,
         end_reason=reason,
         pid=0,
+        preempted_for="",
+        preemptions=job.preemptions + 1 if preempted else job.preemptions,
+        requeue_due=preempted and event.requeue,
     )
+
+
+def preempted_reason(by: str) -> str:
+    return f"preempted by {by}"
 
 
 def exit_outcome(event: Exited) -> tuple[JobStatus, str]:
@@ -137,6 +195,8 @@ def exit_outcome(event: Exited) -> tuple[JobStatus, str]:
         return S.FAILED, "timeout"
     if event.stopped_by:
         return S.STOPPED, f"stopped by {event.stopped_by}"
+    if event.preempted_by:
+        return S.STOPPED, preempted_reason(event.preempted_by)
     if event.signal:
         return S.FAILED, f"killed by signal {event.signal} ({_signal_name(event.signal)})"
     if event.exit_code == 0:

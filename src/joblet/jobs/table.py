@@ -46,6 +46,9 @@ class JobRuntime:
     runtime_mount: RuntimeMount | None = None  # the runtime pinned for it
     build: BuildPlan | None = None  # it is a runtime build
     timeout_s: float = 0.0  # its own timeout over joblet.jobTimeout (builds)
+    # A requeued job's last run being cleared away (its old cgroup): the
+    # next run waits for it.
+    settling: asyncio.Task[None] | None = None
 
     def call_later(self, delay: float, callback: Callable[..., object], *args: object) -> None:
         """Arm a timer for this job; it is cancelled when the job ends or is deleted."""
@@ -61,8 +64,8 @@ class JobRuntime:
 class JobTable:
     """The job records with their runtimes, and the tasks spawned for them."""
 
-    def __init__(self, listener: JobListener | None = None) -> None:
-        self.registry = JobRegistry()
+    def __init__(self, listener: JobListener | None = None, aging_s: float = 60.0) -> None:
+        self.registry = JobRegistry(aging_s)
         self.runtime: dict[str, JobRuntime] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.listener = listener
@@ -83,6 +86,10 @@ class JobTable:
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run a coroutine as a task the manager owns (awaited or cancelled at shutdown)."""
+        self.spawn_task(coro)
+
+    def spawn_task(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+        return task

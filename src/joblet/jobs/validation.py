@@ -14,9 +14,11 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
+from joblet.config.units import parse_duration_s
 from joblet.errors import InvalidArgument
 from joblet.jobs.ids import is_job_id
 from joblet.jobs.model import JobSpec, Upload
+from joblet.jobs.priority import PRIORITY_MAX, PRIORITY_MIN
 from joblet.jobs.request_limits import BoundedRequest, RequirementLike, check_request_bounds
 from joblet.jobs.schedule import parse_schedule
 from joblet.jobs.uploads import normalize_upload_path
@@ -105,7 +107,47 @@ def validate_run_request(
         max_egress_bps=check_not_negative(
             "maxEgressBitsPerSec", getattr(req, "maxEgressBitsPerSec", 0), "bit/s"
         ),
+        priority=check_priority(getattr(req, "priority", 0)),
+        preemptible=bool(getattr(req, "preemptible", False)),
+        on_preempt=check_on_preempt(getattr(req, "onPreempt", "")),
+        stop_grace_s=check_stop_grace(getattr(req, "stopGracePeriod", "")),
     )
+
+
+ON_PREEMPT = ("requeue", "stop")
+MAX_STOP_GRACE_S = 3600.0
+
+
+def check_priority(priority: int, field: str = "priority") -> int:
+    if not PRIORITY_MIN <= priority <= PRIORITY_MAX:
+        raise InvalidArgument(
+            f"{field} {priority} is out of range: give {PRIORITY_MIN}..{PRIORITY_MAX}"
+        )
+    return priority
+
+
+def check_on_preempt(value: str) -> str:
+    """onPreempt: "requeue" (the default, also for "") or "stop"."""
+    if not value:
+        return "requeue"
+    if value not in ON_PREEMPT:
+        raise InvalidArgument(f"onPreempt {value!r}: give requeue or stop")
+    return value
+
+
+def check_stop_grace(value: str) -> float | None:
+    """stopGracePeriod: a duration up to an hour; "" = the node's."""
+    if not value:
+        return None
+    try:
+        seconds = parse_duration_s(value)
+    except ValueError:
+        raise InvalidArgument(
+            f"stopGracePeriod {value!r}: give a duration such as 10s or 1m"
+        ) from None
+    if not 0 <= seconds <= MAX_STOP_GRACE_S:
+        raise InvalidArgument(f"stopGracePeriod {value!r}: give 0s..1h")
+    return seconds
 
 
 def check_command(command: str) -> str:

@@ -26,6 +26,10 @@ _SCALARS: dict[str, str] = {
     "max_ingress_bps": "maxIngressBitsPerSec",
     "max_egress_bps": "maxEgressBitsPerSec",
     "stdin": "stdin",
+    "priority": "priority",
+    "preemptible": "preemptible",
+    "on_preempt": "onPreempt",
+    "stop_grace_period": "stopGracePeriod",
 }
 _ALIASES = {"work_dir": "workdir", "gpu": "gpu_count", "gpu_memory": "gpu_memory_mb"}
 OPTIONS = frozenset({*_SCALARS, *_ALIASES, "env", "environment", "secret_env",

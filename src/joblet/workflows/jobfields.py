@@ -26,6 +26,7 @@ class JobContext:
     defaults: dict[str, Variable]  # the workflow's environment, secrets included
     volumes: frozenset[str] | None  # declared or existing; None: don't check
     files: frozenset[str] | None  # uploaded paths and their directories; None: don't check
+    priority: int = 0  # the workflow's; a job's own wins
 
 
 def read_job(
@@ -48,6 +49,7 @@ def read_job(
         else []
     )
     _environment(ctx, nodes, path, values)
+    values.setdefault("priority", ctx.priority)
     jobspec.check_bounds(reader, node, path, values)
     values.setdefault("command", "")  # missing: already a problem; the name still counts
     job = WorkflowJob(
@@ -86,6 +88,10 @@ def _read_key(ctx: JobContext, key: str, node: Node, path: str, values: dict[str
             values["workdir"] = checked
     elif key == "resources":
         values.update(jobspec.read_resources(reader, node, path, ctx.known))
+    elif key == "priority":
+        priority = jobspec.read_priority(reader, node, path)
+        if priority is not None:
+            values["priority"] = priority
 
 
 def _args(reader: Reader, node: Node, path: str) -> tuple[str, ...]:

@@ -38,6 +38,7 @@ JOB_KEYS = (
     "uploads",
     "workdir",
     "resources",
+    "priority",
     "environment",
     "secret_environment",
     "requires",
@@ -179,6 +180,14 @@ def references(items: list[RequireItem]) -> tuple[str, ...]:
         for leaf in jobs_of(item.expr):
             seen.setdefault(leaf.job, None)
     return tuple(seen)
+
+
+def read_priority(reader: Reader, node: Node, path: str) -> int | None:
+    """`priority`: a whole number in -1000..1000."""
+    value = reader.integer(node, path)
+    if value is None:
+        return None
+    return guard(reader, node, path, rules.check_priority, value)
 
 
 def read_resources(reader: Reader, node: Node, path: str, known: Known) -> dict[str, object]:

@@ -51,6 +51,7 @@ class WorkflowJob:
     requires: tuple[Requirement, ...] = ()  # all must hold
     dependencies: tuple[str, ...] = ()  # jobs the requirements name, first mention first
     line: int = 0  # where the job's key is in the YAML
+    priority: int = 0  # its own `priority`, else its workflow's
 
 
 @dataclass(frozen=True)

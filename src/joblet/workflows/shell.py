@@ -135,7 +135,9 @@ class WorkflowShell:
     # ---- the manager's listener ----------------------------------------
 
     def changed(self, job: Job) -> None:
-        if job.status.is_final and (job.id in self._watching or job.id in self._waiters):
+        # A job stopped by a preemption and about to be requeued has not ended.
+        final = job.status.is_final and not job.requeue_due
+        if final and (job.id in self._watching or job.id in self._waiters):
             self._checks.extend(self._watching.pop(job.id, ()))
             self._checks.append(job.id)
             self._wake()
@@ -146,7 +148,7 @@ class WorkflowShell:
         if flow is None:
             return
         flow.touch()
-        if job.status.is_final:
+        if final:
             flow.ended.add(ref[1])
             self._events.append((ref[0], ref[1], str(job.status)))
             self._wake()

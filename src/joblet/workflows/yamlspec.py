@@ -31,7 +31,15 @@ from joblet.workflows.yamlnodes import (
     join,
 )
 
-TOP_KEYS = ("version", "name", "environment", "secret_environment", "volumes", "jobs")
+TOP_KEYS = (
+    "version",
+    "name",
+    "environment",
+    "secret_environment",
+    "volumes",
+    "jobs",
+    "priority",
+)
 VOLUME_KEYS = ("size", "type")
 MAX_JOBS = 5000
 
@@ -86,7 +94,12 @@ def _read_workflow(reader: Reader, text: str, known: Known) -> WorkflowSpec | No
     # A job may use a volume this workflow creates or one that exists already.
     declared = {decl.name for decl in decls}
     volume_check = None if known.volumes is None else frozenset(declared | known.volumes)
-    context = JobContext(reader, known, defaults, volume_check, _available(known.files))
+    priority = 0
+    if "priority" in top:
+        priority = jobspec.read_priority(reader, top["priority"][1], "priority") or 0
+    context = JobContext(
+        reader, known, defaults, volume_check, _available(known.files), priority=priority
+    )
     jobs = _jobs(context, top["jobs"][1])
     return WorkflowSpec(name, jobs, decls, volume_names)
 

@@ -210,3 +210,27 @@ async def test_workflow_records_share_the_store_with_jobs(
     assert [j.id for j in loaded.jobs] == [job_id]
     assert loaded.jobs[0].status is JobStatus.PENDING
     assert loaded.workflows == [("wf-1", b'{"name": "one", "started": ["a"]}')]
+
+
+async def test_priority_and_preemption_fields_round_trip(backend: StateBackend) -> None:
+    """A job's priority, preemption settings and count come back from every
+    backend as they went in (what a restarted daemon orders and requeues by)."""
+    from joblet.jobs.model import Job, JobSpec, JobStatus
+    from joblet.jobs.serialization import job_from_json, job_to_json
+
+    spec = JobSpec(
+        command="true", priority=-250, preemptible=True, on_preempt="stop", stop_grace_s=1.5
+    )
+    job = Job(
+        id="prio-job", spec=spec, status=JobStatus.QUEUED, created_at=1.0, queued_at=2.5,
+        wait_reason="preempted by x, requeued", preemptions=2, preempted_for="",
+        requeue_due=False,
+    )  # fmt: skip
+    stopped = Job(
+        id="stopped-job", spec=spec, status=JobStatus.STOPPED, preemptions=1,
+        requeue_due=True, end_reason="preempted by y",
+    )  # fmt: skip
+    for record in (job, stopped):
+        await backend.put(record.id, job_to_json(record))
+    loaded = {job_id: job_from_json(blob) for job_id, blob in await backend.list_all()}
+    assert loaded == {"prio-job": job, "stopped-job": stopped}

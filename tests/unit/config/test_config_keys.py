@@ -49,7 +49,11 @@ EVERY_KEY: dict[str, Any] = {
         "runAsGroup": None,
         "allowedUsers": ["nobody", 1000],
         "jobRetention": {"maxAge": "7d", "maxJobs": 10000, "interval": "1m"},
+        "priorityAging": "1m",
+        "preemption": True,
+        "maxRequeues": 3,
     },
+    "roles": {"maxPriority": {"admin": 1000, "viewer": 0}},
     "security": {"serverCert": "pem", "serverKey": "pem", "caCert": "pem"},
     "filesystem": {"allowedMounts": ["/usr"], "tmpSize": "256MB"},
     "cgroup": {

@@ -38,6 +38,10 @@ def full_job() -> Job:
         gpu_memory_mb=2048,
         workflow_uuid="wf-1",
         dependencies=("a", "b"),
+        priority=-7,
+        preemptible=True,
+        on_preempt="stop",
+        stop_grace_s=1.5,
     )
     return Job(
         id="job-1",
@@ -52,6 +56,11 @@ def full_job() -> Job:
         end_reason="exit code 3",
         pid=4242,
         upload_names=("src/main.py",),
+        queued_at=1700000000.5,
+        wait_reason="preempted by job-0, requeued",
+        preemptions=2,
+        preempted_for="job-9",
+        requeue_due=True,
     )
 
 

@@ -14,8 +14,10 @@ from joblet.jobs.state_machine import (
     Exited,
     IllegalTransition,
     LaunchFailed,
+    Preempting,
     Queued,
     Released,
+    Requeued,
     Scheduled,
     Started,
     Starting,
@@ -40,6 +42,8 @@ EVENTS: dict[str, Event] = {
     "exited": Exited(exit_code=0, signal=0, at=9.0),
     "canceled": Canceled(by="admin", at=7.0),
     "launch_failed": LaunchFailed(reason="launcher unavailable", at=6.0),
+    "preempting": Preempting(for_job="urgent"),
+    "requeued": Requeued(at=10.0),  # legal only for a job stopped to be requeued
 }
 
 # (from status, event name) -> resulting status; every other pair is illegal.
@@ -56,6 +60,7 @@ LEGAL: dict[tuple[JobStatus, str], JobStatus] = {
     (S.QUEUED, "started"): S.RUNNING,
     (S.SCHEDULED, "started"): S.RUNNING,
     (S.RUNNING, "exited"): S.COMPLETED,
+    (S.RUNNING, "preempting"): S.RUNNING,
     (S.SCHEDULED, "canceled"): S.CANCELED,
     (S.QUEUED, "canceled"): S.CANCELED,
     (S.INITIALIZING, "launch_failed"): S.FAILED,
@@ -178,3 +183,58 @@ def test_a_pending_job_stays_pending_after_a_restart() -> None:
 
     pending = replace(JOB, status=S.PENDING)
     assert recovery.decide(pending, None, None) == recovery.Wait()
+
+
+def test_a_preempted_job_is_stopped_counted_and_requeued_under_its_id() -> None:
+    job = transition(replace(JOB, spec=replace(JOB.spec, preemptible=True)), Started(1, 2.0))
+    job = transition(job, Preempting(for_job="urgent-id"))
+    assert job.status is S.RUNNING and job.preempted_for == "urgent-id"
+    ended = transition(job, Exited(137, 9, 5.0, preempted_by="urgent-id", requeue=True))
+    assert ended.status is S.STOPPED
+    assert ended.end_reason == "preempted by urgent-id"
+    assert (ended.preemptions, ended.requeue_due, ended.preempted_for) == (1, True, "")
+    again = transition(ended, Requeued(at=6.0))
+    assert again.id == job.id and again.status is S.QUEUED
+    assert again.wait_reason == "preempted by urgent-id, requeued"
+    assert (again.queued_at, again.requeue_due, again.end_reason, again.pid) == (6.0, False, "", 0)
+    assert again.preemptions == 1
+    with pytest.raises(IllegalTransition):
+        transition(again, Requeued(at=7.0))
+
+
+def test_a_preempted_job_that_may_not_be_requeued_stays_stopped() -> None:
+    job = transition(JOB, Started(1, 2.0))
+    ended = transition(job, Exited(0, 0, 5.0, preempted_by="u", requeue=False))
+    assert (ended.status, ended.end_reason, ended.requeue_due) == (
+        S.STOPPED,
+        "preempted by u",
+        False,
+    )
+    with pytest.raises(IllegalTransition, match="not stopped to be requeued"):
+        transition(ended, Requeued(at=6.0))
+
+
+def test_a_user_stop_during_a_preemption_is_a_user_stop() -> None:
+    job = transition(JOB, Started(1, 2.0))
+    ended = transition(
+        job, Exited(143, 15, 5.0, stopped_by="admin", preempted_by="u", requeue=True)
+    )
+    assert (ended.end_reason, ended.requeue_due, ended.preemptions) == (
+        "stopped by admin",
+        False,
+        0,
+    )
+
+
+def test_queued_records_when_it_began_to_wait_and_why() -> None:
+    job = transition(JOB, Queued(at=3.5, reason="2 jobs running"))
+    assert (job.queued_at, job.wait_reason) == (3.5, "2 jobs running")
+
+
+def test_a_restart_between_a_preemptions_stop_and_its_requeue_requeues_it() -> None:
+    from joblet.jobs import recovery
+
+    due = replace(JOB, status=S.STOPPED, requeue_due=True, end_reason="preempted by u")
+    assert recovery.decide(due, None, None) == recovery.Requeue()
+    done = replace(due, requeue_due=False)
+    assert recovery.decide(done, None, None) == recovery.Keep()

@@ -28,6 +28,16 @@ def test_options_become_request_fields() -> None:
     assert [(u.path, u.content) for u in req.uploads] == [("a.txt", b"x")]
 
 
+def test_priority_options_become_request_fields() -> None:
+    req = run_request(
+        "true", (),
+        {"priority": -5, "preemptible": True, "on_preempt": "stop", "stop_grace_period": "2s"},
+    )  # fmt: skip
+    assert (req.priority, req.preemptible, req.onPreempt, req.stopGracePeriod) == (
+        -5, True, "stop", "2s",
+    )  # fmt: skip
+
+
 def test_unknown_options_and_a_string_for_args_are_refused() -> None:
     with pytest.raises(errors.InvalidArgumentError, match="max_cpus"):
         run_request("true", (), {"max_cpus": 1})
