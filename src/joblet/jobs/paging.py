@@ -56,9 +56,16 @@ class PageQuery:
             return False
         if self.node_id and job.node_id != self.node_id:
             return False
-        if self.since is not None and job.created_at < self.since:
+        # Times travel as RFC 3339 with microseconds at most: a job created
+        # at the instant a caller names is "at" it, whatever digits follow.
+        created = _micros(job.created_at)
+        if self.since is not None and created < _micros(self.since):
             return False
-        return self.until is None or job.created_at < self.until
+        return self.until is None or created < _micros(self.until)
+
+
+def _micros(at: float) -> int:
+    return round(at * 1_000_000)
 
 
 def key_of(job: Job) -> Key:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, datetime
+
 import pytest
 
 from joblet.errors import InvalidArgument
@@ -67,3 +70,13 @@ def test_bad_input_is_refused_clearly() -> None:
 
 def test_the_key_never_changes_with_the_status() -> None:
     assert key_of(job(1)) == key_of(job(1, JobStatus.RUNNING))
+
+
+def test_since_and_until_name_an_instant_to_the_microsecond() -> None:
+    at = 1_700_000_000.1234567  # more digits than RFC 3339 times carry here
+    created = replace(job(1), created_at=at)
+    written = datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z")
+    since = parse_time(written, "createdSince")
+    assert since is not None and since > at  # rounded up by the microsecond
+    assert PageQuery(since=since).matches(created)
+    assert not PageQuery(until=since).matches(created)
