@@ -74,7 +74,7 @@ class Placement:
 
 def addresses(daemon: RunningDaemon) -> dict[str, str]:
     """job id -> its address, from the daemon's network state."""
-    state = json.loads((daemon.root / "network" / "state.json").read_text())
+    state = json.loads((daemon.root / "network" / "allocations.json").read_text())
     return {job: alloc["address"] for job, alloc in state["allocations"].items()}
 
 

@@ -60,7 +60,7 @@ def run(d: NetnsDaemon, command: str, *args: str, **fields: Any) -> str:
 
 
 def allocations(d: NetnsDaemon) -> dict[str, Any]:
-    state = json.loads((d.root / "network" / "state.json").read_text())
+    state = json.loads((d.root / "network" / "allocations.json").read_text())
     return dict(state["allocations"])
 
 

@@ -1,8 +1,9 @@
 """NetworkManager: the daemon's shell around job networks.
 
 Decide under a lock (pure addressing rules on `NetState`), persist, then do
-host I/O (bridges, nft). Allocation is cheap and never touches a veth: the job
-side builds its own pair (see jobside.py) and its namespace takes it away.
+host I/O (bridges, nft). Allocation is cheap: it waits for no disk (see
+state) and never touches a veth: the job side builds its own pair (see
+jobside.py) and its namespace takes it away.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from joblet.network.state import (
     recorded_links,
     render_hosts,
     rewrite_in_place,
+    save_allocations,
     save_state,
 )
 
@@ -104,7 +106,7 @@ class NetworkManager:
         with self._lock:
             gone = [j for j in self._state.allocations if j not in keep]
             touched = {self._state.allocations.pop(j).network for j in gone}
-            save_state(self._state_path, self._state)
+            save_allocations(self._state_path, self._state)
         for name in touched | set(self._state.networks):
             self._write_hosts(name)
 
@@ -158,7 +160,8 @@ class NetworkManager:
         self._refuse_unavailable(mode)
         with self._lock:
             alloc = self._reserve(job_id, mode, job_name, ingress, egress)
-            save_state(self._state_path, self._state)
+            # Never fsynced: the start waits for no journal commit (see state).
+            save_allocations(self._state_path, self._state)
         if mode in self._state.networks:
             self._write_hosts(mode)
         return self.plan(alloc)
@@ -201,7 +204,7 @@ class NetworkManager:
             alloc = self._state.allocations.pop(job_id, None)
             if alloc is None:
                 return
-            save_state(self._state_path, self._state)
+            save_allocations(self._state_path, self._state)
         if alloc.network in self._state.networks:
             self._write_hosts(alloc.network)
 

@@ -70,7 +70,7 @@ def test_state_round_trip(tmp_path: Path) -> None:
     path = str(tmp_path / "state.json")
     save_state(path, state)
     assert load_state(path) == state
-    assert load_state(str(tmp_path / "missing.json")) == NetState()
+    assert load_state(str(tmp_path / "none" / "state.json")) == NetState()
 
 
 def test_hosts_rewritten_in_place(tmp_path: Path) -> None:
