@@ -1,29 +1,19 @@
 """Node-local network state: custom networks and per-job allocations.
 
-Plain data in two JSON files, each written atomically (temp file + rename),
-so a daemon killed at any point finds either the old or the new state:
-
-- state.json: the custom networks, the nftables table and retired bridges.
-  Rarely written, and fsynced: they must outlive a power loss.
-- allocations.json: the jobs' addresses (and where the next search starts).
-  Written on every bridge job's start and end, and never fsynced: a job's
-  start must not wait for a journal commit, which takes whatever else the
-  file system has pending with it (other jobs' files, a runtime's records)
-  and costs milliseconds on a busy disk. A killed daemon still finds the
-  file (the kernel keeps it); a host that crashes ends every job, so a
-  stale or torn file then only names jobs that are gone, and none is taken.
+Plain data. The custom networks, the nftables table and retired bridges are
+saved in state.json, written atomically (temp file + rename) and fsynced, so
+a daemon killed at any point, or a host that loses power, finds either the
+old or the new state. The jobs' allocations change at every bridge job's
+start and end and are kept apart, in an append-only log (see alloclog);
+state.json written by an earlier version holds them too.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
-
-log = logging.getLogger(__name__)
-ALLOCATIONS_FILE = "allocations.json"
 
 
 @dataclass(frozen=True)
@@ -65,7 +55,7 @@ class NetState:
         return sorted(a.job_id for a in self.allocations.values() if a.network == network)
 
     def to_json(self) -> str:
-        """What state.json holds (see the module docstring)."""
+        """state.json: all but the allocations and cursors (see alloclog)."""
         raw: dict[str, Any] = {
             "networks": {k: asdict(v) for k, v in self.networks.items()},
             "table": self.table,
@@ -73,24 +63,13 @@ class NetState:
         }
         return json.dumps(raw, indent=1, sort_keys=True)
 
-    def allocations_json(self) -> str:
-        """What allocations.json holds."""
-        raw = {
-            "allocations": {k: asdict(v) for k, v in self.allocations.items()},
-            "cursors": self.cursors,
-        }
-        return json.dumps(raw, indent=1, sort_keys=True)
-
     @classmethod
-    def from_json(cls, text: str, allocations_text: str | None = None) -> NetState:
-        """From state.json and allocations.json; without the latter, the
-        allocations an earlier version kept in state.json."""
+    def from_json(cls, text: str) -> NetState:
         raw = json.loads(text)
-        jobs = raw if allocations_text is None else json.loads(allocations_text)
         return cls(
             networks={k: NetworkDef(**v) for k, v in raw.get("networks", {}).items()},
-            allocations={k: Allocation(**v) for k, v in jobs.get("allocations", {}).items()},
-            cursors={k: int(v) for k, v in jobs.get("cursors", {}).items()},
+            allocations={k: Allocation(**v) for k, v in raw.get("allocations", {}).items()},
+            cursors={k: int(v) for k, v in raw.get("cursors", {}).items()},
             table=str(raw.get("table", "")),
             retired=[str(name) for name in raw.get("retired", [])],
         )
@@ -105,56 +84,20 @@ def recorded_links(state: NetState, builtin_bridge: str) -> set[str]:
     return links
 
 
-def allocations_path(state_path: str) -> str:
-    """allocations.json, next to state.json."""
-    return os.path.join(os.path.dirname(state_path), ALLOCATIONS_FILE)
-
-
 def load_state(path: str) -> NetState:
-    """The state saved at `path` (state.json) and its allocations file."""
     try:
         with open(path) as f:
-            text = f.read()
+            return NetState.from_json(f.read())
     except FileNotFoundError:
-        text = "{}"
-    jobs = _read_allocations(allocations_path(path))
-    return NetState.from_json(text, jobs)
-
-
-def _read_allocations(path: str) -> str | None:
-    """allocations.json's text; None when there is none (an earlier version's
-    state); an empty set when it cannot be read whole, which only a host
-    crash leaves (see the module docstring): no job of then runs now."""
-    try:
-        with open(path) as f:
-            text = f.read()
-        json.loads(text)
-        return text
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        log.warning("network allocations in %s unreadable (%s); starting with none", path, exc)
-        return "{}"
+        return NetState()
 
 
 def save_state(path: str, state: NetState) -> None:
-    """Everything: the allocations, then state.json, fsynced."""
-    save_allocations(path, state)
-    _replace(path, state.to_json(), durable=True)
-
-
-def save_allocations(path: str, state: NetState) -> None:
-    """The allocations only, never fsynced (see the module docstring)."""
-    _replace(allocations_path(path), state.allocations_json(), durable=False)
-
-
-def _replace(path: str, text: str, *, durable: bool) -> None:
     tmp = f"{path}.tmp"
     with open(tmp, "w") as f:
-        f.write(text)
-        if durable:
-            f.flush()
-            os.fsync(f.fileno())
+        f.write(state.to_json())
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
 
 

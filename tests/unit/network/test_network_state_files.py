@@ -1,4 +1,5 @@
-"""The network state's two files: what is fsynced, and what a start reads."""
+"""The network state on disk: state.json (fsynced) and the allocation log,
+which a bridge job's start and end only append to."""
 
 from __future__ import annotations
 
@@ -8,29 +9,30 @@ from pathlib import Path
 
 import pytest
 
+from joblet.network import alloclog
+from joblet.network.alloclog import AllocationLog, load_with_log, replay
 from joblet.network.config import NetworkConfig
 from joblet.network.manager import NetworkManager
-from joblet.network.state import (
-    ALLOCATIONS_FILE,
-    Allocation,
-    NetState,
-    NetworkDef,
-    load_state,
-    save_state,
-)
+from joblet.network.state import Allocation, NetState, NetworkDef, load_state, save_state
 
 
 @pytest.fixture
-def fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The files os.fsync is called on (their paths), the call still made."""
+def disk_waits(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The calls that wait for the journal (fsync, and a rename, which on
+    ext4 allocates the renamed file's blocks at once), the calls still made."""
     calls: list[str] = []
-    real = os.fsync
+    real_fsync, real_replace = os.fsync, os.replace
 
-    def spy(fd: int) -> None:
-        calls.append(os.readlink(f"/proc/self/fd/{fd}"))
-        real(fd)
+    def fsync(fd: int) -> None:
+        calls.append("fsync " + os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
 
-    monkeypatch.setattr(os, "fsync", spy)
+    def replace(src: str, dst: str) -> None:
+        calls.append(f"rename {dst}")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
     return calls
 
 
@@ -40,61 +42,72 @@ def manager(state_dir: Path) -> NetworkManager:
     return NetworkManager(NetworkConfig(), str(state_dir), "node-1", resolv_conf=str(resolv))
 
 
-def allocations(state_dir: Path) -> dict[str, object]:
-    return dict(json.loads((state_dir / ALLOCATIONS_FILE).read_text())["allocations"])
+def reread(state_dir: Path) -> NetState:
+    """What a daemon killed now finds at its next start."""
+    return load_with_log(str(state_dir / "state.json"))
 
 
-def test_a_bridge_jobs_start_and_end_wait_for_no_fsync(tmp_path: Path, fsyncs: list[str]) -> None:
-    # An fsync commits the file system's whole journal: on the start path it
-    # made every bridge job wait for whatever else was being written.
+def test_a_bridge_jobs_start_and_end_wait_for_no_disk(
+    tmp_path: Path, disk_waits: list[str]
+) -> None:
     nets = manager(tmp_path)
     plan = nets.allocate("job-1", "bridge", "web")
     assert plan["mode"] == "bridge" and plan["address"].startswith("172.20.")
-    assert list(allocations(tmp_path)) == ["job-1"]
+    nets.allocate("job-2", "bridge")
+    assert list(reread(tmp_path).allocations) == ["job-1", "job-2"]
     nets.release("job-1")
-    assert allocations(tmp_path) == {}
-    assert fsyncs == []
-    # What a restarted daemon reads back.
-    nets.allocate("job-2", "bridge")
-    assert list(load_state(str(tmp_path / "state.json")).allocations) == ["job-2"]
-    assert fsyncs == []
+    assert list(reread(tmp_path).allocations) == ["job-2"]
+    assert reread(tmp_path).allocations["job-2"] == nets.allocation("job-2")
+    assert reread(tmp_path).cursors == {"bridge": nets._state.cursors["bridge"]}
+    assert disk_waits == []
 
 
-def test_restore_drops_gone_jobs_without_fsync(tmp_path: Path, fsyncs: list[str]) -> None:
+def test_restore_rewrites_the_log_with_what_is_live(tmp_path: Path) -> None:
     nets = manager(tmp_path)
-    nets.allocate("job-1", "bridge")
-    nets.allocate("job-2", "bridge")
-    nets.restore(["job-2"])
-    assert list(allocations(tmp_path)) == ["job-2"]
-    assert fsyncs == []
+    for n in range(5):
+        nets.allocate(f"job-{n}", "bridge")
+    nets.release("job-0")
+    nets.restore(["job-3", "gone"])
+    assert list(reread(tmp_path).allocations) == ["job-3"]
+    assert len((tmp_path / alloclog.LOG_FILE).read_text().splitlines()) == 2  # cursors, job-3
+    nets.allocate("job-5", "bridge")  # appends after the rewrite
+    assert sorted(reread(tmp_path).allocations) == ["job-3", "job-5"]
 
 
-def test_networks_are_fsynced(tmp_path: Path, fsyncs: list[str]) -> None:
-    state = NetState(networks={"a": NetworkDef("a", "10.1.0.0/24", "jabcb1")}, table="t")
-    path = tmp_path / "state.json"
-    save_state(str(path), state)
-    assert fsyncs == [f"{path}.tmp"]
-    assert load_state(str(path)) == state
-    assert "allocations" not in json.loads(path.read_text())
-
-
-def alloc(job_id: str) -> Allocation:
-    return Allocation(job_id, "a", "", "10.1.0.2", 24, "10.1.0.1", "jabcvj1", 2)
-
-
-def test_a_torn_allocations_file_starts_with_none_and_keeps_the_networks(
-    tmp_path: Path,
+def test_the_log_is_rewritten_once_it_is_mostly_dead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Only a host crash can tear it (it is replaced by rename, never fsynced),
-    # and no job of before a host crash runs after it.
-    state = NetState(networks={"a": NetworkDef("a", "10.1.0.0/24", "jabcb1")})
+    monkeypatch.setattr(alloclog, "COMPACT_AT", 10)
+    nets = manager(tmp_path)
+    nets.allocate("keep", "bridge")
+    for n in range(40):
+        nets.allocate(f"job-{n}", "bridge")
+        nets.release(f"job-{n}")
+        assert len((tmp_path / alloclog.LOG_FILE).read_text().splitlines()) <= 10
+    assert list(reread(tmp_path).allocations) == ["keep"]
+
+
+def alloc(job_id: str, slot: int = 2) -> Allocation:
+    return Allocation(job_id, "a", "", f"10.1.0.{slot}", 24, "10.1.0.1", f"jabcv{job_id}", slot)
+
+
+def test_a_line_cut_short_is_skipped() -> None:
+    # Only the last line can be cut (a kill during its write), from a change
+    # that never returned: no job ran on it.
+    whole = alloclog.add_record(alloc("j1"), 3) + alloclog.add_record(alloc("j2", 3), 4)
+    cut = whole + alloclog.drop_record("j1")[:7]
+    allocations, cursors, bad = replay(cut.splitlines())
+    assert (list(allocations), cursors, bad) == (["j1", "j2"], {"a": 4}, 1)
+
+
+def test_networks_are_fsynced_and_kept_apart(tmp_path: Path, disk_waits: list[str]) -> None:
+    state = NetState(networks={"a": NetworkDef("a", "10.1.0.0/24", "jabcb1")}, table="t")
     state.allocations["j1"] = alloc("j1")
     path = tmp_path / "state.json"
     save_state(str(path), state)
-    (tmp_path / ALLOCATIONS_FILE).write_text('{"allocations": {"j1": {"job_id"')
-    loaded = load_state(str(path))
-    assert loaded.networks == state.networks
-    assert loaded.allocations == {}
+    assert disk_waits == [f"fsync {path}.tmp", f"rename {path}"]
+    assert load_state(str(path)).networks == state.networks
+    assert "allocations" not in json.loads(path.read_text())
 
 
 def test_an_earlier_versions_allocations_in_state_json_are_read(tmp_path: Path) -> None:
@@ -107,9 +120,8 @@ def test_an_earlier_versions_allocations_in_state_json_are_read(tmp_path: Path) 
         "retired": [],
     }
     path.write_text(json.dumps(old))
-    loaded = load_state(str(path))
-    assert loaded.allocations == {"j1": alloc("j1")}
-    assert loaded.cursors == {"a": 2}
-    # Once an allocations file exists, it is the one that counts.
-    save_state(str(path), NetState(networks=loaded.networks, table="t"))
-    assert load_state(str(path)).allocations == {}
+    loaded = reread(tmp_path)
+    assert (loaded.allocations, loaded.cursors) == ({"j1": alloc("j1")}, {"a": 2})
+    # Once the log exists, it is what counts.
+    AllocationLog(str(tmp_path)).rewrite({}, {})
+    assert reread(tmp_path).allocations == {}
