@@ -6,7 +6,6 @@ test reads of each: its kernel objects and its jobs' addresses."""
 from __future__ import annotations
 
 import ipaddress
-import json
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from integration.conftest import RunningDaemon, _serve
 from integration.netns import Netns, Relay
 
 from joblet.network.addressing import bridge_name, gateway
+from joblet.network.alloclog import load_with_log
 from joblet.volumes import loop
 
 
@@ -74,8 +74,8 @@ class Placement:
 
 def addresses(daemon: RunningDaemon) -> dict[str, str]:
     """job id -> its address, from the daemon's network state."""
-    state = json.loads((daemon.root / "network" / "state.json").read_text())
-    return {job: alloc["address"] for job, alloc in state["allocations"].items()}
+    state = load_with_log(str(daemon.root / "network" / "state.json"))
+    return {job: alloc.address for job, alloc in state.allocations.items()}
 
 
 def link_addresses(world: Netns, link: str) -> list[str]:

@@ -16,6 +16,7 @@ import pytest
 
 from joblet.api import joblet_pb2 as pb
 from joblet.api import joblet_pb2_grpc as pb_grpc
+from joblet.network.alloclog import load_with_log
 
 from .conftest import ROOT_NEEDED, wait_status
 from .network_world import NetnsDaemon, netns_daemon
@@ -60,8 +61,8 @@ def run(d: NetnsDaemon, command: str, *args: str, **fields: Any) -> str:
 
 
 def allocations(d: NetnsDaemon) -> dict[str, Any]:
-    state = json.loads((d.root / "network" / "state.json").read_text())
-    return dict(state["allocations"])
+    state = load_with_log(str(d.root / "network" / "state.json"))
+    return dict(state.allocations)
 
 
 def plant(d: NetnsDaemon) -> tuple[list[str], list[str]]:
@@ -122,7 +123,7 @@ def test_kill9_restart_keeps_networks_allocations_data_and_names(rdaemon: NetnsD
     res = wait_status(d.jobs(), asker, FINAL, timeout=30)
     out = b"".join(c.payload for c in d.jobs().GetJobLogs(pb.GetJobLogsReq(uuid=asker))).decode()
     assert res.status == "COMPLETED", out
-    assert out.split(maxsplit=2) == [before[server]["address"], "srv", "written before the kill\n"]
+    assert out.split(maxsplit=2) == [before[server].address, "srv", "written before the kill\n"]
     for job_id in (server, other):
         d.jobs().StopJob(pb.StopJobReq(uuid=job_id))
         wait_status(d.jobs(), job_id, FINAL)

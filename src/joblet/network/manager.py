@@ -1,8 +1,9 @@
 """NetworkManager: the daemon's shell around job networks.
 
 Decide under a lock (pure addressing rules on `NetState`), persist, then do
-host I/O (bridges, nft). Allocation is cheap and never touches a veth: the job
-side builds its own pair (see jobside.py) and its namespace takes it away.
+host I/O (bridges, nft). Allocation is cheap: it waits for no disk (see
+alloclog) and never touches a veth: the job side builds its own pair (see
+jobside.py) and its namespace takes it away.
 """
 
 from __future__ import annotations
@@ -27,13 +28,13 @@ from joblet.errors import (
 from joblet.isolation import etcfiles
 from joblet.network import addressing as ad
 from joblet.network import firewall, hostnet
+from joblet.network.alloclog import AllocationLog, add_record, drop_record, load_with_log
 from joblet.network.config import NetworkConfig
 from joblet.network.ownership import claim_prefix, remove_daemon_objects
 from joblet.network.state import (
     Allocation,
     NetState,
     NetworkDef,
-    load_state,
     recorded_links,
     render_hosts,
     rewrite_in_place,
@@ -71,6 +72,7 @@ class NetworkManager:
         self._lock = threading.Lock()
         self._state = NetState()
         self._state_path = os.path.join(state_dir, "state.json")
+        self._alloc_log = AllocationLog(state_dir)
         self.gso_bytes = 0  # set by start()
         # Custom networks whose range another interface held at start: name -> why.
         self._unavailable: dict[str, str] = {}
@@ -86,7 +88,11 @@ class NetworkManager:
     def start(self) -> None:
         """Load state, recreate missing bridges and rules, remove leftovers."""
         os.makedirs(os.path.join(self.state_dir, "hosts"), exist_ok=True)
-        self._state = load_state(self._state_path)
+        self._state = load_with_log(self._state_path, self._alloc_log)
+        if not self._alloc_log.exists():
+            # First start of this version: the allocations an earlier one kept
+            # in state.json go to the log before state.json is written without them.
+            self._alloc_log.rewrite(self._state.allocations, self._state.cursors)
         self._claim_prefix(firewall.list_tables())
         self._check_builtins()
         self._find_clashes()
@@ -104,7 +110,7 @@ class NetworkManager:
         with self._lock:
             gone = [j for j in self._state.allocations if j not in keep]
             touched = {self._state.allocations.pop(j).network for j in gone}
-            save_state(self._state_path, self._state)
+            self._alloc_log.rewrite(self._state.allocations, self._state.cursors)
         for name in touched | set(self._state.networks):
             self._write_hosts(name)
 
@@ -158,7 +164,8 @@ class NetworkManager:
         self._refuse_unavailable(mode)
         with self._lock:
             alloc = self._reserve(job_id, mode, job_name, ingress, egress)
-            save_state(self._state_path, self._state)
+            # One appended line: the start waits for no disk (see alloclog).
+            self._record(add_record(alloc, self._state.cursors.get(alloc.network, 0)))
         if mode in self._state.networks:
             self._write_hosts(mode)
         return self.plan(alloc)
@@ -201,9 +208,13 @@ class NetworkManager:
             alloc = self._state.allocations.pop(job_id, None)
             if alloc is None:
                 return
-            save_state(self._state_path, self._state)
+            self._record(drop_record(job_id))
         if alloc.network in self._state.networks:
             self._write_hosts(alloc.network)
+
+    def _record(self, line: str) -> None:
+        """Under the lock: one change of the allocations, to the log."""
+        self._alloc_log.append(line, self._state.allocations, self._state.cursors)
 
     def allocation(self, job_id: str) -> Allocation | None:
         with self._lock:

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from joblet.network import addressing as ad
 from joblet.network import firewall, hostnet
-from joblet.network.state import load_state, recorded_links
+from joblet.network.alloclog import load_with_log
+from joblet.network.state import recorded_links
 
 log = logging.getLogger(__name__)
 BUILTIN_BRIDGE = "bridge"
@@ -53,7 +54,7 @@ def remove_stopped_daemon_network(state_dir: str, daemon_id: str) -> list[str]:
     """What `remove_daemon_objects` removes, for a daemon that is not running
     (its state in `state_dir`), and its table under an earlier version's name.
     While another daemon's table claims the same prefix, only the table goes."""
-    state = load_state(os.path.join(state_dir, "state.json"))
+    state = load_with_log(os.path.join(state_dir, "state.json"))
     prefix = ad.daemon_prefix(daemon_id)
     table = firewall.table_name(daemon_id, prefix)
     claim = claim_prefix(firewall.list_tables(), prefix, table, state.table)

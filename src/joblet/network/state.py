@@ -1,7 +1,11 @@
 """Node-local network state: custom networks and per-job allocations.
 
-Plain data, saved as one JSON file written atomically (temp file + rename),
-so a daemon killed at any point finds either the old or the new state.
+Plain data. The custom networks, the nftables table and retired bridges are
+saved in state.json, written atomically (temp file + rename) and fsynced, so
+a daemon killed at any point, or a host that loses power, finds either the
+old or the new state. The jobs' allocations change at every bridge job's
+start and end and are kept apart, in an append-only log (see alloclog);
+state.json written by an earlier version holds them too.
 """
 
 from __future__ import annotations
@@ -51,10 +55,9 @@ class NetState:
         return sorted(a.job_id for a in self.allocations.values() if a.network == network)
 
     def to_json(self) -> str:
+        """state.json: all but the allocations and cursors (see alloclog)."""
         raw: dict[str, Any] = {
             "networks": {k: asdict(v) for k, v in self.networks.items()},
-            "allocations": {k: asdict(v) for k, v in self.allocations.items()},
-            "cursors": self.cursors,
             "table": self.table,
             "retired": self.retired,
         }
