@@ -10,6 +10,7 @@ persist:
   clientBuffer: 64MB         # the daemon's buffer while persist is away
   retention: {maxAge: 7d, maxTotalSize: 10GB, sweepInterval: 5m}
   listen: ""                 # host:port for remote queries over mTLS; empty: off
+  backend: local             # local | s3 (archive/config.py: the `s3:` keys)
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 from joblet.config.keys import Schema
 from joblet.config.units import parse_duration_s, parse_size_bytes
 from joblet.errors import ConfigError
+from joblet.persist.archive.config import S3_KEYS, S3Config, parse_backend
 
 KEYS: Schema = {
     "ipcSocket": None,
@@ -32,6 +34,8 @@ KEYS: Schema = {
     "clientBuffer": None,
     "retention": {"maxAge": None, "maxTotalSize": None, "sweepInterval": None},
     "listen": None,
+    "backend": None,
+    "s3": S3_KEYS,
 }
 
 
@@ -63,6 +67,12 @@ class PersistConfig:
     client_buffer_bytes: int = 64 * 1000**2
     retention: RetentionConfig = RetentionConfig()
     listen: TlsListenConfig | None = None
+    s3: S3Config | None = None  # None: the local backend
+    node_id: str = ""  # server.nodeId; empty: the root's state/node-id
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.root / "archive"
 
     @property
     def logs_dir(self) -> Path:
@@ -124,6 +134,8 @@ def parse_persist_config(raw: Mapping[str, Any]) -> PersistConfig:
         client_buffer_bytes=parse_size_bytes(section.get("clientBuffer", "64MB")),
         retention=_retention(_mapping(section, "retention")),
         listen=_listen(section.get("listen") or "", _mapping(raw, "security")),
+        s3=parse_backend(section),
+        node_id=str(_mapping(raw, "server").get("nodeId", "") or ""),
     )
 
 

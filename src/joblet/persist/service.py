@@ -21,13 +21,14 @@ from pathlib import Path
 import grpc
 
 from joblet.api import persist_pb2_grpc as pb_grpc
-from joblet.errors import JobletError
+from joblet.errors import ConfigError, JobletError
+from joblet.persist.archive.backend import HistoryBackend, open_backend
 from joblet.persist.config import PersistConfig, TlsListenConfig, load_persist_config
 from joblet.persist.ingest import Ingest
 from joblet.persist.ipc_server import remove_stale_socket, start_ipc_server
 from joblet.persist.query_service import PersistQueryServicer
-from joblet.persist.retention import merge_usage, plan_deletions
-from joblet.persist.store import HistoryStore
+from joblet.persist.retention import merge_usage, over_size, plan_deletions
+from joblet.persist.store import HistoryStore, JobUsage
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,13 @@ class PersistService:
             config.metrics_dir, config.segment_bytes, config.compression_level
         )
         self.ingest = Ingest(self.logs, self.metrics)
+        self.backend: HistoryBackend = open_backend(
+            config.s3,
+            _node_id(config) if config.s3 is not None else "",
+            {"logs": self.logs, "metrics": self.metrics},
+            config.archive_dir,
+        )
+        self.retention_blocked = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         # One writer thread: requests from every connection are applied in the
@@ -61,7 +69,11 @@ class PersistService:
         )
         try:
             async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(self._roll_loop()), group.create_task(self._sweeps())]
+                tasks = [
+                    group.create_task(self._roll_loop()),
+                    group.create_task(self._sweeps()),
+                    group.create_task(self.backend.run()),
+                ]
                 await stop.wait()
                 for task in tasks:
                     task.cancel()
@@ -76,20 +88,48 @@ class PersistService:
             log.info("persist stopped; open segments finished")
 
     def sweep(self, now: float | None = None) -> list[str]:
-        """Apply retention once; returns the deleted job ids."""
+        """Apply retention once; returns the deleted job ids. With an archive,
+        only jobs it holds are deleted here, oldest first; the others stay
+        until it takes them, however full the disk."""
+        now = now or time.time()
         usages = merge_usage(self.logs.usage(), self.metrics.usage())
-        doomed = plan_deletions(usages, self.config.retention, now or time.time())
-        for job_id in doomed:
-            self.logs.delete(job_id)
-            self.metrics.delete(job_id)
+        policy = self.config.retention
+        if self.backend.name == "local":
+            doomed = plan_deletions(usages, policy, now)
+            for job_id in doomed:
+                self.logs.delete(job_id)
+                self.metrics.delete(job_id)
+        else:
+            archived = self.backend.archived()
+            planned = plan_deletions(usages, policy, now, deletable=archived)
+            doomed = [job_id for job_id in planned if self.backend.drop(job_id)]
+            self.backend.sweep(now)
+            self._report_blocked(usages, doomed, archived)
         if doomed:
             log.info("retention deleted the history of %d job(s): %s", len(doomed), doomed)
         return doomed
 
+    def _report_blocked(
+        self, usages: list[JobUsage], doomed: list[str], archived: set[str]
+    ) -> None:
+        excess = over_size(usages, doomed, self.config.retention)
+        if excess <= 0:
+            return
+        waiting = sum(1 for u in usages if u.job_id not in archived)
+        self.retention_blocked += 1
+        log.error(
+            "local history is %d bytes over retention.maxTotalSize; %d job(s) are kept "
+            "because the archive has not taken them yet",
+            excess, waiting,
+        )  # fmt: skip
+
     async def _start_grpc(self) -> grpc.aio.Server:
         server = grpc.aio.server()
         pb_grpc.add_PersistQueryServicer_to_server(  # type: ignore[no-untyped-call]
-            PersistQueryServicer(self.logs, self.metrics, self.ingest.stats), server
+            PersistQueryServicer(
+                self.logs, self.metrics, self.ingest.stats, self.backend, self._counters
+            ),
+            server,
         )
         remove_stale_socket(self.config.grpc_socket)
         server.add_insecure_port(f"unix:{self.config.grpc_socket}")
@@ -98,6 +138,17 @@ class PersistService:
         await server.start()
         os.chmod(self.config.grpc_socket, 0o600)
         return server
+
+    def _counters(self) -> dict[str, int]:
+        stats = self.backend.stats
+        return {
+            "archived_jobs": stats.jobs_archived,
+            "segments_uploaded": stats.segments_uploaded,
+            "upload_failures": stats.upload_failures,
+            "local_dropped": stats.local_dropped,
+            "remote_deleted": stats.remote_deleted,
+            "retention_blocked": self.retention_blocked,
+        }
 
     async def _roll_loop(self) -> None:
         while True:
@@ -112,6 +163,19 @@ class PersistService:
             except OSError as exc:
                 log.error("retention sweep failed: %s", exc)
             await asyncio.sleep(self.config.retention.sweep_interval_s)
+
+
+def _node_id(config: PersistConfig) -> str:
+    """The object keys name the node: server.nodeId, else the root's node id."""
+    if config.node_id:
+        return config.node_id
+    try:
+        found = (config.root / "state" / "node-id").read_text().strip()
+    except OSError:
+        found = ""
+    if not found:
+        raise ConfigError("persist.backend s3 needs a node id (server.nodeId or `joblet setup`)")
+    return found
 
 
 def _tls(listen: TlsListenConfig) -> grpc.ServerCredentials:

@@ -1,0 +1,196 @@
+"""Uploading finished segments and manifests; dropping local copies; S3 retention.
+
+Blocking calls (boto3, file hashing): the backend runs them on a thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from joblet.persist.archive import keys
+from joblet.persist.archive.config import S3Config
+from joblet.persist.archive.manifest import ArchivedSegment, Manifest
+from joblet.persist.archive.objects import ObjectStore, file_sha256
+from joblet.persist.archive.state import ArchiveStateDir, JobArchiveState
+from joblet.persist.store import HistoryStore
+from joblet.persist.store.segment import SegmentInfo
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ArchiveStats:
+    segments_uploaded: int = 0
+    bytes_uploaded: int = 0
+    jobs_archived: int = 0
+    upload_failures: int = 0
+    local_dropped: int = 0
+    remote_deleted: int = 0
+
+
+def signature(kinds: Mapping[str, list[SegmentInfo]]) -> list[str]:
+    """What a manifest covers: every kind's segments with their sizes."""
+    return sorted(
+        f"{kind}/{info.name}:{info.stored_bytes}" for kind, infos in kinds.items() for info in infos
+    )
+
+
+class Archiver:
+    def __init__(
+        self,
+        objects: ObjectStore,
+        config: S3Config,
+        node_id: str,
+        stores: Mapping[str, HistoryStore],
+        state_dir: Path,
+    ) -> None:
+        self.objects = objects
+        self.config = config
+        self.node_id = node_id
+        self.stores = stores
+        self.states = ArchiveStateDir(state_dir)
+        self.stats = ArchiveStats()
+
+    def job_ids(self) -> list[str]:
+        return sorted({job for store in self.stores.values() for job in store.job_ids()})
+
+    def upload_pass(self) -> int:
+        """Upload what is finished and not uploaded yet, job by job; returns
+        how many jobs got a manifest. Raises ArchiveError at the first failure
+        (the caller waits and tries again; nothing local is touched)."""
+        archived = 0
+        for job_id in self.job_ids():
+            state = self.states.load(job_id)
+            if state.archived_at and not any(s.is_open(job_id) for s in self.stores.values()):
+                continue  # archived, and nothing written since
+            if self._archive_job(job_id, state):
+                archived += 1
+        return archived
+
+    def _finished(self, job_id: str) -> tuple[bool, dict[str, list[SegmentInfo]]]:
+        sealed = True
+        kinds: dict[str, list[SegmentInfo]] = {}
+        for kind, store in self.stores.items():
+            found = store.finished(job_id)
+            if found is None:
+                continue
+            sealed = sealed and found[0]
+            kinds[kind] = found[1]
+        return sealed and bool(kinds), kinds
+
+    def _archive_job(self, job_id: str, state: JobArchiveState) -> bool:
+        sealed, kinds = self._finished(job_id)
+        for kind, infos in kinds.items():
+            for info in infos:
+                self._upload_segment(job_id, kind, info, state)
+        sig = signature(kinds)
+        if not sealed or (state.archived_at and state.signature == sig):
+            return False
+        manifest = Manifest(job_id, self.node_id, time.time(), self._last_write(job_id))
+        for kind, infos in kinds.items():
+            manifest.kinds[kind] = [
+                ArchivedSegment(info, state.uploaded[self._key(job_id, kind, info)][1])
+                for info in infos
+            ]
+        # Last: with the manifest, the job is whole and served.
+        self.objects.put_bytes(keys.manifest_key(self.config.prefix, self.node_id, job_id),
+                               manifest.to_bytes())  # fmt: skip
+        state.archived_at, state.signature = manifest.archived_at, sig
+        self.states.save(job_id, state)
+        self.stats.jobs_archived += 1
+        log.info("archived the history of job %s (%d segment(s))", job_id, len(sig))
+        return True
+
+    def _key(self, job_id: str, kind: str, info: SegmentInfo) -> str:
+        return keys.segment_key(self.config.prefix, self.node_id, job_id, kind, info.name)
+
+    def _upload_segment(
+        self, job_id: str, kind: str, info: SegmentInfo, state: JobArchiveState
+    ) -> None:
+        key = self._key(job_id, kind, info)
+        done = state.uploaded.get(key)
+        if done is not None and done[0] == info.stored_bytes:
+            return
+        path = self.stores[kind].root / job_id / info.name
+        sha = file_sha256(path)
+        try:
+            self.objects.put_file(key, path, sha)
+        except Exception:
+            self.stats.upload_failures += 1
+            raise
+        state.uploaded[key] = (info.stored_bytes, sha)
+        self.states.save(job_id, state)
+        self.stats.segments_uploaded += 1
+        self.stats.bytes_uploaded += info.stored_bytes
+
+    def _last_write(self, job_id: str) -> float:
+        newest = 0.0
+        for store in self.stores.values():
+            directory = store.root / job_id
+            for path in directory.glob("*") if directory.is_dir() else ():
+                newest = max(newest, path.stat().st_mtime)
+        return newest or time.time()
+
+    def archived(self) -> dict[str, float]:
+        return self.states.archived()
+
+    def drop_local(self, now: float) -> list[str]:
+        """Delete the local copies of jobs archived keepLocal ago or more,
+        when nothing was written to them since their manifest."""
+        dropped = []
+        for job_id, archived_at in sorted(self.archived().items(), key=lambda kv: kv[1]):
+            if now - archived_at < self.config.keep_local_s:
+                continue
+            if self.drop_job(job_id):
+                dropped.append(job_id)
+        return dropped
+
+    def drop_job(self, job_id: str) -> bool:
+        """Delete one archived job's local copy; False when it changed since
+        its manifest (it is archived again first)."""
+        state = self.states.load(job_id)
+        if not state.archived_at:
+            return False
+        sealed, kinds = self._finished(job_id)
+        if kinds and (not sealed or signature(kinds) != state.signature):
+            return False
+        if any(store.is_open(job_id) for store in self.stores.values()):
+            return False
+        for store in self.stores.values():
+            store.delete(job_id)
+        self.states.forget(job_id)
+        self.stats.local_dropped += 1
+        return True
+
+    def remote_sweep(self, now: float) -> list[str]:
+        """Delete this node's archived jobs older than maxAge: the manifest
+        first (the job stops being served), then its segments."""
+        if not self.config.max_age_s:
+            return []
+        mine = keys.node_prefix(self.config.prefix, self.node_id)
+        doomed = []
+        for key in list(self.objects.list_keys(mine)):
+            job_id = keys.job_of_manifest(key)
+            if job_id is None or key != keys.manifest_key(self.config.prefix, self.node_id, job_id):
+                continue
+            data = self.objects.get_bytes(key)
+            if data is None:
+                continue
+            try:
+                manifest = Manifest.from_bytes(data)
+            except ValueError as exc:
+                log.warning("retention: %s is unreadable (%s); left alone", key, exc)
+                continue
+            if now - manifest.archived_at > self.config.max_age_s:
+                self.objects.delete([key])
+                prefix = keys.job_prefix(self.config.prefix, self.node_id, job_id)
+                self.objects.delete(list(self.objects.list_keys(prefix)))
+                doomed.append(job_id)
+        self.stats.remote_deleted += len(doomed)
+        if doomed:
+            log.info("retention deleted %d archived job(s): %s", len(doomed), doomed)
+        return doomed
