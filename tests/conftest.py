@@ -93,6 +93,8 @@ class FaultProxy:
       delay     wait `delay_s` before forwarding
       slowdown  answer every request with S3's 503 SlowDown
       reset     forward `reset_after` bytes of the request, then a TCP reset
+      throttle  forward, pausing `delay_s` after every 64 KiB sent upstream
+                (checked as data flows: connections already open slow down too)
     `listener`: a listening socket made elsewhere (in a network namespace)."""
 
     def __init__(self, target_port: int, listener: socket.socket | None = None) -> None:
@@ -137,7 +139,7 @@ class FaultProxy:
                 back = threading.Thread(target=_pump, args=(upstream, client, None), daemon=True)
                 back.start()
                 limit = self.reset_after if mode == "reset" else None
-                if not _pump(client, upstream, limit, self.requests):
+                if not _pump(client, upstream, limit, self.requests, self._pause):
                     _reset(client)
                     _reset(upstream)
                 back.join(timeout=60)
@@ -147,6 +149,9 @@ class FaultProxy:
             with self._lock:
                 self._open.discard(client)
             client.close()
+
+    def _pause(self) -> float:
+        return self.delay_s if self.mode == "throttle" else 0.0
 
     def _slow_down(self, client: socket.socket) -> None:
         client.settimeout(5)
@@ -179,12 +184,18 @@ def _reset(sock: socket.socket) -> None:
 
 
 def _pump(
-    source: socket.socket, sink: socket.socket, limit: int | None, lines: list[bytes] | None = None
+    source: socket.socket,
+    sink: socket.socket,
+    limit: int | None,
+    lines: list[bytes] | None = None,
+    pause: Callable[[], float] | None = None,
 ) -> bool:
     """Copy until EOF (True) or until `limit` bytes passed (False)."""
     done = 0
     with contextlib.suppress(OSError):
         while data := source.recv(65536):
+            if pause is not None and (wait := pause()):
+                time.sleep(wait)
             if lines is not None and data.split(b" ", 1)[0] in _METHODS:
                 lines.append(data.split(b"\r\n", 1)[0])
             if limit is not None and done + len(data) > limit:

@@ -64,10 +64,9 @@ class Archiver:
         (the caller waits and tries again; nothing local is touched)."""
         archived = 0
         for job_id in self.job_ids():
-            state = self.states.load(job_id)
-            if state.archived_at and not any(s.is_open(job_id) for s in self.stores.values()):
-                continue  # archived, and nothing written since
-            if self._archive_job(job_id, state):
+            # Archived jobs too: a record that came after the job ended (a
+            # last metric sample) gives it a new segment and a new manifest.
+            if self._archive_job(job_id, self.states.load(job_id)):
                 archived += 1
         return archived
 
