@@ -21,6 +21,10 @@ from joblet.persist.store.segment import SegmentInfo
 
 log = logging.getLogger(__name__)
 
+# How long a history opened again after its job ended must be quiet before
+# the archive takes it as complete.
+LATE_S = 2.0
+
 
 @dataclass
 class ArchiveStats:
@@ -71,15 +75,26 @@ class Archiver:
         return archived
 
     def _finished(self, job_id: str) -> tuple[bool, dict[str, list[SegmentInfo]]]:
-        sealed = True
-        kinds: dict[str, list[SegmentInfo]] = {}
-        for kind, store in self.stores.items():
-            found = store.finished(job_id)
-            if found is None:
+        """Whether the job has ended (its history is complete), and every
+        kind's finished segments. The end seals the histories; a record that
+        comes later (a last metric sample) opens one again, unsealed: once
+        it has been quiet for LATE_S it is sealed here."""
+        found = {kind: store.finished(job_id) for kind, store in self.stores.items()}
+        present: dict[str, tuple[bool, list[SegmentInfo]] | None] = {
+            kind: value for kind, value in found.items() if value is not None
+        }
+        ended = any(value[0] for value in present.values() if value is not None)
+        for kind, value in list(present.items()):
+            if value is None or value[0] or not ended:
                 continue
-            sealed = sealed and found[0]
-            kinds[kind] = found[1]
-        return sealed and bool(kinds), kinds
+            idle = self.stores[kind].idle_s(job_id)
+            if idle is not None and idle < LATE_S:
+                ended = False
+            else:
+                self.stores[kind].seal(job_id)
+                present[kind] = self.stores[kind].finished(job_id)
+        kinds = {kind: value[1] for kind, value in present.items() if value is not None}
+        return ended, kinds
 
     def _archive_job(self, job_id: str, state: JobArchiveState) -> bool:
         sealed, kinds = self._finished(job_id)

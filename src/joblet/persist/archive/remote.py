@@ -5,8 +5,6 @@ prefix answers for any node's jobs, by job id."""
 from __future__ import annotations
 
 import contextlib
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,38 +15,23 @@ from joblet.persist.archive.objects import ObjectStore, Reader
 from joblet.persist.store import Snapshot
 from joblet.persist.store.segment import SegmentInfo
 
-# Manifests are immutable once written; a short life only bounds how long a
-# job deleted by retention is still listed.
-CACHE_S = 10.0
-CACHE_ENTRIES = 256
-
 
 class RemoteHistory:
     def __init__(self, objects: ObjectStore, config: S3Config, node_id: str) -> None:
         self.objects = objects
         self.config = config
         self.node_id = node_id
-        self._cache: dict[str, tuple[float, str, Manifest]] = {}
-        self._lock = threading.Lock()
 
     def manifest(self, job_id: str) -> tuple[str, Manifest] | None:
         """The job's manifest and the node whose prefix holds it: this node's
-        first, then every other node's under the prefix."""
-        now = time.monotonic()
-        with self._lock:
-            cached = self._cache.get(job_id)
-        if cached is not None and now - cached[0] < CACHE_S:
-            return cached[1], cached[2]
+        first, then every other node's under the prefix. Read anew for each
+        query (one small GET): retention deletes the manifest first, and from
+        then on the job must not be served."""
         for node in self._nodes():
             data = self.objects.get_bytes(keys.manifest_key(self.config.prefix, node, job_id))
             if data is None:
                 continue
-            manifest = Manifest.from_bytes(data)
-            with self._lock:
-                if len(self._cache) >= CACHE_ENTRIES:
-                    self._cache.clear()
-                self._cache[job_id] = (now, node, manifest)
-            return node, manifest
+            return node, Manifest.from_bytes(data)
         return None
 
     def _nodes(self) -> Iterator[str]:

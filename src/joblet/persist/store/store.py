@@ -154,6 +154,12 @@ class HistoryStore:
         with self._lock:
             return job_id in self._open
 
+    def idle_s(self, job_id: str) -> float | None:
+        """Seconds since the open history's last write; None when not open."""
+        with self._lock:
+            history = self._open.get(job_id)
+            return None if history is None else time.time() - history.last_write
+
     def job_ids(self) -> list[str]:
         return sorted(
             d.name for d in self.root.iterdir() if d.is_dir() and _JOB_ID.fullmatch(d.name)
