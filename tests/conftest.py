@@ -101,7 +101,7 @@ class FaultProxy:
         self.target_port = target_port
         self._server = listener or socket.create_server(("127.0.0.1", 0))
         self.port = int(self._server.getsockname()[1])
-        self.mode = "pass"
+        self._mode = "pass"
         self.delay_s = 0.5
         self.reset_after = 1024 * 1024
         self.seen: Counter[str] = Counter()  # connections per mode
@@ -109,6 +109,24 @@ class FaultProxy:
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def mode(self) -> str:
+        return self._mode
+
+    @mode.setter
+    def mode(self, mode: str) -> None:
+        """Set the mode; a failing one also cuts the connections open now
+        (a client's pooled connection must not outlive the outage)."""
+        self._mode = mode
+        if mode in ("drop", "slowdown", "reset"):
+            self._cut_open()
+
+    def _cut_open(self) -> None:
+        with self._lock:
+            for sock in self._open:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
 
     @property
     def url(self) -> str:
@@ -168,10 +186,7 @@ class FaultProxy:
         with contextlib.suppress(OSError):
             self._server.shutdown(socket.SHUT_RDWR)
         self._server.close()
-        with self._lock:
-            for sock in self._open:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
+        self._cut_open()
 
 
 _METHODS = {b"GET", b"PUT", b"POST", b"HEAD", b"DELETE"}

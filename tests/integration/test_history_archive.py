@@ -244,3 +244,39 @@ def test_persist_killed_mid_multipart_upload_serves_whole_objects_once(
     assert len(logs) == len(set(logs)) == 1, keys
     output = log_of(daemon, job_id)
     assert len(output) == 30_000_000
+
+
+def persist_stats(daemon: RunningDaemon) -> Any:
+    import grpc
+
+    from joblet.api import persist_pb2, persist_pb2_grpc
+
+    with grpc.insecure_channel(f"unix:{daemon.root / 'run' / 'persist-grpc.sock'}") as channel:
+        return persist_pb2_grpc.PersistQueryStub(channel).Stats(persist_pb2.StatsRequest())
+
+
+def test_disk_pressure_with_the_store_away_drops_archived_copies_first_never_pending_ones(
+    archived_daemon: Callable[..., tuple[RunningDaemon, Any]], bucket: Bucket
+) -> None:
+    retention = {"maxTotalSize": "1MB", "sweepInterval": "1s"}
+    daemon, proxy = archived_daemon({"retention": retention}, keepLocal="1h")
+    kept = run(daemon, "seq 1 100000")  # archived, kept locally for keepLocal
+    wait_status(daemon.jobs(), kept, FINAL)
+    _wait_for(lambda: bucket.has(manifest_key(daemon, kept)), 60, "the first manifest")
+    assert local_copy(daemon, kept)
+    proxy.mode = "drop"
+    pending = run(daemon, "head -c 3000000 /dev/urandom | od -A n -t x1")  # over 1MB stored
+    wait_status(daemon.jobs(), pending, FINAL)
+    # Over the limit: the archived copy goes, the job the store has not taken stays.
+    _wait_for(lambda: not local_copy(daemon, kept), 30, "the archived copy dropped")
+    _wait_for(lambda: persist_stats(daemon).retention_blocked > 0, 30, "a blocked sweep counted")
+    assert local_copy(daemon, pending)
+    persist_log = (daemon.root / "run" / "persist.log").read_text()
+    assert "over retention.maxTotalSize" in persist_log
+    expected = log_of(daemon, pending)
+    assert len(expected) > 3_000_000
+    proxy.mode = "pass"
+    _wait_for(lambda: bucket.has(manifest_key(daemon, pending)), 60, "the second manifest")
+    assert log_of(daemon, kept) == b"".join(b"%d\n" % i for i in range(1, 100001))
+    _wait_for(lambda: not local_copy(daemon, pending), 30, "the second copy dropped")
+    assert log_of(daemon, pending) == expected

@@ -23,6 +23,7 @@ import grpc
 from joblet.api import persist_pb2_grpc as pb_grpc
 from joblet.errors import ConfigError, JobletError
 from joblet.persist.archive.backend import HistoryBackend, open_backend
+from joblet.persist.archive.objects import ArchiveError
 from joblet.persist.config import PersistConfig, TlsListenConfig, load_persist_config
 from joblet.persist.ingest import Ingest
 from joblet.persist.ipc_server import remove_stale_socket, start_ipc_server
@@ -103,8 +104,11 @@ class PersistService:
             archived = self.backend.archived()
             planned = plan_deletions(usages, policy, now, deletable=archived)
             doomed = [job_id for job_id in planned if self.backend.drop(job_id)]
-            self.backend.sweep(now)
             self._report_blocked(usages, doomed, archived)
+            try:
+                self.backend.sweep(now)
+            except ArchiveError as exc:
+                log.warning("archive retention skipped (the store failed): %s", exc)
         if doomed:
             log.info("retention deleted the history of %d job(s): %s", len(doomed), doomed)
         return doomed
@@ -159,8 +163,9 @@ class PersistService:
     async def _sweeps(self) -> None:
         while True:
             try:
-                self.sweep()
-            except OSError as exc:
+                # Off the loop: with an archive, the sweep calls the store.
+                await asyncio.to_thread(self.sweep)
+            except (OSError, ArchiveError) as exc:
                 log.error("retention sweep failed: %s", exc)
             await asyncio.sleep(self.config.retention.sweep_interval_s)
 

@@ -77,21 +77,21 @@ class Archiver:
     def _finished(self, job_id: str) -> tuple[bool, dict[str, list[SegmentInfo]]]:
         """Whether the job has ended (its history is complete), and every
         kind's finished segments. The end seals the histories; a record that
-        comes later (a last metric sample) opens one again, unsealed: once
-        it has been quiet for LATE_S it is sealed here."""
+        comes later (a last metric sample) opens one again, with a segment
+        not finished: once it has been quiet for LATE_S it is sealed here."""
         found = {kind: store.finished(job_id) for kind, store in self.stores.items()}
         present: dict[str, tuple[bool, list[SegmentInfo]] | None] = {
             kind: value for kind, value in found.items() if value is not None
         }
         ended = any(value[0] for value in present.values() if value is not None)
-        for kind, value in list(present.items()):
-            if value is None or value[0] or not ended:
-                continue
+        for kind in list(present) if ended else []:
             idle = self.stores[kind].idle_s(job_id)
-            if idle is not None and idle < LATE_S:
+            if idle is None:
+                continue  # not open: every segment is finished
+            if idle < LATE_S:
                 ended = False
             else:
-                self.stores[kind].seal(job_id)
+                self.stores[kind].seal(job_id)  # finishes the open segment
                 present[kind] = self.stores[kind].finished(job_id)
         kinds = {kind: value[1] for kind, value in present.items() if value is not None}
         return ended, kinds
