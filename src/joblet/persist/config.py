@@ -94,6 +94,19 @@ class PersistConfig:
         return cls(root=root, **values)
 
 
+def resolve_node_id(config: PersistConfig) -> str:
+    """The node id the archive's keys name: server.nodeId, else the root's."""
+    if config.node_id:
+        return config.node_id
+    try:
+        found = (config.root / "state" / "node-id").read_text().strip()
+    except OSError:
+        found = ""
+    if not found:
+        raise ConfigError("persist.backend s3 needs a node id (server.nodeId or `joblet setup`)")
+    return found
+
+
 def load_persist_config(path: Path) -> PersistConfig:
     from joblet.config.loader import read_config_file
 

@@ -21,10 +21,15 @@ from pathlib import Path
 import grpc
 
 from joblet.api import persist_pb2_grpc as pb_grpc
-from joblet.errors import ConfigError, JobletError
+from joblet.errors import JobletError
 from joblet.persist.archive.backend import HistoryBackend, open_backend
 from joblet.persist.archive.objects import ArchiveError
-from joblet.persist.config import PersistConfig, TlsListenConfig, load_persist_config
+from joblet.persist.config import (
+    PersistConfig,
+    TlsListenConfig,
+    load_persist_config,
+    resolve_node_id,
+)
 from joblet.persist.ingest import Ingest
 from joblet.persist.ipc_server import remove_stale_socket, start_ipc_server
 from joblet.persist.query_service import PersistQueryServicer
@@ -48,7 +53,7 @@ class PersistService:
         self.ingest = Ingest(self.logs, self.metrics)
         self.backend: HistoryBackend = open_backend(
             config.s3,
-            _node_id(config) if config.s3 is not None else "",
+            resolve_node_id(config) if config.s3 is not None else "",
             {"logs": self.logs, "metrics": self.metrics},
             config.archive_dir,
         )
@@ -168,19 +173,6 @@ class PersistService:
             except (OSError, ArchiveError) as exc:
                 log.error("retention sweep failed: %s", exc)
             await asyncio.sleep(self.config.retention.sweep_interval_s)
-
-
-def _node_id(config: PersistConfig) -> str:
-    """The object keys name the node: server.nodeId, else the root's node id."""
-    if config.node_id:
-        return config.node_id
-    try:
-        found = (config.root / "state" / "node-id").read_text().strip()
-    except OSError:
-        found = ""
-    if not found:
-        raise ConfigError("persist.backend s3 needs a node id (server.nodeId or `joblet setup`)")
-    return found
 
 
 def _tls(listen: TlsListenConfig) -> grpc.ServerCredentials:

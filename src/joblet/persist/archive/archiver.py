@@ -58,6 +58,7 @@ class Archiver:
         self.stores = stores
         self.states = ArchiveStateDir(state_dir)
         self.stats = ArchiveStats()
+        self._upload_time: dict[str, list[float]] = {}  # job -> [bytes, seconds] uploaded
 
     def job_ids(self) -> list[str]:
         return sorted({job for store in self.stores.values() for job in store.job_ids()})
@@ -116,7 +117,11 @@ class Archiver:
         state.archived_at, state.signature = manifest.archived_at, sig
         self.states.save(job_id, state)
         self.stats.jobs_archived += 1
-        log.info("archived the history of job %s (%d segment(s))", job_id, len(sig))
+        size, seconds = self._upload_time.pop(job_id, [0.0, 0.0])
+        log.info(
+            "archived the history of job %s (%d segment(s); %d bytes uploaded in %.3f s)",
+            job_id, len(sig), size, seconds,
+        )  # fmt: skip
         return True
 
     def _key(self, job_id: str, kind: str, info: SegmentInfo) -> str:
@@ -130,12 +135,16 @@ class Archiver:
         if done is not None and done[0] == info.stored_bytes:
             return
         path = self.stores[kind].root / job_id / info.name
+        started = time.monotonic()
         sha = file_sha256(path)
         try:
             self.objects.put_file(key, path, sha)
         except Exception:
             self.stats.upload_failures += 1
             raise
+        spent = self._upload_time.setdefault(job_id, [0.0, 0.0])
+        spent[0] += info.stored_bytes
+        spent[1] += time.monotonic() - started
         state.uploaded[key] = (info.stored_bytes, sha)
         self.states.save(job_id, state)
         self.stats.segments_uploaded += 1
