@@ -228,3 +228,45 @@ def test_unfinished_multipart_uploads_are_aborted(bucket: str, moto_endpoint: st
     store = S3Store(_config(bucket, moto_endpoint))
     assert store.abort_incomplete(f"prod/{NODE}/") == 1
     assert not client.list_multipart_uploads(Bucket=bucket).get("Uploads")
+
+
+def test_a_record_after_the_manifest_gets_the_job_archived_again(
+    archiver: tuple[Archiver, Recording], stores: dict[str, HistoryStore]
+) -> None:
+    arch, objects = archiver
+    job = str(uuid.uuid4())
+    _fill(stores["logs"], job, 300, _text)
+    stores["logs"].seal(job)
+    assert arch.upload_pass() == 1
+    # A last sample after the job's end: the history opens again.
+    stores["metrics"].append(job, [Record(1, 10**12, b'{"cpu": 1}')], Marker("m", 1))
+    assert arch.drop_local(now=1e12) == []  # the manifest lacks it: kept
+    assert arch.upload_pass() == 0  # still being written (LATE_S)
+    arch.stores["metrics"]._open[job].last_write -= 10  # quiet since long enough
+    assert arch.upload_pass() == 1
+    remote = RemoteHistory(objects, arch.config, NODE)
+    found = remote.manifest(job)
+    assert found is not None and len(found[1].segments("metrics")) == 1
+    assert arch.drop_local(now=1e12) == [job]
+
+
+def test_export_from_the_bucket_of_a_job_another_node_archived(
+    archiver: tuple[Archiver, Recording], stores: dict[str, HistoryStore], tmp_path: Path,
+    bucket: str, moto_endpoint: str,
+) -> None:  # fmt: skip
+    from joblet.persist.archive.transfer import export_job, import_job
+    from joblet.persist.config import PersistConfig
+
+    arch, _ = archiver
+    job = str(uuid.uuid4())
+    written = _fill(stores["logs"], job, 3000, _text)
+    stores["logs"].seal(job)
+    assert arch.upload_pass() == 1
+    assert arch.drop_local(now=1e12) == [job]
+    other = PersistConfig.for_root(
+        tmp_path / "other", s3=_config(bucket, moto_endpoint), node_id="node-b"
+    )
+    out = export_job(other, job, tmp_path / "export")
+    assert import_job(PersistConfig.for_root(tmp_path / "third"), out) == job
+    snapshot = HistoryStore(tmp_path / "third" / "logs", 4096, 1).snapshot(job)
+    assert _read(snapshot) == written
