@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,9 @@ from joblet.persist.store.segment import SegmentInfo
 
 log = logging.getLogger(__name__)
 
+# Segments of one job uploaded at once, each streamed from its file (the
+# parts of a multipart one too: boto3 reads them from the file as it sends).
+UPLOAD_THREADS = 4
 # How long a history opened again after its job ended must be quiet before
 # the archive takes it as complete.
 LATE_S = 2.0
@@ -58,7 +62,6 @@ class Archiver:
         self.stores = stores
         self.states = ArchiveStateDir(state_dir)
         self.stats = ArchiveStats()
-        self._upload_time: dict[str, list[float]] = {}  # job -> [bytes, seconds] uploaded
 
     def job_ids(self) -> list[str]:
         return sorted({job for store in self.stores.values() for job in store.job_ids()})
@@ -99,9 +102,8 @@ class Archiver:
 
     def _archive_job(self, job_id: str, state: JobArchiveState) -> bool:
         sealed, kinds = self._finished(job_id)
-        for kind, infos in kinds.items():
-            for info in infos:
-                self._upload_segment(job_id, kind, info, state)
+        started = time.monotonic()
+        uploaded = self._upload_segments(job_id, kinds, state)
         sig = signature(kinds)
         if not sealed or (state.archived_at and state.signature == sig):
             return False
@@ -117,38 +119,54 @@ class Archiver:
         state.archived_at, state.signature = manifest.archived_at, sig
         self.states.save(job_id, state)
         self.stats.jobs_archived += 1
-        size, seconds = self._upload_time.pop(job_id, [0.0, 0.0])
         log.info(
             "archived the history of job %s (%d segment(s); %d bytes uploaded in %.3f s)",
-            job_id, len(sig), size, seconds,
+            job_id, len(sig), uploaded, time.monotonic() - started,
         )  # fmt: skip
         return True
 
     def _key(self, job_id: str, kind: str, info: SegmentInfo) -> str:
         return keys.segment_key(self.config.prefix, self.node_id, job_id, kind, info.name)
 
-    def _upload_segment(
-        self, job_id: str, kind: str, info: SegmentInfo, state: JobArchiveState
-    ) -> None:
-        key = self._key(job_id, kind, info)
-        done = state.uploaded.get(key)
-        if done is not None and done[0] == info.stored_bytes:
-            return
-        path = self.stores[kind].root / job_id / info.name
-        started = time.monotonic()
-        sha = file_sha256(path)
-        try:
-            self.objects.put_file(key, path, sha)
-        except Exception:
-            self.stats.upload_failures += 1
-            raise
-        spent = self._upload_time.setdefault(job_id, [0.0, 0.0])
-        spent[0] += info.stored_bytes
-        spent[1] += time.monotonic() - started
-        state.uploaded[key] = (info.stored_bytes, sha)
+    def _upload_segments(
+        self, job_id: str, kinds: Mapping[str, list[SegmentInfo]], state: JobArchiveState
+    ) -> int:
+        """Upload the segments not uploaded yet, a few at a time; each is
+        recorded once confirmed. Returns the bytes uploaded; raises the
+        first failure after the others have finished."""
+        todo = [
+            (self._key(job_id, kind, info), self.stores[kind].root / job_id / info.name, info)
+            for kind, infos in kinds.items()
+            for info in infos
+            if state.uploaded.get(self._key(job_id, kind, info), (-1, ""))[0] != info.stored_bytes
+        ]
+        if not todo:
+            return 0
+        failure: BaseException | None = None
+        uploaded = 0
+        with ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix="archive-upload") as pool:
+            futures = {pool.submit(self._put, key, path): (key, info) for key, path, info in todo}
+            for future in as_completed(futures):
+                key, info = futures[future]
+                try:
+                    sha = future.result()
+                except Exception as exc:
+                    self.stats.upload_failures += 1
+                    failure = failure or exc
+                    continue
+                state.uploaded[key] = (info.stored_bytes, sha)
+                uploaded += info.stored_bytes
+                self.stats.segments_uploaded += 1
+                self.stats.bytes_uploaded += info.stored_bytes
         self.states.save(job_id, state)
-        self.stats.segments_uploaded += 1
-        self.stats.bytes_uploaded += info.stored_bytes
+        if failure is not None:
+            raise failure
+        return uploaded
+
+    def _put(self, key: str, path: Path) -> str:
+        sha = file_sha256(path)
+        self.objects.put_file(key, path, sha)
+        return sha
 
     def _last_write(self, job_id: str) -> float:
         newest = 0.0

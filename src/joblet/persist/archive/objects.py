@@ -6,6 +6,7 @@ boto3 is imported here only, and this module only when `persist.backend` is
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -104,7 +105,7 @@ class S3Store:
         return (BotoCoreError, ClientError, Boto3Error, OSError)
 
     def _extra(self) -> dict[str, str]:
-        extra = {"ChecksumAlgorithm": "SHA256"}
+        extra: dict[str, str] = {}
         if self._config.server_side_encryption:
             extra["ServerSideEncryption"] = self._config.server_side_encryption
         if self._config.kms_key_id:
@@ -119,12 +120,24 @@ class S3Store:
         size = path.stat().st_size
         extra: dict[str, Any] = {**self._extra(), "Metadata": {"sha256": sha256}}
         try:
+            if size < MULTIPART_BYTES:
+                # One PUT carrying the file's SHA-256: the store refuses the
+                # object unless the bytes it got have that checksum.
+                with path.open("rb") as body:
+                    self._client.put_object(
+                        Bucket=self.bucket, Key=key, Body=body,
+                        ChecksumSHA256=base64.b64encode(bytes.fromhex(sha256)).decode(),
+                        **extra,
+                    )  # fmt: skip
+                return
+            extra["ChecksumAlgorithm"] = "SHA256"
             self._client.upload_file(
                 str(path), self.bucket, key, ExtraArgs=extra, Config=self._transfer
             )
             head = self._client.head_object(Bucket=self.bucket, Key=key)
         except self._errors() as exc:
             raise ArchiveError(f"uploading {key}: {exc}") from exc
+        # Each part was checked by the store; the whole is confirmed here.
         if head.get("ContentLength") != size or head.get("Metadata", {}).get("sha256") != sha256:
             raise ArchiveError(f"uploaded {key} does not match {path} (size or checksum)")
 
