@@ -151,6 +151,14 @@ def direct_upload(client: object, bucket: str, files: list[Path]) -> float:
     return time.perf_counter() - start
 
 
+def copy_files(files: list[Path], target: Path) -> list[Path]:
+    """The segments for the direct upload (persist drops its own)."""
+    target.mkdir()
+    for path in files:
+        shutil.copyfile(path, target / path.name)
+    return [target / path.name for path in files]
+
+
 def clone_job(root: Path, job: str, copies: int) -> None:
     """More finished jobs with the same bytes: archives to take the median of,
     as of the baseline's runs."""
@@ -209,10 +217,7 @@ def measure(report: Report, size: int) -> None:
             files = sorted((root / "logs" / job).glob("seg-*.zst"))
             stored = sum(p.stat().st_size for p in files)
             clone_job(root, job, RUNS - 1)
-            copies = [root / "copy" / p.name for p in files]
-            (root / "copy").mkdir()
-            for source, copy in zip(files, copies, strict=True):
-                shutil.copyfile(source, copy)
+            copies = copy_files(files, root / "copy")
             archived = start_persist(root, {"backend": "s3", "s3": s3}, "persist-s3.log")
             try:
                 started = time.perf_counter()
@@ -220,10 +225,7 @@ def measure(report: Report, size: int) -> None:
                 peak = peak_rss(archived.pid, done)
                 wait_key(client, bucket, f"bench/{NODE}/{job}/manifest.json")
                 upload_s = time.perf_counter() - started
-                while len(
-                    client.list_objects_v2(Bucket=bucket, Prefix="bench/").get("Contents", [])  # type: ignore[attr-defined]
-                ) < RUNS * (len(files) + 1):
-                    time.sleep(0.05)  # fmt: skip
+                wait_objects(client, bucket, RUNS * (len(files) + 1))
                 done.set()
                 deadline = time.monotonic() + 60
                 while (root / "logs" / job).exists() and time.monotonic() < deadline:
