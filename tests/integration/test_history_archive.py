@@ -156,11 +156,11 @@ def seq_sha256(last: int) -> str:
 def test_finished_job_is_archived_and_served_the_same_here_and_by_another_node(
     lines: int, archived_daemon: Callable[..., tuple[RunningDaemon, Any]], bucket: Bucket
 ) -> None:
-    daemon, _ = archived_daemon(keepLocal="5s")
+    expected = seq_sha256(lines)
+    daemon, _ = archived_daemon(keepLocal="8s")
     job_id = run(daemon, f"seq 1 {lines}; sleep 3")
     wait_status(daemon.jobs(), job_id, FINAL, timeout=120)
     _wait_for(lambda: bucket.has(manifest_key(daemon, job_id)), 120, "the manifest")
-    expected = seq_sha256(lines)
     # Still local (keepLocal): the answers before...
     assert local_copy(daemon, job_id)
     before_log = hashlib.sha256(log_of(daemon, job_id)).hexdigest()

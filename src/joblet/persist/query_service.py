@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import replace
 from typing import TypeVar
 
 import grpc
@@ -138,6 +139,8 @@ class PersistQueryServicer(pb_grpc.PersistQueryServicer):
             snapshot = store.snapshot(check_job_id(job_id))
         except InvalidArgument as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        if snapshot is not None:
+            return replace(snapshot, fallback=self._backend.fallback(kind, job_id))
         if snapshot is None:
             try:
                 snapshot = await asyncio.to_thread(self._backend.remote_snapshot, kind, job_id)

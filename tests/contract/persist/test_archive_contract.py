@@ -270,3 +270,24 @@ def test_export_from_the_bucket_of_a_job_another_node_archived(
     assert import_job(PersistConfig.for_root(tmp_path / "third"), out) == job
     snapshot = HistoryStore(tmp_path / "third" / "logs", 4096, 1).snapshot(job)
     assert _read(snapshot) == written
+
+
+def test_a_query_that_outlives_the_local_copy_reads_the_rest_from_the_bucket(
+    tmp_path: Path, bucket: str, moto_endpoint: str, stores: dict[str, HistoryStore]
+) -> None:
+    from dataclasses import replace
+
+    from joblet.persist.archive.backend import S3Backend
+
+    config = _config(bucket, moto_endpoint)
+    backend = S3Backend(S3Store(config), config, NODE, stores, tmp_path / "archive")
+    job = str(uuid.uuid4())
+    written = _fill(stores["logs"], job, 3000, _text)
+    stores["logs"].seal(job)
+    assert backend.archiver.upload_pass() == 1
+    snapshot = stores["logs"].snapshot(job)
+    assert snapshot is not None and len(snapshot.segments) > 1
+    reading = read_logs(replace(snapshot, fallback=backend.fallback("logs", job)), LogFilter())
+    first = next(reading)  # the first segment is open...
+    assert backend.drop(job)  # ...when the local copy goes
+    assert [*first, *(r for chunk in reading for r in chunk)] == written

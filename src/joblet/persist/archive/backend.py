@@ -9,9 +9,11 @@ queries that find nothing local are answered from the bucket.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Protocol
 
@@ -21,6 +23,9 @@ from joblet.persist.archive.config import S3Config
 from joblet.persist.archive.objects import ArchiveError, ObjectStore
 from joblet.persist.archive.remote import RemoteHistory
 from joblet.persist.store import HistoryStore, Snapshot
+from joblet.persist.store.segment import ByteReader, SegmentInfo
+
+Opener = Callable[[SegmentInfo], AbstractContextManager[ByteReader]]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +39,9 @@ class HistoryBackend(Protocol):
 
     def remote_snapshot(self, kind: str, job_id: str) -> Snapshot | None:
         """A job's history not on this disk (blocking), or None."""
+
+    def fallback(self, kind: str, job_id: str) -> Opener | None:
+        """Where a local segment removed during a query is read from."""
 
     def archived(self) -> set[str]:
         """Jobs whose history is safe elsewhere: local retention may delete
@@ -56,6 +64,9 @@ class LocalBackend:
         await asyncio.Event().wait()
 
     def remote_snapshot(self, kind: str, job_id: str) -> Snapshot | None:
+        return None
+
+    def fallback(self, kind: str, job_id: str) -> Opener | None:
         return None
 
     def archived(self) -> set[str]:
@@ -116,6 +127,18 @@ class S3Backend:
 
     def remote_snapshot(self, kind: str, job_id: str) -> Snapshot | None:
         return self.remote.snapshot(kind, job_id)
+
+    def fallback(self, kind: str, job_id: str) -> Opener | None:
+        @contextlib.contextmanager
+        def opener(info: SegmentInfo) -> Iterator[ByteReader]:
+            remote = self.remote.snapshot(kind, job_id)
+            known = [s for s in (remote.segments if remote else []) if s.name == info.name]
+            if remote is None or remote.opener is None or not known:
+                raise FileNotFoundError(f"{job_id}/{kind}/{info.name} is not archived")
+            with remote.opener(known[0]) as handle:
+                yield handle
+
+        return opener
 
     def archived(self) -> set[str]:
         return set(self.archiver.archived())

@@ -97,4 +97,10 @@ def _segment_records(snapshot: Snapshot, info: SegmentInfo) -> Iterator[list[Rec
     except CorruptSegment as exc:
         log.error("skipping the rest of a damaged segment: %s", exc)
     except FileNotFoundError:
-        log.warning("segment %s was removed while being read", path)
+        if snapshot.fallback is None:
+            log.warning("segment %s was removed while being read", path)
+            return
+        # The file is opened before its first record is read: nothing of it
+        # was served yet, so the archive's copy is read whole.
+        with snapshot.fallback(info) as handle:
+            yield from iter_stream_records(handle, info.name)

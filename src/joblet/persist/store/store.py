@@ -39,6 +39,9 @@ class Snapshot:
     segments: list[SegmentInfo]
     # Where the segments' bytes come from when not from `directory` (an archive).
     opener: Callable[[SegmentInfo], AbstractContextManager[ByteReader]] | None = None
+    # Where a segment gone from `directory` meanwhile is read from (an
+    # archive holds it: the local copy was dropped while a query ran).
+    fallback: Callable[[SegmentInfo], AbstractContextManager[ByteReader]] | None = None
 
 
 def check_job_id(job_id: str) -> str:
