@@ -280,3 +280,39 @@ def test_disk_pressure_with_the_store_away_drops_archived_copies_first_never_pen
     assert log_of(daemon, kept) == b"".join(b"%d\n" % i for i in range(1, 100001))
     _wait_for(lambda: not local_copy(daemon, pending), 30, "the second copy dropped")
     assert log_of(daemon, pending) == expected
+
+
+def test_cloudwatch_logs_gets_a_live_copy_of_the_job_log(
+    archived_daemon: Callable[..., tuple[RunningDaemon, Any]], moto_endpoint: str
+) -> None:
+    group = f"/joblet/it-{uuid.uuid4().hex[:8]}"
+    cloudwatch = {
+        "logGroup": group,
+        "endpointUrl": f"http://127.0.0.1:{PROXY_PORT}",
+        "accessKeyId": "testing",
+        "secretAccessKey": "testing",
+        "flushInterval": "200ms",
+    }
+    daemon, _ = archived_daemon({"cloudwatch": cloudwatch})
+    job_id = run(daemon, "seq 1 20000")
+    wait_status(daemon.jobs(), job_id, FINAL)
+    client = boto3.client("logs", endpoint_url=moto_endpoint, region_name="us-east-1")
+
+    def copied() -> str:
+        text, token = "", None
+        while True:
+            args: dict[str, Any] = {"logGroupName": group, "logStreamName": job_id,
+                                    "startFromHead": True}  # fmt: skip
+            if token:
+                args["nextToken"] = token
+            try:
+                page = client.get_log_events(**args)
+            except client.exceptions.ResourceNotFoundException:
+                return ""
+            text += "".join(event["message"] for event in page["events"])
+            if not page["events"] or page["nextForwardToken"] == token:
+                return text
+            token = page["nextForwardToken"]
+
+    expected = "".join(f"{i}\n" for i in range(1, 20001))
+    _wait_for(lambda: copied() == expected, 60, "the log in CloudWatch Logs")

@@ -11,6 +11,7 @@ persist:
   retention: {maxAge: 7d, maxTotalSize: 10GB, sweepInterval: 5m}
   listen: ""                 # host:port for remote queries over mTLS; empty: off
   backend: local             # local | s3 (archive/config.py: the `s3:` keys)
+  cloudwatch: {}             # a live copy of logs (archive/cloudwatch_config.py)
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ from typing import Any
 from joblet.config.keys import Schema
 from joblet.config.units import parse_duration_s, parse_size_bytes
 from joblet.errors import ConfigError
+from joblet.persist.archive.cloudwatch_config import (
+    CLOUDWATCH_KEYS,
+    CloudWatchConfig,
+    parse_cloudwatch,
+)
 from joblet.persist.archive.config import S3_KEYS, S3Config, parse_backend
 
 KEYS: Schema = {
@@ -36,6 +42,7 @@ KEYS: Schema = {
     "listen": None,
     "backend": None,
     "s3": S3_KEYS,
+    "cloudwatch": CLOUDWATCH_KEYS,
 }
 
 
@@ -68,6 +75,7 @@ class PersistConfig:
     retention: RetentionConfig = RetentionConfig()
     listen: TlsListenConfig | None = None
     s3: S3Config | None = None  # None: the local backend
+    cloudwatch: CloudWatchConfig | None = None  # None: no live copy
     node_id: str = ""  # server.nodeId; empty: the root's state/node-id
 
     @property
@@ -148,6 +156,7 @@ def parse_persist_config(raw: Mapping[str, Any]) -> PersistConfig:
         retention=_retention(_mapping(section, "retention")),
         listen=_listen(section.get("listen") or "", _mapping(raw, "security")),
         s3=parse_backend(section),
+        cloudwatch=parse_cloudwatch(section.get("cloudwatch")),
         node_id=str(_mapping(raw, "server").get("nodeId", "") or ""),
     )
 

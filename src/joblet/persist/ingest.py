@@ -13,7 +13,7 @@ from __future__ import annotations
 import errno
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from google.protobuf.message import DecodeError
@@ -80,9 +80,15 @@ _Pending = dict[tuple[HistoryStore, str], list[PackedBatch]]
 class Ingest:
     """Applies groups of requests; one writer thread calls it."""
 
-    def __init__(self, logs: HistoryStore, metrics: HistoryStore) -> None:
+    def __init__(
+        self,
+        logs: HistoryStore,
+        metrics: HistoryStore,
+        log_tap: Callable[[str, Sequence[PackedBatch]], None] | None = None,
+    ) -> None:
         self.logs = logs
         self.metrics = metrics
+        self.log_tap = log_tap  # sees each log batch once it is stored (a live copy)
         self.stats = IngestStats()
         self._last_error_log = 0.0
         self._errors_since_log = 0
@@ -169,6 +175,9 @@ class Ingest:
                 return False
             self.stats.batches_written += written
             self.stats.duplicates_skipped += len(batches) - written
+            if written and store is self.logs and self.log_tap is not None:
+                # A replay's batches come first and are skipped: the fresh ones end the run.
+                self.log_tap(job_id, batches[len(batches) - written :])
         return True
 
     def _control(self, request: pb.Request, outcome: GroupOutcome) -> bool:

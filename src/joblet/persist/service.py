@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 
@@ -36,6 +37,9 @@ from joblet.persist.query_service import PersistQueryServicer
 from joblet.persist.retention import merge_usage, over_size, plan_deletions
 from joblet.persist.store import HistoryStore, JobUsage
 
+if TYPE_CHECKING:
+    from joblet.persist.archive.cloudwatch import CloudWatchSink
+
 log = logging.getLogger(__name__)
 
 ROLL_CHECK_S = 1.0
@@ -51,6 +55,12 @@ class PersistService:
             config.metrics_dir, config.segment_bytes, config.compression_level
         )
         self.ingest = Ingest(self.logs, self.metrics)
+        self.cloudwatch: CloudWatchSink | None = None
+        if config.cloudwatch is not None:
+            from joblet.persist.archive.cloudwatch import CloudWatchSink
+
+            self.cloudwatch = CloudWatchSink(config.cloudwatch)
+            self.ingest.log_tap = self.cloudwatch.offer
         self.backend: HistoryBackend = open_backend(
             config.s3,
             resolve_node_id(config) if config.s3 is not None else "",
@@ -80,6 +90,8 @@ class PersistService:
                     group.create_task(self._sweeps()),
                     group.create_task(self.backend.run()),
                 ]
+                if self.cloudwatch is not None:
+                    tasks.append(group.create_task(self.cloudwatch.run()))
                 await stop.wait()
                 for task in tasks:
                     task.cancel()
@@ -89,6 +101,10 @@ class PersistService:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(ipc.wait_closed(), 2.0)
             writer_thread.shutdown(wait=True)
+            if self.cloudwatch is not None and not await asyncio.to_thread(
+                self.cloudwatch.flush, 3.0
+            ):
+                log.warning("persist stopped with events not sent to CloudWatch Logs")
             self.logs.close()
             self.metrics.close()
             log.info("persist stopped; open segments finished")
@@ -157,6 +173,8 @@ class PersistService:
             "local_dropped": stats.local_dropped,
             "remote_deleted": stats.remote_deleted,
             "retention_blocked": self.retention_blocked,
+            "cloudwatch_sent": self.cloudwatch.sent_events if self.cloudwatch else 0,
+            "cloudwatch_dropped": self.cloudwatch.dropped_events if self.cloudwatch else 0,
         }
 
     async def _roll_loop(self) -> None:
