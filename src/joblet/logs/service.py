@@ -117,7 +117,7 @@ class JobLogs:
         for a job without history there."""
         if self._history is None:
             if not missing_ok:
-                raise NotFound(f"job {job_id} not found")
+                raise NotFound(f"job {job_id} not found (no job has that id or name)")
             return
         records = self._history.query_logs(
             job_id,
@@ -138,7 +138,7 @@ class JobLogs:
                     pending, size = [], 0
         except NotFound:
             if not missing_ok:
-                raise NotFound(f"job {job_id} not found") from None
+                raise NotFound(f"job {job_id} not found (no job has that id or name)") from None
             return  # a job that never printed has no history
         for chunk in coalesce(stamp(pending), head=head):
             yield chunk
