@@ -16,7 +16,7 @@ import pytest
 from joblet.persist.archive import keys
 from joblet.persist.archive.archiver import Archiver
 from joblet.persist.archive.config import S3Config
-from joblet.persist.archive.objects import ArchiveError, S3Store
+from joblet.persist.archive.objects import ArchiveError, S3Store, file_sha256
 from joblet.persist.archive.remote import RemoteHistory
 from joblet.persist.store import HistoryStore, LogFilter, Marker, Record, read_logs
 
@@ -43,9 +43,10 @@ class Recording(S3Store):
         super().__init__(config)
         self.calls: list[tuple[str, str]] = []
 
-    def put_file(self, key: str, path: Path, sha256: str) -> None:
-        super().put_file(key, path, sha256)
+    def put_file(self, key: str, path: Path) -> str:
+        sha256 = super().put_file(key, path)
         self.calls.append(("put", key))
+        return sha256
 
     def put_bytes(self, key: str, data: bytes) -> None:
         super().put_bytes(key, data)
@@ -120,6 +121,10 @@ def test_finished_job_is_uploaded_manifest_last_then_served_from_the_bucket(
     expected |= {f"prod/{NODE}/{job}/logs/{n}" for n in segments if n.startswith("seg-")}
     assert set(listed) >= expected and all(k.startswith(f"prod/{NODE}/{job}/") for k in listed)
     assert objects.calls[-1] == ("put", keys.manifest_key("prod", NODE, job))
+    found = RemoteHistory(objects, arch.config, NODE).manifest(job)
+    assert found is not None
+    for segment in found[1].segments("logs"):  # the checksums are the files' own
+        assert segment.sha256 == file_sha256(stores["logs"].root / job / segment.info.name)
     # Uploaded and confirmed, keepLocal 0: the local copy goes.
     assert arch.drop_local(now=1e12) == [job]
     assert not (stores["logs"].root / job).exists()

@@ -15,7 +15,7 @@ from pathlib import Path
 from joblet.persist.archive import keys
 from joblet.persist.archive.config import S3Config
 from joblet.persist.archive.manifest import ArchivedSegment, Manifest
-from joblet.persist.archive.objects import ObjectStore, file_sha256
+from joblet.persist.archive.objects import ObjectStore
 from joblet.persist.archive.state import ArchiveStateDir, JobArchiveState
 from joblet.persist.store import HistoryStore
 from joblet.persist.store.segment import SegmentInfo
@@ -145,7 +145,10 @@ class Archiver:
         failure: BaseException | None = None
         uploaded = 0
         with ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix="archive-upload") as pool:
-            futures = {pool.submit(self._put, key, path): (key, info) for key, path, info in todo}
+            futures = {
+                pool.submit(self.objects.put_file, key, path): (key, info)
+                for key, path, info in todo
+            }
             for future in as_completed(futures):
                 key, info = futures[future]
                 try:
@@ -162,11 +165,6 @@ class Archiver:
         if failure is not None:
             raise failure
         return uploaded
-
-    def _put(self, key: str, path: Path) -> str:
-        sha = file_sha256(path)
-        self.objects.put_file(key, path, sha)
-        return sha
 
     def _last_write(self, job_id: str) -> float:
         newest = 0.0

@@ -34,7 +34,7 @@ class Reader(Protocol):
 
 
 class ObjectStore(Protocol):
-    def put_file(self, key: str, path: Path, sha256: str) -> None: ...
+    def put_file(self, key: str, path: Path) -> str: ...
 
     def put_bytes(self, key: str, data: bytes) -> None: ...
 
@@ -114,32 +114,38 @@ class S3Store:
             extra["StorageClass"] = self._config.storage_class
         return extra
 
-    def put_file(self, key: str, path: Path, sha256: str) -> None:
-        """Upload (multipart above 8 MiB, each part checksummed by the store),
-        then confirm: the object is there with this size and checksum."""
+    def put_file(self, key: str, path: Path) -> str:
+        """Upload a file the store checks against its SHA-256; returns that
+        (hex). Below 8 MiB one PUT: botocore hashes the bytes as it reads
+        them and the store refuses the object unless what it got matches.
+        Above, a multipart upload, each part checked the same way, then the
+        whole confirmed by size and the SHA-256 kept in its metadata."""
         size = path.stat().st_size
-        extra: dict[str, Any] = {**self._extra(), "Metadata": {"sha256": sha256}}
         try:
             if size < MULTIPART_BYTES:
-                # One PUT carrying the file's SHA-256: the store refuses the
-                # object unless the bytes it got have that checksum.
                 with path.open("rb") as body:
-                    self._client.put_object(
-                        Bucket=self.bucket, Key=key, Body=body,
-                        ChecksumSHA256=base64.b64encode(bytes.fromhex(sha256)).decode(),
-                        **extra,
+                    reply = self._client.put_object(
+                        Bucket=self.bucket, Key=key, Body=body, ChecksumAlgorithm="SHA256",
+                        **self._extra(),
                     )  # fmt: skip
-                return
-            extra["ChecksumAlgorithm"] = "SHA256"
+                return base64.b64decode(reply["ChecksumSHA256"]).hex()
+            sha256 = file_sha256(path)
+            extra: dict[str, Any] = {
+                **self._extra(),
+                "Metadata": {"sha256": sha256},
+                "ChecksumAlgorithm": "SHA256",
+            }
             self._client.upload_file(
                 str(path), self.bucket, key, ExtraArgs=extra, Config=self._transfer
             )
             head = self._client.head_object(Bucket=self.bucket, Key=key)
         except self._errors() as exc:
             raise ArchiveError(f"uploading {key}: {exc}") from exc
-        # Each part was checked by the store; the whole is confirmed here.
+        except (KeyError, ValueError) as exc:
+            raise ArchiveError(f"uploading {key}: the store sent no SHA-256 ({exc})") from exc
         if head.get("ContentLength") != size or head.get("Metadata", {}).get("sha256") != sha256:
             raise ArchiveError(f"uploaded {key} does not match {path} (size or checksum)")
+        return sha256
 
     def put_bytes(self, key: str, data: bytes) -> None:
         try:
