@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
+from functools import partial
 from typing import TypeVar
 
 import grpc
@@ -81,11 +82,13 @@ class PersistQueryServicer(pb_grpc.PersistQueryServicer):
     ) -> AsyncIterator[pb.QueryLogsResponse]:
         if request.follow:
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, "follow is not supported")
-        snapshot = await self._snapshot(self._logs, "logs", request.job_id, context)
         try:
             flt = log_filter(request)
         except InvalidArgument as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        snapshot = await self._snapshot(
+            self._logs, "logs", request.job_id, context, from_start=flt == LogFilter()
+        )
         # Unfiltered, the first chunk is the first block or two of the first
         # segment (see segment.FIRST_READ); a filter may have to read far.
         plain = flt == LogFilter() and snapshot.opener is None
@@ -133,6 +136,8 @@ class PersistQueryServicer(pb_grpc.PersistQueryServicer):
         kind: str,
         job_id: str,
         context: grpc.aio.ServicerContext[object, object],
+        *,
+        from_start: bool = False,
     ) -> Snapshot:
         """Local segments first; what is not here, from the archive."""
         try:
@@ -143,7 +148,9 @@ class PersistQueryServicer(pb_grpc.PersistQueryServicer):
             return replace(snapshot, fallback=self._backend.fallback(kind, job_id))
         if snapshot is None:
             try:
-                snapshot = await asyncio.to_thread(self._backend.remote_snapshot, kind, job_id)
+                snapshot = await asyncio.to_thread(
+                    partial(self._backend.remote_snapshot, kind, job_id, from_start=from_start)
+                )
             except (ArchiveError, ValueError) as exc:
                 await context.abort(grpc.StatusCode.UNAVAILABLE, f"history archive: {exc}")
         if snapshot is None:

@@ -133,6 +133,12 @@ def test_finished_job_is_uploaded_manifest_last_then_served_from_the_bucket(
     assert _read(remote.snapshot("logs", job)) == written
     assert _read(remote.snapshot("metrics", job)) == samples
     assert remote.snapshot("logs", str(uuid.uuid4())) is None
+    # Reads from the start ask for the first range with the manifest: on
+    # this node's prefix it is used, on another's it is let go.
+    for node in (NODE, "another-node"):
+        here = RemoteHistory(objects, arch.config, node)
+        assert _read(here.snapshot("logs", job, from_start=True)) == written
+        assert here.snapshot("logs", str(uuid.uuid4()), from_start=True) is None
 
 
 def test_nothing_is_dropped_before_the_manifest(

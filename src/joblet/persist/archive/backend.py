@@ -37,8 +37,11 @@ class HistoryBackend(Protocol):
     async def run(self) -> None:
         """Background work until cancelled."""
 
-    def remote_snapshot(self, kind: str, job_id: str) -> Snapshot | None:
-        """A job's history not on this disk (blocking), or None."""
+    def remote_snapshot(
+        self, kind: str, job_id: str, *, from_start: bool = False
+    ) -> Snapshot | None:
+        """A job's history not on this disk (blocking), or None; `from_start`:
+        the query reads from the first segment on."""
 
     def fallback(self, kind: str, job_id: str) -> Opener | None:
         """Where a local segment removed during a query is read from."""
@@ -63,7 +66,9 @@ class LocalBackend:
     async def run(self) -> None:
         await asyncio.Event().wait()
 
-    def remote_snapshot(self, kind: str, job_id: str) -> Snapshot | None:
+    def remote_snapshot(
+        self, kind: str, job_id: str, *, from_start: bool = False
+    ) -> Snapshot | None:
         return None
 
     def fallback(self, kind: str, job_id: str) -> Opener | None:
@@ -125,8 +130,10 @@ class S3Backend:
 
         return keys.node_prefix(self.config.prefix, self.archiver.node_id)
 
-    def remote_snapshot(self, kind: str, job_id: str) -> Snapshot | None:
-        return self.remote.snapshot(kind, job_id)
+    def remote_snapshot(
+        self, kind: str, job_id: str, *, from_start: bool = False
+    ) -> Snapshot | None:
+        return self.remote.snapshot(kind, job_id, from_start=from_start)
 
     def fallback(self, kind: str, job_id: str) -> Opener | None:
         @contextlib.contextmanager

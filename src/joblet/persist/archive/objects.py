@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -40,7 +41,9 @@ class ObjectStore(Protocol):
 
     def get_bytes(self, key: str) -> bytes | None: ...
 
-    def open_reader(self, key: str, size: int) -> Reader: ...
+    def open_reader(self, key: str, size: int, first: Future[Any] | None = None) -> Reader: ...
+
+    def prefetch(self, key: str) -> Future[Any]: ...
 
     def list_keys(self, prefix: str) -> Iterator[str]: ...
 
@@ -97,6 +100,7 @@ class S3Store:
             use_threads=True,
         )
         self.bucket = config.bucket
+        self._prefetcher = ThreadPoolExecutor(4, thread_name_prefix="archive-prefetch")
 
     def _errors(self) -> tuple[type[BaseException], ...]:
         from boto3.exceptions import Boto3Error  # type: ignore[import-untyped]
@@ -172,8 +176,14 @@ class S3Store:
         except self._errors() as exc:
             raise ArchiveError(f"reading {key}: {exc}") from exc
 
-    def open_reader(self, key: str, size: int) -> RangedReader:
-        return RangedReader(self, key, size)
+    def open_reader(self, key: str, size: int, first: Future[Any] | None = None) -> RangedReader:
+        """`first`: the object's first range, asked for already (prefetch)."""
+        return RangedReader(self, key, size, first)
+
+    def prefetch(self, key: str) -> Future[Any]:
+        """Ask for an object's first range now, on a thread (its body when
+        it comes); the caller reads it through open_reader or cancels it."""
+        return self._prefetcher.submit(self.get_range, key, 0, FIRST_RANGE - 1)
 
     def get_range(self, key: str, start: int, end: int) -> Any:
         """The streaming body of bytes start..end (inclusive)."""
@@ -233,13 +243,16 @@ class S3Store:
 class RangedReader:
     """A file-like reader of one object: ranged GETs, each streamed."""
 
-    def __init__(self, store: S3Store, key: str, size: int) -> None:
+    def __init__(
+        self, store: S3Store, key: str, size: int, first: Future[Any] | None = None
+    ) -> None:
         self._store = store
         self._key = key
         self._size = size
         self._pos = 0
         self._body: Any = None
         self._window_end = -1
+        self._first = first
 
     def read(self, size: int = -1, /) -> bytes:
         if size < 0:
@@ -264,9 +277,25 @@ class RangedReader:
     def _open_window(self) -> None:
         length = FIRST_RANGE if self._pos == 0 else RANGE
         self._window_end = min(self._size, self._pos + length) - 1
+        first, self._first = self._first, None
+        if first is not None and self._pos == 0:
+            try:
+                self._body = first.result()
+                return
+            except ArchiveError:
+                pass  # asked for again below, with its error if it persists
         self._body = self._store.get_range(self._key, self._pos, self._window_end)
 
     def close(self) -> None:
+        if self._first is not None:
+            discard(self._first)
+            self._first = None
         if self._body is not None:
             self._body.close()
             self._body = None
+
+
+def discard(future: Future[Any]) -> None:
+    """Let go of a prefetched range nobody will read."""
+    if not future.cancel():
+        future.add_done_callback(lambda done: done.exception() or done.result().close())

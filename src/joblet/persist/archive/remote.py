@@ -11,8 +11,9 @@ from pathlib import Path
 from joblet.persist.archive import keys
 from joblet.persist.archive.config import S3Config
 from joblet.persist.archive.manifest import Manifest
-from joblet.persist.archive.objects import ObjectStore, Reader
+from joblet.persist.archive.objects import ObjectStore, Reader, discard
 from joblet.persist.store import Snapshot
+from joblet.persist.store.history import segment_name
 from joblet.persist.store.segment import SegmentInfo
 
 
@@ -42,19 +43,36 @@ class RemoteHistory:
             if node != self.node_id:
                 yield node
 
-    def snapshot(self, kind: str, job_id: str) -> Snapshot | None:
-        found = self.manifest(job_id)
-        if found is None:
+    def snapshot(self, kind: str, job_id: str, *, from_start: bool = False) -> Snapshot | None:
+        """`from_start`: the query reads the first segment first; its first
+        range is asked for (on this node's prefix) while the manifest is."""
+        first_name = segment_name(1)
+        guess = keys.segment_key(self.config.prefix, self.node_id, job_id, kind, first_name)
+        first = self.objects.prefetch(guess) if from_start else None
+        try:
+            found = self.manifest(job_id)
+        except BaseException:
+            if first is not None:
+                discard(first)
+            raise
+        base = keys.job_prefix(self.config.prefix, found[0], job_id) + kind if found else ""
+        if first is not None and (
+            found is None
+            or f"{base}/{first_name}" != guess
+            or not found[1].segments(kind)
+            or found[1].segments(kind)[0].info.name != first_name
+        ):
+            discard(first)
+            first = None
+        if found is None or kind not in found[1].kinds:
             return None
-        node, manifest = found
-        if kind not in manifest.kinds:
-            return None
-        infos = [segment.info for segment in manifest.segments(kind)]
-        base = keys.job_prefix(self.config.prefix, node, job_id) + kind
+        infos = [segment.info for segment in found[1].segments(kind)]
+        waiting = [first]
 
         @contextlib.contextmanager
         def opener(info: SegmentInfo) -> Iterator[Reader]:
-            reader = self.objects.open_reader(f"{base}/{info.name}", info.stored_bytes)
+            prefetched = waiting.pop() if waiting and info.name == first_name else None
+            reader = self.objects.open_reader(f"{base}/{info.name}", info.stored_bytes, prefetched)
             try:
                 yield reader
             finally:
