@@ -89,6 +89,8 @@ class Ingest:
         self.logs = logs
         self.metrics = metrics
         self.log_tap = log_tap  # sees each log batch once it is stored (a live copy)
+        # told of each deletion (job id, whole history or its log only)
+        self.on_delete: Callable[[str, bool], None] | None = None
         self.stats = IngestStats()
         self._last_error_log = 0.0
         self._errors_since_log = 0
@@ -190,6 +192,8 @@ class Ingest:
                 self.logs.delete(request.delete_job.job_id)
                 if not request.delete_job.logs_only:
                     self.metrics.delete(request.delete_job.job_id)
+                if self.on_delete is not None:
+                    self.on_delete(request.delete_job.job_id, not request.delete_job.logs_only)
             else:
                 raise InvalidArgument(f"request without a known body ({kind})")
         except InvalidArgument as exc:

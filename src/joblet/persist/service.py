@@ -67,6 +67,7 @@ class PersistService:
             {"logs": self.logs, "metrics": self.metrics},
             config.archive_dir,
         )
+        self.ingest.on_delete = self.backend.forget
         self.retention_blocked = 0
 
     async def run(self, stop: asyncio.Event) -> None:

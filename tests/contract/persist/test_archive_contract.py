@@ -302,3 +302,39 @@ def test_a_query_that_outlives_the_local_copy_reads_the_rest_from_the_bucket(
     first = next(reading)  # the first segment is open...
     assert backend.drop(job)  # ...when the local copy goes
     assert [*first, *(r for chunk in reading for r in chunk)] == written
+
+
+def test_a_deleted_job_leaves_the_bucket_and_a_rewritten_log_stops_being_served(
+    archiver: tuple[Archiver, Recording], stores: dict[str, HistoryStore], bucket: str,
+    moto_endpoint: str,
+) -> None:  # fmt: skip
+    arch, objects = archiver
+    gone, again = str(uuid.uuid4()), str(uuid.uuid4())
+    for job in (gone, again):
+        _fill(stores["logs"], job, 1000, _text)
+        stores["logs"].seal(job)
+    assert arch.upload_pass() == 2
+    assert sorted(arch.drop_local(now=1e12)) == sorted([gone, again])
+    remote = RemoteHistory(objects, arch.config, NODE)
+    # Deleted after its local copy went: the archive's copy goes too, manifest first.
+    arch.forget(gone, whole=True)
+    objects.calls.clear()
+    arch.upload_pass()
+    deleted = [k for op, k in objects.calls if op == "delete"]
+    assert deleted[0] == keys.manifest_key("prod", NODE, gone)
+    assert not [k for k in _keys(moto_endpoint, bucket) if gone in k]
+    assert remote.snapshot("logs", gone) is None
+    # A log written again from the start (a restarted copy): not served from
+    # the bucket until it is archived again.
+    _fill(stores["logs"], again, 500, _text)
+    arch.forget(again, whole=False)
+    arch.upload_pass()
+    assert remote.snapshot("logs", again) is None
+    stores["logs"].seal(again)
+    assert arch.upload_pass() == 1
+    assert len(_read(remote.snapshot("logs", again))) == 500
+
+
+def _keys(endpoint: str, bucket: str) -> list[str]:
+    listed = _s3(endpoint).list_objects_v2(Bucket=bucket)
+    return [item["Key"] for item in listed.get("Contents", [])]

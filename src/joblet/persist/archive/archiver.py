@@ -70,6 +70,7 @@ class Archiver:
         """Upload what is finished and not uploaded yet, job by job; returns
         how many jobs got a manifest. Raises ArchiveError at the first failure
         (the caller waits and tries again; nothing local is touched)."""
+        self.apply_deletions()
         archived = 0
         for job_id in self.job_ids():
             # Archived jobs too: a record that came after the job ended (a
@@ -204,6 +205,25 @@ class Archiver:
         self.states.forget(job_id)
         self.stats.local_dropped += 1
         return True
+
+    def forget(self, job_id: str, whole: bool) -> None:
+        """The job's history was deleted here (whole), or its log is being
+        written again from the start: its archived copy must go (whole), or
+        at least stop being served until it is archived again (its manifest).
+        Owed even when nothing here says it was archived: its local copy may
+        have been dropped, and with it what this node knew (for a new job it
+        costs one delete of a manifest that is not there)."""
+        self.states.forget(job_id)
+        self.states.owe_deletion(job_id, whole)
+
+    def apply_deletions(self) -> None:
+        """Delete what `forget` owes the store: the manifest first."""
+        for job_id, whole in self.states.owed_deletions():
+            self.objects.delete([keys.manifest_key(self.config.prefix, self.node_id, job_id)])
+            if whole:
+                prefix = keys.job_prefix(self.config.prefix, self.node_id, job_id)
+                self.objects.delete(list(self.objects.list_keys(prefix)))
+            self.states.paid(job_id)
 
     def remote_sweep(self, now: float) -> list[str]:
         """Delete this node's archived jobs older than maxAge: the manifest

@@ -17,6 +17,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Protocol
 
+from joblet.persist.archive import keys
 from joblet.persist.archive.archiver import Archiver, ArchiveStats
 from joblet.persist.archive.backoff import Backoff
 from joblet.persist.archive.config import S3Config
@@ -53,6 +54,9 @@ class HistoryBackend(Protocol):
     def drop(self, job_id: str) -> bool:
         """Delete the local copy of an archived job."""
 
+    def forget(self, job_id: str, whole: bool) -> None:
+        """The job's history was deleted (whole) or its log is written again."""
+
     def sweep(self, now: float) -> list[str]:
         """Apply the backend's own retention (blocking)."""
 
@@ -80,6 +84,9 @@ class LocalBackend:
     def drop(self, job_id: str) -> bool:
         return False
 
+    def forget(self, job_id: str, whole: bool) -> None:
+        pass
+
     def sweep(self, now: float) -> list[str]:
         return []
 
@@ -100,7 +107,6 @@ class S3Backend:
         self.remote = RemoteHistory(objects, config, node_id)
         self.stats = self.archiver.stats
         self._backoff = Backoff(config.max_backoff_s)
-        self.pending = True  # whether the last pass ended in a failure
 
     async def run(self) -> None:
         try:
@@ -126,8 +132,6 @@ class S3Backend:
             await asyncio.sleep(wait)
 
     def archiver_prefix(self) -> str:
-        from joblet.persist.archive import keys
-
         return keys.node_prefix(self.config.prefix, self.archiver.node_id)
 
     def remote_snapshot(
@@ -152,6 +156,9 @@ class S3Backend:
 
     def drop(self, job_id: str) -> bool:
         return self.archiver.drop_job(job_id)
+
+    def forget(self, job_id: str, whole: bool) -> None:
+        self.archiver.forget(job_id, whole)
 
     def sweep(self, now: float) -> list[str]:
         return self.archiver.remote_sweep(now)

@@ -56,6 +56,25 @@ class ArchiveStateDir:
         tmp.write_text(json.dumps(body, separators=(",", ":")))
         os.replace(tmp, self._path(job_id))
 
+    # Deletions owed to the store: a file per job that the upload loop
+    # applies, kept until the store confirmed (persist may restart between).
+
+    def owe_deletion(self, job_id: str, whole: bool) -> None:
+        tombs = self.directory / "deleted"
+        tombs.mkdir(exist_ok=True)
+        path = tombs / job_id
+        if whole or not path.exists():  # a whole deletion is never narrowed
+            path.write_text("job" if whole else "manifest")
+
+    def owed_deletions(self) -> list[tuple[str, bool]]:
+        tombs = self.directory / "deleted"
+        if not tombs.is_dir():
+            return []
+        return [(path.name, path.read_text() == "job") for path in sorted(tombs.iterdir())]
+
+    def paid(self, job_id: str) -> None:
+        (self.directory / "deleted" / job_id).unlink(missing_ok=True)
+
     def forget(self, job_id: str) -> None:
         self._path(job_id).unlink(missing_ok=True)
 
