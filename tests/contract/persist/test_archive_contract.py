@@ -338,3 +338,25 @@ def test_a_deleted_job_leaves_the_bucket_and_a_rewritten_log_stops_being_served(
 def _keys(endpoint: str, bucket: str) -> list[str]:
     listed = _s3(endpoint).list_objects_v2(Bucket=bucket)
     return [item["Key"] for item in listed.get("Contents", [])]
+
+
+def test_a_job_whose_files_fail_does_not_hold_up_the_others(
+    archiver: tuple[Archiver, Recording], stores: dict[str, HistoryStore],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    arch, objects = archiver
+    broken, fine = str(uuid.uuid4()), str(uuid.uuid4())
+    for job in (broken, fine):
+        _fill(stores["logs"], job, 1000, _text)
+        stores["logs"].seal(job)
+    real = objects.put_file
+
+    def put_file(key: str, path: Path) -> str:
+        if broken in key:  # as a segment file that cannot be read
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(key, path)
+
+    monkeypatch.setattr(objects, "put_file", put_file)
+    assert arch.upload_pass() == 1
+    assert arch.drop_local(now=1e12) == [fine]
+    assert (stores["logs"].root / broken).is_dir()

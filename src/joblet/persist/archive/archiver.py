@@ -75,8 +75,13 @@ class Archiver:
         for job_id in self.job_ids():
             # Archived jobs too: a record that came after the job ended (a
             # last metric sample) gives it a new segment and a new manifest.
-            if self._archive_job(job_id, self.states.load(job_id)):
-                archived += 1
+            try:
+                if self._archive_job(job_id, self.states.load(job_id)):
+                    archived += 1
+            except OSError as exc:
+                # This job's files (a segment removed or damaged meanwhile):
+                # the others go on; it is tried again next pass.
+                log.warning("cannot archive job %s now: %s", job_id, exc)
         return archived
 
     def _finished(self, job_id: str) -> tuple[bool, dict[str, list[SegmentInfo]]]:

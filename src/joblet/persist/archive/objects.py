@@ -124,29 +124,33 @@ class S3Store:
         them and the store refuses the object unless what it got matches.
         Above, a multipart upload, each part checked the same way, then the
         whole confirmed by size and the SHA-256 kept in its metadata."""
+        # Local trouble (the file gone, unreadable) is an OSError, not the store's.
         size = path.stat().st_size
-        try:
-            if size < MULTIPART_BYTES:
-                with path.open("rb") as body:
+        if size < MULTIPART_BYTES:
+            with path.open("rb") as body:
+                try:
                     reply = self._client.put_object(
                         Bucket=self.bucket, Key=key, Body=body, ChecksumAlgorithm="SHA256",
                         **self._extra(),
                     )  # fmt: skip
-                return base64.b64decode(reply["ChecksumSHA256"]).hex()
-            sha256 = file_sha256(path)
-            extra: dict[str, Any] = {
-                **self._extra(),
-                "Metadata": {"sha256": sha256},
-                "ChecksumAlgorithm": "SHA256",
-            }
+                    return base64.b64decode(reply["ChecksumSHA256"]).hex()
+                except self._errors() as exc:
+                    raise ArchiveError(f"uploading {key}: {exc}") from exc
+                except (KeyError, ValueError) as exc:
+                    raise ArchiveError(f"uploading {key}: the store sent no SHA-256") from exc
+        sha256 = file_sha256(path)
+        extra: dict[str, Any] = {
+            **self._extra(),
+            "Metadata": {"sha256": sha256},
+            "ChecksumAlgorithm": "SHA256",
+        }
+        try:
             self._client.upload_file(
                 str(path), self.bucket, key, ExtraArgs=extra, Config=self._transfer
             )
             head = self._client.head_object(Bucket=self.bucket, Key=key)
         except self._errors() as exc:
             raise ArchiveError(f"uploading {key}: {exc}") from exc
-        except (KeyError, ValueError) as exc:
-            raise ArchiveError(f"uploading {key}: the store sent no SHA-256 ({exc})") from exc
         if head.get("ContentLength") != size or head.get("Metadata", {}).get("sha256") != sha256:
             raise ArchiveError(f"uploaded {key} does not match {path} (size or checksum)")
         return sha256
