@@ -318,3 +318,35 @@ def test_cloudwatch_logs_gets_a_live_copy_of_the_job_log(
 
     expected = "".join(f"{i}\n" for i in range(1, 20001))
     _wait_for(lambda: copied() == expected, 60, "the log in CloudWatch Logs")
+
+
+def test_history_exported_from_one_node_is_served_by_another_after_import(
+    make_daemon: Callable[..., RunningDaemon], tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    first, second = make_daemon(), make_daemon()
+    job_id = run(first, "seq 1 50000")
+    wait_status(first.jobs(), job_id, FINAL)
+    expected = b"".join(b"%d\n" % i for i in range(1, 50001))
+    _wait_for(lambda: log_of(first, job_id) == expected, 30, "the log in persist")
+    index = first.root / "logs" / job_id / "index.json"
+    _wait_for(lambda: index.exists() and b'"sealed":true' in index.read_bytes(), 30, "sealed")
+
+    def history(daemon: RunningDaemon, *args: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "joblet.daemon.main", "history", *args]
+        return subprocess.run(
+            [*argv, "--config", str(daemon.config_path)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+
+    exported = history(first, "export", job_id, str(tmp_path / "moved"))
+    assert exported.returncode == 0, exported.stderr
+    assert exported.stdout.strip() == str(tmp_path / "moved" / job_id)
+    assert second.rnx("job", "log", job_id).returncode != 0  # unknown there
+    imported = history(second, "import", str(tmp_path / "moved" / job_id))
+    assert (imported.returncode, imported.stdout.strip()) == (0, job_id), imported.stderr
+    assert log_of(second, job_id) == expected
+    again = history(second, "import", str(tmp_path / "moved" / job_id))
+    assert again.returncode == 1 and "already has" in again.stderr
