@@ -237,19 +237,12 @@ class Archiver:
             return []
         mine = keys.node_prefix(self.config.prefix, self.node_id)
         doomed = []
-        for key in list(self.objects.list_keys(mine)):
+        # A manifest's own date is when it was (last) written: no need to read it.
+        for key, written in list(self.objects.list_dated(mine)):
             job_id = keys.job_of_manifest(key)
             if job_id is None or key != keys.manifest_key(self.config.prefix, self.node_id, job_id):
                 continue
-            data = self.objects.get_bytes(key)
-            if data is None:
-                continue
-            try:
-                manifest = Manifest.from_bytes(data)
-            except ValueError as exc:
-                log.warning("retention: %s is unreadable (%s); left alone", key, exc)
-                continue
-            if now - manifest.archived_at > self.config.max_age_s:
+            if now - written > self.config.max_age_s:
                 self.objects.delete([key])
                 prefix = keys.job_prefix(self.config.prefix, self.node_id, job_id)
                 self.objects.delete(list(self.objects.list_keys(prefix)))

@@ -47,6 +47,8 @@ class ObjectStore(Protocol):
 
     def list_keys(self, prefix: str) -> Iterator[str]: ...
 
+    def list_dated(self, prefix: str) -> Iterator[tuple[str, float]]: ...
+
     def list_dirs(self, prefix: str) -> list[str]: ...
 
     def delete(self, keys: Iterable[str]) -> None: ...
@@ -199,13 +201,18 @@ class S3Store:
             raise ArchiveError(f"reading {key}: {exc}") from exc
 
     def list_keys(self, prefix: str) -> Iterator[str]:
+        for key, _ in self.list_dated(prefix):
+            yield key
+
+    def list_dated(self, prefix: str) -> Iterator[tuple[str, float]]:
+        """Keys under the prefix with their objects' last-modified times."""
         pages = self._client.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket, Prefix=prefix
         )
         try:
             for page in pages:
                 for item in page.get("Contents", []):
-                    yield str(item["Key"])
+                    yield str(item["Key"]), float(item["LastModified"].timestamp())
         except self._errors() as exc:
             raise ArchiveError(f"listing {prefix}: {exc}") from exc
 
