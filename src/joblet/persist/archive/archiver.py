@@ -198,8 +198,8 @@ class Archiver:
         """Delete one archived job's local copy; False when it changed since
         its manifest (it is archived again first)."""
         state = self.states.load(job_id)
-        if not state.archived_at:
-            return False
+        if not state.archived_at or self.states.owes(job_id):
+            return False  # no manifest, or one about to be deleted
         sealed, kinds = self._finished(job_id)
         if kinds and (not sealed or signature(kinds) != state.signature):
             return False
@@ -213,21 +213,25 @@ class Archiver:
 
     def forget(self, job_id: str, whole: bool) -> None:
         """The job's history was deleted here (whole), or its log is being
-        written again from the start: its archived copy must go (whole), or
-        at least stop being served until it is archived again (its manifest).
-        Owed even when nothing here says it was archived: its local copy may
-        have been dropped, and with it what this node knew (for a new job it
-        costs one delete of a manifest that is not there)."""
+        written again from the start (a copy restarted; persist is told so
+        before every job's first output): its archived copy must go (whole),
+        or stop being served until it is archived again (its manifest; owed
+        only when something of it was uploaded, so new jobs cost nothing)."""
+        uploaded = self.states.has(job_id)
         self.states.forget(job_id)
-        self.states.owe_deletion(job_id, whole)
+        if whole or uploaded:
+            self.states.owe_deletion(job_id, whole)
 
     def apply_deletions(self) -> None:
-        """Delete what `forget` owes the store: the manifest first."""
+        """Delete what `forget` owes the store, the manifest first; what was
+        known of the job's uploads is forgotten with it (a pass that raced
+        the deletion archives the job again)."""
         for job_id, whole in self.states.owed_deletions():
             self.objects.delete([keys.manifest_key(self.config.prefix, self.node_id, job_id)])
             if whole:
                 prefix = keys.job_prefix(self.config.prefix, self.node_id, job_id)
                 self.objects.delete(list(self.objects.list_keys(prefix)))
+            self.states.forget(job_id)
             self.states.paid(job_id)
 
     def remote_sweep(self, now: float) -> list[str]:

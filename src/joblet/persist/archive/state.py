@@ -59,6 +59,12 @@ class ArchiveStateDir:
     # Deletions owed to the store: a file per job that the upload loop
     # applies, kept until the store confirmed (persist may restart between).
 
+    def has(self, job_id: str) -> bool:
+        return self._path(job_id).exists()
+
+    def owes(self, job_id: str) -> bool:
+        return (self.directory / "deleted" / job_id).exists()
+
     def owe_deletion(self, job_id: str, whole: bool) -> None:
         tombs = self.directory / "deleted"
         tombs.mkdir(exist_ok=True)
