@@ -350,3 +350,36 @@ def test_history_exported_from_one_node_is_served_by_another_after_import(
     assert log_of(second, job_id) == expected
     again = history(second, "import", str(tmp_path / "moved" / job_id))
     assert again.returncode == 1 and "already has" in again.stderr
+
+
+def test_disk_near_full_with_the_store_away_drops_archived_copies_first(
+    archived_daemon: Callable[..., tuple[RunningDaemon, Any]], bucket: Bucket
+) -> None:
+    """retention.minFree on a 4 MB filesystem holding the logs."""
+    import subprocess
+
+    retention = {"minFree": "3MB", "sweepInterval": "1s"}
+    daemon, proxy = archived_daemon({"retention": retention}, keepLocal="1h")
+    logs = daemon.root / "logs"
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(logs)], check=True)
+    try:
+        kept = run(daemon, "seq 1 100000")
+        wait_status(daemon.jobs(), kept, FINAL)
+        _wait_for(lambda: bucket.has(manifest_key(daemon, kept)), 60, "the first manifest")
+        assert (logs / kept).is_dir()
+        proxy.mode = "drop"
+        pending = run(daemon, "head -c 1200000 /dev/urandom | base64")
+        wait_status(daemon.jobs(), pending, FINAL)
+        _wait_for(lambda: not (logs / kept).exists(), 30, "the archived copy dropped")
+        _wait_for(lambda: persist_stats(daemon).retention_blocked > 0, 30, "a blocked sweep")
+        assert (logs / pending).is_dir()
+        expected = log_of(daemon, pending)
+        assert len(expected) > 1_600_000
+        proxy.mode = "pass"
+        _wait_for(lambda: bucket.has(manifest_key(daemon, pending)), 60, "the second manifest")
+        _wait_for(lambda: not (logs / pending).exists(), 30, "the second copy dropped")
+        assert log_of(daemon, pending) == expected
+        assert log_of(daemon, kept) == b"".join(b"%d\n" % i for i in range(1, 100001))
+    finally:
+        daemon.stop()
+        subprocess.run(["umount", "-l", str(logs)], check=False)

@@ -8,7 +8,7 @@ persist:
   segmentTime: 30s           # ... or after it has been open this long
   compressionLevel: 1        # zstd level, -5 (fastest) to 19
   clientBuffer: 64MB         # the daemon's buffer while persist is away
-  retention: {maxAge: 7d, maxTotalSize: 10GB, sweepInterval: 5m}
+  retention: {maxAge: 7d, maxTotalSize: 10GB, sweepInterval: 5m, minFree: 0}
   listen: ""                 # host:port for remote queries over mTLS; empty: off
   backend: local             # local | s3 (archive/config.py: the `s3:` keys)
   cloudwatch: {}             # a live copy of logs (archive/cloudwatch_config.py)
@@ -38,7 +38,7 @@ KEYS: Schema = {
     "segmentTime": None,
     "compressionLevel": None,
     "clientBuffer": None,
-    "retention": {"maxAge": None, "maxTotalSize": None, "sweepInterval": None},
+    "retention": {"maxAge": None, "maxTotalSize": None, "sweepInterval": None, "minFree": None},
     "listen": None,
     "backend": None,
     "s3": S3_KEYS,
@@ -51,6 +51,7 @@ class RetentionConfig:
     max_age_s: float = 7 * 86400.0  # 0: no age limit
     max_total_bytes: int = 10 * 1000**3  # 0: no size limit
     sweep_interval_s: float = 300.0
+    min_free_bytes: int = 0  # keep this much free on the disk under the root (0: off)
 
 
 @dataclass(frozen=True)
@@ -169,6 +170,7 @@ def _retention(raw: Mapping[str, Any]) -> RetentionConfig:
         max_age_s=parse_duration_s(raw.get("maxAge", "7d")),
         max_total_bytes=parse_size_bytes(raw.get("maxTotalSize", "10GB")),
         sweep_interval_s=sweep,
+        min_free_bytes=parse_size_bytes(raw.get("minFree", 0)),
     )
 
 

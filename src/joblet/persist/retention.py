@@ -6,6 +6,7 @@ A job's logs and metrics are one history: they are aged and deleted together.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
+from dataclasses import replace
 
 from joblet.persist.config import RetentionConfig
 from joblet.persist.store.store import JobUsage
@@ -58,3 +59,16 @@ def over_size(usages: Iterable[JobUsage], doomed: Collection[str], policy: Reten
         return 0
     left = sum(u.stored_bytes for u in usages if u.job_id not in doomed)
     return left - policy.max_total_bytes
+
+
+def under_pressure(policy: RetentionConfig, total: int, free: int) -> RetentionConfig:
+    """The policy to apply when the disk has `free` bytes left: with less
+    than min_free, the size limit drops so that deleting down to it frees
+    what is missing (never below 0)."""
+    missing = policy.min_free_bytes - free
+    if not policy.min_free_bytes or missing <= 0:
+        return policy
+    limit = max(0, total - missing)
+    if policy.max_total_bytes:
+        limit = min(limit, policy.max_total_bytes)
+    return replace(policy, max_total_bytes=limit or 1)

@@ -27,6 +27,7 @@ from joblet.persist.archive.backend import HistoryBackend, open_backend
 from joblet.persist.archive.objects import ArchiveError
 from joblet.persist.config import (
     PersistConfig,
+    RetentionConfig,
     TlsListenConfig,
     load_persist_config,
     resolve_node_id,
@@ -34,7 +35,7 @@ from joblet.persist.config import (
 from joblet.persist.ingest import Ingest
 from joblet.persist.ipc_server import remove_stale_socket, start_ipc_server
 from joblet.persist.query_service import PersistQueryServicer
-from joblet.persist.retention import merge_usage, over_size, plan_deletions
+from joblet.persist.retention import merge_usage, over_size, plan_deletions, under_pressure
 from joblet.persist.store import HistoryStore, JobUsage
 
 if TYPE_CHECKING:
@@ -116,7 +117,9 @@ class PersistService:
         until it takes them, however full the disk."""
         now = now or time.time()
         usages = merge_usage(self.logs.usage(), self.metrics.usage())
-        policy = self.config.retention
+        policy = under_pressure(
+            self.config.retention, sum(u.stored_bytes for u in usages), _free_bytes(self.config)
+        )
         if self.backend.name == "local":
             doomed = plan_deletions(usages, policy, now)
             for job_id in doomed:
@@ -126,7 +129,7 @@ class PersistService:
             archived = self.backend.archived()
             planned = plan_deletions(usages, policy, now, deletable=archived)
             doomed = [job_id for job_id in planned if self.backend.drop(job_id)]
-            self._report_blocked(usages, doomed, archived)
+            self._report_blocked(usages, doomed, archived, policy)
             try:
                 self.backend.sweep(now)
             except ArchiveError as exc:
@@ -136,16 +139,16 @@ class PersistService:
         return doomed
 
     def _report_blocked(
-        self, usages: list[JobUsage], doomed: list[str], archived: set[str]
+        self, usages: list[JobUsage], doomed: list[str], archived: set[str], policy: RetentionConfig
     ) -> None:
-        excess = over_size(usages, doomed, self.config.retention)
+        excess = over_size(usages, doomed, policy)
         if excess <= 0:
             return
         waiting = sum(1 for u in usages if u.job_id not in archived)
         self.retention_blocked += 1
         log.error(
-            "local history is %d bytes over retention.maxTotalSize; %d job(s) are kept "
-            "because the archive has not taken them yet",
+            "local history is %d bytes over retention.maxTotalSize (or what retention.minFree "
+            "leaves); %d job(s) are kept because the archive has not taken them yet",
             excess, waiting,
         )  # fmt: skip
 
@@ -192,6 +195,14 @@ class PersistService:
             except (OSError, ArchiveError) as exc:
                 log.error("retention sweep failed: %s", exc)
             await asyncio.sleep(self.config.retention.sweep_interval_s)
+
+
+def _free_bytes(config: PersistConfig) -> int:
+    try:
+        stat = os.statvfs(config.logs_dir)  # where logs, the bulk of it, live
+    except OSError:
+        return 2**62  # unknown: no pressure
+    return stat.f_bavail * stat.f_frsize
 
 
 def _tls(listen: TlsListenConfig) -> grpc.ServerCredentials:

@@ -57,3 +57,14 @@ def test_retention_keeps_what_the_archive_does_not_hold_yet() -> None:
     doomed = plan_deletions(usages, policy, now=10.0, deletable={"new"})
     assert doomed == ["new"] and over_size(usages, doomed, policy) == 60
     assert over_size(usages, ["old", "mid"], policy) <= 0
+
+
+def test_min_free_lowers_the_size_limit_by_what_is_missing() -> None:
+    from joblet.persist.retention import under_pressure
+
+    policy = RetentionConfig(max_age_s=0, max_total_bytes=1000, min_free_bytes=300)
+    assert under_pressure(policy, total=800, free=500) == policy  # enough free
+    assert under_pressure(policy, total=800, free=100).max_total_bytes == 600
+    assert under_pressure(policy, total=100, free=0).max_total_bytes == 1  # all that can go
+    off = RetentionConfig(max_age_s=0, max_total_bytes=0, min_free_bytes=0)
+    assert under_pressure(off, total=800, free=0) == off
