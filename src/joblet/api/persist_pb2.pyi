@@ -421,6 +421,14 @@ class StatsResponse(_message.Message):
     WRITE_ERRORS_FIELD_NUMBER: _builtins.int
     BATCHES_WRITTEN_FIELD_NUMBER: _builtins.int
     DUPLICATES_SKIPPED_FIELD_NUMBER: _builtins.int
+    ARCHIVED_JOBS_FIELD_NUMBER: _builtins.int
+    SEGMENTS_UPLOADED_FIELD_NUMBER: _builtins.int
+    UPLOAD_FAILURES_FIELD_NUMBER: _builtins.int
+    LOCAL_DROPPED_FIELD_NUMBER: _builtins.int
+    REMOTE_DELETED_FIELD_NUMBER: _builtins.int
+    RETENTION_BLOCKED_FIELD_NUMBER: _builtins.int
+    CLOUDWATCH_SENT_FIELD_NUMBER: _builtins.int
+    CLOUDWATCH_DROPPED_FIELD_NUMBER: _builtins.int
     jobs: _builtins.int
     log_bytes: _builtins.int
     """compressed bytes on disk"""
@@ -428,6 +436,22 @@ class StatsResponse(_message.Message):
     write_errors: _builtins.int
     batches_written: _builtins.int
     duplicates_skipped: _builtins.int
+    archived_jobs: _builtins.int
+    """The archive (persist.backend s3); all 0 with the local backend.
+    manifests written since persist started
+    """
+    segments_uploaded: _builtins.int
+    upload_failures: _builtins.int
+    local_dropped: _builtins.int
+    """jobs whose local copy went after upload"""
+    remote_deleted: _builtins.int
+    """archived jobs deleted by s3.maxAge"""
+    retention_blocked: _builtins.int
+    """sweeps over maxTotalSize with jobs not yet archived"""
+    cloudwatch_sent: _builtins.int
+    """log events sent to CloudWatch Logs (persist.cloudwatch)"""
+    cloudwatch_dropped: _builtins.int
+    """events its copy lost past cloudwatch.maxBuffer"""
     def __init__(
         self,
         *,
@@ -437,10 +461,18 @@ class StatsResponse(_message.Message):
         write_errors: _builtins.int = ...,
         batches_written: _builtins.int = ...,
         duplicates_skipped: _builtins.int = ...,
+        archived_jobs: _builtins.int = ...,
+        segments_uploaded: _builtins.int = ...,
+        upload_failures: _builtins.int = ...,
+        local_dropped: _builtins.int = ...,
+        remote_deleted: _builtins.int = ...,
+        retention_blocked: _builtins.int = ...,
+        cloudwatch_sent: _builtins.int = ...,
+        cloudwatch_dropped: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batches_written", b"batches_written", "duplicates_skipped", b"duplicates_skipped", "jobs", b"jobs", "log_bytes", b"log_bytes", "metric_bytes", b"metric_bytes", "write_errors", b"write_errors"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["archived_jobs", b"archived_jobs", "batches_written", b"batches_written", "cloudwatch_dropped", b"cloudwatch_dropped", "cloudwatch_sent", b"cloudwatch_sent", "duplicates_skipped", b"duplicates_skipped", "jobs", b"jobs", "local_dropped", b"local_dropped", "log_bytes", b"log_bytes", "metric_bytes", b"metric_bytes", "remote_deleted", b"remote_deleted", "retention_blocked", b"retention_blocked", "segments_uploaded", b"segments_uploaded", "upload_failures", b"upload_failures", "write_errors", b"write_errors"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -20,7 +20,8 @@ from joblet.daemon.errors import streaming, unary
 from joblet.daemon.job_listing import OMITTED_KEY, list_message
 from joblet.daemon.priority_cap import check_priority_cap
 from joblet.daemon.workflow_service import WorkflowRpc
-from joblet.errors import FailedPrecondition, InvalidArgument, Unimplemented
+from joblet.errors import FailedPrecondition, InvalidArgument, NotFound, Unimplemented
+from joblet.jobs.ids import is_job_id
 from joblet.jobs.manager import JobManager
 from joblet.jobs.model import Job, JobSpec, JobStatus
 from joblet.jobs.schedule import parse_schedule
@@ -290,8 +291,16 @@ class JobService(pb_grpc.JobServiceServicer):
     def _log_chunks(
         self, request: pb.GetJobLogsReq, head: ChunkHead | None
     ) -> AsyncIterator[bytes]:
-        job_id = self._manager.history_id(request.uuid)
-        return self._manager.read_logs(job_id, log_filter_from(request, time.time()), head)
+        log_filter = log_filter_from(request, time.time())
+        try:
+            job_id = self._manager.history_id(request.uuid)
+        except NotFound:
+            # A job this node does not know may be in a history archive that
+            # other nodes share (persist.backend s3): asked for by its full id.
+            if not is_job_id(request.uuid):
+                raise
+            return self._manager.read_archived_logs(request.uuid, log_filter, head)
+        return self._manager.read_logs(job_id, log_filter, head)
 
     @streaming
     async def StreamJobMetrics(

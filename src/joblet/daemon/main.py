@@ -140,6 +140,7 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--json", action="store_true", help="JSON lines instead of a table")
 
     _add_mcp_parser(sub)
+    _add_history_parser(sub)
 
     config = sub.add_parser("config", help="check a config file")
     config_sub = config.add_subparsers(dest="config_command", required=True, metavar="COMMAND")
@@ -148,6 +149,46 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("file", type=Path, metavar="FILE", help="a joblet-config.yml")
     return parser
+
+
+def _add_history_parser(sub: Any) -> None:
+    history = sub.add_parser(
+        "history", help="move a job's log and metric history between nodes and backends"
+    )
+    history_sub = history.add_subparsers(dest="history_command", required=True, metavar="COMMAND")
+    export = history_sub.add_parser(
+        "export", help="write a job's history (this disk, else the archive) to DIR/JOB_ID"
+    )
+    export.add_argument("job_id", metavar="JOB_ID")
+    export.add_argument("dir", type=Path, metavar="DIR")
+    imported = history_sub.add_parser(
+        "import", help="check an export (DIR/JOB_ID) and put it in this node's history"
+    )
+    imported.add_argument("dir", type=Path, metavar="DIR")
+    for each in (export, imported):
+        each.add_argument(
+            "--config",
+            type=Path,
+            default=DEFAULT_ROOT / "config" / "joblet-config.yml",
+            help="default: %(default)s",
+        )
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    from joblet.persist.archive import transfer
+    from joblet.persist.config import load_persist_config
+
+    config = load_persist_config(args.config)
+    try:
+        if args.history_command == "export":
+            print(transfer.export_job(config, args.job_id, args.dir))
+        else:
+            print(transfer.import_job(config, args.dir))
+    except OSError as exc:
+        if isinstance(exc, PermissionError):
+            raise
+        raise JobletError(f"{exc.filename or args.dir}: {exc.strerror or exc}") from exc
+    return 0
 
 
 def package_version() -> str:
@@ -433,6 +474,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "teardown": _cmd_teardown,
         "shutdown": _cmd_shutdown,
         "mcp": _cmd_mcp,
+        "history": _cmd_history,
         "version": _cmd_version,
     }
     try:

@@ -202,6 +202,13 @@ class JobManager:
         async for chunk in self._logs.read(job_id, log_filter, head):
             yield chunk
 
+    def read_archived_logs(
+        self, job_id: str, log_filter: LogFilter, head: ChunkHead | None = None
+    ) -> AsyncIterator[bytes]:
+        """The log of a job this node does not know, from persist's history
+        (an archive other nodes write to); NotFound when it has none."""
+        return self._logs.read_history(job_id, log_filter, head, missing_ok=False)
+
     # ---- commands ------------------------------------------------------
 
     async def submit(

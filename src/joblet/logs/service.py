@@ -82,7 +82,7 @@ class JobLogs:
         """The job's output in chunks (see `coalesce` for `head`)."""
         if self.hub.is_tracked(job_id) and self._log_path(job_id).exists():
             return self._read_local(job_id, log_filter, head)
-        return self._read_history(job_id, log_filter, head)
+        return self.read_history(job_id, log_filter, head)
 
     async def _read_local(
         self, job_id: str, log_filter: LogFilter, head: ChunkHead | None
@@ -105,10 +105,19 @@ class JobLogs:
             for chunk in coalesce(records, head=head):
                 yield chunk
 
-    async def _read_history(
-        self, job_id: str, log_filter: LogFilter, head: ChunkHead | None
+    async def read_history(
+        self,
+        job_id: str,
+        log_filter: LogFilter,
+        head: ChunkHead | None,
+        *,
+        missing_ok: bool = True,
     ) -> AsyncIterator[bytes]:
+        """The job's output from persist; `missing_ok`: nothing (not NotFound)
+        for a job without history there."""
         if self._history is None:
+            if not missing_ok:
+                raise NotFound(f"job {job_id} not found (no job has that id or name)")
             return
         records = self._history.query_logs(
             job_id,
@@ -128,6 +137,8 @@ class JobLogs:
                         yield chunk
                     pending, size = [], 0
         except NotFound:
+            if not missing_ok:
+                raise NotFound(f"job {job_id} not found (no job has that id or name)") from None
             return  # a job that never printed has no history
         for chunk in coalesce(stamp(pending), head=head):
             yield chunk

@@ -8,8 +8,10 @@ persist:
   segmentTime: 30s           # ... or after it has been open this long
   compressionLevel: 1        # zstd level, -5 (fastest) to 19
   clientBuffer: 64MB         # the daemon's buffer while persist is away
-  retention: {maxAge: 7d, maxTotalSize: 10GB, sweepInterval: 5m}
+  retention: {maxAge: 7d, maxTotalSize: 10GB, sweepInterval: 5m, minFree: 0}
   listen: ""                 # host:port for remote queries over mTLS; empty: off
+  backend: local             # local | s3 (archive/config.py: the `s3:` keys)
+  cloudwatch: {}             # a live copy of logs (archive/cloudwatch_config.py)
 """
 
 from __future__ import annotations
@@ -22,6 +24,12 @@ from typing import Any
 from joblet.config.keys import Schema
 from joblet.config.units import parse_duration_s, parse_size_bytes
 from joblet.errors import ConfigError
+from joblet.persist.archive.cloudwatch_config import (
+    CLOUDWATCH_KEYS,
+    CloudWatchConfig,
+    parse_cloudwatch,
+)
+from joblet.persist.archive.config import S3_KEYS, S3Config, parse_backend
 
 KEYS: Schema = {
     "ipcSocket": None,
@@ -30,8 +38,11 @@ KEYS: Schema = {
     "segmentTime": None,
     "compressionLevel": None,
     "clientBuffer": None,
-    "retention": {"maxAge": None, "maxTotalSize": None, "sweepInterval": None},
+    "retention": {"maxAge": None, "maxTotalSize": None, "sweepInterval": None, "minFree": None},
     "listen": None,
+    "backend": None,
+    "s3": S3_KEYS,
+    "cloudwatch": CLOUDWATCH_KEYS,
 }
 
 
@@ -40,6 +51,7 @@ class RetentionConfig:
     max_age_s: float = 7 * 86400.0  # 0: no age limit
     max_total_bytes: int = 10 * 1000**3  # 0: no size limit
     sweep_interval_s: float = 300.0
+    min_free_bytes: int = 0  # keep this much free on the disk under the root (0: off)
 
 
 @dataclass(frozen=True)
@@ -63,6 +75,13 @@ class PersistConfig:
     client_buffer_bytes: int = 64 * 1000**2
     retention: RetentionConfig = RetentionConfig()
     listen: TlsListenConfig | None = None
+    s3: S3Config | None = None  # None: the local backend
+    cloudwatch: CloudWatchConfig | None = None  # None: no live copy
+    node_id: str = ""  # server.nodeId; empty: the root's state/node-id
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.root / "archive"
 
     @property
     def logs_dir(self) -> Path:
@@ -82,6 +101,19 @@ class PersistConfig:
         }
         values.update(overrides)
         return cls(root=root, **values)
+
+
+def resolve_node_id(config: PersistConfig) -> str:
+    """The node id the archive's keys name: server.nodeId, else the root's."""
+    if config.node_id:
+        return config.node_id
+    try:
+        found = (config.root / "state" / "node-id").read_text().strip()
+    except OSError:
+        found = ""
+    if not found:
+        raise ConfigError("persist.backend s3 needs a node id (server.nodeId or `joblet setup`)")
+    return found
 
 
 def load_persist_config(path: Path) -> PersistConfig:
@@ -124,6 +156,9 @@ def parse_persist_config(raw: Mapping[str, Any]) -> PersistConfig:
         client_buffer_bytes=parse_size_bytes(section.get("clientBuffer", "64MB")),
         retention=_retention(_mapping(section, "retention")),
         listen=_listen(section.get("listen") or "", _mapping(raw, "security")),
+        s3=parse_backend(section),
+        cloudwatch=parse_cloudwatch(section.get("cloudwatch")),
+        node_id=str(_mapping(raw, "server").get("nodeId", "") or ""),
     )
 
 
@@ -135,6 +170,7 @@ def _retention(raw: Mapping[str, Any]) -> RetentionConfig:
         max_age_s=parse_duration_s(raw.get("maxAge", "7d")),
         max_total_bytes=parse_size_bytes(raw.get("maxTotalSize", "10GB")),
         sweep_interval_s=sweep,
+        min_free_bytes=parse_size_bytes(raw.get("minFree", 0)),
     )
 
 

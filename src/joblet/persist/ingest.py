@@ -13,7 +13,7 @@ from __future__ import annotations
 import errno
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from google.protobuf.message import DecodeError
@@ -80,9 +80,17 @@ _Pending = dict[tuple[HistoryStore, str], list[PackedBatch]]
 class Ingest:
     """Applies groups of requests; one writer thread calls it."""
 
-    def __init__(self, logs: HistoryStore, metrics: HistoryStore) -> None:
+    def __init__(
+        self,
+        logs: HistoryStore,
+        metrics: HistoryStore,
+        log_tap: Callable[[str, Sequence[PackedBatch]], None] | None = None,
+    ) -> None:
         self.logs = logs
         self.metrics = metrics
+        self.log_tap = log_tap  # sees each log batch once it is stored (a live copy)
+        # told of each deletion (job id, whole history or its log only)
+        self.on_delete: Callable[[str, bool], None] | None = None
         self.stats = IngestStats()
         self._last_error_log = 0.0
         self._errors_since_log = 0
@@ -169,6 +177,9 @@ class Ingest:
                 return False
             self.stats.batches_written += written
             self.stats.duplicates_skipped += len(batches) - written
+            if written and store is self.logs and self.log_tap is not None:
+                # A replay's batches come first and are skipped: the fresh ones end the run.
+                self.log_tap(job_id, batches[len(batches) - written :])
         return True
 
     def _control(self, request: pb.Request, outcome: GroupOutcome) -> bool:
@@ -181,6 +192,8 @@ class Ingest:
                 self.logs.delete(request.delete_job.job_id)
                 if not request.delete_job.logs_only:
                     self.metrics.delete(request.delete_job.job_id)
+                if self.on_delete is not None:
+                    self.on_delete(request.delete_job.job_id, not request.delete_job.logs_only)
             else:
                 raise InvalidArgument(f"request without a known body ({kind})")
         except InvalidArgument as exc:

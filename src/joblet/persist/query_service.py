@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import replace
+from functools import partial
 from typing import TypeVar
 
 import grpc
@@ -11,6 +13,8 @@ import grpc
 from joblet.api import persist_pb2 as pb
 from joblet.api import persist_pb2_grpc as pb_grpc
 from joblet.errors import InvalidArgument
+from joblet.persist.archive.backend import HistoryBackend, LocalBackend
+from joblet.persist.archive.objects import ArchiveError
 from joblet.persist.ingest import IngestStats
 from joblet.persist.store import (
     HistoryStore,
@@ -59,39 +63,57 @@ def _log_entries(records: list[Record]) -> pb.QueryLogsResponse:
 
 
 class PersistQueryServicer(pb_grpc.PersistQueryServicer):
-    def __init__(self, logs: HistoryStore, metrics: HistoryStore, stats: IngestStats) -> None:
+    def __init__(
+        self,
+        logs: HistoryStore,
+        metrics: HistoryStore,
+        stats: IngestStats,
+        backend: HistoryBackend | None = None,
+        counters: Callable[[], dict[str, int]] | None = None,
+    ) -> None:
         self._logs = logs
         self._metrics = metrics
         self._stats = stats
+        self._backend = backend or LocalBackend()
+        self._counters = counters or dict
 
     async def QueryLogs(
         self, request: pb.QueryLogsRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> AsyncIterator[pb.QueryLogsResponse]:
         if request.follow:
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, "follow is not supported")
-        snapshot = await self._snapshot(self._logs, request.job_id, context)
         try:
             flt = log_filter(request)
         except InvalidArgument as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        snapshot = await self._snapshot(
+            self._logs, "logs", request.job_id, context, from_start=flt == LogFilter()
+        )
         # Unfiltered, the first chunk is the first block or two of the first
         # segment (see segment.FIRST_READ); a filter may have to read far.
-        plain = flt == LogFilter()
-        async for records in _chunks(read_logs(snapshot, flt), first_inline=plain):
-            yield _log_entries(records)
+        plain = flt == LogFilter() and snapshot.opener is None
+        try:
+            async for records in _chunks(read_logs(snapshot, flt), first_inline=plain):
+                yield _log_entries(records)
+        except ArchiveError as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"history archive: {exc}")
 
     async def QueryMetrics(
         self, request: pb.QueryMetricsRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> AsyncIterator[pb.QueryMetricsResponse]:
-        snapshot = await self._snapshot(self._metrics, request.job_id, context)
-        async for records in _chunks(read_metrics(snapshot, request.from_ns, request.to_ns)):
-            # add() builds each sample in place: a third of the CPU of making
-            # MetricSample objects that the response then copies.
-            response = pb.QueryMetricsResponse()
-            add = response.samples.add
-            for r in records:
-                add(timestamp_ns=r.timestamp_ns, payload=r.data)
-            yield response
+        snapshot = await self._snapshot(self._metrics, "metrics", request.job_id, context)
+        chunks = _chunks(read_metrics(snapshot, request.from_ns, request.to_ns))
+        try:
+            async for records in chunks:
+                # add() builds each sample in place: a third of the CPU of making
+                # MetricSample objects that the response then copies.
+                response = pb.QueryMetricsResponse()
+                add = response.samples.add
+                for r in records:
+                    add(timestamp_ns=r.timestamp_ns, payload=r.data)
+                yield response
+        except ArchiveError as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"history archive: {exc}")
 
     async def Stats(
         self, request: pb.StatsRequest, context: grpc.aio.ServicerContext[object, object]
@@ -105,15 +127,32 @@ class PersistQueryServicer(pb_grpc.PersistQueryServicer):
             write_errors=self._stats.write_errors,
             batches_written=self._stats.batches_written,
             duplicates_skipped=self._stats.duplicates_skipped,
+            **self._counters(),
         )
 
     async def _snapshot(
-        self, store: HistoryStore, job_id: str, context: grpc.aio.ServicerContext[object, object]
+        self,
+        store: HistoryStore,
+        kind: str,
+        job_id: str,
+        context: grpc.aio.ServicerContext[object, object],
+        *,
+        from_start: bool = False,
     ) -> Snapshot:
+        """Local segments first; what is not here, from the archive."""
         try:
             snapshot = store.snapshot(check_job_id(job_id))
         except InvalidArgument as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        if snapshot is not None:
+            return replace(snapshot, fallback=self._backend.fallback(kind, job_id))
+        if snapshot is None:
+            try:
+                snapshot = await asyncio.to_thread(
+                    partial(self._backend.remote_snapshot, kind, job_id, from_start=from_start)
+                )
+            except (ArchiveError, ValueError) as exc:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, f"history archive: {exc}")
         if snapshot is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no history for job {job_id}")
         return snapshot

@@ -1,16 +1,14 @@
-"""Real stores for the state contract suite: a redis-server and a moto_server, each
-started once per session on a free loopback port, stopped at the end."""
+"""Real stores for the state contract suite: a redis-server (and the session's
+moto_server, tests/conftest.py), started once per session on a free loopback
+port, stopped at the end."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -59,34 +57,4 @@ def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
         _stop(proc)
 
 
-def _moto_binary() -> str | None:
-    beside_python = Path(sys.executable).parent / "moto_server"
-    return str(beside_python) if beside_python.exists() else shutil.which("moto_server")
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    binary = _moto_binary()
-    if binary is None:
-        pytest.skip("moto_server is not installed (pip install 'moto[server]')")
-    port = free_port()
-    proc = subprocess.Popen(
-        [binary, "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        _wait_for_port(port, proc, "moto_server")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        _stop(proc)
-
-
-@pytest.fixture
-def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    """moto accepts any credentials; never let the tests find real ones."""
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+# moto_endpoint and aws_credentials come from tests/conftest.py.

@@ -200,6 +200,10 @@ class JobHistory:
         self._index.sealed = True
         self._save()
 
+    def finished(self) -> list[SegmentInfo]:
+        """Copies of the finished segments' infos (the active one left out)."""
+        return [copy.deepcopy(info) for info in self._index.segments]
+
     def snapshot(self) -> list[SegmentInfo]:
         """Copies of every segment's info, the active one's included."""
         infos = list(self._index.segments)

@@ -11,7 +11,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from joblet.persist.store.records import MARKER, Record, in_window, tail_lines
-from joblet.persist.store.segment import CorruptSegment, SegmentInfo, iter_records
+from joblet.persist.store.segment import (
+    CorruptSegment,
+    SegmentInfo,
+    iter_records,
+    iter_stream_records,
+)
 from joblet.persist.store.store import Snapshot
 
 log = logging.getLogger(__name__)
@@ -84,8 +89,18 @@ def _filtered(
 def _segment_records(snapshot: Snapshot, info: SegmentInfo) -> Iterator[list[Record]]:
     path = snapshot.directory / info.name
     try:
-        yield from iter_records(path)
+        if snapshot.opener is None:
+            yield from iter_records(path)
+        else:
+            with snapshot.opener(info) as handle:
+                yield from iter_stream_records(handle, info.name)
     except CorruptSegment as exc:
         log.error("skipping the rest of a damaged segment: %s", exc)
     except FileNotFoundError:
-        log.warning("segment %s was removed while being read", path)
+        if snapshot.fallback is None:
+            log.warning("segment %s was removed while being read", path)
+            return
+        # The file is opened before its first record is read: nothing of it
+        # was served yet, so the archive's copy is read whole.
+        with snapshot.fallback(info) as handle:
+            yield from iter_stream_records(handle, info.name)

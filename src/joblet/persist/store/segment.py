@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import zstandard
 
@@ -50,6 +50,10 @@ log = logging.getLogger(__name__)
 # takes few steps.
 FIRST_READ = 8 * 1024
 READ_CHUNK = 128 * 1024
+
+
+class ByteReader(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 class CorruptSegment(Exception):
@@ -170,7 +174,14 @@ class SegmentWriter:
 
 
 def iter_records(path: Path) -> Iterator[list[Record]]:
-    """Records of one segment, a chunk at a time (markers included).
+    """Records of one segment file, a chunk at a time (markers included)."""
+    with path.open("rb") as handle:
+        yield from iter_stream_records(handle, str(path))
+
+
+def iter_stream_records(handle: ByteReader, label: str) -> Iterator[list[Record]]:
+    """Records of one segment read from `handle` (a file, an object store's
+    stream), a chunk at a time (markers included).
 
     Stops quietly at a frame that ends early or a record cut short; raises
     CorruptSegment for damaged bytes (after yielding what came before them).
@@ -182,19 +193,18 @@ def iter_records(path: Path) -> Iterator[list[Record]]:
     decompressor = zstandard.ZstdDecompressor().decompressobj(read_across_frames=True)
     pending = b""
     step = FIRST_READ
-    with path.open("rb") as handle:
-        while chunk := handle.read(step):
-            step = min(step * 2, READ_CHUNK)
-            try:
-                pending += decompressor.decompress(chunk)
-                records, used = decode(pending)
-            except (zstandard.ZstdError, CorruptRecord) as exc:
-                raise CorruptSegment(f"{path}: {exc}") from exc
-            pending = pending[used:]
-            if records:
-                yield records
+    while chunk := handle.read(step):
+        step = min(step * 2, READ_CHUNK)
+        try:
+            pending += decompressor.decompress(chunk)
+            records, used = decode(pending)
+        except (zstandard.ZstdError, CorruptRecord) as exc:
+            raise CorruptSegment(f"{label}: {exc}") from exc
+        pending = pending[used:]
+        if records:
+            yield records
     if pending:
-        log.debug("segment %s ends inside a record (%d bytes)", path, len(pending))
+        log.debug("segment %s ends inside a record (%d bytes)", label, len(pending))
 
 
 def scan(path: Path) -> SegmentInfo:

@@ -7,7 +7,8 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import zstandard
 from joblet.errors import InvalidArgument
 from joblet.persist.store.history import JobHistory, load_index
 from joblet.persist.store.records import Marker, PackedBatch, Record
-from joblet.persist.store.segment import SegmentInfo, compress_batches
+from joblet.persist.store.segment import ByteReader, SegmentInfo, compress_batches
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,11 @@ class JobUsage:
 class Snapshot:
     directory: Path
     segments: list[SegmentInfo]
+    # Where the segments' bytes come from when not from `directory` (an archive).
+    opener: Callable[[SegmentInfo], AbstractContextManager[ByteReader]] | None = None
+    # Where a segment gone from `directory` meanwhile is read from (an
+    # archive holds it: the local copy was dropped while a query ran).
+    fallback: Callable[[SegmentInfo], AbstractContextManager[ByteReader]] | None = None
 
 
 def check_job_id(job_id: str) -> str:
@@ -133,6 +139,34 @@ class HistoryStore:
                 return None
             # Under the lock: opening an index may quarantine a damaged segment.
             return Snapshot(directory, load_index(directory).segments)
+
+    def finished(self, job_id: str) -> tuple[bool, list[SegmentInfo]] | None:
+        """Whether the job's history is sealed, and its finished segments
+        (which never change again); None when it has no history here."""
+        directory = self.root / check_job_id(job_id)
+        with self._lock:
+            history = self._open.get(job_id)
+            if history is not None:
+                return history.sealed, history.finished()
+            if not directory.is_dir():
+                return None
+            index = load_index(directory)
+            return index.sealed, index.segments
+
+    def is_open(self, job_id: str) -> bool:
+        with self._lock:
+            return job_id in self._open
+
+    def idle_s(self, job_id: str) -> float | None:
+        """Seconds since the open history's last write; None when not open."""
+        with self._lock:
+            history = self._open.get(job_id)
+            return None if history is None else time.time() - history.last_write
+
+    def job_ids(self) -> list[str]:
+        return sorted(
+            d.name for d in self.root.iterdir() if d.is_dir() and _JOB_ID.fullmatch(d.name)
+        )
 
     def check(self) -> int:
         """Open every stored history's index once, so that damaged segments
