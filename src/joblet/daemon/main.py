@@ -102,24 +102,7 @@ def _parser() -> argparse.ArgumentParser:
 
     _add_shutdown_parser(sub)
 
-    certs = sub.add_parser("certs", help="manage client certificates")
-    certs_sub = certs.add_subparsers(dest="certs_command", required=True, metavar="COMMAND")
-    issue = certs_sub.add_parser("issue", help="issue a client certificate signed by the CA")
-    issue.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="default: %(default)s")
-    issue.add_argument("--role", required=True, choices=["admin", "viewer"])
-    issue.add_argument("--name", required=True, help="the client's name (certificate CN)")
-    issue.add_argument("--address", help="HOST:PORT clients dial (default: from rnx-config.yml)")
-    revoke = certs_sub.add_parser(
-        "revoke",
-        help="revoke client certificates: a new CRL (ROOT/certs/crl.pem) the daemon "
-        "reloads within 2 s",
-    )
-    revoke.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="default: %(default)s")
-    which = revoke.add_mutually_exclusive_group(required=True)
-    which.add_argument("--name", help="every valid certificate with this CN")
-    which.add_argument("--serial", help="the certificate with this serial (hex)")
-    listing = certs_sub.add_parser("list", help="issued and revoked client certificates")
-    listing.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="default: %(default)s")
+    _add_certs_parser(sub)
 
     audit = sub.add_parser("audit", help="read the audit log (mutating and refused calls)")
     audit.add_argument(
@@ -203,6 +186,27 @@ def package_version() -> str:
 def _cmd_version(args: argparse.Namespace) -> int:
     print(f"joblet {package_version()}")
     return 0
+
+
+def _add_certs_parser(sub: Any) -> None:
+    certs = sub.add_parser("certs", help="manage client certificates")
+    certs_sub = certs.add_subparsers(dest="certs_command", required=True, metavar="COMMAND")
+    issue = certs_sub.add_parser("issue", help="issue a client certificate signed by the CA")
+    issue.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="default: %(default)s")
+    issue.add_argument("--role", required=True, choices=["admin", "viewer"])
+    issue.add_argument("--name", required=True, help="the client's name (certificate CN)")
+    issue.add_argument("--address", help="HOST:PORT clients dial (default: from rnx-config.yml)")
+    revoke = certs_sub.add_parser(
+        "revoke",
+        help="revoke client certificates: a new CRL (ROOT/certs/crl.pem) the daemon "
+        "reloads within 2 s",
+    )
+    revoke.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="default: %(default)s")
+    which = revoke.add_mutually_exclusive_group(required=True)
+    which.add_argument("--name", help="every valid certificate with this CN")
+    which.add_argument("--serial", help="the certificate with this serial (hex)")
+    listing = certs_sub.add_parser("list", help="issued and revoked client certificates")
+    listing.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="default: %(default)s")
 
 
 def _add_shutdown_parser(sub: Any) -> None:
