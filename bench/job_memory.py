@@ -1,4 +1,4 @@
-"""Host-side memory per running job (issue 3): 50 `sleep 300` jobs.
+"""Host-side memory per running job: 50 `sleep 300` jobs.
 
     .venv/bin/python bench/job_memory.py [--quick]
 

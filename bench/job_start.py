@@ -10,8 +10,8 @@ Two series: the node's default network (bridge: a veth, an address, NAT) and
 `network=none` (loopback only). A third baseline is the naive way to give such a
 namespace a bridged veth: the same `unshare` plus `--net`, wired by running `ip`
 once per step (create the pair, move one end, attach, address, up, route).
-Targets: none p50 <= 15 ms, p99 <= 50 ms (issue 2); bridge p50 <= none p50 +
-5 ms, bridge p99 <= 60 ms (issue 6).
+Targets: none p50 <= 15 ms, p99 <= 50 ms; bridge p50 <= none p50 +
+5 ms, bridge p99 <= 60 ms.
 """
 
 from __future__ import annotations
@@ -157,9 +157,9 @@ def main() -> None:
     report.check(
         "bridge p50",
         p50(samples) <= p50(none_samples) + 0.005,
-        "bridge <= none + 5 ms (issue 6)",
+        "bridge <= none + 5 ms",
     )
-    report.check("bridge p99", p99(samples) <= 0.060, "bridge <= 60 ms (issue 6)")
+    report.check("bridge p99", p99(samples) <= 0.060, "bridge <= 60 ms")
     report.emit()
 
 

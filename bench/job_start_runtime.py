@@ -8,7 +8,7 @@ directory resolver of tests/integration/runtime_daemon.py. Timed as
 bench/job_start.py times a job: RunJob sent -> first output byte of
 `echo hi`, in alternating batches of jobs with `runtime` and without, on
 network none (loopback only) and the default (bridge). The runtime is warm:
-used since the daemon started. Targets (issue 11): with runtime p50 <= without
+used since the daemon started. Targets: with runtime p50 <= without
 p50 + 2 ms, p99 <= without p99 + 5 ms.
 """
 

@@ -1,5 +1,5 @@
 """GetJobMetricsHistory and GetJobMetricsSummary p99 through a real daemon over
-mTLS, for jobs with 24 h of 5 s samples (17,280) (issue 5). Target <= 50 ms,
+mTLS, for jobs with 24 h of 5 s samples (17,280). Target <= 50 ms,
 checked on the realistic series only.
 
     .venv/bin/python bench/metrics_history.py [--quick]

@@ -1,5 +1,5 @@
 # ruff: noqa: E501
-"""Benchmarks of issue 5 (run as root on a cgroup host: `python bench/metrics_sampler.py`).
+"""Benchmarks of the metric sampler (run as root on a cgroup host: `python bench/metrics_sampler.py`).
 
 1. Sampler CPU cost per job: 100 job cgroups, each with one sleeping process,
    sampled at a 1 s interval by a MetricsHub for N seconds; the daemon-side

@@ -1,4 +1,4 @@
-"""StreamJobMetrics latency (issue 5): from the moment a sample is read (its
+"""StreamJobMetrics latency: from the moment a sample is read (its
 `timestamp`, Unix ns, taken by the sampler) to its arrival at a gRPC client.
 A daemon sampling every second (`metrics.interval: 1`) runs `sleep`; one client
 streams the job's metrics over mTLS. Same host, same clock.

@@ -11,7 +11,7 @@ pair shaped by `tc qdisc ... tbf` with textbook parameters. The receiver
 counts payload bytes (TCP goodput), so ~4% of framing is below the rate.
 Quick: one series; full: three, medians. Also checks that a rate with
 network `none` or `host` is refused with INVALID_ARGUMENT.
-Target (issue 6): every rate within +-10%.
+Target: every rate within +-10%.
 """
 
 from __future__ import annotations

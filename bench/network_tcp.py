@@ -19,7 +19,7 @@ Two phases, one daemon each:
 * `network.bigTcp: off`: 64 KiB packets, what auto gives on a host whose
   uplink takes only 64 KiB (most virtual NICs), against the same baseline.
 
-Target (issue 6): jobs >= 80% of raw (ratio of the medians), checked for
+Target: jobs >= 80% of raw (ratio of the medians), checked for
 both phases.
 """
 
@@ -99,7 +99,7 @@ def main() -> None:
             report.baselines["raw_veth_big_tcp_median_gbit_s"] = big / 1e9
             report.baselines["jobs_vs_raw_big_tcp_ratio"] = statistics.median(jobs) / big
         name = "jobs vs raw" + (" (bigTcp off)" if label else "")
-        report.check(name, ratio >= 0.8, ">= 80% of a bare veth pair (issue 6)")
+        report.check(name, ratio >= 0.8, ">= 80% of a bare veth pair")
     report.notes.append(
         f"{rounds} rounds of {seconds:.0f} s per phase, one stream, Python sender (1 MiB "
         "writes); jobs on a custom network (bridge, nftables, br_netfilter as the host has "

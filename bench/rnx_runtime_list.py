@@ -7,7 +7,7 @@ through RuntimeService. Timed: the whole `rnx runtime list` command (process
 start, TLS, the RPC, the table), and in the same run `rnx volume list` (the
 same start and TLS with an empty answer) as the baseline, alternating; and
 the ListRuntimes RPC alone on an open channel.
-Target (issue 11): <= 200 ms. Listing reads the sizes recorded at install:
+Target: <= 200 ms. Listing reads the sizes recorded at install:
 it never walks a tree.
 """
 

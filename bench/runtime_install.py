@@ -9,7 +9,7 @@ upload, the build job in its sandbox, verify, the runtime's test job, commit),
 the first install then reinstalls with --force; median. Baseline in the same
 run: runtimes/python-3.11/build.sh alone, as root in a private mount namespace
 with an empty directory at /opt/runtime (no daemon, no sandbox, no checks).
-Target (issue 11): <= 60 s.
+Target: <= 60 s.
 """
 
 from __future__ import annotations

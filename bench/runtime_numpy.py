@@ -13,7 +13,7 @@ Warm: the runtime used since the daemon started, caches warm; alternating.
 Cold: the daemon restarted (SIGTERM, `joblet serve` again on the same root) and
 `echo 3 > /proc/sys/vm/drop_caches` before the job's first use; the host's run
 after its own drop_caches.
-Targets (issue 11): warm p50 <= host p50 + 15 ms; cold <= 500 ms.
+Targets: warm p50 <= host p50 + 15 ms; cold <= 500 ms.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""What a job sees and may do (issue 3, "inside a job" and "hardening"), checked
+"""What a job sees and may do, checked
 through a real daemon on the real kernel."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Resource limits of a job (issue 3, "limits"), measured on the host from the
+"""Resource limits of a job, measured on the host from the
 kernel's own accounting while a real daemon runs the job."""
 
 from __future__ import annotations

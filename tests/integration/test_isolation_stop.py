@@ -1,5 +1,5 @@
 """Stopping and cleaning up jobs, surviving the daemon's death, and the host-side
-memory cost of running jobs (issue 3, "stop", "hardening", "memory")."""
+memory cost of running jobs (stop, hardening, memory)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Helpers of the isolation tests (issue 3): a daemon starter that also takes
+"""Helpers of the isolation tests: a daemon starter that also takes
 cgroup defaults and extra environment, host-side cgroup and /proc probes, and
 a cleanup that leaves no job process, cgroup or parent group behind.
 

@@ -1,4 +1,4 @@
-"""Per-job metrics through a real daemon on the real kernel (issue 5): CPU
+"""Per-job metrics through a real daemon on the real kernel: CPU
 throttling, memory, IO, the job's own loopback traffic, the final sample of a
 short job, summaries, a viewer's access, and history across a daemon restart.
 The daemon samples every second (`metrics.interval: 1`)."""

@@ -1,4 +1,4 @@
-"""MonitoringService and the rnx metrics commands through a real daemon (issue 5)."""
+"""MonitoringService and the rnx metrics commands through a real daemon."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Helpers of the metrics tests (issue 5): a daemon starter that also writes the
+"""Helpers of the metrics tests: a daemon starter that also writes the
 config's `metrics:` section, and small gRPC helpers to collect a job's samples.
 
 It holds no tests; it lives under a test_metrics_* name because the metrics
