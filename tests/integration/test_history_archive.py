@@ -399,6 +399,10 @@ def test_another_node_serves_metrics_by_id_and_names_the_store_when_it_fails(
     assert len(pb.JobMetricsHistoryResponse.FromString(served[0]).samples) >= 2
     other, proxy = archived_daemon()
     assert metrics_of(other, job_id) == served
+    streamed = list(other.jobs().StreamJobMetrics(pb.JobMetricsRequest(uuid=job_id)))
+    assert pb.JobMetricsHistoryResponse(samples=streamed).SerializeToString() == served[0]
+    summary = other.rnx("job", "metrics", job_id, "--summary")
+    assert summary.returncode == 0 and b"cpu" in summary.stdout.lower(), summary.stderr
     with pytest.raises(grpc.RpcError) as status:
         other.jobs().GetJobStatus(pb.GetJobStatusReq(uuid=job_id))
     assert status.value.code() == grpc.StatusCode.NOT_FOUND

@@ -312,7 +312,17 @@ class JobService(pb_grpc.JobServiceServicer):
     async def StreamJobMetrics(
         self, request: pb.JobMetricsRequest, context: Context
     ) -> AsyncIterator[pb.JobMetricsSample]:
-        job = self._manager.get(request.uuid)
+        try:
+            job = self._manager.get(request.uuid)
+        except NotFound:
+            job_id, archived = self._manager.history_ref(request.uuid)
+            if not archived:
+                raise
+            # Another node's job, ended: its history from the history store.
+            history = metrics_rpc.stream_job_metrics(self._hub, job_id, False, archived=True)
+            async for sample in history:
+                yield sample
+            return
         running = job.status is JobStatus.RUNNING
         async for sample in metrics_rpc.stream_job_metrics(self._hub, job.id, running):
             yield sample

@@ -26,12 +26,13 @@ NS = 1_000_000_000
 
 
 async def stream_job_metrics(
-    hub: MetricsHub, job_id: str, running: bool
+    hub: MetricsHub, job_id: str, running: bool, *, archived: bool = False
 ) -> AsyncIterator[pb.JobMetricsSample]:
     """A running job: its latest sample, then live ones until it ends. A finished
-    (or not yet started) job: its history, then the end of the stream."""
+    (or not yet started) job: its history, then the end of the stream; so is a
+    job this node never ran (`archived`: read from the history store)."""
     if not running:
-        for sample in await hub.history(job_id):
+        for sample in await hub.history(job_id, archived=archived):
             yield sample
         return
     with hub.subscribe(job_id) as live:  # before reading recent: no sample falls between

@@ -192,9 +192,9 @@ class MetricsHub:
         return known[1]
 
     async def history(
-        self, job_id: str, from_ns: int = 0, to_ns: int = 0
+        self, job_id: str, from_ns: int = 0, to_ns: int = 0, *, archived: bool = False
     ) -> list[pb.JobMetricsSample]:
-        response = await self.history_bytes(job_id, from_ns, to_ns)
+        response = await self.history_bytes(job_id, from_ns, to_ns, archived=archived)
         return list(pb.JobMetricsHistoryResponse.FromString(response).samples)
 
     async def history_bytes(
