@@ -383,3 +383,41 @@ def test_disk_near_full_with_the_store_away_drops_archived_copies_first(
     finally:
         daemon.stop()
         subprocess.run(["umount", "-l", str(logs)], check=False)
+
+
+def test_another_node_serves_metrics_by_id_and_names_the_store_when_it_fails(
+    archived_daemon: Callable[..., tuple[RunningDaemon, Any]], bucket: Bucket
+) -> None:
+    import grpc
+
+    daemon, _ = archived_daemon()
+    job_id = run(daemon, "seq 1 1000; sleep 3")
+    wait_status(daemon.jobs(), job_id, FINAL)
+    _wait_for(lambda: bucket.has(manifest_key(daemon, job_id)), 60, "the manifest")
+    _wait_for(lambda: not local_copy(daemon, job_id), 30, "the local copy dropped")
+    served = metrics_of(daemon, job_id)
+    assert len(pb.JobMetricsHistoryResponse.FromString(served[0]).samples) >= 2
+    other, proxy = archived_daemon()
+    assert metrics_of(other, job_id) == served
+    streamed = list(other.jobs().StreamJobMetrics(pb.JobMetricsRequest(uuid=job_id)))
+    assert pb.JobMetricsHistoryResponse(samples=streamed).SerializeToString() == served[0]
+    summary = other.rnx("job", "metrics", job_id, "--summary")
+    assert summary.returncode == 0 and b"cpu" in summary.stdout.lower(), summary.stderr
+    with pytest.raises(grpc.RpcError) as status:
+        other.jobs().GetJobStatus(pb.GetJobStatusReq(uuid=job_id))
+    assert status.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "not on this node, but its history is" in (status.value.details() or "")
+    missing = str(uuid.uuid4())
+    with pytest.raises(grpc.RpcError) as status:
+        other.jobs().GetJobMetricsSummary(pb.JobMetricsSummaryRequest(uuid=missing))
+    assert status.value.code() == grpc.StatusCode.NOT_FOUND
+    # The store fails: the daemon answers, naming it; rnx shows that answer.
+    proxy.mode = "drop"
+    with pytest.raises(grpc.RpcError) as status:
+        other.jobs().GetJobMetricsSummary(pb.JobMetricsSummaryRequest(uuid=job_id))
+    assert status.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert (status.value.details() or "").startswith("history store unreachable: ")
+    res = other.rnx("job", "log", job_id)
+    assert res.returncode != 0
+    assert b"history store unreachable" in res.stderr and b"daemon running" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr

@@ -31,6 +31,9 @@ OMITTED_KEY = "joblet-omitted-finished-jobs"  # ListJobs's trailing metadata
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 
 _HINT = "is the daemon running? is the CA right?"
+# Trailing metadata of an UNAVAILABLE the daemon answered itself (its
+# daemon/errors.ANSWERED_KEY): something it depends on is away, not the daemon.
+ANSWERED_KEY = "joblet-answered"
 
 # (substring of grpc's details text, likely cause), checked in order.
 _TRANSPORT_CAUSES = (
@@ -117,13 +120,18 @@ def unavailable_message(address: str, details: str) -> str:
 MAX_PROBLEM_LINES = 101  # a list of problems, and the line that counts the rest
 
 
-def rpc_error_message(code: grpc.StatusCode, details: str, address: str) -> str:
+def rpc_error_message(
+    code: grpc.StatusCode, details: str, address: str, *, answered: bool = False
+) -> str:
     """The one line shown to the user for a failed call; an invalid request
-    that lists its problems (a workflow) keeps one line per problem."""
+    that lists its problems (a workflow) keeps one line per problem.
+    `answered`: the daemon sent this status itself (see ANSWERED_KEY)."""
     if code == grpc.StatusCode.INVALID_ARGUMENT and "\n" in details.strip():
         lines = [_one_line(line) for line in details.splitlines() if line.strip()]
         return "\n".join(lines[:MAX_PROBLEM_LINES])
     details = _one_line(details)
+    if code == grpc.StatusCode.UNAVAILABLE and answered:
+        return f"joblet at {address}: {details}"
     if code == grpc.StatusCode.UNAVAILABLE:
         return unavailable_message(address, details)
     if code in _USER_FACING:
@@ -141,12 +149,23 @@ def rpc_error_message(code: grpc.StatusCode, details: str, address: str) -> str:
     return f"joblet at {address} failed ({code.name}): {details}"
 
 
+def daemon_answered(exc: grpc.Call) -> bool:
+    """Whether the status carries the daemon's ANSWERED_KEY."""
+    try:
+        metadata = exc.trailing_metadata() or ()
+    except Exception:  # an exception grpc did not fill in (tests, other channels)
+        return False
+    return any(item[0] == ANSWERED_KEY for item in metadata)
+
+
 def translate_rpc_error(exc: grpc.RpcError, address: str) -> CliError:
     if isinstance(exc, grpc.Call):
         code, details = exc.code(), exc.details() or ""
+        answered = daemon_answered(exc)
     else:  # an RpcError that carries no status: should not happen, stay readable
-        code, details = grpc.StatusCode.UNKNOWN, str(exc)
-    return CliError(rpc_error_message(code, details, address), code=code.name)
+        code, details, answered = grpc.StatusCode.UNKNOWN, str(exc), False
+    message = rpc_error_message(code, details, address, answered=answered)
+    return CliError(message, code=code.name)
 
 
 class JobClient:

@@ -31,9 +31,21 @@ def status_details(text: str) -> str:
     return f"{text[:MAX_DETAILS]}... ({cut:,} more characters)"
 
 
+# Trailing metadata of an UNAVAILABLE the daemon answers itself (a helper or
+# store it depends on is away), so that a client tells it from a daemon it
+# cannot reach, which grpc reports with the same code.
+ANSWERED_KEY = "joblet-answered"
+
+
+async def abort_with(context: grpc.aio.ServicerContext[Any, Any], exc: JobletError) -> None:
+    """End the call with the error's status and message."""
+    answered = ((ANSWERED_KEY, "unavailable"),) if exc.code == grpc.StatusCode.UNAVAILABLE else ()
+    await context.abort(exc.code, status_details(str(exc)), answered)
+
+
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: BaseException) -> None:
     if isinstance(exc, JobletError):
-        await context.abort(exc.code, status_details(str(exc)))
+        await abort_with(context, exc)
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         # A full disk is a resource the caller can wait for, not a bug.
         where = f" ({exc.filename})" if exc.filename else ""

@@ -21,7 +21,6 @@ from joblet.daemon.job_listing import OMITTED_KEY, list_message
 from joblet.daemon.priority_cap import check_priority_cap
 from joblet.daemon.workflow_service import WorkflowRpc
 from joblet.errors import FailedPrecondition, InvalidArgument, NotFound, Unimplemented
-from joblet.jobs.ids import is_job_id
 from joblet.jobs.manager import JobManager
 from joblet.jobs.model import Job, JobSpec, JobStatus
 from joblet.jobs.schedule import parse_schedule
@@ -154,7 +153,17 @@ class JobService(pb_grpc.JobServiceServicer):
     async def GetJobStatus(
         self, request: pb.GetJobStatusReq, context: Context
     ) -> pb.GetJobStatusRes:
-        return mappers.status_message(self._manager.get(request.uuid))
+        try:
+            return mappers.status_message(self._manager.get(request.uuid))
+        except NotFound as missing:
+            job_id, archived = self._manager.history_ref(request.uuid)
+            # Only the history of a job another node ran is here to read.
+            if archived and await self._hub.archived_exists(job_id):
+                raise NotFound(
+                    f"job {job_id} is not on this node, but its history is: its logs and"
+                    " metrics are read from the history store by this id"
+                ) from missing
+            raise
 
     @unary
     async def StopJob(self, request: pb.StopJobReq, context: Context) -> pb.StopJobRes:
@@ -292,21 +301,28 @@ class JobService(pb_grpc.JobServiceServicer):
         self, request: pb.GetJobLogsReq, head: ChunkHead | None
     ) -> AsyncIterator[bytes]:
         log_filter = log_filter_from(request, time.time())
-        try:
-            job_id = self._manager.history_id(request.uuid)
-        except NotFound:
-            # A job this node does not know may be in a history archive that
-            # other nodes share (persist.backend s3): asked for by its full id.
-            if not is_job_id(request.uuid):
-                raise
-            return self._manager.read_archived_logs(request.uuid, log_filter, head)
+        # A job this node does not know may be in a history archive that
+        # other nodes share (persist.backend s3): asked for by its full id.
+        job_id, archived = self._manager.history_ref(request.uuid)
+        if archived:
+            return self._manager.read_archived_logs(job_id, log_filter, head)
         return self._manager.read_logs(job_id, log_filter, head)
 
     @streaming
     async def StreamJobMetrics(
         self, request: pb.JobMetricsRequest, context: Context
     ) -> AsyncIterator[pb.JobMetricsSample]:
-        job = self._manager.get(request.uuid)
+        try:
+            job = self._manager.get(request.uuid)
+        except NotFound:
+            job_id, archived = self._manager.history_ref(request.uuid)
+            if not archived:
+                raise
+            # Another node's job, ended: its history from the history store.
+            history = metrics_rpc.stream_job_metrics(self._hub, job_id, False, archived=True)
+            async for sample in history:
+                yield sample
+            return
         running = job.status is JobStatus.RUNNING
         async for sample in metrics_rpc.stream_job_metrics(self._hub, job.id, running):
             yield sample
@@ -315,15 +331,19 @@ class JobService(pb_grpc.JobServiceServicer):
     async def GetJobMetricsHistory(
         self, request: pb.JobMetricsHistoryRequest, context: Context
     ) -> pb.JobMetricsHistoryResponse:
-        job_id = self._manager.history_id(request.uuid)
-        return await metrics_rpc.get_job_metrics_history(self._hub, job_id, request)
+        job_id, archived = self._manager.history_ref(request.uuid)
+        return await metrics_rpc.get_job_metrics_history(
+            self._hub, job_id, request, archived=archived
+        )
 
     @unary
     async def GetJobMetricsSummary(
         self, request: pb.JobMetricsSummaryRequest, context: Context
     ) -> pb.JobMetricsSummaryResponse:
-        job_id = self._manager.history_id(request.uuid)
-        return await metrics_rpc.get_job_metrics_summary(self._hub, job_id, request)
+        job_id, archived = self._manager.history_ref(request.uuid)
+        return await metrics_rpc.get_job_metrics_summary(
+            self._hub, job_id, request, archived=archived
+        )
 
 
 MAX_NS = 2**63 - 1

@@ -18,7 +18,7 @@ from typing import Any
 import grpc
 
 from joblet.api import joblet_pb2 as pb
-from joblet.daemon.errors import status_details
+from joblet.daemon.errors import abort_with
 from joblet.errors import InvalidArgument, JobletError
 from joblet.metrics.hub import MetricsHub
 
@@ -26,12 +26,13 @@ NS = 1_000_000_000
 
 
 async def stream_job_metrics(
-    hub: MetricsHub, job_id: str, running: bool
+    hub: MetricsHub, job_id: str, running: bool, *, archived: bool = False
 ) -> AsyncIterator[pb.JobMetricsSample]:
     """A running job: its latest sample, then live ones until it ends. A finished
-    (or not yet started) job: its history, then the end of the stream."""
+    (or not yet started) job: its history, then the end of the stream; so is a
+    job this node never ran (`archived`: read from the history store)."""
     if not running:
-        for sample in await hub.history(job_id):
+        for sample in await hub.history(job_id, archived=archived):
             yield sample
         return
     with hub.subscribe(job_id) as live:  # before reading recent: no sample falls between
@@ -53,31 +54,32 @@ def history_range_ns(request: pb.JobMetricsHistoryRequest) -> tuple[int, int]:
 
 
 async def get_job_metrics_history(
-    hub: MetricsHub, job_id: str, request: pb.JobMetricsHistoryRequest
+    hub: MetricsHub, job_id: str, request: pb.JobMetricsHistoryRequest, *, archived: bool = False
 ) -> pb.JobMetricsHistoryResponse:
     """The parsed response (for callers in this process; the RPC sends bytes)."""
     return pb.JobMetricsHistoryResponse.FromString(
-        await job_metrics_history_bytes(hub, job_id, request)
+        await job_metrics_history_bytes(hub, job_id, request, archived=archived)
     )
 
 
 async def job_metrics_history_bytes(
-    hub: MetricsHub, job_id: str, request: pb.JobMetricsHistoryRequest
+    hub: MetricsHub, job_id: str, request: pb.JobMetricsHistoryRequest, *, archived: bool = False
 ) -> bytes:
     """A serialized JobMetricsHistoryResponse, built from the stored samples'
     bytes without parsing them (24 h of 5 s samples is 17,280 of them), the
-    asked range exactly, oldest first."""
+    asked range exactly, oldest first. `archived`: a job this node never ran."""
     from_ns, to_ns = history_range_ns(request)
-    return await hub.history_bytes(job_id, from_ns, to_ns)
+    return await hub.history_bytes(job_id, from_ns, to_ns, archived=archived)
 
 
 def raw_history_handler(
-    resolve: Callable[[str], str], hub: MetricsHub
+    resolve: Callable[[str], tuple[str, bool]], hub: MetricsHub
 ) -> grpc.RpcMethodHandler[pb.JobMetricsHistoryRequest, bytes]:
     """GetJobMetricsHistory sending the bytes of `job_metrics_history_bytes` as
-    they are. `resolve(uuid)` gives the job's id or raises NotFound (the manager's
-    `get(uuid).id`). Register it after JobService, under the same service name:
-    it replaces only that method's handler (the interceptors still apply):
+    they are. `resolve(uuid)` gives the job's id and whether it is archived, or
+    raises NotFound (the manager's `history_ref`). Register it after JobService,
+    under the same service name: it replaces only that method's handler (the
+    interceptors still apply):
 
         server.add_registered_method_handlers(
             "joblet.JobService", {"GetJobMetricsHistory": raw_history_handler(...)})
@@ -85,9 +87,10 @@ def raw_history_handler(
 
     async def handle(request: pb.JobMetricsHistoryRequest, context: Any) -> bytes:
         try:
-            return await job_metrics_history_bytes(hub, resolve(request.uuid), request)
+            job_id, archived = resolve(request.uuid)
+            return await job_metrics_history_bytes(hub, job_id, request, archived=archived)
         except JobletError as exc:
-            await context.abort(exc.code, status_details(str(exc)))
+            await abort_with(context, exc)
             raise AssertionError("abort returned") from exc  # pragma: no cover
 
     return grpc.unary_unary_rpc_method_handler(
@@ -98,7 +101,7 @@ def raw_history_handler(
 
 
 def install_raw_history(
-    server: grpc.aio.Server, resolve: Callable[[str], str], hub: MetricsHub
+    server: grpc.aio.Server, resolve: Callable[[str], tuple[str, bool]], hub: MetricsHub
 ) -> None:
     """Replace the registered GetJobMetricsHistory of JobService (call after
     `add_JobServiceServicer_to_server`) with `raw_history_handler`."""
@@ -112,9 +115,13 @@ def _as_is(data: bytes) -> bytes:
 
 
 async def get_job_metrics_summary(
-    hub: MetricsHub, job_id: str, request: pb.JobMetricsSummaryRequest
+    hub: MetricsHub,
+    job_id: str,
+    request: pb.JobMetricsSummaryRequest,
+    *,
+    archived: bool = False,
 ) -> pb.JobMetricsSummaryResponse:
     """Over the last `periodSeconds` up to the job's newest sample (0: all of it)."""
     if request.periodSeconds < 0:
         raise InvalidArgument("periodSeconds must be >= 0")
-    return await hub.summary(job_id, request.periodSeconds)
+    return await hub.summary(job_id, request.periodSeconds, archived=archived)

@@ -428,7 +428,7 @@ class Daemon:
         log_rpc.install_serialized_logs(server, jobs)
         manager = self.manager
         # Sends stored samples' bytes as they are (24 h = 17,280 samples).
-        metrics_rpc.install_raw_history(server, manager.history_id, metrics)
+        metrics_rpc.install_raw_history(server, manager.history_ref, metrics)
         if config.metrics.prometheus.enabled:
             await self._stack.enter_async_context(
                 PrometheusExporter(metrics, collector, config.metrics.prometheus,

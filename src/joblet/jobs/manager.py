@@ -33,7 +33,7 @@ from joblet.errors import AlreadyExists, FailedPrecondition, JobletError, NotFou
 from joblet.isolation.spec import JobExit
 from joblet.jobs import runtime_jobs, stdin_feed, workspace
 from joblet.jobs.ending import JobEnding
-from joblet.jobs.ids import new_job_id
+from joblet.jobs.ids import is_job_id, new_job_id
 from joblet.jobs.launch import RECORD_WAIT_S, JobStarter
 from joblet.jobs.model import Job, JobSpec, JobStatus
 from joblet.jobs.ports import (
@@ -173,6 +173,17 @@ class JobManager:
             return self.get(prefix).id
         except JobCollected as collected:
             return collected.gone.job_id
+
+    def history_ref(self, prefix: str) -> tuple[str, bool]:
+        """`history_id`, and whether the job is archived: a full id this node
+        does not know names a job whose history may be in an archive other
+        nodes write to (persist.backend s3); it is read from there."""
+        try:
+            return self.history_id(prefix), False
+        except NotFound:
+            if not is_job_id(prefix):
+                raise
+            return prefix, True
 
     def list_jobs(self) -> list[Job]:
         return self._registry.all()

@@ -24,6 +24,7 @@ from joblet.api import persist_pb2
 from joblet.errors import InvalidArgument, Unavailable
 from joblet.metrics import views
 from joblet.metrics.summary import Point
+from joblet.persist.query_client import unavailable
 
 
 def encode_history(payloads: Sequence[bytes]) -> bytes:
@@ -110,13 +111,27 @@ class PersistHistory:
                 return [], []
             if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
                 raise InvalidArgument(exc.details() or "invalid range") from exc
-            raise Unavailable(f"persist: {exc.details() or exc.code()}") from exc
+            raise unavailable(exc.code(), exc.details() or str(exc.code())) from exc
         if len(stamps) != len(payloads):  # a zero timestamp or an empty sample
             raise Unavailable("persist: a stored sample without a timestamp or content")
         if stamps != sorted(stamps):
             order = sorted(range(len(stamps)), key=stamps.__getitem__)
             stamps, payloads = [stamps[i] for i in order], [payloads[i] for i in order]
         return stamps, payloads
+
+    async def has_history(self, job_id: str) -> bool:
+        """Whether persist holds any metric of the job. The range holds no
+        sample, so persist reads only where the history is (for an archived
+        job, its manifest), no segment."""
+        request = persist_pb2.QueryMetricsRequest(job_id=job_id, from_ns=1, to_ns=1)
+        try:
+            async for _ in self._query_metrics(request):
+                pass
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                return False
+            raise unavailable(exc.code(), exc.details() or str(exc.code())) from exc
+        return True
 
     async def history(self, job_id: str, from_ns: int, to_ns: int) -> list[pb.JobMetricsSample]:
         return decode_samples(await self.payloads(job_id, from_ns, to_ns))

@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import Protocol, runtime_checkable
 
 from joblet.api import joblet_pb2 as pb
+from joblet.errors import JobletError, NotFound
 from joblet.metrics.config import MetricsConfig
 from joblet.metrics.history import decode_samples, encode_history
 from joblet.metrics.history_cache import HistoryCache, StoredHistory
@@ -32,12 +33,19 @@ from joblet.resources.interface import JobCgroup, Limits
 Sink = Callable[[str, int, bytes], Awaitable[object] | object]
 _log = logging.getLogger(__name__)
 SUBSCRIBER_QUEUE = 64  # a slower viewer loses its oldest samples, never blocks sampling
+PROBE_TIMEOUT_S = 2.0  # a status answer waits no longer on the history store
 MAX_JOBS = 1024  # jobs whose recent samples are kept (oldest ended ones dropped first)
 
 
 class HistorySource(Protocol):
     async def history(self, job_id: str, from_ns: int, to_ns: int) -> list[pb.JobMetricsSample]:
         """Samples of `job_id` with from_ns <= timestamp <= to_ns (0: unbounded)."""
+
+
+@runtime_checkable
+class HistoryProbe(Protocol):
+    async def has_history(self, job_id: str) -> bool:
+        """Whether any sample of `job_id` is stored (a cheap look)."""
 
 
 @runtime_checkable
@@ -166,9 +174,14 @@ class MetricsHub:
             return list(self._points.get(job_id, ()))
         return (await self._stored_history(job_id)).points()
 
-    async def summary(self, job_id: str, period_s: int = 0) -> pb.JobMetricsSummaryResponse:
+    async def summary(
+        self, job_id: str, period_s: int = 0, *, archived: bool = False
+    ) -> pb.JobMetricsSummaryResponse:
         """summarize_points over the job's samples (the last answer is kept
-        until the job has a new sample or another period is asked)."""
+        until the job has a new sample or another period is asked).
+        `archived`: a job this node never ran (see `archived_history`)."""
+        if archived:
+            return (await self.archived_history(job_id)).summary(period_s)
         if not self._from_memory(job_id):
             return (await self._stored_history(job_id)).summary(period_s)
         points = self._points.get(job_id, ())
@@ -179,15 +192,20 @@ class MetricsHub:
         return known[1]
 
     async def history(
-        self, job_id: str, from_ns: int = 0, to_ns: int = 0
+        self, job_id: str, from_ns: int = 0, to_ns: int = 0, *, archived: bool = False
     ) -> list[pb.JobMetricsSample]:
-        response = await self.history_bytes(job_id, from_ns, to_ns)
+        response = await self.history_bytes(job_id, from_ns, to_ns, archived=archived)
         return list(pb.JobMetricsHistoryResponse.FromString(response).samples)
 
-    async def history_bytes(self, job_id: str, from_ns: int = 0, to_ns: int = 0) -> bytes:
+    async def history_bytes(
+        self, job_id: str, from_ns: int = 0, to_ns: int = 0, *, archived: bool = False
+    ) -> bytes:
         """A serialized JobMetricsHistoryResponse of the samples in the range,
         oldest first: from memory when it holds the job's whole history (or
-        there is no source), else from the stored history (read once)."""
+        there is no source), else from the stored history (read once).
+        `archived`: a job this node never ran (see `archived_history`)."""
+        if archived:
+            return (await self.archived_history(job_id)).response(from_ns, to_ns)
         if self._from_memory(job_id):
             ring, points = self._recent.get(job_id, ()), self._points.get(job_id, ())
             if not from_ns and not to_ns:
@@ -195,6 +213,25 @@ class MetricsHub:
             chosen = zip(ring, points, strict=True)
             return encode_history([b for b, p in chosen if in_range(p[0], from_ns, to_ns)])
         return (await self._stored_history(job_id)).response(from_ns, to_ns)
+
+    async def archived_history(self, job_id: str) -> StoredHistory:
+        """The stored history of a job this node never ran (persist's s3
+        backend reads the archive other nodes write to); NotFound when there
+        is none: unlike a job of this node's, no history means no such job."""
+        entry = None if self._source is None else await self._stored_history(job_id)
+        if entry is None or not len(entry):
+            raise NotFound(f"job {job_id} not found (no job has that id or name)")
+        return entry
+
+    async def archived_exists(self, job_id: str, timeout_s: float = PROBE_TIMEOUT_S) -> bool:
+        """Whether a job this node never ran has a stored history: False when
+        that cannot be told within `timeout_s` (the store is slow or away)."""
+        if not isinstance(self._source, HistoryProbe):
+            return False
+        try:
+            return await asyncio.wait_for(self._source.has_history(job_id), timeout_s)
+        except (TimeoutError, JobletError):
+            return False
 
     def _from_memory(self, job_id: str) -> bool:
         return self._source is None or job_id in self._complete

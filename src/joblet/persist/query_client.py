@@ -31,13 +31,25 @@ class PersistStats:
     duplicates_skipped: int
 
 
+# How persist's answers start when its history store (the s3 backend's
+# bucket) failed: persist itself is up, so its message is passed on as is.
+STORE_UNREACHABLE = "history store unreachable"
+
+
+def unavailable(code: grpc.StatusCode, detail: str) -> Unavailable:
+    """Persist away, or persist's history store away (its own message)."""
+    if code == grpc.StatusCode.UNAVAILABLE and detail.startswith(STORE_UNREACHABLE):
+        return Unavailable(detail)
+    return Unavailable(f"persist: {detail}")
+
+
 def _translate(exc: grpc.aio.AioRpcError) -> JobletError:
     detail = exc.details() or str(exc.code())
     if exc.code() == grpc.StatusCode.NOT_FOUND:
         return NotFound(detail)
     if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
         return InvalidArgument(detail)
-    return Unavailable(f"persist: {detail}")
+    return unavailable(exc.code(), detail)
 
 
 # gRPC backs off exponentially (up to 2 minutes) after failed connects, and

@@ -16,6 +16,7 @@ from joblet.errors import InvalidArgument
 from joblet.persist.archive.backend import HistoryBackend, LocalBackend
 from joblet.persist.archive.objects import ArchiveError
 from joblet.persist.ingest import IngestStats
+from joblet.persist.query_client import STORE_UNREACHABLE
 from joblet.persist.store import (
     HistoryStore,
     LogFilter,
@@ -96,7 +97,7 @@ class PersistQueryServicer(pb_grpc.PersistQueryServicer):
             async for records in _chunks(read_logs(snapshot, flt), first_inline=plain):
                 yield _log_entries(records)
         except ArchiveError as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"history archive: {exc}")
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"{STORE_UNREACHABLE}: {exc}")
 
     async def QueryMetrics(
         self, request: pb.QueryMetricsRequest, context: grpc.aio.ServicerContext[object, object]
@@ -113,7 +114,7 @@ class PersistQueryServicer(pb_grpc.PersistQueryServicer):
                     add(timestamp_ns=r.timestamp_ns, payload=r.data)
                 yield response
         except ArchiveError as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"history archive: {exc}")
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"{STORE_UNREACHABLE}: {exc}")
 
     async def Stats(
         self, request: pb.StatsRequest, context: grpc.aio.ServicerContext[object, object]
@@ -152,7 +153,7 @@ class PersistQueryServicer(pb_grpc.PersistQueryServicer):
                     partial(self._backend.remote_snapshot, kind, job_id, from_start=from_start)
                 )
             except (ArchiveError, ValueError) as exc:
-                await context.abort(grpc.StatusCode.UNAVAILABLE, f"history archive: {exc}")
+                await context.abort(grpc.StatusCode.UNAVAILABLE, f"{STORE_UNREACHABLE}: {exc}")
         if snapshot is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no history for job {job_id}")
         return snapshot

@@ -46,6 +46,12 @@ def test_unavailable_names_address_cause_and_hint() -> None:
     )
 
 
+def test_unavailable_the_daemon_answered_is_its_message_without_the_hint() -> None:
+    details = "history store unreachable: reading it/n/j/manifest.json: timed out"
+    message = rpc_error_message(grpc.StatusCode.UNAVAILABLE, details, ADDR, answered=True)
+    assert message == f"joblet at {ADDR}: {details}"
+
+
 @pytest.mark.parametrize(
     ("details", "names"),
     [

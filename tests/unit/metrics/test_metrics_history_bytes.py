@@ -84,10 +84,10 @@ async def test_raw_handler_replaces_only_the_history_method() -> None:
         ) -> pb.GetJobStatusRes:
             return pb.GetJobStatusRes(uuid="from-servicer")
 
-    def resolve(uuid: str) -> str:
+    def resolve(uuid: str) -> tuple[str, bool]:
         if uuid != "a":
             raise NotFound(f"job {uuid} not found")
-        return uuid
+        return uuid, False
 
     async with MetricsHub() as hub:
         for t in (1, 2, 3):

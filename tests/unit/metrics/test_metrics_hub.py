@@ -10,7 +10,7 @@ import pytest
 
 from joblet.api import joblet_pb2 as pb
 from joblet.daemon import metrics_rpc
-from joblet.errors import InvalidArgument
+from joblet.errors import InvalidArgument, NotFound
 from joblet.metrics.config import MetricsConfig
 from joblet.metrics.hub import MetricsHub
 from joblet.resources.interface import Limits
@@ -97,6 +97,50 @@ async def test_history_rpc_uses_the_source_and_the_asked_range() -> None:
             hub, "a", pb.JobMetricsSummaryRequest(uuid="a")
         )
         assert summary.cpu.max == 0.0 and summary.memory.max == 0.0
+
+
+class ProbedHistory(FakeHistory):
+    """A source that can tell whether a job has any stored sample; `delay_s`
+    stands for a slow store."""
+
+    def __init__(self, samples: list[pb.JobMetricsSample], delay_s: float = 0.0) -> None:
+        super().__init__(samples)
+        self.delay_s = delay_s
+
+    async def has_history(self, job_id: str) -> bool:
+        await asyncio.sleep(self.delay_s)
+        return any(s.jobId == job_id for s in self.samples)
+
+
+async def test_archived_history_is_served_and_no_history_is_not_found() -> None:
+    source = ProbedHistory([sample("a", t, cpu=t) for t in (1, 2, 3)])
+    async with MetricsHub(history_source=source) as hub:
+        res = await metrics_rpc.get_job_metrics_history(
+            hub, "a", pb.JobMetricsHistoryRequest(uuid="a"), archived=True
+        )
+        assert [s.timestamp // S for s in res.samples] == [1, 2, 3]
+        summary = await metrics_rpc.get_job_metrics_summary(
+            hub, "a", pb.JobMetricsSummaryRequest(uuid="a"), archived=True
+        )
+        assert summary.cpu.max == 3.0
+        # A job of this node may have no sample yet; an archived one without
+        # any is no job at all.
+        assert await hub.history_bytes("b") == b""
+        with pytest.raises(NotFound):
+            await hub.history_bytes("b", archived=True)
+        with pytest.raises(NotFound):
+            await hub.summary("b", archived=True)
+        assert await hub.archived_exists("a") and not await hub.archived_exists("b")
+    async with MetricsHub() as hub:  # no persist: nothing archived
+        with pytest.raises(NotFound):
+            await hub.history_bytes("a", archived=True)
+        assert not await hub.archived_exists("a")
+
+
+async def test_archived_probe_gives_up_on_a_slow_store() -> None:
+    source = ProbedHistory([sample("a", 1)], delay_s=5.0)
+    async with MetricsHub(history_source=source) as hub:
+        assert not await hub.archived_exists("a", timeout_s=0.05)
 
 
 async def test_stream_of_a_finished_job_is_its_history() -> None:
