@@ -6,7 +6,7 @@ LOCK := requirements/ci.lock
 LOCK_HEADER1 := \# CI's exact versions, within pyproject.toml's ranges: make lock writes it,
 LOCK_HEADER2 := \# make lock-check (and tests/unit/test_packaging.py) fails when it no longer fits.
 
-.PHONY: deps install demo proto proto-check lint typecheck test bench clean dist lock lock-check
+.PHONY: deps install demo proto proto-check lint typecheck test test-all bench clean dist lock lock-check
 
 # Debian packages the daemon needs (tini, libseccomp2, ...); needs root.
 deps:
@@ -52,6 +52,10 @@ typecheck:
 
 test:
 	$(PY) -m pytest -p no:cacheprovider
+
+# Everything, the `slow` tests too (shipped runtimes built for real, 100 MB uploads).
+test-all:
+	$(PY) -m pytest -p no:cacheprovider -m ""
 
 bench:
 	$(PY) bench/run_all.py

@@ -369,7 +369,8 @@ def _since_ns(text: str, now: float) -> int:
     if not text:
         return 0
     try:
-        return int((now - parse_duration_s(text)) * 1e9)
+        # A duration longer than the epoch's age means the whole log.
+        return max(0, int((now - parse_duration_s(text)) * 1e9))
     except ValueError:
         pass
     try:
@@ -380,7 +381,7 @@ def _since_ns(text: str, now: float) -> int:
         ) from None
     if moment.tzinfo is None:
         raise InvalidArgument(f"since {text!r}: an RFC3339 time needs a time zone")
-    return min(int(moment.timestamp() * 1e9), MAX_NS)  # int64 nanoseconds end in 2262
+    return max(0, min(int(moment.timestamp() * 1e9), MAX_NS))  # int64 nanoseconds end in 2262
 
 
 def _refuse_later_features(request: pb.RunJobRequest) -> None:

@@ -54,13 +54,24 @@ async def _chunks(chunks: Iterator[T], *, first_inline: bool = False) -> AsyncIt
         yield chunk  # type: ignore[misc]
 
 
-def _log_entries(records: list[Record]) -> pb.QueryLogsResponse:
+# A response stays well under gRPC's 4 MiB default, however much one read
+# brought (an archived segment's ranged read can bring several MiB at once).
+MAX_RESPONSE_BYTES = 1 << 20
+
+
+def _log_responses(records: list[Record]) -> Iterator[pb.QueryLogsResponse]:
     # add() builds each entry in place, instead of a LogEntry the response copies.
     response = pb.QueryLogsResponse()
-    add = response.entries.add
+    size = 0
     for r in records:
-        add(stream=r.kind, timestamp_ns=r.timestamp_ns, data=r.data)
-    return response
+        if size and size + len(r.data) > MAX_RESPONSE_BYTES:
+            yield response
+            response = pb.QueryLogsResponse()
+            size = 0
+        response.entries.add(stream=r.kind, timestamp_ns=r.timestamp_ns, data=r.data)
+        size += len(r.data) + 32
+    if size:
+        yield response
 
 
 class PersistQueryServicer(pb_grpc.PersistQueryServicer):
@@ -95,7 +106,8 @@ class PersistQueryServicer(pb_grpc.PersistQueryServicer):
         plain = flt == LogFilter() and snapshot.opener is None
         try:
             async for records in _chunks(read_logs(snapshot, flt), first_inline=plain):
-                yield _log_entries(records)
+                for response in _log_responses(records):
+                    yield response
         except ArchiveError as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"{STORE_UNREACHABLE}: {exc}")
 

@@ -19,7 +19,7 @@ import pytest
 
 from joblet.cli.runtime_prepare import prepare
 
-pytestmark = pytest.mark.privileged
+pytestmark = [pytest.mark.privileged, pytest.mark.slow]
 
 RUNTIMES = Path(__file__).resolve().parents[3] / "runtimes"
 
