@@ -75,7 +75,7 @@ def _flood_output(name: str) -> bytes:
 
 
 @pytest.mark.timeout(scale(150, 300))
-@pytest.mark.parametrize("helper", ["state", "persist"])
+@pytest.mark.parametrize("helper", [pytest.param("state", marks=pytest.mark.slow), "persist"])
 def test_sigstop_helper_daemon_answers_bounds_buffer_and_recovers(
     chaos_daemon: Callable[..., RunningDaemon], helper: str
 ) -> None:

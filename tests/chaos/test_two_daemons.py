@@ -127,6 +127,7 @@ def pair(world: Netns, tmp_path: Path) -> Iterator[list[RunningDaemon]]:
             unmount_volumes(daemon.root)
 
 
+@pytest.mark.slow  # over 15 s: make test-all runs it
 @pytest.mark.timeout(scale(240, 600))
 def test_two_daemons_killed_in_turn_keep_to_their_own(pair: list[RunningDaemon]) -> None:
     started = time.monotonic()

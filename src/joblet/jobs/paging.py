@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from joblet.errors import InvalidArgument
 from joblet.jobs.model import Job, JobStatus
@@ -65,7 +65,13 @@ class PageQuery:
 
 
 def _micros(at: float) -> int:
-    return round(at * 1_000_000)
+    """`at` in whole microseconds, rounded as datetime (and so the wire) rounds
+    it: float arithmetic (at * 1e6) disagrees with it in a quarter of cases."""
+    return (datetime.fromtimestamp(at, UTC) - _EPOCH) // _MICROSECOND
+
+
+_EPOCH = datetime.fromtimestamp(0, UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def key_of(job: Job) -> Key:

@@ -181,6 +181,7 @@ def _wait_links_gone(mgr: NetworkManager) -> list[str]:
         time.sleep(0.05)
 
 
+@pytest.mark.slow  # over 15 s: make test-all runs it
 def test_modes_firewall_and_cleanup() -> None:
     out = run_in_new_netns(_scenario)
     own, nat, host = out["addresses"], f"ok:{UPLINK[0]}", "ok:"

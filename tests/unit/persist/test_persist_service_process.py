@@ -209,6 +209,7 @@ async def test_disk_full_is_reported_and_survived(tmp_path: Path) -> None:
         subprocess.run(["umount", "-l", str(logs)], check=True)
 
 
+@pytest.mark.slow  # over 15 s: make test-all runs it
 async def test_query_client_reads_again_soon_after_persist_is_back(
     persist: PersistProcess,
 ) -> None:
