@@ -5,39 +5,11 @@ port, stopped at the end."""
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 
 import pytest
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_for_port(port: int, proc: subprocess.Popen[bytes], name: str) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{name} exited with {proc.returncode}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"{name} did not listen on port {port}")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+from local_servers import free_port, stop_process, wait_for_port
 
 
 @pytest.fixture(scope="session")
@@ -51,10 +23,10 @@ def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     args += ["--save", "", "--appendonly", "no", "--daemonize", "no"]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_for_port(port, proc, "redis-server")
+        wait_for_port(port, proc, "redis-server")
         yield port
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 # moto_endpoint and aws_credentials come from tests/conftest.py.
