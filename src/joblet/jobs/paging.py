@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 
 from joblet.errors import InvalidArgument
 from joblet.jobs.model import Job, JobStatus
@@ -58,10 +59,21 @@ class PageQuery:
             return False
         # Times travel as RFC 3339 with microseconds at most: a job created
         # at the instant a caller names is "at" it, whatever digits follow.
+        if self.since is None and self.until is None:
+            return True
         created = _micros(job.created_at)
-        if self.since is not None and created < _micros(self.since):
+        if self._since_us is not None and created < self._since_us:
             return False
-        return self.until is None or created < _micros(self.until)
+        return self._until_us is None or created < self._until_us
+
+    # The bounds in microseconds, once per query rather than once per job.
+    @cached_property
+    def _since_us(self) -> int | None:
+        return None if self.since is None else _micros(self.since)
+
+    @cached_property
+    def _until_us(self) -> int | None:
+        return None if self.until is None else _micros(self.until)
 
 
 def _micros(at: float) -> int:
