@@ -178,6 +178,46 @@ def test_job_recorded_as_initializing_is_reattached_and_finishes(
     assert logs(stub, job_id) == b"finished\n"
 
 
+@pytest.mark.parametrize("launcher", ["kept", "killed"])
+def test_job_recorded_as_initializing_that_never_reached_the_launcher(
+    make_daemon: Callable[..., RunningDaemon], launcher: str
+) -> None:
+    """The daemon died between storing a job as starting and the launch. The
+    launcher that saw every launch does not know it, so it never ran: it runs
+    now, once. A launcher that is new since then cannot tell: the job is
+    settled as lost, never run a second time."""
+    daemon = make_daemon()
+    stub = daemon.jobs()
+    job_id = run(stub, "echo", "ran-once", schedule="1h")
+    wait_for(lambda: stored_record(daemon, job_id)["status"] == "SCHEDULED", "its record")
+    launcher_pid = daemon.launcher_pid()
+
+    daemon.kill9()
+    _wait_gone(f"state --config {daemon.config_path}")
+    if launcher == "killed":
+        os.kill(launcher_pid, signal.SIGKILL)
+        wait_for(lambda: _gone(launcher_pid), "the launcher's end")
+    db = sqlite3.connect(daemon.root / "state" / "jobs.db")
+    with db:
+        data = stored_record(daemon, job_id)
+        data["status"] = "INITIALIZING"
+        db.execute(
+            "UPDATE jobs SET record = ? WHERE job_id = ?", (json.dumps(data).encode(), job_id)
+        )
+    db.close()
+    daemon.restart()
+    stub = daemon.jobs()
+
+    status = wait_status(stub, job_id, FINAL, timeout=15)
+    if launcher == "kept":
+        assert (status.status, status.exitCode) == ("COMPLETED", 0), status.endReason
+        assert logs(stub, job_id) == b"ran-once\n"
+    else:
+        assert status.status == "FAILED"
+        assert status.endReason.startswith("lost: the daemon restarted"), status.endReason
+        assert logs(stub, job_id) == b""
+
+
 def _gone(pid: int) -> bool:
     """True when `pid` no longer runs (absent, or a zombie)."""
     try:

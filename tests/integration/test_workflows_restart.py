@@ -114,18 +114,11 @@ def test_every_job_runs_exactly_once_across_daemon_kills(
     for job in jobs.values():
         seen.update(job_log(stub, job.jobUuid).decode().split())
     assert max(seen.values()) == 1  # nothing ran twice
+    # The launcher outlives every kill, so even a job whose start met one
+    # (stored as starting, never launched) runs after the restart, once.
     for name, job in jobs.items():
-        if job.status == "COMPLETED":
-            assert seen[f"once-{name}"] == 1, name
-        else:
-            # A kill between a start's record and its launch: the job is
-            # settled as lost (never re-run) and its dependents canceled.
-            assert job.status in ("FAILED", "CANCELED"), (name, job.status)
-            assert "lost" in job.endReason or job.status == "CANCELED", job.endReason
-    completed = all(job.status == "COMPLETED" for job in jobs.values())
-    assert res.workflow.status == ("COMPLETED" if completed else "FAILED")
-    lost = [n for n, j in jobs.items() if j.status == "FAILED"]
-    assert len(lost) <= kills
+        assert (job.status, seen[f"once-{name}"]) == ("COMPLETED", 1), (name, job.endReason)
+    assert res.workflow.status == "COMPLETED"
 
 
 def test_a_job_waiting_on_requirements_survives_a_kill(

@@ -62,6 +62,9 @@ class LauncherLink:
         self._children: set[int] = set()  # launchers this daemon started: reaped here
         self._task: asyncio.Task[None] | None = None
         self.pid = 0  # the launcher's, once connected
+        # Whether the launcher found at the first connection is the one the
+        # previous daemon launched through (see recovery.decide).
+        self.launches_known = False
 
     async def connect(self) -> None:
         """The first connection (starting a launcher if none answers)."""
@@ -161,6 +164,10 @@ class LauncherLink:
                 note = await client.user_namespace()
                 report = log.info if note.startswith("on") else log.warning
                 report("user namespaces (joblet.userNamespace: %s): %s", self._user_namespace, note)
+            if not back:
+                # The file names the launcher the last daemon used; one that
+                # died or exited took it along or left another pid in it.
+                self.launches_known = spawned is None and self._named_pid() == self.pid
             # The launcher outlives the daemon on purpose; its pid lets an
             # operator (or a test) find it.
             (self._state_dir / records.PID_FILE).write_text(f"{self.pid}\n")
@@ -174,6 +181,12 @@ class LauncherLink:
             for callback in self._on_back:
                 callback(running, adopted)
         self._ready.set()
+
+    def _named_pid(self) -> int:
+        try:
+            return int((self._state_dir / records.PID_FILE).read_text().strip())
+        except (OSError, ValueError):
+            return 0
 
     def _exited(self, event: JobExit) -> None:
         for callback in self._on_exit:

@@ -343,7 +343,8 @@ class Daemon:
         self.workflows = WorkflowShell(self.manager, state)
         self._stack.push_async_callback(self.workflows.close)
         listeners.add(self.workflows)
-        self.manager.restore(loaded.jobs, running, orphaned)
+        launches_known = self._launcher is not None and self._launcher.launches_known
+        self.manager.restore(loaded.jobs, running, orphaned, launches_known)
         flows, waiting = load_workflows(loaded.workflows)
         self.workflows.restore(flows)
         self.workflows.restore_waiting(waiting)

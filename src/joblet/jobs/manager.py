@@ -492,14 +492,19 @@ class JobManager:
     # ---- restart and launcher events -----------------------------------
 
     def restore(
-        self, jobs: list[Job], running: dict[str, int], orphaned: AbstractSet[str] = frozenset()
+        self,
+        jobs: list[Job],
+        running: dict[str, int],
+        orphaned: AbstractSet[str] = frozenset(),
+        launches_known: bool = False,
     ) -> None:
-        """Take over the jobs a previous daemon left (from the state store)."""
+        """Take over the jobs a previous daemon left (from the state store);
+        `launches_known`: see recovery.decide."""
         # Nothing starts before every job is back: a job requeued on the way
         # must not take a slot ahead of a better one restored after it.
         self._restoring = True
         try:
-            self._restorer.restore(jobs, running, orphaned)
+            self._restorer.restore(jobs, running, orphaned, launches_known)
         finally:
             self._restoring = False
         self._start_queued()

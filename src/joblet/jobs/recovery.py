@@ -52,6 +52,12 @@ class Requeue:
 
 
 @dataclass(frozen=True)
+class Relaunch:
+    """It was starting when the daemon died and never reached the launcher:
+    it has not run, so it is queued and starts now, once."""
+
+
+@dataclass(frozen=True)
 class Reattach:
     """Still running under the launcher: follow it again."""
 
@@ -72,13 +78,20 @@ class Lost:
     reason: str
 
 
-Recovery = Keep | Wait | Rearm | Requeue | Reattach | Ended | Lost
+Recovery = Keep | Wait | Rearm | Requeue | Relaunch | Reattach | Ended | Lost
 
 
 def decide(
-    job: Job, running_pid: int | None, exit_record: JobExit | None, orphaned: bool = False
+    job: Job,
+    running_pid: int | None,
+    exit_record: JobExit | None,
+    orphaned: bool = False,
+    launches_known: bool = False,
 ) -> Recovery:
-    """`orphaned`: still alive, but started by a launcher that has since died."""
+    """`orphaned`: still alive, but started by a launcher that has since died.
+    `launches_known`: the launcher answering now is the one the previous
+    daemon launched through, so every job it started is either still listed
+    or has left its exit record."""
     if job.status.is_final:
         # Stopped by a preemption, and the daemon died before it was queued again.
         return Requeue() if job.requeue_due else Keep()
@@ -94,7 +107,10 @@ def decide(
     if running_pid is not None:
         return Lost(ORPHANED_REASON) if orphaned else Reattach(running_pid)
     if job.status is JobStatus.INITIALIZING:
-        return Lost(INTERRUPTED_REASON)
+        # No trace of a start at the launcher that saw every launch: the
+        # daemon died before the launch left it. Anywhere else (a new launcher,
+        # a reboot) a start may have gone unrecorded, and it must not run twice.
+        return Relaunch() if launches_known else Lost(INTERRUPTED_REASON)
     return Lost(LOST_REASON)
 
 

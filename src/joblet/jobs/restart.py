@@ -16,7 +16,7 @@ from joblet.jobs import recovery, runtime_jobs
 from joblet.jobs.ending import JobEnding
 from joblet.jobs.model import Job, JobSpec, JobStatus
 from joblet.jobs.ports import JobMetrics
-from joblet.jobs.state_machine import Exited, LaunchFailed, Started
+from joblet.jobs.state_machine import Exited, LaunchFailed, Queued, Started
 from joblet.jobs.table import JobRuntime, JobTable
 from joblet.jobs.workspace import log_path
 from joblet.logs.service import JobLogs
@@ -26,6 +26,7 @@ from joblet.runtimes.seams import RuntimeResolver
 log = logging.getLogger(__name__)
 
 BUILD_NOT_RUN = "the daemon restarted before the build ran"
+RELAUNCH_REASON = "the daemon restarted while it was starting; it had not run"
 BUILD_STOPPER = "the daemon's restart"  # "stopped by the daemon's restart"
 
 
@@ -62,9 +63,14 @@ class JobRestorer:
         self._metrics = metrics
 
     def restore(
-        self, jobs: list[Job], running: dict[str, int], orphaned: AbstractSet[str] = frozenset()
+        self,
+        jobs: list[Job],
+        running: dict[str, int],
+        orphaned: AbstractSet[str] = frozenset(),
+        launches_known: bool = False,
     ) -> None:
-        """Take over the jobs a previous daemon left (from the state store)."""
+        """Take over the jobs a previous daemon left (from the state store);
+        `launches_known`: see recovery.decide."""
         layout = self._config.layout
         # One listing instead of per-job lookups: most waiting jobs have no
         # directory yet, and a restart may load tens of thousands of jobs.
@@ -81,7 +87,9 @@ class JobRestorer:
                 )
             has_dir = job.id in with_dirs
             exit_record = read_exit(str(layout.job_dir(job.id))) if has_dir else None
-            action = recovery.decide(job, running.get(job.id), exit_record, job.id in orphaned)
+            action = recovery.decide(
+                job, running.get(job.id), exit_record, job.id in orphaned, launches_known
+            )
             self._recover(job, action, has_dir)
             if runtime_jobs.is_build(job.spec):
                 self._end_build(job.id)
@@ -119,6 +127,10 @@ class JobRestorer:
             case recovery.Requeue() if job.status is JobStatus.STOPPED:
                 self._ending.requeue(job_id, notify=False)  # the manager starts jobs after
             case recovery.Requeue():
+                self._table.registry.enqueue(job_id)
+            case recovery.Relaunch():
+                at = job.queued_at or job.created_at
+                self._table.apply(job_id, Queued(at=at, reason=RELAUNCH_REASON))
                 self._table.registry.enqueue(job_id)
             case recovery.Reattach(pid=pid):
                 self._reattach(job, pid)

@@ -153,3 +153,30 @@ async def test_jobs_are_settled_when_no_launcher_can_be_started(tmp_path: Path) 
         await launcher.close()
         os.kill(pid, signal.SIGTERM)
         os.waitpid(pid, 0)
+
+
+async def test_a_link_knows_whether_its_launcher_saw_every_earlier_launch(tmp_path: Path) -> None:
+    """A launcher started here is new: a job an earlier daemon was starting may
+    have run unseen. The same launcher found again (pid file naming it) saw
+    every launch; one whose pid file names another pid did not."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root: namespaces, mounts and pivot_root")
+    socket_path, state_dir = tmp_path / "launcher.sock", tmp_path / "launcher"
+    first = LauncherLink(socket_path, state_dir)
+    await first.connect()
+    pid = first.pid
+    try:
+        assert not first.launches_known  # it started this launcher
+        await first.close()
+        again = LauncherLink(socket_path, state_dir)
+        await again.connect()
+        assert again.pid == pid and again.launches_known
+        await again.close()
+        (state_dir / "launcher.pid").write_text(f"{pid + 1}\n")
+        other = LauncherLink(socket_path, state_dir)
+        await other.connect()
+        assert other.pid == pid and not other.launches_known
+        await other.close()
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        os.waitpid(pid, 0)

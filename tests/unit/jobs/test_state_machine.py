@@ -238,3 +238,24 @@ def test_a_restart_between_a_preemptions_stop_and_its_requeue_requeues_it() -> N
     assert recovery.decide(due, None, None) == recovery.Requeue()
     done = replace(due, requeue_due=False)
     assert recovery.decide(done, None, None) == recovery.Keep()
+
+
+def test_a_job_starting_when_the_daemon_died_runs_only_if_it_surely_never_ran() -> None:
+    from joblet.isolation.spec import JobExit
+    from joblet.jobs import recovery
+
+    starting = replace(JOB, status=S.INITIALIZING)
+    # The launcher that saw every launch knows nothing of it: it never ran.
+    assert recovery.decide(starting, None, None, launches_known=True) == recovery.Relaunch()
+    # A new launcher (or a reboot) cannot tell: settled, never run twice.
+    lost = recovery.decide(starting, None, None, launches_known=False)
+    assert lost == recovery.Lost(recovery.INTERRUPTED_REASON)
+    # It did reach the launcher: followed, or its exit recorded.
+    assert recovery.decide(starting, 42, None, launches_known=True) == recovery.Reattach(42)
+    ended = JobExit(starting.id, 0, 0, 1)
+    assert recovery.decide(starting, None, ended, launches_known=True) == recovery.Ended(ended)
+    # A job recorded as running that the launcher lost is never run again.
+    running = replace(JOB, status=S.RUNNING)
+    assert recovery.decide(running, None, None, launches_known=True) == recovery.Lost(
+        recovery.LOST_REASON
+    )
