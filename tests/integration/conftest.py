@@ -32,6 +32,7 @@ from joblet.jobs.workspace_mount import release_jobs_dir
 from joblet.network.addressing import daemon_prefix
 from joblet.network.firewall import table_name
 from joblet.resources.ownership import forget_owner
+from joblet.setup.command import run_setup
 
 from .netns import Netns, Relay, in_netns
 
@@ -228,10 +229,9 @@ def write_test_config(
 ) -> Path:
     """`joblet setup` into `root`, then the test daemon's own cgroup parent and
     network ranges, and `sections` merged over the written config."""
-    setup = ["setup", "--root", str(root), "--address", "127.0.0.1", "--port", str(port)]
-    subprocess.run(
-        [sys.executable, "-m", "joblet.daemon.main", *setup], check=True, capture_output=True
-    )
+    # `joblet setup` itself, called in this process: an interpreter started
+    # for each of the suite's hundreds of daemons would cost a third of a second each.
+    run_setup(root, "127.0.0.1", port, [], False)
     config_path = root / "config" / "joblet-config.yml"
     config = yaml.safe_load(config_path.read_text())
     config.setdefault("cgroup", {})["parent"] = f"joblet-test-{uuid.uuid4().hex[:8]}"
