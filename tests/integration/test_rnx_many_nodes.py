@@ -1,7 +1,8 @@
 """One rnx over three real daemons (each in its own network namespace):
 `--node a,b` and `--node all` ask every node at once and merge the answers
 with a NODE column; a node that is down or hangs is named on stderr, the
-others still print, and the exit code says something failed."""
+others still print, and the exit code says something failed. Node c is set
+up from node a's CA (`joblet setup --ca-cert --ca-key`), b with its own."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import yaml
 
 from joblet.api import joblet_pb2 as pb
 
-from .conftest import ROOT_NEEDED, RunningDaemon, start_daemon, wait_status
+from .conftest import ROOT_NEEDED, RunningDaemon, launch_daemon, start_daemon, wait_status
 
 NAMES = ("a", "b", "c")
 
@@ -40,7 +41,7 @@ class Trio:
 
 
 def write_many_config(daemons: dict[str, RunningDaemon], path: Path) -> Path:
-    """One rnx config naming every daemon (each with its own CA and client)."""
+    """One rnx config naming every daemon, each with the client its setup made."""
     nodes = {name: d.node("default") for name, d in daemons.items()}
     path.write_text(yaml.safe_dump({"nodes": nodes}))
     path.chmod(0o600)
@@ -54,8 +55,11 @@ def trio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trio]:
     tmp = tmp_path_factory.mktemp("trio")
     daemons: dict[str, RunningDaemon] = {}
     try:
-        for name in NAMES:
+        for name in ("a", "b"):
             daemons[name] = start_daemon(tmp / name)
+        ca_dir = daemons["a"].root / "config"
+        from_a = ["--ca-cert", str(ca_dir / "ca-cert.pem"), "--ca-key", str(ca_dir / "ca-key.pem")]
+        daemons["c"] = launch_daemon(tmp / "c", setup_args=from_a)
         config = write_many_config(daemons, tmp / "rnx-config.yml")
         jobs = {}
         for name, d in daemons.items():
@@ -130,6 +134,22 @@ def test_nodes_probes_every_node(trio: Trio) -> None:
         assert entry["reachable"] is True and entry["latency_ms"] > 0
         assert entry["node_id"] == d.root.joinpath("state", "node-id").read_text().strip()
         assert entry["version"] and entry["active_jobs"] == 0
+
+
+def test_a_client_of_node_a_talks_to_a_node_set_up_from_its_ca(trio: Trio) -> None:
+    a_client = trio.daemons["a"].node("default")
+    nodes = {
+        name: {**a_client, "address": trio.daemons[name].node("default")["address"]}
+        for name in ("c", "b")
+    }
+    config = trio.config.with_name("a-client.yml")
+    config.write_text(yaml.safe_dump({"nodes": nodes}))
+    config.chmod(0o600)
+    res = trio.rnx("--config", str(config), "--node", "c", "list", "-q")
+    assert (res.returncode, res.stdout) == (0, trio.jobs["c"] + "\n"), res.stderr
+    # b has a CA of its own: a's client is a stranger there
+    refused = trio.rnx("--config", str(config), "--node", "b", "list", "-q")
+    assert refused.returncode == 1 and "cannot reach joblet" in refused.stderr
 
 
 def test_a_hung_node_is_given_up_on_after_the_node_timeout(trio: Trio) -> None:
