@@ -61,6 +61,8 @@ def list_many(ctx: CommandContext, wanted: JobFilter, now: datetime, width: int)
         return fetch_jobs(JobClient(channel, address), wanted)
 
     answers = ask_nodes(ctx, ctx.node_names(ctx.load_config()), fetch)
+    if not answered(answers):  # no table at all rather than a misleading "No jobs."
+        return report_failures(ctx, answers)
     per_node = [(node, jobs) for node, (jobs, _) in answered(answers)]
     for node, (_, note) in answered(answers):
         if note and not ctx.json:

@@ -33,6 +33,8 @@ def list_many(
     from joblet.cli.json_shape import to_plain
 
     answers = ask_nodes(ctx, ctx.node_names(ctx.load_config()), fetch)
+    if not answered(answers):  # nothing to print rather than an empty table
+        return report_failures(ctx, answers)
     tagged = tag_rows(answered(answers))
     nodes, items = [node for node, _ in tagged], [item for _, item in tagged]
     if ctx.json:

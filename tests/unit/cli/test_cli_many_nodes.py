@@ -75,3 +75,14 @@ def test_a_node_that_stops_answering_is_given_up_on(
     error = json.loads(err)["error"]
     assert error["node"] == "stuck" and error["code"] == "DEADLINE_EXCEEDED"
     assert elapsed < 5
+
+
+def test_when_no_node_answers_only_the_errors_are_printed(
+    rnx: Rnx, stuck_port: int, tmp_path: Path
+) -> None:
+    config = _config(tmp_path / "many.yml", {"x": stuck_port, "y": stuck_port})
+    argv = ["--config", str(config), "--node", "x,y", "--node-timeout", "0.3s", "list"]
+    assert main(argv, channel_factory=insecure_channel) == 1
+    out, err = rnx.capsys.readouterr()
+    assert out == ""
+    assert [line.split(":")[2].strip() for line in err.splitlines()] == ["node x", "node y"]
