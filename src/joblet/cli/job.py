@@ -255,10 +255,11 @@ def list_jobs(ctx: CommandContext) -> int:
         from joblet.cli.many_jobs import list_many
 
         return list_many(ctx, wanted, now, _width(ctx))
-    from joblet.cli.many_jobs import fetch_jobs
+    from joblet.cli.many_jobs import fetch_jobs, list_note
 
     with ctx.job_client() as client:
-        jobs, note = fetch_jobs(client, wanted)
+        fetched = fetch_jobs(client, wanted)
+    jobs, note = fetched.jobs, list_note(len(fetched.jobs), fetched.more, fetched.omitted)
     if note and not ctx.json:
         ctx.report(note)
     if ctx.json_compat:

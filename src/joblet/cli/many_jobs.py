@@ -25,30 +25,40 @@ if TYPE_CHECKING:
     from joblet.client.connection import JobClient
 
 
-def fetch_jobs(client: JobClient, wanted: JobFilter) -> tuple[list[pb.Job], str]:
-    """The jobs `wanted` asks for, newest first, and a note for stderr when
-    some were left out: ListJobPages, or ListJobs on a node without it."""
+@dataclass(frozen=True)
+class Fetched:
+    """One node's jobs for `rnx list`, newest first, and what was left out."""
+
+    jobs: list[pb.Job]
+    more: bool = False  # more jobs match than the limit kept
+    omitted: int = 0  # finished jobs an old node's capped ListJobs left out
+
+
+def fetch_jobs(client: JobClient, wanted: JobFilter) -> Fetched:
+    """The jobs `wanted` asks for: ListJobPages, or ListJobs on a node without it."""
     from joblet.cli.job_list import from_pages, page_request, select_jobs
 
     pages = client.list_job_pages(page_request(wanted))
     if pages is not None:
         jobs, more = from_pages(pages, wanted)
-        note = (
-            f"showing the newest {len(jobs)} matching jobs; more match"
-            " (--limit N for more, --all for every one)"
-            if more
-            else ""
-        )
-        return jobs, note
+        return Fetched(jobs, more=more)
     res, omitted = client.list_jobs_counted()
-    jobs = select_jobs(res.jobs, wanted)
-    note = ""
+    return Fetched(select_jobs(res.jobs, wanted), omitted=omitted)
+
+
+def list_note(shown: int, more: bool, omitted: int) -> str:
+    """The line for stderr when jobs were left out; '' when none were."""
+    if more:
+        return (
+            f"showing the newest {shown} matching jobs; more match"
+            " (--limit N for more, --all for every one)"
+        )
     if omitted:
-        note = (
+        return (
             f"{omitted} older finished job(s) left out: the node's list is capped at 3 MiB"
             " (rnx status ID shows any of them)"
         )
-    return jobs, note
+    return ""
 
 
 def list_many(ctx: CommandContext, wanted: JobFilter, now: datetime, width: int) -> int:
@@ -57,17 +67,19 @@ def list_many(ctx: CommandContext, wanted: JobFilter, now: datetime, width: int)
     from joblet.cli.node_select import merge_sorted
     from joblet.client.connection import JobClient
 
-    def fetch(channel: grpc.Channel, address: str) -> tuple[list[pb.Job], str]:
+    def fetch(channel: grpc.Channel, address: str) -> Fetched:
         return fetch_jobs(JobClient(channel, address), wanted)
 
     answers = ask_nodes(ctx, ctx.node_names(ctx.load_config()), fetch)
-    if not answered(answers):  # no table at all rather than a misleading "No jobs."
+    got = answered(answers)
+    if not got:  # no table at all rather than a misleading "No jobs."
         return report_failures(ctx, answers)
-    per_node = [(node, jobs) for node, (jobs, _) in answered(answers)]
-    for node, (_, note) in answered(answers):
-        if note and not ctx.json:
-            ctx.report(f"node {node}: {note}")
+    per_node = [(node, fetched.jobs) for node, fetched in got]
     merged = merge_sorted(per_node, newest_first_key, wanted.limit)
+    more = any(f.more for _, f in got) or len(merged) < sum(len(f.jobs) for _, f in got)
+    note = list_note(len(merged), more, sum(f.omitted for _, f in got))
+    if note and not ctx.json:
+        ctx.report(note)
     nodes, jobs = [node for node, _ in merged], [job for _, job in merged]
     args = ctx.args
     if ctx.json:

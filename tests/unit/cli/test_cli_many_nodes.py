@@ -86,3 +86,24 @@ def test_when_no_node_answers_only_the_errors_are_printed(
     out, err = rnx.capsys.readouterr()
     assert out == ""
     assert [line.split(":")[2].strip() for line in err.splitlines()] == ["node x", "node y"]
+
+
+def test_the_limit_holds_over_every_node_and_says_when_it_cut(
+    rnx: Rnx, service: tuple[FakeJobService, int], tmp_path: Path
+) -> None:
+    for word in ("one", "two"):
+        rnx("run", "echo", word)
+    rnx.capsys.readouterr()
+    # two names for the same fake node: each answers with both jobs
+    config = _config(tmp_path / "many.yml", {"a": service[1], "b": service[1]})
+    argv = ["--config", str(config), "--node", "all", "list", "--limit", "3", "-q"]
+    assert main(argv, channel_factory=insecure_channel) == 0
+    out, err = rnx.capsys.readouterr()
+    assert len(out.splitlines()) == 3
+    assert err == "rnx: showing the newest 3 matching jobs; more match" + (
+        " (--limit N for more, --all for every one)\n"
+    )
+    argv[-3:-1] = ["--limit", "4"]
+    assert main(argv, channel_factory=insecure_channel) == 0
+    out, err = rnx.capsys.readouterr()
+    assert len(out.splitlines()) == 4 and err == ""
