@@ -134,6 +134,9 @@ def test_nodes_probes_every_node(trio: Trio) -> None:
         assert entry["reachable"] is True and entry["latency_ms"] > 0
         assert entry["node_id"] == d.root.joinpath("state", "node-id").read_text().strip()
         assert entry["version"] and entry["active_jobs"] == 0
+    alone = trio.rnx("--node", "a", "nodes", "--cluster")
+    assert alone.returncode == 1
+    assert alone.stderr == "rnx: error: this node is in no cluster (cluster.name is not set)\n"
 
 
 def test_a_client_of_node_a_talks_to_a_node_set_up_from_its_ca(trio: Trio) -> None:

@@ -1,6 +1,6 @@
 """`rnx nodes`: the nodes of the client config, each asked at once whether
 it answers (latency, version, node id, active jobs); `--no-probe` lists the
-config alone."""
+config alone, `--cluster` the registry of the selected node's cluster."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from joblet.client.errors import EXIT_FAILURE, CliError
 if TYPE_CHECKING:
     import grpc
 
+    from joblet.api import joblet_pb2 as pb
     from joblet.cli.parser import Subparsers
 
 # Jobs that hold or wait for a node's resources: what "busy" means.
@@ -132,6 +133,8 @@ def probe(channel: grpc.Channel, address: str) -> Probe:
 def list_nodes(ctx: CommandContext) -> int:
     from joblet.cli.fanout import ask_nodes
 
+    if ctx.args.cluster:
+        return cluster_nodes(ctx)
     config = ctx.load_config()
     probes = None
     if not ctx.args.no_probe:
@@ -145,6 +148,39 @@ def list_nodes(ctx: CommandContext) -> int:
     return EXIT_FAILURE if bad else 0
 
 
+CLUSTER_HEADERS = ["NODE ID", "ADDRESS", "VERSION", "CPUS", "MEMORY", "FREE SLOTS"]
+CLUSTER_HEADERS += ["LEASE LEFT", "LABELS"]
+
+
+def render_cluster(res: pb.ClusterNodes) -> str:
+    from joblet.cli.metrics import human_bytes
+
+    rows = [
+        [n.nodeId, n.address, n.version or "-", str(n.cpus), human_bytes(n.memoryBytes),
+         "no limit" if n.freeSlots < 0 else str(n.freeSlots), f"{n.leaseLeftSeconds:.1f}s",
+         ",".join(f"{k}={v}" for k, v in sorted(n.labels.items())) or "-"]
+        for n in res.nodes
+    ]  # fmt: skip
+    head = f"Cluster: {res.clusterName} (as node {res.answeredBy} sees it)"
+    return f"{head}\n{format_table(CLUSTER_HEADERS, rows)}"
+
+
+def cluster_nodes(ctx: CommandContext) -> int:
+    """`rnx nodes --cluster`: the registry of the selected node's cluster."""
+    from joblet.api import joblet_pb2 as pb
+    from joblet.api import joblet_pb2_grpc as pb_grpc
+    from joblet.cli.metrics import call, open_channel
+
+    with open_channel(ctx) as (channel, address):
+        stub = pb_grpc.ClusterServiceStub(channel)  # type: ignore[no-untyped-call]
+        res: pb.ClusterNodes = call(address, stub.ListClusterNodes, pb.EmptyRequest(), timeout=30)
+    if ctx.json:
+        ctx.print_json(res)
+    else:
+        ctx.print(render_cluster(res))
+    return 0
+
+
 def add_commands(
     subparsers: Subparsers,
     parents: list[RnxArgumentParser],
@@ -155,5 +191,11 @@ def add_commands(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = TOP_LEVEL["nodes"]
-    parser.add_argument("--no-probe", action="store_true", help="list the config only; ask no node")
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument("--no-probe", action="store_true", help="list the config only; ask no node")
+    shown.add_argument(
+        "--cluster",
+        action="store_true",
+        help="the nodes of the selected node's cluster, from their leases in its store",
+    )
     parser.set_defaults(handler=list_nodes)
