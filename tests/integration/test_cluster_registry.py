@@ -1,7 +1,8 @@
 """Two real daemons of one cluster (cluster.name) sharing a redis-server, all
 in one network namespace of the test's own: each renews its lease in the
-cluster's registry, either one lists both (`rnx nodes --cluster`), and a
-node killed with SIGKILL drops out once its lease lapses."""
+cluster's registry, either one lists both (`rnx nodes --cluster`) and both
+nodes' jobs (ListJobs, ListJobPages, GetJobStatus by prefix), and a node
+killed with SIGKILL drops out of the registry once its lease lapses."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT_NEEDED, RunningDaemon, launch_daemon
+from joblet.api import joblet_pb2 as pb
+
+from .conftest import ROOT_NEEDED, RunningDaemon, launch_daemon, wait_status
 from .netns import Netns, in_netns
 
 REDIS_PORT = 6379  # inside the test's namespace: nothing else listens there
@@ -107,6 +110,32 @@ def test_either_node_lists_both_with_what_their_leases_say(cluster: Cluster) -> 
             assert 0 < float(str(entry["lease_left_seconds"])) <= TTL_S
     # a viewer may read the registry too
     assert set(cluster.listed("n1", "--node", "viewer")) == set(ids.values())
+
+
+def test_any_node_lists_and_finds_every_nodes_jobs(cluster: Cluster) -> None:
+    ran = {}
+    for name, daemon in cluster.daemons.items():
+        res = daemon.jobs().RunJob(pb.RunJobRequest(command="echo", args=[name]))
+        wait_status(daemon.jobs(), res.jobUuid, {"COMPLETED"})
+        ran[res.jobUuid] = cluster.node_id(name)
+    for via in cluster.daemons:
+        deadline = time.monotonic() + 10
+        while True:  # the other node's record reaches the store a moment after the job ends
+            res = cluster.daemons[via].rnx("list", "--json")
+            assert res.returncode == 0, res.stderr
+            listed = {j["id"]: (j["node_id"], j["status"]) for j in json.loads(res.stdout)["jobs"]}
+            if listed == {job_id: (node, "COMPLETED") for job_id, node in ran.items()}:
+                break
+            assert time.monotonic() < deadline, listed
+            time.sleep(0.2)
+    n2_job = next(job_id for job_id, node in ran.items() if node == cluster.node_id("n2"))
+    status = cluster.daemons["n1"].rnx("status", n2_job[:13], "--json")
+    assert status.returncode == 0, status.stderr
+    doc = json.loads(status.stdout)
+    assert (doc["id"], doc["node_id"]) == (n2_job, cluster.node_id("n2"))
+    # the v1.0.9 call too: ListJobs answers for the whole cluster
+    jobs = cluster.daemons["n1"].jobs().ListJobs(pb.EmptyRequest()).jobs
+    assert {j.uuid: j.nodeId for j in jobs} == ran
 
 
 def test_a_killed_node_drops_out_once_its_lease_lapses(cluster: Cluster) -> None:

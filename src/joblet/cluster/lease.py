@@ -41,6 +41,15 @@ def registry_prefix(cluster: str) -> str:
     return f"joblet-cluster:{cluster}:"
 
 
+MEMBERS_KEY = "members"  # hash: node id -> the node's state.redis.keyPrefix
+
+
+def conflicting_member(members: Mapping[str, str], node_id: str, key_prefix: str) -> str:
+    """The node id of another member whose jobs live under `key_prefix`
+    ('' when none): two nodes under one prefix would load each other's jobs."""
+    return next((n for n, p in sorted(members.items()) if p == key_prefix and n != node_id), "")
+
+
 def lease_key(prefix: str, node_id: str) -> str:
     return f"{prefix}{NODE_KEY}{node_id}"
 

@@ -8,10 +8,20 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from joblet.cluster.lease import NODE_KEY, NodeLease, alive, decode, encode, lease_key
+from joblet.cluster.lease import (
+    MEMBERS_KEY,
+    NODE_KEY,
+    NodeLease,
+    alive,
+    conflicting_member,
+    decode,
+    encode,
+    lease_key,
+)
+from joblet.errors import ConfigError
 from joblet.state.backends.base import StateBackendError
 from joblet.state.backends.redis import client_options, escape_glob
 from joblet.state.config import RedisConfig
@@ -75,6 +85,37 @@ class RedisLeases:
             leases += [x for x in (decode(v) for v in values if v is not None) if x]
         return alive(leases, time.time() if now is None else now)
 
+    async def join(self, node_id: str, key_prefix: str) -> None:
+        """Record that this node's jobs live under `key_prefix`, refusing a
+        prefix another member's jobs already use."""
+        members = await self.members()
+        other = conflicting_member(members, node_id, key_prefix)
+        if other:
+            raise ConfigError(
+                f"state.redis.keyPrefix {key_prefix!r} holds the jobs of node {other} of this"
+                " cluster already; give each node of a cluster a prefix of its own"
+            )
+        await self._call(self._client.hset(self._prefix + MEMBERS_KEY, node_id, key_prefix))
+
+    async def members(self) -> dict[str, str]:
+        """Every node that ever joined (node id -> its jobs' key prefix)."""
+        raw = await self._call(self._client.hgetall(self._prefix + MEMBERS_KEY))
+        return {bytes(k).decode(): bytes(v).decode() for k, v in raw.items()}
+
+    async def records(self, key_prefix: str) -> list[tuple[str, bytes]]:
+        """(key past `key_prefix`, value) of every key under `key_prefix`."""
+        keys = await self._call(self._keys(escape_glob(key_prefix) + "*"))
+        out: list[tuple[str, bytes]] = []
+        for start in range(0, len(keys), _MGET_CHUNK):
+            chunk = keys[start : start + _MGET_CHUNK]
+            values = await self._call(self._client.mget(chunk))
+            out += [
+                (bytes(k)[len(key_prefix) :].decode(), bytes(v))
+                for k, v in zip(chunk, values, strict=True)
+                if v is not None
+            ]
+        return out
+
     async def _keys(self, pattern: str) -> list[bytes]:
         return list(dict.fromkeys([k async for k in self._client.scan_iter(pattern, 1000)]))
 
@@ -84,16 +125,28 @@ class RedisLeases:
 
 class Heartbeat:
     """Renews this node's lease every `every_s` until cancelled; a store that
-    is away is logged once per outage and tried again at the next beat."""
+    is away is logged once per outage and tried again at the next beat.
+    `join`, when given, runs before the first renewal that gets through (a
+    store away at start-up)."""
 
-    def __init__(self, leases: RedisLeases, lease: Callable[[], NodeLease], every_s: float) -> None:
+    def __init__(
+        self,
+        leases: RedisLeases,
+        lease: Callable[[], NodeLease],
+        every_s: float,
+        join: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self._leases = leases
         self._lease = lease
         self._every_s = every_s
+        self._join = join
         self.failing = False
 
     async def beat(self) -> None:
         try:
+            if self._join is not None:
+                await self._join()
+                self._join = None
             await self._leases.renew(self._lease())
         except StateBackendError as exc:
             if not self.failing:
@@ -106,5 +159,9 @@ class Heartbeat:
 
     async def run(self) -> None:
         while True:
-            await self.beat()
+            try:
+                await self.beat()
+            except ConfigError as exc:  # found only once the store came back
+                log.error("cluster: this node stays out of the cluster: %s", exc)
+                return
             await asyncio.sleep(self._every_s)

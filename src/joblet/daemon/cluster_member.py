@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from joblet.cluster.config import ClusterConfig
@@ -21,6 +22,7 @@ from joblet.errors import ConfigError
 from joblet.state.backends.base import StateBackendError
 from joblet.state.config import StateConfig
 
+log = logging.getLogger(__name__)
 _WILDCARDS = ("0.0.0.0", "::", "[::]", "")
 
 
@@ -62,6 +64,26 @@ def check_store(cluster: ClusterConfig, state: StateConfig) -> None:
         )
 
 
+async def _join_now(
+    leases: RedisLeases, node_id: str, key_prefix: str
+) -> Callable[[], Awaitable[None]] | None:
+    """Join the members table now (a prefix taken by another node refuses
+    the start); with the store away, the join for the heartbeat to retry."""
+
+    async def join() -> None:
+        await leases.join(node_id, key_prefix)
+
+    try:
+        await join()
+    except StateBackendError as exc:
+        log.warning("cluster: the store is away, joining when it is back: %s", exc)
+        return join
+    except BaseException:
+        await leases.close()
+        raise
+    return None
+
+
 @contextlib.asynccontextmanager
 async def membership(
     cluster: ClusterConfig,
@@ -83,7 +105,8 @@ async def membership(
         node_id, advertised(cluster, config), version, cluster,
         os.cpu_count() or 0, read_mem_total(), free_slots,
     )  # fmt: skip
-    heartbeat = Heartbeat(leases, member.lease, cluster.renew_every_s)
+    join = await _join_now(leases, node_id, state.redis.key_prefix)
+    heartbeat = Heartbeat(leases, member.lease, cluster.renew_every_s, join)
     task = asyncio.create_task(heartbeat.run(), name="cluster-lease")
     try:
         yield leases

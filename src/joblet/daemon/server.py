@@ -29,6 +29,7 @@ import grpc
 
 from joblet.api import joblet_pb2_grpc as pb_grpc
 from joblet.cluster.config import load_cluster_config
+from joblet.cluster.jobs import ClusterJobs
 from joblet.cluster.registry import RedisLeases
 from joblet.config.model import DaemonConfig, RootLayout
 from joblet.daemon import log_rpc, metrics_rpc
@@ -439,9 +440,10 @@ class Daemon:
             self.workflows, config, self._networks, self._volumes,
             runtimes=lambda: [record.spec.name for record in store.installed()],
         )  # fmt: skip
+        others = None if self._leases is None else ClusterJobs(self._leases, node_id)
         jobs = JobService(
             self.manager, config, metrics, self._networks, self._volumes,
-            workflows=rpc, shell=self.workflows,
+            workflows=rpc, shell=self.workflows, cluster=others,
         )  # fmt: skip
         pb_grpc.add_JobServiceServicer_to_server(jobs, server)  # type: ignore[no-untyped-call]
         log_rpc.install_serialized_logs(server, jobs)

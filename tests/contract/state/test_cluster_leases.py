@@ -13,6 +13,7 @@ from local_servers import free_port
 
 from joblet.cluster.lease import NodeLease, lease_key, registry_prefix
 from joblet.cluster.registry import Heartbeat, RedisLeases
+from joblet.errors import ConfigError
 from joblet.state.backends.base import StateBackendError
 from joblet.state.config import RedisConfig
 
@@ -81,3 +82,28 @@ async def test_a_store_away_is_a_backend_error_and_the_heartbeat_goes_on() -> No
         assert heartbeat.failing
     finally:
         await away.close()
+
+
+async def test_a_nodes_job_prefix_is_its_own(leases: RedisLeases) -> None:
+    await leases.join("n1", "n1:")
+    await leases.join("n2", "n2:")
+    await leases.join("n1", "n1:")  # the same node again: a restart
+    assert await leases.members() == {"n1": "n1:", "n2": "n2:"}
+    with pytest.raises(ConfigError, match="holds the jobs of node n1"):
+        await leases.join("n3", "n1:")
+    assert await leases.members() == {"n1": "n1:", "n2": "n2:"}
+
+
+async def test_records_under_a_prefix_are_read_whole(leases: RedisLeases, redis_port: int) -> None:
+    from redis.asyncio import Redis
+
+    raw = Redis(port=redis_port)
+    prefix = f"r{time.time_ns()}:job:"
+    try:
+        await raw.mset({f"{prefix}{n:04d}": b"x" * n for n in range(1, 1201)})
+        await raw.set(f"{prefix[:-4]}other", b"not a job")
+        records = dict(await leases.records(prefix))
+    finally:
+        await raw.delete(*[f"{prefix}{n:04d}" for n in range(1, 1201)], f"{prefix[:-4]}other")
+        await raw.aclose()
+    assert len(records) == 1200 and records["0007"] == b"x" * 7
