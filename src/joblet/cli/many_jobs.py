@@ -75,8 +75,9 @@ def list_many(ctx: CommandContext, wanted: JobFilter, now: datetime, width: int)
     if not got:  # no table at all rather than a misleading "No jobs."
         return report_failures(ctx, answers)
     per_node = [(node, fetched.jobs) for node, fetched in got]
-    merged = merge_sorted(per_node, newest_first_key, wanted.limit)
-    more = any(f.more for _, f in got) or len(merged) < sum(len(f.jobs) for _, f in got)
+    merged = merge_sorted(per_node, newest_first_key, wanted.limit, identity=_uuid)
+    every = len({job.uuid for _, jobs in per_node for job in jobs})
+    more = any(f.more for _, f in got) or len(merged) < every
     note = list_note(len(merged), more, sum(f.omitted for _, f in got))
     if note and not ctx.json:
         ctx.report(note)
@@ -94,6 +95,10 @@ def list_many(ctx: CommandContext, wanted: JobFilter, now: datetime, width: int)
     else:
         ctx.print(render_list(jobs, now, width, full=args.no_trunc, nodes=nodes))
     return report_failures(ctx, answers)
+
+
+def _uuid(job: pb.Job) -> str:
+    return job.uuid
 
 
 def _jobs_json(nodes: Sequence[str], jobs: Sequence[pb.Job], *, compat: bool) -> str:

@@ -86,10 +86,15 @@ def merge_sorted(
     per_node: Sequence[tuple[str, Sequence[_Item]]],
     key: Callable[[_Item], object],
     limit: int = 0,
+    identity: Callable[[_Item], object] | None = None,
 ) -> list[tuple[str, _Item]]:
     """The items of every node, ordered by `key` descending (newest first),
-    stable within a node, at most `limit` (0: all)."""
+    stable within a node, at most `limit` (0: all); with `identity`, an item
+    several nodes answered with (a cluster's job) once, from the first."""
     tagged = tag_rows(per_node)
+    if identity is not None:
+        firsts = {identity(pair[1]): pair for pair in reversed(tagged)}
+        tagged = [pair for pair in tagged if firsts[identity(pair[1])] is pair]
     tagged.sort(key=lambda pair: key(pair[1]), reverse=True)  # type: ignore[arg-type,return-value]
     return tagged[:limit] if limit else tagged
 
@@ -109,7 +114,10 @@ class JobMatch:
 
 def pick_job(wanted: str, matches: Sequence[JobMatch], asked: Sequence[str]) -> JobMatch:
     """The one job `wanted` (an id, a prefix of one, a name) names among the
-    nodes `asked`; NOT_FOUND when none has it, ambiguous when several do."""
+    nodes `asked`; NOT_FOUND when none has it, ambiguous when several do.
+    Nodes of one cluster all answer for its jobs: one job found through
+    several nodes is one match (the first node asked)."""
+    matches = list({m.uuid: m for m in reversed(matches)}.values())[::-1]
     if len(matches) == 1:
         return matches[0]
     if not matches:

@@ -17,7 +17,7 @@ from joblet.cluster.jobs import ClusterJobs
 from joblet.config.model import DaemonConfig
 from joblet.config.units import parse_duration_s
 from joblet.daemon import heap, job_pages, log_rpc, mappers, metrics_rpc, upload_rpc
-from joblet.daemon.cluster_reads import find_elsewhere, other_jobs
+from joblet.daemon.cluster_reads import find_elsewhere, other_jobs, with_other_jobs
 from joblet.daemon.errors import streaming, unary
 from joblet.daemon.job_listing import OMITTED_KEY, list_message
 from joblet.daemon.priority_cap import check_priority_cap
@@ -236,12 +236,7 @@ class JobService(pb_grpc.JobServiceServicer):
         self, request: pb.ListJobPagesRequest, context: Context
     ) -> AsyncIterator[pb.JobPage]:
         query = job_pages.query_from(request)
-        others = {job.id: job for job in await other_jobs(self._cluster)}
-        snapshot = self._manager.snapshot() + list(others.values())
-
-        def find(job_id: str) -> Job | None:
-            return self._manager.find(job_id) or others.get(job_id)
-
+        snapshot, find = await with_other_jobs(self._manager, self._cluster)
         async for page in job_pages.pages(snapshot, find, query):
             yield page
 

@@ -78,3 +78,11 @@ def test_the_flag_wins_over_the_config_over_three_seconds() -> None:
     assert node_timeout(1.5, 7.0) == 1.5
     assert node_timeout(None, 7.0) == 7.0
     assert node_timeout(None, None) == 3.0
+
+
+def test_one_job_answered_by_several_nodes_of_a_cluster_is_one() -> None:
+    per_node = [("a", ["j1", "j2"]), ("b", ["j2", "j3"])]
+    merged = merge_sorted(per_node, key=lambda j: j, identity=lambda j: j)
+    assert merged == [("b", "j3"), ("a", "j2"), ("a", "j1")]
+    same = [JobMatch("a", "abc"), JobMatch("b", "abc")]
+    assert pick_job("ab", same, CONFIGURED) == JobMatch("a", "abc")
