@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from joblet.api import joblet_pb2 as pb
 
@@ -136,6 +137,14 @@ def test_any_node_lists_and_finds_every_nodes_jobs(cluster: Cluster) -> None:
     # the v1.0.9 call too: ListJobs answers for the whole cluster
     jobs = cluster.daemons["n1"].jobs().ListJobs(pb.EmptyRequest()).jobs
     assert {j.uuid: j.nodeId for j in jobs} == ran
+    # asked through both nodes at once, each job is listed once
+    config = cluster.daemons["n1"].root.parent.parent / "both.yml"
+    nodes = {name: d.node("default") for name, d in cluster.daemons.items()}
+    config.write_text(yaml.safe_dump({"nodes": nodes}))
+    config.chmod(0o600)
+    both = cluster.daemons["n1"].rnx("--config", str(config), "--node", "all", "list", "-q")
+    assert both.returncode == 0, both.stderr
+    assert sorted(both.stdout.decode().split()) == sorted(ran)
 
 
 def test_a_killed_node_drops_out_once_its_lease_lapses(cluster: Cluster) -> None:
