@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -225,13 +225,24 @@ def _stop_launcher(root: Path) -> None:
 
 
 def write_test_config(
-    root: Path, port: int, sections: Mapping[str, Mapping[str, Any]] | None = None
+    root: Path,
+    port: int,
+    sections: Mapping[str, Mapping[str, Any]] | None = None,
+    setup_args: Sequence[str] = (),
 ) -> Path:
-    """`joblet setup` into `root`, then the test daemon's own cgroup parent and
-    network ranges, and `sections` merged over the written config."""
-    # `joblet setup` itself, called in this process: an interpreter started
-    # for each of the suite's hundreds of daemons would cost a third of a second each.
-    run_setup(root, "127.0.0.1", port, [], False)
+    """`joblet setup` into `root` (with `setup_args`), then the test daemon's
+    own cgroup parent and network ranges, and `sections` merged over the
+    written config."""
+    if setup_args:
+        setup = ["setup", "--root", str(root), "--address", "127.0.0.1", "--port", str(port)]
+        setup += setup_args
+        subprocess.run(
+            [sys.executable, "-m", "joblet.daemon.main", *setup], check=True, capture_output=True
+        )
+    else:
+        # `joblet setup` itself, called in this process: an interpreter started for
+        # each of the suite's hundreds of daemons would cost a third of a second each.
+        run_setup(root, "127.0.0.1", port, [], False)
     config_path = root / "config" / "joblet-config.yml"
     config = yaml.safe_load(config_path.read_text())
     config.setdefault("cgroup", {})["parent"] = f"joblet-test-{uuid.uuid4().hex[:8]}"
@@ -263,6 +274,7 @@ def launch_daemon(
     env: Mapping[str, str] | None = None,
     world: Netns | None = None,
     module: str = "joblet.daemon.main",
+    setup_args: Sequence[str] = (),
 ) -> RunningDaemon:
     """`joblet setup` in `tmp`, then `joblet serve` inside `world` (a fresh
     namespace when None), with `sections` over the config and `env` over the
@@ -273,7 +285,7 @@ def launch_daemon(
         undo.callback(world.close)
         relay = Relay(world.netns)
         undo.callback(relay.close)
-        config_path = write_test_config(root, relay.port, sections)
+        config_path = write_test_config(root, relay.port, sections, setup_args)
         proc = _serve(world, config_path, log_path, env, module)
         daemon = RunningDaemon(
             root, relay.port, config_path, root / "config" / "rnx-config.yml",

@@ -25,7 +25,10 @@ ADDED_MESSAGES = (
     "DeleteWorkflowResponse",
     "ListJobPagesRequest",
     "JobPage",
+    "ClusterNode",
+    "ClusterNodes",
 )
+ADDED_SERVICES = ("ClusterService",)
 
 
 def v109_text(text: str) -> str:
@@ -34,6 +37,8 @@ def v109_text(text: str) -> str:
         text = re.sub(rf"^\s*(//[^\n]*\n\s*)*rpc {rpc}\(.*\n", "", text, flags=re.M)
     for message in ADDED_MESSAGES:
         text = re.sub(rf"^message {message} \{{.*?^\}}\n", "", text, flags=re.M | re.S)
+    for service in ADDED_SERVICES:
+        text = re.sub(rf"^service {service} \{{.*?^\}}\n", "", text, flags=re.M | re.S)
     return text
 
 

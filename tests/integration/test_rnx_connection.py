@@ -109,7 +109,20 @@ def test_a_world_readable_config_with_a_key_is_warned_about(config: Path) -> Non
 
 
 def test_nodes_lists_the_unusable_ones(config: Path) -> None:
-    res = _rnx(config, "nodes")
+    res = _rnx(config, "nodes", "--no-probe")
     assert res.returncode == 0
     broken = next(line for line in res.stdout.splitlines() if " broken " in line)
     assert "unusable: " in broken and "must be a mapping" in broken
+
+
+def test_nodes_asks_each_node_and_names_each_failure(config: Path) -> None:
+    started = time.monotonic()
+    res = _rnx(config, "nodes", "--node-timeout", "2s")
+    assert time.monotonic() - started < 20  # the silent node costs 2 s, not 10
+    assert res.returncode == 1
+    reachable = {line.split()[1] for line in res.stdout.splitlines() if " yes " in line}
+    assert reachable == {"default"}
+    failed = {line.split(":")[2].split()[-1] for line in res.stderr.splitlines()}
+    assert failed == {"expired", "future", "mismatch", "badpem", "dns", "silent", "broken"}
+    assert "node silent: joblet at 127.0.0.1:" in res.stderr
+    assert "did not answer within 2s" in res.stderr

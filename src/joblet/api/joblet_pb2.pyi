@@ -3837,3 +3837,109 @@ class JobMetricsAggregate(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___JobMetricsAggregate: _TypeAlias = JobMetricsAggregate  # noqa: Y015
+
+@_typing.final
+class ClusterNode(_message.Message):
+    """An addition: one node of a cluster, from the lease it renews in the store."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class LabelsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    NODEID_FIELD_NUMBER: _builtins.int
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    LABELS_FIELD_NUMBER: _builtins.int
+    CPUS_FIELD_NUMBER: _builtins.int
+    MEMORYBYTES_FIELD_NUMBER: _builtins.int
+    GPUS_FIELD_NUMBER: _builtins.int
+    FREESLOTS_FIELD_NUMBER: _builtins.int
+    RENEWEDAT_FIELD_NUMBER: _builtins.int
+    LEASETTLSECONDS_FIELD_NUMBER: _builtins.int
+    LEASELEFTSECONDS_FIELD_NUMBER: _builtins.int
+    nodeId: _builtins.str
+    address: _builtins.str
+    """what other nodes and clients dial"""
+    version: _builtins.str
+    """the node's joblet version"""
+    cpus: _builtins.int
+    memoryBytes: _builtins.int
+    gpus: _builtins.int
+    freeSlots: _builtins.int
+    """jobs it may still start; -1 = no limit"""
+    renewedAt: _builtins.str
+    """RFC 3339: the lease's last renewal"""
+    leaseTtlSeconds: _builtins.float
+    leaseLeftSeconds: _builtins.float
+    """until the lease lapses, as the answering node sees it"""
+    @_builtins.property
+    def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        nodeId: _builtins.str = ...,
+        address: _builtins.str = ...,
+        version: _builtins.str = ...,
+        labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        cpus: _builtins.int = ...,
+        memoryBytes: _builtins.int = ...,
+        gpus: _builtins.int = ...,
+        freeSlots: _builtins.int = ...,
+        renewedAt: _builtins.str = ...,
+        leaseTtlSeconds: _builtins.float = ...,
+        leaseLeftSeconds: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "cpus", b"cpus", "freeSlots", b"freeSlots", "gpus", b"gpus", "labels", b"labels", "leaseLeftSeconds", b"leaseLeftSeconds", "leaseTtlSeconds", b"leaseTtlSeconds", "memoryBytes", b"memoryBytes", "nodeId", b"nodeId", "renewedAt", b"renewedAt", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClusterNode: _TypeAlias = ClusterNode  # noqa: Y015
+
+@_typing.final
+class ClusterNodes(_message.Message):
+    """An addition: the answer of ListClusterNodes, by node id."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLUSTERNAME_FIELD_NUMBER: _builtins.int
+    ANSWEREDBY_FIELD_NUMBER: _builtins.int
+    NODES_FIELD_NUMBER: _builtins.int
+    clusterName: _builtins.str
+    answeredBy: _builtins.str
+    """the node id of the node that answered"""
+    @_builtins.property
+    def nodes(self) -> _containers.RepeatedCompositeFieldContainer[Global___ClusterNode]: ...
+    def __init__(
+        self,
+        *,
+        clusterName: _builtins.str = ...,
+        answeredBy: _builtins.str = ...,
+        nodes: _abc.Iterable[Global___ClusterNode] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answeredBy", b"answeredBy", "clusterName", b"clusterName", "nodes", b"nodes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClusterNodes: _TypeAlias = ClusterNodes  # noqa: Y015

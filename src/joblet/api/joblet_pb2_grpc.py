@@ -1816,3 +1816,81 @@ class RuntimeService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class ClusterServiceStub:
+    """An addition: the nodes of the cluster this node is in (cluster.name), as
+    their leases in the shared store describe them.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ListClusterNodes = channel.unary_unary(
+                '/joblet.ClusterService/ListClusterNodes',
+                request_serializer=joblet_dot_api_dot_joblet__pb2.EmptyRequest.SerializeToString,
+                response_deserializer=joblet_dot_api_dot_joblet__pb2.ClusterNodes.FromString,
+                _registered_method=True)
+
+
+class ClusterServiceServicer:
+    """An addition: the nodes of the cluster this node is in (cluster.name), as
+    their leases in the shared store describe them.
+    """
+
+    def ListClusterNodes(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_ClusterServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ListClusterNodes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListClusterNodes,
+                    request_deserializer=joblet_dot_api_dot_joblet__pb2.EmptyRequest.FromString,
+                    response_serializer=joblet_dot_api_dot_joblet__pb2.ClusterNodes.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'joblet.ClusterService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('joblet.ClusterService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class ClusterService:
+    """An addition: the nodes of the cluster this node is in (cluster.name), as
+    their leases in the shared store describe them.
+    """
+
+    @staticmethod
+    def ListClusterNodes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/joblet.ClusterService/ListClusterNodes',
+            joblet_dot_api_dot_joblet__pb2.EmptyRequest.SerializeToString,
+            joblet_dot_api_dot_joblet__pb2.ClusterNodes.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 # Top-level commands, in the order `rnx --help` lists them (before the shortcuts).
 TOP_LEVEL: dict[str, str] = {
     "job": "run and manage jobs",
-    "nodes": "list the configured nodes (* marks the selected one)",
+    "nodes": "list the configured nodes and ask each one (* marks the selected one)",
     "network": "manage custom job networks",
     "volume": "manage volumes",
     "workflow": "run and follow workflows: DAGs of jobs from a YAML file",

@@ -66,7 +66,31 @@ class CommandContext:
             self.report(warning)
         return config
 
+    @property
+    def many_nodes(self) -> bool:
+        """--node names several nodes (`a,b` or `all`)."""
+        from joblet.cli.node_select import names_many
+
+        return names_many(self.node_name)
+
+    def node_names(self, config: RnxConfig) -> list[str]:
+        """The nodes --node names, checked against `config`."""
+        from joblet.cli.node_select import expand
+
+        return expand(self.node_name, config.names)
+
+    def node_timeout_s(self, config: RnxConfig) -> float:
+        from joblet.cli.node_select import node_timeout
+
+        return node_timeout(getattr(self.args, "node_timeout", None), config.node_timeout_s)
+
     def node(self) -> NodeConfig:
+        """The one selected node; commands that change something get here,
+        and refuse a --node that names several."""
+        if self.many_nodes:
+            from joblet.cli.node_select import one_node_only
+
+            raise one_node_only("this command", self.node_name)
         return self.load_config().node(self.node_name)
 
     @contextmanager
@@ -81,14 +105,16 @@ class CommandContext:
         finally:
             channel.close()
 
-    def open_channel(self, node: NodeConfig) -> grpc.Channel:
+    def open_channel(self, node: NodeConfig, timeout_s: float | None = None) -> grpc.Channel:
         """A connected channel to `node` (mutual TLS, or the test factory),
-        waiting at most --timeout for it; CliError naming why it failed."""
+        waiting at most `timeout_s` (default --timeout) for it; CliError
+        naming why it failed."""
         from joblet.client.connect import connect
         from joblet.client.connection import open_secure_channel
 
         factory = self.channel_factory or open_secure_channel
-        return connect(node, factory, self.timeout_s, local_checks=self.channel_factory is None)
+        wait_s = self.timeout_s if timeout_s is None else timeout_s
+        return connect(node, factory, wait_s, local_checks=self.channel_factory is None)
 
     @property
     def timeout_s(self) -> float:
@@ -104,6 +130,16 @@ class CommandContext:
     def report(self, line: str) -> None:
         """One line for the user on stderr, `rnx: ` first (not an error: a note)."""
         print(f"rnx: {escape_text(line)}", file=self.err, flush=True)
+
+    def report_node_error(self, node: str, message: str, code: str) -> None:
+        """One node's failure on stderr, named (as JSON under --json)."""
+        if self.json:
+            import json
+
+            line = json.dumps({"error": {"code": code, "message": message, "node": node}})
+        else:
+            line = f"rnx: error: node {node}: {escape_text(message)}"
+        print(line, file=self.err, flush=True)
 
     def print_json(self, message: Message) -> None:
         print(message_to_json(message), file=self.out, flush=True)

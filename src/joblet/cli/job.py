@@ -164,12 +164,16 @@ def log(ctx: CommandContext) -> int:
         "no_follow": args.no_follow,
         "timestamps": args.timestamps,
     }
+    from joblet.cli.many_jobs import resolve_job
+
+    found = resolve_job(ctx)
+    ctx, uuid = found.ctx, found.ctx.args.uuid
     with ctx.job_client() as client:
         if ctx.json:
-            write_json_lines(ctx, client.get_job_output(args.uuid, **options))
+            write_json_lines(ctx, client.get_job_output(uuid, **options))
         else:
-            write_output(ctx, client.get_job_output(args.uuid, **options), raw=args.raw)
-    return 0
+            write_output(ctx, client.get_job_output(uuid, **options), raw=args.raw)
+    return found.exit_code
 
 
 def _add_log_arguments(parser: argparse.ArgumentParser) -> None:
@@ -209,17 +213,36 @@ def _line_count(text: str) -> int:
 
 
 def status(ctx: CommandContext) -> int:
-    with ctx.job_client() as client:
-        res = client.get_job_status(ctx.args.uuid)
+    from joblet.cli.many_jobs import resolve_job
+
+    found = resolve_job(ctx)
+    if found.status is None:
+        with ctx.job_client() as client:
+            res = client.get_job_status(ctx.args.uuid)
+    else:
+        res = found.status
     if ctx.json_compat:
         from joblet.cli.json_compat import status_json
 
-        print(status_json(res), file=ctx.out, flush=True)
+        print(_with_node(status_json(res), found.node), file=ctx.out, flush=True)
     elif ctx.json:
-        ctx.print_json(res)
+        from joblet.cli.output import message_to_json
+
+        print(_with_node(message_to_json(res), found.node), file=ctx.out, flush=True)
     else:
-        ctx.print("\n".join(render_status(res, datetime.now(UTC))))
-    return 0
+        lines = render_status(res, datetime.now(UTC))
+        ctx.print("\n".join([f"Node: {found.node}", *lines] if found.node else lines))
+    return found.exit_code
+
+
+def _with_node(text: str, node: str) -> str:
+    """A JSON object's text with "node" first, when the job was looked for
+    on several nodes."""
+    if not node:
+        return text
+    import json
+
+    return json.dumps({"node": node, **json.loads(text)})
 
 
 def list_jobs(ctx: CommandContext) -> int:
@@ -228,8 +251,15 @@ def list_jobs(ctx: CommandContext) -> int:
     args = ctx.args
     now = datetime.now(UTC)
     wanted = _job_filter(args, now)
+    if ctx.many_nodes:
+        from joblet.cli.many_jobs import list_many
+
+        return list_many(ctx, wanted, now, _width(ctx))
+    from joblet.cli.many_jobs import fetch_jobs, list_note
+
     with ctx.job_client() as client:
-        jobs, note = _fetch_jobs(client, wanted)
+        fetched = fetch_jobs(client, wanted)
+    jobs, note = fetched.jobs, list_note(len(fetched.jobs), fetched.more, fetched.omitted)
     if note and not ctx.json:
         ctx.report(note)
     if ctx.json_compat:
@@ -249,32 +279,6 @@ def list_jobs(ctx: CommandContext) -> int:
     else:
         ctx.print(render_list(jobs, now, _width(ctx), full=args.no_trunc))
     return 0
-
-
-def _fetch_jobs(client: JobClient, wanted: JobFilter) -> tuple[list[pb.Job], str]:
-    """The jobs `wanted` asks for, newest first, and a note for stderr when
-    some were left out: ListJobPages, or ListJobs on a node without it."""
-    from joblet.cli.job_list import from_pages, page_request, select_jobs
-
-    pages = client.list_job_pages(page_request(wanted))
-    if pages is not None:
-        jobs, more = from_pages(pages, wanted)
-        note = (
-            f"showing the newest {len(jobs)} matching jobs; more match"
-            " (--limit N for more, --all for every one)"
-            if more
-            else ""
-        )
-        return jobs, note
-    res, omitted = client.list_jobs_counted()
-    jobs = select_jobs(res.jobs, wanted)
-    note = ""
-    if omitted:
-        note = (
-            f"{omitted} older finished job(s) left out: the node's list is capped at 3 MiB"
-            " (rnx status ID shows any of them)"
-        )
-    return jobs, note
 
 
 def _job_filter(args: argparse.Namespace, now: datetime) -> JobFilter:

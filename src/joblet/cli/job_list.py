@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING
 
 from joblet.cli.job_view import command_line
+from joblet.cli.node_select import with_node_column
 from joblet.cli.output import MISSING, format_duration, format_table, job_duration, parse_time
 from joblet.cli.terminal import escape_field
 
@@ -81,7 +82,7 @@ def _when(job: pb.Job) -> datetime | None:
     return parse_time(job.startTime) or parse_time(job.scheduledTime)
 
 
-def _newest_first_key(job: pb.Job) -> tuple[int, datetime]:
+def newest_first_key(job: pb.Job) -> tuple[int, datetime]:
     """Jobs with no time yet (queued) first, then the latest start first."""
     when = _when(job)
     return (1, datetime.max) if when is None else (0, when)
@@ -90,7 +91,7 @@ def _newest_first_key(job: pb.Job) -> tuple[int, datetime]:
 def select_jobs(jobs: Sequence[pb.Job], wanted: JobFilter) -> list[pb.Job]:
     """The jobs that pass `wanted`, newest first, at most `wanted.limit`."""
     chosen = [job for job in jobs if _passes(job, wanted)]
-    chosen.sort(key=_newest_first_key, reverse=True)
+    chosen.sort(key=newest_first_key, reverse=True)
     return chosen[: wanted.limit] if wanted.limit else chosen
 
 
@@ -129,8 +130,10 @@ def render_list(
     tz: tzinfo | None = None,
     *,
     full: bool = False,
+    nodes: Sequence[str] = (),
 ) -> str:
-    """A table of `width` columns at most (`full`: ids and commands whole)."""
+    """A table of `width` columns at most (`full`: ids and commands whole);
+    with `nodes` (one per job), a NODE column first."""
     if not jobs:
         return "No jobs."
     rows = [
@@ -149,6 +152,8 @@ def render_list(
         headers.insert(PRIO_AT, "PRIO")
         for job, row in zip(jobs, rows, strict=True):
             row.insert(PRIO_AT, str(job.priority))
+    if nodes:
+        headers, rows = with_node_column(headers, rows, nodes)
     if not full:
         used = _widths(headers[:-1], [row[:-1] for row in rows])
         room = max(width - used, MIN_COMMAND_WIDTH)

@@ -54,7 +54,12 @@ def _nil(values: Sequence[Any] | Mapping[str, Any]) -> Any:
 def list_json(jobs: Sequence[pb.Job]) -> str:
     if not jobs:
         return "[]"
-    return go_dumps([_list_entry(job) for job in jobs], indent=True)
+    return go_dumps(list_entries(jobs), indent=True)
+
+
+def list_entries(jobs: Sequence[pb.Job]) -> list[dict[str, Any]]:
+    """The reference's list entries, as plain dicts."""
+    return [_list_entry(job) for job in jobs]
 
 
 def _list_entry(job: pb.Job) -> dict[str, Any]:

@@ -22,7 +22,8 @@ _ERROR = {
     "properties": {
         "error": {
             "type": "object",
-            "properties": {"code": _STRING, "message": _STRING},
+            # node: which one failed, when a command asked several
+            "properties": {"code": _STRING, "message": _STRING, "node": _STRING},
             "required": ["code", "message"],
             "additionalProperties": False,
         }
@@ -62,6 +63,13 @@ _NODE = {
         "server_name": _STRING,
         "selected": {"type": "boolean"},
         "error": _STRING,
+        # what the node answered (absent with --no-probe)
+        "reachable": {"type": "boolean"},
+        "latency_ms": {"type": "number"},
+        "version": _STRING,
+        "node_id": _STRING,
+        "active_jobs": {"type": "integer"},
+        "free_gpus": {"type": ["integer", "null"]},
     },
     "required": ["name", "address", "server_name", "selected"],
     "additionalProperties": False,

@@ -133,7 +133,10 @@ def render_summary(res: pb.JobMetricsSummaryResponse) -> str:
 def job_metrics(ctx: CommandContext) -> int:
     from joblet.api import joblet_pb2 as pb
     from joblet.api import joblet_pb2_grpc as pb_grpc
+    from joblet.cli.many_jobs import resolve_job
 
+    found = resolve_job(ctx)
+    ctx = found.ctx
     args = ctx.args
     with open_channel(ctx) as (channel, address):
         stub = pb_grpc.JobServiceStub(channel)  # type: ignore[no-untyped-call]
@@ -144,11 +147,11 @@ def job_metrics(ctx: CommandContext) -> int:
                 ctx.print_json(res)
             else:
                 ctx.print(render_summary(res))
-            return 0
+            return found.exit_code
         show_stream(
             ctx, stream(address, stub.StreamJobMetrics, pb.JobMetricsRequest(uuid=args.uuid))
         )
-    return 0
+    return found.exit_code
 
 
 def show_stream(ctx: CommandContext, samples: Iterator[pb.JobMetricsSample]) -> None:

@@ -19,6 +19,8 @@ from joblet.cli.terminal import escape_text
 from joblet.client.errors import EXIT_USAGE, CliError
 
 if TYPE_CHECKING:
+    import grpc
+
     from joblet.api import joblet_pb2 as pb
     from joblet.cli.parser import Subparsers
 
@@ -123,16 +125,24 @@ def render_watch(m: pb.SystemMetricsRes, types: Sequence[str]) -> str:
 
 
 def _system_status(ctx: CommandContext) -> pb.SystemStatusRes:
+    with open_channel(ctx) as (channel, address):
+        return _ask_status(channel, address)
+
+
+def _ask_status(channel: grpc.Channel, address: str) -> pb.SystemStatusRes:
     from joblet.api import joblet_pb2 as pb
     from joblet.api import joblet_pb2_grpc as pb_grpc
 
-    with open_channel(ctx) as (channel, address):
-        stub = pb_grpc.MonitoringServiceStub(channel)  # type: ignore[no-untyped-call]
-        res: pb.SystemStatusRes = call(address, stub.GetSystemStatus, pb.EmptyRequest(), timeout=30)
-        return res
+    stub = pb_grpc.MonitoringServiceStub(channel)  # type: ignore[no-untyped-call]
+    res: pb.SystemStatusRes = call(address, stub.GetSystemStatus, pb.EmptyRequest(), timeout=30)
+    return res
 
 
 def status(ctx: CommandContext) -> int:
+    if ctx.many_nodes:
+        from joblet.cli.many_lists import status_many
+
+        return status_many(ctx, _ask_status)
     res = _system_status(ctx)
     if ctx.json:
         ctx.print_json(res)

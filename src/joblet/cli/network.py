@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from joblet.cli.commands import TOP_LEVEL
 from joblet.cli.context import CommandContext
 from joblet.cli.metrics import call, open_channel
+from joblet.cli.node_select import with_node_column
 from joblet.cli.output import format_table, message_to_json
 from joblet.cli.parser import RnxArgumentParser
 
 if TYPE_CHECKING:
+    import grpc
+
     from joblet.api import joblet_pb2 as pb
     from joblet.cli.parser import Subparsers
 
@@ -20,7 +24,15 @@ HEADERS = ("NAME", "CIDR", "BRIDGE", "JOBS")
 
 
 def render_networks(networks: pb.Networks) -> str:
-    rows = [[n.name, n.cidr or "-", n.bridge or "-", str(n.jobCount)] for n in networks.networks]
+    return render_network_rows(list(networks.networks))
+
+
+def render_network_rows(networks: Sequence[pb.Network], nodes: Sequence[str] = ()) -> str:
+    """The table; with `nodes` (one per network), a NODE column first."""
+    rows = [[n.name, n.cidr or "-", n.bridge or "-", str(n.jobCount)] for n in networks]
+    if nodes:
+        headers, rows = with_node_column(HEADERS, rows, nodes)
+        return format_table(headers, rows)
     return format_table(HEADERS, rows)
 
 
@@ -50,6 +62,14 @@ def list_networks(ctx: CommandContext) -> int:
     from joblet.api import joblet_pb2 as pb
     from joblet.api import joblet_pb2_grpc as pb_grpc
 
+    if ctx.many_nodes:
+        from joblet.cli.many_lists import list_many
+
+        def fetch(channel: grpc.Channel, address: str) -> list[pb.Network]:
+            stub = pb_grpc.NetworkServiceStub(channel)  # type: ignore[no-untyped-call]
+            return list(call(address, stub.ListNetworks, pb.EmptyRequest()).networks)
+
+        return list_many(ctx, fetch, "networks", render_network_rows)
     with open_channel(ctx) as (channel, address):
         res = call(
             address,

@@ -65,7 +65,16 @@ def add_global_options(parser: argparse.ArgumentParser, default: object) -> None
         "--node",
         metavar="NAME",
         default=default,
-        help="config node to use (default: $RNX_NODE, else default)",
+        help="config node to use (default: $RNX_NODE, else default); for reading"
+        " commands also a,b or all: every one asked at once, answers merged",
+    )
+    parser.add_argument(
+        "--node-timeout",
+        type=_seconds,
+        default=default,
+        metavar="DURATION",
+        help="with several nodes: how long each may take to answer (default: the"
+        " config's nodeTimeout, else 3s)",
     )
     parser.add_argument(
         "--timeout",

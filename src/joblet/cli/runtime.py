@@ -47,6 +47,14 @@ def _stub(channel: grpc.Channel) -> pb_grpc.RuntimeServiceStub:
 def list_runtimes(ctx: CommandContext) -> int:
     from joblet.api import joblet_pb2 as pb
 
+    if ctx.many_nodes:
+        from joblet.cli.many_lists import list_many
+
+        def fetch(channel: grpc.Channel, address: str) -> list[pb.RuntimeInfo]:
+            req = pb.EmptyRequest()
+            return list(call(address, _stub(channel).ListRuntimes, req, timeout=TIMEOUT_S).runtimes)
+
+        return list_many(ctx, fetch, "runtimes", render_runtimes)
     with open_channel(ctx) as (channel, address):
         res = call(address, _stub(channel).ListRuntimes, pb.EmptyRequest(), timeout=TIMEOUT_S)
     if ctx.json:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from joblet.cli.metrics import human_bytes
+from joblet.cli.node_select import with_node_column
 from joblet.cli.output import format_table
 
 if TYPE_CHECKING:
@@ -13,7 +15,8 @@ if TYPE_CHECKING:
 BAR_WIDTH = 24
 
 
-def render_runtimes(runtimes: list[pb.RuntimeInfo]) -> str:
+def render_runtimes(runtimes: list[pb.RuntimeInfo], nodes: Sequence[str] = ()) -> str:
+    """The table; with `nodes` (one per runtime), a NODE column first."""
     if not runtimes:
         return "No runtimes installed."
     headers = ["NAME", "LANGUAGE", "VERSION", "SIZE", "AVAILABLE", "DESCRIPTION"]
@@ -22,6 +25,8 @@ def render_runtimes(runtimes: list[pb.RuntimeInfo]) -> str:
          "yes" if r.available else "no", r.description]
         for r in runtimes
     ]  # fmt: skip
+    if nodes:
+        headers, rows = with_node_column(headers, rows, nodes)
     return format_table(headers, rows)
 
 

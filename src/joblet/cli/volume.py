@@ -12,11 +12,13 @@ GiB, TiB powers of 1024 (500MB, 1GB, 1GiB). A job mounts a volume with
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from joblet.cli.commands import TOP_LEVEL
 from joblet.cli.context import CommandContext
 from joblet.cli.metrics import call, open_channel
+from joblet.cli.node_select import with_node_column
 from joblet.cli.output import format_local_time, format_table
 from joblet.cli.parser import RnxArgumentParser
 
@@ -31,7 +33,8 @@ TYPES = ("filesystem", "memory")
 TIMEOUT_S = 120.0  # a large filesystem volume is preallocated and formatted
 
 
-def render_volumes(volumes: list[pb.Volume]) -> str:
+def render_volumes(volumes: list[pb.Volume], nodes: Sequence[str] = ()) -> str:
+    """The table; with `nodes` (one per volume), a NODE column first."""
     if not volumes:
         return "No volumes."
     headers = ["NAME", "SIZE", "TYPE", "JOBS", "CREATED", "PATH"]
@@ -39,6 +42,8 @@ def render_volumes(volumes: list[pb.Volume]) -> str:
         [v.name, v.size, v.type, str(v.jobCount), format_local_time(v.createdTime), v.path]
         for v in volumes
     ]
+    if nodes:
+        headers, rows = with_node_column(headers, rows, nodes)
     return format_table(headers, rows)
 
 
@@ -65,6 +70,14 @@ def create_volume(ctx: CommandContext) -> int:
 def list_volumes(ctx: CommandContext) -> int:
     from joblet.api import joblet_pb2 as pb
 
+    if ctx.many_nodes:
+        from joblet.cli.many_lists import list_many
+
+        def fetch(channel: grpc.Channel, address: str) -> list[pb.Volume]:
+            req = pb.EmptyRequest()
+            return list(call(address, _stub(channel).ListVolumes, req, timeout=30).volumes)
+
+        return list_many(ctx, fetch, "volumes", render_volumes)
     with open_channel(ctx) as (channel, address):
         res = call(address, _stub(channel).ListVolumes, pb.EmptyRequest(), timeout=30)
     if ctx.json:

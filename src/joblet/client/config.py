@@ -14,6 +14,9 @@ by a path relative to the config file:
           -----BEGIN CERTIFICATE-----
         serverName: joblet # optional: the name to expect in the server certificate
 
+A top-level `nodeTimeout: 3s` sets how long each node may take to answer
+when a command asks several (`--node a,b`, `--node all`).
+
 Discovery order: --config FILE, $RNX_CONFIG, ./rnx-config.yml,
 ~/.rnx/rnx-config.yml, /opt/joblet/config/rnx-config.yml. An explicitly named
 file (flag or variable) must exist: falling back to another file would silently
@@ -61,6 +64,7 @@ class RnxConfig:
 
     path: Path
     raw_nodes: Mapping[str, object]
+    node_timeout_s: float | None = None  # nodeTimeout: per node, asking several
 
     @property
     def names(self) -> list[str]:
@@ -156,7 +160,32 @@ def parse_rnx_config(raw: object, path: Path) -> RnxConfig:
     nodes_raw: Mapping[object, object] = raw["nodes"]
     if not nodes_raw:
         raise ClientConfigError(f"config {path} defines no nodes")
-    return RnxConfig(path=path, raw_nodes={str(name): body for name, body in nodes_raw.items()})
+    return RnxConfig(
+        path=path,
+        raw_nodes={str(name): body for name, body in nodes_raw.items()},
+        node_timeout_s=_node_timeout(raw.get("nodeTimeout"), path),
+    )
+
+
+def _node_timeout(raw: object, path: Path) -> float | None:
+    """`nodeTimeout`: seconds (a number) or "3s", "500ms"."""
+    if raw is None:
+        return None
+    text = str(raw).strip()
+    scale = 1.0
+    for suffix, factor in (("ms", 0.001), ("s", 1.0)):
+        if text.endswith(suffix):
+            text, scale = text[: -len(suffix)], factor
+            break
+    try:
+        seconds = float(text) * scale
+    except ValueError:
+        seconds = 0.0
+    if isinstance(raw, bool) or not 0 < seconds < float("inf"):
+        raise ClientConfigError(
+            f"config {path}: 'nodeTimeout' must be a duration above 0 (3, 3s, 500ms)"
+        )
+    return seconds
 
 
 def parse_node(name: str, raw: object, base_dir: Path, path: Path) -> NodeConfig:

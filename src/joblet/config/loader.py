@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from joblet.cluster import config as cluster_config
 from joblet.config.keys import Schema, unknown_keys
 from joblet.config.model import (
     CGROUP_BACKENDS,
@@ -96,6 +97,7 @@ FILE_KEYS: Schema = {
     "audit": audit_config.KEYS,
     "runtime": runtime_config.KEYS,
     "roles": {"maxPriority": dict.fromkeys(role.value for role in Role)},
+    "cluster": cluster_config.KEYS,
 }
 
 

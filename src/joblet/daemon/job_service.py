@@ -13,9 +13,11 @@ from typing import Any
 
 from joblet.api import joblet_pb2 as pb
 from joblet.api import joblet_pb2_grpc as pb_grpc
+from joblet.cluster.jobs import ClusterJobs
 from joblet.config.model import DaemonConfig
 from joblet.config.units import parse_duration_s
 from joblet.daemon import heap, job_pages, log_rpc, mappers, metrics_rpc, upload_rpc
+from joblet.daemon.cluster_reads import find_elsewhere, other_jobs, with_other_jobs
 from joblet.daemon.errors import streaming, unary
 from joblet.daemon.job_listing import OMITTED_KEY, list_message
 from joblet.daemon.priority_cap import check_priority_cap
@@ -68,6 +70,7 @@ class JobService(pb_grpc.JobServiceServicer):
         staging: UploadStaging | None = None,
         workflows: WorkflowRpc | None = None,
         shell: WorkflowShell | None = None,
+        cluster: ClusterJobs | None = None,
     ) -> None:
         if staging is None:
             staging = UploadStaging(config.layout.staging, config.jobs.max_upload_bytes)
@@ -75,6 +78,7 @@ class JobService(pb_grpc.JobServiceServicer):
         self._staging = staging
         self._workflows = workflows
         self._shell = shell
+        self._cluster = cluster  # other nodes' jobs, in a cluster
         self._volumes = volumes
         self._manager = manager
         self._hub = hub
@@ -156,6 +160,9 @@ class JobService(pb_grpc.JobServiceServicer):
         try:
             return mappers.status_message(self._manager.get(request.uuid))
         except NotFound as missing:
+            elsewhere = await find_elsewhere(self._cluster, request.uuid)
+            if elsewhere is not None:
+                return mappers.status_message(elsewhere)
             job_id, archived = self._manager.history_ref(request.uuid)
             # Only the history of a job another node ran is here to read.
             if archived and await self._hub.archived_exists(job_id):
@@ -218,7 +225,8 @@ class JobService(pb_grpc.JobServiceServicer):
 
     @unary
     async def ListJobs(self, request: pb.EmptyRequest, context: Context) -> pb.Jobs:
-        reply, omitted = list_message(self._manager.list_jobs())
+        jobs = self._manager.list_jobs() + await other_jobs(self._cluster)
+        reply, omitted = list_message(jobs)
         if omitted:
             context.set_trailing_metadata(((OMITTED_KEY, str(omitted)),))
         return reply
@@ -228,7 +236,8 @@ class JobService(pb_grpc.JobServiceServicer):
         self, request: pb.ListJobPagesRequest, context: Context
     ) -> AsyncIterator[pb.JobPage]:
         query = job_pages.query_from(request)
-        async for page in job_pages.pages(self._manager.snapshot(), self._manager.find, query):
+        snapshot, find = await with_other_jobs(self._manager, self._cluster)
+        async for page in job_pages.pages(snapshot, find, query):
             yield page
 
     # ---- workflows ---------------------------------------------------------

@@ -45,6 +45,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     setup.add_argument("--force", action="store_true", help="overwrite existing keys and configs")
     setup.add_argument(
+        "--ca-cert",
+        type=Path,
+        metavar="FILE",
+        help="issue this node's certificates from an existing CA (another node's"
+        " config/ca-cert.pem) instead of a new one; needs --ca-key",
+    )
+    setup.add_argument(
+        "--ca-key", type=Path, metavar="FILE", help="the key of --ca-cert (config/ca-key.pem)"
+    )
+    setup.add_argument(
         "--cgroup-parent",
         metavar="NAME",
         help="the daemon's cgroup parent (default: joblet for /opt/joblet, "
@@ -246,12 +256,16 @@ def _add_mcp_parser(sub: Any) -> None:
 
 
 def _cmd_setup(args: argparse.Namespace) -> int:
-    from joblet.setup.command import run_setup
+    from joblet.setup.command import read_ca, run_setup
+    from joblet.setup.layout import SetupError
     from joblet.setup.ranges import PlacementRequest
 
+    if (args.ca_cert is None) != (args.ca_key is None):
+        raise SetupError("--ca-cert and --ca-key go together: give both, or neither")
+    ca = read_ca(args.ca_cert, args.ca_key) if args.ca_cert else None
     asked = PlacementRequest(args.cgroup_parent, args.bridge_cidr, args.isolated_pool)
     result = run_setup(
-        args.root, args.address, args.port, args.server_names, args.force, asked=asked
+        args.root, args.address, args.port, args.server_names, args.force, asked=asked, ca=ca
     )
     print(result.summary())
     return 0

@@ -28,9 +28,14 @@ from typing import Any
 import grpc
 
 from joblet.api import joblet_pb2_grpc as pb_grpc
+from joblet.cluster.config import load_cluster_config
+from joblet.cluster.jobs import ClusterJobs
+from joblet.cluster.registry import RedisLeases
 from joblet.config.model import DaemonConfig, RootLayout
 from joblet.daemon import log_rpc, metrics_rpc
 from joblet.daemon.cgroup_owner import claim_cgroup_parent, proven_own
+from joblet.daemon.cluster_member import membership
+from joblet.daemon.cluster_service import ClusterService
 from joblet.daemon.helpers import (
     LOAD_TIMEOUT_S,
     Helpers,
@@ -77,6 +82,7 @@ from joblet.security.audit_log import AuditTrail
 from joblet.security.interceptor import DEFAULT_RECEIVE_LIMIT, AuthInterceptor
 from joblet.security.tls import server_credentials
 from joblet.state.client import Loaded, StateClient
+from joblet.state.config import StateConfig
 from joblet.volumes.config import load_volumes_config
 from joblet.volumes.manager import VolumeManager, entry_names
 from joblet.workflows.loading import load_workflows
@@ -257,6 +263,8 @@ class Daemon:
         self.bound_port = 0
         self._stack = contextlib.AsyncExitStack()
         self._launcher: LauncherLink | None = None
+        self._leases: RedisLeases | None = None
+        self._cluster_name = ""
 
     async def start(self) -> None:
         config = self.config
@@ -325,7 +333,17 @@ class Daemon:
         self._volumes.set_users_of(self._volume_users)
         self._networks.restore(j.id for j in self.manager.list_jobs() if not j.status.is_final)
         log.info("loaded %d job(s) from state (%s)", len(jobs), helpers.state_config.backend)
-        await self._serve(node_id, metrics)
+        await self._serve(node_id, metrics, helpers.state_config)
+
+    async def _join_cluster(self, state: StateConfig, node_id: str) -> None:
+        """This node's lease in the cluster's store, when cluster.name is set."""
+        assert self.manager is not None
+        cluster = load_cluster_config(self.config_path)
+        self._leases = await self._stack.enter_async_context(
+            membership(cluster, state, self.config, node_id=node_id, version=_version(),
+                       free_slots=self.manager.free_slots)
+        )  # fmt: skip
+        self._cluster_name = cluster.name
 
     def _restore(
         self,
@@ -406,8 +424,9 @@ class Daemon:
         self._launcher = launcher
         return launcher
 
-    async def _serve(self, node_id: str, metrics: MetricsHub) -> None:
+    async def _serve(self, node_id: str, metrics: MetricsHub, state: StateConfig) -> None:
         assert self.manager is not None
+        await self._join_cluster(state, node_id)
         config = self.config
         collector = HostCollector(node_id, detect_cloud(ask_metadata=config.metrics.cloud_metadata))
         interceptor = AuthInterceptor(
@@ -421,9 +440,10 @@ class Daemon:
             self.workflows, config, self._networks, self._volumes,
             runtimes=lambda: [record.spec.name for record in store.installed()],
         )  # fmt: skip
+        others = None if self._leases is None else ClusterJobs(self._leases, node_id)
         jobs = JobService(
             self.manager, config, metrics, self._networks, self._volumes,
-            workflows=rpc, shell=self.workflows,
+            workflows=rpc, shell=self.workflows, cluster=others,
         )  # fmt: skip
         pb_grpc.add_JobServiceServicer_to_server(jobs, server)  # type: ignore[no-untyped-call]
         log_rpc.install_serialized_logs(server, jobs)
@@ -450,6 +470,9 @@ class Daemon:
         self._stack.push_async_callback(installer.close)
         pb_grpc.add_RuntimeServiceServicer_to_server(  # type: ignore[no-untyped-call]
             RuntimeService(self._runtimes, installer), server
+        )
+        pb_grpc.add_ClusterServiceServicer_to_server(  # type: ignore[no-untyped-call]
+            ClusterService(self._cluster_name, node_id, self._leases), server
         )
         address = f"{config.server.address}:{config.server.port}"
         self.bound_port = server.add_secure_port(address, server_credentials(config.security))
@@ -562,6 +585,15 @@ async def _end_task(task: asyncio.Task[Any]) -> None:
     await asyncio.wait([task])
     if not task.cancelled() and task.exception() is not None:
         log.debug("%s ended with %r", task.get_name(), task.exception())
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("joblet")
+    except metadata.PackageNotFoundError:  # run from a source tree
+        return "unknown"
 
 
 def _has_gpu() -> bool:

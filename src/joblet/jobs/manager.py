@@ -185,6 +185,11 @@ class JobManager:
                 raise
             return prefix, True
 
+    def free_slots(self) -> int:
+        """Jobs this node may still start now; -1 when it has no limit."""
+        limit = self._config.jobs.max_concurrent_jobs
+        return max(limit - self._registry.running_count(), 0) if limit > 0 else -1
+
     def list_jobs(self) -> list[Job]:
         return self._registry.all()
 

@@ -56,6 +56,41 @@ def generate_ca(common_name: str = "joblet CA", now: datetime | None = None) -> 
     return CertKeyPair(_cert_pem(cert), _key_pem(key))
 
 
+def check_ca(cert_pem: str, key_pem: str, now: datetime | None = None) -> CertKeyPair:
+    """An existing CA to issue from (a cluster's first node's): its
+    certificate must be a CA's, valid now, able to sign certificates, and
+    `key_pem` its key. ValueError says which it is not."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem.encode())
+    except ValueError as exc:
+        raise ValueError(f"the CA certificate is not a PEM certificate ({exc})") from exc
+    try:
+        key = _load_ec_key(key_pem)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"the CA key is not usable: {exc}") from exc
+    if cert.public_key() != key.public_key():
+        raise ValueError("the CA key does not belong to the CA certificate")
+    try:
+        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        constraints = None
+    if constraints is None or not constraints.ca:
+        raise ValueError("the CA certificate is not a CA's (basicConstraints CA:TRUE missing)")
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        usage = None
+    if usage is not None and not usage.key_cert_sign:
+        raise ValueError("the CA certificate may not sign certificates (no keyCertSign)")
+    at = now or datetime.now(UTC)
+    if not cert.not_valid_before_utc <= at <= cert.not_valid_after_utc:
+        raise ValueError(
+            f"the CA certificate is not valid now (valid {cert.not_valid_before_utc:%Y-%m-%d}"
+            f" to {cert.not_valid_after_utc:%Y-%m-%d})"
+        )
+    return CertKeyPair(cert_pem, key_pem)
+
+
 def issue_server_cert(
     ca_cert_pem: str, ca_key_pem: str, server_names: list[str], now: datetime | None = None
 ) -> CertKeyPair:

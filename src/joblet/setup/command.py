@@ -122,8 +122,10 @@ def run_setup(
     *,
     asked: PlacementRequest = ASK_NOTHING,
     surroundings: Surroundings = HOST,
+    ca: certs.CertKeyPair | None = None,
 ) -> SetupResult:
-    """Create `root`'s layout, certificates and both config files."""
+    """Create `root`'s layout, certificates and both config files; the
+    certificates from `ca` (a cluster's CA, see `read_ca`), else a new CA."""
     if not 1 <= port <= 65535:
         raise SetupError(f"port {port} is out of range 1-65535")
     layout = RootLayout(root)
@@ -139,7 +141,7 @@ def run_setup(
     created = create_layout(layout)
     if node_id != current_id:
         write_node_id(layout, node_id)
-    ca = certs.generate_ca()
+    ca = ca or certs.generate_ca()
     server = certs.issue_server_cert(ca.cert_pem, ca.key_pem, sans)
     dial = client_address(address, port, server_names)
     security = SecurityConfig(server.cert_pem, server.key_pem, ca.cert_pem)
@@ -168,6 +170,17 @@ def run_setup(
     # A new CA: the old index and CRL speak of certificates it never issued.
     cert_registry.record_issued(layout, issued, fresh=True)
     return SetupResult(layout, files, tuple(sans), dial, tuple(created), placement)
+
+
+def read_ca(cert_path: Path, key_path: Path) -> certs.CertKeyPair:
+    """The CA of an existing node (its config/ca-cert.pem and ca-key.pem),
+    checked before anything is written."""
+    try:
+        cert_pem = read_text(cert_path, "give the CA certificate of the cluster's first node")
+        key_pem = read_text(key_path, "give the CA key of the cluster's first node")
+        return certs.check_ca(cert_pem, key_pem)
+    except ValueError as exc:  # UnicodeDecodeError too: a DER file, not PEM
+        raise SetupError(f"--ca-cert {cert_path} / --ca-key {key_path}: {exc}") from exc
 
 
 def _server_names(address: str, server_names: list[str]) -> list[str]:

@@ -284,10 +284,10 @@ def test_broken_pipe_exits_quietly(rnx: Rnx, monkeypatch: pytest.MonkeyPatch) ->
 
 def test_nodes_marks_the_selected_node(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = write_config(tmp_path / "c.yml", "10.0.0.1:50051", serverName="joblet.lan")
-    assert main(["--config", str(config), "nodes"]) == 0
+    assert main(["--config", str(config), "nodes", "--no-probe"]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[2].split() == ["*", "default", "10.0.0.1:50051", "joblet.lan"]
-    assert main(["--config", str(config), "--json", "nodes"]) == 0
+    assert main(["--config", str(config), "--json", "nodes", "--no-probe"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["nodes"] == [
         {

@@ -154,3 +154,23 @@ def test_a_world_readable_config_holding_a_key_is_warned_about(tmp_path: Path) -
     assert config.exposed_key_warning(0o640) == ""
     path.write_text("nodes:\n  default: {address: 'h:1', keyFile: k.pem}\n")
     assert load_rnx_config(path).exposed_key_warning(0o644) == ""  # the key is elsewhere
+
+
+@pytest.mark.parametrize(
+    ("written", "seconds"), [("2", 2.0), ("1.5", 1.5), ("3s", 3.0), ("500ms", 0.5), (None, None)]
+)
+def test_node_timeout_is_read_from_the_top_level(
+    tmp_path: Path, written: str | None, seconds: float | None
+) -> None:
+    path = tmp_path / "c.yml"
+    top = "" if written is None else f"nodeTimeout: {written}\n"
+    path.write_text(top + "nodes:\n" + _node_yaml("default", "127.0.0.1:1"))
+    assert load_rnx_config(path).node_timeout_s == seconds
+
+
+@pytest.mark.parametrize("written", ["0", "-1s", "soon", "true"])
+def test_a_node_timeout_that_is_no_duration_is_refused(tmp_path: Path, written: str) -> None:
+    path = tmp_path / "c.yml"
+    path.write_text(f"nodeTimeout: {written}\nnodes:\n" + _node_yaml("default", "127.0.0.1:1"))
+    with pytest.raises(ClientConfigError, match="'nodeTimeout' must be a duration above 0"):
+        load_rnx_config(path)

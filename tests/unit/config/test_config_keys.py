@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
+from joblet.cluster import config as cluster_config
+from joblet.cluster.config import parse_cluster_config
 from joblet.config import loader
 from joblet.config.keys import Schema, suggest, unknown_keys
 from joblet.config.loader import FILE_KEYS, key_problems, read_config_file
@@ -54,6 +56,13 @@ EVERY_KEY: dict[str, Any] = {
         "maxRequeues": 3,
     },
     "roles": {"maxPriority": {"admin": 1000, "viewer": 0}},
+    "cluster": {
+        "name": "prod",
+        "advertise": "10.0.0.5:50051",
+        "labels": {"zone": "a"},
+        "leaseTtl": "10s",
+        "renewEvery": "3s",
+    },
     "security": {"serverCert": "pem", "serverKey": "pem", "caCert": "pem"},
     "filesystem": {"allowedMounts": ["/usr"], "tmpSize": "256MB"},
     "cgroup": {
@@ -171,6 +180,7 @@ def test_every_documented_key_is_known_and_read() -> None:
     parse_volumes_config(EVERY_KEY["volumes"])
     parse_audit_config(EVERY_KEY["audit"])
     parse_runtime_config(EVERY_KEY["runtime"])
+    parse_cluster_config(EVERY_KEY["cluster"])
 
 
 def test_each_section_refuses_a_typo_anywhere_in_it() -> None:
@@ -254,6 +264,7 @@ def _keys_read(module: ModuleType) -> set[str]:
         network_config,
         volumes_config,
         runtime_config,
+        cluster_config,
     ],
     ids=lambda m: m.__name__,
 )

@@ -44,7 +44,7 @@ class RedisBackend:
         # A short client-side retry for a dropped connection; the helper's own
         # write policy (timeout, retries, backoff) handles longer outages.
         retry = Retry(ExponentialBackoff(cap=0.2, base=0.02), 2)
-        client = Redis(retry=retry, **_client_options(config))
+        client = Redis(retry=retry, **client_options(config))
         backend = cls(client, config.key_prefix)
         try:
             await backend._call(client.ping())
@@ -95,7 +95,7 @@ class RedisBackend:
         await self._client.aclose()
 
 
-def _client_options(config: RedisConfig) -> dict[str, Any]:
+def client_options(config: RedisConfig) -> dict[str, Any]:
     options: dict[str, Any] = {
         "host": config.host,
         "port": config.port,

@@ -1,0 +1,94 @@
+"""The `cluster:` section of joblet-config.yml.
+
+    cluster:
+      name: prod                 # the key prefix shared by the cluster's nodes; "" = none
+      advertise: 10.0.0.5:50051  # the address other nodes and clients dial (default:
+                                 # server.address:server.port)
+      labels: {zone: a, gpu: "yes"}
+      leaseTtl: 10s              # a node whose lease is not renewed for this long is gone
+      renewEvery: 3s             # how often a node renews its lease
+
+A cluster needs a store every node reaches: `state.backend: redis`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from joblet.config.keys import Schema
+from joblet.config.units import parse_duration_s
+from joblet.errors import ConfigError
+
+KEYS: Schema = dict.fromkeys(("name", "advertise", "labels", "leaseTtl", "renewEvery"))
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+_LABEL_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./-]{0,62}")
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    name: str = ""  # "" = this node is in no cluster
+    advertise: str = ""  # "" = server.address:server.port
+    labels: Mapping[str, str] = field(default_factory=dict)
+    lease_ttl_s: float = 10.0
+    renew_every_s: float = 3.0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.name)
+
+
+def parse_cluster_config(raw: Mapping[str, Any]) -> ClusterConfig:
+    """`raw` is the `cluster:` section; ValueError naming the bad key."""
+    defaults = ClusterConfig()
+    name = str(raw.get("name", "") or "")
+    if name and not _NAME.fullmatch(name):
+        raise ValueError(
+            f"cluster.name {name!r}: letters, digits, '_', '.', '-' (at most 63, a letter"
+            " or digit first)"
+        )
+    ttl = parse_duration_s(raw.get("leaseTtl", defaults.lease_ttl_s))
+    renew = parse_duration_s(raw.get("renewEvery", defaults.renew_every_s))
+    if ttl <= 0 or renew <= 0:
+        raise ValueError("cluster.leaseTtl and cluster.renewEvery must be > 0")
+    if renew * 2 > ttl:  # one renewal may be late or lost without the lease lapsing
+        raise ValueError(
+            f"cluster.renewEvery ({renew:g}s) must be at most half of cluster.leaseTtl ({ttl:g}s)"
+        )
+    return ClusterConfig(
+        name=name,
+        advertise=str(raw.get("advertise", "") or ""),
+        labels=_labels(raw.get("labels") or {}),
+        lease_ttl_s=ttl,
+        renew_every_s=renew,
+    )
+
+
+def load_cluster_config(config_path: Path) -> ClusterConfig:
+    """The section from the daemon's YAML file (the rest is read elsewhere)."""
+    from joblet.config.loader import read_config_file
+
+    raw = read_config_file(config_path)
+    section = raw.get("cluster") or {}
+    try:
+        if not isinstance(section, Mapping):
+            raise ValueError("cluster: must be a mapping")
+        return parse_cluster_config(section)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"config {config_path}: {exc}") from exc
+
+
+def _labels(raw: object) -> dict[str, str]:
+    if not isinstance(raw, Mapping):
+        raise ValueError("cluster.labels must be a mapping of names to values")
+    labels = {}
+    for key, value in raw.items():
+        if not _LABEL_KEY.fullmatch(str(key)):
+            raise ValueError(f"cluster.labels: {key!r} is not a label name")
+        if isinstance(value, Mapping | list):
+            raise ValueError(f"cluster.labels.{key}: a label's value is one word")
+        labels[str(key)] = str(value)
+    return labels
