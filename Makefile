@@ -6,7 +6,7 @@ LOCK := requirements/ci.lock
 LOCK_HEADER1 := \# CI's exact versions, within pyproject.toml's ranges: make lock writes it,
 LOCK_HEADER2 := \# make lock-check (and tests/unit/test_packaging.py) fails when it no longer fits.
 
-.PHONY: deps install demo proto proto-check lint typecheck test test-all bench clean dist lock lock-check
+.PHONY: deps install demo proto proto-check lint typecheck test test-serial test-all bench clean dist lock lock-check
 
 # Debian packages the daemon needs (tini, libseccomp2, ...); needs root.
 deps:
@@ -50,12 +50,17 @@ lint:
 typecheck:
 	$(PY) -m mypy src
 
+# Two lanes at once (scripts/test-lanes.sh): the pure tests beside the ones
+# that start daemons. `make test-serial` runs the same tests in one process.
 test:
+	PY=$(PY) bash scripts/test-lanes.sh
+
+test-serial:
 	$(PY) -m pytest -p no:cacheprovider
 
 # Everything, the `slow` tests too (shipped runtimes built for real, 100 MB uploads).
 test-all:
-	$(PY) -m pytest -p no:cacheprovider -m ""
+	PY=$(PY) bash scripts/test-lanes.sh -m ""
 
 bench:
 	$(PY) bench/run_all.py
