@@ -31,6 +31,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _MGET_CHUNK = 500
+_REPLACE_IF_SAME = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
 
 
 class RedisLeases:
@@ -115,6 +122,16 @@ class RedisLeases:
                 if v is not None
             ]
         return out
+
+    async def record(self, key: str) -> bytes | None:
+        value = await self._call(self._client.get(key))
+        return None if value is None else bytes(value)
+
+    async def replace_record(self, key: str, old: bytes, new: bytes) -> bool:
+        """Set `key` to `new` only if it still holds `old` (one atomic step:
+        a write of the owner's in between wins, and this one is refused)."""
+        done = await self._call(self._client.eval(_REPLACE_IF_SAME, 1, key, old, new))
+        return bool(done)
 
     async def _keys(self, pattern: str) -> list[bytes]:
         return list(dict.fromkeys([k async for k in self._client.scan_iter(pattern, 1000)]))
