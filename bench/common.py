@@ -286,8 +286,17 @@ def _setup_root(
 ) -> None:
     joblet = [sys.executable, "-m", "joblet.daemon.main"]
     subprocess.run(
-        [*joblet, "setup", "--root", str(root), "--address", "127.0.0.1", "--port", str(port)]
-        + list(setup_args),
+        [
+            *joblet,
+            "setup",
+            "--root",
+            str(root),
+            "--address",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            *setup_args,
+        ],
         check=True,
         capture_output=True,
     )

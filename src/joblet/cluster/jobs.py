@@ -8,7 +8,7 @@ import logging
 
 from joblet.cluster.registry import RedisLeases
 from joblet.errors import FailedPrecondition, NotFound
-from joblet.jobs.ids import resolve_reference
+from joblet.jobs.ids import is_job_id, resolve_reference
 from joblet.jobs.model import Job, JobStatus
 from joblet.jobs.serialization import SerializationError, job_from_json, job_to_json
 from joblet.jobs.state_machine import Canceled, transition
@@ -36,8 +36,24 @@ class ClusterJobs:
     async def find(self, wanted: str) -> Job:
         """The job of another member that `wanted` (id, unique prefix, name)
         names; NotFound or InvalidArgument (ambiguous) as for a local job."""
+        if is_job_id(wanted):  # a full id: one read per member, not a scan of all
+            found = await self._by_id(wanted)
+            if found is not None:
+                return found
         jobs = {job.id: job for job in await self.others()}
         return jobs[resolve_reference(wanted, {i: j.spec.name for i, j in jobs.items()})]
+
+    async def _by_id(self, job_id: str) -> Job | None:
+        for node_id, key_prefix in sorted((await self._leases.members()).items()):
+            if node_id == self._node_id:
+                continue
+            blob = await self._leases.record(key_prefix + JOB_KEYS + job_id)
+            if blob is not None:
+                try:
+                    return job_from_json(blob)
+                except SerializationError as exc:
+                    log.warning("cluster: the record of job %s is unreadable: %s", job_id, exc)
+        return None
 
     async def cancel_in_store(self, job: Job, by: str, at: float) -> Job:
         """Cancel another member's QUEUED or SCHEDULED job in the store

@@ -92,6 +92,15 @@ class RedisLeases:
             leases += [x for x in (decode(v) for v in values if v is not None) if x]
         return alive(leases, time.time() if now is None else now)
 
+    async def lease(self, node_id: str, now: float | None = None) -> NodeLease | None:
+        """One node's live lease; None when it holds none."""
+        value = await self._call(self._client.get(lease_key(self._prefix, node_id)))
+        found = None if value is None else decode(bytes(value))
+        if found is None:
+            return None
+        live = alive([found], time.time() if now is None else now)
+        return live[0] if live else None
+
     async def join(self, node_id: str, key_prefix: str) -> None:
         """Record that this node's jobs live under `key_prefix`, refusing a
         prefix another member's jobs already use."""

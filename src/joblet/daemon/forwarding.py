@@ -86,10 +86,10 @@ class Router:
     async def _address(self, node_id: str) -> str:
         """The owner's advertised address; "" when it holds no live lease."""
         try:
-            leases = await self._leases.live()
+            lease = await self._leases.lease(node_id)
         except StateBackendError as exc:
             raise Unavailable(f"the cluster's store is away: {exc}") from exc
-        return next((x.address for x in leases if x.node_id == node_id), "")
+        return lease.address if lease is not None else ""
 
     def _peers_or_refuse(self, owner: Owner) -> Peers:
         if self._peers is None:
