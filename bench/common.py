@@ -281,10 +281,22 @@ def _setup_root(
     parent: str,
     overrides: dict[str, Any],
     sections: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    setup_args: Sequence[str] = (),
 ) -> None:
     joblet = [sys.executable, "-m", "joblet.daemon.main"]
     subprocess.run(
-        [*joblet, "setup", "--root", str(root), "--address", "127.0.0.1", "--port", str(port)],
+        [
+            *joblet,
+            "setup",
+            "--root",
+            str(root),
+            "--address",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            *setup_args,
+        ],
         check=True,
         capture_output=True,
     )
@@ -321,16 +333,18 @@ def start_daemon(
     *,
     module: str = "joblet.daemon.main",
     env: Mapping[str, str] | None = None,
+    setup_args: Sequence[str] = (),
     **joblet_overrides: Any,
 ) -> Daemon:
     """`joblet setup` a root under `tmp`, then `joblet serve` it in a child,
     both in the process's own network namespace. `joblet_overrides` go into
     the config's `joblet:` section, `sections` into the sections they name;
-    `module` is what `python -m` serves with, `env` goes over the environment."""
+    `module` is what `python -m` serves with, `env` goes over the environment,
+    `setup_args` go to `joblet setup`."""
     enter_private_netns()
     root, port = tmp / "root", free_port()
     parent = f"joblet-bench-{uuid.uuid4().hex[:8]}"
-    _setup_root(root, port, parent, joblet_overrides, sections)
+    _setup_root(root, port, parent, joblet_overrides, sections, setup_args=setup_args)
     log_path = tmp / "daemon.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(

@@ -7,6 +7,9 @@
       labels: {zone: a, gpu: "yes"}
       leaseTtl: 10s              # a node whose lease is not renewed for this long is gone
       renewEvery: 3s             # how often a node renews its lease
+      nodeCert: PEM              # this node's certificate (OU=node, `joblet certs issue
+      nodeKey: PEM               #   --role node`): how it forwards calls to a job's owner
+      forwardTimeout: 5s         # how long a forwarded call waits to reach the owner
 
 A cluster needs a store every node reaches: `state.backend: redis`.
 """
@@ -23,7 +26,10 @@ from joblet.config.keys import Schema
 from joblet.config.units import parse_duration_s
 from joblet.errors import ConfigError
 
-KEYS: Schema = dict.fromkeys(("name", "advertise", "labels", "leaseTtl", "renewEvery"))
+KEYS: Schema = dict.fromkeys(
+    ("name", "advertise", "labels", "leaseTtl", "renewEvery", "nodeCert", "nodeKey",
+     "forwardTimeout")
+)  # fmt: skip
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 _LABEL_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./-]{0,62}")
 
@@ -35,6 +41,9 @@ class ClusterConfig:
     labels: Mapping[str, str] = field(default_factory=dict)
     lease_ttl_s: float = 10.0
     renew_every_s: float = 3.0
+    node_cert: str = ""  # PEM; "" = this node forwards nothing (UNAVAILABLE says why)
+    node_key: str = ""
+    forward_timeout_s: float = 5.0
 
     @property
     def enabled(self) -> bool:
@@ -58,8 +67,18 @@ def parse_cluster_config(raw: Mapping[str, Any]) -> ClusterConfig:
         raise ValueError(
             f"cluster.renewEvery ({renew:g}s) must be at most half of cluster.leaseTtl ({ttl:g}s)"
         )
+    node_cert = str(raw.get("nodeCert", "") or "")
+    node_key = str(raw.get("nodeKey", "") or "")
+    if bool(node_cert) != bool(node_key):
+        raise ValueError("cluster.nodeCert and cluster.nodeKey go together: give both, or neither")
+    forward_timeout = parse_duration_s(raw.get("forwardTimeout", defaults.forward_timeout_s))
+    if forward_timeout <= 0:
+        raise ValueError("cluster.forwardTimeout must be > 0")
     return ClusterConfig(
         name=name,
+        node_cert=node_cert,
+        node_key=node_key,
+        forward_timeout_s=forward_timeout,
         advertise=str(raw.get("advertise", "") or ""),
         labels=_labels(raw.get("labels") or {}),
         lease_ttl_s=ttl,

@@ -7,9 +7,11 @@ from __future__ import annotations
 import logging
 
 from joblet.cluster.registry import RedisLeases
-from joblet.jobs.ids import resolve_reference
-from joblet.jobs.model import Job
-from joblet.jobs.serialization import SerializationError, job_from_json
+from joblet.errors import FailedPrecondition, NotFound
+from joblet.jobs.ids import is_job_id, resolve_reference
+from joblet.jobs.model import Job, JobStatus
+from joblet.jobs.serialization import SerializationError, job_from_json, job_to_json
+from joblet.jobs.state_machine import Canceled, transition
 from joblet.state.client import RECORD_KEY_PREFIXES, WORKFLOW_KEY_PREFIX
 
 log = logging.getLogger(__name__)
@@ -34,8 +36,41 @@ class ClusterJobs:
     async def find(self, wanted: str) -> Job:
         """The job of another member that `wanted` (id, unique prefix, name)
         names; NotFound or InvalidArgument (ambiguous) as for a local job."""
+        if is_job_id(wanted):  # a full id: one read per member, not a scan of all
+            found = await self._by_id(wanted)
+            if found is not None:
+                return found
         jobs = {job.id: job for job in await self.others()}
         return jobs[resolve_reference(wanted, {i: j.spec.name for i, j in jobs.items()})]
+
+    async def _by_id(self, job_id: str) -> Job | None:
+        for node_id, key_prefix in sorted((await self._leases.members()).items()):
+            if node_id == self._node_id:
+                continue
+            blob = await self._leases.record(key_prefix + JOB_KEYS + job_id)
+            if blob is not None:
+                try:
+                    return job_from_json(blob)
+                except SerializationError as exc:
+                    log.warning("cluster: the record of job %s is unreadable: %s", job_id, exc)
+        return None
+
+    async def cancel_in_store(self, job: Job, by: str, at: float) -> Job:
+        """Cancel another member's QUEUED or SCHEDULED job in the store
+        itself (its owner cannot be reached): the record changes only if it
+        is still the one read, so a write of the owner's in between wins."""
+        prefix = (await self._leases.members()).get(job.node_id)
+        if prefix is None:
+            raise NotFound(f"job {job.id}: node {job.node_id} is not a member of the cluster")
+        key = prefix + JOB_KEYS + job.id
+        blob = await self._leases.record(key)
+        if blob is None:
+            raise NotFound(f"job {job.id} not found")
+        stored = job_from_json(blob)
+        canceled = canceled_record(stored, by, at)
+        if not await self._leases.replace_record(key, blob, job_to_json(canceled)):
+            raise FailedPrecondition(f"job {job.id} changed meanwhile: ask again")
+        return canceled
 
     async def _jobs_under(self, prefix: str) -> list[Job]:
         jobs = []
@@ -47,3 +82,15 @@ class ClusterJobs:
             except SerializationError as exc:
                 log.warning("cluster: skipping the unreadable record %s%s: %s", prefix, key, exc)
         return jobs
+
+
+def canceled_record(job: Job, by: str, at: float) -> Job:
+    """The job canceled where it waits (QUEUED or SCHEDULED); FailedPrecondition
+    for one that may be running on its unreachable node, which only that node
+    can stop."""
+    if job.status not in (JobStatus.QUEUED, JobStatus.SCHEDULED):
+        raise FailedPrecondition(
+            f"job {job.id} is {job.status} on node {job.node_id}, which cannot be reached:"
+            " only a queued or scheduled job is canceled without it"
+        )
+    return transition(job, Canceled(by=by, at=at))

@@ -31,6 +31,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _MGET_CHUNK = 500
+_REPLACE_IF_SAME = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
 
 
 class RedisLeases:
@@ -85,6 +92,15 @@ class RedisLeases:
             leases += [x for x in (decode(v) for v in values if v is not None) if x]
         return alive(leases, time.time() if now is None else now)
 
+    async def lease(self, node_id: str, now: float | None = None) -> NodeLease | None:
+        """One node's live lease; None when it holds none."""
+        value = await self._call(self._client.get(lease_key(self._prefix, node_id)))
+        found = None if value is None else decode(bytes(value))
+        if found is None:
+            return None
+        live = alive([found], time.time() if now is None else now)
+        return live[0] if live else None
+
     async def join(self, node_id: str, key_prefix: str) -> None:
         """Record that this node's jobs live under `key_prefix`, refusing a
         prefix another member's jobs already use."""
@@ -115,6 +131,16 @@ class RedisLeases:
                 if v is not None
             ]
         return out
+
+    async def record(self, key: str) -> bytes | None:
+        value = await self._call(self._client.get(key))
+        return None if value is None else bytes(value)
+
+    async def replace_record(self, key: str, old: bytes, new: bytes) -> bool:
+        """Set `key` to `new` only if it still holds `old` (one atomic step:
+        a write of the owner's in between wins, and this one is refused)."""
+        done = await self._call(self._client.eval(_REPLACE_IF_SAME, 1, key, old, new))
+        return bool(done)
 
     async def _keys(self, pattern: str) -> list[bytes]:
         return list(dict.fromkeys([k async for k in self._client.scan_iter(pattern, 1000)]))

@@ -50,7 +50,7 @@ from joblet.network.config import parse_network_config
 from joblet.persist import config as persist_config
 from joblet.runtimes import config as runtime_config
 from joblet.security import audit_config
-from joblet.security.roles import Role
+from joblet.security.roles import CLIENT_ROLES
 from joblet.state import config as state_config
 from joblet.volumes import config as volumes_config
 
@@ -96,7 +96,7 @@ FILE_KEYS: Schema = {
     "volumes": volumes_config.KEYS,
     "audit": audit_config.KEYS,
     "runtime": runtime_config.KEYS,
-    "roles": {"maxPriority": dict.fromkeys(role.value for role in Role)},
+    "roles": {"maxPriority": dict.fromkeys(role.value for role in CLIENT_ROLES)},
     "cluster": cluster_config.KEYS,
 }
 

@@ -203,7 +203,13 @@ def _add_certs_parser(sub: Any) -> None:
     certs_sub = certs.add_subparsers(dest="certs_command", required=True, metavar="COMMAND")
     issue = certs_sub.add_parser("issue", help="issue a client certificate signed by the CA")
     issue.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="default: %(default)s")
-    issue.add_argument("--role", required=True, choices=["admin", "viewer"])
+    issue.add_argument(
+        "--role",
+        required=True,
+        choices=["admin", "viewer", "node"],
+        help="node: a daemon's certificate for forwarding calls to the other nodes of its"
+        " cluster (printed as the cluster: keys of joblet-config.yml)",
+    )
     issue.add_argument("--name", required=True, help="the client's name (certificate CN)")
     issue.add_argument("--address", help="HOST:PORT clients dial (default: from rnx-config.yml)")
     revoke = certs_sub.add_parser(
@@ -360,6 +366,10 @@ def _cmd_certs(args: argparse.Namespace) -> int:
         return 0
     if args.certs_command == "list":
         print(command.render_cert_table(command.list_certs(args.root)), end="")
+        return 0
+    if args.role == "node":
+        node_cert, node_key = command.issue_cert(args.root, args.role, args.name)
+        print(command.cluster_snippet(node_cert, node_key), end="")
         return 0
     entry = command.issue_node_entry(args.root, args.role, args.name, args.address)
     print(command.node_snippet(args.name, entry), end="")

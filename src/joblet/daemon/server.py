@@ -20,22 +20,24 @@ import logging
 import os
 import signal
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from collections.abc import Set as AbstractSet
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import grpc
 
 from joblet.api import joblet_pb2_grpc as pb_grpc
-from joblet.cluster.config import load_cluster_config
+from joblet.cluster.config import ClusterConfig, load_cluster_config
+from joblet.cluster.forward import Peers
 from joblet.cluster.jobs import ClusterJobs
 from joblet.cluster.registry import RedisLeases
 from joblet.config.model import DaemonConfig, RootLayout
-from joblet.daemon import log_rpc, metrics_rpc
+from joblet.daemon import forwarding, log_rpc, metrics_rpc
 from joblet.daemon.cgroup_owner import claim_cgroup_parent, proven_own
 from joblet.daemon.cluster_member import membership
 from joblet.daemon.cluster_service import ClusterService
+from joblet.daemon.forwarding import Router
 from joblet.daemon.helpers import (
     LOAD_TIMEOUT_S,
     Helpers,
@@ -265,6 +267,7 @@ class Daemon:
         self._launcher: LauncherLink | None = None
         self._leases: RedisLeases | None = None
         self._cluster_name = ""
+        self._cluster = ClusterConfig()
 
     async def start(self) -> None:
         config = self.config
@@ -344,6 +347,26 @@ class Daemon:
                        free_slots=self.manager.free_slots)
         )  # fmt: skip
         self._cluster_name = cluster.name
+        self._cluster = cluster
+
+    def _forward_to_owners(
+        self, server: grpc.aio.Server, jobs: JobService, others: ClusterJobs, node_id: str,
+        metrics: MetricsHub,
+    ) -> None:  # fmt: skip
+        """Calls about another member's job answered by that member."""
+        assert self.manager is not None and self._leases is not None
+        cluster, peers = self._cluster, None
+        if cluster.node_cert:
+            peers = Peers(self.config.security.ca_cert, cluster.node_cert, cluster.node_key,
+                          cluster.forward_timeout_s)  # fmt: skip
+            self._stack.push_async_callback(peers.close)
+        else:
+            log.warning("cluster: no cluster.nodeCert: calls about other nodes' jobs fail")
+        raw = metrics_rpc.raw_history_handler(self.manager.history_ref, metrics).unary_unary
+        assert raw is not None
+        history = cast("Callable[[Any, Any], Awaitable[Any]]", raw)  # stubs: sync only
+        router = Router(self.manager, others, self._leases, node_id, peers)
+        forwarding.install(server, router, jobs, history)
 
     def _restore(
         self,
@@ -450,6 +473,8 @@ class Daemon:
         manager = self.manager
         # Sends stored samples' bytes as they are (24 h = 17,280 samples).
         metrics_rpc.install_raw_history(server, manager.history_ref, metrics)
+        if others is not None:
+            self._forward_to_owners(server, jobs, others, node_id, metrics)
         if config.metrics.prometheus.enabled:
             await self._stack.enter_async_context(
                 PrometheusExporter(metrics, collector, config.metrics.prometheus,

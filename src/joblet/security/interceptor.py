@@ -38,7 +38,14 @@ from typing import Any, NoReturn, Protocol
 import grpc
 import grpc.aio
 
-from joblet.security.roles import PEER_CERT_KEY, Caller, caller_from_auth_context, is_allowed
+from joblet.security.roles import (
+    PEER_CERT_KEY,
+    Caller,
+    Role,
+    caller_from_auth_context,
+    delegated_caller,
+    is_allowed,
+)
 
 current_caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar(
     "joblet_current_caller", default=None
@@ -111,9 +118,20 @@ async def authorize(
     auth_context = context.auth_context()
     if is_revoked(auth_context, revoked()):
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, REVOKED_MESSAGE)
-    caller = caller_from_auth_context(auth_context)
+    peer = caller_from_auth_context(auth_context)
+    caller = peer
+    if peer is not None and peer.role is Role.NODE:
+        # Forwarded by another node: the rights are those of whom it acts for.
+        caller = delegated_caller(peer, context.invocation_metadata() or (), method)
+        if caller is None:
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"node {peer.name} may call only a forwarded method, naming an admin or"
+                " viewer caller",
+            )
     if caller is None or not is_allowed(caller.role, method):
         await context.abort(grpc.StatusCode.PERMISSION_DENIED, denial_message(caller, method))
+    assert caller is not None
     return caller
 
 

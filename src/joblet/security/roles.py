@@ -21,6 +21,14 @@ PEER_SUBJECT_KEY = "x509_subject"
 class Role(enum.StrEnum):
     ADMIN = "admin"
     VIEWER = "viewer"
+    # Another daemon of the cluster forwarding a call about a job it does not
+    # own: no rights of its own, it acts for the caller it names (see
+    # `delegated_caller`).
+    NODE = "node"
+
+
+# The roles a person or program calling a node may hold.
+CLIENT_ROLES: tuple[Role, ...] = (Role.ADMIN, Role.VIEWER)
 
 
 @dataclass(frozen=True)
@@ -29,6 +37,7 @@ class Caller:
 
     name: str
     role: Role
+    via: str = ""  # the CN of the node that forwarded the call; "" = called directly
 
 
 def _methods(service: str, *names: str) -> frozenset[str]:
@@ -59,8 +68,50 @@ VIEWER_METHODS: frozenset[str] = (
 )
 
 
+# The calls a node forwards to the owner of a job (each checked again
+# against the role of the caller it names).
+FORWARDED_METHODS: frozenset[str] = _methods(
+    "JobService",
+    "GetJobLogs",
+    "StreamJobMetrics",
+    "GetJobMetricsHistory",
+    "StopJob",
+    "CancelJob",
+    "DeleteJob",
+)
+
+# Metadata a forwarding node sends with the call: who it acts for.
+ON_BEHALF_ROLE_KEY = "joblet-on-behalf-role"
+ON_BEHALF_NAME_KEY = "joblet-on-behalf-name"
+
+
+def delegated_caller(
+    peer: Caller, metadata: Iterable[tuple[str, str | bytes]], method: str
+) -> Caller | None:
+    """Who a call really comes from. Only a node peer may name another
+    caller, only for a forwarded method, and only an admin or a viewer (a
+    node cannot pass on a node's rights); anyone else's metadata is ignored.
+    None: a node's call that names no valid caller, which is refused."""
+    if peer.role is not Role.NODE:
+        return peer
+    if method not in FORWARDED_METHODS:
+        return None
+    found: dict[str, str] = {}
+    for key, value in metadata:
+        if key in (ON_BEHALF_ROLE_KEY, ON_BEHALF_NAME_KEY):
+            if key in found:  # two values: ambiguous, refuse rather than pick
+                return None
+            found[key] = value.decode(errors="replace") if isinstance(value, bytes) else value
+    role = parse_role(found.get(ON_BEHALF_ROLE_KEY, ""))
+    name = found.get(ON_BEHALF_NAME_KEY, "")
+    if role is None or role not in CLIENT_ROLES or not name:
+        return None
+    return Caller(name=name, role=role, via=peer.name)
+
+
 def is_allowed(role: Role | None, method: str) -> bool:
-    """Admin may call anything; viewer only `VIEWER_METHODS`; no role nothing."""
+    """Admin may call anything; viewer only `VIEWER_METHODS`; a node nothing
+    by itself (it acts for a caller it names); no role nothing."""
     if role is Role.ADMIN:
         return True
     if role is Role.VIEWER:

@@ -23,6 +23,7 @@ from joblet.setup.config_files import (
     WILDCARD_ADDRESSES,
     NodeEntry,
     client_address,
+    dump_yaml,
     parse_rnx_nodes,
     render_daemon_config,
     render_node_snippet,
@@ -211,6 +212,12 @@ def issue_cert(root: Path, role: Role | str, name: str) -> tuple[str, str]:
         raise SetupError(str(exc)) from exc
     cert_registry.record_issued(RootLayout(root), [cert_registry.entry_for(cert, known, name)])
     return cert, key
+
+
+def cluster_snippet(cert_pem: str, key_pem: str) -> str:
+    """What `joblet certs issue --role node` prints: the keys a daemon's
+    joblet-config.yml takes under `cluster:`, ready to paste."""
+    return dump_yaml({"cluster": {"nodeCert": cert_pem, "nodeKey": key_pem}})
 
 
 def revoke_certs(root: Path, name: str | None, serial: str | None) -> list[IssuedCert]:

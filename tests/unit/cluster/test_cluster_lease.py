@@ -53,6 +53,8 @@ def test_the_cluster_section_has_defaults_and_reads_durations() -> None:
         {"name": "prod", "leaseTtl": "3s", "renewEvery": "500ms", "labels": {"gpu": True}}
     )
     assert (parsed.lease_ttl_s, parsed.renew_every_s, parsed.labels) == (3.0, 0.5, {"gpu": "True"})
+    keyed = parse_cluster_config({"nodeCert": "C", "nodeKey": "K", "forwardTimeout": "2s"})
+    assert (keyed.node_cert, keyed.node_key, keyed.forward_timeout_s) == ("C", "K", 2.0)
 
 
 @pytest.mark.parametrize(
@@ -63,6 +65,8 @@ def test_the_cluster_section_has_defaults_and_reads_durations() -> None:
         ({"leaseTtl": 0}, "must be > 0"),
         ({"labels": ["a"]}, "cluster.labels must be a mapping"),
         ({"labels": {"a b": "c"}}, "is not a label name"),
+        ({"nodeCert": "PEM"}, "cluster.nodeCert and cluster.nodeKey go together"),
+        ({"forwardTimeout": 0}, "cluster.forwardTimeout must be > 0"),
     ],
 )
 def test_bad_cluster_values_are_refused(section: dict[str, object], message: str) -> None:

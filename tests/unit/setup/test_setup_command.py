@@ -250,3 +250,16 @@ def test_setup_files_names() -> None:
     files = SetupFiles.of(RootLayout(Path("/x")))
     assert files.ca_key == Path("/x/config/ca-key.pem")
     assert files.daemon_config == Path("/x/config/joblet-config.yml")
+
+
+def test_a_node_certificate_is_printed_as_the_cluster_keys(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from joblet.daemon.main import main
+
+    root = tmp_path / "root"
+    run_setup(root, "127.0.0.1", 50051, [], False)
+    assert main(["certs", "issue", "--root", str(root), "--role", "node", "--name", "node-a"]) == 0
+    section = yaml.safe_load(capsys.readouterr().out)["cluster"]
+    assert set(section) == {"nodeCert", "nodeKey"}
+    assert caller_from_cert_pem(section["nodeCert"]) == Caller("node-a", Role.NODE)
