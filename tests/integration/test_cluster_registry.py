@@ -140,7 +140,7 @@ def test_any_node_lists_and_finds_every_nodes_jobs(cluster: Cluster) -> None:
     # asked through both nodes at once, each job is listed once
     config = cluster.daemons["n1"].root.parent.parent / "both.yml"
     nodes = {name: d.node("default") for name, d in cluster.daemons.items()}
-    config.write_text(yaml.safe_dump({"nodes": nodes}))
+    config.write_text(yaml.safe_dump({"nodes": nodes, "nodeTimeout": "20s"}))
     config.chmod(0o600)
     both = cluster.daemons["n1"].rnx("--config", str(config), "--node", "all", "list", "-q")
     assert both.returncode == 0, both.stderr

@@ -43,7 +43,9 @@ class Trio:
 def write_many_config(daemons: dict[str, RunningDaemon], path: Path) -> Path:
     """One rnx config naming every daemon, each with the client its setup made."""
     nodes = {name: d.node("default") for name, d in daemons.items()}
-    path.write_text(yaml.safe_dump({"nodes": nodes}))
+    # A loaded test host may take seconds to answer: the timeout's own test
+    # sets a short one on its command line.
+    path.write_text(yaml.safe_dump({"nodes": nodes, "nodeTimeout": "20s"}))
     path.chmod(0o600)
     return path
 
