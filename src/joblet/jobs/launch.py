@@ -26,6 +26,7 @@ from joblet.jobs.state_machine import LaunchFailed, Started, Starting
 from joblet.jobs.table import JobTable
 from joblet.jobs.workspace import log_path, prepare_job_dir, run_as
 from joblet.logs.service import JobLogs
+from joblet.resources.device_rules import job_rules
 from joblet.resources.interface import CgroupManager, JobCgroup, Limits
 from joblet.runtimes.seams import BuildPlan, RuntimeMount
 from joblet.workspaces.store import WorkspaceStore, plain_store
@@ -136,6 +137,7 @@ class JobStarter:
             max_io_bps=spec.max_iobps or d.max_iobps,
             max_pids=d.max_pids,
             io_devices=devices,
+            devices=job_rules() if self._cgroups.device_filter else (),
         )
 
     @functools.cached_property
