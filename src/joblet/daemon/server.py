@@ -31,6 +31,7 @@ from joblet.api import joblet_pb2_grpc as pb_grpc
 from joblet.config.model import DaemonConfig, RootLayout
 from joblet.daemon import log_rpc, metrics_rpc
 from joblet.daemon.cgroup_owner import claim_cgroup_parent, proven_own
+from joblet.daemon.gpu_service import GpuService
 from joblet.daemon.helpers import (
     LOAD_TIMEOUT_S,
     Helpers,
@@ -50,6 +51,8 @@ from joblet.daemon.supervisor import HelperSupervisor
 from joblet.daemon.volume_service import VolumeService
 from joblet.daemon.workflow_service import WorkflowRpc
 from joblet.errors import JobletError
+from joblet.gpu.allocator import GpuAllocator
+from joblet.gpu.node import open_gpus
 from joblet.jobs.manager import LOG_FILE, JobManager
 from joblet.jobs.workspace_mount import protect_jobs_dir, release_jobs_dir
 from joblet.logs.follow import LogHub
@@ -312,6 +315,7 @@ class Daemon:
             config, cgroups, launcher, logs, node_id,
             listener=listeners, metrics=metrics, networks=self._networks,
             volumes=self._volumes, workspaces=self._workspaces, runtimes=self._runtimes,
+            gpus=await asyncio.to_thread(open_node_gpus, config, cgroups),
         )  # fmt: skip
         launcher.on_exit(self.manager.on_exit)
         launcher.on_back(self.manager.on_launcher_back)
@@ -451,6 +455,10 @@ class Daemon:
         pb_grpc.add_RuntimeServiceServicer_to_server(  # type: ignore[no-untyped-call]
             RuntimeService(self._runtimes, installer), server
         )
+        if manager.gpus is not None:
+            pb_grpc.add_GpuServiceServicer_to_server(  # type: ignore[no-untyped-call]
+                GpuService(manager.gpus), server
+            )
         address = f"{config.server.address}:{config.server.port}"
         self.bound_port = server.add_secure_port(address, server_credentials(config.security))
         await server.start()
@@ -562,6 +570,12 @@ async def _end_task(task: asyncio.Task[Any]) -> None:
     await asyncio.wait([task])
     if not task.cancelled() and task.exception() is not None:
         log.debug("%s ended with %r", task.get_name(), task.exception())
+
+
+def open_node_gpus(config: DaemonConfig, cgroups: CgroupManager) -> GpuAllocator:
+    """The GPUs, with the device filter the job cgroups can apply (and why none can)."""
+    problem = getattr(cgroups, "device_filter_reason", "")
+    return open_gpus(config.gpu, cgroups.device_filter, problem)
 
 
 def _has_gpu() -> bool:

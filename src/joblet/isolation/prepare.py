@@ -163,6 +163,7 @@ def plan_launch(spec: LaunchSpec, host: HostFacts) -> LaunchPlan:
         idmapped_volumes=host.userns_fd >= 0,
         runtime=runtime_inputs(spec),
         build=build_inputs(spec, host.ids.base if host.userns_fd >= 0 else 0),
+        devices=spec.devices,
     )
     order = JobOrder(
         job_id=spec.job_id,

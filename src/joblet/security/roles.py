@@ -55,6 +55,7 @@ VIEWER_METHODS: frozenset[str] = (
     | _methods("VolumeService", "ListVolumes")
     | _methods("MonitoringService", "GetSystemStatus", "StreamSystemMetrics")
     | _methods("RuntimeService", "ListRuntimes", "GetRuntimeInfo", "ValidateRuntimeSpec")
+    | _methods("GpuService", "ListGpus")  # an addition
 )
 
 
