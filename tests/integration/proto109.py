@@ -17,7 +17,7 @@ from typing import Any
 from grpc_tools import protoc
 
 PROTO = Path(__file__).resolve().parents[2] / "proto" / "joblet" / "api" / "joblet.proto"
-ADDED_RPCS = ("StopWorkflow", "DeleteWorkflow", "WatchWorkflow", "ListJobPages")
+ADDED_RPCS = ("StopWorkflow", "DeleteWorkflow", "WatchWorkflow", "ListJobPages", "ListGpus")
 ADDED_MESSAGES = (
     "StopWorkflowRequest",
     "StopWorkflowResponse",
@@ -25,6 +25,9 @@ ADDED_MESSAGES = (
     "DeleteWorkflowResponse",
     "ListJobPagesRequest",
     "JobPage",
+    "ListGpusRequest",
+    "GpuInfo",
+    "ListGpusResponse",
 )
 
 
