@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 from joblet.errors import FailedPrecondition, ResourceExhausted
 from joblet.gpu.config import GpuConfig
+from joblet.gpu.metrics import GpuReader, NvmlMetrics
 from joblet.gpu.model import GpuHost, GpuRequest
 from joblet.gpu.table import AllocationTable, Grant
 from joblet.jobs.model import JobSpec
@@ -35,6 +36,7 @@ class GpuAllocator:
         self.config = config
         self.device_filter = device_filter  # "v1", "bpf" or "" (none on this node)
         self.table = AllocationTable(host, sharing=config.sharing, strategy=config.strategy)
+        self.metrics: NvmlMetrics | None = None  # GPU samples (NVML inventories only)
         self._waiting: deque[str] = deque()
         self._requests: dict[str, GpuRequest] = {}
 
@@ -110,6 +112,10 @@ class GpuAllocator:
         indices = tuple(indices)
         if indices:
             self.table.restore(job_id, indices, spec.gpu_memory_mb)
+
+    def reader(self, indices: tuple[int, ...]) -> GpuReader | None:
+        """What samples a job's GPUs, where NVML can."""
+        return self.metrics.reader(indices) if self.metrics is not None and indices else None
 
     def breaches(self, live: Iterable[str]) -> list[str]:
         """Where "allocated GPUs = GPUs of live jobs" does not hold."""

@@ -118,7 +118,11 @@ class JobStarter:
             self._ending.on_exit(rt.early_exit)
             return registry.get(job_id)
         if self._metrics is not None and rt.limits is not None:
-            self._metrics.start_job(job_id, rt.cgroup, rt.limits, init_pid=pid, from_start=True)
+            indices = job.gpu_indices
+            self._metrics.start_job(
+                job_id, rt.cgroup, rt.limits, init_pid=pid, from_start=True,
+                gpu_indices=indices, gpu_reader=self._gpus.reader(indices) if self._gpus else None,
+            )  # fmt: skip
         timeout = rt.timeout_s or self._config.jobs.job_timeout_s
         if timeout > 0:
             rt.call_later(timeout, self._ending.on_timeout, job_id)

@@ -191,7 +191,11 @@ class JobRestorer:
         rt.limits = self._limits(job.spec)
         log.info("re-attached to running job %s (pid %d)", job.id, pid)
         if self._metrics is not None and rt.cgroup is not None:
-            self._metrics.start_job(job.id, rt.cgroup, rt.limits, init_pid=pid)
+            reader = self._gpus.reader(job.gpu_indices) if self._gpus else None
+            self._metrics.start_job(
+                job.id, rt.cgroup, rt.limits, init_pid=pid,
+                gpu_indices=job.gpu_indices, gpu_reader=reader,
+            )  # fmt: skip
         timeout = self._config.jobs.job_timeout_s
         if timeout > 0:
             left = max(0.0, job.started_at + timeout - self._clock())
