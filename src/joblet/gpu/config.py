@@ -6,7 +6,6 @@ gpu:
   strategy: first-fit             # first-fit, best-fit, pack, spread
   sharing: false                  # jobs declaring gpu_memory_mb may share a GPU
   allowWithoutDeviceFilter: false # run GPU jobs where no device filter can apply
-  driverPaths: []                 # driver files or directories (default: ldconfig's cache)
   static:                         # the inventory `static` reads (tests, fixed hosts)
     deviceRoot: /dev              # where its /dev/nvidia* nodes are
     procDevices: /proc/devices    # where the nvidia-uvm major is read
@@ -36,7 +35,7 @@ STATIC_KEYS: Schema = dict.fromkeys(("deviceRoot", "procDevices", "driverProc"))
     "gpus": dict.fromkeys(GPU_KEYS)
 }
 KEYS: Schema = dict.fromkeys(
-    ("enabled", "inventory", "strategy", "sharing", "allowWithoutDeviceFilter", "driverPaths")
+    ("enabled", "inventory", "strategy", "sharing", "allowWithoutDeviceFilter")
 ) | {"static": STATIC_KEYS}
 
 
@@ -55,7 +54,6 @@ class GpuConfig:
     strategy: str = "first-fit"
     sharing: bool = False
     allow_without_device_filter: bool = False
-    driver_paths: tuple[str, ...] = ()
     static: StaticInventoryConfig = StaticInventoryConfig()
 
 
@@ -73,18 +71,12 @@ def parse_gpu_config(section: Mapping[str, object] | None) -> GpuConfig:
     strategy = str(data.get("strategy", "first-fit"))
     if strategy not in STRATEGIES:
         raise ConfigError(f"gpu.strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
-    paths = data.get("driverPaths", []) or []
-    if not isinstance(paths, list) or not all(
-        isinstance(p, str) and p.startswith("/") for p in paths
-    ):
-        raise ConfigError("gpu.driverPaths must be a list of absolute paths")
     return GpuConfig(
         enabled=_bool(data, "enabled"),
         inventory=inventory,
         strategy=strategy,
         sharing=_bool(data, "sharing"),
         allow_without_device_filter=_bool(data, "allowWithoutDeviceFilter"),
-        driver_paths=tuple(paths),
         static=_static(data.get("static")),
     )
 

@@ -125,7 +125,6 @@ EVERY_KEY: dict[str, Any] = {
         "strategy": "first-fit",
         "sharing": False,
         "allowWithoutDeviceFilter": False,
-        "driverPaths": [],
         "static": {
             "deviceRoot": "/dev",
             "procDevices": "/proc/devices",

@@ -129,7 +129,6 @@ def test_the_config_section_is_checked() -> None:
         ({"inventory": "cuda"}, "gpu.inventory must be one of"),
         ({"strategy": "random"}, "gpu.strategy must be one of"),
         ({"enabled": "yes"}, "gpu.enabled must be true or false"),
-        ({"driverPaths": ["lib"]}, "absolute paths"),
         ({"static": {"gpus": [{"index": 0}]}}, "needs index and uuid"),
         ({"static": {"gpus": [{"index": 0, "uuid": "a", "colour": 1}]}}, "unknown keys"),
         ({"static": {"gpus": [{"index": 0, "uuid": "a"}, {"index": 0, "uuid": "b"}]}}, "index"),
