@@ -94,6 +94,22 @@ def test_a_gpu_job_gets_exactly_its_nodes_and_uuids(world: GpuWorld) -> None:
     # Allowed by the rules, no driver behind: ENXIO for each of its nodes.
     assert out.count("No such device or address") == len(own), out
     world.wait_table_empty()
+    # Its samples (the final one at least) carry its allocation.
+    deadline = time.monotonic() + 20
+    while not (samples := metrics_history(stub, done.uuid)):
+        assert time.monotonic() < deadline, "no metrics sample"
+        time.sleep(0.1)
+    assert all(list(s.gpuAllocation) == index for s in samples)
+
+
+def metrics_history(stub: pb_grpc.JobServiceStub, job_id: str) -> list[pb.JobMetricsSample]:
+    try:
+        res = stub.GetJobMetricsHistory(pb.JobMetricsHistoryRequest(uuid=job_id), timeout=30)
+    except grpc.RpcError as exc:
+        if exc.code() != grpc.StatusCode.NOT_FOUND:
+            raise
+        return []
+    return list(res.samples)
 
 
 def test_device_rules_hold_in_gpu_and_plain_jobs(world: GpuWorld, tmp_path: Path) -> None:
@@ -204,6 +220,8 @@ def test_rnx_runs_pinned_gpu_jobs_and_lists_gpus(world: GpuWorld) -> None:
     assert listed.returncode == 0, listed.stderr
     text = listed.stdout.decode()
     assert fake_uuid(0) in text and fake_uuid(1) in text and "device filter v1" in text
+    as_viewer = daemon.rnx("gpu", "list", node="viewer")  # listing is open to viewers
+    assert as_viewer.returncode == 0 and fake_uuid(0).encode() in as_viewer.stdout
     refused = daemon.rnx("run", "--gpu=3", "true")
     lines = refused.stderr.decode().strip().splitlines()
     assert refused.returncode != 0 and len(lines) == 1 and "this node has" in lines[0]
