@@ -80,7 +80,9 @@ class JobStarter:
             grant = self._gpus.take(job_id, job.spec)
             if grant is None:  # it waits for GPUs; their release starts it
                 reason = self._gpus.wait_reason(job_id)
-                return self._table.apply(job_id, GpuWait(at=self._clock(), reason=reason))
+                job = self._table.apply(job_id, GpuWait(at=self._clock(), reason=reason))
+                await self._await_record(job_id)  # answered once stored, as other waits
+                return job
             job = self._table.apply(job_id, GpusGranted(grant.indices))
             gpu = gpu_job_setup(self._gpus.host, grant.indices)
         registry.starting += 1

@@ -1,8 +1,9 @@
 """The device allowlist of a job's cgroup: pure rules and their v1 lines.
 
 Every job gets the rules of the nodes its /dev holds (isolation.rootfs) plus
-those of its GPUs; everything else is denied, mknod included. The same rules
-feed the v1 devices controller and the v2 BPF program (resources.bpf_devices).
+those of its GPUs; opening any other device is denied (EPERM), a node made
+with mknod included. The same rules feed the v1 devices controller and the
+v2 BPF program (resources.bpf_devices).
 """
 
 from __future__ import annotations
@@ -43,8 +44,13 @@ def char(major: int, minor: int | None, access: str = "rw") -> DeviceRule:
     return DeviceRule("c", major, minor, access)
 
 
+# mknod itself stays allowed, as runc allows it: package installs make nodes
+# (CAP_MKNOD stays for them), and a node made is inert, since opening it is
+# what the rules below decide (and nodev mounts refuse it first).
+MKNOD_ANY = (DeviceRule("c", None, None, "m"), DeviceRule("b", None, None, "m"))
 # The nodes isolation.rootfs binds into every job's /dev, and devpts.
 BASE_RULES: tuple[DeviceRule, ...] = (
+    *MKNOD_ANY,
     char(1, 3),  # null
     char(1, 5),  # zero
     char(1, 7),  # full

@@ -36,6 +36,7 @@ def gpu_steps(nodes: Path) -> list[list[object]]:
         ["open", str(nodes / "nvidia0"), "rw"],
         ["open", str(nodes / "nvidia1"), "rw"],
         ["mknod", str(nodes / "made-in-job"), GPU_MAJOR, 1],
+        ["open", str(nodes / "made-in-job"), "rw"],
         ["open", str(nodes / "made-by-host"), "rw"],
     ]
 
@@ -47,7 +48,7 @@ def test_v1_devices_allow_only_the_rules(manager: CgroupManager, nodes: Path) ->
     limits = Limits(devices=job_rules([char(GPU_MAJOR, 0)]))
     job = manager.create(str(uuid.uuid4()), limits)
     got = probe_in(job.procs_files(), gpu_steps(nodes))
-    assert got == ["ok", "ok", "ENXIO", "EPERM", "EPERM", "EPERM"]
+    assert got == ["ok", "ok", "ENXIO", "EPERM", "ok", "EPERM", "EPERM"]
 
 
 def test_v1_group_without_rules_reaches_every_node(manager: CgroupManager, nodes: Path) -> None:
@@ -56,7 +57,7 @@ def test_v1_group_without_rules_reaches_every_node(manager: CgroupManager, nodes
     make_char_node(nodes / "made-by-host", GPU_MAJOR, 2)
     job = manager.create(str(uuid.uuid4()), Limits())
     got = probe_in(job.procs_files(), gpu_steps(nodes))
-    assert got == ["ok", "ok", "ENXIO", "ENXIO", "ok", "ENXIO"]
+    assert got == ["ok", "ok", "ENXIO", "ENXIO", "ok", "ENXIO", "ENXIO"]
 
 
 @pytest.fixture
@@ -79,25 +80,27 @@ def v2_group() -> Iterator[Path]:
         group.rmdir()
 
 
-def test_bpf_program_allows_zero_rw_and_null_read_only(v2_group: Path) -> None:
+def test_bpf_program_allows_zero_rw_and_null_read_only(v2_group: Path, tmp_path: Path) -> None:
     apply_device_filter(v2_group, [char(1, 5, "rw"), char(1, 3, "r")])
     steps = [
         ["open", "/dev/zero", "rw"],
         ["open", "/dev/null", "r"],
         ["open", "/dev/null", "w"],
         ["open", "/dev/urandom", "r"],
+        ["mknod", str(tmp_path / "null"), 1, 3],  # these rules allow no mknod
     ]
-    assert probe_in([v2_group / "cgroup.procs"], steps) == ["ok", "ok", "EPERM", "EPERM"]
+    got = probe_in([v2_group / "cgroup.procs"], steps)
+    assert got == ["ok", "ok", "EPERM", "EPERM", "EPERM"]
 
 
 def test_bpf_program_holds_gpu_minors_and_mknod(v2_group: Path, nodes: Path) -> None:
     make_char_node(nodes / "made-by-host", GPU_MAJOR, 2)
     apply_device_filter(v2_group, job_rules([char(GPU_MAJOR, 0)]))
     got = probe_in([v2_group / "cgroup.procs"], gpu_steps(nodes))
-    assert got == ["ok", "ok", "ENXIO", "EPERM", "EPERM", "EPERM"]
+    assert got == ["ok", "ok", "ENXIO", "EPERM", "ok", "EPERM", "EPERM"]
 
 
 def test_v2_group_without_program_reaches_every_node(v2_group: Path, nodes: Path) -> None:
     make_char_node(nodes / "made-by-host", GPU_MAJOR, 2)
     got = probe_in([v2_group / "cgroup.procs"], gpu_steps(nodes))
-    assert got == ["ok", "ok", "ENXIO", "ENXIO", "ok", "ENXIO"]
+    assert got == ["ok", "ok", "ENXIO", "ENXIO", "ok", "ENXIO", "ENXIO"]

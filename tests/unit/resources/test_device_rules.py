@@ -20,11 +20,14 @@ def test_v1_writes_deny_everything_first_then_allow_each_rule() -> None:
     )
 
 
-def test_base_rules_cover_the_jobs_dev_nodes_and_never_mknod() -> None:
+def test_base_rules_cover_the_jobs_dev_nodes_and_only_mknod_elsewhere() -> None:
     lines = {r.v1_line() for r in BASE_RULES}
     for node in ("1:3", "1:5", "1:7", "1:8", "1:9", "5:0", "5:2", "136:*"):
         assert f"c {node} rw" in lines
-    assert all("m" not in r.access for r in BASE_RULES)
+    assert {r.v1_line() for r in BASE_RULES if "m" in r.access} == {"c *:* m", "b *:* m"}
+    program = build_program(BASE_RULES)
+    assert evaluate(program, "c", 195, 1, "m") == 1
+    assert evaluate(program, "c", 195, 1, "r") == 0 and evaluate(program, "b", 8, 0, "w") == 0
 
 
 def test_job_rules_add_gpus_once() -> None:
