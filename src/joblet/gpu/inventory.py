@@ -37,6 +37,7 @@ class StaticInventory:
             gpus=c.gpus,
             control=control_nodes(proc_devices) if c.gpus else (),
             device_root=c.device_root,
+            driver_proc=c.driver_proc,
             source=self.source,
             driver_version=read_driver_version(Path(c.driver_proc)) if c.driver_proc else "",
         )

@@ -22,6 +22,7 @@ class GpuJobSetup:
     devices: tuple[tuple[str, str], ...] = ()  # (host node, name under the job's /dev)
     env: tuple[tuple[str, str], ...] = ()
     bus_ids: tuple[str, ...] = ()  # the GPUs' /proc/driver/nvidia/gpus entries
+    driver_proc: str = ""  # the host's /proc/driver/nvidia
 
 
 def gpu_job_setup(host: GpuHost, indices: Sequence[int]) -> GpuJobSetup:
@@ -42,4 +43,5 @@ def gpu_job_setup(host: GpuHost, indices: Sequence[int]) -> GpuJobSetup:
             ("JOBLET_GPU_INDICES", ",".join(str(g.index) for g in gpus)),
         ),
         bus_ids=tuple(g.bus_id for g in gpus if g.bus_id),
+        driver_proc=host.driver_proc,
     )

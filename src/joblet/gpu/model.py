@@ -47,6 +47,7 @@ class GpuHost:
     gpus: tuple[Gpu, ...] = ()
     control: tuple[DeviceNode, ...] = ()  # nvidiactl, nvidia-uvm(-tools)
     device_root: str = "/dev"  # where the host's nodes are
+    driver_proc: str = "/proc/driver/nvidia"  # the driver's /proc entry ("" = none)
     memory_known: bool = True  # False: procfs, which has no memory sizes
     source: str = "none"  # "nvml", "procfs", "static" or "none"
     driver_version: str = ""

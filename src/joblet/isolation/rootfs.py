@@ -21,6 +21,7 @@ from joblet.isolation import libc
 from joblet.isolation.paths import UnsafePath, components, join_under
 
 if TYPE_CHECKING:
+    from joblet.isolation.driver_proc import DriverProc
     from joblet.isolation.runtime_root import BuildRoot, RuntimeRoot
 
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
@@ -202,6 +203,7 @@ class RootInputs:
     build: BuildRoot | None = None  # a runtime build's root (see runtime_root)
     # (host device node, name): bound at /dev/NAME (a GPU job's devices).
     devices: Sequence[tuple[str, str]] = ()
+    driver_proc: DriverProc | None = None  # a GPU job's /proc/driver/nvidia
 
 
 class _Planner:
@@ -268,6 +270,10 @@ def plan_parts(inputs: RootInputs) -> tuple[tuple[Op, ...], list[Op]]:
     p.ops.append(Protect(work, libc.MOUNT_ATTR_NOSUID | libc.MOUNT_ATTR_NODEV))
     _plan_volumes(p, inputs.volumes, inputs.allowed, inputs.idmapped_volumes)
     _plan_job_devices(p, inputs.devices)
+    if inputs.driver_proc is not None:
+        from joblet.isolation.driver_proc import plan_driver_proc
+
+        plan_driver_proc(p, inputs.driver_proc)
     if inputs.runtime is not None or inputs.build is not None:
         from joblet.isolation import runtime_root
 

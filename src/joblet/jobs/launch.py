@@ -98,7 +98,10 @@ class JobStarter:
             )
             spec = with_runtime(spec, job, rt.runtime_mount, rt.build)
             if gpu.devices:
-                spec = replace(spec, devices=gpu.devices, env={**spec.env, **dict(gpu.env)})
+                spec = replace(
+                    spec, devices=gpu.devices, env={**spec.env, **dict(gpu.env)},
+                    driver_proc=gpu.driver_proc, gpu_bus_ids=gpu.bus_ids,
+                )  # fmt: skip
             if job.spec.stdin:
                 rt.stdin_fd, path = open_stdin_fifo(self._config.layout.job_dir(job_id))
                 spec = replace(spec, stdin_path=path)
