@@ -26,6 +26,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.privileged]
 
 MINOR = dict(FAKE_GPUS)  # index -> minor
 GPU_NODES = {"nvidiactl", "nvidia-uvm", "nvidia-uvm-tools"}
+SLOTS = 4
 
 
 @dataclass
@@ -54,7 +55,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GpuWorld]:
         pytest.skip(ROOT_NEEDED)
     tmp = tmp_path_factory.mktemp("gpu")
     section = make_fake_host(tmp / "host")
-    daemon = launch_daemon(tmp / "daemon", {"gpu": section})
+    # Four slots: enough for every test, few enough to fill in one.
+    daemon = launch_daemon(tmp / "daemon", {"gpu": section, "joblet": {"maxConcurrentJobs": SLOTS}})
     yield GpuWorld(daemon, tmp / "host")
     daemon.stop()
 
@@ -165,6 +167,38 @@ def test_a_job_that_finds_no_free_gpu_waits_fifo_without_holding_back_others(
         assert wait_status(stub, behind, FINAL).status == "COMPLETED"
     finally:
         stop(daemon, first, second)
+    world.wait_table_empty()
+
+
+def test_a_gpu_job_granted_its_gpus_without_a_free_slot_holds_them_until_one_frees(
+    world: GpuWorld,
+) -> None:
+    daemon = world.daemon
+    stub = daemon.jobs()
+    holder = run(stub, "sleep", "60", gpu_ids=["0"])
+    others = [run(stub, "sleep", "60") for _ in range(SLOTS - 2)]
+    for job in (holder, *others):
+        wait_status(stub, job, {"RUNNING"})
+    gpu_job = run(stub, "true", gpu_ids=["0"])  # a slot, but its GPU is busy
+    assert "waiting for 1 GPU" in status(daemon, gpu_job).waitReason
+    filler = run(stub, "sleep", "60")  # the last slot
+    wait_status(stub, filler, {"RUNNING"})
+    next_in_line = run(stub, "sleep", "60")  # waits for a slot
+    try:
+        assert status(daemon, next_in_line).status == "QUEUED"
+        stop(daemon, holder)
+        # The freed slot goes to the job waiting for one; GPU 0, free once the
+        # holder's cgroup is gone, is held for the GPU job until a slot frees.
+        wait_status(stub, next_in_line, {"RUNNING"})
+        deadline = time.monotonic() + 20
+        while world.held()[0] != [gpu_job]:
+            assert time.monotonic() < deadline, world.held()
+            time.sleep(0.05)
+        assert status(daemon, gpu_job).status == "QUEUED"
+        stop(daemon, others[0])
+        assert wait_status(stub, gpu_job, FINAL).status == "COMPLETED"
+    finally:
+        stop(daemon, holder, *others, filler, next_in_line)
     world.wait_table_empty()
 
 
