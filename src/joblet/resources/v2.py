@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -85,12 +86,26 @@ class V2CgroupManager:
 
     @property
     def device_filter(self) -> str:
-        """ "bpf" once a probe program loaded (asked once, on first use)."""
+        """ "bpf" once a probe program loaded and attached to a group of ours
+        (asked once, on first use); "" with `device_filter_reason` else."""
         if self._device_filter is None:
-            reason = bpf_unavailable()
-            self._device_filter = "" if reason else "bpf"
-            self.device_filter_reason = reason
+            self.device_filter_reason = bpf_unavailable() or self._probe_attach()
+            self._device_filter = "" if self.device_filter_reason else "bpf"
         return self._device_filter
+
+    def _probe_attach(self) -> str:
+        """Why a device program cannot be attached under our parent ("" if it can):
+        a host (a container) may allow loading programs but not attaching them."""
+        probe = self.parent_dir / f"device-probe-{os.getpid()}"
+        try:
+            _fs.make_dir(probe)
+            try:
+                apply_device_filter(probe, ())
+            finally:
+                probe.rmdir()
+        except (IsolationError, OSError) as exc:
+            return str(exc)
+        return ""
 
     def create(self, job_id: str, limits: Limits) -> V2JobCgroup:
         writes = v2_limit_writes(limits)

@@ -104,3 +104,15 @@ def test_v2_group_without_program_reaches_every_node(v2_group: Path, nodes: Path
     make_char_node(nodes / "made-by-host", GPU_MAJOR, 2)
     got = probe_in([v2_group / "cgroup.procs"], gpu_steps(nodes))
     assert got == ["ok", "ok", "ENXIO", "ENXIO", "ok", "ENXIO", "ENXIO"]
+
+
+def test_a_v2_manager_probes_loading_and_attaching_under_its_parent(v2_group: Path) -> None:
+    from joblet.resources.v2 import V2CgroupManager
+
+    mount = v2_group.parent
+    manager = V2CgroupManager(mount, v2_group.name + "/daemon")
+    try:
+        assert (manager.device_filter, manager.device_filter_reason) == ("bpf", "")
+        assert [p.name for p in manager.parent_dir.iterdir() if p.is_dir()] == []  # probe gone
+    finally:
+        manager.parent_dir.rmdir()
