@@ -459,6 +459,8 @@ class Daemon:
             pb_grpc.add_GpuServiceServicer_to_server(  # type: ignore[no-untyped-call]
                 GpuService(manager.gpus), server
             )
+            if manager.gpus.metrics is not None:  # its XID thread ends with the daemon
+                self._stack.callback(manager.gpus.metrics.close)
         address = f"{config.server.address}:{config.server.port}"
         self.bound_port = server.add_secure_port(address, server_credentials(config.security))
         await server.start()

@@ -2,13 +2,16 @@
 
 What NVML does not support on a GPU (or the driver) stays 0. Processes come
 from nvmlDeviceGetComputeRunningProcesses, kept to the job's own pids (a
-shared GPU runs other jobs' processes too). XID events need an NVML event
-set and a waiting thread: not counted yet (xidErrors stays 0).
+shared GPU runs other jobs' processes too). XID errors are counted by one
+thread waiting on an NVML event set; a job's xidErrors are those seen since
+it got the GPU.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
@@ -22,6 +25,8 @@ MIB = 1024 * 1024
 COMPUTE_MODES = {0: "Default", 1: "Exclusive_Thread", 2: "Prohibited", 3: "Exclusive_Process"}
 NVML_FI_DEV_MEMORY_TEMP = 82  # nvml.h: the HBM temperature field
 GpuReader = Callable[[Sequence[int]], list[pb.JobGPUMetrics]]
+XID_CRITICAL = 0x0000000000000008  # nvmlEventTypeXidCriticalError
+XID_WAIT_MS = 500  # how long a wait blocks: the longest a close waits for the thread
 
 
 def _get(nvml: ModuleType, name: str, *args: object, default: Any = None) -> Any:
@@ -103,6 +108,55 @@ def _retired(nvml: ModuleType, handle: object) -> int:
     return int(rows[0]) + int(rows[1]) if rows else 0
 
 
+class XidCounter:
+    """Counts XID errors per GPU index from an NVML event set, in a thread
+    that `close` ends. Where NVML has no events, nothing is counted."""
+
+    def __init__(self, nvml: ModuleType, gpus: Sequence[Gpu]) -> None:
+        self._nvml = nvml
+        self.counts: Counter[int] = Counter()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._set = _get(nvml, "nvmlEventSetCreate")
+        if self._set is None:
+            return
+        # Events name their GPU by a handle: matched by UUID, handles are
+        # new objects at every call.
+        by_uuid = {}
+        for gpu in gpus:
+            handle = nvml.nvmlDeviceGetHandleByIndex(gpu.index)
+            if _get(nvml, "nvmlDeviceRegisterEvents", handle, XID_CRITICAL, self._set, default=1):
+                continue  # not supported on this GPU
+            by_uuid[gpu.uuid] = gpu.index
+        self._by_uuid = by_uuid
+        if by_uuid:
+            self._thread = threading.Thread(target=self._run, name="gpu-xid", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self._nvml.nvmlEventSetWait_v2(self._set, XID_WAIT_MS)
+            except Exception:  # NVMLError_Timeout: nothing happened meanwhile
+                continue
+            uuid = _get(self._nvml, "nvmlDeviceGetUUID", data.device, default="")
+            index = self._by_uuid.get(uuid.decode() if isinstance(uuid, bytes) else uuid)
+            if index is not None:
+                self.counts[index] += 1
+                log.warning("GPU %d: XID error %s", index, data.eventData)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self._set is not None:
+            _get(self._nvml, "nvmlEventSetFree", self._set)
+
+
 class NvmlMetrics:
     """GPU readings for jobs, from one NVML session the daemon holds."""
 
@@ -110,17 +164,26 @@ class NvmlMetrics:
         self._nvml = nvml
         self._gpus = {g.index: g for g in gpus}
         self._driver = driver
+        self.xids = XidCounter(nvml, gpus)
 
     def reader(self, indices: Sequence[int]) -> GpuReader:
+        """A job's reader; its XID count starts now, when it got the GPUs."""
         gpus = [self._gpus[i] for i in indices if i in self._gpus]
+        since = {gpu.index: self.xids.counts[gpu.index] for gpu in gpus}
 
         def read(pids: Sequence[int]) -> list[pb.JobGPUMetrics]:
             out = []
             for gpu in gpus:
                 try:
-                    out.append(read_gpu(self._nvml, gpu, self._driver, pids))
+                    m = read_gpu(self._nvml, gpu, self._driver, pids)
                 except Exception as exc:  # a GPU that fell off the bus: a sample without it
                     log.warning("GPU %d: NVML reading failed: %s", gpu.index, exc)
+                    continue
+                m.xidErrors = self.xids.counts[gpu.index] - since[gpu.index]
+                out.append(m)
             return out
 
         return read
+
+    def close(self) -> None:
+        self.xids.close()

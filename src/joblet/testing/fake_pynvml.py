@@ -38,8 +38,33 @@ class FakeDevice:
     unsupported: frozenset[str] = frozenset()  # calls that raise NotSupported
 
 
+class FakeEventSet:
+    """XID events a test puts in (`device`, `xid`); waits take them in order."""
+
+    def __init__(self) -> None:
+        import queue
+
+        self.events: queue.Queue[tuple[FakeDevice, int]] = queue.Queue()
+        self.registered: list[FakeDevice] = []
+
+
 def build(devices: list[FakeDevice], driver: str = "550.54.15") -> types.ModuleType:
     m = types.ModuleType("pynvml")
+    m.events = FakeEventSet()  # type: ignore[attr-defined]
+
+    def wait(event_set: FakeEventSet, timeout_ms: int) -> types.SimpleNamespace:
+        import queue
+
+        try:
+            device, xid = event_set.events.get(timeout=timeout_ms / 1000)
+        except queue.Empty:
+            raise NVMLError("timeout") from None
+        return types.SimpleNamespace(device=device, eventData=xid)
+
+    def register(handle: FakeDevice, types_: int, event_set: FakeEventSet) -> None:
+        dev("events", handle)
+        event_set.registered.append(handle)
+
     m.NVMLError = NVMLError  # type: ignore[attr-defined]
     m.NVMLError_NotSupported = NVMLErrorNotSupported  # type: ignore[attr-defined]
     m.NVML_TEMPERATURE_GPU = 0  # type: ignore[attr-defined]
@@ -55,6 +80,10 @@ def build(devices: list[FakeDevice], driver: str = "550.54.15") -> types.ModuleT
         return types.SimpleNamespace(**kw)
 
     calls: dict[str, Any] = {
+        "nvmlEventSetCreate": lambda: m.events,
+        "nvmlDeviceRegisterEvents": register,
+        "nvmlEventSetWait_v2": wait,
+        "nvmlEventSetFree": lambda s: None,
         "nvmlInit": lambda: None,
         "nvmlShutdown": lambda: None,
         "nvmlSystemGetDriverVersion": lambda: driver,

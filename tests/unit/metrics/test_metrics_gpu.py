@@ -61,7 +61,8 @@ def test_the_sampler_adds_each_allocated_gpu(cgroups: CgroupManager) -> None:
         fakes = devices()
         fakes[1].processes = [(proc.pid, 3 * GIB), (os.getpid(), GIB)]
         gpus = [Gpu(0, "GPU-a", minor=3), Gpu(1, "GPU-b", minor=5)]
-        reader = NvmlMetrics(build(fakes), gpus, "550").reader((1,))
+        metrics = NvmlMetrics(build(fakes), gpus, "550")
+        reader = metrics.reader((1,))
         sampler = JobSampler(
             group.job_id, group, Limits(), interval_s=1, publish=lambda s: None,
             gpu_indices=(1,), gpu_reader=reader,
@@ -71,9 +72,34 @@ def test_the_sampler_adds_each_allocated_gpu(cgroups: CgroupManager) -> None:
             time.sleep(0.01)
         sample = sampler.sample()
     finally:
+        metrics.close()
         group.kill_all()
         proc.wait()
         group.remove()
     assert list(sample.gpuAllocation) == [1]
     (gpu,) = sample.gpu
     assert gpu.uuid == "GPU-b" and gpu.processesCount == 1 and gpu.processesMemory == 3 * GIB
+
+
+def test_xid_errors_count_from_when_the_job_got_the_gpu() -> None:
+    fakes = devices()
+    nvml = build(fakes)
+    gpus = [Gpu(0, "GPU-a", minor=3), Gpu(1, "GPU-b", minor=5)]
+    metrics = NvmlMetrics(nvml, gpus, "550")
+    try:
+        nvml.events.events.put((fakes[0], 79))  # before the job: not its own
+        deadline = time.monotonic() + 10
+        while metrics.xids.counts[0] < 1:
+            assert time.monotonic() < deadline, "the XID thread saw nothing"
+            time.sleep(0.01)
+        read = metrics.reader((0, 1))
+        nvml.events.events.put((fakes[0], 48))
+        nvml.events.events.put((fakes[0], 63))
+        while metrics.xids.counts[0] < 3:
+            assert time.monotonic() < deadline, "the XID thread saw too little"
+            time.sleep(0.01)
+        by_uuid = {m.uuid: m.xidErrors for m in read([])}
+        assert by_uuid == {"GPU-a": 2, "GPU-b": 0}
+    finally:
+        metrics.close()
+    assert not metrics.xids.running
