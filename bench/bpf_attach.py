@@ -3,8 +3,8 @@ program to a fresh cgroup2 group, against the v1 devices files in the same run.
 
     .venv/bin/python bench/bpf_attach.py [--quick]
 
-The rules are a GPU job's: the base /dev nodes, one GPU and its three control
-devices (19 rules, 152 instructions). Each sample is a new group in the host's
+The rules are a GPU job's: mknod of any node, the base /dev nodes, one GPU and
+its three control devices (21 rules, 164 instructions). Each sample is a new group in the host's
 cgroup2 mount (a hybrid host's controller-less `unified` one works: device
 programs need no controller), timed from building the program to the end of
 BPF_PROG_ATTACH; the group is removed after. Baseline: the same rules written
