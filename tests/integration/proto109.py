@@ -17,7 +17,7 @@ from typing import Any
 from grpc_tools import protoc
 
 PROTO = Path(__file__).resolve().parents[2] / "proto" / "joblet" / "api" / "joblet.proto"
-ADDED_RPCS = ("StopWorkflow", "DeleteWorkflow", "WatchWorkflow", "ListJobPages")
+ADDED_RPCS = ("StopWorkflow", "DeleteWorkflow", "WatchWorkflow", "ListJobPages", "ListGpus")
 ADDED_MESSAGES = (
     "StopWorkflowRequest",
     "StopWorkflowResponse",
@@ -27,6 +27,9 @@ ADDED_MESSAGES = (
     "JobPage",
     "ClusterNode",
     "ClusterNodes",
+    "ListGpusRequest",
+    "GpuInfo",
+    "ListGpusResponse",
 )
 ADDED_SERVICES = ("ClusterService",)
 

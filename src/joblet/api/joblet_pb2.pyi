@@ -125,6 +125,7 @@ class Job(_message.Message):
     PREEMPTIONS_FIELD_NUMBER: _builtins.int
     WAITREASON_FIELD_NUMBER: _builtins.int
     STOPGRACEPERIOD_FIELD_NUMBER: _builtins.int
+    GPU_IDS_FIELD_NUMBER: _builtins.int
     uuid: _builtins.str
     name: _builtins.str
     command: _builtins.str
@@ -171,6 +172,12 @@ class Job(_message.Message):
     def secret_environment(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
     def gpu_indices(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    @_builtins.property
+    def gpu_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Additions (160+): GPUs pinned by index or UUID ("0", "GPU-..."); the
+        allocated ones are gpu_indices.
+        """
+
     def __init__(
         self,
         *,
@@ -204,10 +211,11 @@ class Job(_message.Message):
         preemptions: _builtins.int = ...,
         waitReason: _builtins.str = ...,
         stopGracePeriod: _builtins.str = ...,
+        gpu_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "cpuCores", b"cpuCores", "endReason", b"endReason", "endTime", b"endTime", "environment", b"environment", "exitCode", b"exitCode", "gpu_count", b"gpu_count", "gpu_indices", b"gpu_indices", "gpu_memory_mb", b"gpu_memory_mb", "maxCPU", b"maxCPU", "maxEgressBitsPerSec", b"maxEgressBitsPerSec", "maxIOBPS", b"maxIOBPS", "maxIngressBitsPerSec", b"maxIngressBitsPerSec", "maxMemory", b"maxMemory", "name", b"name", "nodeId", b"nodeId", "onPreempt", b"onPreempt", "preemptible", b"preemptible", "preemptions", b"preemptions", "priority", b"priority", "runtime", b"runtime", "scheduledTime", b"scheduledTime", "secret_environment", b"secret_environment", "startTime", b"startTime", "status", b"status", "stopGracePeriod", b"stopGracePeriod", "user", b"user", "uuid", b"uuid", "waitReason", b"waitReason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "cpuCores", b"cpuCores", "endReason", b"endReason", "endTime", b"endTime", "environment", b"environment", "exitCode", b"exitCode", "gpu_count", b"gpu_count", "gpu_ids", b"gpu_ids", "gpu_indices", b"gpu_indices", "gpu_memory_mb", b"gpu_memory_mb", "maxCPU", b"maxCPU", "maxEgressBitsPerSec", b"maxEgressBitsPerSec", "maxIOBPS", b"maxIOBPS", "maxIngressBitsPerSec", b"maxIngressBitsPerSec", "maxMemory", b"maxMemory", "name", b"name", "nodeId", b"nodeId", "onPreempt", b"onPreempt", "preemptible", b"preemptible", "preemptions", b"preemptions", "priority", b"priority", "runtime", b"runtime", "scheduledTime", b"scheduledTime", "secret_environment", b"secret_environment", "startTime", b"startTime", "status", b"status", "stopGracePeriod", b"stopGracePeriod", "user", b"user", "uuid", b"uuid", "waitReason", b"waitReason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -442,6 +450,7 @@ class GetJobStatusRes(_message.Message):
     PREEMPTIONS_FIELD_NUMBER: _builtins.int
     WAITREASON_FIELD_NUMBER: _builtins.int
     STOPGRACEPERIOD_FIELD_NUMBER: _builtins.int
+    GPU_IDS_FIELD_NUMBER: _builtins.int
     uuid: _builtins.str
     name: _builtins.str
     command: _builtins.str
@@ -497,6 +506,12 @@ class GetJobStatusRes(_message.Message):
     def dependencies(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def gpu_indices(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    @_builtins.property
+    def gpu_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Additions (160+): GPUs pinned by index or UUID ("0", "GPU-..."); the
+        allocated ones are gpu_indices.
+        """
+
     def __init__(
         self,
         *,
@@ -536,10 +551,11 @@ class GetJobStatusRes(_message.Message):
         preemptions: _builtins.int = ...,
         waitReason: _builtins.str = ...,
         stopGracePeriod: _builtins.str = ...,
+        gpu_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "cpuCores", b"cpuCores", "dependencies", b"dependencies", "endReason", b"endReason", "endTime", b"endTime", "environment", b"environment", "exitCode", b"exitCode", "gpu_count", b"gpu_count", "gpu_indices", b"gpu_indices", "gpu_memory_mb", b"gpu_memory_mb", "maxCPU", b"maxCPU", "maxEgressBitsPerSec", b"maxEgressBitsPerSec", "maxIOBPS", b"maxIOBPS", "maxIngressBitsPerSec", b"maxIngressBitsPerSec", "maxMemory", b"maxMemory", "name", b"name", "network", b"network", "nodeId", b"nodeId", "onPreempt", b"onPreempt", "preemptible", b"preemptible", "preemptions", b"preemptions", "priority", b"priority", "runtime", b"runtime", "scheduledTime", b"scheduledTime", "secret_environment", b"secret_environment", "startTime", b"startTime", "status", b"status", "stopGracePeriod", b"stopGracePeriod", "uploads", b"uploads", "user", b"user", "uuid", b"uuid", "volumes", b"volumes", "waitReason", b"waitReason", "workDir", b"workDir", "workflowUuid", b"workflowUuid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "cpuCores", b"cpuCores", "dependencies", b"dependencies", "endReason", b"endReason", "endTime", b"endTime", "environment", b"environment", "exitCode", b"exitCode", "gpu_count", b"gpu_count", "gpu_ids", b"gpu_ids", "gpu_indices", b"gpu_indices", "gpu_memory_mb", b"gpu_memory_mb", "maxCPU", b"maxCPU", "maxEgressBitsPerSec", b"maxEgressBitsPerSec", "maxIOBPS", b"maxIOBPS", "maxIngressBitsPerSec", b"maxIngressBitsPerSec", "maxMemory", b"maxMemory", "name", b"name", "network", b"network", "nodeId", b"nodeId", "onPreempt", b"onPreempt", "preemptible", b"preemptible", "preemptions", b"preemptions", "priority", b"priority", "runtime", b"runtime", "scheduledTime", b"scheduledTime", "secret_environment", b"secret_environment", "startTime", b"startTime", "status", b"status", "stopGracePeriod", b"stopGracePeriod", "uploads", b"uploads", "user", b"user", "uuid", b"uuid", "volumes", b"volumes", "waitReason", b"waitReason", "workDir", b"workDir", "workflowUuid", b"workflowUuid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2111,6 +2127,7 @@ class RunJobRequest(_message.Message):
     PREEMPTIBLE_FIELD_NUMBER: _builtins.int
     ONPREEMPT_FIELD_NUMBER: _builtins.int
     STOPGRACEPERIOD_FIELD_NUMBER: _builtins.int
+    GPU_IDS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     command: _builtins.str
     maxCpu: _builtins.int
@@ -2162,6 +2179,12 @@ class RunJobRequest(_message.Message):
     def secret_environment(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
     def requirements(self) -> _containers.RepeatedCompositeFieldContainer[Global___JobRequirement]: ...
+    @_builtins.property
+    def gpu_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Additions (160+). GPUs pinned by host index or UUID ("0", "GPU-..."):
+        the job gets exactly these (gpu_count, if set, must match their number).
+        """
+
     def __init__(
         self,
         *,
@@ -2194,10 +2217,11 @@ class RunJobRequest(_message.Message):
         preemptible: _builtins.bool = ...,
         onPreempt: _builtins.str = ...,
         stopGracePeriod: _builtins.str = ...,
+        gpu_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "cpuCores", b"cpuCores", "environment", b"environment", "gpu_count", b"gpu_count", "gpu_memory_mb", b"gpu_memory_mb", "jobUuid", b"jobUuid", "maxCpu", b"maxCpu", "maxEgressBitsPerSec", b"maxEgressBitsPerSec", "maxIngressBitsPerSec", b"maxIngressBitsPerSec", "maxIobps", b"maxIobps", "maxMemory", b"maxMemory", "name", b"name", "network", b"network", "onPreempt", b"onPreempt", "preemptible", b"preemptible", "priority", b"priority", "requirements", b"requirements", "runtime", b"runtime", "schedule", b"schedule", "secret_environment", b"secret_environment", "stdin", b"stdin", "stopGracePeriod", b"stopGracePeriod", "uploadSession", b"uploadSession", "uploads", b"uploads", "user", b"user", "volumes", b"volumes", "workDir", b"workDir", "workflowUuid", b"workflowUuid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "cpuCores", b"cpuCores", "environment", b"environment", "gpu_count", b"gpu_count", "gpu_ids", b"gpu_ids", "gpu_memory_mb", b"gpu_memory_mb", "jobUuid", b"jobUuid", "maxCpu", b"maxCpu", "maxEgressBitsPerSec", b"maxEgressBitsPerSec", "maxIngressBitsPerSec", b"maxIngressBitsPerSec", "maxIobps", b"maxIobps", "maxMemory", b"maxMemory", "name", b"name", "network", b"network", "onPreempt", b"onPreempt", "preemptible", b"preemptible", "priority", b"priority", "requirements", b"requirements", "runtime", b"runtime", "schedule", b"schedule", "secret_environment", b"secret_environment", "stdin", b"stdin", "stopGracePeriod", b"stopGracePeriod", "uploadSession", b"uploadSession", "uploads", b"uploads", "user", b"user", "volumes", b"volumes", "workDir", b"workDir", "workflowUuid", b"workflowUuid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -3943,3 +3967,114 @@ class ClusterNodes(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ClusterNodes: _TypeAlias = ClusterNodes  # noqa: Y015
+
+@_typing.final
+class ListGpusRequest(_message.Message):
+    """Additions: GpuService."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListGpusRequest: _TypeAlias = ListGpusRequest  # noqa: Y015
+
+@_typing.final
+class GpuInfo(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDEX_FIELD_NUMBER: _builtins.int
+    UUID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    MEMORYMB_FIELD_NUMBER: _builtins.int
+    MINOR_FIELD_NUMBER: _builtins.int
+    BUSID_FIELD_NUMBER: _builtins.int
+    COMPUTECAPABILITY_FIELD_NUMBER: _builtins.int
+    NUMANODE_FIELD_NUMBER: _builtins.int
+    MIG_FIELD_NUMBER: _builtins.int
+    JOBUUIDS_FIELD_NUMBER: _builtins.int
+    RESERVEDMB_FIELD_NUMBER: _builtins.int
+    index: _builtins.int
+    uuid: _builtins.str
+    name: _builtins.str
+    memoryMb: _builtins.int
+    """0: the inventory does not know it"""
+    minor: _builtins.int
+    """/dev/nvidia<minor>"""
+    busId: _builtins.str
+    computeCapability: _builtins.str
+    numaNode: _builtins.int
+    """-1: unknown"""
+    mig: _builtins.bool
+    """MIG mode on: listed, not allocatable"""
+    reservedMb: _builtins.int
+    """memory declared by sharing jobs"""
+    @_builtins.property
+    def jobUuids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """the live jobs holding it"""
+
+    def __init__(
+        self,
+        *,
+        index: _builtins.int = ...,
+        uuid: _builtins.str = ...,
+        name: _builtins.str = ...,
+        memoryMb: _builtins.int = ...,
+        minor: _builtins.int = ...,
+        busId: _builtins.str = ...,
+        computeCapability: _builtins.str = ...,
+        numaNode: _builtins.int = ...,
+        mig: _builtins.bool = ...,
+        jobUuids: _abc.Iterable[_builtins.str] | None = ...,
+        reservedMb: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["busId", b"busId", "computeCapability", b"computeCapability", "index", b"index", "jobUuids", b"jobUuids", "memoryMb", b"memoryMb", "mig", b"mig", "minor", b"minor", "name", b"name", "numaNode", b"numaNode", "reservedMb", b"reservedMb", "uuid", b"uuid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GpuInfo: _TypeAlias = GpuInfo  # noqa: Y015
+
+@_typing.final
+class ListGpusResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GPUS_FIELD_NUMBER: _builtins.int
+    INVENTORY_FIELD_NUMBER: _builtins.int
+    DRIVERVERSION_FIELD_NUMBER: _builtins.int
+    STRATEGY_FIELD_NUMBER: _builtins.int
+    SHARING_FIELD_NUMBER: _builtins.int
+    DEVICEFILTER_FIELD_NUMBER: _builtins.int
+    inventory: _builtins.str
+    """nvml, procfs, static, or none (GPUs disabled)"""
+    driverVersion: _builtins.str
+    strategy: _builtins.str
+    sharing: _builtins.bool
+    deviceFilter: _builtins.str
+    """v1, bpf, or empty: none applies on this node"""
+    @_builtins.property
+    def gpus(self) -> _containers.RepeatedCompositeFieldContainer[Global___GpuInfo]: ...
+    def __init__(
+        self,
+        *,
+        gpus: _abc.Iterable[Global___GpuInfo] | None = ...,
+        inventory: _builtins.str = ...,
+        driverVersion: _builtins.str = ...,
+        strategy: _builtins.str = ...,
+        sharing: _builtins.bool = ...,
+        deviceFilter: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deviceFilter", b"deviceFilter", "driverVersion", b"driverVersion", "gpus", b"gpus", "inventory", b"inventory", "sharing", b"sharing", "strategy", b"strategy"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListGpusResponse: _TypeAlias = ListGpusResponse  # noqa: Y015

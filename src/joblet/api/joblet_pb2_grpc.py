@@ -1894,3 +1894,78 @@ class ClusterService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class GpuServiceStub:
+    """Additions. The node's GPUs and the jobs holding them (open to viewers).
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ListGpus = channel.unary_unary(
+                '/joblet.GpuService/ListGpus',
+                request_serializer=joblet_dot_api_dot_joblet__pb2.ListGpusRequest.SerializeToString,
+                response_deserializer=joblet_dot_api_dot_joblet__pb2.ListGpusResponse.FromString,
+                _registered_method=True)
+
+
+class GpuServiceServicer:
+    """Additions. The node's GPUs and the jobs holding them (open to viewers).
+    """
+
+    def ListGpus(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_GpuServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ListGpus': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListGpus,
+                    request_deserializer=joblet_dot_api_dot_joblet__pb2.ListGpusRequest.FromString,
+                    response_serializer=joblet_dot_api_dot_joblet__pb2.ListGpusResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'joblet.GpuService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('joblet.GpuService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class GpuService:
+    """Additions. The node's GPUs and the jobs holding them (open to viewers).
+    """
+
+    @staticmethod
+    def ListGpus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/joblet.GpuService/ListGpus',
+            joblet_dot_api_dot_joblet__pb2.ListGpusRequest.SerializeToString,
+            joblet_dot_api_dot_joblet__pb2.ListGpusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -14,6 +14,7 @@ TOP_LEVEL: dict[str, str] = {
     "volume": "manage volumes",
     "workflow": "run and follow workflows: DAGs of jobs from a YAML file",
     "runtime": "install and manage runtimes",
+    "gpu": "list the node's GPUs and the jobs holding them",
     "monitor": "host status and metrics",
     "version": "print the versions of rnx and of the node's daemon",
     "completion": "print a shell completion script (bash, zsh or fish)",

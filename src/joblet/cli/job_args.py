@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from joblet.cli.units import bytes_per_second, memory_mb, schedule_text
+from joblet.cli.units import bytes_per_second, gpu_ids, memory_mb, schedule_text
 from joblet.client.errors import EXIT_USAGE, CliError
 from joblet.client.uploads import UploadEntry
 
@@ -187,6 +187,13 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help='GPU memory needed per GPU: "8G" (a bare number is MB)',
     )
     text(
+        "--gpu-ids",
+        type=gpu_ids,
+        default=(),
+        metavar="IDS",
+        help='pin GPUs by host index or UUID: "0,2" (the job gets exactly these)',
+    )
+    text(
         "--priority",
         type=priority,
         default=0,
@@ -275,6 +282,7 @@ def build_run_request(
         secret_environment=resolve_env(secrets, caller_env, "-s"),
         gpu_count=args.gpu,
         gpu_memory_mb=args.gpu_memory,
+        gpu_ids=list(getattr(args, "gpu_ids", ())),
         user=args.user,
         maxIngressBitsPerSec=_rate("--max-ingress", args.max_ingress),
         maxEgressBitsPerSec=_rate("--max-egress", args.max_egress),

@@ -121,6 +121,12 @@ def _fill_runtime(parents: Parents, parser: RnxArgumentParser) -> None:
     runtime.add_actions(parser, parents)
 
 
+def _fill_gpu(parents: Parents, parser: RnxArgumentParser) -> None:
+    from joblet.cli import gpu
+
+    gpu.add_actions(parser, parents)
+
+
 def _fill_monitor(parents: Parents, parser: RnxArgumentParser) -> None:
     from joblet.cli import monitor
 
@@ -152,6 +158,7 @@ _TOP_LEVEL_FILLERS: dict[str, Callable[[Parents, RnxArgumentParser], None]] = {
     "volume": _fill_volume,
     "workflow": _fill_workflow,
     "runtime": _fill_runtime,
+    "gpu": _fill_gpu,
     "monitor": _fill_monitor,
     "version": _fill_version,
     "completion": _fill_completion,

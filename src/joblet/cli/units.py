@@ -70,6 +70,14 @@ def memory_mb(text: str) -> int:
     return _int32(-(-size // (1 << 20)), f"size {text!r}")
 
 
+def gpu_ids(text: str) -> tuple[str, ...]:
+    """argparse type for --gpu-ids: "0,2" or "GPU-aaa,GPU-bbb"."""
+    ids = tuple(part.strip() for part in text.split(","))
+    if not all(ids):
+        raise argparse.ArgumentTypeError(f"{text!r}: give GPU indices or UUIDs separated by commas")
+    return ids
+
+
 def bytes_per_second(text: str) -> int:
     """argparse type for --max-iobps: bytes per second, units allowed ('10M')."""
     try:

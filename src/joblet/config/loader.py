@@ -42,6 +42,7 @@ from joblet.config.model import (
 from joblet.config.mounts import mount_problem
 from joblet.config.units import parse_duration_s, parse_size_bytes
 from joblet.errors import ConfigError, InvalidArgument
+from joblet.gpu import config as gpu_config
 from joblet.jobs.validation import check_user
 from joblet.metrics import config as metrics_config
 from joblet.metrics.config import parse_metrics_config
@@ -95,6 +96,7 @@ FILE_KEYS: Schema = {
     "network": network_config.KEYS,
     "volumes": volumes_config.KEYS,
     "audit": audit_config.KEYS,
+    "gpu": gpu_config.KEYS,
     "runtime": runtime_config.KEYS,
     "roles": {"maxPriority": dict.fromkeys(role.value for role in CLIENT_ROLES)},
     "cluster": cluster_config.KEYS,
@@ -169,6 +171,7 @@ def parse_daemon_config(raw: Mapping[str, Any]) -> DaemonConfig:
         metrics=parse_metrics_config(_section(raw, "metrics")),
         network=parse_network_config(_section(raw, "network")),
         audit=audit_config.parse_audit_config(_section(raw, "audit")),
+        gpu=gpu_config.parse_gpu_config(_section(raw, "gpu")),
         roles=_roles(_section(raw, "roles")),
     )
 

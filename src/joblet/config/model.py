@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from joblet.gpu.config import GpuConfig
 from joblet.metrics.config import MetricsConfig
 from joblet.network.config import NetworkConfig
 from joblet.security.audit_config import AuditConfig
@@ -254,3 +255,4 @@ class DaemonConfig:
     network: NetworkConfig = field(default_factory=NetworkConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
     roles: RolesConfig = field(default_factory=RolesConfig)
+    gpu: GpuConfig = field(default_factory=GpuConfig)

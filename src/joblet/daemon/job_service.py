@@ -92,7 +92,6 @@ class JobService(pb_grpc.JobServiceServicer):
         spec = validate_run_request(
             request, self._host_cpus, self._config.jobs.max_upload_bytes, now=now
         )
-        _refuse_later_features(request)
         check_priority_cap(self._config, spec.priority)
         if self._volumes is not None and spec.volumes:
             self._volumes.resolve_for_job(spec.volumes)  # unknown volume: NOT_FOUND now
@@ -391,16 +390,3 @@ def _since_ns(text: str, now: float) -> int:
     if moment.tzinfo is None:
         raise InvalidArgument(f"since {text!r}: an RFC3339 time needs a time zone")
     return max(0, min(int(moment.timestamp() * 1e9), MAX_NS))  # int64 nanoseconds end in 2262
-
-
-def _refuse_later_features(request: pb.RunJobRequest) -> None:
-    """Fields whose features this node does not offer yet: refuse rather than ignore."""
-    if not request.gpu_count:
-        return  # the usual request: nothing to refuse, nothing to build
-    # Named as rnx users give them, the API field after it for other clients.
-    unsupported = {
-        "--gpu (gpu_count)": request.gpu_count > 0,
-    }
-    names = [name for name, asked in unsupported.items() if asked]
-    if names:
-        raise InvalidArgument(f"not supported on this node yet: {', '.join(names)}")

@@ -42,6 +42,8 @@ def _shared_fields(job: Job) -> dict[str, Any]:
         "secret_environment": mask_secrets(spec.secret_environment),
         "gpu_count": spec.gpu_count,
         "gpu_memory_mb": spec.gpu_memory_mb,
+        "gpu_indices": list(job.gpu_indices),
+        "gpu_ids": list(spec.gpu_ids),
         "nodeId": job.node_id,
         "endReason": job.end_reason,
         "user": _user(job),

@@ -38,6 +38,7 @@ from joblet.daemon.cgroup_owner import claim_cgroup_parent, proven_own
 from joblet.daemon.cluster_member import membership
 from joblet.daemon.cluster_service import ClusterService
 from joblet.daemon.forwarding import Router
+from joblet.daemon.gpu_service import GpuService
 from joblet.daemon.helpers import (
     LOAD_TIMEOUT_S,
     Helpers,
@@ -57,6 +58,8 @@ from joblet.daemon.supervisor import HelperSupervisor
 from joblet.daemon.volume_service import VolumeService
 from joblet.daemon.workflow_service import WorkflowRpc
 from joblet.errors import JobletError
+from joblet.gpu.allocator import GpuAllocator
+from joblet.gpu.node import open_gpus
 from joblet.jobs.manager import LOG_FILE, JobManager
 from joblet.jobs.workspace_mount import protect_jobs_dir, release_jobs_dir
 from joblet.logs.follow import LogHub
@@ -323,6 +326,7 @@ class Daemon:
             config, cgroups, launcher, logs, node_id,
             listener=listeners, metrics=metrics, networks=self._networks,
             volumes=self._volumes, workspaces=self._workspaces, runtimes=self._runtimes,
+            gpus=await asyncio.to_thread(open_node_gpus, config, cgroups),
         )  # fmt: skip
         launcher.on_exit(self.manager.on_exit)
         launcher.on_back(self.manager.on_launcher_back)
@@ -499,6 +503,12 @@ class Daemon:
         pb_grpc.add_ClusterServiceServicer_to_server(  # type: ignore[no-untyped-call]
             ClusterService(self._cluster_name, node_id, self._leases), server
         )
+        if manager.gpus is not None:
+            pb_grpc.add_GpuServiceServicer_to_server(  # type: ignore[no-untyped-call]
+                GpuService(manager.gpus), server
+            )
+            if manager.gpus.metrics is not None:  # its XID thread ends with the daemon
+                self._stack.callback(manager.gpus.metrics.close)
         address = f"{config.server.address}:{config.server.port}"
         self.bound_port = server.add_secure_port(address, server_credentials(config.security))
         await server.start()
@@ -619,6 +629,12 @@ def _version() -> str:
         return metadata.version("joblet")
     except metadata.PackageNotFoundError:  # run from a source tree
         return "unknown"
+
+
+def open_node_gpus(config: DaemonConfig, cgroups: CgroupManager) -> GpuAllocator:
+    """The GPUs, with the device filter the job cgroups can apply (and why none can)."""
+    problem = getattr(cgroups, "device_filter_reason", "")
+    return open_gpus(config.gpu, cgroups.device_filter, problem)
 
 
 def _has_gpu() -> bool:

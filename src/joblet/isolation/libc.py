@@ -74,8 +74,20 @@ IN_NONBLOCK = os.O_NONBLOCK
 IN_CLOEXEC = os.O_CLOEXEC
 
 _SYSCALLS = {
-    "x86_64": {"pivot_root": 155, "mount_setattr": 442, "open_tree": 428, "move_mount": 429},
-    "aarch64": {"pivot_root": 41, "mount_setattr": 442, "open_tree": 428, "move_mount": 429},
+    "x86_64": {
+        "pivot_root": 155,
+        "mount_setattr": 442,
+        "open_tree": 428,
+        "move_mount": 429,
+        "bpf": 321,
+    },
+    "aarch64": {
+        "pivot_root": 41,
+        "mount_setattr": 442,
+        "open_tree": 428,
+        "move_mount": 429,
+        "bpf": 280,
+    },
 }
 _NR = _SYSCALLS.get(platform.machine(), _SYSCALLS["x86_64"])
 
@@ -141,6 +153,22 @@ def _check(result: int, name: str, detail: str = "") -> int:
         err = ctypes.get_errno()
         raise OSError(err, f"{name}: {os.strerror(err)}", detail or None)
     return result
+
+
+def bpf(cmd: int, attr: bytes) -> int:
+    """bpf(2) with `attr` (a packed union bpf_attr); returns what the call
+    returns (a new fd for loads). The kernel may write into `attr`'s copy."""
+    buf = ctypes.create_string_buffer(attr, len(attr))
+    call = _libc.syscall(
+        ctypes.c_long(_NR["bpf"]), ctypes.c_int(cmd), buf, ctypes.c_uint(len(attr))
+    )
+    return _check(call, "bpf")
+
+
+def c_buffer(data: bytes) -> tuple[ctypes.Array[ctypes.c_char], int]:
+    """`data` in C memory that stays alive with the returned object: (keep, address)."""
+    buf = ctypes.create_string_buffer(data, len(data))
+    return buf, ctypes.addressof(buf)
 
 
 def _b(value: str | None) -> bytes | None:

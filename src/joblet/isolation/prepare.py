@@ -21,6 +21,7 @@ from joblet.isolation import (
     userns,
 )
 from joblet.isolation.child import JobOrder, Prepared
+from joblet.isolation.driver_proc import read_driver_proc
 from joblet.isolation.spec import LaunchSpec
 from joblet.network import jobside
 
@@ -163,6 +164,8 @@ def plan_launch(spec: LaunchSpec, host: HostFacts) -> LaunchPlan:
         idmapped_volumes=host.userns_fd >= 0,
         runtime=runtime_inputs(spec),
         build=build_inputs(spec, host.ids.base if host.userns_fd >= 0 else 0),
+        devices=spec.devices,
+        driver_proc=read_driver_proc(spec.driver_proc, spec.gpu_bus_ids),
     )
     order = JobOrder(
         job_id=spec.job_id,

@@ -21,6 +21,7 @@ from joblet.isolation import libc
 from joblet.isolation.paths import UnsafePath, components, join_under
 
 if TYPE_CHECKING:
+    from joblet.isolation.driver_proc import DriverProc
     from joblet.isolation.runtime_root import BuildRoot, RuntimeRoot
 
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
@@ -200,6 +201,9 @@ class RootInputs:
     idmapped_volumes: bool = False
     runtime: RuntimeRoot | None = None  # a runtime at /opt/runtime
     build: BuildRoot | None = None  # a runtime build's root (see runtime_root)
+    # (host device node, name): bound at /dev/NAME (a GPU job's devices).
+    devices: Sequence[tuple[str, str]] = ()
+    driver_proc: DriverProc | None = None  # a GPU job's /proc/driver/nvidia
 
 
 class _Planner:
@@ -265,6 +269,11 @@ def plan_parts(inputs: RootInputs) -> tuple[tuple[Op, ...], list[Op]]:
     p.ops.append(Mount(inputs.workspace, work, None, libc.MS_BIND | libc.MS_REC))
     p.ops.append(Protect(work, libc.MOUNT_ATTR_NOSUID | libc.MOUNT_ATTR_NODEV))
     _plan_volumes(p, inputs.volumes, inputs.allowed, inputs.idmapped_volumes)
+    _plan_job_devices(p, inputs.devices)
+    if inputs.driver_proc is not None:
+        from joblet.isolation.driver_proc import plan_driver_proc
+
+        plan_driver_proc(p, inputs.driver_proc)
     if inputs.runtime is not None or inputs.build is not None:
         from joblet.isolation import runtime_root
 
@@ -403,6 +412,17 @@ def _plan_proc(p: _Planner) -> None:
         path = f"{proc}/{name}"
         p.ops.append(Mount(path, path, None, libc.MS_BIND | libc.MS_REC, optional=True))
         p.ops.append(Protect(path, RO_ATTRS | libc.MOUNT_ATTR_NOEXEC, optional=True))
+
+
+def _plan_job_devices(p: _Planner, devices: Sequence[tuple[str, str]]) -> None:
+    """A job's own device nodes (its GPUs), bound like the base ones."""
+    for source, name in devices:
+        if len(components(name)) != 1 or components(name)[0] != name:
+            raise UnsafePath(f"invalid device name {name!r}")
+        target = p.target(f"/dev/{name}")
+        p.file(target)
+        p.ops.append(Mount(source, target, None, libc.MS_BIND))
+        p.ops.append(Protect(target, DEVICE_ATTRS))
 
 
 def _plan_dev(p: _Planner) -> None:

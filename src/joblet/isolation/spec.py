@@ -52,6 +52,13 @@ class LaunchSpec:
     build_source: str = ""
     build_staging: str = ""
     build_scratch_bytes: int = 0
+    # Host device nodes bound into the job's /dev: (host path, name), a GPU
+    # job's GPUs and control devices. Its cgroup's device rules allow them.
+    devices: tuple[tuple[str, str], ...] = ()
+    # The host's /proc/driver/nvidia and the job's GPUs' bus ids: the job's
+    # own /proc/driver/nvidia shows only them (isolation.driver_proc).
+    driver_proc: str = ""
+    gpu_bus_ids: tuple[str, ...] = ()
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -63,6 +70,8 @@ class LaunchSpec:
             raw[key] = tuple(raw[key])
         raw["volume_mounts"] = tuple(tuple(m) for m in raw.get("volume_mounts", ()))
         raw["runtime_mounts"] = tuple(tuple(m) for m in raw.get("runtime_mounts", ()))
+        raw["devices"] = tuple(tuple(d) for d in raw.get("devices", ()))
+        raw["gpu_bus_ids"] = tuple(raw.get("gpu_bus_ids", ()))
         return cls(**raw)
 
 

@@ -48,7 +48,11 @@ class JobEnding:
         launcher: Launcher | None = None,
         runtimes: RuntimeResolver | None = None,
         max_requeues: int = 3,
+        release_gpus: Callable[[str], None] | None = None,
     ) -> None:
+        # GPUs go back only once the job's cgroup is empty (nothing of it
+        # can still use them): the one owner of their release.
+        self._release_gpus = release_gpus or (lambda job_id: None)
         self._max_requeues = max_requeues
         self._table = table
         self._logs = logs
@@ -124,7 +128,9 @@ class JobEnding:
         except OSError as exc:
             log.warning("marking the log of job %s: %s", job_id, exc)
         if cgroup is not None:
-            await self._remove_cgroup(job_id, cgroup, lock)
+            await self._remove_cgroup(job_id, cgroup, lock, True)
+        else:
+            self._release_gpus(job_id)
 
     def on_timeout(self, job_id: str) -> None:
         rt = self._table.runtime.get(job_id)
@@ -231,7 +237,11 @@ class JobEnding:
             rt.log_ready.set()
             if rt.cgroup is not None:
                 cgroup, rt.cgroup = rt.cgroup, None
-                self._table.spawn(self._remove_cgroup(job_id, cgroup, rt.cgroup_lock))
+                self._table.spawn(self._remove_cgroup(job_id, cgroup, rt.cgroup_lock, True))
+            else:
+                self._release_gpus(job_id)
+        else:
+            self._release_gpus(job_id)
         self._logs.hub.finish(job_id)
         if rt is not None and rt.runtime_mount is not None:
             rt.runtime_mount = None
@@ -246,7 +256,20 @@ class JobEnding:
             except (OSError, JobletError):
                 log.exception("releasing the network of job %s", job_id)
 
-    async def _remove_cgroup(self, job_id: str, cgroup: JobCgroup, lock: asyncio.Lock) -> None:
+    async def _remove_cgroup(
+        self, job_id: str, cgroup: JobCgroup, lock: asyncio.Lock, gpus: bool = False
+    ) -> None:
+        """Remove the job's cgroup; with `gpus`, then give back its GPUs,
+        unless a process of the job survived (it could still use them)."""
+        emptied = await self._clear_cgroup(job_id, cgroup, lock)
+        if not gpus:
+            return
+        if emptied:
+            self._release_gpus(job_id)
+        else:
+            log.error("job %s: its GPUs stay allocated, its cgroup could not be emptied", job_id)
+
+    async def _clear_cgroup(self, job_id: str, cgroup: JobCgroup, lock: asyncio.Lock) -> bool:
         if self._metrics is not None:
             # The final sample reads the cgroup's totals, so it comes before removal.
             try:
@@ -258,6 +281,8 @@ class JobEnding:
                 await asyncio.to_thread(_kill_and_remove, cgroup)
         except (OSError, JobletError):
             log.exception("removing cgroup of job %s", cgroup.job_id)
+            return False
+        return True
 
 
 def _exited(event: JobExit, rt: JobRuntime, oom_killed: bool, job: Job, requeue: bool) -> Exited:

@@ -14,6 +14,8 @@ from typing import Any
 
 from joblet.config.model import DaemonConfig, LimitDefaults
 from joblet.errors import JobletError, NotFound, Unavailable
+from joblet.gpu.allocator import GpuAllocator, wants_gpus
+from joblet.gpu.job_setup import GpuJobSetup, gpu_job_setup
 from joblet.isolation.records import clear_exit
 from joblet.isolation.spec import LaunchSpec
 from joblet.jobs.ending import JobEnding
@@ -22,10 +24,11 @@ from joblet.jobs.model import Job, JobSpec, JobStatus
 from joblet.jobs.open_files import open_files_cap, read_file_max
 from joblet.jobs.ports import JobMetrics, JobNetworks, JobVolumes, Launcher
 from joblet.jobs.runtime_jobs import BUILD_HOSTNAME
-from joblet.jobs.state_machine import LaunchFailed, Started, Starting
+from joblet.jobs.state_machine import GpusGranted, GpuWait, LaunchFailed, Started, Starting
 from joblet.jobs.table import JobTable
 from joblet.jobs.workspace import log_path, prepare_job_dir, run_as
 from joblet.logs.service import JobLogs
+from joblet.resources.device_rules import job_rules
 from joblet.resources.interface import CgroupManager, JobCgroup, Limits
 from joblet.runtimes.seams import BuildPlan, RuntimeMount
 from joblet.workspaces.store import WorkspaceStore, plain_store
@@ -53,7 +56,9 @@ class JobStarter:
         networks: JobNetworks | None = None,
         volumes: JobVolumes | None = None,
         workspaces: WorkspaceStore | None = None,
+        gpus: GpuAllocator | None = None,
     ) -> None:
+        self._gpus = gpus
         self._config = config
         self._workspaces = workspaces or plain_store(config.layout)
         self._table = table
@@ -70,18 +75,33 @@ class JobStarter:
         registry = self._table.registry
         job = registry.get(job_id)
         rt = self._table.runtime[job_id]
+        gpu = GpuJobSetup()
+        if self._gpus is not None and wants_gpus(job.spec):
+            grant = self._gpus.take(job_id, job.spec)
+            if grant is None:  # it waits for GPUs; their release starts it
+                reason = self._gpus.wait_reason(job_id)
+                job = self._table.apply(job_id, GpuWait(at=self._clock(), reason=reason))
+                await self._await_record(job_id)  # answered once stored, as other waits
+                return job
+            job = self._table.apply(job_id, GpusGranted(grant.indices))
+            gpu = gpu_job_setup(self._gpus.host, grant.indices)
         registry.starting += 1
         try:
             if job.status is not JobStatus.INITIALIZING:  # queued or scheduled until now
                 job = self._table.apply(job_id, Starting())
             self._open_logs(job)
-            rt.limits = self.limits(job.spec)
+            rt.limits = self.limits(job.spec, gpu)
             network = self._allocate_network(job)
             rt.cgroup = self._cgroups.create(job_id, rt.limits)
             spec = build_launch_spec(
                 self._config, job, rt.cgroup, network, self._volumes, workspaces=self._workspaces
             )
             spec = with_runtime(spec, job, rt.runtime_mount, rt.build)
+            if gpu.devices:
+                spec = replace(
+                    spec, devices=gpu.devices, env={**spec.env, **dict(gpu.env)},
+                    driver_proc=gpu.driver_proc, gpu_bus_ids=gpu.bus_ids,
+                )  # fmt: skip
             if job.spec.stdin:
                 rt.stdin_fd, path = open_stdin_fifo(self._config.layout.job_dir(job_id))
                 spec = replace(spec, stdin_path=path)
@@ -103,7 +123,11 @@ class JobStarter:
             self._ending.on_exit(rt.early_exit)
             return registry.get(job_id)
         if self._metrics is not None and rt.limits is not None:
-            self._metrics.start_job(job_id, rt.cgroup, rt.limits, init_pid=pid, from_start=True)
+            indices = job.gpu_indices
+            self._metrics.start_job(
+                job_id, rt.cgroup, rt.limits, init_pid=pid, from_start=True,
+                gpu_indices=indices, gpu_reader=self._gpus.reader(indices) if self._gpus else None,
+            )  # fmt: skip
         timeout = rt.timeout_s or self._config.jobs.job_timeout_s
         if timeout > 0:
             rt.call_later(timeout, self._ending.on_timeout, job_id)
@@ -121,7 +145,7 @@ class JobStarter:
         await asyncio.to_thread(cgroup.kill_all)
         return await self._launcher.launch(spec)
 
-    def limits(self, spec: JobSpec) -> Limits:
+    def limits(self, spec: JobSpec, gpu: GpuJobSetup | None = None) -> Limits:
         # Without cgroups the node's defaults cannot apply; a job's own limits are
         # still asked for, and refused by the null backend with the reason.
         d = self._config.cgroup.defaults if self._cgroups.version != "none" else NO_DEFAULTS
@@ -136,6 +160,7 @@ class JobStarter:
             max_io_bps=spec.max_iobps or d.max_iobps,
             max_pids=d.max_pids,
             io_devices=devices,
+            devices=job_rules(gpu.rules if gpu else ()) if self._cgroups.device_filter else (),
         )
 
     @functools.cached_property

@@ -29,7 +29,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from joblet.config.model import DaemonConfig
-from joblet.errors import AlreadyExists, FailedPrecondition, JobletError, NotFound
+from joblet.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    JobletError,
+    NotFound,
+    ResourceExhausted,
+)
+from joblet.gpu.allocator import GpuAllocator, wants_gpus
 from joblet.isolation.spec import JobExit
 from joblet.jobs import runtime_jobs, stdin_feed, workspace
 from joblet.jobs.ending import JobEnding
@@ -99,8 +106,10 @@ class JobManager:
         workspaces: WorkspaceStore | None = None,
         runtimes: RuntimeResolver | None = None,
         clock: Callable[[], float] = time.time,
+        gpus: GpuAllocator | None = None,
     ) -> None:
         self._closing = False  # shutting down: start nothing new
+        self.gpus = gpus
         self._config = config
         self._workspaces = workspaces or plain_store(config.layout)
         self._logs = logs
@@ -125,6 +134,7 @@ class JobManager:
             launcher=launcher,
             runtimes=runtimes,
             max_requeues=config.jobs.max_requeues,
+            release_gpus=self._release_gpus,
         )
         self._preemptor = Preemptor(
             config, self._table, self._ending, confirm=self.confirm_recorded, volumes=volumes
@@ -141,6 +151,7 @@ class JobManager:
             networks=networks,
             volumes=volumes,
             workspaces=self._workspaces,
+            gpus=gpus,
         )
         self._restorer = JobRestorer(
             config,
@@ -153,6 +164,7 @@ class JobManager:
             arm_schedule=self._arm_schedule,
             metrics=metrics,
             runtimes=runtimes,
+            gpus=gpus,
         )
 
     # ---- queries -------------------------------------------------------
@@ -235,6 +247,7 @@ class JobManager:
         # Its record (and soon its files) need room: refuse it now, clearly,
         # rather than accept a job whose state cannot be kept.
         check_run_as(self._config.jobs, self.run_as(spec))
+        self._check_gpus(spec)
         self._check_name_free(spec)
         workspace.check_room(self._config.layout, spec)
         job_id = new_job_id()
@@ -385,6 +398,39 @@ class JobManager:
         finally:
             os.close(fd)
             rt.close_stdin()
+
+    def _check_gpus(self, spec: JobSpec) -> None:
+        """A GPU request the node can never meet fails now, naming what exists."""
+        if not wants_gpus(spec):
+            return
+        if self.gpus is None:
+            raise ResourceExhausted("the job asks for GPUs; this node has no GPUs")
+        self.gpus.check(spec)
+
+    def _release_gpus(self, job_id: str) -> None:
+        """The job's cgroup is gone: its GPUs go to the GPU jobs waiting, in order."""
+        if self.gpus is None or not self.gpus.release(job_id):
+            return
+        live = [j.id for j in self._registry.values() if not j.status.is_final]
+        for breach in self.gpus.breaches(live):
+            log.error("GPU allocation: %s", breach)
+        if self._closing:
+            return
+        for ready in self.gpus.ready():
+            self._table.spawn(self._start_with_gpus(ready))
+
+    async def _start_with_gpus(self, job_id: str) -> None:
+        """A GPU job whose GPUs are now held for it: start it when a slot is
+        free, else it waits for one (keeping its GPUs, it is next in line)."""
+        job = self._registry.find(job_id)
+        if job is None or job.status is not JobStatus.QUEUED:
+            self._release_gpus(job_id)
+            return
+        if self._registry.has_slot(self._config.jobs.max_concurrent_jobs):
+            await self._starter.start(job_id)
+        else:
+            self._registry.enqueue(job_id)
+            self._kick()
 
     def _check_name_free(self, spec: JobSpec) -> None:
         """With joblet.uniqueJobNames, a name no other (undeleted) job has."""

@@ -73,6 +73,7 @@ class JobSpec:
     workdir: str = ""
     gpu_count: int = 0
     gpu_memory_mb: int = 0
+    gpu_ids: tuple[str, ...] = ()  # GPUs pinned by host index or UUID
     workflow_uuid: str = ""
     dependencies: tuple[str, ...] = ()
     run_as: tuple[int, int] | None = None  # (uid, gid); None = the node's default
@@ -112,3 +113,6 @@ class Job:
     preemptions: int = 0  # how often it gave its slot to another job
     preempted_for: str = ""  # while RUNNING: the job it is being stopped for
     requeue_due: bool = False  # STOPPED by a preemption, about to be QUEUED again
+    # The host indices of the GPUs it holds while it starts and runs; kept in
+    # the record so a restarted daemon rebuilds its allocation table.
+    gpu_indices: tuple[int, ...] = ()

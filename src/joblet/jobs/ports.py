@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from joblet.gpu.metrics import GpuReader
 from joblet.isolation.spec import LaunchSpec
 from joblet.jobs.model import Job
 from joblet.resources.interface import JobCgroup, Limits
@@ -30,6 +31,8 @@ class JobMetrics(Protocol):
         init_pid: int | None = None,
         *,
         from_start: bool = False,
+        gpu_indices: tuple[int, ...] = (),
+        gpu_reader: GpuReader | None = None,
     ) -> object: ...
 
     async def finish_job(self, job_id: str) -> object: ...

@@ -71,7 +71,7 @@ class Preemptor:
         """Why `job` could not start even with a free slot ("" if it could)."""
         spec = job.spec
         if spec.gpu_count:
-            return "it asks for GPUs, which this node does not offer"
+            return "it asks for GPUs, which preemption does not free"
         rt = self._table.runtime.get(job.id)
         if spec.runtime and (rt is None or rt.runtime_mount is None):
             return f"its runtime {spec.runtime} is not available"

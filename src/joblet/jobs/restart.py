@@ -11,6 +11,7 @@ from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 
 from joblet.config.model import DaemonConfig
+from joblet.gpu.allocator import GpuAllocator
 from joblet.isolation.records import read_exit
 from joblet.jobs import recovery, runtime_jobs
 from joblet.jobs.ending import JobEnding
@@ -50,7 +51,9 @@ class JobRestorer:
         arm_schedule: Callable[[str, float], None],
         metrics: JobMetrics | None = None,
         runtimes: RuntimeResolver | None = None,
+        gpus: GpuAllocator | None = None,
     ) -> None:
+        self._gpus = gpus
         self._runtimes = runtimes
         self._config = config
         self._table = table
@@ -119,6 +122,7 @@ class JobRestorer:
         if has_dir:
             self._track_logs(job_id, finished=isinstance(action, recovery.Keep | recovery.Lost))
         rt = self._table.runtime[job_id]
+        self._restore_gpus(job, action)
         match action:
             case recovery.Wait():
                 pass  # taken up by its workflow once the daemon is ready
@@ -147,6 +151,13 @@ class JobRestorer:
                 else:
                     self._table.apply(job_id, LaunchFailed(reason=reason, at=now))
                 self._ending.release(job_id)
+
+    def _restore_gpus(self, job: Job, action: recovery.Recovery) -> None:
+        """A job that ran holds its GPUs until its cleanup gives them back:
+        the table is rebuilt from the jobs the daemon takes over."""
+        ran = isinstance(action, recovery.Reattach | recovery.Ended | recovery.Lost)
+        if self._gpus is not None and ran:
+            self._gpus.restore(job.id, job.gpu_indices, job.spec)
 
     def _end_build(self, job_id: str) -> None:
         """A build the previous daemon ran or queued: its plan (and whoever
@@ -180,7 +191,11 @@ class JobRestorer:
         rt.limits = self._limits(job.spec)
         log.info("re-attached to running job %s (pid %d)", job.id, pid)
         if self._metrics is not None and rt.cgroup is not None:
-            self._metrics.start_job(job.id, rt.cgroup, rt.limits, init_pid=pid)
+            reader = self._gpus.reader(job.gpu_indices) if self._gpus else None
+            self._metrics.start_job(
+                job.id, rt.cgroup, rt.limits, init_pid=pid,
+                gpu_indices=job.gpu_indices, gpu_reader=reader,
+            )  # fmt: skip
         timeout = self._config.jobs.job_timeout_s
         if timeout > 0:
             left = max(0.0, job.started_at + timeout - self._clock())

@@ -29,6 +29,21 @@ class Queued:
 
 
 @dataclass(frozen=True)
+class GpusGranted:
+    """It holds these GPUs (host indices) for its start and run."""
+
+    indices: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class GpuWait:
+    """It waits for GPUs (FIFO among GPU jobs, outside the slot queue)."""
+
+    at: float
+    reason: str
+
+
+@dataclass(frozen=True)
 class Scheduled:
     at: float
 
@@ -104,6 +119,8 @@ Event = (
     | LaunchFailed
     | Preempting
     | Requeued
+    | GpusGranted
+    | GpuWait
 )
 
 _ALLOWED: dict[type, frozenset[JobStatus]] = {
@@ -115,6 +132,8 @@ _ALLOWED: dict[type, frozenset[JobStatus]] = {
     Exited: frozenset({S.RUNNING}),
     Preempting: frozenset({S.RUNNING}),
     Requeued: frozenset({S.STOPPED}),
+    GpusGranted: frozenset({S.INITIALIZING, S.QUEUED, S.SCHEDULED}),
+    GpuWait: frozenset({S.INITIALIZING, S.QUEUED, S.SCHEDULED}),
     Canceled: frozenset({S.PENDING, S.SCHEDULED, S.QUEUED}),
     # PENDING: its release failed before any launch (its uploads, say).
     LaunchFailed: frozenset({S.PENDING, S.INITIALIZING, S.QUEUED, S.SCHEDULED}),
@@ -132,8 +151,8 @@ def transition(job: Job, event: Event) -> Job:
     match event:
         case Queued(at=at, reason=reason):
             return replace(job, status=S.QUEUED, queued_at=at or job.created_at, wait_reason=reason)
-        case Preempting(for_job=for_job):
-            return replace(job, preempted_for=for_job)
+        case Preempting() | GpusGranted() | GpuWait():
+            return _marked(job, event)
         case Requeued(at=at):
             return replace(
                 job,
@@ -146,6 +165,7 @@ def transition(job: Job, event: Event) -> Job:
                 exit_code=0,
                 end_reason="",
                 pid=0,
+                gpu_indices=(),
             )
         case Scheduled(at=at):
             return replace(job, status=S.SCHEDULED, scheduled_at=at)
@@ -161,6 +181,17 @@ def transition(job: Job, event: Event) -> Job:
         case LaunchFailed(reason=reason, at=at):
             return replace(job, status=S.FAILED, ended_at=at, exit_code=-1, end_reason=reason)
     raise AssertionError(f"unhandled event {event!r}")  # pragma: no cover
+
+
+def _marked(job: Job, event: Preempting | GpusGranted | GpuWait) -> Job:
+    """Events that note something on the job: its preemption, its GPUs, a GPU wait."""
+    if isinstance(event, Preempting):
+        return replace(job, preempted_for=event.for_job)
+    if isinstance(event, GpusGranted):
+        return replace(job, gpu_indices=event.indices)
+    # Waiting for GPUs after waiting for a slot: its age counts from the first wait.
+    queued_at = job.queued_at if job.status is S.QUEUED else event.at
+    return replace(job, status=S.QUEUED, queued_at=queued_at, wait_reason=event.reason)
 
 
 def _exited(job: Job, event: Exited) -> Job:

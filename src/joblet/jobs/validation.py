@@ -97,6 +97,7 @@ def validate_run_request(
         workdir=check_workdir(req.workDir),
         gpu_count=check_not_negative("gpu_count", req.gpu_count, "GPUs"),
         gpu_memory_mb=check_not_negative("gpu_memory_mb", req.gpu_memory_mb, "MB"),
+        gpu_ids=check_gpu_ids(getattr(req, "gpu_ids", ()), req.gpu_count),
         workflow_uuid=check_workflow_uuid(req.workflowUuid),
         dependencies=check_dependencies(req.requirements) if req.requirements else (),
         run_as=check_user(getattr(req, "user", "")),
@@ -359,6 +360,27 @@ def check_volumes(volumes: Iterable[str]) -> tuple[str, ...]:
     duplicates = sorted({v for v in names if names.count(v) > 1})
     if duplicates:
         raise InvalidArgument(f"volume {duplicates[0]!r} is given more than once")
+    return checked
+
+
+MAX_GPU_IDS = 64
+
+
+def check_gpu_ids(ids: Iterable[str], count: int) -> tuple[str, ...]:
+    """Pinned GPUs: host indices ("0") or UUIDs ("GPU-..."), each once; with
+    gpu_count set, as many as it says."""
+    checked = tuple(i.strip() for i in ids)
+    if len(checked) > MAX_GPU_IDS:
+        raise InvalidArgument(f"gpu_ids: at most {MAX_GPU_IDS} GPUs may be pinned")
+    for item in checked:
+        if not item or len(item) > 128 or not item.replace("-", "").replace(":", "").isalnum():
+            raise InvalidArgument(f"gpu_ids: {item!r} is no GPU index or UUID")
+    if len(set(checked)) != len(checked):
+        raise InvalidArgument("gpu_ids: a GPU is pinned more than once")
+    if checked and count and count != len(checked):
+        raise InvalidArgument(
+            f"gpu_count {count} does not match the {len(checked)} GPU(s) pinned by gpu_ids"
+        )
     return checked
 
 

@@ -22,6 +22,7 @@ from typing import Protocol, runtime_checkable
 
 from joblet.api import joblet_pb2 as pb
 from joblet.errors import JobletError, NotFound
+from joblet.gpu.metrics import GpuReader
 from joblet.metrics.config import MetricsConfig
 from joblet.metrics.history import decode_samples, encode_history
 from joblet.metrics.history_cache import HistoryCache, StoredHistory
@@ -108,6 +109,8 @@ class MetricsHub:
         init_pid: int | None = None,
         *,
         from_start: bool = False,
+        gpu_indices: tuple[int, ...] = (),
+        gpu_reader: GpuReader | None = None,
     ) -> JobSampler:
         """Start sampling a running job every `config.interval_s`. `from_start`: the
         job starts now (not re-attached), so memory will hold all of its history."""
@@ -116,6 +119,7 @@ class MetricsHub:
         sampler = JobSampler(
             job_id, cgroup, limits, interval_s=self.config.interval_s,
             publish=self.publish, init_pid=init_pid, procfs=self._procfs, fresh=from_start,
+            gpu_indices=gpu_indices, gpu_reader=gpu_reader,
         )  # fmt: skip
         self._ended.discard(job_id)
         if from_start and job_id not in self._recent:

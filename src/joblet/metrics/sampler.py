@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from joblet.api import joblet_pb2 as pb
+from joblet.gpu.metrics import GpuReader
 from joblet.metrics.compute import SampleContext, build_sample
 from joblet.metrics.reader import cgroup_path, read_snapshot
 from joblet.metrics.snapshot import CgroupReading, Snapshot, with_final_network
@@ -35,11 +36,15 @@ class JobSampler:
         init_pid: int | None = None,
         procfs: Path = Path("/proc"),
         fresh: bool = False,
+        gpu_indices: tuple[int, ...] = (),
+        gpu_reader: GpuReader | None = None,
     ) -> None:
         """`fresh`: the cgroup was made for a job starting now, so its counters
         are all zero and the baseline needs no reading."""
         self.job_id = job_id
         self.interval_s = interval_s
+        self._gpu_indices = gpu_indices
+        self._gpu_reader = gpu_reader
         self._cgroup = cgroup
         self._init_pid = init_pid
         self._procfs = procfs
@@ -64,7 +69,11 @@ class JobSampler:
                 current = with_final_network(current, self._previous)
             sample = build_sample(self._context, current, self._previous)
             self._previous = current
-            return sample
+        if self._gpu_indices:
+            sample.gpuAllocation.extend(self._gpu_indices)
+        if self._gpu_reader is not None:
+            sample.gpu.extend(self._gpu_reader(self._cgroup.pids()))
+        return sample
 
     def baseline(self) -> None:
         """A first reading, not published: the first sample then has rates."""

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from joblet.resources.device_rules import DeviceRule
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -22,6 +24,8 @@ class Limits:
     max_io_bps: int = 0  # read and write, on each block device in `io_devices`
     max_pids: int = 0
     io_devices: tuple[str, ...] = ()  # "major:minor" of the devices to throttle
+    # The devices the job may use (device_rules.job_rules); () = no device filter.
+    devices: tuple[DeviceRule, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,11 @@ class JobCgroup(Protocol):
 
 class CgroupManager(Protocol):
     version: str  # "v2", "v1" or "none"
+
+    @property
+    def device_filter(self) -> str:
+        """How `Limits.devices` is enforced: "v1" (devices controller), "bpf"
+        (cgroup v2 device program), or "" when it is not."""
 
     def create(self, job_id: str, limits: Limits) -> JobCgroup:
         """Create the job's cgroup under the daemon's parent and apply `limits`.

@@ -40,6 +40,7 @@ class NullJobCgroup:
 
 class NullCgroupManager:
     version = "none"
+    device_filter = ""  # device rules need a cgroup: none apply here
 
     def __init__(self, reason: str = "no usable cgroup hierarchy") -> None:
         self.reason = reason

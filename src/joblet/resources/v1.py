@@ -11,6 +11,7 @@ from joblet.errors import IsolationError
 from joblet.resources import _fs
 from joblet.resources._names import job_dir_name, job_ids_under, parent_path
 from joblet.resources.detect import V1_REQUIRED
+from joblet.resources.device_rules import v1_writes
 from joblet.resources.interface import CgroupStats, Limits
 from joblet.resources.limits import v1_limit_writes
 from joblet.resources.stats import parse_flat_keyed, v1_stats
@@ -107,7 +108,11 @@ class V1CgroupManager:
         if missing:
             raise IsolationError(f"v1 controllers not mounted: {sorted(missing)}")
         self._parent = parent_path(parent)
-        self.parent_dirs = {c: mounts[c] / self._parent for c in sorted(V1_REQUIRED)}
+        # The devices controller is optional: without it no device filter
+        # applies, and jobs that need one (GPUs) are refused.
+        wanted = V1_REQUIRED | ({"devices"} & mounts.keys())
+        self.parent_dirs = {c: mounts[c] / self._parent for c in sorted(wanted)}
+        self.device_filter = "v1" if "devices" in self.parent_dirs else ""
         self._cpuset_root = mounts["cpuset"]
 
     def create(self, job_id: str, limits: Limits) -> V1JobCgroup:
@@ -127,6 +132,9 @@ class V1CgroupManager:
                 target = job.dirs[w.controller] / w.filename
                 if w.required or target.exists():
                     _fs.write_value(target, w.value)
+            if limits.devices and self.device_filter:
+                for filename, value in v1_writes(limits.devices):
+                    _fs.write_value(job.dirs["devices"] / filename, value)
         except IsolationError:
             job.remove()
             raise

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 from joblet.errors import IsolationError
 from joblet.resources import _fs
 from joblet.resources._names import job_dir_name, job_ids_under, parent_path
+from joblet.resources.bpf_devices import apply_device_filter, bpf_unavailable
 from joblet.resources.interface import CgroupStats, Limits
 from joblet.resources.limits import v2_limit_writes
 from joblet.resources.stats import parse_flat_keyed, v2_stats
@@ -79,6 +81,31 @@ class V2CgroupManager:
     def __init__(self, mount_root: Path, parent: str) -> None:
         self.mount_root = mount_root
         self.parent_dir = mount_root / parent_path(parent)
+        self._device_filter: str | None = None
+        self.device_filter_reason = ""
+
+    @property
+    def device_filter(self) -> str:
+        """ "bpf" once a probe program loaded and attached to a group of ours
+        (asked once, on first use); "" with `device_filter_reason` else."""
+        if self._device_filter is None:
+            self.device_filter_reason = bpf_unavailable() or self._probe_attach()
+            self._device_filter = "" if self.device_filter_reason else "bpf"
+        return self._device_filter
+
+    def _probe_attach(self) -> str:
+        """Why a device program cannot be attached under our parent ("" if it can):
+        a host (a container) may allow loading programs but not attaching them."""
+        probe = self.parent_dir / f"device-probe-{os.getpid()}"
+        try:
+            _fs.make_dir(probe)
+            try:
+                apply_device_filter(probe, ())
+            finally:
+                probe.rmdir()
+        except (IsolationError, OSError) as exc:
+            return str(exc)
+        return ""
 
     def create(self, job_id: str, limits: Limits) -> V2JobCgroup:
         writes = v2_limit_writes(limits)
@@ -89,6 +116,8 @@ class V2CgroupManager:
             for w in writes:
                 if w.required or (job.path / w.filename).exists():
                     _fs.write_value(job.path / w.filename, w.value)
+            if limits.devices and self.device_filter:
+                apply_device_filter(job.path, limits.devices)
         except IsolationError:
             job.remove()
             raise

@@ -119,8 +119,9 @@ class Client:
         case: name, max_cpu, cpu_cores, max_memory (MB), max_iobps, env,
         secret_env, uploads ({workspace path: bytes or local path}),
         schedule, network, volumes, runtime, workdir, user, gpu_count,
-        gpu_memory_mb, max_ingress_bps, max_egress_bps, priority, preemptible,
-        on_preempt ("requeue" or "stop"), stop_grace_period ("10s")."""
+        gpu_memory_mb, gpu_ids (indices or UUIDs), max_ingress_bps,
+        max_egress_bps, priority, preemptible, on_preempt ("requeue" or
+        "stop"), stop_grace_period ("10s")."""
         streamed = large_files(options.get("uploads"), STREAM_THRESHOLD)
         if streamed:
             rest = {k: v for k, v in options["uploads"].items() if k not in streamed}

@@ -33,7 +33,7 @@ _SCALARS: dict[str, str] = {
 }
 _ALIASES = {"work_dir": "workdir", "gpu": "gpu_count", "gpu_memory": "gpu_memory_mb"}
 OPTIONS = frozenset({*_SCALARS, *_ALIASES, "env", "environment", "secret_env",
-                     "secret_environment", "volumes", "uploads"})  # fmt: skip
+                     "secret_environment", "volumes", "uploads", "gpu_ids"})  # fmt: skip
 
 
 def run_request(command: str, args: Sequence[str], options: Mapping[str, Any]) -> pb.RunJobRequest:
@@ -55,6 +55,7 @@ def run_request(command: str, args: Sequence[str], options: Mapping[str, Any]) -
         options.get("secret_env") or options.get("secret_environment") or {}
     )
     request.volumes.extend(options.get("volumes") or ())
+    request.gpu_ids.extend(str(i) for i in options.get("gpu_ids") or ())
     request.uploads.extend(uploads(options.get("uploads") or {}))
     return request
 

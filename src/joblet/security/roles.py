@@ -65,6 +65,7 @@ VIEWER_METHODS: frozenset[str] = (
     | _methods("MonitoringService", "GetSystemStatus", "StreamSystemMetrics")
     | _methods("RuntimeService", "ListRuntimes", "GetRuntimeInfo", "ValidateRuntimeSpec")
     | _methods("ClusterService", "ListClusterNodes")  # an addition
+    | _methods("GpuService", "ListGpus")  # an addition
 )
 
 

@@ -18,6 +18,8 @@ from joblet.config import loader
 from joblet.config.keys import Schema, suggest, unknown_keys
 from joblet.config.loader import FILE_KEYS, key_problems, read_config_file
 from joblet.errors import ConfigError
+from joblet.gpu import config as gpu_config
+from joblet.gpu.config import parse_gpu_config
 from joblet.metrics import config as metrics_config
 from joblet.metrics.config import parse_metrics_config
 from joblet.network import config as network_config
@@ -126,6 +128,19 @@ EVERY_KEY: dict[str, Any] = {
     },
     "volumes": {"maxSize": "100GB", "maxCount": 0},
     "audit": {"enabled": True, "maxSize": "10MB", "maxFiles": 5},
+    "gpu": {
+        "enabled": False,
+        "inventory": "nvml",
+        "strategy": "first-fit",
+        "sharing": False,
+        "allowWithoutDeviceFilter": False,
+        "static": {
+            "deviceRoot": "/dev",
+            "procDevices": "/proc/devices",
+            "driverProc": "",
+            "gpus": [],
+        },
+    },
     "runtime": {
         "maxSize": "10GB",
         "allowedSources": ["https://github.com/"],
@@ -181,6 +196,7 @@ def test_every_documented_key_is_known_and_read() -> None:
     parse_audit_config(EVERY_KEY["audit"])
     parse_runtime_config(EVERY_KEY["runtime"])
     parse_cluster_config(EVERY_KEY["cluster"])
+    parse_gpu_config(EVERY_KEY["gpu"])
 
 
 def test_each_section_refuses_a_typo_anywhere_in_it() -> None:
@@ -265,6 +281,7 @@ def _keys_read(module: ModuleType) -> set[str]:
         volumes_config,
         runtime_config,
         cluster_config,
+        gpu_config,
     ],
     ids=lambda m: m.__name__,
 )

@@ -62,7 +62,7 @@ def test_a_job_of_lower_priority_than_every_preemptible_one_takes_nothing() -> N
 def test_a_job_that_could_not_start_takes_nothing() -> None:
     preemptor, table = _world(_config(limit=3))
     gpu = _new(table, "gpu", priority=10, gpu_count=1)
-    assert preemptor.blocker(gpu) == "it asks for GPUs, which this node does not offer"
+    assert preemptor.blocker(gpu) == "it asks for GPUs, which preemption does not free"
     assert preemptor.victims_for(gpu, 60.0) == ()
     runtime = _new(table, "rt", priority=10, runtime="python-3.11")  # no runtime pinned
     assert "runtime python-3.11 is not available" in preemptor.blocker(runtime)

@@ -38,6 +38,11 @@ def test_priority_options_become_request_fields() -> None:
     )  # fmt: skip
 
 
+def test_gpu_options_become_request_fields() -> None:
+    req = run_request("true", (), {"gpu": 2, "gpu_memory": 8192, "gpu_ids": [0, "GPU-x"]})
+    assert (req.gpu_count, req.gpu_memory_mb, list(req.gpu_ids)) == (2, 8192, ["0", "GPU-x"])
+
+
 def test_unknown_options_and_a_string_for_args_are_refused() -> None:
     with pytest.raises(errors.InvalidArgumentError, match="max_cpus"):
         run_request("true", (), {"max_cpus": 1})

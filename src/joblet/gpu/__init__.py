@@ -1,0 +1,2 @@
+"""NVIDIA GPUs: discovery (inventory), allocation (table, strategies), and
+what a GPU job is given (device rules, /dev nodes, environment)."""
