@@ -15,6 +15,7 @@ TOP_LEVEL: dict[str, str] = {
     "workflow": "run and follow workflows: DAGs of jobs from a YAML file",
     "runtime": "install and manage runtimes",
     "monitor": "host status and metrics",
+    "ui": "print a one-time sign-in link to the node's web dashboard",
     "version": "print the versions of rnx and of the node's daemon",
     "completion": "print a shell completion script (bash, zsh or fish)",
 }

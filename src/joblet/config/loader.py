@@ -51,6 +51,7 @@ from joblet.runtimes import config as runtime_config
 from joblet.security import audit_config
 from joblet.security.roles import Role
 from joblet.state import config as state_config
+from joblet.ui import config as ui_config
 from joblet.volumes import config as volumes_config
 
 # Every section of the file and its keys; the features' own sections come
@@ -96,6 +97,7 @@ FILE_KEYS: Schema = {
     "audit": audit_config.KEYS,
     "runtime": runtime_config.KEYS,
     "roles": {"maxPriority": dict.fromkeys(role.value for role in Role)},
+    "ui": ui_config.KEYS,
 }
 
 
@@ -153,8 +155,9 @@ def parse_daemon_config(raw: Mapping[str, Any]) -> DaemonConfig:
     for key in ("serverCert", "serverKey", "caCert"):
         if not security.get(key):
             raise ValueError(f"security.{key} is missing (run `joblet setup`)")
+    root = Path(joblet.get("root", "/opt/joblet"))
     return DaemonConfig(
-        layout=RootLayout(Path(joblet.get("root", "/opt/joblet"))),
+        layout=RootLayout(root),
         security=SecurityConfig(
             server_cert=security["serverCert"],
             server_key=security["serverKey"],
@@ -168,6 +171,7 @@ def parse_daemon_config(raw: Mapping[str, Any]) -> DaemonConfig:
         network=parse_network_config(_section(raw, "network")),
         audit=audit_config.parse_audit_config(_section(raw, "audit")),
         roles=_roles(_section(raw, "roles")),
+        ui=ui_config.parse_ui_config(_section(raw, "ui"), root),
     )
 
 

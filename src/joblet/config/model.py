@@ -13,6 +13,7 @@ from pathlib import Path
 from joblet.metrics.config import MetricsConfig
 from joblet.network.config import NetworkConfig
 from joblet.security.audit_config import AuditConfig
+from joblet.ui.config import UiConfig
 
 DEFAULT_ROOT = Path("/opt/joblet")
 
@@ -254,3 +255,4 @@ class DaemonConfig:
     network: NetworkConfig = field(default_factory=NetworkConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
     roles: RolesConfig = field(default_factory=RolesConfig)
+    ui: UiConfig = field(default_factory=UiConfig)

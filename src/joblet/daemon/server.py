@@ -451,6 +451,11 @@ class Daemon:
         pb_grpc.add_RuntimeServiceServicer_to_server(  # type: ignore[no-untyped-call]
             RuntimeService(self._runtimes, installer), server
         )
+        from joblet.daemon.ui_service import UiService
+
+        pb_grpc.add_UiServiceServicer_to_server(  # type: ignore[no-untyped-call]
+            UiService(config.ui, config.layout.root), server
+        )
         address = f"{config.server.address}:{config.server.port}"
         self.bound_port = server.add_secure_port(address, server_credentials(config.security))
         await server.start()

@@ -55,6 +55,8 @@ VIEWER_METHODS: frozenset[str] = (
     | _methods("VolumeService", "ListVolumes")
     | _methods("MonitoringService", "GetSystemStatus", "StreamSystemMetrics")
     | _methods("RuntimeService", "ListRuntimes", "GetRuntimeInfo", "ValidateRuntimeSpec")
+    # an addition: a login token for the web UI, of the caller's own role
+    | _methods("UiService", "CreateUiLogin")
 )
 
 
