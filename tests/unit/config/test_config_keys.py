@@ -27,6 +27,7 @@ from joblet.runtimes.config import parse_runtime_config
 from joblet.security.audit_config import parse_audit_config
 from joblet.state import config as state_config
 from joblet.state.config import load_state_config
+from joblet.ui.config import parse_ui_config
 from joblet.volumes import config as volumes_config
 from joblet.volumes.config import load_volumes_config, parse_volumes_config
 
@@ -54,6 +55,15 @@ EVERY_KEY: dict[str, Any] = {
         "maxRequeues": 3,
     },
     "roles": {"maxPriority": {"admin": 1000, "viewer": 0}},
+    "ui": {
+        "enabled": True,
+        "listen": "127.0.0.1:5175",
+        "tls": False,
+        "hosts": ["jobs.example"],
+        "user": "nobody",
+        "clients": "/tmp/ui-clients.yml",
+        "publicUrl": "http://jobs.example:5175",
+    },
     "security": {"serverCert": "pem", "serverKey": "pem", "caCert": "pem"},
     "filesystem": {"allowedMounts": ["/usr"], "tmpSize": "256MB"},
     "cgroup": {
@@ -171,6 +181,7 @@ def test_every_documented_key_is_known_and_read() -> None:
     parse_volumes_config(EVERY_KEY["volumes"])
     parse_audit_config(EVERY_KEY["audit"])
     parse_runtime_config(EVERY_KEY["runtime"])
+    parse_ui_config(EVERY_KEY["ui"], Path("/tmp"))
 
 
 def test_each_section_refuses_a_typo_anywhere_in_it() -> None:
