@@ -36,12 +36,23 @@ class UiState:
     clock: Callable[[], float] = time.time
     # session and idempotency key -> the job its first submission started
     submitted: dict[str, asyncio.Future[str]] = field(default_factory=dict)
+    # Read into memory at start: after dropping root the package's files may
+    # not be readable (a checkout under /root, say).
     templates: jinja2.Environment = field(
         default_factory=lambda: jinja2.Environment(
-            loader=jinja2.FileSystemLoader(HERE / "templates"),
+            loader=jinja2.DictLoader(
+                {p.name: p.read_text() for p in (HERE / "templates").glob("*.html")}
+            ),
             autoescape=True,
             undefined=jinja2.StrictUndefined,
         )
+    )
+    static: dict[str, bytes] = field(
+        default_factory=lambda: {
+            p.relative_to(HERE / "static").as_posix(): p.read_bytes()
+            for p in (HERE / "static").rglob("*")
+            if p.is_file()
+        }
     )
 
 
@@ -125,6 +136,19 @@ def render(
     return web.Response(status=status, text=page, content_type="text/html")
 
 
+CONTENT_TYPES = {".js": "text/javascript", ".css": "text/css"}
+
+
+async def static_file(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    body = state_of(request).static.get(name)
+    kind = CONTENT_TYPES.get(Path(name).suffix, "text/plain")
+    if body is None:
+        raise web.HTTPNotFound()
+    headers = {"Cache-Control": "public, max-age=3600"}
+    return web.Response(body=body, content_type=kind, charset="utf-8", headers=headers)
+
+
 def build_app(state: UiState) -> web.Application:
     from joblet.ui import actions, events, pages
 
@@ -137,7 +161,7 @@ def build_app(state: UiState) -> web.Application:
     pages.add_routes(app)
     actions.add_routes(app)
     events.add_routes(app)
-    app.router.add_static("/static/", HERE / "static", follow_symlinks=False)
+    app.router.add_get("/static/{name:.+}", static_file)
 
     async def close(_: web.Application) -> None:
         await state.feeds.aclose()

@@ -129,6 +129,8 @@ async def run_form(request: web.Request, error: str = "", field: str = "",
 
 
 async def run_page(request: web.Request) -> web.Response:
+    if not session_of(request).is_admin:
+        return render(request, "error.html", status=403, message="viewers may not run jobs")
     return await run_form(request)
 
 

@@ -42,6 +42,25 @@ def tls_context(cert_pem: str, key_pem: str) -> ssl.SSLContext:
     return context
 
 
+# Imported on first use deep inside Jinja2, aiohttp and the codecs; after the
+# drop the interpreter's own files may be unreadable (a Python under /root).
+LATE_IMPORTS = ("encodings.unicode_escape", "encodings.idna", "encodings.ascii",
+                "encodings.latin_1", "encodings.utf_8", "json.decoder", "http.cookies")  # fmt: skip
+
+
+def warm_up(state: UiState) -> None:
+    """Everything the process would otherwise load lazily, before it drops root:
+    modules, compiled templates, both roles' channels."""
+    import importlib
+
+    for name in LATE_IMPORTS:
+        importlib.import_module(name)
+    for template in state.templates.list_templates():
+        state.templates.get_template(template)
+    for role in ("admin", "viewer"):
+        state.upstream.as_role(role)
+
+
 def drop_privileges(user: str, exit_with_parent: bool) -> None:
     """Become `user` (no supplementary groups) when root; a no-op otherwise."""
     if os.geteuid() != 0:
@@ -90,6 +109,7 @@ async def run(config: UiConfig, state: UiState, context: ssl.SSLContext | None,
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port, ssl_context=context)
     await site.start()
+    warm_up(state)
     drop_privileges(config.user, exit_with_parent)
     log.info("joblet ui listening on %s (daemon %s)", config.url(), state.upstream.address)
     stop = asyncio.Event()
