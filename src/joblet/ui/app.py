@@ -136,7 +136,7 @@ def render(
     return web.Response(status=status, text=page, content_type="text/html")
 
 
-CONTENT_TYPES = {".js": "text/javascript", ".css": "text/css"}
+CONTENT_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
 
 
 async def static_file(request: web.Request) -> web.Response:

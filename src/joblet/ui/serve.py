@@ -105,7 +105,8 @@ def prepare(config: UiConfig, daemon_config: Any, listen: str | None,
 
 async def run(config: UiConfig, state: UiState, context: ssl.SSLContext | None,
               exit_with_parent: bool) -> None:  # fmt: skip
-    runner = web.AppRunner(build_app(state), access_log=None)
+    # open event streams end with the process: no minute-long wait for them
+    runner = web.AppRunner(build_app(state), access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port, ssl_context=context)
     await site.start()
