@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from joblet.errors import ConfigError
+from joblet.isolation.libc import malloc_trim, set_pdeathsig
 from joblet.ui.app import UiState, build_app
 from joblet.ui.config import UiConfig, listen_problem, login_key_path, parse_listen
 from joblet.ui.tokens import Redeemer, load_or_create_key
@@ -74,8 +75,6 @@ def drop_privileges(user: str, exit_with_parent: bool) -> None:
     os.setuid(entry.pw_uid)
     if exit_with_parent:
         # prctl(2): a change of credentials clears the parent-death signal
-        from joblet.isolation.libc import set_pdeathsig
-
         parent = os.getppid()
         set_pdeathsig(signal.SIGTERM)
         if os.getppid() != parent:
@@ -103,6 +102,18 @@ def prepare(config: UiConfig, daemon_config: Any, listen: str | None,
     return config, UiState(config, upstream, Redeemer(key)), context
 
 
+TRIM_EVERY_S = 5.0
+
+
+async def trim_heap(stop: asyncio.Event) -> None:
+    """Now and then hand the C heap's free pages back: a burst of pages and
+    streams (protobuf, TLS buffers) would otherwise stay in the idle RSS."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), TRIM_EVERY_S)
+        malloc_trim()
+
+
 async def run(config: UiConfig, state: UiState, context: ssl.SSLContext | None,
               exit_with_parent: bool) -> None:  # fmt: skip
     # open event streams end with the process: no minute-long wait for them
@@ -117,9 +128,11 @@ async def run(config: UiConfig, state: UiState, context: ssl.SSLContext | None,
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    trimmer = asyncio.create_task(trim_heap(stop), name="trim-heap")
     try:
         await stop.wait()
     finally:
+        await trimmer
         with contextlib.suppress(Exception):
             await runner.cleanup()
 
