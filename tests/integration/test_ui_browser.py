@@ -155,3 +155,22 @@ def test_every_page_loads_without_console_errors(
         tab.page.goto(f"{ui.origin}{path}")
         tab.page.wait_for_load_state("load")
         assert tab.page.locator("main h1").count() == 1, path
+
+
+def test_filters_change_the_url_and_the_rows(
+    world: tuple[RunningDaemon, UiProcess], tab: Tab
+) -> None:
+    daemon, _ = world
+    for name in ("filter-alpha", "filter-beta"):
+        daemon.jobs().RunJob(pb.RunJobRequest(command="true", name=name))
+    tab.sign_in(mint(daemon, "viewer"))
+    tab.page.fill("input[name=name]", "filter-al")
+    tab.page.click(".filters button")
+    tab.page.wait_for_url(re.compile(r"/jobs\?.*name=filter-al"))
+    rows = tab.page.locator("#job-rows tr")
+    expect(rows).to_have_count(1)
+    assert "filter-alpha" in rows.first.inner_text()
+    # rows change live: a new job that matches appears without a reload
+    daemon.jobs().RunJob(pb.RunJobRequest(command="true", name="filter-also"))
+    expect(rows).to_have_count(2, timeout=TIMEOUT_MS)
+    assert "name=filter-al" in tab.page.url

@@ -225,6 +225,38 @@ def test_a_non_loopback_listen_without_tls_is_refused(
     assert "Traceback" not in done.stderr
 
 
+WORKFLOW = """
+name: ui-dag
+jobs:
+  build: {command: sh, args: [-c, "sleep 1"]}
+  test-a: {command: "true", requires: [{build: COMPLETED}]}
+  test-b: {command: "true", requires: [{build: COMPLETED}]}
+  ship: {command: "true", requires: ["test-a=COMPLETED AND test-b=COMPLETED"]}
+"""
+
+
+def test_a_workflows_graph_has_its_jobs_and_edges_and_changes_colour_as_they_end(
+    world: tuple[RunningDaemon, UiProcess], viewer: Browser
+) -> None:
+    daemon, ui = world
+    answer = daemon.jobs().RunWorkflow(pb.RunWorkflowRequest(yamlContent=WORKFLOW))
+    page = viewer.get(f"/workflows/{answer.workflowUuid}")
+    assert page.status == 200
+    statuses = dict(re.findall(r'data-name="([\w-]+)" data-status="(\w+)"', page.body))
+    assert set(statuses) == {"build", "test-a", "test-b", "ship"}
+    assert statuses["ship"] != "completed"
+    edges = set(re.findall(r'data-from="([\w-]+)" data-to="([\w-]+)"', page.body))
+    assert edges == {("build", "test-a"), ("build", "test-b"), ("test-a", "ship"),
+                     ("test-b", "ship")}  # fmt: skip
+    assert answer.workflowUuid[:8] in viewer.get("/workflows").body
+    # the live graph: re-sent whole until every node has turned completed
+    graphs = sse_events(ui, f"/workflows/{answer.workflowUuid}/events", viewer.cookie,
+                        until="never", stop_after_log=None, limit=60,
+                        done=lambda e: e[2].count('data-status="completed"') == 4)  # fmt: skip
+    assert graphs[0][2] != graphs[-1][2]
+    assert graphs[-1][2].count('data-status="completed"') == 4
+
+
 def test_no_request_ended_in_a_traceback(world: tuple[RunningDaemon, UiProcess]) -> None:
     daemon, ui = world
     for log in (ui.log_path, daemon.root / "run" / "ui.log"):

@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
@@ -147,9 +147,12 @@ class Browser:
 
 def sse_events(ui: UiProcess, path: str, cookie: str, *, last_event_id: str = "",
                until: str = "end", limit: int = 1000,
-               stop_after_log: int | None = None) -> list[tuple[str, str, str]]:  # fmt: skip
-    """(event, id, data) of an event stream until an `until` event (or after
-    `stop_after_log` log events, like a dropped connection)."""
+               stop_after_log: int | None = None,
+               done: Callable[[tuple[str, str, str]], bool] | None = None,
+               ) -> list[tuple[str, str, str]]:  # fmt: skip
+    """(event, id, data) of an event stream until an `until` event, after
+    `stop_after_log` log events (like a dropped connection) or an event `done`
+    holds for."""
     conn = http.client.HTTPConnection("127.0.0.1", ui.port, timeout=30)
     headers = {"Host": f"127.0.0.1:{ui.port}", "Cookie": cookie, "Accept": "text/event-stream"}
     if last_event_id:
@@ -171,6 +174,8 @@ def sse_events(ui: UiProcess, path: str, cookie: str, *, last_event_id: str = ""
                     events.append((event, event_id, "\n".join(data)))
                     logs += event == "log"
                     if event == until or (stop_after_log is not None and logs >= stop_after_log):
+                        break
+                    if done is not None and done(events[-1]):
                         break
                 event, event_id, data = "message", "", []
             elif line.startswith("event: "):
