@@ -34,6 +34,11 @@ def rpc_failure(request: web.Request, exc: grpc.aio.AioRpcError) -> web.Response
     return render(request, "error.html", status=status, message=exc.details() or str(exc.code()))
 
 
+def see_other(location: str) -> web.Response:
+    """A 303 that can carry cookies (a returned HTTPException is deprecated)."""
+    return web.Response(status=303, headers={"Location": location})
+
+
 async def login_page(request: web.Request) -> web.Response:
     return render(request, "login.html", error="")
 
@@ -49,7 +54,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         return render(request, "login.html", status=401, error=str(exc))
     session = state.sessions.open(grant.role, grant.cn, state.clock())
     log.info("signed in: %s (%s) from %s", grant.cn, grant.role, request.remote)
-    response = web.HTTPSeeOther("/jobs")
+    response = see_other("/jobs")
     response.set_cookie(
         COOKIE_NAME, session.sid, max_age=int(state.sessions.ttl_s), path="/",
         httponly=True, samesite="Strict", secure=state.config.tls,
@@ -61,7 +66,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
     session = session_of(request)
     state_of(request).sessions.revoke(session.sid)
     log.info("signed out: %s", session.cn)
-    response = web.HTTPSeeOther("/login")
+    response = see_other("/login")
     response.del_cookie(COOKIE_NAME, path="/")
     return response
 
