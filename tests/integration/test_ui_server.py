@@ -7,11 +7,13 @@ import contextlib
 import http.client
 import os
 import re
+import ssl
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlencode
 
 import grpc
 import pytest
@@ -22,7 +24,7 @@ from joblet.api import joblet_pb2_grpc as pb_grpc
 
 from .conftest import ROOT_NEEDED, RunningDaemon, wait_status
 from .netns import in_netns
-from .ui_support import Browser, UiProcess, mint, sse_events, ui_world
+from .ui_support import Browser, UiProcess, mint, sse_events, start_ui, ui_world
 
 pytestmark = [pytest.mark.integration, pytest.mark.privileged]
 
@@ -255,6 +257,35 @@ def test_a_workflows_graph_has_its_jobs_and_edges_and_changes_colour_as_they_end
                         done=lambda e: e[2].count('data-status="completed"') == 4)  # fmt: skip
     assert graphs[0][2] != graphs[-1][2]
     assert graphs[-1][2].count('data-status="completed"') == 4
+
+
+def test_under_tls_the_ui_serves_https_and_its_cookie_is_secure(
+    world: tuple[RunningDaemon, UiProcess], tmp_path: Path
+) -> None:
+    daemon, _ = world
+    config = yaml.safe_load(daemon.config_path.read_text())
+    config["ui"] = {"enabled": True, "tls": True}
+    tls_config = tmp_path / "joblet-config.yml"
+    tls_config.write_text(yaml.safe_dump(config))
+    ui = start_ui(daemon, config=tls_config)
+    try:
+        context = ssl.create_default_context(cadata=config["security"]["caCert"])
+        context.check_hostname = False  # the server certificate names the node, not 127.0.0.1
+        conn = http.client.HTTPSConnection("127.0.0.1", ui.port, context=context, timeout=30)
+        headers = {"Origin": f"https://127.0.0.1:{ui.port}",
+                   "Content-Type": "application/x-www-form-urlencoded"}  # fmt: skip
+        conn.request("POST", "/login", urlencode({"token": mint(daemon, "viewer")}), headers)
+        response = conn.getresponse()
+        response.read()
+        conn.close()
+        assert response.status == 303
+        assert "; Secure" in response.getheader("Set-Cookie", "")
+        with pytest.raises((http.client.HTTPException, ConnectionError)):  # no plain HTTP
+            plain = http.client.HTTPConnection("127.0.0.1", ui.port, timeout=10)
+            plain.request("GET", "/login")
+            plain.getresponse()
+    finally:
+        ui.stop()
 
 
 def test_no_request_ended_in_a_traceback(world: tuple[RunningDaemon, UiProcess]) -> None:

@@ -44,10 +44,11 @@ class UiProcess:
             self.proc.wait()
 
 
-def start_ui(daemon: RunningDaemon, *extra: str) -> UiProcess:
+def start_ui(daemon: RunningDaemon, *extra: str, config: Path | None = None) -> UiProcess:
     port = free_port()
     log_path = daemon.root.parent / f"ui-{port}.log"
-    argv = [sys.executable, "-m", "joblet.daemon.main", "ui", "--config", str(daemon.config_path),
+    config = config or daemon.config_path
+    argv = [sys.executable, "-m", "joblet.daemon.main", "ui", "--config", str(config),
             "--listen", f"127.0.0.1:{port}", *extra]  # fmt: skip
     with log_path.open("ab") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
