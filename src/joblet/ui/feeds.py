@@ -167,6 +167,7 @@ class FeedHub:
         if feed is None:
             feed = self._feeds[key] = make()
             self.upstreams_opened += 1
+            log.info("upstream stream opened: %s", key)
             self._tasks[key] = asyncio.create_task(feed.run(), name=f"feed-{key}")
         closer = self._closers.pop(key, None)
         if closer is not None:
