@@ -9,10 +9,12 @@ which removes most edge crossings. Pure functions; no I/O.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html import escape
+from itertools import pairwise
 
 SWEEPS = 4
+PLACEHOLDER = "\x00"  # no job name holds it
 NODE_W, NODE_H, GAP_X, GAP_Y, PAD = 150, 36, 30, 56, 12
 
 
@@ -25,8 +27,24 @@ class DagNode:
 
 @dataclass(frozen=True)
 class Layout:
+    """Rows of names, top first; an edge spanning several layers passes through
+    a placeholder in each layer between (named in `routes`, drawn as nothing)."""
+
     layers: tuple[tuple[str, ...], ...]
     edges: tuple[tuple[str, str], ...]  # (dependency, dependant)
+    routes: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
+
+    def segments(self) -> list[tuple[str, str]]:
+        """Each edge as its pieces between adjacent layers."""
+        pieces = []
+        for edge in self.edges:
+            path = (edge[0], *self.routes.get(edge, ()), edge[1])
+            pieces += list(pairwise(path))
+        return pieces
+
+
+def is_placeholder(name: str) -> bool:
+    return name.startswith(PLACEHOLDER)
 
 
 def layers_of(deps: Mapping[str, Sequence[str]]) -> dict[str, int]:
@@ -68,20 +86,30 @@ def layout(deps: Mapping[str, Sequence[str]]) -> Layout:
     rows: list[list[str]] = [[] for _ in range(max(layer.values(), default=-1) + 1)]
     for name in sorted(layer):
         rows[layer[name]].append(name)
-    up: dict[str, list[str]] = {n: [d for d, m in edges if m == n] for n in deps}
-    down: dict[str, list[str]] = {n: [m for d, m in edges if d == n] for n in deps}
+    routes: dict[tuple[str, str], tuple[str, ...]] = {}
+    for a, b in edges:
+        between = tuple(f"{PLACEHOLDER}{a}>{b}>{i}" for i in range(layer[a] + 1, layer[b]))
+        for name, i in zip(between, range(layer[a] + 1, layer[b]), strict=True):
+            rows[i].append(name)
+        routes[(a, b)] = between
+    result = Layout((), edges, routes)
+    up: dict[str, list[str]] = {}
+    down: dict[str, list[str]] = {}
+    for a, b in result.segments():
+        up.setdefault(b, []).append(a)
+        down.setdefault(a, []).append(b)
     for sweep in range(SWEEPS):
         order = range(1, len(rows)) if sweep % 2 == 0 else range(len(rows) - 2, -1, -1)
         for i in order:
             pos = {n: j for row in rows for j, n in enumerate(row)}
             rows[i] = _barycentre(rows[i], up if sweep % 2 == 0 else down, pos)
-    return Layout(tuple(tuple(r) for r in rows), edges)
+    return Layout(tuple(tuple(r) for r in rows), edges, routes)
 
 
 def crossings(result: Layout) -> int:
     """How many pairs of edges between adjacent layers cross."""
     pos = {n: (i, j) for i, row in enumerate(result.layers) for j, n in enumerate(row)}
-    spans = [(pos[a], pos[b]) for a, b in result.edges]
+    spans = [(pos[a], pos[b]) for a, b in result.segments()]
     count = 0
     for k, (a1, b1) in enumerate(spans):
         for a2, b2 in spans[k + 1 :]:
@@ -103,10 +131,15 @@ def render_svg(result: Layout, nodes: Mapping[str, DagNode]) -> str:
     parts = [f'<svg class="dag" xmlns="http://www.w3.org/2000/svg" width="{width}" '
              f'height="{height}" viewBox="0 0 {width} {height}">']  # fmt: skip
     for a, b in result.edges:
-        (x1, y1), (x2, y2) = centre[a], centre[b]
-        parts.append(f'<line class="edge" data-from="{escape(a)}" data-to="{escape(b)}" '
-                     f'x1="{x1}" y1="{y1 + NODE_H}" x2="{x2}" y2="{y2}"/>')  # fmt: skip
+        path = [centre[n] for n in (a, *result.routes.get((a, b), ()), b)]
+        points = [f"{path[0][0]},{path[0][1] + NODE_H}"]
+        points += [f"{x},{y + NODE_H // 2}" for x, y in path[1:-1]]
+        points.append(f"{path[-1][0]},{path[-1][1]}")
+        parts.append(f'<polyline class="edge" data-from="{escape(a)}" data-to="{escape(b)}" '
+                     f'points="{" ".join(points)}"/>')  # fmt: skip
     for name, (x, y) in centre.items():
+        if is_placeholder(name):
+            continue
         node = nodes.get(name, DagNode(name))
         status = escape(node.status.lower() or "unknown")
         box = (f'<rect class="node s-{status}" x="{x - NODE_W // 2}" y="{y}" '

@@ -51,3 +51,16 @@ def test_the_svg_has_a_node_per_job_an_edge_per_dependency_and_status_classes() 
 def test_names_are_escaped() -> None:
     svg = render_svg(layout({"<b>": []}), {})
     assert "&lt;b&gt;" in svg and "<b>" not in svg
+
+
+def test_an_edge_over_several_layers_goes_around_the_jobs_between() -> None:
+    # extract -> clean -> load -> notify, and extract -> notify over two layers
+    deps = {"extract": [], "clean": ["extract"], "load": ["clean"], "notify": ["load", "extract"]}
+    result = layout(deps)
+    route = result.routes[("extract", "notify")]
+    assert len(route) == 2  # a placeholder in each layer between
+    for i, name in enumerate(route, start=1):
+        assert name in result.layers[i] and len(result.layers[i]) == 2
+    assert crossings(result) == 0
+    svg = render_svg(result, {})
+    assert svg.count("<polyline") == 4 and svg.count('class="dag-node"') == 4
