@@ -259,6 +259,31 @@ def test_a_workflows_graph_has_its_jobs_and_edges_and_changes_colour_as_they_end
     assert graphs[-1][2].count('data-status="completed"') == 4
 
 
+def test_a_workflow_runs_from_an_uploaded_file_and_finished_jobs_go_in_bulk(
+    world: tuple[RunningDaemon, UiProcess], admin: Browser
+) -> None:
+    daemon, _ = world
+    boundary = "----joblet-test"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="csrf"\r\n\r\n{admin.csrf}\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="workflow"; filename="w.yml"\r\n'
+        f"Content-Type: application/x-yaml\r\n\r\n{WORKFLOW}\r\n--{boundary}--\r\n"
+    )
+    kind = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    reply = admin.request("POST", "/workflows/run", headers=kind, raw=body.encode())
+    assert reply.status == 303 and reply.header("Location").startswith("/workflows/")
+    wf = reply.header("Location").rsplit("/", 1)[1]
+    assert 'data-name="ship"' in admin.get(f"/workflows/{wf}").body
+    stub = daemon.jobs()
+    for job in stub.GetWorkflowJobs(pb.GetWorkflowJobsRequest(workflowUuid=wf)).jobs:
+        wait_status(stub, job.jobUuid, {"COMPLETED"})
+    finished = [j for j in stub.ListJobs(pb.EmptyRequest()).jobs if j.status == "COMPLETED"]
+    assert finished
+    assert admin.post("/jobs/delete-finished").status == 303
+    left = {j.status for j in stub.ListJobs(pb.EmptyRequest()).jobs}
+    assert "COMPLETED" not in left
+
+
 def test_under_tls_the_ui_serves_https_and_its_cookie_is_secure(
     world: tuple[RunningDaemon, UiProcess], tmp_path: Path
 ) -> None:

@@ -107,7 +107,8 @@ class Browser:
     login_cookies: list[str] = field(default_factory=list)
 
     def request(self, method: str, path: str, form: dict[str, str] | None = None,
-                headers: dict[str, str] | None = None) -> Reply:  # fmt: skip
+                headers: dict[str, str] | None = None,
+                raw: bytes | None = None) -> Reply:  # fmt: skip
         conn = http.client.HTTPConnection("127.0.0.1", self.ui.port, timeout=30)
         sent = {"Host": f"127.0.0.1:{self.ui.port}"}
         if method == "POST":
@@ -117,7 +118,8 @@ class Browser:
             sent["Cookie"] = self.cookie
         sent.update(headers or {})
         sent = {k: v for k, v in sent.items() if v is not None}
-        conn.request(method, path, urlencode(form or {}) if method == "POST" else None, sent)
+        body = raw if raw is not None else urlencode(form or {}) if method == "POST" else None
+        conn.request(method, path, body, sent)
         response = conn.getresponse()
         body = response.read().decode()
         conn.close()

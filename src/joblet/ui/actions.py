@@ -11,7 +11,7 @@ import grpc
 from aiohttp import web
 
 from joblet.api import joblet_pb2 as pb
-from joblet.ui.app import session_of, state_of
+from joblet.ui.app import render, session_of, state_of
 from joblet.ui.forms import FormError, run_request
 from joblet.ui.pages import RPC_TIMEOUT_S, rpc_failure, run_form
 
@@ -104,7 +104,45 @@ async def run_again(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"/jobs/{answer.jobUuid}")
 
 
+async def delete_finished(request: web.Request) -> web.StreamResponse:
+    """Every finished job (DeleteAllJobs: running ones stay)."""
+    state, session = state_of(request), session_of(request)
+    stubs = state.upstream.as_role(session.role)
+    try:
+        answer = await stubs.jobs.DeleteAllJobs(pb.DeleteAllJobsReq(), timeout=RPC_TIMEOUT_S)
+    except grpc.aio.AioRpcError as exc:
+        return rpc_failure(request, exc)
+    log.info("%s deleted %d finished jobs", session.cn, answer.deleted_count)
+    raise web.HTTPSeeOther("/jobs")
+
+
+MAX_WORKFLOW_BYTES = 1024 * 1024
+
+
+async def run_workflow(request: web.Request) -> web.StreamResponse:
+    """A workflow from an uploaded YAML file (never a path on the UI's host)."""
+    state, session = state_of(request), session_of(request)
+    upload = (await request.post()).get("workflow")
+    content = getattr(upload, "file", None)
+    text = content.read(MAX_WORKFLOW_BYTES + 1) if content is not None else b""
+    if not text or len(text) > MAX_WORKFLOW_BYTES:
+        message = "choose a workflow YAML file (at most 1 MB)"
+        return render(request, "error.html", status=400, message=message)
+    stubs = state.upstream.as_role(session.role)
+    try:
+        answer = await stubs.jobs.RunWorkflow(
+            pb.RunWorkflowRequest(yamlContent=text.decode("utf-8", errors="replace")),
+            timeout=RPC_TIMEOUT_S,
+        )
+    except grpc.aio.AioRpcError as exc:
+        return rpc_failure(request, exc)
+    log.info("%s ran workflow %s", session.cn, answer.workflowUuid)
+    raise web.HTTPSeeOther(f"/workflows/{answer.workflowUuid}")
+
+
 def add_routes(app: web.Application) -> None:
+    app.router.add_post("/jobs/delete-finished", delete_finished)
+    app.router.add_post("/workflows/run", run_workflow)
     app.router.add_post("/run", run_job)
     app.router.add_post("/jobs/{job_id}/stop", stop)
     app.router.add_post("/jobs/{job_id}/cancel", cancel)
