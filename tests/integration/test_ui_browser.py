@@ -125,11 +125,13 @@ def test_run_a_job_from_the_form_and_see_its_output(
     daemon, ui = world
     tab.sign_in(mint(daemon, "admin"))
     tab.page.goto(f"{ui.origin}/run")
-    tab.page.fill("#run-command", "sh -c 'echo hello from the form; echo second line'")
+    command = "sh -c 'echo hello from the form; printf \"\\033[31msecond\\033[0m line\\n\"'"
+    tab.page.fill("#run-command", command)
     tab.page.click("#run-submit")
     tab.page.wait_for_url(re.compile(r"/jobs/[0-9a-f-]{36}$"))
     expect(tab.page.locator("#log")).to_contain_text("second line", timeout=TIMEOUT_MS)
     assert tab.page.inner_text("#log").splitlines() == ["hello from the form", "second line"]
+    assert tab.page.inner_text("#log .ansi-fg1") == "second"  # its ANSI colour, as a class
     status = tab.page.locator("td[data-field=status]")
     expect(status).to_have_text("COMPLETED", timeout=TIMEOUT_MS)
 

@@ -9,6 +9,7 @@ whole when they change, so they need no id.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
@@ -175,6 +176,8 @@ async def job_events(request: web.Request) -> web.StreamResponse:
             _follow_log(stream, logs, request.headers.get("Last-Event-ID")),
             _follow_metrics(stream, metrics),
         )
+        with contextlib.suppress(ConnectionError):
+            await stream.send("done", "")  # else the browser would connect again
     return stream.response
 
 

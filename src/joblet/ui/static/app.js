@@ -19,9 +19,48 @@
     this.lines = [];  // line count of each text node, oldest first
     this.total = 0;
   }
+  // SGR colour codes become spans with classes (text nodes only: the log is
+  // never parsed as HTML); other escape sequences are dropped.
+  var SGR = /\x1b\[([0-9;]*)m/;
+  var OTHER_ESCAPES = /\x1b\[[0-9;?]*[A-Za-ln-z]/g;
+  LogPane.prototype.style = "";
+  LogPane.prototype.render = function (text) {
+    var chunk = document.createElement("span");
+    var parts = text.replace(OTHER_ESCAPES, "").split(SGR);
+    for (var i = 0; i < parts.length; i++) {
+      if (i % 2 === 1) { this.style = sgrClasses(this.style, parts[i]); continue; }
+      if (!parts[i]) { continue; }
+      var node = document.createTextNode(parts[i]);
+      if (this.style) {
+        var span = document.createElement("span");
+        span.className = this.style;
+        span.appendChild(node);
+        node = span;
+      }
+      chunk.appendChild(node);
+    }
+    return chunk;
+  };
+
+  function sgrClasses(current, codes) {
+    var classes = current ? current.split(" ") : [];
+    codes.split(";").forEach(function (code) {
+      var n = parseInt(code || "0", 10);
+      if (n === 0) { classes = []; }
+      else if (n === 1) { classes.push("ansi-bold"); }
+      else if ((n >= 30 && n <= 37) || (n >= 90 && n <= 97)) {
+        classes = classes.filter(function (c) { return c.indexOf("ansi-fg") !== 0; });
+        classes.push("ansi-fg" + (n % 10 + (n >= 90 ? 8 : 0)));
+      } else if (n === 39) {
+        classes = classes.filter(function (c) { return c.indexOf("ansi-fg") !== 0; });
+      }
+    });
+    return classes.join(" ");
+  }
+
   LogPane.prototype.append = function (text) {
     var count = (text.match(/\n/g) || []).length;
-    this.pre.appendChild(document.createTextNode(text));
+    this.pre.appendChild(this.render(text));
     this.lines.push(count);
     this.total += count;
     while (this.total > MAX_LINES && this.pre.firstChild && this.lines.length > 1) {
@@ -33,6 +72,7 @@
   };
   LogPane.prototype.clear = function () {
     this.pre.textContent = "";
+    this.style = "";
     this.lines = [];
     this.total = 0;
   };
@@ -71,8 +111,9 @@
     source.addEventListener("end", function (e) {
       state.textContent = e.data ? "ended: " + e.data : "ended";
       state.setAttribute("data-ended", "1");
-      source.close();
     });
+    // every topic has ended (the job's final status came too): no reconnect
+    source.addEventListener("done", function () { source.close(); });
     var download = document.getElementById("log-download");
     download.addEventListener("click", function () {
       download.href = URL.createObjectURL(new Blob([pane.pre.textContent], { type: "text/plain" }));
