@@ -284,6 +284,27 @@ def test_a_workflow_runs_from_an_uploaded_file_and_finished_jobs_go_in_bulk(
     assert "COMPLETED" not in left
 
 
+def test_volumes_and_networks_are_made_and_removed_from_the_resources_page(
+    admin: Browser, viewer: Browser
+) -> None:
+    made = {"volume-create": {"name": "ui-vol", "size": "10MB", "type": "memory"},
+            "network-create": {"name": "ui-net", "cidr": "10.203.0.0/24"}}  # fmt: skip
+    for action, form in made.items():
+        assert viewer.post(f"/resources/{action}", form).status == 403
+        reply = admin.post(f"/resources/{action}", form)
+        assert (reply.status, reply.header("Location")) == (303, "/resources"), reply.body
+    page = admin.get("/resources").body
+    assert "ui-vol" in page and "10.203.0.0/24" in page
+    assert "Remove" not in viewer.get("/resources").body
+    bad = admin.post("/resources/network-create", {"name": "ui-bad", "cidr": "nonsense"})
+    assert bad.status == 400 and "error-message" in bad.body
+    for action in ("volume-remove", "network-remove"):
+        name = "ui-vol" if action.startswith("volume") else "ui-net"
+        assert admin.post(f"/resources/{action}", {"name": name}).status == 303
+    page = admin.get("/resources").body
+    assert "ui-vol" not in page and "ui-net" not in page
+
+
 def test_under_tls_the_ui_serves_https_and_its_cookie_is_secure(
     world: tuple[RunningDaemon, UiProcess], tmp_path: Path
 ) -> None:

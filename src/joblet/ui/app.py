@@ -150,7 +150,7 @@ async def static_file(request: web.Request) -> web.Response:
 
 
 def build_app(state: UiState) -> web.Application:
-    from joblet.ui import actions, events, pages
+    from joblet.ui import actions, events, pages, resource_actions
 
     app = web.Application(
         middlewares=[origin_middleware, session_middleware],
@@ -160,6 +160,7 @@ def build_app(state: UiState) -> web.Application:
     app.on_response_prepare.append(add_security_headers)
     pages.add_routes(app)
     actions.add_routes(app)
+    resource_actions.add_routes(app)
     events.add_routes(app)
     app.router.add_get("/static/{name:.+}", static_file)
 
