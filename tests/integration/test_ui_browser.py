@@ -176,3 +176,17 @@ def test_filters_change_the_url_and_the_rows(
     daemon.jobs().RunJob(pb.RunJobRequest(command="true", name="filter-also"))
     expect(rows).to_have_count(2, timeout=TIMEOUT_MS)
     assert "name=filter-al" in tab.page.url
+
+
+def test_a_running_jobs_charts_gain_points(
+    world: tuple[RunningDaemon, UiProcess], tab: Tab
+) -> None:
+    daemon, ui = world
+    job = daemon.jobs().RunJob(pb.RunJobRequest(command="sleep", args=["4"])).jobUuid
+    tab.sign_in(mint(daemon, "viewer"))
+    tab.page.goto(f"{ui.origin}/jobs/{job}")
+    chart = tab.page.locator("#chart-cpu")
+    expect(chart).to_have_attribute("data-points", re.compile(r"^[1-9]"), timeout=TIMEOUT_MS)
+    first = int(chart.get_attribute("data-points") or 0)
+    expect(chart).not_to_have_attribute("data-points", str(first), timeout=TIMEOUT_MS)
+    assert tab.page.locator("#chart-cpu canvas").count() == 1  # drawn by uPlot

@@ -305,6 +305,13 @@ def test_volumes_and_networks_are_made_and_removed_from_the_resources_page(
     assert "ui-vol" not in page and "ui-net" not in page
 
 
+def test_the_event_stream_of_an_unknown_job_ends(admin: Browser) -> None:
+    events = sse_events(admin.ui, "/jobs/no-such-job/events", admin.cookie, until="done")
+    kinds = [kind for kind, _, _ in events]
+    assert kinds[-1] == "done" and "end" in kinds
+    assert any("not found" in data.lower() for kind, _, data in events if kind == "status")
+
+
 def test_under_tls_the_ui_serves_https_and_its_cookie_is_secure(
     world: tuple[RunningDaemon, UiProcess], tmp_path: Path
 ) -> None:

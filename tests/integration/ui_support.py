@@ -66,7 +66,8 @@ def start_ui(daemon: RunningDaemon, *extra: str, config: Path | None = None) -> 
 
 @contextlib.contextmanager
 def ui_world(tmp: Path) -> Iterator[tuple[RunningDaemon, UiProcess]]:
-    daemon = launch_daemon(tmp, {"ui": {"enabled": True}})
+    # a metric sample a second, so charts gain points within a test
+    daemon = launch_daemon(tmp, {"ui": {"enabled": True}, "metrics": {"interval": 1}})
     try:
         ui = start_ui(daemon)
         try:

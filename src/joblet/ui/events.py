@@ -161,7 +161,13 @@ async def job_events(request: web.Request) -> web.StreamResponse:
 
     async def status_html() -> str:
         nonlocal ended
-        res = await stubs.jobs.GetJobStatus(pb.GetJobStatusReq(uuid=job_id), timeout=RPC_TIMEOUT_S)
+        try:
+            res = await stubs.jobs.GetJobStatus(
+                pb.GetJobStatusReq(uuid=job_id), timeout=RPC_TIMEOUT_S
+            )
+        except grpc.aio.AioRpcError as exc:
+            ended = exc.code() == grpc.StatusCode.NOT_FOUND  # deleted meanwhile: nothing to poll
+            raise
         ended = res.status in views.ENDED
         return template.render(fields=views.status_fields(res))
 

@@ -85,6 +85,7 @@
   Charts.prototype.add = function (points) {
     var d = this.data;
     points.forEach(function (p) { d[0].push(p[0]); d[1].push(p[1]); d[2].push(p[2] / 1048576); d[3].push(p[3] / 1048576); });
+    document.getElementById("chart-cpu").setAttribute("data-points", String(d[0].length));
     if (typeof uPlot === "undefined") { return; }
     if (!this.cpu) {
       var opts = function (title, series) {
