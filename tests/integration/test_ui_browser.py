@@ -132,6 +132,9 @@ def test_run_a_job_from_the_form_and_see_its_output(
     expect(tab.page.locator("#log")).to_contain_text("second line", timeout=TIMEOUT_MS)
     assert tab.page.inner_text("#log").splitlines() == ["hello from the form", "second line"]
     assert tab.page.inner_text("#log .ansi-fg1") == "second"  # its ANSI colour, as a class
+    tab.page.fill("#log-search", "hello")
+    expect(tab.page.locator("#log .hit")).to_have_count(1)
+    assert "hello from the form" in tab.page.inner_text("#log .hit")
     status = tab.page.locator("td[data-field=status]")
     expect(status).to_have_text("COMPLETED", timeout=TIMEOUT_MS)
 

@@ -115,6 +115,20 @@
     });
     // every topic has ended (the job's final status came too): no reconnect
     source.addEventListener("done", function () { source.close(); });
+    var search = document.getElementById("log-search");
+    search.addEventListener("input", function () {
+      var hits = [];
+      var query = search.value;
+      Array.prototype.forEach.call(pane.pre.children, function (chunk) {
+        var hit = query !== "" && chunk.textContent.indexOf(query) !== -1;
+        chunk.classList.toggle("hit", hit);
+        if (hit) { hits.push(chunk); }
+      });
+      if (hits.length) {
+        document.getElementById("log-follow").checked = false;  // stay at what was found
+        hits[0].scrollIntoView({ block: "center" });
+      }
+    });
     var download = document.getElementById("log-download");
     download.addEventListener("click", function () {
       download.href = URL.createObjectURL(new Blob([pane.pre.textContent], { type: "text/plain" }));
