@@ -160,6 +160,9 @@ def test_every_page_loads_without_console_errors(
         tab.page.goto(f"{ui.origin}{path}")
         tab.page.wait_for_load_state("load")
         assert tab.page.locator("main h1").count() == 1, path
+    # the host page's live metrics arrive through its event stream
+    tab.page.goto(f"{ui.origin}/host")
+    expect(tab.page.locator("#host-live td[data-field=memory]")).not_to_be_empty(timeout=TIMEOUT_MS)
 
 
 def test_filters_change_the_url_and_the_rows(

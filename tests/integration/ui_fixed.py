@@ -113,6 +113,10 @@ class FakeLists:
     def ListRuntimes(self, request: Any, timeout: float = 0) -> Any:
         return _answer(pb.RuntimesRes(runtimes=[pb.RuntimeInfo(name="python-3.11-ml")]))
 
+    def StreamSystemMetrics(self, request: Any, timeout: float = 0) -> Call:
+        memory = pb.MemoryMetrics(totalBytes=8 << 30, usedBytes=3 << 30, usagePercent=37.5)
+        return Call([pb.SystemMetricsRes(timestamp="2026-01-01T10:00:02Z", memory=memory)])
+
     def GetSystemStatus(self, request: Any, timeout: float = 0) -> Any:
         return _answer(pb.SystemStatusRes(timestamp="2026-01-01T10:00:00Z", available=True))
 

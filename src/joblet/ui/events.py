@@ -220,7 +220,43 @@ async def workflow_events(request: web.Request) -> web.StreamResponse:
     return stream.response
 
 
+HOST_INTERVAL_S = 2
+
+
+def _host_stream(state: UiState) -> Callable[[], AsyncIterator[Any]]:
+    async def samples() -> AsyncIterator[Any]:
+        stubs = state.upstream.as_role("viewer")
+        request = pb.StreamMetricsReq(intervalSeconds=HOST_INTERVAL_S)
+        async for sample in stubs.monitoring.StreamSystemMetrics(request):
+            yield sample
+
+    return samples
+
+
+async def host_events(request: web.Request) -> web.StreamResponse:
+    """The host's metrics, one upstream stream for every browser on the page;
+    a browser that fell behind gets the latest sample only."""
+    state = state_of(request)
+    template = state.templates.get_template("job_status.html")
+    stream = await open_stream(request)
+
+    async def follow(feed: SampleFeed) -> None:
+        seen = 0
+        while True:
+            seen, fresh = await feed.read(seen, KEEPALIVE_S)
+            if fresh:
+                html = template.render(fields=views.status_fields(fresh[-1]))
+                await stream.send("host", html)
+            elif feed.done:
+                return
+
+    async with state.feeds.follow("host", lambda: SampleFeed(_host_stream(state))) as feed:
+        await run_topics(follow(feed))
+    return stream.response
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/events/jobs", jobs_events)
+    app.router.add_get("/events/host", host_events)
     app.router.add_get("/jobs/{job_id}/events", job_events)
     app.router.add_get("/workflows/{wf_id}/events", workflow_events)
