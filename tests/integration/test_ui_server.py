@@ -7,6 +7,7 @@ import contextlib
 import http.client
 import os
 import re
+import signal
 import ssl
 import subprocess
 import sys
@@ -211,6 +212,19 @@ def test_the_daemon_supervises_its_ui_as_an_unprivileged_user(
     status = Path(f"/proc/{int(pid_path.read_text())}/status").read_text()
     uids = re.search(r"^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", status, re.M)
     assert uids and set(uids.groups()) == {"65534"}  # nobody, real to file-system uid
+    # a crash of the UI touches no job: the daemon starts it again
+    first = int(pid_path.read_text())
+    os.kill(first, signal.SIGKILL)
+    while int(pid_path.read_text()) == first:
+        assert time.monotonic() < deadline + 20, "the UI was not started again"
+        time.sleep(0.05)
+    while True:
+        try:
+            assert in_netns(daemon.world.netns, login_page) == 200
+            break
+        except OSError:
+            assert time.monotonic() < deadline + 40, "the new UI does not answer"
+            time.sleep(0.1)
 
 
 def test_a_non_loopback_listen_without_tls_is_refused(
