@@ -326,6 +326,24 @@ def test_the_event_stream_of_an_unknown_job_ends(admin: Browser) -> None:
     assert any("not found" in data.lower() for kind, _, data in events if kind == "status")
 
 
+def test_the_jobs_list_is_paginated_by_the_server_with_filters_in_the_url(
+    world: tuple[RunningDaemon, UiProcess], viewer: Browser
+) -> None:
+    daemon, _ = world
+    stub = daemon.jobs()
+    for n in range(55):  # scheduled an hour ahead: records that never run
+        stub.RunJob(pb.RunJobRequest(command="true", name=f"paged-{n}", schedule="1h"))
+    first = viewer.get("/jobs?name=paged-&status=SCHEDULED")
+    rows = re.findall(r'<tr data-job="([\w-]+)"', first.body)
+    found = re.search(r'id="next-page" href="/jobs\?([^"]+)"', first.body)
+    assert len(rows) == 50 and found
+    assert "name=paged-" in found.group(1) and "cursor=" in found.group(1)
+    second = viewer.get("/jobs?" + found.group(1).replace("&amp;", "&"))
+    more = re.findall(r'<tr data-job="([\w-]+)"', second.body)
+    assert len(more) == 5 and not set(more) & set(rows)
+    assert 'id="next-page"' not in second.body
+
+
 def test_under_tls_the_ui_serves_https_and_its_cookie_is_secure(
     world: tuple[RunningDaemon, UiProcess], tmp_path: Path
 ) -> None:

@@ -76,12 +76,16 @@ async def home(request: web.Request) -> web.StreamResponse:
 
 
 async def first_page(request: web.Request, query: dict[str, str]) -> pb.JobPage:
+    """One screen of jobs: the stream's pages up to the request's limit, as
+    one page whose `more` says whether a next screen has any."""
     stubs = state_of(request).upstream.as_role(session_of(request).role)
     call = stubs.jobs.ListJobPages(views.list_request(query), timeout=RPC_TIMEOUT_S)
+    merged = pb.JobPage()
     async for page in call:
-        call.cancel()
-        return page  # type: ignore[no-any-return]
-    return pb.JobPage()
+        merged.jobs.extend(page.jobs)
+        merged.nextCursor = page.nextCursor or merged.nextCursor
+        merged.more = page.more
+    return merged
 
 
 async def jobs(request: web.Request) -> web.Response:

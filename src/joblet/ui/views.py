@@ -96,7 +96,8 @@ def list_request(query: Mapping[str, str], page_size: int = PAGE_SIZE) -> pb.Lis
         nodeId=query.get("node", "").strip(),
         createdSince=query.get("since", "").strip(),
         createdUntil=query.get("until", "").strip(),
-        pageSize=page_size,
+        # one page past the limit: the daemon then says whether more match
+        pageSize=page_size + 1,
         limit=page_size,
         cursor=query.get("cursor", ""),
     )

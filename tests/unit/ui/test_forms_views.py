@@ -67,5 +67,5 @@ def test_a_job_row() -> None:
 def test_filters_live_in_the_url_query() -> None:
     query = {"status": "running,failed", "name": "web", "junk": "x"}
     req = views.list_request(query)
-    assert (list(req.statuses), req.namePrefix, req.pageSize) == (["RUNNING", "FAILED"], "web", 50)
+    assert (list(req.statuses), req.namePrefix, req.pageSize) == (["RUNNING", "FAILED"], "web", 51)
     assert views.filter_query(query, cursor="c1") == "status=running%2Cfailed&name=web&cursor=c1"
