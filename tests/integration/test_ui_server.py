@@ -319,11 +319,13 @@ def test_volumes_and_networks_are_made_and_removed_from_the_resources_page(
     assert "ui-vol" not in page and "ui-net" not in page
 
 
-def test_the_event_stream_of_an_unknown_job_ends(admin: Browser) -> None:
-    events = sse_events(admin.ui, "/jobs/no-such-job/events", admin.cookie, until="done")
+def test_the_event_stream_of_an_unknown_job_ends_and_quotes_it_as_text(admin: Browser) -> None:
+    path = "/jobs/no-such-%3Cb%3Ejob/events"  # the daemon's message quotes the id
+    events = sse_events(admin.ui, path, admin.cookie, until="done")
     kinds = [kind for kind, _, _ in events]
     assert kinds[-1] == "done" and "end" in kinds
-    assert any("not found" in data.lower() for kind, _, data in events if kind == "status")
+    status = [data for kind, _, data in events if kind == "status"]
+    assert status and "&lt;b&gt;" in status[0] and "<b>" not in status[0]
 
 
 def test_the_jobs_list_is_paginated_by_the_server_with_filters_in_the_url(

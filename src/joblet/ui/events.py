@@ -13,6 +13,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
+from html import escape
 from typing import Any
 
 import grpc
@@ -81,7 +82,8 @@ async def _poll_changes(stream: EventStream, event: str, make: Callable[[], Awai
         try:
             html = await make()
         except grpc.aio.AioRpcError as exc:
-            html = f"<p class='error'>{exc.details()}</p>"
+            # the message may quote the URL (a job id): text, never markup
+            html = f"<p class='error'>{escape(exc.details() or str(exc.code()))}</p>"
         if html != last:
             await stream.send(event, html)
             last = html
