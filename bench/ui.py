@@ -101,10 +101,10 @@ def ttfb(port: int, path: str, cookie: str) -> float:
 
 
 def first_page(stub: pb_grpc.JobServiceStub) -> float:
+    """The call the jobs page makes (50 jobs, and whether more match), alone."""
     start = time.perf_counter()
-    call = stub.ListJobPages(pb.ListJobPagesRequest(pageSize=50, limit=50))
-    next(iter(call))
-    call.cancel()
+    pages = list(stub.ListJobPages(pb.ListJobPagesRequest(pageSize=51, limit=50)))
+    assert sum(len(p.jobs) for p in pages) == 50 and pages[-1].more
     return time.perf_counter() - start
 
 
