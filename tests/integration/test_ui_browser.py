@@ -184,6 +184,9 @@ def test_filters_change_the_url_and_the_rows(
     assert "name=filter-al" in tab.page.url
 
 
+# slow (the default suite's budget): the fan-out of samples it relies on is in
+# tests/unit/ui/test_feeds.py
+@pytest.mark.slow
 def test_a_running_jobs_charts_gain_points(
     world: tuple[RunningDaemon, UiProcess], tab: Tab
 ) -> None:
