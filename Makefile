@@ -6,7 +6,7 @@ LOCK := requirements/ci.lock
 LOCK_HEADER1 := \# CI's exact versions, within pyproject.toml's ranges: make lock writes it,
 LOCK_HEADER2 := \# make lock-check (and tests/unit/test_packaging.py) fails when it no longer fits.
 
-.PHONY: deps install demo proto proto-check lint typecheck test test-serial test-all bench clean dist lock lock-check
+.PHONY: deps install demo proto proto-check lint typecheck test test-serial test-all bench clean dist lock lock-check ui-baselines ui-vendor
 
 # Debian packages the daemon needs (tini, libseccomp2, ...); needs root.
 deps:
@@ -61,6 +61,14 @@ test-serial:
 # Everything, the `slow` tests too (shipped runtimes built for real, 100 MB uploads).
 test-all:
 	PY=$(PY) bash scripts/test-lanes.sh -m ""
+
+# New screenshot baselines of the web UI's pages (look at each before committing).
+ui-baselines:
+	JOBLET_UI_BASELINES=1 $(PY) -m pytest -p no:cacheprovider -q -m slow tests/integration/test_ui_screenshots.py
+
+# The web UI's front-end files from the npm registry, at the versions pinned in the script.
+ui-vendor:
+	bash scripts/vendor_ui.sh
 
 bench:
 	$(PY) bench/run_all.py

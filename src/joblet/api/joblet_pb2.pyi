@@ -4078,3 +4078,50 @@ class ListGpusResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListGpusResponse: _TypeAlias = ListGpusResponse  # noqa: Y015
+
+@_typing.final
+class CreateUiLoginRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateUiLoginRequest: _TypeAlias = CreateUiLoginRequest  # noqa: Y015
+
+@_typing.final
+class CreateUiLoginResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    URL_FIELD_NUMBER: _builtins.int
+    TOKEN_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    EXPIRESAT_FIELD_NUMBER: _builtins.int
+    url: _builtins.str
+    """where the UI listens, e.g. http://127.0.0.1:5175"""
+    token: _builtins.str
+    """one-time login token, for URL#TOKEN or POST /login"""
+    role: _builtins.str
+    """the session's role: the caller's"""
+    expiresAt: _builtins.str
+    """RFC 3339; the token is refused after it"""
+    def __init__(
+        self,
+        *,
+        url: _builtins.str = ...,
+        token: _builtins.str = ...,
+        role: _builtins.str = ...,
+        expiresAt: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expiresAt", b"expiresAt", "role", b"role", "token", b"token", "url", b"url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateUiLoginResponse: _TypeAlias = CreateUiLoginResponse  # noqa: Y015

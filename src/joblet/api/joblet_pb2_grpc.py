@@ -1969,3 +1969,81 @@ class GpuService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class UiServiceStub:
+    """Additions: sign-in to the node's web dashboard (`rnx ui`). Any role may call
+    it; the token grants a browser session of the caller's own role.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CreateUiLogin = channel.unary_unary(
+                '/joblet.UiService/CreateUiLogin',
+                request_serializer=joblet_dot_api_dot_joblet__pb2.CreateUiLoginRequest.SerializeToString,
+                response_deserializer=joblet_dot_api_dot_joblet__pb2.CreateUiLoginResponse.FromString,
+                _registered_method=True)
+
+
+class UiServiceServicer:
+    """Additions: sign-in to the node's web dashboard (`rnx ui`). Any role may call
+    it; the token grants a browser session of the caller's own role.
+    """
+
+    def CreateUiLogin(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_UiServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CreateUiLogin': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateUiLogin,
+                    request_deserializer=joblet_dot_api_dot_joblet__pb2.CreateUiLoginRequest.FromString,
+                    response_serializer=joblet_dot_api_dot_joblet__pb2.CreateUiLoginResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'joblet.UiService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('joblet.UiService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class UiService:
+    """Additions: sign-in to the node's web dashboard (`rnx ui`). Any role may call
+    it; the token grants a browser session of the caller's own role.
+    """
+
+    @staticmethod
+    def CreateUiLogin(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/joblet.UiService/CreateUiLogin',
+            joblet_dot_api_dot_joblet__pb2.CreateUiLoginRequest.SerializeToString,
+            joblet_dot_api_dot_joblet__pb2.CreateUiLoginResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

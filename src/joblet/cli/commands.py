@@ -16,6 +16,7 @@ TOP_LEVEL: dict[str, str] = {
     "runtime": "install and manage runtimes",
     "gpu": "list the node's GPUs and the jobs holding them",
     "monitor": "host status and metrics",
+    "ui": "print a one-time sign-in link to the node's web dashboard",
     "version": "print the versions of rnx and of the node's daemon",
     "completion": "print a shell completion script (bash, zsh or fish)",
 }

@@ -133,6 +133,12 @@ def _fill_monitor(parents: Parents, parser: RnxArgumentParser) -> None:
     monitor.add_actions(parser, parents)
 
 
+def _fill_ui(parents: Parents, parser: RnxArgumentParser) -> None:
+    from joblet.cli import ui
+
+    ui.add_arguments(parser)
+
+
 def _fill_version(parents: Parents, parser: RnxArgumentParser) -> None:
     from joblet.cli import version
 
@@ -160,6 +166,7 @@ _TOP_LEVEL_FILLERS: dict[str, Callable[[Parents, RnxArgumentParser], None]] = {
     "runtime": _fill_runtime,
     "gpu": _fill_gpu,
     "monitor": _fill_monitor,
+    "ui": _fill_ui,
     "version": _fill_version,
     "completion": _fill_completion,
     "__complete": _fill_complete_words,

@@ -53,6 +53,7 @@ from joblet.runtimes import config as runtime_config
 from joblet.security import audit_config
 from joblet.security.roles import CLIENT_ROLES
 from joblet.state import config as state_config
+from joblet.ui import config as ui_config
 from joblet.volumes import config as volumes_config
 
 # Every section of the file and its keys; the features' own sections come
@@ -100,6 +101,7 @@ FILE_KEYS: Schema = {
     "runtime": runtime_config.KEYS,
     "roles": {"maxPriority": dict.fromkeys(role.value for role in CLIENT_ROLES)},
     "cluster": cluster_config.KEYS,
+    "ui": ui_config.KEYS,
 }
 
 
@@ -157,8 +159,9 @@ def parse_daemon_config(raw: Mapping[str, Any]) -> DaemonConfig:
     for key in ("serverCert", "serverKey", "caCert"):
         if not security.get(key):
             raise ValueError(f"security.{key} is missing (run `joblet setup`)")
+    root = Path(joblet.get("root", "/opt/joblet"))
     return DaemonConfig(
-        layout=RootLayout(Path(joblet.get("root", "/opt/joblet"))),
+        layout=RootLayout(root),
         security=SecurityConfig(
             server_cert=security["serverCert"],
             server_key=security["serverKey"],
@@ -173,6 +176,7 @@ def parse_daemon_config(raw: Mapping[str, Any]) -> DaemonConfig:
         audit=audit_config.parse_audit_config(_section(raw, "audit")),
         gpu=gpu_config.parse_gpu_config(_section(raw, "gpu")),
         roles=_roles(_section(raw, "roles")),
+        ui=ui_config.parse_ui_config(_section(raw, "ui"), root),
     )
 
 

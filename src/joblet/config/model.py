@@ -14,6 +14,7 @@ from joblet.gpu.config import GpuConfig
 from joblet.metrics.config import MetricsConfig
 from joblet.network.config import NetworkConfig
 from joblet.security.audit_config import AuditConfig
+from joblet.ui.config import UiConfig
 
 DEFAULT_ROOT = Path("/opt/joblet")
 
@@ -256,3 +257,4 @@ class DaemonConfig:
     audit: AuditConfig = field(default_factory=AuditConfig)
     roles: RolesConfig = field(default_factory=RolesConfig)
     gpu: GpuConfig = field(default_factory=GpuConfig)
+    ui: UiConfig = field(default_factory=UiConfig)

@@ -75,6 +75,19 @@ async def supervise_helpers(
 
 
 @contextlib.asynccontextmanager
+async def supervise_ui(
+    config_path: Path, layout: RootLayout, enabled: bool
+) -> AsyncIterator[HelperSupervisor | None]:
+    """`joblet ui` (ui.enabled), restarted like the other helpers when it dies.
+    It is a client of the daemon's gRPC port only: a crashed UI touches no job."""
+    if not enabled:
+        yield None
+        return
+    async with HelperSupervisor("ui", config_path, layout.run / "ui.log") as supervisor:
+        yield supervisor
+
+
+@contextlib.asynccontextmanager
 async def start_helpers(
     config_path: Path,
     layout: RootLayout,

@@ -133,6 +133,7 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--json", action="store_true", help="JSON lines instead of a table")
 
     _add_mcp_parser(sub)
+    _add_ui_parser(sub)
     _add_history_parser(sub)
 
     config = sub.add_parser("config", help="check a config file")
@@ -142,6 +143,70 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("file", type=Path, metavar="FILE", help="a joblet-config.yml")
     return parser
+
+
+def _add_ui_parser(sub: Any) -> None:
+    ui = sub.add_parser(
+        "ui", help="serve the web dashboard (a client of the daemon's API); needs joblet[ui]"
+    )
+    ui.add_argument(
+        "--config",
+        type=Path,
+        default=DEFAULT_ROOT / "config" / "joblet-config.yml",
+        help="the daemon config whose ui: section applies (default: %(default)s)",
+    )
+    ui.add_argument("--listen", metavar="HOST:PORT", help="instead of ui.listen")
+    ui.add_argument("--clients", type=Path, metavar="FILE", help="instead of ui.clients")
+    ui.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
+    ui.add_argument("--exit-with-parent", action="store_true", help=argparse.SUPPRESS)
+    ui_sub = ui.add_subparsers(dest="ui_command", metavar="COMMAND")
+    token = ui_sub.add_parser("token", help="print a one-time login token (for kiosks, scripts)")
+    token.add_argument(
+        "--config",
+        type=Path,
+        default=DEFAULT_ROOT / "config" / "joblet-config.yml",
+        help="default: %(default)s",
+    )
+    token.add_argument("--role", required=True, choices=["admin", "viewer"])
+    token.add_argument("--ttl", default="60s", metavar="DURATION", help="validity (%(default)s)")
+    token.add_argument("--name", default="host", help="the session's CN (%(default)s)")
+
+
+def _cmd_ui(args: argparse.Namespace) -> int:
+    from joblet.ui.config import load_ui_config
+
+    ui_config, daemon_config = load_ui_config(args.config)
+    if args.ui_command == "token":
+        import time
+
+        from joblet.config.units import parse_duration_s
+        from joblet.ui.config import login_key_path
+        from joblet.ui.tokens import load_or_create_key, mint_token
+
+        try:
+            ttl = parse_duration_s(args.ttl)
+        except ValueError as exc:
+            print(f"joblet: error: --ttl: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        key = load_or_create_key(login_key_path(daemon_config.layout.root))
+        print(mint_token(key, args.role, args.name, time.time(), ttl))
+        return 0
+    if args.exit_with_parent:
+        _exit_with_parent()
+    try:
+        from joblet.ui.serve import serve_ui
+    except ImportError as exc:
+        raise JobletError(
+            f"the web UI needs the ui extra ({exc.name} is missing): pip install 'joblet[ui]'"
+        ) from exc
+    logging.basicConfig(
+        level=args.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    serve_ui(ui_config, daemon_config, listen=args.listen, clients=args.clients,
+             exit_with_parent=args.exit_with_parent)  # fmt: skip
+    return 0
 
 
 def _add_history_parser(sub: Any) -> None:
@@ -319,7 +384,7 @@ async def _serve(config: DaemonConfig, config_path: Path) -> None:
     import os
 
     from joblet.daemon.cgroup_owner import claim_cgroup_parent
-    from joblet.daemon.helpers import prepare_layout, supervise_helpers
+    from joblet.daemon.helpers import prepare_layout, supervise_helpers, supervise_ui
     from joblet.daemon.rootlock import hold_root
 
     require_cgroups(config)
@@ -332,7 +397,10 @@ async def _serve(config: DaemonConfig, config_path: Path) -> None:
         os.close(lock)
         raise
     try:
-        async with supervise_helpers(config_path, config.layout) as supervisors:
+        async with (
+            supervise_helpers(config_path, config.layout) as supervisors,
+            supervise_ui(config_path, config.layout, config.ui.enabled),
+        ):
             from joblet.daemon.server import Daemon
 
             await Daemon(config, config_path, supervisors, claim).run_until_signal()
@@ -502,6 +570,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "teardown": _cmd_teardown,
         "shutdown": _cmd_shutdown,
         "mcp": _cmd_mcp,
+        "ui": _cmd_ui,
         "history": _cmd_history,
         "version": _cmd_version,
     }

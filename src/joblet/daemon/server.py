@@ -509,6 +509,11 @@ class Daemon:
             )
             if manager.gpus.metrics is not None:  # its XID thread ends with the daemon
                 self._stack.callback(manager.gpus.metrics.close)
+        from joblet.daemon.ui_service import UiService
+
+        pb_grpc.add_UiServiceServicer_to_server(  # type: ignore[no-untyped-call]
+            UiService(config.ui, config.layout.root), server
+        )
         address = f"{config.server.address}:{config.server.port}"
         self.bound_port = server.add_secure_port(address, server_credentials(config.security))
         await server.start()

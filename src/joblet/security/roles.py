@@ -66,6 +66,8 @@ VIEWER_METHODS: frozenset[str] = (
     | _methods("RuntimeService", "ListRuntimes", "GetRuntimeInfo", "ValidateRuntimeSpec")
     | _methods("ClusterService", "ListClusterNodes")  # an addition
     | _methods("GpuService", "ListGpus")  # an addition
+    # an addition: a login token for the web UI, of the caller's own role
+    | _methods("UiService", "CreateUiLogin")
 )
 
 

@@ -41,6 +41,7 @@ from joblet.setup.layout import (
 )
 from joblet.setup.node_id import choose_node_id, new_node_id, read_node_id, write_node_id
 from joblet.setup.ranges import OtherDaemon, Placement, PlacementRequest, decide_placement
+from joblet.ui.config import UI_CLIENTS_FILE
 
 SETUP_HELP = (
     "Create the directory layout under --root, a CA, a server certificate and admin "
@@ -166,8 +167,17 @@ def run_setup(
         PRIVATE_MODE,
     )
     write_file(files.rnx_config, render_rnx_config(nodes), PRIVATE_MODE)
-    issued = [cert_registry.entry_for(nodes["default"].cert, Role.ADMIN, "admin"),
-              cert_registry.entry_for(nodes["viewer"].cert, Role.VIEWER, "viewer")]  # fmt: skip
+    # The web UI's own certificates, one per role: it calls the daemon with
+    # the one of each browser session's role.
+    ui_nodes = {
+        "admin": _node(ca, Role.ADMIN, "ui-admin", dial),
+        "viewer": _node(ca, Role.VIEWER, "ui-viewer", dial),
+    }
+    write_file(layout.config / UI_CLIENTS_FILE, render_rnx_config(ui_nodes), PRIVATE_MODE)
+    named = [(nodes["default"], Role.ADMIN, "admin"), (nodes["viewer"], Role.VIEWER, "viewer"),
+             (ui_nodes["admin"], Role.ADMIN, "ui-admin"),
+             (ui_nodes["viewer"], Role.VIEWER, "ui-viewer")]  # fmt: skip
+    issued = [cert_registry.entry_for(entry.cert, role, cn) for entry, role, cn in named]
     # A new CA: the old index and CRL speak of certificates it never issued.
     cert_registry.record_issued(layout, issued, fresh=True)
     return SetupResult(layout, files, tuple(sans), dial, tuple(created), placement)

@@ -31,6 +31,7 @@ from joblet.runtimes.config import parse_runtime_config
 from joblet.security.audit_config import parse_audit_config
 from joblet.state import config as state_config
 from joblet.state.config import load_state_config
+from joblet.ui.config import parse_ui_config
 from joblet.volumes import config as volumes_config
 from joblet.volumes.config import load_volumes_config, parse_volumes_config
 
@@ -64,6 +65,15 @@ EVERY_KEY: dict[str, Any] = {
         "labels": {"zone": "a"},
         "leaseTtl": "10s",
         "renewEvery": "3s",
+    },
+    "ui": {
+        "enabled": True,
+        "listen": "127.0.0.1:5175",
+        "tls": False,
+        "hosts": ["jobs.example"],
+        "user": "nobody",
+        "clients": "/tmp/ui-clients.yml",
+        "publicUrl": "http://jobs.example:5175",
     },
     "security": {"serverCert": "pem", "serverKey": "pem", "caCert": "pem"},
     "filesystem": {"allowedMounts": ["/usr"], "tmpSize": "256MB"},
@@ -197,6 +207,7 @@ def test_every_documented_key_is_known_and_read() -> None:
     parse_runtime_config(EVERY_KEY["runtime"])
     parse_cluster_config(EVERY_KEY["cluster"])
     parse_gpu_config(EVERY_KEY["gpu"])
+    parse_ui_config(EVERY_KEY["ui"], Path("/tmp"))
 
 
 def test_each_section_refuses_a_typo_anywhere_in_it() -> None:

@@ -19,11 +19,14 @@ def _serial(pem: str) -> str:
 def test_setup_and_issue_record_every_certificate(tmp_path: Path) -> None:
     result = run_setup(tmp_path, "0.0.0.0", 50051, [], force=False)
     nodes = yaml.safe_load(result.files.rnx_config.read_text())["nodes"]
+    ui = yaml.safe_load((tmp_path / "config" / "ui-clients.yml").read_text())["nodes"]
     cert, _ = issue_cert(tmp_path, "viewer", "alice")
     entries = list_certs(tmp_path)
     assert [(c.name, c.role, c.serial) for c in entries] == [
         ("admin", "admin", _serial(nodes["default"]["cert"])),
         ("viewer", "viewer", _serial(nodes["viewer"]["cert"])),
+        ("ui-admin", "admin", _serial(ui["admin"]["cert"])),
+        ("ui-viewer", "viewer", _serial(ui["viewer"]["cert"])),
         ("alice", "viewer", _serial(cert)),
     ]
     assert all(c.not_after.endswith("Z") and not c.revoked_at for c in entries)
@@ -40,7 +43,7 @@ def test_revoke_writes_a_crl_of_the_ca_and_list_shows_it(
     assert read_crl((tmp_path / "certs" / "crl.pem").read_bytes(), ca) == {cert_serial(cert)}
     table = render_cert_table(list_certs(tmp_path)).splitlines()
     assert table[0].split() == ["NAME", "ROLE", "SERIAL", "NOT-AFTER", "REVOKED-AT"]
-    assert table[3].split()[0] == "alice" and table[3].split()[-1] == hit.revoked_at
+    assert table[5].split()[0] == "alice" and table[5].split()[-1] == hit.revoked_at
     assert table[1].split()[-1] == "-"
 
     assert main(["certs", "list", "--root", str(tmp_path)]) == 0
@@ -56,7 +59,7 @@ def test_setup_with_force_starts_a_new_index(tmp_path: Path) -> None:
     issue_cert(tmp_path, "viewer", "alice")
     revoke_certs(tmp_path, "alice", None)
     run_setup(tmp_path, "0.0.0.0", 50051, [], force=True)
-    assert [c.name for c in list_certs(tmp_path)] == ["admin", "viewer"]
+    assert [c.name for c in list_certs(tmp_path)] == ["admin", "viewer", "ui-admin", "ui-viewer"]
     assert not (tmp_path / "certs" / "crl.pem").exists()
 
 

@@ -76,7 +76,9 @@ def test_setup_creates_layout_and_files_with_safe_modes(tmp_path: Path, loose_um
         "ca-key.pem",
         "joblet-config.yml",
         "rnx-config.yml",
+        "ui-clients.yml",  # the web UI's certificates, one per role
     ]
+    assert _mode(root / "config" / "ui-clients.yml") == 0o600
 
 
 def test_daemon_config_round_trips_through_the_loader(tmp_path: Path) -> None:

@@ -1,0 +1,264 @@
+"""Server-sent events: exactly one stream per page, carrying all its topics.
+
+Only log events carry an id (`GENERATION:OFFSET`), so the browser's
+Last-Event-ID on a reconnect is the log offset it has: the stream resumes
+there, with no gap and no duplicate. Status, rows and graphs are re-sent
+whole when they change, so they need no id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from html import escape
+from typing import Any
+
+import grpc
+from aiohttp import web
+
+from joblet.api import joblet_pb2 as pb
+from joblet.ui import views
+from joblet.ui.app import UiState, session_of, state_of
+from joblet.ui.feeds import LogFeed, SampleFeed, parse_event_id
+from joblet.ui.pages import RPC_TIMEOUT_S, first_page, workflow_svg
+
+POLL_S = 1.0
+KEEPALIVE_S = 15.0
+
+
+def sse_event(event: str, data: str, event_id: str | None = None) -> bytes:
+    lines = [f"event: {event}"]
+    if event_id is not None:
+        lines.append(f"id: {event_id}")
+    # CR alone also ends a line in SSE: the text's own line breaks become data lines
+    lines += [
+        f"data: {line}" for line in data.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    ]
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+class EventStream:
+    """One text/event-stream response; writes from several topics in turn."""
+
+    def __init__(self, response: web.StreamResponse) -> None:
+        self.response = response
+        self._response = response
+        self._lock = asyncio.Lock()
+
+    async def send(self, event: str, data: str, event_id: str | None = None) -> None:
+        async with self._lock:
+            await self._response.write(sse_event(event, data, event_id))
+
+    async def comment(self) -> None:
+        async with self._lock:
+            await self._response.write(b": keep-alive\n\n")
+
+
+async def open_stream(request: web.Request) -> EventStream:
+    response = web.StreamResponse(headers={
+        "Content-Type": "text/event-stream", "X-Accel-Buffering": "no",
+    })  # fmt: skip
+    await response.prepare(request)
+    return EventStream(response)
+
+
+async def run_topics(*topics: Awaitable[None]) -> None:
+    """Until the browser goes (a write fails) or every topic has ended."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            for topic in topics:
+                group.create_task(topic)  # type: ignore[arg-type]
+    except* (ConnectionResetError, ConnectionError):
+        pass
+
+
+async def _poll_changes(stream: EventStream, event: str, make: Callable[[], Awaitable[str]],
+                        ended: Callable[[], bool] = lambda: False) -> None:  # fmt: skip
+    last = None
+    while True:
+        try:
+            html = await make()
+        except grpc.aio.AioRpcError as exc:
+            # the message may quote the URL (a job id): text, never markup
+            html = f"<p class='error'>{escape(exc.details() or str(exc.code()))}</p>"
+        if html != last:
+            await stream.send(event, html)
+            last = html
+        if ended():
+            return
+        await asyncio.sleep(POLL_S)
+
+
+def _log_stream(state: UiState, job_id: str) -> Callable[[], AsyncIterator[bytes]]:
+    async def chunks() -> AsyncIterator[bytes]:
+        stubs = state.upstream.as_role("viewer")  # reading needs no more
+        request = pb.GetJobLogsReq(uuid=job_id, tail=10_000)
+        async for chunk in stubs.jobs.GetJobLogs(request):
+            yield chunk.payload
+
+    return chunks
+
+
+def _metric_stream(state: UiState, job_id: str) -> Callable[[], AsyncIterator[Any]]:
+    async def samples() -> AsyncIterator[Any]:
+        stubs = state.upstream.as_role("viewer")
+        history = await stubs.jobs.GetJobMetricsHistory(
+            pb.JobMetricsHistoryRequest(uuid=job_id), timeout=RPC_TIMEOUT_S
+        )
+        for sample in history.samples:
+            yield sample
+        async for sample in stubs.jobs.StreamJobMetrics(pb.JobMetricsRequest(uuid=job_id)):
+            yield sample
+
+    return samples
+
+
+def sample_point(sample: Any) -> list[float]:
+    """[time s, CPU %, memory bytes, memory limit, read B/s, write B/s, rx B/s, tx B/s]"""
+    return [
+        float(sample.timestamp), sample.cpu.usagePercent, float(sample.memory.current),
+        float(sample.limits.memory), sample.io.readBPS, sample.io.writeBPS,
+        sample.network.rxBPS, sample.network.txBPS,
+    ]  # fmt: skip
+
+
+async def _follow_log(stream: EventStream, feed: LogFeed, last_event_id: str | None) -> None:
+    offset = parse_event_id(last_event_id, feed.generation)
+    if last_event_id and offset == 0:
+        await stream.send("reset", "")  # another feed: the browser starts over
+    while True:
+        start, piece = await feed.read(offset, KEEPALIVE_S)
+        if piece:
+            if start > offset:
+                await stream.send("skipped", str(start - offset))
+            offset = start + len(piece)
+            text = piece.decode("utf-8", errors="replace")
+            await stream.send("log", text, f"{feed.generation}:{offset}")
+        elif feed.done:
+            await stream.send("end", feed.error)
+            return
+        else:
+            await stream.comment()
+
+
+async def _follow_metrics(stream: EventStream, feed: SampleFeed) -> None:
+    seen = 0
+    while True:
+        seen, fresh = await feed.read(seen, KEEPALIVE_S)
+        if fresh:  # whatever piled up goes as one event: a slow browser catches up
+            await stream.send("metrics", json.dumps([sample_point(s) for s in fresh]))
+        elif feed.done:
+            return
+
+
+async def job_events(request: web.Request) -> web.StreamResponse:
+    state = state_of(request)
+    job_id = request.match_info["job_id"]
+    stubs = state.upstream.as_role(session_of(request).role)
+    template = state.templates.get_template("job_status.html")
+    ended = False
+
+    async def status_html() -> str:
+        nonlocal ended
+        try:
+            res = await stubs.jobs.GetJobStatus(
+                pb.GetJobStatusReq(uuid=job_id), timeout=RPC_TIMEOUT_S
+            )
+        except grpc.aio.AioRpcError as exc:
+            ended = exc.code() == grpc.StatusCode.NOT_FOUND  # deleted meanwhile: nothing to poll
+            raise
+        ended = res.status in views.ENDED
+        return template.render(fields=views.status_fields(res))
+
+    stream = await open_stream(request)
+    async with (
+        state.feeds.follow(f"log:{job_id}", lambda: LogFeed(_log_stream(state, job_id))) as logs,
+        state.feeds.follow(f"metrics:{job_id}",
+                           lambda: SampleFeed(_metric_stream(state, job_id))) as metrics,
+    ):  # fmt: skip
+        await run_topics(
+            _poll_changes(stream, "status", status_html, lambda: ended),
+            _follow_log(stream, logs, request.headers.get("Last-Event-ID")),
+            _follow_metrics(stream, metrics),
+        )
+        with contextlib.suppress(ConnectionError):
+            await stream.send("done", "")  # else the browser would connect again
+    return stream.response
+
+
+async def jobs_events(request: web.Request) -> web.StreamResponse:
+    """The jobs page's rows, re-sent whole when any changes."""
+    state = state_of(request)
+    template = state.templates.get_template("job_rows.html")
+    query = dict(request.query)
+
+    async def rows_html() -> str:
+        page = await first_page(request, query)
+        now = datetime.now(UTC)
+        return template.render(rows=[views.job_row(job, now) for job in page.jobs])
+
+    stream = await open_stream(request)
+    await run_topics(_poll_changes(stream, "rows", rows_html))
+    return stream.response
+
+
+async def workflow_events(request: web.Request) -> web.StreamResponse:
+    """A workflow's graph, re-drawn when a job's status changes."""
+    state = state_of(request)
+    wf_id = request.match_info["wf_id"]
+    stubs = state.upstream.as_role(session_of(request).role)
+
+    async def graph() -> str:
+        answer = await stubs.jobs.GetWorkflowStatus(
+            pb.GetWorkflowStatusRequest(workflowUuid=wf_id), timeout=RPC_TIMEOUT_S
+        )
+        return workflow_svg(list(answer.jobs))
+
+    stream = await open_stream(request)
+    await run_topics(_poll_changes(stream, "dag", graph))
+    return stream.response
+
+
+HOST_INTERVAL_S = 2
+
+
+def _host_stream(state: UiState) -> Callable[[], AsyncIterator[Any]]:
+    async def samples() -> AsyncIterator[Any]:
+        stubs = state.upstream.as_role("viewer")
+        request = pb.StreamMetricsReq(intervalSeconds=HOST_INTERVAL_S)
+        async for sample in stubs.monitoring.StreamSystemMetrics(request):
+            yield sample
+
+    return samples
+
+
+async def host_events(request: web.Request) -> web.StreamResponse:
+    """The host's metrics, one upstream stream for every browser on the page;
+    a browser that fell behind gets the latest sample only."""
+    state = state_of(request)
+    template = state.templates.get_template("job_status.html")
+    stream = await open_stream(request)
+
+    async def follow(feed: SampleFeed) -> None:
+        seen = 0
+        while True:
+            seen, fresh = await feed.read(seen, KEEPALIVE_S)
+            if fresh:
+                html = template.render(fields=views.status_fields(fresh[-1]))
+                await stream.send("host", html)
+            elif feed.done:
+                return
+
+    async with state.feeds.follow("host", lambda: SampleFeed(_host_stream(state))) as feed:
+        await run_topics(follow(feed))
+    return stream.response
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/events/jobs", jobs_events)
+    app.router.add_get("/events/host", host_events)
+    app.router.add_get("/jobs/{job_id}/events", job_events)
+    app.router.add_get("/workflows/{wf_id}/events", workflow_events)

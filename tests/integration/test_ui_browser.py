@@ -1,0 +1,201 @@
+"""The web UI in a real headless Chromium (Debian's, driven by Playwright)
+against a real daemon: sign-in, a viewer's page, the run form, a live log,
+stopping a job, and no console error or failed request on any page."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from joblet.api import joblet_pb2 as pb
+
+from .conftest import ROOT_NEEDED, RunningDaemon, wait_status
+from .ui_support import UiProcess, mint, ui_world
+
+pytestmark = [pytest.mark.integration, pytest.mark.privileged]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
+                 "--disable-background-networking", "--disable-component-update"]  # fmt: skip
+TIMEOUT_MS = 20_000
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningDaemon, UiProcess]]:
+    if os.geteuid() != 0:
+        pytest.skip(ROOT_NEEDED)
+    if not shutil.which(CHROMIUM):
+        pytest.skip("needs Debian's chromium (scripts/deps.sh installs it)")
+    with ui_world(tmp_path_factory.mktemp("ui-browser")) as both:
+        yield both
+
+
+@pytest.fixture(scope="module")
+def browser(world: tuple[RunningDaemon, UiProcess]) -> Iterator[Any]:
+    # wait_for_function would evaluate a string, which the pages' CSP forbids:
+    # the tests wait through locators instead
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+class Tab:
+    """A fresh browser context (its own cookies) that records every console
+    error, page error and failed request."""
+
+    def __init__(self, browser: Any, ui: UiProcess) -> None:
+        self.context = browser.new_context(viewport={"width": 1280, "height": 800})
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(TIMEOUT_MS)
+        self.ui = ui
+        self.problems: list[str] = []
+        self.page.on("console", lambda m: m.type == "error" and self.problems.append(m.text))
+        self.page.on("pageerror", lambda e: self.problems.append(str(e)))
+        self.page.on("requestfailed", self._failed)
+
+    def _failed(self, request: Any) -> None:
+        # leaving a page aborts its event stream and what still loads (the
+        # server's own errors show as console errors)
+        if request.failure != "net::ERR_ABORTED":
+            self.problems.append(f"{request.url}: {request.failure}")
+
+    def sign_in(self, token: str) -> None:
+        self.page.goto(f"{self.ui.origin}/login#{token}")
+        self.page.wait_for_url(re.compile(r"/(jobs|login)$"))
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def tab(browser: Any, world: tuple[RunningDaemon, UiProcess]) -> Iterator[Tab]:
+    opened = Tab(browser, world[1])
+    yield opened
+    opened.close()
+    assert opened.problems == []
+
+
+def test_sign_in_with_a_token_and_a_reused_one_is_refused(
+    world: tuple[RunningDaemon, UiProcess], tab: Tab, browser: Any
+) -> None:
+    daemon, ui = world
+    token = mint(daemon, "admin")
+    tab.sign_in(token)
+    assert tab.page.url == f"{ui.origin}/jobs"
+    assert "(admin)" in tab.page.inner_text("header")
+    assert "#" not in tab.page.url  # the token left the address bar
+    other = Tab(browser, ui)
+    try:
+        other.sign_in(token)
+        assert other.page.inner_text("#login-error") == "the login token was already used"
+    finally:
+        other.close()
+
+
+def test_a_viewer_sees_no_actions_and_a_forged_post_gets_403(
+    world: tuple[RunningDaemon, UiProcess], tab: Tab
+) -> None:
+    daemon, ui = world
+    job = daemon.jobs().RunJob(pb.RunJobRequest(command="echo", args=["seen"])).jobUuid
+    tab.sign_in(mint(daemon, "viewer"))
+    tab.page.goto(f"{ui.origin}/jobs/{job}")
+    tab.page.wait_for_selector("#job-status")
+    assert tab.page.locator(".actions").count() == 0
+    assert tab.page.locator("nav a[href='/run']").count() == 0
+    csrf = tab.page.get_attribute("body", "data-csrf")
+    forged = tab.page.request.post(
+        f"{ui.origin}/jobs/{job}/delete", form={"csrf": csrf or ""},
+        headers={"Origin": ui.origin}, max_redirects=0,
+    )  # fmt: skip
+    assert forged.status == 403
+    assert daemon.jobs().GetJobStatus(pb.GetJobStatusReq(uuid=job)).uuid == job
+
+
+def test_run_a_job_from_the_form_and_see_its_output(
+    world: tuple[RunningDaemon, UiProcess], tab: Tab
+) -> None:
+    daemon, ui = world
+    tab.sign_in(mint(daemon, "admin"))
+    tab.page.goto(f"{ui.origin}/run")
+    command = "sh -c 'echo hello from the form; printf \"\\033[31msecond\\033[0m line\\n\"'"
+    tab.page.fill("#run-command", command)
+    tab.page.click("#run-submit")
+    tab.page.wait_for_url(re.compile(r"/jobs/[0-9a-f-]{36}$"))
+    expect(tab.page.locator("#log")).to_contain_text("second line", timeout=TIMEOUT_MS)
+    assert tab.page.inner_text("#log").splitlines() == ["hello from the form", "second line"]
+    assert tab.page.inner_text("#log .ansi-fg1") == "second"  # its ANSI colour, as a class
+    tab.page.fill("#log-search", "hello")
+    expect(tab.page.locator("#log .hit")).to_have_count(1)
+    assert "hello from the form" in tab.page.inner_text("#log .hit")
+    status = tab.page.locator("td[data-field=status]")
+    expect(status).to_have_text("COMPLETED", timeout=TIMEOUT_MS)
+
+
+def test_stop_a_running_job(world: tuple[RunningDaemon, UiProcess], tab: Tab) -> None:
+    daemon, ui = world
+    job = daemon.jobs().RunJob(pb.RunJobRequest(command="sleep", args=["60"])).jobUuid
+    wait_status(daemon.jobs(), job, {"RUNNING"})
+    tab.sign_in(mint(daemon, "admin"))
+    tab.page.goto(f"{ui.origin}/jobs/{job}")
+    tab.page.click("#action-stop")
+    status = tab.page.locator("td[data-field=status]")
+    expect(status).to_have_text("STOPPED", timeout=TIMEOUT_MS)
+    assert daemon.jobs().GetJobStatus(pb.GetJobStatusReq(uuid=job)).status == "STOPPED"
+
+
+def test_every_page_loads_without_console_errors(
+    world: tuple[RunningDaemon, UiProcess], tab: Tab
+) -> None:
+    daemon, ui = world
+    tab.sign_in(mint(daemon, "admin"))
+    for path in ("/jobs", "/jobs?status=COMPLETED", "/run", "/workflows", "/host", "/resources"):
+        tab.page.goto(f"{ui.origin}{path}")
+        tab.page.wait_for_load_state("load")
+        assert tab.page.locator("main h1").count() == 1, path
+    # the host page's live metrics arrive through its event stream
+    tab.page.goto(f"{ui.origin}/host")
+    expect(tab.page.locator("#host-live td[data-field=memory]")).not_to_be_empty(timeout=TIMEOUT_MS)
+
+
+def test_filters_change_the_url_and_the_rows(
+    world: tuple[RunningDaemon, UiProcess], tab: Tab
+) -> None:
+    daemon, _ = world
+    for name in ("filter-alpha", "filter-beta"):
+        daemon.jobs().RunJob(pb.RunJobRequest(command="true", name=name))
+    tab.sign_in(mint(daemon, "viewer"))
+    tab.page.fill("input[name=name]", "filter-al")
+    tab.page.click(".filters button")
+    tab.page.wait_for_url(re.compile(r"/jobs\?.*name=filter-al"))
+    rows = tab.page.locator("#job-rows tr")
+    expect(rows).to_have_count(1)
+    assert "filter-alpha" in rows.first.inner_text()
+    # rows change live: a new job that matches appears without a reload
+    daemon.jobs().RunJob(pb.RunJobRequest(command="true", name="filter-also"))
+    expect(rows).to_have_count(2, timeout=TIMEOUT_MS)
+    assert "name=filter-al" in tab.page.url
+
+
+# slow (the default suite's budget): the fan-out of samples it relies on is in
+# tests/unit/ui/test_feeds.py
+@pytest.mark.slow
+def test_a_running_jobs_charts_gain_points(
+    world: tuple[RunningDaemon, UiProcess], tab: Tab
+) -> None:
+    daemon, ui = world
+    job = daemon.jobs().RunJob(pb.RunJobRequest(command="sleep", args=["4"])).jobUuid
+    tab.sign_in(mint(daemon, "viewer"))
+    tab.page.goto(f"{ui.origin}/jobs/{job}")
+    chart = tab.page.locator("#chart-cpu")
+    expect(chart).to_have_attribute("data-points", re.compile(r"^[1-9]"), timeout=TIMEOUT_MS)
+    first = int(chart.get_attribute("data-points") or 0)
+    expect(chart).not_to_have_attribute("data-points", str(first), timeout=TIMEOUT_MS)
+    assert tab.page.locator("#chart-cpu canvas").count() == 1  # drawn by uPlot

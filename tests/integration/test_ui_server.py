@@ -1,0 +1,381 @@
+"""The web UI against a real daemon: sign-in, roles, the attack surface
+(CSRF, Origin, Host, viewers), the run form's idempotency and live logs."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import re
+import signal
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlencode
+
+import grpc
+import pytest
+import yaml
+
+from joblet.api import joblet_pb2 as pb
+from joblet.api import joblet_pb2_grpc as pb_grpc
+
+from .conftest import ROOT_NEEDED, RunningDaemon, wait_status
+from .netns import in_netns
+from .ui_support import Browser, UiProcess, mint, sse_events, start_ui, ui_world
+
+pytestmark = [pytest.mark.integration, pytest.mark.privileged]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningDaemon, UiProcess]]:
+    if os.geteuid() != 0:
+        pytest.skip(ROOT_NEEDED)
+    with ui_world(tmp_path_factory.mktemp("ui")) as both:
+        yield both
+
+
+@pytest.fixture
+def admin(world: tuple[RunningDaemon, UiProcess]) -> Browser:
+    daemon, ui = world
+    browser = Browser(ui)
+    assert browser.sign_in(mint(daemon, "admin")).status == 303
+    return browser
+
+
+@pytest.fixture
+def viewer(world: tuple[RunningDaemon, UiProcess]) -> Browser:
+    daemon, ui = world
+    browser = Browser(ui)
+    assert browser.sign_in(mint(daemon, "viewer")).status == 303
+    return browser
+
+
+def stop_quietly(daemon: RunningDaemon, job: str) -> None:
+    with contextlib.suppress(grpc.RpcError):  # it may have ended already
+        daemon.jobs().StopJob(pb.StopJobReq(uuid=job))
+
+
+def run_job(daemon: RunningDaemon, *command: str) -> str:
+    answer = daemon.jobs().RunJob(pb.RunJobRequest(command=command[0], args=command[1:]))
+    return str(answer.jobUuid)
+
+
+def test_rnx_ui_link_signs_in_once_with_the_callers_role(
+    world: tuple[RunningDaemon, UiProcess],
+) -> None:
+    daemon, ui = world
+    done = daemon.rnx("ui", node="viewer")
+    assert done.returncode == 0, done.stderr
+    link = done.stdout.decode().strip()
+    found = re.fullmatch(r"http://127\.0\.0\.1:5175/login#([\w.-]+)", link)
+    assert found, link
+    browser = Browser(ui)
+    reply = browser.sign_in(found.group(1))
+    assert (reply.status, reply.header("Location")) == (303, "/jobs")
+    cookie = browser.login_cookies[0]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Max-Age=43200" in cookie
+    assert "(viewer)" in browser.get("/jobs").body
+    again = Browser(ui).sign_in(found.group(1))
+    assert again.status == 401 and "already used" in again.body
+
+
+def test_an_expired_or_forged_token_is_refused(world: tuple[RunningDaemon, UiProcess]) -> None:
+    daemon, ui = world
+    token = mint(daemon, "admin", ttl="1s")
+    time.sleep(1.2)
+    reply = Browser(ui).sign_in(token)
+    assert reply.status == 401 and "expired" in reply.body
+    assert Browser(ui).sign_in(token[:-4] + "AAAA").status == 401
+    assert Browser(ui).get("/jobs").status == 303  # no session: to the login page
+
+
+def test_every_page_has_the_security_headers(admin: Browser) -> None:
+    for path in ("/login", "/jobs", "/run", "/workflows", "/host", "/resources", "/static/app.js"):
+        reply = admin.get(path)
+        assert reply.status == 200, (path, reply.body[:300])
+        assert reply.header("Content-Security-Policy").startswith("default-src 'self'"), path
+        assert reply.header("X-Frame-Options") == "DENY"
+        assert not reply.header("Access-Control-Allow-Origin")
+
+
+def test_a_post_without_csrf_token_or_from_another_origin_is_refused(
+    world: tuple[RunningDaemon, UiProcess], admin: Browser
+) -> None:
+    daemon, _ = world
+    job = run_job(daemon, "sleep", "30")
+    try:
+        assert admin.post(f"/jobs/{job}/stop", csrf=False).status == 403
+        assert admin.post(f"/jobs/{job}/stop", {"csrf": "wrong"}).status == 403
+        evil = admin.post(f"/jobs/{job}/stop", headers={"Origin": "http://evil.example"})
+        assert (evil.status, evil.body) == (403, "cross-origin request refused\n")
+        assert admin.post(f"/jobs/{job}/stop", headers={"Origin": ""}).status == 403
+        assert daemon.jobs().GetJobStatus(pb.GetJobStatusReq(uuid=job)).status == "RUNNING"
+        stopped = admin.post(f"/jobs/{job}/stop")
+        assert (stopped.status, stopped.header("Location")) == (303, f"/jobs/{job}")
+        wait_status(daemon.jobs(), job, {"STOPPED"})
+    finally:
+        stop_quietly(daemon, job)
+
+
+def test_a_foreign_host_name_is_refused(admin: Browser) -> None:
+    # DNS rebinding: evil.example resolved to 127.0.0.1 still says evil.example
+    reply = admin.get("/jobs", headers={"Host": f"evil.example:{admin.ui.port}"})
+    assert reply.status == 421
+    assert admin.request("OPTIONS", "/jobs").status == 405
+
+
+def test_a_viewer_sees_no_actions_and_a_forged_post_is_refused_twice(
+    world: tuple[RunningDaemon, UiProcess], viewer: Browser
+) -> None:
+    daemon, _ = world
+    job = run_job(daemon, "sleep", "30")
+    try:
+        page = viewer.get(f"/jobs/{job}")
+        assert page.status == 200 and "sleep" in page.body
+        assert "/stop" not in page.body and 'href="/run"' not in page.body
+        assert viewer.get("/run").status == 403
+        # the UI refuses before it calls the daemon (whose refusal reads otherwise)
+        for path, form in ((f"/jobs/{job}/stop", {}), ("/run", {"command": "true"})):
+            refused = viewer.post(path, form)
+            assert (refused.status, refused.body) == (403, "viewers may not change anything\n")
+        # the daemon refuses the UI's viewer certificate as well
+        nodes = yaml.safe_load((daemon.root / "config" / "ui-clients.yml").read_text())
+        entry = nodes["nodes"]["viewer"]
+        creds = grpc.ssl_channel_credentials(
+            entry["ca"].encode(), entry["key"].encode(), entry["cert"].encode()
+        )
+        channel = grpc.secure_channel(f"127.0.0.1:{daemon.port}", creds)
+        with channel, pytest.raises(grpc.RpcError) as caught:
+            pb_grpc.JobServiceStub(channel).StopJob(pb.StopJobReq(uuid=job))
+        assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert daemon.jobs().GetJobStatus(pb.GetJobStatusReq(uuid=job)).status == "RUNNING"
+    finally:
+        stop_quietly(daemon, job)
+
+
+def test_a_double_submit_of_the_run_form_starts_one_job(
+    world: tuple[RunningDaemon, UiProcess], admin: Browser
+) -> None:
+    daemon, _ = world
+    form = {"command": "echo once", "name": "ui-once", "idempotency_key": "k-123"}
+    first, second = admin.post("/run", form), admin.post("/run", form)
+    assert first.status == second.status == 303
+    assert first.header("Location") == second.header("Location")
+    jobs = daemon.jobs().ListJobs(pb.EmptyRequest()).jobs
+    assert [j.name for j in jobs].count("ui-once") == 1
+    bad = admin.post("/run", {"command": "true", "maxMemory": "lots", "idempotency_key": "k2"})
+    assert bad.status == 400 and "maxMemory must be a whole number" in bad.body
+
+
+def test_a_live_log_resumes_at_its_offset_without_gap_or_duplicate(
+    world: tuple[RunningDaemon, UiProcess], admin: Browser
+) -> None:
+    daemon, ui = world
+    job = run_job(daemon, "sh", "-c", "for i in $(seq 1 40); do echo line $i; sleep 0.02; done")
+    path = f"/jobs/{job}/events"
+    first = [e for e in sse_events(ui, path, admin.cookie, stop_after_log=1) if e[0] == "log"]
+    rest = sse_events(ui, path, admin.cookie, last_event_id=first[-1][1])
+    text = "".join(d for kind, _, d in first + [e for e in rest if e[0] == "log"])
+    # each event's data is whole lines; joined they are the output, each line once
+    assert text.split("\n")[:-1] == [f"line {i}" for i in range(1, 41)], text
+    assert rest[-1][0] == "end"
+    assert any(kind == "status" and 'data-field="uuid">' + job in data for kind, _, data in rest)
+
+
+def test_the_daemon_supervises_its_ui_as_an_unprivileged_user(
+    world: tuple[RunningDaemon, UiProcess],
+) -> None:
+    daemon, _ = world
+    pid_path = daemon.root / "run" / "ui.pid"
+    deadline = time.monotonic() + 20
+
+    def login_page() -> int:
+        conn = http.client.HTTPConnection("127.0.0.1", 5175, timeout=5)
+        try:
+            conn.request("GET", "/login")
+            return conn.getresponse().status
+        finally:
+            conn.close()
+
+    while True:
+        try:
+            assert in_netns(daemon.world.netns, login_page) == 200
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+    status = Path(f"/proc/{int(pid_path.read_text())}/status").read_text()
+    uids = re.search(r"^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", status, re.M)
+    assert uids and set(uids.groups()) == {"65534"}  # nobody, real to file-system uid
+    # a crash of the UI touches no job: the daemon starts it again
+    first = int(pid_path.read_text())
+    os.kill(first, signal.SIGKILL)
+    while int(pid_path.read_text()) == first:
+        assert time.monotonic() < deadline + 20, "the UI was not started again"
+        time.sleep(0.05)
+    while True:
+        try:
+            assert in_netns(daemon.world.netns, login_page) == 200
+            break
+        except OSError:
+            assert time.monotonic() < deadline + 40, "the new UI does not answer"
+            time.sleep(0.1)
+
+
+def test_a_non_loopback_listen_without_tls_is_refused(
+    world: tuple[RunningDaemon, UiProcess],
+) -> None:
+    daemon, _ = world
+    done = subprocess.run(
+        [sys.executable, "-m", "joblet.daemon.main", "ui", "--config", str(daemon.config_path),
+         "--listen", "0.0.0.0:5999"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.startswith("joblet: error: ui.listen 0.0.0.0:5999 is not a loopback")
+    assert "Traceback" not in done.stderr
+
+
+WORKFLOW = """
+name: ui-dag
+jobs:
+  build: {command: sh, args: [-c, "sleep 1"]}
+  test-a: {command: "true", requires: [{build: COMPLETED}]}
+  test-b: {command: "true", requires: [{build: COMPLETED}]}
+  ship: {command: "true", requires: ["test-a=COMPLETED AND test-b=COMPLETED"]}
+"""
+
+
+def test_a_workflows_graph_has_its_jobs_and_edges_and_changes_colour_as_they_end(
+    world: tuple[RunningDaemon, UiProcess], viewer: Browser
+) -> None:
+    daemon, ui = world
+    answer = daemon.jobs().RunWorkflow(pb.RunWorkflowRequest(yamlContent=WORKFLOW))
+    page = viewer.get(f"/workflows/{answer.workflowUuid}")
+    assert page.status == 200
+    statuses = dict(re.findall(r'data-name="([\w-]+)" data-status="(\w+)"', page.body))
+    assert set(statuses) == {"build", "test-a", "test-b", "ship"}
+    assert statuses["ship"] != "completed"
+    edges = set(re.findall(r'data-from="([\w-]+)" data-to="([\w-]+)"', page.body))
+    assert edges == {("build", "test-a"), ("build", "test-b"), ("test-a", "ship"),
+                     ("test-b", "ship")}  # fmt: skip
+    assert answer.workflowUuid[:8] in viewer.get("/workflows").body
+    # the live graph: re-sent whole until every node has turned completed
+    graphs = sse_events(ui, f"/workflows/{answer.workflowUuid}/events", viewer.cookie,
+                        until="never", stop_after_log=None, limit=60,
+                        done=lambda e: e[2].count('data-status="completed"') == 4)  # fmt: skip
+    assert graphs[0][2] != graphs[-1][2]
+    assert graphs[-1][2].count('data-status="completed"') == 4
+
+
+def test_a_workflow_runs_from_an_uploaded_file_and_finished_jobs_go_in_bulk(
+    world: tuple[RunningDaemon, UiProcess], admin: Browser
+) -> None:
+    daemon, _ = world
+    boundary = "----joblet-test"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="csrf"\r\n\r\n{admin.csrf}\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="workflow"; filename="w.yml"\r\n'
+        f"Content-Type: application/x-yaml\r\n\r\n{WORKFLOW}\r\n--{boundary}--\r\n"
+    )
+    kind = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    reply = admin.request("POST", "/workflows/run", headers=kind, raw=body.encode())
+    assert reply.status == 303 and reply.header("Location").startswith("/workflows/")
+    wf = reply.header("Location").rsplit("/", 1)[1]
+    assert 'data-name="ship"' in admin.get(f"/workflows/{wf}").body
+    stub = daemon.jobs()
+    for job in stub.GetWorkflowJobs(pb.GetWorkflowJobsRequest(workflowUuid=wf)).jobs:
+        wait_status(stub, job.jobUuid, {"COMPLETED"})
+    finished = [j for j in stub.ListJobs(pb.EmptyRequest()).jobs if j.status == "COMPLETED"]
+    assert finished
+    assert admin.post("/jobs/delete-finished").status == 303
+    left = {j.status for j in stub.ListJobs(pb.EmptyRequest()).jobs}
+    assert "COMPLETED" not in left
+
+
+def test_volumes_and_networks_are_made_and_removed_from_the_resources_page(
+    admin: Browser, viewer: Browser
+) -> None:
+    made = {"volume-create": {"name": "ui-vol", "size": "10MB", "type": "memory"},
+            "network-create": {"name": "ui-net", "cidr": "10.203.0.0/24"}}  # fmt: skip
+    for action, form in made.items():
+        assert viewer.post(f"/resources/{action}", form).status == 403
+        reply = admin.post(f"/resources/{action}", form)
+        assert (reply.status, reply.header("Location")) == (303, "/resources"), reply.body
+    page = admin.get("/resources").body
+    assert "ui-vol" in page and "10.203.0.0/24" in page
+    assert "Remove" not in viewer.get("/resources").body
+    bad = admin.post("/resources/network-create", {"name": "ui-bad", "cidr": "nonsense"})
+    assert bad.status == 400 and "error-message" in bad.body
+    for action in ("volume-remove", "network-remove"):
+        name = "ui-vol" if action.startswith("volume") else "ui-net"
+        assert admin.post(f"/resources/{action}", {"name": name}).status == 303
+    page = admin.get("/resources").body
+    assert "ui-vol" not in page and "ui-net" not in page
+
+
+def test_the_event_stream_of_an_unknown_job_ends_and_quotes_it_as_text(admin: Browser) -> None:
+    path = "/jobs/no-such-%3Cb%3Ejob/events"  # the daemon's message quotes the id
+    events = sse_events(admin.ui, path, admin.cookie, until="done")
+    kinds = [kind for kind, _, _ in events]
+    assert kinds[-1] == "done" and "end" in kinds
+    status = [data for kind, _, data in events if kind == "status"]
+    assert status and "&lt;b&gt;" in status[0] and "<b>" not in status[0]
+
+
+def test_the_jobs_list_is_paginated_by_the_server_with_filters_in_the_url(
+    world: tuple[RunningDaemon, UiProcess], viewer: Browser
+) -> None:
+    daemon, _ = world
+    stub = daemon.jobs()
+    for n in range(55):  # scheduled an hour ahead: records that never run
+        stub.RunJob(pb.RunJobRequest(command="true", name=f"paged-{n}", schedule="1h"))
+    first = viewer.get("/jobs?name=paged-&status=SCHEDULED")
+    rows = re.findall(r'<tr data-job="([\w-]+)"', first.body)
+    found = re.search(r'id="next-page" href="/jobs\?([^"]+)"', first.body)
+    assert len(rows) == 50 and found
+    assert "name=paged-" in found.group(1) and "cursor=" in found.group(1)
+    second = viewer.get("/jobs?" + found.group(1).replace("&amp;", "&"))
+    more = re.findall(r'<tr data-job="([\w-]+)"', second.body)
+    assert len(more) == 5 and not set(more) & set(rows)
+    assert 'id="next-page"' not in second.body
+
+
+def test_under_tls_the_ui_serves_https_and_its_cookie_is_secure(
+    world: tuple[RunningDaemon, UiProcess], tmp_path: Path
+) -> None:
+    daemon, _ = world
+    config = yaml.safe_load(daemon.config_path.read_text())
+    config["ui"] = {"enabled": True, "tls": True}
+    tls_config = tmp_path / "joblet-config.yml"
+    tls_config.write_text(yaml.safe_dump(config))
+    ui = start_ui(daemon, config=tls_config)
+    try:
+        context = ssl.create_default_context(cadata=config["security"]["caCert"])
+        context.check_hostname = False  # the server certificate names the node, not 127.0.0.1
+        conn = http.client.HTTPSConnection("127.0.0.1", ui.port, context=context, timeout=30)
+        headers = {"Origin": f"https://127.0.0.1:{ui.port}",
+                   "Content-Type": "application/x-www-form-urlencoded"}  # fmt: skip
+        conn.request("POST", "/login", urlencode({"token": mint(daemon, "viewer")}), headers)
+        response = conn.getresponse()
+        response.read()
+        conn.close()
+        assert response.status == 303
+        assert "; Secure" in response.getheader("Set-Cookie", "")
+        with pytest.raises((http.client.HTTPException, ConnectionError)):  # no plain HTTP
+            plain = http.client.HTTPConnection("127.0.0.1", ui.port, timeout=10)
+            plain.request("GET", "/login")
+            plain.getresponse()
+    finally:
+        ui.stop()
+
+
+def test_no_request_ended_in_a_traceback(world: tuple[RunningDaemon, UiProcess]) -> None:
+    daemon, ui = world
+    for log in (ui.log_path, daemon.root / "run" / "ui.log"):
+        assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
