@@ -133,11 +133,14 @@ def test_device_rules_hold_in_gpu_and_plain_jobs(world: GpuWorld, tmp_path: Path
         assert in_gpu_job == ["ENXIO", "EPERM", "ENXIO", "EPERM"]
         in_plain_job = probe_in(cgroup_procs(daemon, plain_job), steps)
         assert in_plain_job == ["EPERM", "EPERM", "EPERM", "EPERM"]
-        # A node the job makes itself opens no better.
+        # A job cannot make a node of a device it may not open; the GPU job
+        # may make one of its own GPU, which opens as its /dev node does.
         for job, name in ((gpu_job, "gpu-made"), (plain_job, "plain-made")):
-            made = [["mknod", str(tmp_path / name), 195, MINOR[other]],
+            made = [["mknod", str(tmp_path / f"{name}-other"), 195, MINOR[other]],
+                    ["mknod", str(tmp_path / name), 195, MINOR[mine]],
                     ["open", str(tmp_path / name), "rw"]]  # fmt: skip
-            assert probe_in(cgroup_procs(daemon, job), made) == ["ok", "EPERM"]
+            expected = ["EPERM", "ok", "ENXIO"] if job == gpu_job else ["EPERM", "EPERM", "ENOENT"]
+            assert probe_in(cgroup_procs(daemon, job), made) == expected
     finally:
         stop(daemon, gpu_job, plain_job)
     world.wait_table_empty()

@@ -40,17 +40,14 @@ def _num(n: int | None) -> str:
     return "*" if n is None else str(n)
 
 
-def char(major: int, minor: int | None, access: str = "rw") -> DeviceRule:
+def char(major: int, minor: int | None, access: str = "rwm") -> DeviceRule:
     return DeviceRule("c", major, minor, access)
 
 
-# mknod itself stays allowed, as runc allows it: package installs make nodes
-# (CAP_MKNOD stays for them), and a node made is inert, since opening it is
-# what the rules below decide (and nodev mounts refuse it first).
-MKNOD_ANY = (DeviceRule("c", None, None, "m"), DeviceRule("b", None, None, "m"))
-# The nodes isolation.rootfs binds into every job's /dev, and devpts.
+# The nodes isolation.rootfs binds into every job's /dev, and devpts. "m" on
+# exactly these: a job may make a node of a device it may open anyway (package
+# installs copy /dev/null), and mknod of any other device is refused (EPERM).
 BASE_RULES: tuple[DeviceRule, ...] = (
-    *MKNOD_ANY,
     char(1, 3),  # null
     char(1, 5),  # zero
     char(1, 7),  # full

@@ -35,8 +35,9 @@ def gpu_steps(nodes: Path) -> list[list[object]]:
         ["open", "/dev/null", "rw"],
         ["open", str(nodes / "nvidia0"), "rw"],
         ["open", str(nodes / "nvidia1"), "rw"],
-        ["mknod", str(nodes / "made-in-job"), GPU_MAJOR, 1],
-        ["open", str(nodes / "made-in-job"), "rw"],
+        ["mknod", str(nodes / "made-in-job"), GPU_MAJOR, 1],  # not the job's GPU
+        ["mknod", str(nodes / "own-made-in-job"), GPU_MAJOR, 0],  # the job's GPU
+        ["open", str(nodes / "own-made-in-job"), "rw"],
         ["open", str(nodes / "made-by-host"), "rw"],
     ]
 
@@ -48,7 +49,7 @@ def test_v1_devices_allow_only_the_rules(manager: CgroupManager, nodes: Path) ->
     limits = Limits(devices=job_rules([char(GPU_MAJOR, 0)]))
     job = manager.create(str(uuid.uuid4()), limits)
     got = probe_in(job.procs_files(), gpu_steps(nodes))
-    assert got == ["ok", "ok", "ENXIO", "EPERM", "ok", "EPERM", "EPERM"]
+    assert got == ["ok", "ok", "ENXIO", "EPERM", "EPERM", "ok", "ENXIO", "EPERM"]
 
 
 def test_v1_group_without_rules_reaches_every_node(manager: CgroupManager, nodes: Path) -> None:
@@ -57,7 +58,7 @@ def test_v1_group_without_rules_reaches_every_node(manager: CgroupManager, nodes
     make_char_node(nodes / "made-by-host", GPU_MAJOR, 2)
     job = manager.create(str(uuid.uuid4()), Limits())
     got = probe_in(job.procs_files(), gpu_steps(nodes))
-    assert got == ["ok", "ok", "ENXIO", "ENXIO", "ok", "ENXIO", "ENXIO"]
+    assert got == ["ok", "ok", "ENXIO", "ENXIO", "ok", "ok", "ENXIO", "ENXIO"]
 
 
 @pytest.fixture
@@ -97,13 +98,13 @@ def test_bpf_program_holds_gpu_minors_and_mknod(v2_group: Path, nodes: Path) -> 
     make_char_node(nodes / "made-by-host", GPU_MAJOR, 2)
     apply_device_filter(v2_group, job_rules([char(GPU_MAJOR, 0)]))
     got = probe_in([v2_group / "cgroup.procs"], gpu_steps(nodes))
-    assert got == ["ok", "ok", "ENXIO", "EPERM", "ok", "EPERM", "EPERM"]
+    assert got == ["ok", "ok", "ENXIO", "EPERM", "EPERM", "ok", "ENXIO", "EPERM"]
 
 
 def test_v2_group_without_program_reaches_every_node(v2_group: Path, nodes: Path) -> None:
     make_char_node(nodes / "made-by-host", GPU_MAJOR, 2)
     got = probe_in([v2_group / "cgroup.procs"], gpu_steps(nodes))
-    assert got == ["ok", "ok", "ENXIO", "ENXIO", "ok", "ENXIO", "ENXIO"]
+    assert got == ["ok", "ok", "ENXIO", "ENXIO", "ok", "ok", "ENXIO", "ENXIO"]
 
 
 def test_a_v2_manager_probes_loading_and_attaching_under_its_parent(v2_group: Path) -> None:
