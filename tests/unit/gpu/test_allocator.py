@@ -77,7 +77,7 @@ def test_a_gpu_job_gets_its_nodes_rules_and_uuids() -> None:
         ("/fake/dev/nvidiactl", "nvidiactl"),
         ("/fake/dev/nvidia-uvm", "nvidia-uvm"),
     )
-    assert [r.v1_line() for r in setup.rules] == ["c 195:6 rw", "c 195:255 rw", "c 236:0 rw"]
+    assert [r.v1_line() for r in setup.rules] == ["c 195:6 rwm", "c 195:255 rwm", "c 236:0 rwm"]
     assert dict(setup.env) == {
         "CUDA_VISIBLE_DEVICES": "GPU-b",
         "NVIDIA_VISIBLE_DEVICES": "GPU-b",
