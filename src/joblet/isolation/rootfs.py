@@ -21,6 +21,7 @@ from joblet.isolation import libc
 from joblet.isolation.paths import UnsafePath, components, join_under
 
 if TYPE_CHECKING:
+    from joblet.isolation.driver_binds import DriverBinds
     from joblet.isolation.driver_proc import DriverProc
     from joblet.isolation.runtime_root import BuildRoot, RuntimeRoot
 
@@ -204,6 +205,7 @@ class RootInputs:
     # (host device node, name): bound at /dev/NAME (a GPU job's devices).
     devices: Sequence[tuple[str, str]] = ()
     driver_proc: DriverProc | None = None  # a GPU job's /proc/driver/nvidia
+    driver_binds: DriverBinds | None = None  # a GPU job's /usr/local/nvidia
 
 
 class _Planner:
@@ -274,6 +276,10 @@ def plan_parts(inputs: RootInputs) -> tuple[tuple[Op, ...], list[Op]]:
         from joblet.isolation.driver_proc import plan_driver_proc
 
         plan_driver_proc(p, inputs.driver_proc)
+    if inputs.driver_binds is not None:
+        from joblet.isolation.driver_binds import plan_driver_binds
+
+        plan_driver_binds(p, inputs.driver_binds, inputs.allowed)
     if inputs.runtime is not None or inputs.build is not None:
         from joblet.isolation import runtime_root
 
