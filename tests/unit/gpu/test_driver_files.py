@@ -22,6 +22,7 @@ from joblet.gpu.driver_files import (
     select_libraries,
 )
 from joblet.gpu.job_setup import GpuJobSetup
+from joblet.testing.gpus import make_driver_tree
 
 SAMPLE = (Path(__file__).parent / "data" / "ldconfig-p.txt").read_text()
 VERSION = "550.54.15"
@@ -78,23 +79,6 @@ def test_a_library_resolving_outside_the_allowed_prefixes_is_left_out() -> None:
     # A prefix is a directory, not a string prefix: /usr/lib-evil is not /usr/lib.
     links["/usr/lib/x"] = "/usr/lib-evil/libnvidia-ml.so.5"
     assert select_libraries(entries, links.__getitem__, DEFAULT_PREFIXES) == []
-
-
-def make_driver_tree(root: Path) -> Path:
-    """Real files with their soname links, as a driver install leaves them."""
-    root.mkdir(parents=True)
-    for base, soname in (
-        ("libcuda", "1"),
-        ("libnvidia-ml", "1"),
-        ("libnvidia-ptxjitcompiler", "1"),
-    ):
-        (root / f"{base}.so.{VERSION}").write_bytes(b"\x7fELF fake")
-        (root / f"{base}.so.{soname}").symlink_to(f"{base}.so.{VERSION}")
-        (root / f"{base}.so").symlink_to(f"{base}.so.{soname}")
-    (root / "libunrelated.so.1").write_bytes(b"x")
-    (root / "nvidia-smi").write_text("#!/bin/sh\necho fake\n")
-    (root / "nvidia-smi").chmod(0o755)
-    return root
 
 
 def test_a_driver_directory_gives_its_sonames_and_nvidia_smi(tmp_path: Path) -> None:
