@@ -105,3 +105,16 @@ def test_the_job_environment_finds_the_driver_and_keeps_its_own_paths() -> None:
     env = setup.job_env({"PATH": "/bin"})
     assert env["CUDA_VISIBLE_DEVICES"] == "GPU-1" and env["PATH"] == f"/bin:{JOB_BIN}"
     assert env["LD_LIBRARY_PATH"] == JOB_LIB
+
+
+@pytest.mark.parametrize(
+    ("raw", "words"),
+    [("/usr/lib", "must be a list"), (["lib"], "not an absolute path"), ([3], "must be a list")],
+)
+def test_gpu_driver_paths_must_be_absolute_directories(raw: object, words: str) -> None:
+    from joblet.errors import ConfigError
+    from joblet.gpu.config import parse_gpu_config
+
+    assert parse_gpu_config({"driverPaths": ["/opt/d"]}).driver_paths == ("/opt/d",)
+    with pytest.raises(ConfigError, match=words):
+        parse_gpu_config({"driverPaths": raw})
