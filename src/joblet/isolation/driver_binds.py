@@ -48,7 +48,15 @@ def existing_files(files: Sequence[tuple[str, str]]) -> tuple[tuple[str, str], .
     return tuple((s, t) for s, t in files if os.path.isfile(s) and not os.path.islink(s))
 
 
-def plan_driver_binds(p: _Planner, binds: DriverBinds, allowed: Mapping[str, HostEntry]) -> None:
+def plan_driver_binds(
+    p: _Planner,
+    binds: DriverBinds,
+    allowed: Mapping[str, HostEntry],
+    provided: frozenset[str] = frozenset(),
+) -> None:
+    """The tmpfs and its binds; its mount point from a skeleton of its own
+    unless a runtime's skeleton `provided` it (planned after the runtime's
+    mounts, so no overlay of the runtime's hides it)."""
     files = check_files(binds.files)
     if not files:
         return
@@ -56,9 +64,9 @@ def plan_driver_binds(p: _Planner, binds: DriverBinds, allowed: Mapping[str, Hos
         raise UnsafePath(f"{JOB_DIR} lies under a symbolic link of the job's root")
     host, dirs = binds.host, allowed
     top = runtime_root.host_bound_under(JOB_DIR, dirs)
-    provided: frozenset[str] = frozenset()
     entry = host.get(JOB_DIR)
-    if top is not None and (entry is None or entry.kind is not Kind.DIR):
+    missing = entry is None or entry.kind is not Kind.DIR
+    if top is not None and missing and JOB_DIR not in provided:
         if entry is not None and entry.kind is not Kind.MISSING:
             raise UnsafePath(f"{JOB_DIR} is no directory on the host")
         ancestor = runtime_root._existing_ancestor(JOB_DIR, top, host)

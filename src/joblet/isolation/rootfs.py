@@ -276,17 +276,24 @@ def plan_parts(inputs: RootInputs) -> tuple[tuple[Op, ...], list[Op]]:
         from joblet.isolation.driver_proc import plan_driver_proc
 
         plan_driver_proc(p, inputs.driver_proc)
-    if inputs.driver_binds is not None:
-        from joblet.isolation.driver_binds import plan_driver_binds
-
-        plan_driver_binds(p, inputs.driver_binds, inputs.allowed)
+    provided: frozenset[str] = frozenset()
     if inputs.runtime is not None or inputs.build is not None:
         from joblet.isolation import runtime_root
 
         if inputs.build is not None:
             runtime_root.plan_build(p, inputs.build, inputs.allowed, inputs.idmapped_volumes)
         elif inputs.runtime is not None:
-            runtime_root.plan_runtime(p, inputs.runtime, inputs.allowed, inputs.idmapped_volumes)
+            # A GPU job's driver directory shares the runtime's skeleton.
+            binds = inputs.driver_binds
+            extra = ("/usr/local/nvidia",) if binds is not None and binds.files else ()
+            provided = runtime_root.plan_runtime(
+                p, inputs.runtime, inputs.allowed, inputs.idmapped_volumes,
+                extra_dirs=extra, extra_host=binds.host if binds is not None else None,
+            )  # fmt: skip
+    if inputs.driver_binds is not None and inputs.build is None:
+        from joblet.isolation.driver_binds import plan_driver_binds
+
+        plan_driver_binds(p, inputs.driver_binds, inputs.allowed, provided)
     if not p.under_link("/etc"):
         for name in GENERATED_ETC:
             target = p.target("/etc/" + name)
