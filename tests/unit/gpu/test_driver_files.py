@@ -118,3 +118,11 @@ def test_gpu_driver_paths_must_be_absolute_directories(raw: object, words: str) 
     assert parse_gpu_config({"driverPaths": ["/opt/d"]}).driver_paths == ("/opt/d",)
     with pytest.raises(ConfigError, match=words):
         parse_gpu_config({"driverPaths": raw})
+
+
+def test_this_hosts_own_cache_is_read_and_parsed() -> None:
+    from joblet.gpu.driver_files import _ldconfig_cache
+
+    arch = {"x86_64": "x86-64", "aarch64": "AArch64"}.get(os.uname().machine, "")
+    names = dict(parse_ldconfig(_ldconfig_cache(), arch))
+    assert "libc.so.6" in names and os.path.exists(names["libc.so.6"])
