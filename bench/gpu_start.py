@@ -6,7 +6,9 @@ A static inventory of two fake GPUs (device nodes made with mknod, no driver
 behind them: joblet.testing.gpus). For `echo hi` with network none, RunJob
 sent -> first output byte, alternating a plain job and a gpu_count=1 job so
 both series see the same load. The GPU job's extra work: its allocation, a
-GPU wait check, its device rules, four more /dev binds and its environment.
+GPU wait check, its device rules, four more /dev binds, its environment and
+the driver's files (a fake driver tree through gpu.driverPaths: a tmpfs at
+/usr/local/nvidia over a skeleton overlay, four read-only binds).
 Target: GPU p50 <= plain p50 + 5 ms.
 """
 
@@ -21,7 +23,7 @@ from common import Report, describe_ms, p50, p99, parse_args, running_daemon
 
 from joblet.api import joblet_pb2 as pb
 from joblet.api import joblet_pb2_grpc as pb_grpc
-from joblet.testing.gpus import make_fake_host
+from joblet.testing.gpus import make_driver_tree, make_fake_host
 
 WARMUP = 5
 
@@ -49,6 +51,9 @@ def main() -> None:
     host = Path(tempfile.mkdtemp(prefix="joblet-fake-gpus-"))
     try:
         section = make_fake_host(host)
+        # The driver's files as a GPU job gets them: a tmpfs at
+        # /usr/local/nvidia (over a skeleton overlay) and four binds.
+        section["driverPaths"] = [str(make_driver_tree(host / "driver"))]
         with running_daemon({"gpu": section}) as daemon:
             stub = daemon.jobs()
             for _ in range(WARMUP):

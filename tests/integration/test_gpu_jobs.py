@@ -6,6 +6,7 @@ our own. One daemon for the module; the restart test goes last."""
 from __future__ import annotations
 
 import os
+import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,11 +14,12 @@ from pathlib import Path
 
 import grpc
 import pytest
+import yaml
 
 from joblet.api import joblet_pb2 as pb
 from joblet.api import joblet_pb2_grpc as pb_grpc
 from joblet.testing.devices import make_char_node, probe_in
-from joblet.testing.gpus import FAKE_GPUS, fake_uuid, make_fake_host
+from joblet.testing.gpus import DRIVER_LIBS, FAKE_GPUS, fake_uuid, make_driver_tree, make_fake_host
 
 from .conftest import ROOT_NEEDED, RunningDaemon, launch_daemon, wait_status
 from .test_isolation_support import FINAL, job_groups, run, run_sh
@@ -33,6 +35,7 @@ SLOTS = 4
 class GpuWorld:
     daemon: RunningDaemon
     host: Path  # the fake host's files: dev/ and devices
+    driver: Path  # the fake driver's user-space files (gpu.driverPaths)
 
     def node(self, index: int) -> Path:
         return self.host / "dev" / f"nvidia{MINOR[index]}"
@@ -55,9 +58,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GpuWorld]:
         pytest.skip(ROOT_NEEDED)
     tmp = tmp_path_factory.mktemp("gpu")
     section = make_fake_host(tmp / "host")
+    section["driverPaths"] = [str(make_driver_tree(tmp / "driver"))]
     # Four slots: enough for every test, few enough to fill in one.
     daemon = launch_daemon(tmp / "daemon", {"gpu": section, "joblet": {"maxConcurrentJobs": SLOTS}})
-    yield GpuWorld(daemon, tmp / "host")
+    yield GpuWorld(daemon, tmp / "host", tmp / "driver")
     daemon.stop()
 
 
@@ -102,6 +106,46 @@ def test_a_gpu_job_gets_exactly_its_nodes_and_uuids(world: GpuWorld) -> None:
         assert time.monotonic() < deadline, "no metrics sample"
         time.sleep(0.1)
     assert all(list(s.gpuAllocation) == index for s in samples)
+
+
+DRIVER_SCRIPT = (
+    "ls -A /usr/local/nvidia/lib64; echo --; ls -A /usr/local/nvidia/bin; echo --; "
+    "echo LD=$LD_LIBRARY_PATH; echo PATH=$PATH; nvidia-smi -L; "
+    "cat /usr/local/nvidia/lib64/libcuda.so.1; echo; "
+    "touch /usr/local/nvidia/lib64/new 2>&1; "
+    "echo x >> /usr/local/nvidia/lib64/libcuda.so.1 2>&1; "
+    "rm /usr/local/nvidia/bin/nvidia-smi 2>&1; echo END"
+)
+
+
+def test_a_gpu_job_gets_the_drivers_files_read_only_and_a_plain_job_none(
+    world: GpuWorld,
+) -> None:
+    stub = world.daemon.jobs()
+    done, out = run_sh(stub, DRIVER_SCRIPT, gpu_count=1)
+    assert done.status == "COMPLETED", out
+    libs, bins, rest = out.split("--\n")
+    assert sorted(libs.split()) == sorted(f"{base}.so.{major}" for base, major in DRIVER_LIBS)
+    assert bins.split() == ["nvidia-smi"]
+    lines = rest.splitlines()
+    assert lines[0] == "LD=/usr/local/nvidia/lib64"
+    assert lines[1].startswith("PATH=/") and lines[1].endswith(":/usr/local/nvidia/bin")
+    assert lines[2] == "fake nvidia-smi -L"  # found through PATH, executable
+    assert lines[3] == "\x7fELF fake libcuda"  # the real file behind the soname link
+    assert rest.count("Read-only file system") == 2, rest  # touch, rm
+    # Appending: refused (the job's root is not the owner the host's root is).
+    assert "cannot create /usr/local/nvidia/lib64/libcuda.so.1" in rest, rest
+    assert lines[-1] == "END"
+    # The host's files are untouched.
+    assert (world.driver / "libcuda.so.1").read_bytes() == b"\x7fELF fake libcuda"
+    assert sorted(p.name for p in world.driver.iterdir()) == sorted(
+        [f"{b}.so{s}" for b, m in DRIVER_LIBS for s in ("", f".{m}", ".550.54.15")]
+        + ["libunrelated.so.1", "nvidia-smi"]
+    )
+    done, out = run_sh(stub, "ls /usr/local/nvidia 2>&1; echo LD=$LD_LIBRARY_PATH; echo $PATH")
+    assert "No such file or directory" in out and "LD=\n" in out, out
+    assert "nvidia" not in out.split("LD=")[1], out
+    world.wait_table_empty()
 
 
 def metrics_history(stub: pb_grpc.JobServiceStub, job_id: str) -> list[pb.JobMetricsSample]:
@@ -212,6 +256,12 @@ def test_gpus_come_back_on_every_exit_path(world: GpuWorld) -> None:
         job = run(stub, "sh", "-c", script, gpu_count=1)
         wait_status(stub, job, FINAL)
         world.wait_table_empty()
+    # Out of memory: it allocates past its maxMemory.
+    hog = "x = b'1' * (200 << 20); print('survived', len(x))"
+    job = run(stub, "python3", "-c", hog, gpu_count=1, maxMemory=50)
+    res = wait_status(stub, job, FINAL, timeout=30)
+    assert (res.status, res.endReason) == ("FAILED", "out of memory")
+    world.wait_table_empty()
     # Canceled while waiting, and a start that fails (its GPU node is gone).
     holders = [run(stub, "sleep", "60", gpu_count=1) for _ in range(2)]
     canceled = run(stub, "true", gpu_count=1)
@@ -296,6 +346,20 @@ def test_after_kill9_and_restart_the_table_is_rebuilt_then_emptied(world: GpuWor
     daemon.kill9()
     daemon.restart()
     assert world.held()[index] == [job]
-    stop(daemon, job)
-    wait_status(daemon.jobs(), job, FINAL)
+    # Lost across a restart: the daemon and the launcher die with the job
+    # running; the restarted daemon settles it as lost and frees its GPU.
+    # It comes back with a job timeout, for the last exit path.
+    launcher = daemon.launcher_pid()
+    daemon.kill9()
+    os.kill(launcher, signal.SIGKILL)
+    config = yaml.safe_load(daemon.config_path.read_text())
+    config["joblet"]["jobTimeout"] = "2s"
+    daemon.config_path.write_text(yaml.safe_dump(config))
+    daemon.restart()
+    res = wait_status(daemon.jobs(), job, FINAL, timeout=20)
+    assert res.status == "FAILED" and res.endReason.startswith("lost:"), res.endReason
+    world.wait_table_empty()
+    timed_out = run(daemon.jobs(), "sleep", "60", gpu_count=1)
+    res = wait_status(daemon.jobs(), timed_out, FINAL, timeout=30)
+    assert (res.status, res.endReason) == ("FAILED", "timeout")
     world.wait_table_empty()

@@ -6,6 +6,8 @@ gpu:
   strategy: first-fit             # first-fit, best-fit, pack, spread
   sharing: false                  # jobs declaring gpu_memory_mb may share a GPU
   allowWithoutDeviceFilter: false # run GPU jobs where no device filter can apply
+  driverPaths: []                 # directories of the driver's libraries and nvidia-smi
+                                  # ([] = ldconfig's cache and the usual bin directories)
   static:                         # the inventory `static` reads (tests, fixed hosts)
     deviceRoot: /dev              # where its /dev/nvidia* nodes are
     procDevices: /proc/devices    # where the nvidia-uvm major is read
@@ -35,7 +37,7 @@ STATIC_KEYS: Schema = dict.fromkeys(("deviceRoot", "procDevices", "driverProc"))
     "gpus": dict.fromkeys(GPU_KEYS)
 }
 KEYS: Schema = dict.fromkeys(
-    ("enabled", "inventory", "strategy", "sharing", "allowWithoutDeviceFilter")
+    ("enabled", "inventory", "strategy", "sharing", "allowWithoutDeviceFilter", "driverPaths")
 ) | {"static": STATIC_KEYS}
 
 
@@ -55,6 +57,7 @@ class GpuConfig:
     sharing: bool = False
     allow_without_device_filter: bool = False
     static: StaticInventoryConfig = StaticInventoryConfig()
+    driver_paths: tuple[str, ...] = ()
 
 
 def parse_gpu_config(section: Mapping[str, object] | None) -> GpuConfig:
@@ -78,7 +81,19 @@ def parse_gpu_config(section: Mapping[str, object] | None) -> GpuConfig:
         sharing=_bool(data, "sharing"),
         allow_without_device_filter=_bool(data, "allowWithoutDeviceFilter"),
         static=_static(data.get("static")),
+        driver_paths=_driver_paths(data.get("driverPaths")),
     )
+
+
+def _driver_paths(raw: object) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(p, str) for p in raw):
+        raise ConfigError("gpu.driverPaths must be a list of directories")
+    for path in raw:
+        if not path.startswith("/"):
+            raise ConfigError(f"gpu.driverPaths: {path!r} is not an absolute path")
+    return tuple(raw)
 
 
 def _bool(data: Mapping[str, object], key: str) -> bool:

@@ -9,9 +9,10 @@ inside the job, where its first GPU enumerates as 0.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from joblet.gpu.driver_files import driver_env
 from joblet.gpu.model import NVIDIA_MAJOR, GpuHost
 from joblet.resources.device_rules import DeviceRule, char
 
@@ -23,6 +24,12 @@ class GpuJobSetup:
     env: tuple[tuple[str, str], ...] = ()
     bus_ids: tuple[str, ...] = ()  # the GPUs' /proc/driver/nvidia/gpus entries
     driver_proc: str = ""  # the host's /proc/driver/nvidia
+    driver_files: tuple[tuple[str, str], ...] = ()  # (host file, job path)
+
+    def job_env(self, env: Mapping[str, str]) -> dict[str, str]:
+        """The job's environment with the GPU variables, and the driver's
+        directories in LD_LIBRARY_PATH and PATH where it has driver files."""
+        return driver_env({**env, **dict(self.env)}, self.driver_files)
 
 
 def gpu_job_setup(host: GpuHost, indices: Sequence[int]) -> GpuJobSetup:
@@ -44,4 +51,5 @@ def gpu_job_setup(host: GpuHost, indices: Sequence[int]) -> GpuJobSetup:
         ),
         bus_ids=tuple(g.bus_id for g in gpus if g.bus_id),
         driver_proc=host.driver_proc,
+        driver_files=host.driver_files,
     )

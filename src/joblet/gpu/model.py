@@ -54,6 +54,8 @@ class GpuHost:
     # Topology levels between GPU indices (NVML's nvmlGpuTopologyLevel_t:
     # lower is closer); pairs absent are taken as far apart.
     topology: Mapping[frozenset[int], int] = field(default_factory=dict)
+    # The driver's user-space files GPU jobs get: (host real file, job path).
+    driver_files: tuple[tuple[str, str], ...] = ()
 
     def by_index(self) -> dict[int, Gpu]:
         return {gpu.index: gpu for gpu in self.gpus}

@@ -4,9 +4,11 @@ job manager uses and what the start log says about them."""
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from joblet.gpu.allocator import GpuAllocator
 from joblet.gpu.config import GpuConfig
+from joblet.gpu.driver_files import JOB_DIR, find_driver_files
 from joblet.gpu.inventory import discover
 from joblet.gpu.metrics import NvmlMetrics
 from joblet.gpu.model import GpuHost
@@ -17,6 +19,10 @@ log = logging.getLogger(__name__)
 def open_gpus(config: GpuConfig, device_filter: str, filter_problem: str = "") -> GpuAllocator:
     """Discover the GPUs (none when disabled) and log what GPU jobs will get."""
     host = discover(config)
+    if config.enabled and host.gpus:
+        files = find_driver_files(config.driver_paths)
+        host = replace(host, driver_files=tuple((f.source, f.target) for f in files))
+        log.info("GPU jobs get %d driver file(s) under %s", len(files), JOB_DIR)
     allocator = GpuAllocator(host, config, device_filter)
     if not config.enabled:
         return allocator

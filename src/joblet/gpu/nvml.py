@@ -19,7 +19,7 @@ class NvmlUnavailable(Exception):
 def load_pynvml() -> ModuleType:
     """pynvml, initialised; NvmlUnavailable says why not."""
     try:
-        import pynvml  # type: ignore[import-not-found, unused-ignore]
+        import pynvml  # type: ignore[import-untyped, import-not-found, unused-ignore]
     except ImportError as exc:
         raise NvmlUnavailable(f"the pynvml module (nvidia-ml-py) is not installed: {exc}") from exc
     try:

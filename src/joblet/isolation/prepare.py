@@ -21,6 +21,8 @@ from joblet.isolation import (
     userns,
 )
 from joblet.isolation.child import JobOrder, Prepared
+from joblet.isolation.driver_binds import JOB_DIR as DRIVER_DIR
+from joblet.isolation.driver_binds import DriverBinds, existing_files
 from joblet.isolation.driver_proc import read_driver_proc
 from joblet.isolation.spec import LaunchSpec
 from joblet.network import jobside
@@ -166,6 +168,7 @@ def plan_launch(spec: LaunchSpec, host: HostFacts) -> LaunchPlan:
         build=build_inputs(spec, host.ids.base if host.userns_fd >= 0 else 0),
         devices=spec.devices,
         driver_proc=read_driver_proc(spec.driver_proc, spec.gpu_bus_ids),
+        driver_binds=driver_binds(spec.driver_files),
     )
     order = JobOrder(
         job_id=spec.job_id,
@@ -185,6 +188,16 @@ def plan_launch(spec: LaunchSpec, host: HostFacts) -> LaunchPlan:
     needs_veth = jobside.needs_veth(spec.network)
     key = (_unshare_flags(spec, host), rootfs.base_key(inputs), needs_veth)
     return LaunchPlan(order, key, needs_veth)
+
+
+def driver_binds(files: tuple[tuple[str, str], ...]) -> DriverBinds | None:
+    """A GPU job's driver files still on the host, and what the host has
+    where their directory goes."""
+    if not files:
+        return None
+    present = existing_files(files)
+    host = rootfs.probe_host(runtime_root.with_ancestors([DRIVER_DIR]))
+    return DriverBinds(present, host)
 
 
 def runtime_inputs(spec: LaunchSpec) -> runtime_root.RuntimeRoot | None:

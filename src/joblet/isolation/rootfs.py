@@ -21,6 +21,7 @@ from joblet.isolation import libc
 from joblet.isolation.paths import UnsafePath, components, join_under
 
 if TYPE_CHECKING:
+    from joblet.isolation.driver_binds import DriverBinds
     from joblet.isolation.driver_proc import DriverProc
     from joblet.isolation.runtime_root import BuildRoot, RuntimeRoot
 
@@ -204,6 +205,7 @@ class RootInputs:
     # (host device node, name): bound at /dev/NAME (a GPU job's devices).
     devices: Sequence[tuple[str, str]] = ()
     driver_proc: DriverProc | None = None  # a GPU job's /proc/driver/nvidia
+    driver_binds: DriverBinds | None = None  # a GPU job's /usr/local/nvidia
 
 
 class _Planner:
@@ -274,13 +276,24 @@ def plan_parts(inputs: RootInputs) -> tuple[tuple[Op, ...], list[Op]]:
         from joblet.isolation.driver_proc import plan_driver_proc
 
         plan_driver_proc(p, inputs.driver_proc)
+    provided: frozenset[str] = frozenset()
     if inputs.runtime is not None or inputs.build is not None:
         from joblet.isolation import runtime_root
 
         if inputs.build is not None:
             runtime_root.plan_build(p, inputs.build, inputs.allowed, inputs.idmapped_volumes)
         elif inputs.runtime is not None:
-            runtime_root.plan_runtime(p, inputs.runtime, inputs.allowed, inputs.idmapped_volumes)
+            # A GPU job's driver directory shares the runtime's skeleton.
+            binds = inputs.driver_binds
+            extra = ("/usr/local/nvidia",) if binds is not None and binds.files else ()
+            provided = runtime_root.plan_runtime(
+                p, inputs.runtime, inputs.allowed, inputs.idmapped_volumes,
+                extra_dirs=extra, extra_host=binds.host if binds is not None else None,
+            )  # fmt: skip
+    if inputs.driver_binds is not None and inputs.build is None:
+        from joblet.isolation.driver_binds import plan_driver_binds
+
+        plan_driver_binds(p, inputs.driver_binds, inputs.allowed, provided)
     if not p.under_link("/etc"):
         for name in GENERATED_ETC:
             target = p.target("/etc/" + name)

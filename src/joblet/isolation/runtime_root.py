@@ -180,14 +180,24 @@ def _plan_skeletons(
 
 
 def plan_runtime(
-    p: _Planner, runtime: RuntimeRoot, allowed: Mapping[str, HostEntry], idmapped: bool
-) -> None:
-    """The tree at /opt/runtime, then each extra mount, all read-only."""
-    host = runtime.targets or {}
+    p: _Planner,
+    runtime: RuntimeRoot,
+    allowed: Mapping[str, HostEntry],
+    idmapped: bool,
+    *,
+    extra_dirs: Sequence[str] = (),
+    extra_host: Mapping[str, HostEntry] | None = None,
+) -> frozenset[str]:
+    """The tree at /opt/runtime, then each extra mount, all read-only.
+    `extra_dirs` (`extra_host`: what the host has there) are mount points
+    others plan later (a GPU job's driver directory): made in the
+    same skeleton, as a second overlay over the same directory would hide
+    the runtime's mounts. Returns the mount points the skeletons provide."""
+    host = {**(extra_host or {}), **(runtime.targets or {})}
     binds = [(runtime.tree, RUNTIME_DIR, True)]
     binds += [(src, check_target(dst), src in runtime.source_dirs) for src, dst in runtime.mounts]
     missing: dict[str, list[tuple[str, bool]]] = {}
-    for _, path, is_dir in binds:
+    for _, path, is_dir in [*binds, *(("", path, True) for path in extra_dirs)]:
         top = host_bound_under(path, allowed)
         if top is not None and not p.under_link(path) and not _is(host.get(path), is_dir):
             if host.get(path) not in (None, HostEntry(Kind.MISSING)):
@@ -198,6 +208,7 @@ def plan_runtime(
         target = mount_point(p, path, is_dir, allowed, host=host, provided=provided)
         p.ops.append(Mount(source, target, None, libc.MS_BIND | libc.MS_REC, idmapped=idmapped))
         p.ops.append(Protect(target, RO_ATTRS))
+    return provided
 
 
 def _overlay_path(path: str) -> str:

@@ -59,6 +59,9 @@ class LaunchSpec:
     # own /proc/driver/nvidia shows only them (isolation.driver_proc).
     driver_proc: str = ""
     gpu_bus_ids: tuple[str, ...] = ()
+    # The driver's user-space files: (host real file, path under
+    # /usr/local/nvidia), bound read-only (isolation.driver_files).
+    driver_files: tuple[tuple[str, str], ...] = ()
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -72,6 +75,7 @@ class LaunchSpec:
         raw["runtime_mounts"] = tuple(tuple(m) for m in raw.get("runtime_mounts", ()))
         raw["devices"] = tuple(tuple(d) for d in raw.get("devices", ()))
         raw["gpu_bus_ids"] = tuple(raw.get("gpu_bus_ids", ()))
+        raw["driver_files"] = tuple(tuple(f) for f in raw.get("driver_files", ()))
         return cls(**raw)
 
 

@@ -99,8 +99,9 @@ class JobStarter:
             spec = with_runtime(spec, job, rt.runtime_mount, rt.build)
             if gpu.devices:
                 spec = replace(
-                    spec, devices=gpu.devices, env={**spec.env, **dict(gpu.env)},
+                    spec, devices=gpu.devices, env=gpu.job_env(spec.env),
                     driver_proc=gpu.driver_proc, gpu_bus_ids=gpu.bus_ids,
+                    driver_files=gpu.driver_files,
                 )  # fmt: skip
             if job.spec.stdin:
                 rt.stdin_fd, path = open_stdin_fifo(self._config.layout.job_dir(job_id))

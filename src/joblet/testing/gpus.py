@@ -59,3 +59,24 @@ def make_fake_host(root: Path, gpus: tuple[tuple[int, int], ...] = FAKE_GPUS) ->
             ],
         },
     }
+
+
+DRIVER_VERSION = "550.54.15"
+# (library base, soname major) of the fake driver's libraries.
+DRIVER_LIBS = (("libcuda", "1"), ("libnvidia-ml", "1"), ("libnvidia-ptxjitcompiler", "1"))
+
+
+def make_driver_tree(root: Path) -> Path:
+    """A fake driver's user-space files as an install leaves them: the real
+    files, their soname and dev links, a library not of the driver and an
+    executable `nvidia-smi` that says it is the fake one."""
+    root.mkdir(parents=True)
+    for base, major in DRIVER_LIBS:
+        (root / f"{base}.so.{DRIVER_VERSION}").write_bytes(b"\x7fELF fake " + base.encode())
+        (root / f"{base}.so.{major}").symlink_to(f"{base}.so.{DRIVER_VERSION}")
+        (root / f"{base}.so").symlink_to(f"{base}.so.{major}")
+    (root / "libunrelated.so.1").write_bytes(b"not the driver's")
+    smi = root / "nvidia-smi"
+    smi.write_text('#!/bin/sh\necho "fake nvidia-smi $*"\n')
+    smi.chmod(0o755)
+    return root

@@ -93,3 +93,43 @@ def test_reading_the_hosts_entry_keeps_only_the_jobs_gpus(tmp_path: Path) -> Non
     # No driver entry in the job's /proc (no driver loaded): nothing to plan.
     assert read_driver_proc(str(source), ["0000:b1:00.0"], target=str(tmp_path / "none")) is None
     assert read_driver_proc("", ["0000:b1:00.0"], target=str(tmp_path)) is None
+
+
+def driver_binds_of(files: list[tuple[str, str]], host: dict[str, object]) -> object:
+    from joblet.isolation.driver_binds import DriverBinds
+
+    return DriverBinds(tuple(files), host)  # type: ignore[arg-type]
+
+
+def test_driver_files_are_read_only_binds_on_a_tmpfs_of_the_jobs_own() -> None:
+    from joblet.isolation.rootfs import HostEntry, Kind, Overlay
+
+    files = [("/usr/lib/libcuda.so.550", "/usr/local/nvidia/lib64/libcuda.so.1"),
+             ("/usr/bin/nvidia-smi", "/usr/local/nvidia/bin/nvidia-smi")]  # fmt: skip
+    host = {"/usr": HostEntry(Kind.DIR), "/usr/local": HostEntry(Kind.DIR),
+            "/usr/local/nvidia": HostEntry(Kind.MISSING)}  # fmt: skip
+    allowed = {"/usr": HostEntry(Kind.DIR)}
+    binds = driver_binds_of(files, host)
+    ops = plan_root(RootInputs(ROOT, allowed, "/j/work", {}, 1 << 20, driver_binds=binds))  # type: ignore[arg-type]
+    target = f"{ROOT}/usr/local/nvidia"
+    # The host's /usr is read-only: the mount point comes from a skeleton overlay.
+    assert any(isinstance(op, Overlay) and op.target == f"{ROOT}/usr/local" for op in ops)
+    assert MakeDir(target) not in ops and MakeDir(f"{ROOT}/usr/local") not in ops
+    tmpfs = ops.index(Mount("tmpfs", target, "tmpfs", libc.MS_NOSUID | libc.MS_NODEV,
+                            "mode=0755,size=64k"))  # fmt: skip
+    lib = f"{target}/lib64/libcuda.so.1"
+    assert ops.index(MakeFile(lib)) > tmpfs
+    assert Mount("/usr/lib/libcuda.so.550", lib, None, libc.MS_BIND) in ops
+    assert Mount("/usr/bin/nvidia-smi", f"{target}/bin/nvidia-smi", None, libc.MS_BIND) in ops
+    protects = [op for op in ops if isinstance(op, Protect) and op.target == target]
+    assert protects and protects[0].attrs & libc.MOUNT_ATTR_RDONLY
+    assert not protects[0].attrs & libc.MOUNT_ATTR_NOEXEC  # nvidia-smi runs
+    smi = Mount("/usr/bin/nvidia-smi", f"{target}/bin/nvidia-smi", None, libc.MS_BIND)
+    assert ops.index(protects[0]) > ops.index(smi)  # binds first, then all read-only
+
+
+def test_a_driver_file_cannot_land_outside_its_directories() -> None:
+    for bad in ("/usr/local/nvidia/lib64/../../../etc/passwd", "/etc/ld.so.preload",
+                "/usr/local/nvidia/lib64/sub/x", "/usr/local/nvidia/lib64/.."):  # fmt: skip
+        with pytest.raises(UnsafePath):
+            plan_root(inputs(driver_binds=driver_binds_of([("/usr/lib/x", bad)], {})))

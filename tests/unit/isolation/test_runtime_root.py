@@ -174,3 +174,26 @@ def test_a_skeleton_that_would_hide_another_host_mount_is_refused() -> None:
                           source_dirs=frozenset({"/t/x"}))  # fmt: skip
     with pytest.raises(UnsafePath, match="would hide /usr/share/ca"):
         job_ops(runtime=runtime, allowed=allowed)
+
+
+def test_a_gpu_jobs_driver_directory_shares_a_runtimes_skeleton_under_usr_local() -> None:
+    from joblet.isolation.driver_binds import DriverBinds
+
+    targets = {"/usr": HostEntry(Kind.DIR), "/usr/local": HostEntry(Kind.DIR),
+               "/usr/local/go": HostEntry(Kind.MISSING)}  # fmt: skip
+    runtime = RuntimeRoot(tree="/t", mounts=[("/t/go", "/usr/local/go")], targets=targets,
+                          source_dirs=frozenset({"/t/go"}))  # fmt: skip
+    host = {**targets, "/usr/local/nvidia": HostEntry(Kind.MISSING)}
+    lib = ("/usr/lib/libcuda.so.550", "/usr/local/nvidia/lib64/libcuda.so.1")
+    ops = job_ops(runtime=runtime, driver_binds=DriverBinds((lib,), host))
+    skel, local = f"{ROOT}/.joblet-skeleton", f"{ROOT}/usr/local"
+    # One overlay over /usr/local, its skeleton holding both mount points: a
+    # second one would hide the runtime's bind under it.
+    assert [op for op in ops if isinstance(op, Overlay)] == [
+        Overlay(local, lower=local, over=f"{skel}/s0")
+    ]
+    assert rootfs.MakeDir(f"{skel}/s0/go") in ops and rootfs.MakeDir(f"{skel}/s0/nvidia") in ops
+    go = ops.index(Mount("/t/go", f"{local}/go", None, libc.MS_BIND | libc.MS_REC))
+    tmpfs = next(i for i, op in enumerate(ops)
+                 if isinstance(op, Mount) and op.target == f"{local}/nvidia")  # fmt: skip
+    assert ops.index(Unmount(skel)) < go < tmpfs
