@@ -1,6 +1,6 @@
 """The SQLite store gives space back: records with big (but allowed)
-environments deleted, the file (and its WAL) shrinks again; a file made
-before auto-vacuum is converted once at open."""
+environments deleted, the file (and its WAL) shrinks again at the next
+checkpoint; a file made before auto-vacuum is converted once at open."""
 
 import os
 import sqlite3
@@ -36,6 +36,7 @@ async def test_deleted_jobs_give_their_space_back(tmp_path: Path) -> None:
             await backend.delete(f"job-{n}")
         await backend.write_many([(f"job-{n}", None, None) for n in range(JOBS // 2, JOBS)])
         assert await backend.list_all() == []
+        await backend.checkpointed()
         assert on_disk(path) < BOUND, on_disk(path)
         await backend.put("after", b"still works")
         assert await backend.get("after") == b"still works"
@@ -51,6 +52,7 @@ async def test_a_big_record_replaced_by_a_small_one_gives_space_back(tmp_path: P
             await backend.put(f"job-{n}", big_record(n))
         for n in range(4):
             await backend.put(f"job-{n}", b"small")
+        await backend.checkpointed()
         assert on_disk(path) < BOUND, on_disk(path)
     finally:
         await backend.close()
@@ -75,6 +77,7 @@ async def test_a_file_without_auto_vacuum_is_converted_at_open(tmp_path: Path) -
         assert [job_id for job_id, _ in await backend.list_all()] == ["job-0"]
         assert on_disk(path) < MAX_ENV_BYTES + BOUND, on_disk(path)
         await backend.delete("job-0")
+        await backend.checkpointed()
         assert on_disk(path) < BOUND, on_disk(path)
     finally:
         await backend.close()
