@@ -4,6 +4,7 @@ checkpoint; a file made before auto-vacuum is converted once at open."""
 
 import os
 import sqlite3
+import threading
 from pathlib import Path
 
 from joblet.jobs.request_limits import MAX_ENV_BYTES
@@ -84,3 +85,25 @@ async def test_a_file_without_auto_vacuum_is_converted_at_open(tmp_path: Path) -
     check = sqlite3.connect(path)
     assert check.execute("PRAGMA auto_vacuum").fetchone() == (2,)  # INCREMENTAL
     check.close()
+
+
+async def test_a_commit_never_checkpoints_the_wal_itself(tmp_path: Path) -> None:
+    """With the checkpointer's thread held, writes go on and the WAL grows past
+    SQLite's automatic threshold (1,000 pages): no commit copied it back
+    itself. Once the thread is free, the next checkpoint empties it."""
+    path = tmp_path / "jobs.db"
+    backend = await SqliteBackend.open(path)
+    held = threading.Event()
+    try:
+        backend._checkpointer._executor.submit(held.wait)
+        records = 8 * 1024 * 1024 // MAX_ENV_BYTES
+        for n in range(records):
+            await backend.put(f"job-{n}", big_record(n))
+        assert os.path.getsize(f"{path}-wal") > 6 * 1024 * 1024
+        held.set()
+        await backend.write_many([(f"job-{n}", None, None) for n in range(records)])
+        await backend.checkpointed()
+        assert on_disk(path) < BOUND, on_disk(path)
+    finally:
+        held.set()
+        await backend.close()
