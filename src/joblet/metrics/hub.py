@@ -60,12 +60,14 @@ class MetricsHub:
         config: MetricsConfig | None = None,
         *,
         sink: Sink | None = None,
+        finished: Callable[[str], None] | None = None,
         history_source: HistorySource | None = None,
         procfs: Path = Path("/proc"),
         max_jobs: int = MAX_JOBS,
     ) -> None:
         self.config = config or MetricsConfig()
         self._sink = sink
+        self._finished = finished
         self._source = history_source
         self._procfs = procfs
         self._max_jobs = max_jobs
@@ -128,6 +130,10 @@ class MetricsHub:
         """Take the job's final sample (before its cgroup is removed) and end its streams."""
         sampler = self._samplers.pop(job_id, None)
         final = await sampler.final_sample() if sampler is not None else None
+        if final is not None and self._finished is not None:
+            # After the final sample: the history it closes is complete (the
+            # log's end, which seals both, may have come before it).
+            self._finished(job_id)
         self.end(job_id)
         return final
 
