@@ -296,15 +296,19 @@ class MetricsHub:
         if ring is None:
             ring = self._recent[job_id] = deque(maxlen=self.config.history_samples)
             self._points[job_id] = deque(maxlen=self.config.history_samples)
-            self._evict()
+            self._evict(keep=job_id)
         return ring
 
-    def _evict(self) -> None:
-        # Oldest first, but never a job that is still being sampled.
+    def _evict(self, keep: str) -> None:
+        # Oldest first, but never a job that is still being sampled, nor the
+        # one whose sample is being kept: a job's first sample can be its
+        # final one (re-attached after a restart, then stopped), taken after
+        # its sampler left `_samplers`; with every older job still sampled
+        # it would evict itself.
         for job_id in list(self._recent):
             if len(self._recent) <= self._max_jobs:
                 return
-            if job_id not in self._samplers:
+            if job_id not in self._samplers and job_id != keep:
                 del self._recent[job_id]
                 self._points.pop(job_id, None)
                 self._ended.discard(job_id)
