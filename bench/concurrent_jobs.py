@@ -38,6 +38,7 @@ CALLERS = 16
 CHANNELS = 4
 INTERVAL_S = 5.0
 QUIET_INTERVALS = 3
+STOP_DEADLINE_S = 300.0
 COMMAND = ("sh", "-c", "echo up; exec sleep 3600")
 
 
@@ -151,7 +152,9 @@ class Series:
         await fan_out(len(self.ids), one)
         while await self.running():
             await asyncio.sleep(0.5)
-        while job_cgroups(self.daemon.parent):
+        while left := job_cgroups(self.daemon.parent):
+            if time.monotonic() - began > STOP_DEADLINE_S:
+                raise AssertionError(f"{left} job cgroups left {STOP_DEADLINE_S:g}s after StopJob")
             await asyncio.sleep(0.5)
         return time.monotonic() - began
 
