@@ -101,5 +101,6 @@ def test_soak_short_leaves_nothing(soak_daemon: RunningDaemon) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # bounded: 10,000 jobs take 4-5 minutes on 2 cores
 def test_soak_10000_jobs_leaves_nothing(soak_daemon: RunningDaemon) -> None:
     asyncio.run(run_soak(soak_daemon, 10_000))
