@@ -7,6 +7,7 @@ run in the default suite, 10,000 jobs with `make test-all`."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -90,7 +91,7 @@ async def run_soak(daemon: RunningDaemon, total: int) -> None:
 
 
 @pytest.fixture
-def soak_daemon(tmp_path: Path) -> object:
+def soak_daemon(tmp_path: Path) -> Iterator[RunningDaemon]:
     daemon = start(tmp_path)
     yield daemon
     daemon.stop()
