@@ -14,7 +14,11 @@ accepted job) and this client, as clients and daemon share the host's cores.
 The same RunJob run is then repeated on a second daemon with the audit log
 off (`audit.enabled: false`): the difference is what auditing costs. The
 audited daemon's log must hold one RunJob line per accepted job.
-Target: >= 1,500 RunJob/s.
+Target: >= 1,500 RunJob/s, and RunJob >= 0.85 x GetJobStatus.
+Last, finished jobs: a quarter as many `true` jobs (network none) from 32
+callers, each submitting its next once the last one's log stream has ended,
+against the same count of `unshare` (the job's namespaces and a network
+namespace) running `true`, 32 at a time. Target: >= 300 jobs/s.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import psutil
-from common import Daemon, Report, parse_args, running_daemon
+from common import Daemon, Report, parse_args, running_daemon, unshare_argv
 
 from joblet.api import joblet_pb2 as pb
 from joblet.api import joblet_pb2_grpc as pb_grpc
@@ -120,6 +124,51 @@ async def run(daemon: Daemon, total: int) -> tuple[Rate, Rate, int, int]:
     return submitted, baseline, len(accepted), len(accepted & held)
 
 
+FINISH_CALLERS = 32
+FINISHED = pb.RunJobRequest(command="true", network="none")
+
+
+async def finished_rate(daemon: Daemon, total: int) -> float:
+    """`true` jobs (network none) finished per second: FINISH_CALLERS callers,
+    each submitting its next job once the last one's log stream has ended."""
+    channels = [daemon.aio_channel() for _ in range(CHANNELS)]
+    try:
+        stubs = [pb_grpc.JobServiceStub(ch) for ch in channels]  # type: ignore[no-untyped-call]
+        for stub in stubs:
+            await stub.ListJobs(pb.EmptyRequest())
+        left = [total]
+
+        async def caller(stub: pb_grpc.JobServiceStub) -> None:
+            while left[0] > 0:
+                left[0] -= 1
+                job = await stub.RunJob(FINISHED)
+                async for _ in stub.GetJobLogs(pb.GetJobLogsReq(uuid=job.jobUuid)):
+                    pass
+
+        start = time.perf_counter()
+        await asyncio.gather(*(caller(stubs[i % CHANNELS]) for i in range(FINISH_CALLERS)))
+        return total / (time.perf_counter() - start)
+    finally:
+        for channel in channels:
+            await channel.close(None)
+
+
+async def bare_unshare_rate(total: int) -> float:
+    """The same namespaces by `unshare` running `true`, FINISH_CALLERS at a time."""
+    argv = unshare_argv("true", extra_ns=["--net"])
+    left = [total]
+
+    async def caller() -> None:
+        while left[0] > 0:
+            left[0] -= 1
+            proc = await asyncio.create_subprocess_exec(*argv)
+            await proc.wait()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(caller() for _ in range(FINISH_CALLERS)))
+    return total / (time.perf_counter() - start)
+
+
 def audited_runjobs(daemon: Daemon) -> int:
     """RunJob lines in the daemon's audit log."""
     path = daemon.root / "logs" / "audit.log"
@@ -136,6 +185,10 @@ def main() -> None:
         audited = audited_runjobs(daemon)
     with running_daemon({"audit": {"enabled": False}}) as daemon:
         unaudited, _ = asyncio.run(rate(daemon, submit, total))
+    finished_total = total // 4
+    with running_daemon() as daemon:
+        finished = asyncio.run(finished_rate(daemon, finished_total))
+    bare = asyncio.run(bare_unshare_rate(finished_total))
     accepted_rate = submitted.per_s * accepted / total
     print(
         f"RunJob: {accepted_rate:.0f}/s accepted ({accepted}/{total}, {listed} listed);"
@@ -151,6 +204,8 @@ def main() -> None:
         "jobs_listed": listed,
         "runjob_vs_trivial_rpc": submitted.per_s / baseline.per_s,
         "audit_lines_for_runjob": audited,
+        "true_jobs_finished_per_s": finished,
+        "finished_vs_bare_unshare": finished / bare,
     }
     report.baselines = {
         "getjobstatus_per_s": baseline.per_s,
@@ -158,6 +213,7 @@ def main() -> None:
         "client_cpu_ms_per_status": baseline.client_ms,
         "runjob_per_s_without_audit_log": unaudited.per_s,
         "daemon_cpu_ms_per_runjob_without_audit_log": unaudited.daemon_ms,
+        "bare_unshare_true_per_s": bare,
     }
     report.check("throughput", accepted_rate >= 1500, ">= 1,500 RunJob/s")
     report.check(
@@ -166,6 +222,8 @@ def main() -> None:
         f"all {total} accepted and held by ListJobs",
     )
     report.check("audited", audited == accepted, "one audit line per accepted RunJob")
+    report.check("submission ratio", submitted.per_s / baseline.per_s >= 0.85, ">= 0.85")
+    report.check("finished", finished >= 300, ">= 300 true jobs/s (32 callers, network none)")
     report.emit()
 
 

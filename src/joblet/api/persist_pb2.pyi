@@ -181,15 +181,21 @@ class JobFinished(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     JOB_ID_FIELD_NUMBER: _builtins.int
+    METRICS_ONLY_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
+    metrics_only: _builtins.bool
+    """Only the metric history: sent after the job's final sample, which may
+    arrive after the log's end (and would leave a segment open otherwise).
+    """
     def __init__(
         self,
         *,
         job_id: _builtins.str = ...,
+        metrics_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "metrics_only", b"metrics_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -80,6 +80,7 @@ FILE_KEYS: Schema = {
             "priorityAging",
             "preemption",
             "maxRequeues",
+            "minFreePids",
         )
     )
     | {"jobRetention": dict.fromkeys(("maxAge", "maxJobs", "interval"))},
@@ -225,6 +226,7 @@ def _jobs(raw: Mapping[str, Any]) -> JobsConfig:
         preemption=_boolean("joblet.preemption", raw.get("preemption", defaults.preemption)),
         max_requeues=_whole("joblet.maxRequeues", raw.get("maxRequeues", defaults.max_requeues)),
         retention=_retention(_section(raw, "jobRetention")),
+        min_free_pids=_whole("joblet.minFreePids", raw.get("minFreePids", defaults.min_free_pids)),
     )
 
 

@@ -198,6 +198,9 @@ class JobsConfig:
     # always addresses one job.
     unique_job_names: bool = False
     retention: JobRetention = JobRetention()
+    # RunJob answers RESOURCE_EXHAUSTED while the host has fewer process ids
+    # free (joblet.jobs.host_limits); 0 = no check.
+    min_free_pids: int = 256
     # A clean stop (SIGTERM) stops the running jobs first; by default they are
     # left to the launcher and re-attached by the next start (live restore).
     stop_jobs_on_shutdown: bool = False

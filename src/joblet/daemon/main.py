@@ -388,6 +388,7 @@ async def _serve(config: DaemonConfig, config_path: Path) -> None:
     from joblet.daemon.rootlock import hold_root
 
     require_cgroups(config)
+    raise_limits()
     prepare_layout(config.layout)
     lock = hold_root(config.layout)  # before the helpers: one daemon per root
     try:
@@ -407,6 +408,15 @@ async def _serve(config: DaemonConfig, config_path: Path) -> None:
     finally:
         claim.release()
         os.close(lock)
+
+
+def raise_limits() -> None:
+    """Raise what the daemon may raise for itself before jobs need it."""
+    from joblet.jobs.host_limits import raise_open_files_limit
+
+    done = raise_open_files_limit()
+    if done:
+        logging.getLogger("joblet.daemon").info("%s", done)
 
 
 def require_cgroups(config: DaemonConfig) -> None:

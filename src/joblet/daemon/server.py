@@ -319,7 +319,12 @@ class Daemon:
         history = PersistHistory(helpers.persist_config.grpc_socket)
         self._stack.push_async_callback(history.close)
         metrics = await self._stack.enter_async_context(
-            MetricsHub(config.metrics, sink=helpers.persist.send_metric, history_source=history)
+            MetricsHub(
+                config.metrics,
+                sink=helpers.persist.send_metric,
+                finished=helpers.persist.metrics_finished,
+                history_source=history,
+            )
         )
         listeners = JobListeners(StateListener(helpers.state))
         self.manager = JobManager(

@@ -272,9 +272,10 @@ class JobEnding:
     async def _clear_cgroup(self, job_id: str, cgroup: JobCgroup, lock: asyncio.Lock) -> bool:
         if self._metrics is not None:
             # The final sample reads the cgroup's totals, so it comes before removal.
+            # Whatever goes wrong with it, the cgroup is still removed.
             try:
                 await self._metrics.finish_job(job_id)
-            except (OSError, JobletError):
+            except Exception:
                 log.exception("final metrics sample of job %s", job_id)
         try:
             async with lock:

@@ -38,7 +38,7 @@ from joblet.errors import (
 )
 from joblet.gpu.allocator import GpuAllocator, wants_gpus
 from joblet.isolation.spec import JobExit
-from joblet.jobs import runtime_jobs, stdin_feed, workspace
+from joblet.jobs import host_limits, runtime_jobs, stdin_feed, workspace
 from joblet.jobs.ending import JobEnding
 from joblet.jobs.ids import is_job_id, new_job_id
 from joblet.jobs.launch import RECORD_WAIT_S, JobStarter
@@ -111,6 +111,7 @@ class JobManager:
         self._closing = False  # shutting down: start nothing new
         self.gpus = gpus
         self._config = config
+        self._pid_limits: host_limits.PidLimits | None = None  # read at the first job
         self._workspaces = workspaces or plain_store(config.layout)
         self._logs = logs
         self._node_id = node_id
@@ -250,6 +251,7 @@ class JobManager:
         self._check_gpus(spec)
         self._check_name_free(spec)
         workspace.check_room(self._config.layout, spec)
+        self._check_pids()
         job_id = new_job_id()
         # Before anything is made: an unknown runtime leaves no trace.
         mount = runtime_jobs.acquire(self._runtimes, spec, job_id)
@@ -293,6 +295,15 @@ class JobManager:
         )
         rt = JobRuntime(runtime_mount=mount)
         return await self._accept(job, rt, scheduled_at, pending=pending)
+
+    def _check_pids(self) -> None:
+        """RESOURCE_EXHAUSTED while the host is short of process ids."""
+        min_free = self._config.jobs.min_free_pids
+        if not min_free:
+            return
+        if self._pid_limits is None:
+            self._pid_limits = host_limits.read_pid_limits()
+        host_limits.check_pids(self._pid_limits, min_free)
 
     async def submit_build(self, plan: BuildPlan) -> Job:
         """Start a runtime build: a job of its own (`runtime-build:NAME`) in the

@@ -61,12 +61,14 @@ class MetricsHub:
         config: MetricsConfig | None = None,
         *,
         sink: Sink | None = None,
+        finished: Callable[[str], None] | None = None,
         history_source: HistorySource | None = None,
         procfs: Path = Path("/proc"),
         max_jobs: int = MAX_JOBS,
     ) -> None:
         self.config = config or MetricsConfig()
         self._sink = sink
+        self._finished = finished
         self._source = history_source
         self._procfs = procfs
         self._max_jobs = max_jobs
@@ -132,6 +134,10 @@ class MetricsHub:
         """Take the job's final sample (before its cgroup is removed) and end its streams."""
         sampler = self._samplers.pop(job_id, None)
         final = await sampler.final_sample() if sampler is not None else None
+        if final is not None and self._finished is not None:
+            # After the final sample: the history it closes is complete (the
+            # log's end, which seals both, may have come before it).
+            self._finished(job_id)
         self.end(job_id)
         return final
 
@@ -294,15 +300,19 @@ class MetricsHub:
         if ring is None:
             ring = self._recent[job_id] = deque(maxlen=self.config.history_samples)
             self._points[job_id] = deque(maxlen=self.config.history_samples)
-            self._evict()
+            self._evict(keep=job_id)
         return ring
 
-    def _evict(self) -> None:
-        # Oldest first, but never a job that is still being sampled.
+    def _evict(self, keep: str) -> None:
+        # Oldest first, but never a job that is still being sampled, nor the
+        # one whose sample is being kept: a job's first sample can be its
+        # final one (re-attached after a restart, then stopped), taken after
+        # its sampler left `_samplers`; with every older job still sampled
+        # it would evict itself.
         for job_id in list(self._recent):
             if len(self._recent) <= self._max_jobs:
                 return
-            if job_id not in self._samplers:
+            if job_id not in self._samplers and job_id != keep:
                 del self._recent[job_id]
                 self._points.pop(job_id, None)
                 self._ended.discard(job_id)

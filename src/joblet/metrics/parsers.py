@@ -64,6 +64,7 @@ def parse_proc_status(text: str) -> ProcStatus:
             state = value.strip()[:1]
         elif key == "Threads":
             threads = int(value.strip() or 0)
+            break  # State comes before Threads; the rest is not needed
     return ProcStatus(state, threads)
 
 

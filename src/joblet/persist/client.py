@@ -137,6 +137,11 @@ class PersistClient:
     def job_finished(self, job_id: str) -> None:
         self._enqueue(pb.Request(job_finished=pb.JobFinished(job_id=job_id)), bounded=False)
 
+    def metrics_finished(self, job_id: str) -> None:
+        """After the job's final sample: its metric history is complete."""
+        finished = pb.JobFinished(job_id=job_id, metrics_only=True)
+        self._enqueue(pb.Request(job_finished=finished), bounded=False)
+
     def delete(self, job_id: str) -> None:
         self._enqueue(pb.Request(delete_job=pb.DeleteJob(job_id=job_id)), bounded=False)
 

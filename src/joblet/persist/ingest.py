@@ -186,7 +186,8 @@ class Ingest:
         kind = request.WhichOneof("body")
         try:
             if kind == "job_finished":
-                self.logs.seal(request.job_finished.job_id)
+                if not request.job_finished.metrics_only:
+                    self.logs.seal(request.job_finished.job_id)
                 self.metrics.seal(request.job_finished.job_id)
             elif kind == "delete_job":
                 self.logs.delete(request.delete_job.job_id)

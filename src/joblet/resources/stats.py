@@ -32,7 +32,8 @@ def parse_flat_keyed(text: str) -> dict[str, int]:
     out: dict[str, int] = {}
     for line in text.splitlines():
         parts = line.split()
-        if len(parts) == 2 and _is_int(parts[1]):
+        # Inline, not _is_int: the samplers parse some 200 lines per job each interval.
+        if len(parts) == 2 and parts[1].lstrip("-").isdigit():
             out[parts[0]] = int(parts[1])
     return out
 

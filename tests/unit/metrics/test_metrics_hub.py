@@ -177,3 +177,18 @@ async def test_sampler_task_and_final_sample(tmp_path: Path) -> None:
         assert final is not None and got == [final]
         assert not hub.is_live("job-x") and hub.recent("job-x") == [final]
         assert await hub.finish_job("job-x") is None
+
+
+async def test_a_final_first_sample_is_kept_when_every_older_job_is_sampled() -> None:
+    """More running jobs than the hub keeps rings for, and a job whose only
+    sample is its final one (re-attached, then stopped before its first
+    interval): its sample is kept, and the running jobs' rings stay."""
+    manager = NullCgroupManager("test")
+    async with MetricsHub(MetricsConfig(interval_s=60.0), max_jobs=2) as hub:
+        for name in ("run-1", "run-2"):
+            hub.start_job(name, manager.create(name, Limits()), Limits())
+            hub.publish(sample(name, 1))
+        hub.start_job("late", manager.create("late", Limits()), Limits())
+        final = await hub.finish_job("late")
+        assert final is not None and hub.recent("late") == [final]
+        assert len(hub.recent("run-1")) == 1 and len(hub.recent("run-2")) == 1

@@ -185,3 +185,22 @@ def test_splitter_refuses_oversized_and_endless_lengths() -> None:
         FrameSplitter(max_frame=100).feed(b"\xc8\x01" + b"x" * 10)
     with pytest.raises(FrameError, match="too long"):
         FrameSplitter().feed(b"\xff" * 11)
+
+
+def test_a_final_sample_after_the_end_is_sealed_by_the_metrics_only_end(ingest: Ingest) -> None:
+    """The job's final sample can reach persist after the log's end sealed
+    both histories: it reopens the metric history, and the metrics-only end
+    that follows it closes it again, leaving the log's history alone."""
+
+    def metric(seq: int, t: int) -> bytes:
+        sample = pb.MetricSample(timestamp_ns=t, payload=b"m")
+        return _control(pb.Request(seq=seq, metrics=pb.MetricBatch(job_id="a", samples=[sample])))
+
+    ended = pb.Request(seq=3, job_finished=pb.JobFinished(job_id="a"))
+    frames = [_hello("s1"), _logs(1, "a", b"a1\n"), metric(2, 7), _control(ended), metric(4, 8)]
+    ingest.apply_frames(Connection(), frames)
+    assert ingest.metrics.is_open("a") and not ingest.logs.is_open("a")
+    metrics_end = pb.Request(seq=5, job_finished=pb.JobFinished(job_id="a", metrics_only=True))
+    ingest.apply_frames(Connection(), [_hello("s1"), _control(metrics_end)])
+    assert not ingest.metrics.is_open("a") and not ingest.logs.is_open("a")
+    assert _text(ingest.logs, "a") == b"a1\n"

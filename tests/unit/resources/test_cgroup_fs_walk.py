@@ -27,3 +27,16 @@ def test_walk_groups_of_a_leaf_and_of_nothing(tmp_path: Path) -> None:
     assert _fs.read_pids(leaf) == {3}
     assert _fs.walk_groups(tmp_path / "gone") == []
     assert _fs.walk_groups(leaf / "cgroup.procs") == []
+
+
+def test_read_small_reads_past_one_chunk_and_reports_absence(tmp_path: Path) -> None:
+    big = tmp_path / "io.stat"
+    text = "".join(f"8:{n} rbytes={n} wbytes=0\n" for n in range(10_000))
+    big.write_text(text)
+    assert len(text) > 2 * _fs.READ_CHUNK
+    assert _fs.read_small(big) == text.encode()
+    assert _fs.read_text(big) == text
+    exact = tmp_path / "exact"
+    exact.write_bytes(b"x" * _fs.READ_CHUNK)
+    assert _fs.read_small(exact) == b"x" * _fs.READ_CHUNK
+    assert _fs.read_text(tmp_path / "gone") is None

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from joblet.state.backends.base import StateBackendError, Write, expiry
+from joblet.state.backends.sqlite_checkpoint import Checkpointer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -52,9 +53,12 @@ _INCREMENTAL = 2  # PRAGMA auto_vacuum's value for INCREMENTAL
 
 
 class SqliteBackend:
-    def __init__(self, conn: sqlite3.Connection, executor: ThreadPoolExecutor) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, executor: ThreadPoolExecutor, checkpointer: Checkpointer
+    ) -> None:
         self._conn = conn
         self._executor = executor
+        self._checkpointer = checkpointer
 
     @classmethod
     async def open(cls, path: Path) -> SqliteBackend:
@@ -65,7 +69,15 @@ class SqliteBackend:
         except (sqlite3.Error, OSError) as exc:
             executor.shutdown(wait=False)
             raise StateBackendError(f"cannot open state database {path}: {exc}") from exc
-        return cls(conn, executor)
+        try:
+            checkpointer = await loop.run_in_executor(executor, Checkpointer, path)
+        except sqlite3.Error as exc:
+            conn.close()
+            executor.shutdown(wait=False)
+            raise StateBackendError(f"cannot open state database {path}: {exc}") from exc
+        # Checkpoints happen on the checkpointer's thread, never in a commit.
+        await loop.run_in_executor(executor, conn.execute, "PRAGMA wal_autocheckpoint=0")
+        return cls(conn, executor, checkpointer)
 
     async def _run(self, fn: Callable[[], T]) -> T:
         try:
@@ -92,7 +104,10 @@ class SqliteBackend:
 
     def _write_rows(self, rows: list[tuple[str, bytes | None, float | None]]) -> None:
         self._write_rows_in_transaction(rows)
-        give_back_free_pages(self._conn)
+        self._after_write()
+
+    def _after_write(self) -> None:
+        self._checkpointer.after_write(shrink=give_back_free_pages(self._conn))
 
     def _write_rows_in_transaction(
         self, rows: list[tuple[str, bytes | None, float | None]]
@@ -116,8 +131,14 @@ class SqliteBackend:
         rows = await self._run(lambda: self._conn.execute(sql, (time.time(),)).fetchall())
         return [(str(job_id), _blob(record)) for job_id, record in rows]
 
+    async def checkpointed(self) -> None:
+        """Wait for the checkpoints asked for so far (the file's size is
+        final then)."""
+        await asyncio.get_running_loop().run_in_executor(None, self._checkpointer.drain)
+
     async def close(self) -> None:
         try:
+            await asyncio.get_running_loop().run_in_executor(None, self._checkpointer.close)
             await self._run(self._conn.close)
         finally:
             self._executor.shutdown(wait=False)
@@ -125,12 +146,13 @@ class SqliteBackend:
     def _write(self, sql: str, params: tuple[object, ...]) -> None:
         with self._conn:  # one transaction, committed on exit
             self._conn.execute(sql, params)
-        give_back_free_pages(self._conn)
+        self._after_write()
 
 
 def give_back_free_pages(conn: sqlite3.Connection) -> bool:
-    """Return the file's free pages to the file system when there are many
-    (after deletes, or a big record replaced by a small one); True if it did."""
+    """Move the file's free pages to its end when there are many (after
+    deletes, or a big record replaced by a small one); True if it did: the
+    file shrinks at the next checkpoint (sqlite_checkpoint.py)."""
     free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
     total = int(conn.execute("PRAGMA page_count").fetchone()[0])
     if free < VACUUM_MIN_FREE_PAGES or free < total * VACUUM_MIN_FREE_FRACTION:
@@ -138,9 +160,6 @@ def give_back_free_pages(conn: sqlite3.Connection) -> bool:
     # Through execute() the pragma frees one page (one step); a script runs
     # it to the end.
     conn.executescript("PRAGMA incremental_vacuum;")
-    # In WAL mode the main file shrinks at a checkpoint; TRUNCATE also
-    # empties the WAL that just held the moved pages.
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
     return True
 
 
