@@ -50,6 +50,7 @@ from joblet.daemon.job_service import JobService
 from joblet.daemon.launcher_link import LauncherLink
 from joblet.daemon.monitoring_service import MonitoringService
 from joblet.daemon.network_service import NetworkService
+from joblet.daemon.placement import placing
 from joblet.daemon.revocation_watch import RevocationWatch
 from joblet.daemon.runtime_service import RuntimeService
 from joblet.daemon.shutdown import clear_request, take_request
@@ -268,6 +269,7 @@ class Daemon:
         self._leases: RedisLeases | None = None
         self._cluster_name = ""
         self._cluster = ClusterConfig()
+        self._listeners: JobListeners | None = None
 
     async def start(self) -> None:
         config = self.config
@@ -318,7 +320,7 @@ class Daemon:
         metrics = await self._stack.enter_async_context(
             MetricsHub(config.metrics, sink=helpers.persist.send_metric, history_source=history)
         )
-        listeners = JobListeners(StateListener(helpers.state))
+        self._listeners = listeners = JobListeners(StateListener(helpers.state))
         self.manager = JobManager(
             config, cgroups, launcher, logs, node_id,
             listener=listeners, metrics=metrics, networks=self._networks,
@@ -475,6 +477,14 @@ class Daemon:
         metrics_rpc.install_raw_history(server, manager.history_ref, metrics)
         if others is not None:
             self._forward_to_owners(server, jobs, others, node_id, metrics)
+            if self._cluster.placement:
+                assert self._leases is not None
+                jobs.placer, tokens = await self._stack.enter_async_context(
+                    placing(self._cluster, state, node_id, leases=self._leases, others=others,
+                            free_slots=self.manager.free_slots, launch=jobs.launch_placed)
+                )  # fmt: skip
+                assert self._listeners is not None
+                self._listeners.add(tokens)
         if config.metrics.prometheus.enabled:
             await self._stack.enter_async_context(
                 PrometheusExporter(metrics, collector, config.metrics.prometheus,
