@@ -62,6 +62,8 @@ EVERY_KEY: dict[str, Any] = {
         "labels": {"zone": "a"},
         "leaseTtl": "10s",
         "renewEvery": "3s",
+        "placement": True,
+        "maxUploadBytes": "8MiB",
     },
     "security": {"serverCert": "pem", "serverKey": "pem", "caCert": "pem"},
     "filesystem": {"allowedMounts": ["/usr"], "tmpSize": "256MB"},
