@@ -210,6 +210,29 @@ def test_a_stale_token_cannot_start_or_finish_a_job(cluster: Cluster) -> None:
     assert cluster.redis_do(play) == [-1, 0, 1, b"QUEUED", 0, 0, b"QUEUED"]
 
 
+def test_an_entry_delivered_twice_claims_its_job_once(cluster: Cluster) -> None:
+    """At least once delivery: a second entry for a job (an XADD retried, a
+    re-queue racing a late read) is acked and dropped, not claimed again."""
+    job_id = "00000000-0000-4000-8000-00000000beef"
+    key, stream = p.job_key(PREFIX, job_id), p.stream_key(PREFIX, "node:twice")
+    owned = p.owned_key(PREFIX, "twice")
+
+    def play(client: Any) -> list[Any]:
+        submit, claim = client.register_script(p.SUBMIT), client.register_script(p.CLAIM)
+        client.xgroup_create(stream, p.GROUP, "0", mkstream=True)
+        assert submit([key, stream], [job_id, b"req", stream, "0", "1"]) == 1
+        assert submit([key, stream], [job_id, b"req", stream, "0", "1"]) == 0  # one record
+        client.xadd(stream, {"id": job_id})  # the same job delivered again
+        entries = client.xreadgroup(p.GROUP, "twice", {stream: ">"}, count=10)[0][1]
+        got = [claim([key, stream, owned], [p.GROUP, e, "twice", job_id]) for e, _ in entries]
+        pending = client.xpending(stream, p.GROUP)["pending"]
+        token = client.hget(key, "token")
+        client.delete(key, stream, owned)
+        return [len(entries), [bool(g) for g in got], pending, token]
+
+    assert cluster.redis_do(play) == [2, [True, False], 0, b"1"]
+
+
 def test_a_killed_node_its_running_jobs_fail_its_claims_run_elsewhere(cluster: Cluster) -> None:
     victim = "n3"
     lost = cluster.node_id(victim)
