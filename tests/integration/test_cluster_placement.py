@@ -310,3 +310,43 @@ def test_sigstop_node_back_has_its_stale_writes_refused(cluster: Cluster) -> Non
     late = cluster.redis_do(lambda c: c.hget(p.job_key(PREFIX, job[0]), note))
     assert late.startswith(b"COMPLETED")
     assert b"stale write refused" in daemon.log_path.read_bytes()
+
+
+@pytest.mark.slow
+def test_many_jobs_start_once_each(cluster: Cluster) -> None:
+    """10,000 `true` jobs round-robin over the nodes still up: each started
+    exactly once."""
+    names = [n for n in cluster.daemons if n not in cluster.killed]
+    before = sum(cluster.starts().values(), Counter())
+    ids: list[str] = []
+    for i in range(10_000):
+        ids += _run(cluster.daemons[names[i % len(names)]], 1, command="true")
+    cluster.wait_states(ids, {"COMPLETED"}, timeout=1800)
+    total = sum(cluster.starts().values(), Counter()) - before
+    assert sorted(total) == sorted(ids) and max(total.values()) == 1
+
+
+@pytest.mark.slow
+def test_a_node_cut_from_redis_kills_its_retryable_job_which_runs_again(
+    cluster: Cluster,
+) -> None:
+    """Last: it stalls Redis for every node. A job that opted in to a retry
+    on node loss is killed by its node's fence (0.6 of the TTL without its
+    lease) before the janitor queues it again, and its retry completes."""
+    name = "n1"
+    node = cluster.node_id(name)
+    job = _run(cluster.daemons["n1"], 1, command="sleep", args=["5"], place=f"node={node}",
+               retryOnNodeLoss=True)  # fmt: skip
+    cluster.wait_states(job, {"RUNNING"}, timeout=30)
+    assert cluster.redis is not None
+    os.kill(cluster.redis.pid, signal.SIGSTOP)
+    try:
+        deadline = time.monotonic() + TTL_S + 10
+        while b"that may be retried elsewhere" not in cluster.daemons[name].log_path.read_bytes():
+            assert time.monotonic() < deadline, "the node did not fence itself"
+            time.sleep(0.1)
+        time.sleep(TTL_S)  # every lease lapses meanwhile
+    finally:
+        os.kill(cluster.redis.pid, signal.SIGCONT)
+    cluster.wait_states(job, {"COMPLETED"}, timeout=60)
+    assert cluster.starts()[name][job[0]] == 2

@@ -120,6 +120,18 @@ redis.call('SREM', KEYS[2], ARGV[4])
 return 1
 """
 
+# KEYS: job, owned. ARGV: token, job id. A job its node killed to fence
+# itself goes back to its stream, unless the janitor moved it on already.
+GIVE_BACK = """
+local rec = redis.call('HMGET', KEYS[1], 'token', 'stream')
+if rec[1] ~= ARGV[1] then return 0 end
+redis.call('HINCRBY', KEYS[1], 'token', 1)
+redis.call('HSET', KEYS[1], 'state', 'QUEUED', 'node', '')
+redis.call('SREM', KEYS[2], ARGV[2])
+redis.call('XADD', rec[2], '*', 'id', ARGV[2])
+return 1
+"""
+
 # KEYS: job, owned (of the lost node), its lease. ARGV: node, job id.
 # 0: nothing to do (the node is back, or the job moved on); 1: re-queued;
 # 2: FAILED "node lost".

@@ -44,6 +44,7 @@ class PlacementQueue:
             for name, text in (
                 ("submit", p.SUBMIT), ("claim", p.CLAIM), ("start", p.START),
                 ("finish", p.FINISH), ("reclaim", p.RECLAIM), ("unlock", p.UNLOCK),
+                ("give_back", p.GIVE_BACK),
             )
         }  # fmt: skip
 
@@ -140,6 +141,12 @@ class PlacementQueue:
         keys = [p.job_key(self._prefix, job_id), p.owned_key(self._prefix, self._node_id)]
         done = await self._call(self._scripts["finish"](keys, [token, state, reason, job_id]))
         return bool(done)
+
+    async def give_back(self, job_id: str, token: int) -> bool:
+        """A job this node killed to fence itself queued again (while `token`
+        is current: else the janitor already did)."""
+        keys = [p.job_key(self._prefix, job_id), p.owned_key(self._prefix, self._node_id)]
+        return bool(await self._call(self._scripts["give_back"](keys, [token, job_id])))
 
     async def note(self, job_id: str, text: str) -> None:
         """What a node that lost the job says really happened to it (an event

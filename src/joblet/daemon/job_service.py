@@ -138,6 +138,11 @@ class JobService(pb_grpc.JobServiceServicer):
         _refuse_later_features(request)
         if self._volumes is not None and spec.volumes:
             self._volumes.resolve_for_job(spec.volumes)
+        earlier = self._manager.find(job_id)
+        if earlier is not None and earlier.status.is_final:
+            # Its earlier run here (fenced, or lost and retried): the new run
+            # takes the id. One not yet ended is refused below: never two runs.
+            await self._manager.delete(job_id)
         return await self._manager.submit(spec, job_id=job_id)
 
     async def _submit_waiting(self, request: pb.RunJobRequest, spec: JobSpec) -> Job:

@@ -35,7 +35,9 @@ from joblet.state.config import StateConfig
 
 log = logging.getLogger(__name__)
 IDLE_CLAIM_MS = 5000  # an entry read but not claimed for this long is taken over
+FENCE_SHARE = 0.6  # of the lease TTL: a node fences itself well before it lapses
 UNLIMITED_BATCH = 64  # entries read at once by a node with no slot limit
+GIVE_BACK_S = 60.0  # how long a fenced job's return to the queue is retried
 Launch = Callable[[str, pb.RunJobRequest], Awaitable[Job]]
 
 
@@ -94,6 +96,7 @@ class Tokens:
         self._queue = queue
         self._tokens: dict[str, int] = {}
         self.retryable: set[str] = set()
+        self.fenced: set[str] = set()  # killed by the fence: queued again, not ended
         self._tasks: set[asyncio.Task[None]] = set()
 
     def hold(self, job_id: str, token: int, retry: bool) -> None:
@@ -114,9 +117,12 @@ class Tokens:
     def _end(self, job_id: str, state: str, reason: str, at: float) -> None:
         token = self._tokens.pop(job_id)
         self.retryable.discard(job_id)
-        task = asyncio.get_running_loop().create_task(
-            self._finish(job_id, token, state, reason, at)
-        )
+        if job_id in self.fenced:
+            self.fenced.discard(job_id)
+            work = self._give_back(job_id, token)
+        else:
+            work = self._finish(job_id, token, state, reason, at)
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -125,6 +131,19 @@ class Tokens:
 
     async def recorded(self, timeout: float) -> bool:
         return True
+
+    async def _give_back(self, job_id: str, token: int) -> None:
+        deadline = time.monotonic() + GIVE_BACK_S
+        while True:  # the store is likely away right now: the fence fired
+            try:
+                if await self._queue.give_back(job_id, token):
+                    log.info("placement: job %s queued again after this node fenced it", job_id)
+                return
+            except StateBackendError as exc:
+                if time.monotonic() > deadline:
+                    log.warning("placement: job %s: not queued again: %s", job_id, exc)
+                    return
+            await asyncio.sleep(0.5)
 
     async def _finish(self, job_id: str, token: int, state: str, reason: str, at: float) -> None:
         try:
@@ -224,6 +243,55 @@ class Worker:
             self._tokens.refused(claim.job_id, str(exc))
 
 
+class Fence:
+    """A node that cannot confirm its own lease for `limit_s` (0.6 of the TTL)
+    kills its jobs that asked for a retry on node loss: the janitor may soon
+    queue them again elsewhere, and a retry must never overlap the original."""
+
+    def __init__(
+        self,
+        own_lease: Callable[[], Awaitable[bool]],
+        limit_s: float,
+        retryable: set[str],
+        kill: Callable[[str], Awaitable[None]],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._own_lease = own_lease
+        self._limit_s = limit_s
+        self._retryable = retryable
+        self._kill = kill
+        self._clock = clock
+        self._last_ok = clock()
+
+    async def check(self) -> list[str]:
+        """The jobs killed by this check."""
+        try:
+            ok = await self._own_lease()
+        except StateBackendError:
+            ok = False
+        now = self._clock()
+        if ok:
+            self._last_ok = now
+            return []
+        if now - self._last_ok < self._limit_s or not self._retryable:
+            return []
+        killed = sorted(self._retryable)
+        log.warning("placement: this node's lease unconfirmed for %.1fs: killing %d job(s)"
+                    " that may be retried elsewhere", now - self._last_ok, len(killed))  # fmt: skip
+        for job_id in killed:
+            self._retryable.discard(job_id)
+            try:
+                await self._kill(job_id)
+            except JobletError as exc:
+                log.warning("placement: job %s: %s", job_id, exc)
+        return killed
+
+    async def run(self, every_s: float) -> None:
+        while True:
+            await self.check()
+            await asyncio.sleep(every_s)
+
+
 class Janitor:
     """Hands on the jobs of nodes whose lease lapsed; one node at a time does
     it (a lock in the store)."""
@@ -286,6 +354,7 @@ async def placing(
     others: ClusterJobs,
     free_slots: Callable[[], int],
     launch: Launch,
+    kill: Callable[[str], Awaitable[None]],
 ) -> AsyncIterator[tuple[Placer, Tokens]]:
     """The placer for RunJob and the tokens to listen to job ends; the worker
     and the janitor run in the background until the block ends."""
@@ -305,10 +374,20 @@ async def placing(
         except (StateBackendError, SerializationError) as exc:
             raise Unavailable(f"its node's record not updated: {exc}") from exc
 
+    async def own_lease() -> bool:
+        return await leases.lease(node_id) is not None
+
     janitor = Janitor(queue, live, prefix, cluster.renew_every_s, mark_lost)
+
+    async def fence_kill(job_id: str) -> None:
+        tokens.fenced.add(job_id)
+        await kill(job_id)
+
+    fence = Fence(own_lease, cluster.lease_ttl_s * FENCE_SHARE, tokens.retryable, fence_kill)
     tasks = [
         asyncio.create_task(worker.run(), name="placement-worker"),
         asyncio.create_task(janitor.run(), name="placement-janitor"),
+        asyncio.create_task(fence.run(cluster.renew_every_s / 2), name="placement-fence"),
     ]
     log.info("placement: this node takes jobs from %s", ", ".join(streams))
     try:

@@ -370,6 +370,11 @@ class Daemon:
         router = Router(self.manager, others, self._leases, node_id, peers)
         forwarding.install(server, router, jobs, history)
 
+    async def _fence_kill(self, job_id: str) -> None:
+        """A placed job killed because this node may have lost the cluster."""
+        assert self.manager is not None
+        await self.manager.stop(job_id, "placement fence", signal.SIGKILL, 0.0)
+
     def _restore(
         self,
         listeners: JobListeners,
@@ -481,7 +486,8 @@ class Daemon:
                 assert self._leases is not None
                 jobs.placer, tokens = await self._stack.enter_async_context(
                     placing(self._cluster, state, node_id, leases=self._leases, others=others,
-                            free_slots=self.manager.free_slots, launch=jobs.launch_placed)
+                            free_slots=self.manager.free_slots, launch=jobs.launch_placed,
+                            kill=self._fence_kill)
                 )  # fmt: skip
                 assert self._listeners is not None
                 self._listeners.add(tokens)
