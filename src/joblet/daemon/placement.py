@@ -185,9 +185,16 @@ class Worker:
         self._tokens = tokens
         self._registry_prefix = registry_prefix
         self._next_stale = 0.0
+        self._launching: set[asyncio.Task[None]] = set()
         self.started = 0
 
     async def run(self) -> None:
+        try:
+            await self._loop()
+        finally:  # a launch under way finishes: its job is RUNNING in the store
+            await asyncio.gather(*self._launching, return_exceptions=True)
+
+    async def _loop(self) -> None:
         failing = False
         while True:
             try:
@@ -204,9 +211,12 @@ class Worker:
         """One read (and, now and then, a take-over of idle entries); False
         when this node has no free slot."""
         free = self._free_slots()
-        if free == 0:
+        # Launches under way hold no slot yet: counted here, so a node never
+        # takes more than it has room for.
+        room = (free if free >= 0 else UNLIMITED_BATCH) - len(self._launching)
+        if room <= 0:
             return False
-        count = free if free > 0 else UNLIMITED_BATCH
+        count = room
         if not self._next_stale:  # the groups first: a stream no one read yet has none
             await self._queue.ensure_groups(self._streams)
         entries: list[Entry] = []
@@ -233,12 +243,19 @@ class Worker:
         await self._run(claim, request)
 
     async def _run(self, claim: Claim, request: pb.RunJobRequest) -> None:
+        """The launch, in the background: the next entries are claimed while
+        this one starts."""
         self._tokens.hold(claim.job_id, claim.token, request.retryOnNodeLoss)
         self.started += 1
         log.info("placement: job %s started here (token %d)", claim.job_id, claim.token)
+        task = asyncio.get_running_loop().create_task(self._launch_one(claim, request))
+        self._launching.add(task)
+        task.add_done_callback(self._launching.discard)
+
+    async def _launch_one(self, claim: Claim, request: pb.RunJobRequest) -> None:
         try:
             await self._launch(claim.job_id, request)
-        except JobletError as exc:  # refused here (a volume it names, say): its end
+        except Exception as exc:  # refused here (a volume it names, say): its end
             log.warning("placement: job %s refused on this node: %s", claim.job_id, exc)
             self._tokens.refused(claim.job_id, str(exc))
 
