@@ -90,12 +90,14 @@ CLAIM = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if state ~= 'QUEUED' then
   redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
+  redis.call('XDEL', KEYS[2], ARGV[2])
   return false
 end
 local token = redis.call('HINCRBY', KEYS[1], 'token', 1)
 redis.call('HSET', KEYS[1], 'state', 'CLAIMED', 'node', ARGV[3])
 redis.call('SADD', KEYS[3], ARGV[4])
 redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[2], ARGV[2])  -- done with: the stream holds only waiting entries
 return {token, redis.call('HGET', KEYS[1], 'request')}
 """
 
