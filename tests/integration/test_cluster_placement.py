@@ -321,9 +321,12 @@ def test_many_jobs_start_once_each(cluster: Cluster) -> None:
     exactly once."""
     names = [n for n in cluster.daemons if n not in cluster.killed]
     before = sum(cluster.starts().values(), Counter())
+    stubs = [cluster.daemons[name].jobs() for name in names]  # one channel each
     ids: list[str] = []
     for i in range(10_000):
-        ids += _run(cluster.daemons[names[i % len(names)]], 1, command="true")
+        res = stubs[i % len(stubs)].RunJob(pb.RunJobRequest(command="true"))
+        assert res.status == "QUEUED"
+        ids.append(res.jobUuid)
     cluster.wait_states(ids, {"COMPLETED"}, timeout=1800)
     total = sum(cluster.starts().values(), Counter()) - before
     assert sorted(total) == sorted(ids) and max(total.values()) == 1
