@@ -155,3 +155,12 @@ def test_a_killed_node_drops_out_once_its_lease_lapses(cluster: Cluster) -> None
         assert time.monotonic() - killed_at < TTL_S + 5, "the lease of a dead node stays"
         time.sleep(0.2)
     assert set(cluster.listed("n1")) == {cluster.node_id("n1")}
+
+
+def test_a_place_on_a_cluster_without_placement_is_refused(cluster: Cluster) -> None:
+    import grpc
+
+    with pytest.raises(grpc.RpcError) as err:
+        cluster.daemons["n1"].jobs().RunJob(pb.RunJobRequest(command="true", place="node=x"))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "cluster.placement" in str(err.value.details())

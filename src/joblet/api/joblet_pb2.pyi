@@ -2128,6 +2128,8 @@ class RunJobRequest(_message.Message):
     ONPREEMPT_FIELD_NUMBER: _builtins.int
     STOPGRACEPERIOD_FIELD_NUMBER: _builtins.int
     GPU_IDS_FIELD_NUMBER: _builtins.int
+    PLACE_FIELD_NUMBER: _builtins.int
+    RETRYONNODELOSS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     command: _builtins.str
     maxCpu: _builtins.int
@@ -2167,6 +2169,14 @@ class RunJobRequest(_message.Message):
     preemptible: _builtins.bool
     onPreempt: _builtins.str
     stopGracePeriod: _builtins.str
+    place: _builtins.str
+    """Additions (170+). On a cluster with placement (cluster.placement) a job
+    goes to whichever node has room; `place` pins it: "node=ID" or
+    "label=KEY=VALUE" ("" = any node). retryOnNodeLoss: a job whose node is
+    lost while it runs is queued again (the node kills it first) instead of
+    FAILED "node lost".
+    """
+    retryOnNodeLoss: _builtins.bool
     @_builtins.property
     def args(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -2218,10 +2228,12 @@ class RunJobRequest(_message.Message):
         onPreempt: _builtins.str = ...,
         stopGracePeriod: _builtins.str = ...,
         gpu_ids: _abc.Iterable[_builtins.str] | None = ...,
+        place: _builtins.str = ...,
+        retryOnNodeLoss: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "cpuCores", b"cpuCores", "environment", b"environment", "gpu_count", b"gpu_count", "gpu_ids", b"gpu_ids", "gpu_memory_mb", b"gpu_memory_mb", "jobUuid", b"jobUuid", "maxCpu", b"maxCpu", "maxEgressBitsPerSec", b"maxEgressBitsPerSec", "maxIngressBitsPerSec", b"maxIngressBitsPerSec", "maxIobps", b"maxIobps", "maxMemory", b"maxMemory", "name", b"name", "network", b"network", "onPreempt", b"onPreempt", "preemptible", b"preemptible", "priority", b"priority", "requirements", b"requirements", "runtime", b"runtime", "schedule", b"schedule", "secret_environment", b"secret_environment", "stdin", b"stdin", "stopGracePeriod", b"stopGracePeriod", "uploadSession", b"uploadSession", "uploads", b"uploads", "user", b"user", "volumes", b"volumes", "workDir", b"workDir", "workflowUuid", b"workflowUuid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "cpuCores", b"cpuCores", "environment", b"environment", "gpu_count", b"gpu_count", "gpu_ids", b"gpu_ids", "gpu_memory_mb", b"gpu_memory_mb", "jobUuid", b"jobUuid", "maxCpu", b"maxCpu", "maxEgressBitsPerSec", b"maxEgressBitsPerSec", "maxIngressBitsPerSec", b"maxIngressBitsPerSec", "maxIobps", b"maxIobps", "maxMemory", b"maxMemory", "name", b"name", "network", b"network", "onPreempt", b"onPreempt", "place", b"place", "preemptible", b"preemptible", "priority", b"priority", "requirements", b"requirements", "retryOnNodeLoss", b"retryOnNodeLoss", "runtime", b"runtime", "schedule", b"schedule", "secret_environment", b"secret_environment", "stdin", b"stdin", "stopGracePeriod", b"stopGracePeriod", "uploadSession", b"uploadSession", "uploads", b"uploads", "user", b"user", "volumes", b"volumes", "workDir", b"workDir", "workflowUuid", b"workflowUuid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from joblet.cli.units import bytes_per_second, gpu_ids, memory_mb, schedule_text
 from joblet.client.errors import EXIT_USAGE, CliError
 from joblet.client.uploads import UploadEntry
+from joblet.cluster.placement import parse_place
 
 if TYPE_CHECKING:
     from joblet.api import joblet_pb2 as pb
@@ -73,6 +74,15 @@ def non_negative_int(text: str) -> int:
     if not 0 <= value <= _INT32_MAX:
         raise argparse.ArgumentTypeError(f"expected a number from 0 to {_INT32_MAX}, got {value}")
     return value
+
+
+def place(text: str) -> str:
+    """--place: checked here, sent as given."""
+    try:
+        parse_place(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    return text
 
 
 def priority(text: str) -> int:
@@ -201,6 +211,19 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="-1000..1000 (default 0): waiting jobs start highest first, then oldest",
     )
     text(
+        "--place",
+        type=place,
+        default="",
+        metavar="node=ID|label=K=V",
+        help="on a cluster that places jobs: pin the job to one node or to nodes with a label"
+        " (default: any node with room)",
+    )
+    text(
+        "--retry-on-node-loss",
+        action="store_true",
+        help="placed: if its node is lost while it runs, run it again elsewhere (not FAILED)",
+    )
+    text(
         "--preemptible",
         action="store_true",
         help="a job of higher priority may stop this one to take its slot",
@@ -292,6 +315,8 @@ def build_run_request(
         preemptible=bool(getattr(args, "preemptible", False)),
         onPreempt=_on_preempt(args),
         stopGracePeriod=getattr(args, "stop_grace", ""),
+        place=getattr(args, "place", ""),
+        retryOnNodeLoss=bool(getattr(args, "retry_on_node_loss", False)),
     )
 
 

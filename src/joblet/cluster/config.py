@@ -10,6 +10,8 @@
       nodeCert: PEM              # this node's certificate (OU=node, `joblet certs issue
       nodeKey: PEM               #   --role node`): how it forwards calls to a job's owner
       forwardTimeout: 5s         # how long a forwarded call waits to reach the owner
+      placement: false           # RunJob queues a job for whichever node has room
+      maxUploadBytes: 8MiB       # a placed job's request at most this big (larger: local)
 
 A cluster needs a store every node reaches: `state.backend: redis`.
 """
@@ -23,12 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from joblet.config.keys import Schema
-from joblet.config.units import parse_duration_s
+from joblet.config.units import parse_duration_s, parse_size_bytes
 from joblet.errors import ConfigError
 
 KEYS: Schema = dict.fromkeys(
     ("name", "advertise", "labels", "leaseTtl", "renewEvery", "nodeCert", "nodeKey",
-     "forwardTimeout")
+     "forwardTimeout", "placement", "maxUploadBytes")
 )  # fmt: skip
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 _LABEL_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./-]{0,62}")
@@ -44,6 +46,8 @@ class ClusterConfig:
     node_cert: str = ""  # PEM; "" = this node forwards nothing (UNAVAILABLE says why)
     node_key: str = ""
     forward_timeout_s: float = 5.0
+    placement: bool = False
+    max_upload_bytes: int = 8 * 1024 * 1024
 
     @property
     def enabled(self) -> bool:
@@ -74,8 +78,18 @@ def parse_cluster_config(raw: Mapping[str, Any]) -> ClusterConfig:
     forward_timeout = parse_duration_s(raw.get("forwardTimeout", defaults.forward_timeout_s))
     if forward_timeout <= 0:
         raise ValueError("cluster.forwardTimeout must be > 0")
+    placement = raw.get("placement", False)
+    if not isinstance(placement, bool):
+        raise ValueError("cluster.placement is true or false")
+    if placement and not name:
+        raise ValueError("cluster.placement needs cluster.name")
+    max_upload = parse_size_bytes(raw.get("maxUploadBytes", defaults.max_upload_bytes))
+    if max_upload <= 0:
+        raise ValueError("cluster.maxUploadBytes must be > 0")
     return ClusterConfig(
         name=name,
+        placement=placement,
+        max_upload_bytes=max_upload,
         node_cert=node_cert,
         node_key=node_key,
         forward_timeout_s=forward_timeout,

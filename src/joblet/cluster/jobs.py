@@ -5,6 +5,7 @@ so ListJobs and GetJobStatus on any node answer for every node's jobs."""
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from joblet.cluster.registry import RedisLeases
 from joblet.errors import FailedPrecondition, NotFound
@@ -71,6 +72,24 @@ class ClusterJobs:
         if not await self._leases.replace_record(key, blob, job_to_json(canceled)):
             raise FailedPrecondition(f"job {job.id} changed meanwhile: ask again")
         return canceled
+
+    async def mark_lost(self, node_id: str, job_id: str, at: float) -> None:
+        """A job of a lost node FAILED "node lost" in that node's own record
+        (unless it has ended meanwhile); the node, should it return, finds
+        its write of the job refused by the placement's token."""
+        prefix = (await self._leases.members()).get(node_id)
+        if prefix is None:
+            return
+        key = prefix + JOB_KEYS + job_id
+        blob = await self._leases.record(key)
+        if blob is None:
+            return
+        stored = job_from_json(blob)
+        if stored.status.is_final:
+            return
+        lost = replace(stored, status=JobStatus.FAILED, end_reason="node lost", ended_at=at,
+                       exit_code=-1, pid=0)  # fmt: skip
+        await self._leases.replace_record(key, blob, job_to_json(lost))
 
     async def _jobs_under(self, prefix: str) -> list[Job]:
         jobs = []

@@ -20,6 +20,7 @@ from joblet.daemon import heap, job_pages, log_rpc, mappers, metrics_rpc, upload
 from joblet.daemon.cluster_reads import find_elsewhere, other_jobs, with_other_jobs
 from joblet.daemon.errors import streaming, unary
 from joblet.daemon.job_listing import OMITTED_KEY, list_message
+from joblet.daemon.placement import Placer
 from joblet.daemon.priority_cap import check_priority_cap
 from joblet.daemon.workflow_service import WorkflowRpc
 from joblet.errors import FailedPrecondition, InvalidArgument, NotFound, Unimplemented
@@ -85,6 +86,7 @@ class JobService(pb_grpc.JobServiceServicer):
         self._networks = networks
         self._config = config
         self._host_cpus = os.cpu_count() or 1  # cpuset numbers are host CPU ids
+        self.placer: Placer | None = None  # cluster.placement: jobs go where there is room
 
     @unary
     async def RunJob(self, request: pb.RunJobRequest, context: Context) -> pb.RunJobResponse:
@@ -101,6 +103,13 @@ class JobService(pb_grpc.JobServiceServicer):
             self._networks.check_request(
                 spec.network, spec.max_ingress_bps, spec.max_egress_bps, admin=admin
             )
+        if request.place and self.placer is None:
+            raise InvalidArgument("place: this node's cluster does not place jobs"
+                                  " (cluster.placement)")  # fmt: skip
+        if self.placer is not None and self.placer.takes(request):
+            job_id = await self.placer.place(request)
+            queued = Job(job_id, spec, JobStatus.QUEUED, created_at=now)
+            return mappers.run_response(queued)
         if request.requirements or request.workflowUuid:
             return mappers.run_response(await self._submit_waiting(request, spec))
         scheduled_at = parse_schedule(spec.schedule, now) if spec.schedule else 0.0
@@ -118,6 +127,21 @@ class JobService(pb_grpc.JobServiceServicer):
             # Copied into the workspace, or refused: a session serves one RunJob.
             await asyncio.to_thread(self._staging.discard, session)
         return mappers.run_response(job)
+
+    async def launch_placed(self, job_id: str, request: pb.RunJobRequest) -> Job:
+        """A job the cluster placed here, under the id it was given: checked
+        again against this node (its volumes, networks, runtimes)."""
+        spec = validate_run_request(
+            request, self._host_cpus, self._config.jobs.max_upload_bytes, now=time.time()
+        )
+        if self._volumes is not None and spec.volumes:
+            self._volumes.resolve_for_job(spec.volumes)
+        earlier = self._manager.find(job_id)
+        if earlier is not None and earlier.status.is_final:
+            # Its earlier run here (fenced, or lost and retried): the new run
+            # takes the id. One not yet ended is refused below: never two runs.
+            await self._manager.delete(job_id)
+        return await self._manager.submit(spec, job_id=job_id)
 
     async def _submit_waiting(self, request: pb.RunJobRequest, spec: JobSpec) -> Job:
         """A job that waits for its requirements (PENDING), like Slurm's --dependency."""

@@ -51,6 +51,7 @@ from joblet.daemon.job_service import JobService
 from joblet.daemon.launcher_link import LauncherLink
 from joblet.daemon.monitoring_service import MonitoringService
 from joblet.daemon.network_service import NetworkService
+from joblet.daemon.placement import placing
 from joblet.daemon.revocation_watch import RevocationWatch
 from joblet.daemon.runtime_service import RuntimeService
 from joblet.daemon.shutdown import clear_request, take_request
@@ -271,6 +272,7 @@ class Daemon:
         self._leases: RedisLeases | None = None
         self._cluster_name = ""
         self._cluster = ClusterConfig()
+        self._listeners: JobListeners | None = None
 
     async def start(self) -> None:
         config = self.config
@@ -326,7 +328,7 @@ class Daemon:
                 history_source=history,
             )
         )
-        listeners = JobListeners(StateListener(helpers.state))
+        self._listeners = listeners = JobListeners(StateListener(helpers.state))
         self.manager = JobManager(
             config, cgroups, launcher, logs, node_id,
             listener=listeners, metrics=metrics, networks=self._networks,
@@ -376,6 +378,11 @@ class Daemon:
         history = cast("Callable[[Any, Any], Awaitable[Any]]", raw)  # stubs: sync only
         router = Router(self.manager, others, self._leases, node_id, peers)
         forwarding.install(server, router, jobs, history)
+
+    async def _fence_kill(self, job_id: str) -> None:
+        """A placed job killed because this node may have lost the cluster."""
+        assert self.manager is not None
+        await self.manager.stop(job_id, "placement fence", signal.SIGKILL, 0.0)
 
     def _restore(
         self,
@@ -484,6 +491,15 @@ class Daemon:
         metrics_rpc.install_raw_history(server, manager.history_ref, metrics)
         if others is not None:
             self._forward_to_owners(server, jobs, others, node_id, metrics)
+            if self._cluster.placement:
+                assert self._leases is not None
+                jobs.placer, tokens = await self._stack.enter_async_context(
+                    placing(self._cluster, state, node_id, leases=self._leases, others=others,
+                            free_slots=self.manager.free_slots, launch=jobs.launch_placed,
+                            kill=self._fence_kill)
+                )  # fmt: skip
+                assert self._listeners is not None
+                self._listeners.add(tokens)
         if config.metrics.prometheus.enabled:
             await self._stack.enter_async_context(
                 PrometheusExporter(metrics, collector, config.metrics.prometheus,

@@ -241,10 +241,12 @@ class JobManager:
     # ---- commands ------------------------------------------------------
 
     async def submit(
-        self, spec: JobSpec, scheduled_at: float = 0.0, *, pending: bool = False
-    ) -> Job:
+        self, spec: JobSpec, scheduled_at: float = 0.0, *, pending: bool = False,
+        job_id: str = "",
+    ) -> Job:  # fmt: skip
         """Accept a validated job: write its workspace, then start, queue or
-        schedule it; a `pending` one waits (PENDING) until `release`."""
+        schedule it; a `pending` one waits (PENDING) until `release`.
+        `job_id`: the id the cluster gave a placed job (else a new one)."""
         # Its record (and soon its files) need room: refuse it now, clearly,
         # rather than accept a job whose state cannot be kept.
         check_run_as(self._config.jobs, self.run_as(spec))
@@ -252,7 +254,9 @@ class JobManager:
         self._check_name_free(spec)
         workspace.check_room(self._config.layout, spec)
         self._check_pids()
-        job_id = new_job_id()
+        if job_id and self._registry.find(job_id) is not None:
+            raise AlreadyExists(f"job {job_id} exists on this node already")
+        job_id = job_id or new_job_id()
         # Before anything is made: an unknown runtime leaves no trace.
         mount = runtime_jobs.acquire(self._runtimes, spec, job_id)
         created_at = self._clock()

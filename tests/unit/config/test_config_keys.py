@@ -65,6 +65,8 @@ EVERY_KEY: dict[str, Any] = {
         "labels": {"zone": "a"},
         "leaseTtl": "10s",
         "renewEvery": "3s",
+        "placement": True,
+        "maxUploadBytes": "8MiB",
     },
     "ui": {
         "enabled": True,

@@ -1,0 +1,261 @@
+"""Placement over three nodes of one cluster (cluster.placement) sharing a
+redis-server with AOF (appendfsync always):
+
+    .venv/bin/python bench/placement.py [--quick]
+
+1. Accepted to running: RunJob of `date +%s.%N` to node a, the time from the
+   call to the instant the job's process printed, for a placed job against,
+   alternated in the same run, a job that stays local (stdin: true keeps it
+   on the node asked); one job at a time, nodes idle; p50 and p99.
+2. Throughput: N `true` jobs sent round-robin to the three nodes from three
+   threads: RunJob/s accepted cluster-wide, then `true` jobs/s completed
+   (first call to last end) and each node's share.
+3. Recovery after kill -9 of node c (lease TTL 3 s): its running jobs FAILED
+   "node lost", and its claimed job RUNNING elsewhere, timed from the kill.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+from common import (
+    Daemon,
+    Report,
+    enter_private_netns,
+    p50,
+    p99,
+    parse_args,
+    require_root,
+    start_daemon,
+)
+
+from joblet.api import joblet_pb2 as pb
+from joblet.api import joblet_pb2_grpc as pb_grpc
+from joblet.cluster import placement as p
+from joblet.cluster.lease import registry_prefix
+
+REDIS_PORT = 6391
+TTL_S = 3.0
+PREFIX = registry_prefix("bench")
+
+
+def start_redis(tmp: Path) -> subprocess.Popen[bytes]:
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is not installed"
+    args = ["--port", str(REDIS_PORT), "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp),
+            "--appendonly", "yes", "--appendfsync", "always"]  # fmt: skip
+    proc = subprocess.Popen([binary, *args], stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while True:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", REDIS_PORT)) == 0:
+                return proc
+        assert time.monotonic() < deadline, "redis-server did not start"
+        time.sleep(0.05)
+
+
+def start_three(tmp: Path) -> dict[str, Daemon]:
+    daemons: dict[str, Daemon] = {}
+    for n, name in enumerate(("a", "b", "c")):
+        sections = {
+            "state": {"backend": "redis", "redis": {"port": REDIS_PORT, "keyPrefix": f"{name}:"}},
+            "cluster": {"name": "bench", "placement": True, "leaseTtl": f"{TTL_S}s",
+                        "renewEvery": "1s", "labels": {"name": name}},
+            "network": {"bridgeCidr": f"10.21{n}.0.0/24", "isolatedPool": f"10.22{n}.0.0/24"},
+        }  # fmt: skip
+        daemons[name] = start_daemon(tmp / name, sections=sections)
+    return daemons
+
+
+def node_id(daemon: Daemon) -> str:
+    return (daemon.root / "state" / "node-id").read_text().strip()
+
+
+class Store:
+    def __init__(self) -> None:
+        import redis
+
+        self.client = redis.Redis(port=REDIS_PORT)
+
+    def field(self, job_id: str, name: str) -> str:
+        raw = self.client.hget(p.job_key(PREFIX, job_id), name)
+        return raw.decode() if isinstance(raw, bytes) else ""
+
+    def wait(self, ids: list[str], wanted: set[str], timeout: float) -> float:
+        """When every job reached one of `wanted` (time.monotonic())."""
+        deadline = time.monotonic() + timeout
+        while True:
+            pipe = self.client.pipeline(transaction=False)
+            for job_id in ids:
+                pipe.hget(p.job_key(PREFIX, job_id), "state")
+            states = [(s or b"").decode() for s in pipe.execute()]
+            if set(states) <= wanted:
+                return time.monotonic()
+            assert time.monotonic() < deadline, Counter(states)
+            time.sleep(0.01)
+
+
+def printed_at(stub: pb_grpc.JobServiceStub, job_id: str) -> float:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            status = stub.GetJobStatus(pb.GetJobStatusReq(uuid=job_id)).status
+        except Exception:  # not on its node yet
+            status = ""
+        if status == "COMPLETED":
+            out = b"".join(c.payload for c in stub.GetJobLogs(pb.GetJobLogsReq(uuid=job_id)))
+            return float(out.split()[-1])
+        assert time.monotonic() < deadline, f"job {job_id}: {status}"
+        time.sleep(0.005)
+
+
+def latency(daemons: dict[str, Daemon], store: Store, runs: int) -> dict[str, list[float]]:
+    stubs = {node_id(d): d.jobs() for d in daemons.values()}
+    a = daemons["a"].jobs()
+    out: dict[str, list[float]] = {"placed": [], "local": []}
+    for _ in range(runs):
+        for kind in ("placed", "local"):
+            t0 = time.time()
+            res = a.RunJob(pb.RunJobRequest(command="date", args=["+%s.%N"],
+                                            stdin=kind == "local"))  # fmt: skip
+            if kind == "local":
+                at = printed_at(a, res.jobUuid)
+            else:
+                store.wait([res.jobUuid], {"COMPLETED"}, 60)
+                at = printed_at(stubs[store.field(res.jobUuid, "node")], res.jobUuid)
+            out[kind].append(at - t0)
+    return out
+
+
+def local_throughput(daemons: dict[str, Daemon], count: int) -> tuple[float, float]:
+    """The baseline: the same jobs kept on the node asked (stdin: true)."""
+    names = list(daemons)
+    ids: list[list[str]] = [[] for _ in names]
+
+    def send(i: int) -> None:
+        stub = daemons[names[i]].jobs()
+        for _ in range(count // len(names)):
+            ids[i].append(stub.RunJob(pb.RunJobRequest(command="true", stdin=True)).jobUuid)
+
+    start = time.monotonic()
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(len(names))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    accepted = time.monotonic() - start
+    for name, part in zip(names, ids, strict=True):
+        stub = daemons[name].jobs()
+        for job_id in part:
+            while stub.GetJobStatus(pb.GetJobStatusReq(uuid=job_id)).status != "COMPLETED":
+                time.sleep(0.01)
+    done = time.monotonic() - start
+    total = sum(len(part) for part in ids)
+    return total / accepted, total / done
+
+
+def throughput(
+    daemons: dict[str, Daemon], store: Store, count: int
+) -> tuple[float, float, dict[str, int]]:
+    names = list(daemons)
+    ids: list[list[str]] = [[] for _ in names]
+
+    def send(i: int) -> None:
+        stub = daemons[names[i]].jobs()
+        for _ in range(count // len(names)):
+            ids[i].append(stub.RunJob(pb.RunJobRequest(command="true")).jobUuid)
+
+    start = time.monotonic()
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(len(names))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    accepted = time.monotonic() - start
+    every = [j for part in ids for j in part]
+    done = store.wait(every, {"COMPLETED"}, 1800) - start
+    by_node = {node_id(d): n for n, d in daemons.items()}
+    share = Counter(by_node[store.field(j, "node")] for j in every)
+    return len(every) / accepted, len(every) / done, dict(share)
+
+
+def recovery(daemons: dict[str, Daemon], store: Store) -> tuple[float, float]:
+    victim = daemons["c"]
+    lost = node_id(victim)
+    a = daemons["a"].jobs()
+    pinned = pb.RunJobRequest(command="sleep", args=["600"], place=f"node={lost}")
+    running = [a.RunJob(pinned).jobUuid for _ in range(3)]
+    store.wait(running, {"RUNNING"}, 60)
+    claimed = a.RunJob(pb.RunJobRequest(command="sleep", args=["1"], place="label=name=z")).jobUuid
+    key = p.job_key(PREFIX, claimed)  # as the victim's claim script would have left it
+    store.client.hset(key, mapping={"state": "CLAIMED", "node": lost,
+                                    "stream": p.stream_key(PREFIX, "any")})  # fmt: skip
+    store.client.hincrby(key, "token", 1)
+    store.client.sadd(p.owned_key(PREFIX, lost), claimed)
+    killed = time.monotonic()
+    victim.proc.send_signal(signal.SIGKILL)
+    victim.proc.wait()
+    lost_at = store.wait(running, {"FAILED"}, 60) - killed
+    moved_at = store.wait([claimed], {"RUNNING", "COMPLETED"}, 60) - killed
+    return lost_at, moved_at
+
+
+def main() -> None:
+    args = parse_args(__doc__ or "")
+    runs, count = (40, 600) if args.quick else (200, 3000)
+    report = Report("placement", args.quick)
+    require_root()
+    enter_private_netns()
+    tmp = Path(tempfile.mkdtemp(prefix="joblet-bench-"))
+    redis = start_redis(tmp)
+    daemons: dict[str, Daemon] = {}
+    try:
+        daemons = start_three(tmp)
+        store = Store()
+        time.sleep(TTL_S)  # every node's lease and groups in place
+        lat = latency(daemons, store, runs)
+        accepted, completed, share = throughput(daemons, store, count)
+        local_accepted, local_completed = local_throughput(daemons, count)
+        lost_at, moved_at = recovery(daemons, store)
+    finally:
+        for daemon in daemons.values():
+            daemon.stop()
+        redis.terminate()
+        redis.wait(timeout=10)
+        shutil.rmtree(tmp, ignore_errors=True)
+    extra50 = (p50(lat["placed"]) - p50(lat["local"])) * 1000
+    extra99 = (p99(lat["placed"]) - p99(lat["local"])) * 1000
+    report.figures["placed accepted->running p50 ms"] = p50(lat["placed"]) * 1000
+    report.figures["placed accepted->running p99 ms"] = p99(lat["placed"]) * 1000
+    report.baselines["local accepted->running p50 ms"] = p50(lat["local"]) * 1000
+    report.baselines["local accepted->running p99 ms"] = p99(lat["local"]) * 1000
+    report.figures["placement adds p50 ms"] = extra50
+    report.figures["placement adds p99 ms"] = extra99
+    report.check("p50", extra50 <= 5, "<= 5 ms over a local start")
+    report.check("p99", extra99 <= 25, "<= 25 ms over a local start")
+    report.figures["RunJob/s accepted, 3 nodes"] = accepted
+    report.figures["true jobs/s completed, 3 nodes"] = completed
+    report.baselines["local RunJob/s accepted, 3 nodes"] = local_accepted
+    report.baselines["local true jobs/s completed, 3 nodes"] = local_completed
+    report.check("accepted", accepted >= 1500, ">= 1,500 RunJob/s")
+    report.check("completed", completed >= 300, ">= 300 true jobs/s")
+    report.figures["kill -9: running jobs FAILED after s"] = lost_at
+    report.figures["kill -9: claimed job RUNNING elsewhere after s"] = moved_at
+    report.check("recovery", max(lost_at, moved_at) <= TTL_S + 2, f"<= {TTL_S + 2:g} s")
+    mean = statistics.mean(share.values())
+    report.notes.append(f"share per node: {sorted(share.values())} (mean {mean:.0f})")
+    report.notes.append(f"{runs} latency samples each way, alternated; {count} jobs")
+    report.emit()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,422 @@
+"""Placement on this node (cluster.placement): RunJob queues a job in the
+cluster's store for whichever node has room; this node takes jobs from the
+streams it serves while it has free slots, starts each only after the store
+confirmed its claim, records each end with the claim's token, and, one
+node at a time, hands the jobs of lapsed nodes on.
+
+Guarantees: an entry is delivered at least once (it stays pending until
+acked; XAUTOCLAIM hands over one left idle), a job is claimed exactly once
+(the claim script's state check), started at most once (the start script
+checks the token and this node's lease just before the launch).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+
+from joblet.api import joblet_pb2 as pb
+from joblet.cluster import placement as p
+from joblet.cluster.config import ClusterConfig
+from joblet.cluster.jobs import ClusterJobs
+from joblet.cluster.lease import registry_prefix
+from joblet.cluster.queue import Claim, Entry, PlacementQueue
+from joblet.cluster.registry import RedisLeases
+from joblet.daemon.cluster_member import check_store
+from joblet.errors import InvalidArgument, JobletError, Unavailable
+from joblet.jobs.ids import new_job_id
+from joblet.jobs.model import Job, JobStatus
+from joblet.jobs.serialization import SerializationError
+from joblet.state.backends.base import StateBackendError
+from joblet.state.config import StateConfig
+
+log = logging.getLogger(__name__)
+IDLE_CLAIM_MS = 5000  # an entry read but not claimed for this long is taken over
+FENCE_SHARE = 0.6  # of the lease TTL: a node fences itself well before it lapses
+UNLIMITED_BATCH = 64  # entries read at once by a node with no slot limit
+GIVE_BACK_S = 60.0  # how long a fenced job's return to the queue is retried
+Launch = Callable[[str, pb.RunJobRequest], Awaitable[Job]]
+
+
+def placeable(request: pb.RunJobRequest, max_bytes: int) -> str:
+    """Why this request stays on the node that received it ('' = it may be
+    placed): what it needs lives here (staged files, stdin, waits), or it is
+    larger than cluster.maxUploadBytes."""
+    if request.uploadSession:
+        return "its staged upload session is on this node"
+    if request.stdin:
+        return "its stdin is fed through this node"
+    if request.schedule or request.requirements or request.workflowUuid:
+        return "a scheduled or waiting job stays on the node that received it"
+    if request.gpu_count or request.gpu_ids:
+        # No stream of GPU nodes yet: a GPU job runs where its GPUs were asked.
+        return "a GPU job stays on the node that received it"
+    if request.ByteSize() > max_bytes:
+        return f"it is larger than cluster.maxUploadBytes ({max_bytes} bytes)"
+    return ""
+
+
+class Placer:
+    """The receiving side: a job QUEUED in the store and its id in its
+    stream, acknowledged only once Redis has both."""
+
+    def __init__(self, queue: PlacementQueue, max_bytes: int) -> None:
+        self._queue = queue
+        self._max_bytes = max_bytes
+
+    def takes(self, request: pb.RunJobRequest) -> bool:
+        why = placeable(request, self._max_bytes)
+        if why and request.place:
+            raise InvalidArgument(f"place {request.place!r}: this job cannot be placed: {why}")
+        return not why
+
+    async def place(self, request: pb.RunJobRequest) -> str:
+        try:
+            place = p.parse_place(request.place)
+        except ValueError as exc:
+            raise InvalidArgument(str(exc)) from exc
+        job_id = new_job_id()
+        try:
+            await self._queue.submit(
+                job_id, request.SerializeToString(), place, request.retryOnNodeLoss
+            )
+        except StateBackendError as exc:
+            raise Unavailable(
+                f"placement: the cluster's store is away, job not queued: {exc}"
+            ) from exc
+        return job_id
+
+
+class Tokens:
+    """The tokens of the placed jobs this node started; each end is written
+    with its job's token (a stale one is refused: the cluster decided
+    otherwise meanwhile, and this node's account is logged beside it)."""
+
+    def __init__(self, queue: PlacementQueue) -> None:
+        self._queue = queue
+        self._tokens: dict[str, int] = {}
+        self.retryable: set[str] = set()
+        self.fenced: set[str] = set()  # killed by the fence: queued again, not ended
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def hold(self, job_id: str, token: int, retry: bool) -> None:
+        self._tokens[job_id] = token
+        if retry:
+            self.retryable.add(job_id)
+
+    def changed(self, job: Job) -> None:
+        if not job.status.is_final or job.id not in self._tokens:
+            return
+        reason = job.end_reason or f"exit code {job.exit_code}"
+        self._end(job.id, job.status.value, reason, job.ended_at)
+
+    def refused(self, job_id: str, reason: str) -> None:
+        """A claimed job this node could not launch: FAILED, saying why."""
+        self._end(job_id, JobStatus.FAILED.value, reason, time.time())
+
+    def _end(self, job_id: str, state: str, reason: str, at: float) -> None:
+        token = self._tokens.pop(job_id)
+        self.retryable.discard(job_id)
+        if job_id in self.fenced:
+            self.fenced.discard(job_id)
+            work = self._give_back(job_id, token)
+        else:
+            work = self._finish(job_id, token, state, reason, at)
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def deleted(self, job_id: str) -> None:
+        pass
+
+    async def recorded(self, timeout: float) -> bool:
+        return True
+
+    async def _give_back(self, job_id: str, token: int) -> None:
+        deadline = time.monotonic() + GIVE_BACK_S
+        while True:  # the store is likely away right now: the fence fired
+            try:
+                if await self._queue.give_back(job_id, token):
+                    log.info("placement: job %s queued again after this node fenced it", job_id)
+                return
+            except StateBackendError as exc:
+                if time.monotonic() > deadline:
+                    log.warning("placement: job %s: not queued again: %s", job_id, exc)
+                    return
+            await asyncio.sleep(0.5)
+
+    async def _finish(self, job_id: str, token: int, state: str, reason: str, at: float) -> None:
+        try:
+            done = await self._queue.finish(job_id, token, state, reason)
+        except StateBackendError as exc:
+            log.warning("placement: job %s: its end not recorded in the cluster: %s", job_id, exc)
+            return
+        if not done:  # what really happened here, beside the cluster's decision
+            log.warning(
+                "placement: job %s: stale write refused (token %d): the cluster moved it on;"
+                " here it ended %s (%s) at %.3f", job_id, token, state, reason, at,
+            )  # fmt: skip
+            with contextlib.suppress(StateBackendError):
+                await self._queue.note(job_id, f"{state} ({reason}) at {at:.3f}")
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await task
+
+
+class Worker:
+    """Takes jobs from this node's streams while it has free slots."""
+
+    def __init__(
+        self,
+        queue: PlacementQueue,
+        streams: list[str],
+        free_slots: Callable[[], int],
+        launch: Launch,
+        *,
+        tokens: Tokens,
+        registry_prefix: str,
+    ) -> None:
+        self._queue = queue
+        self._streams = streams
+        self._free_slots = free_slots
+        self._launch = launch
+        self._tokens = tokens
+        self._registry_prefix = registry_prefix
+        self._next_stale = 0.0
+        self._launching: set[asyncio.Task[None]] = set()
+        self.started = 0
+
+    async def run(self) -> None:
+        try:
+            await self._loop()
+        finally:  # a launch under way finishes: its job is RUNNING in the store
+            await asyncio.gather(*self._launching, return_exceptions=True)
+
+    async def _loop(self) -> None:
+        failing = False
+        while True:
+            try:
+                if not await self.turn():
+                    await asyncio.sleep(0.05)  # no slot free: look again soon
+                failing = False
+            except StateBackendError as exc:
+                if not failing:
+                    log.warning("placement: cannot read the cluster's queue: %s", exc)
+                failing = True
+                await asyncio.sleep(0.5)
+
+    async def turn(self) -> bool:
+        """One read (and, now and then, a take-over of idle entries); False
+        when this node has no free slot."""
+        free = self._free_slots()
+        # Launches under way hold no slot yet: counted here, so a node never
+        # takes more than it has room for.
+        room = (free if free >= 0 else UNLIMITED_BATCH) - len(self._launching)
+        if room <= 0:
+            return False
+        count = room
+        if not self._next_stale:  # the groups first: a stream no one read yet has none
+            await self._queue.ensure_groups(self._streams)
+        entries: list[Entry] = []
+        now = time.monotonic()
+        if now >= self._next_stale:
+            self._next_stale = now + IDLE_CLAIM_MS / 1000 / 2
+            entries = await self._queue.stale(self._streams, IDLE_CLAIM_MS, count)
+        if not entries:
+            entries = await self._queue.read(self._streams, count)
+        for entry in entries:
+            await self._take(entry)
+        return True
+
+    async def _take(self, entry: Entry) -> None:
+        claim = await self._queue.claim(entry)
+        if claim is None:
+            return  # its job is no longer QUEUED: dropped
+        request = pb.RunJobRequest.FromString(claim.request)
+        started = await self._queue.start(claim, self._registry_prefix)
+        if started != 1:
+            why = "its claim is stale" if started == 0 else "this node's lease has lapsed"
+            log.warning("placement: job %s not started: %s", claim.job_id, why)
+            return
+        await self._run(claim, request)
+
+    async def _run(self, claim: Claim, request: pb.RunJobRequest) -> None:
+        """The launch, in the background: the next entries are claimed while
+        this one starts."""
+        self._tokens.hold(claim.job_id, claim.token, request.retryOnNodeLoss)
+        self.started += 1
+        log.info("placement: job %s started here (token %d)", claim.job_id, claim.token)
+        task = asyncio.get_running_loop().create_task(self._launch_one(claim, request))
+        self._launching.add(task)
+        task.add_done_callback(self._launching.discard)
+
+    async def _launch_one(self, claim: Claim, request: pb.RunJobRequest) -> None:
+        try:
+            await self._launch(claim.job_id, request)
+        except Exception as exc:  # refused here (a volume it names, say): its end
+            log.warning("placement: job %s refused on this node: %s", claim.job_id, exc)
+            self._tokens.refused(claim.job_id, str(exc))
+
+
+class Fence:
+    """A node that cannot confirm its own lease for `limit_s` (0.6 of the TTL)
+    kills its jobs that asked for a retry on node loss: the janitor may soon
+    queue them again elsewhere, and a retry must never overlap the original."""
+
+    def __init__(
+        self,
+        own_lease: Callable[[], Awaitable[bool]],
+        limit_s: float,
+        retryable: set[str],
+        kill: Callable[[str], Awaitable[None]],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._own_lease = own_lease
+        self._limit_s = limit_s
+        self._retryable = retryable
+        self._kill = kill
+        self._clock = clock
+        self._last_ok = clock()
+
+    async def check(self) -> list[str]:
+        """The jobs killed by this check."""
+        try:
+            ok = await self._own_lease()
+        except StateBackendError:
+            ok = False
+        now = self._clock()
+        if ok:
+            self._last_ok = now
+            return []
+        if now - self._last_ok < self._limit_s or not self._retryable:
+            return []
+        killed = sorted(self._retryable)
+        log.warning("placement: this node's lease unconfirmed for %.1fs: killing %d job(s)"
+                    " that may be retried elsewhere", now - self._last_ok, len(killed))  # fmt: skip
+        for job_id in killed:
+            self._retryable.discard(job_id)
+            try:
+                await self._kill(job_id)
+            except JobletError as exc:
+                log.warning("placement: job %s: %s", job_id, exc)
+        return killed
+
+    async def run(self, every_s: float) -> None:
+        while True:
+            await self.check()
+            await asyncio.sleep(every_s)
+
+
+class Janitor:
+    """Hands on the jobs of nodes whose lease lapsed; one node at a time does
+    it (a lock in the store)."""
+
+    def __init__(
+        self,
+        queue: PlacementQueue,
+        live: Callable[[], Awaitable[Mapping[str, object]]],
+        registry_prefix: str,
+        every_s: float,
+        mark_lost: Callable[[str, str], Awaitable[None]],
+    ) -> None:
+        self._mark_lost = mark_lost
+        self._queue = queue
+        self._live = live
+        self._registry_prefix = registry_prefix
+        self._every_s = every_s
+
+    async def sweep(self) -> tuple[int, int]:
+        """(jobs queued again, jobs FAILED) of the nodes found lost."""
+        holder = await self._queue.lock(self._every_s * 4)
+        if not holder:
+            return 0, 0
+        requeued = failed = 0
+        try:
+            live = await self._live()
+            for node in await self._queue.owners():
+                if node in live:
+                    continue
+                again, lost = await self._queue.reclaim(node, self._registry_prefix)
+                for job_id in lost:  # its node's own record says so too (listings read it)
+                    try:
+                        await self._mark_lost(node, job_id)
+                    except JobletError as exc:
+                        log.warning("placement: job %s: %s", job_id, exc)
+                if again or lost:
+                    log.warning("placement: node %s lost: %d job(s) queued again, %d FAILED"
+                                " %r", node, len(again), len(lost), p.NODE_LOST)  # fmt: skip
+                requeued, failed = requeued + len(again), failed + len(lost)
+        finally:
+            await self._queue.unlock(holder)
+        return requeued, failed
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.sweep()
+            except StateBackendError as exc:
+                log.debug("placement: janitor: %s", exc)
+            await asyncio.sleep(self._every_s)
+
+
+@contextlib.asynccontextmanager
+async def placing(
+    cluster: ClusterConfig,
+    state: StateConfig,
+    node_id: str,
+    *,
+    leases: RedisLeases,
+    others: ClusterJobs,
+    free_slots: Callable[[], int],
+    launch: Launch,
+    kill: Callable[[str], Awaitable[None]],
+) -> AsyncIterator[tuple[Placer, Tokens]]:
+    """The placer for RunJob and the tokens to listen to job ends; the worker
+    and the janitor run in the background until the block ends."""
+    check_store(cluster, state)
+    prefix = registry_prefix(cluster.name)
+    queue = PlacementQueue.open(state.redis, prefix, node_id)
+    tokens = Tokens(queue)
+    streams = p.streams_for(node_id, cluster.labels)
+    worker = Worker(queue, streams, free_slots, launch, tokens=tokens, registry_prefix=prefix)
+
+    async def live() -> Mapping[str, object]:
+        return {lease.node_id: lease for lease in await leases.live()}
+
+    async def mark_lost(node: str, job_id: str) -> None:
+        try:
+            await others.mark_lost(node, job_id, time.time())
+        except (StateBackendError, SerializationError) as exc:
+            raise Unavailable(f"its node's record not updated: {exc}") from exc
+
+    async def own_lease() -> bool:
+        return await leases.lease(node_id) is not None
+
+    janitor = Janitor(queue, live, prefix, cluster.renew_every_s, mark_lost)
+
+    async def fence_kill(job_id: str) -> None:
+        tokens.fenced.add(job_id)
+        await kill(job_id)
+
+    fence = Fence(own_lease, cluster.lease_ttl_s * FENCE_SHARE, tokens.retryable, fence_kill)
+    tasks = [
+        asyncio.create_task(worker.run(), name="placement-worker"),
+        asyncio.create_task(janitor.run(), name="placement-janitor"),
+        asyncio.create_task(fence.run(cluster.renew_every_s / 2), name="placement-fence"),
+    ]
+    log.info("placement: this node takes jobs from %s", ", ".join(streams))
+    try:
+        yield Placer(queue, cluster.max_upload_bytes), tokens
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await tokens.close()
+        await queue.close()

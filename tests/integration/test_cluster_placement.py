@@ -1,0 +1,358 @@
+"""Placement over three real daemons of one cluster (cluster.placement) and a
+redis-server with AOF (appendfsync always), all in one network namespace of
+the test's own: jobs sent to any node run once each, spread over the nodes;
+a node killed with SIGKILL has its running jobs FAILED "node lost" and its
+claimed ones run elsewhere; a stale token's writes are refused; with Redis
+away RunJob answers UNAVAILABLE, and a Redis restart keeps every job it
+acknowledged."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+import pytest
+
+from joblet.api import joblet_pb2 as pb
+from joblet.cluster import placement as p
+from joblet.cluster.lease import registry_prefix
+
+from .conftest import ROOT_NEEDED, RunningDaemon, launch_daemon, wait_status
+from .netns import Netns, in_netns
+from .test_cluster_registry import REDIS_PORT, _wait_redis
+
+pytestmark = [pytest.mark.integration, pytest.mark.privileged]
+TTL_S = 2.0
+PREFIX = registry_prefix("place")
+STARTED = re.compile(rb"placement: job ([0-9a-f-]{36}) started here")
+T = TypeVar("T")
+
+
+@dataclass
+class Cluster:
+    world: Netns
+    tmp: Path
+    daemons: dict[str, RunningDaemon]
+    redis: subprocess.Popen[bytes] | None = None
+    binary: str = ""
+    killed: set[str] = field(default_factory=set)
+
+    def node_id(self, name: str) -> str:
+        return (self.daemons[name].root / "state" / "node-id").read_text().strip()
+
+    def redis_do(self, fn: Callable[[Any], T]) -> T:
+        import redis
+
+        def call() -> T:
+            client = redis.Redis(port=REDIS_PORT, socket_timeout=10)
+            try:
+                return fn(client)
+            finally:
+                client.close()
+
+        return in_netns(self.world.netns, call)
+
+    def start_redis(self) -> None:
+        args = ["--port", str(REDIS_PORT), "--bind", "127.0.0.1", "--dir", str(self.tmp),
+                "--save", "", "--appendonly", "yes", "--appendfsync", "always"]  # fmt: skip
+        self.redis = subprocess.Popen(
+            ["nsenter", f"--net={self.world.netns}", self.binary, *args],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        _wait_redis(self.world, self.redis)
+
+    def stop_redis(self) -> None:
+        if self.redis is not None and self.redis.poll() is None:
+            self.redis.kill()
+            self.redis.wait(timeout=10)
+
+    def states(self, ids: list[str]) -> list[str]:
+        def read(client: Any) -> list[str]:
+            pipe = client.pipeline(transaction=False)
+            for job_id in ids:
+                pipe.hget(p.job_key(PREFIX, job_id), "state")
+            return [(s or b"").decode() for s in pipe.execute()]
+
+        return self.redis_do(read)
+
+    def wait_states(self, ids: list[str], wanted: set[str], timeout: float) -> list[str]:
+        deadline = time.monotonic() + timeout
+        while True:
+            states = self.states(ids)
+            if set(states) <= wanted:
+                return states
+            assert time.monotonic() < deadline, Counter(states)
+            time.sleep(0.2)
+
+    def starts(self) -> dict[str, Counter[str]]:
+        """Per node, how often its log says it started each job."""
+        return {
+            name: Counter(m.decode() for m in STARTED.findall(d.log_path.read_bytes()))
+            for name, d in self.daemons.items()
+        }
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    if os.geteuid() != 0:
+        pytest.skip(ROOT_NEEDED)
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    tmp = tmp_path_factory.mktemp("placement")
+    world = Netns()
+    cluster = Cluster(world, tmp, {}, binary=binary)
+    try:
+        cluster.start_redis()
+        for n, name in enumerate(("n1", "n2", "n3")):
+            sections = {
+                "state": {"backend": "redis",
+                          "redis": {"port": REDIS_PORT, "keyPrefix": f"{name}:"}},
+                "cluster": {"name": "place", "leaseTtl": f"{TTL_S}s", "renewEvery": "500ms",
+                            "labels": {"role": name}, "placement": True},
+                "network": {"bridgeCidr": f"10.23{n}.0.0/24", "isolatedPool": f"10.24{n}.0.0/24"},
+            }  # fmt: skip
+            cluster.daemons[name] = launch_daemon(Path(tmp / name), sections, world=world)
+        yield cluster
+    finally:
+        for daemon in cluster.daemons.values():
+            daemon.stop()
+        cluster.stop_redis()
+        world.close()
+
+
+def _run(daemon: RunningDaemon, count: int, **fields: Any) -> list[str]:
+    stub = daemon.jobs()
+    ids = []
+    for _ in range(count):
+        res = stub.RunJob(pb.RunJobRequest(**fields))
+        assert res.status == "QUEUED", res
+        ids.append(res.jobUuid)
+    return ids
+
+
+def test_jobs_sent_to_any_node_spread_and_start_once_each(cluster: Cluster) -> None:
+    names = list(cluster.daemons)
+    stubs = {name: cluster.daemons[name].jobs() for name in names}
+    ids = []
+    for i in range(300):  # round-robin over the three nodes
+        res = stubs[names[i % 3]].RunJob(pb.RunJobRequest(command="true"))
+        assert res.status == "QUEUED" and res.jobUuid
+        ids.append(res.jobUuid)
+    cluster.wait_states(ids, {"COMPLETED"}, timeout=120)
+    starts = cluster.starts()
+    total = sum(starts.values(), Counter())
+    assert sorted(total) == sorted(ids)
+    assert max(total.values()) == 1, [j for j, n in total.items() if n > 1]
+    assert all(starts[name] for name in names), {n: len(c) for n, c in starts.items()}
+    # a claimed entry is deleted from its stream: the stream holds what waits
+    assert cluster.redis_do(lambda c: c.xlen(p.stream_key(PREFIX, "any"))) == 0
+    # each job is its node's, under the id RunJob gave: GetJobStatus finds it anywhere
+    some = ids[0]
+    owner = next(n for n in names if some in starts[n])
+    res = stubs[names[(names.index(owner) + 1) % 3]].GetJobStatus(pb.GetJobStatusReq(uuid=some))
+    assert (res.uuid, res.status, res.nodeId) == (some, "COMPLETED", cluster.node_id(owner))
+
+
+def test_a_pinned_job_runs_on_its_node_and_a_bad_place_is_refused(cluster: Cluster) -> None:
+    target = cluster.node_id("n2")
+    ids = _run(cluster.daemons["n1"], 5, command="true", place=f"node={target}")
+    ids += _run(cluster.daemons["n3"], 5, command="true", place="label=role=n2")
+    cluster.wait_states(ids, {"COMPLETED"}, timeout=60)
+    assert set(ids) <= set(cluster.starts()["n2"])
+    with pytest.raises(grpc.RpcError) as err:
+        cluster.daemons["n1"].jobs().RunJob(pb.RunJobRequest(command="true", place="nowhere"))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "node=ID or label=KEY=VALUE" in str(err.value.details())
+    res = cluster.daemons["n1"].rnx("run", "--place", "bogus", "true")
+    assert res.returncode != 0 and b"label=KEY=VALUE" in res.stderr
+    assert b"Traceback" not in res.stderr
+
+
+def test_a_stale_token_cannot_start_or_finish_a_job(cluster: Cluster) -> None:
+    """The fencing itself, against the real scripts: a claim re-queued by the
+    janitor (its node's lease gone) can neither start nor record an end."""
+    job_id = "00000000-0000-4000-8000-00000000f00d"
+    ghost = "ghost-node"
+    key, stream = p.job_key(PREFIX, job_id), p.stream_key(PREFIX, "node:nobody")
+    owned = p.owned_key(PREFIX, ghost)
+    lease = f"{PREFIX}node:{ghost}"
+
+    def play(client: Any) -> list[Any]:
+        submit, claim = client.register_script(p.SUBMIT), client.register_script(p.CLAIM)
+        start, finish = client.register_script(p.START), client.register_script(p.FINISH)
+        reclaim = client.register_script(p.RECLAIM)
+        client.xgroup_create(stream, p.GROUP, "0", mkstream=True)
+        assert submit([key, stream], [job_id, b"req", stream, "0", "1"]) == 1
+        entry = client.xreadgroup(p.GROUP, ghost, {stream: ">"}, count=1)[0][1][0][0]
+        token, _ = claim([key, stream, owned], [p.GROUP, entry, ghost, job_id])
+        out = [start([key, lease], [token, ghost])]  # no lease: -1
+        client.set(lease, b"{}", px=60_000)
+        out.append(start([key, lease], [token + 1, ghost]))  # wrong token: 0
+        client.delete(lease)
+        out.append(reclaim([key, owned, lease], [ghost, job_id]))  # re-queued: 1
+        out.append(client.hget(key, "state"))
+        client.set(lease, b"{}", px=60_000)  # the node is back, with its old token
+        out.append(start([key, lease], [token, ghost]))
+        out.append(finish([key, owned], [token, "COMPLETED", "exit code 0", job_id]))
+        out.append(client.hget(key, "state"))
+        client.delete(lease, key, stream)
+        return out
+
+    assert cluster.redis_do(play) == [-1, 0, 1, b"QUEUED", 0, 0, b"QUEUED"]
+
+
+def test_an_entry_delivered_twice_claims_its_job_once(cluster: Cluster) -> None:
+    """At least once delivery: a second entry for a job (an XADD retried, a
+    re-queue racing a late read) is acked and dropped, not claimed again."""
+    job_id = "00000000-0000-4000-8000-00000000beef"
+    key, stream = p.job_key(PREFIX, job_id), p.stream_key(PREFIX, "node:twice")
+    owned = p.owned_key(PREFIX, "twice")
+
+    def play(client: Any) -> list[Any]:
+        submit, claim = client.register_script(p.SUBMIT), client.register_script(p.CLAIM)
+        client.xgroup_create(stream, p.GROUP, "0", mkstream=True)
+        assert submit([key, stream], [job_id, b"req", stream, "0", "1"]) == 1
+        assert submit([key, stream], [job_id, b"req", stream, "0", "1"]) == 0  # one record
+        client.xadd(stream, {"id": job_id})  # the same job delivered again
+        entries = client.xreadgroup(p.GROUP, "twice", {stream: ">"}, count=10)[0][1]
+        got = [claim([key, stream, owned], [p.GROUP, e, "twice", job_id]) for e, _ in entries]
+        pending = client.xpending(stream, p.GROUP)["pending"]
+        token = client.hget(key, "token")
+        client.delete(key, stream, owned)
+        return [len(entries), [bool(g) for g in got], pending, token]
+
+    assert cluster.redis_do(play) == [2, [True, False], 0, b"1"]
+
+
+def test_a_killed_node_its_running_jobs_fail_its_claims_run_elsewhere(cluster: Cluster) -> None:
+    victim = "n3"
+    lost = cluster.node_id(victim)
+    running = _run(cluster.daemons["n1"], 2, command="sleep", args=["60"], place=f"node={lost}")
+    cluster.wait_states(running, {"RUNNING"}, timeout=30)
+    for job_id in running:  # in the node's own record too (what listings read)
+        wait_status(cluster.daemons["n1"].jobs(), job_id, {"RUNNING"}, timeout=20)
+    # A claim the victim took and had not started yet when it died: made by
+    # hand under its name, as its claim script would.
+    claimed = _run(cluster.daemons["n1"], 1, command="true", place="label=role=nobody")[0]
+
+    def claim_for_victim(client: Any) -> None:
+        key = p.job_key(PREFIX, claimed)
+        client.hset(key, mapping={"state": "CLAIMED", "node": lost, "stream": p.stream_key(
+            PREFIX, "any")})  # fmt: skip
+        client.hincrby(key, "token", 1)
+        client.sadd(p.owned_key(PREFIX, lost), claimed)
+
+    cluster.redis_do(claim_for_victim)
+    cluster.daemons[victim].kill9()
+    killed_at = time.monotonic()
+    cluster.killed.add(victim)
+    states = cluster.wait_states(running, {"FAILED"}, timeout=TTL_S + 10)
+    took = time.monotonic() - killed_at
+    assert states == ["FAILED", "FAILED"]
+    assert took <= TTL_S + 2 + 1.5, took  # the lease's TTL + 2 s (+ the test's polling)
+    reasons = cluster.redis_do(lambda c: [c.hget(p.job_key(PREFIX, j), "reason") for j in running])
+    assert reasons == [b"node lost", b"node lost"]
+    cluster.wait_states([claimed], {"COMPLETED"}, timeout=30)
+    survivors = cluster.starts()
+    assert claimed in survivors["n1"] or claimed in survivors["n2"]
+    # the lost node's own record (what listings read) says so too
+    res = wait_status(cluster.daemons["n1"].jobs(), running[0], {"FAILED"}, timeout=10)
+    assert res.endReason == "node lost"
+
+
+def test_with_redis_away_run_job_is_unavailable_and_a_restart_keeps_what_was_acked(
+    cluster: Cluster,
+) -> None:
+    held = _run(cluster.daemons["n1"], 50, command="true", place="label=role=nobody")
+    cluster.stop_redis()  # SIGKILL: only what the AOF holds comes back
+    try:
+        with pytest.raises(grpc.RpcError) as err:
+            cluster.daemons["n2"].jobs().RunJob(pb.RunJobRequest(command="true"), timeout=20)
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "not queued" in str(err.value.details())
+    finally:
+        cluster.start_redis()
+    assert cluster.states(held) == ["QUEUED"] * 50
+    stream = p.stream_key(PREFIX, "label:role=nobody")
+    listed = cluster.redis_do(lambda c: c.xrange(stream))
+    assert {f[b"id"].decode() for _, f in listed} >= set(held)
+    # and the nodes go on: a job sent now runs
+    again = _run(cluster.daemons["n2"], 1, command="true")
+    cluster.wait_states(again, {"COMPLETED"}, timeout=30)
+
+
+def test_sigstop_node_back_has_its_stale_writes_refused(cluster: Cluster) -> None:
+    name = "n2"
+    node = cluster.node_id(name)
+    daemon = cluster.daemons[name]
+    job = _run(cluster.daemons["n1"], 1, command="sleep", args=["4"], place=f"node={node}")
+    cluster.wait_states(job, {"RUNNING"}, timeout=30)
+    os.kill(daemon.proc.pid, signal.SIGSTOP)
+    try:
+        cluster.wait_states(job, {"FAILED"}, timeout=TTL_S + 10)
+    finally:
+        os.kill(daemon.proc.pid, signal.SIGCONT)
+    deadline = time.monotonic() + 30
+    note = f"late:{node}".encode()
+    while not cluster.redis_do(lambda c: c.hget(p.job_key(PREFIX, job[0]), note)):
+        assert time.monotonic() < deadline, "the returning node recorded nothing"
+        time.sleep(0.2)
+    assert cluster.states(job) == ["FAILED"]  # its COMPLETED was refused
+    late = cluster.redis_do(lambda c: c.hget(p.job_key(PREFIX, job[0]), note))
+    assert late.startswith(b"COMPLETED")
+    assert b"stale write refused" in daemon.log_path.read_bytes()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_many_jobs_start_once_each(cluster: Cluster) -> None:
+    """10,000 `true` jobs round-robin over the nodes still up: each started
+    exactly once."""
+    names = [n for n in cluster.daemons if n not in cluster.killed]
+    before = sum(cluster.starts().values(), Counter())
+    stubs = [cluster.daemons[name].jobs() for name in names]  # one channel each
+    ids: list[str] = []
+    for i in range(10_000):
+        res = stubs[i % len(stubs)].RunJob(pb.RunJobRequest(command="true"))
+        assert res.status == "QUEUED"
+        ids.append(res.jobUuid)
+    cluster.wait_states(ids, {"COMPLETED"}, timeout=1800)
+    total = sum(cluster.starts().values(), Counter()) - before
+    assert sorted(total) == sorted(ids) and max(total.values()) == 1
+
+
+@pytest.mark.slow
+def test_a_node_cut_from_redis_kills_its_retryable_job_which_runs_again(
+    cluster: Cluster,
+) -> None:
+    """Last: it stalls Redis for every node. A job that opted in to a retry
+    on node loss is killed by its node's fence (0.6 of the TTL without its
+    lease) before the janitor queues it again, and its retry completes."""
+    name = "n1"
+    node = cluster.node_id(name)
+    job = _run(cluster.daemons["n1"], 1, command="sleep", args=["5"], place=f"node={node}",
+               retryOnNodeLoss=True)  # fmt: skip
+    cluster.wait_states(job, {"RUNNING"}, timeout=30)
+    assert cluster.redis is not None
+    os.kill(cluster.redis.pid, signal.SIGSTOP)
+    try:
+        deadline = time.monotonic() + TTL_S + 10
+        while b"that may be retried elsewhere" not in cluster.daemons[name].log_path.read_bytes():
+            assert time.monotonic() < deadline, "the node did not fence itself"
+            time.sleep(0.1)
+        time.sleep(TTL_S)  # every lease lapses meanwhile
+    finally:
+        os.kill(cluster.redis.pid, signal.SIGCONT)
+    cluster.wait_states(job, {"COMPLETED"}, timeout=60)
+    assert cluster.starts()[name][job[0]] == 2
