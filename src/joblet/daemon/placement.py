@@ -38,6 +38,8 @@ IDLE_CLAIM_MS = 5000  # an entry read but not claimed for this long is taken ove
 FENCE_SHARE = 0.6  # of the lease TTL: a node fences itself well before it lapses
 UNLIMITED_BATCH = 64  # entries read at once by a node with no slot limit
 GIVE_BACK_S = 60.0  # how long a fenced job's return to the queue is retried
+FINISH_RETRY_S = 600.0  # how long a placed job's end is retried while the store is away
+CLOSE_WAIT_S = 5.0  # at a stop, how long writes still being retried may finish
 Launch = Callable[[str, pb.RunJobRequest], Awaitable[Job]]
 
 
@@ -149,11 +151,24 @@ class Tokens:
             await asyncio.sleep(0.5)
 
     async def _finish(self, job_id: str, token: int, state: str, reason: str, at: float) -> None:
-        try:
-            done = await self._queue.finish(job_id, token, state, reason)
-        except StateBackendError as exc:
-            log.warning("placement: job %s: its end not recorded in the cluster: %s", job_id, exc)
-            return
+        # Retried: a Redis that restarted (or a pooled connection it closed)
+        # must not leave the job RUNNING in the cluster for ever.
+        deadline = time.monotonic() + FINISH_RETRY_S
+        delay = 0.1
+        while True:
+            try:
+                done = await self._queue.finish(job_id, token, state, reason)
+                break
+            except StateBackendError as exc:
+                if time.monotonic() > deadline:
+                    log.warning(
+                        "placement: job %s: its end not recorded in the cluster: %s", job_id, exc
+                    )
+                    return
+                if delay == 0.1:
+                    log.info("placement: job %s: recording its end again (%s)", job_id, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
         if not done:  # what really happened here, beside the cluster's decision
             log.warning(
                 "placement: job %s: stale write refused (token %d): the cluster moved it on;"
@@ -163,7 +178,14 @@ class Tokens:
                 await self._queue.note(job_id, f"{state} ({reason}) at {at:.3f}")
 
     async def close(self) -> None:
-        for task in list(self._tasks):
+        tasks = list(self._tasks)
+        if not tasks:
+            return
+        # Writes still retried against a store that is away do not hold a stop.
+        _, pending = await asyncio.wait(tasks, timeout=CLOSE_WAIT_S)
+        for task in pending:
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(BaseException):
                 await task
 
