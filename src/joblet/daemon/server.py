@@ -274,6 +274,22 @@ class Daemon:
         self._cluster = ClusterConfig()
         self._listeners: JobListeners | None = None
 
+    async def _open_metrics(
+        self, helpers: Helpers, history: PersistHistory, logs: JobLogs
+    ) -> MetricsHub:
+        metrics = await self._stack.enter_async_context(
+            MetricsHub(
+                self.config.metrics,
+                sink=helpers.persist.send_metric,
+                finished=helpers.persist.metrics_finished,
+                history_source=history,
+            )
+        )
+        # A job's log end goes to persist after its final sample, so that the
+        # end seals (and an archive takes) a complete metric history.
+        logs.before_finish = metrics.final_taken
+        return metrics
+
     async def start(self) -> None:
         config = self.config
         layout = config.layout
@@ -320,14 +336,7 @@ class Daemon:
         self._stack.push_async_callback(logs.close)
         history = PersistHistory(helpers.persist_config.grpc_socket)
         self._stack.push_async_callback(history.close)
-        metrics = await self._stack.enter_async_context(
-            MetricsHub(
-                config.metrics,
-                sink=helpers.persist.send_metric,
-                finished=helpers.persist.metrics_finished,
-                history_source=history,
-            )
-        )
+        metrics = await self._open_metrics(helpers, history, logs)
         self._listeners = listeners = JobListeners(StateListener(helpers.state))
         self.manager = JobManager(
             config, cgroups, launcher, logs, node_id,

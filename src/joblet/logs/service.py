@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -73,6 +73,9 @@ class JobLogs:
         self._sink = sink
         self._history = history
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        # Awaited before a log's end goes to persist: the job's final metrics
+        # sample goes first, so the end seals a complete history.
+        self.before_finish: Callable[[str], Awaitable[None]] | None = None
 
     # ---- reading -------------------------------------------------------
 
@@ -174,6 +177,8 @@ class JobLogs:
             if batch:
                 sink.send_logs(job_id, batch)
                 await asyncio.sleep(0)  # let other readers in while far behind the writer
+        if self.before_finish is not None:
+            await self.before_finish(job_id)
         sink.job_finished(job_id)
         if not await sink.flush(FLUSH_TIMEOUT_S):
             log.warning("persist did not confirm the log of job %s; keeping it locally", job_id)

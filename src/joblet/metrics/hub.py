@@ -12,6 +12,7 @@ JobSampler's task.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 from collections import OrderedDict, deque
@@ -36,6 +37,7 @@ _log = logging.getLogger(__name__)
 SUBSCRIBER_QUEUE = 64  # a slower viewer loses its oldest samples, never blocks sampling
 PROBE_TIMEOUT_S = 2.0  # a status answer waits no longer on the history store
 MAX_JOBS = 1024  # jobs whose recent samples are kept (oldest ended ones dropped first)
+FINAL_WAIT_S = 5.0  # how long a log's end waits for its job's final sample
 
 
 class HistorySource(Protocol):
@@ -84,6 +86,7 @@ class MetricsHub:
         self._summaries: dict[str, tuple[tuple[int, int, int], pb.JobMetricsSummaryResponse]] = {}
         self._subscribers: dict[str, set[asyncio.Queue[pb.JobMetricsSample | None]]] = {}
         self._samplers: dict[str, JobSampler] = {}
+        self._taken: dict[str, asyncio.Event] = {}  # set once the final sample is taken
         self._ended: set[str] = set()
         self._group: asyncio.TaskGroup | None = None
 
@@ -127,6 +130,7 @@ class MetricsHub:
         if from_start and job_id not in self._recent:
             self._complete.add(job_id)
         self._samplers[job_id] = sampler
+        self._taken.setdefault(job_id, asyncio.Event())
         sampler.attach(self._group.create_task(sampler.run(), name=f"metrics-{job_id}"))
         return sampler
 
@@ -138,8 +142,19 @@ class MetricsHub:
             # After the final sample: the history it closes is complete (the
             # log's end, which seals both, may have come before it).
             self._finished(job_id)
+        taken = self._taken.pop(job_id, None)
+        if taken is not None:
+            taken.set()
         self.end(job_id)
         return final
+
+    async def final_taken(self, job_id: str, timeout: float = FINAL_WAIT_S) -> None:
+        """Until the job's final sample is taken (at once for a job not sampled):
+        its log's end, which closes its history, then comes after that sample."""
+        taken = self._taken.get(job_id)
+        if taken is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(taken.wait(), timeout)
 
     def publish(self, sample: pb.JobMetricsSample) -> None:
         payload = sample.SerializeToString()

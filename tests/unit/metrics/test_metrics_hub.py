@@ -192,3 +192,18 @@ async def test_a_final_first_sample_is_kept_when_every_older_job_is_sampled() ->
         final = await hub.finish_job("late")
         assert final is not None and hub.recent("late") == [final]
         assert len(hub.recent("run-1")) == 1 and len(hub.recent("run-2")) == 1
+
+
+async def test_a_logs_end_waits_for_the_jobs_final_sample() -> None:
+    """The log's end seals the job's history in persist: it waits until the
+    final sample was taken (and sent); a job never sampled does not wait."""
+    manager = NullCgroupManager("test")
+    async with MetricsHub(MetricsConfig(interval_s=60.0)) as hub:
+        await asyncio.wait_for(hub.final_taken("never-sampled"), 0.5)
+        hub.start_job("job", manager.create("job", Limits()), Limits())
+        waiting = asyncio.ensure_future(hub.final_taken("job", timeout=30))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        await hub.finish_job("job")
+        await asyncio.wait_for(waiting, 1)
+        await asyncio.wait_for(hub.final_taken("job"), 0.5)  # once taken, at once
