@@ -28,7 +28,7 @@ from joblet.setup.command import run_setup
 
 from .conftest import ROOT_NEEDED, RunningDaemon, launch_daemon, wait_status
 from .netns import Netns
-from .test_cluster_registry import REDIS_PORT, _wait_redis
+from .test_cluster_registry import REDIS_PORT, _wait_redis, start_redis
 
 TTL_S = 2.0
 TICKS = "i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.1; done"
@@ -75,12 +75,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     ca_files += ["--ca-key", str(ca_root / "config" / "ca-key.pem")]
     ca = certs.CertKeyPair(*(Path(p).read_text() for p in ca_files[1::2]))
     world = Netns()
-    redis_args = ["--port", str(REDIS_PORT), "--bind", "127.0.0.1", "--dir", str(tmp)]
-    redis_args += ["--save", "", "--appendonly", "no"]
-    redis = subprocess.Popen(
-        ["nsenter", f"--net={world.netns}", binary, *redis_args],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    redis = start_redis(world, binary, tmp)
     daemons: dict[str, RunningDaemon] = {}
     try:
         _wait_redis(world, redis)

@@ -55,6 +55,16 @@ def _wait_redis(world: Netns, proc: subprocess.Popen[bytes]) -> None:
     in_netns(world.netns, wait)
 
 
+def start_redis(world: Netns, binary: str, directory: Path) -> subprocess.Popen[bytes]:
+    """redis-server inside `world` on REDIS_PORT, without persistence (not waited for)."""
+    args = ["--port", str(REDIS_PORT), "--bind", "127.0.0.1", "--dir", str(directory)]
+    args += ["--save", "", "--appendonly", "no"]
+    return subprocess.Popen(
+        ["nsenter", f"--net={world.netns}", binary, *args],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     if os.geteuid() != 0:
@@ -64,12 +74,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         pytest.skip("redis-server is not installed (apt-get install redis-server)")
     tmp = tmp_path_factory.mktemp("cluster")
     world = Netns()
-    redis_args = ["--port", str(REDIS_PORT), "--bind", "127.0.0.1", "--dir", str(tmp)]
-    redis_args += ["--save", "", "--appendonly", "no"]
-    redis = subprocess.Popen(
-        ["nsenter", f"--net={world.netns}", binary, *redis_args],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    redis = start_redis(world, binary, tmp)
     daemons: dict[str, RunningDaemon] = {}
     try:
         _wait_redis(world, redis)
