@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -158,6 +160,56 @@ def test_after_max_requeues_a_preempted_job_stays_stopped(daemon: RunningDaemon)
     time.sleep(0.5)
     assert status(stub, victim).status == "STOPPED"  # not taken up again
     assert len(runs_in(logs(stub, victim))) == 4
+
+
+def test_a_job_still_starting_when_a_better_one_comes_is_preempted_once_it_runs(
+    daemon: RunningDaemon,
+) -> None:
+    """The victim is INITIALIZING (its start waits for its record while the
+    state helper is stopped) when the urgent job is queued: no victim then.
+    Once it runs, the urgent job takes its slot instead of waiting ~30 s."""
+    stub = daemon.jobs()
+    state = int((daemon.root / "run" / "state.pid").read_text().strip())
+    with ThreadPoolExecutor(2) as pool:
+        os.kill(state, signal.SIGSTOP)
+        try:
+            victim_call = pool.submit(
+                batch, stub, 300, pause=0.1, preemptible=True, stopGracePeriod="0s"
+            )
+            time.sleep(0.5)  # its start now waits for the stopped helper
+            urgent_call = pool.submit(run, stub, "echo", "urgent", priority=1)
+            time.sleep(0.5)
+        finally:
+            os.kill(state, signal.SIGCONT)
+        victim, urgent = victim_call.result(timeout=20), urgent_call.result(timeout=20)
+    res = wait_status(stub, urgent, {"COMPLETED"}, timeout=15)
+    assert res.status == "COMPLETED"
+    assert status(stub, victim).preemptions == 1
+    stub.StopJob(pb.StopJobReq(uuid=victim))
+    wait_status(stub, victim, FINAL)
+
+
+def test_a_stop_of_a_job_being_launched_waits_for_its_start(daemon: RunningDaemon) -> None:
+    """StopJob while the job is INITIALIZING (its start waits for its record):
+    the stop applies once it runs, instead of FAILED_PRECONDITION."""
+    stub = daemon.jobs()
+    state = int((daemon.root / "run" / "state.pid").read_text().strip())
+    with ThreadPoolExecutor(2) as pool:
+        os.kill(state, signal.SIGSTOP)
+        try:
+            started = pool.submit(batch, stub, 300, pause=0.1)
+            deadline = time.monotonic() + 10
+            while not (listed := [j for j in stub.ListJobs(pb.EmptyRequest()).jobs
+                                  if j.status == "INITIALIZING"]):  # fmt: skip
+                assert time.monotonic() < deadline, "the job never began its start"
+                time.sleep(0.05)
+            stopping = pool.submit(stub.StopJob, pb.StopJobReq(uuid=listed[0].uuid))
+            time.sleep(0.3)
+        finally:
+            os.kill(state, signal.SIGCONT)
+        job_id = started.result(timeout=20)
+        stopping.result(timeout=20)
+    assert wait_status(stub, job_id, FINAL).status == "STOPPED"
 
 
 def test_a_job_waiting_on_a_preempted_job_waits_for_its_rerun(daemon: RunningDaemon) -> None:

@@ -57,8 +57,10 @@ class JobStarter:
         volumes: JobVolumes | None = None,
         workspaces: WorkspaceStore | None = None,
         gpus: GpuAllocator | None = None,
+        on_started: Callable[[Job], None] | None = None,
     ) -> None:
         self._gpus = gpus
+        self._on_started = on_started
         self._config = config
         self._workspaces = workspaces or plain_store(config.layout)
         self._table = table
@@ -132,6 +134,8 @@ class JobStarter:
         timeout = rt.timeout_s or self._config.jobs.job_timeout_s
         if timeout > 0:
             rt.call_later(timeout, self._ending.on_timeout, job_id)
+        if self._on_started is not None:
+            self._on_started(job)
         return job
 
     async def _launch(self, spec: LaunchSpec, cgroup: JobCgroup) -> int:

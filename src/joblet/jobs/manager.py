@@ -35,6 +35,7 @@ from joblet.errors import (
     JobletError,
     NotFound,
     ResourceExhausted,
+    Unavailable,
 )
 from joblet.gpu.allocator import GpuAllocator, wants_gpus
 from joblet.isolation.spec import JobExit
@@ -75,6 +76,7 @@ SHUTDOWN_SETTLE_S = 10.0
 REMOVAL_PAUSE = 1.0  # collected jobs' directories: idle as long as removing took
 SHUTDOWN_STOPPER = "daemon shutdown"  # endReason: "stopped by daemon shutdown"
 FINAL_POLL_S = 0.5
+STARTING_WAIT_S = 30.0  # a stop waits this long at most for a job's launch
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +155,7 @@ class JobManager:
             volumes=volumes,
             workspaces=self._workspaces,
             gpus=gpus,
+            on_started=self._preempt_for_waiting,
         )
         self._restorer = JobRestorer(
             config,
@@ -468,6 +471,8 @@ class JobManager:
         """`signum`, a grace period (the node's unless `grace_s`), then kill.
         A job still waiting to start is canceled instead."""
         job = self._registry.resolve(prefix)
+        if job.status is JobStatus.INITIALIZING:
+            job = await self._past_initializing(job.id)
         if job.status.is_waiting:
             return self._cancel(job.id, caller)
         self._check_running(job)
@@ -476,6 +481,16 @@ class JobManager:
             rt.stopped_by = caller
         await self._ending.terminate(job.id, signum, grace_s)
         return self._registry.get(job.id)
+
+    async def _past_initializing(self, job_id: str) -> Job:
+        """A job being set up (or launched) has no state a stop can act on:
+        wait the moment until it runs, waits or has ended."""
+        deadline = time.monotonic() + STARTING_WAIT_S
+        while (job := self._registry.get(job_id)).status is JobStatus.INITIALIZING:
+            if time.monotonic() > deadline:
+                raise Unavailable(f"job {job_id} is still starting; try again")
+            await asyncio.sleep(0.01)
+        return job
 
     async def send_signal(self, prefix: str, signum: int) -> Job:
         """`signum` to a running job's command; it may go on running."""
@@ -627,6 +642,20 @@ class JobManager:
             self._runtime[job_id].settling = self._table.spawn_task(self._prepare_dir(job))
         self._kick()
         return job
+
+    def _preempt_for_waiting(self, started: Job) -> None:
+        """A preemptible job that was still starting when a better job was
+        queued was no victim then; now that it runs, the best waiting job may
+        take its slot (else that job would wait for its end)."""
+        if not (self._config.jobs.preemption and started.spec.preemptible):
+            return
+        best = self._registry.first_queued()
+        if best is None:
+            return
+        job = self._registry.get(best)
+        victims = self._preemptor.victims_for(job, job.queued_at)
+        if victims:
+            self._preemptor.preempt(victims, best)
 
     async def _prepare_dir(self, job: Job) -> None:
         layout = self._config.layout

@@ -105,5 +105,9 @@ class JobRegistry:
             return self._queue.pop()
         return None
 
+    def first_queued(self) -> str | None:
+        """The best queued job, left in the queue."""
+        return self._queue.peek() if self._queue else None
+
     def __len__(self) -> int:
         return len(self._jobs)
