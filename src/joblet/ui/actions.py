@@ -11,7 +11,7 @@ import grpc
 from aiohttp import web
 
 from joblet.api import joblet_pb2 as pb
-from joblet.ui.app import render, session_of, state_of
+from joblet.ui.app import render, session_of, state_of, stubs_of
 from joblet.ui.forms import FormError, run_request
 from joblet.ui.pages import RPC_TIMEOUT_S, rpc_failure, run_form
 
@@ -40,7 +40,7 @@ async def run_job(request: web.Request) -> web.StreamResponse:
         if len(state.submitted) >= MAX_REMEMBERED:
             state.submitted.pop(next(iter(state.submitted)))
         state.submitted[key] = started
-    stubs = state.upstream.as_role(session.role)
+    stubs = stubs_of(request)
     try:
         answer = await stubs.jobs.RunJob(req, timeout=RPC_TIMEOUT_S)
     except grpc.aio.AioRpcError as exc:
@@ -56,9 +56,9 @@ async def run_job(request: web.Request) -> web.StreamResponse:
 
 
 async def _job_action(request: web.Request, action: str) -> web.StreamResponse:
-    state, session = state_of(request), session_of(request)
+    session = session_of(request)
     job_id = request.match_info["job_id"]
-    stubs = state.upstream.as_role(session.role)
+    stubs = stubs_of(request)
     calls = {
         "stop": lambda: stubs.jobs.StopJob(pb.StopJobReq(uuid=job_id), timeout=60),
         "cancel": lambda: stubs.jobs.CancelJob(pb.CancelJobReq(uuid=job_id), timeout=RPC_TIMEOUT_S),
@@ -87,9 +87,9 @@ async def delete(request: web.Request) -> web.StreamResponse:
 
 async def run_again(request: web.Request) -> web.StreamResponse:
     """The same command, limits and environment as a new job."""
-    state, session = state_of(request), session_of(request)
+    session = session_of(request)
     job_id = request.match_info["job_id"]
-    stubs = state.upstream.as_role(session.role)
+    stubs = stubs_of(request)
     try:
         old = await stubs.jobs.GetJobStatus(pb.GetJobStatusReq(uuid=job_id), timeout=RPC_TIMEOUT_S)
         answer = await stubs.jobs.RunJob(pb.RunJobRequest(
@@ -106,8 +106,8 @@ async def run_again(request: web.Request) -> web.StreamResponse:
 
 async def delete_finished(request: web.Request) -> web.StreamResponse:
     """Every finished job (DeleteAllJobs: running ones stay)."""
-    state, session = state_of(request), session_of(request)
-    stubs = state.upstream.as_role(session.role)
+    session = session_of(request)
+    stubs = stubs_of(request)
     try:
         answer = await stubs.jobs.DeleteAllJobs(pb.DeleteAllJobsReq(), timeout=RPC_TIMEOUT_S)
     except grpc.aio.AioRpcError as exc:
@@ -121,14 +121,14 @@ MAX_WORKFLOW_BYTES = 1024 * 1024
 
 async def run_workflow(request: web.Request) -> web.StreamResponse:
     """A workflow from an uploaded YAML file (never a path on the UI's host)."""
-    state, session = state_of(request), session_of(request)
+    session = session_of(request)
     upload = (await request.post()).get("workflow")
     content = getattr(upload, "file", None)
     text = content.read(MAX_WORKFLOW_BYTES + 1) if content is not None else b""
     if not text or len(text) > MAX_WORKFLOW_BYTES:
         message = "choose a workflow YAML file (at most 1 MB)"
         return render(request, "error.html", status=400, message=message)
-    stubs = state.upstream.as_role(session.role)
+    stubs = stubs_of(request)
     try:
         answer = await stubs.jobs.RunWorkflow(
             pb.RunWorkflowRequest(yamlContent=text.decode("utf-8", errors="replace")),
