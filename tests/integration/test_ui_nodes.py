@@ -115,7 +115,8 @@ def test_a_viewer_switches_too_but_still_may_not_act(pair: Pair) -> None:
 def test_an_unknown_node_or_a_switch_without_csrf_is_refused(pair: Pair) -> None:
     admin = signed_in(pair, "admin")
     unknown = admin.post("/nodes/select", {"node": "nowhere"})
-    assert unknown.status == 404 and "node &#39;nowhere&#39; is not one of: local, east" in unknown.body
+    assert unknown.status == 404
+    assert "node &#39;nowhere&#39; is not one of: local, east" in unknown.body
     assert admin.post("/nodes/select", {"node": "east"}, csrf=False).status == 403
     evil = admin.post("/nodes/select", {"node": "east"}, headers={"Origin": "http://evil.example"})
     assert evil.status == 403
