@@ -4,9 +4,11 @@ session's pages at the other node, with the session's role still applied."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,19 +43,17 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     if os.geteuid() != 0:
         pytest.skip(ROOT_NEEDED)
     tmp = tmp_path_factory.mktemp("ui-nodes")
-    here = launch_daemon(tmp / "here")
-    try:
-        other = launch_daemon(tmp / "other")
-        try:
-            ui = start_ui(here, config=node_config(here, other, tmp / "ui-config.yml"))
-            try:
-                yield Pair(here, other, ui)
-            finally:
-                ui.stop()
-        finally:
-            other.stop()
-    finally:
-        here.stop()
+    with contextlib.ExitStack() as undo:
+        # both at once: a daemon's start is mostly waiting
+        with ThreadPoolExecutor(2) as pool:
+            starts = [pool.submit(launch_daemon, tmp / name) for name in ("here", "other")]
+        for start in starts:
+            if start.exception() is None:
+                undo.callback(start.result().stop)
+        here, other = (start.result() for start in starts)
+        ui = start_ui(here, config=node_config(here, other, tmp / "ui-config.yml"))
+        undo.callback(ui.stop)
+        yield Pair(here, other, ui)
 
 
 def signed_in(pair: Pair, role: str) -> Browser:

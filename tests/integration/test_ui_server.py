@@ -25,7 +25,7 @@ from joblet.api import joblet_pb2_grpc as pb_grpc
 
 from .conftest import ROOT_NEEDED, RunningDaemon, wait_status
 from .netns import in_netns
-from .ui_support import Browser, UiProcess, mint, sse_events, start_ui, ui_world
+from .ui_support import Browser, UiProcess, mint, multipart, sse_events, start_ui, ui_world
 
 pytestmark = [pytest.mark.integration, pytest.mark.privileged]
 
@@ -379,3 +379,81 @@ def test_no_request_ended_in_a_traceback(world: tuple[RunningDaemon, UiProcess])
     daemon, ui = world
     for log in (ui.log_path, daemon.root / "run" / "ui.log"):
         assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+
+
+def test_a_job_run_from_the_form_gets_its_uploaded_files(
+    world: tuple[RunningDaemon, UiProcess], admin: Browser, viewer: Browser
+) -> None:
+    daemon, ui = world
+    fields = {"csrf": admin.csrf, "command": "cat data.txt sub.txt", "name": "ui-upload",
+              "idempotency_key": "up-1"}  # fmt: skip
+    files = [("uploads", "data.txt", b"hello from the form\n"),
+             ("uploads", "some/dir/sub.txt", b"second file\n")]  # fmt: skip
+    headers, body = multipart(fields, files)
+    assert (
+        viewer.request(
+            "POST",
+            "/run",
+            headers={**headers, "Cookie": viewer.cookie},
+            raw=multipart({**fields, "csrf": viewer.csrf}, files)[1],
+        ).status
+        == 403
+    )
+    reply = admin.request("POST", "/run", headers=headers, raw=body)
+    assert reply.status == 303, reply.body
+    job = reply.header("Location").rsplit("/", 1)[1]
+    ended = wait_status(daemon.jobs(), job, {"COMPLETED", "FAILED"})
+    events = sse_events(ui, f"/jobs/{job}/events", admin.cookie)
+    text = "".join(data for kind, _, data in events if kind == "log")
+    assert (ended.status, text) == ("COMPLETED", "hello from the form\nsecond file\n")
+    status = daemon.jobs().GetJobStatus(pb.GetJobStatusReq(uuid=job))
+    assert sorted(status.uploads) == ["data.txt", "sub.txt"]
+
+
+@pytest.mark.slow  # a UI of its own; the cap's fast check: tests/unit/ui/test_upload_form.py
+def test_uploads_over_the_cap_and_bad_names_are_refused_with_a_message(
+    world: tuple[RunningDaemon, UiProcess], tmp_path: Path
+) -> None:
+    daemon, _ = world
+    config = yaml.safe_load(daemon.config_path.read_text())
+    config["ui"] = {"maxUploadBytes": 1000}
+    small = tmp_path / "joblet-config.yml"
+    small.write_text(yaml.safe_dump(config))
+    ui = start_ui(daemon, config=small)
+    try:
+        admin = Browser(ui)
+        assert admin.sign_in(mint(daemon, "admin")).status == 303
+        fields = {"csrf": admin.csrf, "command": "true", "name": "ui-too-big"}
+        for files, status, message in (
+            ([("uploads", "a.bin", b"x" * 600), ("uploads", "b.bin", b"y" * 600)], 400,
+             "uploads: the files are larger than the 1000 bytes the UI accepts"),
+            ([("uploads", "..", b"x")], 400, "uploads: &#39;..&#39; is not a file name"),
+            ([("uploads", "a", b"1"), ("uploads", "dir/a", b"2")], 400, "two files are named"),
+            ([("uploads", "huge.bin", b"z" * (2 << 20))], 413,
+             "the form is larger than the UI accepts (1000 bytes of files"),
+        ):  # fmt: skip
+            headers, body = multipart(fields, files)
+            reply = admin.request("POST", "/run", headers=headers, raw=body)
+            assert (reply.status, message in reply.body) == (status, True), reply.body[:500]
+        names = [j.name for j in daemon.jobs().ListJobs(pb.EmptyRequest()).jobs]
+        assert "ui-too-big" not in names
+    finally:
+        ui.stop()
+
+
+def test_a_workflow_runs_from_its_uploaded_yaml_and_files(
+    world: tuple[RunningDaemon, UiProcess], admin: Browser
+) -> None:
+    daemon, ui = world
+    workflow = "jobs:\n  show: {command: cat, args: [input.txt], uploads: {files: [input.txt]}}\n"
+    files = [("workflow", "w.yml", workflow.encode()), ("files", "input.txt", b"workflow data\n")]
+    headers, body = multipart({"csrf": admin.csrf}, files)
+    reply = admin.request("POST", "/workflows/run", headers=headers, raw=body)
+    assert reply.status == 303, reply.body
+    wf = reply.header("Location").rsplit("/", 1)[1]
+    stub = daemon.jobs()
+    [job] = stub.GetWorkflowJobs(pb.GetWorkflowJobsRequest(workflowUuid=wf)).jobs
+    ended = wait_status(stub, job.jobUuid, {"COMPLETED", "FAILED"})
+    events = sse_events(ui, f"/jobs/{job.jobUuid}/events", admin.cookie)
+    text = "".join(d for k, _, d in events if k == "log")
+    assert (ended.status, text) == ("COMPLETED", "workflow data\n")

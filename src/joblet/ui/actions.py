@@ -14,6 +14,7 @@ from joblet.api import joblet_pb2 as pb
 from joblet.ui.app import render, session_of, state_of, stubs_of
 from joblet.ui.forms import FormError, run_request
 from joblet.ui.pages import RPC_TIMEOUT_S, rpc_failure, run_form
+from joblet.ui.upload_form import read_uploads, split_form
 
 log = logging.getLogger("joblet.ui")
 MAX_REMEMBERED = 10_000
@@ -23,7 +24,7 @@ async def run_job(request: web.Request) -> web.StreamResponse:
     """Start the form's job once per idempotency key: a double click or a
     retried POST gets the job the first one started, never a second job."""
     state, session = state_of(request), session_of(request)
-    form = {k: str(v) for k, v in (await request.post()).items()}
+    form, files = split_form(await request.post())
     key = f"{session.sid}:{form.get('idempotency_key', '')}"
     earlier = state.submitted.get(key) if form.get("idempotency_key") else None
     if earlier is not None:
@@ -33,6 +34,7 @@ async def run_job(request: web.Request) -> web.StreamResponse:
             pass  # the first one failed: this one tries for itself
     try:
         req = run_request(form)
+        req.uploads.extend(read_uploads(files, state.config.max_upload_bytes))
     except FormError as exc:
         return await run_form(request, str(exc), exc.field, form, status=400)
     started: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -122,18 +124,23 @@ MAX_WORKFLOW_BYTES = 1024 * 1024
 async def run_workflow(request: web.Request) -> web.StreamResponse:
     """A workflow from an uploaded YAML file (never a path on the UI's host)."""
     session = session_of(request)
-    upload = (await request.post()).get("workflow")
-    content = getattr(upload, "file", None)
+    _, files = split_form(await request.post())
+    content = next((f for name, _, f in files if name == "workflow"), None)
     text = content.read(MAX_WORKFLOW_BYTES + 1) if content is not None else b""
     if not text or len(text) > MAX_WORKFLOW_BYTES:
         message = "choose a workflow YAML file (at most 1 MB)"
         return render(request, "error.html", status=400, message=message)
+    limit = state_of(request).config.max_upload_bytes
+    try:
+        uploads = read_uploads([f for f in files if f[0] == "files"], limit)
+    except FormError as exc:
+        return render(request, "error.html", status=400, message=str(exc))
+    request_ = pb.RunWorkflowRequest(
+        yamlContent=text.decode("utf-8", errors="replace"), workflowFiles=uploads
+    )
     stubs = stubs_of(request)
     try:
-        answer = await stubs.jobs.RunWorkflow(
-            pb.RunWorkflowRequest(yamlContent=text.decode("utf-8", errors="replace")),
-            timeout=RPC_TIMEOUT_S,
-        )
+        answer = await stubs.jobs.RunWorkflow(request_, timeout=RPC_TIMEOUT_S)
     except grpc.aio.AioRpcError as exc:
         return rpc_failure(request, exc)
     log.info("%s ran workflow %s", session.cn, answer.workflowUuid)

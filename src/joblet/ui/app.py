@@ -25,6 +25,7 @@ log = logging.getLogger("joblet.ui")
 HERE = Path(__file__).parent
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PUBLIC_PATHS = ("/login", "/static/")
+FORM_SLACK_BYTES = 1024 * 1024
 # POSTs a viewer may make: they change the session, not the node
 VIEWER_POSTS = ("/logout", "/nodes/select")
 
@@ -125,7 +126,12 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
         return refuse(401, "sign in first")
     request["session"] = session
     if request.method == "POST":
-        form = await request.post()
+        try:
+            form = await request.post()
+        except web.HTTPRequestEntityTooLarge:
+            limit = state.config.max_upload_bytes
+            return refuse(413, f"the form is larger than the UI accepts ({limit} bytes of "
+                          "files: ui.maxUploadBytes)")  # fmt: skip
         sent = request.headers.get("X-CSRF-Token") or str(form.get("csrf", ""))
         if not guard.csrf_ok(sent, session.csrf):
             log.warning("refused POST %s without a valid CSRF token (%s)", request.path, session.cn)
@@ -165,7 +171,8 @@ def build_app(state: UiState) -> web.Application:
 
     app = web.Application(
         middlewares=[origin_middleware, session_middleware],
-        client_max_size=8 * 1024 * 1024,
+        # the run form's files, and room for its other fields
+        client_max_size=state.config.max_upload_bytes + FORM_SLACK_BYTES,
     )
     app[STATE] = state
     app.on_response_prepare.append(add_security_headers)

@@ -10,7 +10,7 @@ ui:
   clients: ""              # rnx config, nodes admin + viewer (ROOT/config/ui-clients.yml)
   publicUrl: ""            # the URL `rnx ui` prints (default: from listen)
   nodes: {}                # more nodes to switch to: NAME: their ui-clients.yml
-  maxUploadBytes: 67108864 # the run form's files together, at most
+  maxUploadBytes: 33554432 # the run form's files together, at most
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ DEFAULT_PORT = 5175
 LOOPBACK_NAMES = ("localhost",)
 LOCAL_NODE = "local"  # the node whose config the UI was started with
 NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
-DEFAULT_MAX_UPLOAD = 64 * 1024 * 1024
+DEFAULT_MAX_UPLOAD = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)
