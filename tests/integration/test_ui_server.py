@@ -25,6 +25,7 @@ from joblet.api import joblet_pb2_grpc as pb_grpc
 
 from .conftest import ROOT_NEEDED, RunningDaemon, wait_status
 from .netns import in_netns
+from .runtime_sources import write_runtime
 from .ui_support import Browser, UiProcess, mint, multipart, sse_events, start_ui, ui_world
 
 pytestmark = [pytest.mark.integration, pytest.mark.privileged]
@@ -457,3 +458,30 @@ def test_a_workflow_runs_from_its_uploaded_yaml_and_files(
     events = sse_events(ui, f"/jobs/{job.jobUuid}/events", admin.cookie)
     text = "".join(d for k, _, d in events if k == "log")
     assert (ended.status, text) == ("COMPLETED", "workflow data\n")
+
+
+def test_a_runtime_installs_with_streamed_progress_and_is_tested(
+    world: tuple[RunningDaemon, UiProcess], admin: Browser, viewer: Browser, tmp_path: Path
+) -> None:
+    src = write_runtime(tmp_path / "ui-rt", "ui-rt")
+    files = [("files", p.name, p.read_bytes()) for p in sorted(src.iterdir())]
+    headers, body = multipart({"csrf": viewer.csrf}, files)
+    refused = viewer.request("POST", "/resources/runtime-install", headers=headers, raw=body)
+    assert refused.status == 403
+    headers, body = multipart({"csrf": admin.csrf}, files)
+    reply = admin.request("POST", "/resources/runtime-install", headers=headers, raw=body)
+    assert reply.status == 200 and reply.header("Transfer-Encoding") == "chunked"
+    progress = re.findall(r'<li class="progress">([^<]+)</li>', reply.body)
+    assert any("] 6/6 install" in line for line in progress), progress
+    assert "building ui-rt" in reply.body  # the build log
+    assert 'id="install-result">Runtime installed: ui-rt (' in reply.body
+    assert 'data-runtime="ui-rt"' in admin.get("/resources").body
+    tested = admin.post("/resources/runtime-test", {"name": "ui-rt"})
+    assert tested.status == 200 and "Passed (exit code 0)" in tested.body
+    assert "hello from v1" in tested.body
+    assert viewer.post("/resources/runtime-test", {"name": "ui-rt"}).status == 403
+    assert admin.post("/resources/runtime-test", {"name": "ui-rt"}, csrf=False).status == 403
+    assert admin.post("/resources/runtime-test", {"name": "no-such-rt"}).status == 404
+    headers, body = multipart({"csrf": admin.csrf}, [("files", "build.sh", b"true\n")])
+    missing = admin.request("POST", "/resources/runtime-install", headers=headers, raw=body)
+    assert missing.status == 400 and "runtime.yml among them" in missing.body

@@ -167,7 +167,15 @@ async def static_file(request: web.Request) -> web.Response:
 
 
 def build_app(state: UiState) -> web.Application:
-    from joblet.ui import actions, cert_login, events, node_pages, pages, resource_actions
+    from joblet.ui import (
+        actions,
+        cert_login,
+        events,
+        node_pages,
+        pages,
+        resource_actions,
+        runtime_actions,
+    )
 
     app = web.Application(
         middlewares=[origin_middleware, session_middleware],
@@ -178,6 +186,7 @@ def build_app(state: UiState) -> web.Application:
     app.on_response_prepare.append(add_security_headers)
     pages.add_routes(app)
     actions.add_routes(app)
+    runtime_actions.add_routes(app)  # before resource_actions' /resources/{action}
     resource_actions.add_routes(app)
     events.add_routes(app)
     node_pages.add_routes(app)
