@@ -386,10 +386,13 @@ def test_a_job_run_from_the_form_gets_its_uploaded_files(
     world: tuple[RunningDaemon, UiProcess], admin: Browser, viewer: Browser
 ) -> None:
     daemon, ui = world
-    fields = {"csrf": admin.csrf, "command": "cat data.txt sub.txt", "name": "ui-upload",
-              "idempotency_key": "up-1"}  # fmt: skip
+    fields = {"csrf": admin.csrf, "command": "sh -c 'cat data.txt sub.txt; wc -c < big.bin'",
+              "name": "ui-upload", "idempotency_key": "up-1"}  # fmt: skip
+    # big.bin: past aiohttp's in-memory spool, so the UI writes it to disk
+    # through its executor (after it dropped root)
     files = [("uploads", "data.txt", b"hello from the form\n"),
-             ("uploads", "some/dir/sub.txt", b"second file\n")]  # fmt: skip
+             ("uploads", "some/dir/sub.txt", b"second file\n"),
+             ("uploads", "big.bin", b"b" * (3 << 20))]  # fmt: skip
     headers, body = multipart(fields, files)
     assert (
         viewer.request(
@@ -406,9 +409,9 @@ def test_a_job_run_from_the_form_gets_its_uploaded_files(
     ended = wait_status(daemon.jobs(), job, {"COMPLETED", "FAILED"})
     events = sse_events(ui, f"/jobs/{job}/events", admin.cookie)
     text = "".join(data for kind, _, data in events if kind == "log")
-    assert (ended.status, text) == ("COMPLETED", "hello from the form\nsecond file\n")
+    assert (ended.status, text) == ("COMPLETED", "hello from the form\nsecond file\n3145728\n")
     status = daemon.jobs().GetJobStatus(pb.GetJobStatusReq(uuid=job))
-    assert sorted(status.uploads) == ["data.txt", "sub.txt"]
+    assert sorted(status.uploads) == ["big.bin", "data.txt", "sub.txt"]
 
 
 @pytest.mark.slow  # a UI of its own; the cap's fast check: tests/unit/ui/test_upload_form.py

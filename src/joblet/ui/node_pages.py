@@ -20,7 +20,7 @@ from joblet.ui.sessions import Session
 from joblet.ui.upstream import RoleStubs, UnknownNode
 
 log = logging.getLogger("joblet.ui")
-PROBE_TIMEOUT_S = 5.0
+PROBE_TIMEOUT_S = 15.0  # a first GetSystemStatus may look for a cloud first
 
 
 @dataclass(frozen=True)

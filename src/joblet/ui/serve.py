@@ -51,8 +51,11 @@ def tls_context(cert_pem: str, key_pem: str, ca_pem: str = "") -> ssl.SSLContext
 
 # Imported on first use deep inside Jinja2, aiohttp and the codecs; after the
 # drop the interpreter's own files may be unreadable (a Python under /root).
+# concurrent.futures.thread: aiohttp writes an uploaded file past its spool
+# size to disk through the loop's default executor, made on first use.
 LATE_IMPORTS = ("encodings.unicode_escape", "encodings.idna", "encodings.ascii",
-                "encodings.latin_1", "encodings.utf_8", "json.decoder", "http.cookies")  # fmt: skip
+                "encodings.latin_1", "encodings.utf_8", "json.decoder", "http.cookies",
+                "concurrent.futures.thread")  # fmt: skip
 
 
 def warm_up(state: UiState) -> None:
