@@ -32,9 +32,18 @@ class Pair:
 
 
 def node_config(here: RunningDaemon, other: RunningDaemon, path: Path) -> Path:
+    """`here`'s config with two more nodes: `east` (the other daemon) and
+    `down` (its certificates, an address nothing listens on)."""
+    east = other.root / "config" / "ui-clients.yml"
+    clients = yaml.safe_load(east.read_text())
+    for entry in clients["nodes"].values():
+        entry["address"] = "127.0.0.1:1"
+    down = path.with_name("down-ui-clients.yml")
+    down.write_text(yaml.safe_dump(clients))
+    down.chmod(0o600)
     config = yaml.safe_load(here.config_path.read_text())
-    config["ui"] = {"nodes": {"east": str(other.root / "config" / "ui-clients.yml")}}
-    path.write_text(yaml.safe_dump(config))
+    config["ui"] = {"nodes": {"east": str(east), "down": str(down)}}
+    path.write_text(yaml.safe_dump(config, sort_keys=False))  # the nodes in this order
     return path
 
 
@@ -74,7 +83,8 @@ def test_the_nodes_page_asks_every_node(pair: Pair) -> None:
         page = signed_in(pair, "viewer").get("/nodes")
         assert page.status == 200
         rows = dict(re.findall(r'<tr data-node="(\w+)" data-reachable="(\w+)"', page.body))
-        assert rows == {"local": "yes", "east": "yes"}
+        assert rows == {"local": "yes", "east": "yes", "down": "no"}
+        assert "no: UNAVAILABLE" in page.body
         ids = re.findall(r'data-field="nodeId">([^<]+)<', page.body)
         assert ids == [node_id(pair.here), node_id(pair.other)]
         active = re.findall(r'data-field="active">(\d+)<', page.body)
@@ -116,7 +126,7 @@ def test_an_unknown_node_or_a_switch_without_csrf_is_refused(pair: Pair) -> None
     admin = signed_in(pair, "admin")
     unknown = admin.post("/nodes/select", {"node": "nowhere"})
     assert unknown.status == 404
-    assert "node &#39;nowhere&#39; is not one of: local, east" in unknown.body
+    assert "node &#39;nowhere&#39; is not one of: local, east, down" in unknown.body
     assert admin.post("/nodes/select", {"node": "east"}, csrf=False).status == 403
     evil = admin.post("/nodes/select", {"node": "east"}, headers={"Origin": "http://evil.example"})
     assert evil.status == 403
