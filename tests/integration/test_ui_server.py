@@ -376,12 +376,6 @@ def test_under_tls_the_ui_serves_https_and_its_cookie_is_secure(
         ui.stop()
 
 
-def test_no_request_ended_in_a_traceback(world: tuple[RunningDaemon, UiProcess]) -> None:
-    daemon, ui = world
-    for log in (ui.log_path, daemon.root / "run" / "ui.log"):
-        assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
-
-
 def test_a_job_run_from_the_form_gets_its_uploaded_files(
     world: tuple[RunningDaemon, UiProcess], admin: Browser, viewer: Browser
 ) -> None:
@@ -488,3 +482,16 @@ def test_a_runtime_installs_with_streamed_progress_and_is_tested(
     headers, body = multipart({"csrf": admin.csrf}, [("files", "build.sh", b"true\n")])
     missing = admin.request("POST", "/resources/runtime-install", headers=headers, raw=body)
     assert missing.status == 400 and "runtime.yml among them" in missing.body
+    bad = write_runtime(tmp_path / "ui-rt-bad", "ui-rt-bad", extra="echo broken; exit 3")
+    files = [("files", p.name, p.read_bytes()) for p in sorted(bad.iterdir())]
+    headers, body = multipart({"csrf": admin.csrf}, files)
+    failed = admin.request("POST", "/resources/runtime-install", headers=headers, raw=body)
+    assert failed.status == 200 and "broken" in failed.body
+    assert '"result error" id="install-result">Installing runtime ui-rt-bad failed' in failed.body
+
+
+# last: after every request of the tests above
+def test_no_request_ended_in_a_traceback(world: tuple[RunningDaemon, UiProcess]) -> None:
+    daemon, ui = world
+    for log in (ui.log_path, daemon.root / "run" / "ui.log"):
+        assert "Traceback" not in log.read_text(), log.read_text()[-3000:]

@@ -92,7 +92,18 @@ async def install(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/html; charset=utf-8",
                                            "X-Accel-Buffering": "no"})  # fmt: skip
     await response.prepare(request)
-    await response.write(head.encode())
+    try:
+        await response.write(head.encode())
+        await _follow(response, first, chunks)
+        await response.write(tail.encode())
+        await response.write_eof()
+    except ConnectionError:  # the browser left; the daemon's build job goes on
+        log.info("%s left the install of runtime %r", session.cn, form.get("name"))
+    return response
+
+
+async def _follow(response: web.StreamResponse, first: Any, chunks: Any) -> None:
+    """Each chunk into the page as it comes; a failure mid-stream as its last line."""
     view = ProgressView(terminal=False)
     try:
         chunk = first
@@ -104,9 +115,6 @@ async def install(request: web.Request) -> web.StreamResponse:
         await response.write(
             f'<li class="result error" id="install-result">{message}</li>'.encode()
         )
-    await response.write(tail.encode())
-    await response.write_eof()
-    return response
 
 
 async def run_test(request: web.Request) -> web.StreamResponse:
