@@ -9,16 +9,21 @@ import contextlib
 import logging
 import ssl
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aiohttp import web
-from cryptography import x509
-from cryptography.x509.oid import NameOID
 
 from joblet.ui.app import render, state_of
 from joblet.ui.pages import start_session
 from joblet.ui.tokens import ROLES
 
+if TYPE_CHECKING:
+    from cryptography import x509
+
 log = logging.getLogger("joblet.ui")
+# cryptography costs the process ~8 MB: loaded only under TLS (by `joblet ui`
+# before it drops root, see serve.warm_up), the one case a certificate comes
+TLS_IMPORTS = ("cryptography.x509", "cryptography.x509.oid")
 
 
 class CertRefused(Exception):
@@ -39,6 +44,9 @@ def _attribute(cert: x509.Certificate, oid: x509.ObjectIdentifier) -> str:
 
 def identity_of(der: bytes, revoked: frozenset[int]) -> CertIdentity:
     """Role (the OU), CN and serial of a verified client certificate; pure."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
     cert = x509.load_der_x509_certificate(der)
     role, cn = (
         _attribute(cert, NameOID.ORGANIZATIONAL_UNIT_NAME),

@@ -24,6 +24,7 @@ from joblet.daemon.revocation_watch import RevocationWatch
 from joblet.errors import ConfigError
 from joblet.isolation.libc import malloc_trim, set_pdeathsig
 from joblet.ui.app import UiState, build_app
+from joblet.ui.cert_login import TLS_IMPORTS
 from joblet.ui.config import UiConfig, listen_problem, login_key_path, parse_listen
 from joblet.ui.tokens import Redeemer, load_or_create_key
 from joblet.ui.upstream import Upstream, read_all_nodes
@@ -63,7 +64,7 @@ def warm_up(state: UiState) -> None:
     modules, compiled templates, both roles' channels."""
     import importlib
 
-    for name in LATE_IMPORTS:
+    for name in LATE_IMPORTS + (TLS_IMPORTS if state.config.tls else ()):
         importlib.import_module(name)
     for template in state.templates.list_templates():
         state.templates.get_template(template)
