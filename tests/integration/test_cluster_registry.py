@@ -120,6 +120,8 @@ def test_either_node_lists_both_with_what_their_leases_say(cluster: Cluster) -> 
     assert set(cluster.listed("n1", "--node", "viewer")) == set(ids.values())
 
 
+# slow (a UI of its own): its fast check is tests/unit/ui/test_node_pages.py
+@pytest.mark.slow
 def test_the_web_uis_nodes_page_lists_the_cluster(cluster: Cluster) -> None:
     n1 = cluster.daemons["n1"]
     ui = start_ui(n1)

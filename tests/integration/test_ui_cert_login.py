@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from joblet.security import certs
+from joblet.setup import command
 
 from .conftest import ROOT_NEEDED, RunningDaemon, launch_daemon
 from .ui_support import UiProcess, start_ui
@@ -52,6 +53,16 @@ def issue_p12(world_root: Path, tmp: Path, role: str, name: str, password: bytes
     return bundle
 
 
+def issue_pem(root: Path, tmp: Path, role: str, name: str) -> tuple[Path, Path]:
+    """A certificate of the daemon's CA, issued in this process (as the CLI does)."""
+    if role == "node":
+        cert, key = command.issue_cert(root, role, name)
+    else:
+        entry = command.issue_node_entry(root, role, name, "127.0.0.1:1")
+        cert, key = entry.cert, entry.key
+    return pem_files(tmp, name, cert.encode(), key.encode())
+
+
 def pem_files(tmp: Path, name: str, cert_pem: bytes, key_pem: bytes) -> tuple[Path, Path]:
     cert, key = tmp / f"{name}.crt", tmp / f"{name}.key"
     cert.write_bytes(cert_pem)
@@ -77,11 +88,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsWorld]:
     daemon = launch_daemon(tmp / "d")
     try:
         # revoked before the UI starts: it reads the CRL while still root
-        assert joblet("certs", "issue", "--root", str(daemon.root), "--role", "viewer",
-                      "--name", "mallory").returncode == 0  # fmt: skip
-        issue_p12(daemon.root, tmp, "viewer", "mallory", b"pw")
-        assert joblet("certs", "revoke", "--root", str(daemon.root),
-                      "--name", "mallory").returncode == 0  # fmt: skip
+        issue_pem(daemon.root, tmp, "viewer", "mallory")
+        command.revoke_certs(daemon.root, "mallory", None)
         config = yaml.safe_load(daemon.config_path.read_text())
         config["ui"] = {"tls": True}
         path = tmp / "ui-config.yml"
@@ -113,27 +121,23 @@ def get(world: TlsWorld, path: str, client: tuple[Path, Path] | None,
         conn.close()
 
 
-def test_a_p12_bundle_is_private_encrypted_and_never_overwritten(world: TlsWorld) -> None:
-    bundle = issue_p12(world.daemon.root, world.tmp, "viewer", "p12-check", b"s3cret")
+def test_a_p12_bundle_is_private_encrypted_and_signs_in_as_a_viewer(world: TlsWorld) -> None:
+    bundle = issue_p12(world.daemon.root, world.tmp, "viewer", "cert-viewer", b"s3cret")
     assert bundle.stat().st_mode & 0o777 == 0o600
     with pytest.raises(ValueError):
         pkcs12.load_key_and_certificates(bundle.read_bytes(), b"wrong")
-    again = joblet("certs", "issue", "--root", str(world.daemon.root), "--role", "viewer",
-                   "--name", "p12-check", "--p12", str(bundle))  # fmt: skip
-    assert again.returncode != 0 and "exists already" in again.stderr
-    assert "Traceback" not in again.stderr
-    node = joblet("certs", "issue", "--root", str(world.daemon.root), "--role", "node",
-                  "--name", "n", "--p12", str(world.tmp / "n.p12"))  # fmt: skip
-    assert node.returncode == 2 and "--p12 is for admin and viewer" in node.stderr
-
-
-@pytest.mark.parametrize("role", ["viewer", "admin"])
-def test_a_certificate_signs_in_with_the_role_of_its_ou(world: TlsWorld, role: str) -> None:
-    bundle = issue_p12(world.daemon.root, world.tmp, role, f"cert-{role}", b"pw")
-    status, cookie, _ = get(world, "/login/cert", from_p12(world.tmp, bundle, b"pw"))
+    status, cookie, _ = get(world, "/login/cert", from_p12(world.tmp, bundle, b"s3cret"))
     assert status == 303 and "HttpOnly" in cookie and "; Secure" in cookie
     status, _, page = get(world, "/jobs", None, cookie.split(";", 1)[0])
-    assert status == 200 and f"cert-{role} ({role})" in page
+    assert status == 200 and "cert-viewer (viewer)" in page
+
+
+def test_an_admin_certificate_signs_in_as_admin(world: TlsWorld) -> None:
+    client = issue_pem(world.daemon.root, world.tmp, "admin", "cert-admin")
+    status, cookie, _ = get(world, "/login/cert", client)
+    assert status == 303
+    status, _, page = get(world, "/jobs", None, cookie.split(";", 1)[0])
+    assert status == 200 and "cert-admin (admin)" in page and 'href="/run"' in page
 
 
 def test_without_a_certificate_there_is_no_session(world: TlsWorld) -> None:
@@ -143,17 +147,14 @@ def test_without_a_certificate_there_is_no_session(world: TlsWorld) -> None:
 
 
 def test_a_node_certificate_is_refused(world: TlsWorld) -> None:
-    done = joblet("certs", "issue", "--root", str(world.daemon.root), "--role", "node",
-                  "--name", "node-x")  # fmt: skip
-    keys = yaml.safe_load(done.stdout)["cluster"]
-    client = pem_files(world.tmp, "node-x", keys["nodeCert"].encode(), keys["nodeKey"].encode())
+    client = issue_pem(world.daemon.root, world.tmp, "node", "node-x")
     status, extra, page = get(world, "/login/cert", client)
     assert status == 403 and "role &#39;node&#39; cannot sign in" in page
     assert "joblet_session" not in extra
 
 
 def test_a_revoked_certificate_is_refused(world: TlsWorld) -> None:
-    client = from_p12(world.tmp, world.tmp / "mallory.p12", b"pw")
+    client = (world.tmp / "mallory.crt", world.tmp / "mallory.key")
     status, _, page = get(world, "/login/cert", client)
     assert status == 403 and "has been revoked" in page
 
