@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -23,6 +24,7 @@ from joblet.api import joblet_pb2 as pb
 
 from .conftest import ROOT_NEEDED, RunningDaemon, launch_daemon, wait_status
 from .netns import Netns, in_netns
+from .ui_support import Browser, mint, start_ui
 
 REDIS_PORT = 6379  # inside the test's namespace: nothing else listens there
 TTL_S = 2.0
@@ -116,6 +118,28 @@ def test_either_node_lists_both_with_what_their_leases_say(cluster: Cluster) -> 
             assert 0 < float(str(entry["lease_left_seconds"])) <= TTL_S
     # a viewer may read the registry too
     assert set(cluster.listed("n1", "--node", "viewer")) == set(ids.values())
+
+
+# slow (a UI of its own): its fast check is tests/unit/ui/test_node_pages.py
+@pytest.mark.slow
+def test_the_web_uis_nodes_page_lists_the_cluster(cluster: Cluster) -> None:
+    n1 = cluster.daemons["n1"]
+    ui = start_ui(n1)
+    try:
+        browser = Browser(ui)
+        assert browser.sign_in(mint(n1, "viewer")).status == 303
+        ids = {cluster.node_id(name) for name in cluster.daemons}
+        deadline = time.monotonic() + 10
+        while True:  # both leases, as the registry has them
+            page = browser.get("/nodes").body
+            shown = set(re.findall(r"<tr><td>([\w-]+)</td><td>127\.0\.0\.1:", page))
+            if shown == ids:
+                break
+            assert time.monotonic() < deadline, page[-2000:]
+            time.sleep(0.2)
+        assert 'id="cluster"' in page and "Cluster test (as " in page
+    finally:
+        ui.stop()
 
 
 def test_any_node_lists_and_finds_every_nodes_jobs(cluster: Cluster) -> None:

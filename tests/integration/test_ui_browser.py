@@ -199,3 +199,17 @@ def test_a_running_jobs_charts_gain_points(
     first = int(chart.get_attribute("data-points") or 0)
     expect(chart).not_to_have_attribute("data-points", str(first), timeout=TIMEOUT_MS)
     assert tab.page.locator("#chart-cpu canvas").count() == 1  # drawn by uPlot
+
+
+def test_a_file_chosen_in_the_run_form_is_in_the_jobs_workspace(
+    world: tuple[RunningDaemon, UiProcess], tab: Tab
+) -> None:
+    daemon, ui = world
+    tab.sign_in(mint(daemon, "admin"))
+    tab.page.goto(f"{ui.origin}/run")
+    tab.page.fill("#run-command", "cat note.txt")
+    note = {"name": "note.txt", "mimeType": "text/plain", "buffer": b"chosen in the browser\n"}
+    tab.page.set_input_files("#run-uploads", files=[note])
+    tab.page.click("#run-submit")
+    tab.page.wait_for_url(re.compile(r"/jobs/[0-9a-f-]{36}$"))
+    expect(tab.page.locator("#log")).to_contain_text("chosen in the browser", timeout=TIMEOUT_MS)

@@ -25,7 +25,8 @@ from joblet.api import joblet_pb2_grpc as pb_grpc
 
 from .conftest import ROOT_NEEDED, RunningDaemon, wait_status
 from .netns import in_netns
-from .ui_support import Browser, UiProcess, mint, sse_events, start_ui, ui_world
+from .runtime_sources import write_runtime
+from .ui_support import Browser, UiProcess, mint, multipart, sse_events, start_ui, ui_world
 
 pytestmark = [pytest.mark.integration, pytest.mark.privileged]
 
@@ -375,6 +376,121 @@ def test_under_tls_the_ui_serves_https_and_its_cookie_is_secure(
         ui.stop()
 
 
+def test_a_job_run_from_the_form_gets_its_uploaded_files(
+    world: tuple[RunningDaemon, UiProcess], admin: Browser, viewer: Browser
+) -> None:
+    daemon, ui = world
+    fields = {"csrf": admin.csrf, "command": "sh -c 'cat data.txt sub.txt; wc -c < big.bin'",
+              "name": "ui-upload", "idempotency_key": "up-1"}  # fmt: skip
+    # big.bin: past aiohttp's in-memory spool, so the UI writes it to disk
+    # through its executor (after it dropped root)
+    files = [("uploads", "data.txt", b"hello from the form\n"),
+             ("uploads", "some/dir/sub.txt", b"second file\n"),
+             ("uploads", "big.bin", b"b" * (3 << 20))]  # fmt: skip
+    headers, body = multipart(fields, files)
+    assert (
+        viewer.request(
+            "POST",
+            "/run",
+            headers={**headers, "Cookie": viewer.cookie},
+            raw=multipart({**fields, "csrf": viewer.csrf}, files)[1],
+        ).status
+        == 403
+    )
+    reply = admin.request("POST", "/run", headers=headers, raw=body)
+    assert reply.status == 303, reply.body
+    job = reply.header("Location").rsplit("/", 1)[1]
+    ended = wait_status(daemon.jobs(), job, {"COMPLETED", "FAILED"})
+    events = sse_events(ui, f"/jobs/{job}/events", admin.cookie)
+    text = "".join(data for kind, _, data in events if kind == "log")
+    assert (ended.status, text) == ("COMPLETED", "hello from the form\nsecond file\n3145728\n")
+    status = daemon.jobs().GetJobStatus(pb.GetJobStatusReq(uuid=job))
+    assert sorted(status.uploads) == ["big.bin", "data.txt", "sub.txt"]
+
+
+@pytest.mark.slow  # a UI of its own; the cap's fast check: tests/unit/ui/test_upload_form.py
+def test_uploads_over_the_cap_and_bad_names_are_refused_with_a_message(
+    world: tuple[RunningDaemon, UiProcess], tmp_path: Path
+) -> None:
+    daemon, _ = world
+    config = yaml.safe_load(daemon.config_path.read_text())
+    config["ui"] = {"maxUploadBytes": 1000}
+    small = tmp_path / "joblet-config.yml"
+    small.write_text(yaml.safe_dump(config))
+    ui = start_ui(daemon, config=small)
+    try:
+        admin = Browser(ui)
+        assert admin.sign_in(mint(daemon, "admin")).status == 303
+        fields = {"csrf": admin.csrf, "command": "true", "name": "ui-too-big"}
+        for files, status, message in (
+            ([("uploads", "a.bin", b"x" * 600), ("uploads", "b.bin", b"y" * 600)], 400,
+             "uploads: the files are larger than the 1000 bytes the UI accepts"),
+            ([("uploads", "..", b"x")], 400, "uploads: &#39;..&#39; is not a file name"),
+            ([("uploads", "a", b"1"), ("uploads", "dir/a", b"2")], 400, "two files are named"),
+            ([("uploads", "huge.bin", b"z" * (2 << 20))], 413,
+             "the form is larger than the UI accepts (1000 bytes of files"),
+        ):  # fmt: skip
+            headers, body = multipart(fields, files)
+            reply = admin.request("POST", "/run", headers=headers, raw=body)
+            assert (reply.status, message in reply.body) == (status, True), reply.body[:500]
+        names = [j.name for j in daemon.jobs().ListJobs(pb.EmptyRequest()).jobs]
+        assert "ui-too-big" not in names
+    finally:
+        ui.stop()
+
+
+def test_a_workflow_runs_from_its_uploaded_yaml_and_files(
+    world: tuple[RunningDaemon, UiProcess], admin: Browser
+) -> None:
+    daemon, ui = world
+    workflow = "jobs:\n  show: {command: cat, args: [input.txt], uploads: {files: [input.txt]}}\n"
+    files = [("workflow", "w.yml", workflow.encode()), ("files", "input.txt", b"workflow data\n")]
+    headers, body = multipart({"csrf": admin.csrf}, files)
+    reply = admin.request("POST", "/workflows/run", headers=headers, raw=body)
+    assert reply.status == 303, reply.body
+    wf = reply.header("Location").rsplit("/", 1)[1]
+    stub = daemon.jobs()
+    [job] = stub.GetWorkflowJobs(pb.GetWorkflowJobsRequest(workflowUuid=wf)).jobs
+    ended = wait_status(stub, job.jobUuid, {"COMPLETED", "FAILED"})
+    events = sse_events(ui, f"/jobs/{job.jobUuid}/events", admin.cookie)
+    text = "".join(d for k, _, d in events if k == "log")
+    assert (ended.status, text) == ("COMPLETED", "workflow data\n")
+
+
+def test_a_runtime_installs_with_streamed_progress_and_is_tested(
+    world: tuple[RunningDaemon, UiProcess], admin: Browser, viewer: Browser, tmp_path: Path
+) -> None:
+    src = write_runtime(tmp_path / "ui-rt", "ui-rt")
+    files = [("files", p.name, p.read_bytes()) for p in sorted(src.iterdir())]
+    headers, body = multipart({"csrf": viewer.csrf}, files)
+    refused = viewer.request("POST", "/resources/runtime-install", headers=headers, raw=body)
+    assert refused.status == 403
+    headers, body = multipart({"csrf": admin.csrf}, files)
+    reply = admin.request("POST", "/resources/runtime-install", headers=headers, raw=body)
+    assert reply.status == 200 and reply.header("Transfer-Encoding") == "chunked"
+    progress = re.findall(r'<li class="progress">([^<]+)</li>', reply.body)
+    assert any("] 6/6 install" in line for line in progress), progress
+    assert "building ui-rt" in reply.body  # the build log
+    assert 'id="install-result">Runtime installed: ui-rt (' in reply.body
+    assert 'data-runtime="ui-rt"' in admin.get("/resources").body
+    tested = admin.post("/resources/runtime-test", {"name": "ui-rt"})
+    assert tested.status == 200 and "Passed (exit code 0)" in tested.body
+    assert "hello from v1" in tested.body
+    assert viewer.post("/resources/runtime-test", {"name": "ui-rt"}).status == 403
+    assert admin.post("/resources/runtime-test", {"name": "ui-rt"}, csrf=False).status == 403
+    assert admin.post("/resources/runtime-test", {"name": "no-such-rt"}).status == 404
+    headers, body = multipart({"csrf": admin.csrf}, [("files", "build.sh", b"true\n")])
+    missing = admin.request("POST", "/resources/runtime-install", headers=headers, raw=body)
+    assert missing.status == 400 and "runtime.yml among them" in missing.body
+    bad = write_runtime(tmp_path / "ui-rt-bad", "ui-rt-bad", extra="echo broken; exit 3")
+    files = [("files", p.name, p.read_bytes()) for p in sorted(bad.iterdir())]
+    headers, body = multipart({"csrf": admin.csrf}, files)
+    failed = admin.request("POST", "/resources/runtime-install", headers=headers, raw=body)
+    assert failed.status == 200 and "broken" in failed.body
+    assert '"result error" id="install-result">Installing runtime ui-rt-bad failed' in failed.body
+
+
+# last: after every request of the tests above
 def test_no_request_ended_in_a_traceback(world: tuple[RunningDaemon, UiProcess]) -> None:
     daemon, ui = world
     for log in (ui.log_path, daemon.root / "run" / "ui.log"):

@@ -132,8 +132,9 @@ class FakeStubs:
 
 class FakeUpstream:
     address = "fixed"
+    names = ("local",)
 
-    def as_role(self, role: str) -> FakeStubs:
+    def as_role(self, role: str, node: str = "local") -> FakeStubs:
         lists = FakeLists()
         return FakeStubs(FakeJobs(), lists, lists, lists, lists)
 

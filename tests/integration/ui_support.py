@@ -191,3 +191,22 @@ def sse_events(ui: UiProcess, path: str, cookie: str, *, last_event_id: str = ""
     finally:
         conn.close()
     return events
+
+
+def multipart(fields: dict[str, str],
+              files: list[tuple[str, str, bytes]]) -> tuple[dict[str, str], bytes]:  # fmt: skip
+    """(headers, body) of a multipart/form-data POST: text fields, then
+    (field, file name, content) files, as a browser's file inputs send them."""
+    boundary = "----joblet-test-boundary"
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in fields.items()
+    ]
+    for name, filename, content in files:
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+            f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+        )
+        parts.append(head.encode() + content + b"\r\n")
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    return {"Content-Type": f"multipart/form-data; boundary={boundary}"}, body

@@ -277,6 +277,19 @@ def _add_certs_parser(sub: Any) -> None:
     )
     issue.add_argument("--name", required=True, help="the client's name (certificate CN)")
     issue.add_argument("--address", help="HOST:PORT clients dial (default: from rnx-config.yml)")
+    issue.add_argument(
+        "--p12",
+        type=Path,
+        metavar="FILE",
+        help="write the certificate, its key and the CA as a PKCS#12 bundle (mode 0600) for a "
+        "browser to sign in to the web UI with, instead of printing an rnx node entry",
+    )
+    issue.add_argument(
+        "--p12-password-file",
+        type=Path,
+        metavar="FILE",
+        help="encrypt the bundle with the password on this file's first line",
+    )
     revoke = certs_sub.add_parser(
         "revoke",
         help="revoke client certificates: a new CRL (ROOT/certs/crl.pem) the daemon "
@@ -445,12 +458,34 @@ def _cmd_certs(args: argparse.Namespace) -> int:
     if args.certs_command == "list":
         print(command.render_cert_table(command.list_certs(args.root)), end="")
         return 0
+    if args.p12 is not None:
+        return _issue_p12(args)
+    if args.p12_password_file is not None:
+        print("joblet: error: --p12-password-file goes with --p12", file=sys.stderr)
+        return EXIT_USAGE
     if args.role == "node":
         node_cert, node_key = command.issue_cert(args.root, args.role, args.name)
         print(command.cluster_snippet(node_cert, node_key), end="")
         return 0
     entry = command.issue_node_entry(args.root, args.role, args.name, args.address)
     print(command.node_snippet(args.name, entry), end="")
+    return 0
+
+
+def _issue_p12(args: argparse.Namespace) -> int:
+    from joblet.setup import command, p12
+
+    if args.role == "node":
+        print("joblet: error: --p12 is for admin and viewer certificates", file=sys.stderr)
+        return EXIT_USAGE
+    password = p12.read_password(args.p12_password_file)
+    if args.p12.exists():
+        raise p12.P12Error(f"{args.p12} exists already; choose another file")
+    entry = command.issue_node_entry(args.root, args.role, args.name, args.address)
+    data = p12.bundle(args.name, entry.cert, entry.key, entry.ca, password)
+    p12.write_bundle(args.p12, data)
+    how = "encrypted" if password else "not encrypted: keep it as safe as a key"
+    print(f"wrote {args.p12}: the {args.role} certificate of {args.name} ({how})")
     return 0
 
 

@@ -11,9 +11,10 @@ import grpc
 from aiohttp import web
 
 from joblet.api import joblet_pb2 as pb
-from joblet.ui.app import render, session_of, state_of
+from joblet.ui.app import render, session_of, state_of, stubs_of
 from joblet.ui.forms import FormError, run_request
 from joblet.ui.pages import RPC_TIMEOUT_S, rpc_failure, run_form
+from joblet.ui.upload_form import read_uploads, split_form
 
 log = logging.getLogger("joblet.ui")
 MAX_REMEMBERED = 10_000
@@ -23,7 +24,7 @@ async def run_job(request: web.Request) -> web.StreamResponse:
     """Start the form's job once per idempotency key: a double click or a
     retried POST gets the job the first one started, never a second job."""
     state, session = state_of(request), session_of(request)
-    form = {k: str(v) for k, v in (await request.post()).items()}
+    form, files = split_form(await request.post())
     key = f"{session.sid}:{form.get('idempotency_key', '')}"
     earlier = state.submitted.get(key) if form.get("idempotency_key") else None
     if earlier is not None:
@@ -33,6 +34,7 @@ async def run_job(request: web.Request) -> web.StreamResponse:
             pass  # the first one failed: this one tries for itself
     try:
         req = run_request(form)
+        req.uploads.extend(read_uploads(files, state.config.max_upload_bytes))
     except FormError as exc:
         return await run_form(request, str(exc), exc.field, form, status=400)
     started: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -40,7 +42,7 @@ async def run_job(request: web.Request) -> web.StreamResponse:
         if len(state.submitted) >= MAX_REMEMBERED:
             state.submitted.pop(next(iter(state.submitted)))
         state.submitted[key] = started
-    stubs = state.upstream.as_role(session.role)
+    stubs = stubs_of(request)
     try:
         answer = await stubs.jobs.RunJob(req, timeout=RPC_TIMEOUT_S)
     except grpc.aio.AioRpcError as exc:
@@ -56,9 +58,9 @@ async def run_job(request: web.Request) -> web.StreamResponse:
 
 
 async def _job_action(request: web.Request, action: str) -> web.StreamResponse:
-    state, session = state_of(request), session_of(request)
+    session = session_of(request)
     job_id = request.match_info["job_id"]
-    stubs = state.upstream.as_role(session.role)
+    stubs = stubs_of(request)
     calls = {
         "stop": lambda: stubs.jobs.StopJob(pb.StopJobReq(uuid=job_id), timeout=60),
         "cancel": lambda: stubs.jobs.CancelJob(pb.CancelJobReq(uuid=job_id), timeout=RPC_TIMEOUT_S),
@@ -87,9 +89,9 @@ async def delete(request: web.Request) -> web.StreamResponse:
 
 async def run_again(request: web.Request) -> web.StreamResponse:
     """The same command, limits and environment as a new job."""
-    state, session = state_of(request), session_of(request)
+    session = session_of(request)
     job_id = request.match_info["job_id"]
-    stubs = state.upstream.as_role(session.role)
+    stubs = stubs_of(request)
     try:
         old = await stubs.jobs.GetJobStatus(pb.GetJobStatusReq(uuid=job_id), timeout=RPC_TIMEOUT_S)
         answer = await stubs.jobs.RunJob(pb.RunJobRequest(
@@ -106,8 +108,8 @@ async def run_again(request: web.Request) -> web.StreamResponse:
 
 async def delete_finished(request: web.Request) -> web.StreamResponse:
     """Every finished job (DeleteAllJobs: running ones stay)."""
-    state, session = state_of(request), session_of(request)
-    stubs = state.upstream.as_role(session.role)
+    session = session_of(request)
+    stubs = stubs_of(request)
     try:
         answer = await stubs.jobs.DeleteAllJobs(pb.DeleteAllJobsReq(), timeout=RPC_TIMEOUT_S)
     except grpc.aio.AioRpcError as exc:
@@ -121,19 +123,24 @@ MAX_WORKFLOW_BYTES = 1024 * 1024
 
 async def run_workflow(request: web.Request) -> web.StreamResponse:
     """A workflow from an uploaded YAML file (never a path on the UI's host)."""
-    state, session = state_of(request), session_of(request)
-    upload = (await request.post()).get("workflow")
-    content = getattr(upload, "file", None)
+    session = session_of(request)
+    _, files = split_form(await request.post())
+    content = next((f for name, _, f in files if name == "workflow"), None)
     text = content.read(MAX_WORKFLOW_BYTES + 1) if content is not None else b""
     if not text or len(text) > MAX_WORKFLOW_BYTES:
         message = "choose a workflow YAML file (at most 1 MB)"
         return render(request, "error.html", status=400, message=message)
-    stubs = state.upstream.as_role(session.role)
+    limit = state_of(request).config.max_upload_bytes
     try:
-        answer = await stubs.jobs.RunWorkflow(
-            pb.RunWorkflowRequest(yamlContent=text.decode("utf-8", errors="replace")),
-            timeout=RPC_TIMEOUT_S,
-        )
+        uploads = read_uploads([f for f in files if f[0] == "files"], limit)
+    except FormError as exc:
+        return render(request, "error.html", status=400, message=str(exc))
+    request_ = pb.RunWorkflowRequest(
+        yamlContent=text.decode("utf-8", errors="replace"), workflowFiles=uploads
+    )
+    stubs = stubs_of(request)
+    try:
+        answer = await stubs.jobs.RunWorkflow(request_, timeout=RPC_TIMEOUT_S)
     except grpc.aio.AioRpcError as exc:
         return rpc_failure(request, exc)
     log.info("%s ran workflow %s", session.cn, answer.workflowUuid)

@@ -13,17 +13,21 @@ from pathlib import Path
 import jinja2
 from aiohttp import web
 
+from joblet.daemon.revocation_watch import RevocationWatch
 from joblet.ui import guard
 from joblet.ui.config import UiConfig
 from joblet.ui.feeds import FeedHub
 from joblet.ui.sessions import COOKIE_NAME, Session, SessionStore
 from joblet.ui.tokens import Redeemer
-from joblet.ui.upstream import Upstream
+from joblet.ui.upstream import RoleStubs, Upstream
 
 log = logging.getLogger("joblet.ui")
 HERE = Path(__file__).parent
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PUBLIC_PATHS = ("/login", "/static/")
+FORM_SLACK_BYTES = 1024 * 1024
+# POSTs a viewer may make: they change the session, not the node
+VIEWER_POSTS = ("/logout", "/nodes/select")
 
 
 @dataclass
@@ -34,6 +38,8 @@ class UiState:
     sessions: SessionStore = field(default_factory=SessionStore)
     feeds: FeedHub = field(default_factory=FeedHub)
     clock: Callable[[], float] = time.time
+    # the CRL of `joblet certs revoke`, for sign-in with a client certificate
+    revocations: RevocationWatch | None = None
     # session and idempotency key -> the job its first submission started
     submitted: dict[str, asyncio.Future[str]] = field(default_factory=dict)
     # Read into memory at start: after dropping root the package's files may
@@ -66,6 +72,12 @@ def state_of(request: web.Request) -> UiState:
 def session_of(request: web.Request) -> Session:
     session: Session = request["session"]
     return session
+
+
+def stubs_of(request: web.Request) -> RoleStubs:
+    """The API over the session's role and node."""
+    session = session_of(request)
+    return state_of(request).upstream.as_role(session.role, session.node)
 
 
 def refuse(status: int, message: str) -> web.Response:
@@ -114,12 +126,17 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
         return refuse(401, "sign in first")
     request["session"] = session
     if request.method == "POST":
-        form = await request.post()
+        try:
+            form = await request.post()
+        except web.HTTPRequestEntityTooLarge:
+            limit = state.config.max_upload_bytes
+            return refuse(413, f"the form is larger than the UI accepts ({limit} bytes of "
+                          "files: ui.maxUploadBytes)")  # fmt: skip
         sent = request.headers.get("X-CSRF-Token") or str(form.get("csrf", ""))
         if not guard.csrf_ok(sent, session.csrf):
             log.warning("refused POST %s without a valid CSRF token (%s)", request.path, session.cn)
             return refuse(403, "missing or wrong CSRF token")
-        if not session.is_admin and request.path != "/logout":
+        if not session.is_admin and request.path not in VIEWER_POSTS:
             log.warning("refused POST %s by viewer %s", request.path, session.cn)
             return refuse(403, "viewers may not change anything")
     return await handler(request)
@@ -131,7 +148,7 @@ def render(
     state = state_of(request)
     session = request.get("session")
     page = state.templates.get_template(template).render(
-        session=session, path=request.path, **values
+        session=session, path=request.path, nodes=state.upstream.names, **values
     )
     return web.Response(status=status, text=page, content_type="text/html")
 
@@ -150,18 +167,30 @@ async def static_file(request: web.Request) -> web.Response:
 
 
 def build_app(state: UiState) -> web.Application:
-    from joblet.ui import actions, events, pages, resource_actions
+    from joblet.ui import (
+        actions,
+        cert_login,
+        events,
+        node_pages,
+        pages,
+        resource_actions,
+        runtime_actions,
+    )
 
     app = web.Application(
         middlewares=[origin_middleware, session_middleware],
-        client_max_size=8 * 1024 * 1024,
+        # the run form's files, and room for its other fields
+        client_max_size=state.config.max_upload_bytes + FORM_SLACK_BYTES,
     )
     app[STATE] = state
     app.on_response_prepare.append(add_security_headers)
     pages.add_routes(app)
     actions.add_routes(app)
+    runtime_actions.add_routes(app)  # before resource_actions' /resources/{action}
     resource_actions.add_routes(app)
     events.add_routes(app)
+    node_pages.add_routes(app)
+    cert_login.add_routes(app)
     app.router.add_get("/static/{name:.+}", static_file)
 
     async def close(_: web.Application) -> None:

@@ -9,11 +9,14 @@ ui:
   user: nobody             # the process drops to this user after binding
   clients: ""              # rnx config, nodes admin + viewer (ROOT/config/ui-clients.yml)
   publicUrl: ""            # the URL `rnx ui` prints (default: from listen)
+  nodes: {}                # more nodes to switch to: NAME: their ui-clients.yml
+  maxUploadBytes: 33554432 # the run form's files together, at most
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +25,15 @@ from typing import Any
 from joblet.config.keys import Schema, unknown_keys
 from joblet.errors import ConfigError
 
-KEYS: Schema = dict.fromkeys(("enabled", "listen", "tls", "hosts", "user", "clients", "publicUrl"))
+KEYS: Schema = dict.fromkeys(
+    ("enabled", "listen", "tls", "hosts", "user", "clients", "publicUrl", "nodes", "maxUploadBytes")
+)
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5175
 LOOPBACK_NAMES = ("localhost",)
+LOCAL_NODE = "local"  # the node whose config the UI was started with
+NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+DEFAULT_MAX_UPLOAD = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,8 @@ class UiConfig:
     user: str = "nobody"
     clients: Path | None = None
     public_url: str = ""
+    nodes: tuple[tuple[str, Path], ...] = ()
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD
 
     @property
     def scheme(self) -> str:
@@ -114,6 +124,9 @@ def parse_ui_config(section: Mapping[str, Any] | None, root: Path) -> UiConfig:
         if not isinstance(data.get(name, ""), str):
             raise ConfigError(f"ui.{name} must be a string")
     clients = str(data.get("clients") or "")
+    upload = data.get("maxUploadBytes", DEFAULT_MAX_UPLOAD)
+    if isinstance(upload, bool) or not isinstance(upload, int) or upload < 1:
+        raise ConfigError("ui.maxUploadBytes must be a positive whole number of bytes")
     return UiConfig(
         enabled=bool(data.get("enabled", False)),
         host=host,
@@ -123,7 +136,29 @@ def parse_ui_config(section: Mapping[str, Any] | None, root: Path) -> UiConfig:
         user=str(data.get("user") or "nobody"),
         clients=Path(clients) if clients else root / "config" / UI_CLIENTS_FILE,
         public_url=str(data.get("publicUrl") or ""),
+        nodes=parse_nodes(data.get("nodes")),
+        max_upload_bytes=upload,
     )
+
+
+def parse_nodes(raw: Any) -> tuple[tuple[str, Path], ...]:
+    """`ui.nodes`: NAME -> the ui-clients.yml of that node (its admin and
+    viewer certificates), in the file's order."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, Mapping):
+        raise ConfigError("ui.nodes must map node names to their ui-clients.yml")
+    nodes = []
+    for name, path in raw.items():
+        if not isinstance(name, str) or not NODE_NAME.fullmatch(name) or name == LOCAL_NODE:
+            raise ConfigError(
+                f"ui.nodes: {name!r} is not a node name "
+                f"(letters, digits, . _ -; not {LOCAL_NODE!r})"
+            )
+        if not isinstance(path, str) or not path.strip():
+            raise ConfigError(f"ui.nodes.{name} must be the path of that node's ui-clients.yml")
+        nodes.append((name, Path(path)))
+    return tuple(nodes)
 
 
 UI_CLIENTS_FILE = "ui-clients.yml"

@@ -21,7 +21,7 @@ from aiohttp import web
 
 from joblet.api import joblet_pb2 as pb
 from joblet.ui import views
-from joblet.ui.app import UiState, session_of, state_of
+from joblet.ui.app import UiState, session_of, state_of, stubs_of
 from joblet.ui.feeds import LogFeed, SampleFeed, parse_event_id
 from joblet.ui.pages import RPC_TIMEOUT_S, first_page, workflow_svg
 
@@ -92,9 +92,9 @@ async def _poll_changes(stream: EventStream, event: str, make: Callable[[], Awai
         await asyncio.sleep(POLL_S)
 
 
-def _log_stream(state: UiState, job_id: str) -> Callable[[], AsyncIterator[bytes]]:
+def _log_stream(state: UiState, job_id: str, node: str) -> Callable[[], AsyncIterator[bytes]]:
     async def chunks() -> AsyncIterator[bytes]:
-        stubs = state.upstream.as_role("viewer")  # reading needs no more
+        stubs = state.upstream.as_role("viewer", node)  # reading needs no more
         request = pb.GetJobLogsReq(uuid=job_id, tail=10_000)
         async for chunk in stubs.jobs.GetJobLogs(request):
             yield chunk.payload
@@ -102,9 +102,9 @@ def _log_stream(state: UiState, job_id: str) -> Callable[[], AsyncIterator[bytes
     return chunks
 
 
-def _metric_stream(state: UiState, job_id: str) -> Callable[[], AsyncIterator[Any]]:
+def _metric_stream(state: UiState, job_id: str, node: str) -> Callable[[], AsyncIterator[Any]]:
     async def samples() -> AsyncIterator[Any]:
-        stubs = state.upstream.as_role("viewer")
+        stubs = state.upstream.as_role("viewer", node)
         history = await stubs.jobs.GetJobMetricsHistory(
             pb.JobMetricsHistoryRequest(uuid=job_id), timeout=RPC_TIMEOUT_S
         )
@@ -157,7 +157,8 @@ async def _follow_metrics(stream: EventStream, feed: SampleFeed) -> None:
 async def job_events(request: web.Request) -> web.StreamResponse:
     state = state_of(request)
     job_id = request.match_info["job_id"]
-    stubs = state.upstream.as_role(session_of(request).role)
+    stubs = stubs_of(request)
+    node = session_of(request).node
     template = state.templates.get_template("job_status.html")
     ended = False
 
@@ -175,9 +176,10 @@ async def job_events(request: web.Request) -> web.StreamResponse:
 
     stream = await open_stream(request)
     async with (
-        state.feeds.follow(f"log:{job_id}", lambda: LogFeed(_log_stream(state, job_id))) as logs,
-        state.feeds.follow(f"metrics:{job_id}",
-                           lambda: SampleFeed(_metric_stream(state, job_id))) as metrics,
+        state.feeds.follow(f"log:{node}:{job_id}",
+                           lambda: LogFeed(_log_stream(state, job_id, node))) as logs,
+        state.feeds.follow(f"metrics:{node}:{job_id}",
+                           lambda: SampleFeed(_metric_stream(state, job_id, node))) as metrics,
     ):  # fmt: skip
         await run_topics(
             _poll_changes(stream, "status", status_html, lambda: ended),
@@ -207,9 +209,8 @@ async def jobs_events(request: web.Request) -> web.StreamResponse:
 
 async def workflow_events(request: web.Request) -> web.StreamResponse:
     """A workflow's graph, re-drawn when a job's status changes."""
-    state = state_of(request)
     wf_id = request.match_info["wf_id"]
-    stubs = state.upstream.as_role(session_of(request).role)
+    stubs = stubs_of(request)
 
     async def graph() -> str:
         answer = await stubs.jobs.GetWorkflowStatus(
@@ -225,9 +226,9 @@ async def workflow_events(request: web.Request) -> web.StreamResponse:
 HOST_INTERVAL_S = 2
 
 
-def _host_stream(state: UiState) -> Callable[[], AsyncIterator[Any]]:
+def _host_stream(state: UiState, node: str) -> Callable[[], AsyncIterator[Any]]:
     async def samples() -> AsyncIterator[Any]:
-        stubs = state.upstream.as_role("viewer")
+        stubs = state.upstream.as_role("viewer", node)
         request = pb.StreamMetricsReq(intervalSeconds=HOST_INTERVAL_S)
         async for sample in stubs.monitoring.StreamSystemMetrics(request):
             yield sample
@@ -252,7 +253,9 @@ async def host_events(request: web.Request) -> web.StreamResponse:
             elif feed.done:
                 return
 
-    async with state.feeds.follow("host", lambda: SampleFeed(_host_stream(state))) as feed:
+    node = session_of(request).node
+    make = lambda: SampleFeed(_host_stream(state, node))  # noqa: E731
+    async with state.feeds.follow(f"host:{node}", make) as feed:
         await run_topics(follow(feed))
     return stream.response
 

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from joblet.api import joblet_pb2 as pb
 from joblet.ui import views
-from joblet.ui.app import render, session_of, state_of
+from joblet.ui.app import render, session_of, state_of, stubs_of
 from joblet.ui.dag import DagNode, layout, render_svg
 from joblet.ui.sessions import COOKIE_NAME
 from joblet.ui.tokens import TokenError
@@ -40,7 +40,7 @@ def see_other(location: str) -> web.Response:
 
 
 async def login_page(request: web.Request) -> web.Response:
-    return render(request, "login.html", error="")
+    return render(request, "login.html", error="", cert_login=state_of(request).config.tls)
 
 
 async def login(request: web.Request) -> web.StreamResponse:
@@ -52,8 +52,14 @@ async def login(request: web.Request) -> web.StreamResponse:
     except TokenError as exc:
         log.warning("refused a login from %s: %s", request.remote, exc)
         return render(request, "login.html", status=401, error=str(exc))
-    session = state.sessions.open(grant.role, grant.cn, state.clock())
-    log.info("signed in: %s (%s) from %s", grant.cn, grant.role, request.remote)
+    return start_session(request, grant.role, grant.cn, "token")
+
+
+def start_session(request: web.Request, role: str, cn: str, how: str) -> web.Response:
+    """A new server-side session of `role` and `cn`, its cookie, and to /jobs."""
+    state = state_of(request)
+    session = state.sessions.open(role, cn, state.clock())
+    log.info("signed in with a %s: %s (%s) from %s", how, cn, role, request.remote)
     response = see_other("/jobs")
     response.set_cookie(
         COOKIE_NAME, session.sid, max_age=int(state.sessions.ttl_s), path="/",
@@ -78,7 +84,7 @@ async def home(request: web.Request) -> web.StreamResponse:
 async def first_page(request: web.Request, query: dict[str, str]) -> pb.JobPage:
     """One screen of jobs: the stream's pages up to the request's limit, as
     one page whose `more` says whether a next screen has any."""
-    stubs = state_of(request).upstream.as_role(session_of(request).role)
+    stubs = stubs_of(request)
     call = stubs.jobs.ListJobPages(views.list_request(query), timeout=RPC_TIMEOUT_S)
     merged = pb.JobPage()
     async for page in call:
@@ -105,7 +111,7 @@ async def jobs(request: web.Request) -> web.Response:
 
 async def job(request: web.Request) -> web.Response:
     job_id = request.match_info["job_id"]
-    stubs = state_of(request).upstream.as_role(session_of(request).role)
+    stubs = stubs_of(request)
     try:
         status = await stubs.jobs.GetJobStatus(
             pb.GetJobStatusReq(uuid=job_id), timeout=RPC_TIMEOUT_S
@@ -120,7 +126,7 @@ async def job(request: web.Request) -> web.Response:
 
 async def run_form(request: web.Request, error: str = "", field: str = "",
                    values: Any = None, status: int = 200) -> web.Response:  # fmt: skip
-    stubs = state_of(request).upstream.as_role(session_of(request).role)
+    stubs = stubs_of(request)
     pickers: dict[str, list[str]] = {"networks": [], "volumes": [], "runtimes": []}
     try:
         nets = await stubs.networks.ListNetworks(pb.EmptyRequest(), timeout=RPC_TIMEOUT_S)
@@ -144,7 +150,7 @@ async def run_page(request: web.Request) -> web.Response:
 
 
 async def workflows(request: web.Request) -> web.Response:
-    stubs = state_of(request).upstream.as_role(session_of(request).role)
+    stubs = stubs_of(request)
     try:
         answer = await stubs.jobs.ListWorkflows(
             pb.ListWorkflowsRequest(includeCompleted=True), timeout=RPC_TIMEOUT_S
@@ -164,7 +170,7 @@ def workflow_svg(jobs: list[Any]) -> str:
 
 async def workflow(request: web.Request) -> web.Response:
     wf_id = request.match_info["wf_id"]
-    stubs = state_of(request).upstream.as_role(session_of(request).role)
+    stubs = stubs_of(request)
     try:
         answer = await stubs.jobs.GetWorkflowStatus(
             pb.GetWorkflowStatusRequest(workflowUuid=wf_id), timeout=RPC_TIMEOUT_S
@@ -176,7 +182,7 @@ async def workflow(request: web.Request) -> web.Response:
 
 
 async def host(request: web.Request) -> web.Response:
-    stubs = state_of(request).upstream.as_role(session_of(request).role)
+    stubs = stubs_of(request)
     try:
         status = await stubs.monitoring.GetSystemStatus(pb.EmptyRequest(), timeout=RPC_TIMEOUT_S)
     except grpc.aio.AioRpcError as exc:
@@ -185,7 +191,7 @@ async def host(request: web.Request) -> web.Response:
 
 
 async def resources(request: web.Request) -> web.Response:
-    stubs = state_of(request).upstream.as_role(session_of(request).role)
+    stubs = stubs_of(request)
     try:
         nets = await stubs.networks.ListNetworks(pb.EmptyRequest(), timeout=RPC_TIMEOUT_S)
         vols = await stubs.volumes.ListVolumes(pb.EmptyRequest(), timeout=RPC_TIMEOUT_S)

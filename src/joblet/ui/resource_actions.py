@@ -12,7 +12,7 @@ import grpc
 from aiohttp import web
 
 from joblet.api import joblet_pb2 as pb
-from joblet.ui.app import session_of, state_of
+from joblet.ui.app import session_of, stubs_of
 from joblet.ui.pages import RPC_TIMEOUT_S, rpc_failure
 
 log = logging.getLogger("joblet.ui")
@@ -35,14 +35,14 @@ def _requests(form: dict[str, str]) -> dict[str, Callable[[Any], Awaitable[Any]]
 
 
 async def change(request: web.Request) -> web.StreamResponse:
-    state, session = state_of(request), session_of(request)
+    session = session_of(request)
     form = {k: str(v) for k, v in (await request.post()).items()}
     action = request.match_info["action"]
     call = _requests(form).get(action)
     if call is None:
         raise web.HTTPNotFound()
     try:
-        await call(state.upstream.as_role(session.role))
+        await call(stubs_of(request))
     except grpc.aio.AioRpcError as exc:
         log.info("%s %s %r refused: %s", session.cn, action, form.get("name"), exc.details())
         return rpc_failure(request, exc)

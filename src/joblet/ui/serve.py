@@ -20,20 +20,27 @@ from typing import Any
 
 from aiohttp import web
 
+from joblet.daemon.revocation_watch import RevocationWatch
 from joblet.errors import ConfigError
 from joblet.isolation.libc import malloc_trim, set_pdeathsig
 from joblet.ui.app import UiState, build_app
+from joblet.ui.cert_login import TLS_IMPORTS
 from joblet.ui.config import UiConfig, listen_problem, login_key_path, parse_listen
 from joblet.ui.tokens import Redeemer, load_or_create_key
-from joblet.ui.upstream import Upstream, read_role_nodes
+from joblet.ui.upstream import Upstream, read_all_nodes
 
 log = logging.getLogger("joblet.ui")
 
 
-def tls_context(cert_pem: str, key_pem: str) -> ssl.SSLContext:
-    """A server context from PEM text (the daemon config holds it inline)."""
+def tls_context(cert_pem: str, key_pem: str, ca_pem: str = "") -> ssl.SSLContext:
+    """A server context from PEM text (the daemon config holds it inline).
+    With `ca_pem` it asks for an optional client certificate of that CA (sign
+    in with a certificate); one of another CA fails the handshake."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if ca_pem:
+        context.load_verify_locations(cadata=ca_pem)
+        context.verify_mode = ssl.CERT_OPTIONAL
     with tempfile.TemporaryDirectory() as tmp:
         cert, key = Path(tmp) / "cert.pem", Path(tmp) / "key.pem"
         cert.write_text(cert_pem)
@@ -45,8 +52,11 @@ def tls_context(cert_pem: str, key_pem: str) -> ssl.SSLContext:
 
 # Imported on first use deep inside Jinja2, aiohttp and the codecs; after the
 # drop the interpreter's own files may be unreadable (a Python under /root).
+# concurrent.futures.thread: aiohttp writes an uploaded file past its spool
+# size to disk through the loop's default executor, made on first use.
 LATE_IMPORTS = ("encodings.unicode_escape", "encodings.idna", "encodings.ascii",
-                "encodings.latin_1", "encodings.utf_8", "json.decoder", "http.cookies")  # fmt: skip
+                "encodings.latin_1", "encodings.utf_8", "json.decoder", "http.cookies",
+                "concurrent.futures.thread")  # fmt: skip
 
 
 def warm_up(state: UiState) -> None:
@@ -54,12 +64,13 @@ def warm_up(state: UiState) -> None:
     modules, compiled templates, both roles' channels."""
     import importlib
 
-    for name in LATE_IMPORTS:
+    for name in LATE_IMPORTS + (TLS_IMPORTS if state.config.tls else ()):
         importlib.import_module(name)
     for template in state.templates.list_templates():
         state.templates.get_template(template)
-    for role in ("admin", "viewer"):
-        state.upstream.as_role(role)
+    for node in state.upstream.names:
+        for role in ("admin", "viewer"):
+            state.upstream.as_role(role, node)
 
 
 def drop_privileges(user: str, exit_with_parent: bool) -> None:
@@ -93,13 +104,16 @@ def prepare(config: UiConfig, daemon_config: Any, listen: str | None,
         raise ConfigError(problem)
     path = clients or config.clients
     assert path is not None
-    upstream = Upstream(read_role_nodes(path))
+    upstream = Upstream(read_all_nodes(path, config.nodes))
     key = load_or_create_key(login_key_path(daemon_config.layout.root))
-    context = None
+    context, revocations = None, None
     if config.tls:
         security = daemon_config.security
-        context = tls_context(security.server_cert, security.server_key)
-    return config, UiState(config, upstream, Redeemer(key)), context
+        context = tls_context(security.server_cert, security.server_key, security.ca_cert)
+        revocations = RevocationWatch(daemon_config.layout.crl, security.ca_cert)
+        revocations.load()  # as root: after the drop it may be unreadable
+    state = UiState(config, upstream, Redeemer(key), revocations=revocations)
+    return config, state, context
 
 
 TRIM_EVERY_S = 5.0

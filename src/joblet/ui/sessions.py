@@ -3,8 +3,11 @@ only; role, CN and CSRF token stay here, so a session can be revoked. Pure."""
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from dataclasses import dataclass, field
+
+from joblet.ui.config import LOCAL_NODE
 
 SESSION_TTL_S = 12 * 3600.0
 COOKIE_NAME = "joblet_session"
@@ -17,6 +20,7 @@ class Session:
     cn: str
     csrf: str
     expires_at: float
+    node: str = LOCAL_NODE  # the node this session's pages talk to
 
     @property
     def is_admin(self) -> bool:
@@ -42,6 +46,14 @@ class SessionStore:
         if now >= session.expires_at:
             del self._sessions[session.sid]
             return None
+        return session
+
+    def select_node(self, sid: str, node: str) -> Session | None:
+        """Point the session's pages at `node` (the caller checked it exists)."""
+        session = self._sessions.get(sid)
+        if session is None:
+            return None
+        session = self._sessions[sid] = dataclasses.replace(session, node=node)
         return session
 
     def revoke(self, sid: str) -> bool:

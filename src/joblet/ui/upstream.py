@@ -1,7 +1,10 @@
-"""The UI's gRPC channels to the daemon: one client certificate per role.
+"""The UI's gRPC channels to its daemons: one client certificate per role
+and node.
 
 Each browser session's calls go through the channel of its own role, so the
 daemon checks the role a second time and no UI bug lifts a viewer to admin.
+The session also names the node its pages talk to (`ui.nodes`); the node the
+UI belongs to is `LOCAL_NODE`.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from joblet.api import joblet_pb2_grpc as pb_grpc
 from joblet.client.config import NodeConfig, load_rnx_config
 from joblet.client.connection import channel_options
 from joblet.errors import ConfigError
+from joblet.ui.config import LOCAL_NODE
 from joblet.ui.tokens import ROLES
 
 
@@ -29,6 +33,7 @@ class RoleStubs:
     volumes: Any
     monitoring: Any
     runtimes: Any
+    cluster: Any
 
 
 def _open(node: NodeConfig) -> RoleStubs:
@@ -45,6 +50,7 @@ def _open(node: NodeConfig) -> RoleStubs:
         pb_grpc.VolumeServiceStub(channel),  # type: ignore[no-untyped-call]
         pb_grpc.MonitoringServiceStub(channel),  # type: ignore[no-untyped-call]
         pb_grpc.RuntimeServiceStub(channel),  # type: ignore[no-untyped-call]
+        pb_grpc.ClusterServiceStub(channel),  # type: ignore[no-untyped-call]
     )
 
 
@@ -57,22 +63,50 @@ def read_role_nodes(path: Path) -> dict[str, NodeConfig]:
         raise ConfigError(f"the UI's client certificates ({path}): {exc}") from exc
 
 
+def read_all_nodes(
+    local: Path, others: tuple[tuple[str, Path], ...]
+) -> dict[str, dict[str, NodeConfig]]:
+    """Every node's role certificates: this node's, then `ui.nodes` in order."""
+    nodes = {LOCAL_NODE: read_role_nodes(local)}
+    for name, path in others:
+        nodes[name] = read_role_nodes(path)
+    return nodes
+
+
+class UnknownNode(LookupError):
+    """A node name that is not in the UI's config."""
+
+
 class Upstream:
-    """Channels to the daemon, opened on first use (after the UI bound its
+    """Channels to the daemons, opened on first use (after the UI bound its
     port and dropped root: the keys were read before, in `read_role_nodes`)."""
 
-    def __init__(self, nodes: dict[str, NodeConfig]) -> None:
-        self._nodes = nodes
-        self._stubs: dict[str, RoleStubs] = {}
+    def __init__(self, nodes: dict[str, dict[str, NodeConfig]]) -> None:
+        self._nodes = nodes  # node name -> role -> its client certificate
+        self._stubs: dict[tuple[str, str], RoleStubs] = {}
 
     @property
     def address(self) -> str:
-        return self._nodes["viewer"].address
+        return self._nodes[LOCAL_NODE]["viewer"].address
 
-    def as_role(self, role: str) -> RoleStubs:
-        if role not in self._stubs:
-            self._stubs[role] = _open(self._nodes[role])
-        return self._stubs[role]
+    @property
+    def names(self) -> list[str]:
+        return list(self._nodes)
+
+    def address_of(self, node: str) -> str:
+        return self._check(node)["viewer"].address
+
+    def _check(self, node: str) -> dict[str, NodeConfig]:
+        try:
+            return self._nodes[node]
+        except KeyError:
+            raise UnknownNode(f"node {node!r} is not one of: {', '.join(self._nodes)}") from None
+
+    def as_role(self, role: str, node: str = LOCAL_NODE) -> RoleStubs:
+        key = (node, role)
+        if key not in self._stubs:
+            self._stubs[key] = _open(self._check(node)[role])
+        return self._stubs[key]
 
     async def close(self) -> None:
         for stubs in self._stubs.values():

@@ -40,8 +40,24 @@ def test_non_loopback_without_tls_is_refused(listen: str) -> None:
         ({"enabled": "yes"}, "true or false"),
         ({"hosts": "a"}, "list"),
         ({"port": 1}, "unknown"),
+        ({"nodes": ["east"]}, "map node names"),
+        ({"nodes": {"local": "/x"}}, "is not a node name"),
+        ({"nodes": {"a b": "/x"}}, "is not a node name"),
+        ({"nodes": {"east": ""}}, "ui-clients.yml"),
+        ({"maxUploadBytes": 0}, "positive whole number"),
+        ({"maxUploadBytes": "1MB"}, "positive whole number"),
     ],
 )
 def test_bad_values_are_refused(section: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_ui_config(section, ROOT)
+
+
+def test_more_nodes_keep_their_order_and_the_upload_cap_is_read() -> None:
+    config = parse_ui_config(
+        {"nodes": {"east": "/etc/east.yml", "west": "/etc/west.yml"}, "maxUploadBytes": 1024},
+        ROOT,
+    )
+    assert config.nodes == (("east", Path("/etc/east.yml")), ("west", Path("/etc/west.yml")))
+    assert config.max_upload_bytes == 1024
+    assert parse_ui_config(None, ROOT).max_upload_bytes == 32 * 1024 * 1024

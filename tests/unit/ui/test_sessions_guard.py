@@ -21,6 +21,17 @@ def test_sessions_expire_and_can_be_revoked() -> None:
     assert one.csrf != two.csrf and len(one.sid) >= 40
 
 
+def test_a_session_starts_on_the_local_node_and_keeps_its_role_on_another() -> None:
+    store = SessionStore(ttl_s=100)
+    one = store.open("viewer", "bob", now=0)
+    assert one.node == "local"
+    moved = store.select_node(one.sid, "east")
+    assert moved is not None
+    assert (moved.node, moved.role, moved.csrf) == ("east", "viewer", one.csrf)
+    assert store.get(one.sid, now=1) == moved
+    assert store.select_node("nobody", "east") is None
+
+
 ALLOWED = UiConfig().allowed_hosts()
 
 
