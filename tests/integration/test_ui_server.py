@@ -274,7 +274,7 @@ def test_a_workflows_graph_has_its_jobs_and_edges_and_changes_colour_as_they_end
 
 
 def test_a_workflow_runs_from_an_uploaded_file_and_finished_jobs_go_in_bulk(
-    world: tuple[RunningDaemon, UiProcess], admin: Browser
+    world: tuple[RunningDaemon, UiProcess], admin: Browser, viewer: Browser
 ) -> None:
     daemon, _ = world
     boundary = "----joblet-test"
@@ -293,6 +293,12 @@ def test_a_workflow_runs_from_an_uploaded_file_and_finished_jobs_go_in_bulk(
         wait_status(stub, job.jobUuid, {"COMPLETED"})
     finished = [j for j in stub.ListJobs(pb.EmptyRequest()).jobs if j.status == "COMPLETED"]
     assert finished
+    assert 'id="delete-finished"' not in viewer.get("/jobs").body
+    assert viewer.post("/jobs/delete-finished").status == 403
+    assert admin.post("/jobs/delete-finished", csrf=False).status == 403
+    foreign = {"Origin": "http://evil.example"}
+    assert admin.post("/jobs/delete-finished", headers=foreign).status == 403
+    assert len(stub.ListJobs(pb.EmptyRequest()).jobs) >= len(finished)  # none went
     assert admin.post("/jobs/delete-finished").status == 303
     left = {j.status for j in stub.ListJobs(pb.EmptyRequest()).jobs}
     assert "COMPLETED" not in left
@@ -344,6 +350,41 @@ def test_the_jobs_list_is_paginated_by_the_server_with_filters_in_the_url(
     more = re.findall(r'<tr data-job="([\w-]+)"', second.body)
     assert len(more) == 5 and not set(more) & set(rows)
     assert 'id="next-page"' not in second.body
+
+
+def names_of(body: str) -> list[str]:
+    return re.findall(r"<td>(paged-\d+)</td>", body)
+
+
+def test_the_sorted_jobs_list_keeps_its_order_across_screens_and_in_the_url(
+    world: tuple[RunningDaemon, UiProcess], viewer: Browser
+) -> None:
+    daemon, _ = world
+    stub = daemon.jobs()
+    if len(names_of(viewer.get("/jobs?name=paged-&status=SCHEDULED&sort=name").body)) < 50:
+        for n in range(55):  # as above, when this test runs alone
+            stub.RunJob(pb.RunJobRequest(command="true", name=f"paged-{n}", schedule="1h"))
+    listed = stub.ListJobs(pb.EmptyRequest()).jobs
+    names = {j.name for j in listed if j.name.startswith("paged-") and j.status == "SCHEDULED"}
+    every = sorted(names, reverse=True)
+    first = viewer.get("/jobs?name=paged-&status=SCHEDULED&sort=name&order=desc")
+    assert names_of(first.body) == every[:50]
+    found = re.search(r'id="next-page" href="/jobs\?([^"]+)"', first.body)
+    assert found and "sort=name&amp;order=desc&amp;page=1" in found.group(1)
+    assert "name=paged-" in found.group(1)
+    second = viewer.get("/jobs?" + found.group(1).replace("&amp;", "&"))
+    assert names_of(second.body) == every[50:]  # no gap, no repeat
+    # the sorted column's header turns the order round, keeping the filters
+    header = re.search(r'data-sort="name" href="/jobs\?([^"]+)"', first.body)
+    assert header and header.group(1).replace("&amp;", "&") == (
+        "status=SCHEDULED&name=paged-&sort=name&order=asc"
+    )
+    ascending = viewer.get("/jobs?" + header.group(1).replace("&amp;", "&"))
+    assert names_of(ascending.body) == sorted(every)[:50]
+    # the live rows follow the same sort
+    rows = sse_events(viewer.ui, "/events/jobs?name=paged-&status=SCHEDULED&sort=name&order=desc",
+                      viewer.cookie, until="rows")  # fmt: skip
+    assert names_of(rows[-1][2]) == every[:50]
 
 
 def test_under_tls_the_ui_serves_https_and_its_cookie_is_secure(

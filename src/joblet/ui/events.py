@@ -23,7 +23,7 @@ from joblet.api import joblet_pb2 as pb
 from joblet.ui import views
 from joblet.ui.app import UiState, session_of, state_of
 from joblet.ui.feeds import LogFeed, SampleFeed, parse_event_id
-from joblet.ui.pages import RPC_TIMEOUT_S, first_page, workflow_svg
+from joblet.ui.pages import RPC_TIMEOUT_S, job_screen, workflow_svg
 
 POLL_S = 1.0
 KEEPALIVE_S = 15.0
@@ -196,9 +196,9 @@ async def jobs_events(request: web.Request) -> web.StreamResponse:
     query = dict(request.query)
 
     async def rows_html() -> str:
-        page = await first_page(request, query)
+        found, _ = await job_screen(request, query)
         now = datetime.now(UTC)
-        return template.render(rows=[views.job_row(job, now) for job in page.jobs])
+        return template.render(rows=[views.job_row(job, now) for job in found])
 
     stream = await open_stream(request)
     await run_topics(_poll_changes(stream, "rows", rows_html))

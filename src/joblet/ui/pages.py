@@ -11,7 +11,7 @@ import grpc
 from aiohttp import web
 
 from joblet.api import joblet_pb2 as pb
-from joblet.ui import views
+from joblet.ui import job_sort, views
 from joblet.ui.app import render, session_of, state_of
 from joblet.ui.dag import DagNode, layout, render_svg
 from joblet.ui.sessions import COOKIE_NAME
@@ -88,18 +88,46 @@ async def first_page(request: web.Request, query: dict[str, str]) -> pb.JobPage:
     return merged
 
 
+async def sorted_screen(request: web.Request, query: dict[str, str],
+                        sort: job_sort.Sort) -> tuple[list[Any], str]:  # fmt: skip
+    """The screen `page` of every matching job in the sort's order, and the
+    query of the next screen ("" on the last)."""
+    stubs = state_of(request).upstream.as_role(session_of(request).role)
+    call = stubs.jobs.ListJobPages(views.list_request(query, every=True), timeout=RPC_TIMEOUT_S)
+    matched = [job async for page in call for job in page.jobs]
+    ordered = job_sort.sort_jobs(matched, sort, datetime.now(UTC))
+    number = job_sort.page_number(query)
+    start = number * views.PAGE_SIZE
+    more = len(ordered) > start + views.PAGE_SIZE
+    next_query = views.filter_query(query, page=str(number + 1)) if more else ""
+    return ordered[start : start + views.PAGE_SIZE], next_query
+
+
+async def job_screen(request: web.Request, query: dict[str, str]) -> tuple[list[Any], str]:
+    """The jobs of the page's URL (filters, sort, screen) and the next
+    screen's query; without a sort, the cursor's walk in creation order."""
+    sort = job_sort.parse_sort(query)
+    if sort.column:
+        return await sorted_screen(request, query, sort)
+    page = await first_page(request, query)
+    next_query = views.filter_query(query, cursor=page.nextCursor) if page.more else ""
+    return list(page.jobs), next_query
+
+
 async def jobs(request: web.Request) -> web.Response:
     query = dict(request.query)
     try:
-        page = await first_page(request, query)
+        found, next_query = await job_screen(request, query)
     except grpc.aio.AioRpcError as exc:
         return rpc_failure(request, exc)
     now = datetime.now(UTC)
-    rows = [views.job_row(job, now) for job in page.jobs]
-    next_query = views.filter_query(query, cursor=page.nextCursor) if page.more else ""
+    rows = [views.job_row(job, now) for job in found]
+    sort = job_sort.parse_sort(query)
+    heads = [(h, views.filter_query(query, sort=h.key, order=h.order, cursor="", page=""))
+             for h in job_sort.headers(sort)]  # fmt: skip
     return render(
         request, "jobs.html", rows=rows, query=query, next_query=next_query,
-        stream_query=views.filter_query(query),
+        stream_query=views.filter_query(query), heads=heads,
     )  # fmt: skip
 
 
