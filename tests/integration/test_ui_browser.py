@@ -139,6 +139,23 @@ def test_run_a_job_from_the_form_and_see_its_output(
     expect(status).to_have_text("COMPLETED", timeout=TIMEOUT_MS)
 
 
+def test_the_log_pane_shows_the_last_lines_and_loads_earlier_ones_on_demand(
+    world: tuple[RunningDaemon, UiProcess], tab: Tab
+) -> None:
+    daemon, ui = world
+    job = daemon.jobs().RunJob(pb.RunJobRequest(command="seq", args=["1", "12000"])).jobUuid
+    wait_status(daemon.jobs(), job, {"COMPLETED"})
+    tab.sign_in(mint(daemon, "viewer"))
+    tab.page.goto(f"{ui.origin}/jobs/{job}")
+    log = tab.page.locator("#log")
+    expect(log).to_contain_text("12000", timeout=TIMEOUT_MS)
+    assert log.inner_text().split() == [str(n) for n in range(2001, 12001)]
+    tab.page.click("#log-earlier")
+    expect(tab.page.locator("#log-earlier")).to_have_text("start of the output")
+    assert log.inner_text().split() == [str(n) for n in range(1, 12001)]
+    assert tab.page.get_attribute("#log-download", "href") == f"/jobs/{job}/log.txt"
+
+
 def test_stop_a_running_job(world: tuple[RunningDaemon, UiProcess], tab: Tab) -> None:
     daemon, ui = world
     job = daemon.jobs().RunJob(pb.RunJobRequest(command="sleep", args=["60"])).jobUuid

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import os
 import re
 import signal
@@ -184,6 +185,37 @@ def test_a_live_log_resumes_at_its_offset_without_gap_or_duplicate(
     assert text.split("\n")[:-1] == [f"line {i}" for i in range(1, 41)], text
     assert rest[-1][0] == "end"
     assert any(kind == "status" and 'data-field="uuid">' + job in data for kind, _, data in rest)
+
+
+def test_earlier_lines_of_a_long_log_load_on_demand_with_no_gap_or_duplicate(
+    world: tuple[RunningDaemon, UiProcess], viewer: Browser
+) -> None:
+    daemon, ui = world
+    job = run_job(daemon, "seq", "1", "25000")  # more than the pane's 10,000 lines
+    wait_status(daemon.jobs(), job, {"COMPLETED"})
+    events = sse_events(ui, f"/jobs/{job}/events", viewer.cookie, until="end", limit=100_000)
+    at = [data for kind, _, data in events if kind == "at"]
+    shown = "".join(data for kind, _, data in events if kind == "log").splitlines()
+    assert shown == [str(n) for n in range(15001, 25001)] and len(at) == 1
+    gen, first = at[0].split(":")
+    before, pages = int(first), 0
+    while True:
+        reply = viewer.get(f"/jobs/{job}/log/earlier?gen={gen}&before={before}&lines=6000")
+        assert reply.status == 200, reply.body
+        got = json.loads(reply.body)
+        shown = got["text"].splitlines() + shown
+        before, pages = got["first"], pages + 1
+        if got["atStart"]:
+            break
+    assert shown == [str(n) for n in range(1, 25001)]  # each line once, in order
+    assert pages == 3 and before == -15000
+    # the whole output as a file, not only the pane's window
+    download = viewer.get(f"/jobs/{job}/log.txt")
+    assert download.status == 200 and "attachment" in download.header("Content-Disposition")
+    assert download.body.splitlines() == shown
+    stale = viewer.get(f"/jobs/{job}/log/earlier?gen=0000&before=0")
+    assert stale.status == 409 and "reload" in stale.body
+    assert viewer.get(f"/jobs/{job}/log/earlier?gen={gen}&before=x").status == 400
 
 
 def test_the_daemon_supervises_its_ui_as_an_unprivileged_user(

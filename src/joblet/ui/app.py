@@ -150,7 +150,7 @@ async def static_file(request: web.Request) -> web.Response:
 
 
 def build_app(state: UiState) -> web.Application:
-    from joblet.ui import actions, events, pages, resource_actions
+    from joblet.ui import actions, events, log_pages, pages, resource_actions
 
     app = web.Application(
         middlewares=[origin_middleware, session_middleware],
@@ -162,6 +162,7 @@ def build_app(state: UiState) -> web.Application:
     actions.add_routes(app)
     resource_actions.add_routes(app)
     events.add_routes(app)
+    log_pages.add_routes(app)
     app.router.add_get("/static/{name:.+}", static_file)
 
     async def close(_: web.Application) -> None:

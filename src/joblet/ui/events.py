@@ -129,11 +129,16 @@ async def _follow_log(stream: EventStream, feed: LogFeed, last_event_id: str | N
     offset = parse_event_id(last_event_id, feed.generation)
     if last_event_id and offset == 0:
         await stream.send("reset", "")  # another feed: the browser starts over
+    placed = False  # the browser knows the number of the line the next piece starts
     while True:
         start, piece = await feed.read(offset, KEEPALIVE_S)
         if piece:
+            line = feed.tail.line_at(start)  # before any await: the tail may move on
             if start > offset:
                 await stream.send("skipped", str(start - offset))
+            if start > offset or not placed:
+                await stream.send("at", f"{feed.generation}:{line}")
+                placed = True
             offset = start + len(piece)
             text = piece.decode("utf-8", errors="replace")
             await stream.send("log", text, f"{feed.generation}:{offset}")

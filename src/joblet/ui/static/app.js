@@ -3,6 +3,7 @@
 "use strict";
 (function () {
   var MAX_LINES = 10000;
+  var EARLIER_LINES = 5000;
 
   function signInFromFragment() {
     var form = document.getElementById("login");
@@ -16,8 +17,8 @@
 
   function LogPane(pre) {
     this.pre = pre;
-    this.lines = [];  // line count of each text node, oldest first
-    this.total = 0;
+    this.paused = false;
+    this.clear();
   }
   // SGR colour codes become spans with classes (text nodes only: the log is
   // never parsed as HTML); other escape sequences are dropped.
@@ -59,23 +60,70 @@
   }
 
   LogPane.prototype.append = function (text) {
+    if (this.paused) { this.held.push(text); return; }
     var count = (text.match(/\n/g) || []).length;
     this.pre.appendChild(this.render(text));
     this.lines.push(count);
     this.total += count;
-    while (this.total > MAX_LINES && this.pre.firstChild && this.lines.length > 1) {
+    // earlier lines loaded by hand raise the limit: they stay until a reload
+    while (this.total > this.limit && this.pre.firstChild && this.lines.length > 1) {
       this.pre.removeChild(this.pre.firstChild);
-      this.total -= this.lines.shift();
+      var gone = this.lines.shift();
+      this.total -= gone;
+      this.firstLine += gone;
     }
     var follow = document.getElementById("log-follow");
     if (!follow || follow.checked) { this.pre.scrollTop = this.pre.scrollHeight; }
+  };
+  LogPane.prototype.prepend = function (text, first) {
+    var count = (text.match(/\n/g) || []).length;
+    var live = this.style;
+    this.style = "";
+    var chunk = this.render(text);
+    this.style = live;
+    var height = this.pre.scrollHeight;
+    this.pre.insertBefore(chunk, this.pre.firstChild);
+    this.lines.unshift(count);
+    this.total += count;
+    this.limit += count;
+    this.firstLine = first;
+    this.pre.scrollTop += this.pre.scrollHeight - height;  // what was in view stays there
+  };
+  LogPane.prototype.place = function (data) {
+    var at = data.split(":");
+    if (this.total === 0 && !this.pre.firstChild) { this.gen = at[0]; this.firstLine = parseInt(at[1], 10); }
+  };
+  LogPane.prototype.pause = function (paused) {
+    this.paused = paused;
+    if (!paused) { var held = this.held.join(""); this.held = []; if (held) { this.append(held); } }
   };
   LogPane.prototype.clear = function () {
     this.pre.textContent = "";
     this.style = "";
     this.lines = [];
     this.total = 0;
+    this.limit = MAX_LINES;
+    this.firstLine = null;
+    this.held = [];
   };
+
+  // Earlier lines, on demand: the server fetches those before the pane's oldest.
+  function loadEarlier(pane, button, url) {
+    if (pane.firstLine === null) { return; }
+    button.disabled = true;
+    var query = "?gen=" + encodeURIComponent(pane.gen) + "&before=" + pane.firstLine + "&lines=" + EARLIER_LINES;
+    fetch(url + query, { credentials: "same-origin" }).then(function (r) {
+      if (!r.ok) { return r.text().then(function (t) { throw new Error(t); }); }
+      return r.json();
+    }).then(function (got) {
+      if (got.text) { pane.prepend(got.text, got.first); }
+      button.disabled = got.atStart;
+      button.textContent = got.atStart ? "start of the output" : "load earlier";
+    }).catch(function (err) {
+      button.disabled = false;
+      document.getElementById("log-state").textContent = err.message.trim();
+    });
+  }
 
   function Charts() {
     this.data = [[], [], [], []];  // time, CPU %, memory, memory limit
@@ -106,8 +154,12 @@
     var source = new EventSource(live.getAttribute("data-events"));
     source.addEventListener("status", function (e) { document.getElementById("job-status").innerHTML = e.data; });
     source.addEventListener("log", function (e) { pane.append(e.data); });
+    source.addEventListener("at", function (e) { pane.place(e.data); });
     source.addEventListener("reset", function () { pane.clear(); });
-    source.addEventListener("skipped", function (e) { pane.append("[" + e.data + " bytes not shown]\n"); });
+    source.addEventListener("skipped", function (e) {
+      pane.clear();  // the pane's lines stay in one run: what was missed is loaded on demand
+      state.textContent = e.data + " bytes went by unseen: load earlier to see them";
+    });
     source.addEventListener("metrics", function (e) { charts.add(JSON.parse(e.data)); });
     source.addEventListener("end", function (e) {
       state.textContent = e.data ? "ended: " + e.data : "ended";
@@ -129,10 +181,10 @@
         hits[0].scrollIntoView({ block: "center" });
       }
     });
-    var download = document.getElementById("log-download");
-    download.addEventListener("click", function () {
-      download.href = URL.createObjectURL(new Blob([pane.pre.textContent], { type: "text/plain" }));
-    });
+    var pause = document.getElementById("log-pause");
+    pause.addEventListener("change", function () { pane.pause(pause.checked); });
+    var earlier = document.getElementById("log-earlier");
+    earlier.addEventListener("click", function () { loadEarlier(pane, earlier, earlier.getAttribute("data-url")); });
   }
 
   document.addEventListener("DOMContentLoaded", function () {
