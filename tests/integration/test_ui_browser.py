@@ -182,6 +182,25 @@ def test_every_page_loads_without_console_errors(
     expect(tab.page.locator("#host-live td[data-field=memory]")).not_to_be_empty(timeout=TIMEOUT_MS)
 
 
+def test_the_host_page_charts_each_core_and_lists_disks_and_top_processes(
+    world: tuple[RunningDaemon, UiProcess], tab: Tab
+) -> None:
+    daemon, ui = world
+    tab.sign_in(mint(daemon, "viewer"))
+    tab.page.goto(f"{ui.origin}/host")
+    cores = tab.page.locator("#chart-host-cpu")
+    expect(cores).to_have_attribute("data-points", re.compile(r"^[1-9]"), timeout=TIMEOUT_MS)
+    first = int(cores.get_attribute("data-points") or 0)
+    # a sample every 2 s: the charts gain points live
+    expect(cores).not_to_have_attribute("data-points", str(first), timeout=TIMEOUT_MS)
+    legend = tab.page.locator("#chart-host-cpu .u-legend .u-series")
+    assert legend.count() == (os.cpu_count() or 1) + 1  # the time and one per core
+    for chart in ("mem", "net", "disk"):
+        assert tab.page.locator(f"#chart-host-{chart} canvas").count() == 1
+    assert tab.page.locator("#host-disks tbody tr").count() >= 1
+    expect(tab.page.locator("#host-top-cpu tbody tr td").first).not_to_have_text("none")
+
+
 def test_filters_change_the_url_and_the_rows(
     world: tuple[RunningDaemon, UiProcess], tab: Tab
 ) -> None:
@@ -199,6 +218,25 @@ def test_filters_change_the_url_and_the_rows(
     daemon.jobs().RunJob(pb.RunJobRequest(command="true", name="filter-also"))
     expect(rows).to_have_count(2, timeout=TIMEOUT_MS)
     assert "name=filter-al" in tab.page.url
+
+
+def test_a_finished_jobs_charts_and_summary_come_from_its_history(
+    world: tuple[RunningDaemon, UiProcess], tab: Tab
+) -> None:
+    daemon, ui = world
+    job = daemon.jobs().RunJob(pb.RunJobRequest(command="sleep", args=["2.5"])).jobUuid
+    wait_status(daemon.jobs(), job, {"COMPLETED"})
+    tab.sign_in(mint(daemon, "viewer"))
+    tab.page.goto(f"{ui.origin}/jobs/{job}")
+    for chart in ("cpu", "mem", "io", "net"):
+        expect(tab.page.locator(f"#chart-{chart}")).to_have_attribute(
+            "data-points", re.compile(r"^[1-9]"), timeout=TIMEOUT_MS
+        )
+        assert tab.page.locator(f"#chart-{chart} canvas").count() == 1
+    assert tab.page.locator("#chart-gpu").count() == 0  # no GPUs: no GPU chart
+    row = tab.page.locator("#job-summary tr[data-metric=cpu] td")
+    expect(row).to_have_count(6, timeout=TIMEOUT_MS)  # min, avg, p50, p95, p99, max
+    assert row.last.inner_text().endswith("%")
 
 
 # slow (the default suite's budget): the fan-out of samples it relies on is in

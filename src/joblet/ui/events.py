@@ -20,12 +20,13 @@ import grpc
 from aiohttp import web
 
 from joblet.api import joblet_pb2 as pb
-from joblet.ui import views
+from joblet.ui import charts, views
 from joblet.ui.app import UiState, session_of, state_of
 from joblet.ui.feeds import LogFeed, SampleFeed, parse_event_id
 from joblet.ui.pages import RPC_TIMEOUT_S, job_screen, workflow_svg
 
 POLL_S = 1.0
+SUMMARY_S = 5.0
 KEEPALIVE_S = 15.0
 
 
@@ -76,7 +77,9 @@ async def run_topics(*topics: Awaitable[None]) -> None:
 
 
 async def _poll_changes(stream: EventStream, event: str, make: Callable[[], Awaitable[str]],
-                        ended: Callable[[], bool] = lambda: False) -> None:  # fmt: skip
+                        ended: Callable[[], bool] = lambda: False, *,
+                        every_s: float = POLL_S, wake: asyncio.Event | None = None,
+                        ) -> None:  # fmt: skip
     last = None
     while True:
         try:
@@ -89,7 +92,8 @@ async def _poll_changes(stream: EventStream, event: str, make: Callable[[], Awai
             last = html
         if ended():
             return
-        await asyncio.sleep(POLL_S)
+        with contextlib.suppress(TimeoutError):  # `wake`: poll at once (the job ended)
+            await asyncio.wait_for((wake or asyncio.Event()).wait(), every_s)
 
 
 def _log_stream(state: UiState, job_id: str) -> Callable[[], AsyncIterator[bytes]]:
@@ -114,15 +118,6 @@ def _metric_stream(state: UiState, job_id: str) -> Callable[[], AsyncIterator[An
             yield sample
 
     return samples
-
-
-def sample_point(sample: Any) -> list[float]:
-    """[time s, CPU %, memory bytes, memory limit, read B/s, write B/s, rx B/s, tx B/s]"""
-    return [
-        float(sample.timestamp), sample.cpu.usagePercent, float(sample.memory.current),
-        float(sample.limits.memory), sample.io.readBPS, sample.io.writeBPS,
-        sample.network.rxBPS, sample.network.txBPS,
-    ]  # fmt: skip
 
 
 async def _follow_log(stream: EventStream, feed: LogFeed, last_event_id: str | None) -> None:
@@ -154,7 +149,7 @@ async def _follow_metrics(stream: EventStream, feed: SampleFeed) -> None:
     while True:
         seen, fresh = await feed.read(seen, KEEPALIVE_S)
         if fresh:  # whatever piled up goes as one event: a slow browser catches up
-            await stream.send("metrics", json.dumps([sample_point(s) for s in fresh]))
+            await stream.send("metrics", json.dumps([charts.job_point(s) for s in fresh]))
         elif feed.done:
             return
 
@@ -165,6 +160,7 @@ async def job_events(request: web.Request) -> web.StreamResponse:
     stubs = state.upstream.as_role(session_of(request).role)
     template = state.templates.get_template("job_status.html")
     ended = False
+    job_ended = asyncio.Event()
 
     async def status_html() -> str:
         nonlocal ended
@@ -174,9 +170,24 @@ async def job_events(request: web.Request) -> web.StreamResponse:
             )
         except grpc.aio.AioRpcError as exc:
             ended = exc.code() == grpc.StatusCode.NOT_FOUND  # deleted meanwhile: nothing to poll
+            if ended:
+                job_ended.set()
             raise
         ended = res.status in views.ENDED
+        if ended:
+            job_ended.set()
         return template.render(fields=views.status_fields(res))
+
+    summary_template = state.templates.get_template("job_summary.html")
+    summary_ended = False
+
+    async def summary_html() -> str:
+        nonlocal summary_ended
+        summary_ended = ended  # one more after the job's end: its last samples
+        res = await stubs.jobs.GetJobMetricsSummary(
+            pb.JobMetricsSummaryRequest(uuid=job_id), timeout=RPC_TIMEOUT_S
+        )
+        return summary_template.render(rows=charts.summary_rows(res))
 
     stream = await open_stream(request)
     async with (
@@ -188,6 +199,14 @@ async def job_events(request: web.Request) -> web.StreamResponse:
             _poll_changes(stream, "status", status_html, lambda: ended),
             _follow_log(stream, logs, request.headers.get("Last-Event-ID")),
             _follow_metrics(stream, metrics),
+            _poll_changes(
+                stream,
+                "summary",
+                summary_html,
+                lambda: summary_ended,
+                every_s=SUMMARY_S,
+                wake=job_ended,
+            ),
         )
         with contextlib.suppress(ConnectionError):
             await stream.send("done", "")  # else the browser would connect again
@@ -241,10 +260,12 @@ def _host_stream(state: UiState) -> Callable[[], AsyncIterator[Any]]:
 
 
 async def host_events(request: web.Request) -> web.StreamResponse:
-    """The host's metrics, one upstream stream for every browser on the page;
-    a browser that fell behind gets the latest sample only."""
+    """The host's metrics, one upstream stream for every browser on the page:
+    every sample as a chart point (those kept from before the page opened
+    too), and the latest one's tables; a browser that fell behind gets what
+    piled up in one event."""
     state = state_of(request)
-    template = state.templates.get_template("job_status.html")
+    template = state.templates.get_template("host_live.html")
     stream = await open_stream(request)
 
     async def follow(feed: SampleFeed) -> None:
@@ -252,8 +273,9 @@ async def host_events(request: web.Request) -> web.StreamResponse:
         while True:
             seen, fresh = await feed.read(seen, KEEPALIVE_S)
             if fresh:
-                html = template.render(fields=views.status_fields(fresh[-1]))
-                await stream.send("host", html)
+                points = [charts.host_point(s) for s in fresh]
+                await stream.send("hostpoints", json.dumps(points))
+                await stream.send("host", template.render(**charts.host_tables(fresh[-1])))
             elif feed.done:
                 return
 

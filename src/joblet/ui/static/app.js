@@ -1,9 +1,11 @@
-// The dashboard's one hand-written script: sign-in from the URL fragment and
-// the job page's live pane (one EventSource for status, log and metrics).
+// The dashboard's one hand-written script: sign-in from the URL fragment, the
+// job page's live pane (one EventSource for status, log, metrics and summary)
+// and the host page's charts (one EventSource too).
 "use strict";
 (function () {
   var MAX_LINES = 10000;
   var EARLIER_LINES = 5000;
+  var MAX_POINTS = 3000;  // per chart: an hour of samples a second
 
   function signInFromFragment() {
     var form = document.getElementById("login");
@@ -125,31 +127,86 @@
     });
   }
 
-  function Charts() {
-    this.data = [[], [], [], []];  // time, CPU %, memory, memory limit
-    this.cpu = null;
-    this.mem = null;
+  // One uPlot chart in a div, drawn at its first points; `data-points` says
+  // how many it has (the tests wait on it).
+  var COLOURS = ["#2563eb", "#16a34a", "#dc2626", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777"];
+  function Chart(el, title, labels) {
+    this.el = el;
+    this.title = title;
+    this.labels = labels;
+    this.data = [[]].concat(labels.map(function () { return []; }));
+    this.plot = null;
   }
-  Charts.prototype.add = function (points) {
+  Chart.prototype.add = function (time, values) {
     var d = this.data;
-    points.forEach(function (p) { d[0].push(p[0]); d[1].push(p[1]); d[2].push(p[2] / 1048576); d[3].push(p[3] / 1048576); });
-    document.getElementById("chart-cpu").setAttribute("data-points", String(d[0].length));
-    if (typeof uPlot === "undefined") { return; }
-    if (!this.cpu) {
-      var opts = function (title, series) {
-        return { title: title, width: 560, height: 180, series: [{}].concat(series) };
-      };
-      this.cpu = new uPlot(opts("CPU %", [{ label: "CPU %", stroke: "#2563eb" }]), [d[0], d[1]], document.getElementById("chart-cpu"));
-      this.mem = new uPlot(opts("Memory MB", [{ label: "used", stroke: "#16a34a" }, { label: "limit", stroke: "#dc2626" }]), [d[0], d[2], d[3]], document.getElementById("chart-mem"));
-    } else {
-      this.cpu.setData([d[0], d[1]]);
-      this.mem.setData([d[0], d[2], d[3]]);
-    }
+    d[0].push(time);
+    values.forEach(function (v, i) { d[i + 1].push(v); });
+    if (d[0].length > MAX_POINTS) { d.forEach(function (col) { col.shift(); }); }
   };
+  Chart.prototype.draw = function () {
+    this.el.setAttribute("data-points", String(this.data[0].length));
+    if (typeof uPlot === "undefined") { return; }
+    if (this.plot) { this.plot.setData(this.data); return; }
+    var series = [{}].concat(this.labels.map(function (label, i) {
+      return { label: label, stroke: COLOURS[i % COLOURS.length] };
+    }));
+    var width = Math.max(this.el.clientWidth, 300);
+    this.plot = new uPlot({ title: this.title, width: width, height: 170, series: series }, this.data, this.el);
+  };
+
+  var MB = 1048576;
+  var KB = 1024;
+  function scaled(v, by) { return v === null ? null : v / by; }
+
+  function JobCharts() {
+    var charts = this.charts = [];
+    function chart(id, title, labels, pick) {
+      var el = document.getElementById(id);
+      if (el) { charts.push({ chart: new Chart(el, title, labels), pick: pick }); }
+    }
+    // a point: [time, CPU %, memory, limit, read, write, rx, tx, GPU %, GPU memory]
+    chart("chart-cpu", "CPU %", ["CPU %"], function (p) { return [p[1]]; });
+    chart("chart-mem", "Memory MB", ["used", "limit"], function (p) { return [scaled(p[2], MB), scaled(p[3], MB)]; });
+    chart("chart-io", "IO KB/s", ["read", "write"], function (p) { return [scaled(p[4], KB), scaled(p[5], KB)]; });
+    chart("chart-net", "Network KB/s", ["rx", "tx"], function (p) { return [scaled(p[6], KB), scaled(p[7], KB)]; });
+    chart("chart-gpu", "GPU", ["utilisation %", "memory MB"], function (p) { return [p[8], scaled(p[9], MB)]; });
+  }
+  JobCharts.prototype.add = function (points) {
+    this.charts.forEach(function (c) {
+      points.forEach(function (p) { c.chart.add(p[0], c.pick(p)); });
+      c.chart.draw();
+    });
+  };
+
+  function HostCharts() {
+    this.cores = null;
+    this.memory = new Chart(document.getElementById("chart-host-mem"), "Memory GB", ["used", "total"]);
+    this.network = new Chart(document.getElementById("chart-host-net"), "Network KB/s", ["rx", "tx"]);
+    this.disk = new Chart(document.getElementById("chart-host-disk"), "Disk IO KB/s", ["read", "write"]);
+  }
+  HostCharts.prototype.add = function (p) {
+    if (!this.cores) {  // one series per core: known at the first sample
+      var labels = p.cores.map(function (_, i) { return "cpu" + i; });
+      this.cores = new Chart(document.getElementById("chart-host-cpu"), "CPU % per core", labels);
+    }
+    var GB = 1073741824;
+    this.cores.add(p.time, p.cores);
+    this.memory.add(p.time, [p.memory[0] / GB, p.memory[1] / GB]);
+    this.network.add(p.time, [p.network[0] / KB, p.network[1] / KB]);
+    this.disk.add(p.time, [p.disk[0] / KB, p.disk[1] / KB]);
+    [this.cores, this.memory, this.network, this.disk].forEach(function (c) { c.draw(); });
+  };
+
+  function followHost(live) {
+    var charts = new HostCharts();
+    var source = new EventSource(live.getAttribute("data-events"));
+    source.addEventListener("host", function (e) { document.getElementById("host-live").innerHTML = e.data; });
+    source.addEventListener("hostpoints", function (e) { JSON.parse(e.data).forEach(function (p) { charts.add(p); }); });
+  }
 
   function followJob(live) {
     var pane = new LogPane(document.getElementById("log"));
-    var charts = new Charts();
+    var charts = new JobCharts();
     var state = document.getElementById("log-state");
     var source = new EventSource(live.getAttribute("data-events"));
     source.addEventListener("status", function (e) { document.getElementById("job-status").innerHTML = e.data; });
@@ -161,6 +218,7 @@
       state.textContent = e.data + " bytes went by unseen: load earlier to see them";
     });
     source.addEventListener("metrics", function (e) { charts.add(JSON.parse(e.data)); });
+    source.addEventListener("summary", function (e) { document.getElementById("job-summary").innerHTML = e.data; });
     source.addEventListener("end", function (e) {
       state.textContent = e.data ? "ended: " + e.data : "ended";
       state.setAttribute("data-ended", "1");
@@ -191,5 +249,7 @@
     signInFromFragment();
     var live = document.getElementById("live");
     if (live) { followJob(live); }
+    var host = document.getElementById("host-page");
+    if (host) { followHost(host); }
   });
 })();
