@@ -23,6 +23,11 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
                  "--disable-background-networking", "--disable-component-update"]  # fmt: skip
 TIMEOUT_MS = 20_000
+WORKFLOW = """
+jobs:
+  first: {command: "true"}
+  second: {command: "true", requires: [{first: COMPLETED}]}
+"""
 
 
 @pytest.fixture(scope="module")
@@ -173,10 +178,16 @@ def test_every_page_loads_without_console_errors(
 ) -> None:
     daemon, ui = world
     tab.sign_in(mint(daemon, "admin"))
-    for path in ("/jobs", "/jobs?status=COMPLETED", "/run", "/workflows", "/host", "/resources"):
+    flow = daemon.jobs().RunWorkflow(pb.RunWorkflowRequest(yamlContent=WORKFLOW)).workflowUuid
+    pages = ("/jobs", "/jobs?status=COMPLETED", "/jobs?sort=duration&order=desc", "/run",
+             "/workflows", f"/workflows/{flow}", "/host", "/resources")  # fmt: skip
+    for path in pages:
         tab.page.goto(f"{ui.origin}{path}")
         tab.page.wait_for_load_state("load")
         assert tab.page.locator("main h1").count() == 1, path
+    tab.page.goto(f"{ui.origin}/workflows/{flow}")  # the graph and the timeline, live
+    expect(tab.page.locator("#timeline rect.s-completed")).to_have_count(2, timeout=TIMEOUT_MS)
+    expect(tab.page.locator("#dag rect.s-completed")).to_have_count(2)
     # the host page's live metrics arrive through its event stream
     tab.page.goto(f"{ui.origin}/host")
     expect(tab.page.locator("#host-live td[data-field=memory]")).not_to_be_empty(timeout=TIMEOUT_MS)

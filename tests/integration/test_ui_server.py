@@ -298,11 +298,20 @@ def test_a_workflows_graph_has_its_jobs_and_edges_and_changes_colour_as_they_end
                      ("test-b", "ship")}  # fmt: skip
     assert answer.workflowUuid[:8] in viewer.get("/workflows").body
     # the live graph: re-sent whole until every node has turned completed
-    graphs = sse_events(ui, f"/workflows/{answer.workflowUuid}/events", viewer.cookie,
-                        until="never", stop_after_log=None, limit=60,
-                        done=lambda e: e[2].count('data-status="completed"') == 4)  # fmt: skip
-    assert graphs[0][2] != graphs[-1][2]
-    assert graphs[-1][2].count('data-status="completed"') == 4
+    events = sse_events(ui, f"/workflows/{answer.workflowUuid}/events", viewer.cookie,
+                        until="never", stop_after_log=None, limit=200,
+                        done=lambda e: e[0] == "timeline"
+                        and e[2].count('data-status="completed"') == 4)  # fmt: skip
+    graphs = [data for kind, _, data in events if kind == "dag"]
+    assert graphs[0] != graphs[-1]
+    assert graphs[-1].count('data-status="completed"') == 4
+    # the timeline beside it: a bar per job, each dependant starting after its dependency
+    timeline = events[-1][2]
+    bars = dict(re.findall(r'data-name="([\w-]+)" data-status="completed">.*?'
+                           r'<rect class="bar s-completed" x="([\d.]+)"', timeline))  # fmt: skip
+    assert set(bars) == {"build", "test-a", "test-b", "ship"}, timeline
+    assert float(bars["build"]) < float(bars["test-a"]) <= float(bars["ship"])
+    assert "timeline" in page.body and 'class="timeline"' in page.body
 
 
 def test_a_workflow_runs_from_an_uploaded_file_and_finished_jobs_go_in_bulk(

@@ -23,7 +23,7 @@ from joblet.api import joblet_pb2 as pb
 from joblet.ui import charts, views
 from joblet.ui.app import UiState, session_of, state_of
 from joblet.ui.feeds import LogFeed, SampleFeed, parse_event_id
-from joblet.ui.pages import RPC_TIMEOUT_S, job_screen, workflow_svg
+from joblet.ui.pages import RPC_TIMEOUT_S, job_screen, workflow_svg, workflow_timeline
 
 POLL_S = 1.0
 SUMMARY_S = 5.0
@@ -76,24 +76,37 @@ async def run_topics(*topics: Awaitable[None]) -> None:
         pass
 
 
-async def _poll_changes(stream: EventStream, event: str, make: Callable[[], Awaitable[str]],
-                        ended: Callable[[], bool] = lambda: False, *,
-                        every_s: float = POLL_S, wake: asyncio.Event | None = None,
-                        ) -> None:  # fmt: skip
-    last = None
+async def _poll_views(stream: EventStream, make: Callable[[], Awaitable[dict[str, str]]],
+                      events: tuple[str, ...], ended: Callable[[], bool] = lambda: False, *,
+                      every_s: float = POLL_S, wake: asyncio.Event | None = None,
+                      ) -> None:  # fmt: skip
+    """Each of `events` (HTML made by one `make`) sent when it changes."""
+    last: dict[str, str] = {}
     while True:
         try:
-            html = await make()
+            views = await make()
         except grpc.aio.AioRpcError as exc:
             # the message may quote the URL (a job id): text, never markup
-            html = f"<p class='error'>{escape(exc.details() or str(exc.code()))}</p>"
-        if html != last:
-            await stream.send(event, html)
-            last = html
+            error = f"<p class='error'>{escape(exc.details() or str(exc.code()))}</p>"
+            views = dict.fromkeys(events, error)
+        for event, html in views.items():
+            if html != last.get(event):
+                await stream.send(event, html)
+                last[event] = html
         if ended():
             return
         with contextlib.suppress(TimeoutError):  # `wake`: poll at once (the job ended)
             await asyncio.wait_for((wake or asyncio.Event()).wait(), every_s)
+
+
+async def _poll_changes(stream: EventStream, event: str, make: Callable[[], Awaitable[str]],
+                        ended: Callable[[], bool] = lambda: False, *,
+                        every_s: float = POLL_S, wake: asyncio.Event | None = None,
+                        ) -> None:  # fmt: skip
+    async def one() -> dict[str, str]:
+        return {event: await make()}
+
+    await _poll_views(stream, one, (event,), ended, every_s=every_s, wake=wake)
 
 
 def _log_stream(state: UiState, job_id: str) -> Callable[[], AsyncIterator[bytes]]:
@@ -230,19 +243,21 @@ async def jobs_events(request: web.Request) -> web.StreamResponse:
 
 
 async def workflow_events(request: web.Request) -> web.StreamResponse:
-    """A workflow's graph, re-drawn when a job's status changes."""
+    """A workflow's graph and timeline, re-drawn when they change (a job's
+    status; the running bars grow with the clock)."""
     state = state_of(request)
     wf_id = request.match_info["wf_id"]
     stubs = state.upstream.as_role(session_of(request).role)
 
-    async def graph() -> str:
+    async def views() -> dict[str, str]:
         answer = await stubs.jobs.GetWorkflowStatus(
             pb.GetWorkflowStatusRequest(workflowUuid=wf_id), timeout=RPC_TIMEOUT_S
         )
-        return workflow_svg(list(answer.jobs))
+        jobs = list(answer.jobs)
+        return {"dag": workflow_svg(jobs), "timeline": workflow_timeline(jobs, state.clock())}
 
     stream = await open_stream(request)
-    await run_topics(_poll_changes(stream, "dag", graph))
+    await run_topics(_poll_views(stream, views, ("dag", "timeline")))
     return stream.response
 
 

@@ -13,8 +13,9 @@ from aiohttp import web
 from joblet.api import joblet_pb2 as pb
 from joblet.ui import job_sort, views
 from joblet.ui.app import render, session_of, state_of
-from joblet.ui.dag import DagNode, layout, render_svg
+from joblet.ui.dag import DagNode, is_placeholder, layout, render_svg
 from joblet.ui.sessions import COOKIE_NAME
+from joblet.ui.timeline import Span, render_timeline, timestamp_s
 from joblet.ui.tokens import TokenError
 
 log = logging.getLogger("joblet.ui")
@@ -191,6 +192,19 @@ def workflow_svg(jobs: list[Any]) -> str:
     return render_svg(layout(deps), nodes)
 
 
+def workflow_timeline(jobs: list[Any], now: float) -> str:
+    """The jobs' spans in time, in the graph's order (layer by layer)."""
+    order = [n for row in layout({j.jobName: list(j.dependencies) for j in jobs}).layers
+             for n in row if not is_placeholder(n)]  # fmt: skip
+    by_name = {j.jobName: j for j in jobs}
+    spans = [
+        Span(name, j.status, timestamp_s(j.startTime), timestamp_s(j.endTime),
+             f"/jobs/{j.jobUuid}" if j.jobUuid else "")
+        for name in order if (j := by_name.get(name)) is not None
+    ]  # fmt: skip
+    return render_timeline(spans, now)
+
+
 async def workflow(request: web.Request) -> web.Response:
     wf_id = request.match_info["wf_id"]
     stubs = state_of(request).upstream.as_role(session_of(request).role)
@@ -200,8 +214,10 @@ async def workflow(request: web.Request) -> web.Response:
         )
     except grpc.aio.AioRpcError as exc:
         return rpc_failure(request, exc)
-    return render(request, "workflow.html", workflow=answer.workflow, jobs=list(answer.jobs),
-                  svg=workflow_svg(list(answer.jobs)))  # fmt: skip
+    jobs = list(answer.jobs)
+    return render(request, "workflow.html", workflow=answer.workflow, jobs=jobs,
+                  svg=workflow_svg(jobs),
+                  timeline=workflow_timeline(jobs, state_of(request).clock()))  # fmt: skip
 
 
 async def host(request: web.Request) -> web.Response:
