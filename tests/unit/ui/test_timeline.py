@@ -9,8 +9,11 @@ from joblet.ui.timeline import LABEL_W, PAD, WIDTH, Span, render_timeline, times
 
 
 def bars(svg: str) -> dict[str, tuple[float, float]]:
-    found = re.findall(r'data-name="([^"]+)"[^>]*>(?:<text[^>]*>[^<]*</text>)'
-                       r'<rect class="bar [^"]+" x="([\d.]+)" y="\d+" width="([\d.]+)"', svg)  # fmt: skip
+    pattern = (
+        r'data-name="([^"]+)"[^>]*>(?:<text[^>]*>[^<]*</text>)'
+        r'<rect class="bar [^"]+" x="([\d.]+)" y="\d+" width="([\d.]+)"'
+    )
+    found = re.findall(pattern, svg)
     return {name: (float(x), float(w)) for name, x, w in found}
 
 
