@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from joblet.errors import ConfigError
-from joblet.isolation.libc import malloc_trim, set_pdeathsig
+from joblet.isolation.libc import limit_malloc_arenas, malloc_trim, set_pdeathsig
 from joblet.ui.app import UiState, build_app
 from joblet.ui.config import UiConfig, listen_problem, login_key_path, parse_listen
 from joblet.ui.tokens import Redeemer, load_or_create_key
@@ -139,6 +139,8 @@ async def run(config: UiConfig, state: UiState, context: ssl.SSLContext | None,
 
 def serve_ui(config: UiConfig, daemon_config: Any, *, listen: str | None = None,
              clients: Path | None = None, exit_with_parent: bool = False) -> None:  # fmt: skip
+    # before gRPC's threads start: a UI that mostly waits needs no arena per thread
+    limit_malloc_arenas(2)
     config, state, context = prepare(config, daemon_config, listen, clients)
     try:
         asyncio.run(run(config, state, context, exit_with_parent))
