@@ -159,6 +159,7 @@ async def _follow_log(stream: EventStream, feed: LogFeed, last_event_id: str | N
 
 async def _follow_metrics(stream: EventStream, feed: SampleFeed) -> None:
     seen = 0
+    await stream.send("chartsreset", "")  # all kept samples follow, again after a reconnect
     while True:
         seen, fresh = await feed.read(seen, KEEPALIVE_S)
         if fresh:  # whatever piled up goes as one event: a slow browser catches up
@@ -285,6 +286,7 @@ async def host_events(request: web.Request) -> web.StreamResponse:
 
     async def follow(feed: SampleFeed) -> None:
         seen = 0
+        await stream.send("chartsreset", "")  # all kept samples follow, again after a reconnect
         while True:
             seen, fresh = await feed.read(seen, KEEPALIVE_S)
             if fresh:

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from html import escape
 
 WIDTH, ROW_H, BAR_H, LABEL_W, PAD, AXIS_H, TICKS = 760, 24, 16, 140, 10, 22, 5
+RIGHT = 28  # room for the last tick's label
+AXIS_W = WIDTH - LABEL_W - PAD - RIGHT
 
 
 @dataclass(frozen=True)
@@ -39,12 +41,12 @@ def render_timeline(spans: Sequence[Span], now: float) -> str:
     """The rows in the given order; the axis from the first start to the
     last end (now, while something runs), ticks in time since the first start."""
     first, last = _bounds(spans, now)
-    scale = (WIDTH - LABEL_W - 2 * PAD) / (last - first)
+    scale = AXIS_W / (last - first)
     height = AXIS_H + len(spans) * ROW_H + PAD
     parts = [f'<svg class="timeline" xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" '
              f'height="{height}" viewBox="0 0 {WIDTH} {height}">']  # fmt: skip
     for i in range(TICKS + 1):
-        x = LABEL_W + PAD + (WIDTH - LABEL_W - 2 * PAD) * i / TICKS
+        x = LABEL_W + PAD + AXIS_W * i / TICKS
         parts.append(f'<line class="tick" x1="{x:.1f}" y1="{AXIS_H - 4}" x2="{x:.1f}" '
                      f'y2="{height - PAD}"/><text class="axis" x="{x:.1f}" y="{AXIS_H - 8}">'
                      f"{_clock((last - first) * i / TICKS)}</text>")  # fmt: skip

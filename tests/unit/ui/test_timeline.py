@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from joblet.api import joblet_pb2 as pb
-from joblet.ui.timeline import LABEL_W, PAD, WIDTH, Span, render_timeline, timestamp_s
+from joblet.ui.timeline import AXIS_W, LABEL_W, PAD, Span, render_timeline, timestamp_s
 
 
 def bars(svg: str) -> dict[str, tuple[float, float]]:
@@ -22,7 +22,7 @@ def test_bars_span_start_to_end_and_a_running_one_reaches_now() -> None:
              Span("c", "PENDING", None, None, href="/jobs/c")]  # fmt: skip
     svg = render_timeline(spans, now=120.0)
     got = bars(svg)
-    left, right = LABEL_W + PAD, WIDTH - PAD
+    left, right = LABEL_W + PAD, LABEL_W + PAD + AXIS_W
     assert got["a"][0] == left and abs(got["a"][0] + got["a"][1] - (left + right) / 2) < 0.2
     assert abs(got["b"][0] + got["b"][1] - right) < 0.2  # to now, the axis's end
     assert "c" not in got and 'data-name="c" data-status="pending"' in svg  # no bar yet

@@ -143,6 +143,9 @@
     values.forEach(function (v, i) { d[i + 1].push(v); });
     if (d[0].length > MAX_POINTS) { d.forEach(function (col) { col.shift(); }); }
   };
+  Chart.prototype.clear = function () {
+    this.data.forEach(function (col) { col.length = 0; });
+  };
   Chart.prototype.draw = function () {
     this.el.setAttribute("data-points", String(this.data[0].length));
     if (typeof uPlot === "undefined") { return; }
@@ -171,6 +174,10 @@
     chart("chart-net", "Network KB/s", ["rx", "tx"], function (p) { return [scaled(p[6], KB), scaled(p[7], KB)]; });
     chart("chart-gpu", "GPU", ["utilisation %", "memory MB"], function (p) { return [p[8], scaled(p[9], MB)]; });
   }
+  // a new connection sends every sample again: the charts start over
+  JobCharts.prototype.clear = function () {
+    this.charts.forEach(function (c) { c.chart.clear(); });
+  };
   JobCharts.prototype.add = function (points) {
     this.charts.forEach(function (c) {
       points.forEach(function (p) { c.chart.add(p[0], c.pick(p)); });
@@ -184,6 +191,9 @@
     this.network = new Chart(document.getElementById("chart-host-net"), "Network KB/s", ["rx", "tx"]);
     this.disk = new Chart(document.getElementById("chart-host-disk"), "Disk IO KB/s", ["read", "write"]);
   }
+  HostCharts.prototype.clear = function () {
+    [this.cores, this.memory, this.network, this.disk].forEach(function (c) { if (c) { c.clear(); } });
+  };
   HostCharts.prototype.add = function (p) {
     if (!this.cores) {  // one series per core: known at the first sample
       var labels = p.cores.map(function (_, i) { return "cpu" + i; });
@@ -201,6 +211,7 @@
     var charts = new HostCharts();
     var source = new EventSource(live.getAttribute("data-events"));
     source.addEventListener("host", function (e) { document.getElementById("host-live").innerHTML = e.data; });
+    source.addEventListener("chartsreset", function () { charts.clear(); });
     source.addEventListener("hostpoints", function (e) { JSON.parse(e.data).forEach(function (p) { charts.add(p); }); });
   }
 
@@ -217,6 +228,7 @@
       pane.clear();  // the pane's lines stay in one run: what was missed is loaded on demand
       state.textContent = e.data + " bytes went by unseen: load earlier to see them";
     });
+    source.addEventListener("chartsreset", function () { charts.clear(); });
     source.addEventListener("metrics", function (e) { charts.add(JSON.parse(e.data)); });
     source.addEventListener("summary", function (e) { document.getElementById("job-summary").innerHTML = e.data; });
     source.addEventListener("end", function (e) {
