@@ -457,6 +457,15 @@ def test_under_tls_the_ui_serves_https_and_its_cookie_is_secure(
         ui.stop()
 
 
+def test_the_ui_loads_no_archive_codecs_it_never_uses(
+    world: tuple[RunningDaemon, UiProcess], admin: Browser
+) -> None:
+    _, ui = world
+    assert admin.get("/jobs").status == 200  # serving, past its start-up
+    maps = Path(f"/proc/{ui.proc.pid}/maps").read_text()
+    assert "_bz2" not in maps and "_lzma" not in maps  # idle resident memory
+
+
 def test_no_request_ended_in_a_traceback(world: tuple[RunningDaemon, UiProcess]) -> None:
     daemon, ui = world
     for log in (ui.log_path, daemon.root / "run" / "ui.log"):
