@@ -161,6 +161,27 @@ def test_the_log_pane_shows_the_last_lines_and_loads_earlier_ones_on_demand(
     assert tab.page.get_attribute("#log-download", "href") == f"/jobs/{job}/log.txt"
 
 
+def test_a_paused_log_pane_holds_new_output_until_it_resumes(
+    world: tuple[RunningDaemon, UiProcess], tab: Tab
+) -> None:
+    daemon, ui = world
+    script = "for i in $(seq 1 50); do echo tick $i; sleep 0.1; done"
+    job = daemon.jobs().RunJob(pb.RunJobRequest(command="sh", args=["-c", script])).jobUuid
+    tab.sign_in(mint(daemon, "viewer"))
+    tab.page.goto(f"{ui.origin}/jobs/{job}")
+    log = tab.page.locator("#log")
+    expect(log).to_contain_text("tick 1", timeout=TIMEOUT_MS)
+    tab.page.check("#log-pause")
+    held = len(log.inner_text().split("\n"))
+    wait_status(daemon.jobs(), job, {"COMPLETED"})
+    expect(tab.page.locator("#log-state[data-ended]")).to_have_count(1, timeout=TIMEOUT_MS)
+    assert "tick 50" not in log.inner_text()  # it all came, none of it shown
+    assert len(log.inner_text().split("\n")) == held
+    tab.page.uncheck("#log-pause")
+    expect(log).to_contain_text("tick 50")
+    assert log.inner_text().split() == " ".join(f"tick {i}" for i in range(1, 51)).split()
+
+
 def test_stop_a_running_job(world: tuple[RunningDaemon, UiProcess], tab: Tab) -> None:
     daemon, ui = world
     job = daemon.jobs().RunJob(pb.RunJobRequest(command="sleep", args=["60"])).jobUuid

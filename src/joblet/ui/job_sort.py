@@ -3,12 +3,15 @@ links of its headers. Pure functions on the API's Job messages.
 
 ListJobPages has no sort order of its own (its cursor walks creation order),
 so a sorted screen is cut from every job that matches the filters, sorted
-here; without a sort the page keeps the cursor's cheaper walk.
+here, keeping only the jobs up to the screen's end as the pages go by;
+without a sort the page keeps the cursor's cheaper walk.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import heapq
+import itertools
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -55,13 +58,22 @@ def _keys(now: datetime) -> dict[str, Callable[[Any], Any]]:
     }
 
 
+def first_jobs(kept: Iterable[Any], more: Iterable[Any], sort: Sort, now: datetime,
+               count: int) -> list[Any]:  # fmt: skip
+    """The first `count` of `kept` and `more` in the sort's order (the id
+    breaks ties, and turns round with the order). Called once per page of the
+    listing with what it kept before: only `count` jobs stay in memory, not
+    every job that matches."""
+    key = _keys(now)[sort.column]
+    pick = heapq.nlargest if sort.descending else heapq.nsmallest
+    return pick(count, itertools.chain(kept, more), key=lambda j: (key(j), j.uuid))
+
+
 def sort_jobs(jobs: Sequence[Any], sort: Sort, now: datetime) -> list[Any]:
-    """`jobs` in the sort's order; ties keep their order (the id breaks them)."""
+    """`jobs` in the sort's order; without one, as they are."""
     if not sort.column:
         return list(jobs)
-    key = _keys(now)[sort.column]
-    by_id = sorted(jobs, key=lambda j: j.uuid)
-    return sorted(by_id, key=key, reverse=sort.descending)
+    return first_jobs((), jobs, sort, now, len(jobs))
 
 
 @dataclass(frozen=True)

@@ -95,10 +95,11 @@ async def sorted_screen(request: web.Request, query: dict[str, str],
     query of the next screen ("" on the last)."""
     stubs = state_of(request).upstream.as_role(session_of(request).role)
     call = stubs.jobs.ListJobPages(views.list_request(query, every=True), timeout=RPC_TIMEOUT_S)
-    matched = [job async for page in call for job in page.jobs]
-    ordered = job_sort.sort_jobs(matched, sort, datetime.now(UTC))
-    number = job_sort.page_number(query)
+    number, now = job_sort.page_number(query), datetime.now(UTC)
     start = number * views.PAGE_SIZE
+    ordered: list[Any] = []  # one past the screen: whether a next one has any
+    async for page in call:
+        ordered = job_sort.first_jobs(ordered, page.jobs, sort, now, start + views.PAGE_SIZE + 1)
     more = len(ordered) > start + views.PAGE_SIZE
     next_query = views.filter_query(query, page=str(number + 1)) if more else ""
     return ordered[start : start + views.PAGE_SIZE], next_query

@@ -42,7 +42,16 @@ def test_each_column_sorts_both_ways() -> None:
 def test_ties_are_broken_by_id_so_screens_neither_repeat_nor_skip() -> None:
     same = [job(u, status="COMPLETED") for u in ("q", "e", "m")]
     assert ids(job_sort.sort_jobs(same, Sort("status"), NOW)) == ["e", "m", "q"]
-    assert ids(job_sort.sort_jobs(same, Sort("status", True), NOW)) == ["e", "m", "q"]
+    assert ids(job_sort.sort_jobs(same, Sort("status", True), NOW)) == ["q", "m", "e"]
+
+
+def test_a_screen_is_cut_page_by_page_keeping_only_what_it_needs() -> None:
+    every = [job(f"{n:04d}", name=f"n{(n * 7919) % 1000:03d}") for n in range(1000)]
+    kept: list[pb.Job] = []
+    for start in range(0, 1000, 64):  # the listing's pages, in creation order
+        kept = job_sort.first_jobs(kept, every[start : start + 64], Sort("name", True), NOW, 51)
+        assert len(kept) <= 51
+    assert ids(kept) == ids(job_sort.sort_jobs(every, Sort("name", True), NOW))[:51]
 
 
 def test_an_unknown_column_or_page_is_ignored() -> None:
