@@ -213,6 +213,8 @@ def test_earlier_lines_of_a_long_log_load_on_demand_with_no_gap_or_duplicate(
     download = viewer.get(f"/jobs/{job}/log.txt")
     assert download.status == 200 and "attachment" in download.header("Content-Disposition")
     assert download.body.splitlines() == shown
+    missing = viewer.get("/jobs/no-such-job/log.txt")
+    assert missing.status == 404 and "Traceback" not in missing.body
     stale = viewer.get(f"/jobs/{job}/log/earlier?gen=0000&before=0")
     assert stale.status == 409 and "reload" in stale.body
     assert viewer.get(f"/jobs/{job}/log/earlier?gen={gen}&before=x").status == 400

@@ -145,7 +145,7 @@ async def job(request: web.Request) -> web.Response:
     return render(
         request, "job.html", job=status, fields=views.status_fields(status),
         ended=status.status in views.ENDED,
-        gpus=status.gpu_count > 0 or len(status.gpu_indices) > 0 or len(status.gpu_ids) > 0,
+        gpus=views.has_gpus(status),
     )  # fmt: skip
 
 

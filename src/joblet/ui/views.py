@@ -66,6 +66,11 @@ def job_row(job: pb.Job, now: datetime) -> JobRow:
     )
 
 
+def has_gpus(status: pb.GetJobStatusRes) -> bool:
+    """Whether the job page charts GPUs: asked for by count or id, or given some."""
+    return status.gpu_count > 0 or len(status.gpu_indices) > 0 or len(status.gpu_ids) > 0
+
+
 def _value(message: Message, name: str, secret: bool) -> str:
     field = message.DESCRIPTOR.fields_by_name[name]
     value: Any = getattr(message, name)

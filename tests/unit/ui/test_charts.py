@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from joblet.api import joblet_pb2 as pb
-from joblet.ui import charts
+from joblet.ui import charts, views
 
 
 def test_a_job_point_has_every_series_and_gpus_only_when_the_job_has_them() -> None:
@@ -57,3 +57,10 @@ def test_a_host_sample_gives_points_per_core_and_its_tables() -> None:
     assert len(tables["top_cpu"]) == charts.TOP_PROCESSES
     # no per-core figures: the whole CPU as one
     assert charts.host_point(pb.SystemMetricsRes(cpu=pb.CPUMetrics(usagePercent=7)))["cores"] == [7]
+
+
+def test_the_gpu_chart_is_there_only_for_a_job_with_gpus() -> None:
+    assert not views.has_gpus(pb.GetJobStatusRes(uuid="j"))
+    assert views.has_gpus(pb.GetJobStatusRes(gpu_count=1))
+    assert views.has_gpus(pb.GetJobStatusRes(gpu_indices=[0]))
+    assert views.has_gpus(pb.GetJobStatusRes(gpu_ids=["GPU-1"]))
