@@ -459,6 +459,16 @@ def test_under_tls_the_ui_serves_https_and_its_cookie_is_secure(
         ui.stop()
 
 
+def test_each_connection_of_the_host_page_starts_its_charts_over(viewer: Browser) -> None:
+    # every kept sample is sent on each connection: a reconnect must not add them twice
+    for _ in range(2):
+        events = sse_events(viewer.ui, "/events/host", viewer.cookie, until="hostpoints")
+        kinds = [kind for kind, _, _ in events]
+        assert kinds[0] == "chartsreset" and kinds[-1] == "hostpoints"
+        points = json.loads(events[-1][2])
+        assert points and {"time", "cores", "memory", "network", "disk"} <= set(points[0])
+
+
 def test_the_ui_loads_no_archive_codecs_it_never_uses(
     world: tuple[RunningDaemon, UiProcess], admin: Browser
 ) -> None:
