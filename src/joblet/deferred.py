@@ -41,6 +41,10 @@ UNUSED_BY_DAEMON_AT_IDLE = (
     "google.protobuf.internal.python_message",
     "importlib.metadata",
     "urllib.request",
+    # shutil (argparse's help formatter imports it) imports both only to learn
+    # which archive formats exist; an archive that needs one loads it then
+    "bz2",
+    "lzma",
 )
 
 _load_lock = threading.RLock()

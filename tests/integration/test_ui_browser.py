@@ -23,6 +23,11 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
                  "--disable-background-networking", "--disable-component-update"]  # fmt: skip
 TIMEOUT_MS = 20_000
+WORKFLOW = """
+jobs:
+  first: {command: "true"}
+  second: {command: "true", requires: [{first: COMPLETED}]}
+"""
 
 
 @pytest.fixture(scope="module")
@@ -139,6 +144,44 @@ def test_run_a_job_from_the_form_and_see_its_output(
     expect(status).to_have_text("COMPLETED", timeout=TIMEOUT_MS)
 
 
+def test_the_log_pane_shows_the_last_lines_and_loads_earlier_ones_on_demand(
+    world: tuple[RunningDaemon, UiProcess], tab: Tab
+) -> None:
+    daemon, ui = world
+    job = daemon.jobs().RunJob(pb.RunJobRequest(command="seq", args=["1", "12000"])).jobUuid
+    wait_status(daemon.jobs(), job, {"COMPLETED"})
+    tab.sign_in(mint(daemon, "viewer"))
+    tab.page.goto(f"{ui.origin}/jobs/{job}")
+    log = tab.page.locator("#log")
+    expect(log).to_contain_text("12000", timeout=TIMEOUT_MS)
+    assert log.inner_text().split() == [str(n) for n in range(2001, 12001)]
+    tab.page.click("#log-earlier")
+    expect(tab.page.locator("#log-earlier")).to_have_text("start of the output")
+    assert log.inner_text().split() == [str(n) for n in range(1, 12001)]
+    assert tab.page.get_attribute("#log-download", "href") == f"/jobs/{job}/log.txt"
+
+
+def test_a_paused_log_pane_holds_new_output_until_it_resumes(
+    world: tuple[RunningDaemon, UiProcess], tab: Tab
+) -> None:
+    daemon, ui = world
+    script = "for i in $(seq 1 50); do echo tick $i; sleep 0.1; done"
+    job = daemon.jobs().RunJob(pb.RunJobRequest(command="sh", args=["-c", script])).jobUuid
+    tab.sign_in(mint(daemon, "viewer"))
+    tab.page.goto(f"{ui.origin}/jobs/{job}")
+    log = tab.page.locator("#log")
+    expect(log).to_contain_text("tick 1", timeout=TIMEOUT_MS)
+    tab.page.check("#log-pause")
+    held = len(log.inner_text().split("\n"))
+    wait_status(daemon.jobs(), job, {"COMPLETED"})
+    expect(tab.page.locator("#log-state[data-ended]")).to_have_count(1, timeout=TIMEOUT_MS)
+    assert "tick 50" not in log.inner_text()  # it all came, none of it shown
+    assert len(log.inner_text().split("\n")) == held
+    tab.page.uncheck("#log-pause")
+    expect(log).to_contain_text("tick 50")
+    assert log.inner_text().split() == " ".join(f"tick {i}" for i in range(1, 51)).split()
+
+
 def test_stop_a_running_job(world: tuple[RunningDaemon, UiProcess], tab: Tab) -> None:
     daemon, ui = world
     job = daemon.jobs().RunJob(pb.RunJobRequest(command="sleep", args=["60"])).jobUuid
@@ -156,13 +199,38 @@ def test_every_page_loads_without_console_errors(
 ) -> None:
     daemon, ui = world
     tab.sign_in(mint(daemon, "admin"))
-    for path in ("/jobs", "/jobs?status=COMPLETED", "/run", "/workflows", "/host", "/resources"):
+    flow = daemon.jobs().RunWorkflow(pb.RunWorkflowRequest(yamlContent=WORKFLOW)).workflowUuid
+    pages = ("/jobs", "/jobs?status=COMPLETED", "/jobs?sort=duration&order=desc", "/run",
+             "/workflows", f"/workflows/{flow}", "/host", "/resources")  # fmt: skip
+    for path in pages:
         tab.page.goto(f"{ui.origin}{path}")
         tab.page.wait_for_load_state("load")
         assert tab.page.locator("main h1").count() == 1, path
+    tab.page.goto(f"{ui.origin}/workflows/{flow}")  # the graph and the timeline, live
+    expect(tab.page.locator("#timeline rect.s-completed")).to_have_count(2, timeout=TIMEOUT_MS)
+    expect(tab.page.locator("#dag rect.s-completed")).to_have_count(2)
     # the host page's live metrics arrive through its event stream
     tab.page.goto(f"{ui.origin}/host")
     expect(tab.page.locator("#host-live td[data-field=memory]")).not_to_be_empty(timeout=TIMEOUT_MS)
+
+
+def test_the_host_page_charts_each_core_and_lists_disks_and_top_processes(
+    world: tuple[RunningDaemon, UiProcess], tab: Tab
+) -> None:
+    daemon, ui = world
+    tab.sign_in(mint(daemon, "viewer"))
+    tab.page.goto(f"{ui.origin}/host")
+    cores = tab.page.locator("#chart-host-cpu")
+    expect(cores).to_have_attribute("data-points", re.compile(r"^[1-9]"), timeout=TIMEOUT_MS)
+    first = int(cores.get_attribute("data-points") or 0)
+    # a sample every 2 s: the charts gain points live
+    expect(cores).not_to_have_attribute("data-points", str(first), timeout=TIMEOUT_MS)
+    legend = tab.page.locator("#chart-host-cpu .u-legend .u-series")
+    assert legend.count() == (os.cpu_count() or 1) + 1  # the time and one per core
+    for chart in ("mem", "net", "disk"):
+        assert tab.page.locator(f"#chart-host-{chart} canvas").count() == 1
+    assert tab.page.locator("#host-disks tbody tr").count() >= 1
+    expect(tab.page.locator("#host-top-cpu tbody tr td").first).not_to_have_text("none")
 
 
 def test_filters_change_the_url_and_the_rows(
@@ -182,6 +250,25 @@ def test_filters_change_the_url_and_the_rows(
     daemon.jobs().RunJob(pb.RunJobRequest(command="true", name="filter-also"))
     expect(rows).to_have_count(2, timeout=TIMEOUT_MS)
     assert "name=filter-al" in tab.page.url
+
+
+def test_a_finished_jobs_charts_and_summary_come_from_its_history(
+    world: tuple[RunningDaemon, UiProcess], tab: Tab
+) -> None:
+    daemon, ui = world
+    job = daemon.jobs().RunJob(pb.RunJobRequest(command="sleep", args=["2.5"])).jobUuid
+    wait_status(daemon.jobs(), job, {"COMPLETED"})
+    tab.sign_in(mint(daemon, "viewer"))
+    tab.page.goto(f"{ui.origin}/jobs/{job}")
+    for chart in ("cpu", "mem", "io", "net"):
+        expect(tab.page.locator(f"#chart-{chart}")).to_have_attribute(
+            "data-points", re.compile(r"^[1-9]"), timeout=TIMEOUT_MS
+        )
+        assert tab.page.locator(f"#chart-{chart} canvas").count() == 1
+    assert tab.page.locator("#chart-gpu").count() == 0  # no GPUs: no GPU chart
+    row = tab.page.locator("#job-summary tr[data-metric=cpu] td")
+    expect(row).to_have_count(6, timeout=TIMEOUT_MS)  # min, avg, p50, p95, p99, max
+    assert row.last.inner_text().endswith("%")
 
 
 # slow (the default suite's budget): the fan-out of samples it relies on is in

@@ -25,6 +25,7 @@ PAGES = {
     "login": "/login",
     "jobs": "/jobs",
     "job": f"/jobs/{JOBS[1].uuid}",
+    "job-metrics": f"/jobs/{JOBS[1].uuid}#metrics",  # scrolled to its charts
     "run": "/run",
     "workflows": "/workflows",
     "workflow": "/workflows/feedface-0000-4000-8000-000000000001",
@@ -58,8 +59,15 @@ def test_page_matches_its_baseline(page: tuple[FixedUi, Any], name: str, tmp_pat
         tab.context.clear_cookies()
     tab.goto(f"{ui.origin}{PAGES[name]}")
     tab.wait_for_load_state("load")
-    if name == "job":  # the live pane has its lines and knows the log ended
+    if name in ("job", "job-metrics"):  # the live pane has its lines and knows the log ended
         tab.wait_for_selector("#log-state[data-ended]", state="attached")
+        tab.wait_for_selector("#chart-mem[data-points='40']", state="attached")
+        tab.wait_for_selector("#job-summary table", state="attached")
+        if name == "job-metrics":  # the charts drew after the jump to them
+            tab.locator("#metrics").scroll_into_view_if_needed()
+    if name == "host":  # every fixed sample charted, the tables filled
+        tab.wait_for_selector("#chart-host-cpu[data-points='30']", state="attached")
+        tab.wait_for_selector("#host-disks", state="attached")
     shot = tab.screenshot()
     if name == "login":  # sign in again for the pages after it (a new document:
         tab.goto("about:blank")  # a fragment alone would not load the page again)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import os
 import re
 import signal
@@ -187,6 +188,39 @@ def test_a_live_log_resumes_at_its_offset_without_gap_or_duplicate(
     assert any(kind == "status" and 'data-field="uuid">' + job in data for kind, _, data in rest)
 
 
+def test_earlier_lines_of_a_long_log_load_on_demand_with_no_gap_or_duplicate(
+    world: tuple[RunningDaemon, UiProcess], viewer: Browser
+) -> None:
+    daemon, ui = world
+    job = run_job(daemon, "seq", "1", "25000")  # more than the pane's 10,000 lines
+    wait_status(daemon.jobs(), job, {"COMPLETED"})
+    events = sse_events(ui, f"/jobs/{job}/events", viewer.cookie, until="end", limit=100_000)
+    at = [data for kind, _, data in events if kind == "at"]
+    shown = "".join(data for kind, _, data in events if kind == "log").splitlines()
+    assert shown == [str(n) for n in range(15001, 25001)] and len(at) == 1
+    gen, first = at[0].split(":")
+    before, pages = int(first), 0
+    while True:
+        reply = viewer.get(f"/jobs/{job}/log/earlier?gen={gen}&before={before}&lines=6000")
+        assert reply.status == 200, reply.body
+        got = json.loads(reply.body)
+        shown = got["text"].splitlines() + shown
+        before, pages = got["first"], pages + 1
+        if got["atStart"]:
+            break
+    assert shown == [str(n) for n in range(1, 25001)]  # each line once, in order
+    assert pages == 3 and before == -15000
+    # the whole output as a file, not only the pane's window
+    download = viewer.get(f"/jobs/{job}/log.txt")
+    assert download.status == 200 and "attachment" in download.header("Content-Disposition")
+    assert download.body.splitlines() == shown
+    missing = viewer.get("/jobs/no-such-job/log.txt")
+    assert missing.status == 404 and "Traceback" not in missing.body
+    stale = viewer.get(f"/jobs/{job}/log/earlier?gen=0000&before=0")
+    assert stale.status == 409 and "reload" in stale.body
+    assert viewer.get(f"/jobs/{job}/log/earlier?gen={gen}&before=x").status == 400
+
+
 def test_the_daemon_supervises_its_ui_as_an_unprivileged_user(
     world: tuple[RunningDaemon, UiProcess],
 ) -> None:
@@ -267,15 +301,24 @@ def test_a_workflows_graph_has_its_jobs_and_edges_and_changes_colour_as_they_end
                      ("test-b", "ship")}  # fmt: skip
     assert answer.workflowUuid[:8] in viewer.get("/workflows").body
     # the live graph: re-sent whole until every node has turned completed
-    graphs = sse_events(ui, f"/workflows/{answer.workflowUuid}/events", viewer.cookie,
-                        until="never", stop_after_log=None, limit=60,
-                        done=lambda e: e[2].count('data-status="completed"') == 4)  # fmt: skip
-    assert graphs[0][2] != graphs[-1][2]
-    assert graphs[-1][2].count('data-status="completed"') == 4
+    events = sse_events(ui, f"/workflows/{answer.workflowUuid}/events", viewer.cookie,
+                        until="never", stop_after_log=None, limit=200,
+                        done=lambda e: e[0] == "timeline"
+                        and e[2].count('data-status="completed"') == 4)  # fmt: skip
+    graphs = [data for kind, _, data in events if kind == "dag"]
+    assert graphs[0] != graphs[-1]
+    assert graphs[-1].count('data-status="completed"') == 4
+    # the timeline beside it: a bar per job, each dependant starting after its dependency
+    timeline = events[-1][2]
+    bars = dict(re.findall(r'data-name="([\w-]+)" data-status="completed">.*?'
+                           r'<rect class="bar s-completed" x="([\d.]+)"', timeline))  # fmt: skip
+    assert set(bars) == {"build", "test-a", "test-b", "ship"}, timeline
+    assert float(bars["build"]) < float(bars["test-a"]) <= float(bars["ship"])
+    assert "timeline" in page.body and 'class="timeline"' in page.body
 
 
 def test_a_workflow_runs_from_an_uploaded_file_and_finished_jobs_go_in_bulk(
-    world: tuple[RunningDaemon, UiProcess], admin: Browser
+    world: tuple[RunningDaemon, UiProcess], admin: Browser, viewer: Browser
 ) -> None:
     daemon, _ = world
     boundary = "----joblet-test"
@@ -294,6 +337,12 @@ def test_a_workflow_runs_from_an_uploaded_file_and_finished_jobs_go_in_bulk(
         wait_status(stub, job.jobUuid, {"COMPLETED"})
     finished = [j for j in stub.ListJobs(pb.EmptyRequest()).jobs if j.status == "COMPLETED"]
     assert finished
+    assert 'id="delete-finished"' not in viewer.get("/jobs").body
+    assert viewer.post("/jobs/delete-finished").status == 403
+    assert admin.post("/jobs/delete-finished", csrf=False).status == 403
+    foreign = {"Origin": "http://evil.example"}
+    assert admin.post("/jobs/delete-finished", headers=foreign).status == 403
+    assert len(stub.ListJobs(pb.EmptyRequest()).jobs) >= len(finished)  # none went
     assert admin.post("/jobs/delete-finished").status == 303
     left = {j.status for j in stub.ListJobs(pb.EmptyRequest()).jobs}
     assert "COMPLETED" not in left
@@ -347,6 +396,41 @@ def test_the_jobs_list_is_paginated_by_the_server_with_filters_in_the_url(
     assert 'id="next-page"' not in second.body
 
 
+def names_of(body: str) -> list[str]:
+    return re.findall(r"<td>(paged-\d+)</td>", body)
+
+
+def test_the_sorted_jobs_list_keeps_its_order_across_screens_and_in_the_url(
+    world: tuple[RunningDaemon, UiProcess], viewer: Browser
+) -> None:
+    daemon, _ = world
+    stub = daemon.jobs()
+    if len(names_of(viewer.get("/jobs?name=paged-&status=SCHEDULED&sort=name").body)) < 50:
+        for n in range(55):  # as above, when this test runs alone
+            stub.RunJob(pb.RunJobRequest(command="true", name=f"paged-{n}", schedule="1h"))
+    listed = stub.ListJobs(pb.EmptyRequest()).jobs
+    names = {j.name for j in listed if j.name.startswith("paged-") and j.status == "SCHEDULED"}
+    every = sorted(names, reverse=True)
+    first = viewer.get("/jobs?name=paged-&status=SCHEDULED&sort=name&order=desc")
+    assert names_of(first.body) == every[:50]
+    found = re.search(r'id="next-page" href="/jobs\?([^"]+)"', first.body)
+    assert found and "sort=name&amp;order=desc&amp;page=1" in found.group(1)
+    assert "name=paged-" in found.group(1)
+    second = viewer.get("/jobs?" + found.group(1).replace("&amp;", "&"))
+    assert names_of(second.body) == every[50:]  # no gap, no repeat
+    # the sorted column's header turns the order round, keeping the filters
+    header = re.search(r'data-sort="name" href="/jobs\?([^"]+)"', first.body)
+    assert header and header.group(1).replace("&amp;", "&") == (
+        "status=SCHEDULED&name=paged-&sort=name&order=asc"
+    )
+    ascending = viewer.get("/jobs?" + header.group(1).replace("&amp;", "&"))
+    assert names_of(ascending.body) == sorted(every)[:50]
+    # the live rows follow the same sort
+    rows = sse_events(viewer.ui, "/events/jobs?name=paged-&status=SCHEDULED&sort=name&order=desc",
+                      viewer.cookie, until="rows")  # fmt: skip
+    assert names_of(rows[-1][2]) == every[:50]
+
+
 def test_under_tls_the_ui_serves_https_and_its_cookie_is_secure(
     world: tuple[RunningDaemon, UiProcess], tmp_path: Path
 ) -> None:
@@ -374,6 +458,25 @@ def test_under_tls_the_ui_serves_https_and_its_cookie_is_secure(
             plain.getresponse()
     finally:
         ui.stop()
+
+
+def test_each_connection_of_the_host_page_starts_its_charts_over(viewer: Browser) -> None:
+    # every kept sample is sent on each connection: a reconnect must not add them twice
+    for _ in range(2):
+        events = sse_events(viewer.ui, "/events/host", viewer.cookie, until="hostpoints")
+        kinds = [kind for kind, _, _ in events]
+        assert kinds[0] == "chartsreset" and kinds[-1] == "hostpoints"
+        points = json.loads(events[-1][2])
+        assert points and {"time", "cores", "memory", "network", "disk"} <= set(points[0])
+
+
+def test_the_ui_loads_no_archive_codecs_it_never_uses(
+    world: tuple[RunningDaemon, UiProcess], admin: Browser
+) -> None:
+    _, ui = world
+    assert admin.get("/jobs").status == 200  # serving, past its start-up
+    maps = Path(f"/proc/{ui.proc.pid}/maps").read_text()
+    assert "_bz2" not in maps and "_lzma" not in maps  # idle resident memory
 
 
 def test_a_job_run_from_the_form_gets_its_uploaded_files(

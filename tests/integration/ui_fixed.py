@@ -42,6 +42,52 @@ JOBS = [
 ]
 
 
+FIXED_NOW = 1767348300.0  # 2026-01-02T10:05:00Z: the UI's clock (the timeline's now)
+
+
+def _stamp(seconds: float) -> pb.Timestamp:
+    return pb.Timestamp(seconds=int(seconds))
+
+
+def _wave(n: int, period: int, low: float, high: float) -> float:
+    """A fixed, smooth-looking series: a triangle wave."""
+    phase = (n % period) / period
+    return low + (high - low) * (2 * phase if phase < 0.5 else 2 - 2 * phase)
+
+
+def _sample(n: int) -> pb.JobMetricsSample:
+    io = pb.JobIOMetrics(readBPS=_wave(n, 10, 0, 4 << 20), writeBPS=_wave(n + 5, 10, 0, 2 << 20))
+    net = pb.JobNetworkMetrics(rxBPS=_wave(n, 8, 0, 80 << 10), txBPS=_wave(n, 12, 0, 30 << 10))
+    return pb.JobMetricsSample(
+        timestamp=int(FIXED_NOW) - 600 + 5 * n,
+        cpu=pb.JobCPUMetrics(usagePercent=_wave(n, 16, 5, 85)),
+        memory=pb.JobMemoryMetrics(current=int(_wave(n, 40, 40, 440)) << 20),
+        limits=pb.JobResourceLimits(memory=512 << 20), io=io, network=net,
+    )  # fmt: skip
+
+
+def _host_sample(n: int) -> pb.SystemMetricsRes:
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(FIXED_NOW - 60 + 2 * n))
+    names = ("python3", "joblet", "sshd")
+    top = [pb.ProcessInfo(pid=100 + i, user="root", name=name, cpuPercent=30 - 7 * i,
+                          memoryPercent=4.5 - i) for i, name in enumerate(names)]  # fmt: skip
+    cores = [_wave(n + 3 * c, 12, 5, 90) for c in range(4)]
+    used = int(_wave(n, 30, 2.5, 3.5) * (1 << 30))
+    return pb.SystemMetricsRes(
+        timestamp=stamp,
+        cpu=pb.CPUMetrics(usagePercent=35, perCoreUsage=cores, loadAverage=[0.8, 0.6, 0.5]),
+        memory=pb.MemoryMetrics(totalBytes=8 << 30, usedBytes=used, usagePercent=37.5,
+                                swapTotal=2 << 30),
+        disks=[pb.DiskMetrics(mountPoint="/", device="/dev/sda1", usedBytes=20 << 30,
+                              totalBytes=64 << 30, usagePercent=31.3)],
+        networks=[pb.NetworkMetrics(interface="eth0", receiveRate=_wave(n, 10, 1e3, 9e4),
+                                    transmitRate=_wave(n, 14, 1e3, 4e4), bytesReceived=5 << 30,
+                                    bytesSent=1 << 30)],
+        io=pb.IOMetrics(readRate=_wave(n, 9, 0, 3e5), writeRate=_wave(n, 11, 0, 6e5)),
+        processes=pb.ProcessMetrics(totalProcesses=212, topByCPU=top, topByMemory=top),
+    )  # fmt: skip
+
+
 class Call:
     """A fake streaming call: iterates the items, can be cancelled."""
 
@@ -81,7 +127,18 @@ class FakeJobs:
         return Call([pb.DataChunk(payload=lines.encode())])
 
     def GetJobMetricsHistory(self, request: Any, timeout: float = 0) -> Any:
-        return _answer(pb.JobMetricsHistoryResponse())
+        return _answer(pb.JobMetricsHistoryResponse(samples=[_sample(n) for n in range(40)]))
+
+    def GetJobMetricsSummary(self, request: Any, timeout: float = 0) -> Any:
+        agg = pb.JobMetricsAggregate
+        return _answer(pb.JobMetricsSummaryResponse(
+            cpu=agg(min=2, avg=41.5, p50=40, p95=78, p99=85.5, max=88),
+            memory=agg(min=40 << 20, avg=210 << 20, p50=205 << 20, p95=400 << 20,
+                       p99=430 << 20, max=440 << 20),
+            io=agg(min=0, avg=1 << 20, p50=900 << 10, p95=3 << 20, p99=4 << 20, max=5 << 20),
+            network=agg(min=0, avg=20 << 10, p50=16 << 10, p95=60 << 10, p99=80 << 10,
+                        max=90 << 10),
+        ))  # fmt: skip
 
     def StreamJobMetrics(self, request: Any, timeout: float = 0) -> Call:
         return Call([])
@@ -92,11 +149,15 @@ class FakeJobs:
         return _answer(pb.ListWorkflowsResponse(workflows=[info]))
 
     def GetWorkflowStatus(self, request: Any, timeout: float = 0) -> Any:
+        at = FIXED_NOW - 300
         jobs = [
-            pb.WorkflowJob(jobUuid=JOBS[0].uuid, jobName="extract", status="COMPLETED"),
+            pb.WorkflowJob(jobUuid=JOBS[0].uuid, jobName="extract", status="COMPLETED",
+                           startTime=_stamp(at), endTime=_stamp(at + 70)),
             pb.WorkflowJob(jobUuid=JOBS[3].uuid, jobName="clean", status="COMPLETED",
-                           dependencies=["extract"]),
-            pb.WorkflowJob(jobName="load", status="RUNNING", dependencies=["clean"]),
+                           dependencies=["extract"], startTime=_stamp(at + 72),
+                           endTime=_stamp(at + 160)),
+            pb.WorkflowJob(jobName="load", status="RUNNING", dependencies=["clean"],
+                           startTime=_stamp(at + 161)),
             pb.WorkflowJob(jobName="notify", status="PENDING", dependencies=["load", "extract"]),
         ]  # fmt: skip
         info = pb.WorkflowInfo(uuid=request.workflowUuid, name="nightly", status="RUNNING")
@@ -114,8 +175,7 @@ class FakeLists:
         return _answer(pb.RuntimesRes(runtimes=[pb.RuntimeInfo(name="python-3.11-ml")]))
 
     def StreamSystemMetrics(self, request: Any, timeout: float = 0) -> Call:
-        memory = pb.MemoryMetrics(totalBytes=8 << 30, usedBytes=3 << 30, usagePercent=37.5)
-        return Call([pb.SystemMetricsRes(timestamp="2026-01-01T10:00:02Z", memory=memory)])
+        return Call([_host_sample(n) for n in range(30)])
 
     def GetSystemStatus(self, request: Any, timeout: float = 0) -> Any:
         return _answer(pb.SystemStatusRes(timestamp="2026-01-01T10:00:00Z", available=True))
@@ -152,7 +212,7 @@ class FixedUi:
         return f"http://127.0.0.1:{self.port}"
 
     def token(self, role: str) -> str:
-        return mint_token(self.key, role, f"{role}-fixed", time.time())
+        return mint_token(self.key, role, f"{role}-fixed", FIXED_NOW)
 
 
 @contextlib.contextmanager
@@ -160,7 +220,7 @@ def fixed_ui() -> Iterator[FixedUi]:
     """The app on a free loopback port, in a thread of its own."""
     port = free_port()
     config = UiConfig(port=port)
-    state = UiState(config, FakeUpstream(), Redeemer(KEY))  # type: ignore[arg-type]
+    state = UiState(config, FakeUpstream(), Redeemer(KEY), clock=lambda: FIXED_NOW)  # type: ignore[arg-type]
     loop = asyncio.new_event_loop()
     runner = web.AppRunner(build_app(state), access_log=None, shutdown_timeout=0.5)
     loop.run_until_complete(runner.setup())

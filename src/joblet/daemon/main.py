@@ -23,11 +23,25 @@ EXIT_USAGE = 2
 DAEMON_MODULES = frozenset({"psutil", "pyseccomp", "zstandard", "pyroute2"})
 
 
+class _VersionAction(argparse.Action):
+    """--version, looked up only when asked: importlib.metadata brings zipfile,
+    bz2 and lzma along, resident in every long-lived process that built this
+    parser (the web UI's idle memory, bench/ui.py)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
+                 help: str = "show the version and exit") -> None:  # fmt: skip
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        print(f"joblet {package_version()}")
+        parser.exit()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="joblet", description="Joblet daemon: run isolated, resource-limited jobs."
     )
-    parser.add_argument("--version", action="version", version=f"joblet {package_version()}")
+    parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("version", help="print the daemon's version")
 

@@ -407,3 +407,15 @@ def malloc_trim() -> bool:
     False where the C library has none."""
     trim = getattr(_libc, "malloc_trim", None)
     return bool(trim(0)) if trim is not None else False
+
+
+M_ARENA_MAX = -8  # <malloc.h>
+
+
+def limit_malloc_arenas(count: int) -> bool:
+    """At most `count` malloc arenas (mallopt(3) M_ARENA_MAX, as the
+    MALLOC_ARENA_MAX variable would, but for a process already started):
+    each thread's own arena keeps freed pages a trim does not give back.
+    False where the C library has no mallopt."""
+    mallopt = getattr(_libc, "mallopt", None)
+    return bool(mallopt(M_ARENA_MAX, count)) if mallopt is not None else False

@@ -171,6 +171,7 @@ def build_app(state: UiState) -> web.Application:
         actions,
         cert_login,
         events,
+        log_pages,
         node_pages,
         pages,
         resource_actions,
@@ -191,6 +192,7 @@ def build_app(state: UiState) -> web.Application:
     events.add_routes(app)
     node_pages.add_routes(app)
     cert_login.add_routes(app)
+    log_pages.add_routes(app)
     app.router.add_get("/static/{name:.+}", static_file)
 
     async def close(_: web.Application) -> None:

@@ -20,12 +20,13 @@ import grpc
 from aiohttp import web
 
 from joblet.api import joblet_pb2 as pb
-from joblet.ui import views
+from joblet.ui import charts, views
 from joblet.ui.app import UiState, session_of, state_of, stubs_of
 from joblet.ui.feeds import LogFeed, SampleFeed, parse_event_id
-from joblet.ui.pages import RPC_TIMEOUT_S, first_page, workflow_svg
+from joblet.ui.pages import RPC_TIMEOUT_S, job_screen, workflow_svg, workflow_timeline
 
 POLL_S = 1.0
+SUMMARY_S = 5.0
 KEEPALIVE_S = 15.0
 
 
@@ -75,21 +76,37 @@ async def run_topics(*topics: Awaitable[None]) -> None:
         pass
 
 
-async def _poll_changes(stream: EventStream, event: str, make: Callable[[], Awaitable[str]],
-                        ended: Callable[[], bool] = lambda: False) -> None:  # fmt: skip
-    last = None
+async def _poll_views(stream: EventStream, make: Callable[[], Awaitable[dict[str, str]]],
+                      events: tuple[str, ...], ended: Callable[[], bool] = lambda: False, *,
+                      every_s: float = POLL_S, wake: asyncio.Event | None = None,
+                      ) -> None:  # fmt: skip
+    """Each of `events` (HTML made by one `make`) sent when it changes."""
+    last: dict[str, str] = {}
     while True:
         try:
-            html = await make()
+            views = await make()
         except grpc.aio.AioRpcError as exc:
             # the message may quote the URL (a job id): text, never markup
-            html = f"<p class='error'>{escape(exc.details() or str(exc.code()))}</p>"
-        if html != last:
-            await stream.send(event, html)
-            last = html
+            error = f"<p class='error'>{escape(exc.details() or str(exc.code()))}</p>"
+            views = dict.fromkeys(events, error)
+        for event, html in views.items():
+            if html != last.get(event):
+                await stream.send(event, html)
+                last[event] = html
         if ended():
             return
-        await asyncio.sleep(POLL_S)
+        with contextlib.suppress(TimeoutError):  # `wake`: poll at once (the job ended)
+            await asyncio.wait_for((wake or asyncio.Event()).wait(), every_s)
+
+
+async def _poll_changes(stream: EventStream, event: str, make: Callable[[], Awaitable[str]],
+                        ended: Callable[[], bool] = lambda: False, *,
+                        every_s: float = POLL_S, wake: asyncio.Event | None = None,
+                        ) -> None:  # fmt: skip
+    async def one() -> dict[str, str]:
+        return {event: await make()}
+
+    await _poll_views(stream, one, (event,), ended, every_s=every_s, wake=wake)
 
 
 def _log_stream(state: UiState, job_id: str, node: str) -> Callable[[], AsyncIterator[bytes]]:
@@ -116,24 +133,20 @@ def _metric_stream(state: UiState, job_id: str, node: str) -> Callable[[], Async
     return samples
 
 
-def sample_point(sample: Any) -> list[float]:
-    """[time s, CPU %, memory bytes, memory limit, read B/s, write B/s, rx B/s, tx B/s]"""
-    return [
-        float(sample.timestamp), sample.cpu.usagePercent, float(sample.memory.current),
-        float(sample.limits.memory), sample.io.readBPS, sample.io.writeBPS,
-        sample.network.rxBPS, sample.network.txBPS,
-    ]  # fmt: skip
-
-
 async def _follow_log(stream: EventStream, feed: LogFeed, last_event_id: str | None) -> None:
     offset = parse_event_id(last_event_id, feed.generation)
     if last_event_id and offset == 0:
         await stream.send("reset", "")  # another feed: the browser starts over
+    placed = False  # the browser knows the number of the line the next piece starts
     while True:
         start, piece = await feed.read(offset, KEEPALIVE_S)
         if piece:
+            line = feed.tail.line_at(start)  # before any await: the tail may move on
             if start > offset:
                 await stream.send("skipped", str(start - offset))
+            if start > offset or not placed:
+                await stream.send("at", f"{feed.generation}:{line}")
+                placed = True
             offset = start + len(piece)
             text = piece.decode("utf-8", errors="replace")
             await stream.send("log", text, f"{feed.generation}:{offset}")
@@ -146,10 +159,11 @@ async def _follow_log(stream: EventStream, feed: LogFeed, last_event_id: str | N
 
 async def _follow_metrics(stream: EventStream, feed: SampleFeed) -> None:
     seen = 0
+    await stream.send("chartsreset", "")  # all kept samples follow, again after a reconnect
     while True:
         seen, fresh = await feed.read(seen, KEEPALIVE_S)
         if fresh:  # whatever piled up goes as one event: a slow browser catches up
-            await stream.send("metrics", json.dumps([sample_point(s) for s in fresh]))
+            await stream.send("metrics", json.dumps([charts.job_point(s) for s in fresh]))
         elif feed.done:
             return
 
@@ -161,6 +175,7 @@ async def job_events(request: web.Request) -> web.StreamResponse:
     node = session_of(request).node
     template = state.templates.get_template("job_status.html")
     ended = False
+    job_ended = asyncio.Event()
 
     async def status_html() -> str:
         nonlocal ended
@@ -170,9 +185,24 @@ async def job_events(request: web.Request) -> web.StreamResponse:
             )
         except grpc.aio.AioRpcError as exc:
             ended = exc.code() == grpc.StatusCode.NOT_FOUND  # deleted meanwhile: nothing to poll
+            if ended:
+                job_ended.set()
             raise
         ended = res.status in views.ENDED
+        if ended:
+            job_ended.set()
         return template.render(fields=views.status_fields(res))
+
+    summary_template = state.templates.get_template("job_summary.html")
+    summary_ended = False
+
+    async def summary_html() -> str:
+        nonlocal summary_ended
+        summary_ended = ended  # one more after the job's end: its last samples
+        res = await stubs.jobs.GetJobMetricsSummary(
+            pb.JobMetricsSummaryRequest(uuid=job_id), timeout=RPC_TIMEOUT_S
+        )
+        return summary_template.render(rows=charts.summary_rows(res))
 
     stream = await open_stream(request)
     async with (
@@ -185,6 +215,14 @@ async def job_events(request: web.Request) -> web.StreamResponse:
             _poll_changes(stream, "status", status_html, lambda: ended),
             _follow_log(stream, logs, request.headers.get("Last-Event-ID")),
             _follow_metrics(stream, metrics),
+            _poll_changes(
+                stream,
+                "summary",
+                summary_html,
+                lambda: summary_ended,
+                every_s=SUMMARY_S,
+                wake=job_ended,
+            ),
         )
         with contextlib.suppress(ConnectionError):
             await stream.send("done", "")  # else the browser would connect again
@@ -198,9 +236,9 @@ async def jobs_events(request: web.Request) -> web.StreamResponse:
     query = dict(request.query)
 
     async def rows_html() -> str:
-        page = await first_page(request, query)
+        found, _ = await job_screen(request, query)
         now = datetime.now(UTC)
-        return template.render(rows=[views.job_row(job, now) for job in page.jobs])
+        return template.render(rows=[views.job_row(job, now) for job in found])
 
     stream = await open_stream(request)
     await run_topics(_poll_changes(stream, "rows", rows_html))
@@ -208,18 +246,21 @@ async def jobs_events(request: web.Request) -> web.StreamResponse:
 
 
 async def workflow_events(request: web.Request) -> web.StreamResponse:
-    """A workflow's graph, re-drawn when a job's status changes."""
+    """A workflow's graph and timeline, re-drawn when they change (a job's
+    status; the running bars grow with the clock)."""
+    state = state_of(request)
     wf_id = request.match_info["wf_id"]
     stubs = stubs_of(request)
 
-    async def graph() -> str:
+    async def views() -> dict[str, str]:
         answer = await stubs.jobs.GetWorkflowStatus(
             pb.GetWorkflowStatusRequest(workflowUuid=wf_id), timeout=RPC_TIMEOUT_S
         )
-        return workflow_svg(list(answer.jobs))
+        jobs = list(answer.jobs)
+        return {"dag": workflow_svg(jobs), "timeline": workflow_timeline(jobs, state.clock())}
 
     stream = await open_stream(request)
-    await run_topics(_poll_changes(stream, "dag", graph))
+    await run_topics(_poll_views(stream, views, ("dag", "timeline")))
     return stream.response
 
 
@@ -237,19 +278,23 @@ def _host_stream(state: UiState, node: str) -> Callable[[], AsyncIterator[Any]]:
 
 
 async def host_events(request: web.Request) -> web.StreamResponse:
-    """The host's metrics, one upstream stream for every browser on the page;
-    a browser that fell behind gets the latest sample only."""
+    """The host's metrics, one upstream stream for every browser on the page:
+    every sample as a chart point (those kept from before the page opened
+    too), and the latest one's tables; a browser that fell behind gets what
+    piled up in one event."""
     state = state_of(request)
-    template = state.templates.get_template("job_status.html")
+    template = state.templates.get_template("host_live.html")
     stream = await open_stream(request)
 
     async def follow(feed: SampleFeed) -> None:
         seen = 0
+        await stream.send("chartsreset", "")  # all kept samples follow, again after a reconnect
         while True:
             seen, fresh = await feed.read(seen, KEEPALIVE_S)
             if fresh:
-                html = template.render(fields=views.status_fields(fresh[-1]))
-                await stream.send("host", html)
+                points = [charts.host_point(s) for s in fresh]
+                await stream.send("hostpoints", json.dumps(points))
+                await stream.send("host", template.render(**charts.host_tables(fresh[-1])))
             elif feed.done:
                 return
 

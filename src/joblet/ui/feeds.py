@@ -33,6 +33,7 @@ class Tail:
     max_lines: int = TAIL_LINES
     max_bytes: int = MAX_BYTES
     base: int = 0  # offset of data[0]
+    base_line: int = 0  # lines dropped before data[0]: the line data[0] is in
     data: bytearray = field(default_factory=bytearray)
 
     @property
@@ -49,8 +50,28 @@ class Tail:
         if len(self.data) - cut > self.max_bytes:
             cut = len(self.data) - self.max_bytes
         if cut:
+            self.base_line += self.data.count(b"\n", 0, cut)
             del self.data[:cut]
             self.base += cut
+
+    @property
+    def lines(self) -> int:
+        """Whole lines so far (counted from the stream's start)."""
+        return self.base_line + self.data.count(b"\n")
+
+    def line_at(self, offset: int) -> int:
+        """The number of the line byte `offset` (>= base) is in."""
+        return self.base_line + self.data.count(b"\n", 0, max(offset - self.base, 0))
+
+    def last_lines(self, count: int) -> list[bytes]:
+        """The last `count` whole lines kept (fewer if fewer are), without
+        their newline."""
+        end = self.data.rfind(b"\n")
+        if end < 0 or count <= 0:
+            return []
+        pieces = bytes(self.data[:end]).split(b"\n")
+        # after a cut the first piece may be the end of a line, not all of it
+        return (pieces[1:] if self.base else pieces)[-count:]
 
     def read(self, offset: int, whole_lines: bool) -> tuple[int, bytes]:
         """(where the bytes start, bytes) from `offset` on (or from the oldest
@@ -160,6 +181,10 @@ class FeedHub:
 
     def __len__(self) -> int:
         return len(self._feeds)
+
+    def get(self, key: str) -> Any:
+        """The feed of `key` if someone follows it (or did a moment ago)."""
+        return self._feeds.get(key)
 
     @contextlib.asynccontextmanager
     async def follow(self, key: str, make: Callable[[], Any]) -> AsyncIterator[Any]:

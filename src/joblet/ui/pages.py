@@ -11,10 +11,11 @@ import grpc
 from aiohttp import web
 
 from joblet.api import joblet_pb2 as pb
-from joblet.ui import views
+from joblet.ui import job_sort, views
 from joblet.ui.app import render, session_of, state_of, stubs_of
-from joblet.ui.dag import DagNode, layout, render_svg
+from joblet.ui.dag import DagNode, is_placeholder, layout, render_svg
 from joblet.ui.sessions import COOKIE_NAME
+from joblet.ui.timeline import Span, render_timeline, timestamp_s
 from joblet.ui.tokens import TokenError
 
 log = logging.getLogger("joblet.ui")
@@ -94,18 +95,47 @@ async def first_page(request: web.Request, query: dict[str, str]) -> pb.JobPage:
     return merged
 
 
+async def sorted_screen(request: web.Request, query: dict[str, str],
+                        sort: job_sort.Sort) -> tuple[list[Any], str]:  # fmt: skip
+    """The screen `page` of every matching job in the sort's order, and the
+    query of the next screen ("" on the last)."""
+    stubs = stubs_of(request)
+    call = stubs.jobs.ListJobPages(views.list_request(query, every=True), timeout=RPC_TIMEOUT_S)
+    number, now = job_sort.page_number(query), datetime.now(UTC)
+    start = number * views.PAGE_SIZE
+    ordered: list[Any] = []  # one past the screen: whether a next one has any
+    async for page in call:
+        ordered = job_sort.first_jobs(ordered, page.jobs, sort, now, start + views.PAGE_SIZE + 1)
+    more = len(ordered) > start + views.PAGE_SIZE
+    next_query = views.filter_query(query, page=str(number + 1)) if more else ""
+    return ordered[start : start + views.PAGE_SIZE], next_query
+
+
+async def job_screen(request: web.Request, query: dict[str, str]) -> tuple[list[Any], str]:
+    """The jobs of the page's URL (filters, sort, screen) and the next
+    screen's query; without a sort, the cursor's walk in creation order."""
+    sort = job_sort.parse_sort(query)
+    if sort.column:
+        return await sorted_screen(request, query, sort)
+    page = await first_page(request, query)
+    next_query = views.filter_query(query, cursor=page.nextCursor) if page.more else ""
+    return list(page.jobs), next_query
+
+
 async def jobs(request: web.Request) -> web.Response:
     query = dict(request.query)
     try:
-        page = await first_page(request, query)
+        found, next_query = await job_screen(request, query)
     except grpc.aio.AioRpcError as exc:
         return rpc_failure(request, exc)
     now = datetime.now(UTC)
-    rows = [views.job_row(job, now) for job in page.jobs]
-    next_query = views.filter_query(query, cursor=page.nextCursor) if page.more else ""
+    rows = [views.job_row(job, now) for job in found]
+    sort = job_sort.parse_sort(query)
+    heads = [(h, views.filter_query(query, sort=h.key, order=h.order, cursor="", page=""))
+             for h in job_sort.headers(sort)]  # fmt: skip
     return render(
         request, "jobs.html", rows=rows, query=query, next_query=next_query,
-        stream_query=views.filter_query(query),
+        stream_query=views.filter_query(query), heads=heads,
     )  # fmt: skip
 
 
@@ -121,6 +151,7 @@ async def job(request: web.Request) -> web.Response:
     return render(
         request, "job.html", job=status, fields=views.status_fields(status),
         ended=status.status in views.ENDED,
+        gpus=views.has_gpus(status),
     )  # fmt: skip
 
 
@@ -168,6 +199,19 @@ def workflow_svg(jobs: list[Any]) -> str:
     return render_svg(layout(deps), nodes)
 
 
+def workflow_timeline(jobs: list[Any], now: float) -> str:
+    """The jobs' spans in time, in the graph's order (layer by layer)."""
+    order = [n for row in layout({j.jobName: list(j.dependencies) for j in jobs}).layers
+             for n in row if not is_placeholder(n)]  # fmt: skip
+    by_name = {j.jobName: j for j in jobs}
+    spans = [
+        Span(name, j.status, timestamp_s(j.startTime), timestamp_s(j.endTime),
+             f"/jobs/{j.jobUuid}" if j.jobUuid else "")
+        for name in order if (j := by_name.get(name)) is not None
+    ]  # fmt: skip
+    return render_timeline(spans, now)
+
+
 async def workflow(request: web.Request) -> web.Response:
     wf_id = request.match_info["wf_id"]
     stubs = stubs_of(request)
@@ -177,8 +221,10 @@ async def workflow(request: web.Request) -> web.Response:
         )
     except grpc.aio.AioRpcError as exc:
         return rpc_failure(request, exc)
-    return render(request, "workflow.html", workflow=answer.workflow, jobs=list(answer.jobs),
-                  svg=workflow_svg(list(answer.jobs)))  # fmt: skip
+    jobs = list(answer.jobs)
+    return render(request, "workflow.html", workflow=answer.workflow, jobs=jobs,
+                  svg=workflow_svg(jobs),
+                  timeline=workflow_timeline(jobs, state_of(request).clock()))  # fmt: skip
 
 
 async def host(request: web.Request) -> web.Response:

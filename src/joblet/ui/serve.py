@@ -22,7 +22,7 @@ from aiohttp import web
 
 from joblet.daemon.revocation_watch import RevocationWatch
 from joblet.errors import ConfigError
-from joblet.isolation.libc import malloc_trim, set_pdeathsig
+from joblet.isolation.libc import limit_malloc_arenas, malloc_trim, set_pdeathsig
 from joblet.ui.app import UiState, build_app
 from joblet.ui.cert_login import TLS_IMPORTS
 from joblet.ui.config import UiConfig, listen_problem, login_key_path, parse_listen
@@ -59,18 +59,27 @@ LATE_IMPORTS = ("encodings.unicode_escape", "encodings.idna", "encodings.ascii",
                 "concurrent.futures.thread")  # fmt: skip
 
 
+# Compiled at start: every visit needs them. The other pages compile on their
+# first visit (the compiler is loaded by then: no file is read after the drop).
+EAGER_TEMPLATES = ("base.html", "login.html", "jobs.html", "job_rows.html", "error.html")
+
+
 def warm_up(state: UiState) -> None:
     """Everything the process would otherwise load lazily, before it drops root:
-    modules, compiled templates, both roles' channels."""
+    modules, the common templates, both roles' channels; then start-up's
+    garbage (the command line's parser, the config's YAML) goes back."""
+    import gc
     import importlib
 
     for name in LATE_IMPORTS + (TLS_IMPORTS if state.config.tls else ()):
         importlib.import_module(name)
-    for template in state.templates.list_templates():
+    for template in EAGER_TEMPLATES:
         state.templates.get_template(template)
     for node in state.upstream.names:
         for role in ("admin", "viewer"):
             state.upstream.as_role(role, node)
+    gc.collect()
+    malloc_trim()
 
 
 def drop_privileges(user: str, exit_with_parent: bool) -> None:
@@ -153,6 +162,8 @@ async def run(config: UiConfig, state: UiState, context: ssl.SSLContext | None,
 
 def serve_ui(config: UiConfig, daemon_config: Any, *, listen: str | None = None,
              clients: Path | None = None, exit_with_parent: bool = False) -> None:  # fmt: skip
+    # before gRPC's threads start: a UI that mostly waits needs no arena per thread
+    limit_malloc_arenas(2)
     config, state, context = prepare(config, daemon_config, listen, clients)
     try:
         asyncio.run(run(config, state, context, exit_with_parent))

@@ -15,11 +15,11 @@ from typing import Any
 
 import grpc
 
-from joblet.api import joblet_pb2_grpc as pb_grpc
 from joblet.client.config import NodeConfig, load_rnx_config
 from joblet.client.connection import channel_options
 from joblet.errors import ConfigError
 from joblet.ui.config import LOCAL_NODE
+from joblet.ui.stubs import ServiceStub
 from joblet.ui.tokens import ROLES
 
 
@@ -43,15 +43,9 @@ def _open(node: NodeConfig) -> RoleStubs:
         certificate_chain=node.cert.encode(),
     )
     channel = grpc.aio.secure_channel(node.address, credentials, options=channel_options(node))
-    return RoleStubs(
-        channel,
-        pb_grpc.JobServiceStub(channel),  # type: ignore[no-untyped-call]
-        pb_grpc.NetworkServiceStub(channel),  # type: ignore[no-untyped-call]
-        pb_grpc.VolumeServiceStub(channel),  # type: ignore[no-untyped-call]
-        pb_grpc.MonitoringServiceStub(channel),  # type: ignore[no-untyped-call]
-        pb_grpc.RuntimeServiceStub(channel),  # type: ignore[no-untyped-call]
-        pb_grpc.ClusterServiceStub(channel),  # type: ignore[no-untyped-call]
-    )
+    services = ("JobService", "NetworkService", "VolumeService", "MonitoringService",
+                "RuntimeService", "ClusterService")  # fmt: skip
+    return RoleStubs(channel, *(ServiceStub(channel, name) for name in services))
 
 
 def read_role_nodes(path: Path) -> dict[str, NodeConfig]:

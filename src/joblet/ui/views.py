@@ -15,7 +15,9 @@ from joblet.api import joblet_pb2 as pb
 
 SECRET_MASK = "***"
 PAGE_SIZE = 50
+MAX_PAGE = 1000  # ListJobPages' largest page
 FILTERS = ("status", "name", "id", "node", "since", "until")
+SORTING = ("sort", "order")
 ENDED = frozenset({"COMPLETED", "FAILED", "STOPPED", "CANCELED", "CANCELLED"})
 
 
@@ -32,7 +34,7 @@ class JobRow:
     exit_code: str
 
 
-def _time(text: str) -> datetime | None:
+def parse_time(text: str) -> datetime | None:
     try:
         return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
     except ValueError:
@@ -40,7 +42,7 @@ def _time(text: str) -> datetime | None:
 
 
 def duration(start: str, end: str, now: datetime) -> str:
-    began, ended = _time(start), _time(end) or now
+    began, ended = parse_time(start), parse_time(end) or now
     if began is None:
         return ""
     seconds = max(int((ended - began).total_seconds()), 0)
@@ -62,6 +64,11 @@ def job_row(job: pb.Job, now: datetime) -> JobRow:
         duration=duration(job.startTime, job.endTime, now),
         exit_code=str(job.exitCode) if ended else "",
     )
+
+
+def has_gpus(status: pb.GetJobStatusRes) -> bool:
+    """Whether the job page charts GPUs: asked for by count or id, or given some."""
+    return status.gpu_count > 0 or len(status.gpu_indices) > 0 or len(status.gpu_ids) > 0
 
 
 def _value(message: Message, name: str, secret: bool) -> str:
@@ -86,8 +93,11 @@ def status_fields(res: Message) -> list[tuple[str, str]]:
     ]
 
 
-def list_request(query: Mapping[str, str], page_size: int = PAGE_SIZE) -> pb.ListJobPagesRequest:
-    """The ListJobPages request of the jobs page's URL query."""
+def list_request(
+    query: Mapping[str, str], page_size: int = PAGE_SIZE, *, every: bool = False
+) -> pb.ListJobPagesRequest:
+    """The ListJobPages request of the jobs page's URL query; `every`: all
+    jobs that match, in the largest pages (a sorted screen is cut from them)."""
     statuses = [s.strip().upper() for s in query.get("status", "").split(",") if s.strip()]
     return pb.ListJobPagesRequest(
         statuses=statuses,
@@ -97,14 +107,14 @@ def list_request(query: Mapping[str, str], page_size: int = PAGE_SIZE) -> pb.Lis
         createdSince=query.get("since", "").strip(),
         createdUntil=query.get("until", "").strip(),
         # one page past the limit: the daemon then says whether more match
-        pageSize=page_size + 1,
-        limit=page_size,
-        cursor=query.get("cursor", ""),
+        pageSize=MAX_PAGE if every else page_size + 1,
+        limit=0 if every else page_size,
+        cursor="" if every else query.get("cursor", ""),
     )
 
 
 def filter_query(query: Mapping[str, str], **changes: str) -> str:
     """The URL query of the filters in `query`, with `changes`, empties left out."""
-    kept = {k: query.get(k, "") for k in (*FILTERS, "cursor")}
+    kept = {k: query.get(k, "") for k in (*FILTERS, *SORTING, "cursor", "page")}
     kept.update(changes)
     return urlencode({k: v for k, v in kept.items() if v})

@@ -1,8 +1,11 @@
-// The dashboard's one hand-written script: sign-in from the URL fragment and
-// the job page's live pane (one EventSource for status, log and metrics).
+// The dashboard's one hand-written script: sign-in from the URL fragment, the
+// job page's live pane (one EventSource for status, log, metrics and summary)
+// and the host page's charts (one EventSource too).
 "use strict";
 (function () {
   var MAX_LINES = 10000;
+  var EARLIER_LINES = 5000;
+  var MAX_POINTS = 3000;  // per chart: an hour of samples a second
 
   function signInFromFragment() {
     var form = document.getElementById("login");
@@ -16,8 +19,8 @@
 
   function LogPane(pre) {
     this.pre = pre;
-    this.lines = [];  // line count of each text node, oldest first
-    this.total = 0;
+    this.paused = false;
+    this.clear();
   }
   // SGR colour codes become spans with classes (text nodes only: the log is
   // never parsed as HTML); other escape sequences are dropped.
@@ -59,56 +62,175 @@
   }
 
   LogPane.prototype.append = function (text) {
+    if (this.paused) { this.held.push(text); return; }
     var count = (text.match(/\n/g) || []).length;
     this.pre.appendChild(this.render(text));
     this.lines.push(count);
     this.total += count;
-    while (this.total > MAX_LINES && this.pre.firstChild && this.lines.length > 1) {
+    // earlier lines loaded by hand raise the limit: they stay until a reload
+    while (this.total > this.limit && this.pre.firstChild && this.lines.length > 1) {
       this.pre.removeChild(this.pre.firstChild);
-      this.total -= this.lines.shift();
+      var gone = this.lines.shift();
+      this.total -= gone;
+      this.firstLine += gone;
     }
     var follow = document.getElementById("log-follow");
     if (!follow || follow.checked) { this.pre.scrollTop = this.pre.scrollHeight; }
+  };
+  LogPane.prototype.prepend = function (text, first) {
+    var count = (text.match(/\n/g) || []).length;
+    var live = this.style;
+    this.style = "";
+    var chunk = this.render(text);
+    this.style = live;
+    var height = this.pre.scrollHeight;
+    this.pre.insertBefore(chunk, this.pre.firstChild);
+    this.lines.unshift(count);
+    this.total += count;
+    this.limit += count;
+    this.firstLine = first;
+    this.pre.scrollTop += this.pre.scrollHeight - height;  // what was in view stays there
+  };
+  LogPane.prototype.place = function (data) {
+    var at = data.split(":");
+    if (this.total === 0 && !this.pre.firstChild) { this.gen = at[0]; this.firstLine = parseInt(at[1], 10); }
+  };
+  LogPane.prototype.pause = function (paused) {
+    this.paused = paused;
+    if (!paused) { var held = this.held.join(""); this.held = []; if (held) { this.append(held); } }
   };
   LogPane.prototype.clear = function () {
     this.pre.textContent = "";
     this.style = "";
     this.lines = [];
     this.total = 0;
+    this.limit = MAX_LINES;
+    this.firstLine = null;
+    this.held = [];
   };
 
-  function Charts() {
-    this.data = [[], [], [], []];  // time, CPU %, memory, memory limit
-    this.cpu = null;
-    this.mem = null;
+  // Earlier lines, on demand: the server fetches those before the pane's oldest.
+  function loadEarlier(pane, button, url) {
+    if (pane.firstLine === null) { return; }
+    button.disabled = true;
+    var query = "?gen=" + encodeURIComponent(pane.gen) + "&before=" + pane.firstLine + "&lines=" + EARLIER_LINES;
+    fetch(url + query, { credentials: "same-origin" }).then(function (r) {
+      if (!r.ok) { return r.text().then(function (t) { throw new Error(t); }); }
+      return r.json();
+    }).then(function (got) {
+      if (got.text) { pane.prepend(got.text, got.first); }
+      button.disabled = got.atStart;
+      button.textContent = got.atStart ? "start of the output" : "load earlier";
+    }).catch(function (err) {
+      button.disabled = false;
+      document.getElementById("log-state").textContent = err.message.trim();
+    });
   }
-  Charts.prototype.add = function (points) {
+
+  // One uPlot chart in a div, drawn at its first points; `data-points` says
+  // how many it has (the tests wait on it).
+  var COLOURS = ["#2563eb", "#16a34a", "#dc2626", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777"];
+  function Chart(el, title, labels) {
+    this.el = el;
+    this.title = title;
+    this.labels = labels;
+    this.data = [[]].concat(labels.map(function () { return []; }));
+    this.plot = null;
+  }
+  Chart.prototype.add = function (time, values) {
     var d = this.data;
-    points.forEach(function (p) { d[0].push(p[0]); d[1].push(p[1]); d[2].push(p[2] / 1048576); d[3].push(p[3] / 1048576); });
-    document.getElementById("chart-cpu").setAttribute("data-points", String(d[0].length));
-    if (typeof uPlot === "undefined") { return; }
-    if (!this.cpu) {
-      var opts = function (title, series) {
-        return { title: title, width: 560, height: 180, series: [{}].concat(series) };
-      };
-      this.cpu = new uPlot(opts("CPU %", [{ label: "CPU %", stroke: "#2563eb" }]), [d[0], d[1]], document.getElementById("chart-cpu"));
-      this.mem = new uPlot(opts("Memory MB", [{ label: "used", stroke: "#16a34a" }, { label: "limit", stroke: "#dc2626" }]), [d[0], d[2], d[3]], document.getElementById("chart-mem"));
-    } else {
-      this.cpu.setData([d[0], d[1]]);
-      this.mem.setData([d[0], d[2], d[3]]);
-    }
+    d[0].push(time);
+    values.forEach(function (v, i) { d[i + 1].push(v); });
+    if (d[0].length > MAX_POINTS) { d.forEach(function (col) { col.shift(); }); }
   };
+  Chart.prototype.clear = function () {
+    this.data.forEach(function (col) { col.length = 0; });
+  };
+  Chart.prototype.draw = function () {
+    this.el.setAttribute("data-points", String(this.data[0].length));
+    if (typeof uPlot === "undefined") { return; }
+    if (this.plot) { this.plot.setData(this.data); return; }
+    var series = [{}].concat(this.labels.map(function (label, i) {
+      return { label: label, stroke: COLOURS[i % COLOURS.length] };
+    }));
+    var width = Math.max(this.el.clientWidth, 300);
+    this.plot = new uPlot({ title: this.title, width: width, height: 170, series: series }, this.data, this.el);
+  };
+
+  var MB = 1048576;
+  var KB = 1024;
+  function scaled(v, by) { return v === null ? null : v / by; }
+
+  function JobCharts() {
+    var charts = this.charts = [];
+    function chart(id, title, labels, pick) {
+      var el = document.getElementById(id);
+      if (el) { charts.push({ chart: new Chart(el, title, labels), pick: pick }); }
+    }
+    // a point: [time, CPU %, memory, limit, read, write, rx, tx, GPU %, GPU memory]
+    chart("chart-cpu", "CPU %", ["CPU %"], function (p) { return [p[1]]; });
+    chart("chart-mem", "Memory MB", ["used", "limit"], function (p) { return [scaled(p[2], MB), scaled(p[3], MB)]; });
+    chart("chart-io", "IO KB/s", ["read", "write"], function (p) { return [scaled(p[4], KB), scaled(p[5], KB)]; });
+    chart("chart-net", "Network KB/s", ["rx", "tx"], function (p) { return [scaled(p[6], KB), scaled(p[7], KB)]; });
+    chart("chart-gpu", "GPU", ["utilisation %", "memory MB"], function (p) { return [p[8], scaled(p[9], MB)]; });
+  }
+  // a new connection sends every sample again: the charts start over
+  JobCharts.prototype.clear = function () {
+    this.charts.forEach(function (c) { c.chart.clear(); });
+  };
+  JobCharts.prototype.add = function (points) {
+    this.charts.forEach(function (c) {
+      points.forEach(function (p) { c.chart.add(p[0], c.pick(p)); });
+      c.chart.draw();
+    });
+  };
+
+  function HostCharts() {
+    this.cores = null;
+    this.memory = new Chart(document.getElementById("chart-host-mem"), "Memory GB", ["used", "total"]);
+    this.network = new Chart(document.getElementById("chart-host-net"), "Network KB/s", ["rx", "tx"]);
+    this.disk = new Chart(document.getElementById("chart-host-disk"), "Disk IO KB/s", ["read", "write"]);
+  }
+  HostCharts.prototype.clear = function () {
+    [this.cores, this.memory, this.network, this.disk].forEach(function (c) { if (c) { c.clear(); } });
+  };
+  HostCharts.prototype.add = function (p) {
+    if (!this.cores) {  // one series per core: known at the first sample
+      var labels = p.cores.map(function (_, i) { return "cpu" + i; });
+      this.cores = new Chart(document.getElementById("chart-host-cpu"), "CPU % per core", labels);
+    }
+    var GB = 1073741824;
+    this.cores.add(p.time, p.cores);
+    this.memory.add(p.time, [p.memory[0] / GB, p.memory[1] / GB]);
+    this.network.add(p.time, [p.network[0] / KB, p.network[1] / KB]);
+    this.disk.add(p.time, [p.disk[0] / KB, p.disk[1] / KB]);
+    [this.cores, this.memory, this.network, this.disk].forEach(function (c) { c.draw(); });
+  };
+
+  function followHost(live) {
+    var charts = new HostCharts();
+    var source = new EventSource(live.getAttribute("data-events"));
+    source.addEventListener("host", function (e) { document.getElementById("host-live").innerHTML = e.data; });
+    source.addEventListener("chartsreset", function () { charts.clear(); });
+    source.addEventListener("hostpoints", function (e) { JSON.parse(e.data).forEach(function (p) { charts.add(p); }); });
+  }
 
   function followJob(live) {
     var pane = new LogPane(document.getElementById("log"));
-    var charts = new Charts();
+    var charts = new JobCharts();
     var state = document.getElementById("log-state");
     var source = new EventSource(live.getAttribute("data-events"));
     source.addEventListener("status", function (e) { document.getElementById("job-status").innerHTML = e.data; });
     source.addEventListener("log", function (e) { pane.append(e.data); });
+    source.addEventListener("at", function (e) { pane.place(e.data); });
     source.addEventListener("reset", function () { pane.clear(); });
-    source.addEventListener("skipped", function (e) { pane.append("[" + e.data + " bytes not shown]\n"); });
+    source.addEventListener("skipped", function (e) {
+      pane.clear();  // the pane's lines stay in one run: what was missed is loaded on demand
+      state.textContent = e.data + " bytes went by unseen: load earlier to see them";
+    });
+    source.addEventListener("chartsreset", function () { charts.clear(); });
     source.addEventListener("metrics", function (e) { charts.add(JSON.parse(e.data)); });
+    source.addEventListener("summary", function (e) { document.getElementById("job-summary").innerHTML = e.data; });
     source.addEventListener("end", function (e) {
       state.textContent = e.data ? "ended: " + e.data : "ended";
       state.setAttribute("data-ended", "1");
@@ -129,15 +251,17 @@
         hits[0].scrollIntoView({ block: "center" });
       }
     });
-    var download = document.getElementById("log-download");
-    download.addEventListener("click", function () {
-      download.href = URL.createObjectURL(new Blob([pane.pre.textContent], { type: "text/plain" }));
-    });
+    var pause = document.getElementById("log-pause");
+    pause.addEventListener("change", function () { pane.pause(pause.checked); });
+    var earlier = document.getElementById("log-earlier");
+    earlier.addEventListener("click", function () { loadEarlier(pane, earlier, earlier.getAttribute("data-url")); });
   }
 
   document.addEventListener("DOMContentLoaded", function () {
     signInFromFragment();
     var live = document.getElementById("live");
     if (live) { followJob(live); }
+    var host = document.getElementById("host-page");
+    if (host) { followHost(host); }
   });
 })();
