@@ -18,7 +18,7 @@ import yaml
 from joblet.api import joblet_pb2 as pb
 from joblet.api import joblet_pb2_grpc as pb_grpc
 
-from .conftest import ROOT_NEEDED, RunningDaemon, launch_daemon
+from .conftest import ROOT_NEEDED, RunningDaemon, launch_daemon, wait_status
 from .ui_support import Browser, UiProcess, mint, start_ui
 
 pytestmark = [pytest.mark.integration, pytest.mark.privileged]
@@ -105,6 +105,10 @@ def test_the_switcher_points_the_session_at_the_other_node(pair: Pair) -> None:
     assert job in admin.get("/jobs").body
     assert admin.get(f"/jobs/{job}").status == 200
     assert "<option selected>east</option>" in admin.get("/jobs").body
+    # the sorted list and the log download ask the selected node too
+    assert job in admin.get("/jobs?sort=name&order=asc").body
+    wait_status(pair.other.jobs(), job, {"COMPLETED"})
+    assert admin.get(f"/jobs/{job}/log.txt").status == 200
     # actions go to the selected node, with the session's role
     ran = admin.post("/run", {"command": "echo from-ui", "name": "ui-on-east"})
     assert ran.status == 303, ran.body
