@@ -313,5 +313,10 @@ def _safe_pids(cgroup: JobCgroup) -> list[int]:
 
 
 def _kill_and_remove(cgroup: JobCgroup) -> None:
+    # Most jobs leave nothing once their init has exited (its pid namespace
+    # goes with it): their groups go by one rmdir each, without reading them.
+    # (Off the event loop: an rmdir waits for the kernel's cgroup lock.)
+    if cgroup.remove_if_empty():
+        return
     cgroup.kill_all()
     cgroup.remove()

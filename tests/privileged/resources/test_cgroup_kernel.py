@@ -273,3 +273,32 @@ def test_remove_parent_never_kills_and_remove_own_spares_foreign_groups(
     assert _fs.wait_for(lambda: pid_gone(sleepers[foreign]), 5.0)
     assert not any(p.exists() for p in parent_groups(manager))
     manager.remove_parent()  # nothing left: a no-op
+
+
+def test_remove_if_empty_leaves_a_group_with_a_process_and_removes_an_empty_one(
+    manager: CgroupManager,
+) -> None:
+    busy = manager.create(new_id(), Limits(max_pids=32))
+    proc = spawn_in(busy, "sleep", "100")
+    try:
+        assert _fs.wait_for(lambda: busy.pids() == [proc.pid], 5.0)
+        assert busy.remove_if_empty() is False
+        assert busy.pids() == [proc.pid]  # nothing of it was removed or killed
+        assert manager.open(busy.job_id) is not None
+    finally:
+        busy.kill_all()
+        busy.remove()
+    assert proc.wait(timeout=5) == -9
+    empty = manager.create(new_id(), Limits(max_pids=32))
+    assert empty.remove_if_empty() is True
+    assert manager.open(empty.job_id) is None
+    assert manager.leftover_job_ids() == []
+
+
+def test_a_parent_removed_behind_the_managers_back_is_made_again(manager: CgroupManager) -> None:
+    manager.create(new_id(), Limits()).remove()
+    manager.remove_parent()
+    job = manager.create(new_id(), Limits(max_pids=32))
+    proc = spawn_in(job, "true")
+    assert proc.wait(timeout=5) == 0  # the job's groups took it (cpuset filled in)
+    job.remove()
