@@ -127,6 +127,18 @@ class V1CgroupManager:
         self._present: dict[Path, bool] = {}  # optional control files, by path in the parent
 
     def create(self, job_id: str, limits: Limits) -> V1JobCgroup:
+        fresh = self._parent_cpuset is None
+        try:
+            return self._create(job_id, limits)
+        except IsolationError:
+            if fresh:
+                raise
+        # The parent's cpuset is read once; CPUs or memory nodes taken away
+        # since (hotplug) make the job's copy invalid: read it again, once.
+        self._parent_cpuset = None
+        return self._create(job_id, limits)
+
+    def _create(self, job_id: str, limits: Limits) -> V1JobCgroup:
         if self._parent_cpuset is None:
             self._parent_cpuset = self._prepare_parent()
         cpus, mems = self._parent_cpuset

@@ -302,3 +302,25 @@ def test_a_parent_removed_behind_the_managers_back_is_made_again(manager: Cgroup
     proc = spawn_in(job, "true")
     assert proc.wait(timeout=5) == 0  # the job's groups took it (cpuset filled in)
     job.remove()
+
+
+def test_v1_a_parent_cpuset_narrowed_since_it_was_read_is_read_again(
+    manager: CgroupManager,
+) -> None:
+    """The parent's cpuset is read once; CPUs taken from it later (hotplug,
+    an operator) would make every job's copy invalid: the next job's start
+    reads it again instead of failing."""
+    if not isinstance(manager, V1CgroupManager):
+        pytest.skip(f"host uses cgroup {manager.version}, not v1")
+    first = manager.create(new_id(), Limits())
+    assert isinstance(first, V1JobCgroup)
+    parent = first.dirs["cpuset"].parent
+    cpus = parse_cpu_list(read(parent / "cpuset.cpus"))
+    if len(cpus) < 2:
+        pytest.skip("needs two CPUs in the parent's cpuset")
+    first.remove()
+    (parent / "cpuset.cpus").write_text(str(min(cpus)))
+    job = manager.create(new_id(), Limits())
+    assert isinstance(job, V1JobCgroup)
+    assert read(job.dirs["cpuset"] / "cpuset.cpus") == str(min(cpus))
+    job.remove()
