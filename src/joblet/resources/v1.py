@@ -184,7 +184,9 @@ class V1CgroupManager:
     def _make_groups(self, job: V1JobCgroup) -> None:
         """mkdir the job's group in each hierarchy. A parent removed behind the
         daemon's back (teardown, an operator) is prepared again, once."""
-        for controller, hierarchy in sorted(job.dirs.items()):
+        # Co-mounted controllers ("cpu,cpuacct") share one group: one mkdir.
+        firsts = {hierarchy: controller for controller, hierarchy in sorted(job.dirs.items())[::-1]}
+        for hierarchy, controller in sorted(firsts.items()):
             try:
                 _fs.make_dir(hierarchy, parents=False)
             except IsolationError:
