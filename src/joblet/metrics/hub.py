@@ -134,10 +134,19 @@ class MetricsHub:
         sampler.attach(self._group.create_task(sampler.run(), name=f"metrics-{job_id}"))
         return sampler
 
-    async def finish_job(self, job_id: str) -> pb.JobMetricsSample | None:
-        """Take the job's final sample (before its cgroup is removed) and end its streams."""
+    async def finish_job(
+        self, job_id: str, then: Callable[[], None] | None = None
+    ) -> pb.JobMetricsSample | None:
+        """Take the job's final sample (before its cgroup is removed) and end its
+        streams. `then` (removing the cgroup) runs on the same worker thread
+        right after the sample: one hop off the loop per job end, not two."""
         sampler = self._samplers.pop(job_id, None)
-        final = await sampler.final_sample() if sampler is not None else None
+        if sampler is not None:
+            final = await sampler.final_sample(then)
+        else:
+            final = None
+            if then is not None:
+                await asyncio.to_thread(then)
         if final is not None and self._finished is not None:
             # After the final sample: the history it closes is complete (the
             # log's end, which seals both, may have come before it).

@@ -99,14 +99,29 @@ class JobSampler:
         if self._task is not None:
             self._task.cancel()
 
-    async def final_sample(self) -> pb.JobMetricsSample:
+    async def final_sample(self, then: Callable[[], None] | None = None) -> pb.JobMetricsSample:
         """Stop the loop and publish one last sample (call before removing the cgroup).
-        Idempotent: a second call returns the same sample."""
+        Idempotent: a second call returns the same sample. `then` runs after the
+        reading on the same thread, whether the reading worked or not."""
         if self._final is not None:
+            if then is not None:
+                await asyncio.to_thread(then)
             return self._final
         if self._task is not None:
             self._task.cancel()
             await asyncio.wait([self._task])
-        self._final = await asyncio.to_thread(self.sample, final=True)
-        self._publish(self._final)
-        return self._final
+        final = await asyncio.to_thread(self._final_then, then)
+        if isinstance(final, Exception):
+            raise final
+        self._final = final
+        self._publish(final)
+        return final
+
+    def _final_then(self, then: Callable[[], None] | None) -> pb.JobMetricsSample | Exception:
+        try:
+            final: pb.JobMetricsSample | Exception = self.sample(final=True)
+        except Exception as exc:
+            final = exc
+        if then is not None:
+            then()
+        return final
