@@ -187,26 +187,28 @@ def test_a_stale_token_cannot_start_or_finish_a_job(cluster: Cluster) -> None:
     key, stream = p.job_key(PREFIX, job_id), p.stream_key(PREFIX, "node:nobody")
     owned = p.owned_key(PREFIX, ghost)
     lease = f"{PREFIX}node:{ghost}"
+    listed = p.listed_key(PREFIX)
 
     def play(client: Any) -> list[Any]:
         submit, claim = client.register_script(p.SUBMIT), client.register_script(p.CLAIM)
         start, finish = client.register_script(p.START), client.register_script(p.FINISH)
         reclaim = client.register_script(p.RECLAIM)
         client.xgroup_create(stream, p.GROUP, "0", mkstream=True)
-        assert submit([key, stream], [job_id, b"req", stream, "0", "1"]) == 1
+        assert submit([key, stream, listed], [job_id, b"req", stream, "0", "1"]) == 1
         entry = client.xreadgroup(p.GROUP, ghost, {stream: ">"}, count=1)[0][1][0][0]
         token, _ = claim([key, stream, owned], [p.GROUP, entry, ghost, job_id])
-        out = [start([key, lease], [token, ghost])]  # no lease: -1
+        out = [start([key, lease, owned], [token, ghost, job_id])]  # no lease: -1
         client.set(lease, b"{}", px=60_000)
-        out.append(start([key, lease], [token + 1, ghost]))  # wrong token: 0
+        out.append(start([key, lease, owned], [token + 1, ghost, job_id]))  # wrong token: 0
         client.delete(lease)
-        out.append(reclaim([key, owned, lease], [ghost, job_id]))  # re-queued: 1
+        out.append(reclaim([key, owned, lease, listed], [ghost, job_id]))  # re-queued: 1
         out.append(client.hget(key, "state"))
         client.set(lease, b"{}", px=60_000)  # the node is back, with its old token
-        out.append(start([key, lease], [token, ghost]))
-        out.append(finish([key, owned], [token, "COMPLETED", "exit code 0", job_id]))
+        out.append(start([key, lease, owned], [token, ghost, job_id]))
+        out.append(finish([key, owned, listed], [token, "COMPLETED", "exit code 0", job_id]))
         out.append(client.hget(key, "state"))
         client.delete(lease, key, stream)
+        client.srem(listed, job_id)
         return out
 
     assert cluster.redis_do(play) == [-1, 0, 1, b"QUEUED", 0, 0, b"QUEUED"]
@@ -222,17 +224,142 @@ def test_an_entry_delivered_twice_claims_its_job_once(cluster: Cluster) -> None:
     def play(client: Any) -> list[Any]:
         submit, claim = client.register_script(p.SUBMIT), client.register_script(p.CLAIM)
         client.xgroup_create(stream, p.GROUP, "0", mkstream=True)
-        assert submit([key, stream], [job_id, b"req", stream, "0", "1"]) == 1
-        assert submit([key, stream], [job_id, b"req", stream, "0", "1"]) == 0  # one record
+        listed = p.listed_key(PREFIX)
+        assert submit([key, stream, listed], [job_id, b"req", stream, "0", "1"]) == 1
+        assert submit([key, stream, listed], [job_id, b"req", stream, "0", "1"]) == 0
         client.xadd(stream, {"id": job_id})  # the same job delivered again
         entries = client.xreadgroup(p.GROUP, "twice", {stream: ">"}, count=10)[0][1]
         got = [claim([key, stream, owned], [p.GROUP, e, "twice", job_id]) for e, _ in entries]
         pending = client.xpending(stream, p.GROUP)["pending"]
         token = client.hget(key, "token")
         client.delete(key, stream, owned)
+        client.srem(listed, job_id)
         return [len(entries), [bool(g) for g in got], pending, token]
 
     assert cluster.redis_do(play) == [2, [True, False], 0, b"1"]
+
+
+def test_a_cancel_beats_a_claim_not_yet_started_and_loses_to_a_start(cluster: Cluster) -> None:
+    """The cancel script against the real claim and start: a claim not yet
+    started loses its start; a started job is its node's to stop."""
+    job_id = "00000000-0000-4000-8000-00000000cafe"
+    racer = "racer-node"
+    key, stream = p.job_key(PREFIX, job_id), p.stream_key(PREFIX, "node:racer")
+    owned, listed = p.owned_key(PREFIX, racer), p.listed_key(PREFIX)
+    lease = f"{PREFIX}node:{racer}"
+
+    def play(client: Any) -> list[Any]:
+        submit, claim = client.register_script(p.SUBMIT), client.register_script(p.CLAIM)
+        start, cancel = client.register_script(p.START), client.register_script(p.CANCEL)
+        delete = client.register_script(p.DELETE)
+        client.xgroup_create(stream, p.GROUP, "0", mkstream=True)
+        client.set(lease, b"{}", px=60_000)
+        out: list[Any] = []
+        for stage in ("claimed", "running"):
+            client.delete(key)
+            assert submit([key, stream, listed], [job_id, b"req", stream, "0", "1"]) == 1
+            entry = client.xreadgroup(p.GROUP, racer, {stream: ">"}, count=1)[0][1][0][0]
+            token, _ = claim([key, stream, owned], [p.GROUP, entry, racer, job_id])
+            if stage == "running":
+                out.append(start([key, lease, owned], [token, racer, job_id]))
+            out.append(cancel([key], ["canceled by t", "1"]))
+            out.append(start([key, lease, owned], [token, racer, job_id]))
+            out.append([client.hget(key, "state"), client.sismember(owned, job_id)])
+        out.append(delete([key, listed], [job_id]))  # RUNNING: not deleted
+        client.hset(key, "state", "COMPLETED")
+        out.append(cancel([key], ["canceled by t", "1"]))
+        out.append([delete([key, listed], [job_id]), client.sismember(listed, job_id)])
+        client.delete(lease, key, stream, owned)
+        return out
+
+    assert cluster.redis_do(play) == [
+        [1, racer.encode()], 0, [b"CANCELED", 0],  # claimed, not started: the cancel wins
+        1, [2, racer.encode()], 0, [b"RUNNING", 1],  # started: its node's to stop
+        -1, [3, b"COMPLETED"], [1, 0],
+    ]  # fmt: skip
+
+
+def test_a_queued_placed_job_is_seen_and_canceled_through_any_node(cluster: Cluster) -> None:
+    """No node has taken it (no node serves its stream): every node lists
+    it, QUEUED with no node, and any node stops, cancels or deletes it."""
+    n1, n2, n3 = (cluster.daemons[n].jobs() for n in ("n1", "n2", "n3"))
+    first, second = _run(cluster.daemons["n1"], 2, command="sleep", args=["1"], name="waits",
+                         place="label=role=nobody")  # fmt: skip
+    res = n2.GetJobStatus(pb.GetJobStatusReq(uuid=first))
+    assert (res.uuid, res.status, res.nodeId, res.command) == (first, "QUEUED", "", "sleep")
+    assert "waiting for a node" in res.waitReason
+    assert n2.GetJobStatus(pb.GetJobStatusReq(uuid=first[:13])).uuid == first  # a prefix too
+    listed = {j.uuid: j for j in n3.ListJobs(pb.EmptyRequest()).jobs}
+    assert listed[first].status == listed[second].status == "QUEUED"
+    assert listed[first].nodeId == ""
+    paged = [j.uuid for page in n2.ListJobPages(pb.ListJobPagesRequest()) for j in page.jobs]
+    assert paged.count(first) == 1 and paged.count(second) == 1
+    for stub, call in ((n2, "GetJobLogs"), (n3, "DeleteJob")):
+        with pytest.raises(grpc.RpcError) as err:
+            req = pb.GetJobLogsReq(uuid=first) if call == "GetJobLogs" else pb.DeleteJobReq(
+                uuid=first)  # fmt: skip
+            reply = getattr(stub, call)(req)
+            list(reply) if call == "GetJobLogs" else None
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION, call
+    assert n3.CancelJob(pb.CancelJobReq(uuid=first)).status == "CANCELED"
+    assert n2.StopJob(pb.StopJobReq(uuid=second)).status == "CANCELED"
+    for stub in (n1, n2, n3):
+        res = stub.GetJobStatus(pb.GetJobStatusReq(uuid=first))
+        assert (res.status, res.nodeId) == ("CANCELED", "") and "canceled by" in res.endReason
+    with pytest.raises(grpc.RpcError) as err:
+        n1.CancelJob(pb.CancelJobReq(uuid=first))  # it has ended
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert n1.DeleteJob(pb.DeleteJobReq(uuid=first)).success
+    with pytest.raises(grpc.RpcError) as err:
+        n3.GetJobStatus(pb.GetJobStatusReq(uuid=first))
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    assert second in {j.uuid for j in n1.ListJobs(pb.EmptyRequest()).jobs}
+    assert cluster.states([first, second]) == ["", "CANCELED"]
+    # the CLI, through a third node
+    res = cluster.daemons["n3"].rnx("job", "status", second)
+    assert res.returncode == 0 and b"CANCELED" in res.stdout, res
+
+
+def test_cancels_racing_claims_either_win_or_lose_never_both(cluster: Cluster) -> None:
+    """Jobs for one node, canceled through another as soon as a third
+    accepted them: each is either CANCELED and never started, or started
+    once and not CANCELED (the cancel answered with an error)."""
+    import queue
+    import threading
+
+    sender, canceler = cluster.daemons["n1"].jobs(), cluster.daemons["n2"].jobs()
+    place = f"node={cluster.node_id('n3')}"
+    accepted: queue.Queue[str | None] = queue.Queue()
+    outcomes: dict[str, str] = {}
+
+    def send() -> None:
+        for _ in range(40):
+            accepted.put(sender.RunJob(pb.RunJobRequest(command="true", place=place)).jobUuid)
+
+    def cancel() -> None:
+        while (job_id := accepted.get()) is not None:
+            try:
+                outcomes[job_id] = canceler.CancelJob(pb.CancelJobReq(uuid=job_id)).status
+            except grpc.RpcError as exc:  # lost: started, or being started
+                outcomes[job_id] = str(exc.code())
+
+    senders = [threading.Thread(target=send) for _ in range(3)]
+    cancelers = [threading.Thread(target=cancel) for _ in range(2)]
+    for thread in senders + cancelers:
+        thread.start()
+    for thread in senders:
+        thread.join(timeout=120)
+    for _ in cancelers:
+        accepted.put(None)
+    for thread in cancelers:
+        thread.join(timeout=120)
+    ids = list(outcomes)
+    assert len(ids) == 120
+    states = dict(zip(ids, cluster.wait_states(ids, {"COMPLETED", "CANCELED"}, 60), strict=True))
+    started = sum(cluster.starts().values(), Counter())
+    for job_id, said in outcomes.items():
+        assert (states[job_id] == "CANCELED") == (said == "CANCELED"), (job_id, said)
+        assert started[job_id] == (0 if said == "CANCELED" else 1), (job_id, said)
 
 
 def test_a_killed_node_its_running_jobs_fail_its_claims_run_elsewhere(cluster: Cluster) -> None:

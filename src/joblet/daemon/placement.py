@@ -66,7 +66,7 @@ class Placer:
     stream, acknowledged only once Redis has both."""
 
     def __init__(self, queue: PlacementQueue, max_bytes: int) -> None:
-        self._queue = queue
+        self.queue = queue
         self._max_bytes = max_bytes
 
     def takes(self, request: pb.RunJobRequest) -> bool:
@@ -82,7 +82,7 @@ class Placer:
             raise InvalidArgument(str(exc)) from exc
         job_id = new_job_id()
         try:
-            await self._queue.submit(
+            await self.queue.submit(
                 job_id, request.SerializeToString(), place, request.retryOnNodeLoss
             )
         except StateBackendError as exc:

@@ -31,6 +31,7 @@ from joblet.api import joblet_pb2_grpc as pb_grpc
 from joblet.cluster.config import ClusterConfig, load_cluster_config
 from joblet.cluster.forward import Peers
 from joblet.cluster.jobs import ClusterJobs
+from joblet.cluster.placed import PlacedView
 from joblet.cluster.registry import RedisLeases
 from joblet.config.model import DaemonConfig, RootLayout
 from joblet.daemon import forwarding, log_rpc, metrics_rpc
@@ -372,7 +373,7 @@ class Daemon:
     def _forward_to_owners(
         self, server: grpc.aio.Server, jobs: JobService, others: ClusterJobs, node_id: str,
         metrics: MetricsHub,
-    ) -> None:  # fmt: skip
+    ) -> Router:  # fmt: skip
         """Calls about another member's job answered by that member."""
         assert self.manager is not None and self._leases is not None
         cluster, peers = self._cluster, None
@@ -387,6 +388,7 @@ class Daemon:
         history = cast("Callable[[Any, Any], Awaitable[Any]]", raw)  # stubs: sync only
         router = Router(self.manager, others, self._leases, node_id, peers)
         forwarding.install(server, router, jobs, history)
+        return router
 
     async def _fence_kill(self, job_id: str) -> None:
         """A placed job killed because this node may have lost the cluster."""
@@ -488,7 +490,10 @@ class Daemon:
             self.workflows, config, self._networks, self._volumes,
             runtimes=lambda: [record.spec.name for record in store.installed()],
         )  # fmt: skip
-        others = None if self._leases is None else ClusterJobs(self._leases, node_id)
+        others = (
+            None if self._leases is None
+            else ClusterJobs(self._leases, node_id, local=self.manager.find)
+        )  # fmt: skip
         jobs = JobService(
             self.manager, config, metrics, self._networks, self._volumes,
             workflows=rpc, shell=self.workflows, cluster=others,
@@ -499,16 +504,20 @@ class Daemon:
         # Sends stored samples' bytes as they are (24 h = 17,280 samples).
         metrics_rpc.install_raw_history(server, manager.history_ref, metrics)
         if others is not None:
-            self._forward_to_owners(server, jobs, others, node_id, metrics)
+            router = self._forward_to_owners(server, jobs, others, node_id, metrics)
             if self._cluster.placement:
                 assert self._leases is not None
-                jobs.placer, tokens = await self._stack.enter_async_context(
+                placer, tokens = await self._stack.enter_async_context(
                     placing(self._cluster, state, node_id, leases=self._leases, others=others,
                             free_slots=self.manager.free_slots, launch=jobs.launch_placed,
                             kill=self._fence_kill)
                 )  # fmt: skip
                 assert self._listeners is not None
                 self._listeners.add(tokens)
+                # Placed jobs no node took yet: listed, and canceled, from any node.
+                jobs.placer = placer
+                router.queue = placer.queue
+                others.placed = PlacedView(placer.queue, os.cpu_count() or 1)
         if config.metrics.prometheus.enabled:
             await self._stack.enter_async_context(
                 PrometheusExporter(metrics, collector, config.metrics.prometheus,
