@@ -419,26 +419,50 @@ def test_with_redis_away_run_job_is_unavailable_and_a_restart_keeps_what_was_ack
     cluster.wait_states(again, {"COMPLETED"}, timeout=30)
 
 
-def test_sigstop_node_back_has_its_stale_writes_refused(cluster: Cluster) -> None:
+def test_sigstop_node_back_has_its_stale_writes_refused_and_kills_its_lost_copy(
+    cluster: Cluster,
+) -> None:
+    """A node hung past its lease (SIGSTOP; its jobs run on): the janitor
+    marks its jobs FAILED "node lost". Back (SIGCONT), its late end is
+    refused, a copy still running is killed, each job's record there says
+    "node lost" as the cluster does, and what really happened is an event
+    on the job (`late:NODE`: exit code and end time)."""
     name = "n2"
     node = cluster.node_id(name)
     daemon = cluster.daemons[name]
-    job = _run(cluster.daemons["n1"], 1, command="sleep", args=["4"], place=f"node={node}")
-    cluster.wait_states(job, {"RUNNING"}, timeout=30)
+    short, long = (
+        _run(cluster.daemons["n1"], 1, command="sleep", args=[t], place=f"node={node}")[0]
+        for t in ("1", "60")
+    )
+    cluster.wait_states([short, long], {"RUNNING"}, timeout=30)
     os.kill(daemon.proc.pid, signal.SIGSTOP)
     try:
-        cluster.wait_states(job, {"FAILED"}, timeout=TTL_S + 10)
+        cluster.wait_states([short, long], {"FAILED"}, timeout=TTL_S + 10)
     finally:
         os.kill(daemon.proc.pid, signal.SIGCONT)
-    deadline = time.monotonic() + 30
+    back = time.monotonic()
     note = f"late:{node}".encode()
-    while not cluster.redis_do(lambda c: c.hget(p.job_key(PREFIX, job[0]), note)):
-        assert time.monotonic() < deadline, "the returning node recorded nothing"
+
+    def notes() -> list[bytes]:
+        return cluster.redis_do(
+            lambda c: [c.hget(p.job_key(PREFIX, j), note) or b"" for j in (short, long)]
+        )
+
+    deadline = time.monotonic() + 30
+    while not all(notes()):
+        assert time.monotonic() < deadline, f"the returning node recorded nothing: {notes()}"
         time.sleep(0.2)
-    assert cluster.states(job) == ["FAILED"]  # its COMPLETED was refused
-    late = cluster.redis_do(lambda c: c.hget(p.job_key(PREFIX, job[0]), note))
-    assert late.startswith(b"COMPLETED")
+    took = time.monotonic() - back
+    assert cluster.states([short, long]) == ["FAILED", "FAILED"]  # its ends were refused
+    said_short, said_long = notes()
+    assert b"exit code 0" in said_short and b"had decided FAILED" in said_short, said_short
+    assert b"killed on this node's return" in said_long and b"at 20" in said_long, said_long
+    assert took < TTL_S + 5, took
     assert b"stale write refused" in daemon.log_path.read_bytes()
+    own = daemon.jobs()
+    for job_id in (short, long):  # the node's own record: the cluster's decision
+        res = wait_status(own, job_id, {"FAILED"}, timeout=10)
+        assert res.endReason == p.NODE_LOST, (job_id, res.endReason)
 
 
 @pytest.mark.slow

@@ -17,6 +17,8 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from joblet.api import joblet_pb2 as pb
 from joblet.cluster import placement as p
@@ -95,13 +97,21 @@ class Placer:
 class Tokens:
     """The tokens of the placed jobs this node started; each end is written
     with its job's token (a stale one is refused: the cluster decided
-    otherwise meanwhile, and this node's account is logged beside it)."""
+    otherwise meanwhile, and this node's account is noted beside it).
 
-    def __init__(self, queue: PlacementQueue) -> None:
+    `lost`: what this node does with a job the cluster moved on without it
+    (its lease lapsed: the job FAILED "node lost" or queued again): a copy
+    still running here is killed, and its end here becomes the cluster's."""
+
+    def __init__(
+        self, queue: PlacementQueue, lost: Callable[[str], Awaitable[None]] | None = None
+    ) -> None:
         self._queue = queue
+        self._lost = lost
         self._tokens: dict[str, int] = {}
         self.retryable: set[str] = set()
         self.fenced: set[str] = set()  # killed by the fence: queued again, not ended
+        self.moved: dict[str, str] = {}  # moved on by the cluster: its state there
         self._tasks: set[asyncio.Task[None]] = set()
 
     def hold(self, job_id: str, token: int, retry: bool) -> None:
@@ -113,20 +123,23 @@ class Tokens:
         if not job.status.is_final or job.id not in self._tokens:
             return
         reason = job.end_reason or f"exit code {job.exit_code}"
-        self._end(job.id, job.status.value, reason, job.ended_at)
+        self._end(job.id, job.status.value, reason, job.ended_at, job.exit_code)
 
     def refused(self, job_id: str, reason: str) -> None:
         """A claimed job this node could not launch: FAILED, saying why."""
-        self._end(job_id, JobStatus.FAILED.value, reason, time.time())
+        self._end(job_id, JobStatus.FAILED.value, reason, time.time(), -1)
 
-    def _end(self, job_id: str, state: str, reason: str, at: float) -> None:
+    def _end(self, job_id: str, state: str, reason: str, at: float, code: int) -> None:
         token = self._tokens.pop(job_id)
         self.retryable.discard(job_id)
+        end = End(state, reason, at, code)
         if job_id in self.fenced:
             self.fenced.discard(job_id)
             work = self._give_back(job_id, token)
+        elif job_id in self.moved:  # killed here for the cluster's decision: noted
+            work = self._note(job_id, end.note(self.moved.pop(job_id), killed=True))
         else:
-            work = self._finish(job_id, token, state, reason, at)
+            work = self._finish(job_id, token, end)
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -150,7 +163,44 @@ class Tokens:
                     return
             await asyncio.sleep(0.5)
 
-    async def _finish(self, job_id: str, token: int, state: str, reason: str, at: float) -> None:
+    async def verify(self) -> list[str]:
+        """The jobs running here that the cluster moved on meanwhile (their
+        token changed: this node's lease lapsed), each handed to `lost`."""
+        held = {
+            i: t for i, t in self._tokens.items() if i not in self.moved and i not in self.fenced
+        }
+        if not held:
+            return []
+        now = await self._queue.current(held)
+        moved = sorted(i for i, (token, _) in now.items() if i in self._tokens and token != held[i])
+        for job_id in moved:
+            self.moved[job_id] = now[job_id][1] or "gone"
+            log.warning(
+                "placement: job %s: the cluster moved it on while this node was away (%s"
+                " there): its copy here is killed", job_id, self.moved[job_id],
+            )  # fmt: skip
+            if self._lost is not None:
+                try:
+                    await self._lost(job_id)
+                except JobletError as exc:
+                    log.warning("placement: job %s: %s", job_id, exc)
+        return moved
+
+    async def _note(self, job_id: str, text: str) -> None:
+        """What really happened here, beside the cluster's decision."""
+        deadline = time.monotonic() + GIVE_BACK_S
+        while True:
+            try:
+                await self._queue.note(job_id, text)
+                return
+            except StateBackendError as exc:
+                if time.monotonic() > deadline:
+                    log.warning("placement: job %s: its account not recorded: %s", job_id, exc)
+                    return
+            await asyncio.sleep(0.5)
+
+    async def _finish(self, job_id: str, token: int, end: End) -> None:
+        state, reason, at = end.state, end.reason, end.at
         # Retried: a Redis that restarted (or a pooled connection it closed)
         # must not leave the job RUNNING in the cluster for ever.
         deadline = time.monotonic() + FINISH_RETRY_S
@@ -174,8 +224,13 @@ class Tokens:
                 "placement: job %s: stale write refused (token %d): the cluster moved it on;"
                 " here it ended %s (%s) at %.3f", job_id, token, state, reason, at,
             )  # fmt: skip
+            decided = ""
             with contextlib.suppress(StateBackendError):
-                await self._queue.note(job_id, f"{state} ({reason}) at {at:.3f}")
+                decided = (await self._queue.state(job_id)).get("state", "")
+            await self._note(job_id, end.note(decided or "moved on", killed=False))
+            if self._lost is not None:  # this node's record follows the cluster's
+                with contextlib.suppress(JobletError):
+                    await self._lost(job_id)
 
     async def close(self) -> None:
         tasks = list(self._tasks)
@@ -188,6 +243,26 @@ class Tokens:
         for task in tasks:
             with contextlib.suppress(BaseException):
                 await task
+
+
+@dataclass(frozen=True)
+class End:
+    """A placed job's end as this node saw it."""
+
+    state: str
+    reason: str
+    at: float
+    exit_code: int
+
+    def note(self, decided: str, *, killed: bool) -> str:
+        """The event on the job's hash (`late:NODE`): the cluster's decision
+        stands, this says what really happened on the node."""
+        when = datetime.fromtimestamp(self.at, UTC).isoformat(timespec="milliseconds")
+        how = "killed on this node's return" if killed else "ended"
+        return (
+            f"{self.state} ({self.reason}), exit code {self.exit_code}, at {when}:"
+            f" {how}; the cluster had decided {decided} meanwhile (this node's lease lapsed)"
+        )
 
 
 class Worker:
@@ -288,7 +363,11 @@ class Worker:
 class Fence:
     """A node that cannot confirm its own lease for `limit_s` (0.6 of the TTL)
     kills its jobs that asked for a retry on node loss: the janitor may soon
-    queue them again elsewhere, and a retry must never overlap the original."""
+    queue them again elsewhere, and a retry must never overlap the original.
+
+    Once its lease is confirmed again after such a gap (a partition, a hang:
+    the clock runs on while the process is stopped), and every `verify_every_s`
+    anyway, `verify` asks which of its jobs the cluster moved on meanwhile."""
 
     def __init__(
         self,
@@ -297,6 +376,9 @@ class Fence:
         retryable: set[str],
         kill: Callable[[str], Awaitable[None]],
         clock: Callable[[], float] = time.monotonic,
+        *,
+        verify: Callable[[], Awaitable[object]] | None = None,
+        verify_every_s: float = 0.0,
     ) -> None:
         self._own_lease = own_lease
         self._limit_s = limit_s
@@ -304,6 +386,9 @@ class Fence:
         self._kill = kill
         self._clock = clock
         self._last_ok = clock()
+        self._verify = verify
+        self._verify_every_s = verify_every_s
+        self._next_verify = self._last_ok + verify_every_s
 
     async def check(self) -> list[str]:
         """The jobs killed by this check."""
@@ -313,7 +398,14 @@ class Fence:
             ok = False
         now = self._clock()
         if ok:
-            self._last_ok = now
+            gap, self._last_ok = now - self._last_ok, now
+            if self._verify is not None and (gap >= self._limit_s or now >= self._next_verify):
+                self._next_verify = now + self._verify_every_s
+                try:
+                    await self._verify()
+                except StateBackendError as exc:  # tried again at the next check
+                    self._next_verify = now
+                    log.debug("placement: cannot verify this node's jobs: %s", exc)
             return []
         if now - self._last_ok < self._limit_s or not self._retryable:
             return []
@@ -397,13 +489,14 @@ async def placing(
     free_slots: Callable[[], int],
     launch: Launch,
     kill: Callable[[str], Awaitable[None]],
+    lost: Callable[[str], Awaitable[None]] | None = None,
 ) -> AsyncIterator[tuple[Placer, Tokens]]:
     """The placer for RunJob and the tokens to listen to job ends; the worker
     and the janitor run in the background until the block ends."""
     check_store(cluster, state)
     prefix = registry_prefix(cluster.name)
     queue = PlacementQueue.open(state.redis, prefix, node_id)
-    tokens = Tokens(queue)
+    tokens = Tokens(queue, lost)
     streams = p.streams_for(node_id, cluster.labels)
     worker = Worker(queue, streams, free_slots, launch, tokens=tokens, registry_prefix=prefix)
 
@@ -425,7 +518,8 @@ async def placing(
         tokens.fenced.add(job_id)
         await kill(job_id)
 
-    fence = Fence(own_lease, cluster.lease_ttl_s * FENCE_SHARE, tokens.retryable, fence_kill)
+    fence = Fence(own_lease, cluster.lease_ttl_s * FENCE_SHARE, tokens.retryable, fence_kill,
+                  verify=tokens.verify, verify_every_s=cluster.lease_ttl_s)  # fmt: skip
     tasks = [
         asyncio.create_task(worker.run(), name="placement-worker"),
         asyncio.create_task(janitor.run(), name="placement-janitor"),

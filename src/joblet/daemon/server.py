@@ -32,6 +32,7 @@ from joblet.cluster.config import ClusterConfig, load_cluster_config
 from joblet.cluster.forward import Peers
 from joblet.cluster.jobs import ClusterJobs
 from joblet.cluster.placed import PlacedView
+from joblet.cluster.placement import NODE_LOST
 from joblet.cluster.registry import RedisLeases
 from joblet.config.model import DaemonConfig, RootLayout
 from joblet.daemon import forwarding, log_rpc, metrics_rpc
@@ -395,6 +396,12 @@ class Daemon:
         assert self.manager is not None
         await self.manager.stop(job_id, "placement fence", signal.SIGKILL, 0.0)
 
+    async def _lost_here(self, job_id: str) -> None:
+        """A placed job the cluster holds lost with this node: its end here
+        is the cluster's (a copy still running is killed)."""
+        assert self.manager is not None
+        await self.manager.overrule_lost(job_id, NODE_LOST)
+
     def _restore(
         self,
         listeners: JobListeners,
@@ -510,7 +517,7 @@ class Daemon:
                 placer, tokens = await self._stack.enter_async_context(
                     placing(self._cluster, state, node_id, leases=self._leases, others=others,
                             free_slots=self.manager.free_slots, launch=jobs.launch_placed,
-                            kill=self._fence_kill)
+                            kill=self._fence_kill, lost=self._lost_here)
                 )  # fmt: skip
                 assert self._listeners is not None
                 self._listeners.add(tokens)
