@@ -26,6 +26,7 @@ import pytest
 from joblet.api import joblet_pb2 as pb
 from joblet.cluster import placement as p
 from joblet.cluster.lease import registry_prefix
+from joblet.testing.gpus import FAKE_GPUS, make_driver_tree, make_fake_host
 
 from .conftest import ROOT_NEEDED, RunningDaemon, launch_daemon, wait_status
 from .netns import Netns, in_netns
@@ -122,6 +123,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                             "labels": {"role": name}, "placement": True},
                 "network": {"bridgeCidr": f"10.23{n}.0.0/24", "isolatedPool": f"10.24{n}.0.0/24"},
             }  # fmt: skip
+            if name == "n3":  # the one node with GPUs (fake ones: a static inventory)
+                gpu = make_fake_host(tmp / "gpu-host")
+                sections["gpu"] = {**gpu, "driverPaths": [str(make_driver_tree(tmp / "drv"))]}
             cluster.daemons[name] = launch_daemon(Path(tmp / name), sections, world=world)
         yield cluster
     finally:
@@ -360,6 +364,39 @@ def test_cancels_racing_claims_either_win_or_lose_never_both(cluster: Cluster) -
     for job_id, said in outcomes.items():
         assert (states[job_id] == "CANCELED") == (said == "CANCELED"), (job_id, said)
         assert started[job_id] == (0 if said == "CANCELED" else 1), (job_id, said)
+
+
+def test_gpu_jobs_are_taken_only_by_a_node_with_free_gpus(cluster: Cluster) -> None:
+    """GPU jobs sent to nodes without GPUs wait in the `gpu:N` streams until
+    the one node with GPUs (two) has that many free; the others never read
+    those streams."""
+    gpu_node = cluster.node_id("n3")
+    ones = _run(cluster.daemons["n1"], 3, command="sleep", args=["3"], gpu_count=1)
+    deadline = time.monotonic() + 30
+    while sorted(cluster.states(ones)) != ["QUEUED", "RUNNING", "RUNNING"]:
+        assert time.monotonic() < deadline, cluster.states(ones)
+        time.sleep(0.1)
+    two = _run(cluster.daemons["n2"], 1, command="true", gpu_count=2)
+    three = _run(cluster.daemons["n2"], 1, command="true", gpu_count=3)  # no node has 3
+    time.sleep(0.5)  # n3's reads go on meanwhile
+    # not claimed: no node has two free now (the third one-GPU job waits too)
+    assert sorted(cluster.states(ones + two)) == ["QUEUED", "QUEUED", "RUNNING", "RUNNING"]
+    cluster.wait_states(ones + two, {"COMPLETED"}, timeout=60)
+    starts = cluster.starts()
+    assert all(starts["n3"][j] == 1 for j in ones + two), starts["n3"]
+    assert not any(starts[n][j] for n in ("n1", "n2") for j in ones + two)
+    for count in (1, 2):  # the streams' only reader: the node with GPUs
+        stream = p.stream_key(PREFIX, p.gpu_stream(count))
+        readers = cluster.redis_do(lambda c, s=stream: c.xinfo_consumers(s, p.GROUP))
+        assert {r["name"].decode() for r in readers} == {gpu_node}, (count, readers)
+    gpu3 = p.stream_key(PREFIX, p.gpu_stream(3))  # no node with three: nobody reads it
+    assert cluster.redis_do(lambda c: c.xinfo_groups(gpu3)) == []
+    res = cluster.daemons["n1"].jobs().GetJobStatus(pb.GetJobStatusReq(uuid=three[0]))
+    assert (res.status, res.nodeId, res.gpu_count) == ("QUEUED", "", 3)
+    assert cluster.daemons["n1"].jobs().CancelJob(pb.CancelJobReq(uuid=three[0])).status == (
+        "CANCELED"
+    )
+    assert len(FAKE_GPUS) == 2
 
 
 def test_a_killed_node_its_running_jobs_fail_its_claims_run_elsewhere(cluster: Cluster) -> None:

@@ -20,10 +20,12 @@ NODE_LOST = "node lost"
 
 @dataclass(frozen=True)
 class Place:
-    """Where a job may run: any node, one node, or nodes with one label."""
+    """Where a job may run: any node, one node, nodes with one label, or
+    (`gpus`) any node with that many GPUs free."""
 
     node: str = ""
     label: tuple[str, str] | None = None
+    gpus: int = 0
 
     @property
     def stream(self) -> str:
@@ -31,7 +33,25 @@ class Place:
             return f"node:{self.node}"
         if self.label is not None:
             return f"label:{self.label[0]}={self.label[1]}"
+        if self.gpus:
+            return gpu_stream(self.gpus)
         return "any"
+
+    @property
+    def anywhere(self) -> bool:
+        return not self.node and self.label is None
+
+
+def gpu_stream(count: int) -> str:
+    """The stream of jobs that need `count` GPUs, read only by nodes with
+    that many free."""
+    return f"gpu:{count}"
+
+
+def gpu_streams(free: int, total: int) -> list[str]:
+    """The GPU streams a node with `free` of its `total` GPUs reads now, the
+    largest first (a node fills its GPUs with the biggest jobs it can take)."""
+    return [gpu_stream(n) for n in range(min(free, total), 0, -1)]
 
 
 def parse_place(text: str) -> Place:

@@ -93,8 +93,11 @@ class PlacementQueue:
                 if not isinstance(exc.__cause__, ResponseError) or "BUSYGROUP" not in str(exc):
                     raise
 
-    async def read(self, streams: list[str], count: int, block_ms: int = BLOCK_MS) -> list[Entry]:
-        """New entries for this node, at most `count`."""
+    async def read(
+        self, streams: list[str], count: int, block_ms: int | None = BLOCK_MS
+    ) -> list[Entry]:
+        """New entries for this node, at most `count` per stream (None: an
+        answer at once, without waiting for one)."""
         wanted: dict[str | bytes | memoryview, str | bytes | memoryview | int] = {
             self.stream_key(s): ">" for s in streams
         }

@@ -55,9 +55,10 @@ def placeable(request: pb.RunJobRequest, max_bytes: int) -> str:
         return "its stdin is fed through this node"
     if request.schedule or request.requirements or request.workflowUuid:
         return "a scheduled or waiting job stays on the node that received it"
-    if request.gpu_count or request.gpu_ids:
-        # No stream of GPU nodes yet: a GPU job runs where its GPUs were asked.
-        return "a GPU job stays on the node that received it"
+    if request.gpu_ids:
+        return "a job that names its GPUs stays on the node that received it"
+    if request.gpu_memory_mb:  # the gpu streams are by count: memory is no node's promise
+        return "a GPU job that asks for GPU memory stays on the node that received it"
     if request.ByteSize() > max_bytes:
         return f"it is larger than cluster.maxUploadBytes ({max_bytes} bytes)"
     return ""
@@ -82,6 +83,8 @@ class Placer:
             place = p.parse_place(request.place)
         except ValueError as exc:
             raise InvalidArgument(str(exc)) from exc
+        if request.gpu_count and place.anywhere:  # read only where that many GPUs are free
+            place = p.Place(gpus=request.gpu_count)
         job_id = new_job_id()
         try:
             await self.queue.submit(
@@ -266,7 +269,9 @@ class End:
 
 
 class Worker:
-    """Takes jobs from this node's streams while it has free slots."""
+    """Takes jobs from this node's streams while it has free slots, and
+    from the GPU streams (`gpus`: this node's GPUs, 0 = none, never read)
+    only those it has the free GPUs for."""
 
     def __init__(
         self,
@@ -277,6 +282,8 @@ class Worker:
         *,
         tokens: Tokens,
         registry_prefix: str,
+        gpus: int = 0,
+        free_gpus: Callable[[], int] = lambda: 0,
     ) -> None:
         self._queue = queue
         self._streams = streams
@@ -284,6 +291,9 @@ class Worker:
         self._launch = launch
         self._tokens = tokens
         self._registry_prefix = registry_prefix
+        self._gpus = gpus
+        self._free_gpus = free_gpus
+        self._gpus_launching = 0  # GPUs of launches under way, not yet allocated
         self._next_stale = 0.0
         self._launching: set[asyncio.Task[None]] = set()
         self.started = 0
@@ -316,9 +326,11 @@ class Worker:
         room = (free if free >= 0 else UNLIMITED_BATCH) - len(self._launching)
         if room <= 0:
             return False
-        count = room
         if not self._next_stale:  # the groups first: a stream no one read yet has none
-            await self._queue.ensure_groups(self._streams)
+            await self._queue.ensure_groups(self._streams + p.gpu_streams(self._gpus, self._gpus))
+        count = room - await self._gpu_turn(room)
+        if count <= 0:
+            return True
         entries: list[Entry] = []
         now = time.monotonic()
         if now >= self._next_stale:
@@ -330,17 +342,34 @@ class Worker:
             await self._take(entry)
         return True
 
-    async def _take(self, entry: Entry) -> None:
+    async def _gpu_turn(self, room: int) -> int:
+        """GPU jobs taken (one read without waiting per stream this node
+        has the GPUs for, the largest first); how many."""
+        if self._gpus <= 0:
+            return 0
+        free = self._free_gpus() - self._gpus_launching
+        taken = 0
+        for stream in p.gpu_streams(free, self._gpus):
+            need = int(stream.rpartition(":")[2])
+            if taken >= room or need > free:
+                continue
+            for entry in await self._queue.read([stream], 1, block_ms=None):
+                if await self._take(entry):
+                    free, taken = free - need, taken + 1
+        return taken
+
+    async def _take(self, entry: Entry) -> bool:
         claim = await self._queue.claim(entry)
         if claim is None:
-            return  # its job is no longer QUEUED: dropped
+            return False  # its job is no longer QUEUED: dropped
         request = pb.RunJobRequest.FromString(claim.request)
         started = await self._queue.start(claim, self._registry_prefix)
         if started != 1:
             why = "its claim is stale" if started == 0 else "this node's lease has lapsed"
             log.warning("placement: job %s not started: %s", claim.job_id, why)
-            return
+            return False
         await self._run(claim, request)
+        return True
 
     async def _run(self, claim: Claim, request: pb.RunJobRequest) -> None:
         """The launch, in the background: the next entries are claimed while
@@ -353,11 +382,14 @@ class Worker:
         task.add_done_callback(self._launching.discard)
 
     async def _launch_one(self, claim: Claim, request: pb.RunJobRequest) -> None:
+        self._gpus_launching += request.gpu_count
         try:
             await self._launch(claim.job_id, request)
         except Exception as exc:  # refused here (a volume it names, say): its end
             log.warning("placement: job %s refused on this node: %s", claim.job_id, exc)
             self._tokens.refused(claim.job_id, str(exc))
+        finally:  # allocated by now (or refused): the allocator counts them
+            self._gpus_launching -= request.gpu_count
 
 
 class Fence:
@@ -490,6 +522,8 @@ async def placing(
     launch: Launch,
     kill: Callable[[str], Awaitable[None]],
     lost: Callable[[str], Awaitable[None]] | None = None,
+    gpus: int = 0,
+    free_gpus: Callable[[], int] = lambda: 0,
 ) -> AsyncIterator[tuple[Placer, Tokens]]:
     """The placer for RunJob and the tokens to listen to job ends; the worker
     and the janitor run in the background until the block ends."""
@@ -498,7 +532,8 @@ async def placing(
     queue = PlacementQueue.open(state.redis, prefix, node_id)
     tokens = Tokens(queue, lost)
     streams = p.streams_for(node_id, cluster.labels)
-    worker = Worker(queue, streams, free_slots, launch, tokens=tokens, registry_prefix=prefix)
+    worker = Worker(queue, streams, free_slots, launch, tokens=tokens, registry_prefix=prefix,
+                    gpus=gpus, free_gpus=free_gpus)  # fmt: skip
 
     async def live() -> Mapping[str, object]:
         return {lease.node_id: lease for lease in await leases.live()}
@@ -525,7 +560,8 @@ async def placing(
         asyncio.create_task(janitor.run(), name="placement-janitor"),
         asyncio.create_task(fence.run(cluster.renew_every_s / 2), name="placement-fence"),
     ]
-    log.info("placement: this node takes jobs from %s", ", ".join(streams))
+    log.info("placement: this node takes jobs from %s",
+             ", ".join(streams + p.gpu_streams(gpus, gpus)))  # fmt: skip
     try:
         yield Placer(queue, cluster.max_upload_bytes), tokens
     finally:

@@ -396,6 +396,14 @@ class Daemon:
         assert self.manager is not None
         await self.manager.stop(job_id, "placement fence", signal.SIGKILL, 0.0)
 
+    def _gpu_count(self) -> int:
+        gpus = None if self.manager is None else self.manager.gpus
+        return len(gpus.host.gpus) if gpus is not None and gpus.config.enabled else 0
+
+    def _free_gpus(self) -> int:
+        gpus = None if self.manager is None else self.manager.gpus
+        return gpus.free_count() if gpus is not None else 0
+
     async def _lost_here(self, job_id: str) -> None:
         """A placed job the cluster holds lost with this node: its end here
         is the cluster's (a copy still running is killed)."""
@@ -517,7 +525,8 @@ class Daemon:
                 placer, tokens = await self._stack.enter_async_context(
                     placing(self._cluster, state, node_id, leases=self._leases, others=others,
                             free_slots=self.manager.free_slots, launch=jobs.launch_placed,
-                            kill=self._fence_kill, lost=self._lost_here)
+                            kill=self._fence_kill, lost=self._lost_here,
+                            gpus=self._gpu_count(), free_gpus=self._free_gpus)
                 )  # fmt: skip
                 assert self._listeners is not None
                 self._listeners.add(tokens)
