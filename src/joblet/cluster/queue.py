@@ -179,6 +179,23 @@ class PlacementQueue:
             for job_id, (token, state) in zip(ids, rows, strict=True)
         }
 
+    async def owned(self, also: list[str]) -> dict[str, dict[str, str]]:
+        """The placed jobs this node holds in the store, and those of `also`
+        that were placed: id -> token, state, node, retry."""
+        ids = {_text(i) for i in await self._call(
+            self._client.smembers(p.owned_key(self._prefix, self._node_id)))}  # fmt: skip
+        ordered = sorted(ids | set(also))
+        pipe = self._client.pipeline(transaction=False)
+        for job_id in ordered:
+            pipe.hmget(p.job_key(self._prefix, job_id), "token", "state", "node", "retry")
+        rows = await self._call(pipe.execute())
+        names = ("token", "state", "node", "retry")
+        return {
+            job_id: {k: _text(v) for k, v in zip(names, row, strict=True) if v is not None}
+            for job_id, row in zip(ordered, rows, strict=True)
+            if row[1] is not None
+        }
+
     async def listed(self) -> dict[str, dict[str, bytes]]:
         """The placed jobs the cluster lists from their hash (see
         placement.listed_key): id -> the hash's fields."""

@@ -166,6 +166,39 @@ class Tokens:
                     return
             await asyncio.sleep(0.5)
 
+    async def adopt(self, node_id: str, find: Callable[[str], Job | None], live: list[str]) -> None:
+        """At start-up (the daemon restarted): the placed jobs the store says
+        this node holds, and the placed ones among `live` (jobs restored
+        running here), each taken up again: one still running here is held
+        (its end written with its token); one that ended here has that end
+        written; a claim never started is queued again; one started and
+        unknown here FAILED "node lost"; one the cluster moved on meanwhile
+        is handed to `lost`."""
+        for job_id, rec in (await self._queue.owned(live)).items():
+            token, state = int(rec.get("token") or 0), rec.get("state", "")
+            mine = rec.get("node") == node_id and state in (p.CLAIMED, p.RUNNING)
+            job = find(job_id)
+            running = job is not None and not job.status.is_final
+            if mine and running:
+                self.hold(job_id, token, rec.get("retry") == "1")
+            elif mine and job is not None:
+                end = End(job.status.value, job.end_reason, job.ended_at, job.exit_code)
+                await self._finish(job_id, token, end)
+            elif mine and state == p.CLAIMED:
+                await self._queue.give_back(job_id, token)
+            elif mine:
+                end = End(JobStatus.FAILED.value, p.NODE_LOST, time.time(), -1)
+                await self._finish(job_id, token, end)
+            elif running:  # moved on while this node was down: its copy here goes
+                self._tokens[job_id] = -1
+                self.moved[job_id] = state
+                if self._lost is not None:
+                    await self._lost(job_id)
+            else:
+                continue
+            log.info("placement: job %s taken up again after a restart (%s here, %s in the"
+                     " cluster)", job_id, job.status if job else "unknown", state)  # fmt: skip
+
     async def verify(self) -> list[str]:
         """The jobs running here that the cluster moved on meanwhile (their
         token changed: this node's lease lapsed), each handed to `lost`."""
@@ -524,6 +557,7 @@ async def placing(
     lost: Callable[[str], Awaitable[None]] | None = None,
     gpus: int = 0,
     free_gpus: Callable[[], int] = lambda: 0,
+    local: tuple[Callable[[str], Job | None], Callable[[], list[Job]]] | None = None,
 ) -> AsyncIterator[tuple[Placer, Tokens]]:
     """The placer for RunJob and the tokens to listen to job ends; the worker
     and the janitor run in the background until the block ends."""
@@ -531,6 +565,12 @@ async def placing(
     prefix = registry_prefix(cluster.name)
     queue = PlacementQueue.open(state.redis, prefix, node_id)
     tokens = Tokens(queue, lost)
+    if local is not None:  # this node's jobs (find, snapshot): a restart takes its own up
+        find, snapshot = local
+        try:
+            await tokens.adopt(node_id, find, [j.id for j in snapshot() if not j.status.is_final])
+        except StateBackendError as exc:  # left to the janitor, should this node lapse
+            log.warning("placement: this node's placed jobs not taken up again: %s", exc)
     streams = p.streams_for(node_id, cluster.labels)
     worker = Worker(queue, streams, free_slots, launch, tokens=tokens, registry_prefix=prefix,
                     gpus=gpus, free_gpus=free_gpus)  # fmt: skip

@@ -526,7 +526,8 @@ class Daemon:
                     placing(self._cluster, state, node_id, leases=self._leases, others=others,
                             free_slots=self.manager.free_slots, launch=jobs.launch_placed,
                             kill=self._fence_kill, lost=self._lost_here,
-                            gpus=self._gpu_count(), free_gpus=self._free_gpus)
+                            gpus=self._gpu_count(), free_gpus=self._free_gpus,
+                            local=(self.manager.find, self.manager.snapshot))
                 )  # fmt: skip
                 assert self._listeners is not None
                 self._listeners.add(tokens)
