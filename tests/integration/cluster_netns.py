@@ -12,12 +12,15 @@ import os
 import re
 import signal
 import subprocess
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+
+import grpc
 
 from joblet.api import joblet_pb2 as pb
 from joblet.cluster import placement as p
@@ -192,3 +195,35 @@ class SplitCluster:
             assert res.status == "QUEUED", res
             ids.append(res.jobUuid)
         return ids
+
+
+class Load:
+    """`true` jobs sent to each of `names` (a thread each, so a node cut off
+    holds up only its own), about `rate` a second each, until stopped; the
+    ids accepted, and the refusals."""
+
+    def __init__(self, cluster: SplitCluster, names: list[str], rate: float) -> None:
+        self._stubs = [cluster.daemons[n].jobs() for n in names]
+        self._gap = 1 / rate
+        self._stop = threading.Event()
+        self.ids: list[str] = []
+        self.errors: list[str] = []
+        self._threads = [threading.Thread(target=self._send, args=(s,)) for s in self._stubs]
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+
+    def _send(self, stub: Any) -> None:
+        while not self._stop.wait(self._gap):
+            try:
+                res = stub.RunJob(pb.RunJobRequest(command="true"), timeout=10)
+                self.ids.append(res.jobUuid)
+            except grpc.RpcError as exc:  # a node cut off, hung or down
+                self.errors.append(f"{exc.code()}: {exc.details()}")

@@ -9,19 +9,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-import grpc
 import pytest
 
-from joblet.api import joblet_pb2 as pb
 from joblet.cluster import placement as p
 
-from .cluster_netns import SplitCluster
+from .cluster_netns import Load, SplitCluster
 from .conftest import ROOT_NEEDED
 
 pytestmark = [pytest.mark.integration, pytest.mark.privileged]
@@ -41,38 +38,6 @@ def split(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SplitCluster]:
         yield cluster
     finally:
         cluster.close()
-
-
-class Load:
-    """`true` jobs sent to each of `names` (a thread each, so a node cut off
-    holds up only its own), about `rate` a second each, until stopped; the
-    ids accepted, and the refusals."""
-
-    def __init__(self, cluster: SplitCluster, names: list[str], rate: float) -> None:
-        self._stubs = [cluster.daemons[n].jobs() for n in names]
-        self._gap = 1 / rate
-        self._stop = threading.Event()
-        self.ids: list[str] = []
-        self.errors: list[str] = []
-        self._threads = [threading.Thread(target=self._send, args=(s,)) for s in self._stubs]
-
-    def __enter__(self) -> Load:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=30)
-
-    def _send(self, stub: Any) -> None:
-        while not self._stop.wait(self._gap):
-            try:
-                res = stub.RunJob(pb.RunJobRequest(command="true"), timeout=10)
-                self.ids.append(res.jobUuid)
-            except grpc.RpcError as exc:  # the cut-off node: its store is away
-                self.errors.append(f"{exc.code()}: {exc.details()}")
 
 
 def test_a_partitioned_node_is_lost_in_time_and_refused_once_back(split: SplitCluster) -> None:
