@@ -19,13 +19,14 @@ WAITING = "placed: waiting for a node with room"
 _NO_LIMIT = 1 << 62  # the request was checked when it was accepted
 
 
-def placed_job(job_id: str, fields: Mapping[str, bytes], host_cpus: int) -> Job:
+def placed_job(job_id: str, fields: Mapping[str, bytes], spec: JobSpec) -> Job:
+    """The job as its hash has it; `spec` is its request's (see spec_of)."""
     state = _text(fields.get("state"))
     node = _text(fields.get("node"))
     status, wait = _status(state, node)
     return Job(
         job_id,
-        _spec(fields.get("request"), host_cpus),
+        spec,
         status,
         node_id=node if status is not JobStatus.QUEUED else "",
         created_at=_number(fields.get("created")),
@@ -46,7 +47,7 @@ def _status(state: str, node: str) -> tuple[JobStatus, str]:
         return JobStatus.FAILED, ""
 
 
-def _spec(raw: bytes | None, host_cpus: int) -> JobSpec:
+def spec_of(raw: bytes | None, host_cpus: int) -> JobSpec:
     """The request as accepted; an unreadable one (a newer node's) still
     lists, by its command alone."""
     if not raw:
@@ -73,16 +74,25 @@ def _number(raw: bytes | None) -> float:
 
 
 class PlacedView:
-    """The placed jobs of the store as Jobs (see placement.listed_key)."""
+    """The placed jobs of the store as Jobs (see placement.listed_key). A
+    request never changes: each is read into a spec once, kept while its
+    job is listed (a listing of many queued jobs pays for the new ones)."""
 
     def __init__(self, queue: PlacementQueue, host_cpus: int) -> None:
         self._queue = queue
         self._host_cpus = host_cpus
+        self._specs: dict[str, JobSpec] = {}
+
+    def _spec(self, job_id: str, fields: Mapping[str, bytes]) -> JobSpec:
+        spec = self._specs.get(job_id)
+        return spec if spec is not None else spec_of(fields.get("request"), self._host_cpus)
 
     async def jobs(self) -> list[Job]:
-        listed = await self._queue.listed()
-        return [placed_job(i, fields, self._host_cpus) for i, fields in listed.items()]
+        listed = await self._queue.listed(self._specs.__contains__)
+        specs = {i: self._spec(i, fields) for i, fields in listed.items()}
+        self._specs = specs  # the jobs no longer listed are dropped
+        return [placed_job(i, fields, specs[i]) for i, fields in listed.items()]
 
     async def job(self, job_id: str) -> Job | None:
         fields = await self._queue.placed(job_id)
-        return placed_job(job_id, fields, self._host_cpus) if fields else None
+        return placed_job(job_id, fields, self._spec(job_id, fields)) if fields else None

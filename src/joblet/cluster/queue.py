@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 BLOCK_MS = 500  # a read waits this long for an entry before the loop looks again
+_LISTED = ("state", "node", "created", "ended", "reason")  # what a listing shows
 
 
 @dataclass(frozen=True)
@@ -196,20 +198,30 @@ class PlacementQueue:
             if row[1] is not None
         }
 
-    async def listed(self) -> dict[str, dict[str, bytes]]:
+    async def listed(self, known: Callable[[str], bool]) -> dict[str, dict[str, bytes]]:
         """The placed jobs the cluster lists from their hash (see
-        placement.listed_key): id -> the hash's fields."""
+        placement.listed_key): id -> the hash's fields, the request only of
+        those `known` says the caller has not read yet (it never changes)."""
         ids = sorted(_text(i) for i in await self._call(
             self._client.smembers(p.listed_key(self._prefix))))  # fmt: skip
         pipe = self._client.pipeline(transaction=False)
         for job_id in ids:
-            pipe.hgetall(p.job_key(self._prefix, job_id))
+            pipe.hmget(p.job_key(self._prefix, job_id), *_LISTED)
         rows = await self._call(pipe.execute())
-        return {
-            job_id: {_text(k): bytes(v) for k, v in row.items()}
+        out = {
+            job_id: {k: bytes(v) for k, v in zip(_LISTED, row, strict=True) if v is not None}
             for job_id, row in zip(ids, rows, strict=True)
-            if row
+            if row[0] is not None
         }
+        new = [job_id for job_id in out if not known(job_id)]
+        if new:
+            pipe = self._client.pipeline(transaction=False)
+            for job_id in new:
+                pipe.hget(p.job_key(self._prefix, job_id), "request")
+            for job_id, request in zip(new, await self._call(pipe.execute()), strict=True):
+                if request is not None:
+                    out[job_id]["request"] = bytes(request)
+        return out
 
     async def placed(self, job_id: str) -> dict[str, bytes]:
         """One placed job's hash ({} when there is none)."""
