@@ -208,9 +208,13 @@ class Tokens:
         if not held:
             return []
         now = await self._queue.current(held)
-        moved = sorted(i for i, (token, _) in now.items() if i in self._tokens and token != held[i])
+        # A record gone from the store (lost with it) is no decision: left running.
+        moved = sorted(
+            i for i, (token, state) in now.items()
+            if i in self._tokens and state and token != held[i]
+        )  # fmt: skip
         for job_id in moved:
-            self.moved[job_id] = now[job_id][1] or "gone"
+            self.moved[job_id] = now[job_id][1]
             log.warning(
                 "placement: job %s: the cluster moved it on while this node was away (%s"
                 " there): its copy here is killed", job_id, self.moved[job_id],

@@ -69,3 +69,31 @@ def test_a_restarted_node_takes_each_of_its_placed_jobs_up_again() -> None:
     assert store.given_back == [("claimed", 3)]
     assert killed == ["moved"] and tokens.moved == {"moved": "FAILED"}
     assert tokens._tokens == {"running": 3, "moved": -1}
+
+
+class Current:
+    def __init__(self, now: dict[str, tuple[int, str]]) -> None:
+        self.now = now
+
+    async def current(self, held: dict[str, int]) -> dict[str, tuple[int, str]]:
+        return {job_id: self.now[job_id] for job_id in held}
+
+
+def test_a_node_kills_only_what_the_cluster_moved_on() -> None:
+    """Its token changed: the cluster decided (FAILED, queued again); the
+    same token: still this node's; a record gone from the store: no
+    decision, left running."""
+    store = Current({"same": (1, "RUNNING"), "failed": (3, "FAILED"),
+                     "again": (4, "QUEUED"), "gone": (0, "")})  # fmt: skip
+    killed: list[str] = []
+
+    async def lost(job_id: str) -> None:
+        killed.append(job_id)
+
+    tokens = Tokens(cast("PlacementQueue", store), lost)
+    for job_id, token in (("same", 1), ("failed", 2), ("again", 2), ("gone", 5)):
+        tokens.hold(job_id, token, retry=False)
+    assert asyncio.run(tokens.verify()) == ["again", "failed"]
+    assert killed == ["again", "failed"]
+    assert tokens.moved == {"again": "QUEUED", "failed": "FAILED"}
+    assert asyncio.run(tokens.verify()) == []  # asked once each
