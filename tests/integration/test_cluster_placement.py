@@ -2,9 +2,12 @@
 redis-server with AOF (appendfsync always), all in one network namespace of
 the test's own: jobs sent to any node run once each, spread over the nodes;
 a node killed with SIGKILL has its running jobs FAILED "node lost" and its
-claimed ones run elsewhere; a stale token's writes are refused; with Redis
-away RunJob answers UNAVAILABLE, and a Redis restart keeps every job it
-acknowledged."""
+claimed ones run elsewhere; a stale token's writes are refused, and a node
+back from a hang kills its copy of a job the cluster moved on; a job no node
+has taken is listed and canceled through any node (a cancel never lets a
+claim start too); GPU jobs go only to the node with GPUs free (n3, fake GPUs
+of a static inventory); with Redis away RunJob answers UNAVAILABLE, and a
+Redis restart keeps every job it acknowledged."""
 
 from __future__ import annotations
 
