@@ -25,6 +25,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -57,7 +58,9 @@ def lost_after(split: SplitCluster, kind: str, rounds: int) -> tuple[list[float]
             split.daemons["b"].restart()
         else:
             (split.heal if kind == "partition" else split.wake)("b")
+            deadline = time.monotonic() + 60
             while f"late:{node}" not in split.records(job)[0]:
+                assert time.monotonic() < deadline, f"{kind}: the node did not note job {job}"
                 time.sleep(0.02)
             back.append(time.monotonic() - start)
         while not split.lease_alive("b"):
@@ -116,7 +119,8 @@ def main() -> None:
         many = 300 if args.quick else 1000
         bare = p50(list_times(split, samples))
         ran = split.run("b", many, command="true", place=f"node={split.node_id('a')}")
-        split.wait_states(ran, {"COMPLETED"}, timeout=600)
+        done = Counter(split.wait_states(ran, {"COMPLETED", "FAILED"}, timeout=600))
+        report.notes.append(f"the {many} jobs of node a ended: {dict(done)}")
         with_records = p50(list_times(split, samples))
         split.run("a", many, command="true", place="label=role=nobody")
         with_queued = p50(list_times(split, samples))
