@@ -31,6 +31,8 @@ from joblet.api import joblet_pb2_grpc as pb_grpc
 from joblet.cluster.config import ClusterConfig, load_cluster_config
 from joblet.cluster.forward import Peers
 from joblet.cluster.jobs import ClusterJobs
+from joblet.cluster.placed import PlacedView
+from joblet.cluster.placement import NODE_LOST
 from joblet.cluster.registry import RedisLeases
 from joblet.config.model import DaemonConfig, RootLayout
 from joblet.daemon import forwarding, log_rpc, metrics_rpc
@@ -372,7 +374,7 @@ class Daemon:
     def _forward_to_owners(
         self, server: grpc.aio.Server, jobs: JobService, others: ClusterJobs, node_id: str,
         metrics: MetricsHub,
-    ) -> None:  # fmt: skip
+    ) -> Router:  # fmt: skip
         """Calls about another member's job answered by that member."""
         assert self.manager is not None and self._leases is not None
         cluster, peers = self._cluster, None
@@ -387,11 +389,26 @@ class Daemon:
         history = cast("Callable[[Any, Any], Awaitable[Any]]", raw)  # stubs: sync only
         router = Router(self.manager, others, self._leases, node_id, peers)
         forwarding.install(server, router, jobs, history)
+        return router
 
     async def _fence_kill(self, job_id: str) -> None:
         """A placed job killed because this node may have lost the cluster."""
         assert self.manager is not None
         await self.manager.stop(job_id, "placement fence", signal.SIGKILL, 0.0)
+
+    def _gpu_count(self) -> int:
+        gpus = None if self.manager is None else self.manager.gpus
+        return len(gpus.host.gpus) if gpus is not None and gpus.config.enabled else 0
+
+    def _free_gpus(self) -> int:
+        gpus = None if self.manager is None else self.manager.gpus
+        return gpus.free_count() if gpus is not None else 0
+
+    async def _lost_here(self, job_id: str) -> None:
+        """A placed job the cluster holds lost with this node: its end here
+        is the cluster's (a copy still running is killed)."""
+        assert self.manager is not None
+        await self.manager.overrule_lost(job_id, NODE_LOST)
 
     def _restore(
         self,
@@ -488,7 +505,10 @@ class Daemon:
             self.workflows, config, self._networks, self._volumes,
             runtimes=lambda: [record.spec.name for record in store.installed()],
         )  # fmt: skip
-        others = None if self._leases is None else ClusterJobs(self._leases, node_id)
+        others = (
+            None if self._leases is None
+            else ClusterJobs(self._leases, node_id, local=self.manager.find)
+        )  # fmt: skip
         jobs = JobService(
             self.manager, config, metrics, self._networks, self._volumes,
             workflows=rpc, shell=self.workflows, cluster=others,
@@ -499,16 +519,22 @@ class Daemon:
         # Sends stored samples' bytes as they are (24 h = 17,280 samples).
         metrics_rpc.install_raw_history(server, manager.history_ref, metrics)
         if others is not None:
-            self._forward_to_owners(server, jobs, others, node_id, metrics)
+            router = self._forward_to_owners(server, jobs, others, node_id, metrics)
             if self._cluster.placement:
                 assert self._leases is not None
-                jobs.placer, tokens = await self._stack.enter_async_context(
+                placer, tokens = await self._stack.enter_async_context(
                     placing(self._cluster, state, node_id, leases=self._leases, others=others,
                             free_slots=self.manager.free_slots, launch=jobs.launch_placed,
-                            kill=self._fence_kill)
+                            kill=self._fence_kill, lost=self._lost_here,
+                            gpus=self._gpu_count(), free_gpus=self._free_gpus,
+                            local=(self.manager.find, self.manager.snapshot))
                 )  # fmt: skip
                 assert self._listeners is not None
                 self._listeners.add(tokens)
+                # Placed jobs no node took yet: listed, and canceled, from any node.
+                jobs.placer = placer
+                router.queue = placer.queue
+                others.placed = PlacedView(placer.queue, os.cpu_count() or 1)
         if config.metrics.prometheus.enabled:
             await self._stack.enter_async_context(
                 PrometheusExporter(metrics, collector, config.metrics.prometheus,

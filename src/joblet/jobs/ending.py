@@ -301,7 +301,7 @@ def _exited(event: JobExit, rt: JobRuntime, oom_killed: bool, job: Job, requeue:
         stopped_by=rt.stopped_by,
         timed_out=rt.timed_out,
         oom_killed=oom_killed,
-        lost=recovery.LOST_REASON if event.lost else "",
+        lost=rt.lost_reason or (recovery.LOST_REASON if event.lost else ""),
         preempted_by=job.preempted_for,
         requeue=requeue,
     )
