@@ -280,7 +280,7 @@ class Daemon:
         metrics = await self._stack.enter_async_context(
             MetricsHub(
                 self.config.metrics,
-                sink=helpers.persist.send_metric,
+                batch_sink=helpers.persist.send_metrics,
                 finished=helpers.persist.metrics_finished,
                 history_source=history,
             )
