@@ -371,6 +371,27 @@ class Daemon:
         early = not load_cluster_config(self.config_path).enabled
         if early:
             await self._serve(node_id, metrics, helpers.state_config, gate)
+        try:
+            await self._restore_all(helpers, launcher, loading, listeners)
+        except BaseException:
+            if self.server is not None:  # no call waits on a gate that never opens
+                await self.server.stop(0)
+            raise
+        if not early:
+            await self._serve(node_id, metrics, helpers.state_config, gate)
+        gate.open()
+
+    async def _restore_all(
+        self,
+        helpers: Helpers,
+        launcher: LauncherLink,
+        loading: asyncio.Task[Loaded],
+        listeners: JobListeners,
+    ) -> None:
+        """The jobs and workflows of the previous run taken over (their state
+        loaded, running jobs re-attached), and what depends on them."""
+        manager = self.manager
+        assert manager is not None
         loaded = await loading
         jobs = loaded.jobs
         running, orphaned = await launcher.running_detail()
@@ -381,9 +402,6 @@ class Daemon:
         self._volumes.set_users_of(self._volume_users)
         self._networks.restore(j.id for j in manager.list_jobs() if not j.status.is_final)
         log.info("loaded %d job(s) from state (%s)", len(jobs), helpers.state_config.backend)
-        if not early:
-            await self._serve(node_id, metrics, helpers.state_config, gate)
-        gate.open()
 
     async def _join_cluster(self, state: StateConfig, node_id: str) -> None:
         """This node's lease in the cluster's store, when cluster.name is set."""
