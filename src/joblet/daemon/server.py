@@ -325,9 +325,10 @@ class Daemon:
         for problem in await asyncio.to_thread(self._volumes.restore):
             log.warning("volume: %s", problem)
         launcher = await starting
-        running = await launcher.running()
-        clean_leftovers(cgroups, set(running), functools.partial(proven_own, claim, layout.jobs))
-        clean_leftover_roots(layout.jobs, set(running))
+        # What a previous run left is cleaned after listening (behind the
+        # gate, before the restore): with thousands of job directories it
+        # takes a while.
+        self._leftovers = functools.partial(proven_own, claim, layout.jobs)
         self._runtimes = await self._open_runtimes()
         hub = LogHub()
         hub.start()
@@ -392,6 +393,10 @@ class Daemon:
         loaded, running jobs re-attached), and what depends on them."""
         manager = self.manager
         assert manager is not None
+        running_now = set(await launcher.running())
+        layout = self.config.layout
+        await asyncio.to_thread(clean_leftovers, self._cgroups, running_now, self._leftovers)
+        await asyncio.to_thread(clean_leftover_roots, layout.jobs, running_now)
         loaded = await loading
         jobs = loaded.jobs
         running, orphaned = await launcher.running_detail()
