@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
 import time
 from collections.abc import Sequence
 
@@ -99,3 +100,25 @@ async def test_a_reattached_job_gets_its_baseline_first_not_published() -> None:
     assert took >= INTERVAL * (1 - SLACK) - 0.01
     recent = hub.recent("again")
     assert recent[0] == published[0] and len(recent) == 2  # the tick's sample, the final one
+
+
+async def test_a_reading_in_flight_as_its_job_ends_is_not_published_after_the_final() -> None:
+    published: list[tuple[str, int, bytes]] = []
+    config = MetricsConfig(interval_s=INTERVAL)
+    async with MetricsHub(config, batch_sink=published.extend) as hub:
+        sampler = hub.start_job("j", MANAGER.create("j", Limits()), Limits(), from_start=True)
+        reading, release = threading.Event(), threading.Event()
+        take = sampler.take
+
+        def slow_take() -> pb.JobMetricsSample | None:
+            reading.set()
+            release.wait(10)
+            return take()
+
+        sampler.take = slow_take  # type: ignore[method-assign]
+        assert await asyncio.to_thread(reading.wait, 10)
+        final = await hub.finish_job("j")  # while the tick still reads the job
+        release.set()
+        await asyncio.sleep(3 * INTERVAL)
+    assert final is not None
+    assert [t for job, t, _p in published if job == "j"] == [final.timestamp]
