@@ -87,7 +87,7 @@ def cgroup_files(cgroup: JobCgroup) -> CgroupFiles:
     dirs = getattr(cgroup, "dirs", None)
     if isinstance(dirs, Mapping):
         pairs = tuple(
-            (name, os.path.join(dirs[ctl], name))
+            (name, f"{dirs[ctl]}/{name}")
             for ctl, names in V1_FILES.items()
             if ctl in dirs
             for name in names
@@ -95,7 +95,7 @@ def cgroup_files(cgroup: JobCgroup) -> CgroupFiles:
         return CgroupFiles("v1", pairs)
     path = getattr(cgroup, "path", None)
     if isinstance(path, Path):
-        return CgroupFiles("v2", tuple((name, os.path.join(path, name)) for name in V2_FILES))
+        return CgroupFiles("v2", tuple((name, f"{path}/{name}") for name in V2_FILES))
     return CgroupFiles("")
 
 
