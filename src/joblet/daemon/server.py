@@ -57,6 +57,7 @@ from joblet.daemon.placement import placing
 from joblet.daemon.revocation_watch import RevocationWatch
 from joblet.daemon.runtime_service import RuntimeService
 from joblet.daemon.shutdown import clear_request, take_request
+from joblet.daemon.startup_gate import StartupGate
 from joblet.daemon.supervisor import HelperSupervisor
 from joblet.daemon.volume_service import VolumeService
 from joblet.daemon.workflow_service import WorkflowRpc
@@ -282,7 +283,7 @@ class Daemon:
         metrics = await self._stack.enter_async_context(
             MetricsHub(
                 self.config.metrics,
-                sink=helpers.persist.send_metric,
+                batch_sink=helpers.persist.send_metrics,
                 finished=helpers.persist.metrics_finished,
                 history_source=history,
             )
@@ -326,9 +327,10 @@ class Daemon:
         for problem in await asyncio.to_thread(self._volumes.restore):
             log.warning("volume: %s", problem)
         launcher = await starting
-        running = await launcher.running()
-        clean_leftovers(cgroups, set(running), functools.partial(proven_own, claim, layout.jobs))
-        clean_leftover_roots(layout.jobs, set(running))
+        # What a previous run left is cleaned after listening (behind the
+        # gate, before the restore): with thousands of job directories it
+        # takes a while.
+        self._leftovers = functools.partial(proven_own, claim, layout.jobs)
         self._runtimes = await self._open_runtimes()
         hub = LogHub()
         hub.start()
@@ -348,6 +350,55 @@ class Daemon:
         )  # fmt: skip
         launcher.on_exit(self.manager.on_exit)
         launcher.on_back(self.manager.on_launcher_back)
+        await self._restore_and_serve(helpers, launcher, loading, listeners, (node_id, metrics))
+
+    async def _restore_and_serve(
+        self,
+        helpers: Helpers,
+        launcher: LauncherLink,
+        loading: asyncio.Task[Loaded],
+        listeners: JobListeners,
+        serving: tuple[str, MetricsHub],
+    ) -> None:
+        """The previous run's jobs back, and the port open (`serving`: the
+        node's id and metrics hub)."""
+        node_id, metrics = serving
+        manager = self.manager
+        assert manager is not None
+        self.workflows = WorkflowShell(manager, helpers.state)
+        self._stack.push_async_callback(self.workflows.close)
+        # Listening comes first, calls wait at the gate until the jobs are back
+        # (startup_gate). A cluster member joins (and may be placed jobs) only
+        # once they are: it keeps the order of restore, then serve.
+        gate = StartupGate()
+        early = not load_cluster_config(self.config_path).enabled
+        if early:
+            await self._serve(node_id, metrics, helpers.state_config, gate)
+        try:
+            await self._restore_all(helpers, launcher, loading, listeners)
+        except BaseException:
+            if self.server is not None:  # no call waits on a gate that never opens
+                await self.server.stop(0)
+            raise
+        if not early:
+            await self._serve(node_id, metrics, helpers.state_config, gate)
+        gate.open()
+
+    async def _restore_all(
+        self,
+        helpers: Helpers,
+        launcher: LauncherLink,
+        loading: asyncio.Task[Loaded],
+        listeners: JobListeners,
+    ) -> None:
+        """The jobs and workflows of the previous run taken over (their state
+        loaded, running jobs re-attached), and what depends on them."""
+        manager = self.manager
+        assert manager is not None
+        running_now = set(await launcher.running())
+        layout = self.config.layout
+        await asyncio.to_thread(clean_leftovers, self._cgroups, running_now, self._leftovers)
+        await asyncio.to_thread(clean_leftover_roots, layout.jobs, running_now)
         loaded = await loading
         jobs = loaded.jobs
         running, orphaned = await launcher.running_detail()
@@ -356,9 +407,8 @@ class Daemon:
         await asyncio.to_thread(self._runtimes.collect_garbage)
         launcher.keep_up()  # a broken connection is replaced, its jobs settled
         self._volumes.set_users_of(self._volume_users)
-        self._networks.restore(j.id for j in self.manager.list_jobs() if not j.status.is_final)
+        self._networks.restore(j.id for j in manager.list_jobs() if not j.status.is_final)
         log.info("loaded %d job(s) from state (%s)", len(jobs), helpers.state_config.backend)
-        await self._serve(node_id, metrics, helpers.state_config)
 
     async def _join_cluster(self, state: StateConfig, node_id: str) -> None:
         """This node's lease in the cluster's store, when cluster.name is set."""
@@ -421,10 +471,8 @@ class Daemon:
         """The jobs and workflows of the previous run. The workflows listen
         before the jobs are restored and are taken up right after, in the same
         turn: no workflow job's change falls between the two."""
-        assert self.manager is not None
+        assert self.manager is not None and self.workflows is not None
         state = helpers.state
-        self.workflows = WorkflowShell(self.manager, state)
-        self._stack.push_async_callback(self.workflows.close)
         listeners.add(self.workflows)
         launches_known = self._launcher is not None and self._launcher.launches_known
         self.manager.restore(loaded.jobs, running, orphaned, launches_known)
@@ -489,7 +537,9 @@ class Daemon:
         self._launcher = launcher
         return launcher
 
-    async def _serve(self, node_id: str, metrics: MetricsHub, state: StateConfig) -> None:
+    async def _serve(
+        self, node_id: str, metrics: MetricsHub, state: StateConfig, gate: StartupGate
+    ) -> None:
         assert self.manager is not None
         await self._join_cluster(state, node_id)
         config = self.config
@@ -498,7 +548,7 @@ class Daemon:
             receive_limits(config), RECEIVE_LIMIT,
             revoked=self._watch_revocations().revoked, auditor=self._audit_trail(),
         )  # fmt: skip
-        server = grpc.aio.server(interceptors=[interceptor], options=_grpc_options(config))
+        server = grpc.aio.server(interceptors=[gate, interceptor], options=_grpc_options(config))
         assert self.workflows is not None
         store = self._runtimes
         rpc = WorkflowRpc(
