@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from joblet.cluster import placement as p
+from joblet.cluster.batching import GroupCommit
 from joblet.cluster.lease import lease_key
 from joblet.state.backends.base import StateBackendError
 from joblet.state.backends.redis import client_options
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
 
 BLOCK_MS = 500  # a read waits this long for an entry before the loop looks again
 _LISTED = ("state", "node", "created", "ended", "reason")  # what a listing shows
+
+
+_Script = tuple[list[str], list[str | bytes]]  # a script call's keys and args
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,9 @@ class PlacementQueue:
                 ("give_back", p.GIVE_BACK), ("cancel", p.CANCEL), ("delete", p.DELETE),
             )
         }  # fmt: skip
+        # Concurrent RunJobs' submits share one pipeline (one round trip, one
+        # AOF sync); each is still answered only once Redis ran its own script.
+        self._submits = GroupCommit[_Script, object](self._submit_many)
 
     @classmethod
     def open(cls, config: RedisConfig, prefix: str, node_id: str) -> PlacementQueue:
@@ -79,8 +86,34 @@ class PlacementQueue:
         keys = [p.job_key(self._prefix, job_id), stream, p.listed_key(self._prefix)]
         args: list[str | bytes] = [job_id, request, stream, "1" if retry else "0",
                                    f"{time.time():.6f}"]  # fmt: skip
-        if not await self._call(self._scripts["submit"](keys, args)):
+        if not await self._submits.call((keys, args)):
             raise StateBackendError(f"placement: job {job_id} is placed already")
+
+    async def _submit_many(self, calls: Sequence[_Script]) -> list[object]:
+        """The submit scripts of `calls` in one pipeline (not a transaction:
+        each stands alone); a script's error is its own caller's."""
+        from redis.exceptions import NoScriptError
+
+        script = self._scripts["submit"]
+        results = await self._evalsha_all(script.sha, calls)
+        again = [n for n, result in enumerate(results) if isinstance(result, NoScriptError)]
+        if again:  # a restarted Redis forgot the script: none of those ran
+            await self._call(self._client.script_load(script.script))
+            retried = await self._evalsha_all(script.sha, [calls[n] for n in again])
+            for n, result in zip(again, retried, strict=True):
+                results[n] = result
+        return [
+            StateBackendError(f"redis: {result}") if isinstance(result, Exception) else result
+            for result in results
+        ]
+
+    async def _evalsha_all(self, sha: str, calls: Sequence[_Script]) -> list[object]:
+        # By sha, not through the Script objects: a pipeline of those asks
+        # Redis whether it has the script before every execute.
+        pipe = self._client.pipeline(transaction=False)
+        for keys, args in calls:
+            pipe.evalsha(sha, len(keys), *keys, *args)
+        return list(await self._call(pipe.execute(raise_on_error=False)))
 
     async def ensure_groups(self, streams: list[str]) -> None:
         from redis.exceptions import ResponseError
