@@ -11,6 +11,7 @@ Redis restart keeps every job it acknowledged."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -465,6 +466,19 @@ def test_with_redis_away_run_job_is_unavailable_and_a_restart_keeps_what_was_ack
     cluster.wait_states(again, {"COMPLETED"}, timeout=30)
 
 
+SHORT_SLEEP = "1.013"  # an argument no other test's job sleeps for
+
+
+def _sleeping(seconds: str) -> bool:
+    """Whether some process runs `sleep SECONDS`."""
+    wanted = f"sleep\0{seconds}\0".encode()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{pid}/cmdline").read_bytes().endswith(wanted):
+                return True
+    return False
+
+
 def test_sigstop_node_back_has_its_stale_writes_refused_and_kills_its_lost_copy(
     cluster: Cluster,
 ) -> None:
@@ -478,12 +492,18 @@ def test_sigstop_node_back_has_its_stale_writes_refused_and_kills_its_lost_copy(
     daemon = cluster.daemons[name]
     short, long = (
         _run(cluster.daemons["n1"], 1, command="sleep", args=[t], place=f"node={node}")[0]
-        for t in ("1", "60")
+        for t in (SHORT_SLEEP, "60")
     )
     cluster.wait_states([short, long], {"RUNNING"}, timeout=30)
     os.kill(daemon.proc.pid, signal.SIGSTOP)
     try:
         cluster.wait_states([short, long], {"FAILED"}, timeout=TTL_S + 10)
+        # the short job ends while its node is hung (a loaded host may take
+        # longer than its second to run it)
+        deadline = time.monotonic() + 30
+        while _sleeping(SHORT_SLEEP):
+            assert time.monotonic() < deadline, "the short job never ended"
+            time.sleep(0.1)
     finally:
         os.kill(daemon.proc.pid, signal.SIGCONT)
     back = time.monotonic()

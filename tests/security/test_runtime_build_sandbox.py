@@ -179,7 +179,9 @@ def test_timeout_ends_the_build_failed(sandbox: Sandbox) -> None:
 def test_fork_bomb_is_contained(sandbox: Sandbox) -> None:
     before = host_snapshot(sandbox.daemon)
     build = sandbox.build("bomb() { bomb | bomb & }; bomb; sleep 600\n", timeout_s=4)
-    assert (build.status, build.reason) == ("FAILED", "timeout")
+    # held by its pids limit until the timeout, or, when a loaded host lets the
+    # bomb's shells grow first, by its memory limit: contained either way
+    assert build.status == "FAILED" and build.reason in ("timeout", "out of memory"), build.reason
     assert host_snapshot(sandbox.daemon) == before
 
 
