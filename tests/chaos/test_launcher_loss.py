@@ -166,3 +166,32 @@ def test_env_over_the_kernels_limit_is_refused_and_later_jobs_run(
     later = run(stub, "echo", "later")
     assert wait_status(stub, later, FINAL).status == "COMPLETED"
     assert logs(stub, later) == b"later\n"
+
+
+def test_a_launch_cut_off_by_the_launchers_death_runs_once_on_the_next(
+    daemon: RunningDaemon,
+) -> None:
+    stub = daemon.jobs()
+    launcher = daemon.launcher_pid()
+    os.kill(launcher, signal.SIGSTOP)  # the launch request waits unread
+    try:
+        # RunJob answers once the job started: asked in the background.
+        answer = stub.RunJob.future(pb.RunJobRequest(command="sh", args=["-c", "echo ran"]))
+        starting: list[str] = []
+
+        def launching() -> bool:
+            jobs = stub.ListJobs(pb.EmptyRequest()).jobs
+            starting[:] = [j.uuid for j in jobs if j.status == "INITIALIZING"]
+            return bool(starting)
+
+        wait_for(launching, "the launch")
+    finally:
+        os.kill(launcher, signal.SIGKILL)
+    job_id = answer.result(timeout=30).jobUuid
+    assert starting == [job_id]
+    status = wait_status(stub, job_id, FINAL)
+    # Nothing of it had run: started again, once, through the next launcher.
+    assert (status.status, status.exitCode) == ("COMPLETED", 0), status.endReason
+    assert logs(stub, job_id) == b"ran\n"
+    assert daemon.launcher_pid() != launcher
+    wait_for(lambda: not job_cgroups(daemon, job_id), f"cgroup of {job_id}")

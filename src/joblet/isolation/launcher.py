@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from joblet.isolation import libc, records, spares, userns
+from joblet.isolation import dispatch, libc, records, spares, userns
 from joblet.isolation.jobproc import JobProc
 from joblet.isolation.lifetime import Lifetime
 from joblet.isolation.prepare import HostFacts, InitKey, load_host_facts, plan_launch
@@ -100,9 +100,7 @@ class Launcher:
         self._reap()  # children may have ended before the handler was set
         while not self.lifetime.should_exit(self.has_jobs(), bool(self.clients), time.monotonic()):
             events = self.sel.select(self._timeout())
-            for key, _ in events:
-                handler: Handler = key.data
-                handler()
+            dispatch.run_ready(self.sel, events)
             self._tick(idle=not events)
         self._close()
 

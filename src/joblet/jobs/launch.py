@@ -16,8 +16,9 @@ from joblet.config.model import DaemonConfig, LimitDefaults
 from joblet.errors import JobletError, NotFound, Unavailable
 from joblet.gpu.allocator import GpuAllocator, wants_gpus
 from joblet.gpu.job_setup import GpuJobSetup, gpu_job_setup
-from joblet.isolation.records import clear_exit
+from joblet.isolation.records import clear_exit, read_exit
 from joblet.isolation.spec import LaunchSpec
+from joblet.jobs import recovery
 from joblet.jobs.ending import JobEnding
 from joblet.jobs.environment import job_environment
 from joblet.jobs.model import Job, JobSpec, JobStatus
@@ -142,12 +143,14 @@ class JobStarter:
         try:
             return await self._launcher.launch(spec)
         except Unavailable as exc:
-            # The connection to the launcher broke during the launch (the
-            # launcher died, say): the launcher link is connecting again, and
-            # the launch waits for it. Whatever a launch cut short may have
-            # put in the job's cgroup goes first, so the job runs only once.
-            log.warning("job %s: %s; launching again", spec.job_id, exc)
-        await asyncio.to_thread(cgroup.kill_all)
+            broke = exc
+        # The connection to the launcher broke during the launch (the launcher
+        # died, say); the link connects again and the next launch waits for it.
+        # The job is launched again, once, only if it surely never started.
+        if not await asyncio.to_thread(never_started, self._cgroups, cgroup, spec.job_dir):
+            log.warning("job %s: %s; it may have started: not launching again", spec.job_id, broke)
+            raise Unavailable(recovery.BROKEN_LAUNCH_REASON) from broke
+        log.warning("job %s: %s; it never started: launching again", spec.job_id, broke)
         return await self._launcher.launch(spec)
 
     def limits(self, spec: JobSpec, gpu: GpuJobSetup | None = None) -> Limits:
@@ -294,3 +297,17 @@ def build_launch_spec(
             else ()
         ),
     )
+
+
+def never_started(cgroups: CgroupManager, cgroup: JobCgroup, job_dir: str) -> bool:
+    """After a launch whose connection broke: whether the job surely never
+    started (then it may be launched again). The job's init joins its cgroup
+    before anything of the job runs, and running costs CPU time there, so a
+    cgroup no process ever used means the command never ran; whatever is in
+    it is killed first."""
+    used: bool | None = None
+    if cgroups.version != "none":
+        cgroup.kill_all()
+        used = bool(cgroup.pids()) or cgroup.read_stats().cpu_usage_usec > 0
+    exited = read_exit(job_dir) is not None
+    return isinstance(recovery.after_broken_launch(exited, used), recovery.Relaunch)

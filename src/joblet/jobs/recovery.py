@@ -24,6 +24,10 @@ LAUNCHER_LOST_REASON = (
     "launcher lost: the process that supervised the job died while it ran, so its "
     "output could no longer be recorded; it was stopped and not re-run"
 )
+BROKEN_LAUNCH_REASON = (
+    "the connection to the launcher broke during the launch and the job may have "
+    "started; it was not started again"
+)
 # The SYSTEM line that ends such a job's log.
 LAUNCHER_LOST_NOTE = (
     b"launcher lost: the job was stopped; output after this point was not recorded\n"
@@ -125,3 +129,13 @@ def after_launcher_loss(
     if exit_record is not None and not exit_record.lost:
         return Ended(exit_record)  # it ended, and its launcher recorded how
     return Lost(LAUNCHER_LOST_REASON)
+
+
+def after_broken_launch(exit_recorded: bool, cgroup_used: bool | None) -> Relaunch | Lost:
+    """A launch whose connection to the launcher broke before the answer.
+    `cgroup_used`: a process ran in the job's cgroup (its init joins it before
+    it starts the command); None where no cgroup can tell. Only a job that
+    surely never started is launched again."""
+    if exit_recorded or cgroup_used is not False:
+        return Lost(BROKEN_LAUNCH_REASON)
+    return Relaunch()

@@ -3,6 +3,8 @@ connection to it broke; and whether the disk has room for a new job."""
 
 from __future__ import annotations
 
+import pytest
+
 from joblet.isolation.spec import JobExit
 from joblet.jobs import recovery
 from joblet.jobs.workspace import MIN_FREE_BYTES, MIN_FREE_INODES, room_problem
@@ -26,6 +28,24 @@ def test_a_job_of_a_dead_launcher_is_lost() -> None:
     lost_exit = JobExit("j1", -1, 0, 10, lost=True)
     assert recovery.after_launcher_loss(None, False, lost_exit) == lost
     assert recovery.LAUNCHER_LOST_REASON.startswith("launcher lost")
+
+
+@pytest.mark.parametrize(
+    ("exit_recorded", "cgroup_used", "relaunch"),
+    [
+        (False, False, True),  # no trace anywhere: it never started
+        (False, True, False),  # a process ran in its cgroup
+        (True, False, False),  # its launcher recorded an exit
+        (False, None, False),  # no cgroup to tell: it may have run
+    ],
+)
+def test_a_broken_launch_is_retried_only_when_it_surely_never_started(
+    exit_recorded: bool, cgroup_used: bool | None, relaunch: bool
+) -> None:
+    action = recovery.after_broken_launch(exit_recorded, cgroup_used)
+    assert isinstance(action, recovery.Relaunch) is relaunch
+    if not relaunch:
+        assert action == recovery.Lost(recovery.BROKEN_LAUNCH_REASON)
 
 
 def test_room_for_a_new_job() -> None:
