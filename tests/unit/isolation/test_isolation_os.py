@@ -91,7 +91,9 @@ def test_plan_builds_proc_dev_tmp_work_and_etc() -> None:
     ops = _plan({})
     by_target = {op.target: op for op in ops if isinstance(op, rootfs.Mount)}
     assert by_target["/j/root/proc"].fstype == "proc"
-    assert by_target["/j/root/proc/kcore"].source == "/dev/null"
+    proc = next(op for op in ops if isinstance(op, rootfs.ProcEntries))
+    assert proc.proc == "/j/root/proc" and ops.index(proc) > ops.index(by_target["/j/root/proc"])
+    assert "kcore" in proc.masked and {"sys", "sysrq-trigger", "meminfo"} <= set(proc.readonly)
     assert by_target["/j/root/tmp"].data == "mode=1777,size=1048576"
     assert by_target["/j/root/work"].source == "/j/work"
     assert by_target["/j/root/dev/pts"].fstype == "devpts"
