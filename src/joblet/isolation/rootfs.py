@@ -339,6 +339,11 @@ def base_plan(
     p.ops.append(Mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE))
     p.ops.append(Mount("tmpfs", BASE_ROOT, "tmpfs", libc.MS_NOSUID | libc.MS_NODEV, ROOT_TMPFS))
     _plan_allowed(p, dict(allowed))
+    # Only the allowed binds are below the fresh root yet: one recursive call
+    # makes them all read-only, then the root's tmpfs is writable again
+    # (this plan writes into it; it is made read-only once pivoted into).
+    p.ops.append(Protect(BASE_ROOT, RO_ATTRS))
+    p.ops.append(Protect(BASE_ROOT, 0, clear=libc.MOUNT_ATTR_RDONLY, recursive=False))
     _plan_proc(p)
     _plan_dev(p)
     tmp = p.target("/tmp")
@@ -402,7 +407,7 @@ def _plan_allowed(p: _Planner, allowed: Mapping[str, HostEntry]) -> None:
             p.links.add(target)
             p.ops.append(MakeSymlink(entry.link, target))
         else:
-            p.bind_ro(path, target, entry.kind is Kind.DIR)
+            p.bind_ro(path, target, entry.kind is Kind.DIR, protect=False)
 
 
 def _plan_volumes(
@@ -468,7 +473,10 @@ def _plan_dev(p: _Planner) -> None:
     for name in DEVICES:
         p.file(f"{dev}/{name}")
         p.ops.append(Mount(f"/dev/{name}", f"{dev}/{name}", None, libc.MS_BIND))
-        p.ops.append(Protect(f"{dev}/{name}", DEVICE_ATTRS))
+    # The device binds are all that is below /dev yet: protected in one call,
+    # then the tmpfs itself is writable again (pts, shm, links, a GPU's nodes).
+    p.ops.append(Protect(dev, DEVICE_ATTRS))
+    p.ops.append(Protect(dev, 0, clear=libc.MOUNT_ATTR_RDONLY, recursive=False))
     pts = f"{dev}/pts"
     p.dirs(pts)
     pts_flags = libc.MS_NOSUID | libc.MS_NOEXEC
