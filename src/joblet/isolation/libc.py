@@ -232,8 +232,8 @@ def umount_raw(target: bytes, flags: int) -> int:
 class MountAttrs:
     """The fixed arguments of one mount_setattr(2) call, packed once."""
 
-    def __init__(self, attr_set: int, recursive: bool = True) -> None:
-        self._attr = _MountAttr(attr_set, 0, 0, 0)
+    def __init__(self, attr_set: int, recursive: bool = True, attr_clr: int = 0) -> None:
+        self._attr = _MountAttr(attr_set, attr_clr, 0, 0)
         self.ref = ctypes.byref(self._attr)
         self.flags = ctypes.c_uint(AT_RECURSIVE if recursive else 0)
 

@@ -18,7 +18,7 @@ import os
 import stat
 from typing import Any
 
-from joblet.isolation import libc, rootfs
+from joblet.isolation import libc, procmask, rootfs
 from joblet.isolation.paths import UnsafePath
 from joblet.isolation.rootfs import (
     BASE_ROOT,
@@ -31,6 +31,7 @@ from joblet.isolation.rootfs import (
     Mount,
     Op,
     Overlay,
+    ProcEntries,
     Protect,
     RootInputs,
     Unmount,
@@ -42,9 +43,11 @@ from joblet.isolation.rootfs import (
     write_new_file,
 )
 
-MOUNT, MOUNT_ROOT, PROTECT, MKDIR, MKFILE, SYMLINK, WRITE, IDMAP, UMOUNT, CHOWN, COPY = range(11)
+MOUNT, MOUNT_ROOT, PROTECT, MKDIR, MKFILE, SYMLINK, WRITE, IDMAP, PROC, UMOUNT, CHOWN, COPY = range(
+    12
+)
 _NAMES = ("mount", "mount", "mount_setattr", "mkdir", "open", "symlink", "write", "idmapped bind",
-          "umount", "chown", "copy")  # fmt: skip
+          "/proc entries", "umount", "chown", "copy")  # fmt: skip
 _FILE_FLAGS = os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
 
 # (kind, arguments, optional): an optional step whose target is missing is
@@ -67,8 +70,8 @@ def _opt(value: str | None) -> bytes | None:
 
 
 @functools.lru_cache(maxsize=64)
-def _attrs(attr_set: int) -> libc.MountAttrs:
-    return libc.MountAttrs(attr_set)
+def _attrs(attr_set: int, attr_clr: int = 0, recursive: bool = True) -> libc.MountAttrs:
+    return libc.MountAttrs(attr_set, recursive, attr_clr)
 
 
 def compile_op(op: Op) -> Step:
@@ -82,7 +85,10 @@ def compile_op(op: Op) -> Step:
         args = (source, _path(op.target), _opt(op.fstype), op.flags, _opt(op.data))
         return MOUNT, args, op.optional
     if isinstance(op, Protect):
-        return PROTECT, (_path(op.target), op.attrs), op.optional
+        return PROTECT, (_path(op.target), op.attrs, op.clear, op.recursive), op.optional
+    if isinstance(op, ProcEntries):
+        names = tuple(map(os.fsencode, op.readonly)), tuple(map(os.fsencode, op.masked))
+        return PROC, (_path(op.proc), *names), False
     if isinstance(op, MakeDir):
         return MKDIR, (_path(op.path),), False
     if isinstance(op, MakeFile):
@@ -138,7 +144,7 @@ def run(program: Program, root: bytes, userns_fd: int = -1) -> None:
         elif kind == IDMAP:
             err = libc.bind_idmapped_raw(args[0], args[1], userns_fd)
         elif kind == PROTECT:
-            err = libc.mount_setattr_raw(args[0], _attrs(args[1]))
+            err = libc.mount_setattr_raw(args[0], _attrs(*args[1:]))
         elif kind == MKDIR:
             err = _make_dir(args[0])
         elif kind == MKFILE:
@@ -150,6 +156,8 @@ def run(program: Program, root: bytes, userns_fd: int = -1) -> None:
         elif kind == WRITE:
             write_new_file(*args)
             err = 0
+        elif kind == PROC:
+            err = procmask.bind_entries(*args)
         elif kind >= UMOUNT:
             err = _build_step(kind, args)
         else:

@@ -9,6 +9,7 @@ cannot change under it.
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import stat
@@ -127,6 +128,18 @@ class Protect:
     target: str
     attrs: int
     optional: bool = False
+    clear: int = 0  # attributes to clear (mount_setattr's attr_clr)
+    recursive: bool = True
+
+
+@dataclass(frozen=True)
+class ProcEntries:
+    """Bind the kernel's entries of the fresh /proc at `proc` that exist (see
+    procmask): `readonly` onto themselves read-only, `masked` to /dev/null."""
+
+    proc: str
+    readonly: tuple[str, ...]
+    masked: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -181,7 +194,7 @@ class CopyFile:
 
 Op = (
     MakeDir | MakeFile | MakeSymlink | Mount | Protect | WriteFile | Overlay | Unmount | Chown
-    | CopyFile
+    | CopyFile | ProcEntries
 )  # fmt: skip
 
 
@@ -240,13 +253,15 @@ class _Planner:
             self.made.add(target)
             self.ops.append(MakeFile(target))
 
-    def bind_ro(self, source: str, target: str, is_dir: bool) -> None:
+    def bind_ro(self, source: str, target: str, is_dir: bool, protect: bool = True) -> None:
+        """A read-only bind; without `protect` the caller protects it with others."""
         if is_dir:
             self.dirs(target)
         else:
             self.file(target)
         self.ops.append(Mount(source, target, None, libc.MS_BIND | libc.MS_REC))
-        self.ops.append(Protect(target, RO_ATTRS))
+        if protect:
+            self.ops.append(Protect(target, RO_ATTRS))
 
 
 def plan_root(inputs: RootInputs) -> list[Op]:
@@ -266,6 +281,9 @@ def plan_parts(inputs: RootInputs) -> tuple[tuple[Op, ...], list[Op]]:
     ops, made, links = base_plan(*base_key(inputs))
     p = _Planner(BASE_ROOT)
     p.made, p.links = set(made), set(links)
+    # Again for the job: a spare init listed its /proc when it was made, and
+    # an entry may have appeared since (only new ones are bound).
+    p.ops.append(_proc_entries(p))
     work = p.target("/work")
     p.dirs(work)
     p.ops.append(Mount(inputs.workspace, work, None, libc.MS_BIND | libc.MS_REC))
@@ -321,6 +339,11 @@ def base_plan(
     p.ops.append(Mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE))
     p.ops.append(Mount("tmpfs", BASE_ROOT, "tmpfs", libc.MS_NOSUID | libc.MS_NODEV, ROOT_TMPFS))
     _plan_allowed(p, dict(allowed))
+    # Only the allowed binds are below the fresh root yet: one recursive call
+    # makes them all read-only, then the root's tmpfs is writable again
+    # (this plan writes into it; it is made read-only once pivoted into).
+    p.ops.append(Protect(BASE_ROOT, RO_ATTRS))
+    p.ops.append(Protect(BASE_ROOT, 0, clear=libc.MOUNT_ATTR_RDONLY, recursive=False))
     _plan_proc(p)
     _plan_dev(p)
     tmp = p.target("/tmp")
@@ -354,7 +377,9 @@ def _relocate(op: Op, root: str) -> Op:
             return Mount(source, _move(op.target, root), op.fstype, op.flags, op.data,
                          op.optional, op.idmapped)  # fmt: skip
         case Protect():
-            return Protect(_move(op.target, root), op.attrs, op.optional)
+            return Protect(_move(op.target, root), op.attrs, op.optional, op.clear, op.recursive)
+        case ProcEntries():
+            return ProcEntries(_move(op.proc, root), op.readonly, op.masked)
         case Overlay():
             paths = (op.target, op.lower, op.upper, op.work, op.over)
             return Overlay(*(_move(path, root) if path else "" for path in paths))
@@ -382,7 +407,7 @@ def _plan_allowed(p: _Planner, allowed: Mapping[str, HostEntry]) -> None:
             p.links.add(target)
             p.ops.append(MakeSymlink(entry.link, target))
         else:
-            p.bind_ro(path, target, entry.kind is Kind.DIR)
+            p.bind_ro(path, target, entry.kind is Kind.DIR, protect=False)
 
 
 def _plan_volumes(
@@ -418,13 +443,12 @@ def _plan_proc(p: _Planner) -> None:
     p.dirs(proc)
     flags = libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC
     p.ops.append(Mount("proc", proc, "proc", flags))
-    for name in MASKED_PROC_FILES:
-        p.ops.append(Mount("/dev/null", f"{proc}/{name}", None, libc.MS_BIND, optional=True))
-        p.ops.append(Protect(f"{proc}/{name}", DEVICE_ATTRS, optional=True))
-    for name in (*READONLY_PROC_PATHS, *PROC_KERNEL_ENTRIES):
-        path = f"{proc}/{name}"
-        p.ops.append(Mount(path, path, None, libc.MS_BIND | libc.MS_REC, optional=True))
-        p.ops.append(Protect(path, RO_ATTRS | libc.MOUNT_ATTR_NOEXEC, optional=True))
+    p.ops.append(_proc_entries(p))
+
+
+def _proc_entries(p: _Planner) -> ProcEntries:
+    readonly = (*READONLY_PROC_PATHS, *PROC_KERNEL_ENTRIES)
+    return ProcEntries(p.target("/proc"), readonly, MASKED_PROC_FILES)
 
 
 def _plan_job_devices(p: _Planner, devices: Sequence[tuple[str, str]]) -> None:
@@ -449,7 +473,10 @@ def _plan_dev(p: _Planner) -> None:
     for name in DEVICES:
         p.file(f"{dev}/{name}")
         p.ops.append(Mount(f"/dev/{name}", f"{dev}/{name}", None, libc.MS_BIND))
-        p.ops.append(Protect(f"{dev}/{name}", DEVICE_ATTRS))
+    # The device binds are all that is below /dev yet: protected in one call,
+    # then the tmpfs itself is writable again (pts, shm, links, a GPU's nodes).
+    p.ops.append(Protect(dev, DEVICE_ATTRS))
+    p.ops.append(Protect(dev, 0, clear=libc.MOUNT_ATTR_RDONLY, recursive=False))
     pts = f"{dev}/pts"
     p.dirs(pts)
     pts_flags = libc.MS_NOSUID | libc.MS_NOEXEC
@@ -545,11 +572,18 @@ def _mount(op: Mount) -> None:
 
 
 def _protect(op: Protect) -> None:
-    try:
-        libc.mount_setattr(op.target, op.attrs)
-    except FileNotFoundError:
-        if not op.optional:
-            raise
+    attrs = libc.MountAttrs(op.attrs, op.recursive, op.clear)
+    err = libc.mount_setattr_raw(os.fsencode(op.target), attrs)
+    if err and not (op.optional and err == errno.ENOENT):
+        raise OSError(err, f"mount_setattr: {os.strerror(err)}", op.target)
+
+
+def _proc_op(op: ProcEntries) -> None:
+    from joblet.isolation import procmask
+
+    names = (tuple(map(os.fsencode, op.readonly)), tuple(map(os.fsencode, op.masked)))
+    if err := procmask.bind_entries(os.fsencode(op.proc), *names):
+        raise OSError(err, f"/proc entries: {os.strerror(err)}", op.proc)
 
 
 def apply_plan(ops: Sequence[Op]) -> None:
@@ -573,5 +607,7 @@ def apply_plan(ops: Sequence[Op]) -> None:
             os.lchown(op.path, op.uid, op.uid)
         elif isinstance(op, CopyFile):
             copy_host_file(os.fsencode(op.source), os.fsencode(op.path), op.uid)
+        elif isinstance(op, ProcEntries):
+            _proc_op(op)
         else:
             os.symlink(op.link, op.path)

@@ -14,6 +14,7 @@ from joblet.isolation.rootfs import (
     MakeDir,
     MakeFile,
     Mount,
+    ProcEntries,
     Protect,
     RootInputs,
     WriteFile,
@@ -58,7 +59,10 @@ def test_the_driver_entry_is_a_tmpfs_with_copies_and_only_the_jobs_gpus() -> Non
     flags = libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC
     start = ops.index(Mount("tmpfs", target, "tmpfs", flags, "mode=0555,size=1m"))
     # After the shared part's read-only bind of the kernel's /proc/driver.
-    assert any(isinstance(op, Protect) and op.target == f"{ROOT}/proc/driver" for op in ops[:start])
+    assert any(
+        isinstance(op, ProcEntries) and op.proc == f"{ROOT}/proc" and "driver" in op.readonly
+        for op in ops[:start]
+    )
     assert ops[start + 1 :] [:6] == [
         WriteFile(f"{target}/params", b"ModifyDeviceFiles: 0\n"),
         WriteFile(f"{target}/version", b"NVRM 550\n"),

@@ -78,7 +78,14 @@ def test_plan_binds_read_only_and_recreates_symlinks() -> None:
     assert "/j/root/usr" in targets and "/j/root/etc/passwd" in targets
     assert not any("extra" in t or "nope" in t for t in targets)
     usr = targets.index("/j/root/usr")
-    assert rootfs.Protect("/j/root/usr", rootfs.RO_ATTRS) == ops[ops.index(mounts[usr]) + 1]
+    # The allowed binds are protected together: one recursive call on the
+    # root after the last of them, then the root's tmpfs alone made writable.
+    protect = ops.index(rootfs.Protect("/j/root", rootfs.RO_ATTRS))
+    assert ops.index(mounts[usr]) < protect
+    assert max(ops.index(m) for m in mounts if m.source in ("/usr", "/etc/passwd")) < protect
+    clear = rootfs.Protect("/j/root", 0, clear=libc.MOUNT_ATTR_RDONLY, recursive=False)
+    assert ops[protect + 1] == clear
+    assert protect < ops.index(next(m for m in mounts if m.fstype == "proc"))
     assert ops.index(rootfs.MakeFile("/j/root/etc/passwd")) < ops.index(
         rootfs.Mount("/etc/passwd", "/j/root/etc/passwd", None, libc.MS_BIND | libc.MS_REC)
     )
@@ -91,7 +98,9 @@ def test_plan_builds_proc_dev_tmp_work_and_etc() -> None:
     ops = _plan({})
     by_target = {op.target: op for op in ops if isinstance(op, rootfs.Mount)}
     assert by_target["/j/root/proc"].fstype == "proc"
-    assert by_target["/j/root/proc/kcore"].source == "/dev/null"
+    proc = next(op for op in ops if isinstance(op, rootfs.ProcEntries))
+    assert proc.proc == "/j/root/proc" and ops.index(proc) > ops.index(by_target["/j/root/proc"])
+    assert "kcore" in proc.masked and {"sys", "sysrq-trigger", "meminfo"} <= set(proc.readonly)
     assert by_target["/j/root/tmp"].data == "mode=1777,size=1048576"
     assert by_target["/j/root/work"].source == "/j/work"
     assert by_target["/j/root/dev/pts"].fstype == "devpts"
