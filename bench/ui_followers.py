@@ -5,9 +5,9 @@
 
 A real daemon, `joblet ui` alone on loopback (as bench/ui.py starts it), a
 signed-in session. Each phase runs a fresh job that prints its line number,
-its clock (date +%s.%N) and 2 KB of padding every 50 ms, 200 lines (--quick:
-100); the padding makes a slow follower's unread bytes outgrow the socket
-buffers, so the UI's write to it really blocks. Followers are SSE clients on
+its clock (date +%s.%N) and 8 KB of padding every 50 ms, 200 lines (--quick:
+100); the padding gives the slow follower a large backlog (~650 KB in 5 s),
+and ss shows where it waited (the sockets' Recv-Q and Send-Q). Followers are SSE clients on
 the job page's one event stream (/jobs/ID/events, aiohttp sessions sending the
 session cookie); a line's delay is its clock to its arrival in the follower,
 over every follower, for lines printed after all had connected.
@@ -41,7 +41,7 @@ from joblet.api import joblet_pb2_grpc as pb_grpc
 
 FOLLOWERS = 50
 LEAD_S = 6  # the job's wait before its first line: every follower connects first
-PAD = 2000
+PAD = 8000
 SLOW_S = 5.0
 SLOW_RCVBUF = 4096
 
@@ -108,9 +108,10 @@ async def follow(session: aiohttp.ClientSession, url: str, follower: Follower) -
                 event, data = "message", []
 
 
-def slow_follow(port: int, path: str, cookie: str, follower: Follower, queued: list[str]) -> None:
-    """A follower that reads nothing for SLOW_S: a blocking socket with a
-    small receive buffer. HTTP/1.0, so the body is the stream itself."""
+def slow_follow(port: int, path: str, cookie: str, follower: Follower, queued: list[str], *,
+                resume_at: float) -> None:  # fmt: skip
+    """A follower that reads nothing until `resume_at`: a blocking socket with
+    a small receive buffer. HTTP/1.0, so the body is the stream itself."""
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SLOW_RCVBUF)
         sock.connect(("127.0.0.1", port))
@@ -118,7 +119,7 @@ def slow_follow(port: int, path: str, cookie: str, follower: Follower, queued: l
                    "Accept: text/event-stream\r\n\r\n")  # fmt: skip
         sock.sendall(request.encode())
         follower.ready = time.time()
-        time.sleep(SLOW_S)
+        time.sleep(max(resume_at - time.time(), 0))
         local = sock.getsockname()[1]
         queued.append(subprocess.run(
             ["ss", "-tnH", "state", "established", f"( sport = :{port} and dport = :{local} )"
@@ -179,8 +180,9 @@ async def phase(daemon: Daemon, port: int, cookie: str, count: int, *, lines: in
         tasks.append(straight(daemon, job.jobUuid, grpc_follower))
         if slow_follower is not None:
             path = f"/jobs/{job.jobUuid}/events"
+            resume_at = started + LEAD_S + SLOW_S  # SLOW_S into the printing
             args = (port, path, cookie, slow_follower, queued)
-            tasks.append(asyncio.to_thread(slow_follow, *args))
+            tasks.append(asyncio.to_thread(slow_follow, *args, resume_at=resume_at))
         await asyncio.wait_for(asyncio.gather(*tasks), LEAD_S + lines * 0.2 + 120)
     finally:
         for s in sessions:
@@ -216,7 +218,7 @@ def main() -> None:
     problems = [f.problems(lines) for f in everyone if f.problems(lines)]
     assert with_slow.slow is not None
     slow_problem = with_slow.slow.problems(lines)
-    resumed = with_slow.slow.ready + SLOW_S
+    resumed = with_slow.started + LEAD_S + SLOW_S
     unread = sum(PAD + 40 for _, printed, _ in with_slow.slow.lines if printed < resumed)
     slow_delays = [got - printed for _, printed, got in with_slow.slow.lines]
     many_delays = many.delays(many.followers)
