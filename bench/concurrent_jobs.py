@@ -6,7 +6,8 @@ default bridge, each started, listed, followed, sampled and stopped.
 (--quick: 200 and 100.) Each series submits its jobs from 16 callers (each
 job prints one line, then sleeps), waits until every one is RUNNING in
 ListJobPages, opens one GetJobLogs follower per job and waits for every
-first line, then leaves the node alone for 3 metric intervals (5 s each)
+first line, cancels them, lets that settle (5 s), then leaves the node alone
+for 3 metric intervals (5 s each)
 and takes the CPU of the daemon and its persist helper over that window: the
 per-job samplers' cost, sampling and storing (baseline: the same window on
 the idle daemon, before the series). It then
@@ -38,6 +39,7 @@ CALLERS = 16
 CHANNELS = 4
 INTERVAL_S = 5.0
 QUIET_INTERVALS = 3
+SETTLE_S = 5.0
 STOP_DEADLINE_S = 300.0
 COMMAND = ("sh", "-c", "echo up; exec sleep 3600")
 
@@ -212,6 +214,9 @@ async def run_series(daemon: Daemon, network: str, count: int, report: Report) -
         submitted = time.monotonic() - began
         all_running = await series.wait_running(600)
         seen, follow_s = await series.follow()
+        # The 2,000 cancelled followers are torn down first: the window below
+        # holds the samplers' work, not the end of those streams.
+        await asyncio.sleep(SETTLE_S)
         cpu, persist_cpu = await quiet_cpu(proc)
         rss = rss_mb(proc)
         launcher = psutil.Process(daemon.launcher_pid())

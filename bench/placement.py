@@ -7,9 +7,11 @@ redis-server with AOF (appendfsync always):
    call to the instant the job's process printed, for a placed job against,
    alternated in the same run, a job that stays local (stdin: true keeps it
    on the node asked); one job at a time, nodes idle; p50 and p99.
-2. Throughput: N `true` jobs sent round-robin to the three nodes from three
-   threads: RunJob/s accepted cluster-wide, then `true` jobs/s completed
-   (first call to last end) and each node's share.
+2. Throughput: N `true` jobs, a third sent to each node by a client process
+   of its own (50 grpc.aio callers on 5 channels; bench/submit_clients.py),
+   the processes released together: RunJob/s accepted cluster-wide (first
+   send to last answer), then `true` jobs/s completed (first send to last
+   end) and each node's share; against the same jobs kept local (stdin: true).
 3. Recovery after kill -9 of node c (lease TTL 3 s): its running jobs FAILED
    "node lost", and its claimed job RUNNING elsewhere, timed from the kill.
 """
@@ -22,7 +24,6 @@ import socket
 import statistics
 import subprocess
 import tempfile
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -37,6 +38,7 @@ from common import (
     require_root,
     start_daemon,
 )
+from submit_clients import Sent, run_clients
 
 from joblet.api import joblet_pb2 as pb
 from joblet.api import joblet_pb2_grpc as pb_grpc
@@ -46,6 +48,9 @@ from joblet.cluster.lease import registry_prefix
 REDIS_PORT = 6391
 TTL_S = 3.0
 PREFIX = registry_prefix("bench")
+CALLERS = 50  # per client process, one process per node
+# A job that failed ends the wait too: it is counted (and named) apart.
+FINAL = {"COMPLETED", "FAILED", "STOPPED"}
 
 
 def start_redis(tmp: Path) -> subprocess.Popen[bytes]:
@@ -136,56 +141,47 @@ def latency(daemons: dict[str, Daemon], store: Store, runs: int) -> dict[str, li
     return out
 
 
+def _targets(daemons: dict[str, Daemon]) -> list[tuple[Path, str]]:
+    return [(d.rnx_config, d.address) for d in daemons.values()]
+
+
+def _accepted_rate(sent: list[Sent]) -> tuple[float, float]:
+    """RunJob/s accepted over all clients, and when the first was sent."""
+    start = min(s.first_send for s in sent)
+    total = sum(len(s.ids) for s in sent)
+    return total / (max(s.last_answer for s in sent) - start), start
+
+
 def local_throughput(daemons: dict[str, Daemon], count: int) -> tuple[float, float]:
     """The baseline: the same jobs kept on the node asked (stdin: true)."""
-    names = list(daemons)
-    ids: list[list[str]] = [[] for _ in names]
-
-    def send(i: int) -> None:
-        stub = daemons[names[i]].jobs()
-        for _ in range(count // len(names)):
-            ids[i].append(stub.RunJob(pb.RunJobRequest(command="true", stdin=True)).jobUuid)
-
-    start = time.monotonic()
-    threads = [threading.Thread(target=send, args=(i,)) for i in range(len(names))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    accepted = time.monotonic() - start
-    for name, part in zip(names, ids, strict=True):
-        stub = daemons[name].jobs()
-        for job_id in part:
-            while stub.GetJobStatus(pb.GetJobStatusReq(uuid=job_id)).status != "COMPLETED":
-                time.sleep(0.01)
-    done = time.monotonic() - start
-    total = sum(len(part) for part in ids)
-    return total / accepted, total / done
+    sent = run_clients(_targets(daemons), count // len(daemons), CALLERS, local=True)
+    accepted, start = _accepted_rate(sent)
+    for daemon, part in zip(daemons.values(), sent, strict=True):
+        waiting, stub = set(part.ids), daemon.jobs()
+        while waiting:  # one listing a round, not a status call per job
+            listed = stub.ListJobs(pb.EmptyRequest()).jobs
+            waiting -= {job.uuid for job in listed if job.status in FINAL}
+            time.sleep(0.05 if waiting else 0)
+    total = sum(len(part.ids) for part in sent)
+    return accepted, total / (time.time() - start)
 
 
 def throughput(
     daemons: dict[str, Daemon], store: Store, count: int
-) -> tuple[float, float, dict[str, int]]:
-    names = list(daemons)
-    ids: list[list[str]] = [[] for _ in names]
-
-    def send(i: int) -> None:
-        stub = daemons[names[i]].jobs()
-        for _ in range(count // len(names)):
-            ids[i].append(stub.RunJob(pb.RunJobRequest(command="true")).jobUuid)
-
-    start = time.monotonic()
-    threads = [threading.Thread(target=send, args=(i,)) for i in range(len(names))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    accepted = time.monotonic() - start
-    every = [j for part in ids for j in part]
-    done = store.wait(every, {"COMPLETED"}, 1800) - start
+) -> tuple[float, float, dict[str, int], Counter[str]]:
+    """RunJob/s accepted, jobs/s ended, the jobs per node, and why the jobs
+    that did not complete ended."""
+    sent = run_clients(_targets(daemons), count // len(daemons), CALLERS)
+    accepted, start = _accepted_rate(sent)
+    every = [j for part in sent for j in part.ids]
+    store.wait(every, FINAL, 1800)
+    done = time.time() - start
     by_node = {node_id(d): n for n, d in daemons.items()}
     share = Counter(by_node[store.field(j, "node")] for j in every)
-    return len(every) / accepted, len(every) / done, dict(share)
+    failed = Counter(
+        store.field(j, "reason") for j in every if store.field(j, "state") != "COMPLETED"
+    )
+    return accepted, len(every) / done, dict(share), failed
 
 
 def recovery(daemons: dict[str, Daemon], store: Store) -> tuple[float, float]:
@@ -223,7 +219,7 @@ def main() -> None:
         store = Store()
         time.sleep(TTL_S)  # every node's lease and groups in place
         lat = latency(daemons, store, runs)
-        accepted, completed, share = throughput(daemons, store, count)
+        accepted, completed, share, failed = throughput(daemons, store, count)
         local_accepted, local_completed = local_throughput(daemons, count)
         lost_at, moved_at = recovery(daemons, store)
     finally:
@@ -254,6 +250,9 @@ def main() -> None:
     mean = statistics.mean(share.values())
     report.notes.append(f"share per node: {sorted(share.values())} (mean {mean:.0f})")
     report.notes.append(f"{runs} latency samples each way, alternated; {count} jobs")
+    for reason, n in failed.items():
+        report.notes.append(f"placed jobs that did not complete: {n} ({reason})")
+    report.check("all completed", not failed, "every placed true job COMPLETED")
     report.emit()
 
 

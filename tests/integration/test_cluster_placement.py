@@ -2,9 +2,12 @@
 redis-server with AOF (appendfsync always), all in one network namespace of
 the test's own: jobs sent to any node run once each, spread over the nodes;
 a node killed with SIGKILL has its running jobs FAILED "node lost" and its
-claimed ones run elsewhere; a stale token's writes are refused; with Redis
-away RunJob answers UNAVAILABLE, and a Redis restart keeps every job it
-acknowledged."""
+claimed ones run elsewhere; a stale token's writes are refused, and a node
+back from a hang kills its copy of a job the cluster moved on; a job no node
+has taken is listed and canceled through any node (a cancel never lets a
+claim start too); GPU jobs go only to the node with GPUs free (n3, fake GPUs
+of a static inventory); with Redis away RunJob answers UNAVAILABLE, and a
+Redis restart keeps every job it acknowledged."""
 
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ import pytest
 from joblet.api import joblet_pb2 as pb
 from joblet.cluster import placement as p
 from joblet.cluster.lease import registry_prefix
+from joblet.testing.gpus import FAKE_GPUS, make_driver_tree, make_fake_host
 
 from .conftest import ROOT_NEEDED, RunningDaemon, launch_daemon, wait_status
 from .netns import Netns, in_netns
@@ -122,6 +126,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                             "labels": {"role": name}, "placement": True},
                 "network": {"bridgeCidr": f"10.23{n}.0.0/24", "isolatedPool": f"10.24{n}.0.0/24"},
             }  # fmt: skip
+            if name == "n3":  # the one node with GPUs (fake ones: a static inventory)
+                gpu = make_fake_host(tmp / "gpu-host")
+                sections["gpu"] = {**gpu, "driverPaths": [str(make_driver_tree(tmp / "drv"))]}
             cluster.daemons[name] = launch_daemon(Path(tmp / name), sections, world=world)
         yield cluster
     finally:
@@ -187,26 +194,28 @@ def test_a_stale_token_cannot_start_or_finish_a_job(cluster: Cluster) -> None:
     key, stream = p.job_key(PREFIX, job_id), p.stream_key(PREFIX, "node:nobody")
     owned = p.owned_key(PREFIX, ghost)
     lease = f"{PREFIX}node:{ghost}"
+    listed = p.listed_key(PREFIX)
 
     def play(client: Any) -> list[Any]:
         submit, claim = client.register_script(p.SUBMIT), client.register_script(p.CLAIM)
         start, finish = client.register_script(p.START), client.register_script(p.FINISH)
         reclaim = client.register_script(p.RECLAIM)
         client.xgroup_create(stream, p.GROUP, "0", mkstream=True)
-        assert submit([key, stream], [job_id, b"req", stream, "0", "1"]) == 1
+        assert submit([key, stream, listed], [job_id, b"req", stream, "0", "1"]) == 1
         entry = client.xreadgroup(p.GROUP, ghost, {stream: ">"}, count=1)[0][1][0][0]
         token, _ = claim([key, stream, owned], [p.GROUP, entry, ghost, job_id])
-        out = [start([key, lease], [token, ghost])]  # no lease: -1
+        out = [start([key, lease, owned], [token, ghost, job_id])]  # no lease: -1
         client.set(lease, b"{}", px=60_000)
-        out.append(start([key, lease], [token + 1, ghost]))  # wrong token: 0
+        out.append(start([key, lease, owned], [token + 1, ghost, job_id]))  # wrong token: 0
         client.delete(lease)
-        out.append(reclaim([key, owned, lease], [ghost, job_id]))  # re-queued: 1
+        out.append(reclaim([key, owned, lease, listed], [ghost, job_id]))  # re-queued: 1
         out.append(client.hget(key, "state"))
         client.set(lease, b"{}", px=60_000)  # the node is back, with its old token
-        out.append(start([key, lease], [token, ghost]))
-        out.append(finish([key, owned], [token, "COMPLETED", "exit code 0", job_id]))
+        out.append(start([key, lease, owned], [token, ghost, job_id]))
+        out.append(finish([key, owned, listed], [token, "COMPLETED", "exit code 0", job_id]))
         out.append(client.hget(key, "state"))
         client.delete(lease, key, stream)
+        client.srem(listed, job_id)
         return out
 
     assert cluster.redis_do(play) == [-1, 0, 1, b"QUEUED", 0, 0, b"QUEUED"]
@@ -222,17 +231,181 @@ def test_an_entry_delivered_twice_claims_its_job_once(cluster: Cluster) -> None:
     def play(client: Any) -> list[Any]:
         submit, claim = client.register_script(p.SUBMIT), client.register_script(p.CLAIM)
         client.xgroup_create(stream, p.GROUP, "0", mkstream=True)
-        assert submit([key, stream], [job_id, b"req", stream, "0", "1"]) == 1
-        assert submit([key, stream], [job_id, b"req", stream, "0", "1"]) == 0  # one record
+        listed = p.listed_key(PREFIX)
+        assert submit([key, stream, listed], [job_id, b"req", stream, "0", "1"]) == 1
+        assert submit([key, stream, listed], [job_id, b"req", stream, "0", "1"]) == 0
         client.xadd(stream, {"id": job_id})  # the same job delivered again
         entries = client.xreadgroup(p.GROUP, "twice", {stream: ">"}, count=10)[0][1]
         got = [claim([key, stream, owned], [p.GROUP, e, "twice", job_id]) for e, _ in entries]
         pending = client.xpending(stream, p.GROUP)["pending"]
         token = client.hget(key, "token")
         client.delete(key, stream, owned)
+        client.srem(listed, job_id)
         return [len(entries), [bool(g) for g in got], pending, token]
 
     assert cluster.redis_do(play) == [2, [True, False], 0, b"1"]
+
+
+def test_a_cancel_beats_a_claim_not_yet_started_and_loses_to_a_start(cluster: Cluster) -> None:
+    """The cancel script against the real claim and start: a claim not yet
+    started loses its start; a started job is its node's to stop."""
+    job_id = "00000000-0000-4000-8000-00000000cafe"
+    racer = "racer-node"
+    key, stream = p.job_key(PREFIX, job_id), p.stream_key(PREFIX, "node:racer")
+    owned, listed = p.owned_key(PREFIX, racer), p.listed_key(PREFIX)
+    lease = f"{PREFIX}node:{racer}"
+
+    def play(client: Any) -> list[Any]:
+        submit, claim = client.register_script(p.SUBMIT), client.register_script(p.CLAIM)
+        start, cancel = client.register_script(p.START), client.register_script(p.CANCEL)
+        delete = client.register_script(p.DELETE)
+        client.xgroup_create(stream, p.GROUP, "0", mkstream=True)
+        client.set(lease, b"{}", px=60_000)
+        out: list[Any] = []
+        for stage in ("claimed", "running"):
+            client.delete(key)
+            assert submit([key, stream, listed], [job_id, b"req", stream, "0", "1"]) == 1
+            entry = client.xreadgroup(p.GROUP, racer, {stream: ">"}, count=1)[0][1][0][0]
+            token, _ = claim([key, stream, owned], [p.GROUP, entry, racer, job_id])
+            if stage == "running":
+                out.append(start([key, lease, owned], [token, racer, job_id]))
+            out.append(cancel([key], ["canceled by t", "1"]))
+            out.append(start([key, lease, owned], [token, racer, job_id]))
+            out.append([client.hget(key, "state"), client.sismember(owned, job_id)])
+        out.append(delete([key, listed], [job_id]))  # RUNNING: not deleted
+        client.hset(key, "state", "COMPLETED")
+        out.append(cancel([key], ["canceled by t", "1"]))
+        out.append([delete([key, listed], [job_id]), client.sismember(listed, job_id)])
+        client.delete(lease, key, stream, owned)
+        return out
+
+    assert cluster.redis_do(play) == [
+        [1, racer.encode()], 0, [b"CANCELED", 0],  # claimed, not started: the cancel wins
+        1, [2, racer.encode()], 0, [b"RUNNING", 1],  # started: its node's to stop
+        -1, [3, b"COMPLETED"], [1, 0],
+    ]  # fmt: skip
+
+
+def test_a_queued_placed_job_is_seen_and_canceled_through_any_node(cluster: Cluster) -> None:
+    """No node has taken it (no node serves its stream): every node lists
+    it, QUEUED with no node, and any node stops, cancels or deletes it."""
+    n1, n2, n3 = (cluster.daemons[n].jobs() for n in ("n1", "n2", "n3"))
+    first, second = _run(cluster.daemons["n1"], 2, command="sleep", args=["1"], name="waits",
+                         place="label=role=nobody")  # fmt: skip
+    res = n2.GetJobStatus(pb.GetJobStatusReq(uuid=first))
+    assert (res.uuid, res.status, res.nodeId, res.command) == (first, "QUEUED", "", "sleep")
+    assert "waiting for a node" in res.waitReason
+    assert n2.GetJobStatus(pb.GetJobStatusReq(uuid=first[:13])).uuid == first  # a prefix too
+    listed = {j.uuid: j for j in n3.ListJobs(pb.EmptyRequest()).jobs}
+    assert listed[first].status == listed[second].status == "QUEUED"
+    assert listed[first].nodeId == ""
+    paged = [j.uuid for page in n2.ListJobPages(pb.ListJobPagesRequest()) for j in page.jobs]
+    assert paged.count(first) == 1 and paged.count(second) == 1
+    for stub, call in ((n2, "GetJobLogs"), (n3, "DeleteJob")):
+        with pytest.raises(grpc.RpcError) as err:
+            req = pb.GetJobLogsReq(uuid=first) if call == "GetJobLogs" else pb.DeleteJobReq(
+                uuid=first)  # fmt: skip
+            reply = getattr(stub, call)(req)
+            list(reply) if call == "GetJobLogs" else None
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION, call
+    assert n3.CancelJob(pb.CancelJobReq(uuid=first)).status == "CANCELED"
+    assert n2.StopJob(pb.StopJobReq(uuid=second)).status == "CANCELED"
+    for stub in (n1, n2, n3):
+        res = stub.GetJobStatus(pb.GetJobStatusReq(uuid=first))
+        assert (res.status, res.nodeId) == ("CANCELED", "") and "canceled by" in res.endReason
+    with pytest.raises(grpc.RpcError) as err:
+        n1.CancelJob(pb.CancelJobReq(uuid=first))  # it has ended
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert n1.DeleteJob(pb.DeleteJobReq(uuid=first)).success
+    with pytest.raises(grpc.RpcError) as err:
+        n3.GetJobStatus(pb.GetJobStatusReq(uuid=first))
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    assert second in {j.uuid for j in n1.ListJobs(pb.EmptyRequest()).jobs}
+    assert cluster.states([first, second]) == ["", "CANCELED"]
+    # the CLI, through a third node
+    res = cluster.daemons["n3"].rnx("job", "status", second)
+    assert res.returncode == 0 and b"CANCELED" in res.stdout, res
+
+
+def test_cancels_racing_claims_either_win_or_lose_never_both(cluster: Cluster) -> None:
+    """Jobs for one node, canceled through another as soon as a third
+    accepted them: each is either CANCELED and never started, or started
+    once and not CANCELED (the cancel answered with an error)."""
+    import queue
+    import threading
+
+    sender, canceler = cluster.daemons["n1"].jobs(), cluster.daemons["n2"].jobs()
+    place = f"node={cluster.node_id('n3')}"
+    accepted: queue.Queue[str | None] = queue.Queue()
+    outcomes: dict[str, str] = {}
+
+    def send() -> None:
+        for _ in range(40):
+            accepted.put(sender.RunJob(pb.RunJobRequest(command="true", place=place)).jobUuid)
+
+    def cancel() -> None:
+        while (job_id := accepted.get()) is not None:
+            try:
+                outcomes[job_id] = canceler.CancelJob(pb.CancelJobReq(uuid=job_id)).status
+            except grpc.RpcError as exc:  # lost: started, or being started
+                outcomes[job_id] = str(exc.code())
+
+    senders = [threading.Thread(target=send) for _ in range(3)]
+    cancelers = [threading.Thread(target=cancel) for _ in range(2)]
+    for thread in senders + cancelers:
+        thread.start()
+    for thread in senders:
+        thread.join(timeout=120)
+    for _ in cancelers:
+        accepted.put(None)
+    for thread in cancelers:
+        thread.join(timeout=120)
+    ids = list(outcomes)
+    assert len(ids) == 120
+    final = cluster.wait_states(ids, {"COMPLETED", "CANCELED", "FAILED"}, 60)
+    failed = [j for j, s in zip(ids, final, strict=True) if s == "FAILED"]
+    reasons = cluster.redis_do(lambda c: [c.hget(p.job_key(PREFIX, j), "reason") for j in failed])
+    # started, then its node's lease lapsed (a host loaded enough to stall
+    # a renewal past the 2 s TTL): still started once, not canceled
+    assert set(reasons) <= {p.NODE_LOST.encode()}, list(zip(failed, reasons, strict=True))
+    states = dict(zip(ids, final, strict=True))
+    started = sum(cluster.starts().values(), Counter())
+    for job_id, said in outcomes.items():
+        assert (states[job_id] == "CANCELED") == (said == "CANCELED"), (job_id, said)
+        assert started[job_id] == (0 if said == "CANCELED" else 1), (job_id, said)
+
+
+def test_gpu_jobs_are_taken_only_by_a_node_with_free_gpus(cluster: Cluster) -> None:
+    """GPU jobs sent to nodes without GPUs wait in the `gpu:N` streams until
+    the one node with GPUs (two) has that many free; the others never read
+    those streams."""
+    gpu_node = cluster.node_id("n3")
+    ones = _run(cluster.daemons["n1"], 3, command="sleep", args=["3"], gpu_count=1)
+    deadline = time.monotonic() + 30
+    while sorted(cluster.states(ones)) != ["QUEUED", "RUNNING", "RUNNING"]:
+        assert time.monotonic() < deadline, cluster.states(ones)
+        time.sleep(0.1)
+    two = _run(cluster.daemons["n2"], 1, command="true", gpu_count=2)
+    three = _run(cluster.daemons["n2"], 1, command="true", gpu_count=3)  # no node has 3
+    time.sleep(0.5)  # n3's reads go on meanwhile
+    # not claimed: no node has two free now (the third one-GPU job waits too)
+    assert sorted(cluster.states(ones + two)) == ["QUEUED", "QUEUED", "RUNNING", "RUNNING"]
+    cluster.wait_states(ones + two, {"COMPLETED"}, timeout=60)
+    starts = cluster.starts()
+    assert all(starts["n3"][j] == 1 for j in ones + two), starts["n3"]
+    assert not any(starts[n][j] for n in ("n1", "n2") for j in ones + two)
+    for count in (1, 2):  # the streams' only reader: the node with GPUs
+        stream = p.stream_key(PREFIX, p.gpu_stream(count))
+        readers = cluster.redis_do(lambda c, s=stream: c.xinfo_consumers(s, p.GROUP))
+        assert {r["name"].decode() for r in readers} == {gpu_node}, (count, readers)
+    gpu3 = p.stream_key(PREFIX, p.gpu_stream(3))  # no node with three: nobody reads it
+    assert cluster.redis_do(lambda c: c.xinfo_groups(gpu3)) == []
+    res = cluster.daemons["n1"].jobs().GetJobStatus(pb.GetJobStatusReq(uuid=three[0]))
+    assert (res.status, res.nodeId, res.gpu_count) == ("QUEUED", "", 3)
+    assert cluster.daemons["n1"].jobs().CancelJob(pb.CancelJobReq(uuid=three[0])).status == (
+        "CANCELED"
+    )
+    assert len(FAKE_GPUS) == 2
 
 
 def test_a_killed_node_its_running_jobs_fail_its_claims_run_elsewhere(cluster: Cluster) -> None:
@@ -292,26 +465,50 @@ def test_with_redis_away_run_job_is_unavailable_and_a_restart_keeps_what_was_ack
     cluster.wait_states(again, {"COMPLETED"}, timeout=30)
 
 
-def test_sigstop_node_back_has_its_stale_writes_refused(cluster: Cluster) -> None:
+def test_sigstop_node_back_has_its_stale_writes_refused_and_kills_its_lost_copy(
+    cluster: Cluster,
+) -> None:
+    """A node hung past its lease (SIGSTOP; its jobs run on): the janitor
+    marks its jobs FAILED "node lost". Back (SIGCONT), its late end is
+    refused, a copy still running is killed, each job's record there says
+    "node lost" as the cluster does, and what really happened is an event
+    on the job (`late:NODE`: exit code and end time)."""
     name = "n2"
     node = cluster.node_id(name)
     daemon = cluster.daemons[name]
-    job = _run(cluster.daemons["n1"], 1, command="sleep", args=["4"], place=f"node={node}")
-    cluster.wait_states(job, {"RUNNING"}, timeout=30)
+    short, long = (
+        _run(cluster.daemons["n1"], 1, command="sleep", args=[t], place=f"node={node}")[0]
+        for t in ("1", "60")
+    )
+    cluster.wait_states([short, long], {"RUNNING"}, timeout=30)
     os.kill(daemon.proc.pid, signal.SIGSTOP)
     try:
-        cluster.wait_states(job, {"FAILED"}, timeout=TTL_S + 10)
+        cluster.wait_states([short, long], {"FAILED"}, timeout=TTL_S + 10)
     finally:
         os.kill(daemon.proc.pid, signal.SIGCONT)
-    deadline = time.monotonic() + 30
+    back = time.monotonic()
     note = f"late:{node}".encode()
-    while not cluster.redis_do(lambda c: c.hget(p.job_key(PREFIX, job[0]), note)):
-        assert time.monotonic() < deadline, "the returning node recorded nothing"
+
+    def notes() -> list[bytes]:
+        return cluster.redis_do(
+            lambda c: [c.hget(p.job_key(PREFIX, j), note) or b"" for j in (short, long)]
+        )
+
+    deadline = time.monotonic() + 30
+    while not all(notes()):
+        assert time.monotonic() < deadline, f"the returning node recorded nothing: {notes()}"
         time.sleep(0.2)
-    assert cluster.states(job) == ["FAILED"]  # its COMPLETED was refused
-    late = cluster.redis_do(lambda c: c.hget(p.job_key(PREFIX, job[0]), note))
-    assert late.startswith(b"COMPLETED")
+    took = time.monotonic() - back
+    assert cluster.states([short, long]) == ["FAILED", "FAILED"]  # its ends were refused
+    said_short, said_long = notes()
+    assert b"exit code 0" in said_short and b"had decided FAILED" in said_short, said_short
+    assert b"killed on this node's return" in said_long and b"at 20" in said_long, said_long
+    assert took < TTL_S + 5, took
     assert b"stale write refused" in daemon.log_path.read_bytes()
+    own = daemon.jobs()
+    for job_id in (short, long):  # the node's own record: the cluster's decision
+        res = wait_status(own, job_id, {"FAILED"}, timeout=10)
+        assert res.endReason == p.NODE_LOST, (job_id, res.endReason)
 
 
 @pytest.mark.slow

@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18joblet/api/persist.proto\x12\x17joblet.internal.persist\"_\n\x08LogEntry\x12/\n\x06stream\x18\x01 \x01(\x0e\x32\x1f.joblet.internal.persist.Stream\x12\x14\n\x0ctimestamp_ns\x18\x02 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"^\n\x08LogBatch\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x32\n\x07\x65ntries\x18\x02 \x03(\x0b\x32!.joblet.internal.persist.LogEntry\x12\x0e\n\x06packed\x18\x03 \x01(\x0c\"5\n\x0cMetricSample\x12\x14\n\x0ctimestamp_ns\x18\x01 \x01(\x03\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\"U\n\x0bMetricBatch\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x36\n\x07samples\x18\x02 \x03(\x0b\x32%.joblet.internal.persist.MetricSample\".\n\tDeleteJob\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\tlogs_only\x18\x02 \x01(\x08\"3\n\x0bJobFinished\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x14\n\x0cmetrics_only\x18\x02 \x01(\x08\"\x18\n\x05Hello\x12\x0f\n\x07session\x18\x01 \x01(\t\"\xb3\x02\n\x07Request\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12/\n\x05hello\x18\x02 \x01(\x0b\x32\x1e.joblet.internal.persist.HelloH\x00\x12\x31\n\x04logs\x18\x03 \x01(\x0b\x32!.joblet.internal.persist.LogBatchH\x00\x12\x37\n\x07metrics\x18\x04 \x01(\x0b\x32$.joblet.internal.persist.MetricBatchH\x00\x12\x38\n\ndelete_job\x18\x05 \x01(\x0b\x32\".joblet.internal.persist.DeleteJobH\x00\x12<\n\x0cjob_finished\x18\x06 \x01(\x0b\x32$.joblet.internal.persist.JobFinishedH\x00\x42\x06\n\x04\x62ody\"-\n\x03\x41\x63k\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\n\n\x02ok\x18\x02 \x01(\x08\x12\r\n\x05\x65rror\x18\x03 \x01(\t\"\x95\x01\n\x10QueryLogsRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08since_ns\x18\x02 \x01(\x03\x12\x10\n\x08until_ns\x18\x03 \x01(\x03\x12/\n\x06stream\x18\x04 \x01(\x0e\x32\x1f.joblet.internal.persist.Stream\x12\x0c\n\x04tail\x18\x05 \x01(\r\x12\x0e\n\x06\x66ollow\x18\x06 \x01(\x08\"G\n\x11QueryLogsResponse\x12\x32\n\x07\x65ntries\x18\x01 \x03(\x0b\x32!.joblet.internal.persist.LogEntry\"E\n\x13QueryMetricsRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07\x66rom_ns\x18\x02 \x01(\x03\x12\r\n\x05to_ns\x18\x03 \x01(\x03\"N\n\x14QueryMetricsResponse\x12\x36\n\x07samples\x18\x01 \x03(\x0b\x32%.joblet.internal.persist.MetricSample\"\x0e\n\x0cStatsRequest\"\xdb\x02\n\rStatsResponse\x12\x0c\n\x04jobs\x18\x01 \x01(\r\x12\x11\n\tlog_bytes\x18\x02 \x01(\x04\x12\x14\n\x0cmetric_bytes\x18\x03 \x01(\x04\x12\x14\n\x0cwrite_errors\x18\x04 \x01(\x04\x12\x17\n\x0f\x62\x61tches_written\x18\x05 \x01(\x04\x12\x1a\n\x12\x64uplicates_skipped\x18\x06 \x01(\x04\x12\x15\n\rarchived_jobs\x18\x07 \x01(\x04\x12\x19\n\x11segments_uploaded\x18\x08 \x01(\x04\x12\x17\n\x0fupload_failures\x18\t \x01(\x04\x12\x15\n\rlocal_dropped\x18\n \x01(\x04\x12\x16\n\x0eremote_deleted\x18\x0b \x01(\x04\x12\x19\n\x11retention_blocked\x18\x0c \x01(\x04\x12\x17\n\x0f\x63loudwatch_sent\x18\r \x01(\x04\x12\x1a\n\x12\x63loudwatch_dropped\x18\x0e \x01(\x04*Q\n\x06Stream\x12\x0e\n\nSTREAM_ALL\x10\x00\x12\x11\n\rSTREAM_STDOUT\x10\x01\x12\x11\n\rSTREAM_STDERR\x10\x02\x12\x11\n\rSTREAM_SYSTEM\x10\x03\x32\xbb\x02\n\x0cPersistQuery\x12\x64\n\tQueryLogs\x12).joblet.internal.persist.QueryLogsRequest\x1a*.joblet.internal.persist.QueryLogsResponse0\x01\x12m\n\x0cQueryMetrics\x12,.joblet.internal.persist.QueryMetricsRequest\x1a-.joblet.internal.persist.QueryMetricsResponse0\x01\x12V\n\x05Stats\x12%.joblet.internal.persist.StatsRequest\x1a&.joblet.internal.persist.StatsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18joblet/api/persist.proto\x12\x17joblet.internal.persist\"_\n\x08LogEntry\x12/\n\x06stream\x18\x01 \x01(\x0e\x32\x1f.joblet.internal.persist.Stream\x12\x14\n\x0ctimestamp_ns\x18\x02 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"^\n\x08LogBatch\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x32\n\x07\x65ntries\x18\x02 \x03(\x0b\x32!.joblet.internal.persist.LogEntry\x12\x0e\n\x06packed\x18\x03 \x01(\x0c\"5\n\x0cMetricSample\x12\x14\n\x0ctimestamp_ns\x18\x01 \x01(\x03\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\"U\n\x0bMetricBatch\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x36\n\x07samples\x18\x02 \x03(\x0b\x32%.joblet.internal.persist.MetricSample\"C\n\nMetricTick\x12\x35\n\x07\x62\x61tches\x18\x01 \x03(\x0b\x32$.joblet.internal.persist.MetricBatch\".\n\tDeleteJob\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\tlogs_only\x18\x02 \x01(\x08\"3\n\x0bJobFinished\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x14\n\x0cmetrics_only\x18\x02 \x01(\x08\"\x18\n\x05Hello\x12\x0f\n\x07session\x18\x01 \x01(\t\"\xef\x02\n\x07Request\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12/\n\x05hello\x18\x02 \x01(\x0b\x32\x1e.joblet.internal.persist.HelloH\x00\x12\x31\n\x04logs\x18\x03 \x01(\x0b\x32!.joblet.internal.persist.LogBatchH\x00\x12\x37\n\x07metrics\x18\x04 \x01(\x0b\x32$.joblet.internal.persist.MetricBatchH\x00\x12\x38\n\ndelete_job\x18\x05 \x01(\x0b\x32\".joblet.internal.persist.DeleteJobH\x00\x12<\n\x0cjob_finished\x18\x06 \x01(\x0b\x32$.joblet.internal.persist.JobFinishedH\x00\x12:\n\x0bmetric_tick\x18\x07 \x01(\x0b\x32#.joblet.internal.persist.MetricTickH\x00\x42\x06\n\x04\x62ody\"-\n\x03\x41\x63k\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\n\n\x02ok\x18\x02 \x01(\x08\x12\r\n\x05\x65rror\x18\x03 \x01(\t\"\x95\x01\n\x10QueryLogsRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08since_ns\x18\x02 \x01(\x03\x12\x10\n\x08until_ns\x18\x03 \x01(\x03\x12/\n\x06stream\x18\x04 \x01(\x0e\x32\x1f.joblet.internal.persist.Stream\x12\x0c\n\x04tail\x18\x05 \x01(\r\x12\x0e\n\x06\x66ollow\x18\x06 \x01(\x08\"G\n\x11QueryLogsResponse\x12\x32\n\x07\x65ntries\x18\x01 \x03(\x0b\x32!.joblet.internal.persist.LogEntry\"E\n\x13QueryMetricsRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07\x66rom_ns\x18\x02 \x01(\x03\x12\r\n\x05to_ns\x18\x03 \x01(\x03\"N\n\x14QueryMetricsResponse\x12\x36\n\x07samples\x18\x01 \x03(\x0b\x32%.joblet.internal.persist.MetricSample\"\x0e\n\x0cStatsRequest\"\xdb\x02\n\rStatsResponse\x12\x0c\n\x04jobs\x18\x01 \x01(\r\x12\x11\n\tlog_bytes\x18\x02 \x01(\x04\x12\x14\n\x0cmetric_bytes\x18\x03 \x01(\x04\x12\x14\n\x0cwrite_errors\x18\x04 \x01(\x04\x12\x17\n\x0f\x62\x61tches_written\x18\x05 \x01(\x04\x12\x1a\n\x12\x64uplicates_skipped\x18\x06 \x01(\x04\x12\x15\n\rarchived_jobs\x18\x07 \x01(\x04\x12\x19\n\x11segments_uploaded\x18\x08 \x01(\x04\x12\x17\n\x0fupload_failures\x18\t \x01(\x04\x12\x15\n\rlocal_dropped\x18\n \x01(\x04\x12\x16\n\x0eremote_deleted\x18\x0b \x01(\x04\x12\x19\n\x11retention_blocked\x18\x0c \x01(\x04\x12\x17\n\x0f\x63loudwatch_sent\x18\r \x01(\x04\x12\x1a\n\x12\x63loudwatch_dropped\x18\x0e \x01(\x04*Q\n\x06Stream\x12\x0e\n\nSTREAM_ALL\x10\x00\x12\x11\n\rSTREAM_STDOUT\x10\x01\x12\x11\n\rSTREAM_STDERR\x10\x02\x12\x11\n\rSTREAM_SYSTEM\x10\x03\x32\xbb\x02\n\x0cPersistQuery\x12\x64\n\tQueryLogs\x12).joblet.internal.persist.QueryLogsRequest\x1a*.joblet.internal.persist.QueryLogsResponse0\x01\x12m\n\x0cQueryMetrics\x12,.joblet.internal.persist.QueryMetricsRequest\x1a-.joblet.internal.persist.QueryMetricsResponse0\x01\x12V\n\x05Stats\x12%.joblet.internal.persist.StatsRequest\x1a&.joblet.internal.persist.StatsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'joblet.api.persist_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_STREAM']._serialized_start=1614
-  _globals['_STREAM']._serialized_end=1695
+  _globals['_STREAM']._serialized_start=1743
+  _globals['_STREAM']._serialized_end=1824
   _globals['_LOGENTRY']._serialized_start=53
   _globals['_LOGENTRY']._serialized_end=148
   _globals['_LOGBATCH']._serialized_start=150
@@ -41,28 +41,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_METRICSAMPLE']._serialized_end=299
   _globals['_METRICBATCH']._serialized_start=301
   _globals['_METRICBATCH']._serialized_end=386
-  _globals['_DELETEJOB']._serialized_start=388
-  _globals['_DELETEJOB']._serialized_end=434
-  _globals['_JOBFINISHED']._serialized_start=436
-  _globals['_JOBFINISHED']._serialized_end=487
-  _globals['_HELLO']._serialized_start=489
-  _globals['_HELLO']._serialized_end=513
-  _globals['_REQUEST']._serialized_start=516
-  _globals['_REQUEST']._serialized_end=823
-  _globals['_ACK']._serialized_start=825
-  _globals['_ACK']._serialized_end=870
-  _globals['_QUERYLOGSREQUEST']._serialized_start=873
-  _globals['_QUERYLOGSREQUEST']._serialized_end=1022
-  _globals['_QUERYLOGSRESPONSE']._serialized_start=1024
-  _globals['_QUERYLOGSRESPONSE']._serialized_end=1095
-  _globals['_QUERYMETRICSREQUEST']._serialized_start=1097
-  _globals['_QUERYMETRICSREQUEST']._serialized_end=1166
-  _globals['_QUERYMETRICSRESPONSE']._serialized_start=1168
-  _globals['_QUERYMETRICSRESPONSE']._serialized_end=1246
-  _globals['_STATSREQUEST']._serialized_start=1248
-  _globals['_STATSREQUEST']._serialized_end=1262
-  _globals['_STATSRESPONSE']._serialized_start=1265
-  _globals['_STATSRESPONSE']._serialized_end=1612
-  _globals['_PERSISTQUERY']._serialized_start=1698
-  _globals['_PERSISTQUERY']._serialized_end=2013
+  _globals['_METRICTICK']._serialized_start=388
+  _globals['_METRICTICK']._serialized_end=455
+  _globals['_DELETEJOB']._serialized_start=457
+  _globals['_DELETEJOB']._serialized_end=503
+  _globals['_JOBFINISHED']._serialized_start=505
+  _globals['_JOBFINISHED']._serialized_end=556
+  _globals['_HELLO']._serialized_start=558
+  _globals['_HELLO']._serialized_end=582
+  _globals['_REQUEST']._serialized_start=585
+  _globals['_REQUEST']._serialized_end=952
+  _globals['_ACK']._serialized_start=954
+  _globals['_ACK']._serialized_end=999
+  _globals['_QUERYLOGSREQUEST']._serialized_start=1002
+  _globals['_QUERYLOGSREQUEST']._serialized_end=1151
+  _globals['_QUERYLOGSRESPONSE']._serialized_start=1153
+  _globals['_QUERYLOGSRESPONSE']._serialized_end=1224
+  _globals['_QUERYMETRICSREQUEST']._serialized_start=1226
+  _globals['_QUERYMETRICSREQUEST']._serialized_end=1295
+  _globals['_QUERYMETRICSRESPONSE']._serialized_start=1297
+  _globals['_QUERYMETRICSRESPONSE']._serialized_end=1375
+  _globals['_STATSREQUEST']._serialized_start=1377
+  _globals['_STATSREQUEST']._serialized_end=1391
+  _globals['_STATSRESPONSE']._serialized_start=1394
+  _globals['_STATSRESPONSE']._serialized_end=1741
+  _globals['_PERSISTQUERY']._serialized_start=1827
+  _globals['_PERSISTQUERY']._serialized_end=2142
 # @@protoc_insertion_point(module_scope)

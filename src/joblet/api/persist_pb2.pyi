@@ -152,6 +152,31 @@ class MetricBatch(_message.Message):
 Global___MetricBatch: _TypeAlias = MetricBatch  # noqa: Y015
 
 @_typing.final
+class MetricTick(_message.Message):
+    """One sampling tick's samples of many jobs in one request (the daemon
+    samples every job due at once); each job's part is applied as a
+    MetricBatch with the request's seq would be.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCHES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def batches(self) -> _containers.RepeatedCompositeFieldContainer[Global___MetricBatch]: ...
+    def __init__(
+        self,
+        *,
+        batches: _abc.Iterable[Global___MetricBatch] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batches", b"batches"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MetricTick: _TypeAlias = MetricTick  # noqa: Y015
+
+@_typing.final
 class DeleteJob(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -235,6 +260,7 @@ class Request(_message.Message):
     METRICS_FIELD_NUMBER: _builtins.int
     DELETE_JOB_FIELD_NUMBER: _builtins.int
     JOB_FINISHED_FIELD_NUMBER: _builtins.int
+    METRIC_TICK_FIELD_NUMBER: _builtins.int
     seq: _builtins.int
     @_builtins.property
     def hello(self) -> Global___Hello: ...
@@ -246,6 +272,8 @@ class Request(_message.Message):
     def delete_job(self) -> Global___DeleteJob: ...
     @_builtins.property
     def job_finished(self) -> Global___JobFinished: ...
+    @_builtins.property
+    def metric_tick(self) -> Global___MetricTick: ...
     def __init__(
         self,
         *,
@@ -255,12 +283,13 @@ class Request(_message.Message):
         metrics: Global___MetricBatch | None = ...,
         delete_job: Global___DeleteJob | None = ...,
         job_finished: Global___JobFinished | None = ...,
+        metric_tick: Global___MetricTick | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "delete_job", b"delete_job", "hello", b"hello", "job_finished", b"job_finished", "logs", b"logs", "metrics", b"metrics"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "delete_job", b"delete_job", "hello", b"hello", "job_finished", b"job_finished", "logs", b"logs", "metric_tick", b"metric_tick", "metrics", b"metrics"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "delete_job", b"delete_job", "hello", b"hello", "job_finished", b"job_finished", "logs", b"logs", "metrics", b"metrics", "seq", b"seq"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "delete_job", b"delete_job", "hello", b"hello", "job_finished", b"job_finished", "logs", b"logs", "metric_tick", b"metric_tick", "metrics", b"metrics", "seq", b"seq"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["hello", "logs", "metrics", "delete_job", "job_finished"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["hello", "logs", "metrics", "delete_job", "job_finished", "metric_tick"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 

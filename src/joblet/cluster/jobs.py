@@ -5,7 +5,9 @@ so ListJobs and GetJobStatus on any node answer for every node's jobs."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
+from typing import Protocol
 
 from joblet.cluster.registry import RedisLeases
 from joblet.errors import FailedPrecondition, NotFound
@@ -20,25 +22,60 @@ JOB_KEYS = "job:"  # the redis state backend's keys: <keyPrefix>job:<id>
 _NOT_JOBS = (WORKFLOW_KEY_PREFIX, *RECORD_KEY_PREFIXES)
 
 
+class Placed(Protocol):
+    """The placed jobs no node has recorded yet (joblet.cluster.placed)."""
+
+    async def jobs(self) -> list[Job]: ...
+    async def job(self, job_id: str) -> Job | None: ...
+
+
 class ClusterJobs:
-    def __init__(self, leases: RedisLeases, node_id: str) -> None:
+    """`local`: whether this node's manager knows a job (it answers for
+    those itself). `placed` is set once this node places jobs."""
+
+    def __init__(
+        self, leases: RedisLeases, node_id: str, local: Callable[[str], object] | None = None
+    ) -> None:
         self._leases = leases
         self._node_id = node_id
+        self._local = local
+        self.placed: Placed | None = None
 
     async def others(self) -> list[Job]:
         """Every job the other members stored (this node's own come from its
-        manager, which is ahead of its store)."""
+        manager, which is ahead of its store), and the placed jobs no node
+        has recorded yet."""
         jobs: list[Job] = []
         for node_id, key_prefix in sorted((await self._leases.members()).items()):
             if node_id != self._node_id:
                 jobs += await self._jobs_under(key_prefix + JOB_KEYS)
+        if self.placed is not None:
+            known = {job.id for job in jobs}
+            jobs += [
+                job for job in await self.placed.jobs()
+                if job.id not in known and not self._is_local(job.id)
+            ]  # fmt: skip
         return jobs
+
+    def _is_local(self, job_id: str) -> bool:
+        return self._local is not None and self._local(job_id) is not None
+
+    async def placed_only(self, job_id: str) -> Job | None:
+        """The placed job `job_id` as its hash has it, when no node (this
+        one included) has a record of it: only the store can act on it."""
+        if self.placed is None or self._is_local(job_id):
+            return None
+        if await self._by_id(job_id) is not None:
+            return None
+        return await self.placed.job(job_id)
 
     async def find(self, wanted: str) -> Job:
         """The job of another member that `wanted` (id, unique prefix, name)
         names; NotFound or InvalidArgument (ambiguous) as for a local job."""
         if is_job_id(wanted):  # a full id: one read per member, not a scan of all
             found = await self._by_id(wanted)
+            if found is None and self.placed is not None:
+                found = await self.placed.job(wanted)
             if found is not None:
                 return found
         jobs = {job.id: job for job in await self.others()}

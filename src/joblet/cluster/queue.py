@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from joblet.cluster import placement as p
+from joblet.cluster.batching import GroupCommit
 from joblet.cluster.lease import lease_key
 from joblet.state.backends.base import StateBackendError
 from joblet.state.backends.redis import client_options
@@ -18,6 +20,10 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 BLOCK_MS = 500  # a read waits this long for an entry before the loop looks again
+_LISTED = ("state", "node", "created", "ended", "reason")  # what a listing shows
+
+
+_Script = tuple[list[str], list[str | bytes]]  # a script call's keys and args
 
 
 @dataclass(frozen=True)
@@ -44,9 +50,12 @@ class PlacementQueue:
             for name, text in (
                 ("submit", p.SUBMIT), ("claim", p.CLAIM), ("start", p.START),
                 ("finish", p.FINISH), ("reclaim", p.RECLAIM), ("unlock", p.UNLOCK),
-                ("give_back", p.GIVE_BACK),
+                ("give_back", p.GIVE_BACK), ("cancel", p.CANCEL), ("delete", p.DELETE),
             )
         }  # fmt: skip
+        # Concurrent RunJobs' submits share one pipeline (one round trip, one
+        # AOF sync); each is still answered only once Redis ran its own script.
+        self._submits = GroupCommit[_Script, object](self._submit_many)
 
     @classmethod
     def open(cls, config: RedisConfig, prefix: str, node_id: str) -> PlacementQueue:
@@ -74,11 +83,37 @@ class PlacementQueue:
     async def submit(self, job_id: str, request: bytes, place: p.Place, retry: bool) -> None:
         """The job QUEUED and its id in its stream, both or neither."""
         stream = self.stream_key(place.stream)
-        keys = [p.job_key(self._prefix, job_id), stream]
+        keys = [p.job_key(self._prefix, job_id), stream, p.listed_key(self._prefix)]
         args: list[str | bytes] = [job_id, request, stream, "1" if retry else "0",
                                    f"{time.time():.6f}"]  # fmt: skip
-        if not await self._call(self._scripts["submit"](keys, args)):
+        if not await self._submits.call((keys, args)):
             raise StateBackendError(f"placement: job {job_id} is placed already")
+
+    async def _submit_many(self, calls: Sequence[_Script]) -> list[object]:
+        """The submit scripts of `calls` in one pipeline (not a transaction:
+        each stands alone); a script's error is its own caller's."""
+        from redis.exceptions import NoScriptError
+
+        script = self._scripts["submit"]
+        results = await self._evalsha_all(script.sha, calls)
+        again = [n for n, result in enumerate(results) if isinstance(result, NoScriptError)]
+        if again:  # a restarted Redis forgot the script: none of those ran
+            await self._call(self._client.script_load(script.script))
+            retried = await self._evalsha_all(script.sha, [calls[n] for n in again])
+            for n, result in zip(again, retried, strict=True):
+                results[n] = result
+        return [
+            StateBackendError(f"redis: {result}") if isinstance(result, Exception) else result
+            for result in results
+        ]
+
+    async def _evalsha_all(self, sha: str, calls: Sequence[_Script]) -> list[object]:
+        # By sha, not through the Script objects: a pipeline of those asks
+        # Redis whether it has the script before every execute.
+        pipe = self._client.pipeline(transaction=False)
+        for keys, args in calls:
+            pipe.evalsha(sha, len(keys), *keys, *args)
+        return list(await self._call(pipe.execute(raise_on_error=False)))
 
     async def ensure_groups(self, streams: list[str]) -> None:
         from redis.exceptions import ResponseError
@@ -93,8 +128,11 @@ class PlacementQueue:
                 if not isinstance(exc.__cause__, ResponseError) or "BUSYGROUP" not in str(exc):
                     raise
 
-    async def read(self, streams: list[str], count: int, block_ms: int = BLOCK_MS) -> list[Entry]:
-        """New entries for this node, at most `count`."""
+    async def read(
+        self, streams: list[str], count: int, block_ms: int | None = BLOCK_MS
+    ) -> list[Entry]:
+        """New entries for this node, at most `count` per stream (None: an
+        answer at once, without waiting for one)."""
         wanted: dict[str | bytes | memoryview, str | bytes | memoryview | int] = {
             self.stream_key(s): ">" for s in streams
         }
@@ -133,12 +171,15 @@ class PlacementQueue:
     async def start(self, claim: Claim, registry_prefix: str) -> int:
         """CLAIMED -> RUNNING if the token is still this claim's and this
         node's lease is alive: 1 started, 0 stale token, -1 lease lapsed."""
-        keys = [p.job_key(self._prefix, claim.job_id), lease_key(registry_prefix, self._node_id)]
-        return int(await self._call(self._scripts["start"](keys, [claim.token, self._node_id])))
+        keys = [p.job_key(self._prefix, claim.job_id), lease_key(registry_prefix, self._node_id),
+                p.owned_key(self._prefix, self._node_id)]  # fmt: skip
+        args: list[str | int] = [claim.token, self._node_id, claim.job_id]
+        return int(await self._call(self._scripts["start"](keys, args)))
 
     async def finish(self, job_id: str, token: int, state: str, reason: str) -> bool:
         """The job's end, recorded only while `token` is still current."""
-        keys = [p.job_key(self._prefix, job_id), p.owned_key(self._prefix, self._node_id)]
+        keys = [p.job_key(self._prefix, job_id), p.owned_key(self._prefix, self._node_id),
+                p.listed_key(self._prefix)]  # fmt: skip
         done = await self._call(self._scripts["finish"](keys, [token, state, reason, job_id]))
         return bool(done)
 
@@ -159,6 +200,79 @@ class PlacementQueue:
         raw = await self._call(self._client.hgetall(p.job_key(self._prefix, job_id)))
         return {_text(k): _text(v) for k, v in raw.items() if k != b"request"}
 
+    async def current(self, held: dict[str, int]) -> dict[str, tuple[int, str]]:
+        """For each job this node holds (id -> its claim's token), the token
+        and state the store has now: a different token means the cluster
+        moved the job on (queued again, or FAILED "node lost")."""
+        ids = sorted(held)
+        pipe = self._client.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hmget(p.job_key(self._prefix, job_id), "token", "state")
+        rows = await self._call(pipe.execute())
+        return {
+            job_id: (int(token or 0), _text(state or b""))
+            for job_id, (token, state) in zip(ids, rows, strict=True)
+        }
+
+    async def owned(self, also: list[str]) -> dict[str, dict[str, str]]:
+        """The placed jobs this node holds in the store, and those of `also`
+        that were placed: id -> token, state, node, retry."""
+        ids = {_text(i) for i in await self._call(
+            self._client.smembers(p.owned_key(self._prefix, self._node_id)))}  # fmt: skip
+        ordered = sorted(ids | set(also))
+        pipe = self._client.pipeline(transaction=False)
+        for job_id in ordered:
+            pipe.hmget(p.job_key(self._prefix, job_id), "token", "state", "node", "retry")
+        rows = await self._call(pipe.execute())
+        names = ("token", "state", "node", "retry")
+        return {
+            job_id: {k: _text(v) for k, v in zip(names, row, strict=True) if v is not None}
+            for job_id, row in zip(ordered, rows, strict=True)
+            if row[1] is not None
+        }
+
+    async def listed(self, known: Callable[[str], bool]) -> dict[str, dict[str, bytes]]:
+        """The placed jobs the cluster lists from their hash (see
+        placement.listed_key): id -> the hash's fields, the request only of
+        those `known` says the caller has not read yet (it never changes)."""
+        ids = sorted(_text(i) for i in await self._call(
+            self._client.smembers(p.listed_key(self._prefix))))  # fmt: skip
+        pipe = self._client.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hmget(p.job_key(self._prefix, job_id), *_LISTED)
+        rows = await self._call(pipe.execute())
+        out = {
+            job_id: {k: bytes(v) for k, v in zip(_LISTED, row, strict=True) if v is not None}
+            for job_id, row in zip(ids, rows, strict=True)
+            if row[0] is not None
+        }
+        new = [job_id for job_id in out if not known(job_id)]
+        if new:
+            pipe = self._client.pipeline(transaction=False)
+            for job_id in new:
+                pipe.hget(p.job_key(self._prefix, job_id), "request")
+            for job_id, request in zip(new, await self._call(pipe.execute()), strict=True):
+                if request is not None:
+                    out[job_id]["request"] = bytes(request)
+        return out
+
+    async def placed(self, job_id: str) -> dict[str, bytes]:
+        """One placed job's hash ({} when there is none)."""
+        row = await self._call(self._client.hgetall(p.job_key(self._prefix, job_id)))
+        return {_text(k): bytes(v) for k, v in row.items()}
+
+    async def cancel(self, job_id: str, reason: str, at: float) -> tuple[int, str]:
+        """See placement.CANCEL: (outcome, node or state)."""
+        got = await self._call(
+            self._scripts["cancel"]([p.job_key(self._prefix, job_id)], [reason, f"{at:.6f}"])
+        )
+        return int(got[0]), _text(got[1])
+
+    async def delete(self, job_id: str) -> int:
+        """See placement.DELETE."""
+        keys = [p.job_key(self._prefix, job_id), p.listed_key(self._prefix)]
+        return int(await self._call(self._scripts["delete"](keys, [job_id])))
+
     async def reclaim(self, lost: str, registry_prefix: str) -> tuple[list[str], list[str]]:
         """The jobs of a node whose lease lapsed: CLAIMED ones (and RUNNING
         ones that opted in) queued again, RUNNING ones FAILED "node lost".
@@ -169,7 +283,8 @@ class PlacementQueue:
         failed: list[str] = []
         for raw_id in ids:
             job_id = _text(raw_id)
-            keys = [p.job_key(self._prefix, job_id), owned, lease_key(registry_prefix, lost)]
+            keys = [p.job_key(self._prefix, job_id), owned, lease_key(registry_prefix, lost),
+                    p.listed_key(self._prefix)]  # fmt: skip
             done = int(await self._call(self._scripts["reclaim"](keys, [lost, job_id])))
             if done == 1:
                 requeued.append(job_id)

@@ -6,7 +6,13 @@ call that was forwarded to this node is never forwarded again.
 
 An owner that cannot be reached gives UNAVAILABLE naming it; one holding no
 live lease (crashed, or cut off from the store) has its QUEUED or SCHEDULED
-jobs canceled in the store itself by StopJob and CancelJob."""
+jobs canceled in the store itself by StopJob and CancelJob.
+
+A placed job no node has recorded yet (queued in the cluster, or claimed and
+not started) is acted on in the store by whichever node is asked: StopJob
+and CancelJob cancel it there (one script: a claim not yet started loses its
+start), DeleteJob removes a canceled one; one a node already runs is asked
+of that node."""
 
 from __future__ import annotations
 
@@ -22,12 +28,13 @@ import grpc.aio
 from joblet.api import joblet_pb2 as pb
 from joblet.cluster.forward import Owner, Peers, unreachable
 from joblet.cluster.jobs import ClusterJobs
+from joblet.cluster.queue import PlacementQueue
 from joblet.cluster.registry import RedisLeases
 from joblet.daemon import mappers
 from joblet.daemon.cluster_reads import find_elsewhere
 from joblet.daemon.errors import abort_with
-from joblet.errors import JobletError, NotFound, Unavailable
-from joblet.jobs.model import Job, JobStatus
+from joblet.errors import FailedPrecondition, JobletError, NotFound, Unavailable
+from joblet.jobs.model import Job, JobSpec, JobStatus
 from joblet.security.interceptor import current_caller
 from joblet.security.roles import Caller
 from joblet.state.backends.base import StateBackendError
@@ -36,6 +43,7 @@ log = logging.getLogger(__name__)
 SERVICE = "joblet.JobService"
 Context = Any  # grpc.aio.ServicerContext
 _WAITING = (JobStatus.QUEUED, JobStatus.SCHEDULED)
+_NO_SPEC = JobSpec(command="")
 
 
 class Local(Protocol):
@@ -46,6 +54,7 @@ class Local(Protocol):
 class Target:
     owner: Owner
     job: Job  # as the store has it
+    placed: bool = False  # only the cluster's store has it (placed, no node's record)
 
 
 class Router:
@@ -66,6 +75,7 @@ class Router:
         self._leases = leases
         self._node_id = node_id
         self._peers = peers
+        self.queue: PlacementQueue | None = None  # set when this node places jobs
 
     async def target(self, ref: str) -> Target | None:
         """The owner of the job `ref` names when another member owns it;
@@ -79,9 +89,71 @@ class Router:
         if caller is not None and caller.via:
             return None  # forwarded here already: answered here, never passed on
         job = await find_elsewhere(self._cluster, ref)
-        if job is None or job.node_id in ("", self._node_id):
+        if job is None:
+            return None
+        placed = await self._placed_only(job.id)
+        if placed is not None:
+            return Target(Owner(job.id, placed.node_id, ""), placed, placed=True)
+        if job.node_id in ("", self._node_id):
             return None
         return Target(Owner(job.id, job.node_id, await self._address(job.node_id)), job)
+
+    async def _placed_only(self, job_id: str) -> Job | None:
+        if self.queue is None:
+            return None
+        try:
+            return await self._cluster.placed_only(job_id)
+        except StateBackendError as exc:
+            raise Unavailable(f"the cluster's store is away: {exc}") from exc
+
+    async def on_placed(self, target: Target, name: str, request: Any, context: Context) -> Any:
+        """A call about a placed job only the store has: canceled or deleted
+        there; a job a node started meanwhile is that node's to answer."""
+        assert self.queue is not None
+        job_id = target.job.id
+        if name not in ("StopJob", "CancelJob", "DeleteJob") or getattr(
+            request, "signal_only", False
+        ):
+            raise FailedPrecondition(
+                f"job {job_id} is {target.job.status} in the cluster: no node has started it yet"
+            )
+        try:
+            if name == "DeleteJob":
+                return await self._delete_placed(job_id)
+            outcome, where = await self.queue.cancel(
+                job_id, f"canceled by {_caller().name}", time.time()
+            )
+        except StateBackendError as exc:
+            raise Unavailable(f"the cluster's store is away: {exc}") from exc
+        if outcome == 0:
+            raise NotFound(f"job {job_id} not found")
+        if outcome == 3:
+            raise FailedPrecondition(f"job {job_id} is {where}: it has ended")
+        if outcome == 2:  # a node started it meanwhile: that node answers
+            return await self._on_node(job_id, where, name, request, context)
+        log.info("canceled placed job %s in the cluster's store (by %s)", job_id, _caller().name)
+        canceled = await self._cluster.placed_only(job_id)
+        return canceled if canceled is not None else target.job
+
+    async def _delete_placed(self, job_id: str) -> pb.DeleteJobRes:
+        assert self.queue is not None
+        done = await self.queue.delete(job_id)
+        if done == 0:
+            raise NotFound(f"job {job_id} not found")
+        if done < 0:
+            raise FailedPrecondition(
+                f"job {job_id} is waiting in the cluster: stop or cancel it before deleting it"
+            )
+        return pb.DeleteJobRes(uuid=job_id, success=True, message=f"job {job_id} deleted")
+
+    async def _on_node(
+        self, job_id: str, node_id: str, name: str, request: Any, context: Context
+    ) -> Any:
+        if node_id == self._node_id:
+            raise FailedPrecondition(f"job {job_id} is starting on this node: ask again")
+        owner = Owner(job_id, node_id, await self._address(node_id))
+        return await self.unary(Target(owner, Job(job_id, _NO_SPEC, JobStatus.RUNNING)),
+                                f"/{SERVICE}/{name}", request, context)  # fmt: skip
 
     async def _address(self, node_id: str) -> str:
         """The owner's advertised address; "" when it holds no live lease."""
@@ -172,6 +244,12 @@ def unary_handler(
             target = await router.target(request.uuid)
             if target is None:
                 return await local(request, context)
+            if target.placed:
+                reply = await router.on_placed(target, name, request, context)
+                if isinstance(reply, Job):
+                    assert canceled is not None
+                    return canceled(reply)
+                return reply
             try:
                 return await router.unary(target, method, request, context)
             except Unavailable as failure:
@@ -203,6 +281,8 @@ def stream_handler(
                 yield reply
             return
         try:
+            if target.placed:
+                await router.on_placed(target, name, request, context)
             async for data in router.stream(target, method, request, context):
                 yield data
         except JobletError as exc:

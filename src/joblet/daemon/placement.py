@@ -17,6 +17,8 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from joblet.api import joblet_pb2 as pb
 from joblet.cluster import placement as p
@@ -53,9 +55,10 @@ def placeable(request: pb.RunJobRequest, max_bytes: int) -> str:
         return "its stdin is fed through this node"
     if request.schedule or request.requirements or request.workflowUuid:
         return "a scheduled or waiting job stays on the node that received it"
-    if request.gpu_count or request.gpu_ids:
-        # No stream of GPU nodes yet: a GPU job runs where its GPUs were asked.
-        return "a GPU job stays on the node that received it"
+    if request.gpu_ids:
+        return "a job that names its GPUs stays on the node that received it"
+    if request.gpu_memory_mb:  # the gpu streams are by count: memory is no node's promise
+        return "a GPU job that asks for GPU memory stays on the node that received it"
     if request.ByteSize() > max_bytes:
         return f"it is larger than cluster.maxUploadBytes ({max_bytes} bytes)"
     return ""
@@ -66,7 +69,7 @@ class Placer:
     stream, acknowledged only once Redis has both."""
 
     def __init__(self, queue: PlacementQueue, max_bytes: int) -> None:
-        self._queue = queue
+        self.queue = queue
         self._max_bytes = max_bytes
 
     def takes(self, request: pb.RunJobRequest) -> bool:
@@ -80,9 +83,11 @@ class Placer:
             place = p.parse_place(request.place)
         except ValueError as exc:
             raise InvalidArgument(str(exc)) from exc
+        if request.gpu_count and place.anywhere:  # read only where that many GPUs are free
+            place = p.Place(gpus=request.gpu_count)
         job_id = new_job_id()
         try:
-            await self._queue.submit(
+            await self.queue.submit(
                 job_id, request.SerializeToString(), place, request.retryOnNodeLoss
             )
         except StateBackendError as exc:
@@ -95,13 +100,21 @@ class Placer:
 class Tokens:
     """The tokens of the placed jobs this node started; each end is written
     with its job's token (a stale one is refused: the cluster decided
-    otherwise meanwhile, and this node's account is logged beside it)."""
+    otherwise meanwhile, and this node's account is noted beside it).
 
-    def __init__(self, queue: PlacementQueue) -> None:
+    `lost`: what this node does with a job the cluster moved on without it
+    (its lease lapsed: the job FAILED "node lost" or queued again): a copy
+    still running here is killed, and its end here becomes the cluster's."""
+
+    def __init__(
+        self, queue: PlacementQueue, lost: Callable[[str], Awaitable[None]] | None = None
+    ) -> None:
         self._queue = queue
+        self._lost = lost
         self._tokens: dict[str, int] = {}
         self.retryable: set[str] = set()
         self.fenced: set[str] = set()  # killed by the fence: queued again, not ended
+        self.moved: dict[str, str] = {}  # moved on by the cluster: its state there
         self._tasks: set[asyncio.Task[None]] = set()
 
     def hold(self, job_id: str, token: int, retry: bool) -> None:
@@ -113,20 +126,23 @@ class Tokens:
         if not job.status.is_final or job.id not in self._tokens:
             return
         reason = job.end_reason or f"exit code {job.exit_code}"
-        self._end(job.id, job.status.value, reason, job.ended_at)
+        self._end(job.id, job.status.value, reason, job.ended_at, job.exit_code)
 
     def refused(self, job_id: str, reason: str) -> None:
         """A claimed job this node could not launch: FAILED, saying why."""
-        self._end(job_id, JobStatus.FAILED.value, reason, time.time())
+        self._end(job_id, JobStatus.FAILED.value, reason, time.time(), -1)
 
-    def _end(self, job_id: str, state: str, reason: str, at: float) -> None:
+    def _end(self, job_id: str, state: str, reason: str, at: float, code: int) -> None:
         token = self._tokens.pop(job_id)
         self.retryable.discard(job_id)
+        end = End(state, reason, at, code)
         if job_id in self.fenced:
             self.fenced.discard(job_id)
             work = self._give_back(job_id, token)
+        elif job_id in self.moved:  # killed here for the cluster's decision: noted
+            work = self._note(job_id, end.note(self.moved.pop(job_id), killed=True))
         else:
-            work = self._finish(job_id, token, state, reason, at)
+            work = self._finish(job_id, token, end)
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -150,7 +166,81 @@ class Tokens:
                     return
             await asyncio.sleep(0.5)
 
-    async def _finish(self, job_id: str, token: int, state: str, reason: str, at: float) -> None:
+    async def adopt(self, node_id: str, find: Callable[[str], Job | None], live: list[str]) -> None:
+        """At start-up (the daemon restarted): the placed jobs the store says
+        this node holds, and the placed ones among `live` (jobs restored
+        running here), each taken up again: one still running here is held
+        (its end written with its token); one that ended here has that end
+        written; a claim never started is queued again; one started and
+        unknown here FAILED "node lost"; one the cluster moved on meanwhile
+        is handed to `lost`."""
+        for job_id, rec in (await self._queue.owned(live)).items():
+            token, state = int(rec.get("token") or 0), rec.get("state", "")
+            mine = rec.get("node") == node_id and state in (p.CLAIMED, p.RUNNING)
+            job = find(job_id)
+            running = job is not None and not job.status.is_final
+            if mine and running:
+                self.hold(job_id, token, rec.get("retry") == "1")
+            elif mine and job is not None:
+                end = End(job.status.value, job.end_reason, job.ended_at, job.exit_code)
+                await self._finish(job_id, token, end)
+            elif mine and state == p.CLAIMED:
+                await self._queue.give_back(job_id, token)
+            elif mine:
+                end = End(JobStatus.FAILED.value, p.NODE_LOST, time.time(), -1)
+                await self._finish(job_id, token, end)
+            elif running:  # moved on while this node was down: its copy here goes
+                self._tokens[job_id] = -1
+                self.moved[job_id] = state
+                if self._lost is not None:
+                    await self._lost(job_id)
+            else:
+                continue
+            log.info("placement: job %s taken up again after a restart (%s here, %s in the"
+                     " cluster)", job_id, job.status if job else "unknown", state)  # fmt: skip
+
+    async def verify(self) -> list[str]:
+        """The jobs running here that the cluster moved on meanwhile (their
+        token changed: this node's lease lapsed), each handed to `lost`."""
+        held = {
+            i: t for i, t in self._tokens.items() if i not in self.moved and i not in self.fenced
+        }
+        if not held:
+            return []
+        now = await self._queue.current(held)
+        # A record gone from the store (lost with it) is no decision: left running.
+        moved = sorted(
+            i for i, (token, state) in now.items()
+            if i in self._tokens and state and token != held[i]
+        )  # fmt: skip
+        for job_id in moved:
+            self.moved[job_id] = now[job_id][1]
+            log.warning(
+                "placement: job %s: the cluster moved it on while this node was away (%s"
+                " there): its copy here is killed", job_id, self.moved[job_id],
+            )  # fmt: skip
+            if self._lost is not None:
+                try:
+                    await self._lost(job_id)
+                except JobletError as exc:
+                    log.warning("placement: job %s: %s", job_id, exc)
+        return moved
+
+    async def _note(self, job_id: str, text: str) -> None:
+        """What really happened here, beside the cluster's decision."""
+        deadline = time.monotonic() + GIVE_BACK_S
+        while True:
+            try:
+                await self._queue.note(job_id, text)
+                return
+            except StateBackendError as exc:
+                if time.monotonic() > deadline:
+                    log.warning("placement: job %s: its account not recorded: %s", job_id, exc)
+                    return
+            await asyncio.sleep(0.5)
+
+    async def _finish(self, job_id: str, token: int, end: End) -> None:
+        state, reason, at = end.state, end.reason, end.at
         # Retried: a Redis that restarted (or a pooled connection it closed)
         # must not leave the job RUNNING in the cluster for ever.
         deadline = time.monotonic() + FINISH_RETRY_S
@@ -174,8 +264,13 @@ class Tokens:
                 "placement: job %s: stale write refused (token %d): the cluster moved it on;"
                 " here it ended %s (%s) at %.3f", job_id, token, state, reason, at,
             )  # fmt: skip
+            decided = ""
             with contextlib.suppress(StateBackendError):
-                await self._queue.note(job_id, f"{state} ({reason}) at {at:.3f}")
+                decided = (await self._queue.state(job_id)).get("state", "")
+            await self._note(job_id, end.note(decided or "moved on", killed=False))
+            if self._lost is not None:  # this node's record follows the cluster's
+                with contextlib.suppress(JobletError):
+                    await self._lost(job_id)
 
     async def close(self) -> None:
         tasks = list(self._tasks)
@@ -190,8 +285,30 @@ class Tokens:
                 await task
 
 
+@dataclass(frozen=True)
+class End:
+    """A placed job's end as this node saw it."""
+
+    state: str
+    reason: str
+    at: float
+    exit_code: int
+
+    def note(self, decided: str, *, killed: bool) -> str:
+        """The event on the job's hash (`late:NODE`): the cluster's decision
+        stands, this says what really happened on the node."""
+        when = datetime.fromtimestamp(self.at, UTC).isoformat(timespec="milliseconds")
+        how = "killed on this node's return" if killed else "ended"
+        return (
+            f"{self.state} ({self.reason}), exit code {self.exit_code}, at {when}:"
+            f" {how}; the cluster had decided {decided} meanwhile (this node's lease lapsed)"
+        )
+
+
 class Worker:
-    """Takes jobs from this node's streams while it has free slots."""
+    """Takes jobs from this node's streams while it has free slots, and
+    from the GPU streams (`gpus`: this node's GPUs, 0 = none, never read)
+    only those it has the free GPUs for."""
 
     def __init__(
         self,
@@ -202,6 +319,8 @@ class Worker:
         *,
         tokens: Tokens,
         registry_prefix: str,
+        gpus: int = 0,
+        free_gpus: Callable[[], int] = lambda: 0,
     ) -> None:
         self._queue = queue
         self._streams = streams
@@ -209,6 +328,9 @@ class Worker:
         self._launch = launch
         self._tokens = tokens
         self._registry_prefix = registry_prefix
+        self._gpus = gpus
+        self._free_gpus = free_gpus
+        self._gpus_launching = 0  # GPUs of launches under way, not yet allocated
         self._next_stale = 0.0
         self._launching: set[asyncio.Task[None]] = set()
         self.started = 0
@@ -241,9 +363,11 @@ class Worker:
         room = (free if free >= 0 else UNLIMITED_BATCH) - len(self._launching)
         if room <= 0:
             return False
-        count = room
         if not self._next_stale:  # the groups first: a stream no one read yet has none
-            await self._queue.ensure_groups(self._streams)
+            await self._queue.ensure_groups(self._streams + p.gpu_streams(self._gpus, self._gpus))
+        count = room - await self._gpu_turn(room)
+        if count <= 0:
+            return True
         entries: list[Entry] = []
         now = time.monotonic()
         if now >= self._next_stale:
@@ -255,17 +379,34 @@ class Worker:
             await self._take(entry)
         return True
 
-    async def _take(self, entry: Entry) -> None:
+    async def _gpu_turn(self, room: int) -> int:
+        """GPU jobs taken (one read without waiting per stream this node
+        has the GPUs for, the largest first); how many."""
+        if self._gpus <= 0:
+            return 0
+        free = self._free_gpus() - self._gpus_launching
+        taken = 0
+        for stream in p.gpu_streams(free, self._gpus):
+            need = int(stream.rpartition(":")[2])
+            if taken >= room or need > free:
+                continue
+            for entry in await self._queue.read([stream], 1, block_ms=None):
+                if await self._take(entry):
+                    free, taken = free - need, taken + 1
+        return taken
+
+    async def _take(self, entry: Entry) -> bool:
         claim = await self._queue.claim(entry)
         if claim is None:
-            return  # its job is no longer QUEUED: dropped
+            return False  # its job is no longer QUEUED: dropped
         request = pb.RunJobRequest.FromString(claim.request)
         started = await self._queue.start(claim, self._registry_prefix)
         if started != 1:
             why = "its claim is stale" if started == 0 else "this node's lease has lapsed"
             log.warning("placement: job %s not started: %s", claim.job_id, why)
-            return
+            return False
         await self._run(claim, request)
+        return True
 
     async def _run(self, claim: Claim, request: pb.RunJobRequest) -> None:
         """The launch, in the background: the next entries are claimed while
@@ -278,17 +419,24 @@ class Worker:
         task.add_done_callback(self._launching.discard)
 
     async def _launch_one(self, claim: Claim, request: pb.RunJobRequest) -> None:
+        self._gpus_launching += request.gpu_count
         try:
             await self._launch(claim.job_id, request)
         except Exception as exc:  # refused here (a volume it names, say): its end
             log.warning("placement: job %s refused on this node: %s", claim.job_id, exc)
             self._tokens.refused(claim.job_id, str(exc))
+        finally:  # allocated by now (or refused): the allocator counts them
+            self._gpus_launching -= request.gpu_count
 
 
 class Fence:
     """A node that cannot confirm its own lease for `limit_s` (0.6 of the TTL)
     kills its jobs that asked for a retry on node loss: the janitor may soon
-    queue them again elsewhere, and a retry must never overlap the original."""
+    queue them again elsewhere, and a retry must never overlap the original.
+
+    Once its lease is confirmed again after such a gap (a partition, a hang:
+    the clock runs on while the process is stopped), and every `verify_every_s`
+    anyway, `verify` asks which of its jobs the cluster moved on meanwhile."""
 
     def __init__(
         self,
@@ -297,6 +445,9 @@ class Fence:
         retryable: set[str],
         kill: Callable[[str], Awaitable[None]],
         clock: Callable[[], float] = time.monotonic,
+        *,
+        verify: Callable[[], Awaitable[object]] | None = None,
+        verify_every_s: float = 0.0,
     ) -> None:
         self._own_lease = own_lease
         self._limit_s = limit_s
@@ -304,6 +455,9 @@ class Fence:
         self._kill = kill
         self._clock = clock
         self._last_ok = clock()
+        self._verify = verify
+        self._verify_every_s = verify_every_s
+        self._next_verify = self._last_ok + verify_every_s
 
     async def check(self) -> list[str]:
         """The jobs killed by this check."""
@@ -313,7 +467,14 @@ class Fence:
             ok = False
         now = self._clock()
         if ok:
-            self._last_ok = now
+            gap, self._last_ok = now - self._last_ok, now
+            if self._verify is not None and (gap >= self._limit_s or now >= self._next_verify):
+                self._next_verify = now + self._verify_every_s
+                try:
+                    await self._verify()
+                except StateBackendError as exc:  # tried again at the next check
+                    self._next_verify = now
+                    log.debug("placement: cannot verify this node's jobs: %s", exc)
             return []
         if now - self._last_ok < self._limit_s or not self._retryable:
             return []
@@ -397,15 +558,26 @@ async def placing(
     free_slots: Callable[[], int],
     launch: Launch,
     kill: Callable[[str], Awaitable[None]],
+    lost: Callable[[str], Awaitable[None]] | None = None,
+    gpus: int = 0,
+    free_gpus: Callable[[], int] = lambda: 0,
+    local: tuple[Callable[[str], Job | None], Callable[[], list[Job]]] | None = None,
 ) -> AsyncIterator[tuple[Placer, Tokens]]:
     """The placer for RunJob and the tokens to listen to job ends; the worker
     and the janitor run in the background until the block ends."""
     check_store(cluster, state)
     prefix = registry_prefix(cluster.name)
     queue = PlacementQueue.open(state.redis, prefix, node_id)
-    tokens = Tokens(queue)
+    tokens = Tokens(queue, lost)
+    if local is not None:  # this node's jobs (find, snapshot): a restart takes its own up
+        find, snapshot = local
+        try:
+            await tokens.adopt(node_id, find, [j.id for j in snapshot() if not j.status.is_final])
+        except StateBackendError as exc:  # left to the janitor, should this node lapse
+            log.warning("placement: this node's placed jobs not taken up again: %s", exc)
     streams = p.streams_for(node_id, cluster.labels)
-    worker = Worker(queue, streams, free_slots, launch, tokens=tokens, registry_prefix=prefix)
+    worker = Worker(queue, streams, free_slots, launch, tokens=tokens, registry_prefix=prefix,
+                    gpus=gpus, free_gpus=free_gpus)  # fmt: skip
 
     async def live() -> Mapping[str, object]:
         return {lease.node_id: lease for lease in await leases.live()}
@@ -425,13 +597,15 @@ async def placing(
         tokens.fenced.add(job_id)
         await kill(job_id)
 
-    fence = Fence(own_lease, cluster.lease_ttl_s * FENCE_SHARE, tokens.retryable, fence_kill)
+    fence = Fence(own_lease, cluster.lease_ttl_s * FENCE_SHARE, tokens.retryable, fence_kill,
+                  verify=tokens.verify, verify_every_s=cluster.lease_ttl_s)  # fmt: skip
     tasks = [
         asyncio.create_task(worker.run(), name="placement-worker"),
         asyncio.create_task(janitor.run(), name="placement-janitor"),
         asyncio.create_task(fence.run(cluster.renew_every_s / 2), name="placement-fence"),
     ]
-    log.info("placement: this node takes jobs from %s", ", ".join(streams))
+    log.info("placement: this node takes jobs from %s",
+             ", ".join(streams + p.gpu_streams(gpus, gpus)))  # fmt: skip
     try:
         yield Placer(queue, cluster.max_upload_bytes), tokens
     finally:

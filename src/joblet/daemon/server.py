@@ -31,6 +31,8 @@ from joblet.api import joblet_pb2_grpc as pb_grpc
 from joblet.cluster.config import ClusterConfig, load_cluster_config
 from joblet.cluster.forward import Peers
 from joblet.cluster.jobs import ClusterJobs
+from joblet.cluster.placed import PlacedView
+from joblet.cluster.placement import NODE_LOST
 from joblet.cluster.registry import RedisLeases
 from joblet.config.model import DaemonConfig, RootLayout
 from joblet.daemon import forwarding, log_rpc, metrics_rpc
@@ -55,6 +57,7 @@ from joblet.daemon.placement import placing
 from joblet.daemon.revocation_watch import RevocationWatch
 from joblet.daemon.runtime_service import RuntimeService
 from joblet.daemon.shutdown import clear_request, take_request
+from joblet.daemon.startup_gate import StartupGate
 from joblet.daemon.supervisor import HelperSupervisor
 from joblet.daemon.volume_service import VolumeService
 from joblet.daemon.workflow_service import WorkflowRpc
@@ -280,7 +283,7 @@ class Daemon:
         metrics = await self._stack.enter_async_context(
             MetricsHub(
                 self.config.metrics,
-                sink=helpers.persist.send_metric,
+                batch_sink=helpers.persist.send_metrics,
                 finished=helpers.persist.metrics_finished,
                 history_source=history,
             )
@@ -324,9 +327,10 @@ class Daemon:
         for problem in await asyncio.to_thread(self._volumes.restore):
             log.warning("volume: %s", problem)
         launcher = await starting
-        running = await launcher.running()
-        clean_leftovers(cgroups, set(running), functools.partial(proven_own, claim, layout.jobs))
-        clean_leftover_roots(layout.jobs, set(running))
+        # What a previous run left is cleaned after listening (behind the
+        # gate, before the restore): with thousands of job directories it
+        # takes a while.
+        self._leftovers = functools.partial(proven_own, claim, layout.jobs)
         self._runtimes = await self._open_runtimes()
         hub = LogHub()
         hub.start()
@@ -346,6 +350,55 @@ class Daemon:
         )  # fmt: skip
         launcher.on_exit(self.manager.on_exit)
         launcher.on_back(self.manager.on_launcher_back)
+        await self._restore_and_serve(helpers, launcher, loading, listeners, (node_id, metrics))
+
+    async def _restore_and_serve(
+        self,
+        helpers: Helpers,
+        launcher: LauncherLink,
+        loading: asyncio.Task[Loaded],
+        listeners: JobListeners,
+        serving: tuple[str, MetricsHub],
+    ) -> None:
+        """The previous run's jobs back, and the port open (`serving`: the
+        node's id and metrics hub)."""
+        node_id, metrics = serving
+        manager = self.manager
+        assert manager is not None
+        self.workflows = WorkflowShell(manager, helpers.state)
+        self._stack.push_async_callback(self.workflows.close)
+        # Listening comes first, calls wait at the gate until the jobs are back
+        # (startup_gate). A cluster member joins (and may be placed jobs) only
+        # once they are: it keeps the order of restore, then serve.
+        gate = StartupGate()
+        early = not load_cluster_config(self.config_path).enabled
+        if early:
+            await self._serve(node_id, metrics, helpers.state_config, gate)
+        try:
+            await self._restore_all(helpers, launcher, loading, listeners)
+        except BaseException:
+            if self.server is not None:  # no call waits on a gate that never opens
+                await self.server.stop(0)
+            raise
+        if not early:
+            await self._serve(node_id, metrics, helpers.state_config, gate)
+        gate.open()
+
+    async def _restore_all(
+        self,
+        helpers: Helpers,
+        launcher: LauncherLink,
+        loading: asyncio.Task[Loaded],
+        listeners: JobListeners,
+    ) -> None:
+        """The jobs and workflows of the previous run taken over (their state
+        loaded, running jobs re-attached), and what depends on them."""
+        manager = self.manager
+        assert manager is not None
+        running_now = set(await launcher.running())
+        layout = self.config.layout
+        await asyncio.to_thread(clean_leftovers, self._cgroups, running_now, self._leftovers)
+        await asyncio.to_thread(clean_leftover_roots, layout.jobs, running_now)
         loaded = await loading
         jobs = loaded.jobs
         running, orphaned = await launcher.running_detail()
@@ -354,9 +407,8 @@ class Daemon:
         await asyncio.to_thread(self._runtimes.collect_garbage)
         launcher.keep_up()  # a broken connection is replaced, its jobs settled
         self._volumes.set_users_of(self._volume_users)
-        self._networks.restore(j.id for j in self.manager.list_jobs() if not j.status.is_final)
+        self._networks.restore(j.id for j in manager.list_jobs() if not j.status.is_final)
         log.info("loaded %d job(s) from state (%s)", len(jobs), helpers.state_config.backend)
-        await self._serve(node_id, metrics, helpers.state_config)
 
     async def _join_cluster(self, state: StateConfig, node_id: str) -> None:
         """This node's lease in the cluster's store, when cluster.name is set."""
@@ -372,7 +424,7 @@ class Daemon:
     def _forward_to_owners(
         self, server: grpc.aio.Server, jobs: JobService, others: ClusterJobs, node_id: str,
         metrics: MetricsHub,
-    ) -> None:  # fmt: skip
+    ) -> Router:  # fmt: skip
         """Calls about another member's job answered by that member."""
         assert self.manager is not None and self._leases is not None
         cluster, peers = self._cluster, None
@@ -387,11 +439,26 @@ class Daemon:
         history = cast("Callable[[Any, Any], Awaitable[Any]]", raw)  # stubs: sync only
         router = Router(self.manager, others, self._leases, node_id, peers)
         forwarding.install(server, router, jobs, history)
+        return router
 
     async def _fence_kill(self, job_id: str) -> None:
         """A placed job killed because this node may have lost the cluster."""
         assert self.manager is not None
         await self.manager.stop(job_id, "placement fence", signal.SIGKILL, 0.0)
+
+    def _gpu_count(self) -> int:
+        gpus = None if self.manager is None else self.manager.gpus
+        return len(gpus.host.gpus) if gpus is not None and gpus.config.enabled else 0
+
+    def _free_gpus(self) -> int:
+        gpus = None if self.manager is None else self.manager.gpus
+        return gpus.free_count() if gpus is not None else 0
+
+    async def _lost_here(self, job_id: str) -> None:
+        """A placed job the cluster holds lost with this node: its end here
+        is the cluster's (a copy still running is killed)."""
+        assert self.manager is not None
+        await self.manager.overrule_lost(job_id, NODE_LOST)
 
     def _restore(
         self,
@@ -404,10 +471,8 @@ class Daemon:
         """The jobs and workflows of the previous run. The workflows listen
         before the jobs are restored and are taken up right after, in the same
         turn: no workflow job's change falls between the two."""
-        assert self.manager is not None
+        assert self.manager is not None and self.workflows is not None
         state = helpers.state
-        self.workflows = WorkflowShell(self.manager, state)
-        self._stack.push_async_callback(self.workflows.close)
         listeners.add(self.workflows)
         launches_known = self._launcher is not None and self._launcher.launches_known
         self.manager.restore(loaded.jobs, running, orphaned, launches_known)
@@ -472,7 +537,9 @@ class Daemon:
         self._launcher = launcher
         return launcher
 
-    async def _serve(self, node_id: str, metrics: MetricsHub, state: StateConfig) -> None:
+    async def _serve(
+        self, node_id: str, metrics: MetricsHub, state: StateConfig, gate: StartupGate
+    ) -> None:
         assert self.manager is not None
         await self._join_cluster(state, node_id)
         config = self.config
@@ -481,14 +548,17 @@ class Daemon:
             receive_limits(config), RECEIVE_LIMIT,
             revoked=self._watch_revocations().revoked, auditor=self._audit_trail(),
         )  # fmt: skip
-        server = grpc.aio.server(interceptors=[interceptor], options=_grpc_options(config))
+        server = grpc.aio.server(interceptors=[gate, interceptor], options=_grpc_options(config))
         assert self.workflows is not None
         store = self._runtimes
         rpc = WorkflowRpc(
             self.workflows, config, self._networks, self._volumes,
             runtimes=lambda: [record.spec.name for record in store.installed()],
         )  # fmt: skip
-        others = None if self._leases is None else ClusterJobs(self._leases, node_id)
+        others = (
+            None if self._leases is None
+            else ClusterJobs(self._leases, node_id, local=self.manager.find)
+        )  # fmt: skip
         jobs = JobService(
             self.manager, config, metrics, self._networks, self._volumes,
             workflows=rpc, shell=self.workflows, cluster=others,
@@ -499,16 +569,22 @@ class Daemon:
         # Sends stored samples' bytes as they are (24 h = 17,280 samples).
         metrics_rpc.install_raw_history(server, manager.history_ref, metrics)
         if others is not None:
-            self._forward_to_owners(server, jobs, others, node_id, metrics)
+            router = self._forward_to_owners(server, jobs, others, node_id, metrics)
             if self._cluster.placement:
                 assert self._leases is not None
-                jobs.placer, tokens = await self._stack.enter_async_context(
+                placer, tokens = await self._stack.enter_async_context(
                     placing(self._cluster, state, node_id, leases=self._leases, others=others,
                             free_slots=self.manager.free_slots, launch=jobs.launch_placed,
-                            kill=self._fence_kill)
+                            kill=self._fence_kill, lost=self._lost_here,
+                            gpus=self._gpu_count(), free_gpus=self._free_gpus,
+                            local=(self.manager.find, self.manager.snapshot))
                 )  # fmt: skip
                 assert self._listeners is not None
                 self._listeners.add(tokens)
+                # Placed jobs no node took yet: listed, and canceled, from any node.
+                jobs.placer = placer
+                router.queue = placer.queue
+                others.placed = PlacedView(placer.queue, os.cpu_count() or 1)
         if config.metrics.prometheus.enabled:
             await self._stack.enter_async_context(
                 PrometheusExporter(metrics, collector, config.metrics.prometheus,

@@ -92,6 +92,13 @@ class GpuAllocator:
             granted.append(head)
         return granted
 
+    def free_count(self) -> int:
+        """GPUs no job holds, 0 while GPU jobs wait here (the next free ones
+        are theirs): how many more a placed job may ask of this node now."""
+        if not self.config.enabled or self._waiting:
+            return 0
+        return sum(1 for gpu in self.host.gpus if not self.table.holders(gpu.index))
+
     def position(self, job_id: str) -> int:
         """How many GPU jobs wait ahead of `job_id`."""
         return self._waiting.index(job_id) if job_id in self._waiting else 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import logging
 import os
 import sys
@@ -75,7 +74,7 @@ class LauncherClient:
 
     async def launch(self, spec: LaunchSpec) -> int:
         """Start a job; returns the host pid of its init once the command exec'd."""
-        answer = await self._request({"op": "launch", "spec": json.loads(spec.to_json())})
+        answer = await self._request({"op": "launch", "spec": spec.to_dict()})
         return int(answer["pid"])
 
     async def running(self) -> dict[str, int]:

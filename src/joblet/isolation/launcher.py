@@ -385,6 +385,8 @@ class Launcher:
 
 
 def _parse_spec(raw: object) -> LaunchSpec:
+    if isinstance(raw, dict):
+        return LaunchSpec.from_dict(raw)
     return LaunchSpec.from_json(raw if isinstance(raw, str) else json.dumps(raw))
 
 

@@ -270,20 +270,23 @@ class JobEnding:
             log.error("job %s: its GPUs stay allocated, its cgroup could not be emptied", job_id)
 
     async def _clear_cgroup(self, job_id: str, cgroup: JobCgroup, lock: asyncio.Lock) -> bool:
-        if self._metrics is not None:
-            # The final sample reads the cgroup's totals, so it comes before removal.
-            # Whatever goes wrong with it, the cgroup is still removed.
-            try:
-                await self._metrics.finish_job(job_id)
-            except Exception:
-                log.exception("final metrics sample of job %s", job_id)
-        try:
-            async with lock:
-                await asyncio.to_thread(_kill_and_remove, cgroup)
-        except (OSError, JobletError):
-            log.exception("removing cgroup of job %s", cgroup.job_id)
-            return False
-        return True
+        removed: list[bool] = []
+
+        def remove() -> None:
+            removed.append(_removed(cgroup))
+
+        async with lock:
+            if self._metrics is not None:
+                # The final sample reads the cgroup's totals, so it comes before
+                # removal, on the same worker thread. Whatever goes wrong with
+                # it, the cgroup is still removed.
+                try:
+                    await self._metrics.finish_job(job_id, then=remove)
+                except Exception:
+                    log.exception("final metrics sample of job %s", job_id)
+            if not removed:  # no metrics, or they failed before the removal
+                await asyncio.to_thread(remove)
+        return removed[0]
 
 
 def _exited(event: JobExit, rt: JobRuntime, oom_killed: bool, job: Job, requeue: bool) -> Exited:
@@ -298,7 +301,7 @@ def _exited(event: JobExit, rt: JobRuntime, oom_killed: bool, job: Job, requeue:
         stopped_by=rt.stopped_by,
         timed_out=rt.timed_out,
         oom_killed=oom_killed,
-        lost=recovery.LOST_REASON if event.lost else "",
+        lost=rt.lost_reason or (recovery.LOST_REASON if event.lost else ""),
         preempted_by=job.preempted_for,
         requeue=requeue,
     )
@@ -312,6 +315,20 @@ def _safe_pids(cgroup: JobCgroup) -> list[int]:
         return []
 
 
+def _removed(cgroup: JobCgroup) -> bool:
+    try:
+        _kill_and_remove(cgroup)
+    except (OSError, JobletError):
+        log.exception("removing cgroup of job %s", cgroup.job_id)
+        return False
+    return True
+
+
 def _kill_and_remove(cgroup: JobCgroup) -> None:
+    # Most jobs leave nothing once their init has exited (its pid namespace
+    # goes with it): their groups go by one rmdir each, without reading them.
+    # (Off the event loop: an rmdir waits for the kernel's cgroup lock.)
+    if cgroup.remove_if_empty():
+        return
     cgroup.kill_all()
     cgroup.remove()

@@ -200,12 +200,13 @@ class JobStarter:
         start following and copying its log. Deferred to the start so that
         accepting a scheduled or queued job costs no file system work."""
         layout = self._config.layout
-        if not log_path(layout, job.id).exists():
+        new_log = not log_path(layout, job.id).exists()
+        if new_log:
             prepare_job_dir(
                 layout, self._config.jobs, job.id, replace(job.spec, uploads=()), self._workspaces
             )
         self._logs.hub.track(job.id, log_path(layout, job.id))
-        self._logs.start_copy(job.id)
+        self._logs.start_copy(job.id, new_log=new_log)
         self._table.runtime[job.id].log_ready.set()
 
     def _allocate_network(self, job: Job) -> dict[str, Any]:

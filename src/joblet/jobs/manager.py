@@ -57,6 +57,7 @@ from joblet.jobs.state_machine import (
     Canceled,
     IllegalTransition,
     LaunchFailed,
+    Overruled,
     Queued,
     Released,
     Scheduled,
@@ -491,6 +492,24 @@ class JobManager:
                 raise Unavailable(f"job {job_id} is still starting; try again")
             await asyncio.sleep(0.01)
         return job
+
+    async def overrule_lost(self, job_id: str, reason: str) -> None:
+        """The cluster holds this placed job lost with this node (its lease
+        lapsed): a copy still running here is killed and ends FAILED for
+        `reason`; an end recorded here meanwhile becomes that, its exit code
+        and end time kept."""
+        job = self._registry.find(job_id)
+        if job is None:
+            return
+        if job.status is JobStatus.INITIALIZING:  # a cancel cannot apply to it yet
+            job = await self._past_initializing(job_id)
+        if job.status is JobStatus.RUNNING:
+            self._runtime[job.id].lost_reason = reason
+            await self._ending.terminate(job.id, signal.SIGKILL, 0.0)
+        elif job.status.is_waiting:
+            self._cancel(job.id, "the cluster", reason)
+        elif job.status.is_final and job.end_reason != reason:
+            self._table.apply(job.id, Overruled(reason))
 
     async def send_signal(self, prefix: str, signum: int) -> Job:
         """`signum` to a running job's command; it may go on running."""

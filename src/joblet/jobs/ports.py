@@ -5,7 +5,7 @@ client)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from joblet.gpu.metrics import GpuReader
@@ -35,7 +35,9 @@ class JobMetrics(Protocol):
         gpu_reader: GpuReader | None = None,
     ) -> object: ...
 
-    async def finish_job(self, job_id: str) -> object: ...
+    async def finish_job(self, job_id: str, then: Callable[[], None] | None = None) -> object:
+        """The job's final sample; `then` runs right after it on the same
+        worker thread (its exception is raised here)."""
 
 
 class JobNetworks(Protocol):

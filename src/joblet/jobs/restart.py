@@ -9,6 +9,7 @@ import os
 import signal
 from collections.abc import Callable
 from collections.abc import Set as AbstractSet
+from pathlib import Path
 
 from joblet.config.model import DaemonConfig
 from joblet.gpu.allocator import GpuAllocator
@@ -19,7 +20,7 @@ from joblet.jobs.model import Job, JobSpec, JobStatus
 from joblet.jobs.ports import JobMetrics
 from joblet.jobs.state_machine import Exited, LaunchFailed, Queued, Started
 from joblet.jobs.table import JobRuntime, JobTable
-from joblet.jobs.workspace import log_path
+from joblet.jobs.workspace import LOG_FILE
 from joblet.logs.service import JobLogs
 from joblet.resources.interface import CgroupManager, Limits
 from joblet.runtimes.seams import RuntimeResolver
@@ -64,6 +65,8 @@ class JobRestorer:
         self._limits = limits
         self._arm_schedule = arm_schedule
         self._metrics = metrics
+        self._reattached = 0  # in the restore under way
+        self._jobs_dir = str(config.layout.jobs)
 
     def restore(
         self,
@@ -79,6 +82,9 @@ class JobRestorer:
         # directory yet, and a restart may load tens of thousands of jobs.
         with os.scandir(layout.jobs) as entries:
             with_dirs = {entry.name for entry in entries}
+        # Paths as strings: building a Path per job cost more than the stat it names.
+        jobs_dir = self._jobs_dir = str(layout.jobs)
+        self._reattached = 0
         for job in sorted(jobs, key=lambda j: (j.created_at, j.id)):
             if job.id in self._table.runtime:
                 continue
@@ -89,13 +95,15 @@ class JobRestorer:
                     self._runtimes, job.runtime_name, job.runtime_build, job.id
                 )
             has_dir = job.id in with_dirs
-            exit_record = read_exit(str(layout.job_dir(job.id))) if has_dir else None
+            exit_record = read_exit(f"{jobs_dir}/{job.id}") if has_dir else None
             action = recovery.decide(
                 job, running.get(job.id), exit_record, job.id in orphaned, launches_known
             )
             self._recover(job, action, has_dir)
             if runtime_jobs.is_build(job.spec):
                 self._end_build(job.id)
+        if self._reattached:
+            log.info("re-attached to %d running job(s)", self._reattached)
 
     def after_launcher_loss(self, running: dict[str, int], adopted: AbstractSet[str]) -> None:
         """The connection to the launcher broke and a launcher answers again
@@ -175,9 +183,9 @@ class JobRestorer:
         self._ending.release(job_id)
 
     def _track_logs(self, job_id: str, finished: bool) -> None:
-        path = log_path(self._config.layout, job_id)
-        if path.exists():
-            self._logs.hub.track(job_id, path, finished=finished)
+        path = f"{self._jobs_dir}/{job_id}/{LOG_FILE}"
+        if os.path.exists(path):
+            self._logs.hub.track(job_id, Path(path), finished=finished)
             self._logs.start_copy(job_id)
 
     def _reattach(self, job: Job, pid: int) -> None:
@@ -189,7 +197,9 @@ class JobRestorer:
         rt = self._table.runtime[job.id]
         rt.cgroup = self._cgroups.open(job.id)
         rt.limits = self._limits(job.spec)
-        log.info("re-attached to running job %s (pid %d)", job.id, pid)
+        # One line per job at debug: thousands of them made a restart slower.
+        log.debug("re-attached to running job %s (pid %d)", job.id, pid)
+        self._reattached += 1
         if self._metrics is not None and rt.cgroup is not None:
             reader = self._gpus.reader(job.gpu_indices) if self._gpus else None
             self._metrics.start_job(

@@ -11,7 +11,7 @@ import signal as signal_module
 from dataclasses import dataclass, replace
 
 from joblet.errors import FailedPrecondition
-from joblet.jobs.model import Job, JobStatus
+from joblet.jobs.model import FINAL_STATUSES, Job, JobStatus
 
 S = JobStatus
 
@@ -108,6 +108,15 @@ class Starting:
     """A queued or scheduled job's turn came: it is being launched."""
 
 
+@dataclass(frozen=True)
+class Overruled:
+    """An end recorded here that the cluster decided otherwise meanwhile (a
+    placed job of a node that lost its lease): FAILED for `reason`, its exit
+    code and end time kept as they were."""
+
+    reason: str
+
+
 Event = (
     Queued
     | Scheduled
@@ -121,6 +130,7 @@ Event = (
     | Requeued
     | GpusGranted
     | GpuWait
+    | Overruled
 )
 
 _ALLOWED: dict[type, frozenset[JobStatus]] = {
@@ -137,6 +147,7 @@ _ALLOWED: dict[type, frozenset[JobStatus]] = {
     Canceled: frozenset({S.PENDING, S.SCHEDULED, S.QUEUED}),
     # PENDING: its release failed before any launch (its uploads, say).
     LaunchFailed: frozenset({S.PENDING, S.INITIALIZING, S.QUEUED, S.SCHEDULED}),
+    Overruled: FINAL_STATUSES,
 }
 
 
@@ -178,9 +189,15 @@ def transition(job: Job, event: Event) -> Job:
         case Canceled(by=by, at=at, reason=reason):
             why = reason or f"canceled by {by}"
             return replace(job, status=S.CANCELED, ended_at=at, end_reason=why)
-        case LaunchFailed(reason=reason, at=at):
-            return replace(job, status=S.FAILED, ended_at=at, exit_code=-1, end_reason=reason)
+        case LaunchFailed() | Overruled():
+            return _failed(job, event)
     raise AssertionError(f"unhandled event {event!r}")  # pragma: no cover
+
+
+def _failed(job: Job, event: LaunchFailed | Overruled) -> Job:
+    if isinstance(event, Overruled):  # the end as it was, its outcome the cluster's
+        return replace(job, status=S.FAILED, end_reason=event.reason)
+    return replace(job, status=S.FAILED, ended_at=event.at, exit_code=-1, end_reason=event.reason)
 
 
 def _marked(job: Job, event: Preempting | GpusGranted | GpuWait) -> Job:

@@ -30,6 +30,7 @@ class JobRuntime:
     stopped_by: str = ""
     timed_out: bool = False
     launcher_lost: bool = False  # its launcher died; being settled as lost
+    lost_reason: str = ""  # killed because the cluster holds it lost: its end's reason
     exited: asyncio.Event = field(default_factory=asyncio.Event)
     # Killing and removing the cgroup run in threads; they must not overlap
     # (a removal under a running kill makes the kill fail with ENODEV).

@@ -152,24 +152,31 @@ class JobLogs:
 
     # ---- copying to persist --------------------------------------------
 
-    def start_copy(self, job_id: str) -> None:
+    def start_copy(self, job_id: str, *, new_log: bool = False) -> None:
         """Copy the job's log to persist from its start (idempotent: the copy
-        first drops whatever an interrupted earlier copy left there)."""
+        first drops whatever an interrupted earlier copy left there).
+        `new_log`: the caller has just created the log file, so no copy of it
+        can have begun (a copy follows the file): nothing to drop, and
+        persist gets one request less per job."""
         log_dir = self._log_path(job_id).parent
-        if self._sink is None or job_id in self._tasks or (log_dir / PERSISTED_MARK).exists():
+        if self._sink is None or job_id in self._tasks:
             return
-        self._own(job_id, self._copy(job_id, self._sink))
+        if not new_log and (log_dir / PERSISTED_MARK).exists():
+            return
+        self._own(job_id, self._copy(job_id, self._sink, new_log))
 
     def _own(self, job_id: str, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks[job_id] = task
         task.add_done_callback(lambda _t: self._tasks.pop(job_id, None))
 
-    async def _copy(self, job_id: str, sink: LogSink) -> None:
+    async def _copy(self, job_id: str, sink: LogSink, new_log: bool = False) -> None:
         dropped = sink.dropped_bytes
-        # Start over on the log alone: the job's metric history (samples sent
-        # before a daemon restart, or a final one sent before this copy) stays.
-        sink.delete_logs(job_id)
+        if not new_log:
+            # Start over on the log alone: the job's metric history (samples
+            # sent before a daemon restart, or a final one sent before this
+            # copy) stays.
+            sink.delete_logs(job_id)
         async for batch in self.hub.follow_records(job_id):
             # Persist is behind: wait, never overflow. Woken by its acks, not
             # by polling: hundreds of jobs may be waiting while it is away.

@@ -21,6 +21,8 @@ from joblet.resources.interface import Limits
 from joblet.resources.stats import Pressure
 
 _PSI_FIELDS = (("some", "Some"), ("full", "Full"))
+_NO_IO = DeviceIO()
+_NO_NET = NetCounters()
 
 
 @dataclass(frozen=True)
@@ -118,12 +120,16 @@ def _device(name: str, d: DeviceIO) -> pb.DeviceIOMetrics:
 
 
 def _io_total(devices: Mapping[str, DeviceIO]) -> DeviceIO:
+    if len(devices) <= 1:  # most jobs: no device or one (summing costs more than the rest)
+        return next(iter(devices.values()), _NO_IO)
     fields = DeviceIO.__dataclass_fields__
     return DeviceIO(**{f: sum(getattr(d, f) for d in devices.values()) for f in fields})
 
 
 def net_total(interfaces: Mapping[str, NetCounters]) -> NetCounters:
     """Sum over interfaces; loopback counts (traffic inside the job's namespace)."""
+    if len(interfaces) <= 1:
+        return next(iter(interfaces.values()), _NO_NET)
     fields = NetCounters.__dataclass_fields__
     return NetCounters(**{f: sum(getattr(n, f) for n in interfaces.values()) for f in fields})
 

@@ -1,9 +1,9 @@
 """MetricsHub: the recent samples of every job (bounded, in memory), the live
 subscribers of each job, the sink that sends samples to history, the
-histories read back from there (history_cache), and the owner of every
-JobSampler's task.
+histories read back from there (history_cache), and the owner of the shared
+tick that runs every job's JobSampler (metrics.tick).
 
-    async with MetricsHub(config, sink=persist.send_metric) as hub:
+    async with MetricsHub(config, batch_sink=persist.send_metrics) as hub:
         sampler = hub.start_job(job_id, cgroup, limits, init_pid)
         ...
         await hub.finish_job(job_id)   # final sample, subscribers see the end
@@ -16,7 +16,7 @@ import contextlib
 import inspect
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol, runtime_checkable
@@ -29,10 +29,13 @@ from joblet.metrics.history import decode_samples, encode_history
 from joblet.metrics.history_cache import HistoryCache, StoredHistory
 from joblet.metrics.sampler import JobSampler
 from joblet.metrics.summary import Point, in_range, point, summarize_points
+from joblet.metrics.tick import SampleTick
 from joblet.resources.interface import JobCgroup, Limits
 
 # sink(job_id, timestamp_ns, serialized JobMetricsSample); may return an awaitable.
 Sink = Callable[[str, int, bytes], Awaitable[object] | object]
+# batch_sink([(job_id, timestamp_ns, serialized JobMetricsSample), ...]): one tick's samples.
+BatchSink = Callable[[Sequence[tuple[str, int, bytes]]], None]
 _log = logging.getLogger(__name__)
 SUBSCRIBER_QUEUE = 64  # a slower viewer loses its oldest samples, never blocks sampling
 PROBE_TIMEOUT_S = 2.0  # a status answer waits no longer on the history store
@@ -63,6 +66,7 @@ class MetricsHub:
         config: MetricsConfig | None = None,
         *,
         sink: Sink | None = None,
+        batch_sink: BatchSink | None = None,
         finished: Callable[[str], None] | None = None,
         history_source: HistorySource | None = None,
         procfs: Path = Path("/proc"),
@@ -70,6 +74,7 @@ class MetricsHub:
     ) -> None:
         self.config = config or MetricsConfig()
         self._sink = sink
+        self._batch_sink = batch_sink
         self._finished = finished
         self._source = history_source
         self._procfs = procfs
@@ -85,7 +90,8 @@ class MetricsHub:
         self._loading: dict[str, asyncio.Future[StoredHistory]] = {}
         self._summaries: dict[str, tuple[tuple[int, int, int], pb.JobMetricsSummaryResponse]] = {}
         self._subscribers: dict[str, set[asyncio.Queue[pb.JobMetricsSample | None]]] = {}
-        self._samplers: dict[str, JobSampler] = {}
+        self._tick = SampleTick(self.config.interval_s, self.publish_batch)
+        self._tick_task: asyncio.Task[None] | None = None
         self._taken: dict[str, asyncio.Event] = {}  # set once the final sample is taken
         self._ended: set[str] = set()
         self._group: asyncio.TaskGroup | None = None
@@ -93,13 +99,14 @@ class MetricsHub:
     async def __aenter__(self) -> MetricsHub:
         self._group = asyncio.TaskGroup()
         await self._group.__aenter__()
+        self._tick_task = self._group.create_task(self._tick.run(), name="metrics-tick")
         return self
 
     async def __aexit__(
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
-        for sampler in list(self._samplers.values()):
-            sampler.cancel()
+        if self._tick_task is not None:
+            self._tick_task.cancel()
         for job_id in list(self._subscribers):
             self._close_subscribers(job_id)
         group, self._group = self._group, None
@@ -129,15 +136,23 @@ class MetricsHub:
         self._ended.discard(job_id)
         if from_start and job_id not in self._recent:
             self._complete.add(job_id)
-        self._samplers[job_id] = sampler
         self._taken.setdefault(job_id, asyncio.Event())
-        sampler.attach(self._group.create_task(sampler.run(), name=f"metrics-{job_id}"))
+        self._tick.add(sampler)
         return sampler
 
-    async def finish_job(self, job_id: str) -> pb.JobMetricsSample | None:
-        """Take the job's final sample (before its cgroup is removed) and end its streams."""
-        sampler = self._samplers.pop(job_id, None)
-        final = await sampler.final_sample() if sampler is not None else None
+    async def finish_job(
+        self, job_id: str, then: Callable[[], None] | None = None
+    ) -> pb.JobMetricsSample | None:
+        """Take the job's final sample (before its cgroup is removed) and end its
+        streams. `then` (removing the cgroup) runs on the same worker thread
+        right after the sample: one hop off the loop per job end, not two."""
+        sampler = self._tick.remove(job_id)
+        if sampler is not None:
+            final = await sampler.final_sample(then)
+        else:
+            final = None
+            if then is not None:
+                await asyncio.to_thread(then)
         if final is not None and self._finished is not None:
             # After the final sample: the history it closes is complete (the
             # log's end, which seals both, may have come before it).
@@ -156,7 +171,34 @@ class MetricsHub:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(taken.wait(), timeout)
 
+    def publish_batch(self, samples: Sequence[pb.JobMetricsSample]) -> None:
+        """One tick's samples: kept and streamed as `publish` does, and sent
+        to the batch sink (when there is one) as one message."""
+        if self._batch_sink is None:
+            for sample in samples:
+                self.publish(sample)
+            return
+        records = [(s.jobId, s.timestamp, self._keep(s)) for s in samples]
+        try:
+            self._batch_sink(records)
+        except Exception:
+            _log.exception("metrics sink failed")
+
     def publish(self, sample: pb.JobMetricsSample) -> None:
+        payload = self._keep(sample)
+        if self._sink is not None:
+            try:
+                self._send(sample.jobId, sample.timestamp, payload)
+            except Exception:
+                _log.exception("metrics sink failed")
+        elif self._batch_sink is not None:
+            try:
+                self._batch_sink([(sample.jobId, sample.timestamp, payload)])
+            except Exception:
+                _log.exception("metrics sink failed")
+
+    def _keep(self, sample: pb.JobMetricsSample) -> bytes:
+        """Into the job's ring, its cached history and its live streams; the payload."""
         payload = sample.SerializeToString()
         ring = self._ring(sample.jobId)
         if len(ring) == ring.maxlen:
@@ -168,11 +210,7 @@ class MetricsHub:
             if queue.full():
                 queue.get_nowait()
             queue.put_nowait(sample)
-        if self._sink is not None:
-            try:
-                self._send(sample.jobId, sample.timestamp, payload)
-            except Exception:
-                _log.exception("metrics sink failed")
+        return payload
 
     def end(self, job_id: str) -> None:
         """The job ended: its subscribers' streams finish after the samples they hold."""
@@ -180,11 +218,11 @@ class MetricsHub:
         self._close_subscribers(job_id)
 
     def is_live(self, job_id: str) -> bool:
-        return job_id in self._samplers
+        return job_id in self._tick
 
     def live_jobs(self) -> list[str]:
         """Ids of the jobs being sampled now."""
-        return list(self._samplers)
+        return self._tick.jobs()
 
     def recent(self, job_id: str) -> list[pb.JobMetricsSample]:
         return decode_samples(list(self._recent.get(job_id, ())))
@@ -322,12 +360,12 @@ class MetricsHub:
         # Oldest first, but never a job that is still being sampled, nor the
         # one whose sample is being kept: a job's first sample can be its
         # final one (re-attached after a restart, then stopped), taken after
-        # its sampler left `_samplers`; with every older job still sampled
+        # its sampler left the tick; with every older job still sampled
         # it would evict itself.
         for job_id in list(self._recent):
             if len(self._recent) <= self._max_jobs:
                 return
-            if job_id not in self._samplers and job_id != keep:
+            if job_id not in self._tick and job_id != keep:
                 del self._recent[job_id]
                 self._points.pop(job_id, None)
                 self._ended.discard(job_id)

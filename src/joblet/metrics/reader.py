@@ -8,6 +8,7 @@ process exited) counts as absent: the sample keeps 0 there.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Iterable, Mapping
@@ -86,7 +87,7 @@ def cgroup_files(cgroup: JobCgroup) -> CgroupFiles:
     dirs = getattr(cgroup, "dirs", None)
     if isinstance(dirs, Mapping):
         pairs = tuple(
-            (name, os.path.join(dirs[ctl], name))
+            (name, f"{dirs[ctl]}/{name}")
             for ctl, names in V1_FILES.items()
             if ctl in dirs
             for name in names
@@ -94,7 +95,7 @@ def cgroup_files(cgroup: JobCgroup) -> CgroupFiles:
         return CgroupFiles("v1", pairs)
     path = getattr(cgroup, "path", None)
     if isinstance(path, Path):
-        return CgroupFiles("v2", tuple((name, os.path.join(path, name)) for name in V2_FILES))
+        return CgroupFiles("v2", tuple((name, f"{path}/{name}") for name in V2_FILES))
     return CgroupFiles("")
 
 
@@ -134,12 +135,18 @@ def read_network(init_pid: int, procfs: Path) -> dict[str, NetCounters]:
     counters are the host's, not the job's."""
     try:
         job_ns = os.stat(f"{procfs}/{init_pid}/ns/net").st_ino
-        own_ns = os.stat(f"{procfs}/self/ns/net").st_ino
+        own_ns = _own_netns(str(procfs))
     except OSError:
         return {}
     if job_ns == own_ns:
         return {}
     return parse_net_dev(read_optional(f"{procfs}/{init_pid}/net/dev") or "")
+
+
+@functools.cache
+def _own_netns(procfs: str) -> int:
+    # The daemon never changes its network namespace: one stat per process.
+    return os.stat(f"{procfs}/self/ns/net").st_ino
 
 
 def read_snapshot(

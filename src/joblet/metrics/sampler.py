@@ -1,5 +1,6 @@
-"""JobSampler: samples one running job every interval and publishes each
-sample; `final_sample()` takes the last one when the job ends, so even a job
+"""JobSampler: reads one running job; the hub's shared tick (metrics.tick)
+calls it every interval, together with every other job due then.
+`final_sample()` takes the last one when the job ends, so even a job
 shorter than one interval has its CPU time and peak memory recorded.
 
 Reading happens in a worker thread (cgroupfs reads can stall under memory
@@ -58,9 +59,13 @@ class JobSampler:
         self._previous: Snapshot | None = (
             Snapshot(time.time_ns(), time.monotonic_ns(), CgroupReading()) if fresh else None
         )
-        self._lock = threading.Lock()  # the loop's thread and final_sample's may overlap
-        self._task: asyncio.Task[None] | None = None
+        self._lock = threading.Lock()  # the tick's thread and final_sample's may overlap
         self._final: pb.JobMetricsSample | None = None
+        # When the shared tick takes this job next (loop time, set by the tick).
+        self.next_at = 0.0
+        # Set as the final sample starts: a tick's sample of this job that is
+        # still being read is then dropped, never published after the final one.
+        self.closed = False
 
     def sample(self, *, final: bool = False) -> pb.JobMetricsSample:
         """Read the job now and compute rates against the previous reading (blocking)."""
@@ -80,33 +85,40 @@ class JobSampler:
         """A first reading, not published: the first sample then has rates."""
         self.sample()
 
-    async def run(self) -> None:
-        """Sample every interval until cancelled; ticks do not drift with read time."""
-        loop = asyncio.get_running_loop()
+    @property
+    def has_baseline(self) -> bool:
+        return self._previous is not None
+
+    def take(self) -> pb.JobMetricsSample | None:
+        """The tick's reading (blocking): a sample, or None when this was the
+        job's baseline (a re-attached job's first reading has no rates)."""
         if self._previous is None:
-            await asyncio.to_thread(self.baseline)
-        next_tick = loop.time() + self.interval_s
-        while True:
-            await asyncio.sleep(max(0.0, next_tick - loop.time()))
-            next_tick += self.interval_s
-            self._publish(await asyncio.to_thread(self.sample))
+            self.baseline()
+            return None
+        return self.sample()
 
-    def attach(self, task: asyncio.Task[None]) -> None:
-        self._task = task
-
-    def cancel(self) -> None:
-        """Stop sampling without a final sample (daemon shutdown)."""
-        if self._task is not None:
-            self._task.cancel()
-
-    async def final_sample(self) -> pb.JobMetricsSample:
-        """Stop the loop and publish one last sample (call before removing the cgroup).
-        Idempotent: a second call returns the same sample."""
+    async def final_sample(self, then: Callable[[], None] | None = None) -> pb.JobMetricsSample:
+        """Publish one last sample (call before removing the cgroup); the tick
+        takes no other after it. Idempotent: a second call returns the same
+        sample. `then` runs after the reading on the same thread, whether the
+        reading worked or not."""
         if self._final is not None:
+            if then is not None:
+                await asyncio.to_thread(then)
             return self._final
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.wait([self._task])
-        self._final = await asyncio.to_thread(self.sample, final=True)
-        self._publish(self._final)
-        return self._final
+        self.closed = True
+        final = await asyncio.to_thread(self._final_then, then)
+        if isinstance(final, Exception):
+            raise final
+        self._final = final
+        self._publish(final)
+        return final
+
+    def _final_then(self, then: Callable[[], None] | None) -> pb.JobMetricsSample | Exception:
+        try:
+            final: pb.JobMetricsSample | Exception = self.sample(final=True)
+        except Exception as exc:
+            final = exc
+        if then is not None:
+            then()
+        return final

@@ -18,6 +18,7 @@ from joblet.resources.stats import (
     parse_io_stat,
     parse_limit,
     parse_psi,
+    pick_keyed,
 )
 
 _USER_HZ = 100  # cpuacct.stat ticks; USER_HZ is 100 on every Linux ABI
@@ -85,7 +86,7 @@ class Snapshot:
 def v2_reading(files: Mapping[str, str]) -> CgroupReading:
     """From the texts of a v2 group's files, keyed by file name (absent: not offered)."""
     cpu = parse_flat_keyed(files.get("cpu.stat", ""))
-    stat = parse_flat_keyed(files.get("memory.stat", ""))
+    stat = pick_keyed(files.get("memory.stat", ""), V2_MEMORY_STAT)
     events = parse_flat_keyed(files.get("memory.events", ""))
     memory = {name: stat.get(key, 0) for key, name in V2_MEMORY_STAT.items()}
     memory |= {
@@ -116,7 +117,7 @@ def v1_reading(files: Mapping[str, str]) -> CgroupReading:
     """From the texts of a v1 job's files across hierarchies, keyed by file name."""
     cpu = parse_flat_keyed(files.get("cpu.stat", ""))
     ticks = parse_flat_keyed(files.get("cpuacct.stat", ""))
-    stat = parse_flat_keyed(files.get("memory.stat", ""))
+    stat = pick_keyed(files.get("memory.stat", ""), V1_MEMORY_STAT)
     oom = parse_flat_keyed(files.get("memory.oom_control", ""))
     per_tick = 1_000_000 // _USER_HZ
     memory = {name: stat.get(key, 0) for key, name in V1_MEMORY_STAT.items()}

@@ -134,6 +134,19 @@ class PersistClient:
         batch = pb.MetricBatch(job_id=job_id, samples=[sample])
         self._enqueue(pb.Request(metrics=batch), bounded=True)
 
+    def send_metrics(self, records: Sequence[tuple[str, int, bytes]]) -> None:
+        """One tick's samples of many jobs, (job_id, timestamp_ns, payload)
+        each, as one request: persist applies them in one go."""
+        batches: dict[str, pb.MetricBatch] = {}
+        for job_id, timestamp_ns, payload in records:
+            batch = batches.get(job_id)
+            if batch is None:
+                batch = batches[job_id] = pb.MetricBatch(job_id=job_id)
+            batch.samples.append(pb.MetricSample(timestamp_ns=timestamp_ns, payload=payload))
+        if batches:
+            tick = pb.MetricTick(batches=list(batches.values()))
+            self._enqueue(pb.Request(metric_tick=tick), bounded=True)
+
     def job_finished(self, job_id: str) -> None:
         self._enqueue(pb.Request(job_finished=pb.JobFinished(job_id=job_id)), bounded=False)
 

@@ -109,6 +109,11 @@ class Ingest:
                 outcome.bad_frame = f"not a Request ({exc})"
                 break
             kind = request.WhichOneof("body")
+            if kind == "metric_tick":
+                for part in request.metric_tick.batches:
+                    self._add_metrics(request.seq, part, pending, outcome)
+                done.append(request.seq)
+                continue
             if kind in ("logs", "metrics"):
                 self._add_batch(request, pending, outcome)
                 done.append(request.seq)
@@ -130,6 +135,17 @@ class Ingest:
         outcome.rejected = [(s, why) for s, why in outcome.rejected if limit is None or s < limit]
         return outcome
 
+    def _add_metrics(
+        self, seq: int, part: pb.MetricBatch, pending: _Pending, outcome: GroupOutcome
+    ) -> None:
+        """One job's part of a tick: a bad one (its id) is rejected alone."""
+        try:
+            job_id, batch = _metric_batch(seq, part)
+        except InvalidArgument as exc:
+            self._reject(seq, str(exc), outcome)
+            return
+        pending.setdefault((self.metrics, job_id), []).append(batch)
+
     def _add_batch(self, request: pb.Request, pending: _Pending, outcome: GroupOutcome) -> None:
         try:
             store, job_id, batch = self._packed(request)
@@ -140,12 +156,8 @@ class Ingest:
 
     def _packed(self, request: pb.Request) -> tuple[HistoryStore, str, PackedBatch]:
         if request.WhichOneof("body") == "metrics":
-            metrics = request.metrics
-            samples = [Record(1, s.timestamp_ns, s.payload) for s in metrics.samples]
-            job_id = check_job_id(metrics.job_id)
-            if any(r.timestamp_ns < 0 for r in samples):
-                raise InvalidArgument(f"metric batch for {job_id} has a negative timestamp")
-            return self.metrics, job_id, PackedBatch.of_records(request.seq, samples)
+            job_id, packed = _metric_batch(request.seq, request.metrics)
+            return self.metrics, job_id, packed
         batch = request.logs
         job_id = check_job_id(batch.job_id)
         data: bytes = batch.packed
@@ -229,6 +241,14 @@ class Ingest:
         )
         self._last_error_log = now
         self._errors_since_log = 0
+
+
+def _metric_batch(seq: int, metrics: pb.MetricBatch) -> tuple[str, PackedBatch]:
+    samples = [Record(1, s.timestamp_ns, s.payload) for s in metrics.samples]
+    job_id = check_job_id(metrics.job_id)
+    if any(r.timestamp_ns < 0 for r in samples):
+        raise InvalidArgument(f"metric batch for {job_id} has a negative timestamp")
+    return job_id, PackedBatch.of_records(seq, samples)
 
 
 def _describe(exc: OSError) -> str:

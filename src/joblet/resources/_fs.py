@@ -65,9 +65,14 @@ def write_value(path: Path, value: str) -> None:
         os.close(fd)
 
 
-def make_dir(path: Path) -> None:
+def make_dir(path: Path, *, parents: bool = True) -> None:
+    """`parents=False`: one mkdir(2), for a group whose parent exists (a job's)."""
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        if parents:
+            path.mkdir(parents=True, exist_ok=True)
+        else:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(path)
     except OSError as exc:
         raise IsolationError(f"cannot create cgroup {path}: {exc.strerror}") from exc
 
@@ -117,6 +122,18 @@ def remove_tree(root: Path, timeout_s: float = 2.0) -> None:
     for group in reversed(walk_groups(root)):
         if not wait_for(functools.partial(_try_rmdir, group), timeout_s):
             raise IsolationError(f"cannot remove cgroup {group}: still busy")
+
+
+def rmdir_once(path: Path) -> bool:
+    """One rmdir(2) of a group, no waiting: True when it is gone. Busy, not
+    empty or any other error: False (the caller's slow path says why)."""
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return True
 
 
 def _try_rmdir(path: Path) -> bool:

@@ -72,6 +72,11 @@ class JobCgroup(Protocol):
     def remove(self) -> None:
         """Remove the job's cgroup tree (after kill_all)."""
 
+    def remove_if_empty(self) -> bool:
+        """Remove the job's groups if nothing is left in them, without reading
+        them or waiting: True when they are gone. Otherwise kill_all and
+        remove do the rest."""
+
 
 class CgroupManager(Protocol):
     version: str  # "v2", "v1" or "none"

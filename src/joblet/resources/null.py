@@ -37,6 +37,9 @@ class NullJobCgroup:
     def remove(self) -> None:
         return None
 
+    def remove_if_empty(self) -> bool:
+        return True
+
 
 class NullCgroupManager:
     version = "none"

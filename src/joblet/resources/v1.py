@@ -80,6 +80,13 @@ class V1JobCgroup:
         for hierarchy in self.hierarchies():
             _fs.remove_tree(hierarchy)
 
+    def remove_if_empty(self) -> bool:
+        """One rmdir per hierarchy, no reading: True when every group is gone.
+        A job whose init has exited has lost its pid namespace and with it every
+        process, so this is how most jobs end; a busy group (a process still
+        exiting, a sub-group) answers EBUSY and is left for kill_all."""
+        return all(_fs.rmdir_once(hierarchy) for hierarchy in self.hierarchies())
+
     def _all_pids(self) -> set[int]:
         pids: set[int] = set()
         for hierarchy in self.hierarchies():
@@ -114,23 +121,35 @@ class V1CgroupManager:
         self.parent_dirs = {c: mounts[c] / self._parent for c in sorted(wanted)}
         self.device_filter = "v1" if "devices" in self.parent_dirs else ""
         self._cpuset_root = mounts["cpuset"]
+        # The parent's cpuset, read when the parent is prepared: each job's
+        # start then costs no mkdir of the parent and no read of it.
+        self._parent_cpuset: tuple[str, str] | None = None
+        self._present: dict[Path, bool] = {}  # optional control files, by path in the parent
 
     def create(self, job_id: str, limits: Limits) -> V1JobCgroup:
-        self._prepare_parent()
-        cpuset_parent = self.parent_dirs["cpuset"]
-        writes = v1_limit_writes(
-            limits,
-            parent_cpus=(_fs.read_text(cpuset_parent / "cpuset.cpus") or "").strip(),
-            parent_mems=(_fs.read_text(cpuset_parent / "cpuset.mems") or "").strip(),
-        )
+        fresh = self._parent_cpuset is None
+        try:
+            return self._create(job_id, limits)
+        except IsolationError:
+            if fresh:
+                raise
+        # The parent's cpuset is read once; CPUs or memory nodes taken away
+        # since (hotplug) make the job's copy invalid: read it again, once.
+        self._parent_cpuset = None
+        return self._create(job_id, limits)
+
+    def _create(self, job_id: str, limits: Limits) -> V1JobCgroup:
+        if self._parent_cpuset is None:
+            self._parent_cpuset = self._prepare_parent()
+        cpus, mems = self._parent_cpuset
+        writes = v1_limit_writes(limits, parent_cpus=cpus, parent_mems=mems)
         name = job_dir_name(job_id)
         job = V1JobCgroup(job_id, {c: d / name for c, d in self.parent_dirs.items()})
         try:
-            for hierarchy in job.hierarchies():
-                _fs.make_dir(hierarchy)
+            self._make_groups(job)
             for w in writes:
                 target = job.dirs[w.controller] / w.filename
-                if w.required or target.exists():
+                if w.required or self._offered(w.controller, w.filename, target):
                     _fs.write_value(target, w.value)
             if limits.devices and self.device_filter:
                 for filename, value in v1_writes(limits.devices):
@@ -162,7 +181,31 @@ class V1CgroupManager:
         if failed:
             raise failed[0]
 
-    def _prepare_parent(self) -> None:
+    def _make_groups(self, job: V1JobCgroup) -> None:
+        """mkdir the job's group in each hierarchy. A parent removed behind the
+        daemon's back (teardown, an operator) is prepared again, once."""
+        # Co-mounted controllers ("cpu,cpuacct") share one group: one mkdir.
+        firsts = {hierarchy: controller for controller, hierarchy in sorted(job.dirs.items())[::-1]}
+        for hierarchy, controller in sorted(firsts.items()):
+            try:
+                _fs.make_dir(hierarchy, parents=False)
+            except IsolationError:
+                if self.parent_dirs[controller].is_dir():
+                    raise
+                self._parent_cpuset = self._prepare_parent()
+                _fs.make_dir(hierarchy, parents=False)
+
+    def _offered(self, controller: str, filename: str, target: Path) -> bool:
+        """Whether the kernel offers an optional control file (memsw needs swap
+        accounting): the same for every job group, so asked once."""
+        key = self.parent_dirs[controller] / filename
+        present = self._present.get(key)
+        if present is None:
+            present = self._present[key] = target.exists()
+        return present
+
+    def _prepare_parent(self) -> tuple[str, str]:
+        """Make the parent in every hierarchy; its cpuset (cpus, mems)."""
         for parent in set(self.parent_dirs.values()):
             _fs.make_dir(parent)
         # v1 creates cpuset groups with empty cpus/mems: copy them down each level.
@@ -173,3 +216,8 @@ class V1CgroupManager:
                 if not (_fs.read_text(child / name) or "").strip():
                     _fs.write_value(child / name, (_fs.read_text(group / name) or "").strip())
             group = child
+        cpuset_parent = self.parent_dirs["cpuset"]
+        return (
+            (_fs.read_text(cpuset_parent / "cpuset.cpus") or "").strip(),
+            (_fs.read_text(cpuset_parent / "cpuset.mems") or "").strip(),
+        )

@@ -56,6 +56,9 @@ class V2JobCgroup:
     def remove(self) -> None:
         _fs.remove_tree(self.path)
 
+    def remove_if_empty(self) -> bool:
+        return _fs.rmdir_once(self.path)
+
     def _empty(self) -> bool:
         return not _fs.read_pids(self.path)
 

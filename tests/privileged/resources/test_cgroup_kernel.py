@@ -273,3 +273,54 @@ def test_remove_parent_never_kills_and_remove_own_spares_foreign_groups(
     assert _fs.wait_for(lambda: pid_gone(sleepers[foreign]), 5.0)
     assert not any(p.exists() for p in parent_groups(manager))
     manager.remove_parent()  # nothing left: a no-op
+
+
+def test_remove_if_empty_leaves_a_group_with_a_process_and_removes_an_empty_one(
+    manager: CgroupManager,
+) -> None:
+    busy = manager.create(new_id(), Limits(max_pids=32))
+    proc = spawn_in(busy, "sleep", "100")
+    try:
+        assert _fs.wait_for(lambda: busy.pids() == [proc.pid], 5.0)
+        assert busy.remove_if_empty() is False
+        assert busy.pids() == [proc.pid]  # nothing of it was removed or killed
+        assert manager.open(busy.job_id) is not None
+    finally:
+        busy.kill_all()
+        busy.remove()
+    assert proc.wait(timeout=5) == -9
+    empty = manager.create(new_id(), Limits(max_pids=32))
+    assert empty.remove_if_empty() is True
+    assert manager.open(empty.job_id) is None
+    assert manager.leftover_job_ids() == []
+
+
+def test_a_parent_removed_behind_the_managers_back_is_made_again(manager: CgroupManager) -> None:
+    manager.create(new_id(), Limits()).remove()
+    manager.remove_parent()
+    job = manager.create(new_id(), Limits(max_pids=32))
+    proc = spawn_in(job, "true")
+    assert proc.wait(timeout=5) == 0  # the job's groups took it (cpuset filled in)
+    job.remove()
+
+
+def test_v1_a_parent_cpuset_narrowed_since_it_was_read_is_read_again(
+    manager: CgroupManager,
+) -> None:
+    """The parent's cpuset is read once; CPUs taken from it later (hotplug,
+    an operator) would make every job's copy invalid: the next job's start
+    reads it again instead of failing."""
+    if not isinstance(manager, V1CgroupManager):
+        pytest.skip(f"host uses cgroup {manager.version}, not v1")
+    first = manager.create(new_id(), Limits())
+    assert isinstance(first, V1JobCgroup)
+    parent = first.dirs["cpuset"].parent
+    cpus = parse_cpu_list(read(parent / "cpuset.cpus"))
+    if len(cpus) < 2:
+        pytest.skip("needs two CPUs in the parent's cpuset")
+    first.remove()
+    (parent / "cpuset.cpus").write_text(str(min(cpus)))
+    job = manager.create(new_id(), Limits())
+    assert isinstance(job, V1JobCgroup)
+    assert read(job.dirs["cpuset"] / "cpuset.cpus") == str(min(cpus))
+    job.remove()

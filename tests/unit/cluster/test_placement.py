@@ -7,7 +7,7 @@ import pytest
 
 from joblet.api import joblet_pb2 as pb
 from joblet.cluster.config import parse_cluster_config
-from joblet.cluster.placement import Place, parse_place, streams_for
+from joblet.cluster.placement import Place, gpu_streams, parse_place, streams_for
 from joblet.daemon.placement import placeable
 
 
@@ -37,7 +37,11 @@ def test_what_lives_on_the_receiving_node_stays_there() -> None:
     assert placeable(pb.RunJobRequest(command="true"), 1000) == ""
     assert "session" in placeable(pb.RunJobRequest(command="true", uploadSession="s"), 1000)
     assert "stdin" in placeable(pb.RunJobRequest(command="cat", stdin=True), 1000)
-    assert "GPU" in placeable(pb.RunJobRequest(command="true", gpu_count=1), 1000)
+    assert placeable(pb.RunJobRequest(command="true", gpu_count=1), 1000) == ""
+    assert "names its GPUs" in placeable(pb.RunJobRequest(command="t", gpu_ids=["0"]), 1000)
+    assert "GPU memory" in placeable(
+        pb.RunJobRequest(command="t", gpu_count=1, gpu_memory_mb=512), 1000
+    )
     assert "scheduled" in placeable(pb.RunJobRequest(command="true", schedule="5m"), 1000)
     big = pb.RunJobRequest(command="true", uploads=[pb.FileUpload(path="f", content=b"x" * 2000)])
     assert "maxUploadBytes" in placeable(big, 1000)
@@ -54,3 +58,11 @@ def test_placement_keys() -> None:
         parse_cluster_config({"name": "c", "placement": "yes"})
     with pytest.raises(ValueError, match="maxUploadBytes"):
         parse_cluster_config({"name": "c", "maxUploadBytes": 0})
+
+
+def test_a_node_reads_the_gpu_streams_it_has_free_gpus_for() -> None:
+    assert Place(gpus=2).stream == "gpu:2"
+    assert Place(gpus=2).anywhere and not Place(node="n", gpus=2).anywhere
+    assert gpu_streams(free=3, total=4) == ["gpu:3", "gpu:2", "gpu:1"]
+    assert gpu_streams(free=9, total=2) == ["gpu:2", "gpu:1"]
+    assert gpu_streams(free=0, total=4) == [] == gpu_streams(free=0, total=0)

@@ -20,6 +20,9 @@ class FakeGroup:
     def remove(self) -> None:
         self._log.append(f"remove {self.job_id}")
 
+    def remove_if_empty(self) -> bool:
+        return False
+
 
 class FakeCgroups:
     version = "v2"

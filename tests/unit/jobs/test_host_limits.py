@@ -61,3 +61,12 @@ def test_the_open_files_soft_limit_is_raised_to_the_hard_one() -> None:
         assert host_limits.raise_open_files_limit() is None
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_every_reading_is_current(tmp_path: Path) -> None:
+    # The file stays open between readings: each one still reads it anew.
+    proc = fake_proc(tmp_path, 32_768, 190_000, 500)
+    assert host_limits.tasks_in_use(proc) == 500
+    (proc / "loadavg").write_text("0.52 0.58 0.59 3/32700 4242\n")
+    assert host_limits.tasks_in_use(proc) == 32_700
+    assert host_limits.tasks_in_use(Path("/proc")) > 0  # the host's own

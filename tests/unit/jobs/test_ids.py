@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import uuid
 
 import pytest
@@ -15,11 +16,27 @@ IDS = [
 
 
 def test_new_job_ids_are_unique_uuid4() -> None:
-    made = {new_job_id() for _ in range(100)}
-    assert len(made) == 100
+    made = {new_job_id() for _ in range(1000)}  # across refills of the random pool
+    assert len(made) == 1000
     for job_id in made:
-        assert uuid.UUID(job_id).version == 4
-        assert is_job_id(job_id)
+        parsed = uuid.UUID(job_id)
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
+        assert str(parsed) == job_id and is_job_id(job_id)
+
+
+def test_a_forked_child_does_not_repeat_its_parents_next_ids() -> None:
+    new_job_id()  # the pool holds the parent's next ids now
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its first id, then out without any cleanup
+        os.write(write, new_job_id().encode())
+        os._exit(0)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    assert os.waitstatus_to_exitcode(status) == 0 and is_job_id(child)
+    assert child != new_job_id()
 
 
 @pytest.mark.parametrize(

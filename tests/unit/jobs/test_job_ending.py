@@ -53,6 +53,9 @@ class FakeCgroup:
     def remove(self) -> None:
         pass
 
+    def remove_if_empty(self) -> bool:
+        return not self.pids()
+
 
 class FakeLauncher:
     """Answers a signal request as the real one does once the init could

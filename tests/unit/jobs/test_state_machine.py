@@ -14,6 +14,7 @@ from joblet.jobs.state_machine import (
     Exited,
     IllegalTransition,
     LaunchFailed,
+    Overruled,
     Preempting,
     Queued,
     Released,
@@ -259,3 +260,16 @@ def test_a_job_starting_when_the_daemon_died_runs_only_if_it_surely_never_ran() 
     assert recovery.decide(running, None, None, launches_known=True) == recovery.Lost(
         recovery.LOST_REASON
     )
+
+
+def test_an_end_the_cluster_overruled_keeps_its_exit_code_and_time() -> None:
+    """A placed job's end recorded on a node whose lease lapsed meanwhile
+    takes the cluster's outcome; only a final record can be overruled."""
+    running = transition(JOB, Started(pid=42, at=5.0))
+    ended = transition(running, Exited(exit_code=0, signal=0, at=9.0))
+    overruled = transition(ended, Overruled("node lost"))
+    assert (overruled.status, overruled.end_reason) == (S.FAILED, "node lost")
+    assert (overruled.exit_code, overruled.ended_at) == (0, 9.0)
+    for status in set(JobStatus) - FINAL_STATUSES:
+        with pytest.raises(IllegalTransition):
+            transition(replace(JOB, status=status), Overruled("node lost"))

@@ -22,6 +22,7 @@ class RecordingSink:
         self.dropped_bytes = 0
         self.records: list[tuple[Stream, int, bytes]] = []
         self.finished: list[str] = []
+        self.log_deletes = 0
 
     def send_logs(self, job_id: str, records: Sequence[Framed]) -> None:
         self.records += [(r.stream, r.timestamp_ns, bytes(r.data)) for r in records]
@@ -39,6 +40,7 @@ class RecordingSink:
         self.records = []
 
     def delete_logs(self, job_id: str) -> None:
+        self.log_deletes += 1
         self.records = []
 
     async def flush(self, timeout: float) -> bool:
@@ -126,3 +128,32 @@ async def test_tail_of_a_history_read_in_many_batches(tmp_path: Path) -> None:
         await _collect(logs, LogFilter(tail_lines=3)) == lines[-2] + lines[-1] + b"no newline yet"
     )
     assert await _collect(logs, LogFilter(tail_lines=100)) == b"".join(lines) + b"no newline yet"
+
+
+async def test_a_copy_drops_an_earlier_copy_unless_its_log_is_new(tmp_path: Path) -> None:
+    """A copy that may follow an interrupted one (a restart, a log made
+    earlier) first drops what persist holds of the log; the copy of a log its
+    start has just created has nothing to drop and asks persist nothing."""
+    path = tmp_path / "output.log"
+    path.touch()
+    hub = LogHub()
+    hub.start()
+    for new_log, deletes in ((False, 1), (True, 0)):
+        sink = RecordingSink()
+        logs = JobLogs(hub, lambda _job: path, sink=sink)
+        try:
+            hub.track(JOB, path)
+            logs.start_copy(JOB, new_log=new_log)
+            _append(path, Stream.STDOUT, 1, b"line\n")
+            hub.finish(JOB)
+            for _ in range(200):
+                if sink.finished:
+                    break
+                await asyncio.sleep(0.01)
+            assert sink.finished == [JOB]
+            assert sink.log_deletes == deletes
+            assert sink.records == [(Stream.STDOUT, 1, b"line\n")]
+        finally:
+            await logs.close()
+        path.touch()
+        hub.forget(JOB)

@@ -207,3 +207,44 @@ async def test_a_logs_end_waits_for_the_jobs_final_sample() -> None:
         await hub.finish_job("job")
         await asyncio.wait_for(waiting, 1)
         await asyncio.wait_for(hub.final_taken("job"), 0.5)  # once taken, at once
+
+
+async def test_finish_job_runs_then_on_the_samplers_thread_after_the_sample() -> None:
+    """A job's end costs one hop off the loop: the final reading and `then`
+    (the cgroup's removal) on one worker thread, the reading first; `then`
+    runs when the reading fails, and without a sampler too."""
+    import threading
+
+    manager = NullCgroupManager("test")
+    seen: list[tuple[str, int]] = []
+    async with MetricsHub(MetricsConfig(interval_s=60.0)) as hub:
+        group = manager.create("job-t", Limits())
+        sampler = hub.start_job("job-t", group, Limits())
+        read = sampler.sample
+
+        def reading(*, final: bool = False) -> pb.JobMetricsSample:
+            seen.append(("sample", threading.get_ident()))
+            return read(final=final)
+
+        sampler.sample = reading  # type: ignore[method-assign]
+        final = await hub.finish_job(
+            "job-t", then=lambda: seen.append(("then", threading.get_ident()))
+        )
+        assert final is not None
+        assert [what for what, _ in seen] == ["sample", "then"]
+        assert seen[0][1] == seen[1][1] != threading.get_ident()
+
+        seen.clear()
+        broken = hub.start_job("job-b", manager.create("job-b", Limits()), Limits())
+
+        def failing(*, final: bool = False) -> pb.JobMetricsSample:
+            raise OSError("cgroup gone")
+
+        broken.sample = failing  # type: ignore[method-assign]
+        with pytest.raises(OSError, match="cgroup gone"):
+            await hub.finish_job("job-b", then=lambda: seen.append(("then", 0)))
+        assert seen == [("then", 0)]
+
+        seen.clear()
+        assert await hub.finish_job("never-sampled", then=lambda: seen.append(("then", 0))) is None
+        assert seen == [("then", 0)]

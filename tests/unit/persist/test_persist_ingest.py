@@ -204,3 +204,42 @@ def test_a_final_sample_after_the_end_is_sealed_by_the_metrics_only_end(ingest: 
     ingest.apply_frames(Connection(), [_hello("s1"), _control(metrics_end)])
     assert not ingest.metrics.is_open("a") and not ingest.logs.is_open("a")
     assert _text(ingest.logs, "a") == b"a1\n"
+
+
+def _tick(seq: int, parts: dict[str, list[tuple[int, bytes]]]) -> bytes:
+    batches = [
+        pb.MetricBatch(
+            job_id=job, samples=[pb.MetricSample(timestamp_ns=t, payload=p) for t, p in s]
+        )
+        for job, s in parts.items()
+    ]
+    return _control(pb.Request(seq=seq, metric_tick=pb.MetricTick(batches=batches)))
+
+
+def test_a_tick_of_many_jobs_is_stored_per_job_once(ingest: Ingest) -> None:
+    """One request with every job's sample of a tick: each job's part lands in
+    its own history, a bad part is rejected alone, and a replay of the
+    request writes nothing twice."""
+    frames = [
+        _hello("s1"),
+        _tick(1, {"a": [(5, b"a5")], "b": [(5, b"b5")], "../bad": [(5, b"x")]}),
+        _tick(2, {"a": [(10, b"a10")], "b": [(10, b"b10")]}),
+    ]
+    outcome = ingest.apply_frames(Connection(), frames)
+    assert outcome.acked_seq == 2 and outcome.failure is None
+    assert [(seq, "invalid job id" in why) for seq, why in outcome.rejected] == [(1, True)]
+    assert _text(ingest.metrics, "a") == b"a5a10"
+    assert _text(ingest.metrics, "b") == b"b5b10"
+    assert ingest.stats.batches_written == 4
+    again = ingest.apply_frames(Connection(), frames)
+    assert again.acked_seq == 2
+    assert _text(ingest.metrics, "a") == b"a5a10"
+    assert ingest.stats.duplicates_skipped == 4
+
+
+def test_a_tick_with_a_negative_timestamp_rejects_that_jobs_part(ingest: Ingest) -> None:
+    frames = [_hello("s1"), _tick(1, {"a": [(-1, b"bad")], "b": [(3, b"b3")]})]
+    outcome = ingest.apply_frames(Connection(), frames)
+    assert [(seq, "negative timestamp" in why) for seq, why in outcome.rejected] == [(1, True)]
+    assert ingest.metrics.snapshot("a") is None
+    assert _text(ingest.metrics, "b") == b"b3"

@@ -95,6 +95,8 @@ async def test_ingest_then_query(persist: PersistProcess) -> None:
                 assert await client.flush(10)
         client.send_metric("job-1", 5, b"sample-a")
         client.send_metric("job-1", 9, b"sample-b")
+        client.send_metrics([("job-2", 5, b"two-a"), ("job-3", 5, b"three-a")])
+        client.send_metrics([("job-2", 9, b"two-b"), ("job-3", 9, b"three-b")])
         client.job_finished("job-1")
         assert await client.flush(10)
     assert stat.S_IMODE(persist.ipc.stat().st_mode) == 0o600
@@ -108,10 +110,14 @@ async def test_ingest_then_query(persist: PersistProcess) -> None:
         assert window == sent[100:200]
         metrics = [m async for m in query.query_metrics("job-1", from_ns=6)]
         assert [(m.timestamp_ns, m.payload) for m in metrics] == [(9, b"sample-b")]
+        # A tick's samples of many jobs (one request) land in each job's history.
+        for job, name in (("job-2", b"two"), ("job-3", b"three")):
+            stored = [(m.timestamp_ns, m.payload) async for m in query.query_metrics(job)]
+            assert stored == [(5, name + b"-a"), (9, name + b"-b")]
         with pytest.raises(NotFound):
             await _all(query, "nope")
         stats = await query.stats()
-        assert stats.jobs == 1 and stats.batches_written == 302
+        assert stats.jobs == 3 and stats.batches_written == 306
     assert len(list((persist.root / "logs" / "job-1").glob("seg-*.zst"))) > 1
 
 

@@ -212,3 +212,34 @@ def test_segments_of_the_older_layout_are_read(tmp_path: Path) -> None:
     assert not store.append("j", [Record(1, 1, b"dup")], Marker("old", 3))
     assert store.append("j", [Record(1, 99, b"new")], Marker("old", 4))
     assert _read(store, "j")[-1] == Record(1, 99, b"new")
+
+
+def test_a_second_seal_leaves_the_index_alone_and_a_later_write_seals_again(
+    tmp_path: Path,
+) -> None:
+    """A job's end seals its metric history twice (after the final sample,
+    then with its log): the second neither loads nor rewrites the index. A
+    write after a seal (a requeued job's next run) makes the next seal real,
+    and so does a history deleted and written again."""
+    store = HistoryStore(tmp_path, segment_bytes=1 << 20, level=1)
+    index = tmp_path / "job1" / INDEX
+    first = _fill(store, "job1", 2)
+    store.seal("job1")
+    written = index.stat()
+    store.seal("job1")
+    again = index.stat()
+    assert (again.st_ino, again.st_mtime_ns) == (written.st_ino, written.st_mtime_ns)
+    assert json.loads(index.read_text())["sealed"] is True
+
+    later = [Record(1, 10**9, b"after the seal\n")]
+    assert store.append("job1", later, Marker("s2", 1))
+    store.seal("job1")
+    assert len(json.loads(index.read_text())["segments"]) == 2
+    assert _read(store, "job1") == first + later
+
+    store.delete("job1")
+    assert store.append("job1", later, Marker("s3", 1))
+    store.seal("job1")
+    fresh = json.loads(index.read_text())
+    assert fresh["sealed"] is True and len(fresh["segments"]) == 1
+    assert _read(store, "job1") == later

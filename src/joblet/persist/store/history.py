@@ -195,10 +195,12 @@ class JobHistory:
         if self._active is not None and now - self._active.opened_at >= max_age_s:
             self.finish_active()
 
-    def seal(self) -> None:
+    def seal(self) -> bool:
+        """Finish the active segment and mark the index sealed; False when
+        the index could not be written."""
         self.finish_active()
         self._index.sealed = True
-        self._save()
+        return self._save()
 
     def finished(self) -> list[SegmentInfo]:
         """Copies of the finished segments' infos (the active one left out)."""
@@ -225,12 +227,14 @@ class JobHistory:
         self._index.segments.append(info)
         self._save()
 
-    def _save(self) -> None:
+    def _save(self) -> bool:
         try:
             save_index(self.directory, self._index)
         except OSError as exc:
             # Harmless: the next open scans the segments the index lacks.
             log.error("cannot write the index of %s: %s", self.directory, exc)
+            return False
+        return True
 
 
 def _last_marker(segments: Sequence[SegmentInfo]) -> tuple[str, int]:

@@ -7,6 +7,7 @@ import re
 import shutil
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from joblet.persist.store.segment import ByteReader, SegmentInfo, compress_batch
 log = logging.getLogger(__name__)
 
 _JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+SEALED_REMEMBERED = 4096
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,10 @@ class HistoryStore:
         self._segment_bytes = segment_bytes
         self._zstd = zstandard.ZstdCompressor(level=level, write_checksum=True)
         self._open: dict[str, JobHistory] = {}
+        # Histories sealed and not opened since, newest last: a job's end
+        # seals its metrics twice (after its final sample, then with its
+        # log), and the second must not load and rewrite the index again.
+        self._sealed: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
         root.mkdir(parents=True, exist_ok=True)
 
@@ -93,9 +99,13 @@ class HistoryStore:
             self._seal(job_id)
 
     def _seal(self, job_id: str) -> None:
-        if check_job_id(job_id) not in self._open and not (self.root / job_id).is_dir():
+        closed = check_job_id(job_id) not in self._open
+        if closed and (job_id in self._sealed or not (self.root / job_id).is_dir()):
             return
-        self._history(job_id).seal()
+        if self._history(job_id).seal():
+            self._sealed[job_id] = None
+            if len(self._sealed) > SEALED_REMEMBERED:
+                self._sealed.popitem(last=False)
         del self._open[job_id]
 
     def delete(self, job_id: str) -> bool:
@@ -103,7 +113,8 @@ class HistoryStore:
             return self._delete(job_id)
 
     def _delete(self, job_id: str) -> bool:
-        history = self._open.pop(check_job_id(job_id), None)
+        self._sealed.pop(check_job_id(job_id), None)
+        history = self._open.pop(job_id, None)
         if history is not None:
             history.finish_active()
         directory = self.root / job_id
@@ -189,6 +200,7 @@ class HistoryStore:
     def _history(self, job_id: str) -> JobHistory:
         history = self._open.get(check_job_id(job_id))
         if history is None:
+            self._sealed.pop(job_id, None)  # written again: its next seal is real
             history = JobHistory(self.root / job_id, self._segment_bytes)
             self._open[job_id] = history
         return history

@@ -104,10 +104,11 @@ class SqliteBackend:
 
     def _write_rows(self, rows: list[tuple[str, bytes | None, float | None]]) -> None:
         self._write_rows_in_transaction(rows)
-        self._after_write()
+        self._after_write(sum(len(job_id) + len(record or b"") for job_id, record, _ in rows))
 
-    def _after_write(self) -> None:
-        self._checkpointer.after_write(shrink=give_back_free_pages(self._conn))
+    def _after_write(self, written: int) -> None:
+        shrink = give_back_free_pages(self._conn)
+        self._checkpointer.after_write(written, shrink=shrink)
 
     def _write_rows_in_transaction(
         self, rows: list[tuple[str, bytes | None, float | None]]
@@ -146,7 +147,7 @@ class SqliteBackend:
     def _write(self, sql: str, params: tuple[object, ...]) -> None:
         with self._conn:  # one transaction, committed on exit
             self._conn.execute(sql, params)
-        self._after_write()
+        self._after_write(sum(len(p) for p in params if isinstance(p, str | bytes)))
 
 
 def give_back_free_pages(conn: sqlite3.Connection) -> bool:

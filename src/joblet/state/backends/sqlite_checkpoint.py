@@ -23,8 +23,10 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-# WAL size that asks for a checkpoint (SQLite's own default is 1,000 pages).
+# WAL growth that asks for a checkpoint (SQLite's own default is 1,000 pages).
 CHECKPOINT_WAL_BYTES = 1024 * 1024
+# What a commit adds to the WAL besides its records: at least one page.
+COMMIT_WAL_BYTES = 4096
 TRUNCATE_TRIES = 3  # a writer committing meanwhile leaves frames to copy
 TRUNCATE_PAUSE_S = 0.01
 
@@ -41,13 +43,23 @@ class Checkpointer:
         self._pending: Future[None] | None = None
         self._truncate = False
         self._closed = False
+        self._written = 0  # WAL bytes (estimated) since the last checkpoint was asked for
 
-    def after_write(self, *, shrink: bool = False) -> None:
-        """Called by the writer after each commit: a checkpoint when the WAL
-        has grown (or, with `shrink`, after a vacuum: the file shrinks at a
-        checkpoint and the WAL is emptied). Never waits for it."""
-        if not shrink and wal_size(self._wal) < self._wal_bytes:
+    def after_write(self, written: int, *, shrink: bool = False) -> None:
+        """Called by the writer after each commit of `written` bytes of
+        records: a checkpoint once the WAL has grown by `wal_bytes` since the
+        last one (or, with `shrink`, after a vacuum: the file shrinks at a
+        checkpoint and the WAL is emptied). Never waits for it.
+
+        Growth, not the file's size: a checkpointed WAL is reused from its
+        start but keeps its size (up to journal_size_limit), so its size
+        would ask for a checkpoint after every commit of a busy stream."""
+        self._written += written + COMMIT_WAL_BYTES
+        if not shrink and (
+            self._written < self._wal_bytes or wal_size(self._wal) < self._wal_bytes
+        ):
             return
+        self._written = 0
         with self._lock:
             self._truncate |= shrink
             if self._closed or self._pending is not None:

@@ -1,0 +1,99 @@
+"""A placing daemon that restarted takes its placed jobs up again: what the
+store says it holds, and the placed jobs restored running here, each get
+the outcome that keeps the store and the node in step."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import cast
+
+from joblet.cluster.queue import PlacementQueue
+from joblet.daemon.placement import Tokens
+from joblet.jobs.model import Job, JobSpec, JobStatus
+
+ME = "me"
+
+
+class Store:
+    def __init__(self, records: dict[str, dict[str, str]]) -> None:
+        self.records = records
+        self.asked: list[str] = []
+        self.finished: list[tuple[str, int, str, str]] = []
+        self.given_back: list[tuple[str, int]] = []
+
+    async def owned(self, also: list[str]) -> dict[str, dict[str, str]]:
+        self.asked = sorted(also)
+        return self.records
+
+    async def finish(self, job_id: str, token: int, state: str, reason: str) -> bool:
+        self.finished.append((job_id, token, state, reason))
+        return True
+
+    async def give_back(self, job_id: str, token: int) -> bool:
+        self.given_back.append((job_id, token))
+        return True
+
+
+def test_a_restarted_node_takes_each_of_its_placed_jobs_up_again() -> None:
+    def rec(state: str, node: str = ME, token: str = "3") -> dict[str, str]:
+        return {"token": token, "state": state, "node": node, "retry": "0"}
+
+    store = Store({
+        "running": rec("RUNNING"),  # restored running here: held again
+        "ended": rec("RUNNING"),  # ended here while the daemon was down
+        "claimed": rec("CLAIMED"),  # claimed, never started: queued again
+        "vanished": rec("RUNNING"),  # started, unknown here now: lost
+        "moved": rec("FAILED", node=ME, token="4"),  # the janitor decided: killed here
+        "other": rec("RUNNING", node="them"),  # another node's: left alone
+    })  # fmt: skip
+    spec = JobSpec(command="true")
+    local = {
+        "running": Job("running", spec, JobStatus.RUNNING),
+        "ended": Job("ended", spec, JobStatus.COMPLETED, ended_at=9.0, end_reason="exit code 0"),
+        "moved": Job("moved", spec, JobStatus.RUNNING),
+        "other": Job("other", spec, JobStatus.COMPLETED),
+    }
+    killed: list[str] = []
+
+    async def lost(job_id: str) -> None:
+        killed.append(job_id)
+
+    tokens = Tokens(cast("PlacementQueue", store), lost)
+    running = [j for j, job in local.items() if not job.status.is_final]
+    asyncio.run(tokens.adopt(ME, local.get, running))
+    assert store.asked == ["moved", "running"]
+    assert store.finished == [
+        ("ended", 3, "COMPLETED", "exit code 0"),
+        ("vanished", 3, "FAILED", "node lost"),
+    ]
+    assert store.given_back == [("claimed", 3)]
+    assert killed == ["moved"] and tokens.moved == {"moved": "FAILED"}
+    assert tokens._tokens == {"running": 3, "moved": -1}
+
+
+class Current:
+    def __init__(self, now: dict[str, tuple[int, str]]) -> None:
+        self.now = now
+
+    async def current(self, held: dict[str, int]) -> dict[str, tuple[int, str]]:
+        return {job_id: self.now[job_id] for job_id in held}
+
+
+def test_a_node_kills_only_what_the_cluster_moved_on() -> None:
+    """Its token changed: the cluster decided (FAILED, queued again); the
+    same token: still this node's; a record gone from the store: no
+    decision, left running."""
+    store = Current({"same": (1, "RUNNING"), "failed": (3, "FAILED"),
+                     "again": (4, "QUEUED"), "gone": (0, "")})  # fmt: skip
+    killed: list[str] = []
+
+    async def lost(job_id: str) -> None:
+        killed.append(job_id)
+
+    tokens = Tokens(cast("PlacementQueue", store), lost)
+    for job_id, token in (("same", 1), ("failed", 2), ("again", 2), ("gone", 5)):
+        tokens.hold(job_id, token, retry=False)
+    assert asyncio.run(tokens.verify()) == ["again", "failed"]
+    assert killed == ["again", "failed"]
+    assert tokens.moved == {"again": "QUEUED", "failed": "FAILED"}
+    assert asyncio.run(tokens.verify()) == []  # asked once each
