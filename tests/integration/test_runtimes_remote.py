@@ -21,7 +21,7 @@ import pytest
 
 from joblet.api import joblet_pb2 as pb
 from joblet.api import joblet_pb2_grpc as pb_grpc
-from joblet.cli.metrics import human_bytes
+from joblet.client.progress_text import human_bytes
 
 from .conftest import ROOT_NEEDED, RunningDaemon, launch_daemon
 from .netns import Netns, in_netns

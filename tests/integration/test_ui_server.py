@@ -479,6 +479,17 @@ def test_the_ui_loads_no_archive_codecs_it_never_uses(
     assert "_bz2" not in maps and "_lzma" not in maps  # idle resident memory
 
 
+def test_the_serving_ui_holds_none_of_the_config_parser(
+    world: tuple[RunningDaemon, UiProcess], admin: Browser
+) -> None:
+    _, ui = world
+    assert admin.get("/jobs").status == 200
+    # the same pid, exec'd after the config was read: YAML's C module is gone
+    cmdline = Path(f"/proc/{ui.proc.pid}/cmdline").read_bytes().split(b"\0")
+    assert b"joblet.ui.runtime" in cmdline
+    assert "yaml/_yaml" not in Path(f"/proc/{ui.proc.pid}/maps").read_text()
+
+
 def test_a_job_run_from_the_form_gets_its_uploaded_files(
     world: tuple[RunningDaemon, UiProcess], admin: Browser, viewer: Browser
 ) -> None:

@@ -66,9 +66,9 @@ STATUS_HEADERS = (
 
 
 def render_statuses(statuses: Sequence[pb.SystemStatusRes], nodes: Sequence[str]) -> str:
-    from joblet.cli.metrics import human_bytes
     from joblet.cli.node_select import with_node_column
     from joblet.cli.output import format_table
+    from joblet.client.progress_text import human_bytes
 
     rows = []
     for res in statuses:

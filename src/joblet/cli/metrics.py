@@ -17,6 +17,7 @@ from joblet.cli.context import CommandContext
 from joblet.cli.output import format_table
 from joblet.cli.parser import RnxArgumentParser
 from joblet.cli.terminal import escape_text
+from joblet.client.progress_text import human_bytes
 
 if TYPE_CHECKING:
     import grpc
@@ -26,14 +27,6 @@ if TYPE_CHECKING:
 
 CLEAR = "\x1b[H\x1b[2J"  # cursor home, clear screen: redraw in place
 _T = TypeVar("_T")
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
 
 
 @contextmanager

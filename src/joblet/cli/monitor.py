@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING
 
 from joblet.cli.commands import TOP_LEVEL
 from joblet.cli.context import CommandContext
-from joblet.cli.metrics import CLEAR, call, human_bytes, is_terminal, open_channel, stream
+from joblet.cli.metrics import CLEAR, call, is_terminal, open_channel, stream
 from joblet.cli.output import format_table
 from joblet.cli.parser import RnxArgumentParser
 from joblet.cli.terminal import escape_text
 from joblet.client.errors import EXIT_USAGE, CliError
+from joblet.client.progress_text import human_bytes
 
 if TYPE_CHECKING:
     import grpc

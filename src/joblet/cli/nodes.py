@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from joblet.cli.commands import TOP_LEVEL
@@ -17,26 +16,13 @@ from joblet.cli.output import format_table
 from joblet.cli.parser import RnxArgumentParser
 from joblet.client.config import RnxConfig
 from joblet.client.errors import EXIT_FAILURE, CliError
+from joblet.client.probe import ACTIVE_STATUSES, Probe
 
 if TYPE_CHECKING:
     import grpc
 
     from joblet.api import joblet_pb2 as pb
     from joblet.cli.parser import Subparsers
-
-# Jobs that hold or wait for a node's resources: what "busy" means.
-ACTIVE_STATUSES = ("PENDING", "INITIALIZING", "QUEUED", "SCHEDULED", "RUNNING")
-
-
-@dataclass(frozen=True)
-class Probe:
-    """What one node said about itself."""
-
-    latency_ms: float
-    version: str
-    node_id: str
-    active_jobs: int
-    free_gpus: int | None = None  # None: the node does not report GPUs
 
 
 def _address(config: RnxConfig, name: str) -> tuple[str, str, str]:
@@ -153,7 +139,7 @@ CLUSTER_HEADERS += ["LEASE LEFT", "LABELS"]
 
 
 def render_cluster(res: pb.ClusterNodes) -> str:
-    from joblet.cli.metrics import human_bytes
+    from joblet.client.progress_text import human_bytes
 
     rows = [
         [n.nodeId, n.address, n.version or "-", str(n.cpus), human_bytes(n.memoryBytes),

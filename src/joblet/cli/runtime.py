@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 from joblet.cli.commands import TOP_LEVEL
 from joblet.cli.context import CommandContext
-from joblet.cli.metrics import call, human_bytes, open_channel, stream
+from joblet.cli.metrics import call, open_channel, stream
 from joblet.cli.output import write_bytes
 from joblet.cli.parser import RnxArgumentParser
-from joblet.cli.runtime_view import ProgressView, render_info, render_runtimes
+from joblet.cli.runtime_view import render_info, render_runtimes
 from joblet.client.errors import EXIT_USAGE, CliError
+from joblet.client.progress_text import ProgressView, human_bytes
 
 if TYPE_CHECKING:
     import grpc

@@ -205,22 +205,19 @@ def _cmd_ui(args: argparse.Namespace) -> int:
         key = load_or_create_key(login_key_path(daemon_config.layout.root))
         print(mint_token(key, args.role, args.name, time.time(), ttl))
         return 0
-    if args.exit_with_parent:
-        _exit_with_parent()
-    try:
-        from joblet.ui.serve import serve_ui
-    except ImportError as exc:
+    missing = [name for name in ("aiohttp", "jinja2") if not _importable(name)]
+    if missing:
         raise JobletError(
-            f"the web UI needs the ui extra ({exc.name} is missing): pip install 'joblet[ui]'"
-        ) from exc
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    serve_ui(ui_config, daemon_config, listen=args.listen, clients=args.clients,
-             exit_with_parent=args.exit_with_parent)  # fmt: skip
-    return 0
+            f"the web UI needs the ui extra ({missing[0]} is missing): pip install 'joblet[ui]'"
+        )
+    from joblet.ui.handoff import Handoff, exec_runtime, facts_of
+
+    if args.exit_with_parent:
+        _exit_with_parent()  # kept across exec(2)
+    # the serving process starts afresh: none of the parsing above stays resident
+    exec_runtime(Handoff(ui_config, facts_of(daemon_config), listen=args.listen,
+                         clients=args.clients, exit_with_parent=args.exit_with_parent,
+                         log_level=args.log_level))  # fmt: skip
 
 
 def _add_history_parser(sub: Any) -> None:

@@ -39,9 +39,16 @@ def _previous_helper_pid(pid_path: Path, name: str) -> int | None:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except (OSError, ValueError):
         return None
+    return pid if is_helper_cmdline(cmdline, name) and _alive(pid) else None
+
+
+def is_helper_cmdline(cmdline: list[bytes], name: str) -> bool:
+    """Whether argv runs `joblet <name>`; `joblet ui` execs its serving
+    process (joblet.ui.runtime) under the same pid."""
     wanted = [b"joblet.daemon.main", name.encode()]
-    is_helper = any(cmdline[i : i + 2] == wanted for i in range(len(cmdline)))
-    return pid if is_helper and _alive(pid) else None
+    if any(cmdline[i : i + 2] == wanted for i in range(len(cmdline))):
+        return True
+    return name == "ui" and b"joblet.ui.runtime" in cmdline
 
 
 def backoff_delays(start: float = BACKOFF_START_S, cap: float = BACKOFF_MAX_S) -> list[float]:

@@ -14,7 +14,7 @@ import grpc
 from aiohttp import web
 
 from joblet.api import joblet_pb2 as pb
-from joblet.cli.nodes import ACTIVE_STATUSES, Probe
+from joblet.client.probe import ACTIVE_STATUSES, Probe
 from joblet.ui.app import render, session_of, state_of
 from joblet.ui.sessions import Session
 from joblet.ui.upstream import RoleStubs, UnknownNode

@@ -14,7 +14,7 @@ import grpc
 from aiohttp import web
 
 from joblet.api import joblet_pb2 as pb
-from joblet.cli.runtime_view import ProgressView
+from joblet.client.progress_text import ProgressView
 from joblet.ui.app import render, session_of, state_of, stubs_of
 from joblet.ui.forms import FormError
 from joblet.ui.pages import rpc_failure

@@ -16,7 +16,6 @@ import signal
 import ssl
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
@@ -26,6 +25,7 @@ from joblet.isolation.libc import limit_malloc_arenas, malloc_trim, set_pdeathsi
 from joblet.ui.app import UiState, build_app
 from joblet.ui.cert_login import TLS_IMPORTS
 from joblet.ui.config import UiConfig, listen_problem, login_key_path, parse_listen
+from joblet.ui.handoff import Handoff
 from joblet.ui.tokens import Redeemer, load_or_create_key
 from joblet.ui.upstream import Upstream, read_all_nodes
 
@@ -102,24 +102,24 @@ def drop_privileges(user: str, exit_with_parent: bool) -> None:
     log.info("running as %s (uid %d)", user, entry.pw_uid)
 
 
-def prepare(config: UiConfig, daemon_config: Any, listen: str | None,
-            clients: Path | None) -> tuple[UiConfig, UiState, ssl.SSLContext | None]:  # fmt: skip
+def prepare(handoff: Handoff) -> tuple[UiConfig, UiState, ssl.SSLContext | None]:
     """The effective config, the app's state and the TLS context, or ConfigError."""
-    if listen:
-        host, port = parse_listen(listen)
+    config = handoff.ui
+    if handoff.listen:
+        host, port = parse_listen(handoff.listen)
         config = UiConfig(**{**config.__dict__, "host": host, "port": port})
     problem = listen_problem(config)
     if problem:
         raise ConfigError(problem)
-    path = clients or config.clients
+    path = handoff.clients or config.clients
     assert path is not None
     upstream = Upstream(read_all_nodes(path, config.nodes))
-    key = load_or_create_key(login_key_path(daemon_config.layout.root))
+    daemon = handoff.daemon
+    key = load_or_create_key(login_key_path(daemon.root))
     context, revocations = None, None
     if config.tls:
-        security = daemon_config.security
-        context = tls_context(security.server_cert, security.server_key, security.ca_cert)
-        revocations = RevocationWatch(daemon_config.layout.crl, security.ca_cert)
+        context = tls_context(daemon.server_cert, daemon.server_key, daemon.ca_cert)
+        revocations = RevocationWatch(daemon.crl, daemon.ca_cert)
         revocations.load()  # as root: after the drop it may be unreadable
     state = UiState(config, upstream, Redeemer(key), revocations=revocations)
     return config, state, context
@@ -160,12 +160,11 @@ async def run(config: UiConfig, state: UiState, context: ssl.SSLContext | None,
             await runner.cleanup()
 
 
-def serve_ui(config: UiConfig, daemon_config: Any, *, listen: str | None = None,
-             clients: Path | None = None, exit_with_parent: bool = False) -> None:  # fmt: skip
+def serve_ui(handoff: Handoff) -> None:
     # before gRPC's threads start: a UI that mostly waits needs no arena per thread
     limit_malloc_arenas(2)
-    config, state, context = prepare(config, daemon_config, listen, clients)
+    config, state, context = prepare(handoff)
     try:
-        asyncio.run(run(config, state, context, exit_with_parent))
+        asyncio.run(run(config, state, context, handoff.exit_with_parent))
     except OSError as exc:
         raise ConfigError(f"cannot listen on {config.host}:{config.port}: {exc.strerror}") from exc

@@ -1,13 +1,8 @@
 from __future__ import annotations
 
 from joblet.api import joblet_pb2 as pb
-from joblet.cli.runtime_view import (
-    ProgressView,
-    bar,
-    render_info,
-    render_progress,
-    render_runtimes,
-)
+from joblet.cli.runtime_view import render_info, render_progress, render_runtimes
+from joblet.client.progress_text import ProgressView, bar
 
 
 def test_bar_fills_with_progress() -> None:

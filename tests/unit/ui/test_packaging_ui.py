@@ -74,3 +74,33 @@ def test_the_ui_process_does_not_import_the_generated_stubs() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_ui_process_does_not_import_rnx() -> None:
+    # the CLI's modules (argparse commands, tables) are idle memory in the UI
+    code = (
+        "import sys\n"
+        "import joblet.daemon.main, joblet.ui.serve\n"
+        "from joblet.ui import actions, cert_login, events, log_pages, node_pages, pages\n"
+        "from joblet.ui import resource_actions, runtime_actions\n"
+        "bad = sorted(m for m in sys.modules if m.startswith('joblet.cli.') or m == 'joblet.cli')\n"
+        "print(bad); sys.exit(1 if bad else 0)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_serving_process_does_not_import_the_config_parser() -> None:
+    # `joblet ui` parses the config and execs joblet.ui.runtime: argparse's
+    # commands, YAML and the config model (~3 MB) stay in the process that ended
+    code = (
+        "import sys\n"
+        "import joblet.ui.runtime, joblet.ui.serve, joblet.ui.handoff\n"
+        "from joblet.ui import actions, cert_login, events, log_pages, node_pages, pages\n"
+        "from joblet.ui import resource_actions, runtime_actions\n"
+        "heavy = ('yaml', 'joblet.config.loader', 'joblet.config.model', 'joblet.daemon.main')\n"
+        "bad = sorted(m for m in heavy if m in sys.modules)\n"
+        "print(bad); sys.exit(1 if bad else 0)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr

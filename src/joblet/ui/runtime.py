@@ -1,0 +1,45 @@
+"""The serving process of `joblet ui` (exec'd by it; see joblet.ui.handoff):
+it imports the web stack and the UI, never the config parser."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from joblet.deferred import UNUSED_BY_DAEMON_AT_IDLE, defer_imports
+
+EXIT_ERROR = 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    defer_imports(UNUSED_BY_DAEMON_AT_IDLE)
+    from joblet.errors import JobletError
+    from joblet.ui.handoff import read_handoff
+    from joblet.ui.serve import serve_ui
+
+    parser = argparse.ArgumentParser(prog="joblet ui", add_help=False)
+    parser.add_argument("--handoff-fd", type=int, required=True)
+    args = parser.parse_args(argv)
+    try:
+        handoff = read_handoff(args.handoff_fd)
+        logging.basicConfig(
+            level=handoff.log_level,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
+        serve_ui(handoff)
+    except JobletError as exc:
+        print(f"joblet: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except PermissionError as exc:
+        print(f"joblet: error: {exc.strerror}: {exc.filename} (run as root)", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
