@@ -276,6 +276,7 @@ class Daemon:
         self._cluster_name = ""
         self._cluster = ClusterConfig()
         self._listeners: JobListeners | None = None
+        self._logs: JobLogs | None = None
 
     async def _open_metrics(
         self, helpers: Helpers, history: PersistHistory, logs: JobLogs
@@ -338,6 +339,7 @@ class Daemon:
         logs = JobLogs(hub, lambda job_id: layout.job_dir(job_id) / LOG_FILE,
                        helpers.persist, helpers.persist_query)  # fmt: skip
         self._stack.push_async_callback(logs.close)
+        self._logs = logs
         history = PersistHistory(helpers.persist_config.grpc_socket)
         self._stack.push_async_callback(history.close)
         metrics = await self._open_metrics(helpers, history, logs)
@@ -383,6 +385,11 @@ class Daemon:
         if not early:
             await self._serve(node_id, metrics, helpers.state_config, gate)
         gate.open()
+        # The restored jobs' log copies start now, in batches, behind the calls
+        # that waited at the gate.
+        assert self._logs is not None
+        copies = asyncio.create_task(self._logs.start_held(), name="restored-log-copies")
+        self._stack.push_async_callback(_end_task, copies)
 
     async def _restore_all(
         self,

@@ -186,7 +186,7 @@ class JobRestorer:
         path = f"{self._jobs_dir}/{job_id}/{LOG_FILE}"
         if os.path.exists(path):
             self._logs.hub.track(job_id, Path(path), finished=finished)
-            self._logs.start_copy(job_id)
+            self._logs.hold_copy(job_id)  # started once the daemon serves
 
     def _reattach(self, job: Job, pid: int) -> None:
         if job.status is not JobStatus.RUNNING:

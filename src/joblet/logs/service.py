@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
@@ -73,6 +74,9 @@ class JobLogs:
         self._sink = sink
         self._history = history
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        # Copies asked for by a restart, started by `start_held` once the
+        # daemon serves (dict: in the order asked).
+        self._held: dict[str, None] = {}
         # Awaited before a log's end goes to persist: the job's final metrics
         # sample goes first, so the end seals a complete history.
         self.before_finish: Callable[[str], Awaitable[None]] | None = None
@@ -165,6 +169,23 @@ class JobLogs:
             return
         self._own(job_id, self._copy(job_id, self._sink, new_log))
 
+    def hold_copy(self, job_id: str) -> None:
+        """`start_copy`, but only at `start_held`: a restart re-attaches
+        thousands of jobs, and their copies starting together held up the
+        first calls the restarted daemon answered. The job counts as copying
+        meanwhile (it is not collected before its log reached persist)."""
+        if self._sink is not None and job_id not in self._tasks:
+            self._held[job_id] = None
+
+    async def start_held(self, batch: int = 100) -> None:
+        """Start the held copies, `batch` per turn of the loop: calls are
+        answered in between."""
+        while self._held:
+            for job_id in list(itertools.islice(self._held, batch)):
+                del self._held[job_id]
+                self.start_copy(job_id)
+            await asyncio.sleep(0)
+
     def _own(self, job_id: str, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks[job_id] = task
@@ -203,16 +224,18 @@ class JobLogs:
 
     def copying(self, job_id: str) -> bool:
         """Whether the job's log is still on its way to persist."""
-        return job_id in self._tasks
+        return job_id in self._tasks or job_id in self._held
 
     def drop_local(self, job_id: str) -> None:
         """Stop following a collected job; its history in persist stays."""
+        self._held.pop(job_id, None)
         task = self._tasks.pop(job_id, None)
         if task is not None:
             task.cancel()
         self.hub.forget(job_id)
 
     def delete(self, job_id: str) -> None:
+        self._held.pop(job_id, None)
         task = self._tasks.pop(job_id, None)
         if task is not None:
             task.cancel()
@@ -221,6 +244,7 @@ class JobLogs:
             self._sink.delete(job_id)
 
     async def close(self) -> None:
+        self._held.clear()
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()

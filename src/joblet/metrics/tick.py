@@ -8,7 +8,7 @@ early keeps its phase, so its samples stay one interval apart.
 
     tick = SampleTick(interval_s, publish_batch)
     task = asyncio.create_task(tick.run())
-    tick.add(sampler)       # due now (baseline) or one interval from now
+    tick.add(sampler)       # due soon (baseline) or one interval from now
     tick.remove(job_id)     # before its final sample
 """
 
@@ -24,6 +24,10 @@ from joblet.metrics.sampler import JobSampler
 
 _log = logging.getLogger(__name__)
 SLACK = 0.25  # of an interval: how early a sampler may be taken with an earlier one
+# A re-attached job's baseline (an unpublished first reading) waits this long
+# (at most an interval): a restart re-attaches thousands at once, and reading
+# them all while the daemon answers its first calls slowed those answers.
+BASELINE_DELAY_S = 2.0
 
 PublishBatch = Callable[[Sequence[pb.JobMetricsSample]], None]
 
@@ -35,6 +39,11 @@ def due(samplers: Iterable[JobSampler], now: float, slack_s: float) -> list[JobS
 
 def next_due(samplers: Iterable[JobSampler]) -> float | None:
     return min((s.next_at for s in samplers), default=None)
+
+
+def first_reading_in(has_baseline: bool, interval_s: float) -> float:
+    """Seconds from a sampler's start to its first reading (pure)."""
+    return interval_s if has_baseline else min(BASELINE_DELAY_S, interval_s)
 
 
 def advance(sampler: JobSampler, now: float, interval_s: float) -> None:
@@ -67,9 +76,10 @@ class SampleTick:
         self._changed = asyncio.Event()
 
     def add(self, sampler: JobSampler) -> None:
-        """A job without a baseline is read at once; a fresh one an interval on."""
+        """A job without a baseline is read shortly (BASELINE_DELAY_S); a
+        fresh one an interval on."""
         now = asyncio.get_running_loop().time()
-        sampler.next_at = now + self.interval_s if sampler.has_baseline else now
+        sampler.next_at = now + first_reading_in(sampler.has_baseline, self.interval_s)
         self._samplers[sampler.job_id] = sampler
         self._changed.set()
 

@@ -248,7 +248,7 @@ class StateClient:
             for key, blob in records
             if key.startswith(WORKFLOW_KEY_PREFIX)
         ]
-        return Loaded(_decode_records(jobs), workflows, others)
+        return Loaded(await _decode_records(jobs), workflows, others)
 
     async def _list_patiently(self) -> list[tuple[str, bytes]]:
         delay = 0.05
@@ -410,9 +410,16 @@ async def list_records(socket_path: Path) -> list[tuple[str, bytes]]:
         writer.close()
 
 
-def _decode_records(records: list[tuple[str, bytes]]) -> list[Job]:
+# Records decoded per turn of the loop: a start decodes tens of thousands while
+# it also brings up the launcher and the port; one long decode held those up.
+DECODE_BATCH = 500
+
+
+async def _decode_records(records: list[tuple[str, bytes]]) -> list[Job]:
     jobs: list[Job] = []
-    for job_id, blob in records:
+    for index, (job_id, blob) in enumerate(records):
+        if index and index % DECODE_BATCH == 0:
+            await asyncio.sleep(0)
         try:
             jobs.append(job_from_json(blob))
         except SerializationError as exc:

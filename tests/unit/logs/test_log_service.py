@@ -157,3 +157,40 @@ async def test_a_copy_drops_an_earlier_copy_unless_its_log_is_new(tmp_path: Path
             await logs.close()
         path.touch()
         hub.forget(JOB)
+
+
+async def test_held_copies_start_in_batches_and_count_as_copying(tmp_path: Path) -> None:
+    """A restart holds its jobs' copies until it serves: a held job counts as
+    copying (so it is not collected), its copy starts with `start_held`, a
+    batch per turn of the loop, and a job dropped meanwhile is not copied."""
+    jobs = [f"job-{i}" for i in range(5)]
+    for job in jobs:
+        (tmp_path / job).mkdir()
+        _append(tmp_path / job / "output.log", Stream.STDOUT, 1, job.encode())
+    hub = LogHub()
+    hub.start()
+    sink = RecordingSink()
+    logs = JobLogs(hub, lambda job: tmp_path / job / "output.log", sink=sink)
+    try:
+        for job in jobs:
+            hub.track(job, tmp_path / job / "output.log", finished=True)
+            logs.hold_copy(job)
+        logs.drop_local("job-4")  # collected before the daemon served
+        await asyncio.sleep(0.05)
+        assert sink.log_deletes == 0 and sink.finished == []  # nothing started yet
+        assert all(logs.copying(job) for job in jobs[:4]) and not logs.copying("job-4")
+
+        # A call answered while the copies start sees some but not all begun.
+        starting = asyncio.create_task(logs.start_held(batch=2))
+        seen: list[int] = []
+        while not starting.done() or len(seen) < 10:
+            seen.append(sink.log_deletes)
+            await asyncio.sleep(0)
+        assert any(0 < count < 4 for count in seen), seen
+        for _ in range(300):
+            if len(sink.finished) == 4:
+                break
+            await asyncio.sleep(0.01)
+        assert sorted(sink.finished) == jobs[:4]
+    finally:
+        await logs.close()

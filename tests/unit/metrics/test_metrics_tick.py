@@ -4,16 +4,20 @@ sent to history as one message; each job keeps its own interval."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import threading
 import time
 from collections.abc import Sequence
 
+import pytest
+
 from joblet.api import joblet_pb2 as pb
+from joblet.metrics import tick as tick_module
 from joblet.metrics.config import MetricsConfig
 from joblet.metrics.hub import MetricsHub
 from joblet.metrics.sampler import JobSampler
-from joblet.metrics.tick import SLACK, advance, due, take_all
+from joblet.metrics.tick import SLACK, SampleTick, advance, due, first_reading_in, take_all
 from joblet.resources.interface import Limits
 from joblet.resources.null import NullCgroupManager
 
@@ -100,6 +104,48 @@ async def test_a_reattached_job_gets_its_baseline_first_not_published() -> None:
     assert took >= INTERVAL * (1 - SLACK) - 0.01
     recent = hub.recent("again")
     assert recent[0] == published[0] and len(recent) == 2  # the tick's sample, the final one
+
+
+def test_a_baseline_waits_the_delay_but_never_past_an_interval() -> None:
+    assert first_reading_in(True, 5.0) == 5.0
+    assert first_reading_in(False, 5.0) == tick_module.BASELINE_DELAY_S
+    assert first_reading_in(False, 0.5) == 0.5
+
+
+async def test_reattached_jobs_are_not_read_while_the_restart_answers_its_first_calls(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A restart re-attaches thousands of jobs at once: their baselines are
+    read a moment later, not in the same turn as the first calls."""
+    monkeypatch.setattr(tick_module, "BASELINE_DELAY_S", 0.5)
+    read_at: list[float] = []
+    tick = SampleTick(10.0, lambda _samples: None)
+    runner = asyncio.create_task(tick.run())
+    try:
+        jobs = [sampler(f"again-{i}", fresh=False) for i in range(3)]
+        for job in jobs:
+            take = job.take
+
+            def timed(take: object = take) -> pb.JobMetricsSample | None:
+                read_at.append(time.monotonic())
+                return take()  # type: ignore[operator, no-any-return]
+
+            job.take = timed  # type: ignore[method-assign]
+        began = time.monotonic()
+        for job in jobs:
+            tick.add(job)
+        await asyncio.sleep(0.2)
+        assert read_at == []  # not yet
+        deadline = time.monotonic() + 10
+        while len(read_at) < 3 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert len(read_at) == 3  # all three in one batch, about the delay on
+        assert min(read_at) - began >= 0.5 - 0.01
+        assert all(job.has_baseline for job in jobs)
+    finally:
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
 
 
 async def test_a_reading_in_flight_as_its_job_ends_is_not_published_after_the_final() -> None:

@@ -54,3 +54,25 @@ async def test_a_large_listing_arrives_whole_and_in_order(tmp_path: Path) -> Non
         await client.close()
     assert [job_id for job_id, _ in records] == ids
     assert [(j.id, j.exit_code) for j in jobs] == [(i, n % 7) for n, i in enumerate(ids)]
+
+
+async def test_decoding_a_large_listing_lets_the_loop_run_in_between() -> None:
+    """A start decodes every record while it brings up the launcher and the
+    port: the decode yields to the loop every DECODE_BATCH records."""
+    import asyncio
+
+    from joblet.state import client
+
+    records = [
+        (f"job-{i}", job_to_json(Job(id=f"job-{i}", spec=JobSpec(command="true"),
+                                     status=JobStatus.COMPLETED)))
+        for i in range(3 * client.DECODE_BATCH)
+    ]  # fmt: skip
+    turns = 0
+    decoding = asyncio.create_task(client._decode_records(records))
+    while not decoding.done():
+        turns += 1
+        await asyncio.sleep(0)
+    jobs = await decoding
+    assert [job.id for job in jobs] == [r[0] for r in records]
+    assert turns >= 3  # one long decode would have left a single turn
