@@ -120,8 +120,8 @@ def _encode_dataclass(value: Any) -> dict[str, Any]:
         if item is not None:
             out[name] = convert(item)
     for name, default in plan.defaults:
-        value = out[name]
-        if type(value) is type(default) and value == default:
+        stored = out[name]
+        if type(stored) is type(default) and stored == default:
             del out[name]
     if cls is Upload:
         out["content_size"] = value.byte_size
