@@ -17,6 +17,7 @@ import re
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -479,6 +480,29 @@ def _sleeping(seconds: str) -> bool:
     return False
 
 
+class _Lifetime:
+    """Watches for a `sleep SECONDS` process to come and go (a job's RUNNING
+    in the store comes before its exec, so absence alone proves nothing)."""
+
+    def __init__(self, seconds: str) -> None:
+        self.seen = self.gone = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, args=(seconds,), daemon=True)
+        self._thread.start()
+
+    def _watch(self, seconds: str) -> None:
+        while not self._stop.wait(0.02):
+            running = _sleeping(seconds)
+            self.seen = self.seen or running
+            if self.seen and not running:
+                self.gone = True
+                return
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def test_sigstop_node_back_has_its_stale_writes_refused_and_kills_its_lost_copy(
     cluster: Cluster,
 ) -> None:
@@ -490,6 +514,7 @@ def test_sigstop_node_back_has_its_stale_writes_refused_and_kills_its_lost_copy(
     name = "n2"
     node = cluster.node_id(name)
     daemon = cluster.daemons[name]
+    short_life = _Lifetime(SHORT_SLEEP)
     short, long = (
         _run(cluster.daemons["n1"], 1, command="sleep", args=[t], place=f"node={node}")[0]
         for t in (SHORT_SLEEP, "60")
@@ -501,10 +526,11 @@ def test_sigstop_node_back_has_its_stale_writes_refused_and_kills_its_lost_copy(
         # the short job ends while its node is hung (a loaded host may take
         # longer than its second to run it)
         deadline = time.monotonic() + 30
-        while _sleeping(SHORT_SLEEP):
+        while not short_life.gone:
             assert time.monotonic() < deadline, "the short job never ended"
             time.sleep(0.1)
     finally:
+        short_life.close()
         os.kill(daemon.proc.pid, signal.SIGCONT)
     back = time.monotonic()
     note = f"late:{node}".encode()
