@@ -50,6 +50,19 @@ def test_no_template_has_inline_script_or_style() -> None:
         assert "style=" not in text and "<style" not in text, page.name
 
 
+# Every module of the UI's pages, imported as the serving process does.
+UI_PAGES = (
+    "from joblet.ui import actions, cert_login, events, log_pages, node_pages, pages\n"
+    "from joblet.ui import resource_actions, runtime_actions\n"
+)
+
+
+def assert_exits_cleanly(code: str) -> None:
+    """Runs `code` in a fresh interpreter (so its imports start from none)."""
+    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def test_the_daemon_and_rnx_do_not_import_the_web_packages() -> None:
     code = (
         "import sys\n"
@@ -58,8 +71,7 @@ def test_the_daemon_and_rnx_do_not_import_the_web_packages() -> None:
         "bad = sorted(m for m in ('aiohttp', 'jinja2', 'playwright') if m in sys.modules)\n"
         "print(bad); sys.exit(1 if bad else 0)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert_exits_cleanly(code)
 
 
 def test_the_ui_process_does_not_import_the_generated_stubs() -> None:
@@ -67,13 +79,11 @@ def test_the_ui_process_does_not_import_the_generated_stubs() -> None:
     code = (
         "import sys\n"
         "import joblet.daemon.main, joblet.ui.serve\n"
-        "from joblet.ui import actions, cert_login, events, log_pages, node_pages, pages\n"
-        "from joblet.ui import resource_actions, runtime_actions\n"
-        "bad = 'joblet.api.joblet_pb2_grpc' in sys.modules\n"
+        + UI_PAGES
+        + "bad = 'joblet.api.joblet_pb2_grpc' in sys.modules\n"
         "sys.exit(1 if bad else 0)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert_exits_cleanly(code)
 
 
 def test_the_ui_process_does_not_import_rnx() -> None:
@@ -81,13 +91,12 @@ def test_the_ui_process_does_not_import_rnx() -> None:
     code = (
         "import sys\n"
         "import joblet.daemon.main, joblet.ui.serve\n"
-        "from joblet.ui import actions, cert_login, events, log_pages, node_pages, pages\n"
-        "from joblet.ui import resource_actions, runtime_actions\n"
-        "bad = sorted(m for m in sys.modules if m.startswith('joblet.cli.') or m == 'joblet.cli')\n"
+        + UI_PAGES
+        + "bad = sorted(m for m in sys.modules\n"
+        "             if m.startswith('joblet.cli.') or m == 'joblet.cli')\n"
         "print(bad); sys.exit(1 if bad else 0)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert_exits_cleanly(code)
 
 
 def test_the_serving_process_does_not_import_the_config_parser() -> None:
@@ -96,11 +105,9 @@ def test_the_serving_process_does_not_import_the_config_parser() -> None:
     code = (
         "import sys\n"
         "import joblet.ui.runtime, joblet.ui.serve, joblet.ui.handoff\n"
-        "from joblet.ui import actions, cert_login, events, log_pages, node_pages, pages\n"
-        "from joblet.ui import resource_actions, runtime_actions\n"
-        "heavy = ('yaml', 'joblet.config.loader', 'joblet.config.model', 'joblet.daemon.main')\n"
+        + UI_PAGES
+        + "heavy = ('yaml', 'joblet.config.loader', 'joblet.config.model', 'joblet.daemon.main')\n"
         "bad = sorted(m for m in heavy if m in sys.modules)\n"
         "print(bad); sys.exit(1 if bad else 0)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert_exits_cleanly(code)
