@@ -70,11 +70,16 @@ class PlacementQueue:
         return cls(Redis(retry=Retry(NoBackoff(), 0), **options), prefix, node_id)
 
     async def _call(self, awaitable: Any) -> Any:
+        from redis.exceptions import ConnectionError as ClosedError
         from redis.exceptions import RedisError
 
         try:
             return await awaitable
         except (RedisError, OSError) as exc:
+            if isinstance(exc, ClosedError):
+                # Redis went away: the pool's idle connections are dead too,
+                # and dropping them now spares the next calls the same error.
+                await self._client.connection_pool.disconnect(inuse_connections=False)
             raise StateBackendError(f"redis: {exc}") from exc
 
     def stream_key(self, stream: str) -> str:
@@ -92,10 +97,22 @@ class PlacementQueue:
     async def _submit_many(self, calls: Sequence[_Script]) -> list[object]:
         """The submit scripts of `calls` in one pipeline (not a transaction:
         each stands alone); a script's error is its own caller's."""
+        from redis.exceptions import ConnectionError as ClosedError
         from redis.exceptions import NoScriptError
 
         script = self._scripts["submit"]
-        results = await self._evalsha_all(script.sha, calls)
+        resent = False
+        try:
+            results = await self._evalsha_all(script.sha, calls)
+        except StateBackendError as exc:
+            if not isinstance(exc.__cause__, ClosedError):
+                raise
+            # A pooled connection Redis closed while it sat idle (Redis
+            # restarted; _call dropped the pool's others): send once more.
+            # Safe because the ids are new: a submit that finds its job
+            # already placed now was placed by the first send.
+            results = await self._evalsha_all(script.sha, calls)
+            resent = True
         again = [n for n, result in enumerate(results) if isinstance(result, NoScriptError)]
         if again:  # a restarted Redis forgot the script: none of those ran
             await self._call(self._client.script_load(script.script))
@@ -103,9 +120,10 @@ class PlacementQueue:
             for n, result in zip(again, retried, strict=True):
                 results[n] = result
         return [
-            StateBackendError(f"redis: {result}") if isinstance(result, Exception) else result
+            StateBackendError(f"redis: {result}") if isinstance(result, Exception)
+            else 1 if resent and result == 0 else result
             for result in results
-        ]
+        ]  # fmt: skip
 
     async def _evalsha_all(self, sha: str, calls: Sequence[_Script]) -> list[object]:
         # By sha, not through the Script objects: a pipeline of those asks
