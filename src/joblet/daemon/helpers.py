@@ -146,6 +146,9 @@ class JobListeners:
         for listener in self._others:
             listener.deleted(job_id)
 
+    def push(self) -> None:
+        self._first.push()
+
     async def recorded(self, timeout: float) -> bool:
         return await self._first.recorded(timeout)
 
@@ -161,6 +164,9 @@ class StateListener:
 
     def deleted(self, job_id: str) -> None:
         self._state.delete(job_id)
+
+    def push(self) -> None:
+        self._state.push()
 
     async def recorded(self, timeout: float) -> bool:
         return await self._state.stored(timeout)

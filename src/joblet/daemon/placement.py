@@ -150,6 +150,9 @@ class Tokens:
     def deleted(self, job_id: str) -> None:
         pass
 
+    def push(self) -> None:
+        pass
+
     async def recorded(self, timeout: float) -> bool:
         return True
 

@@ -202,6 +202,9 @@ class JobStarter:
         """Create the job's directory (if its submission did not need it yet) and
         start following and copying its log. Deferred to the start so that
         accepting a scheduled or queued job costs no file system work."""
+        # The job's record travels to the store while its directory and
+        # cgroup are made: the wait for it before the launch is then short.
+        self._table.push()
         layout = self._config.layout
         new_log = not log_path(layout, job.id).exists()
         if new_log:

@@ -74,6 +74,11 @@ class JobListener(Protocol):
 
     def deleted(self, job_id: str) -> None: ...
 
+    def push(self) -> None:
+        """Send the changes told so far to the store now: the caller will wait
+        for them (recorded) and has other work to do first."""
+        ...
+
     async def recorded(self, timeout: float) -> bool:
         """Wait until every change told so far is stored; False after `timeout`."""
         ...

@@ -81,6 +81,11 @@ class JobTable:
         if self.listener is not None:
             self.listener.changed(job)
 
+    def push(self) -> None:
+        """Send the changes so far to the store now (see JobListener.push)."""
+        if self.listener is not None:
+            self.listener.push()
+
     async def recorded(self, timeout: float) -> bool:
         """Whether every change so far reached the store within `timeout`."""
         return self.listener is None or await self.listener.recorded(timeout)

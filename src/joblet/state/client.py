@@ -85,6 +85,8 @@ class StateSink(Protocol):
 
     async def stored(self, timeout: float) -> bool: ...
 
+    def push(self) -> None: ...
+
 
 class StateClient:
     def __init__(
@@ -108,6 +110,7 @@ class StateClient:
         self._warned_full = False
         self._acked = 0
         self._last_send = -BUSY_S  # loop time of the last batch sent
+        self._writer: asyncio.StreamWriter | None = None  # while connected
 
     @classmethod
     async def connect(
@@ -300,6 +303,7 @@ class StateClient:
     ) -> None:
         log.info("state: connected to the helper; %d events to send", len(self._buffer))
         self._connected, self._warned_full = True, False
+        self._writer = writer
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._send(writer))
@@ -308,6 +312,7 @@ class StateClient:
             log.warning("state: connection to the helper lost: %s", errors.exceptions[0])
         finally:
             self._connected = False
+            self._writer = None
             writer.close()
             requeued = self._buffer.requeue_inflight()
             if requeued:
@@ -326,12 +331,28 @@ class StateClient:
                 # Let a busy stream fill the batch a little, unless someone waits.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._hurry.wait(), LINGER_S)
-            batch = self._buffer.take(self._window)
-            self._last_send = asyncio.get_running_loop().time()
-            # One frame per batch (up to MAX_BATCH_BYTES): the helper stores it
-            # in one transaction and answers one ack, not a round of each per event.
-            writer.write(b"".join(encode_frame(_batch_request(part)) for part in _split(batch)))
+                if self._buffer.inflight or not self._buffer.unsent:
+                    continue  # push() sent it meanwhile
+            self._write_batch(writer)
             await writer.drain()
+
+    def push(self) -> None:
+        """Send what is unsent now, without waiting for the sender's turn of
+        the loop, unless a batch is in flight: for a caller that will wait
+        for its record (stored) and has work to do first."""
+        writer = self._writer
+        if writer is None or writer.is_closing():
+            return
+        if self._buffer.inflight or not self._buffer.unsent:
+            return
+        self._write_batch(writer)
+
+    def _write_batch(self, writer: asyncio.StreamWriter) -> None:
+        batch = self._buffer.take(self._window)
+        self._last_send = asyncio.get_running_loop().time()
+        # One frame per batch (up to MAX_BATCH_BYTES): the helper stores it
+        # in one transaction and answers one ack, not a round of each per event.
+        writer.write(b"".join(encode_frame(_batch_request(part)) for part in _split(batch)))
 
     def _busy(self) -> bool:
         """Whether events have been streaming in (a batch went out a moment ago)."""

@@ -161,6 +161,9 @@ class WorkflowShell:
     def deleted(self, job_id: str) -> None:
         pass
 
+    def push(self) -> None:
+        pass
+
     async def recorded(self, timeout: float) -> bool:
         return True
 
