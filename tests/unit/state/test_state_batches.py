@@ -152,3 +152,31 @@ async def test_helper_answers_a_batch_with_one_ack_and_a_failure_with_its_first_
         writer.close()
     assert await backend.list_all() == []
     assert backend.batches == [[("a", 0), ("a", None)]]
+
+
+async def test_push_sends_at_once_without_waiting_for_the_senders_turn(tmp_path: Path) -> None:
+    backend = BatchRecordingBackend()
+    sock = tmp_path / "state.sock"
+    async with StateService(backend, sock, FAST):
+        client = await StateClient.connect(sock)
+        client.put(job("warm"))
+        assert await client.stored(5)  # connected, and a batch went out a moment ago
+        client.put(job("now"))
+        client.push()
+        # No turn of the loop yet: only push can have handed it over.
+        assert client._buffer.inflight == 1
+        assert await client.stored(5)
+        # Pushed while the sender lingers or while a batch is in flight:
+        # every event still goes out once, in order.
+        for i in range(40):
+            client.put(job(f"j{i % 7}", exit_code=i))
+            client.push()
+            if i % 3 == 0:
+                await asyncio.sleep(0)
+        assert await client.flush(10)
+        await client.close()
+    # Each id's last event is the one stored: none was sent out of order.
+    stored = {job_id: job_from_json(record).exit_code for job_id, record in await backend.list_all()}
+    assert {k: v for k, v in stored.items() if k.startswith("j")} == {
+        f"j{k}": max(i for i in range(40) if i % 7 == k) for k in range(7)
+    }
