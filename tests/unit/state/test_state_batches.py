@@ -176,7 +176,8 @@ async def test_push_sends_at_once_without_waiting_for_the_senders_turn(tmp_path:
         assert await client.flush(10)
         await client.close()
     # Each id's last event is the one stored: none was sent out of order.
-    stored = {job_id: job_from_json(record).exit_code for job_id, record in await backend.list_all()}
+    records = await backend.list_all()
+    stored = {job_id: job_from_json(record).exit_code for job_id, record in records}
     assert {k: v for k, v in stored.items() if k.startswith("j")} == {
         f"j{k}": max(i for i in range(40) if i % 7 == k) for k in range(7)
     }
