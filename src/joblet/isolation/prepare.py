@@ -24,6 +24,7 @@ from joblet.isolation.child import JobOrder, Prepared
 from joblet.isolation.driver_binds import JOB_DIR as DRIVER_DIR
 from joblet.isolation.driver_binds import DriverBinds, existing_files
 from joblet.isolation.driver_proc import read_driver_proc
+from joblet.isolation.hostview import HostView
 from joblet.isolation.spec import LaunchSpec
 from joblet.network import jobside
 
@@ -54,6 +55,7 @@ class HostFacts:
     userns_fd: int = -1
     ids: userns.IdMap = field(default_factory=userns.IdMap)
     userns_note: str = "off"  # how it went, for the daemon's log
+    view: HostView = field(default_factory=HostView)  # what launches read of the host
 
 
 @dataclass
@@ -94,14 +96,6 @@ def load_host_facts(job_root: str, procfs: str = "/proc", userns_fd: int = -1) -
         job_root=job_root,
         userns_fd=userns_fd,
     )
-
-
-def _read_text(path: str) -> str:
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError:
-        return ""
 
 
 def etc_files(spec: LaunchSpec, host_resolv: str) -> dict[str, bytes]:
@@ -157,9 +151,9 @@ def plan_launch(spec: LaunchSpec, host: HostFacts) -> LaunchPlan:
         raise ValueError("the launcher has no mount point for job roots")
     inputs = rootfs.RootInputs(
         root=host.job_root,
-        allowed=rootfs.probe_host(spec.allowed_mounts),
+        allowed=host.view.allowed(spec.allowed_mounts),
         workspace=os.path.realpath(spec.workspace),
-        etc_files=etc_files(spec, _read_text(host.resolv_conf)),
+        etc_files=etc_files(spec, host.view.text(host.resolv_conf)),
         tmp_size_bytes=spec.tmp_size_bytes,
         volumes=spec.volume_mounts,
         hosts_file=str(spec.network.get("hosts_file") or ""),
