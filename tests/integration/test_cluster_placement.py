@@ -558,6 +558,68 @@ def test_sigstop_node_back_has_its_stale_writes_refused_and_kills_its_lost_copy(
         assert res.endReason == p.NODE_LOST, (job_id, res.endReason)
 
 
+RETRY_SLEEP = "3.019"  # an argument no other test's job sleeps for
+
+
+def _count_sleeping(seconds: str) -> int:
+    """How many `sleep SECONDS` commands run (not counting their tini)."""
+    wanted = f"sleep\0{seconds}\0".encode()
+    count = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            count += cmdline.endswith(wanted) and not cmdline.startswith(b"tini\0")
+    return count
+
+
+def test_a_hung_node_kills_its_retryable_job_before_the_retry_starts(cluster: Cluster) -> None:
+    """SIGSTOP of a daemon whose job opted in to a retry on node loss: the
+    daemon cannot fence itself, its launcher does (0.6 of the TTL after the
+    last confirmed lease), so the retry on another node never runs beside
+    the original; it completes, and the node back takes it as fenced."""
+    up = [n for n in cluster.daemons if n not in cluster.killed]
+    job = _run(cluster.daemons[up[0]], 1, command="sleep", args=[RETRY_SLEEP],
+               retryOnNodeLoss=True)  # fmt: skip
+    cluster.wait_states(job, {"RUNNING"}, timeout=30)
+    # placed anywhere, so that its retry can run on another node
+    owner = cluster.redis_do(lambda c: c.hget(p.job_key(PREFIX, job[0]), "node")).decode()
+    name = next(n for n in up if cluster.node_id(n) == owner)
+    daemon = cluster.daemons[name]
+    deadline = time.monotonic() + 30  # RUNNING in the store comes before the exec
+    while not _count_sleeping(RETRY_SLEEP):
+        assert time.monotonic() < deadline, "the job's command never ran"
+        time.sleep(0.01)
+    most, stop = [0], threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(0.01):
+            most[0] = max(most[0], _count_sleeping(RETRY_SLEEP))
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    os.kill(daemon.proc.pid, signal.SIGSTOP)
+    stopped = time.monotonic()
+    try:
+        while _count_sleeping(RETRY_SLEEP):
+            assert time.monotonic() - stopped < TTL_S + 5, "the hung node's copy runs on"
+            time.sleep(0.02)
+        # queued again by the janitor (the job took a retry), run elsewhere
+        cluster.wait_states(job, {"COMPLETED"}, timeout=60)
+    finally:
+        stop.set()
+        watcher.join()
+        os.kill(daemon.proc.pid, signal.SIGCONT)
+    assert most[0] == 1, "the retry ran beside the original"
+    starts = sum(cluster.starts().values(), Counter())
+    assert starts[job[0]] == 2
+    res = wait_status(daemon.jobs(), job[0], {"STOPPED"}, timeout=20)
+    assert res.endReason == "stopped by placement fence", res.endReason
+    assert (
+        b"killed 1 job(s) that may run again elsewhere"
+        in (daemon.root / "run" / "launcher" / "launcher.log").read_bytes()
+    )
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_many_jobs_start_once_each(cluster: Cluster) -> None:
@@ -592,11 +654,19 @@ def test_a_node_cut_from_redis_kills_its_retryable_job_which_runs_again(
     os.kill(cluster.redis.pid, signal.SIGSTOP)
     try:
         deadline = time.monotonic() + TTL_S + 10
-        while b"that may be retried elsewhere" not in cluster.daemons[name].log_path.read_bytes():
+        daemon = cluster.daemons[name]
+        launcher_log = daemon.root / "run" / "launcher" / "launcher.log"
+        # the daemon's fence or its launcher's, whichever comes first
+        while (
+            b"that may be retried elsewhere" not in daemon.log_path.read_bytes()
+            and b"that may run again elsewhere" not in launcher_log.read_bytes()
+        ):
             assert time.monotonic() < deadline, "the node did not fence itself"
             time.sleep(0.1)
         time.sleep(TTL_S)  # every lease lapses meanwhile
     finally:
         os.kill(cluster.redis.pid, signal.SIGCONT)
     cluster.wait_states(job, {"COMPLETED"}, timeout=60)
-    assert cluster.starts()[name][job[0]] == 2
+    # twice at least: a lease renewed late (its record dates from before the
+    # stall) can fence the first retry too, as it should
+    assert cluster.starts()[name][job[0]] >= 2

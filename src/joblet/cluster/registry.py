@@ -173,7 +173,12 @@ class Heartbeat:
             if self._join is not None:
                 await self._join()
                 self._join = None
-            await self._leases.renew(self._lease())
+            lease = self._lease()
+            await self._leases.renew(lease)
+            if time.time() - lease.renewed_at > self._every_s:
+                # The store answered late (it stalled): the lease it holds
+                # counts from before the wait, and may lapse soon; again, now.
+                await self._leases.renew(self._lease())
         except StateBackendError as exc:
             if not self.failing:
                 log.warning("cluster: cannot renew this node's lease: %s", exc)

@@ -87,6 +87,9 @@ class LauncherLink:
     async def running(self) -> dict[str, int]:
         return await (await self._connected()).running()
 
+    async def fence(self, until: float, job_ids: list[str]) -> None:
+        await (await self._connected()).fence(until, job_ids)
+
     async def signal(self, job_id: str, signum: int) -> bool:
         return await (await self._connected()).signal(job_id, signum)
 

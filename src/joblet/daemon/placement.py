@@ -29,6 +29,7 @@ from joblet.cluster.queue import Claim, Entry, PlacementQueue
 from joblet.cluster.registry import RedisLeases
 from joblet.daemon.cluster_member import check_store
 from joblet.errors import InvalidArgument, JobletError, Unavailable
+from joblet.jobs.ending import FENCE_STOPPER
 from joblet.jobs.ids import new_job_id
 from joblet.jobs.model import Job, JobStatus
 from joblet.jobs.serialization import SerializationError
@@ -38,6 +39,7 @@ from joblet.state.config import StateConfig
 log = logging.getLogger(__name__)
 IDLE_CLAIM_MS = 5000  # an entry read but not claimed for this long is taken over
 FENCE_SHARE = 0.6  # of the lease TTL: a node fences itself well before it lapses
+FENCED_REASON = f"stopped by {FENCE_STOPPER}"  # the end of a job the fence killed
 UNLIMITED_BATCH = 64  # entries read at once by a node with no slot limit
 GIVE_BACK_S = 60.0  # how long a fenced job's return to the queue is retried
 FINISH_RETRY_S = 600.0  # how long a placed job's end is retried while the store is away
@@ -115,12 +117,15 @@ class Tokens:
         self.retryable: set[str] = set()
         self.fenced: set[str] = set()  # killed by the fence: queued again, not ended
         self.moved: dict[str, str] = {}  # moved on by the cluster: its state there
+        self.on_retryable: Callable[[], None] | None = None  # a retryable job is held
         self._tasks: set[asyncio.Task[None]] = set()
 
     def hold(self, job_id: str, token: int, retry: bool) -> None:
         self._tokens[job_id] = token
         if retry:
             self.retryable.add(job_id)
+            if self.on_retryable is not None:
+                self.on_retryable()
 
     def changed(self, job: Job) -> None:
         if not job.status.is_final or job.id not in self._tokens:
@@ -136,7 +141,7 @@ class Tokens:
         token = self._tokens.pop(job_id)
         self.retryable.discard(job_id)
         end = End(state, reason, at, code)
-        if job_id in self.fenced:
+        if job_id in self.fenced or reason == FENCED_REASON:
             self.fenced.discard(job_id)
             work = self._give_back(job_id, token)
         elif job_id in self.moved:  # killed here for the cluster's decision: noted
@@ -437,13 +442,16 @@ class Fence:
     kills its jobs that asked for a retry on node loss: the janitor may soon
     queue them again elsewhere, and a retry must never overlap the original.
 
+    `own_lease` says how long ago this node's lease was renewed (None: it
+    has none), and the limit counts from that renewal.
+
     Once its lease is confirmed again after such a gap (a partition, a hang:
     the clock runs on while the process is stopped), and every `verify_every_s`
     anyway, `verify` asks which of its jobs the cluster moved on meanwhile."""
 
     def __init__(
         self,
-        own_lease: Callable[[], Awaitable[bool]],
+        own_lease: Callable[[], Awaitable[float | None]],
         limit_s: float,
         retryable: set[str],
         kill: Callable[[str], Awaitable[None]],
@@ -451,7 +459,11 @@ class Fence:
         *,
         verify: Callable[[], Awaitable[object]] | None = None,
         verify_every_s: float = 0.0,
+        launcher: Callable[[float, list[str]], Awaitable[None]] | None = None,
     ) -> None:
+        self._launcher = launcher
+        self._told: tuple[float, frozenset[str]] | None = None  # what the launcher holds
+        self._telling: asyncio.Task[None] | None = None  # a check_soon under way
         self._own_lease = own_lease
         self._limit_s = limit_s
         self._retryable = retryable
@@ -465,12 +477,15 @@ class Fence:
     async def check(self) -> list[str]:
         """The jobs killed by this check."""
         try:
-            ok = await self._own_lease()
+            age = await self._own_lease()
         except StateBackendError:
-            ok = False
+            age = None
         now = self._clock()
-        if ok:
-            gap, self._last_ok = now - self._last_ok, now
+        if age is not None:
+            # The lease counts from its renewal, not from this look at it:
+            # the janitor's clock runs from there too.
+            gap, self._last_ok = now - self._last_ok, max(self._last_ok, now - age)
+            await self.tell_launcher()
             if self._verify is not None and (gap >= self._limit_s or now >= self._next_verify):
                 self._next_verify = now + self._verify_every_s
                 try:
@@ -496,6 +511,34 @@ class Fence:
         while True:
             await self.check()
             await asyncio.sleep(every_s)
+
+    async def tell_launcher(self) -> None:
+        """Hand the fence to the launcher as well: it kills the retryable
+        jobs at the same deadline unless told again, which it still can
+        while this daemon hangs or is gone."""
+        jobs = frozenset(self._retryable)
+        if self._launcher is None or (not jobs and not self._told):
+            return
+        until = self._last_ok + self._limit_s
+        if self._told == (until, jobs):
+            return
+        try:
+            await self._launcher(until, sorted(jobs))
+        except (JobletError, OSError) as exc:  # told again at the next check
+            log.debug("placement: the launcher did not take the fence: %s", exc)
+            return
+        self._told = (until, jobs) if jobs else None
+
+    def check_soon(self) -> None:
+        """A job that may be retried started: checked now, not at the next
+        turn, so the launcher holds it with a deadline from the lease as it
+        is now (one from the last check may have passed already: a node back
+        from a partition starts jobs before that check)."""
+        if self._telling is None or self._telling.done():
+            self._telling = asyncio.get_running_loop().create_task(self._check_once())
+
+    async def _check_once(self) -> None:
+        await self.check()
 
 
 class Janitor:
@@ -562,6 +605,7 @@ async def placing(
     launch: Launch,
     kill: Callable[[str], Awaitable[None]],
     lost: Callable[[str], Awaitable[None]] | None = None,
+    fence_launcher: Callable[[float, list[str]], Awaitable[None]] | None = None,
     gpus: int = 0,
     free_gpus: Callable[[], int] = lambda: 0,
     local: tuple[Callable[[str], Job | None], Callable[[], list[Job]]] | None = None,
@@ -591,8 +635,9 @@ async def placing(
         except (StateBackendError, SerializationError) as exc:
             raise Unavailable(f"its node's record not updated: {exc}") from exc
 
-    async def own_lease() -> bool:
-        return await leases.lease(node_id) is not None
+    async def own_lease() -> float | None:
+        lease = await leases.lease(node_id)
+        return None if lease is None else max(time.time() - lease.renewed_at, 0.0)
 
     janitor = Janitor(queue, live, prefix, cluster.renew_every_s, mark_lost)
 
@@ -601,7 +646,9 @@ async def placing(
         await kill(job_id)
 
     fence = Fence(own_lease, cluster.lease_ttl_s * FENCE_SHARE, tokens.retryable, fence_kill,
-                  verify=tokens.verify, verify_every_s=cluster.lease_ttl_s)  # fmt: skip
+                  verify=tokens.verify, verify_every_s=cluster.lease_ttl_s,
+                  launcher=fence_launcher)  # fmt: skip
+    tokens.on_retryable = fence.check_soon
     tasks = [
         asyncio.create_task(worker.run(), name="placement-worker"),
         asyncio.create_task(janitor.run(), name="placement-janitor"),

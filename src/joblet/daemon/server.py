@@ -64,6 +64,7 @@ from joblet.daemon.workflow_service import WorkflowRpc
 from joblet.errors import JobletError
 from joblet.gpu.allocator import GpuAllocator
 from joblet.gpu.node import open_gpus
+from joblet.jobs.ending import FENCE_STOPPER
 from joblet.jobs.manager import LOG_FILE, JobManager
 from joblet.jobs.workspace_mount import protect_jobs_dir, release_jobs_dir
 from joblet.logs.follow import LogHub
@@ -451,7 +452,12 @@ class Daemon:
     async def _fence_kill(self, job_id: str) -> None:
         """A placed job killed because this node may have lost the cluster."""
         assert self.manager is not None
-        await self.manager.stop(job_id, "placement fence", signal.SIGKILL, 0.0)
+        await self.manager.stop(job_id, FENCE_STOPPER, signal.SIGKILL, 0.0)
+
+    async def _fence_launcher(self, until: float, job_ids: list[str]) -> None:
+        """The fence kept by the launcher too (see Launcher.set_fence)."""
+        if self._launcher is not None:
+            await self._launcher.fence(until, job_ids)
 
     def _gpu_count(self) -> int:
         gpus = None if self.manager is None else self.manager.gpus
@@ -583,6 +589,7 @@ class Daemon:
                     placing(self._cluster, state, node_id, leases=self._leases, others=others,
                             free_slots=self.manager.free_slots, launch=jobs.launch_placed,
                             kill=self._fence_kill, lost=self._lost_here,
+                            fence_launcher=self._fence_launcher,
                             gpus=self._gpu_count(), free_gpus=self._free_gpus,
                             local=(self.manager.find, self.manager.snapshot))
                 )  # fmt: skip

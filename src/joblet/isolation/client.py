@@ -93,6 +93,11 @@ class LauncherClient:
         answer = await self._request({"op": "signal", "job_id": job_id, "signal": signum})
         return bool(answer.get("delivered", True))
 
+    async def fence(self, until: float, job_ids: list[str]) -> None:
+        """Have the launcher kill `job_ids` at `until` (CLOCK_MONOTONIC
+        seconds) unless told again first (see Launcher.set_fence)."""
+        await self._request({"op": "fence", "until": until, "jobs": job_ids})
+
     async def exit(self) -> list[str]:
         """Ask the launcher to exit as soon as no job is left (a new client
         cancels that); returns the jobs still running now."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import os
 import select
@@ -127,6 +128,9 @@ class JobProc:
         self.relay.close()
         if self.launched and self.status is not None:
             exit_ = records.exit_from_status(self.job_id, self.status, self.ended_at_ns)
+            if self.job_id in launcher.fenced:
+                launcher.fenced.discard(self.job_id)
+                exit_ = dataclasses.replace(exit_, fenced=True)
             # The daemon hears of the exit below; the file only serves a daemon
             # that was away. Without room for it the launcher must go on.
             with contextlib.suppress(OSError):

@@ -72,6 +72,11 @@ class Launcher:
             self._answer_signal, host.procfs
         )
         self._spare_wanted: tuple[InitKey, float] | None = None  # key, latest clone time
+        # The daemon's fence, kept here too (see set_fence): jobs to kill
+        # unless their deadline (monotonic seconds) is renewed first.
+        self._fence_jobs: frozenset[str] = frozenset()
+        self._fence_until = 0.0
+        self.fenced: set[str] = set()  # killed by it: their exits say so
         self._next_lost_check = 0.0
         self.lifetime = Lifetime(idle_exit_s, time.monotonic())
         self.listener = _listen(socket_path)
@@ -136,6 +141,8 @@ class Launcher:
             deadlines.append(spare_deadline)
         if self._spare_wanted is not None:
             deadlines.append(min(self._spare_wanted[1], time.monotonic() + SPARE_IDLE_S))
+        if self._fence_jobs:
+            deadlines.append(self._fence_until)
         signal_deadline = self.signals.next_deadline()
         if signal_deadline is not None:
             deadlines.append(signal_deadline)
@@ -158,6 +165,35 @@ class Launcher:
             self._clone_spare(wanted[0])
         if self.adopted and time.monotonic() >= self._next_lost_check:
             self._check_adopted()
+        if self._fence_jobs and time.monotonic() >= self._fence_until:
+            self._fire_fence()
+
+    def set_fence(self, until: float, job_ids: list[str]) -> None:
+        """The daemon's placement fence, kept by the launcher as well: the
+        daemon confirmed its cluster lease, and the jobs that may run again
+        elsewhere when it lapses are to be killed at `until` (CLOCK_MONOTONIC
+        seconds) unless it confirms again first. A daemon that hangs
+        (SIGSTOP) or dies cannot kill them itself; this process still can, so
+        their retry on another node never overlaps them. Each call replaces
+        the last; no jobs disarms it."""
+        self._fence_jobs = frozenset(job_ids)
+        self._fence_until = until
+
+    def _fire_fence(self) -> None:
+        running = self.running()
+        killed = sorted(job_id for job_id in self._fence_jobs if job_id in running)
+        self._fence_jobs = frozenset()
+        for job_id in killed:
+            self.fenced.add(job_id)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(running[job_id], signal.SIGKILL)  # its pid namespace goes with it
+        if killed:
+            print(
+                f"launcher: the daemon did not confirm its cluster lease in time: killed"
+                f" {len(killed)} job(s) that may run again elsewhere: {', '.join(killed)}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     # --- clients ------------------------------------------------------------
 
@@ -231,6 +267,9 @@ class Launcher:
                 self.reply(conn, rid, {"ok": True, "jobs": sorted(self.running())})
             elif op == "detach":
                 self._detach(conn, rid)
+            elif op == "fence":
+                self.set_fence(float(request["until"]), [str(j) for j in request["jobs"]])
+                self.reply(conn, rid, {"ok": True})
             else:
                 self.reply(conn, rid, {"ok": False, "error": f"unknown op: {op!r}"})
         except (KeyError, TypeError, ValueError, OSError) as exc:
@@ -373,7 +412,9 @@ class Launcher:
                 continue
             del self.adopted[rec.job_id]
             self.lifetime.quiet_from(time.monotonic())
-            lost = JobExit(rec.job_id, -1, 0, time.time_ns(), lost=True)
+            fenced = rec.job_id in self.fenced
+            self.fenced.discard(rec.job_id)
+            lost = JobExit(rec.job_id, -1, 0, time.time_ns(), lost=True, fenced=fenced)
             # The job's directory may be gone (the job deleted) or full.
             if not os.path.exists(os.path.join(rec.job_dir, records.EXIT_FILE)):
                 with contextlib.suppress(OSError):

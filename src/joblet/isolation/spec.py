@@ -98,6 +98,7 @@ class JobExit:
     signal: int  # 0 when it exited normally
     ended_at_ns: int
     lost: bool = False  # the launcher did not see the end (it was restarted)
+    fenced: bool = False  # killed by the launcher's fence (see Launcher.set_fence)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

@@ -23,6 +23,9 @@ from joblet.resources.interface import JobCgroup
 from joblet.runtimes.seams import RuntimeResolver
 
 log = logging.getLogger(__name__)
+# Who stopped a placed job its node killed to fence itself (the daemon, or
+# the launcher for a daemon that hung): the cluster may run it again.
+FENCE_STOPPER = "placement fence"
 
 KILL_SETTLE_S = 10.0
 # The SYSTEM line a preempted job's log gets before it runs again.
@@ -84,6 +87,8 @@ class JobEnding:
                 oom = rt.cgroup.oom_killed()
             except OSError:
                 log.exception("reading OOM state of job %s", job_id)
+        if event.fenced and not rt.stopped_by:  # by the launcher, for a node that hung
+            rt.stopped_by = FENCE_STOPPER
         requeue = job.spec.on_preempt == "requeue" and job.preemptions < self._max_requeues
         job = self._table.apply(job_id, _exited(event, rt, oom, job, requeue))
         log.info("job %s %s (%s)", job_id, job.status, job.end_reason)

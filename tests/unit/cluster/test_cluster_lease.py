@@ -3,8 +3,11 @@ values refused before a daemon starts."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -18,6 +21,7 @@ from joblet.cluster.lease import (
     lease_key,
     registry_prefix,
 )
+from joblet.cluster.registry import Heartbeat, RedisLeases
 from joblet.daemon.cluster_member import check_store
 from joblet.errors import ConfigError
 from joblet.state.config import StateConfig
@@ -80,3 +84,31 @@ def test_a_cluster_needs_a_shared_store() -> None:
     with pytest.raises(ConfigError, match=re.escape("state.backend: redis")):
         check_store(cluster, sqlite)
     check_store(cluster, StateConfig.for_root(sqlite.socket.parent, backend="redis"))
+
+
+class SlowStore:
+    """A store whose first renewal is answered after `stall_s` (it stalled)."""
+
+    def __init__(self, stall_s: float) -> None:
+        self.stall_s = stall_s
+        self.renewed: list[float] = []
+
+    async def renew(self, lease: NodeLease) -> None:
+        if not self.renewed:
+            await asyncio.sleep(self.stall_s)
+        self.renewed.append(lease.renewed_at)
+
+
+def test_a_renewal_answered_late_is_made_again_so_the_lease_counts_from_now() -> None:
+    """A lease written late carries the time it was sent; it may lapse soon
+    after (and fence this node's jobs): renewed again at once."""
+    store = SlowStore(0.15)
+
+    def lease() -> NodeLease:
+        return NodeLease("n1", "a:1", "v", renewed_at=time.time(), ttl_s=1.0)
+
+    heartbeat = Heartbeat(cast("RedisLeases", store), lease, every_s=0.1)
+    asyncio.run(heartbeat.beat())
+    assert len(store.renewed) == 2 and store.renewed[1] - store.renewed[0] >= 0.15
+    asyncio.run(heartbeat.beat())  # answered in time: once
+    assert len(store.renewed) == 3

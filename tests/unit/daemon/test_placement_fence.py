@@ -5,8 +5,11 @@ before; the others are left alone."""
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
-from joblet.daemon.placement import Fence
+from joblet.cluster.queue import PlacementQueue
+from joblet.daemon.placement import FENCED_REASON, Fence, Tokens
+from joblet.jobs.model import Job, JobSpec, JobStatus
 from joblet.state.backends.base import StateBackendError
 
 
@@ -14,12 +17,13 @@ class World:
     def __init__(self) -> None:
         self.now = 100.0
         self.lease: bool | None = True  # None: the store is away
+        self.age = 0.0  # seconds since the lease was renewed
         self.killed: list[str] = []
 
-    async def own_lease(self) -> bool:
+    async def own_lease(self) -> float | None:
         if self.lease is None:
             raise StateBackendError("redis: connection refused")
-        return self.lease
+        return self.age if self.lease else None
 
     async def kill(self, job_id: str) -> None:
         self.killed.append(job_id)
@@ -108,3 +112,92 @@ def test_a_node_back_after_a_gap_asks_which_jobs_the_cluster_moved_on() -> None:
         return out
 
     assert asyncio.run(play()) == [0, 1, 1, 2, 2, 3]
+
+
+class Launcher:
+    """What the launcher was told of the fence: (until, jobs) per call."""
+
+    def __init__(self) -> None:
+        self.told: list[tuple[float, list[str]]] = []
+        self.away = False
+
+    async def fence(self, until: float, job_ids: list[str]) -> None:
+        if self.away:
+            raise OSError("the launcher closed the connection")
+        self.told.append((until, job_ids))
+
+
+def test_the_launcher_holds_the_same_deadline_renewed_at_each_confirmed_lease() -> None:
+    """It kills the retryable jobs at 0.6 of the TTL after the last confirmed
+    lease (while the daemon hangs, say); told only what changed, disarmed
+    once no retryable job is left, and told again after it was away."""
+    world, launcher = World(), Launcher()
+    retryable: set[str] = set()
+    fence = Fence(world.own_lease, 6.0, retryable, world.kill, clock=lambda: world.now,
+                  launcher=launcher.fence)  # fmt: skip
+
+    async def play() -> None:
+        await fence.check()  # nothing retryable: nothing to tell
+        retryable.add("b")
+        retryable.add("a")
+        await fence.tell_launcher()  # a retryable job started: told at once
+        await fence.tell_launcher()  # nothing changed: not again
+        world.now += 1.0
+        await fence.check()
+        world.lease = None
+        world.now += 1.0
+        await fence.check()  # unconfirmed: the deadline stands
+        world.lease = True
+        launcher.away = True
+        world.now += 1.0
+        await fence.check()
+        launcher.away = False
+        world.now += 1.0
+        retryable.discard("a")
+        world.age = 0.5  # renewed half a second ago: the deadline counts from then
+        await fence.check()
+        retryable.clear()
+        await fence.tell_launcher()
+        await fence.tell_launcher()
+
+    asyncio.run(play())
+    assert launcher.told == [
+        (106.0, ["a", "b"]),
+        (107.0, ["a", "b"]),
+        (109.5, ["b"]),
+        (109.5, []),
+    ]
+
+
+class Queue:
+    def __init__(self) -> None:
+        self.given_back: list[tuple[str, int]] = []
+        self.finished: list[tuple[str, int, str]] = []
+
+    async def give_back(self, job_id: str, token: int) -> bool:
+        self.given_back.append((job_id, token))
+        return True
+
+    async def finish(self, job_id: str, token: int, state: str, reason: str) -> bool:
+        self.finished.append((job_id, token, state))
+        return True
+
+
+def test_a_job_the_launchers_fence_killed_goes_back_to_the_queue() -> None:
+    """Killed by the launcher while the daemon hung: its end says the fence
+    stopped it, and the job is queued again rather than ended."""
+    queue = Queue()
+    tokens = Tokens(cast("PlacementQueue", queue))
+    spec = JobSpec(command="sleep")
+
+    async def play() -> None:
+        tokens.hold("fenced", 3, retry=True)
+        tokens.hold("plain", 4, retry=True)
+        ended = Job("fenced", spec, JobStatus.STOPPED, ended_at=1.0, end_reason=FENCED_REASON)
+        tokens.changed(ended)
+        tokens.changed(Job("plain", spec, JobStatus.COMPLETED, ended_at=1.0))
+        await asyncio.sleep(0.05)
+
+    asyncio.run(play())
+    assert queue.given_back == [("fenced", 3)]
+    assert queue.finished == [("plain", 4, "COMPLETED")]
