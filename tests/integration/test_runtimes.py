@@ -458,9 +458,13 @@ def test_remove_refused_while_a_scheduled_job_will_use_it(
 def test_rnx_interrupted_leaves_the_install_going(daemon: RunningDaemon, tmp_path: Path) -> None:
     src = write_runtime(tmp_path / "ctrlc", "ctrlc", extra="sleep 5")
     cmd = [sys.executable, "-m", "joblet.cli.main", "--config", str(daemon.rnx_config)]
+    # Started with SIGINT ignored, as from a script's background job: Ctrl-C
+    # still ends the follow (the install goes on), as it does for `run -f`.
+    ignoring = ["sh", "-c", 'trap "" INT; exec "$0" "$@"']
     proc = subprocess.Popen(
-        [*cmd, "runtime", "install", str(src)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
+        [*ignoring, *cmd, "runtime", "install", str(src)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
     assert proc.stderr is not None
     lines = []
     for raw in proc.stderr:  # until the build step's line

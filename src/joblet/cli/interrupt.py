@@ -56,3 +56,18 @@ def forwarding_interrupts(
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
+def ctrl_c_raises() -> Iterator[None]:
+    """While inside: Ctrl-C raises KeyboardInterrupt even when rnx was
+    started with SIGINT ignored (from a script's background job, say), as
+    `rnx run -f` answers it whatever rnx inherited."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from joblet.cli.commands import TOP_LEVEL
 from joblet.cli.context import CommandContext
+from joblet.cli.interrupt import ctrl_c_raises
 from joblet.cli.metrics import call, open_channel, stream
 from joblet.cli.output import write_bytes
 from joblet.cli.parser import RnxArgumentParser
@@ -161,17 +162,18 @@ def _follow(ctx: CommandContext, chunks: Any) -> int:
     view = ProgressView(terminal=ctx.err.isatty())
     job = ""
     try:
-        for chunk in chunks:
-            kind = chunk.WhichOneof("chunk_type")
-            if kind == "progress":
-                job = chunk.progress.build_job_uuid or job
-                if not ctx.json:
-                    print(view.draw(chunk.progress), end="", file=ctx.err, flush=True)
-            elif kind == "log" and not ctx.args.quiet and not ctx.json:
-                write_bytes(ctx.out, chunk.log.data)
-                ctx.out.flush()
-            elif kind == "result":
-                result = chunk.result
+        with ctrl_c_raises():
+            for chunk in chunks:
+                kind = chunk.WhichOneof("chunk_type")
+                if kind == "progress":
+                    job = chunk.progress.build_job_uuid or job
+                    if not ctx.json:
+                        print(view.draw(chunk.progress), end="", file=ctx.err, flush=True)
+                elif kind == "log" and not ctx.args.quiet and not ctx.json:
+                    write_bytes(ctx.out, chunk.log.data)
+                    ctx.out.flush()
+                elif kind == "result":
+                    result = chunk.result
     except KeyboardInterrupt:
         if job:  # leaving does not stop the install: say where it goes on
             print(f"\nrnx: the install goes on as job {job} (rnx job stop {job} ends it)",
