@@ -46,6 +46,7 @@ Handler = Callable[[], None]
 LOST_CHECK_S = 1.0
 IDLE_EXIT_S = 60.0
 SPARE_REAP_S = 1.0
+ADOPTED_KILL_WAIT_S = 2.0  # for an earlier run's processes to go (see _end_adopted)
 
 
 # A spare is cloned once the launcher saw no event for SPARE_IDLE_S, or at the
@@ -320,8 +321,10 @@ class Launcher:
     # --- launching and reaping ---------------------------------------------------
 
     def _launch(self, conn: Connection, rid: Any, spec: LaunchSpec) -> None:
-        if spec.job_id in self.jobs or spec.job_id in self.adopted:
+        if spec.job_id in self.jobs:
             raise ValueError(f"job {spec.job_id} is already running")
+        if spec.job_id in self.adopted:
+            self._end_adopted(spec.job_id)
         plan = plan_launch(spec, self.host)
         if self.host.userns_fd >= 0:
             # The job's root (host uid ids.base) must own its workspace and the
@@ -404,6 +407,27 @@ class Launcher:
         for rec in records.load_running(self.state_dir):
             self.adopted[rec.job_id] = rec
         self._check_adopted()
+
+    def _end_adopted(self, job_id: str) -> None:
+        """A job a previous launcher started, launched again: the daemon
+        decided its old run is over (it restarted and found the run lost, or
+        the cluster moved the job on), so the old copy must not run beside
+        the new one: it is killed, and forgotten without an exit (its end was
+        decided already; an exit now would end the new run)."""
+        rec = self.adopted[job_id]
+        procfs = self.host.procfs
+        if records.read_start_ticks(rec.pid, procfs) == rec.start_ticks:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(rec.pid, signal.SIGKILL)  # its pid namespace goes with it
+            deadline = time.monotonic() + ADOPTED_KILL_WAIT_S
+            while records.read_start_ticks(rec.pid, procfs) == rec.start_ticks:
+                if time.monotonic() > deadline:
+                    raise ValueError(f"job {job_id} is already running (an earlier run lives on)")
+                time.sleep(0.005)
+        del self.adopted[job_id]
+        records.drop_running(self.state_dir, job_id)
+        print(f"launcher: job {job_id} launched again: its earlier run (pid {rec.pid}) ended",
+              file=sys.stderr, flush=True)  # fmt: skip
 
     def _check_adopted(self) -> None:
         self._next_lost_check = time.monotonic() + LOST_CHECK_S
