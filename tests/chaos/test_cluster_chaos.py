@@ -145,10 +145,11 @@ def test_rounds_of_crashes_partitions_and_hangs_lose_and_repeat_nothing(
     total = sum(starts.values(), Counter())
     twice = [j for j, n in total.items() if n > 1 and j not in retried]
     assert not twice, twice
-    assert all(total[j] == 1 for j in load.ids + pinned)
+    assert not [j for j in load.ids + pinned if total[j] != 1], total
     assert all(total[j] >= 1 for j in retried)
     failed = [j for j, s in zip(load.ids, states, strict=True) if s == "FAILED"]
-    assert all(r["reason"] == p.NODE_LOST for r in split.records(failed)) if failed else True
+    reasons = [r["reason"] for r in split.records(failed)] if failed else []
+    assert set(reasons) <= {p.NODE_LOST}, reasons
     print(
         f"\nchaos: {ROUNDS} rounds {dict(faults)} in {time.monotonic() - began:.0f}s;"
         f" {len(load.ids)} jobs accepted, {len(failed)} FAILED node lost, the rest"

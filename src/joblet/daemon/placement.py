@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 IDLE_CLAIM_MS = 5000  # an entry read but not claimed for this long is taken over
 FENCE_SHARE = 0.6  # of the lease TTL: a node fences itself well before it lapses
 FENCED_REASON = f"stopped by {FENCE_STOPPER}"  # the end of a job the fence killed
+REQUEUED_STOPPER = "the cluster, which queued it again"  # an earlier run a new claim ends
+SETTLE_S = 30.0  # for an earlier run of a claimed job to end here
 UNLIMITED_BATCH = 64  # entries read at once by a node with no slot limit
 GIVE_BACK_S = 60.0  # how long a fenced job's return to the queue is retried
 FINISH_RETRY_S = 600.0  # how long a placed job's end is retried while the store is away
@@ -329,7 +331,9 @@ class Worker:
         registry_prefix: str,
         gpus: int = 0,
         free_gpus: Callable[[], int] = lambda: 0,
+        settle: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
+        self._settle = settle  # an earlier run of the job here ends first
         self._queue = queue
         self._streams = streams
         self._free_slots = free_slots
@@ -419,7 +423,6 @@ class Worker:
     async def _run(self, claim: Claim, request: pb.RunJobRequest) -> None:
         """The launch, in the background: the next entries are claimed while
         this one starts."""
-        self._tokens.hold(claim.job_id, claim.token, request.retryOnNodeLoss)
         self.started += 1
         log.info("placement: job %s started here (token %d)", claim.job_id, claim.token)
         task = asyncio.get_running_loop().create_task(self._launch_one(claim, request))
@@ -429,6 +432,11 @@ class Worker:
     async def _launch_one(self, claim: Claim, request: pb.RunJobRequest) -> None:
         self._gpus_launching += request.gpu_count
         try:
+            try:
+                if self._settle is not None:  # its end is written with its own token
+                    await self._settle(claim.job_id)
+            finally:
+                self._tokens.hold(claim.job_id, claim.token, request.retryOnNodeLoss)
             await self._launch(claim.job_id, request)
         except Exception as exc:  # refused here (a volume it names, say): its end
             log.warning("placement: job %s refused on this node: %s", claim.job_id, exc)
@@ -606,6 +614,7 @@ async def placing(
     kill: Callable[[str], Awaitable[None]],
     lost: Callable[[str], Awaitable[None]] | None = None,
     fence_launcher: Callable[[float, list[str]], Awaitable[None]] | None = None,
+    settle: Callable[[str], Awaitable[None]] | None = None,
     gpus: int = 0,
     free_gpus: Callable[[], int] = lambda: 0,
     local: tuple[Callable[[str], Job | None], Callable[[], list[Job]]] | None = None,
@@ -624,7 +633,7 @@ async def placing(
             log.warning("placement: this node's placed jobs not taken up again: %s", exc)
     streams = p.streams_for(node_id, cluster.labels)
     worker = Worker(queue, streams, free_slots, launch, tokens=tokens, registry_prefix=prefix,
-                    gpus=gpus, free_gpus=free_gpus)  # fmt: skip
+                    gpus=gpus, free_gpus=free_gpus, settle=settle)  # fmt: skip
 
     async def live() -> Mapping[str, object]:
         return {lease.node_id: lease for lease in await leases.live()}

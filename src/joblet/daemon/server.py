@@ -53,7 +53,7 @@ from joblet.daemon.job_service import JobService
 from joblet.daemon.launcher_link import LauncherLink
 from joblet.daemon.monitoring_service import MonitoringService
 from joblet.daemon.network_service import NetworkService
-from joblet.daemon.placement import placing
+from joblet.daemon.placement import REQUEUED_STOPPER, SETTLE_S, placing
 from joblet.daemon.revocation_watch import RevocationWatch
 from joblet.daemon.runtime_service import RuntimeService
 from joblet.daemon.shutdown import clear_request, take_request
@@ -454,6 +454,11 @@ class Daemon:
         assert self.manager is not None
         await self.manager.stop(job_id, FENCE_STOPPER, signal.SIGKILL, 0.0)
 
+    async def _end_earlier_run(self, job_id: str) -> None:
+        """A placed job claimed here again: its earlier run here goes first."""
+        assert self.manager is not None
+        await self.manager.end_earlier_run(job_id, REQUEUED_STOPPER, SETTLE_S)
+
     async def _fence_launcher(self, until: float, job_ids: list[str]) -> None:
         """The fence kept by the launcher too (see Launcher.set_fence)."""
         if self._launcher is not None:
@@ -590,6 +595,7 @@ class Daemon:
                             free_slots=self.manager.free_slots, launch=jobs.launch_placed,
                             kill=self._fence_kill, lost=self._lost_here,
                             fence_launcher=self._fence_launcher,
+                            settle=self._end_earlier_run,
                             gpus=self._gpu_count(), free_gpus=self._free_gpus,
                             local=(self.manager.find, self.manager.snapshot))
                 )  # fmt: skip

@@ -242,7 +242,9 @@ class JobEnding:
             rt.log_ready.set()
             if rt.cgroup is not None:
                 cgroup, rt.cgroup = rt.cgroup, None
-                self._table.spawn(self._remove_cgroup(job_id, cgroup, rt.cgroup_lock, True))
+                rt.cleanup = self._table.spawn_task(
+                    self._remove_cgroup(job_id, cgroup, rt.cgroup_lock, True)
+                )
             else:
                 self._release_gpus(job_id)
         else:

@@ -483,6 +483,25 @@ class JobManager:
         await self._ending.terminate(job.id, signum, grace_s)
         return self._registry.get(job.id)
 
+    async def end_earlier_run(self, job_id: str, caller: str, timeout: float) -> None:
+        """Before a job runs again here under its id (a placed job the
+        cluster queued again): its earlier run here ends first, killed if it
+        still runs, and its cgroup is gone, then its record is deleted. Two
+        runs never overlap, and each end is the run's own."""
+        job = self._registry.find(job_id)
+        if job is None:
+            return
+        async with asyncio.timeout(timeout):
+            if not job.status.is_final:
+                with contextlib.suppress(JobletError):
+                    await self.stop(job_id, caller, signal.SIGKILL, 0.0)
+                job = await self.wait_final(job_id)
+            rt = self._runtime.get(job_id)
+            if rt is not None and rt.cleanup is not None:
+                await asyncio.shield(rt.cleanup)
+        with contextlib.suppress(NotFound):  # deleted meanwhile
+            await self.delete(job_id)
+
     async def _past_initializing(self, job_id: str) -> Job:
         """A job being set up (or launched) has no state a stop can act on:
         wait the moment until it runs, waits or has ended."""

@@ -35,6 +35,7 @@ class JobRuntime:
     # Killing and removing the cgroup run in threads; they must not overlap
     # (a removal under a running kill makes the kill fail with ENODEV).
     cgroup_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    cleanup: asyncio.Task[None] | None = None  # its cgroup's removal, once it ended
     # The write side of the job's stdin FIFO (RunJobRequest.stdin); -1 = none.
     stdin_fd: int = -1
 
