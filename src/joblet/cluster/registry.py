@@ -66,11 +66,16 @@ class RedisLeases:
         return cls(Redis(retry=Retry(NoBackoff(), 0), **options), prefix)
 
     async def _call(self, awaitable: Any) -> Any:
+        from redis.exceptions import ConnectionError as ClosedError
         from redis.exceptions import RedisError
 
         try:
             return await awaitable
         except (RedisError, OSError) as exc:
+            if isinstance(exc, ClosedError):
+                # Redis went away (restarted, or a partition it closed the
+                # connections over): the pool's idle connections are dead too.
+                await self._client.connection_pool.disconnect(inuse_connections=False)
             raise StateBackendError(f"redis: {exc}") from exc
 
     async def renew(self, lease: NodeLease) -> None:
@@ -94,7 +99,13 @@ class RedisLeases:
 
     async def lease(self, node_id: str, now: float | None = None) -> NodeLease | None:
         """One node's live lease; None when it holds none."""
-        value = await self._call(self._client.get(lease_key(self._prefix, node_id)))
+        key = lease_key(self._prefix, node_id)
+        try:
+            value = await self._call(self._client.get(key))
+        except StateBackendError as exc:
+            if not _closed(exc):
+                raise
+            value = await self._call(self._client.get(key))  # a read: once more, fresh
         found = None if value is None else decode(bytes(value))
         if found is None:
             return None
@@ -196,3 +207,10 @@ class Heartbeat:
                 log.error("cluster: this node stays out of the cluster: %s", exc)
                 return
             await asyncio.sleep(self._every_s)
+
+
+def _closed(exc: StateBackendError) -> bool:
+    """Whether the call failed on a connection Redis had closed."""
+    from redis.exceptions import ConnectionError as ClosedError
+
+    return isinstance(exc.__cause__, ClosedError)

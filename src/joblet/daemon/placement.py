@@ -451,7 +451,8 @@ class Fence:
     queue them again elsewhere, and a retry must never overlap the original.
 
     `own_lease` says how long ago this node's lease was renewed (None: it
-    has none), and the limit counts from that renewal.
+    has none); the launcher is handed the same fence (see tell_launcher),
+    its deadline counted from that renewal.
 
     Once its lease is confirmed again after such a gap (a partition, a hang:
     the clock runs on while the process is stopped), and every `verify_every_s`
@@ -471,13 +472,14 @@ class Fence:
     ) -> None:
         self._launcher = launcher
         self._told: tuple[float, frozenset[str]] | None = None  # what the launcher holds
-        self._telling: asyncio.Task[None] | None = None  # a check_soon under way
+        self._telling: asyncio.Task[None] | None = None  # a tell_launcher_soon under way
         self._own_lease = own_lease
         self._limit_s = limit_s
         self._retryable = retryable
         self._kill = kill
         self._clock = clock
         self._last_ok = clock()
+        self._renewed = self._last_ok  # when the lease last confirmed was renewed
         self._verify = verify
         self._verify_every_s = verify_every_s
         self._next_verify = self._last_ok + verify_every_s
@@ -490,9 +492,10 @@ class Fence:
             age = None
         now = self._clock()
         if age is not None:
-            # The lease counts from its renewal, not from this look at it:
-            # the janitor's clock runs from there too.
-            gap, self._last_ok = now - self._last_ok, max(self._last_ok, now - age)
+            gap, self._last_ok = now - self._last_ok, now
+            # The launcher's deadline counts from the renewal, not from this
+            # look at the lease: the janitor's clock runs from there.
+            self._renewed = max(self._renewed, now - age)
             await self.tell_launcher()
             if self._verify is not None and (gap >= self._limit_s or now >= self._next_verify):
                 self._next_verify = now + self._verify_every_s
@@ -527,8 +530,11 @@ class Fence:
         jobs = frozenset(self._retryable)
         if self._launcher is None or (not jobs and not self._told):
             return
-        until = self._last_ok + self._limit_s
-        if self._told == (until, jobs):
+        until = self._renewed + self._limit_s
+        if self._told == (until, jobs) or (jobs and until <= self._clock()):
+            # A deadline passed already (a node back from a partition starts
+            # jobs before its next check) is not handed on: the launcher
+            # would kill at once what the next check may well confirm.
             return
         try:
             await self._launcher(until, sorted(jobs))
@@ -537,16 +543,11 @@ class Fence:
             return
         self._told = (until, jobs) if jobs else None
 
-    def check_soon(self) -> None:
-        """A job that may be retried started: checked now, not at the next
-        turn, so the launcher holds it with a deadline from the lease as it
-        is now (one from the last check may have passed already: a node back
-        from a partition starts jobs before that check)."""
+    def tell_launcher_soon(self) -> None:
+        """A job that may be retried started: the launcher hears of it now,
+        not at the next check."""
         if self._telling is None or self._telling.done():
-            self._telling = asyncio.get_running_loop().create_task(self._check_once())
-
-    async def _check_once(self) -> None:
-        await self.check()
+            self._telling = asyncio.get_running_loop().create_task(self.tell_launcher())
 
 
 class Janitor:
@@ -657,7 +658,7 @@ async def placing(
     fence = Fence(own_lease, cluster.lease_ttl_s * FENCE_SHARE, tokens.retryable, fence_kill,
                   verify=tokens.verify, verify_every_s=cluster.lease_ttl_s,
                   launcher=fence_launcher)  # fmt: skip
-    tokens.on_retryable = fence.check_soon
+    tokens.on_retryable = fence.tell_launcher_soon
     tasks = [
         asyncio.create_task(worker.run(), name="placement-worker"),
         asyncio.create_task(janitor.run(), name="placement-janitor"),

@@ -116,6 +116,7 @@ class JobManager:
         self._config = config
         self._pid_limits: host_limits.PidLimits | None = None  # read at the first job
         self._workspaces = workspaces or plain_store(config.layout)
+        self._networks = networks
         self._logs = logs
         self._node_id = node_id
         self._clock = clock
@@ -501,6 +502,11 @@ class JobManager:
                 await asyncio.shield(rt.cleanup)
         with contextlib.suppress(NotFound):  # deleted meanwhile
             await self.delete(job_id)
+        if self._networks is not None:
+            try:
+                await asyncio.to_thread(self._networks.drop_links_of, job_id)
+            except OSError as exc:  # its launch then says what is in the way
+                log.warning("job %s: its earlier run's veth not removed: %s", job_id, exc)
 
     async def _past_initializing(self, job_id: str) -> Job:
         """A job being set up (or launched) has no state a stop can act on:

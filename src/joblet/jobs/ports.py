@@ -56,6 +56,8 @@ class JobNetworks(Protocol):
 
     def release(self, job_id: str) -> None: ...
 
+    def drop_links_of(self, job_id: str) -> None: ...
+
 
 class JobVolumes(Protocol):
     """Named volumes (joblet.volumes.VolumeManager)."""

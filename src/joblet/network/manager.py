@@ -212,6 +212,13 @@ class NetworkManager:
         if alloc.network in self._state.networks:
             self._write_hosts(alloc.network)
 
+    def drop_links_of(self, job_id: str) -> None:
+        """The host end of an earlier run's veth, should its namespace still
+        be going away (the kernel frees it in the background): a new run of
+        the same job wires one of the same name."""
+        for isolated in (False, True):
+            hostnet.delete_link(ad.host_veth_name(self.daemon_id, job_id, isolated))
+
     def _record(self, line: str) -> None:
         """Under the lock: one change of the allocations, to the log."""
         self._alloc_log.append(line, self._state.allocations, self._state.cursors)
