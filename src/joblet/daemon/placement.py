@@ -163,12 +163,20 @@ class Tokens:
     async def recorded(self, timeout: float) -> bool:
         return True
 
-    async def _give_back(self, job_id: str, token: int) -> None:
+    def give_back_later(self, job_id: str, token: int, why: str) -> None:
+        """A claim this node will not start goes back to its stream."""
+        task = asyncio.get_running_loop().create_task(self._give_back(job_id, token, why))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _give_back(
+        self, job_id: str, token: int, why: str = "after this node fenced it"
+    ) -> None:
         deadline = time.monotonic() + GIVE_BACK_S
         while True:  # the store is likely away right now: the fence fired
             try:
                 if await self._queue.give_back(job_id, token):
-                    log.info("placement: job %s queued again after this node fenced it", job_id)
+                    log.info("placement: job %s queued again %s", job_id, why)
                 return
             except StateBackendError as exc:
                 if time.monotonic() > deadline:
@@ -416,6 +424,11 @@ class Worker:
         if started != 1:
             why = "its claim is stale" if started == 0 else "this node's lease has lapsed"
             log.warning("placement: job %s not started: %s", claim.job_id, why)
+            if started == -1:
+                # Never started: back to its stream now. Left CLAIMED, it
+                # would stay so should this node renew its lease before the
+                # janitor looks at it.
+                self._tokens.give_back_later(claim.job_id, claim.token, "(not started here)")
             return False
         await self._run(claim, request)
         return True
