@@ -28,6 +28,7 @@ class FakeLauncher:
         self.host = SimpleNamespace(procfs="/proc")
         self.events: list[dict[str, Any]] = []
         self.forgotten: list[str] = []
+        self.fenced: set[str] = set()  # killed by the launcher's fence
 
     def unwatch(self, fd: int) -> None:
         self.sel.unregister(fd)
