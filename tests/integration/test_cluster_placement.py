@@ -572,6 +572,7 @@ def _count_sleeping(seconds: str) -> int:
     return count
 
 
+@pytest.mark.slow  # the default suite's time; the chaos rounds hang nodes with retried jobs too
 def test_a_hung_node_kills_its_retryable_job_before_the_retry_starts(cluster: Cluster) -> None:
     """SIGSTOP of a daemon whose job opted in to a retry on node loss: the
     daemon cannot fence itself, its launcher does (0.6 of the TTL after the
