@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from joblet.command_exit import EXIT_ERROR, run_command
 from joblet.config.model import DEFAULT_ROOT, DaemonConfig
 from joblet.deferred import UNUSED_BY_DAEMON_AT_IDLE, defer_imports
 from joblet.errors import JobletError
 
-EXIT_ERROR = 1
 EXIT_USAGE = 2
 # The `daemon` extra's modules: a client-only install (`joblet[client]`) lacks them.
 DAEMON_MODULES = frozenset({"psutil", "pyseccomp", "zstandard", "pyroute2"})
@@ -631,15 +631,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "version": _cmd_version,
     }
     try:
-        return handlers[args.command](args)
-    except JobletError as exc:
-        print(f"joblet: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    except PermissionError as exc:
-        print(f"joblet: error: {exc.strerror}: {exc.filename} (run as root)", file=sys.stderr)
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        return 130
+        return run_command(lambda: handlers[args.command](args))
     except ModuleNotFoundError as exc:
         if (exc.name or "").partition(".")[0] not in DAEMON_MODULES:
             raise

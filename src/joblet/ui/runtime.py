@@ -10,19 +10,18 @@ from collections.abc import Sequence
 
 from joblet.deferred import UNUSED_BY_DAEMON_AT_IDLE, defer_imports
 
-EXIT_ERROR = 1
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     defer_imports(UNUSED_BY_DAEMON_AT_IDLE)
-    from joblet.errors import JobletError
+    from joblet.command_exit import run_command
     from joblet.ui.handoff import read_handoff
     from joblet.ui.serve import serve_ui
 
     parser = argparse.ArgumentParser(prog="joblet ui", add_help=False)
     parser.add_argument("--handoff-fd", type=int, required=True)
     args = parser.parse_args(argv)
-    try:
+
+    def serve() -> int:
         handoff = read_handoff(args.handoff_fd)
         logging.basicConfig(
             level=handoff.log_level,
@@ -30,15 +29,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream=sys.stderr,
         )
         serve_ui(handoff)
-    except JobletError as exc:
-        print(f"joblet: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    except PermissionError as exc:
-        print(f"joblet: error: {exc.strerror}: {exc.filename} (run as root)", file=sys.stderr)
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        return 130
-    return 0
+        return 0
+
+    return run_command(serve)
 
 
 if __name__ == "__main__":
