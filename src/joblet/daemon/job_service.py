@@ -136,11 +136,8 @@ class JobService(pb_grpc.JobServiceServicer):
         )
         if self._volumes is not None and spec.volumes:
             self._volumes.resolve_for_job(spec.volumes)
-        earlier = self._manager.find(job_id)
-        if earlier is not None and earlier.status.is_final:
-            # Its earlier run here (fenced, or lost and retried): the new run
-            # takes the id. One not yet ended is refused below: never two runs.
-            await self._manager.delete(job_id)
+        # An earlier run of it here is gone by now (the placement worker ends
+        # it first: JobManager.end_earlier_run); one left is refused: never two.
         return await self._manager.submit(spec, job_id=job_id)
 
     async def _submit_waiting(self, request: pb.RunJobRequest, spec: JobSpec) -> Job:

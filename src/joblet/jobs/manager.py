@@ -496,7 +496,7 @@ class JobManager:
             if not job.status.is_final:
                 with contextlib.suppress(JobletError):
                     await self.stop(job_id, caller, signal.SIGKILL, 0.0)
-                job = await self.wait_final(job_id)
+                await self.wait_final(job_id)
             rt = self._runtime.get(job_id)
             if rt is not None and rt.cleanup is not None:
                 await asyncio.shield(rt.cleanup)
