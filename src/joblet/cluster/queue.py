@@ -13,7 +13,7 @@ from joblet.cluster import placement as p
 from joblet.cluster.batching import GroupCommit
 from joblet.cluster.lease import lease_key
 from joblet.state.backends.base import StateBackendError
-from joblet.state.backends.redis import client_options
+from joblet.state.backends.redis import call_dropping_dead, client_options, failed_on_closed
 from joblet.state.config import RedisConfig
 
 if TYPE_CHECKING:
@@ -70,17 +70,7 @@ class PlacementQueue:
         return cls(Redis(retry=Retry(NoBackoff(), 0), **options), prefix, node_id)
 
     async def _call(self, awaitable: Any) -> Any:
-        from redis.exceptions import ConnectionError as ClosedError
-        from redis.exceptions import RedisError
-
-        try:
-            return await awaitable
-        except (RedisError, OSError) as exc:
-            if isinstance(exc, ClosedError):
-                # Redis went away: the pool's idle connections are dead too,
-                # and dropping them now spares the next calls the same error.
-                await self._client.connection_pool.disconnect(inuse_connections=False)
-            raise StateBackendError(f"redis: {exc}") from exc
+        return await call_dropping_dead(self._client, awaitable)
 
     def stream_key(self, stream: str) -> str:
         return p.stream_key(self._prefix, stream)
@@ -97,7 +87,6 @@ class PlacementQueue:
     async def _submit_many(self, calls: Sequence[_Script]) -> list[object]:
         """The submit scripts of `calls` in one pipeline (not a transaction:
         each stands alone); a script's error is its own caller's."""
-        from redis.exceptions import ConnectionError as ClosedError
         from redis.exceptions import NoScriptError
 
         script = self._scripts["submit"]
@@ -105,7 +94,7 @@ class PlacementQueue:
         try:
             results = await self._evalsha_all(script.sha, calls)
         except StateBackendError as exc:
-            if not isinstance(exc.__cause__, ClosedError):
+            if not failed_on_closed(exc):
                 raise
             # A pooled connection Redis closed while it sat idle (Redis
             # restarted; _call dropped the pool's others): send once more.

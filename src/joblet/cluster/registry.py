@@ -23,7 +23,12 @@ from joblet.cluster.lease import (
 )
 from joblet.errors import ConfigError
 from joblet.state.backends.base import StateBackendError
-from joblet.state.backends.redis import client_options, escape_glob
+from joblet.state.backends.redis import (
+    call_dropping_dead,
+    client_options,
+    escape_glob,
+    failed_on_closed,
+)
 from joblet.state.config import RedisConfig
 
 if TYPE_CHECKING:
@@ -66,17 +71,7 @@ class RedisLeases:
         return cls(Redis(retry=Retry(NoBackoff(), 0), **options), prefix)
 
     async def _call(self, awaitable: Any) -> Any:
-        from redis.exceptions import ConnectionError as ClosedError
-        from redis.exceptions import RedisError
-
-        try:
-            return await awaitable
-        except (RedisError, OSError) as exc:
-            if isinstance(exc, ClosedError):
-                # Redis went away (restarted, or a partition it closed the
-                # connections over): the pool's idle connections are dead too.
-                await self._client.connection_pool.disconnect(inuse_connections=False)
-            raise StateBackendError(f"redis: {exc}") from exc
+        return await call_dropping_dead(self._client, awaitable)
 
     async def renew(self, lease: NodeLease) -> None:
         px = max(1, math.ceil(lease.ttl_s * 1000))
@@ -103,7 +98,7 @@ class RedisLeases:
         try:
             value = await self._call(self._client.get(key))
         except StateBackendError as exc:
-            if not _closed(exc):
+            if not failed_on_closed(exc):
                 raise
             value = await self._call(self._client.get(key))  # a read: once more, fresh
         found = None if value is None else decode(bytes(value))
@@ -207,10 +202,3 @@ class Heartbeat:
                 log.error("cluster: this node stays out of the cluster: %s", exc)
                 return
             await asyncio.sleep(self._every_s)
-
-
-def _closed(exc: StateBackendError) -> bool:
-    """Whether the call failed on a connection Redis had closed."""
-    from redis.exceptions import ConnectionError as ClosedError
-
-    return isinstance(exc.__cause__, ClosedError)

@@ -113,3 +113,27 @@ def client_options(config: RedisConfig) -> dict[str, Any]:
             ssl_check_hostname=config.tls.verify,
         )
     return options
+
+
+async def call_dropping_dead(client: Any, awaitable: Any) -> Any:
+    """`awaitable`, a call on `client` (redis.asyncio), its errors as
+    StateBackendError. A connection Redis closed (it restarted, or a
+    partition ended it) means the pool's idle ones are dead too: they are
+    dropped at once, sparing the next calls the same error."""
+    from redis.exceptions import ConnectionError as ClosedError
+    from redis.exceptions import RedisError
+
+    try:
+        return await awaitable
+    except (RedisError, OSError) as exc:
+        if isinstance(exc, ClosedError):
+            await client.connection_pool.disconnect(inuse_connections=False)
+        raise StateBackendError(f"redis: {exc}") from exc
+
+
+def failed_on_closed(exc: StateBackendError) -> bool:
+    """Whether a call failed on a connection Redis had closed (nothing of it
+    was run when the connection sat idle in the pool)."""
+    from redis.exceptions import ConnectionError as ClosedError
+
+    return isinstance(exc.__cause__, ClosedError)
