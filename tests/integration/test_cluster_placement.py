@@ -521,6 +521,10 @@ def test_sigstop_node_back_has_its_stale_writes_refused_and_kills_its_lost_copy(
         for t in (SHORT_SLEEP, "60")
     )
     cluster.wait_states([short, long], {"RUNNING"}, timeout=30)
+    deadline = time.monotonic() + 30  # RUNNING in the store comes before the exec
+    while not short_life.seen:
+        assert time.monotonic() < deadline, "the short job's command never ran"
+        time.sleep(0.01)
     os.kill(daemon.proc.pid, signal.SIGSTOP)
     try:
         cluster.wait_states([short, long], {"FAILED"}, timeout=TTL_S + 10)
