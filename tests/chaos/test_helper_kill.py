@@ -6,7 +6,9 @@ back from state), once."""
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -20,7 +22,7 @@ from integration.jobs_support import logs
 from joblet.api import joblet_pb2 as pb
 from joblet.api import joblet_pb2_grpc as pb_grpc
 
-from .support import jobs_by_name, kill_helpers, scale, wait_all_final
+from .support import alive, helper_pid, jobs_by_name, kill_helpers, scale, wait_all_final
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration, pytest.mark.privileged]
 
@@ -120,6 +122,31 @@ def test_kill9_helpers_under_floods_loses_nothing(
     assert not missing, f"{len(missing)} jobs lost from state: {missing[:10]}"
     _check_jobs(stub, flooders, flood, {name: listed[name][0] for name in names})
     assert "dropped" not in daemon.log_path.read_text(), "a buffer overflowed"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_a_clean_stop_flushes_to_a_helper_waiting_out_its_restart_delay(
+    chaos_daemon: Callable[..., RunningDaemon],
+) -> None:
+    daemon = chaos_daemon()
+    stub = daemon.jobs()
+    # Six crashes in a row: the state helper's next start waits 10 s, longer
+    # than a closing state client flushes (5 s).
+    for _ in range(5):
+        kill_helpers(daemon, ["state"])
+    pid = helper_pid(daemon, "state")
+    os.kill(pid, signal.SIGKILL)
+    while alive(pid):
+        time.sleep(0.01)
+    # Recorded only in the client's buffer: the helper is away.
+    stub.RunJob(pb.RunJobRequest(name="while-away", command="true"), timeout=30)
+    assert wait_all_final(stub, ["while-away"], timeout=30)["while-away"].status == "COMPLETED"
+    daemon.stop_daemon_only()
+    assert "events the helper has not acknowledged" not in daemon.log_path.read_text()
+    daemon.restart()
+    listed = jobs_by_name(daemon.jobs())
+    assert [job.status for job in listed.get("while-away", [])] == ["COMPLETED"]
 
 
 def _check_jobs(

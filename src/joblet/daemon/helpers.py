@@ -113,6 +113,9 @@ async def start_helpers(
         stack.push_async_callback(query.close)
         state = await StateClient.connect(state_config.socket, state_config.buffer_size)
         stack.push_async_callback(state.close)
+        # Unwound first: the clients' closing flushes need live helpers.
+        for supervisor in supervisors:
+            stack.callback(supervisor.restart_now)
         yield Helpers(persist, query, state, persist_config, state_config, tuple(supervisors))
 
 

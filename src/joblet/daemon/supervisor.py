@@ -78,6 +78,7 @@ class HelperSupervisor:
         self._proc: asyncio.subprocess.Process | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._no_delay = asyncio.Event()
         self.restarts = 0
 
     @property
@@ -97,6 +98,12 @@ class HelperSupervisor:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self._terminate()
+
+    def restart_now(self) -> None:
+        """From now on a helper that exits is started again at once, not after
+        its backoff: at a clean stop the daemon's last records and log lines
+        must reach a helper that a crash left waiting out its delay."""
+        self._no_delay.set()
 
     async def _spawn(self) -> None:
         with self._log_path.open("ab") as out:
@@ -146,7 +153,10 @@ class HelperSupervisor:
                 ran,
                 delay,
             )
-            await asyncio.sleep(delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._no_delay.wait(), delay)
+            if self._stopping:
+                return
             self.restarts += 1
             await self._spawn()
 
