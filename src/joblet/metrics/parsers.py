@@ -68,6 +68,16 @@ def parse_proc_status(text: str) -> ProcStatus:
     return ProcStatus(state, threads)
 
 
+def parse_proc_stat(text: str) -> ProcStatus:
+    """The state letter and thread count of /proc/<pid>/stat (cheaper for
+    the kernel to write than status). The command name, in parentheses, may
+    hold spaces and parentheses of its own: the fields start after the last ')'."""
+    fields = text.rpartition(")")[2].split()
+    if len(fields) < 18:
+        return ProcStatus("", 0)
+    return ProcStatus(fields[0], int(fields[17]) if fields[17].isdigit() else 0)
+
+
 def parse_max_open_files(text: str) -> int:
     """The soft 'Max open files' limit of /proc/<pid>/limits; 0 when unlimited or absent."""
     for line in text.splitlines():

@@ -12,7 +12,7 @@ import functools
 import os
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from joblet.errors import IsolationError
@@ -20,7 +20,7 @@ from joblet.metrics.parsers import (
     NetCounters,
     parse_max_open_files,
     parse_net_dev,
-    parse_proc_status,
+    parse_proc_stat,
     state_counts,
 )
 from joblet.metrics.snapshot import CgroupReading, ProcessCounts, Snapshot, v1_reading, v2_reading
@@ -45,6 +45,12 @@ V2_FILES = (
     "io.stat", "pids.current", "pids.max", "pids.events",
     "cpu.pressure", "memory.pressure", "io.pressure",
 )  # fmt: skip
+# The limits: written at the job's start and never changed while it runs.
+LIMIT_FILES = frozenset({"memory.limit_in_bytes", "memory.max", "pids.max"})
+# A job's limits (and whether its init has a network namespace of its own)
+# are read at its first sample, then at every SLOW_EVERY-th and at the last:
+# with thousands of jobs the sampler is mostly open/read/close calls.
+SLOW_EVERY = 12
 
 
 def read_optional(path: str | Path) -> str | None:
@@ -81,6 +87,32 @@ class CgroupFiles:
     version: str  # "v1", "v2", or "" (the null backend: nothing to read)
     files: tuple[tuple[str, str], ...] = ()
 
+    @property
+    def changing(self) -> tuple[tuple[str, str], ...]:
+        return tuple(pair for pair in self.files if pair[0] not in LIMIT_FILES)
+
+    @property
+    def limits(self) -> tuple[tuple[str, str], ...]:
+        return tuple(pair for pair in self.files if pair[0] in LIMIT_FILES)
+
+
+@dataclass
+class SlowReads:
+    """A job's readings that only change with its limits, kept between
+    samples: the limit files' texts, its soft open-files limit (changed only
+    by the job's own setrlimit), whether its init has a network namespace of
+    its own. `left`: samples until they are read again."""
+
+    files: CgroupFiles
+    changing: tuple[tuple[str, str], ...] = ()
+    texts: dict[str, str] = field(default_factory=dict)
+    max_fds: int = 0
+    own_netns: bool = False
+    left: int = 0
+
+    def __post_init__(self) -> None:
+        self.changing = self.files.changing
+
 
 def cgroup_files(cgroup: JobCgroup) -> CgroupFiles:
     """v1 (`.dirs`), v2 (`.path`) or nothing (the null backend: all zero)."""
@@ -112,10 +144,10 @@ def read_processes(pids: Iterable[int], procfs: Path) -> ProcessCounts:
     states: list[str] = []
     threads = fds = 0
     for pid in pids:
-        text = read_optional(f"{procfs}/{pid}/status")
+        text = read_optional(f"{procfs}/{pid}/stat")
         if text is None:
             continue
-        status = parse_proc_status(text)
+        status = parse_proc_stat(text)
         states.append(status.state)
         threads += status.threads
         fds += _count_fds(f"{procfs}/{pid}/fd")
@@ -133,14 +165,17 @@ def read_network(init_pid: int, procfs: Path) -> dict[str, NetCounters]:
     """Counters of the job's own network namespace, read from the host through
     /proc/<pid>/net/dev. A job sharing the host's namespace gets none: those
     counters are the host's, not the job's."""
-    try:
-        job_ns = os.stat(f"{procfs}/{init_pid}/ns/net").st_ino
-        own_ns = _own_netns(str(procfs))
-    except OSError:
-        return {}
-    if job_ns == own_ns:
+    if not has_own_netns(init_pid, procfs):
         return {}
     return parse_net_dev(read_optional(f"{procfs}/{init_pid}/net/dev") or "")
+
+
+def has_own_netns(pid: int, procfs: Path) -> bool:
+    """Whether `pid` is in another network namespace than this process."""
+    try:
+        return os.stat(f"{procfs}/{pid}/ns/net").st_ino != _own_netns(str(procfs))
+    except OSError:
+        return False
 
 
 @functools.cache
@@ -161,6 +196,34 @@ def read_snapshot(
         limits = read_optional(f"{procfs}/{first}/limits") or ""
         procs = _with_max_fds(procs, parse_max_open_files(limits))
     net = read_network(first, procfs) if first else {}
+    return Snapshot(time.time_ns(), time.monotonic_ns(), reading, net, procs)
+
+
+def read_snapshot_kept(
+    cgroup: JobCgroup, init_pid: int, procfs: Path, slow: SlowReads, *, full: bool = False
+) -> Snapshot:
+    """read_snapshot for a job whose init is known, reading its limits only
+    when `slow` is due (or `full`: the final sample) and keeping them there."""
+    files = slow.files
+    if full or slow.left <= 0:
+        slow.texts = read_files(files.limits)
+        text = read_optional(f"{procfs}/{init_pid}/limits")
+        if text is not None:  # gone: the job ended; keep what was read before
+            slow.max_fds = parse_max_open_files(text)
+        slow.own_netns = has_own_netns(init_pid, procfs)
+        slow.left = SLOW_EVERY
+    slow.left -= 1
+    texts = read_files(slow.changing) | slow.texts
+    if files.version == "v1":
+        reading = v1_reading(texts)
+    elif files.version == "v2":
+        reading = v2_reading(texts)
+    else:
+        reading = CgroupReading()
+    procs = _with_max_fds(read_processes(_pids(cgroup), procfs), slow.max_fds)
+    net = {}
+    if slow.own_netns:
+        net = parse_net_dev(read_optional(f"{procfs}/{init_pid}/net/dev") or "")
     return Snapshot(time.time_ns(), time.monotonic_ns(), reading, net, procs)
 
 

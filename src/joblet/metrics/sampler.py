@@ -18,7 +18,13 @@ from pathlib import Path
 from joblet.api import joblet_pb2 as pb
 from joblet.gpu.metrics import GpuReader
 from joblet.metrics.compute import SampleContext, build_sample
-from joblet.metrics.reader import cgroup_files, cgroup_path, read_snapshot
+from joblet.metrics.reader import (
+    SlowReads,
+    cgroup_files,
+    cgroup_path,
+    read_snapshot,
+    read_snapshot_kept,
+)
 from joblet.metrics.snapshot import CgroupReading, Snapshot, with_final_network
 from joblet.resources.interface import JobCgroup, Limits
 
@@ -48,6 +54,7 @@ class JobSampler:
         self._gpu_reader = gpu_reader
         self._cgroup = cgroup
         self._files = cgroup_files(cgroup)
+        self._slow = SlowReads(self._files)
         self._init_pid = init_pid
         self._procfs = procfs
         self._publish = publish
@@ -70,7 +77,12 @@ class JobSampler:
     def sample(self, *, final: bool = False) -> pb.JobMetricsSample:
         """Read the job now and compute rates against the previous reading (blocking)."""
         with self._lock:
-            current = read_snapshot(self._cgroup, self._init_pid, self._procfs, self._files)
+            if self._init_pid:
+                current = read_snapshot_kept(
+                    self._cgroup, self._init_pid, self._procfs, self._slow, full=final
+                )
+            else:
+                current = read_snapshot(self._cgroup, None, self._procfs, self._files)
             if final:
                 current = with_final_network(current, self._previous)
             sample = build_sample(self._context, current, self._previous)

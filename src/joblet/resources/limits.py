@@ -62,6 +62,10 @@ def v2_limit_writes(limits: Limits) -> tuple[LimitWrite, ...]:
     return tuple(writes)
 
 
+# The largest rate blk-throttle keeps as a rule (U64_MAX itself removes it).
+V1_COUNT_ONLY_BPS = 2**64 - 2
+
+
 def v1_limit_writes(limits: Limits, parent_cpus: str, parent_mems: str) -> tuple[LimitWrite, ...]:
     """Writes for a v1 job group, cpuset first.
 
@@ -86,9 +90,13 @@ def v1_limit_writes(limits: Limits, parent_cpus: str, parent_mems: str) -> tuple
             LimitWrite("memory", "memory.limit_in_bytes", mem),
             LimitWrite("memory", "memory.memsw.limit_in_bytes", mem, required=False),
         ]
-    if limits.max_io_bps > 0:
+    # Recent kernels (6.18 here) count a v1 group's IO in blkio.throttle.*
+    # only for directions that have a throttle rule: with no limit asked,
+    # the rule is one that never throttles, so the job's IO metrics count.
+    bps = limits.max_io_bps if limits.max_io_bps > 0 else V1_COUNT_ONLY_BPS
+    if limits.io_devices:
         for dev in limits.io_devices:
-            line = f"{dev} {limits.max_io_bps}"
+            line = f"{dev} {bps}"
             writes += [
                 LimitWrite("blkio", "blkio.throttle.read_bps_device", line),
                 LimitWrite("blkio", "blkio.throttle.write_bps_device", line),

@@ -8,6 +8,7 @@ from __future__ import annotations
 from joblet.metrics.parsers import (
     parse_max_open_files,
     parse_net_dev,
+    parse_proc_stat,
     parse_proc_status,
     state_counts,
 )
@@ -121,6 +122,15 @@ def test_net_dev() -> None:
     eth = parsed["eth0"]
     assert (eth.rx_bytes, eth.rx_packets, eth.rx_errors, eth.rx_dropped) == (1000, 10, 1, 2)
     assert (eth.tx_bytes, eth.tx_packets, eth.tx_errors, eth.tx_dropped) == (2000, 20, 3, 4)
+
+
+def test_proc_stat_state_and_threads_after_a_tricky_name() -> None:
+    # The name may hold spaces and parentheses: fields start after the last ')'.
+    fields = "S 1 7 7 0 -1 4194560 900 0 0 0 12 3 0 0 20 0 6 0 100 4096 200"
+    assert parse_proc_stat(f"7 (a) b (c) {fields}\n") == parse_proc_stat(f"7 (x) {fields}\n")
+    status = parse_proc_stat(f"7 (a) b (c) {fields}\n")
+    assert (status.state, status.threads) == ("S", 6)
+    assert (parse_proc_stat("").state, parse_proc_stat("7 (x) R 1").threads) == ("", 0)
 
 
 def test_proc_status_limits_and_states() -> None:

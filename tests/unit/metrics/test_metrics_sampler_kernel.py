@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import resource
 import shlex
 import subprocess
 import sys
@@ -16,7 +17,9 @@ from typing import Any
 import pytest
 
 from joblet.api import joblet_pb2 as pb
+from joblet.metrics.reader import SLOW_EVERY
 from joblet.metrics.sampler import JobSampler
+from joblet.resources.devices import block_devices_for
 from joblet.resources.interface import CgroupManager, JobCgroup, Limits
 from joblet.testing.cgroups import favour_cpu
 
@@ -110,7 +113,9 @@ def test_memory_current_near_200_mb(cgroups: CgroupManager) -> None:
 
 
 def test_direct_writes_of_50_mb_show_in_io_bytes(cgroups: CgroupManager, tmp_path: Path) -> None:
-    limits = Limits()
+    # As the daemon makes a job's group: with the disk under it named (no
+    # limit), which a recent kernel needs to count a v1 group's IO at all.
+    limits = Limits(io_devices=block_devices_for(Path("/var/tmp")))
     target = Path("/var/tmp") / f"joblet-metrics-{uuid.uuid4().hex}"
     try:
         with job(cgroups, limits) as group:
@@ -151,3 +156,36 @@ def test_fresh_group_rates_count_from_its_creation(cgroups: CgroupManager) -> No
         sample = sampler.sample()
     assert sample.cpu.usageUsec >= 300_000
     assert sample.cpu.usagePercent > 5  # 0.3 s of CPU over well under 6 s
+
+
+def test_limits_are_read_again_only_when_due(cgroups: CgroupManager) -> None:
+    """The limit files and the open-files limit are kept between samples
+    (a fresh reading every SLOW_EVERY samples and at the final one); what
+    changes is read at every sample."""
+    limits = Limits(max_memory_bytes=256 * 1024 * 1024)
+    with job(cgroups, limits) as group:
+        proc = spawn_in(group, sys.executable, "-c", "import time; time.sleep(60)")
+        try:
+            deadline = time.monotonic() + 10
+            while not group.pids() and time.monotonic() < deadline:
+                time.sleep(0.01)  # the shell joins the group, then execs
+            sampler = sampler_for(group, limits, proc.pid)
+            first = sampler.sample()
+            # Behind the sampler's back: a lower limit, another open-files limit.
+            memory_dir = Path(group.procs_files()[0]).parent
+            limit_file = "memory.limit_in_bytes" if cgroups.version == "v1" else "memory.max"
+            for procs in group.procs_files():
+                if (procs.parent / limit_file).exists():
+                    memory_dir = procs.parent
+            (memory_dir / limit_file).write_text(str(128 * 1024 * 1024))
+            resource.prlimit(proc.pid, resource.RLIMIT_NOFILE, (77, 77))
+            kept = [sampler.sample() for _ in range(SLOW_EVERY - 1)]
+            again = sampler.sample()
+        finally:
+            proc.kill()
+            proc.wait()
+    assert first.memory.max == 256 * 1024 * 1024 and first.process.maxFDs != 77
+    assert {s.memory.max for s in kept} == {first.memory.max}
+    assert {s.process.maxFDs for s in kept} == {first.process.maxFDs}
+    assert kept[-1].process.running + kept[-1].process.sleeping >= 1  # read every time
+    assert (again.memory.max, again.process.maxFDs) == (128 * 1024 * 1024, 77)

@@ -42,6 +42,15 @@ def test_v1_io_limit_per_device_read_and_write() -> None:
     ]
 
 
+def test_v1_devices_without_io_limit_get_a_rule_that_only_counts() -> None:
+    # Without a rule a recent kernel leaves blkio.throttle.* at 0 for the group.
+    writes = v1_limit_writes(Limits(io_devices=("254:0",)), "0", "0")
+    assert [(w.filename, w.value) for w in writes if w.controller == "blkio"] == [
+        ("blkio.throttle.read_bps_device", f"254:0 {2**64 - 2}"),
+        ("blkio.throttle.write_bps_device", f"254:0 {2**64 - 2}"),
+    ]
+
+
 def test_v2_writes_nothing_but_oom_group_without_limits() -> None:
     assert v2_limit_writes(Limits()) == (
         LimitWrite("memory", "memory.oom.group", "1", required=False),
