@@ -6,6 +6,7 @@ persist:
   grpcSocket: ROOT/run/persist-grpc.sock
   segmentSize: 16MB          # finish a segment after this much output
   segmentTime: 30s           # ... or after it has been open this long
+  metricsSegmentTime: 10m    # the same for a job's metrics (a sample every 5 s)
   compressionLevel: 1        # zstd level, -5 (fastest) to 19
   clientBuffer: 64MB         # the daemon's buffer while persist is away
   retention: {maxAge: 7d, maxTotalSize: 10GB, sweepInterval: 5m, minFree: 0}
@@ -36,6 +37,7 @@ KEYS: Schema = {
     "grpcSocket": None,
     "segmentSize": None,
     "segmentTime": None,
+    "metricsSegmentTime": None,
     "compressionLevel": None,
     "clientBuffer": None,
     "retention": {"maxAge": None, "maxTotalSize": None, "sweepInterval": None, "minFree": None},
@@ -71,6 +73,9 @@ class PersistConfig:
     grpc_socket: Path
     segment_bytes: int = 16 * 1000**2
     segment_time_s: float = 30.0
+    # A segment finished is fsynced and its job's index written again: every
+    # 30 s per running job that was most of what storing samples cost.
+    metrics_segment_time_s: float = 600.0
     compression_level: int = 1
     client_buffer_bytes: int = 64 * 1000**2
     retention: RetentionConfig = RetentionConfig()
@@ -146,12 +151,16 @@ def parse_persist_config(raw: Mapping[str, Any]) -> PersistConfig:
     segment_time = parse_duration_s(section.get("segmentTime", "30s"))
     if segment_time <= 0:
         raise ValueError("segmentTime must be positive")
+    metrics_segment_time = parse_duration_s(section.get("metricsSegmentTime", "10m"))
+    if metrics_segment_time <= 0:
+        raise ValueError("metricsSegmentTime must be positive")
     return PersistConfig(
         root=root,
         ipc_socket=Path(section.get("ipcSocket", root / "run" / "persist-ipc.sock")),
         grpc_socket=Path(section.get("grpcSocket", root / "run" / "persist-grpc.sock")),
         segment_bytes=segment_bytes,
         segment_time_s=segment_time,
+        metrics_segment_time_s=metrics_segment_time,
         compression_level=level,
         client_buffer_bytes=parse_size_bytes(section.get("clientBuffer", "64MB")),
         retention=_retention(_mapping(section, "retention")),

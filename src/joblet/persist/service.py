@@ -185,7 +185,7 @@ class PersistService:
         while True:
             await asyncio.sleep(min(ROLL_CHECK_S, self.config.segment_time_s))
             self.logs.roll(self.config.segment_time_s)
-            self.metrics.roll(self.config.segment_time_s)
+            self.metrics.roll(self.config.metrics_segment_time_s)
 
     async def _sweeps(self) -> None:
         while True:

@@ -24,6 +24,7 @@ def test_section_values() -> None:
             "persist": {
                 "segmentSize": "1MiB",
                 "segmentTime": "5s",
+                "metricsSegmentTime": "2m",
                 "compressionLevel": 6,
                 "clientBuffer": "8MB",
                 "retention": {"maxAge": "1d", "maxTotalSize": "1GB", "sweepInterval": "1m"},
@@ -33,6 +34,7 @@ def test_section_values() -> None:
     )
     assert config.segment_bytes == 1 << 20
     assert config.segment_time_s == 5
+    assert config.metrics_segment_time_s == 120
     assert config.client_buffer_bytes == 8_000_000
     assert config.retention.sweep_interval_s == 60
     assert config.listen is not None and config.listen.server_key == "K"
@@ -44,6 +46,7 @@ def test_section_values() -> None:
         {"compressionLevel": 30},
         {"segmentSize": "10B"},
         {"segmentTime": "0s"},
+        {"metricsSegmentTime": "0s"},
         {"retention": {"maxAge": "soon"}},
         {"listen": "nohost"},
         {"listen": "0.0.0.0:50052"},  # no security PEMs

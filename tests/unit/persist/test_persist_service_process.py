@@ -275,3 +275,25 @@ async def test_stop_with_a_sender_connected_is_clean(persist: PersistProcess) ->
     said = persist.log.read_text()
     assert "persist stopped" in said
     assert "Traceback" not in said, said
+
+
+async def test_metrics_segments_roll_on_their_own_longer_time(tmp_path: Path) -> None:
+    """A log segment is finished after segmentTime; a metrics segment after
+    metricsSegmentTime (finishing one fsyncs it and rewrites its job's index:
+    every 30 s for every running job, that was most of storing samples)."""
+    persist = PersistProcess(tmp_path, {"segmentTime": "1s", "metricsSegmentTime": "1h"})
+    persist.start()
+    try:
+        async with PersistClient(persist.ipc) as client:
+            client.send_logs("job-1", _batch(1, 0))
+            client.send_metric("job-1", 5, b"sample-a")
+            assert await client.flush(10)
+            deadline = time.monotonic() + 20
+            logs_index = tmp_path / "logs" / "job-1" / "index.json"
+            while not logs_index.exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            time.sleep(1.5)  # a roll check or two past the metrics' first second
+        assert logs_index.exists(), "the log segment was not finished after segmentTime"
+        assert not (tmp_path / "metrics" / "job-1" / "index.json").exists()
+    finally:
+        persist.kill(signal.SIGTERM)
