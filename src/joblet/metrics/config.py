@@ -4,6 +4,7 @@ validated once at start-up into frozen dataclasses.
     metrics:
       interval: 5            # seconds between samples of a running job (>= 1)
       historySamples: 720    # samples kept in memory per job
+      recentSamples: 50000   # ... and of all jobs together (older ones are read from persist)
       historyCacheBytes: 67108864  # histories read back from persist, kept in memory
       cloudMetadata: false   # ask cloud metadata endpoints (169.254.169.254)
       prometheus:
@@ -23,9 +24,13 @@ MIN_INTERVAL_S = 1.0
 DEFAULT_INTERVAL_S = 5.0
 DEFAULT_HISTORY_SAMPLES = 720  # one hour at the default interval
 DEFAULT_HISTORY_CACHE_BYTES = 64 << 20  # about seven 24 h histories
+# About 20 MB of samples: 2,000 running jobs keep their last 25 each, 69 or
+# fewer their whole hour (a sample is some 430 bytes with its summary point).
+DEFAULT_RECENT_SAMPLES = 50_000
 KEYS: Schema = {
     "interval": None,
     "historySamples": None,
+    "recentSamples": None,
     "historyCacheBytes": None,
     "cloudMetadata": None,
     "prometheus": {"enabled": None, "address": None},
@@ -43,6 +48,7 @@ class PrometheusConfig:
 class MetricsConfig:
     interval_s: float = DEFAULT_INTERVAL_S
     history_samples: int = DEFAULT_HISTORY_SAMPLES
+    recent_samples: int = DEFAULT_RECENT_SAMPLES
     history_cache_bytes: int = DEFAULT_HISTORY_CACHE_BYTES
     cloud_metadata: bool = False
     prometheus: PrometheusConfig = field(default_factory=PrometheusConfig)
@@ -60,12 +66,16 @@ def parse_metrics_config(section: Mapping[str, object] | None) -> MetricsConfig:
     history = int(_number(data.get("historySamples", DEFAULT_HISTORY_SAMPLES), "historySamples"))
     if history < 1:
         raise ConfigError("metrics.historySamples must be >= 1")
+    recent = int(_number(data.get("recentSamples", DEFAULT_RECENT_SAMPLES), "recentSamples"))
+    if recent < 1:
+        raise ConfigError("metrics.recentSamples must be >= 1")
     cache = _number(data.get("historyCacheBytes", DEFAULT_HISTORY_CACHE_BYTES), "historyCacheBytes")
     if cache < 0 or cache != int(cache):
         raise ConfigError("metrics.historyCacheBytes must be a whole number >= 0")
     return MetricsConfig(
         interval_s=interval,
         history_samples=history,
+        recent_samples=recent,
         history_cache_bytes=int(cache),
         cloud_metadata=_bool(data.get("cloudMetadata", False), "metrics.cloudMetadata"),
         prometheus=_prometheus(data.get("prometheus")),

@@ -40,6 +40,7 @@ _log = logging.getLogger(__name__)
 SUBSCRIBER_QUEUE = 64  # a slower viewer loses its oldest samples, never blocks sampling
 PROBE_TIMEOUT_S = 2.0  # a status answer waits no longer on the history store
 MAX_JOBS = 1024  # jobs whose recent samples are kept (oldest ended ones dropped first)
+MIN_RING = 12  # samples a job keeps however many jobs share config.recent_samples
 FINAL_WAIT_S = 5.0  # how long a log's end waits for its job's final sample
 
 
@@ -201,10 +202,15 @@ class MetricsHub:
         """Into the job's ring, its cached history and its live streams; the payload."""
         payload = sample.SerializeToString()
         ring = self._ring(sample.jobId)
-        if len(ring) == ring.maxlen:
-            self._complete.discard(sample.jobId)
+        points = self._points[sample.jobId]
+        cap = self._ring_cap()
+        if len(ring) >= cap:
+            self._complete.discard(sample.jobId)  # its history is persist's from now on
+            while len(ring) >= cap:
+                ring.popleft()
+                points.popleft()
         ring.append(payload)
-        self._points[sample.jobId].append(point(sample))
+        points.append(point(sample))
         self._stored.add(sample.jobId, sample.timestamp, payload)
         for queue in self._subscribers.get(sample.jobId, ()):
             if queue.full():
@@ -347,6 +353,15 @@ class MetricsHub:
 
     def subscriber_count(self, job_id: str) -> int:
         return len(self._subscribers.get(job_id, ()))
+
+    def _ring_cap(self) -> int:
+        """How many samples a job's ring holds: historySamples, less when
+        more jobs than recentSamples allows share them (older samples are
+        then read from the history source, so none is lost)."""
+        if self._source is None:
+            return self.config.history_samples
+        share = self.config.recent_samples // max(1, len(self._recent))
+        return min(self.config.history_samples, max(MIN_RING, share))
 
     def _ring(self, job_id: str) -> deque[bytes]:
         ring = self._recent.get(job_id)

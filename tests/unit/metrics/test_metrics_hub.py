@@ -12,7 +12,7 @@ from joblet.api import joblet_pb2 as pb
 from joblet.daemon import metrics_rpc
 from joblet.errors import InvalidArgument, NotFound
 from joblet.metrics.config import MetricsConfig
-from joblet.metrics.hub import MetricsHub
+from joblet.metrics.hub import MIN_RING, MetricsHub
 from joblet.resources.interface import Limits
 from joblet.resources.null import NullCgroupManager
 
@@ -80,6 +80,29 @@ class FakeHistory:
 
     async def history(self, job_id: str, from_ns: int, to_ns: int) -> list[pb.JobMetricsSample]:
         return [s for s in self.samples if s.jobId == job_id]
+
+
+async def test_many_jobs_share_the_recent_samples_and_lose_no_history() -> None:
+    """recentSamples bounds the rings of all jobs together (each keeps at
+    least MIN_RING); what a ring gave up is read from the history source."""
+    stored: list[pb.JobMetricsSample] = []
+    config = MetricsConfig(history_samples=720, recent_samples=100)
+    async with MetricsHub(config, history_source=FakeHistory(stored)) as hub:
+        for t in range(1, 31):
+            for job in ("a", "b"):
+                stored.append(sample(job, t))
+                hub.publish(sample(job, t))
+        assert len(hub.recent("a")) == 30  # two jobs: 50 each, all kept
+        jobs = [f"j{k}" for k in range(20)]
+        for t in range(1, 31):
+            for job in jobs:
+                stored.append(sample(job, t, cpu=float(t)))
+                hub.publish(sample(job, t, cpu=float(t)))
+        assert {len(hub.recent(job)) for job in jobs} == {MIN_RING}
+        assert [s.timestamp // S for s in hub.recent("j7")] == list(range(19, 31))
+        assert [s.timestamp // S for s in await hub.history("j7")] == list(range(1, 31))
+        summary = await hub.summary("j7")
+        assert (summary.cpu.min, summary.cpu.max) == (1.0, 30.0)  # the whole history
 
 
 async def test_history_rpc_uses_the_source_and_the_asked_range() -> None:
