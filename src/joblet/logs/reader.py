@@ -21,7 +21,10 @@ from joblet.logs.format import Framed, LogRecord, RecordView, Stream, record_len
 # message limit, which clients of other implementations keep; big enough that
 # a fast job's output costs few messages.
 CHUNK_BYTES = 1024 * 1024
-INITIAL_BUFFER_BYTES = 64 * 1024  # a follower of a quiet job stays this small
+# A quiet job's follower stays this small: every running job has one (its
+# copy to persist), and 64 KiB each was two thirds of a running job's cost
+# in the daemon's memory.
+INITIAL_BUFFER_BYTES = 4 * 1024
 MAX_BUFFER_BYTES = 4 * 1024 * 1024  # one behind a fast writer grows up to this
 # The launcher writes records of up to 1 MiB; a length far past that means a
 # damaged file, which must not make a reader allocate whatever it claims.
@@ -40,6 +43,11 @@ class LogCursor:
         self._start = 0  # first byte not yet handed out (a partial record)
         self._end = 0  # end of the bytes read into the buffer
         self._filled = False  # the last read filled the buffer: the writer is ahead
+        self._last = 0  # bytes the last read returned
+
+    @property
+    def buffer_bytes(self) -> int:
+        return len(self._buffer)
 
     def read(self, fd: int) -> list[RecordView]:
         """Whole records written since the last call, up to a buffer's worth;
@@ -52,6 +60,7 @@ class LogCursor:
             self.offset += size
             self._end += size
             self._filled = size == len(room)
+            self._last = size
             records, self._start = scan_records(memoryview(self._buffer), self._start, self._end)
             if records or not self._filled:
                 return records
@@ -76,6 +85,10 @@ class LogCursor:
         size = len(self._buffer)
         if self._filled and size < MAX_BUFFER_BYTES:
             size *= 2
+        elif not self._filled and self._last * 8 < size:
+            # The writer has slowed down: give back what a burst grew, a
+            # quarter at a time, so a steady writer does not make it thrash.
+            size = max(INITIAL_BUFFER_BYTES, size // 4)
         while size < needed:
             size *= 2
         if size != len(self._buffer) or 0 < self._start < pending:

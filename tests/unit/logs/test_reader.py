@@ -164,3 +164,24 @@ def test_cursor_keeps_a_partial_record_that_overlaps_its_new_place(tmp_path: Pat
         assert [v.owned() for v in cursor.read(fd)] == [LogRecord(Stream.STDERR, 2, big_payload)]
     finally:
         os.close(fd)
+
+
+def test_cursor_gives_back_what_a_burst_grew(tmp_path: Path) -> None:
+    """Every running job has a cursor (its copy to persist): after a burst
+    its buffer shrinks back once the job writes little again."""
+    path = tmp_path / "log"
+    _write(path, *(encode_record(Stream.STDOUT, i, b"b" * 200_000) for i in range(20)))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        cursor = LogCursor()
+        assert cursor.buffer_bytes == INITIAL_BUFFER_BYTES
+        while cursor.read(fd):
+            pass
+        grown = cursor.buffer_bytes
+        assert grown >= 512 * 1024
+        for i in range(12):  # a quiet job: a short line now and then
+            _write(path, encode_record(Stream.STDOUT, 100 + i, b"tick\n"))
+            assert [bytes(v.data) for v in cursor.read(fd)] == [b"tick\n"]
+        assert cursor.buffer_bytes == INITIAL_BUFFER_BYTES
+    finally:
+        os.close(fd)
