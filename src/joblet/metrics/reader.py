@@ -24,7 +24,7 @@ from joblet.metrics.parsers import (
     state_counts,
 )
 from joblet.metrics.snapshot import CgroupReading, ProcessCounts, Snapshot, v1_reading, v2_reading
-from joblet.resources._fs import read_small
+from joblet.resources._fs import read_small, walk_groups
 from joblet.resources.interface import JobCgroup
 
 V1_FILES: Mapping[str, tuple[str, ...]] = {
@@ -86,6 +86,7 @@ class CgroupFiles:
 
     version: str  # "v1", "v2", or "" (the null backend: nothing to read)
     files: tuple[tuple[str, str], ...] = ()
+    pids_dir: str = ""  # the group whose cgroup.procs lists the job's processes
 
     @property
     def changing(self) -> tuple[tuple[str, str], ...]:
@@ -104,14 +105,16 @@ class SlowReads:
     its own. `left`: samples until they are read again."""
 
     files: CgroupFiles
+    skip: frozenset[str] = frozenset()  # files this job's samples need not read
     changing: tuple[tuple[str, str], ...] = ()
     texts: dict[str, str] = field(default_factory=dict)
     max_fds: int = 0
     own_netns: bool = False
+    nested: bool = True  # groups below the job's: list them all (the slow way)
     left: int = 0
 
     def __post_init__(self) -> None:
-        self.changing = self.files.changing
+        self.changing = tuple(pair for pair in self.files.changing if pair[0] not in self.skip)
 
 
 def cgroup_files(cgroup: JobCgroup) -> CgroupFiles:
@@ -124,10 +127,12 @@ def cgroup_files(cgroup: JobCgroup) -> CgroupFiles:
             if ctl in dirs
             for name in names
         )
-        return CgroupFiles("v1", pairs)
+        pids_dir = dirs.get("pids") or sorted(set(dirs.values()))[0]
+        return CgroupFiles("v1", pairs, str(pids_dir))
     path = getattr(cgroup, "path", None)
     if isinstance(path, Path):
-        return CgroupFiles("v2", tuple((name, f"{path}/{name}") for name in V2_FILES))
+        pairs = tuple((name, f"{path}/{name}") for name in V2_FILES)
+        return CgroupFiles("v2", pairs, str(path))
     return CgroupFiles("")
 
 
@@ -211,6 +216,7 @@ def read_snapshot_kept(
         if text is not None:  # gone: the job ended; keep what was read before
             slow.max_fds = parse_max_open_files(text)
         slow.own_netns = has_own_netns(init_pid, procfs)
+        slow.nested = not files.pids_dir or len(walk_groups(Path(files.pids_dir))) > 1
         slow.left = SLOW_EVERY
     slow.left -= 1
     texts = read_files(slow.changing) | slow.texts
@@ -220,11 +226,17 @@ def read_snapshot_kept(
         reading = v2_reading(texts)
     else:
         reading = CgroupReading()
-    procs = _with_max_fds(read_processes(_pids(cgroup), procfs), slow.max_fds)
+    pids = _pids(cgroup) if slow.nested else _listed_pids(files.pids_dir)
+    procs = _with_max_fds(read_processes(pids, procfs), slow.max_fds)
     net = {}
     if slow.own_netns:
         net = parse_net_dev(read_optional(f"{procfs}/{init_pid}/net/dev") or "")
     return Snapshot(time.time_ns(), time.monotonic_ns(), reading, net, procs)
+
+
+def _listed_pids(group: str) -> list[int]:
+    """The pids in `group`'s cgroup.procs (a group with no group below it)."""
+    return sorted(int(pid) for pid in (read_optional(f"{group}/cgroup.procs") or "").split())
 
 
 def _pids(cgroup: JobCgroup) -> list[int]:

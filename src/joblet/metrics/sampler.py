@@ -54,7 +54,9 @@ class JobSampler:
         self._gpu_reader = gpu_reader
         self._cgroup = cgroup
         self._files = cgroup_files(cgroup)
-        self._slow = SlowReads(self._files)
+        # v1's cpu.stat only counts throttling, which needs a CPU quota.
+        unthrottled = self._files.version == "v1" and not limits.max_cpu_percent
+        self._slow = SlowReads(self._files, frozenset({"cpu.stat"}) if unthrottled else frozenset())
         self._init_pid = init_pid
         self._procfs = procfs
         self._publish = publish

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from joblet.api import joblet_pb2 as pb
-from joblet.metrics.reader import SLOW_EVERY
+from joblet.metrics.reader import SLOW_EVERY, cgroup_files
 from joblet.metrics.sampler import JobSampler
 from joblet.resources.devices import block_devices_for
 from joblet.resources.interface import CgroupManager, JobCgroup, Limits
@@ -189,3 +189,28 @@ def test_limits_are_read_again_only_when_due(cgroups: CgroupManager) -> None:
     assert {s.process.maxFDs for s in kept} == {first.process.maxFDs}
     assert kept[-1].process.running + kept[-1].process.sleeping >= 1  # read every time
     assert (again.memory.max, again.process.maxFDs) == (128 * 1024 * 1024, 77)
+
+
+def test_processes_in_a_group_below_the_jobs_are_counted(cgroups: CgroupManager) -> None:
+    """The sampler lists only the job's own group while it has none below
+    it (checked at every slow reading); with one, every group's processes."""
+    limits = Limits()
+    with job(cgroups, limits) as group:
+        pids_dir = Path(cgroup_files(group).pids_dir)
+        below = pids_dir / "below"
+        below.mkdir()
+        proc = subprocess.Popen(
+            ["sh", "-c", f'echo $$ > "{below}/cgroup.procs"; exec sleep 60']
+        )
+        try:
+            deadline = time.monotonic() + 10
+            while not (below / "cgroup.procs").read_text().split():
+                assert time.monotonic() < deadline, "the process did not join"
+                time.sleep(0.01)
+            sample = sampler_for(group, limits, proc.pid).sample()
+        finally:
+            proc.kill()
+            proc.wait()
+            time.sleep(0.1)
+            below.rmdir()
+    assert sample.process.sleeping + sample.process.running >= 1
