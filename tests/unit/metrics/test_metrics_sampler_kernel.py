@@ -199,9 +199,7 @@ def test_processes_in_a_group_below_the_jobs_are_counted(cgroups: CgroupManager)
         pids_dir = Path(cgroup_files(group).pids_dir)
         below = pids_dir / "below"
         below.mkdir()
-        proc = subprocess.Popen(
-            ["sh", "-c", f'echo $$ > "{below}/cgroup.procs"; exec sleep 60']
-        )
+        proc = subprocess.Popen(["sh", "-c", f'echo $$ > "{below}/cgroup.procs"; exec sleep 60'])
         try:
             deadline = time.monotonic() + 10
             while not (below / "cgroup.procs").read_text().split():
