@@ -50,7 +50,8 @@ class LogSink(Protocol):
 
     def delete_logs(self, job_id: str) -> None: ...
 
-    async def flush(self, timeout: float) -> bool: ...
+    async def stored(self, timeout: float) -> bool:
+        """Whether everything queued so far was acknowledged within `timeout`."""
 
 
 class LogHistory(Protocol):
@@ -208,7 +209,7 @@ class JobLogs:
         if self.before_finish is not None:
             await self.before_finish(job_id)
         sink.job_finished(job_id)
-        if not await sink.flush(FLUSH_TIMEOUT_S):
+        if not await sink.stored(FLUSH_TIMEOUT_S):
             log.warning("persist did not confirm the log of job %s; keeping it locally", job_id)
         elif sink.dropped_bytes != dropped:
             log.warning("part of job %s's log missed persist; keeping it locally", job_id)

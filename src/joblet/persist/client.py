@@ -68,6 +68,7 @@ class PersistClient:
         self._wakeup = asyncio.Event()
         self._empty = asyncio.Event()
         self._empty.set()
+        self._progress = asyncio.Event()  # set at every acknowledgement
         self._room = asyncio.Event()  # set while `has_room`
         self._room.set()
         self._group: asyncio.TaskGroup | None = None
@@ -106,6 +107,21 @@ class PersistClient:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._empty.wait(), timeout)
         return self._empty.is_set()
+
+    async def stored(self, timeout: float) -> bool:
+        """Wait until everything queued so far is acknowledged; what is
+        queued later is not waited for, so other jobs' steady stream (every
+        tick's samples) cannot hold the caller. False on timeout."""
+        target = self._seq
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while self._holds_through(target):
+                    self._progress.clear()
+                    await self._progress.wait()
+        return not self._holds_through(target)
+
+    def _holds_through(self, seq: int) -> bool:
+        return bool(self._queue) and self._queue[0].seq <= seq
 
     def send_logs(self, job_id: str, records: Sequence[Framed]) -> None:
         """Queue the records as one frame (their output is copied now)."""
@@ -201,6 +217,7 @@ class PersistClient:
             frame = self._queue.popleft()
             self.buffered_bytes -= len(frame.data)
             self._sent -= 1
+        self._progress.set()
         if not self._queue:
             self._empty.set()
         if self.has_room():

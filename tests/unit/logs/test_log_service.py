@@ -43,7 +43,7 @@ class RecordingSink:
         self.log_deletes += 1
         self.records = []
 
-    async def flush(self, timeout: float) -> bool:
+    async def stored(self, timeout: float) -> bool:
         return True
 
 

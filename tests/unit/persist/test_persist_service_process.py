@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -297,3 +298,39 @@ async def test_metrics_segments_roll_on_their_own_longer_time(tmp_path: Path) ->
         assert not (tmp_path / "metrics" / "job-1" / "index.json").exists()
     finally:
         persist.kill(signal.SIGTERM)
+
+
+async def test_stored_waits_for_what_was_queued_not_for_what_comes_later(
+    persist: PersistProcess,
+) -> None:
+    """A finished job's log copy waits for its own frames only: with other
+    jobs' samples streaming in behind it, a wait for an empty queue (flush)
+    could last until its timeout, and the log was then kept locally."""
+    async with PersistClient(persist.ipc) as client:
+        assert await client.flush(10)
+        os.kill(persist.proc.pid, signal.SIGSTOP)  # nothing is acknowledged meanwhile
+        try:
+            client.send_logs("job-1", _batch(1, 0))
+            waiting = asyncio.ensure_future(client.stored(20))
+            for t in range(20):
+                client.send_metric("job-2", t, b"later")
+            await asyncio.sleep(0.2)
+            assert not waiting.done()
+        finally:
+            os.kill(persist.proc.pid, signal.SIGCONT)
+        stop_streaming = asyncio.Event()
+
+        async def stream() -> None:  # other jobs' samples, without a pause
+            t = 100
+            while not stop_streaming.is_set():
+                for _ in range(20):
+                    t += 1
+                    client.send_metric("job-2", t, b"later")
+                await asyncio.sleep(0.001)
+
+        streaming = asyncio.ensure_future(stream())
+        try:
+            assert await asyncio.wait_for(waiting, 20)
+        finally:
+            stop_streaming.set()
+            await streaming
