@@ -90,13 +90,9 @@ def v1_limit_writes(limits: Limits, parent_cpus: str, parent_mems: str) -> tuple
             LimitWrite("memory", "memory.limit_in_bytes", mem),
             LimitWrite("memory", "memory.memsw.limit_in_bytes", mem, required=False),
         ]
-    # Recent kernels (6.18 here) count a v1 group's IO in blkio.throttle.*
-    # only for directions that have a throttle rule: with no limit asked,
-    # the rule is one that never throttles, so the job's IO metrics count.
-    bps = limits.max_io_bps if limits.max_io_bps > 0 else V1_COUNT_ONLY_BPS
-    if limits.io_devices:
+    if limits.max_io_bps > 0:
         for dev in limits.io_devices:
-            line = f"{dev} {bps}"
+            line = f"{dev} {limits.max_io_bps}"
             writes += [
                 LimitWrite("blkio", "blkio.throttle.read_bps_device", line),
                 LimitWrite("blkio", "blkio.throttle.write_bps_device", line),
@@ -104,6 +100,21 @@ def v1_limit_writes(limits: Limits, parent_cpus: str, parent_mems: str) -> tuple
     if limits.max_pids > 0:
         writes.append(LimitWrite("pids", "pids.max", str(limits.max_pids)))
     return tuple(writes)
+
+
+def v1_counting_writes(limits: Limits) -> tuple[LimitWrite, ...]:
+    """Rules that never throttle, on the jobs' disks when no IO limit is
+    asked: recent kernels (6.18 here) count a v1 group's IO in
+    blkio.throttle.* only for a direction that has a rule, so without them
+    a job's IO metrics stay 0. Best effort: a refused rule costs the
+    figures, never the job."""
+    if limits.max_io_bps > 0:
+        return ()
+    return tuple(
+        LimitWrite("blkio", filename, f"{dev} {V1_COUNT_ONLY_BPS}")
+        for dev in limits.io_devices
+        for filename in ("blkio.throttle.read_bps_device", "blkio.throttle.write_bps_device")
+    )
 
 
 def has_limits(limits: Limits) -> bool:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -13,8 +14,10 @@ from joblet.resources._names import job_dir_name, job_ids_under, parent_path
 from joblet.resources.detect import V1_REQUIRED
 from joblet.resources.device_rules import v1_writes
 from joblet.resources.interface import CgroupStats, Limits
-from joblet.resources.limits import v1_limit_writes
+from joblet.resources.limits import v1_counting_writes, v1_limit_writes
 from joblet.resources.stats import parse_flat_keyed, v1_stats
+
+log = logging.getLogger(__name__)
 
 _STAT_FILES = {
     "cpu": ("cpu.stat",),
@@ -151,6 +154,12 @@ class V1CgroupManager:
                 target = job.dirs[w.controller] / w.filename
                 if w.required or self._offered(w.controller, w.filename, target):
                     _fs.write_value(target, w.value)
+            for w in v1_counting_writes(limits):
+                if w.controller in job.dirs:
+                    try:
+                        _fs.write_value(job.dirs[w.controller] / w.filename, w.value)
+                    except IsolationError as exc:
+                        log.debug("job %s: no IO counting rule: %s", job_id, exc)
             if limits.devices and self.device_filter:
                 for filename, value in v1_writes(limits.devices):
                     _fs.write_value(job.dirs["devices"] / filename, value)

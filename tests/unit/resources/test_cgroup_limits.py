@@ -8,6 +8,7 @@ from joblet.resources.limits import (
     LimitWrite,
     cpu_quota_usec,
     has_limits,
+    v1_counting_writes,
     v1_limit_writes,
     v2_limit_writes,
 )
@@ -44,10 +45,14 @@ def test_v1_io_limit_per_device_read_and_write() -> None:
 
 def test_v1_devices_without_io_limit_get_a_rule_that_only_counts() -> None:
     # Without a rule a recent kernel leaves blkio.throttle.* at 0 for the group.
-    writes = v1_limit_writes(Limits(io_devices=("254:0",)), "0", "0")
-    assert [(w.filename, w.value) for w in writes if w.controller == "blkio"] == [
-        ("blkio.throttle.read_bps_device", f"254:0 {2**64 - 2}"),
-        ("blkio.throttle.write_bps_device", f"254:0 {2**64 - 2}"),
+    writes = v1_counting_writes(Limits(io_devices=("254:0",)))
+    assert [(w.controller, w.filename, w.value) for w in writes] == [
+        ("blkio", "blkio.throttle.read_bps_device", f"254:0 {2**64 - 2}"),
+        ("blkio", "blkio.throttle.write_bps_device", f"254:0 {2**64 - 2}"),
+    ]
+    assert v1_counting_writes(Limits(max_io_bps=10, io_devices=("254:0",))) == ()
+    assert not [
+        w for w in v1_limit_writes(Limits(io_devices=("8:0",)), "0", "0") if w.controller == "blkio"
     ]
 
 
