@@ -190,8 +190,9 @@ class Tokens:
         running here), each taken up again: one still running here is held
         (its end written with its token); one that ended here has that end
         written; a claim never started is queued again; one started and
-        unknown here FAILED "node lost"; one the cluster moved on meanwhile
-        is handed to `lost`."""
+        unknown here FAILED "node lost", or queued again if it opted in to a
+        retry on node loss; one the cluster moved on meanwhile is handed to
+        `lost`."""
         for job_id, rec in (await self._queue.owned(live)).items():
             token, state = int(rec.get("token") or 0), rec.get("state", "")
             mine = rec.get("node") == node_id and state in (p.CLAIMED, p.RUNNING)
@@ -202,7 +203,9 @@ class Tokens:
             elif mine and job is not None:
                 end = End(job.status.value, job.end_reason, job.ended_at, job.exit_code)
                 await self._finish(job_id, token, end)
-            elif mine and state == p.CLAIMED:
+            elif mine and (state == p.CLAIMED or rec.get("retry") == "1"):
+                # Never started, or started and gone with the crash (nothing
+                # of it runs here) and opted in to a retry: queued again.
                 await self._queue.give_back(job_id, token)
             elif mine:
                 end = End(JobStatus.FAILED.value, p.NODE_LOST, time.time(), -1)

@@ -35,14 +35,15 @@ class Store:
 
 
 def test_a_restarted_node_takes_each_of_its_placed_jobs_up_again() -> None:
-    def rec(state: str, node: str = ME, token: str = "3") -> dict[str, str]:
-        return {"token": token, "state": state, "node": node, "retry": "0"}
+    def rec(state: str, node: str = ME, token: str = "3", retry: str = "0") -> dict[str, str]:
+        return {"token": token, "state": state, "node": node, "retry": retry}
 
     store = Store({
         "running": rec("RUNNING"),  # restored running here: held again
         "ended": rec("RUNNING"),  # ended here while the daemon was down
         "claimed": rec("CLAIMED"),  # claimed, never started: queued again
         "vanished": rec("RUNNING"),  # started, unknown here now: lost
+        "retried": rec("RUNNING", retry="1"),  # the same, opted in to a retry: queued again
         "moved": rec("FAILED", node=ME, token="4"),  # the janitor decided: killed here
         "other": rec("RUNNING", node="them"),  # another node's: left alone
     })  # fmt: skip
@@ -66,7 +67,7 @@ def test_a_restarted_node_takes_each_of_its_placed_jobs_up_again() -> None:
         ("ended", 3, "COMPLETED", "exit code 0"),
         ("vanished", 3, "FAILED", "node lost"),
     ]
-    assert store.given_back == [("claimed", 3)]
+    assert store.given_back == [("claimed", 3), ("retried", 3)]
     assert killed == ["moved"] and tokens.moved == {"moved": "FAILED"}
     assert tokens._tokens == {"running": 3, "moved": -1}
 
