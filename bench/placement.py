@@ -12,18 +12,25 @@ redis-server with AOF (appendfsync always):
    the processes released together: RunJob/s accepted cluster-wide (first
    send to last answer), then `true` jobs/s completed (first send to last
    end) and each node's share; against the same jobs kept local (stdin: true).
-3. Recovery after kill -9 of node c (lease TTL 3 s): its running jobs FAILED
+3. The accept path alone: N more RunJobs placed on a label no node has (they
+   stay queued, nothing launches): RunJob/s accepted, and the host's CPU per
+   accepted RunJob (clients, daemons, helpers and Redis together, from
+   /proc/stat over the sending window), with the rate that CPU allows on
+   this host's cores at best.
+4. Recovery after kill -9 of node c (lease TTL 3 s): its running jobs FAILED
    "node lost", and its claimed job RUNNING elsewhere, timed from the kill.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import tempfile
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -51,6 +58,7 @@ PREFIX = registry_prefix("bench")
 CALLERS = 50  # per client process, one process per node
 # A job that failed ends the wait too: it is counted (and named) apart.
 FINAL = {"COMPLETED", "FAILED", "STOPPED"}
+NOWHERE = "label=name=nowhere"  # a label no node has: such jobs stay queued
 
 
 def start_redis(tmp: Path) -> subprocess.Popen[bytes]:
@@ -184,6 +192,45 @@ def throughput(
     return accepted, len(every) / done, dict(share), failed
 
 
+def _host_busy_s() -> float:
+    """CPU seconds the host has spent on all its cores, idle and iowait left out."""
+    ticks = [int(n) for n in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+class BusySampler:
+    """The host's busy CPU seconds every 20 ms, with their time.time(), so a
+    window known only afterwards (the clients' first send to last answer)
+    can be cut out of it, leaving out the clients' start and connect."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self.samples.append((time.time(), _host_busy_s()))
+
+    def between(self, start: float, end: float) -> float:
+        self._stop.set()
+        self._thread.join()
+        before = max((s for s in self.samples if s[0] <= start), default=self.samples[0])
+        after = min((s for s in self.samples if s[0] >= end), default=self.samples[-1])
+        return after[1] - before[1]
+
+
+def accept_cost(daemons: dict[str, Daemon], count: int) -> tuple[float, float]:
+    """RunJob/s accepted with nothing launched, and the host's CPU seconds
+    per accepted RunJob over the sending window."""
+    sampler = BusySampler()
+    sent = run_clients(_targets(daemons), count // len(daemons), CALLERS, place=NOWHERE)
+    accepted, start = _accepted_rate(sent)
+    busy = sampler.between(start, max(s.last_answer for s in sent))
+    return accepted, busy / sum(len(s.ids) for s in sent)
+
+
 def recovery(daemons: dict[str, Daemon], store: Store) -> tuple[float, float]:
     victim = daemons["c"]
     lost = node_id(victim)
@@ -205,6 +252,13 @@ def recovery(daemons: dict[str, Daemon], store: Store) -> tuple[float, float]:
     return lost_at, moved_at
 
 
+def _accept_figures(report: Report, accepted: float, cpu_per_accept: float) -> None:
+    cores = len(os.sched_getaffinity(0))
+    report.figures["RunJob/s accepted, 3 nodes, nothing launched"] = accepted
+    report.figures["host CPU per accepted RunJob ms"] = cpu_per_accept * 1000
+    report.baselines[f"RunJob/s that CPU allows on {cores} cores"] = cores / cpu_per_accept
+
+
 def main() -> None:
     args = parse_args(__doc__ or "")
     runs, count = (40, 600) if args.quick else (200, 3000)
@@ -221,6 +275,7 @@ def main() -> None:
         lat = latency(daemons, store, runs)
         accepted, completed, share, failed = throughput(daemons, store, count)
         local_accepted, local_completed = local_throughput(daemons, count)
+        queued_accepted, cpu_per_accept = accept_cost(daemons, count)
         lost_at, moved_at = recovery(daemons, store)
     finally:
         for daemon in daemons.values():
@@ -244,6 +299,7 @@ def main() -> None:
     report.baselines["local true jobs/s completed, 3 nodes"] = local_completed
     report.check("accepted", accepted >= 1500, ">= 1,500 RunJob/s")
     report.check("completed", completed >= 300, ">= 300 true jobs/s")
+    _accept_figures(report, queued_accepted, cpu_per_accept)
     report.figures["kill -9: running jobs FAILED after s"] = lost_at
     report.figures["kill -9: claimed job RUNNING elsewhere after s"] = moved_at
     report.check("recovery", max(lost_at, moved_at) <= TTL_S + 2, f"<= {TTL_S + 2:g} s")

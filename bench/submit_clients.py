@@ -1,13 +1,14 @@
 """RunJob callers in processes of their own, one process per daemon, so no
 client GIL caps what several daemons accept together.
 
-    python bench/submit_clients.py RNX_CONFIG ADDRESS COUNT CALLERS [--local]
+    python bench/submit_clients.py RNX_CONFIG ADDRESS COUNT CALLERS [--local] [--place=SPEC]
 
 A process connects (CHANNELS mTLS channels, a handshake each), prints
 `ready`, waits for a line on stdin, then sends COUNT RunJob of `true` from
 CALLERS grpc.aio callers (`--local`: stdin: true, which keeps a job on the
-daemon asked). Last it prints one JSON line: the ids accepted and, in
-time.time(), its first send and its last answer.
+daemon asked; `--place=SPEC`: RunJobRequest.place). Last it prints one
+JSON line: the ids accepted and, in time.time(), its first send and its last
+answer.
 `run_clients` starts one such process per daemon and releases them together.
 """
 
@@ -46,7 +47,9 @@ def credentials(rnx_config: Path) -> grpc.ChannelCredentials:
     )
 
 
-async def _send(rnx_config: Path, address: str, count: int, callers: int, local: bool) -> Sent:
+async def _send(
+    rnx_config: Path, address: str, count: int, callers: int, request: pb.RunJobRequest
+) -> Sent:
     creds = credentials(rnx_config)
     channels = [grpc.aio.secure_channel(address, creds) for _ in range(CHANNELS)]
     stubs = [pb_grpc.JobServiceStub(ch) for ch in channels]  # type: ignore[no-untyped-call]
@@ -54,7 +57,6 @@ async def _send(rnx_config: Path, address: str, count: int, callers: int, local:
         await stub.ListJobs(pb.EmptyRequest())
     print("ready", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
-    request = pb.RunJobRequest(command="true", stdin=local)
     left, ids = [count], list[str]()
 
     async def caller(stub: pb_grpc.JobServiceStub) -> None:
@@ -71,11 +73,12 @@ async def _send(rnx_config: Path, address: str, count: int, callers: int, local:
 
 
 def run_clients(
-    targets: list[tuple[Path, str]], count: int, callers: int, *, local: bool = False
-) -> list[Sent]:
+    targets: list[tuple[Path, str]], count: int, callers: int, *, local: bool = False,
+    place: str = "",
+) -> list[Sent]:  # fmt: skip
     """`count` RunJobs to each (rnx config, address), one process each,
     released together once all are connected."""
-    argv = [sys.executable, __file__]
+    argv = [sys.executable, __file__, f"--place={place}"]
     procs = [
         subprocess.Popen(
             [*argv, str(config), address, str(count), str(callers), *(["--local"] * local)],
@@ -108,10 +111,11 @@ def run_clients(
 
 
 def main() -> None:
-    config, address, count, callers = sys.argv[1:5]
-    sent = asyncio.run(
-        _send(Path(config), address, int(count), int(callers), "--local" in sys.argv[5:])
-    )
+    flags = [a for a in sys.argv[1:] if a.startswith("--")]
+    config, address, count, callers = [a for a in sys.argv[1:] if not a.startswith("--")]
+    place = next((f.split("=", 1)[1] for f in flags if f.startswith("--place=")), "")
+    request = pb.RunJobRequest(command="true", stdin="--local" in flags, place=place)
+    sent = asyncio.run(_send(Path(config), address, int(count), int(callers), request))
     print(json.dumps(sent.__dict__), flush=True)
 
 

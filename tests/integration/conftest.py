@@ -53,6 +53,7 @@ class RunningDaemon:
     relay: Relay
     env: Mapping[str, str] | None = None
     module: str = "joblet.daemon.main"  # what `python -m` runs as the daemon
+    stopped: bool = False  # ended by the test (an exit otherwise is a crash)
 
     def node(self, name: str = "default") -> dict[str, str]:
         nodes: dict[str, dict[str, str]] = yaml.safe_load(self.rnx_config.read_text())["nodes"]
@@ -83,12 +84,14 @@ class RunningDaemon:
 
     def kill9(self) -> None:
         """SIGKILL the daemon process alone (helpers follow it; the launcher stays)."""
+        self.stopped = True
         self.proc.kill()
         self.proc.wait()
 
     def restart(self) -> None:
         """Start `joblet serve` again on the same root, config and namespace."""
         self.proc = _serve(self.world, self.config_path, self.log_path, self.env, self.module)
+        self.stopped = False
         self.wait_listening()
 
     def wait_listening(self) -> None:
@@ -119,6 +122,7 @@ class RunningDaemon:
         `joblet.stopJobsOnShutdown`, which stops them first) its launcher,
         bridges and cgroups go; running jobs stay with the launcher for the
         next start. Files under the root stay."""
+        self.stopped = True
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=30)
 
@@ -126,6 +130,11 @@ class RunningDaemon:
         """Daemon, launcher, leftover job processes and cgroups, relay, then
         the namespace with whatever network the daemon made in it. Safe to
         call twice."""
+        if self.proc.poll() is not None and not self.stopped:
+            # A daemon that died on its own says nothing in its log: say how.
+            with self.log_path.open("a") as log:
+                log.write(f"\n[test harness] the daemon had exited with {self.proc.returncode}\n")
+        self.stopped = True
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:

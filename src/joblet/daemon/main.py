@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import logging
 import sys
 from collections.abc import Sequence
@@ -396,6 +397,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     )
     from joblet.runtimes.config import load_runtime_config
 
+    # A crash in a C extension (gRPC core, protobuf) prints the Python stacks
+    # to the log instead of ending the daemon without a word.
+    faulthandler.enable()
     config = load_daemon_config(args.config)
     load_runtime_config(args.config)  # refused here, before anything starts
     asyncio.run(_serve(config, args.config))

@@ -116,6 +116,9 @@ class Tokens:
         self._queue = queue
         self._lost = lost
         self._tokens: dict[str, int] = {}
+        # The newest run's token of each placed job held here, kept after its
+        # end: a late refusal of an earlier run's end must not overrule it.
+        self._newest: dict[str, int] = {}
         self.retryable: set[str] = set()
         self.fenced: set[str] = set()  # killed by the fence: queued again, not ended
         self.moved: dict[str, str] = {}  # moved on by the cluster: its state there
@@ -124,6 +127,7 @@ class Tokens:
 
     def hold(self, job_id: str, token: int, retry: bool) -> None:
         self._tokens[job_id] = token
+        self._newest[job_id] = max(token, self._newest.get(job_id, 0))
         if retry:
             self.retryable.add(job_id)
             if self.on_retryable is not None:
@@ -155,7 +159,7 @@ class Tokens:
         task.add_done_callback(self._tasks.discard)
 
     def deleted(self, job_id: str) -> None:
-        pass
+        self._newest.pop(job_id, None)
 
     def push(self) -> None:
         pass
@@ -289,7 +293,9 @@ class Tokens:
             with contextlib.suppress(StateBackendError):
                 decided = (await self._queue.state(job_id)).get("state", "")
             await self._note(job_id, end.note(decided or "moved on", killed=False))
-            if self._lost is not None:  # this node's record follows the cluster's
+            # This node's record follows the cluster's, unless the job was
+            # claimed here again meanwhile: the record is then the newer run's.
+            if self._lost is not None and self._newest.get(job_id, token) <= token:
                 with contextlib.suppress(JobletError):
                     await self._lost(job_id)
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import faulthandler
 import gc
 import json
 import os
@@ -560,6 +561,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.idle_exit < 0:
         parser.error("--idle-exit must be >= 0")
+    faulthandler.enable()  # a crash in a C extension leaves its stacks in the log
     serve(args.socket, args.state_dir, args.idle_exit, args.user_namespace)
 
 

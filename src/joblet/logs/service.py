@@ -190,7 +190,14 @@ class JobLogs:
     def _own(self, job_id: str, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks[job_id] = task
-        task.add_done_callback(lambda _t: self._tasks.pop(job_id, None))
+        task.add_done_callback(lambda done: self._copied(job_id, done))
+
+    def _copied(self, job_id: str, task: asyncio.Future[None]) -> None:
+        # Only its own entry: a job run again under its id (a placed job the
+        # cluster queued again) has a newer copy there, which must stay known
+        # (a delete cancels it; a collect waits for it).
+        if self._tasks.get(job_id) is task:
+            del self._tasks[job_id]
 
     async def _copy(self, job_id: str, sink: LogSink, new_log: bool = False) -> None:
         dropped = sink.dropped_bytes
@@ -218,7 +225,10 @@ class JobLogs:
 
     def _drop_local(self, job_id: str) -> None:
         path = self._log_path(job_id)
-        (path.parent / PERSISTED_MARK).touch()
+        try:
+            (path.parent / PERSISTED_MARK).touch()
+        except FileNotFoundError:  # the job was deleted meanwhile
+            return
         self.hub.forget(job_id)
         with contextlib.suppress(FileNotFoundError):
             path.unlink()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import faulthandler
 import logging
 import os
 import signal
@@ -233,6 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s persist %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    faulthandler.enable()  # a crash in a C extension leaves its stacks in the log
     try:
         asyncio.run(run_until_signal(load_persist_config(args.config)))
     except JobletError as exc:

@@ -98,3 +98,61 @@ def test_a_node_kills_only_what_the_cluster_moved_on() -> None:
     assert killed == ["again", "failed"]
     assert tokens.moved == {"again": "QUEUED", "failed": "FAILED"}
     assert asyncio.run(tokens.verify()) == []  # asked once each
+
+
+class Refusing:
+    """A store whose cluster moved the job on: an end written with a token
+    older than `current` is refused."""
+
+    def __init__(self, current: int) -> None:
+        self.current = current
+        self.finished: list[tuple[int, str]] = []
+        self.notes: list[str] = []
+
+    async def finish(self, job_id: str, token: int, state: str, reason: str) -> bool:
+        self.finished.append((token, state))
+        return token >= self.current
+
+    async def state(self, job_id: str) -> dict[str, str]:
+        return {"state": "RUNNING", "node": ME, "token": str(self.current)}
+
+    async def note(self, job_id: str, text: str) -> None:
+        self.notes.append(text)
+
+
+def _earlier_run_ends(claimed_again: bool) -> tuple[Refusing, list[str]]:
+    store, overruled = Refusing(current=15), list[str]()
+
+    async def lost(job_id: str) -> None:
+        overruled.append(job_id)
+
+    async def scenario() -> None:
+        tokens = Tokens(cast("PlacementQueue", store), lost)
+        tokens.hold("job", 13, True)
+        # The earlier run (token 13) ends here: killed before the job runs
+        # here again, or after the cluster moved it on elsewhere.
+        ended = Job("job", JobSpec(command="sleep"), JobStatus.STOPPED, ended_at=1.0,
+                    end_reason="stopped by the cluster, which queued it again")  # fmt: skip
+        tokens.changed(ended)
+        if claimed_again:
+            tokens.hold("job", 15, True)
+        await tokens.close()
+
+    asyncio.run(scenario())
+    return store, overruled
+
+
+def test_an_earlier_runs_refused_end_leaves_the_run_claimed_here_again_alone() -> None:
+    """The earlier run's end is refused (stale token) after the job was
+    claimed here again: the local record is the new run's and stays as it
+    is (overruling it as lost ended the retry FAILED "node lost")."""
+    store, overruled = _earlier_run_ends(claimed_again=True)
+    assert store.finished == [(13, "STOPPED")]
+    assert len(store.notes) == 1  # what really happened, beside the cluster's decision
+    assert overruled == []
+
+
+def test_a_refused_end_makes_the_local_record_follow_the_cluster() -> None:
+    store, overruled = _earlier_run_ends(claimed_again=False)
+    assert store.finished == [(13, "STOPPED")]
+    assert overruled == ["job"]

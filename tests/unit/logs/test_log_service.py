@@ -194,3 +194,33 @@ async def test_held_copies_start_in_batches_and_count_as_copying(tmp_path: Path)
         assert sorted(sink.finished) == jobs[:4]
     finally:
         await logs.close()
+
+
+async def test_a_job_run_again_under_its_id_keeps_its_new_copy_known(tmp_path: Path) -> None:
+    """A placed job the cluster queued again runs here again under its id:
+    the earlier run's copy, cancelled by that run's delete, ends after the
+    new copy began and must not take the new copy's entry with it (a later
+    delete would then miss the new copy, and its end would mark the next
+    run's log as stored and remove it)."""
+    path = tmp_path / "output.log"
+    path.touch()
+    hub = LogHub()
+    hub.start()
+    sink = RecordingSink()
+    logs = JobLogs(hub, lambda _job: path, sink=sink)
+    try:
+        hub.track(JOB, path)
+        logs.start_copy(JOB, new_log=True)
+        await asyncio.sleep(0.02)
+        logs.delete(JOB)  # the earlier run goes, then the new one starts
+        hub.track(JOB, path)
+        logs.start_copy(JOB, new_log=True)
+        await asyncio.sleep(0.05)  # the cancelled copy has ended by now
+        assert logs.copying(JOB)
+        logs.delete(JOB)
+        await asyncio.sleep(0.05)
+        assert not logs.copying(JOB)
+        assert sink.finished == []  # cancelled, not left to finish on its own
+        assert path.exists()
+    finally:
+        await logs.close()
