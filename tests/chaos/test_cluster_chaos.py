@@ -137,7 +137,12 @@ def test_rounds_of_crashes_partitions_and_hangs_lose_and_repeat_nothing(
             finally:
                 _recover(split, kind, victim)
         # every retry runs on its node once back, and ends
-        split.wait_states(retried, {"COMPLETED"}, timeout=120)
+        try:
+            split.wait_states(retried, {"COMPLETED"}, timeout=120)
+        except AssertionError:
+            records = zip(retried, split.records(retried), strict=True)
+            left = {j: r for j, r in records if r.get("state") != "COMPLETED"}
+            raise AssertionError(f"retried jobs that did not complete: {left}") from None
     assert {r["reason"] for r in split.records(pinned)} == {p.NODE_LOST}
     assert copies.most and max(copies.most.values()) == 1, copies.most
     states = split.wait_states(load.ids, {"COMPLETED", "FAILED"}, timeout=300)

@@ -111,10 +111,14 @@ class Tokens:
     still running here is killed, and its end here becomes the cluster's."""
 
     def __init__(
-        self, queue: PlacementQueue, lost: Callable[[str], Awaitable[None]] | None = None
+        self,
+        queue: PlacementQueue,
+        lost: Callable[[str], Awaitable[None]] | None = None,
+        clear: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self._queue = queue
         self._lost = lost
+        self._clear = clear  # whatever a run of the job left here goes (see adopt)
         self._tokens: dict[str, int] = {}
         # The newest run's token of each placed job held here, kept after its
         # end: a late refusal of an earlier run's end must not overrule it.
@@ -196,7 +200,9 @@ class Tokens:
         written; a claim never started is queued again; one started and
         unknown here FAILED "node lost", or queued again if it opted in to a
         retry on node loss; one the cluster moved on meanwhile is handed to
-        `lost`."""
+        `lost`. A job unknown here may still have a run here that its record
+        missed (the crash came before the record was stored): `clear` ends it
+        first, so a retry elsewhere never overlaps it."""
         for job_id, rec in (await self._queue.owned(live)).items():
             token, state = int(rec.get("token") or 0), rec.get("state", "")
             mine = rec.get("node") == node_id and state in (p.CLAIMED, p.RUNNING)
@@ -207,13 +213,16 @@ class Tokens:
             elif mine and job is not None:
                 end = End(job.status.value, job.end_reason, job.ended_at, job.exit_code)
                 await self._finish(job_id, token, end)
-            elif mine and (state == p.CLAIMED or rec.get("retry") == "1"):
-                # Never started, or started and gone with the crash (nothing
-                # of it runs here) and opted in to a retry: queued again.
-                await self._queue.give_back(job_id, token)
             elif mine:
-                end = End(JobStatus.FAILED.value, p.NODE_LOST, time.time(), -1)
-                await self._finish(job_id, token, end)
+                if self._clear is not None:
+                    await self._clear(job_id)
+                if state == p.CLAIMED or rec.get("retry") == "1":
+                    # Never started, or started and gone with the crash (nothing
+                    # of it runs here now) and opted in to a retry: queued again.
+                    await self._queue.give_back(job_id, token)
+                else:
+                    end = End(JobStatus.FAILED.value, p.NODE_LOST, time.time(), -1)
+                    await self._finish(job_id, token, end)
             elif running:  # moved on while this node was down: its copy here goes
                 self._tokens[job_id] = -1
                 self.moved[job_id] = state
@@ -647,7 +656,7 @@ async def placing(
     check_store(cluster, state)
     prefix = registry_prefix(cluster.name)
     queue = PlacementQueue.open(state.redis, prefix, node_id)
-    tokens = Tokens(queue, lost)
+    tokens = Tokens(queue, lost, clear=settle)
     if local is not None:  # this node's jobs (find, snapshot): a restart takes its own up
         find, snapshot = local
         try:

@@ -68,6 +68,7 @@ from joblet.jobs.workspace import LOG_FILE
 from joblet.logs.filters import LogFilter
 from joblet.logs.reader import ChunkHead
 from joblet.logs.service import JobLogs
+from joblet.resources.cleanup import clear_job_group
 from joblet.resources.interface import CgroupManager
 from joblet.retention.collected import CollectedIds, JobCollected
 from joblet.runtimes.seams import BuildPlan, RuntimeResolver
@@ -114,6 +115,7 @@ class JobManager:
         self._closing = False  # shutting down: start nothing new
         self.gpus = gpus
         self._config = config
+        self._cgroups = cgroups
         self._pid_limits: host_limits.PidLimits | None = None  # read at the first job
         self._workspaces = workspaces or plain_store(config.layout)
         self._networks = networks
@@ -488,25 +490,35 @@ class JobManager:
         """Before a job runs again here under its id (a placed job the
         cluster queued again): its earlier run here ends first, killed if it
         still runs, and its cgroup is gone, then its record is deleted. Two
-        runs never overlap, and each end is the run's own."""
+        runs never overlap, and each end is the run's own. A run this daemon
+        has no record of (its record was lost with a crash before the state
+        helper stored it) may still have left processes, a cgroup and a
+        directory here: they go too."""
         job = self._registry.find(job_id)
         if job is None:
-            return
-        async with asyncio.timeout(timeout):
-            if not job.status.is_final:
-                with contextlib.suppress(JobletError):
-                    await self.stop(job_id, caller, signal.SIGKILL, 0.0)
-                await self.wait_final(job_id)
-            rt = self._runtime.get(job_id)
-            if rt is not None and rt.cleanup is not None:
-                await asyncio.shield(rt.cleanup)
-        with contextlib.suppress(NotFound):  # deleted meanwhile
-            await self.delete(job_id)
+            await asyncio.to_thread(self._clear_unrecorded_run, job_id)
+            await self._remove_dir(job_id)
+        else:
+            async with asyncio.timeout(timeout):
+                if not job.status.is_final:
+                    with contextlib.suppress(JobletError):
+                        await self.stop(job_id, caller, signal.SIGKILL, 0.0)
+                    await self.wait_final(job_id)
+                rt = self._runtime.get(job_id)
+                if rt is not None and rt.cleanup is not None:
+                    await asyncio.shield(rt.cleanup)
+            with contextlib.suppress(NotFound):  # deleted meanwhile
+                await self.delete(job_id)
         if self._networks is not None:
             try:
                 await asyncio.to_thread(self._networks.drop_links_of, job_id)
             except OSError as exc:  # its launch then says what is in the way
                 log.warning("job %s: its earlier run's veth not removed: %s", job_id, exc)
+
+    def _clear_unrecorded_run(self, job_id: str) -> None:
+        if clear_job_group(self._cgroups, job_id):
+            log.warning("job %s: an earlier run here without a record left a cgroup: its"
+                        " processes were killed and the group removed", job_id)  # fmt: skip
 
     async def _past_initializing(self, job_id: str) -> Job:
         """A job being set up (or launched) has no state a stop can act on:

@@ -38,6 +38,18 @@ def cleanup_leftovers(manager: CgroupManager) -> list[str]:
     return cleaned
 
 
+def clear_job_group(manager: CgroupManager, job_id: str) -> bool:
+    """Kill whatever runs in the job's group and remove it, before the job
+    runs again under its id (its group is made anew; one left would refuse
+    that with EEXIST). False when it had none."""
+    job = manager.open(job_id)
+    if job is None:
+        return False
+    job.kill_all()
+    job.remove()
+    return True
+
+
 def remove_own(manager: CgroupManager, is_own: IsOwn) -> Removal:
     """Kill and remove the job groups `is_own` accepts, then the daemon's parent
     in every hierarchy; a group of someone else keeps the parent, untouched."""

@@ -14,7 +14,7 @@ from cgroup_helpers import pid_gone, spawn_in
 
 from joblet.errors import IsolationError
 from joblet.resources import _fs
-from joblet.resources.cleanup import cleanup_leftovers, remove_own
+from joblet.resources.cleanup import cleanup_leftovers, clear_job_group, remove_own
 from joblet.resources.detect import create_cgroup_manager
 from joblet.resources.devices import block_devices_for
 from joblet.resources.interface import CgroupManager, JobCgroup, Limits
@@ -235,6 +235,29 @@ def test_leftovers_are_found_and_cleaned_by_a_new_manager(manager: CgroupManager
     assert _fs.wait_for(lambda: all(pid_gone(p) for p in sleepers), 5.0)
     assert restarted.leftover_job_ids() == []
     assert restarted.open(ids[0]) is None
+
+
+def test_a_job_run_again_under_its_id_first_clears_what_an_unrecorded_run_left(
+    manager: CgroupManager,
+) -> None:
+    """A placed job claimed again by a node whose record of an earlier run
+    of it was lost (a crash before the state helper stored it): that run's
+    group, with a process still in it, would be the new run's group too."""
+    job_id = new_id()
+    earlier = manager.create(job_id, Limits())
+    sleeper = spawn_in(earlier, "sleep", "60")
+    try:
+        assert _fs.wait_for(lambda: sleeper.pid in earlier.pids(), 5.0)
+        assert clear_job_group(manager, job_id)
+        assert job_id not in manager.leftover_job_ids()
+        sleeper.wait(timeout=5)
+        again = manager.create(job_id, Limits())
+        assert again.pids() == []
+        again.remove()
+        assert not clear_job_group(manager, job_id)  # nothing left: nothing done
+    finally:
+        sleeper.kill()
+        sleeper.wait()
 
 
 def parent_groups(manager: CgroupManager) -> list[Path]:

@@ -55,11 +55,15 @@ def test_a_restarted_node_takes_each_of_its_placed_jobs_up_again() -> None:
         "other": Job("other", spec, JobStatus.COMPLETED),
     }
     killed: list[str] = []
+    cleared: list[str] = []
 
     async def lost(job_id: str) -> None:
         killed.append(job_id)
 
-    tokens = Tokens(cast("PlacementQueue", store), lost)
+    async def clear(job_id: str) -> None:
+        cleared.append(job_id)
+
+    tokens = Tokens(cast("PlacementQueue", store), lost, clear)
     running = [j for j, job in local.items() if not job.status.is_final]
     asyncio.run(tokens.adopt(ME, local.get, running))
     assert store.asked == ["moved", "running"]
@@ -69,6 +73,9 @@ def test_a_restarted_node_takes_each_of_its_placed_jobs_up_again() -> None:
     ]
     assert store.given_back == [("claimed", 3), ("retried", 3)]
     assert killed == ["moved"] and tokens.moved == {"moved": "FAILED"}
+    # Each of its own jobs it has no record of: whatever a run of it left
+    # here (its record lost with the crash) goes before the cluster hears.
+    assert cleared == ["claimed", "vanished", "retried"]
     assert tokens._tokens == {"running": 3, "moved": -1}
 
 
