@@ -132,6 +132,10 @@ class Tokens:
     def hold(self, job_id: str, token: int, retry: bool) -> None:
         self._tokens[job_id] = token
         self._newest[job_id] = max(token, self._newest.get(job_id, 0))
+        # A new run: what was decided of an earlier run here (ended before
+        # this one starts) is not this run's.
+        self.moved.pop(job_id, None)
+        self.fenced.discard(job_id)
         if retry:
             self.retryable.add(job_id)
             if self.on_retryable is not None:
@@ -242,10 +246,12 @@ class Tokens:
         if not held:
             return []
         now = await self._queue.current(held)
-        # A record gone from the store (lost with it) is no decision: left running.
+        # A record gone from the store (lost with it) is no decision: left
+        # running. Only a run still held as asked about: one that ended
+        # meanwhile, or gave way to a newer run here, is not moved on.
         moved = sorted(
             i for i, (token, state) in now.items()
-            if i in self._tokens and state and token != held[i]
+            if self._tokens.get(i) == held[i] and state and token != held[i]
         )  # fmt: skip
         for job_id in moved:
             self.moved[job_id] = now[job_id][1]

@@ -112,16 +112,16 @@ class Refusing:
     older than `current` is refused."""
 
     def __init__(self, current: int) -> None:
-        self.current = current
+        self.newest = current
         self.finished: list[tuple[int, str]] = []
         self.notes: list[str] = []
 
     async def finish(self, job_id: str, token: int, state: str, reason: str) -> bool:
         self.finished.append((token, state))
-        return token >= self.current
+        return token >= self.newest
 
     async def state(self, job_id: str) -> dict[str, str]:
-        return {"state": "RUNNING", "node": ME, "token": str(self.current)}
+        return {"state": "RUNNING", "node": ME, "token": str(self.newest)}
 
     async def note(self, job_id: str, text: str) -> None:
         self.notes.append(text)
@@ -163,3 +163,43 @@ def test_a_refused_end_makes_the_local_record_follow_the_cluster() -> None:
     store, overruled = _earlier_run_ends(claimed_again=False)
     assert store.finished == [(13, "STOPPED")]
     assert overruled == ["job"]
+
+
+class ClaimedHereAgain(Refusing):
+    """Asked which held runs the cluster moved on, it answers after the job
+    was claimed here again (token 3) and its earlier run (token 1) ended."""
+
+    def __init__(self) -> None:
+        super().__init__(current=3)
+        self.tokens: Tokens | None = None
+
+    async def current(self, held: dict[str, int]) -> dict[str, tuple[int, str]]:
+        assert self.tokens is not None and held == {"job": 1}
+        self.tokens.hold("job", 3, True)  # the new run, held while the question was out
+        return {"job": (3, "CLAIMED")}
+
+
+def test_a_run_that_gave_way_to_a_newer_run_here_is_not_moved_on() -> None:
+    """The fence's question raced the job's new claim here: the answer is
+    about the earlier run, not the new one, which ends with its own token
+    (taken as moved on, the new run's end became a note and the job stayed
+    RUNNING in the cluster for good)."""
+    store, overruled = ClaimedHereAgain(), list[str]()
+
+    async def lost(job_id: str) -> None:
+        overruled.append(job_id)
+
+    async def scenario() -> list[str]:
+        tokens = Tokens(cast("PlacementQueue", store), lost)
+        store.tokens = tokens
+        tokens.hold("job", 1, True)
+        moved = await tokens.verify()
+        ended = Job("job", JobSpec(command="sleep"), JobStatus.COMPLETED, ended_at=2.0,
+                    end_reason="exit code 0")  # fmt: skip
+        tokens.changed(ended)
+        await tokens.close()
+        return moved
+
+    assert asyncio.run(scenario()) == []
+    assert overruled == []
+    assert store.finished == [(3, "COMPLETED")] and store.notes == []
