@@ -84,6 +84,9 @@ async def _watch_builds(manager: Any, top: Path) -> None:
             except JobletError as exc:
                 (builds / f"{stem}.error").write_text(f"{exc.code.name}: {exc}")
                 continue
+            except Exception as exc:  # said to the test, never the end of this watch
+                (builds / f"{stem}.error").write_text(f"{type(exc).__name__}: {exc}")
+                continue
             (builds / f"{stem}.job").write_text(job.id)
             asyncio.get_running_loop().create_task(_record_final(manager, job.id, builds / stem))
         await asyncio.sleep(0.05)

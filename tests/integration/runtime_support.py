@@ -47,3 +47,14 @@ def launch_runtime_daemon(tmp: Path, top: Path, **sections: Any) -> RunningDaemo
 def events(top: Path) -> list[list[str]]:
     path = top / "events.log"
     return [line.split() for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def write_plan(top: Path, name: str, plan: dict[str, Any]) -> None:
+    """A build plan for runtime_daemon's watch, whole or not at all (the
+    watch may read it at any moment: a half-written plan was a test's
+    build that never started)."""
+    builds = top / "builds"
+    builds.mkdir(parents=True, exist_ok=True)
+    draft = builds / f"{name}.draft"
+    draft.write_text(json.dumps(plan))
+    draft.rename(builds / f"{name}.plan.json")

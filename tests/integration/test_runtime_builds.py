@@ -3,7 +3,6 @@ the old daemon, so the new one ends it instead of following or rerunning it."""
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 
 from .conftest import ROOT_NEEDED, wait_status
 from .jobs_support import FINAL
-from .runtime_support import launch_runtime_daemon
+from .runtime_support import launch_runtime_daemon, write_plan
 
 pytestmark = pytest.mark.integration
 
@@ -29,8 +28,7 @@ def test_a_build_running_at_a_restart_is_stopped(tmp_path: Path) -> None:
         (src / "build.sh").write_text("echo started; sleep 600\n")
         plan = {"runtime_name": "slow", "source_dir": str(src), "staging_dir": str(staging),
                 "script": "build.sh", "timeout_s": 600, "max_memory_mb": 128}  # fmt: skip
-        (top / "builds").mkdir(parents=True, exist_ok=True)
-        (top / "builds" / "slow.plan.json").write_text(json.dumps(plan))
+        write_plan(top, "slow", plan)
         job_file = top / "builds" / "slow.job"
         deadline = time.monotonic() + 30
         while not job_file.exists():

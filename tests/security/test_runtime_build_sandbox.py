@@ -6,7 +6,6 @@ nothing a build mounted or wrote outside its staging dir is left."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import socket
 import time
@@ -20,7 +19,7 @@ import pytest
 from integration.conftest import ROOT_NEEDED, RunningDaemon
 from integration.jobs_support import logs
 from integration.netns import in_netns
-from integration.runtime_support import launch_runtime_daemon
+from integration.runtime_support import launch_runtime_daemon, write_plan
 
 from joblet.api import joblet_pb2 as pb
 
@@ -49,7 +48,7 @@ class Sandbox:
                   "script": "build.sh", "timeout_s": 60, "max_memory_mb": 256,
                   "scratch_bytes": 64 << 20, **plan}  # fmt: skip
         builds = self.top / "builds"
-        (builds / f"{name}.plan.json").write_text(json.dumps(fields))
+        write_plan(self.top, name, fields)
         final = builds / f"{name}.final"
         deadline = time.monotonic() + 120
         while not final.exists():
