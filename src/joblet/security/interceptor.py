@@ -33,7 +33,7 @@ import contextvars
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from typing import Any, NoReturn, Protocol
+from typing import Any, NoReturn, Protocol, cast
 
 import grpc
 import grpc.aio
@@ -383,27 +383,46 @@ def _audited(
 Told = Callable[[Any, Context, Any, "BaseException | None"], None]
 
 
+class PeerKept:
+    """A call's context whose peer was read when the call began. A client's
+    cancel may free the call under its context, and reading the peer from
+    gRPC's core after that (for the audit line) crashed the daemon with a
+    segfault; everything else is the context's own."""
+
+    def __init__(self, context: Context) -> None:
+        self._context = context
+        self._peer = context.peer()
+
+    def peer(self) -> str:
+        return self._peer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+
 def _audited_stream(behaviour: Behaviour, told: Told) -> Behaviour:
     async def audited(request: Any, context: Context) -> AsyncIterator[Any]:
+        kept = cast("Context", PeerKept(context))
         try:
             async for response in behaviour(request, context):
                 yield response
         except BaseException as exc:  # GeneratorExit too: the client went away
-            told(request, context, None, exc)
+            told(request, kept, None, exc)
             raise
-        told(request, context, None, None)
+        told(request, kept, None, None)
 
     return audited
 
 
 def _audited_coroutine(behaviour: Behaviour, told: Told) -> Behaviour:
     async def audited(request: Any, context: Context) -> Any:
+        kept = cast("Context", PeerKept(context))
         try:
             response = await behaviour(request, context)
         except BaseException as exc:
-            told(request, context, None, exc)
+            told(request, kept, None, exc)
             raise
-        told(request, context, response, None)
+        told(request, kept, response, None)
         return response
 
     return audited
@@ -412,14 +431,15 @@ def _audited_coroutine(behaviour: Behaviour, told: Told) -> Behaviour:
 def _audited_plain(behaviour: Behaviour, told: Told) -> Behaviour:
     # A plain function runs in a thread (see _guard_sync): so does its record.
     def audited(request: Any, context: Context) -> Any:
+        kept = cast("Context", PeerKept(context))
         try:
             result = behaviour(request, context)
             if inspect.isgenerator(result):
                 result = list(result)  # the generated bases never stream: they fail at once
         except BaseException as exc:
-            told(request, context, None, exc)
+            told(request, kept, None, exc)
             raise
-        told(request, context, result, None)
+        told(request, kept, result, None)
         return result
 
     return audited

@@ -89,3 +89,36 @@ async def test_every_handler_kind_is_recorded_with_its_outcome(pki: Pki, tmp_pat
         ("gus", "guest", "GetJobLogs", "PERMISSION_DENIED"),  # the OU as the certificate says
     ]
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+class EndingContext:
+    """A servicer context whose call gRPC frees once the client cancels:
+    reading its peer then is what crashed the daemon (here: an error)."""
+
+    def __init__(self) -> None:
+        self.gone = False
+
+    def peer(self) -> str:
+        if self.gone:
+            raise AssertionError("the peer was read after the call was freed")
+        return "ipv4:127.0.0.1:5000"
+
+
+async def test_a_cancelled_stream_is_recorded_with_the_peer_read_at_its_start() -> None:
+    from joblet.security.interceptor import _audited_stream
+
+    told: list[tuple[str, str]] = []
+
+    async def behaviour(request: Any, context: Any) -> Any:
+        yield b"first"
+        yield b"never"
+
+    def tell(request: Any, context: Any, response: Any, error: BaseException | None) -> None:
+        told.append((context.peer(), type(error).__name__))
+
+    context = EndingContext()
+    stream = _audited_stream(behaviour, tell)(b"x", context)
+    assert await anext(stream) == b"first"
+    context.gone = True  # the client cancelled; gRPC freed the call
+    await stream.aclose()  # GeneratorExit: recorded as CANCELLED
+    assert told == [("ipv4:127.0.0.1:5000", "GeneratorExit")]
