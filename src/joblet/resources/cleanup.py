@@ -27,15 +27,7 @@ def own_jobs(jobs_dir: Path) -> IsOwn:
 
 def cleanup_leftovers(manager: CgroupManager) -> list[str]:
     """kill_all and remove every job group under the daemon's parent; the ids."""
-    cleaned: list[str] = []
-    for job_id in manager.leftover_job_ids():
-        job = manager.open(job_id)
-        if job is None:
-            continue
-        job.kill_all()
-        job.remove()
-        cleaned.append(job_id)
-    return cleaned
+    return [job_id for job_id in manager.leftover_job_ids() if clear_job_group(manager, job_id)]
 
 
 def clear_job_group(manager: CgroupManager, job_id: str) -> bool:
@@ -59,12 +51,8 @@ def remove_own(manager: CgroupManager, is_own: IsOwn) -> Removal:
         if not is_own(job_id):
             foreign.append(job_id)
             continue
-        job = manager.open(job_id)
-        if job is None:
-            continue
-        job.kill_all()
-        job.remove()
-        removed.append(job_id)
+        if clear_job_group(manager, job_id):
+            removed.append(job_id)
     if not foreign:
         manager.remove_parent()
     return Removal(removed, foreign)

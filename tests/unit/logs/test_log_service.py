@@ -52,6 +52,16 @@ def _append(path: Path, stream: Stream, ts: int, data: bytes) -> None:
         f.write(encode_record(stream, ts, data))
 
 
+def _copying(tmp_path: Path) -> tuple[Path, LogHub, RecordingSink, JobLogs]:
+    """An empty log, its hub started, and JobLogs copying it to a RecordingSink."""
+    path = tmp_path / "output.log"
+    path.touch()
+    hub = LogHub()
+    hub.start()
+    sink = RecordingSink()
+    return path, hub, sink, JobLogs(hub, lambda _job: path, sink=sink)
+
+
 async def _collect(logs: JobLogs, log_filter: LogFilter) -> bytes:
     return b"".join([chunk async for chunk in logs.read(JOB, log_filter)])
 
@@ -71,12 +81,7 @@ async def test_history_with_tail_and_stream_filter(tmp_path: Path) -> None:
 
 
 async def test_live_followers_and_the_copy_get_everything_once(tmp_path: Path) -> None:
-    path = tmp_path / "output.log"
-    path.touch()
-    hub = LogHub()
-    hub.start()
-    sink = RecordingSink()
-    logs = JobLogs(hub, lambda _job: path, sink=sink)
+    path, hub, sink, logs = _copying(tmp_path)
     try:
         _append(path, Stream.STDOUT, 1, b"old1\nold2\n")
         hub.track(JOB, path)
@@ -202,12 +207,7 @@ async def test_a_job_run_again_under_its_id_keeps_its_new_copy_known(tmp_path: P
     new copy began and must not take the new copy's entry with it (a later
     delete would then miss the new copy, and its end would mark the next
     run's log as stored and remove it)."""
-    path = tmp_path / "output.log"
-    path.touch()
-    hub = LogHub()
-    hub.start()
-    sink = RecordingSink()
-    logs = JobLogs(hub, lambda _job: path, sink=sink)
+    path, hub, sink, logs = _copying(tmp_path)
     try:
         hub.track(JOB, path)
         logs.start_copy(JOB, new_log=True)
